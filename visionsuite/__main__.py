@@ -1,0 +1,3 @@
+from visionsuite.cli import main
+
+main()

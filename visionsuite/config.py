@@ -1,0 +1,215 @@
+"""Run configuration: dataclass defaults < YAML file < command-line overrides.
+
+Every key is declared here with its type; an unknown key or a value of the wrong type is a
+one-line error naming the file and the closest valid key. YAML is read with ``safe_load`` and
+``--set key=value`` values are parsed as YAML scalars, never evaluated.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from visionsuite.errors import VisionsuiteError
+
+PACKAGE_CONFIGS = Path(__file__).parent / "configs"
+
+
+@dataclass
+class DataConfig:
+    path: str | None = None  # dataset root; empty = the embedded default dataset
+    image_size: int = 96  # images are resized to image_size x image_size
+    channels: int = 3  # 3 = RGB (grayscale is replicated), 1 = grayscale
+    val_fraction: float = 0.2  # only when the dataset has no val/ folder
+    split_seed: int = 0  # seed of that split, fixed so that runs compare
+    workers: int = 0  # decoding threads; 0 = one per CPU core
+
+
+@dataclass
+class AugmentConfig:
+    flip: float = 0.5  # probability of a horizontal flip
+    rotate: float = 10.0  # max rotation, degrees
+    translate: float = 0.1  # max shift, fraction of the image side
+    zoom: float = 0.1  # max zoom in or out, fraction
+    brightness: float = 0.2  # max brightness change, fraction of the range
+    contrast: float = 0.2  # max contrast change, fraction
+    erase: float = 0.0  # probability of random erasing (cutout)
+
+
+@dataclass
+class ModelConfig:
+    backbone: str = "resnet18"  # see `visionsuite models`
+    width: float = 1.0  # channel multiplier
+    depth: float = 1.0  # block-count multiplier (families that have stages of blocks)
+    dropout: float = 0.2  # before the classifier
+    weights: str | None = None  # a local .keras / .weights.h5 file to start from
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 60
+    batch_size: int = 32
+    optimizer: str = "adamw"  # adamw | sgd
+    lr: float = 0.002  # peak learning rate, after warm-up
+    weight_decay: float = 0.05
+    warmup_epochs: float = 3.0
+    min_lr_ratio: float = 0.01  # cosine decay ends at lr * min_lr_ratio
+    label_smoothing: float = 0.1
+    ema: bool = True  # evaluate and save an exponential moving average of the weights
+    ema_momentum: float = 0.99
+    patience: int = 20  # early stopping on the val metric; 0 = off
+    seed: int = 0
+    mixed_precision: bool = False  # float16 compute; pays off on GPUs, not on CPUs
+    jit_compile: bool = False  # XLA
+    tensorboard: bool = True
+
+
+@dataclass
+class ExportConfig:
+    quantize: str = "int8"  # none | float16 | dynamic | int8
+    calibration: int = 200  # representative images for int8
+
+
+@dataclass
+class Config:
+    task: str = "classify"
+    data: DataConfig = field(default_factory=DataConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    export: ExportConfig = field(default_factory=ExportConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def default_config_path(task: str) -> Path:
+    """`configs/TASK.yaml` of the working directory if present, else the packaged one."""
+    local = Path("configs") / f"{task}.yaml"
+    return local if local.is_file() else PACKAGE_CONFIGS / f"{task}.yaml"
+
+
+def load_config(
+    task: str,
+    path: str | Path | None = None,
+    overrides: dict[str, Any] | None = None,
+    sets: list[str] | tuple[str, ...] = (),
+) -> Config:
+    """Resolve a config: defaults, then the YAML file, then `overrides`, then `key=value` sets."""
+    path = Path(path) if path else default_config_path(task)
+    raw = read_yaml(path)
+    raw.setdefault("task", task)
+    if raw["task"] != task:
+        raise VisionsuiteError(f"{path}: config is for task '{raw['task']}', not '{task}'")
+    config = _build(Config, raw, str(path), "")
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            set_key(config, key, value, "command line")
+    for item in sets:
+        key, sep, text = item.partition("=")
+        if not sep:
+            raise VisionsuiteError(f"--set {item}: expected key=value, e.g. train.epochs=30")
+        set_key(config, key.strip(), yaml.safe_load(text) if text.strip() else None, "--set")
+    return config
+
+
+def read_yaml(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise VisionsuiteError(f"{path}: config file not found")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark else ""
+        raise VisionsuiteError(f"{path}: not valid YAML{where}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise VisionsuiteError(f"{path}: expected a mapping of sections at the top level")
+    return data
+
+
+def config_from_dict(raw: dict, source: str) -> Config:
+    return _build(Config, raw, source, "")
+
+
+def set_key(config: Config, dotted: str, value: Any, source: str) -> None:
+    """Set `section.key` on a resolved config, with the same checks as the YAML file."""
+    target: Any = config
+    parts = dotted.split(".")
+    for depth, part in enumerate(parts):
+        names = [f.name for f in dataclasses.fields(target)]
+        if part not in names:
+            prefix = ".".join(parts[:depth])
+            raise VisionsuiteError(_unknown_key(source, prefix, part, names))
+        if depth == len(parts) - 1:
+            hint = typing.get_type_hints(type(target))[part]
+            if dataclasses.is_dataclass(hint):
+                raise VisionsuiteError(f"{source}: '{dotted}' is a section; set one of its keys")
+            setattr(target, part, _coerce(value, hint, source, dotted))
+        else:
+            target = getattr(target, part)
+            if not dataclasses.is_dataclass(target):
+                raise VisionsuiteError(f"{source}: '{'.'.join(parts[:depth + 1])}' has no keys")
+
+
+def _build(cls: type, raw: Any, source: str, prefix: str):
+    if not isinstance(raw, dict):
+        raise VisionsuiteError(f"{source}: '{prefix}' must be a mapping of keys")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    values = {}
+    for key, value in raw.items():
+        if key not in names:
+            raise VisionsuiteError(_unknown_key(source, prefix, str(key), names))
+        keypath = f"{prefix}.{key}" if prefix else key
+        hint = hints[key]
+        if dataclasses.is_dataclass(hint):
+            values[key] = _build(hint, value or {}, source, keypath)
+        else:
+            values[key] = _coerce(value, hint, source, keypath)
+    return cls(**values)
+
+
+def _unknown_key(source: str, prefix: str, key: str, names: list[str]) -> str:
+    where = f"{prefix}.{key}" if prefix else key
+    close = difflib.get_close_matches(key, names, n=1)
+    hint = f" (did you mean '{prefix + '.' if prefix else ''}{close[0]}'?)" if close else ""
+    return f"{source}: unknown config key '{where}'{hint}"
+
+
+def _coerce(value: Any, hint: Any, source: str, keypath: str) -> Any:
+    allowed = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+    if value is None:
+        if type(None) in allowed:
+            return None
+        raise VisionsuiteError(f"{source}: '{keypath}' needs a value")
+    for kind in allowed:
+        if kind is bool:
+            if isinstance(value, bool):
+                return value
+        elif kind is int:
+            if isinstance(value, int) and not isinstance(value, bool):
+                return value
+        elif kind is float:
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                return float(value)
+        elif kind is str:
+            if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+                return str(value)
+    names = " or ".join(k.__name__ for k in allowed if k is not type(None))
+    raise VisionsuiteError(f"{source}: '{keypath}' must be {names}, got {value!r}")
+
+
+def save_config(config: Config, path: Path) -> None:
+    from visionsuite.core.files import atomic_write_text
+
+    atomic_write_text(path, yaml.safe_dump(config.to_dict(), sort_keys=False))

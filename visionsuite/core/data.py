@@ -1,0 +1,83 @@
+"""Task-agnostic data pipeline: parallel decoding into a RAM cache, then tf.data batches.
+
+Images are decoded once, by a thread pool (Pillow releases the GIL while it decodes), resized and
+kept in memory as uint8; each epoch then costs only shuffling, augmentation and batching inside
+tf.data, which runs in parallel with training. Unreadable files are warned about, skipped and
+counted rather than stopping the run.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from visionsuite.core.images import UnreadableImage, read_image
+from visionsuite.core.progress import progress
+
+
+@dataclass
+class DecodedImages:
+    images: np.ndarray  # (N, S, S, C) uint8
+    kept: np.ndarray  # indices into the input path list that decoded
+    skipped: list[str] = field(default_factory=list)  # one message per unreadable file
+
+
+def decode_images(
+    paths: list[Path], size: int, channels: int, workers: int = 0, desc: str = "decoding"
+) -> DecodedImages:
+    """Decode and resize `paths` in parallel; unreadable files are warned about and left out."""
+    workers = workers or os.cpu_count() or 1
+    images = np.zeros((len(paths), size, size, channels), np.uint8)
+    ok = np.zeros(len(paths), bool)
+    skipped: list[str] = []
+
+    def load(index: int) -> str | None:
+        try:
+            images[index] = read_image(paths[index], size, channels)
+            ok[index] = True
+            return None
+        except UnreadableImage as err:
+            return str(err)
+
+    with ThreadPoolExecutor(workers) as pool:
+        for message in progress(pool.map(load, range(len(paths))), total=len(paths), desc=desc):
+            if message:
+                skipped.append(message)
+                print(f"warning: {message}; skipped", file=sys.stderr)
+    kept = np.flatnonzero(ok)
+    return DecodedImages(images[kept] if len(kept) < len(paths) else images, kept, skipped)
+
+
+def make_dataset(
+    images: np.ndarray,
+    targets: np.ndarray,
+    batch_size: int,
+    *,
+    training: bool,
+    seed: int = 0,
+    augment_fn=None,
+    target_fn=None,
+):
+    """A tf.data pipeline over in-memory arrays: shuffle, batch, augment in parallel, prefetch."""
+    import tensorflow as tf
+
+    dataset = tf.data.Dataset.from_tensor_slices((images, targets))
+    if training:
+        dataset = dataset.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
+    dataset = dataset.batch(batch_size, drop_remainder=training and len(images) >= batch_size)
+
+    def prepare(x, y):
+        x = tf.cast(x, tf.float32)
+        if training and augment_fn is not None:
+            x = augment_fn(x)
+        return x, (target_fn(y) if target_fn is not None else y)
+
+    dataset = dataset.map(prepare, num_parallel_calls=tf.data.AUTOTUNE, deterministic=not training)
+    options = tf.data.Options()
+    options.experimental_optimization.map_parallelization = True
+    return dataset.with_options(options).prefetch(tf.data.AUTOTUNE)

@@ -1,0 +1,51 @@
+"""Evaluate a run folder, a .keras or a .tflite file on a dataset, with the task's metrics."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from visionsuite.config import Config, config_from_dict, load_config, read_yaml
+from visionsuite.core.files import write_json
+from visionsuite.core.models import ModelSource, load_predictor, resolve_model
+from visionsuite.errors import VisionsuiteError
+
+
+def load_run_config(source: ModelSource, data: str | None = None,
+                    image_size: int | None = None, channels: int | None = None) -> Config:
+    """The config a model was trained with (its run folder's config.yaml), or the task's
+    defaults for a bare model file; `data` replaces the dataset path."""
+    if source.run_dir is not None and (source.run_dir / "config.yaml").is_file():
+        path = source.run_dir / "config.yaml"
+        config = config_from_dict(read_yaml(path), str(path))
+    else:
+        if not data:
+            raise VisionsuiteError(f"{source.path}: not inside a run folder; pass --data PATH")
+        config = load_config("classify")
+    if data:
+        config.data.path = data
+    if image_size:
+        config.data.image_size = int(image_size)
+    if channels:
+        config.data.channels = int(channels)
+    return config
+
+
+def evaluate(run: str | Path, data: str | None = None, json_path: str | Path | None = None,
+             threads: int | None = None) -> dict:
+    from visionsuite.tasks import get_task
+
+    source = resolve_model(run)
+    predictor = load_predictor(source, threads)
+    config = load_run_config(source, data, predictor.image_size, predictor.channels)
+    task = get_task(config.task)
+    dataset = task.load_data(config, train=False, labels=source.labels)
+    started = time.perf_counter()
+    outputs = predictor.predict(dataset.val.images)
+    metrics = task.evaluate(outputs, dataset.val, dataset.labels)
+    result = {"model": str(source.path), "format": source.kind, "data": dataset.source,
+              "seconds": round(time.perf_counter() - started, 3),
+              "skipped_images": len(dataset.val.skipped), **metrics}
+    if json_path:
+        write_json(json_path, result)
+    return result

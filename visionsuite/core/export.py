@@ -1,0 +1,161 @@
+"""Export a trained Keras model to TFLite, with metadata, and check it against the Keras model.
+
+The graph is written through `keras.export.ExportArchive` with a fixed batch-1 input (a Keras 3
+model captured by a plain `tf.Module` leaves unresolved variables in the .tflite, and dynamic
+shapes break some converters), then converted by `tf.lite.TFLiteConverter` with the options of
+the chosen quantization, a table below.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from visionsuite.core.files import atomic_write_bytes, write_json
+from visionsuite.errors import VisionsuiteError
+
+
+@dataclass(frozen=True)
+class Quantization:
+    name: str
+    description: str
+    configure: Callable  # (converter, representative_dataset) -> None
+
+
+def _float16(converter, _):
+    import tensorflow as tf
+
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.target_spec.supported_types = [tf.float16]
+
+
+def _dynamic(converter, _):
+    import tensorflow as tf
+
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+
+
+def _int8(converter, representative):
+    import tensorflow as tf
+
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = representative
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    # uint8 in and out: the camera's bytes go straight in, as MediaPipe and phone apps feed them.
+    converter.inference_input_type = tf.uint8
+    converter.inference_output_type = tf.uint8
+
+
+QUANTIZATIONS = {q.name: q for q in (
+    Quantization("none", "float32 weights and compute", lambda converter, _: None),
+    Quantization("float16", "float16 weights, float32 compute", _float16),
+    Quantization("dynamic", "int8 weights, float activations (dynamic range)", _dynamic),
+    Quantization("int8", "full integer: int8 weights and activations, uint8 input and output",
+                 _int8),
+)}
+
+
+def convert(model, quantize: str, calibration_images: np.ndarray | None = None) -> bytes:
+    """Convert a Keras model taking (1, S, S, C) float images in 0..255 to .tflite bytes."""
+    import keras
+    import tensorflow as tf
+
+    if quantize not in QUANTIZATIONS:
+        raise VisionsuiteError(f"unknown quantization '{quantize}'; choose one of: "
+                               + ", ".join(QUANTIZATIONS))
+    if quantize == "int8" and (calibration_images is None or not len(calibration_images)):
+        raise VisionsuiteError("int8 export needs calibration images")
+    shape = (1,) + tuple(model.input_shape[1:])
+    with tempfile.TemporaryDirectory(prefix="visionsuite-export-") as folder:
+        archive = keras.export.ExportArchive()
+        archive.track(model)
+        archive.add_endpoint("serve", lambda x: model(x, training=False),
+                             input_signature=[tf.TensorSpec(shape, tf.float32, name="image")])
+        archive.write_out(folder, verbose=False)
+        converter = tf.lite.TFLiteConverter.from_saved_model(folder)
+        QUANTIZATIONS[quantize].configure(converter, _representative(calibration_images, shape))
+        try:
+            return converter.convert()
+        except Exception as err:  # the converter raises many types, all with a long MLIR dump
+            first = str(err).strip().splitlines()[0][:300] if str(err).strip() else repr(err)
+            raise VisionsuiteError(f"TFLite conversion ({quantize}) failed: {first}") from None
+
+
+def _representative(images: np.ndarray | None, shape):
+    """Calibration samples; the first one pins the input range to exactly 0..255, so that the
+    uint8 input gets scale 1 and zero point 0 and a phone can feed raw pixel bytes."""
+
+    def generate():
+        extremes = np.full(shape, 127.5, np.float32)
+        extremes.reshape(-1)[0], extremes.reshape(-1)[-1] = 0.0, 255.0
+        yield [extremes]
+        for image in images:
+            yield [image[None].astype(np.float32)]
+
+    return generate
+
+
+def export(run: str | Path, quantize: str = "int8", output: str | Path = "exported",
+           calibration: int | None = None, data: str | None = None) -> dict:
+    """Export RUN to `output/NAME-QUANT.tflite`, with metadata, and write the parity report
+    `output/NAME-QUANT.json`: the same metrics of the Keras model and the .tflite on val."""
+    from visionsuite.core.evaluate import load_run_config
+    from visionsuite.core.metadata import build_metadata, populate
+    from visionsuite.core.models import (KerasPredictor, TFLitePredictor, load_keras_model,
+                                         resolve_model)
+    from visionsuite.tasks import get_task
+
+    source = resolve_model(run)
+    if source.kind != "keras":
+        raise VisionsuiteError(f"{source.path}: export takes a run folder or a .keras model")
+    config = load_run_config(source, data)
+    task = get_task(config.task)
+    model = load_keras_model(source.path)
+    labels = source.labels or [f"class_{i}" for i in range(model.output_shape[-1])]
+    dataset = task.load_data(config, train=quantize == "int8", labels=labels)
+    calibration = calibration if calibration is not None else config.export.calibration
+    calibration_images = _calibration_sample(dataset, calibration, config.train.seed)
+
+    print(f"converting ({quantize}) ...", file=sys.stderr)
+    started = time.perf_counter()
+    tflite = convert(model, quantize, calibration_images)
+    spec = task.tflite_metadata(labels, quantized_input=quantize == "int8")
+    spec.grayscale = config.data.channels == 1
+    files = {spec.labels_file: ("\n".join(labels) + "\n").encode()} if spec.labels else {}
+    tflite = populate(tflite, build_metadata(spec), files)
+    name = (source.run_dir or source.path.parent).name if source.path.stem == "model" \
+        else source.path.stem
+    target = Path(output) / f"{name}-{quantize}.tflite"
+    atomic_write_bytes(target, tflite)
+    seconds = time.perf_counter() - started
+
+    print("checking the .tflite against the Keras model on val ...", file=sys.stderr)
+    keras_out = KerasPredictor(model).predict(dataset.val.images)
+    tflite_out = TFLitePredictor(target).predict(dataset.val.images)
+    report = {
+        "quantize": quantize,
+        "file": str(target),
+        "size_bytes": target.stat().st_size,
+        "convert_seconds": round(seconds, 2),
+        "calibration_images": len(calibration_images) if quantize == "int8" else 0,
+        "val_images": len(dataset.val),
+        "keras": task.headline(task.evaluate(keras_out, dataset.val, labels)),
+        "tflite": task.headline(task.evaluate(tflite_out, dataset.val, labels)),
+        "agreement": task.agreement(keras_out, tflite_out),
+    }
+    write_json(target.with_suffix(".json"), report)
+    return report
+
+
+def _calibration_sample(dataset, count: int, seed: int) -> np.ndarray:
+    """`count` train images (val when there is no train split), evenly over a seeded shuffle:
+    calibration never sees the images the parity check is measured on when it can avoid it."""
+    pool = dataset.train if dataset.train is not None and len(dataset.train) else dataset.val
+    order = np.random.default_rng(seed).permutation(len(pool))[:max(0, count)]
+    return pool.images[np.sort(order)]

@@ -1,0 +1,82 @@
+"""Files that are never half-written, and paths that never leave their root."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+from visionsuite.errors import VisionsuiteError
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path, suffix: str = "") -> Iterator[Path]:
+    """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds.
+
+    `suffix` keeps the extension for writers that insist on one (Keras wants `.keras`).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or ".tmp", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    finally:
+        tmp_path.unlink(missing_ok=True)
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def write_json(path: str | Path, data) -> None:
+    atomic_write_text(path, json.dumps(data, indent=2, default=_json_default) + "\n")
+
+
+def _json_default(value):
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if hasattr(value, "item"):
+        return value.item()
+    return str(value)
+
+
+def inside(root: Path, relative: str | Path) -> Path:
+    """`root / relative`, refusing any path that resolves outside `root` (`..`, absolute, links)."""
+    root = root.resolve()
+    candidate = (root / relative).resolve()
+    if candidate != root and root not in candidate.parents:
+        raise VisionsuiteError(f"{root / relative}: path leaves the dataset folder {root}")
+    return candidate
+
+
+def new_run_dir(base: Path, name: str | None) -> Path:
+    """A fresh run folder: `base/NAME`, or `base/exp`, `base/exp2`, ... when no name is given."""
+    base.mkdir(parents=True, exist_ok=True)
+    if name:
+        run = base / name
+        if run.exists():
+            raise VisionsuiteError(
+                f"{run}: run folder already exists; choose another --name or --resume it"
+            )
+        run.mkdir()
+        return run
+    for index in range(1, 100000):
+        run = base / ("exp" if index == 1 else f"exp{index}")
+        try:
+            run.mkdir()
+            return run
+        except FileExistsError:
+            continue
+    raise VisionsuiteError(f"{base}: too many runs")

@@ -1,0 +1,97 @@
+"""Reading images of every common format and mode into uint8 arrays, on purpose.
+
+Pillow decodes JPEG, PNG, BMP, GIF, PGM/PPM and TIFF alike, so every format takes the same path.
+Modes are converted deliberately:
+- 16-bit and 32-bit grayscale are scaled linearly from their full range to 0..255 (not clipped,
+  which would turn most 16-bit images white);
+- RGBA and LA are composited on white, since colour under transparent pixels is undefined;
+- palette images go through RGBA so that a transparent palette entry is handled the same way;
+- EXIF orientation is applied, so a phone photo is seen upright, as a person sees it.
+Images are only ever read: nothing here writes to the file.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from visionsuite.errors import VisionsuiteError
+
+IMAGE_EXTENSIONS = (
+    ".jpg", ".jpeg", ".png", ".bmp", ".gif", ".pgm", ".ppm", ".pbm", ".pnm", ".tif", ".tiff",
+)
+
+# A decompression-bomb guard that still admits large microscopy slides.
+Image.MAX_IMAGE_PIXELS = 20000 * 20000
+
+
+class UnreadableImage(VisionsuiteError):
+    """One image that cannot be decoded; callers usually warn, skip and count it."""
+
+
+def is_image_file(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
+
+
+def read_image(path: str | Path, size: int | None = None, channels: int = 3) -> np.ndarray:
+    """Decode `path` to a uint8 array of shape (H, W, channels), resized to size x size if given."""
+    path = Path(path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                if size and image.format == "JPEG":
+                    # Let libjpeg decode at 1/2, 1/4 or 1/8 scale: large photos load far faster.
+                    image.draft("RGB", (size, size))
+                image.load()
+                image = ImageOps.exif_transpose(image)
+                array = _to_uint8(image, channels, size)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        reason = "not an image file" if isinstance(err, UnidentifiedImageError) else str(err)
+        raise UnreadableImage(f"{path}: unreadable image ({reason})") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise UnreadableImage(f"{path}: image too large to decode safely") from None
+    return array
+
+
+def image_info(path: str | Path) -> tuple[tuple[int, int], str]:
+    """(width, height) and Pillow mode, from the header only: cheap, for data checks."""
+    try:
+        with Image.open(path) as image:
+            return image.size, image.mode
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        reason = "not an image file" if isinstance(err, UnidentifiedImageError) else str(err)
+        raise UnreadableImage(f"{path}: unreadable image ({reason})") from None
+
+
+def _to_uint8(image: Image.Image, channels: int, size: int | None) -> np.ndarray:
+    image = _to_8bit(image)
+    if image.mode == "P":
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA", "PA"):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(background, rgba)
+    image = image.convert("L" if channels == 1 else "RGB")
+    if size and image.size != (size, size):
+        image = image.resize((size, size), Image.BILINEAR, reducing_gap=3.0)
+    array = np.asarray(image, dtype=np.uint8)
+    return array[..., None] if channels == 1 else array
+
+
+def _to_8bit(image: Image.Image) -> Image.Image:
+    if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        array = np.asarray(image)
+        top = 65535.0 if image.mode.startswith("I;16") else float(max(array.max(), 1))
+        if image.mode in ("I", "F") and array.max() <= 65535 and array.min() >= 0:
+            top = 65535.0 if array.max() > 255 else 255.0
+        scaled = np.clip(array.astype(np.float64) * (255.0 / top), 0, 255).round()
+        return Image.fromarray(scaled.astype(np.uint8), mode="L")
+    if image.mode == "1":
+        return image.convert("L")
+    if image.mode == "CMYK" or image.mode == "YCbCr":
+        return image.convert("RGB")
+    return image

@@ -1,0 +1,158 @@
+"""Loading trained models safely, and running Keras and TFLite models behind one interface."""
+
+from __future__ import annotations
+
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from visionsuite.errors import VisionsuiteError
+
+
+@dataclass
+class ModelSource:
+    """What `RUN` on the command line points at: a run folder, a .keras or a .tflite file."""
+
+    path: Path  # the model file
+    kind: str  # "keras" | "tflite"
+    run_dir: Path | None
+    labels: list[str] | None
+
+
+def resolve_model(run: str | Path) -> ModelSource:
+    path = Path(run)
+    if not path.exists():
+        raise VisionsuiteError(f"{path}: no such run folder or model file")
+    if path.is_dir():
+        model = path / "model.keras"
+        if not model.is_file():
+            raise VisionsuiteError(f"{path}: not a run folder (no model.keras in it)")
+        return ModelSource(model, "keras", path, read_labels(path / "labels.txt"))
+    suffix = path.suffix.lower()
+    if suffix == ".keras":
+        run_dir = path.parent if (path.parent / "config.yaml").is_file() else None
+        return ModelSource(path, "keras", run_dir, read_labels(path.parent / "labels.txt"))
+    if suffix == ".tflite":
+        return ModelSource(path, "tflite", None, tflite_labels(path))
+    raise VisionsuiteError(f"{path}: expected a run folder, a .keras or a .tflite file")
+
+
+def read_labels(path: Path) -> list[str] | None:
+    if not path.is_file():
+        return None
+    return [line.strip() for line in path.read_text().splitlines() if line.strip()]
+
+
+def tflite_labels(path: Path) -> list[str] | None:
+    """Labels from the label file packed into a .tflite by its metadata (the file is a zip)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            name = next((n for n in archive.namelist() if n.endswith(".txt")), None)
+            if name is None:
+                return None
+            text = archive.read(name).decode("utf-8")
+    except (zipfile.BadZipFile, OSError):
+        return None
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def load_keras_model(path: Path):
+    """Load a .keras file in Keras safe mode: a Lambda layer (arbitrary code) is refused."""
+    import keras
+
+    import visionsuite.core.backbones  # noqa: F401  registers the project's own layers
+
+    try:
+        return keras.saving.load_model(path, compile=False, safe_mode=True)
+    except ValueError as err:
+        text = str(err)
+        if "Lambda" in text or "safe_mode" in text:
+            raise VisionsuiteError(
+                f"{path}: the model holds a Lambda layer (arbitrary Python code); "
+                "refusing to load it (Keras safe mode)") from None
+        raise VisionsuiteError(f"{path}: cannot load the model ({_first_line(text)})") from None
+    except (OSError, zipfile.BadZipFile, KeyError, TypeError) as err:
+        raise VisionsuiteError(f"{path}: not a readable .keras model ({_first_line(str(err))})") \
+            from None
+
+
+def _first_line(text: str) -> str:
+    return text.strip().splitlines()[0][:200] if text.strip() else "unknown error"
+
+
+class KerasPredictor:
+    def __init__(self, model, batch_size: int = 64):
+        self.model = model
+        self.batch_size = batch_size
+        shape = model.input_shape
+        self.image_size, self.channels = shape[1], shape[3]
+        self._call = None
+
+    def predict(self, images: np.ndarray) -> np.ndarray:
+        """uint8 images (N, S, S, C) to float outputs."""
+        import tensorflow as tf
+
+        if self._call is None:
+            self._call = tf.function(lambda x: self.model(x, training=False), reduce_retracing=True)
+        outputs = []
+        for start in range(0, len(images), self.batch_size):
+            batch = tf.constant(images[start:start + self.batch_size], tf.float32)
+            outputs.append(np.asarray(self._call(batch)))
+        return np.concatenate(outputs)
+
+
+class TFLitePredictor:
+    """Runs a .tflite with LiteRT, quantizing inputs and dequantizing outputs as its tensors say."""
+
+    def __init__(self, path: Path, threads: int | None = None):
+        from ai_edge_litert.interpreter import Interpreter
+
+        try:
+            self.interpreter = Interpreter(model_path=str(path), num_threads=threads)
+            self.interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as err:
+            raise VisionsuiteError(f"{path}: not a loadable .tflite model "
+                                   f"({_first_line(str(err))})") from None
+        self.input = self.interpreter.get_input_details()[0]
+        self.outputs = self.interpreter.get_output_details()
+        _, self.image_size, _, self.channels = self.input["shape"]
+
+    def quantize_input(self, images: np.ndarray) -> np.ndarray:
+        dtype = self.input["dtype"]
+        if dtype == np.float32:
+            return images.astype(np.float32)
+        scale, zero = self.input["quantization"]
+        if scale == 1.0 and zero == 0 and dtype == np.uint8:
+            return images.astype(np.uint8)
+        info = np.iinfo(dtype)
+        values = np.round(images.astype(np.float32) / scale + zero)
+        return np.clip(values, info.min, info.max).astype(dtype)
+
+    def invoke(self, image: np.ndarray) -> list[np.ndarray]:
+        """One already-quantized input (1, S, S, C) to the raw output tensors."""
+        self.interpreter.set_tensor(self.input["index"], image)
+        self.interpreter.invoke()
+        return [self.interpreter.get_tensor(o["index"]) for o in self.outputs]
+
+    def predict(self, images: np.ndarray) -> np.ndarray:
+        quantized = self.quantize_input(images)
+        results = []
+        for index in range(len(images)):
+            raw = self.invoke(quantized[index:index + 1])[0]
+            results.append(dequantize(raw, self.outputs[0]))
+        return np.concatenate(results)
+
+
+def dequantize(values: np.ndarray, details: dict) -> np.ndarray:
+    scale, zero = details["quantization"]
+    if details["dtype"] == np.float32 or scale == 0:
+        return values.astype(np.float32)
+    return (values.astype(np.float32) - zero) * scale
+
+
+def load_predictor(source: ModelSource, threads: int | None = None):
+    if source.kind == "tflite":
+        return TFLitePredictor(source.path, threads)
+    return KerasPredictor(load_keras_model(source.path))

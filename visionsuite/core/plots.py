@@ -1,0 +1,73 @@
+"""PNG plots for what a person would rather look at than read: curves and confusion matrices."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+
+from visionsuite.core.files import atomic_path
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(figure, path: Path) -> None:
+    with atomic_path(path, suffix=".png") as tmp:
+        figure.savefig(tmp, dpi=110, bbox_inches="tight")
+    _pyplot().close(figure)
+
+
+def plot_history(history_csv: Path, path: Path) -> Path | None:
+    """Loss and every metric per epoch, train against val, one panel each."""
+    if not history_csv.is_file():
+        return None
+    with history_csv.open() as handle:
+        rows = list(csv.DictReader(handle))
+    if not rows:
+        return None
+    names = [k for k in rows[0] if k not in ("epoch", "learning_rate") and not k.startswith("val_")]
+    plt = _pyplot()
+    figure, axes = plt.subplots(1, len(names), figsize=(4.5 * len(names), 3.5), squeeze=False)
+    epochs = [int(row["epoch"]) + 1 for row in rows]
+    for axis, name in zip(axes[0], names):
+        for key, style in ((name, "-"), (f"val_{name}", "--")):
+            if key in rows[0]:
+                axis.plot(epochs, [float(row[key] or "nan") for row in rows], style,
+                          label="val" if key.startswith("val_") else "train")
+        axis.set_title(name)
+        axis.set_xlabel("epoch")
+        axis.grid(alpha=0.3)
+        axis.legend()
+    _save(figure, path)
+    return path
+
+
+def plot_confusion(confusion: np.ndarray, labels: list[str], path: Path) -> Path:
+    """Row-normalised confusion matrix with the raw counts written in each cell."""
+    plt = _pyplot()
+    count = len(labels)
+    side = min(2 + 0.45 * count, 24)
+    figure, axis = plt.subplots(figsize=(side, side))
+    totals = confusion.sum(axis=1, keepdims=True)
+    normalised = np.divide(confusion, totals, out=np.zeros(confusion.shape), where=totals > 0)
+    axis.imshow(normalised, cmap="Blues", vmin=0, vmax=1)
+    if count <= 40:
+        for (row, col), value in np.ndenumerate(confusion):
+            if value:
+                axis.text(col, row, str(value), ha="center", va="center", fontsize=8,
+                          color="white" if normalised[row, col] > 0.5 else "black")
+        axis.set_xticks(range(count), labels, rotation=90)
+        axis.set_yticks(range(count), labels)
+    axis.set_xlabel("predicted")
+    axis.set_ylabel("true")
+    axis.set_title("confusion matrix (val)")
+    _save(figure, path)
+    return path

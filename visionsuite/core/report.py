@@ -1,0 +1,34 @@
+"""Plain-text tables for the terminal."""
+
+from __future__ import annotations
+
+
+def format_value(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.4f}" if abs(value) < 10 else f"{value:.1f}"
+    return "-" if value is None else str(value)
+
+
+def table(rows: list[dict], columns: list[str] | None = None) -> str:
+    """Rows of dicts as an aligned table; missing cells print as '-'."""
+    if not rows:
+        return ""
+    columns = columns or list(dict.fromkeys(key for row in rows for key in row))
+    cells = [[format_value(row.get(column)) for column in columns] for row in rows]
+    widths = [max(len(c), *(len(line[i]) for line in cells)) for i, c in enumerate(columns)]
+    numeric = [all(_is_number(line[i]) for line in cells) for i in range(len(columns))]
+
+    def render(values):
+        return "  ".join(v.rjust(w) if num else v.ljust(w)
+                         for v, w, num in zip(values, widths, numeric)).rstrip()
+
+    rule = "  ".join("-" * w for w in widths)
+    return "\n".join([render(columns), rule] + [render(line) for line in cells])
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return text == "-"

@@ -1,0 +1,231 @@
+"""Task-agnostic training: a run folder, the default recipe, checkpoints, logs, resume.
+
+The recipe: AdamW (or SGD with Nesterov momentum), linear warm-up then cosine decay, label
+smoothing and augmentation from the config, an exponential moving average of the weights (what
+is evaluated and saved), best-checkpoint saving, early stopping, CSV and TensorBoard logs.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import keras
+
+import visionsuite.core.backbones  # noqa: F401  registers the custom layers for loading
+
+from visionsuite.config import Config, config_from_dict, read_yaml, save_config
+from visionsuite.core.files import atomic_path, atomic_write_text, new_run_dir, write_json
+from visionsuite.errors import VisionsuiteError
+
+
+def train(config: Config, output: str | Path = "runs", name: str | None = None,
+          resume: str | Path | None = None) -> Path:
+    """Train `config.task` and return the run folder (model.keras, metrics.json, plots, ...)."""
+    from visionsuite.tasks import get_task
+
+    if resume:
+        run_dir = Path(resume)
+        config = config_from_dict(read_yaml(run_dir / "config.yaml"), str(run_dir / "config.yaml"))
+    task = get_task(config.task)
+    keras.utils.set_random_seed(config.train.seed)
+    if config.train.mixed_precision:
+        keras.mixed_precision.set_global_policy("mixed_float16")
+    data = task.load_data(config)
+    _print_data_summary(data)
+    if len(data.train) < 1:
+        raise VisionsuiteError(f"{data.source}: the train split holds no readable images")
+
+    if resume:
+        model, state = _load_resume_state(run_dir)
+    else:
+        run_dir = new_run_dir(Path(output) / config.task, name)
+        save_config(config, run_dir / "config.yaml")
+        atomic_write_text(run_dir / "labels.txt", "\n".join(data.labels) + "\n")
+        model, state = task.build_model(config, data.labels), {"epoch": -1}
+        if config.model.weights:
+            _load_start_weights(model, Path(config.model.weights))
+        _compile(model, task, config, data)
+    print(f"run folder: {run_dir}", file=sys.stderr)
+
+    fit_model(model, task, config, data, run_dir, state)
+    return finish_run(run_dir, task, data)
+
+
+def _print_data_summary(data) -> None:
+    skipped = len(data.val.skipped) + (len(data.train.skipped) if data.train else 0)
+    train_count = len(data.train) if data.train else 0
+    note = f", {skipped} unreadable skipped" if skipped else ""
+    print(f"data: {data.source}: {train_count} train / {len(data.val)} val images, "
+          f"{len(data.labels)} classes{note}", file=sys.stderr)
+
+
+def _compile(model, task, config: Config, data) -> None:
+    steps = max(1, len(data.train) // config.train.batch_size)
+    total, warmup = steps * config.train.epochs, int(steps * config.train.warmup_epochs)
+    schedule = keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=config.train.lr * 0.01 if warmup else config.train.lr,
+        decay_steps=max(1, total - warmup), alpha=config.train.min_lr_ratio,
+        warmup_target=config.train.lr if warmup else None, warmup_steps=warmup)
+    ema = {"use_ema": config.train.ema, "ema_momentum": config.train.ema_momentum}
+    if config.train.optimizer == "adamw":
+        optimizer = keras.optimizers.AdamW(schedule, weight_decay=config.train.weight_decay, **ema)
+    elif config.train.optimizer == "sgd":
+        optimizer = keras.optimizers.SGD(schedule, momentum=0.9, nesterov=True,
+                                         weight_decay=config.train.weight_decay, **ema)
+    else:
+        raise VisionsuiteError(f"train.optimizer must be 'adamw' or 'sgd', "
+                               f"got '{config.train.optimizer}'")
+    # Norm scales and biases are not decayed, as in the recipes these defaults come from.
+    optimizer.exclude_from_weight_decay(var_names=["gamma", "beta", "bias"])
+    loss, metrics = task.loss_and_metrics(config, data.labels)
+    model.compile(optimizer, loss, metrics=metrics, jit_compile=config.train.jit_compile)
+
+
+def make_train_datasets(task, config: Config, data):
+    from visionsuite.core.augment import make_augment
+    from visionsuite.core.data import make_dataset
+
+    target_fn = task.target_fn(data.labels)
+    train_ds = make_dataset(data.train.images, data.train.targets, config.train.batch_size,
+                            training=True, seed=config.train.seed,
+                            augment_fn=make_augment(config.augment), target_fn=target_fn)
+    val_ds = make_dataset(data.val.images, data.val.targets, config.train.batch_size * 2,
+                          training=False, target_fn=target_fn)
+    return train_ds, val_ds
+
+
+def fit_model(model, task, config: Config, data, run_dir: Path, state: dict) -> None:
+    train_ds, val_ds = make_train_datasets(task, config, data)
+    callbacks = []
+    if config.train.ema:
+        # Validation and checkpoints see the averaged weights; training continues on the raw ones.
+        callbacks.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
+    callbacks += [
+        BestCheckpoint(run_dir, task.monitor, task.monitor_mode, state),
+        keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=state["epoch"] >= 0),
+    ]
+    if config.train.patience > 0:
+        callbacks.append(EarlyStop(config.train.patience, state))
+    if config.train.tensorboard:
+        callbacks.append(keras.callbacks.TensorBoard(str(run_dir / "tensorboard"),
+                                                     write_graph=False, update_freq="epoch"))
+    callbacks.append(LastCheckpoint(run_dir, state))  # last: saves the state the others updated
+    start = state["epoch"] + 1
+    if start >= config.train.epochs:
+        print(f"{run_dir}: already trained for {config.train.epochs} epochs", file=sys.stderr)
+        return
+    model.fit(train_ds, validation_data=val_ds, epochs=config.train.epochs,
+              initial_epoch=start, callbacks=callbacks, shuffle=False, verbose=2 if not sys.stdout.isatty() else 1)
+
+
+def finish_run(run_dir: Path, task, data) -> Path:
+    """Evaluate the best checkpoint on val and write metrics.json and the plots."""
+    from visionsuite.core.models import KerasPredictor, load_keras_model
+    from visionsuite.core.plots import plot_history
+    from visionsuite.core.report import table
+
+    model = load_keras_model(run_dir / "model.keras")
+    started = time.perf_counter()
+    outputs = KerasPredictor(model).predict(data.val.images)
+    metrics = task.evaluate(outputs, data.val, data.labels)
+    metrics["eval_seconds"] = round(time.perf_counter() - started, 3)
+    metrics["skipped_images"] = len(data.val.skipped) + len(data.train.skipped)
+    write_json(run_dir / "metrics.json", metrics)
+    plot_history(run_dir / "history.csv", run_dir / "curves.png")
+    task.plot(metrics, data.labels, run_dir)
+    print(table([{"split": "val", **task.headline(metrics)}]))
+    return run_dir
+
+
+class BestCheckpoint(keras.callbacks.Callback):
+    """Saves model.keras (without optimizer state) when the monitored metric improves; ties go to
+    the lower val_loss. Written to a temporary file and renamed: never half-written."""
+
+    def __init__(self, run_dir: Path, monitor: str, mode: str, state: dict):
+        super().__init__()
+        self.run_dir, self.monitor, self.mode, self.state = run_dir, monitor, mode, state
+        state.setdefault("best", None)
+        state.setdefault("best_loss", math.inf)
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        value, loss = logs.get(self.monitor), logs.get("val_loss", math.inf)
+        if value is None:
+            raise VisionsuiteError(f"metric '{self.monitor}' was not computed")
+        best = self.state["best"]
+        better = (best is None or (value > best if self.mode == "max" else value < best)
+                  or (value == best and loss < self.state["best_loss"]))
+        if better:
+            self.state.update(best=float(value), best_loss=float(loss), best_epoch=epoch)
+            save_inference_model(self.model, self.run_dir / "model.keras")
+
+
+class EarlyStop(keras.callbacks.Callback):
+    """Stops when the best epoch is `patience` epochs old; reads the state BestCheckpoint keeps,
+    so that it survives --resume."""
+
+    def __init__(self, patience: int, state: dict):
+        super().__init__()
+        self.patience, self.state = patience, state
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch - self.state.get("best_epoch", epoch) >= self.patience:
+            print(f"early stop: no improvement in {self.patience} epochs", file=sys.stderr)
+            self.model.stop_training = True
+
+
+class LastCheckpoint(keras.callbacks.Callback):
+    """Saves last.keras (with optimizer state) and state.json every epoch, for --resume."""
+
+    def __init__(self, run_dir: Path, state: dict):
+        super().__init__()
+        self.run_dir, self.state = run_dir, state
+
+    def on_epoch_end(self, epoch, logs=None):
+        with atomic_path(self.run_dir / "last.keras", suffix=".keras") as tmp:
+            self.model.save(tmp)
+        self.state["epoch"] = epoch
+        write_json(self.run_dir / "state.json", self.state)
+
+
+def save_inference_model(model, path: Path) -> None:
+    """Save weights and architecture only: the file a user ships or exports."""
+    clone = keras.Model.from_config(model.get_config())
+    clone.set_weights(model.get_weights())
+    with atomic_path(path, suffix=".keras") as tmp:
+        clone.save(tmp)
+
+
+def _load_resume_state(run_dir: Path):
+    last, state_file = run_dir / "last.keras", run_dir / "state.json"
+    if not last.is_file() or not state_file.is_file():
+        raise VisionsuiteError(f"{run_dir}: nothing to resume (no last.keras / state.json)")
+    model = keras.saving.load_model(last, safe_mode=True)
+    state = json.loads(state_file.read_text())
+    return model, state
+
+
+def _load_start_weights(model, path: Path) -> None:
+    from visionsuite.core.models import load_keras_model
+
+    if not path.is_file():
+        raise VisionsuiteError(f"{path}: model.weights file not found")
+    if path.suffix == ".keras":
+        source = load_keras_model(path)
+        loaded = 0
+        for layer in model.layers:
+            try:
+                other = source.get_layer(layer.name)
+            except ValueError:
+                continue
+            shapes = [w.shape for w in other.get_weights()]
+            if shapes and shapes == [w.shape for w in layer.get_weights()]:
+                layer.set_weights(other.get_weights())
+                loaded += 1
+        print(f"weights: {loaded} layers loaded from {path}", file=sys.stderr)
+    else:
+        model.load_weights(path, skip_mismatch=True)

@@ -1,0 +1,77 @@
+"""What a task plugs into the core: data, model, loss, metrics, plots and TFLite metadata.
+
+The core (training, evaluation, export, benchmark) calls only these hooks, so it never needs
+to know which task it runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from visionsuite.config import Config
+
+
+@dataclass
+class Split:
+    """One decoded split: uint8 images (N, S, S, C) and their targets."""
+
+    images: np.ndarray
+    targets: np.ndarray
+    paths: list[Path]
+    skipped: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+
+@dataclass
+class TaskData:
+    labels: list[str]
+    val: Split
+    train: Split | None = None
+    source: str = ""  # the dataset folder, for messages
+
+
+class Task:
+    name = ""
+    monitor = "val_accuracy"  # Keras log key that picks the best checkpoint
+    monitor_mode = "max"
+
+    def load_data(self, config: Config, train: bool = True,
+                  labels: list[str] | None = None) -> TaskData:
+        """Decode the val split (and the train split if `train`). With `labels` (a trained
+        model's classes), the dataset's classes are mapped onto them."""
+        raise NotImplementedError
+
+    def build_model(self, config: Config, labels: list[str]):
+        raise NotImplementedError
+
+    def loss_and_metrics(self, config: Config, labels: list[str]):
+        raise NotImplementedError
+
+    def target_fn(self, labels: list[str]):
+        """A tf function turning stored targets into what the loss expects (or None)."""
+        return None
+
+    def evaluate(self, outputs: np.ndarray, split: Split, labels: list[str]) -> dict:
+        """Metrics of model `outputs` on `split`; the same names for every model format."""
+        raise NotImplementedError
+
+    def headline(self, metrics: dict) -> dict[str, float]:
+        """The few scalar metrics shown in tables and compared between formats."""
+        raise NotImplementedError
+
+    def agreement(self, outputs_a: np.ndarray, outputs_b: np.ndarray) -> float | None:
+        """How often two models (Keras and its .tflite) give the same answer, where that means
+        something for the task."""
+        return None
+
+    def plot(self, metrics: dict, labels: list[str], folder: Path, prefix: str = "") -> list[Path]:
+        return []
+
+    def tflite_metadata(self, labels: list[str], quantized_input: bool):
+        """A `visionsuite.core.metadata.MetadataSpec` for the exported model."""
+        raise NotImplementedError

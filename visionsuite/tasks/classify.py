@@ -1,0 +1,222 @@
+"""Image classification: image folders in, class probabilities out."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from visionsuite.config import Config
+from visionsuite.core.data import decode_images
+from visionsuite.core.files import inside
+from visionsuite.core.images import is_image_file
+from visionsuite.errors import VisionsuiteError
+from visionsuite.tasks.base import Split, Task, TaskData
+
+VAL_FOLDER_NAMES = ("val", "valid", "validation")
+
+
+@dataclass
+class FolderIndex:
+    """Files of an image-folder dataset, before decoding."""
+
+    root: Path
+    classes: list[str]
+    splits: dict[str, list[tuple[Path, int]]]  # split name -> (file, class index)
+    odd_files: list[Path]  # files that are not images by extension
+    split_by_fraction: bool
+
+
+def index_image_folders(root: str | Path, val_fraction: float = 0.2, seed: int = 0) -> FolderIndex:
+    """Index `root/train/<class>/*` and `root/val/<class>/*`, or `root/<class>/*` split by a seeded,
+    per-class `val_fraction`. Raises a one-line error for anything that makes the data unusable."""
+    root = Path(root)
+    if not root.exists():
+        raise VisionsuiteError(f"{root}: dataset folder not found")
+    if not root.is_dir():
+        raise VisionsuiteError(f"{root}: expected a folder of class folders, got a file")
+    train_dir = root / "train"
+    val_dir = next((root / n for n in VAL_FOLDER_NAMES if (root / n).is_dir()), None)
+    odd: list[Path] = []
+    if train_dir.is_dir():
+        train, classes = _scan_split(root, train_dir, None, odd)
+        if val_dir is None:
+            split_train, val = _split_by_fraction(train, val_fraction, seed, root)
+            return FolderIndex(root, classes, {"train": split_train, "val": val}, odd, True)
+        val, _ = _scan_split(root, val_dir, classes, odd)
+        return FolderIndex(root, classes, {"train": train, "val": val}, odd, False)
+    files, classes = _scan_split(root, root, None, odd)
+    train, val = _split_by_fraction(files, val_fraction, seed, root)
+    return FolderIndex(root, classes, {"train": train, "val": val}, odd, True)
+
+
+def _scan_split(root: Path, folder: Path, classes: list[str] | None, odd: list[Path]):
+    class_dirs = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if classes is None:
+        classes = [d.name for d in class_dirs]
+        if len(classes) < 2:
+            raise VisionsuiteError(
+                f"{folder}: expected one sub-folder per class (at least 2), found {len(classes)}")
+    index = {name: i for i, name in enumerate(classes)}
+    items = []
+    for class_dir in class_dirs:
+        if class_dir.name not in index:
+            raise VisionsuiteError(f"{class_dir}: class '{class_dir.name}' is not in the train split")
+        images = []
+        for path in sorted(class_dir.rglob("*")):
+            if not path.is_file() or path.name.startswith("."):
+                continue
+            inside(root, path.relative_to(root))  # a link out of the dataset is refused
+            (images if is_image_file(path) else odd).append(path)
+        if not images:
+            raise VisionsuiteError(f"{class_dir}: class folder holds no images")
+        items += [(path, index[class_dir.name]) for path in images]
+    return items, classes
+
+
+def _split_by_fraction(items, fraction: float, seed: int, root: Path):
+    if not 0 < fraction < 1:
+        raise VisionsuiteError(f"{root}: no val/ folder, and data.val_fraction={fraction} "
+                               "cannot split it (use a value between 0 and 1)")
+    train, val = [], []
+    for label in sorted({label for _, label in items}):
+        members = [item for item in items if item[1] == label]
+        random.Random(seed * 1000 + label).shuffle(members)
+        count = max(1, round(len(members) * fraction)) if len(members) > 1 else 0
+        val += members[:count]
+        train += members[count:]
+    return train, val
+
+
+class ClassifyTask(Task):
+    name = "classify"
+    monitor = "val_accuracy"
+
+    def load_data(self, config: Config, train: bool = True,
+                  labels: list[str] | None = None) -> TaskData:
+        from visionsuite.datasets import resolve_dataset
+
+        root = resolve_dataset(config.data.path, "classify")
+        index = index_image_folders(root, config.data.val_fraction, config.data.split_seed)
+        mapping = None
+        if labels is not None:
+            unknown = sorted(set(index.classes) - set(labels))
+            if unknown:
+                raise VisionsuiteError(f"{root}: classes {unknown} are not among the model's "
+                                       f"{len(labels)} classes")
+            mapping = np.array([labels.index(name) for name in index.classes])
+        splits = {}
+        for name in (("train", "val") if train else ("val",)):
+            splits[name] = self._decode(index.splits[name], config, name, mapping)
+        if len(splits["val"]) == 0:
+            raise VisionsuiteError(f"{root}: the val split holds no readable images")
+        return TaskData(labels or index.classes, splits["val"], splits.get("train"), str(root))
+
+    @staticmethod
+    def _decode(items, config: Config, name: str, mapping) -> Split:
+        paths = [path for path, _ in items]
+        targets = np.array([label for _, label in items], np.int32)
+        decoded = decode_images(paths, config.data.image_size, config.data.channels,
+                                config.data.workers, desc=f"decoding {name}")
+        targets = targets[decoded.kept]
+        if mapping is not None:
+            targets = mapping[targets].astype(np.int32)
+        return Split(decoded.images, targets, [paths[i] for i in decoded.kept], decoded.skipped)
+
+    def build_model(self, config: Config, labels: list[str]):
+        import keras
+
+        from visionsuite.core.backbones import build_backbone
+
+        size, depth = config.data.image_size, config.data.channels
+        inputs = keras.Input((size, size, depth), name="image")
+        # The model takes raw 0..255 pixels, so that TFLite's uint8 input is the camera's bytes.
+        x = keras.layers.Rescaling(1 / 127.5, offset=-1.0, name="scale")(inputs)
+        features = build_backbone(config.model.backbone, x, config.model.width, config.model.depth)
+        if len(features.shape) == 4:
+            features = keras.layers.GlobalAveragePooling2D(name="pool")(features)
+        if config.model.dropout > 0:
+            features = keras.layers.Dropout(config.model.dropout, name="dropout")(features)
+        outputs = keras.layers.Dense(len(labels), activation="softmax", dtype="float32",
+                                     name="probabilities")(features)
+        return keras.Model(inputs, outputs, name=config.model.backbone)
+
+    def loss_and_metrics(self, config: Config, labels: list[str]):
+        import keras
+
+        loss = keras.losses.CategoricalCrossentropy(label_smoothing=config.train.label_smoothing)
+        metrics = [keras.metrics.CategoricalAccuracy(name="accuracy")]
+        if len(labels) >= 5:
+            metrics.append(keras.metrics.TopKCategoricalAccuracy(5, name="top5"))
+        return loss, metrics
+
+    def target_fn(self, labels: list[str]):
+        import tensorflow as tf
+
+        return lambda y: tf.one_hot(y, len(labels))
+
+    def evaluate(self, outputs: np.ndarray, split: Split, labels: list[str]) -> dict:
+        return classification_metrics(outputs, split.targets, labels)
+
+    def headline(self, metrics: dict) -> dict[str, float]:
+        keys = ("accuracy", "top5", "macro_f1")
+        return {key: metrics[key] for key in keys if key in metrics}
+
+    def agreement(self, outputs_a: np.ndarray, outputs_b: np.ndarray) -> float | None:
+        return float((outputs_a.argmax(1) == outputs_b.argmax(1)).mean())
+
+    def plot(self, metrics: dict, labels: list[str], folder: Path, prefix: str = "") -> list[Path]:
+        from visionsuite.core.plots import plot_confusion
+
+        path = folder / f"{prefix}confusion_matrix.png"
+        plot_confusion(np.array(metrics["confusion_matrix"]), labels, path)
+        return [path]
+
+    def tflite_metadata(self, labels: list[str], quantized_input: bool):
+        from visionsuite.core.metadata import MetadataSpec
+
+        return MetadataSpec(
+            name="visionsuite image classifier",
+            description="Classifies an RGB image into one of the labels in labels.txt.",
+            input_name="image",
+            input_description="RGB image; pixel values 0..255.",
+            output_name="probability",
+            output_description="Probability of each class, in the order of labels.txt.",
+            labels=labels,
+            # Float models take 0..255 too (they scale inside the graph): mean 0, std 1.
+            mean=0.0,
+            std=1.0,
+            output_range=(0.0, 1.0),
+        )
+
+
+def classification_metrics(probabilities: np.ndarray, targets: np.ndarray,
+                           labels: list[str]) -> dict:
+    """Accuracy, top-5 (5+ classes), per-class precision/recall/F1 and the confusion matrix."""
+    count = len(labels)
+    predicted = probabilities.argmax(axis=1)
+    confusion = np.zeros((count, count), np.int64)
+    np.add.at(confusion, (targets, predicted), 1)
+    metrics = {"accuracy": float((predicted == targets).mean()), "images": int(len(targets))}
+    if count >= 5:
+        top5 = np.argsort(-probabilities, axis=1)[:, :5]
+        metrics["top5"] = float((top5 == targets[:, None]).any(axis=1).mean())
+    true_pos = np.diag(confusion).astype(float)
+    precision = np.divide(true_pos, confusion.sum(0), out=np.zeros(count), where=confusion.sum(0) > 0)
+    recall = np.divide(true_pos, confusion.sum(1), out=np.zeros(count), where=confusion.sum(1) > 0)
+    denominator = precision + recall
+    f1 = np.divide(2 * precision * recall, denominator, out=np.zeros(count), where=denominator > 0)
+    present = confusion.sum(1) > 0
+    metrics["macro_f1"] = float(f1[present].mean()) if present.any() else 0.0
+    metrics["per_class"] = {
+        label: {"precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]),
+                "support": int(confusion[i].sum())}
+        for i, label in enumerate(labels)
+    }
+    metrics["confusion_matrix"] = confusion.tolist()
+    return metrics
+
+
+TASK = ClassifyTask()
