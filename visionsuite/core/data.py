@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from visionsuite.core.images import UnreadableImage, read_image
+from visionsuite.core.images import UnreadableImage, inspect_image, read_image
 from visionsuite.core.progress import progress
 
 
@@ -51,6 +51,20 @@ def decode_images(
                 print(f"warning: {message}; skipped", file=sys.stderr)
     kept = np.flatnonzero(ok)
     return DecodedImages(images[kept] if len(kept) < len(paths) else images, kept, skipped)
+
+
+def inspect_images(paths: list[Path], workers: int = 0):
+    """[((width, height), mode) or None per path], and the messages of the unreadable ones."""
+
+    def inspect(path):
+        try:
+            return inspect_image(path), None
+        except UnreadableImage as err:
+            return None, str(err)
+
+    with ThreadPoolExecutor(workers or os.cpu_count() or 1) as pool:
+        results = list(progress(pool.map(inspect, paths), total=len(paths), desc="checking"))
+    return [info for info, _ in results], [message for _, message in results if message]
 
 
 def make_dataset(

@@ -57,14 +57,20 @@ def read_image(path: str | Path, size: int | None = None, channels: int = 3) -> 
     return array
 
 
-def image_info(path: str | Path) -> tuple[tuple[int, int], str]:
-    """(width, height) and Pillow mode, from the header only: cheap, for data checks."""
+def inspect_image(path: str | Path) -> tuple[tuple[int, int], str]:
+    """(width, height) and Pillow mode, after decoding the pixels once to prove they decode.
+    Read-only: for data checks."""
     try:
-        with Image.open(path) as image:
-            return image.size, image.mode
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                image.load()
+                return image.size, image.mode
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         reason = "not an image file" if isinstance(err, UnidentifiedImageError) else str(err)
         raise UnreadableImage(f"{path}: unreadable image ({reason})") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise UnreadableImage(f"{path}: image too large to decode safely") from None
 
 
 def _to_uint8(image: Image.Image, channels: int, size: int | None) -> np.ndarray:
@@ -95,3 +101,19 @@ def _to_8bit(image: Image.Image) -> Image.Image:
     if image.mode == "CMYK" or image.mode == "YCbCr":
         return image.convert("RGB")
     return image
+
+
+def collect_images(inputs: list[str] | tuple[str, ...]) -> list[Path]:
+    """Image files named on the command line, folders searched recursively, in sorted order."""
+    found: list[Path] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            found += sorted(p for p in path.rglob("*") if p.is_file() and is_image_file(p))
+        elif path.is_file():
+            found.append(path)
+        else:
+            raise VisionsuiteError(f"{path}: no such file or folder")
+    if not found:
+        raise VisionsuiteError(f"{', '.join(inputs)}: no image files found")
+    return found

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 def format_value(value) -> str:
     if isinstance(value, float):
-        return f"{value:.4f}" if abs(value) < 10 else f"{value:.1f}"
+        digits = 4 if abs(value) < 10 else 2 if abs(value) < 1000 else 1
+        return f"{value:.{digits}f}"
     return "-" if value is None else str(value)
 
 

@@ -35,6 +35,15 @@ class TaskData:
     source: str = ""  # the dataset folder, for messages
 
 
+@dataclass
+class DataReport:
+    """What `visionsuite data check` prints, and whether the dataset can be used at all."""
+
+    text: str
+    usable: bool
+    problem: str = ""
+
+
 class Task:
     name = ""
     monitor = "val_accuracy"  # Keras log key that picks the best checkpoint
@@ -44,6 +53,10 @@ class Task:
                   labels: list[str] | None = None) -> TaskData:
         """Decode the val split (and the train split if `train`). With `labels` (a trained
         model's classes), the dataset's classes are mapped onto them."""
+        raise NotImplementedError
+
+    def check_data(self, path: str) -> DataReport:
+        """Inspect a dataset folder read-only: counts, unreadable and odd files, sizes, modes."""
         raise NotImplementedError
 
     def build_model(self, config: Config, labels: list[str]):

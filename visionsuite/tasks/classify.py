@@ -13,7 +13,7 @@ from visionsuite.core.data import decode_images
 from visionsuite.core.files import inside
 from visionsuite.core.images import is_image_file
 from visionsuite.errors import VisionsuiteError
-from visionsuite.tasks.base import Split, Task, TaskData
+from visionsuite.tasks.base import DataReport, Split, Task, TaskData
 
 VAL_FOLDER_NAMES = ("val", "valid", "validation")
 
@@ -125,6 +125,9 @@ class ClassifyTask(Task):
             targets = mapping[targets].astype(np.int32)
         return Split(decoded.images, targets, [paths[i] for i in decoded.kept], decoded.skipped)
 
+    def check_data(self, path: str) -> DataReport:
+        return check_image_folders(path)
+
     def build_model(self, config: Config, labels: list[str]):
         import keras
 
@@ -220,3 +223,60 @@ def classification_metrics(probabilities: np.ndarray, targets: np.ndarray,
 
 
 TASK = ClassifyTask()
+
+
+def check_image_folders(path: str) -> DataReport:
+    from collections import Counter
+
+    from visionsuite.core.data import inspect_images
+    from visionsuite.core.report import table
+
+    try:
+        index = index_image_folders(path)
+    except VisionsuiteError as err:
+        return DataReport(f"dataset: {path}", False, str(err).removeprefix(f"{path}: "))
+    rows, sizes, modes, unreadable, empty = [], Counter(), Counter(), [], []
+    for split, items in index.splits.items():
+        infos, errors = inspect_images([p for p, _ in items])
+        unreadable += errors
+        readable = Counter(label for (_, label), info in zip(items, infos) if info)
+        for info in filter(None, infos):
+            sizes[f"{info[0][0]}x{info[0][1]}"] += 1
+            modes[info[1]] += 1
+        for label, name in enumerate(index.classes):
+            rows.append({"split": split, "class": name, "images": readable[label]})
+            if split == "train" and readable[label] == 0:
+                empty.append(name)
+    split_note = " (val split by val_fraction 0.2, seed 0)" if index.split_by_fraction else ""
+    lines = [f"dataset: {index.root}{split_note}", f"classes: {len(index.classes)}",
+             table(rows), "",
+             "sizes: " + ", ".join(f"{s} ({n})" for s, n in sizes.most_common(5))
+             + (f", ... {len(sizes)} sizes in all" if len(sizes) > 5 else ""),
+             "modes: " + ", ".join(f"{m} ({n})" for m, n in modes.most_common())]
+    lines.append(f"unreadable images: {len(unreadable)}")
+    lines += [f"  {message}" for message in unreadable]
+    lines.append(f"files that are not images (ignored): {len(index.odd_files)}")
+    lines += [f"  {p}" for p in index.odd_files[:20]]
+    problem = (f"no readable images for class(es) {', '.join(empty)} in train" if empty else "")
+    return DataReport("\n".join(lines), not problem, problem)
+
+
+def classify_images(run: str, inputs, top_k: int = 5) -> list[dict]:
+    """Top-k predictions of RUN (run folder, .keras or .tflite) for each image in `inputs`."""
+    from visionsuite.core.images import collect_images
+    from visionsuite.core.models import load_predictor, resolve_model
+
+    source = resolve_model(run)
+    predictor = load_predictor(source)
+    paths = collect_images(inputs)
+    decoded = decode_images(paths, predictor.image_size, predictor.channels, desc="reading")
+    if not len(decoded.kept):
+        raise VisionsuiteError("none of the images could be read")
+    outputs = predictor.predict(decoded.images)
+    labels = source.labels or [f"class_{i}" for i in range(outputs.shape[1])]
+    results = []
+    for index, scores in zip(decoded.kept, outputs):
+        best = np.argsort(-scores)[:top_k]
+        results.append({"image": str(paths[index]), "predictions": [
+            {"label": labels[i], "score": round(float(scores[i]), 5)} for i in best]})
+    return results

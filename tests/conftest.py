@@ -1,0 +1,68 @@
+"""Shared fixtures: tiny generated datasets, one tiny trained run, the real shared datasets."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+SHARED_DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
+SIGN_DIGITS = SHARED_DATASETS / "classify" / "sign-digits"
+
+# Every config used in tests starts from the shipped one and shrinks it with these sets.
+TINY_SETS = ("model.backbone=resnet18", "model.width=0.125", "data.image_size=32",
+             "train.batch_size=16", "train.tensorboard=false", "train.warmup_epochs=0",
+             "train.ema=false", "train.lr=0.01")
+
+
+def require(path: Path) -> Path:
+    if not path.is_dir():
+        pytest.skip(f"{path} is absent: the real datasets live in ../shared/datasets beside "
+                    "the project (see its README)")
+    return path
+
+
+def make_shapes_folder(root: Path, per_class: int = 12, val_per_class: int = 4,
+                       classes=("circle", "square", "triangle"), size: int = 32) -> Path:
+    from visionsuite.datasets import draw_shape
+
+    rng = np.random.default_rng(0)
+    for split, count in (("train", per_class), ("val", val_per_class)):
+        for shape in classes:
+            folder = root / split / shape
+            folder.mkdir(parents=True, exist_ok=True)
+            for index in range(count):
+                draw_shape(shape, rng, size).save(folder / f"{shape}_{index}.png")
+    return root
+
+
+def snapshot(root: Path) -> dict:
+    """Path -> (size, mtime_ns, first bytes) of every file: proof that nothing was written."""
+    return {p: (p.stat().st_size, p.stat().st_mtime_ns, p.read_bytes()[:64])
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="session")
+def shapes_dir(tmp_path_factory) -> Path:
+    return make_shapes_folder(tmp_path_factory.mktemp("shapes"))
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory, shapes_dir) -> Path:
+    """One run of a tiny ResNet on tiny shapes, shared by the evaluate/export/classify tests."""
+    from visionsuite.config import load_config
+    from visionsuite.core.train import train
+
+    config = load_config("classify", sets=TINY_SETS + ("train.epochs=2",))
+    config.data.path = str(shapes_dir)
+    return train(config, output=tmp_path_factory.mktemp("runs"), name="tiny")
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path_factory, monkeypatch):
+    """The embedded dataset is generated into a test-private cache, not the user's."""
+    monkeypatch.setenv("VISIONSUITE_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))

@@ -1,0 +1,58 @@
+"""Every backbone family builds, trains a step, and converts to full-integer int8 TFLite."""
+
+import numpy as np
+import pytest
+
+from visionsuite.config import load_config
+from visionsuite.core.backbones import BACKBONES
+
+# One tiny instance per family: (name, width, depth, image size).
+TINY_FAMILIES = [
+    ("lenet", 1.0, 1.0, 32),
+    ("vgg11", 0.125, 1.0, 32),
+    ("resnet18", 0.125, 0.5, 32),
+    ("resnet50", 0.0625, 0.34, 32),
+    ("mobilenetv2", 0.25, 0.34, 32),
+    ("mobilenetv3_small", 0.25, 0.5, 32),
+    ("mobilenetv3_large", 0.25, 0.5, 32),
+    ("efficientnet_b0", 0.25, 0.34, 32),
+    ("convnext_atto", 0.25, 0.5, 32),
+]
+
+
+def test_every_registered_family_has_a_tiny_instance_here():
+    families = {name.split("_")[0].rstrip("0123456789") for name in BACKBONES}
+    tested = {name.split("_")[0].rstrip("0123456789") for name, *_ in TINY_FAMILIES}
+    assert families == tested
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name,width,depth,size", TINY_FAMILIES)
+def test_tiny_backbone_trains_and_exports_int8(name, width, depth, size):
+    import keras
+
+    from visionsuite.core.export import convert
+    from visionsuite.core.models import TFLitePredictor
+    from visionsuite.tasks.classify import TASK
+
+    config = load_config("classify", sets=[f"model.backbone={name}", f"model.width={width}",
+                                           f"model.depth={depth}", f"data.image_size={size}"])
+    labels = ["a", "b", "c"]
+    model = TASK.build_model(config, labels)
+    model.compile("adam", "categorical_crossentropy")
+    images = np.random.default_rng(0).integers(0, 256, (8, size, size, 3)).astype(np.float32)
+    model.fit(images, keras.utils.to_categorical(np.arange(8) % 3, 3), epochs=1, verbose=0)
+
+    tflite = convert(model, "int8", images.astype(np.uint8))
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "m.tflite"
+        path.write_bytes(tflite)
+        predictor = TFLitePredictor(path)
+        assert predictor.input["dtype"] == np.uint8
+        assert predictor.outputs[0]["dtype"] == np.uint8
+        scores = predictor.predict(images[:2].astype(np.uint8))
+    assert scores.shape == (2, 3)
+    assert np.allclose(scores.sum(1), 1.0, atol=0.05)

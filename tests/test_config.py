@@ -1,0 +1,66 @@
+from pathlib import Path
+
+import pytest
+
+from visionsuite.config import PACKAGE_CONFIGS, Config, load_config, read_yaml
+from visionsuite.errors import VisionsuiteError
+
+
+def test_shipped_config_matches_the_declared_keys():
+    config = load_config("classify")
+    assert isinstance(config, Config)
+    assert config.task == "classify"
+    assert config.model.backbone == "resnet18"
+    assert read_yaml(PACKAGE_CONFIGS / "classify.yaml")["train"]["epochs"] == config.train.epochs
+
+
+def test_command_line_beats_yaml_and_set_beats_both():
+    config = load_config("classify", overrides={"train.epochs": 7, "data.path": None},
+                         sets=["train.lr=0.5", "model.backbone=vgg11", "data.path=/x"])
+    assert config.train.epochs == 7
+    assert config.train.lr == 0.5
+    assert config.model.backbone == "vgg11"
+    assert config.data.path == "/x"
+
+
+def test_yaml_typo_is_one_line_naming_file_and_closest_key(tmp_path: Path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("train:\n  epocs: 3\n")
+    with pytest.raises(VisionsuiteError) as error:
+        load_config("classify", path)
+    message = str(error.value)
+    assert str(path) in message and "train.epocs" in message and "train.epochs" in message
+    assert "\n" not in message
+
+
+def test_unknown_section_and_wrong_type_are_rejected(tmp_path: Path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("trian:\n  epochs: 3\n")
+    with pytest.raises(VisionsuiteError, match="did you mean 'train'"):
+        load_config("classify", path)
+    path.write_text("train:\n  epochs: many\n")
+    with pytest.raises(VisionsuiteError, match="'train.epochs' must be int"):
+        load_config("classify", path)
+
+
+def test_set_values_are_parsed_as_yaml_never_evaluated():
+    with pytest.raises(VisionsuiteError, match="must be int"):
+        load_config("classify", sets=["train.epochs=__import__('os').getcwd()"])
+    with pytest.raises(VisionsuiteError, match="key=value"):
+        load_config("classify", sets=["train.epochs"])
+    with pytest.raises(VisionsuiteError, match="is a section"):
+        load_config("classify", sets=["train=3"])
+
+
+def test_invalid_yaml_names_the_line(tmp_path: Path):
+    path = tmp_path / "broken.yaml"
+    path.write_text("train:\n  epochs: [3\n")
+    with pytest.raises(VisionsuiteError, match=r"broken.yaml: not valid YAML \(line"):
+        load_config("classify", path)
+
+
+def test_config_for_another_task_is_refused(tmp_path: Path):
+    path = tmp_path / "other.yaml"
+    path.write_text("task: segment\n")
+    with pytest.raises(VisionsuiteError, match="for task 'segment'"):
+        load_config("classify", path)

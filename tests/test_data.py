@@ -1,0 +1,104 @@
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import make_shapes_folder
+from visionsuite.core.data import decode_images
+from visionsuite.errors import VisionsuiteError
+from visionsuite.tasks.classify import index_image_folders
+
+
+def test_train_val_layout_is_indexed_with_sorted_classes(shapes_dir: Path):
+    index = index_image_folders(shapes_dir)
+    assert index.classes == ["circle", "square", "triangle"]
+    assert len(index.splits["train"]) == 36 and len(index.splits["val"]) == 12
+    assert not index.split_by_fraction
+
+
+def test_single_folder_is_split_per_class_and_reproducibly(tmp_path: Path):
+    root = make_shapes_folder(tmp_path / "d", per_class=10, val_per_class=0) / "train"
+    first = index_image_folders(root, val_fraction=0.2, seed=3)
+    second = index_image_folders(root, val_fraction=0.2, seed=3)
+    assert first.splits == second.splits
+    assert first.split_by_fraction
+    val_labels = [label for _, label in first.splits["val"]]
+    assert sorted(val_labels) == [0, 0, 1, 1, 2, 2]
+    assert not {p for p, _ in first.splits["val"]} & {p for p, _ in first.splits["train"]}
+
+
+def test_missing_folder_and_empty_class_are_one_line_errors(tmp_path: Path):
+    with pytest.raises(VisionsuiteError, match="dataset folder not found"):
+        index_image_folders(tmp_path / "nope")
+    root = make_shapes_folder(tmp_path / "d", per_class=2, val_per_class=1)
+    (root / "train" / "empty").mkdir()
+    with pytest.raises(VisionsuiteError) as error:
+        index_image_folders(root)
+    assert str(root / "train" / "empty") in str(error.value)
+    assert "holds no images" in str(error.value)
+
+
+def test_val_class_unknown_to_train_is_an_error(tmp_path: Path):
+    root = make_shapes_folder(tmp_path / "d", per_class=2, val_per_class=1)
+    (root / "val" / "hexagon").mkdir()
+    Image.new("RGB", (8, 8)).save(root / "val" / "hexagon" / "h.png")
+    with pytest.raises(VisionsuiteError, match="not in the train split"):
+        index_image_folders(root)
+
+
+def test_a_link_out_of_the_dataset_is_refused(tmp_path: Path):
+    outside = tmp_path / "secret.png"
+    Image.new("RGB", (8, 8)).save(outside)
+    root = make_shapes_folder(tmp_path / "d", per_class=2, val_per_class=1)
+    (root / "train" / "circle" / "link.png").symlink_to(outside)
+    with pytest.raises(VisionsuiteError, match="leaves the dataset folder"):
+        index_image_folders(root)
+
+
+def test_unreadable_images_are_skipped_counted_and_warned(tmp_path: Path, capsys):
+    good = tmp_path / "good.png"
+    Image.new("RGB", (8, 8), (10, 20, 30)).save(good)
+    bad = tmp_path / "bad.jpg"
+    bad.write_text("not a jpeg")
+    decoded = decode_images([good, bad, good], size=4, channels=3, workers=2)
+    assert decoded.images.shape == (2, 4, 4, 3)
+    assert decoded.kept.tolist() == [0, 2]
+    assert len(decoded.skipped) == 1 and str(bad) in decoded.skipped[0]
+    assert f"warning: {bad}" in capsys.readouterr().err
+
+
+def test_pipeline_batches_augments_and_one_hots():
+    import tensorflow as tf
+
+    from visionsuite.config import AugmentConfig
+    from visionsuite.core.augment import make_augment
+    from visionsuite.core.data import make_dataset
+
+    images = np.random.default_rng(0).integers(0, 256, (10, 16, 16, 3), np.uint8)
+    targets = np.arange(10, dtype=np.int32) % 3
+    augment = make_augment(AugmentConfig(erase=1.0))
+    dataset = make_dataset(images, targets, 4, training=True, augment_fn=augment,
+                           target_fn=lambda y: tf.one_hot(y, 3))
+    batches = list(dataset)
+    assert len(batches) == 2  # train batches drop the remainder
+    x, y = batches[0]
+    assert x.shape == (4, 16, 16, 3) and x.dtype == tf.float32 and y.shape == (4, 3)
+    assert float(tf.reduce_min(x)) >= 0 and float(tf.reduce_max(x)) <= 255
+    val = list(make_dataset(images, targets, 4, training=False))
+    assert sum(len(b[0]) for b in val) == 10
+    assert np.array_equal(val[0][0].numpy(), images[:4].astype(np.float32))
+
+
+def test_identity_augmentation_leaves_images_unchanged():
+    import tensorflow as tf
+
+    from visionsuite.config import AugmentConfig
+    from visionsuite.core.augment import make_augment
+
+    identity = AugmentConfig(flip=0, rotate=0, translate=0, zoom=0, brightness=0, contrast=0)
+    images = tf.random.uniform((2, 8, 8, 3), 0, 255)
+    assert np.allclose(make_augment(identity)(images).numpy(), images.numpy(), atol=1e-3)
+    flipped = make_augment(AugmentConfig(flip=1.0, rotate=0, translate=0, zoom=0, brightness=0,
+                                         contrast=0))(images)
+    assert np.allclose(flipped.numpy(), images.numpy()[:, :, ::-1], atol=1e-3)

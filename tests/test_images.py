@@ -1,0 +1,77 @@
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from visionsuite.core.images import UnreadableImage, collect_images, read_image
+
+RGB = np.dstack([np.full((20, 30), 200, np.uint8), np.zeros((20, 30), np.uint8),
+                 np.full((20, 30), 50, np.uint8)])
+
+
+@pytest.mark.parametrize("suffix", [".jpg", ".png", ".bmp", ".gif", ".ppm", ".tif", ".tiff"])
+def test_every_format_decodes_to_rgb_uint8(tmp_path: Path, suffix):
+    path = tmp_path / f"image{suffix}"
+    Image.fromarray(RGB).save(path)
+    image = read_image(path, size=16)
+    assert image.shape == (16, 16, 3) and image.dtype == np.uint8
+    assert abs(int(image[..., 0].mean()) - 200) < 12  # GIF's palette and JPEG may shift a bit
+
+
+def test_grayscale_pgm_is_replicated_to_three_channels(tmp_path: Path):
+    path = tmp_path / "gray.pgm"
+    Image.fromarray(np.full((10, 10), 77, np.uint8)).save(path)
+    image = read_image(path)
+    assert image.shape == (10, 10, 3) and (image == 77).all()
+    assert read_image(path, channels=1).shape == (10, 10, 1)
+
+
+@pytest.mark.parametrize("suffix", [".png", ".tif"])
+def test_16_bit_is_scaled_from_its_full_range(tmp_path: Path, suffix):
+    path = tmp_path / f"deep{suffix}"
+    values = np.array([[0, 65535], [32768, 1000]], np.uint16)
+    Image.fromarray(values).save(path)
+    image = read_image(path, channels=1)[..., 0]
+    assert image[0, 0] == 0 and image[0, 1] == 255 and image[1, 0] == 128 and image[1, 1] == 4
+
+
+def test_transparent_pixels_become_white(tmp_path: Path):
+    path = tmp_path / "alpha.png"
+    rgba = np.zeros((4, 4, 4), np.uint8)
+    rgba[0, 0] = (255, 0, 0, 255)  # one opaque red pixel, the rest fully transparent black
+    Image.fromarray(rgba, "RGBA").save(path)
+    image = read_image(path)
+    assert tuple(image[0, 0]) == (255, 0, 0)
+    assert tuple(image[3, 3]) == (255, 255, 255)
+
+
+def test_exif_orientation_is_applied(tmp_path: Path):
+    path = tmp_path / "rotated.jpg"
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to display
+    Image.fromarray(np.zeros((10, 20, 3), np.uint8)).save(path, exif=exif)
+    assert read_image(path).shape == (20, 10, 3)
+
+
+def test_truncated_jpeg_and_text_named_jpg_are_unreadable(tmp_path: Path):
+    good = tmp_path / "good.jpg"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), np.uint8)).save(good)
+    truncated = tmp_path / "truncated.jpg"
+    truncated.write_bytes(good.read_bytes()[:300])
+    text = tmp_path / "notes.jpg"
+    text.write_text("this is not an image")
+    for path in (truncated, text):
+        with pytest.raises(UnreadableImage) as error:
+            read_image(path, 32)
+        assert str(path) in str(error.value) and "unreadable image" in str(error.value)
+    assert "not an image file" in str(pytest.raises(UnreadableImage, read_image, text).value)
+
+
+def test_collect_images_walks_folders_and_reports_missing(tmp_path: Path):
+    (tmp_path / "a").mkdir()
+    Image.fromarray(RGB).save(tmp_path / "a" / "x.png")
+    (tmp_path / "a" / "readme.txt").write_text("ignored")
+    assert collect_images([str(tmp_path)]) == [tmp_path / "a" / "x.png"]
+    with pytest.raises(Exception, match="no such file"):
+        collect_images([str(tmp_path / "missing.png")])

@@ -1,0 +1,202 @@
+"""The `visionsuite` command: parse, then call the Python API.
+
+TensorFlow takes seconds to import, so every import of it, or of a module that needs it,
+happens inside a command's body: `visionsuite --help` answers at once.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+
+import click
+
+from visionsuite import __version__
+from visionsuite.errors import VisionsuiteError
+from visionsuite.tasks import TASK_NAMES
+
+QUANTIZE_CHOICES = ("none", "float16", "dynamic", "int8")
+
+
+def friendly_errors(command):
+    """Turn a VisionsuiteError into one line on stderr and exit code 1, never a traceback.
+    VISIONSUITE_DEBUG=1 shows the traceback of unexpected errors."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        try:
+            return command(*args, **kwargs)
+        except VisionsuiteError as err:
+            click.echo(f"error: {err}", err=True)
+            sys.exit(1)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+        except Exception as err:  # noqa: BLE001  the last line of defence for the user
+            if os.environ.get("VISIONSUITE_DEBUG"):
+                raise
+            line = str(err).strip().splitlines()[0][:300] if str(err).strip() else ""
+            click.echo(f"error: {type(err).__name__}: {line} "
+                       "(set VISIONSUITE_DEBUG=1 for the traceback)", err=True)
+            sys.exit(1)
+
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="visionsuite")
+def cli():
+    """visionsuite: train, evaluate and export vision models to quantized TFLite."""
+
+
+@cli.command()
+@click.argument("task", type=click.Choice(TASK_NAMES))
+@click.option("--config", "config_path", type=click.Path(), help="YAML config [configs/TASK.yaml].")
+@click.option("--data", help="Dataset folder [the config's, else the embedded default].")
+@click.option("--epochs", type=int)
+@click.option("--batch-size", type=int)
+@click.option("--image-size", type=int)
+@click.option("--backbone", help="Backbone name, see `visionsuite models`.")
+@click.option("--output", default="runs", show_default=True, help="Folder of run folders.")
+@click.option("--name", help="Run name [exp, exp2, ...].")
+@click.option("--resume", type=click.Path(), help="Continue the run in this run folder.")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+              help="Override any config key, e.g. --set train.lr=0.001 (repeatable).")
+@friendly_errors
+def train(task, config_path, data, epochs, batch_size, image_size, backbone, output, name,
+          resume, sets):
+    """Train a TASK model; prints the run folder as the last line."""
+    from visionsuite.config import load_config
+    from visionsuite.core.train import train as run_training
+    from visionsuite.tasks import get_task
+
+    get_task(task)  # says clearly when a task is not available yet
+    overrides = {"data.path": data, "train.epochs": epochs, "train.batch_size": batch_size,
+                 "data.image_size": image_size, "model.backbone": backbone}
+    config = load_config(task, config_path, overrides, sets)
+    run_dir = run_training(config, output=output, name=name, resume=resume)
+    click.echo(str(run_dir))
+
+
+@cli.command()
+@click.argument("run", type=click.Path())
+@click.option("--data", help="Dataset folder [the run's].")
+@click.option("--json", "json_path", type=click.Path(), help="Also write the metrics here.")
+@friendly_errors
+def evaluate(run, data, json_path):
+    """Evaluate RUN (a run folder, a .keras or a .tflite file) on the val split."""
+    from visionsuite.core.evaluate import evaluate as run_evaluation
+    from visionsuite.core.report import table
+
+    result = run_evaluation(run, data, json_path)
+    headline = {k: v for k, v in result.items() if isinstance(v, (int, float)) and k != "seconds"}
+    click.echo(table([{"model": result["model"], "format": result["format"], **headline}]))
+    if "per_class" in result:
+        rows = [{"class": name, **values} for name, values in result["per_class"].items()]
+        click.echo("\n" + table(rows))
+
+
+@cli.command("classify")
+@click.argument("run", type=click.Path())
+@click.argument("images", nargs=-1, required=True, type=click.Path())
+@click.option("--top-k", default=5, show_default=True, type=click.IntRange(1))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@friendly_errors
+def classify_command(run, images, top_k, as_json):
+    """Predict the classes of IMAGES (files or folders) with RUN."""
+    from visionsuite.tasks.classify import classify_images
+    from visionsuite.core.report import table
+
+    results = classify_images(run, images, top_k)
+    if as_json:
+        click.echo(json.dumps(results, indent=2))
+        return
+    rows = [{"image": r["image"], "top-1": r["predictions"][0]["label"],
+             "score": r["predictions"][0]["score"],
+             "next": ", ".join(f"{p['label']} {p['score']:.3f}" for p in r["predictions"][1:])}
+            for r in results]
+    click.echo(table(rows))
+
+
+@cli.command()
+@click.argument("run", type=click.Path())
+@click.option("--quantize", type=click.Choice(QUANTIZE_CHOICES), default="int8",
+              show_default=True)
+@click.option("--output", default="exported", show_default=True, help="Folder for the files.")
+@click.option("--calibration", type=click.IntRange(1), help="int8 calibration images [200].")
+@click.option("--data", help="Dataset for calibration and the parity check [the run's].")
+@friendly_errors
+def export(run, quantize, output, calibration, data):
+    """Export RUN to TFLite with metadata, and compare it with the Keras model on val."""
+    from visionsuite.core.export import export as run_export
+    from visionsuite.core.report import table
+
+    report = run_export(run, quantize, output, calibration, data)
+    rows = [{"model": fmt, "size_bytes": report["size_bytes"] if fmt == "tflite" else None,
+             **report[fmt]} for fmt in ("keras", "tflite")]
+    click.echo(table(rows))
+    if report.get("agreement") is not None:
+        click.echo(f"top-1 agreement: {report['agreement']:.4f}")
+    click.echo(report["file"])
+
+
+@cli.command()
+@click.argument("models", nargs=-1, required=True, type=click.Path())
+@click.option("--threads", default="1,2", show_default=True, help="Comma-separated counts.")
+@click.option("--runs", default=100, show_default=True, type=click.IntRange(1))
+@click.option("--json", "json_path", type=click.Path(), help="Also write the results here.")
+@friendly_errors
+def benchmark(models, threads, runs, json_path):
+    """Latency (p50/p90 ms), images/s and size of each MODEL (.tflite, .keras, run folder)."""
+    from visionsuite.core.benchmark import benchmark_models
+    from visionsuite.core.files import write_json
+    from visionsuite.core.report import table
+
+    try:
+        counts = [int(t) for t in threads.split(",") if t.strip()]
+    except ValueError:
+        raise VisionsuiteError(f"--threads {threads}: expected numbers like 1,2") from None
+    rows = benchmark_models(models, counts, runs)
+    click.echo(table(rows))
+    if json_path:
+        write_json(json_path, rows)
+
+
+@cli.group()
+def data():
+    """Dataset tools."""
+
+
+@data.command("check")
+@click.argument("task", type=click.Choice(TASK_NAMES))
+@click.argument("path", type=click.Path())
+@friendly_errors
+def data_check(task, path):
+    """Count images per split and class, and report unreadable or odd files (read-only).
+    Exit code 1 when the dataset cannot be used."""
+    from visionsuite.tasks import get_task
+
+    report = get_task(task).check_data(path)
+    click.echo(report.text)
+    if not report.usable:
+        click.echo(f"error: {path}: {report.problem}", err=True)
+        sys.exit(1)
+
+
+@cli.command()
+def models():
+    """List the backbones."""
+    from visionsuite.core.backbones import BACKBONES
+
+    click.echo("\n".join(sorted(BACKBONES)))
+
+
+def main():
+    cli(prog_name="visionsuite")
+
+
+if __name__ == "__main__":
+    main()
