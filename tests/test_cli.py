@@ -1,0 +1,180 @@
+"""The command line: fast help, the run-folder contract, and clear one-line errors."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from conftest import TINY_SETS, make_shapes_folder, snapshot
+from visionsuite.cli import cli
+
+SUBCOMMANDS = [[], ["train"], ["evaluate"], ["classify"], ["export"], ["benchmark"], ["data"],
+               ["data", "check"], ["models"]]
+
+
+def invoke(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def assert_one_line_error(result, *fragments):
+    assert result.exit_code == 1, result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, result.output
+    assert "Traceback" not in result.output
+    for fragment in fragments:
+        assert str(fragment) in errors[0], errors[0]
+
+
+@pytest.mark.parametrize("args", SUBCOMMANDS)
+def test_help_of_every_subcommand(args):
+    result = invoke(*args, "--help")
+    assert result.exit_code == 0 and "Usage:" in result.output
+
+
+def test_help_does_not_import_tensorflow():
+    code = ("import sys; from click.testing import CliRunner; from visionsuite.cli import cli; "
+            "r = CliRunner().invoke(cli, ['train', '--help']); assert r.exit_code == 0; "
+            "print('tensorflow' in sys.modules, 'keras' in sys.modules)")
+    output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True).stdout
+    assert output.strip() == "False False"
+
+
+def test_version():
+    result = invoke("--version")
+    assert result.exit_code == 0 and "visionsuite, version" in result.output
+
+
+def test_tasks_of_later_issues_say_so():
+    assert_one_line_error(invoke("train", "detect"), "not available yet")
+
+
+def test_train_writes_the_run_folder_contract(shapes_dir, tmp_path):
+    before = snapshot(shapes_dir)
+    sets = [arg for s in TINY_SETS for arg in ("--set", s)]
+    result = invoke("train", "classify", "--data", shapes_dir, "--epochs", 1, "--output",
+                    tmp_path, "--name", "first", *sets)
+    assert result.exit_code == 0, result.output
+    run = Path(result.stdout.strip().splitlines()[-1])
+    assert run == tmp_path / "classify" / "first"
+    for name in ("config.yaml", "model.keras", "labels.txt", "metrics.json", "history.csv",
+                 "curves.png", "confusion_matrix.png"):
+        assert (run / name).is_file(), name
+    assert (run / "labels.txt").read_text().split() == ["circle", "square", "triangle"]
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert 0 <= metrics["accuracy"] <= 1 and len(metrics["confusion_matrix"]) == 3
+    assert "model:\n  backbone: resnet18" in (run / "config.yaml").read_text()
+    assert snapshot(shapes_dir) == before  # nothing is written into the dataset
+    again = invoke("train", "classify", "--data", shapes_dir, "--output", tmp_path, "--name",
+                   "first", *sets)
+    assert_one_line_error(again, "already exists")
+
+
+def test_resume_continues_a_run(shapes_dir, tmp_path):
+    sets = [arg for s in TINY_SETS for arg in ("--set", s)]
+    first = invoke("train", "classify", "--data", shapes_dir, "--epochs", 1, "--output", tmp_path,
+                   *sets)
+    run = Path(first.stdout.strip().splitlines()[-1])
+    (run / "config.yaml").write_text((run / "config.yaml").read_text()
+                                     .replace("epochs: 1", "epochs: 2"))
+    resumed = invoke("train", "classify", "--resume", run)
+    assert resumed.exit_code == 0, resumed.output
+    assert len((run / "history.csv").read_text().strip().splitlines()) == 3  # header + 2 epochs
+    assert json.loads((run / "state.json").read_text())["epoch"] == 1
+
+
+def test_missing_data_path(tmp_path):
+    missing = tmp_path / "nowhere"
+    assert_one_line_error(invoke("train", "classify", "--data", missing), missing, "not found")
+    assert not (Path("runs") / "classify" / "nowhere").exists()
+
+
+def test_empty_class_folder(tmp_path):
+    root = make_shapes_folder(tmp_path / "d", per_class=2, val_per_class=1)
+    (root / "train" / "hexagon").mkdir()
+    result = invoke("train", "classify", "--data", root, "--output", tmp_path / "runs")
+    assert_one_line_error(result, root / "train" / "hexagon", "no images")
+    assert not (tmp_path / "runs").exists()  # nothing half-written
+    check = invoke("data", "check", "classify", root)
+    assert_one_line_error(check, "no images")
+
+
+def test_yaml_typo_in_config(tmp_path):
+    config = tmp_path / "typo.yaml"
+    config.write_text("model:\n  backbon: resnet18\n")
+    result = invoke("train", "classify", "--config", config)
+    assert_one_line_error(result, config, "model.backbon", "model.backbone")
+
+
+def test_corrupt_and_fake_jpegs_are_warned_skipped_and_counted(tmp_path):
+    root = make_shapes_folder(tmp_path / "d", per_class=6, val_per_class=2)
+    good = next((root / "train" / "circle").iterdir())
+    Image.open(good).convert("RGB").save(root / "train" / "circle" / "real.jpg")
+    corrupt = root / "train" / "circle" / "corrupt.jpg"
+    corrupt.write_bytes((root / "train" / "circle" / "real.jpg").read_bytes()[:200])
+    fake = root / "train" / "square" / "notes.jpg"
+    fake.write_text("not an image at all")
+    before = snapshot(root)
+
+    check = invoke("data", "check", "classify", root)
+    assert check.exit_code == 0, check.output
+    assert "unreadable images: 2" in check.output
+    assert str(corrupt) in check.output and str(fake) in check.output
+
+    sets = [arg for s in TINY_SETS for arg in ("--set", s)]
+    result = invoke("train", "classify", "--data", root, "--epochs", 1, "--output",
+                    tmp_path / "runs", *sets)
+    assert result.exit_code == 0, result.output
+    assert f"warning: {corrupt}: unreadable image" in result.output
+    assert f"warning: {fake}: unreadable image (not an image file)" in result.output
+    assert "2 unreadable skipped" in result.output
+    run = Path(result.stdout.strip().splitlines()[-1])
+    assert json.loads((run / "metrics.json").read_text())["skipped_images"] == 2
+    assert snapshot(root) == before
+
+
+def test_keras_file_with_a_lambda_layer_is_refused(tmp_path):
+    inputs = keras.Input((8, 8, 3))
+    outputs = keras.layers.Lambda(lambda x: x * 2)(inputs)
+    path = tmp_path / "lambda.keras"
+    keras.Model(inputs, outputs).save(path)
+    for args in (["evaluate", path, "--data", tmp_path], ["export", path, "--output", tmp_path / "out"],
+                 ["classify", path, path]):
+        result = invoke(*args)
+        assert_one_line_error(result, path, "Lambda")
+    assert not (tmp_path / "out").exists()
+
+
+def test_evaluate_classify_and_benchmark_a_run(tiny_run, shapes_dir, tmp_path):
+    report = tmp_path / "metrics.json"
+    result = invoke("evaluate", tiny_run, "--json", report)
+    assert result.exit_code == 0, result.output
+    assert "accuracy" in result.output and "circle" in result.output
+    metrics = json.loads(report.read_text())
+    assert metrics["format"] == "keras" and metrics["images"] == 12
+
+    image = next((shapes_dir / "val" / "square").iterdir())
+    result = invoke("classify", tiny_run, image, shapes_dir / "val" / "circle", "--top-k", 2,
+                    "--json")
+    predictions = json.loads(result.stdout)
+    assert len(predictions) == 5 and predictions[0]["image"] == str(image)
+    assert len(predictions[0]["predictions"]) == 2
+    assert {p["label"] for p in predictions[0]["predictions"]} <= {"circle", "square", "triangle"}
+
+    result = invoke("benchmark", tiny_run / "model.keras", "--threads", "1", "--runs", 5)
+    assert result.exit_code == 0, result.output
+    assert "p50_ms" in result.output and "keras" in result.output
+
+
+def test_data_check_counts_per_split_and_class(shapes_dir):
+    result = invoke("data", "check", "classify", shapes_dir)
+    assert result.exit_code == 0, result.output
+    assert "classes: 3" in result.output and "32x32 (48)" in result.output
+    assert "unreadable images: 0" in result.output
+    assert_one_line_error(invoke("data", "check", "classify", shapes_dir / "missing"), "not found")
