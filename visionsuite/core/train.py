@@ -23,8 +23,9 @@ from visionsuite.errors import VisionsuiteError
 
 
 def train(config: Config, output: str | Path = "runs", name: str | None = None,
-          resume: str | Path | None = None) -> Path:
-    """Train `config.task` and return the run folder (model.keras, metrics.json, plots, ...)."""
+          resume: str | Path | None = None, callbacks: list | None = None) -> Path:
+    """Train `config.task` and return the run folder (model.keras, metrics.json, plots, ...).
+    `callbacks` (Keras callbacks) run after the built-in ones."""
     from visionsuite.tasks import get_task
 
     if resume:
@@ -51,7 +52,7 @@ def train(config: Config, output: str | Path = "runs", name: str | None = None,
         _compile(model, task, config, data)
     print(f"run folder: {run_dir}", file=sys.stderr)
 
-    fit_model(model, task, config, data, run_dir, state)
+    fit_model(model, task, config, data, run_dir, state, callbacks or [])
     return finish_run(run_dir, task, data)
 
 
@@ -98,7 +99,8 @@ def make_train_datasets(task, config: Config, data):
     return train_ds, val_ds
 
 
-def fit_model(model, task, config: Config, data, run_dir: Path, state: dict) -> None:
+def fit_model(model, task, config: Config, data, run_dir: Path, state: dict,
+              extra_callbacks: list) -> None:
     train_ds, val_ds = make_train_datasets(task, config, data)
     callbacks = []
     if config.train.ema:
@@ -113,7 +115,8 @@ def fit_model(model, task, config: Config, data, run_dir: Path, state: dict) -> 
     if config.train.tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(str(run_dir / "tensorboard"),
                                                      write_graph=False, update_freq="epoch"))
-    callbacks.append(LastCheckpoint(run_dir, state))  # last: saves the state the others updated
+    callbacks.append(LastCheckpoint(run_dir, state))  # after those whose state it saves
+    callbacks += extra_callbacks
     start = state["epoch"] + 1
     if start >= config.train.epochs:
         print(f"{run_dir}: already trained for {config.train.epochs} epochs", file=sys.stderr)

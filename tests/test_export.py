@@ -1,0 +1,84 @@
+"""Export: every quantization converts, carries metadata, and is checked against Keras."""
+
+import json
+import zipfile
+
+import numpy as np
+import pytest
+
+from mediapipe_helpers import mediapipe_top1
+from visionsuite.core.metadata import MetadataSpec, build_metadata, populate, read_metadata
+from visionsuite.core.models import TFLitePredictor, tflite_labels
+
+
+@pytest.fixture(scope="module")
+def exported(tiny_run, tmp_path_factory):
+    from visionsuite.core.export import export
+
+    folder = tmp_path_factory.mktemp("exported")
+    return {q: export(tiny_run, q, folder, calibration=20) for q in ("none", "int8")}
+
+
+def test_export_writes_file_and_parity_report(exported, tiny_run):
+    for quantize, report in exported.items():
+        path = report["file"]
+        assert path.endswith(f"tiny-{quantize}.tflite")
+        saved = json.loads(open(path.replace(".tflite", ".json")).read())
+        assert saved["quantize"] == quantize and saved["size_bytes"] > 0
+        assert set(saved["keras"]) == set(saved["tflite"]) == {"accuracy", "macro_f1"}
+    none = exported["none"]
+    assert none["tflite"]["accuracy"] == pytest.approx(none["keras"]["accuracy"])
+    assert none["agreement"] == 1.0
+
+
+def test_int8_is_full_integer_with_raw_pixel_input(exported):
+    predictor = TFLitePredictor(exported["int8"]["file"])
+    assert predictor.input["dtype"] == np.uint8
+    assert predictor.input["quantization"] == (1.0, 0)  # pixels go in as they are
+    assert predictor.outputs[0]["dtype"] == np.uint8
+
+
+def test_metadata_names_labels_and_normalization(exported):
+    for report in exported.values():
+        data = open(report["file"], "rb").read()
+        metadata = read_metadata(data)
+        assert metadata["inputs"][0]["name"] == "image"
+        assert metadata["inputs"][0]["normalization"] == {"mean": [0.0], "std": [1.0]}
+        assert metadata["outputs"][0]["name"] == "probability"
+        assert metadata["outputs"][0]["files"] == ["labels.txt"]
+        assert tflite_labels(report["file"]) == ["circle", "square", "triangle"]
+
+
+def test_mediapipe_runs_the_int8_file_like_litert(exported, shapes_dir):
+    from visionsuite.core.data import decode_images
+    from visionsuite.tasks.classify import index_image_folders
+
+    paths = [p for p, _ in index_image_folders(shapes_dir).splits["val"]]
+    images = decode_images(paths, 32, 3).images
+    path = exported["int8"]["file"]
+    ours = TFLitePredictor(path).predict(images).argmax(1)
+    theirs = mediapipe_top1(path, images, ["circle", "square", "triangle"])
+    assert (ours == theirs).mean() >= 0.99
+
+
+def test_populate_replaces_existing_metadata_and_keeps_the_model_loadable(exported, tmp_path):
+    original = open(exported["none"]["file"], "rb").read()
+    spec = MetadataSpec("n", "d", "in", "in", "out", "out", labels=["x", "y", "z"])
+    again = populate(original, build_metadata(spec), {"labels.txt": b"x\ny\nz\n"})
+    assert read_metadata(again)["inputs"][0]["name"] == "in"
+    path = tmp_path / "again.tflite"
+    path.write_bytes(again)
+    assert zipfile.ZipFile(path).read("labels.txt") == b"x\ny\nz\n"
+    assert TFLitePredictor(path).predict(np.zeros((1, 32, 32, 3), np.uint8)).shape == (1, 3)
+
+
+def test_unknown_quantization_and_missing_calibration_are_errors(tiny_run):
+    from visionsuite.core.export import convert
+    from visionsuite.core.models import load_keras_model
+    from visionsuite.errors import VisionsuiteError
+
+    model = load_keras_model(tiny_run / "model.keras")
+    with pytest.raises(VisionsuiteError, match="unknown quantization"):
+        convert(model, "int4")
+    with pytest.raises(VisionsuiteError, match="calibration"):
+        convert(model, "int8", None)
