@@ -81,12 +81,13 @@ def test_resume_continues_a_run(shapes_dir, tmp_path):
     first = invoke("train", "classify", "--data", shapes_dir, "--epochs", 1, "--output", tmp_path,
                    *sets)
     run = Path(first.stdout.strip().splitlines()[-1])
-    (run / "config.yaml").write_text((run / "config.yaml").read_text()
-                                     .replace("epochs: 1", "epochs: 2"))
-    resumed = invoke("train", "classify", "--resume", run)
+    resumed = invoke("train", "classify", "--resume", run, "--epochs", 2)
     assert resumed.exit_code == 0, resumed.output
     assert len((run / "history.csv").read_text().strip().splitlines()) == 3  # header + 2 epochs
     assert json.loads((run / "state.json").read_text())["epoch"] == 1
+    assert "epochs: 2" in (run / "config.yaml").read_text()
+    missing = invoke("train", "classify", "--resume", tmp_path / "no-run")
+    assert_one_line_error(missing, "no-run")
 
 
 def test_missing_data_path(tmp_path):

@@ -74,6 +74,11 @@ def train(task, config_path, data, epochs, batch_size, image_size, backbone, out
     from visionsuite.tasks import get_task
 
     get_task(task)  # says clearly when a task is not available yet
+    if resume:
+        if config_path:
+            raise VisionsuiteError("--resume continues with the run's own config.yaml; "
+                                   "leave out --config (overrides such as --epochs still apply)")
+        config_path = os.path.join(resume, "config.yaml")
     overrides = {"data.path": data, "train.epochs": epochs, "train.batch_size": batch_size,
                  "data.image_size": image_size, "model.backbone": backbone}
     config = load_config(task, config_path, overrides, sets)

@@ -65,9 +65,10 @@ class TrainConfig:
     ema: bool = True  # evaluate and save an exponential moving average of the weights
     ema_momentum: float = 0.99
     patience: int = 20  # early stopping on the val metric; 0 = off
+    checkpoint_seconds: float = 60.0  # save last.keras (for --resume) at most this often
     seed: int = 0
     mixed_precision: bool = False  # float16 compute; pays off on GPUs, not on CPUs
-    jit_compile: bool = False  # XLA
+    jit_compile: bool | str = "auto"  # XLA: auto (Keras decides: on where the model allows) | true | false
     tensorboard: bool = True
 
 
