@@ -19,8 +19,10 @@ def make_augment(config: AugmentConfig, seed: int | None = None):
         batch = tf.shape(images)[0]
         height = tf.cast(tf.shape(images)[1], tf.float32)
         width = tf.cast(tf.shape(images)[2], tf.float32)
-        images = _affine(images, batch, height, width, config)
-        images = _color(images, batch, config)
+        if config.flip or config.rotate or config.translate or config.zoom:
+            images = _affine(images, batch, height, width, config)
+        if config.brightness or config.contrast:
+            images = _color(images, batch, config)
         if config.erase > 0:
             images = _erase(images, batch, height, width, config.erase)
         return images
