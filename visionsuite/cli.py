@@ -14,7 +14,7 @@ import sys
 import click
 
 from visionsuite import __version__
-from visionsuite.errors import VisionsuiteError
+from visionsuite.errors import VisionsuiteError, first_line
 from visionsuite.tasks import TASK_NAMES
 
 QUANTIZE_CHOICES = ("none", "float16", "dynamic", "int8")
@@ -38,8 +38,7 @@ def friendly_errors(command):
         except Exception as err:  # noqa: BLE001  the last line of defence for the user
             if os.environ.get("VISIONSUITE_DEBUG"):
                 raise
-            line = str(err).strip().splitlines()[0][:300] if str(err).strip() else ""
-            click.echo(f"error: {type(err).__name__}: {line} "
+            click.echo(f"error: {type(err).__name__}: {first_line(str(err))} "
                        "(set VISIONSUITE_DEBUG=1 for the traceback)", err=True)
             sys.exit(1)
 

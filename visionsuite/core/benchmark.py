@@ -7,6 +7,7 @@ child process per thread count, because TensorFlow fixes its thread pools at sta
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -83,7 +84,7 @@ def _time_keras_in_child(path: Path, threads: int, runs: int) -> np.ndarray:
     command = [sys.executable, "-m", "visionsuite.core.benchmark", str(path), str(threads),
                str(runs)]
     result = subprocess.run(command, capture_output=True, text=True,
-                            env={**__import__("os").environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     if result.returncode != 0:
         last = (result.stderr.strip().splitlines() or ["unknown error"])[-1]
         raise VisionsuiteError(f"{path}: Keras benchmark failed ({last})")

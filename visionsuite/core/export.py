@@ -18,7 +18,7 @@ from typing import Callable
 import numpy as np
 
 from visionsuite.core.files import atomic_write_bytes, write_json
-from visionsuite.errors import VisionsuiteError
+from visionsuite.errors import VisionsuiteError, first_line
 
 
 @dataclass(frozen=True)
@@ -83,7 +83,7 @@ def convert(model, quantize: str, calibration_images: np.ndarray | None = None) 
         try:
             return converter.convert()
         except Exception as err:  # the converter raises many types, all with a long MLIR dump
-            first = str(err).strip().splitlines()[0][:300] if str(err).strip() else repr(err)
+            first = first_line(str(err)) or repr(err)
             raise VisionsuiteError(f"TFLite conversion ({quantize}) failed: {first}") from None
 
 

@@ -12,8 +12,10 @@ Images are only ever read: nothing here writes to the file.
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -36,41 +38,37 @@ def is_image_file(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
 
 
-def read_image(path: str | Path, size: int | None = None, channels: int = 3) -> np.ndarray:
-    """Decode `path` to a uint8 array of shape (H, W, channels), resized to size x size if given."""
-    path = Path(path)
+@contextlib.contextmanager
+def _opened(path: Path) -> Iterator[Image.Image]:
+    """Image.open, with every decoding failure turned into one UnreadableImage naming `path`."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as image:
-                if size and image.format == "JPEG":
-                    # Let libjpeg decode at 1/2, 1/4 or 1/8 scale: large photos load far faster.
-                    image.draft("RGB", (size, size))
-                image.load()
-                image = ImageOps.exif_transpose(image)
-                array = _to_uint8(image, channels, size)
+                yield image
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise UnreadableImage(f"{path}: image too large to decode safely") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         reason = "not an image file" if isinstance(err, UnidentifiedImageError) else str(err)
         raise UnreadableImage(f"{path}: unreadable image ({reason})") from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise UnreadableImage(f"{path}: image too large to decode safely") from None
-    return array
+
+
+def read_image(path: str | Path, size: int | None = None, channels: int = 3) -> np.ndarray:
+    """Decode `path` to a uint8 array of shape (H, W, channels), resized to size x size if given."""
+    with _opened(Path(path)) as image:
+        if size and image.format == "JPEG":
+            # Let libjpeg decode at 1/2, 1/4 or 1/8 scale: large photos load far faster.
+            image.draft("RGB", (size, size))
+        image.load()
+        return _to_uint8(ImageOps.exif_transpose(image), channels, size)
 
 
 def inspect_image(path: str | Path) -> tuple[tuple[int, int], str]:
     """(width, height) and Pillow mode, after decoding the pixels once to prove they decode.
     Read-only: for data checks."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
-                image.load()
-                return image.size, image.mode
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-        reason = "not an image file" if isinstance(err, UnidentifiedImageError) else str(err)
-        raise UnreadableImage(f"{path}: unreadable image ({reason})") from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise UnreadableImage(f"{path}: image too large to decode safely") from None
+    with _opened(Path(path)) as image:
+        image.load()
+        return image.size, image.mode
 
 
 def _to_uint8(image: Image.Image, channels: int, size: int | None) -> np.ndarray:

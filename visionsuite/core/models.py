@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from visionsuite.errors import VisionsuiteError
+from visionsuite.errors import VisionsuiteError, first_line
 
 
 @dataclass
@@ -72,14 +72,10 @@ def load_keras_model(path: Path):
             raise VisionsuiteError(
                 f"{path}: the model holds a Lambda layer (arbitrary Python code); "
                 "refusing to load it (Keras safe mode)") from None
-        raise VisionsuiteError(f"{path}: cannot load the model ({_first_line(text)})") from None
+        raise VisionsuiteError(f"{path}: cannot load the model ({first_line(text)})") from None
     except (OSError, zipfile.BadZipFile, KeyError, TypeError) as err:
-        raise VisionsuiteError(f"{path}: not a readable .keras model ({_first_line(str(err))})") \
+        raise VisionsuiteError(f"{path}: not a readable .keras model ({first_line(str(err))})") \
             from None
-
-
-def _first_line(text: str) -> str:
-    return text.strip().splitlines()[0][:200] if text.strip() else "unknown error"
 
 
 class KerasPredictor:
@@ -114,7 +110,7 @@ class TFLitePredictor:
             self.interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as err:
             raise VisionsuiteError(f"{path}: not a loadable .tflite model "
-                                   f"({_first_line(str(err))})") from None
+                                   f"({first_line(str(err))})") from None
         self.input = self.interpreter.get_input_details()[0]
         self.outputs = self.interpreter.get_output_details()
         _, self.image_size, _, self.channels = self.input["shape"]
