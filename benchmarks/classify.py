@@ -78,8 +78,8 @@ def rates(timer: EpochTimer, images_per_epoch: int) -> tuple[float, float]:
 def throughput(data_path: str, epochs: int, sets: tuple = ()) -> dict:
     """`visionsuite train` (augmentation, EMA, checkpoints, logs) against a minimal
     hand-written model.fit of the same model on the same decoded images, epochs interleaved."""
-    config = load_config("classify", sets=[f"train.epochs={epochs}", "train.patience=0", *sets])
-    config.data.path = data_path
+    config = load_config("classify", overrides={"data.path": data_path},
+                         sets=[f"train.epochs={epochs}", "train.patience=0", *sets])
     keras.utils.set_random_seed(0)
     data = TASK.load_data(config)
     plain = TASK.build_model(config, data.labels)
@@ -108,8 +108,7 @@ def throughput(data_path: str, epochs: int, sets: tuple = ()) -> dict:
 
 
 def full_training(data_path: str, output: str) -> tuple[Path, dict]:
-    config = load_config("classify")
-    config.data.path = data_path
+    config = load_config("classify", overrides={"data.path": data_path})
     started = time.perf_counter()
     run = train(config, output=output)
     minutes = (time.perf_counter() - started) / 60

@@ -57,8 +57,8 @@ def tiny_run(tmp_path_factory, shapes_dir) -> Path:
     from visionsuite.config import load_config
     from visionsuite.core.train import train
 
-    config = load_config("classify", sets=TINY_SETS + ("train.epochs=2",))
-    config.data.path = str(shapes_dir)
+    config = load_config("classify", overrides={"data.path": str(shapes_dir)},
+                         sets=TINY_SETS + ("train.epochs=2",))
     return train(config, output=tmp_path_factory.mktemp("runs"), name="tiny")
 
 

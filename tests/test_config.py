@@ -7,11 +7,25 @@ from visionsuite.errors import VisionsuiteError
 
 
 def test_shipped_config_matches_the_declared_keys():
-    config = load_config("classify")
+    config = load_config("classify", overrides={"data.path": "/data"})
     assert isinstance(config, Config)
     assert config.task == "classify"
     assert config.model.backbone == "resnet18"
     assert read_yaml(PACKAGE_CONFIGS / "classify.yaml")["train"]["epochs"] == config.train.epochs
+
+
+def test_embedded_dataset_settings_apply_only_without_data_and_yield_to_the_command_line(
+        tmp_path: Path):
+    from visionsuite.config import EMBEDDED_SETTINGS
+
+    embedded = load_config("classify")
+    assert embedded.train.epochs == EMBEDDED_SETTINGS["classify"]["train.epochs"]
+    assert embedded.data.image_size == EMBEDDED_SETTINGS["classify"]["data.image_size"]
+    chosen = load_config("classify", overrides={"train.epochs": 3}, sets=["data.image_size=32"])
+    assert (chosen.train.epochs, chosen.data.image_size) == (3, 32)
+    own_file = tmp_path / "own.yaml"
+    own_file.write_text("train:\n  epochs: 5\n")
+    assert load_config("classify", own_file).train.epochs == 5  # a user's file is kept as is
 
 
 def test_command_line_beats_yaml_and_set_beats_both():

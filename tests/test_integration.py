@@ -23,8 +23,7 @@ def sign_digits_run(tmp_path_factory):
 
     root = require(SIGN_DIGITS)
     before = snapshot(root)
-    config = load_config("classify", sets=QUICK_SETS)
-    config.data.path = str(root)
+    config = load_config("classify", overrides={"data.path": str(root)}, sets=QUICK_SETS)
     run = train(config, output=tmp_path_factory.mktemp("runs"), name="sign-digits")
     assert snapshot(root) == before  # training never writes into the dataset
     return run

@@ -26,8 +26,8 @@ def friendly_errors(command):
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         try:
+            import_tensorflow_quietly()
             return command(*args, **kwargs)
         except VisionsuiteError as err:
             click.echo(f"error: {err}", err=True)
@@ -43,6 +43,24 @@ def friendly_errors(command):
             sys.exit(1)
 
     return wrapper
+
+
+def import_tensorflow_quietly() -> None:
+    """Import TensorFlow with its C++ start-up notices (oneDNN, absl) kept off the terminal:
+    TF 2.21 logs them through absl, which TF_CPP_MIN_LOG_LEVEL no longer silences. Python
+    errors of the import still surface as exceptions."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if "tensorflow" in sys.modules or os.environ.get("VISIONSUITE_DEBUG"):
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            import tensorflow  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -191,6 +209,7 @@ def data_check(task, path):
 
 
 @cli.command()
+@friendly_errors
 def models():
     """List the backbones."""
     from visionsuite.core.backbones import BACKBONES

@@ -21,7 +21,7 @@ def load_run_config(source: ModelSource, data: str | None = None,
     else:
         if not data:
             raise VisionsuiteError(f"{source.path}: not inside a run folder; pass --data PATH")
-        config = load_config("classify")
+        config = load_config("classify", overrides={"data.path": data})
     if data:
         config.data.path = data
     if image_size:

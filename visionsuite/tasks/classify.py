@@ -151,7 +151,7 @@ class ClassifyTask(Task):
 
         loss = keras.losses.CategoricalCrossentropy(label_smoothing=config.train.label_smoothing)
         metrics = [keras.metrics.CategoricalAccuracy(name="accuracy")]
-        if len(labels) >= 5:
+        if len(labels) > 5:  # with 5 classes or fewer, top-5 is always 1
             metrics.append(keras.metrics.TopKCategoricalAccuracy(5, name="top5"))
         return loss, metrics
 
@@ -197,13 +197,13 @@ class ClassifyTask(Task):
 
 def classification_metrics(probabilities: np.ndarray, targets: np.ndarray,
                            labels: list[str]) -> dict:
-    """Accuracy, top-5 (5+ classes), per-class precision/recall/F1 and the confusion matrix."""
+    """Accuracy, top-5 (more than 5 classes), per-class precision/recall/F1 and the confusion matrix."""
     count = len(labels)
     predicted = probabilities.argmax(axis=1)
     confusion = np.zeros((count, count), np.int64)
     np.add.at(confusion, (targets, predicted), 1)
     metrics = {"accuracy": float((predicted == targets).mean()), "images": int(len(targets))}
-    if count >= 5:
+    if count > 5:
         top5 = np.argsort(-probabilities, axis=1)[:, :5]
         metrics["top5"] = float((top5 == targets[:, None]).any(axis=1).mean())
     true_pos = np.diag(confusion).astype(float)
