@@ -19,3 +19,18 @@ def mediapipe_top1(model_path, images: np.ndarray, labels: list[str]) -> np.ndar
             assert best.category_name == labels[best.index]  # the metadata's labels are used
             predicted.append(best.index)
     return np.array(predicted)
+
+
+def mediapipe_category_mask(model_path, image: np.ndarray) -> np.ndarray:
+    """The category mask (class index per pixel) of MediaPipe's ImageSegmenter for one uint8
+    RGB image of the model's input size."""
+    import mediapipe as mp
+    from mediapipe.tasks.python import vision
+    from mediapipe.tasks.python.core.base_options import BaseOptions
+
+    options = vision.ImageSegmenterOptions(
+        base_options=BaseOptions(model_asset_path=str(model_path)),
+        output_category_mask=True, output_confidence_masks=False)
+    with vision.ImageSegmenter.create_from_options(options) as segmenter:
+        frame = mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(image))
+        return segmenter.segment(frame).category_mask.numpy_view().copy()

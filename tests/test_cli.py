@@ -15,7 +15,7 @@ from conftest import TINY_SETS, make_shapes_folder, snapshot
 from visionsuite.cli import cli
 
 SUBCOMMANDS = [[], ["train"], ["evaluate"], ["classify"], ["export"], ["benchmark"], ["data"],
-               ["data", "check"], ["models"]]
+               ["data", "check"], ["models"], ["segment"]]
 
 
 def invoke(*args):

@@ -10,6 +10,7 @@ import functools
 import json
 import os
 import sys
+from pathlib import Path
 
 import click
 
@@ -143,6 +144,32 @@ def classify_command(run, images, top_k, as_json):
     click.echo(table(rows))
 
 
+@cli.command("segment")
+@click.argument("run", type=click.Path())
+@click.argument("images", nargs=-1, required=True, type=click.Path())
+@click.option("--output", type=click.Path(), help="Folder for the masks [runs/segment/predictN].")
+@click.option("--overlay", is_flag=True, help="Also write a colour overlay per image.")
+@click.option("--threshold", default=0.5, show_default=True, type=float,
+              help="Foreground probability threshold (2-class models).")
+@click.option("--json", "as_json", is_flag=True, help="Print per-image class areas as JSON.")
+@friendly_errors
+def segment_command(run, images, output, overlay, threshold, as_json):
+    """Segment IMAGES (files or folders, any size) with RUN; one mask PNG per image at the
+    image's size (0/255 for 2 classes, else class indices)."""
+    from visionsuite.core.report import table
+    from visionsuite.tasks.segment import segment_images
+
+    results = segment_images(run, images, output, overlay, threshold)
+    if as_json:
+        click.echo(json.dumps(results, indent=2))
+        return
+    rows = [{"image": r["image"], "mask": r["mask"],
+             **{f"{name} %": round(100 * area["fraction"], 2)
+                for name, area in r["areas"].items()}} for r in results]
+    click.echo(table(rows))
+    click.echo(str(Path(results[0]["mask"]).parent))
+
+
 @cli.command()
 @click.argument("run", type=click.Path())
 @click.option("--quantize", type=click.Choice(QUANTIZE_CHOICES), default="int8",
@@ -161,7 +188,8 @@ def export(run, quantize, output, calibration, data):
              **report[fmt]} for fmt in ("keras", "tflite")]
     click.echo(table(rows))
     if report.get("agreement") is not None:
-        click.echo(f"top-1 agreement: {report['agreement']:.4f}")
+        click.echo(f"agreement with Keras (same class per image, or per pixel): "
+                   f"{report['agreement']:.4f}")
     click.echo(report["file"])
 
 

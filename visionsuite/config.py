@@ -37,11 +37,16 @@ class DataConfig:
     val_fraction: float = 0.2  # only when the dataset has no val/ folder
     split_seed: int = 0  # seed of that split, fixed so that runs compare
     workers: int = 0  # decoding threads; 0 = one per CPU core
+    # segment: image_size is the side of training crops and inference tiles
+    classes: list[str] | None = None  # class names in mask-value order; empty = discovered
+    crops_per_image: int = 8  # random crops per image and epoch
+    tile_overlap: float = 0.25  # overlap of inference tiles, fraction of the tile side
 
 
 @dataclass
 class AugmentConfig:
     flip: float = 0.5  # probability of a horizontal flip
+    vflip: float = 0.0  # probability of a vertical flip (microscopy, slides: no "up")
     rotate: float = 10.0  # max rotation, degrees
     translate: float = 0.1  # max shift, fraction of the image side
     zoom: float = 0.1  # max zoom in or out, fraction
@@ -57,6 +62,11 @@ class ModelConfig:
     depth: float = 1.0  # block-count multiplier (families that have stages of blocks)
     dropout: float = 0.2  # before the classifier
     weights: str | None = None  # a local .keras / .weights.h5 file to start from
+    # segment (U-Net)
+    levels: int = 4  # down-sampling steps of the U-Net
+    filters: int = 32  # filters of the first level, doubled at each level down
+    norm: str = "batch"  # batch | group | none
+    upsample: str = "transpose"  # transpose (learned) | bilinear
 
 
 @dataclass
@@ -69,6 +79,8 @@ class TrainConfig:
     warmup_epochs: float = 3.0
     min_lr_ratio: float = 0.01  # cosine decay ends at lr * min_lr_ratio
     label_smoothing: float = 0.1
+    loss: str = "ce"  # segment: ce | dice | focal, or sums such as ce+dice
+    class_weights: list[float] | None = None  # segment: weight of each class in ce and focal
     ema: bool = True  # evaluate and save an exponential moving average of the weights
     ema_momentum: float = 0.99
     patience: int = 20  # early stopping on the val metric; 0 = off
@@ -222,8 +234,18 @@ def _coerce(value: Any, hint: Any, source: str, keypath: str) -> Any:
         elif kind is str:
             if isinstance(value, (str, int, float)) and not isinstance(value, bool):
                 return str(value)
-    names = " or ".join(k.__name__ for k in allowed if k is not type(None))
+        elif typing.get_origin(kind) is list:
+            if isinstance(value, list):
+                item = typing.get_args(kind)[0]
+                return [_coerce(v, item, source, f"{keypath}[{i}]") for i, v in enumerate(value)]
+    names = " or ".join(_type_name(k) for k in allowed if k is not type(None))
     raise VisionsuiteError(f"{source}: '{keypath}' must be {names}, got {value!r}")
+
+
+def _type_name(kind: Any) -> str:
+    if typing.get_origin(kind) is list:
+        return f"a list of {typing.get_args(kind)[0].__name__}"
+    return kind.__name__
 
 
 def save_config(config: Config, path: Path) -> None:

@@ -17,27 +17,37 @@ import math
 from visionsuite.config import AugmentConfig
 
 
-def make_augment(config: AugmentConfig):
+def make_augment(config: AugmentConfig, crop_size: int | None = None):
     """A function from a float32 batch (B, H, W, C) in 0..255, and optionally integer masks
-    (B, H, W) or (B, H, W, K), to the augmented batch (and masks, when given)."""
+    (B, H, W), to the augmented batch (and masks, when given).
+
+    With `crop_size`, each image yields one random crop_size x crop_size crop (segmentation
+    trains on crops of larger images); `sizes` (B, 2) then gives each image's true height and
+    width inside a batch padded to the largest, so that crops and reflections stay inside it."""
     import tensorflow as tf
 
-    geometric = bool(config.flip or config.rotate or config.translate or config.zoom)
+    geometric = bool(config.flip or config.vflip or config.rotate or config.translate
+                     or config.zoom or crop_size)
 
     @tf.function(jit_compile=True)
-    def augment(images, masks=None):
+    def augment(images, masks=None, sizes=None):
         batch = tf.shape(images)[0]
-        height = tf.cast(tf.shape(images)[1], tf.float32)
-        width = tf.cast(tf.shape(images)[2], tf.float32)
+        if sizes is None:
+            sizes = tf.tile(tf.shape(images)[None, 1:3], [batch, 1])
+        heights, widths = tf.cast(sizes[:, 0], tf.float32), tf.cast(sizes[:, 1], tf.float32)
+        out_h, out_w = (crop_size, crop_size) if crop_size else (tf.shape(images)[1],
+                                                                 tf.shape(images)[2])
         if geometric:
-            transforms = _random_affine(batch, height, width, config)
-            images = _bilinear(images, transforms)
+            transforms = _random_affine(batch, heights, widths, out_h, out_w, config,
+                                        random_center=bool(crop_size))
+            coords = _source_coordinates(transforms, heights, widths, out_h, out_w)
+            images = _bilinear(images, *coords)
             if masks is not None:
-                masks = _nearest(masks, transforms)
+                masks = _nearest(masks, *coords)
         if config.brightness or config.contrast:
             images = _color(images, batch, config)
         if config.erase > 0:
-            images = _erase(images, batch, height, width, config.erase)
+            images = _erase(images, batch, config.erase)
         return images if masks is None else (images, masks)
 
     return augment
@@ -49,36 +59,46 @@ def _uniform(batch, low, high):
     return tf.random.uniform([batch], low, high)
 
 
-def _random_affine(batch, height, width, config: AugmentConfig):
+def _random_affine(batch, heights, widths, out_h, out_w, config: AugmentConfig,
+                   random_center: bool):
     """(B, 6) rows [a0 a1 a2 b0 b1 b2]: output pixel (x, y) samples input pixel
-    (a0 x + a1 y + a2, b0 x + b1 y + b2)."""
+    (a0 x + a1 y + a2, b0 x + b1 y + b2). The output's centre lands on the image's centre, or
+    with `random_center` on a random point at least half an output away from the borders."""
     import tensorflow as tf
 
+    out_h, out_w = tf.cast(out_h, tf.float32), tf.cast(out_w, tf.float32)
     angle = _uniform(batch, -1.0, 1.0) * (config.rotate * math.pi / 180.0)
     scale = 1.0 + _uniform(batch, -config.zoom, config.zoom)
-    shift_x = _uniform(batch, -config.translate, config.translate) * width
-    shift_y = _uniform(batch, -config.translate, config.translate) * height
-    flip = tf.where(_uniform(batch, 0.0, 1.0) < config.flip, -1.0, 1.0)
-    # Output pixel p maps to input pixel M (p - c - t) + c, M = R(-angle) diag(flip, 1) / scale.
+    flip_x = tf.where(_uniform(batch, 0.0, 1.0) < config.flip, -1.0, 1.0)
+    flip_y = tf.where(_uniform(batch, 0.0, 1.0) < config.vflip, -1.0, 1.0)
+    if random_center:
+        span_x, span_y = tf.maximum(widths - out_w, 0.0), tf.maximum(heights - out_h, 0.0)
+        center_x = (widths - 1.0) / 2.0 + (_uniform(batch, 0.0, 1.0) - 0.5) * span_x
+        center_y = (heights - 1.0) / 2.0 + (_uniform(batch, 0.0, 1.0) - 0.5) * span_y
+    else:
+        center_x, center_y = (widths - 1.0) / 2.0, (heights - 1.0) / 2.0
+    center_x += _uniform(batch, -config.translate, config.translate) * out_w
+    center_y += _uniform(batch, -config.translate, config.translate) * out_h
+    # Input = M (p - c_out) + center, M = R(-angle) diag(flip_x, flip_y) / scale.
     cos, sin = tf.cos(angle) / scale, tf.sin(angle) / scale
-    m00, m01, m10, m11 = flip * cos, sin, -flip * sin, cos
-    cx, cy = (width - 1.0) / 2.0, (height - 1.0) / 2.0
-    ox, oy = cx + shift_x, cy + shift_y
-    return tf.stack(
-        [m00, m01, cx - m00 * ox - m01 * oy, m10, m11, cy - m10 * ox - m11 * oy], axis=1)
+    m00, m01, m10, m11 = flip_x * cos, flip_y * sin, -flip_x * sin, flip_y * cos
+    ox, oy = (out_w - 1.0) / 2.0, (out_h - 1.0) / 2.0
+    return tf.stack([m00, m01, center_x - m00 * ox - m01 * oy,
+                     m10, m11, center_y - m10 * ox - m11 * oy], axis=1)
 
 
-def _source_coordinates(transforms, height, width):
-    """Where each output pixel samples the input, reflected at the borders (d c b | a b c d |
-    c b a), so that no invented fill value enters the images or the masks."""
+def _source_coordinates(transforms, heights, widths, out_h, out_w):
+    """Where each output pixel samples its image, reflected at that image's borders
+    (d c b | a b c d | c b a), so that no invented fill value enters images or masks."""
     import tensorflow as tf
 
-    height, width = tf.cast(height, tf.float32), tf.cast(width, tf.float32)
-    ys, xs = tf.meshgrid(tf.range(height), tf.range(width), indexing="ij")
+    ys, xs = tf.meshgrid(tf.range(tf.cast(out_h, tf.float32)),
+                         tf.range(tf.cast(out_w, tf.float32)), indexing="ij")
     row = [transforms[:, i, None, None] for i in range(6)]
     source_x = row[0] * xs + row[1] * ys + row[2]
     source_y = row[3] * xs + row[4] * ys + row[5]
-    return _reflect(source_x, width), _reflect(source_y, height)
+    return (_reflect(source_y, heights[:, None, None]),
+            _reflect(source_x, widths[:, None, None]))
 
 
 def _reflect(coordinate, size):
@@ -100,26 +120,25 @@ def _gather(images, ys, xs):
     return tf.gather(flat, offsets + ys * width + xs)
 
 
-def _bilinear(images, transforms):
+def _bilinear(images, source_y, source_x):
     import tensorflow as tf
 
-    height, width = tf.shape(images)[1], tf.shape(images)[2]
-    source_x, source_y = _source_coordinates(transforms, height, width)
-    x0, y0 = tf.floor(source_x), tf.floor(source_y)
-    fx, fy = (source_x - x0)[..., None], (source_y - y0)[..., None]
-    x0, y0 = tf.cast(x0, tf.int32), tf.cast(y0, tf.int32)
-    x1, y1 = tf.minimum(x0 + 1, width - 1), tf.minimum(y0 + 1, height - 1)
+    y0, x0 = tf.floor(source_y), tf.floor(source_x)
+    fy, fx = (source_y - y0)[..., None], (source_x - x0)[..., None]
+    y0, x0 = tf.cast(y0, tf.int32), tf.cast(x0, tf.int32)
+    # +1 may step onto padding only where the weight of that neighbour is 0.
+    y1 = tf.minimum(y0 + 1, tf.shape(images)[1] - 1)
+    x1 = tf.minimum(x0 + 1, tf.shape(images)[2] - 1)
     top = _gather(images, y0, x0) * (1.0 - fx) + _gather(images, y0, x1) * fx
     bottom = _gather(images, y1, x0) * (1.0 - fx) + _gather(images, y1, x1) * fx
     return top * (1.0 - fy) + bottom * fy
 
 
-def _nearest(masks, transforms):
+def _nearest(masks, source_y, source_x):
     import tensorflow as tf
 
-    source_x, source_y = _source_coordinates(transforms, tf.shape(masks)[1], tf.shape(masks)[2])
-    xs = tf.cast(tf.round(source_x), tf.int32)
     ys = tf.cast(tf.round(source_y), tf.int32)
+    xs = tf.cast(tf.round(source_x), tf.int32)
     return _gather(masks, ys, xs)
 
 
@@ -136,10 +155,12 @@ def _color(images, batch, config: AugmentConfig):
     return tf.clip_by_value(images, 0.0, 255.0)
 
 
-def _erase(images, batch, height, width, probability: float):
+def _erase(images, batch, probability: float):
     """Cutout: a random rectangle of 2-25% of the image set to mid-grey, with `probability`."""
     import tensorflow as tf
 
+    height = tf.cast(tf.shape(images)[1], tf.float32)
+    width = tf.cast(tf.shape(images)[2], tf.float32)
     area = _uniform(batch, 0.02, 0.25) * height * width
     aspect = tf.exp(_uniform(batch, math.log(0.3), math.log(3.3)))
     eh = tf.minimum(tf.sqrt(area * aspect), height)

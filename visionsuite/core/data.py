@@ -76,25 +76,35 @@ def make_dataset(
     seed: int = 0,
     augment_fn=None,
     target_fn=None,
+    repeat: int = 1,
+    spatial_targets: bool = False,
 ):
     """A tf.data pipeline over in-memory arrays: shuffle, batch, augment in parallel, prefetch.
 
     Indices are shuffled and batched, and each batch is gathered from the arrays in one op (as
-    Keras does for NumPy input): per-image work in tf.data costs more than the gather.
+    Keras does for NumPy input): per-image work in tf.data costs more than the gather. With
+    `repeat`, each image appears that many times an epoch (segmentation: several random crops
+    of each image); with `spatial_targets` (masks), augment_fn transforms images and targets
+    together.
     """
     import tensorflow as tf
 
     images_t, targets_t = tf.constant(images), tf.constant(targets)
-    dataset = tf.data.Dataset.range(len(images))
+    count = len(images) * repeat
+    dataset = tf.data.Dataset.range(count)
     if training:
-        dataset = dataset.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
-    dataset = dataset.batch(batch_size, drop_remainder=training and len(images) >= batch_size)
+        dataset = dataset.shuffle(count, seed=seed, reshuffle_each_iteration=True)
+    dataset = dataset.batch(batch_size, drop_remainder=training and count >= batch_size)
 
     def prepare(indices):
+        indices = indices % len(images)
         x = tf.cast(tf.gather(images_t, indices), tf.float32)
         y = tf.gather(targets_t, indices)
         if training and augment_fn is not None:
-            x = augment_fn(x)
+            if spatial_targets:
+                x, y = augment_fn(x, tf.cast(y, tf.int32))
+            else:
+                x = augment_fn(x)
         return x, (target_fn(y) if target_fn is not None else y)
 
     dataset = dataset.map(prepare, num_parallel_calls=2, deterministic=not training)

@@ -41,7 +41,7 @@ def evaluate(run: str | Path, data: str | None = None, json_path: str | Path | N
     task = get_task(config.task)
     dataset = task.load_data(config, train=False, labels=source.labels)
     started = time.perf_counter()
-    outputs = predictor.predict(dataset.val.images)
+    outputs = task.predict(predictor, dataset.val, config)
     metrics = task.evaluate(outputs, dataset.val, dataset.labels)
     result = {"model": str(source.path), "format": source.kind, "data": dataset.source,
               "seconds": round(time.perf_counter() - started, 3),

@@ -120,7 +120,10 @@ def export(run: str | Path, quantize: str = "int8", output: str | Path = "export
     labels = source.labels or [f"class_{i}" for i in range(model.output_shape[-1])]
     dataset = task.load_data(config, train=quantize == "int8", labels=labels)
     calibration = calibration if calibration is not None else config.export.calibration
-    calibration_images = _calibration_sample(dataset, calibration, config.train.seed)
+    # Calibrate on train images: the parity check below is measured on val.
+    pool = dataset.train if dataset.train is not None and len(dataset.train) else dataset.val
+    calibration_images = task.calibration_images(pool, calibration, config.train.seed,
+                                                 model.input_shape[1])
 
     print(f"converting ({quantize}) ...", file=sys.stderr)
     started = time.perf_counter()
@@ -136,8 +139,8 @@ def export(run: str | Path, quantize: str = "int8", output: str | Path = "export
     seconds = time.perf_counter() - started
 
     print("checking the .tflite against the Keras model on val ...", file=sys.stderr)
-    keras_out = KerasPredictor(model).predict(dataset.val.images)
-    tflite_out = TFLitePredictor(target).predict(dataset.val.images)
+    keras_out = task.predict(KerasPredictor(model), dataset.val, config)
+    tflite_out = task.predict(TFLitePredictor(target), dataset.val, config)
     report = {
         "quantize": quantize,
         "file": str(target),
@@ -151,11 +154,3 @@ def export(run: str | Path, quantize: str = "int8", output: str | Path = "export
     }
     write_json(target.with_suffix(".json"), report)
     return report
-
-
-def _calibration_sample(dataset, count: int, seed: int) -> np.ndarray:
-    """`count` train images (val when there is no train split), evenly over a seeded shuffle:
-    calibration never sees the images the parity check is measured on when it can avoid it."""
-    pool = dataset.train if dataset.train is not None and len(dataset.train) else dataset.val
-    order = np.random.default_rng(seed).permutation(len(pool))[:max(0, count)]
-    return pool.images[np.sort(order)]

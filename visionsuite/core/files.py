@@ -61,7 +61,7 @@ def inside(root: Path, relative: str | Path) -> Path:
     return candidate
 
 
-def new_run_dir(base: Path, name: str | None) -> Path:
+def new_run_dir(base: Path, name: str | None, stem: str = "exp") -> Path:
     """A fresh run folder: `base/NAME`, or `base/exp`, `base/exp2`, ... when no name is given."""
     base.mkdir(parents=True, exist_ok=True)
     if name:
@@ -73,7 +73,7 @@ def new_run_dir(base: Path, name: str | None) -> Path:
         run.mkdir()
         return run
     for index in range(1, 100000):
-        run = base / ("exp" if index == 1 else f"exp{index}")
+        run = base / (stem if index == 1 else f"{stem}{index}")
         try:
             run.mkdir()
             return run

@@ -115,3 +115,36 @@ def collect_images(inputs: list[str] | tuple[str, ...]) -> list[Path]:
     if not found:
         raise VisionsuiteError(f"{', '.join(inputs)}: no image files found")
     return found
+
+
+def read_mask(path: str | Path) -> np.ndarray:
+    """Decode a label mask to its raw values, (H, W) uint8, without any resampling.
+
+    Palette images keep their indices (class-index palette PNGs), unless the palette is grey,
+    which is how binary masks are often stored (GIF); grey, 1-bit and 16-bit masks keep their
+    values (16-bit values above 255 are refused: they cannot be class indices here); an RGB mask
+    whose channels are equal is read as grey, a colour one is refused."""
+    path = Path(path)
+    with _opened(path) as image:
+        image.load()
+        if image.mode == "P":
+            palette = np.asarray(image.getpalette() or [], np.uint8).reshape(-1, 3)
+            indices = np.asarray(image, np.uint8)
+            grey = len(palette) and (palette[:, 0] == palette[:, 1]).all() \
+                and (palette[:, 1] == palette[:, 2]).all()
+            return palette[indices, 0] if grey else indices
+        if image.mode in ("RGB", "RGBA"):
+            rgb = np.asarray(image.convert("RGB"))
+            if not ((rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all()):
+                raise UnreadableImage(f"{path}: colour mask; expected one channel of class "
+                                      "indices, 0/255 or a palette PNG")
+            return np.ascontiguousarray(rgb[..., 0])
+        if image.mode in ("LA", "PA"):
+            image = image.getchannel(0)
+        values = np.asarray(image.convert("L") if image.mode == "1" else image)
+        if values.ndim != 2:
+            raise UnreadableImage(f"{path}: mask of mode {image.mode} not understood")
+        if values.max(initial=0) > 255 or values.min(initial=0) < 0:
+            raise UnreadableImage(f"{path}: mask values up to {values.max()}; "
+                                  "class indices must be 0..255")
+        return values.astype(np.uint8)

@@ -35,6 +35,7 @@ class MetadataSpec:
     std: float = 1.0
     grayscale: bool = False
     output_range: tuple[float, float] | None = None
+    output_is_image: bool = False  # a per-pixel map (segmentation), not a feature vector
     version: str = ""
     author: str = "visionsuite"
     license: str = ""
@@ -64,8 +65,14 @@ def build_metadata(spec: MetadataSpec) -> bytes:
     output = meta.TensorMetadataT()
     output.name, output.description = spec.output_name, spec.output_description
     output.content = meta.ContentT()
-    output.content.contentPropertiesType = meta.ContentProperties.FeatureProperties
-    output.content.contentProperties = meta.FeaturePropertiesT()
+    if spec.output_is_image:
+        # What MediaPipe's ImageSegmenter expects: a grey "image" of class scores per pixel.
+        output.content.contentPropertiesType = meta.ContentProperties.ImageProperties
+        output.content.contentProperties = meta.ImagePropertiesT()
+        output.content.contentProperties.colorSpace = meta.ColorSpaceType.GRAYSCALE
+    else:
+        output.content.contentPropertiesType = meta.ContentProperties.FeatureProperties
+        output.content.contentProperties = meta.FeaturePropertiesT()
     if spec.output_range:
         output.stats = meta.StatsT()
         output.stats.min, output.stats.max = [spec.output_range[0]], [spec.output_range[1]]

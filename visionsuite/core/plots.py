@@ -71,3 +71,27 @@ def plot_confusion(confusion: np.ndarray, labels: list[str], path: Path) -> Path
     axis.set_title("confusion matrix (val)")
     _save(figure, path)
     return path
+
+
+def plot_segmentation_grid(images, truths, predictions, labels: list[str], names: list[str],
+                           path: Path, rows: int = 6) -> Path:
+    """One row per image (at most `rows`): the image, the true mask, the predicted mask."""
+    from visionsuite.tasks.segment import colorize
+
+    plt = _pyplot()
+    count = min(rows, len(images))
+    figure, axes = plt.subplots(count, 3, figsize=(10, 3.4 * count), squeeze=False)
+    for row in range(count):
+        image = images[row]
+        panels = [(image[..., 0] if image.shape[-1] == 1 else image, "image"),
+                  (colorize(truths[row]), "truth"),
+                  (colorize(predictions[row].astype(np.uint8)), "prediction")]
+        for axis, (picture, title) in zip(axes[row], panels):
+            axis.imshow(picture, cmap="gray" if picture.ndim == 2 else None)
+            axis.set_title(f"{names[row]}: {title}" if title == "image" else title, fontsize=9)
+            axis.axis("off")
+    legend = ", ".join(f"{name} = {'black' if i == 0 else f'colour {i}'}"
+                       for i, name in enumerate(labels[:6]))
+    figure.suptitle(f"val (grey: ignored); {legend}", fontsize=9)
+    _save(figure, path)
+    return path

@@ -58,7 +58,7 @@ def train(config: Config, output: str | Path = "runs", name: str | None = None,
     print(f"run folder: {run_dir}", file=sys.stderr)
 
     fit_model(model, task, config, data, run_dir, state, callbacks or [])
-    return finish_run(run_dir, task, data)
+    return finish_run(run_dir, task, config, data)
 
 
 def _print_data_summary(data) -> None:
@@ -70,7 +70,7 @@ def _print_data_summary(data) -> None:
 
 
 def _compile(model, task, config: Config, data) -> None:
-    steps = max(1, len(data.train) // config.train.batch_size)
+    steps = max(1, task.train_samples(config, data) // config.train.batch_size)
     total, warmup = steps * config.train.epochs, int(steps * config.train.warmup_epochs)
     schedule = keras.optimizers.schedules.CosineDecay(
         initial_learning_rate=config.train.lr * 0.01 if warmup else config.train.lr,
@@ -95,22 +95,9 @@ def _compile(model, task, config: Config, data) -> None:
     model.compile(optimizer, loss, metrics=metrics, jit_compile=config.train.jit_compile)
 
 
-def make_train_datasets(task, config: Config, data):
-    from visionsuite.core.augment import make_augment
-    from visionsuite.core.data import make_dataset
-
-    target_fn = task.target_fn(data.labels)
-    train_ds = make_dataset(data.train.images, data.train.targets, config.train.batch_size,
-                            training=True, seed=config.train.seed,
-                            augment_fn=make_augment(config.augment), target_fn=target_fn)
-    val_ds = make_dataset(data.val.images, data.val.targets, config.train.batch_size * 2,
-                          training=False, target_fn=target_fn)
-    return train_ds, val_ds
-
-
 def fit_model(model, task, config: Config, data, run_dir: Path, state: dict,
               extra_callbacks: list) -> None:
-    train_ds, val_ds = make_train_datasets(task, config, data)
+    train_ds, val_ds = task.make_datasets(config, data)
     callbacks = []
     if config.train.ema:
         # Validation sees the averaged weights (BestCheckpoint saves them); training and
@@ -137,7 +124,7 @@ def fit_model(model, task, config: Config, data, run_dir: Path, state: dict,
               callbacks=callbacks, shuffle=False, verbose=1 if sys.stdout.isatty() else 2)
 
 
-def finish_run(run_dir: Path, task, data) -> Path:
+def finish_run(run_dir: Path, task, config: Config, data) -> Path:
     """Evaluate the best checkpoint on val and write metrics.json and the plots."""
     from visionsuite.core.models import KerasPredictor, load_keras_model
     from visionsuite.core.plots import plot_history
@@ -145,13 +132,14 @@ def finish_run(run_dir: Path, task, data) -> Path:
 
     model = load_keras_model(run_dir / "model.keras")
     started = time.perf_counter()
-    outputs = KerasPredictor(model).predict(data.val.images)
+    outputs = task.predict(KerasPredictor(model), data.val, config)
     metrics = task.evaluate(outputs, data.val, data.labels)
     metrics["eval_seconds"] = round(time.perf_counter() - started, 3)
     metrics["skipped_images"] = len(data.val.skipped) + len(data.train.skipped)
     write_json(run_dir / "metrics.json", metrics)
     plot_history(run_dir / "history.csv", run_dir / "curves.png")
     task.plot(metrics, data.labels, run_dir)
+    task.plot_predictions(outputs, data.val, data.labels, run_dir)
     print(table([{"split": "val", **task.headline(metrics)}]))
     return run_dir
 

@@ -12,7 +12,7 @@ from visionsuite.errors import VisionsuiteError
 
 TASK_MODULES = {
     "classify": "visionsuite.tasks.classify",
-    "segment": None,  # issue #3
+    "segment": "visionsuite.tasks.segment",
     "detect": None,  # issue #4
     "face": None,  # issue #5
 }

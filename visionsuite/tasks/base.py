@@ -16,10 +16,11 @@ from visionsuite.config import Config
 
 @dataclass
 class Split:
-    """One decoded split: uint8 images (N, S, S, C) and their targets."""
+    """One decoded split: uint8 images (N, S, S, C) and their targets; tasks whose images keep
+    their own sizes (segment) hold lists of arrays instead."""
 
-    images: np.ndarray
-    targets: np.ndarray
+    images: np.ndarray | list[np.ndarray]
+    targets: np.ndarray | list[np.ndarray]
     paths: list[Path]
     skipped: list[str] = field(default_factory=list)
 
@@ -69,6 +70,34 @@ class Task:
         """A tf function turning stored targets into what the loss expects (or None)."""
         return None
 
+    def make_datasets(self, config: Config, data: TaskData):
+        """The tf.data train and val datasets that Keras fits on: shuffled, augmented batches
+        of the decoded images."""
+        from visionsuite.core.augment import make_augment
+        from visionsuite.core.data import make_dataset
+
+        target_fn = self.target_fn(data.labels)
+        train = make_dataset(data.train.images, data.train.targets, config.train.batch_size,
+                             training=True, seed=config.train.seed,
+                             augment_fn=make_augment(config.augment), target_fn=target_fn)
+        val = make_dataset(data.val.images, data.val.targets, config.train.batch_size * 2,
+                           training=False, target_fn=target_fn)
+        return train, val
+
+    def train_samples(self, config: Config, data: TaskData) -> int:
+        """Training samples per epoch (the learning-rate schedule counts steps from it)."""
+        return len(data.train)
+
+    def predict(self, predictor, split: Split, config: Config):
+        """Model outputs for every image of `split` (a Keras or TFLite predictor)."""
+        return predictor.predict(split.images)
+
+    def calibration_images(self, split: Split, count: int, seed: int, size: int) -> np.ndarray:
+        """`count` uint8 model inputs (size x size) for int8 calibration, evenly over a seeded
+        shuffle."""
+        order = np.random.default_rng(seed).permutation(len(split))[:max(0, count)]
+        return split.images[np.sort(order)]
+
     def evaluate(self, outputs: np.ndarray, split: Split, labels: list[str]) -> dict:
         """Metrics of model `outputs` on `split`; the same names for every model format."""
         raise NotImplementedError
@@ -83,6 +112,10 @@ class Task:
         return None
 
     def plot(self, metrics: dict, labels: list[str], folder: Path, prefix: str = "") -> list[Path]:
+        return []
+
+    def plot_predictions(self, outputs, split: Split, labels: list[str], folder: Path) -> list[Path]:
+        """PNGs of predictions next to the truth, where a picture says more than the metrics."""
         return []
 
     def tflite_metadata(self, labels: list[str], quantized_input: bool):

@@ -1,0 +1,212 @@
+"""Segmentation: pairing, mask values, ROI, tiling, metrics and loss, on tiny arrays."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from visionsuite.errors import VisionsuiteError
+from visionsuite.tasks.segment import (IGNORE, class_map, index_pairs, segmentation_metrics,
+                                       sliding_window)
+
+
+def make_segment_folder(root: Path, train: int = 4, val: int = 2, size=(40, 30),
+                        mask_ext: str = ".png", roi: bool = False) -> Path:
+    """A tiny dataset: a bright disc (foreground, 255) on a dark noisy background."""
+    rng = np.random.default_rng(0)
+    width, height = size
+    for split, count in (("train", train), ("val", val)):
+        for folder in ("images", "masks") + (("roi",) if roi else ()):
+            (root / split / folder).mkdir(parents=True, exist_ok=True)
+        for index in range(count):
+            yy, xx = np.mgrid[:height, :width]
+            disc = (yy - height / 2) ** 2 + (xx - width / 2 - index) ** 2 < (height / 4) ** 2
+            image = np.clip(60 + 120 * disc + rng.normal(0, 10, disc.shape), 0, 255)
+            Image.fromarray(image.astype(np.uint8)).save(root / split / "images" / f"{index}.png")
+            Image.fromarray(disc.astype(np.uint8) * 255).save(
+                root / split / "masks" / f"{index}{mask_ext}")
+            if roi:
+                inside = np.zeros_like(disc)
+                inside[:, : width // 2] = True
+                Image.fromarray(inside.astype(np.uint8) * 255).save(
+                    root / split / "roi" / f"{index}.png")
+    return root
+
+
+def test_pairs_by_stem_with_masks_of_another_format(tmp_path):
+    root = make_segment_folder(tmp_path / "d", mask_ext=".gif")
+    index = index_pairs(root)
+    assert [p.image.name for p in index.splits["train"]] == ["0.png", "1.png", "2.png", "3.png"]
+    assert all(p.mask.suffix == ".gif" for p in index.splits["val"])
+
+
+@pytest.mark.parametrize("breakage, message", [
+    (lambda r: (r / "train" / "masks" / "1.png").unlink(), "unpaired files: 1 image(s) without "
+                                                           "a mask (1)"),
+    (lambda r: (r / "val" / "masks" / "9.png").write_bytes(b""), "1 mask(s) without an image (9)"),
+    (lambda r: Image.new("L", (4, 4)).save(r / "train" / "images" / "0.bmp"),
+     "two files with the stem '0'"),
+    (lambda r: __import__("shutil").rmtree(r / "val" / "masks"), "masks/ is missing"),
+])
+def test_broken_pairing_is_one_clear_error(tmp_path, breakage, message):
+    root = make_segment_folder(tmp_path / "d")
+    breakage(root)
+    with pytest.raises(VisionsuiteError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        index_pairs(root)
+
+
+def test_empty_images_folder_is_an_error(tmp_path):
+    for folder in ("images", "masks"):
+        (tmp_path / "train" / folder).mkdir(parents=True)
+        (tmp_path / "val" / folder).mkdir(parents=True)
+    with pytest.raises(VisionsuiteError, match="no images in the folder"):
+        index_pairs(tmp_path)
+
+
+def test_mask_values_become_classes():
+    assert class_map({0, 255}, None).names == ["background", "foreground"]
+    assert class_map({0, 255}, None).lookup[255] == 1
+    assert class_map({0, 1}, None).lookup[1] == 1
+    voc = class_map({0, 1, 2, 255}, None)  # 255 is "ignore" beside class indices
+    assert voc.names == ["class_0", "class_1", "class_2"] and voc.lookup[255] == IGNORE
+    named = class_map({0, 255}, ["membrane", "cell"])
+    assert named.names == ["membrane", "cell"] and named.lookup[255] == 1
+    assert class_map({0, 1, 2}, ["a", "b"]).lookup[2] == -1  # outside: refused when applied
+
+
+def test_unexpected_mask_values_name_the_file(tmp_path):
+    from visionsuite.config import load_config
+    from visionsuite.tasks.segment import TASK
+
+    root = make_segment_folder(tmp_path / "d")
+    bad = np.zeros((30, 40), np.uint8)
+    bad[:5, :5] = 7
+    Image.fromarray(bad).save(root / "val" / "masks" / "1.png")
+    config = load_config("segment", overrides={"data.path": str(root)},
+                         sets=["data.classes=[background, disc]"])
+    with pytest.raises(VisionsuiteError, match=r"1.png: mask values \[7\] are outside the 2 "
+                                               r"classes \(background, disc\)"):
+        TASK.load_data(config)
+
+
+def test_size_mismatch_names_the_mask(tmp_path):
+    from visionsuite.config import load_config
+    from visionsuite.tasks.segment import TASK
+
+    root = make_segment_folder(tmp_path / "d")
+    Image.new("L", (20, 20)).save(root / "train" / "masks" / "2.png")
+    config = load_config("segment", overrides={"data.path": str(root)})
+    with pytest.raises(VisionsuiteError, match="2.png: mask is 20x20 but its image 2.png is 40x30"):
+        TASK.load_data(config)
+
+
+def test_masks_of_every_storage_read_as_values(tmp_path):
+    from visionsuite.core.images import UnreadableImage, read_mask
+
+    values = np.array([[0, 255], [255, 0]], np.uint8)
+    Image.fromarray(values).convert("P").save(tmp_path / "grey.gif")  # grey palette: values
+    assert np.array_equal(read_mask(tmp_path / "grey.gif"), values)
+    palette = Image.fromarray(np.array([[0, 1], [2, 1]], np.uint8), "P")
+    palette.putpalette([0, 0, 0, 128, 0, 0, 0, 128, 0] + [0] * 759)
+    palette.save(tmp_path / "voc.png")  # colour palette: class indices
+    assert np.array_equal(read_mask(tmp_path / "voc.png"), [[0, 1], [2, 1]])
+    Image.fromarray(np.array([[0, 3]], np.uint16)).save(tmp_path / "sixteen.png")
+    assert np.array_equal(read_mask(tmp_path / "sixteen.png"), [[0, 3]])
+    Image.new("RGB", (2, 2), (200, 10, 10)).save(tmp_path / "colour.png")
+    with pytest.raises(UnreadableImage, match="colour mask"):
+        read_mask(tmp_path / "colour.png")
+
+
+def test_roi_pixels_are_ignored_and_16_bit_tiff_images_are_scaled(tmp_path):
+    from visionsuite.config import load_config
+    from visionsuite.tasks.segment import TASK
+
+    root = make_segment_folder(tmp_path / "d", roi=True)
+    sixteen = (np.arange(30 * 40, dtype=np.uint16).reshape(30, 40) * 50)
+    Image.fromarray(sixteen).save(root / "train" / "images" / "0.tif")
+    (root / "train" / "images" / "0.png").unlink()
+    config = load_config("segment", overrides={"data.path": str(root)})
+    data = TASK.load_data(config)
+    assert data.labels == ["background", "foreground"]
+    assert (data.train.targets[0][:, 20:] == IGNORE).all()  # right half is outside the ROI
+    assert set(np.unique(data.train.targets[0][:, :20])) <= {0, 1}
+    image = data.train.images[0]
+    assert image.dtype == np.uint8 and image.max() > 200  # scaled, not clipped or all black
+
+
+@pytest.mark.parametrize("height, width", [(37, 53), (64, 64), (20, 90), (10, 12)])
+def test_tiled_inference_is_seamless_at_any_size(height, width):
+    """A per-pixel 'model' must come out of the tiling unchanged, whatever the overlap."""
+    rng = np.random.default_rng(1)
+    image = rng.integers(0, 256, (height, width, 3), np.uint8)
+
+    def per_pixel(tiles):
+        foreground = tiles[..., :1].astype(np.float32) / 255.0
+        return np.concatenate([1 - foreground, foreground], axis=-1)
+
+    probs = sliding_window(per_pixel, image, tile=16, overlap=0.25)
+    assert probs.shape == (height, width, 2)
+    assert np.allclose(probs, per_pixel(image[None])[0], atol=1e-5)
+
+
+def test_metrics_per_class_binary_scores_and_ignored_pixels():
+    truth = np.array([[0, 0, 1, 1], [0, 1, 1, IGNORE]], np.uint8)
+    foreground = np.array([[0.1, 0.6, 0.9, 0.8], [0.2, 0.4, 0.7, 0.9]], np.float32)
+    probs = np.stack([1 - foreground, foreground], -1)
+    metrics = segmentation_metrics([probs], [truth], ["background", "foreground"])
+    # valid pixels: truth 0 0 1 1 0 1 1 / predicted 0 1 1 1 0 0 1
+    assert metrics["pixels"] == 7
+    assert metrics["pixel_accuracy"] == pytest.approx(5 / 7)
+    assert metrics["per_class"]["foreground"]["dice"] == pytest.approx(2 * 3 / (4 + 4))
+    assert metrics["per_class"]["background"]["dice"] == pytest.approx(2 * 2 / (3 + 3))
+    assert metrics["sensitivity"] == pytest.approx(3 / 4)
+    assert metrics["specificity"] == pytest.approx(2 / 3)
+    # AUC: positives 0.9 0.8 0.4 0.7 vs negatives 0.1 0.6 0.2: 11 of 12 pairs ordered.
+    assert metrics["roc_auc"] == pytest.approx(11 / 12)
+
+
+def test_loss_ignores_pixels_and_keras_score_matches_numpy():
+    import keras
+
+    from visionsuite.tasks.segment import _keras_parts
+
+    loss_class, score_class = _keras_parts()
+    rng = np.random.default_rng(0)
+    truth = rng.integers(0, 3, (2, 8, 8)).astype(np.int32)
+    logits = rng.normal(size=(2, 8, 8, 3)).astype(np.float32)
+    probs = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+    masked = truth.copy()
+    masked[:, :, 4:] = IGNORE
+    for terms in (("ce",), ("focal",), ("ce", "dice")):
+        loss = loss_class(terms, 3)
+        changed = probs.copy()
+        changed[:, :, 4:] = probs[:, :, 4:][..., ::-1]  # ignored pixels must not matter
+        assert float(loss(masked, probs)) == pytest.approx(float(loss(masked, changed)), rel=1e-5)
+        assert float(loss(masked, probs)) > 0
+    score = score_class(3, "dice")
+    score.update_state(masked[:1], probs[:1])
+    score.update_state(masked[1:], probs[1:])
+    expected = segmentation_metrics(list(probs), list(masked.astype(np.uint8)),
+                                    ["a", "b", "c"])["dice"]
+    assert float(score.result()) == pytest.approx(expected, rel=1e-5)
+    assert isinstance(loss, keras.losses.Loss)
+
+
+def test_crops_cover_images_of_different_sizes():
+    import tensorflow as tf
+
+    from visionsuite.config import AugmentConfig
+    from visionsuite.core.augment import make_augment
+    from visionsuite.tasks.segment import pad_stack
+
+    images = [np.full((20, 30, 3), 100, np.uint8), np.full((40, 12, 3), 200, np.uint8)]
+    masks = [np.ones((20, 30), np.uint8), np.full((40, 12), 2, np.uint8)]
+    stacked, stacked_masks = pad_stack(images, None), pad_stack(masks, IGNORE)
+    assert stacked.shape == (2, 40, 30, 3) and stacked_masks[0, 30, 0] == IGNORE
+    augment = make_augment(AugmentConfig(rotate=90, zoom=0.2, vflip=0.5), crop_size=16)
+    crops, crop_masks = augment(tf.constant(stacked, tf.float32),
+                                tf.constant(stacked_masks, tf.int32))
+    assert crops.shape == (2, 16, 16, 3) and crop_masks.shape == (2, 16, 16)
+    assert set(np.unique(crop_masks[0])) <= {1, IGNORE} and set(np.unique(crop_masks[1])) <= {
+        2, IGNORE}
