@@ -27,8 +27,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import keras  # noqa: E402
-import numpy as np  # noqa: E402
 
+from common import EpochTimer, InterleavedPlainEpoch, rates  # noqa: E402
 from visionsuite.config import load_config  # noqa: E402
 from visionsuite.core.benchmark import summarize, time_tflite  # noqa: E402
 from visionsuite.core.export import QUANTIZATIONS, export  # noqa: E402
@@ -36,43 +36,6 @@ from visionsuite.core.files import write_json  # noqa: E402
 from visionsuite.core.report import table  # noqa: E402
 from visionsuite.core.train import train  # noqa: E402
 from visionsuite.tasks.classify import TASK  # noqa: E402
-
-
-class EpochTimer(keras.callbacks.Callback):
-    """Wall and CPU time of each epoch, measured after every other callback of that epoch."""
-
-    def __init__(self):
-        super().__init__()
-        self.seconds: list[float] = []
-        self.cpu_seconds: list[float] = []
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.started, self.cpu_started = time.perf_counter(), time.process_time()
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.seconds.append(time.perf_counter() - self.started)
-        self.cpu_seconds.append(time.process_time() - self.cpu_started)
-
-
-class InterleavedPlainEpoch(keras.callbacks.Callback):
-    """After each visionsuite epoch, one epoch of the plain model.fit: the two alternate, so
-    that the slow and fast spells of this shared machine fall on both alike."""
-
-    def __init__(self, model, train, val, batch_size, timer):
-        super().__init__()
-        self.plain, self.train, self.val = model, train, val
-        self.batch_size, self.timer = batch_size, timer
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.plain.fit(*self.train, batch_size=self.batch_size, epochs=1, verbose=0,
-                       validation_data=self.val, callbacks=[self.timer])
-
-
-def rates(timer: EpochTimer, images_per_epoch: int) -> tuple[float, float]:
-    """Images per wall second and per CPU second, from the median epoch after the first
-    (which traces and compiles); medians are not dragged by the machine's slow spells."""
-    return (images_per_epoch / float(np.median(timer.seconds[1:])),
-            images_per_epoch / float(np.median(timer.cpu_seconds[1:])))
 
 
 def throughput(data_path: str, epochs: int, sets: tuple = ()) -> dict:
@@ -159,6 +122,9 @@ def main():
         run = Path(args.run)
         metrics = json.loads((run / "metrics.json").read_text())
         results["training"] = {"run": str(run), "val_accuracy": metrics["accuracy"]}
+        earlier = json.loads(Path(args.output).read_text()) if Path(args.output).is_file() else {}
+        if earlier.get("training", {}).get("run") == str(run):
+            results["training"] = earlier["training"]  # keep that run's measured wall time
     else:
         run, results["training"] = full_training(args.data, args.workdir)
     print("\ntraining with configs/classify.yaml\n" + table([results["training"]]), flush=True)

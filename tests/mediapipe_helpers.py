@@ -33,4 +33,5 @@ def mediapipe_category_mask(model_path, image: np.ndarray) -> np.ndarray:
         output_category_mask=True, output_confidence_masks=False)
     with vision.ImageSegmenter.create_from_options(options) as segmenter:
         frame = mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(image))
-        return segmenter.segment(frame).category_mask.numpy_view().copy()
+        mask = segmenter.segment(frame).category_mask.numpy_view()
+        return mask.reshape(mask.shape[:2]).copy()

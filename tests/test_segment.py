@@ -210,3 +210,18 @@ def test_crops_cover_images_of_different_sizes():
     assert crops.shape == (2, 16, 16, 3) and crop_masks.shape == (2, 16, 16)
     assert set(np.unique(crop_masks[0])) <= {1, IGNORE} and set(np.unique(crop_masks[1])) <= {
         2, IGNORE}
+
+
+def test_unet_takes_an_encoder_from_the_backbone_zoo():
+    from visionsuite.config import load_config
+    from visionsuite.tasks.segment import TASK
+
+    config = load_config("segment", overrides={"data.path": "x"},
+                         sets=["model.backbone=resnet18", "model.width=0.125",
+                               "data.image_size=64", "model.filters=8"])
+    model = TASK.build_model(config, ["a", "b", "c"])
+    assert model.output_shape == (None, 64, 64, 3)
+    assert any("skip" in layer.name for layer in model.layers)
+    config.data.image_size = 48
+    with pytest.raises(VisionsuiteError, match="multiple of 32"):
+        TASK.build_model(config, ["a", "b"])

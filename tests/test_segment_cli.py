@@ -84,3 +84,20 @@ def test_bad_segment_inputs_are_one_line_errors(segment_run, segment_data, tmp_p
     image = segment_data / "val" / "images" / "0.png"
     assert_one_line_error(invoke("segment", segment_run, image, "--threshold", 2),
                           "--threshold 2.0: must be between 0 and 1")
+
+
+def test_another_modality_trains_with_only_data_changed(tmp_path):
+    """Retina-like: larger non-square TIFF images, GIF masks, region-of-interest masks."""
+    root = tmp_path / "retina"
+    make_segment_folder(root, train=3, val=1, size=(90, 61), roi=True)
+    for path in list(root.rglob("images/*.png")):
+        Image.open(path).convert("RGB").save(path.with_suffix(".tif"))
+        path.unlink()
+    for path in list(root.rglob("masks/*.png")):
+        Image.open(path).save(path.with_suffix(".gif"))
+        path.unlink()
+    result = invoke("train", "segment", "--data", root, "--output", tmp_path / "runs",
+                    *TINY_SEGMENT)
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((tmp_path / "runs" / "segment" / "exp" / "metrics.json").read_text())
+    assert metrics["pixels"] == 61 * 45  # only the left half, inside the region of interest
