@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from visionsuite.config import Config
-from visionsuite.core.files import inside
+from visionsuite.core.files import atomic_path, inside
 from visionsuite.core.images import UnreadableImage, is_image_file, read_image, read_mask
 from visionsuite.errors import VisionsuiteError
 from visionsuite.tasks.base import DataReport, Split, Task, TaskData
@@ -787,7 +787,7 @@ def segment_images(run: str, inputs, output: str | Path | None = None, overlay: 
     (0/255 for 2 classes, else class indices) and, with `overlay`, `<stem>_overlay.png`.
     Returns per-image class areas."""
     from visionsuite.core.evaluate import load_run_config
-    from visionsuite.core.files import atomic_path, new_run_dir
+    from visionsuite.core.files import new_run_dir
     from visionsuite.core.images import collect_images
     from visionsuite.core.models import load_predictor, resolve_model
     from visionsuite.core.progress import progress
@@ -816,12 +816,12 @@ def segment_images(run: str, inputs, output: str | Path | None = None, overlay: 
         stem = _unique_stem(path.stem, used)
         mask_path = folder / f"{stem}.png"
         written = (classes * 255) if probs.shape[-1] == 2 else classes
-        _save_png(written, mask_path, atomic_path)
+        _save_png(written, mask_path)
         result = {"image": str(path), "mask": str(mask_path),
                   "areas": _areas(classes, labels, probs.shape[-1])}
         if overlay:
             overlay_path = folder / f"{stem}_overlay.png"
-            _save_png(overlay_image(image, classes), overlay_path, atomic_path)
+            _save_png(overlay_image(image, classes), overlay_path)
             result["overlay"] = str(overlay_path)
         results.append(result)
     if not results:
@@ -845,7 +845,7 @@ def _areas(classes: np.ndarray, labels: list[str], count: int) -> dict:
             for i, name in enumerate(names)}
 
 
-def _save_png(array: np.ndarray, path: Path, atomic_path) -> None:
+def _save_png(array: np.ndarray, path: Path) -> None:
     from PIL import Image
 
     with atomic_path(path, suffix=".png") as tmp:
