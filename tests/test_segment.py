@@ -1,5 +1,6 @@
 """Segmentation: pairing, mask values, ROI, tiling, metrics and loss, on tiny arrays."""
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -47,7 +48,7 @@ def test_pairs_by_stem_with_masks_of_another_format(tmp_path):
     (lambda r: (r / "val" / "masks" / "9.png").write_bytes(b""), "1 mask(s) without an image (9)"),
     (lambda r: Image.new("L", (4, 4)).save(r / "train" / "images" / "0.bmp"),
      "two files with the stem '0'"),
-    (lambda r: __import__("shutil").rmtree(r / "val" / "masks"), "masks/ is missing"),
+    (lambda r: shutil.rmtree(r / "val" / "masks"), "masks/ is missing"),
 ])
 def test_broken_pairing_is_one_clear_error(tmp_path, breakage, message):
     root = make_segment_folder(tmp_path / "d")
