@@ -19,7 +19,6 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -28,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import keras  # noqa: E402
 
-from common import EpochTimer, InterleavedPlainEpoch, rates  # noqa: E402
+from common import interleaved_throughput  # noqa: E402
 from visionsuite.config import load_config  # noqa: E402
 from visionsuite.core.benchmark import summarize, time_tflite  # noqa: E402
 from visionsuite.core.export import QUANTIZATIONS, export  # noqa: E402
@@ -53,21 +52,9 @@ def throughput(data_path: str, epochs: int, sets: tuple = ()) -> dict:
                 keras.utils.to_categorical(data.train.targets, classes))
     val_xy = (data.val.images.astype("float32"),
               keras.utils.to_categorical(data.val.targets, classes))
-    ours, theirs = EpochTimer(), EpochTimer()
-    interleave = InterleavedPlainEpoch(plain, train_xy, val_xy, config.train.batch_size, theirs)
-    with tempfile.TemporaryDirectory() as folder:
-        train(config, output=folder, name="throughput", callbacks=[ours, interleave])
-    batches = len(data.train) // config.train.batch_size  # visionsuite drops the remainder
-    ours_wall, ours_cpu = rates(ours, batches * config.train.batch_size)
-    plain_wall, plain_cpu = rates(theirs, len(data.train))
-    return {"epochs": epochs, "visionsuite_images_per_s": round(ours_wall, 1),
-            "plain_keras_images_per_s": round(plain_wall, 1),
-            "ratio": round(ours_wall / plain_wall, 3),
-            "ratio_per_cpu_second": round(ours_cpu / plain_cpu, 3),
-            "visionsuite_epoch_s": [round(x, 2) for x in ours.seconds],
-            "plain_epoch_s": [round(x, 2) for x in theirs.seconds],
-            "backbone": config.model.backbone, "width": config.model.width,
-            "image_size": config.data.image_size, "batch_size": config.train.batch_size}
+    result = interleaved_throughput(config, plain, train_xy, val_xy, len(data.train), "images")
+    return {**result, "backbone": config.model.backbone, "width": config.model.width,
+            "image_size": config.data.image_size}
 
 
 def full_training(data_path: str, output: str) -> tuple[Path, dict]:

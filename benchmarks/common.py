@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import tempfile
 import time
 
 import keras
 import numpy as np
+
+from visionsuite.core.train import train
 
 
 class EpochTimer(keras.callbacks.Callback):
@@ -43,3 +46,23 @@ def rates(timer: EpochTimer, images_per_epoch: int) -> tuple[float, float]:
     (which traces and compiles); medians are not dragged by the machine's slow spells."""
     return (images_per_epoch / float(np.median(timer.seconds[1:])),
             images_per_epoch / float(np.median(timer.cpu_seconds[1:])))
+
+
+def interleaved_throughput(config, plain, train_xy, val_xy, samples: int, unit: str) -> dict:
+    """Train `config` with `visionsuite train` and, after each of its epochs, one epoch of the
+    compiled `plain` model on `train_xy` (`samples` items); the rates of both."""
+    batch = config.train.batch_size
+    ours, theirs = EpochTimer(), EpochTimer()
+    interleave = InterleavedPlainEpoch(plain, train_xy, val_xy, batch, theirs)
+    with tempfile.TemporaryDirectory() as folder:
+        train(config, output=folder, name="throughput", callbacks=[ours, interleave])
+    ours_wall, ours_cpu = rates(ours, (samples // batch) * batch)  # ours drops the remainder
+    plain_wall, plain_cpu = rates(theirs, samples)
+    return {"epochs": config.train.epochs,
+            f"visionsuite_{unit}_per_s": round(ours_wall, 2),
+            f"plain_keras_{unit}_per_s": round(plain_wall, 2),
+            "ratio": round(ours_wall / plain_wall, 3),
+            "ratio_per_cpu_second": round(ours_cpu / plain_cpu, 3),
+            "visionsuite_epoch_s": [round(x, 2) for x in ours.seconds],
+            "plain_epoch_s": [round(x, 2) for x in theirs.seconds],
+            "batch_size": batch}

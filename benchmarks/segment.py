@@ -19,7 +19,6 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -29,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from common import EpochTimer, InterleavedPlainEpoch, rates  # noqa: E402
+from common import interleaved_throughput  # noqa: E402
 from visionsuite.config import load_config  # noqa: E402
 from visionsuite.core.evaluate import load_run_config  # noqa: E402
 from visionsuite.core.export import QUANTIZATIONS, export  # noqa: E402
@@ -60,7 +59,7 @@ def throughput(data_path: str, epochs: int) -> dict:
                          sets=[f"train.epochs={epochs}", "train.patience=0"])
     keras.utils.set_random_seed(0)
     data = TASK.load_data(config)
-    size, batch = config.data.image_size, config.train.batch_size
+    size = config.data.image_size
     crops = len(data.train) * config.data.crops_per_image
     train_xy = fixed_crops(data, size, crops)
     val_x, val_y = fixed_crops(data, size, 8, seed=1)
@@ -69,19 +68,8 @@ def throughput(data_path: str, epochs: int) -> dict:
     # The textbook loop: Adam and per-pixel cross-entropy on the model's softmax.
     plain.compile(keras.optimizers.Adam(1e-3), keras.losses.SparseCategoricalCrossentropy(),
                   metrics=["accuracy"])
-    ours, theirs = EpochTimer(), EpochTimer()
-    interleave = InterleavedPlainEpoch(plain, train_xy, (val_x, val_y), batch, theirs)
-    with tempfile.TemporaryDirectory() as folder:
-        train(config, output=folder, name="throughput", callbacks=[ours, interleave])
-    ours_wall, ours_cpu = rates(ours, (crops // batch) * batch)
-    plain_wall, plain_cpu = rates(theirs, crops)
-    return {"epochs": epochs, "visionsuite_crops_per_s": round(ours_wall, 2),
-            "plain_keras_crops_per_s": round(plain_wall, 2),
-            "ratio": round(ours_wall / plain_wall, 3),
-            "ratio_per_cpu_second": round(ours_cpu / plain_cpu, 3),
-            "visionsuite_epoch_s": [round(x, 2) for x in ours.seconds],
-            "plain_epoch_s": [round(x, 2) for x in theirs.seconds],
-            "crop": size, "batch_size": batch, "filters": config.model.filters,
+    result = interleaved_throughput(config, plain, train_xy, (val_x, val_y), crops, "crops")
+    return {**result, "crop": size, "filters": config.model.filters,
             "levels": config.model.levels}
 
 

@@ -3,7 +3,6 @@
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from conftest import SHARED_DATASETS, SIGN_DIGITS, require, snapshot

@@ -3,7 +3,6 @@ the int8 file in LiteRT and in MediaPipe's ImageSegmenter."""
 
 import json
 
-import numpy as np
 import pytest
 
 from conftest import SHARED_DATASETS, require, snapshot

@@ -21,14 +21,18 @@ from visionsuite.tasks import TASK_NAMES
 QUANTIZE_CHOICES = ("none", "float16", "dynamic", "int8")
 
 
-def friendly_errors(command):
+def friendly_errors(command=None, *, tensorflow: bool = True):
     """Turn a VisionsuiteError into one line on stderr and exit code 1, never a traceback.
-    VISIONSUITE_DEBUG=1 shows the traceback of unexpected errors."""
+    VISIONSUITE_DEBUG=1 shows the traceback of unexpected errors. Commands that need
+    TensorFlow (all but `tensorflow=False` ones) import it first, quietly."""
+    if command is None:
+        return functools.partial(friendly_errors, tensorflow=tensorflow)
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
         try:
-            import_tensorflow_quietly()
+            if tensorflow:
+                import_tensorflow_quietly()
             return command(*args, **kwargs)
         except VisionsuiteError as err:
             click.echo(f"error: {err}", err=True)
@@ -223,7 +227,7 @@ def data():
 @data.command("check")
 @click.argument("task", type=click.Choice(TASK_NAMES))
 @click.argument("path", type=click.Path())
-@friendly_errors
+@friendly_errors(tensorflow=False)
 def data_check(task, path):
     """Count images per split and class, and report unreadable or odd files (read-only).
     Exit code 1 when the dataset cannot be used."""

@@ -27,44 +27,46 @@ class DecodedImages:
     skipped: list[str] = field(default_factory=list)  # one message per unreadable file
 
 
+def load_in_parallel(load, items: list, workers: int = 0, desc: str = "decoding",
+                     warn: str | None = None) -> tuple[list, list[str]]:
+    """`load(item)` for every item on a thread pool (Pillow releases the GIL while it decodes),
+    with a progress bar. Returns the results in order, None where the item raised
+    UnreadableImage, and those messages; with `warn`, each is also printed as
+    "warning: MESSAGE; WARN"."""
+
+    def attempt(item):
+        try:
+            return load(item), None
+        except UnreadableImage as err:
+            return None, str(err)
+
+    with ThreadPoolExecutor(workers or os.cpu_count() or 1) as pool:
+        outcomes = list(progress(pool.map(attempt, items), total=len(items), desc=desc))
+    messages = [message for _, message in outcomes if message]
+    if warn:
+        for message in messages:
+            print(f"warning: {message}; {warn}", file=sys.stderr)
+    return [result for result, _ in outcomes], messages
+
+
 def decode_images(
     paths: list[Path], size: int, channels: int, workers: int = 0, desc: str = "decoding"
 ) -> DecodedImages:
     """Decode and resize `paths` in parallel; unreadable files are warned about and left out."""
-    workers = workers or os.cpu_count() or 1
     images = np.zeros((len(paths), size, size, channels), np.uint8)
-    ok = np.zeros(len(paths), bool)
-    skipped: list[str] = []
 
-    def load(index: int) -> str | None:
-        try:
-            images[index] = read_image(paths[index], size, channels)
-            ok[index] = True
-            return None
-        except UnreadableImage as err:
-            return str(err)
+    def load(index: int) -> bool:
+        images[index] = read_image(paths[index], size, channels)
+        return True
 
-    with ThreadPoolExecutor(workers) as pool:
-        for message in progress(pool.map(load, range(len(paths))), total=len(paths), desc=desc):
-            if message:
-                skipped.append(message)
-                print(f"warning: {message}; skipped", file=sys.stderr)
-    kept = np.flatnonzero(ok)
+    results, skipped = load_in_parallel(load, list(range(len(paths))), workers, desc, "skipped")
+    kept = np.array([i for i, ok in enumerate(results) if ok], np.int64)
     return DecodedImages(images[kept] if len(kept) < len(paths) else images, kept, skipped)
 
 
 def inspect_images(paths: list[Path], workers: int = 0):
     """[((width, height), mode) or None per path], and the messages of the unreadable ones."""
-
-    def inspect(path):
-        try:
-            return inspect_image(path), None
-        except UnreadableImage as err:
-            return None, str(err)
-
-    with ThreadPoolExecutor(workers or os.cpu_count() or 1) as pool:
-        results = list(progress(pool.map(inspect, paths), total=len(paths), desc="checking"))
-    return [info for info, _ in results], [message for _, message in results if message]
+    return load_in_parallel(inspect_image, paths, workers, desc="checking")
 
 
 def make_dataset(

@@ -63,11 +63,12 @@ def read_image(path: str | Path, size: int | None = None, channels: int = 3) -> 
         return _to_uint8(ImageOps.exif_transpose(image), channels, size)
 
 
-def inspect_image(path: str | Path) -> tuple[tuple[int, int], str]:
-    """(width, height) and Pillow mode, after decoding the pixels once to prove they decode.
-    Read-only: for data checks."""
+def inspect_image(path: str | Path, decode: bool = True) -> tuple[tuple[int, int], str]:
+    """(width, height) and Pillow mode, after decoding the pixels once to prove they decode
+    (`decode=False`: from the header only, for files already decoded). Read-only."""
     with _opened(Path(path)) as image:
-        image.load()
+        if decode:
+            image.load()
         return image.size, image.mode
 
 

@@ -73,11 +73,21 @@ def plot_confusion(confusion: np.ndarray, labels: list[str], path: Path) -> Path
     return path
 
 
+PALETTE = np.array([[0, 0, 0], [230, 25, 75], [60, 180, 75], [255, 225, 25], [0, 130, 200],
+                    [245, 130, 48], [145, 30, 180], [70, 240, 240], [240, 50, 230],
+                    [210, 245, 60]], np.uint8)
+
+
+def colorize(classes: np.ndarray) -> np.ndarray:
+    """Class indices to RGB: class 0 black, the next nine distinct colours, the rest (255:
+    ignored pixels) grey."""
+    colors = np.concatenate([PALETTE, np.full((256 - len(PALETTE), 3), 128, np.uint8)])
+    return colors[classes]
+
+
 def plot_segmentation_grid(images, truths, predictions, labels: list[str], names: list[str],
                            path: Path, rows: int = 6) -> Path:
     """One row per image (at most `rows`): the image, the true mask, the predicted mask."""
-    from visionsuite.tasks.segment import colorize
-
     plt = _pyplot()
     count = min(rows, len(images))
     figure, axes = plt.subplots(count, 3, figsize=(10, 3.4 * count), squeeze=False)

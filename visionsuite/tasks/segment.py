@@ -22,7 +22,9 @@ import numpy as np
 
 from visionsuite.config import Config
 from visionsuite.core.files import atomic_path, inside
-from visionsuite.core.images import UnreadableImage, is_image_file, read_image, read_mask
+from visionsuite.core.images import (UnreadableImage, inspect_image, is_image_file, read_image,
+                                     read_mask)
+from visionsuite.core.plots import colorize
 from visionsuite.errors import VisionsuiteError
 from visionsuite.tasks.base import DataReport, Split, Task, TaskData
 
@@ -205,28 +207,12 @@ def _decode_pair(pair: Pair, channels: int) -> DecodedPair:
 def decode_pairs(pairs: list[Pair], channels: int, workers: int = 0, desc: str = "decoding"):
     """Decode image/mask pairs in parallel; a pair whose image or mask cannot be decoded is
     warned about, skipped and counted; a size mismatch stops everything (the data is wrong)."""
-    import os
-    from concurrent.futures import ThreadPoolExecutor
+    from visionsuite.core.data import load_in_parallel
 
-    from visionsuite.core.progress import progress
-
-    def load(pair):
-        try:
-            return _decode_pair(pair, channels), None
-        except UnreadableImage as err:
-            return None, str(err)
-
-    with ThreadPoolExecutor(workers or os.cpu_count() or 1) as pool:
-        results = list(progress(pool.map(load, pairs), total=len(pairs), desc=desc))
-    decoded, kept, skipped = [], [], []
-    for pair, (item, message) in zip(pairs, results):
-        if message:
-            skipped.append(message)
-            print(f"warning: {message}; pair skipped", file=sys.stderr)
-        else:
-            decoded.append(item)
-            kept.append(pair)
-    return decoded, kept, skipped
+    results, skipped = load_in_parallel(lambda pair: _decode_pair(pair, channels), pairs,
+                                        workers, desc, warn="pair skipped")
+    kept = [(item, pair) for item, pair in zip(results, pairs) if item is not None]
+    return [item for item, _ in kept], [pair for _, pair in kept], skipped
 
 
 def _to_split(decoded: list[DecodedPair], pairs: list[Pair], skipped: list[str],
@@ -730,8 +716,6 @@ def check_segmentation_folders(path: str) -> DataReport:
         index = index_pairs(path)
     except VisionsuiteError as err:
         return DataReport(f"dataset: {path}", False, str(err).removeprefix(f"{path}: "))
-    from visionsuite.core.images import inspect_image
-
     rows, sizes, modes, unreadable, values = [], Counter(), Counter(), [], set()
     problem = ""
     decoded_all = {}
@@ -745,18 +729,16 @@ def check_segmentation_folders(path: str) -> DataReport:
         for item in decoded:
             sizes[f"{item.image.shape[1]}x{item.image.shape[0]}"] += 1
             values |= set(np.unique(item.mask).tolist())
-        for pair in kept:
-            modes[inspect_image(pair.image)[1]] += 1
+        for pair in kept:  # decoded above: the header is enough for the mode
+            modes[inspect_image(pair.image, decode=False)[1]] += 1
         rows.append({"split": split, "pairs": len(kept), "skipped": len(skipped),
                      "roi": "yes" if any(p.roi for p in pairs) else "no"})
     try:
         mapping = class_map(values, None)
         counts = np.zeros(len(mapping.names), np.int64)
         for decoded, kept in decoded_all.values():
-            for item, pair in zip(decoded, kept):
-                mask = apply_class_map(item.mask, mapping, pair.mask)
-                counts += np.bincount(mask[mask != IGNORE].ravel(),
-                                      minlength=len(mapping.names))[:len(mapping.names)]
+            for mask in _to_split(decoded, kept, [], mapping).targets:
+                counts += np.bincount(mask[mask != IGNORE], minlength=len(mapping.names))
     except VisionsuiteError as err:
         mapping, problem = None, str(err)
     split_note = " (val split by val_fraction 0.2, seed 0)" if index.split_by_fraction else ""
@@ -850,17 +832,6 @@ def _save_png(array: np.ndarray, path: Path) -> None:
 
     with atomic_path(path, suffix=".png") as tmp:
         Image.fromarray(array).save(tmp, format="PNG")
-
-
-PALETTE = np.array([[0, 0, 0], [230, 25, 75], [60, 180, 75], [255, 225, 25], [0, 130, 200],
-                    [245, 130, 48], [145, 30, 180], [70, 240, 240], [240, 50, 230],
-                    [210, 245, 60]], np.uint8)
-
-
-def colorize(classes: np.ndarray) -> np.ndarray:
-    """Class indices to RGB, class 0 black; IGNORE grey."""
-    colors = np.concatenate([PALETTE, np.full((256 - len(PALETTE), 3), 128, np.uint8)])
-    return colors[classes]
 
 
 def overlay_image(image: np.ndarray, classes: np.ndarray, alpha: float = 0.45) -> np.ndarray:
