@@ -9,7 +9,8 @@ table (size, val accuracy and latency for none, float16, dynamic and int8).
 2. Accuracy: a full `visionsuite train` with the shipped configs/classify.yaml (skipped when
    --run names a finished run), its wall time and val accuracy.
 3. Export: every quantization of that run, its size, the val accuracy of Keras and .tflite,
-   and LiteRT latency at each thread count.
+   LiteRT latency at each thread count, and how often MediaPipe's ImageClassifier running
+   the file gives the Keras model's top-1 on val.
 Prints tables, writes JSON (default benchmarks/results/classify.json).
 """
 
@@ -30,8 +31,11 @@ import keras  # noqa: E402
 from common import interleaved_throughput  # noqa: E402
 from visionsuite.config import load_config  # noqa: E402
 from visionsuite.core.benchmark import summarize, time_tflite  # noqa: E402
+from visionsuite.core.evaluate import load_run_config  # noqa: E402
 from visionsuite.core.export import QUANTIZATIONS, export  # noqa: E402
 from visionsuite.core.files import write_json  # noqa: E402
+from visionsuite.core.mediapipe_tasks import mediapipe_top1  # noqa: E402
+from visionsuite.core.models import KerasPredictor, load_keras_model, resolve_model  # noqa: E402
 from visionsuite.core.report import table  # noqa: E402
 from visionsuite.core.train import train  # noqa: E402
 from visionsuite.tasks.classify import TASK  # noqa: E402
@@ -69,13 +73,24 @@ def full_training(data_path: str, output: str) -> tuple[Path, dict]:
                  "val_accuracy": metrics["accuracy"], "val_images": metrics["images"]}
 
 
+def mediapipe_agreement(run: Path, tflite: Path) -> float:
+    """How often MediaPipe's ImageClassifier, running `tflite`, gives the Keras model's top-1
+    on the val images."""
+    source = resolve_model(run)
+    config = load_run_config(source)
+    data = TASK.load_data(config, train=False, labels=source.labels)
+    keras_top1 = KerasPredictor(load_keras_model(source.path)).predict(data.val.images).argmax(1)
+    return float((mediapipe_top1(tflite, data.val.images, data.labels) == keras_top1).mean())
+
+
 def export_table(run: Path, output: Path, threads: list[int], runs: int) -> list[dict]:
     rows = []
     for quantize in QUANTIZATIONS:
         report = export(run, quantize, output)
         row = {"quantize": quantize, "size_mb": round(report["size_bytes"] / 2**20, 3),
                "keras_acc": report["keras"]["accuracy"],
-               "tflite_acc": report["tflite"]["accuracy"], "agreement": report["agreement"]}
+               "tflite_acc": report["tflite"]["accuracy"], "agreement": report["agreement"],
+               "mediapipe_agreement": mediapipe_agreement(run, Path(report["file"]))}
         for count in threads:
             timing = summarize(time_tflite(Path(report["file"]), count, runs))
             row[f"p50_ms_{count}t"] = timing["p50_ms"]
@@ -93,15 +108,21 @@ def main():
     parser.add_argument("--data", default="../shared/datasets/classify/sign-digits")
     parser.add_argument("--run", help="a finished run to export instead of training one")
     parser.add_argument("--throughput-epochs", type=int, default=12)
+    parser.add_argument("--skip-throughput", action="store_true",
+                        help="keep the throughput of the last results JSON")
     parser.add_argument("--threads", default="1,2")
     parser.add_argument("--runs", type=int, default=300, help="timed inferences per model")
     parser.add_argument("--workdir", default="runs/benchmark")
     parser.add_argument("--output", default="benchmarks/results/classify.json")
     args = parser.parse_args()
     threads = [int(t) for t in args.threads.split(",")]
+    earlier = json.loads(Path(args.output).read_text()) if Path(args.output).is_file() else {}
     results = {"data": args.data, "machine": {"cpus": os.cpu_count()}}
 
-    results["throughput"] = throughput(args.data, args.throughput_epochs)
+    if args.skip_throughput and "throughput" in earlier:
+        results["throughput"] = earlier["throughput"]
+    else:
+        results["throughput"] = throughput(args.data, args.throughput_epochs)
     shown = {k: v for k, v in results["throughput"].items() if not k.endswith("epoch_s")}
     print("\ntraining throughput (images/s)\n" + table([shown]), flush=True)
 
@@ -109,7 +130,6 @@ def main():
         run = Path(args.run)
         metrics = json.loads((run / "metrics.json").read_text())
         results["training"] = {"run": str(run), "val_accuracy": metrics["accuracy"]}
-        earlier = json.loads(Path(args.output).read_text()) if Path(args.output).is_file() else {}
         if earlier.get("training", {}).get("run") == str(run):
             results["training"] = earlier["training"]  # keep that run's measured wall time
     else:

@@ -6,7 +6,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from mediapipe_helpers import mediapipe_top1
+from visionsuite.core.mediapipe_tasks import mediapipe_top1
 from visionsuite.core.metadata import MetadataSpec, build_metadata, populate, read_metadata
 from visionsuite.core.models import TFLitePredictor, tflite_labels
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from conftest import SHARED_DATASETS, SIGN_DIGITS, require, snapshot
-from mediapipe_helpers import mediapipe_top1
+from visionsuite.core.mediapipe_tasks import mediapipe_top1
 
 pytestmark = [pytest.mark.slow, pytest.mark.data]
 
@@ -56,7 +56,7 @@ def test_sign_digits_int8_matches_keras_in_litert_and_mediapipe(sign_digits_run,
         .predict(data.val.images).argmax(1)
     labels = read_labels(sign_digits_run / "labels.txt")
     mediapipe = mediapipe_top1(report["file"], data.val.images, labels)
-    assert (mediapipe == keras_top1).mean() >= 0.97
+    assert (mediapipe == keras_top1).mean() >= 0.99  # issue #2 asks 99%
 
 
 def test_another_image_folder_dataset_with_the_same_commands(tmp_path):

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from conftest import SHARED_DATASETS, require, snapshot
-from mediapipe_helpers import mediapipe_category_mask
+from visionsuite.core.mediapipe_tasks import mediapipe_category_mask
 
 pytestmark = [pytest.mark.slow, pytest.mark.data]
 
