@@ -213,6 +213,28 @@ def test_crops_cover_images_of_different_sizes():
         2, IGNORE}
 
 
+def test_crops_without_free_rotation_or_zoom_move_pixels_without_interpolating():
+    """Flips, quarter turns and crops at whole-pixel offsets: every crop pixel is one image
+    pixel, and its mask value comes from that same pixel."""
+    import tensorflow as tf
+
+    from visionsuite.config import AugmentConfig
+    from visionsuite.core.augment import make_augment
+
+    index = np.arange(4 * 40 * 36, dtype=np.float32).reshape(4, 40, 36, 1)
+    augment = make_augment(AugmentConfig(flip=0.5, vflip=0.5, rotate=0, rotate90=0.5,
+                                         translate=0, zoom=0, brightness=0, contrast=0),
+                           crop_size=16)
+    crops, masks = augment(tf.constant(index), tf.constant(index[..., 0] % 251, tf.int32))
+    crops, masks = crops.numpy()[..., 0], masks.numpy()
+    assert np.array_equal(crops, np.round(crops))  # no value between two pixels
+    assert np.array_equal(crops % 251, masks)  # image and mask from the same pixel
+    for image, crop in zip(index[..., 0], crops):
+        assert np.isin(crop, image).all() and len(np.unique(crop)) == 16 * 16
+        # Neighbours in the crop are neighbours in the image (a dihedral map, not a shuffle).
+        assert set(np.abs(np.diff(crop, axis=1)).ravel()) in ({1.0}, {36.0})
+
+
 def test_unet_takes_an_encoder_from_the_backbone_zoo():
     from visionsuite.config import load_config
     from visionsuite.tasks.segment import TASK

@@ -101,3 +101,85 @@ def test_another_modality_trains_with_only_data_changed(tmp_path):
     assert result.exit_code == 0, result.output
     metrics = json.loads((tmp_path / "runs" / "segment" / "exp" / "metrics.json").read_text())
     assert metrics["pixels"] == 61 * 45  # only the left half, inside the region of interest
+
+
+def write_nifti_pair(images, masks, stem: str, seed: int, affine) -> None:
+    """A 40x36x3 volume of noisy bright discs (intensities in CT-like units) and its labels."""
+    import nibabel as nib
+
+    rng = np.random.default_rng(seed)
+    x, y = np.mgrid[:40, :36]
+    labels = np.zeros((40, 36, 3), np.uint8)
+    for k in range(3):
+        cx, cy, r = rng.integers(10, 30), rng.integers(10, 26), rng.integers(5, 9)
+        labels[:, :, k] = (x - cx) ** 2 + (y - cy) ** 2 < r ** 2
+    volume = (labels * 400.0 - 200 + rng.normal(0, 30, labels.shape)).astype(np.int16)
+    nib.save(nib.Nifti1Image(volume, affine), images / f"{stem}.nii.gz")
+    nib.save(nib.Nifti1Image(labels, affine), masks / f"{stem}.nii.gz")
+
+
+def test_nifti_volumes_train_and_segment_into_a_label_volume_with_their_affine(tmp_path):
+    import nibabel as nib
+
+    affine = np.diag([0.8, 0.8, 2.5, 1.0])
+    affine[:3, 3] = [-16, -14, 30]
+    root = tmp_path / "ct"
+    for split, stems in (("train", ("a", "b", "c")), ("val", ("d",))):
+        for folder in ("images", "masks"):
+            (root / split / folder).mkdir(parents=True)
+        for stem in stems:
+            write_nifti_pair(root / split / "images", root / split / "masks", stem,
+                             ord(stem), affine)
+    result = invoke("data", "check", "segment", root)
+    assert result.exit_code == 0, result.output
+    assert "NIfTI" in result.output and "1 foreground" in result.output
+    result = invoke("train", "segment", "--data", root, "--output", tmp_path / "runs",
+                    *TINY_SEGMENT, "--set", "data.window=[0, 800]")
+    assert result.exit_code == 0, result.output
+    run = tmp_path / "runs" / "segment" / "exp"
+    assert json.loads((run / "metrics.json").read_text())["pixels"] == 3 * 40 * 36  # 3 slices
+    volume = root / "val" / "images" / "d.nii.gz"
+    result = invoke("segment", run, volume, "--output", tmp_path / "out", "--json")
+    assert result.exit_code == 0, result.output
+    (row,) = json.loads(result.stdout)
+    written = nib.load(row["mask"])
+    assert row["mask"].endswith("d.nii.gz") and row["slices"] == 3
+    assert written.shape == (40, 36, 3) and np.allclose(written.affine, affine)
+    assert set(np.unique(np.asarray(written.dataobj))) <= {0, 1}
+    voxel = 0.8 * 0.8 * 2.5
+    areas = row["areas"]
+    assert areas["foreground"]["volume_mm3"] == pytest.approx(
+        areas["foreground"]["pixels"] * voxel, rel=1e-4)
+
+
+def test_dicom_slices_train_with_a_ct_window_and_segment_to_png(tmp_path):
+    import shutil
+
+    import pydicom
+    from pydicom.data import get_testdata_file
+
+    source = get_testdata_file("CT_small.dcm", download=False)
+    dataset = pydicom.dcmread(source)
+    hounsfield = dataset.pixel_array * float(dataset.RescaleSlope) + float(dataset.RescaleIntercept)
+    mask = np.where(hounsfield > 100, 255, 0).astype(np.uint8)  # denser than soft tissue
+    root = tmp_path / "dicom"
+    for split, stems in (("train", ("s1", "s2")), ("val", ("s3",))):
+        for folder in ("images", "masks"):
+            (root / split / folder).mkdir(parents=True)
+        for stem in stems:
+            shutil.copy(source, root / split / "images" / f"{stem}.dcm")
+            Image.fromarray(mask).save(root / split / "masks" / f"{stem}.png")
+    result = invoke("data", "check", "segment", root)
+    assert result.exit_code == 0, result.output
+    assert "DICOM CT MONOCHROME2" in result.output
+    result = invoke("train", "segment", "--data", root, "--output", tmp_path / "runs",
+                    *TINY_SEGMENT, "--set", "data.window=[40, 400]")
+    assert result.exit_code == 0, result.output
+    run = tmp_path / "runs" / "segment" / "exp"
+    image = root / "val" / "images" / "s3.dcm"
+    result = invoke("segment", run, image, "--output", tmp_path / "out", "--json",
+                    "--window", 40, 400)
+    assert result.exit_code == 0, result.output
+    (row,) = json.loads(result.stdout)
+    assert row["mask"].endswith("s3.png")
+    assert np.array(Image.open(row["mask"])).shape == (128, 128)

@@ -155,23 +155,27 @@ def classify_command(run, images, top_k, as_json):
 @click.option("--overlay", is_flag=True, help="Also write a colour overlay per image.")
 @click.option("--threshold", default=0.5, show_default=True, type=float,
               help="Foreground probability threshold (2-class models).")
+@click.option("--window", nargs=2, type=float, metavar="CENTER WIDTH",
+              help="DICOM/NIfTI intensity window [as trained: data.window, else the file's].")
 @click.option("--json", "as_json", is_flag=True, help="Print per-image class areas as JSON.")
 @friendly_errors
-def segment_command(run, images, output, overlay, threshold, as_json):
-    """Segment IMAGES (files or folders, any size) with RUN; one mask PNG per image at the
-    image's size (0/255 for 2 classes, else class indices)."""
+def segment_command(run, images, output, overlay, threshold, window, as_json):
+    """Segment IMAGES (files or folders, any size; DICOM and NIfTI too) with RUN; one mask PNG
+    per image at the image's size (0/255 for 2 classes, else class indices); a NIfTI volume
+    gets a NIfTI label volume with its affine."""
     from visionsuite.core.report import table
     from visionsuite.tasks.segment import segment_images
 
-    results = segment_images(run, images, output, overlay, threshold)
+    results = segment_images(run, images, output, overlay, threshold,
+                             window=list(window) if window else None)
     if as_json:
         click.echo(json.dumps(results, indent=2))
         return
-    rows = [{"image": r["image"], "mask": r["mask"],
+    rows = [{"image": r["image"], "mask": r.get("mask") or f"{len(r['masks'])} frames",
              **{f"{name} %": round(100 * area["fraction"], 2)
                 for name, area in r["areas"].items()}} for r in results]
     click.echo(table(rows))
-    click.echo(str(Path(results[0]["mask"]).parent))
+    click.echo(str(Path(results[0].get("mask") or results[0]["masks"][0]).parent))
 
 
 @cli.command()

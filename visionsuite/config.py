@@ -41,6 +41,10 @@ class DataConfig:
     classes: list[str] | None = None  # class names in mask-value order; empty = discovered
     crops_per_image: int = 8  # random crops per image and epoch
     tile_overlap: float = 0.25  # overlap of inference tiles, fraction of the tile side
+    # DICOM/NIfTI intensities: [center, width] (CT: [40, 400] soft tissue, [-600, 1500] lung);
+    # empty = the file's own window (DICOM WindowCenter/Width, NIfTI cal_min/max), else its
+    # 0.5-99.5 percentile range
+    window: list[float] | None = None
 
 
 @dataclass
@@ -48,6 +52,7 @@ class AugmentConfig:
     flip: float = 0.5  # probability of a horizontal flip
     vflip: float = 0.0  # probability of a vertical flip (microscopy, slides: no "up")
     rotate: float = 10.0  # max rotation, degrees
+    rotate90: float = 0.0  # probability of a quarter turn (exact; with flips: all 8 symmetries)
     translate: float = 0.1  # max shift, fraction of the image side
     zoom: float = 0.1  # max zoom in or out, fraction
     brightness: float = 0.2  # max brightness change, fraction of the range
@@ -86,8 +91,10 @@ class TrainConfig:
     patience: int = 20  # early stopping on the val metric; 0 = off
     checkpoint_seconds: float = 60.0  # save last.keras (for --resume) at most this often
     seed: int = 0
-    mixed_precision: bool = False  # float16 compute; pays off on GPUs, not on CPUs
-    jit_compile: bool | str = "auto"  # XLA: auto (Keras decides: on where the model allows) | true | false
+    # false | bfloat16 (CPUs with AVX512-BF16 or AMX, recent GPUs) | float16 (GPUs; true means
+    # float16). Weights, the saved model and exports stay float32.
+    mixed_precision: bool | str = False
+    jit_compile: bool | str = "auto"  # XLA: auto (Keras: off on CPU-only machines) | true | false
     tensorboard: bool = True
 
 

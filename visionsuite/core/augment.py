@@ -25,8 +25,8 @@ def make_augment(config: AugmentConfig, crop_size: int | None = None):
     trains on crops of larger images)."""
     import tensorflow as tf
 
-    geometric = bool(config.flip or config.vflip or config.rotate or config.translate
-                     or config.zoom or crop_size)
+    geometric = bool(config.flip or config.vflip or config.rotate or config.rotate90
+                     or config.translate or config.zoom or crop_size)
 
     @tf.function(jit_compile=True)
     def augment(images, masks=None):
@@ -62,7 +62,11 @@ def _random_affine(batch, heights, widths, out_h, out_w, config: AugmentConfig,
                    random_center: bool):
     """(B, 6) rows [a0 a1 a2 b0 b1 b2]: output pixel (x, y) samples input pixel
     (a0 x + a1 y + a2, b0 x + b1 y + b2). The output's centre lands on the image's centre, or
-    with `random_center` on a random point at least half an output away from the borders."""
+    with `random_center` on a random point at least half an output away from the borders.
+    Without free rotation and zoom, flips, quarter turns and whole-pixel shifts map pixels onto
+    pixels: then nothing is interpolated, and training crops are as sharp as the images
+    inference sees (a random sub-pixel offset would blur every crop by up to half a pixel,
+    which thin structures such as membranes and vessels do not survive)."""
     import tensorflow as tf
 
     out_h, out_w = tf.cast(out_h, tf.float32), tf.cast(out_w, tf.float32)
@@ -80,10 +84,15 @@ def _random_affine(batch, heights, widths, out_h, out_w, config: AugmentConfig,
     center_y += _uniform(batch, -config.translate, config.translate) * out_h
     # Input = M (p - c_out) + center, M = R(-angle) diag(flip_x, flip_y) / scale.
     cos, sin = tf.cos(angle) / scale, tf.sin(angle) / scale
+    # A quarter turn: (cos, sin) of angle + 90 degrees, exactly (tf.cos(pi / 2) is not 0).
+    quarter = _uniform(batch, 0.0, 1.0) < config.rotate90
+    cos, sin = tf.where(quarter, -sin, cos), tf.where(quarter, cos, sin)
     m00, m01, m10, m11 = flip_x * cos, flip_y * sin, -flip_x * sin, flip_y * cos
     ox, oy = (out_w - 1.0) / 2.0, (out_h - 1.0) / 2.0
-    return tf.stack([m00, m01, center_x - m00 * ox - m01 * oy,
-                     m10, m11, center_y - m10 * ox - m11 * oy], axis=1)
+    offset_x, offset_y = center_x - m00 * ox - m01 * oy, center_y - m10 * ox - m11 * oy
+    if not config.rotate and not config.zoom:
+        offset_x, offset_y = tf.round(offset_x), tf.round(offset_y)
+    return tf.stack([m00, m01, offset_x, m10, m11, offset_y], axis=1)
 
 
 def _source_coordinates(transforms, heights, widths, out_h, out_w):

@@ -7,6 +7,8 @@ Modes are converted deliberately:
 - RGBA and LA are composited on white, since colour under transparent pixels is undefined;
 - palette images go through RGBA so that a transparent palette entry is handled the same way;
 - EXIF orientation is applied, so a phone photo is seen upright, as a person sees it.
+DICOM and NIfTI files (core.medical) are images too: a single slice reads as any image; volumes
+are read slice by slice by the tasks that take them (segment).
 Images are only ever read: nothing here writes to the file.
 """
 
@@ -35,7 +37,10 @@ class UnreadableImage(VisionsuiteError):
 
 
 def is_image_file(path: Path) -> bool:
-    return path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
+    from visionsuite.core.medical import is_medical_file
+
+    return (path.suffix.lower() in IMAGE_EXTENSIONS or is_medical_file(path)) \
+        and not path.name.startswith(".")
 
 
 @contextlib.contextmanager
@@ -53,8 +58,14 @@ def _opened(path: Path) -> Iterator[Image.Image]:
         raise UnreadableImage(f"{path}: unreadable image ({reason})") from None
 
 
-def read_image(path: str | Path, size: int | None = None, channels: int = 3) -> np.ndarray:
-    """Decode `path` to a uint8 array of shape (H, W, channels), resized to size x size if given."""
+def read_image(path: str | Path, size: int | None = None, channels: int = 3,
+               window: list[float] | None = None) -> np.ndarray:
+    """Decode `path` to a uint8 array of shape (H, W, channels), resized to size x size if given.
+    `window` ([center, width]) applies to DICOM and NIfTI intensities."""
+    from visionsuite.core.medical import is_medical_file
+
+    if is_medical_file(Path(path)):
+        return _read_single_slice(Path(path), size, channels, window)
     with _opened(Path(path)) as image:
         if size and image.format == "JPEG":
             # Let libjpeg decode at 1/2, 1/4 or 1/8 scale: large photos load far faster.
@@ -63,9 +74,32 @@ def read_image(path: str | Path, size: int | None = None, channels: int = 3) -> 
         return _to_uint8(ImageOps.exif_transpose(image), channels, size)
 
 
+def _read_single_slice(path: Path, size: int | None, channels: int, window) -> np.ndarray:
+    from visionsuite.core.medical import read_slices
+
+    slices = read_slices(path, channels, window)
+    if len(slices) != 1:
+        raise UnreadableImage(f"{path}: a volume of {len(slices)} slices; only the segment "
+                              "task reads volumes (slice by slice)")
+    image = slices[0]
+    if size and image.shape[:2] != (size, size):
+        resized = Image.fromarray(image[..., 0] if channels == 1 else image)
+        image = np.asarray(resized.resize((size, size), Image.BILINEAR, reducing_gap=3.0))
+        image = image[..., None] if channels == 1 else image
+    return image
+
+
 def inspect_image(path: str | Path, decode: bool = True) -> tuple[tuple[int, int], str]:
-    """(width, height) and Pillow mode, after decoding the pixels once to prove they decode
-    (`decode=False`: from the header only, for files already decoded). Read-only."""
+    """(width, height) and Pillow mode (for DICOM/NIfTI: their kind, e.g. 'DICOM CT'), after
+    decoding the pixels once to prove they decode (`decode=False`: from the header only, for
+    files already decoded). Read-only."""
+    from visionsuite.core.medical import describe, is_medical_file, read_slices
+
+    if is_medical_file(Path(path)):
+        if not decode:
+            return (0, 0), describe(path)
+        first = read_slices(path, 3)[0]
+        return (first.shape[1], first.shape[0]), describe(path)
     with _opened(Path(path)) as image:
         if decode:
             image.load()

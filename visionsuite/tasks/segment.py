@@ -7,6 +7,9 @@ wherever it is not the foreground of a 0/255 mask (Pascal VOC's convention).
 Training runs on random crops of image_size x image_size; inference on whole images of any size
 by overlapping tiles of that size, blended with a smooth window, so that the exported
 fixed-size .tflite and the Keras model see exactly the same tiles.
+DICOM files and NIfTI volumes (core.medical) are images like any other, read as their 2-D
+slices with intensity windowing; a NIfTI input is segmented into a NIfTI label volume with
+its affine.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ from visionsuite.config import Config
 from visionsuite.core.files import atomic_path, inside
 from visionsuite.core.images import (UnreadableImage, inspect_image, is_image_file, read_image,
                                      read_mask)
+from visionsuite.core.medical import (file_stem, is_medical_file, is_nifti, labels_to_nifti,
+                                      read_label_slices, read_slices, voxel_volume_mm3)
 from visionsuite.core.plots import colorize
 from visionsuite.errors import VisionsuiteError
 from visionsuite.tasks.base import DataReport, Split, Task, TaskData
@@ -120,10 +125,11 @@ def _by_stem(root: Path, folder: Path, odd: list[Path]) -> dict[str, Path]:
         if not is_image_file(path):
             odd.append(path)
             continue
-        if path.stem in found:
-            raise VisionsuiteError(f"{folder}: two files with the stem '{path.stem}' "
-                                   f"({found[path.stem].name}, {path.name}); pairing is by stem")
-        found[path.stem] = path
+        stem = file_stem(path)
+        if stem in found:
+            raise VisionsuiteError(f"{folder}: two files with the stem '{stem}' "
+                                   f"({found[stem].name}, {path.name}); pairing is by stem")
+        found[stem] = path
     return found
 
 
@@ -186,44 +192,74 @@ class DecodedPair:
     image: np.ndarray
     mask: np.ndarray  # raw values
     roi: np.ndarray | None
+    slice: int | None = None  # the slice of a volume (DICOM frames, NIfTI), None for 2-D files
 
 
-def _decode_pair(pair: Pair, channels: int) -> DecodedPair:
-    image = read_image(pair.image, None, channels)
-    mask = read_mask(pair.mask)
-    if mask.shape != image.shape[:2]:
-        raise VisionsuiteError(f"{pair.mask}: mask is {mask.shape[1]}x{mask.shape[0]} but its "
-                               f"image {pair.image.name} is {image.shape[1]}x{image.shape[0]}")
-    roi = None
-    if pair.roi is not None:
-        roi = read_mask(pair.roi) > 0
-        if roi.shape != image.shape[:2]:
-            raise VisionsuiteError(f"{pair.roi}: region-of-interest mask is {roi.shape[1]}x"
-                                   f"{roi.shape[0]} but its image is "
-                                   f"{image.shape[1]}x{image.shape[0]}")
-    return DecodedPair(image, mask, roi)
+def image_slices(path: Path, channels: int, window: list[float] | None = None
+                 ) -> list[np.ndarray]:
+    """A file's images: one for 2-D formats, one per slice for DICOM and NIfTI."""
+    if is_medical_file(path):
+        return read_slices(path, channels, window)
+    return [read_image(path, None, channels)]
 
 
-def decode_pairs(pairs: list[Pair], channels: int, workers: int = 0, desc: str = "decoding"):
-    """Decode image/mask pairs in parallel; a pair whose image or mask cannot be decoded is
-    warned about, skipped and counted; a size mismatch stops everything (the data is wrong)."""
+def _mask_slices(path: Path) -> list[np.ndarray]:
+    return read_label_slices(path) if is_medical_file(path) else [read_mask(path)]
+
+
+def _slice_name(path: Path, index: int | None) -> Path:
+    """How messages and plots name slice `index` of `path`: 'ct.nii.gz[12]'."""
+    return path if index is None else path.with_name(f"{path.name}[{index}]")
+
+
+def _decode_pair(pair: Pair, channels: int, window: list[float] | None) -> list[DecodedPair]:
+    images = image_slices(pair.image, channels, window)
+    masks = _mask_slices(pair.mask)
+    rois = _mask_slices(pair.roi) if pair.roi is not None else [None] * len(images)
+    for path, found in ((pair.mask, masks), (pair.roi, rois)):
+        if len(found) != len(images):
+            raise VisionsuiteError(f"{path}: {len(found)} slice(s) but its image "
+                                   f"{pair.image.name} has {len(images)}")
+    decoded = []
+    for index, (image, mask, roi) in enumerate(zip(images, masks, rois)):
+        number = index if len(images) > 1 else None
+        for path, other, what in ((pair.mask, mask, "mask"),
+                                  (pair.roi, roi, "region-of-interest mask")):
+            if other is not None and other.shape != image.shape[:2]:
+                raise VisionsuiteError(
+                    f"{_slice_name(path, number)}: {what} is {other.shape[1]}x{other.shape[0]} "
+                    f"but its image {pair.image.name} is {image.shape[1]}x{image.shape[0]}")
+        decoded.append(DecodedPair(image, mask, None if roi is None else roi > 0, number))
+    return decoded
+
+
+def decode_pairs(pairs: list[Pair], channels: int, workers: int = 0, desc: str = "decoding",
+                 window: list[float] | None = None):
+    """Decode image/mask pairs in parallel, volumes into one pair per slice; a pair whose image
+    or mask cannot be decoded is warned about, skipped and counted; a size mismatch stops
+    everything (the data is wrong). Returns the decoded slices, the Pair of each, the skips."""
     from visionsuite.core.data import load_in_parallel
 
-    results, skipped = load_in_parallel(lambda pair: _decode_pair(pair, channels), pairs,
-                                        workers, desc, warn="pair skipped")
-    kept = [(item, pair) for item, pair in zip(results, pairs) if item is not None]
-    return [item for item, _ in kept], [pair for _, pair in kept], skipped
+    results, skipped = load_in_parallel(lambda pair: _decode_pair(pair, channels, window),
+                                        pairs, workers, desc, warn="pair skipped")
+    decoded, kept = [], []
+    for slices, pair in zip(results, pairs):
+        for item in slices or []:
+            decoded.append(item)
+            kept.append(pair)
+    return decoded, kept, skipped
 
 
 def _to_split(decoded: list[DecodedPair], pairs: list[Pair], skipped: list[str],
               mapping: ClassMap) -> Split:
     masks = []
     for item, pair in zip(decoded, pairs):
-        mask = apply_class_map(item.mask, mapping, pair.mask)
+        mask = apply_class_map(item.mask, mapping, _slice_name(pair.mask, item.slice))
         if item.roi is not None:
             mask = np.where(item.roi, mask, IGNORE).astype(np.uint8)
         masks.append(mask)
-    return Split([item.image for item in decoded], masks, [p.image for p in pairs], skipped)
+    names = [_slice_name(pair.image, item.slice) for item, pair in zip(decoded, pairs)]
+    return Split([item.image for item in decoded], masks, names, skipped)
 
 
 def pad_stack(arrays: list[np.ndarray], fill: int | None) -> np.ndarray:
@@ -581,7 +617,7 @@ class SegmentTask(Task):
         for name in (("train", "val") if train else ("val",)):
             decoded[name], kept[name], skipped[name] = decode_pairs(
                 index.splits[name], config.data.channels, config.data.workers,
-                desc=f"decoding {name}")
+                desc=f"decoding {name}", window=config.data.window)
         values = set()
         for items in decoded.values():
             for item in items:
@@ -729,9 +765,11 @@ def check_segmentation_folders(path: str) -> DataReport:
         for item in decoded:
             sizes[f"{item.image.shape[1]}x{item.image.shape[0]}"] += 1
             values |= set(np.unique(item.mask).tolist())
-        for pair in kept:  # decoded above: the header is enough for the mode
+        files = {id(pair): pair for pair in kept}.values()  # a volume's slices share a pair
+        for pair in files:  # decoded above: the header is enough for the mode
             modes[inspect_image(pair.image, decode=False)[1]] += 1
-        rows.append({"split": split, "pairs": len(kept), "skipped": len(skipped),
+        rows.append({"split": split, "files": len(files), "pairs": len(kept),
+                     "skipped": len(skipped),
                      "roi": "yes" if any(p.roi for p in pairs) else "no"})
     try:
         mapping = class_map(values, None)
@@ -764,10 +802,14 @@ def check_segmentation_folders(path: str) -> DataReport:
 
 
 def segment_images(run: str, inputs, output: str | Path | None = None, overlay: bool = False,
-                   threshold: float = 0.5, tile_overlap: float | None = None) -> list[dict]:
+                   threshold: float = 0.5, tile_overlap: float | None = None,
+                   window: list[float] | None = None) -> list[dict]:
     """Segment each image in `inputs` with RUN; write `<stem>.png` masks at the input's size
     (0/255 for 2 classes, else class indices) and, with `overlay`, `<stem>_overlay.png`.
-    Returns per-image class areas."""
+    A NIfTI volume gives `<stem>.nii.gz`, class indices with the input's affine and header; a
+    multi-frame DICOM one `<stem>_<frame>.png` per frame. DICOM/NIfTI intensities are
+    windowed by `window` ([center, width]), else as the run was trained.
+    Returns per-image class areas (and volumes in mm^3 for NIfTI)."""
     from visionsuite.core.evaluate import load_run_config
     from visionsuite.core.files import new_run_dir
     from visionsuite.core.images import collect_images
@@ -778,8 +820,10 @@ def segment_images(run: str, inputs, output: str | Path | None = None, overlay: 
     predictor = load_predictor(source)
     labels = source.labels or [f"class_{i}" for i in range(2)]
     overlap = tile_overlap
-    if overlap is None and source.run_dir is not None:
-        overlap = load_run_config(source).data.tile_overlap
+    if source.run_dir is not None:
+        trained = load_run_config(source).data
+        overlap = trained.tile_overlap if overlap is None else overlap
+        window = window or trained.window
     overlap = 0.25 if overlap is None else overlap
     if not 0 <= threshold <= 1:
         raise VisionsuiteError(f"--threshold {threshold}: must be between 0 and 1")
@@ -789,26 +833,50 @@ def segment_images(run: str, inputs, output: str | Path | None = None, overlay: 
     results, used = [], set()
     for path in progress(paths, total=len(paths), desc="segmenting"):
         try:
-            image = read_image(path, None, predictor.channels)
+            images = image_slices(path, predictor.channels, window)
         except UnreadableImage as err:
             print(f"warning: {err}; skipped", file=sys.stderr)
             continue
-        probs = sliding_window(predictor.predict, image, predictor.image_size, overlap)
-        classes = predict_classes(probs, threshold).astype(np.uint8)
-        stem = _unique_stem(path.stem, used)
-        mask_path = folder / f"{stem}.png"
-        written = (classes * 255) if probs.shape[-1] == 2 else classes
-        _save_png(written, mask_path)
-        result = {"image": str(path), "mask": str(mask_path),
-                  "areas": _areas(classes, labels, probs.shape[-1])}
-        if overlay:
-            overlay_path = folder / f"{stem}_overlay.png"
-            _save_png(overlay_image(image, classes), overlay_path)
-            result["overlay"] = str(overlay_path)
-        results.append(result)
+        predicted, class_count = [], 2
+        for image in images:
+            probs = sliding_window(predictor.predict, image, predictor.image_size, overlap)
+            predicted.append(predict_classes(probs, threshold).astype(np.uint8))
+            class_count = probs.shape[-1]
+        stem = _unique_stem(file_stem(path), used)
+        results.append(_write_segmentation(path, images, predicted, labels, folder, stem,
+                                           overlay, class_count))
     if not results:
         raise VisionsuiteError("none of the images could be read")
     return results
+
+
+def _write_segmentation(path: Path, images: list[np.ndarray], predicted: list[np.ndarray],
+                        labels: list[str], folder: Path, stem: str, overlay: bool,
+                        class_count: int) -> dict:
+    """The mask file(s) of one input, its overlays, and its class areas."""
+    result = {"image": str(path)}
+    numbered = len(images) > 1
+    if is_nifti(path):
+        result["mask"] = str(labels_to_nifti(predicted, path, folder / f"{stem}.nii.gz",
+                                             class_count))
+    else:
+        masks = []
+        for index, classes in enumerate(predicted):
+            mask_path = folder / (f"{stem}_{index:03d}.png" if numbered else f"{stem}.png")
+            _save_png(classes * 255 if class_count == 2 else classes, mask_path)
+            masks.append(str(mask_path))
+        result["mask" if not numbered else "masks"] = masks[0] if not numbered else masks
+    if overlay:
+        overlays = []
+        for index, (image, classes) in enumerate(zip(images, predicted)):
+            name = f"{stem}_overlay_{index:03d}.png" if numbered else f"{stem}_overlay.png"
+            _save_png(overlay_image(image, classes), folder / name)
+            overlays.append(str(folder / name))
+        result["overlay" if not numbered else "overlays"] = overlays if numbered else overlays[0]
+    if numbered:
+        result["slices"] = len(images)
+    result["areas"] = _areas(np.stack(predicted), labels, class_count, voxel_volume_mm3(path))
+    return result
 
 
 def _unique_stem(stem: str, used: set[str]) -> str:
@@ -819,12 +887,17 @@ def _unique_stem(stem: str, used: set[str]) -> str:
     return candidate
 
 
-def _areas(classes: np.ndarray, labels: list[str], count: int) -> dict:
+def _areas(classes: np.ndarray, labels: list[str], count: int,
+           voxel_mm3: float | None = None) -> dict:
     pixels = np.bincount(classes.ravel(), minlength=count)
     total = max(int(classes.size), 1)
     names = labels if len(labels) == count else [f"class_{i}" for i in range(count)]
-    return {name: {"pixels": int(pixels[i]), "fraction": round(float(pixels[i] / total), 5)}
-            for i, name in enumerate(names)}
+    areas = {name: {"pixels": int(pixels[i]), "fraction": round(float(pixels[i] / total), 5)}
+             for i, name in enumerate(names)}
+    if voxel_mm3:
+        for i, name in enumerate(names):
+            areas[name]["volume_mm3"] = round(float(pixels[i] * voxel_mm3), 3)
+    return areas
 
 
 def _save_png(array: np.ndarray, path: Path) -> None:

@@ -1,0 +1,114 @@
+"""DICOM and NIfTI reading, windowing and label volumes, on the sample files that ship with
+pydicom and nibabel (installed with visionsuite, so these never skip)."""
+
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pydicom
+import pytest
+from nibabel.testing import data_path as NIBABEL_DATA
+from pydicom.data import get_testdata_file
+
+from visionsuite.core.images import UnreadableImage, read_image
+from visionsuite.core.medical import (describe, file_stem, labels_to_nifti, read_label_slices,
+                                      read_slices, voxel_volume_mm3)
+from visionsuite.errors import VisionsuiteError
+
+
+def dicom_sample(name: str) -> Path:
+    path = get_testdata_file(name, download=False)  # never download: tests run offline
+    assert path, f"{name} is missing from pydicom's bundled test files"
+    return Path(path)
+
+
+def nifti_sample(name: str) -> Path:
+    return Path(NIBABEL_DATA) / name
+
+
+def window_by_hand(values: np.ndarray, center: float, width: float) -> np.ndarray:
+    low = center - width / 2
+    return np.clip(np.round((values - low) * 255 / width), 0, 255).astype(np.uint8)
+
+
+def test_ct_is_windowed_in_hounsfield_units_with_the_window_given():
+    path = dicom_sample("CT_small.dcm")
+    dataset = pydicom.dcmread(path)
+    hounsfield = dataset.pixel_array * float(dataset.RescaleSlope) + float(dataset.RescaleIntercept)
+    (image,) = read_slices(path, channels=3, window=[40, 400])
+    assert image.shape == (128, 128, 3) and image.dtype == np.uint8
+    assert np.array_equal(image[..., 0], window_by_hand(hounsfield, 40, 400))
+    assert np.array_equal(image[..., 0], image[..., 2])
+    # CT_small.dcm has no window of its own: the percentile range spreads it over 0..255.
+    (own,) = read_slices(path, channels=1)
+    assert own.shape == (128, 128, 1) and own.min() == 0 and own.max() == 255
+
+
+def test_the_dicom_files_own_window_is_the_default():
+    path = dicom_sample("MR_small.dcm")
+    dataset = pydicom.dcmread(path)
+    assert (float(dataset.WindowCenter), float(dataset.WindowWidth)) == (600, 1600)
+    (image,) = read_slices(path, channels=1)
+    assert np.array_equal(image[..., 0], window_by_hand(dataset.pixel_array.astype(float), 600,
+                                                        1600))
+    assert describe(path) == "DICOM MR MONOCHROME2"
+    # A single slice reads as any image, resized like one.
+    assert read_image(path, size=32).shape == (32, 32, 3)
+
+
+def test_multiframe_colour_dicom_gives_one_rgb_image_per_frame():
+    frames = read_slices(dicom_sample("SC_rgb_rle_2frame.dcm"), channels=3)
+    assert len(frames) == 2 and frames[0].shape[-1] == 3 and frames[0].dtype == np.uint8
+    assert (frames[0][..., 0] != frames[0][..., 1]).any()  # colour, not grey
+    with pytest.raises(UnreadableImage, match="2 slices"):
+        read_image(dicom_sample("SC_rgb_rle_2frame.dcm"))
+
+
+def test_bad_dicom_files_are_one_line_errors_naming_the_file(tmp_path):
+    truncated = dicom_sample("MR_truncated.dcm")
+    with pytest.raises(UnreadableImage, match="MR_truncated.dcm"):
+        read_slices(truncated)
+    fake = tmp_path / "notes.dcm"
+    fake.write_text("not a dicom file")
+    error = pytest.raises(UnreadableImage, read_slices, fake).value
+    assert str(error).startswith(str(fake)) and "\n" not in str(error)
+    with pytest.raises(VisionsuiteError, match="center, width"):
+        read_slices(dicom_sample("CT_small.dcm"), window=[40, 0])
+
+
+def test_nifti_volume_reads_as_upright_slices_along_the_third_axis():
+    path = nifti_sample("anatomical.nii")
+    volume = np.asarray(nib.load(path).dataobj, np.float32)  # (33, 41, 25)
+    slices = read_slices(path, channels=1, window=[500, 1000])
+    assert len(slices) == 25 and slices[0].shape == (41, 33, 1)
+    assert np.array_equal(slices[7][..., 0], window_by_hand(np.flipud(volume[:, :, 7].T), 500,
+                                                            1000))
+    assert file_stem(Path("scan.nii.gz")) == "scan" and file_stem(Path("scan.dcm")) == "scan"
+    assert voxel_volume_mm3(path) == pytest.approx(8.0)  # 2 x 2 x 2 mm voxels
+
+
+def test_4d_nifti_is_refused_clearly():
+    with pytest.raises(UnreadableImage, match="4-D volume"):
+        read_slices(nifti_sample("example4d.nii.gz"))
+
+
+def test_label_volume_keeps_the_inputs_geometry_and_reads_back_the_same(tmp_path):
+    reference = nifti_sample("anatomical.nii")
+    slices = read_slices(reference, channels=1)
+    labels = [(image[..., 0] > 128).astype(np.uint8) for image in slices]
+    written = labels_to_nifti(labels, reference, tmp_path / "out" / "anatomical.nii.gz", 2)
+    image, source = nib.load(written), nib.load(reference)
+    assert image.shape == source.shape
+    assert np.allclose(image.affine, source.affine)
+    assert image.get_data_dtype() == np.uint8
+    assert nib.aff2axcodes(image.affine) == ("L", "A", "S")
+    back = read_label_slices(written)
+    assert all(np.array_equal(a, b) for a, b in zip(back, labels))
+    assert not list((tmp_path / "out").glob(".*"))  # no temporary file left behind
+
+
+def test_label_files_must_hold_whole_numbers(tmp_path):
+    path = tmp_path / "soft.nii.gz"
+    nib.save(nib.Nifti1Image(np.full((4, 4, 2), 0.5, np.float32), np.eye(4)), path)
+    with pytest.raises(UnreadableImage, match="whole numbers"):
+        read_label_slices(path)

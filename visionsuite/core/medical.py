@@ -1,0 +1,241 @@
+"""DICOM and NIfTI files as 2D slices, and label volumes written back in the input's geometry.
+
+- DICOM (pydicom): one file holds one slice, or several frames. Stored values go through the
+  modality LUT (RescaleSlope/Intercept: Hounsfield units for CT), then through an intensity
+  window to 0..255. The window is `data.window` when set, else the file's own WindowCenter/
+  WindowWidth, else the file's 0.5-99.5 percentile range. MONOCHROME1 is inverted after
+  windowing so that, as for MONOCHROME2, bright means high values. Colour (RGB/YBR) files skip
+  windowing.
+- NIfTI (nibabel): a 3-D volume is read as its slices along the third voxel axis; intensities
+  are scaled by the header's slope/intercept, and windowed as above, the header's
+  cal_min/cal_max being the file's own window. Slice k becomes the image
+  `flipud(volume[:, :, k].T)` (rows along the second voxel axis, reversed; columns along the
+  first): upright for the usual RAS/LAS storage. `labels_to_nifti` undoes that exactly and
+  writes the mask with the input's affine and header, so it overlays the input in any viewer.
+One percentile range per file keeps every slice of a volume windowed alike; a DICOM series
+(one file per slice) should set data.window so that its slices are, too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from visionsuite.core.files import atomic_path
+from visionsuite.core.images import UnreadableImage
+from visionsuite.errors import VisionsuiteError
+
+DICOM_SUFFIXES = (".dcm", ".dicom")
+NIFTI_SUFFIXES = (".nii", ".nii.gz")
+MEDICAL_SUFFIXES = DICOM_SUFFIXES + NIFTI_SUFFIXES
+PERCENTILES = (0.5, 99.5)  # the window when neither the config nor the file gives one
+
+
+class UnreadableMedical(UnreadableImage):
+    """A DICOM or NIfTI file that cannot be decoded (callers skip and count it, as images)."""
+
+
+def is_medical_file(path: Path) -> bool:
+    return path.name.lower().endswith(MEDICAL_SUFFIXES)
+
+
+def is_nifti(path: Path) -> bool:
+    return path.name.lower().endswith(NIFTI_SUFFIXES)
+
+
+def file_stem(path: Path) -> str:
+    """The name without its extension; `.nii.gz` counts as one."""
+    return path.name[:-len(".nii.gz")] if path.name.lower().endswith(".nii.gz") else path.stem
+
+
+@dataclass
+class Slices:
+    values: np.ndarray  # (S, H, W) float32 modality values, or (S, H, W, 3) colour
+    window: tuple[float, float] | None  # the file's own (center, width)
+    kind: str  # for reports: "DICOM CT", "NIfTI", ...
+    spacing: tuple[float, float, float] | None = None  # voxel size in mm (NIfTI)
+
+
+def read_slices(path: str | Path, channels: int = 3,
+                window: list[float] | tuple[float, float] | None = None) -> list[np.ndarray]:
+    """The file's slices as uint8 (H, W, channels) images, windowed as the module says."""
+    path = Path(path)
+    slices = _read(path)
+    if slices.values.ndim == 4:  # colour DICOM: already display values
+        images = _to_8bit_colour(slices.values)
+        if channels == 1:
+            images = np.round(images.astype(np.float32) @ [0.299, 0.587, 0.114])[..., None]
+        return [image.astype(np.uint8) for image in images]
+    center, width = _window(slices, window)
+    low = center - width / 2
+    grey = np.clip(np.round((slices.values - low) * (255.0 / width)), 0, 255).astype(np.uint8)
+    if slices.kind.endswith("MONOCHROME1"):
+        grey = 255 - grey
+    return [np.repeat(image[..., None], channels, axis=-1) for image in grey]
+
+
+def read_label_slices(path: str | Path) -> list[np.ndarray]:
+    """A label file's slices as (H, W) uint8 raw values (no windowing): integer labels only."""
+    path = Path(path)
+    slices = _read(path, labels=True)
+    values = slices.values
+    if values.ndim == 4:
+        raise UnreadableMedical(f"{path}: colour mask; expected one channel of class indices")
+    if not np.array_equal(values, np.round(values)) or values.min(initial=0) < 0 \
+            or values.max(initial=0) > 255:
+        raise UnreadableMedical(f"{path}: mask values must be whole numbers 0..255 "
+                                f"(found {values.min():g}..{values.max():g})")
+    return list(values.astype(np.uint8))
+
+
+def describe(path: str | Path) -> str:
+    """What the file is, for `data check`: 'DICOM CT', 'NIfTI', ..."""
+    return _read(Path(path), header_only=True).kind
+
+
+def voxel_volume_mm3(path: str | Path) -> float | None:
+    """Volume of one voxel of a NIfTI file in mm^3 (None for other files)."""
+    path = Path(path)
+    return float(np.prod(_read(path, header_only=True).spacing)) if is_nifti(path) else None
+
+
+def labels_to_nifti(labels: list[np.ndarray], reference: str | Path, output: str | Path,
+                    class_count: int) -> Path:
+    """Write per-slice class indices as a NIfTI label volume with `reference`'s shape, affine
+    and header (written atomically; the extension picks .nii or .nii.gz)."""
+    import nibabel as nib
+
+    reference, output = Path(reference), Path(output)
+    image = nib.load(reference)
+    volume = np.stack([np.flipud(label).T for label in labels], axis=2).astype(np.uint8)
+    shape = image.shape[:3] if len(image.shape) >= 3 else image.shape + (1,)
+    if volume.shape != tuple(shape):
+        raise VisionsuiteError(f"{reference}: labels of shape {volume.shape} do not fit the "
+                               f"volume's {tuple(shape)}")
+    header = image.header.copy()
+    header.set_data_dtype(np.uint8)
+    header.set_slope_inter(1.0, 0.0)
+    header["cal_min"], header["cal_max"] = 0, max(class_count - 1, 1)
+    labelled = type(image)(volume.reshape(image.shape[:3] or volume.shape), image.affine, header)
+    suffix = ".nii.gz" if output.name.lower().endswith(".gz") else ".nii"
+    with atomic_path(output, suffix=suffix) as tmp:
+        nib.save(labelled, tmp)
+    return output
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def _read(path: Path, labels: bool = False, header_only: bool = False) -> Slices:
+    if is_nifti(path):
+        return _read_nifti(path, header_only)
+    if path.name.lower().endswith(DICOM_SUFFIXES):
+        return _read_dicom(path, labels, header_only)
+    raise UnreadableMedical(f"{path}: not a DICOM or NIfTI file")
+
+
+def _read_nifti(path: Path, header_only: bool) -> Slices:
+    import nibabel as nib
+
+    try:
+        image = nib.load(path)
+        zooms = tuple(float(z) for z in image.header.get_zooms()[:3])
+        shape = image.shape
+        if len(shape) == 4 and shape[3] == 1:
+            shape = shape[:3]
+        if len(shape) not in (2, 3):
+            raise UnreadableMedical(f"{path}: a {len(shape)}-D volume {shape}; visionsuite "
+                                    "reads 2-D images and 3-D volumes (slices along the "
+                                    "third axis)")
+        low, high = float(image.header["cal_min"]), float(image.header["cal_max"])
+        own = ((low + high) / 2, high - low) if high > low else None
+        spacing = (zooms + (1.0, 1.0, 1.0))[:3]
+        if header_only:
+            return Slices(np.zeros((0, 0, 0), np.float32), own, "NIfTI", spacing)
+        volume = np.asarray(image.dataobj, dtype=np.float32).reshape(shape)
+    except UnreadableMedical:
+        raise
+    except (OSError, ValueError, EOFError, nib.filebasedimages.ImageFileError) as err:
+        raise UnreadableMedical(f"{path}: unreadable NIfTI file ({err})") from None
+    if volume.ndim == 2:
+        volume = volume[:, :, None]
+    if not np.isfinite(volume).all():
+        volume = np.nan_to_num(volume, nan=0.0, posinf=0.0, neginf=0.0)
+    values = np.stack([np.flipud(volume[:, :, k].T) for k in range(volume.shape[2])])
+    return Slices(values, own, "NIfTI", spacing)
+
+
+def _read_dicom(path: Path, labels: bool, header_only: bool) -> Slices:
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+
+    try:
+        dataset = pydicom.dcmread(path, stop_before_pixels=header_only)
+    except (InvalidDicomError, OSError, ValueError, EOFError) as err:
+        raise UnreadableMedical(f"{path}: unreadable DICOM file ({err})") from None
+    modality = str(dataset.get("Modality", "") or "").strip()
+    photometric = str(dataset.get("PhotometricInterpretation", "") or "").strip()
+    kind = " ".join(part for part in ("DICOM", modality, photometric) if part)
+    own = _dicom_window(dataset)
+    if header_only:
+        return Slices(np.zeros((0, 0, 0), np.float32), own, kind)
+    if "PixelData" not in dataset:
+        raise UnreadableMedical(f"{path}: DICOM file without pixel data ({kind})")
+    try:
+        pixels = dataset.pixel_array
+    except Exception as err:  # pydicom raises many kinds; a missing decoder is the usual one
+        syntax = getattr(getattr(dataset, "file_meta", None), "TransferSyntaxUID", None)
+        name = getattr(syntax, "name", "unknown transfer syntax")
+        raise UnreadableMedical(f"{path}: cannot decode its pixel data ({name}: "
+                                f"{str(err).splitlines()[0] if str(err) else type(err).__name__})"
+                                ) from None
+    frames = int(dataset.get("NumberOfFrames", 1) or 1)
+    colour = int(dataset.get("SamplesPerPixel", 1) or 1) > 1
+    if frames == 1:
+        pixels = pixels[None]
+    if colour:
+        bits = int(dataset.get("BitsStored", 8) or 8)
+        return Slices(pixels.astype(np.float32) / max(2 ** bits - 1, 1), None, kind)
+    if not labels:
+        from pydicom.pixels import apply_modality_lut
+
+        pixels = apply_modality_lut(pixels, dataset)
+    return Slices(np.asarray(pixels, np.float32), own, kind)
+
+
+def _dicom_window(dataset) -> tuple[float, float] | None:
+    center, width = dataset.get("WindowCenter"), dataset.get("WindowWidth")
+    if center is None or width is None:
+        return None
+    try:
+        center, width = _first(center), _first(width)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return (center, width) if width > 0 else None
+
+
+def _first(value) -> float:
+    """A window value: one number, or the first of several (MultiValue)."""
+    if isinstance(value, (str, int, float)):
+        return float(value)
+    return float(value[0])
+
+
+def _window(slices: Slices, window) -> tuple[float, float]:
+    if window:
+        if len(window) != 2 or float(window[1]) <= 0:
+            raise VisionsuiteError(f"data.window must be [center, width] with width > 0, "
+                                   f"got {list(window)}")
+        return float(window[0]), float(window[1])
+    if slices.window is not None:
+        return slices.window
+    low, high = np.percentile(slices.values, PERCENTILES)
+    if high <= low:
+        low, high = float(slices.values.min()), float(slices.values.max())
+    return (low + high) / 2, max(high - low, 1e-6)
+
+
+def _to_8bit_colour(values: np.ndarray) -> np.ndarray:
+    return np.clip(np.round(values * 255), 0, 255).astype(np.uint8)
