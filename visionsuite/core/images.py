@@ -74,6 +74,24 @@ def read_image(path: str | Path, size: int | None = None, channels: int = 3,
         return _to_uint8(ImageOps.exif_transpose(image), channels, size)
 
 
+def read_image_slices(path: str | Path, channels: int = 3,
+                      window: list[float] | None = None) -> list[np.ndarray]:
+    """A file's images at their own size: one for 2-D formats, one per slice (or frame) for
+    DICOM and NIfTI."""
+    from visionsuite.core.medical import is_medical_file, read_slices
+
+    if is_medical_file(Path(path)):
+        return read_slices(path, channels, window)
+    return [read_image(path, None, channels)]
+
+
+def read_mask_slices(path: str | Path) -> list[np.ndarray]:
+    """A mask file's raw values, one (H, W) array per slice (see read_mask, read_label_slices)."""
+    from visionsuite.core.medical import is_medical_file, read_label_slices
+
+    return read_label_slices(path) if is_medical_file(Path(path)) else [read_mask(path)]
+
+
 def _read_single_slice(path: Path, size: int | None, channels: int, window) -> np.ndarray:
     from visionsuite.core.medical import read_slices
 

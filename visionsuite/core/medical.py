@@ -118,7 +118,7 @@ def labels_to_nifti(labels: list[np.ndarray], reference: str | Path, output: str
     header.set_data_dtype(np.uint8)
     header.set_slope_inter(1.0, 0.0)
     header["cal_min"], header["cal_max"] = 0, max(class_count - 1, 1)
-    labelled = type(image)(volume.reshape(image.shape[:3] or volume.shape), image.affine, header)
+    labelled = type(image)(volume.reshape(image.shape[:3]), image.affine, header)
     suffix = ".nii.gz" if output.name.lower().endswith(".gz") else ".nii"
     with atomic_path(output, suffix=suffix) as tmp:
         nib.save(labelled, tmp)

@@ -25,10 +25,9 @@ import numpy as np
 
 from visionsuite.config import Config
 from visionsuite.core.files import atomic_path, inside
-from visionsuite.core.images import (UnreadableImage, inspect_image, is_image_file, read_image,
-                                     read_mask)
-from visionsuite.core.medical import (file_stem, is_medical_file, is_nifti, labels_to_nifti,
-                                      read_label_slices, read_slices, voxel_volume_mm3)
+from visionsuite.core.images import (UnreadableImage, inspect_image, is_image_file,
+                                     read_image_slices, read_mask_slices)
+from visionsuite.core.medical import file_stem, is_nifti, labels_to_nifti, voxel_volume_mm3
 from visionsuite.core.plots import colorize
 from visionsuite.errors import VisionsuiteError
 from visionsuite.tasks.base import DataReport, Split, Task, TaskData
@@ -195,27 +194,15 @@ class DecodedPair:
     slice: int | None = None  # the slice of a volume (DICOM frames, NIfTI), None for 2-D files
 
 
-def image_slices(path: Path, channels: int, window: list[float] | None = None
-                 ) -> list[np.ndarray]:
-    """A file's images: one for 2-D formats, one per slice for DICOM and NIfTI."""
-    if is_medical_file(path):
-        return read_slices(path, channels, window)
-    return [read_image(path, None, channels)]
-
-
-def _mask_slices(path: Path) -> list[np.ndarray]:
-    return read_label_slices(path) if is_medical_file(path) else [read_mask(path)]
-
-
 def _slice_name(path: Path, index: int | None) -> Path:
     """How messages and plots name slice `index` of `path`: 'ct.nii.gz[12]'."""
     return path if index is None else path.with_name(f"{path.name}[{index}]")
 
 
 def _decode_pair(pair: Pair, channels: int, window: list[float] | None) -> list[DecodedPair]:
-    images = image_slices(pair.image, channels, window)
-    masks = _mask_slices(pair.mask)
-    rois = _mask_slices(pair.roi) if pair.roi is not None else [None] * len(images)
+    images = read_image_slices(pair.image, channels, window)
+    masks = read_mask_slices(pair.mask)
+    rois = read_mask_slices(pair.roi) if pair.roi is not None else [None] * len(images)
     for path, found in ((pair.mask, masks), (pair.roi, rois)):
         if len(found) != len(images):
             raise VisionsuiteError(f"{path}: {len(found)} slice(s) but its image "
@@ -833,7 +820,7 @@ def segment_images(run: str, inputs, output: str | Path | None = None, overlay: 
     results, used = [], set()
     for path in progress(paths, total=len(paths), desc="segmenting"):
         try:
-            images = image_slices(path, predictor.channels, window)
+            images = read_image_slices(path, predictor.channels, window)
         except UnreadableImage as err:
             print(f"warning: {err}; skipped", file=sys.stderr)
             continue
