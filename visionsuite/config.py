@@ -58,6 +58,11 @@ class AugmentConfig:
     brightness: float = 0.2  # max brightness change, fraction of the range
     contrast: float = 0.2  # max contrast change, fraction
     erase: float = 0.0  # probability of random erasing (cutout)
+    # detect
+    mosaic: float = 0.0  # probability of a 4-image mosaic
+    mosaic_off_epochs: int = 10  # no mosaic in the last epochs (train on whole images)
+    hue: float = 0.0  # max hue change, fraction
+    saturation: float = 0.0  # max saturation change, fraction
 
 
 @dataclass
@@ -72,6 +77,10 @@ class ModelConfig:
     filters: int = 32  # filters of the first level, doubled at each level down
     norm: str = "batch"  # batch | group | none
     upsample: str = "transpose"  # transpose (learned) | bilinear
+    # detect: non-max suppression, in evaluation and inside the exported graph
+    score_threshold: float = 0.001  # boxes scoring less are dropped before NMS
+    nms_iou: float = 0.6  # boxes of a class overlapping a better one more than this go
+    max_detections: int = 100  # per image
 
 
 @dataclass

@@ -41,15 +41,17 @@ def _dynamic(converter, _):
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
 
 
-def _int8(converter, representative):
+def _int8(converter, representative, float_outputs: bool = False):
     import tensorflow as tf
 
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = representative
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    # uint8 in and out: the camera's bytes go straight in, as MediaPipe and phone apps feed them.
+    # uint8 in: the camera's bytes go straight in, as MediaPipe and phone apps feed them. uint8
+    # out too, unless the outputs are post-processed values (detections) a runtime reads as float.
     converter.inference_input_type = tf.uint8
-    converter.inference_output_type = tf.uint8
+    if not float_outputs:
+        converter.inference_output_type = tf.uint8
 
 
 QUANTIZATIONS = {q.name: q for q in (
@@ -61,8 +63,10 @@ QUANTIZATIONS = {q.name: q for q in (
 )}
 
 
-def convert(model, quantize: str, calibration_images: np.ndarray | None = None) -> bytes:
-    """Convert a Keras model taking (1, S, S, C) float images in 0..255 to .tflite bytes."""
+def convert(model, quantize: str, calibration_images: np.ndarray | None = None,
+            serve=None, float_outputs: bool = False) -> bytes:
+    """Convert a Keras model taking (1, S, S, C) float images in 0..255 to .tflite bytes.
+    `serve` (x -> outputs) is the graph written, by default the model itself."""
     import keras
     import tensorflow as tf
 
@@ -75,11 +79,15 @@ def convert(model, quantize: str, calibration_images: np.ndarray | None = None) 
     with tempfile.TemporaryDirectory(prefix="visionsuite-export-") as folder:
         archive = keras.export.ExportArchive()
         archive.track(model)
-        archive.add_endpoint("serve", lambda x: model(x, training=False),
+        archive.add_endpoint("serve", serve or (lambda x: model(x, training=False)),
                              input_signature=[tf.TensorSpec(shape, tf.float32, name="image")])
         archive.write_out(folder, verbose=False)
         converter = tf.lite.TFLiteConverter.from_saved_model(folder)
-        QUANTIZATIONS[quantize].configure(converter, _representative(calibration_images, shape))
+        representative = _representative(calibration_images, shape)
+        if quantize == "int8":
+            _int8(converter, representative, float_outputs)
+        else:
+            QUANTIZATIONS[quantize].configure(converter, representative)
         try:
             return converter.convert()
         except Exception as err:  # the converter raises many types, all with a long MLIR dump
@@ -106,7 +114,7 @@ def export(run: str | Path, quantize: str = "int8", output: str | Path = "export
     """Export RUN to `output/NAME-QUANT.tflite`, with metadata, and write the parity report
     `output/NAME-QUANT.json`: the same metrics of the Keras model and the .tflite on val."""
     from visionsuite.core.evaluate import load_run_config
-    from visionsuite.core.metadata import build_metadata, populate
+    from visionsuite.core.metadata import build_metadata, outputs_in_signature_order, populate
     from visionsuite.core.models import (KerasPredictor, TFLitePredictor, load_keras_model,
                                          resolve_model)
     from visionsuite.tasks import get_task
@@ -127,11 +135,12 @@ def export(run: str | Path, quantize: str = "int8", output: str | Path = "export
 
     print(f"converting ({quantize}) ...", file=sys.stderr)
     started = time.perf_counter()
-    tflite = convert(model, quantize, calibration_images)
+    tflite = convert(model, quantize, calibration_images, task.serving_fn(model, config),
+                     task.float_outputs())
     spec = task.tflite_metadata(labels, quantized_input=quantize == "int8")
     spec.grayscale = config.data.channels == 1
     files = {spec.labels_file: ("\n".join(labels) + "\n").encode()} if spec.labels else {}
-    tflite = populate(tflite, build_metadata(spec), files)
+    tflite = populate(outputs_in_signature_order(tflite), build_metadata(spec), files)
     name = (source.run_dir or source.path.parent).name if source.path.stem == "model" \
         else source.path.stem
     target = Path(output) / f"{name}-{quantize}.tflite"

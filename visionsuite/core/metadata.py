@@ -40,6 +40,9 @@ class MetadataSpec:
     author: str = "visionsuite"
     license: str = ""
     labels_file: str = "labels.txt"
+    # Four outputs in TFLite's detection post-process order: location, category, score,
+    # number of detections (the names MediaPipe's ObjectDetector looks the tensors up by).
+    detection: bool = False
 
 
 def build_metadata(spec: MetadataSpec) -> bytes:
@@ -84,6 +87,11 @@ def build_metadata(spec: MetadataSpec) -> bytes:
 
     subgraph = meta.SubGraphMetadataT()
     subgraph.inputTensorMetadata, subgraph.outputTensorMetadata = [image], [output]
+    if spec.detection:
+        subgraph.outputTensorMetadata = _detection_outputs(meta, spec)
+        group = meta.TensorGroupT()
+        group.name, group.tensorNames = "detection_result", ["location", "category", "score"]
+        subgraph.outputTensorGroups = [group]
     model = meta.ModelMetadataT()
     model.name, model.description = spec.name, spec.description
     model.version, model.author, model.license = spec.version, spec.author, spec.license
@@ -92,6 +100,38 @@ def build_metadata(spec: MetadataSpec) -> bytes:
     builder = flatbuffers.Builder(0)
     builder.Finish(model.Pack(builder), METADATA_IDENTIFIER)
     return bytes(builder.Output())
+
+
+def _detection_outputs(meta, spec: MetadataSpec) -> list:
+    def tensor(name: str, description: str, content_type, properties, per_box: bool = True):
+        item = meta.TensorMetadataT()
+        item.name, item.description = name, description
+        item.content = meta.ContentT()
+        item.content.contentPropertiesType, item.content.contentProperties = \
+            content_type, properties
+        if per_box:  # the content range tflite-support's detector writer sets
+            item.content.range = meta.ValueRangeT()
+            item.content.range.min = item.content.range.max = 2
+        return item
+
+    boxes = meta.BoundingBoxPropertiesT()
+    boxes.index = [1, 0, 3, 2]  # stored as (ymin, xmin, ymax, xmax)
+    boxes.type = meta.BoundingBoxType.BOUNDARIES
+    boxes.coordinateType = meta.CoordinateType.RATIO
+    location = tensor("location", "Boxes (ymin, xmin, ymax, xmax), fractions of the image.",
+                      meta.ContentProperties.BoundingBoxProperties, boxes)
+    category = tensor("category", "Class index of each box, into labels.txt.",
+                      meta.ContentProperties.FeatureProperties, meta.FeaturePropertiesT())
+    labels = meta.AssociatedFileT()
+    labels.name, labels.description = spec.labels_file, "Class names, one per line."
+    labels.type = meta.AssociatedFileType.TENSOR_VALUE_LABELS
+    category.associatedFiles = [labels]
+    score = tensor("score", "Score of each box, 0..1.",
+                   meta.ContentProperties.FeatureProperties, meta.FeaturePropertiesT())
+    count = tensor("number of detections", "How many of the rows above are detections.",
+                   meta.ContentProperties.FeatureProperties, meta.FeaturePropertiesT(),
+                   per_box=False)
+    return [location, category, score, count]
 
 
 def populate(model_bytes: bytes, metadata: bytes, files: dict[str, bytes]) -> bytes:
@@ -119,6 +159,24 @@ def populate(model_bytes: bytes, metadata: bytes, files: dict[str, bytes]) -> by
             for name, data in files.items():
                 archive.writestr(name, data)
     return stream.getvalue()
+
+
+def outputs_in_signature_order(model_bytes: bytes) -> bytes:
+    """The converter lists a subgraph's outputs in an order of its own; runtimes that read
+    outputs by position (MediaPipe, the TFLite detection APIs) need them in the order the
+    exported function returns them (signature names output_0, output_1, ...)."""
+    import flatbuffers
+    from mediapipe.tasks.metadata import schema_py_generated as schema
+
+    model = schema.ModelT.InitFromPackedBuf(bytearray(model_bytes), 0)
+    if not model.signatureDefs or len(model.subgraphs[0].outputs) < 2:
+        return model_bytes
+    by_name = {_text(item.name): item.tensorIndex for item in model.signatureDefs[0].outputs}
+    names = sorted(by_name, key=lambda n: (len(n), n))  # output_2 before output_10
+    model.subgraphs[0].outputs = [by_name[name] for name in names]
+    builder = flatbuffers.Builder(1024)
+    builder.Finish(model.Pack(builder), MODEL_IDENTIFIER)
+    return bytes(builder.Output())
 
 
 def _name(entry) -> str:

@@ -135,7 +135,7 @@ def _compile(model, task, config: Config, data) -> None:
 def fit_model(model, task, config: Config, data, run_dir: Path, state: dict,
               extra_callbacks: list) -> None:
     train_ds, val_ds = task.make_datasets(config, data)
-    callbacks = []
+    callbacks = list(task.epoch_callbacks(config, data))
     if config.train.ema:
         # Validation sees the averaged weights (BestCheckpoint saves them); training and
         # last.keras keep the raw ones, so that --resume continues exactly.

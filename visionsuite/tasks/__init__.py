@@ -13,7 +13,7 @@ from visionsuite.errors import VisionsuiteError
 TASK_MODULES = {
     "classify": "visionsuite.tasks.classify",
     "segment": "visionsuite.tasks.segment",
-    "detect": None,  # issue #4
+    "detect": "visionsuite.tasks.detect",
     "face": None,  # issue #5
 }
 TASK_NAMES = tuple(TASK_MODULES)

@@ -84,6 +84,19 @@ class Task:
                            training=False, target_fn=target_fn)
         return train, val
 
+    def epoch_callbacks(self, config: Config, data: TaskData) -> list:
+        """Keras callbacks that measure after each epoch's validation (task metrics too costly
+        for a Keras metric); they run first, while the averaged weights are swapped in."""
+        return []
+
+    def serving_fn(self, model, config: Config):
+        """What the exported graph computes from a (1, S, S, C) float image."""
+        return lambda x: model(x, training=False)
+
+    def float_outputs(self) -> bool:
+        """Keep float32 outputs in a full-integer export (post-processed outputs)."""
+        return False
+
     def train_samples(self, config: Config, data: TaskData) -> int:
         """Training samples per epoch (the learning-rate schedule counts steps from it)."""
         return len(data.train)

@@ -1,0 +1,165 @@
+"""The detect task: YOLO-style object detection plugged into the core (train, evaluate, export,
+benchmark, data check). Data formats: `data.py`; network, loss, decoding: `model.py`;
+augmentation: `augment.py`; mAP: `metrics.py`; NMS export and `visionsuite detect`:
+`predict.py`."""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from visionsuite.config import Config
+from visionsuite.errors import VisionsuiteError
+from visionsuite.tasks.base import DataReport, Split, Task, TaskData
+from visionsuite.tasks.detect.data import (Annotation, clean_boxes, describe_counts,
+                                           index_detection)
+
+
+@dataclass
+class DetectionSplit(Split):
+    """images: (N, S, S, 3) uint8, each whole image resized to S x S; targets: per image
+    (M, 5) rows of (class, x1, y1, x2, y2) in pixels of the image as stored; sizes: the
+    stored (width, height)."""
+
+    sizes: list[tuple[int, int]] = field(default_factory=list)
+
+
+class DetectTask(Task):
+    name = "detect"
+    monitor = "val_map50"
+
+    def load_data(self, config: Config, train: bool = True,
+                  labels: list[str] | None = None) -> TaskData:
+        root = Path(config.data.path or "")
+        if not config.data.path:
+            raise VisionsuiteError("detect has no embedded dataset; pass --data PATH")
+        index = index_detection(root, config.data.val_fraction, config.data.split_seed)
+        for message in index.missing:
+            print(f"warning: {message}; skipped", file=sys.stderr)
+        names = labels or config.data.classes or index.labels
+        remap = _class_remap(index.labels, names)
+        splits = {}
+        for name in (("train", "val") if train else ("val",)):
+            splits[name] = _decode_split(getattr(index, name), remap, len(names),
+                                         config.data.image_size, config.data.workers, name)
+        if len(splits["val"]) == 0:
+            raise VisionsuiteError(f"{root}: the val split holds no readable images")
+        return TaskData(list(names), splits["val"], splits.get("train"), str(root))
+
+    def check_data(self, path: str) -> DataReport:
+        from visionsuite.tasks.detect.checks import check_detection_folder
+
+        return check_detection_folder(path)
+
+    def build_model(self, config: Config, labels: list[str]):
+        from visionsuite.tasks.detect.model import build_detector
+
+        return build_detector(config, len(labels))
+
+    def loss_and_metrics(self, config: Config, labels: list[str]):
+        from visionsuite.tasks.detect.model import _keras_loss
+
+        return _keras_loss()(classes=len(labels), size=config.data.image_size), []
+
+    def make_datasets(self, config: Config, data: TaskData):
+        from visionsuite.tasks.detect.train import TrainBatches, val_batches
+
+        train = TrainBatches(data.train, config)
+        return train, val_batches(data.val, config)
+
+    def epoch_callbacks(self, config: Config, data: TaskData) -> list:
+        from visionsuite.tasks.detect.train import MapCallback
+
+        return [MapCallback(self, data, config)]
+
+    def serving_fn(self, model, config: Config):
+        from visionsuite.tasks.detect.predict import serving_fn
+
+        return serving_fn(model, config)
+
+    def float_outputs(self) -> bool:
+        return True  # MediaPipe's detector post-processing reads float boxes and scores
+
+    def predict(self, predictor, split: Split, config: Config, quiet: bool = False):
+        from visionsuite.tasks.detect.predict import predict_split
+
+        return predict_split(predictor, split, config, quiet)
+
+    def evaluate(self, outputs, split: Split, labels: list[str]) -> dict:
+        from visionsuite.tasks.detect.metrics import detection_metrics
+
+        return detection_metrics(outputs, split.targets, split.sizes, labels)
+
+    def headline(self, metrics: dict) -> dict[str, float]:
+        shown = {key: metrics[key] for key in ("map50", "map50_95", "precision", "recall")}
+        for name, values in list(metrics["per_class"].items())[:4]:
+            shown[f"ap50_{name}"] = values["ap50"]
+        return shown
+
+    def plot(self, metrics: dict, labels: list[str], folder: Path, prefix: str = "") -> list[Path]:
+        from visionsuite.tasks.detect.metrics import plot_pr_curves
+
+        path = folder / f"{prefix}pr_curve.png"
+        plot_pr_curves(metrics, path)
+        return [path]
+
+    def plot_predictions(self, outputs, split: Split, labels: list[str], folder: Path):
+        from visionsuite.tasks.detect.predict import plot_detection_grid
+
+        path = folder / "val_predictions.png"
+        plot_detection_grid(split, outputs, labels, path)
+        return [path]
+
+    def tflite_metadata(self, labels: list[str], quantized_input: bool):
+        from visionsuite.core.metadata import MetadataSpec
+
+        return MetadataSpec(
+            name="visionsuite object detector",
+            description="Detects the objects in labels.txt (YOLO-style, NMS in the graph).",
+            input_name="image",
+            input_description="RGB image, the whole frame resized to the input size; pixel "
+                              "values 0..255.",
+            output_name="location",
+            output_description="Detections: boxes, classes, scores and their count.",
+            labels=labels,
+            detection=True,
+        )
+
+
+def _class_remap(found: list[str], names: list[str]) -> np.ndarray:
+    """Index of each dataset class in `names` (a trained model's labels), or -1 if absent."""
+    return np.array([names.index(n) if n in names else -1 for n in found] + [-1], np.int64)
+
+
+def _decode_split(annotations: list[Annotation], remap: np.ndarray, classes: int, size: int,
+                  workers: int, name: str) -> DetectionSplit:
+    from visionsuite.core.data import load_in_parallel
+    from visionsuite.core.images import inspect_image, read_image
+
+    def load(annotation: Annotation):
+        stored = inspect_image(annotation.image, decode=False)[0]
+        image = read_image(annotation.image, size, 3)
+        ids = annotation.classes.astype(np.int64)
+        mapped = remap[np.where((ids >= 0) & (ids < len(remap) - 1), ids, len(remap) - 1)]
+        boxes, labels, counts = clean_boxes(
+            Annotation(annotation.image, annotation.boxes, mapped, None, annotation.normalized),
+            stored, classes)
+        target = np.concatenate([labels[:, None].astype(np.float32), boxes], 1)
+        return image, target, stored, counts
+
+    results, skipped = load_in_parallel(load, annotations, workers, desc=f"decoding {name}",
+                                        warn="skipped")
+    kept = [(a, r) for a, r in zip(annotations, results) if r is not None]
+    counts = sum((r[3] for _, r in kept), Counter())
+    if counts:
+        print(f"warning: {name}: bad boxes: {describe_counts(counts)}", file=sys.stderr)
+    images = np.stack([r[0] for _, r in kept]) if kept else np.zeros((0, size, size, 3), np.uint8)
+    return DetectionSplit(images, [r[1] for _, r in kept], [a.image for a, _ in kept], skipped,
+                          sizes=[r[2] for _, r in kept])
+
+
+TASK = DetectTask()

@@ -1,0 +1,107 @@
+"""Detection augmentation that moves the boxes with the pixels: mosaic, random scale and
+translation (crops), horizontal flips, and hue/saturation/value jitter.
+
+Images are stored resized to S x S (the whole image, aspect not kept: what phone runtimes such
+as MediaPipe feed the model, so that training sees what the phone sees); boxes are (x1, y1, x2,
+y2) pixels on that grid. NumPy and OpenCV on the host: per image it costs about a millisecond,
+next to a training step of about half a second for 16 images at 320 px on 2 cores.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+FILL = 114  # grey of the borders that scaling and mosaic open up (YOLO's choice)
+MIN_SIDE = 2.0  # boxes narrower than this after augmentation are dropped (pixels)
+MIN_KEPT = 0.1  # ... or those keeping less than this fraction of their (scaled) area
+
+
+def mosaic(images: list[np.ndarray], boxes: list[np.ndarray], rng) -> tuple:
+    """Four S x S images tiled around a random centre of a 2S x 2S canvas (YOLOv4's mosaic)."""
+    size = images[0].shape[0]
+    canvas = np.full((2 * size, 2 * size, 3), FILL, np.uint8)
+    cx, cy = (int(rng.uniform(0.5 * size, 1.5 * size)) for _ in range(2))
+    placed = []
+    for corner, (image, box) in enumerate(zip(images, boxes)):
+        # Top-left, top-right, bottom-left, bottom-right of the centre.
+        x0 = cx - size if corner in (0, 2) else cx
+        y0 = cy - size if corner in (0, 1) else cy
+        canvas[max(y0, 0):y0 + size, max(x0, 0):x0 + size] = \
+            image[max(-y0, 0):size - max(y0 + size - 2 * size, 0),
+                  max(-x0, 0):size - max(x0 + size - 2 * size, 0)]
+        placed.append(box + np.array([x0, y0, x0, y0], np.float32))
+    return canvas, np.concatenate(placed) if placed else np.zeros((0, 4), np.float32)
+
+
+def random_affine(image: np.ndarray, boxes: np.ndarray, size: int, scale: float,
+                  translate: float, rng) -> tuple:
+    """Scale by 1 +- `scale` and shift by up to `translate` of the side, about the centre of
+    `image`, into a size x size output; boxes follow, clipped, and those mostly cut off are
+    dropped. Returns (image, boxes, kept indices)."""
+    import cv2
+
+    factor = rng.uniform(1 - scale, 1 + scale)
+    height, width = image.shape[:2]
+    shift = rng.uniform(-translate, translate, 2) * size
+    matrix = np.array([[factor, 0, size / 2 - factor * width / 2 + shift[0]],
+                       [0, factor, size / 2 - factor * height / 2 + shift[1]]], np.float32)
+    warped = cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_LINEAR,
+                            borderValue=(FILL, FILL, FILL))
+    if not len(boxes):
+        return warped, boxes, np.zeros(0, np.int64)
+    moved = boxes * factor + np.concatenate([matrix[:, 2], matrix[:, 2]])
+    clipped = np.clip(moved, 0, size)
+    width_ok = clipped[:, 2] - clipped[:, 0] > MIN_SIDE
+    height_ok = clipped[:, 3] - clipped[:, 1] > MIN_SIDE
+    area = (clipped[:, 2] - clipped[:, 0]) * (clipped[:, 3] - clipped[:, 1])
+    before = np.maximum((moved[:, 2] - moved[:, 0]) * (moved[:, 3] - moved[:, 1]), 1e-6)
+    kept = np.flatnonzero(width_ok & height_ok & (area / before > MIN_KEPT))
+    return warped, clipped[kept].astype(np.float32), kept
+
+
+def hsv_jitter(image: np.ndarray, hue: float, saturation: float, value: float, rng):
+    import cv2
+
+    if not (hue or saturation or value):
+        return image
+    gains = rng.uniform(-1, 1, 3) * [hue, saturation, value] + 1
+    h, s, v = cv2.split(cv2.cvtColor(image, cv2.COLOR_RGB2HSV))
+    table = np.arange(256, dtype=np.float32)
+    h = cv2.LUT(h, ((table * gains[0]) % 180).astype(np.uint8))
+    s = cv2.LUT(s, np.clip(table * gains[1], 0, 255).astype(np.uint8))
+    v = cv2.LUT(v, np.clip(table * gains[2], 0, 255).astype(np.uint8))
+    return cv2.cvtColor(cv2.merge((h, s, v)), cv2.COLOR_HSV2RGB)
+
+
+def augment_sample(index: int, images: np.ndarray, boxes: list[np.ndarray],
+                   classes: list[np.ndarray], config, use_mosaic: bool, rng):
+    """One augmented training sample: (image S x S x 3 uint8, boxes (N, 4), classes (N,))."""
+    size = images.shape[1]
+    if use_mosaic and rng.random() < config.mosaic:
+        picks = [index] + list(rng.integers(0, len(images), 3))
+        image, box = mosaic([images[i] for i in picks], [boxes[i] for i in picks], rng)
+        label = np.concatenate([classes[i] for i in picks])
+    else:
+        image, box, label = images[index], boxes[index], classes[index]
+    image, box, kept = random_affine(image, box, size, config.zoom, config.translate, rng)
+    label = label[kept]
+    if rng.random() < config.flip:
+        image = image[:, ::-1]
+        box = np.stack([size - box[:, 2], box[:, 1], size - box[:, 0], box[:, 3]], 1) \
+            if len(box) else box
+    image = hsv_jitter(np.ascontiguousarray(image), config.hue, config.saturation,
+                       config.brightness, rng)
+    return image, box.reshape(-1, 4).astype(np.float32), label.astype(np.int64)
+
+
+def pack_targets(boxes: list[np.ndarray], classes: list[np.ndarray], max_boxes: int):
+    """(B, max_boxes, 5) rows of (class, x1, y1, x2, y2), padded with class -1: the loss's
+    y_true. Images with more boxes keep their largest `max_boxes`."""
+    targets = np.full((len(boxes), max_boxes, 5), -1.0, np.float32)
+    for row, (box, label) in enumerate(zip(boxes, classes)):
+        if len(box) > max_boxes:
+            order = np.argsort(-(box[:, 2] - box[:, 0]) * (box[:, 3] - box[:, 1]))[:max_boxes]
+            box, label = box[order], label[order]
+        targets[row, :len(box), 0] = label
+        targets[row, :len(box), 1:] = box
+    return targets

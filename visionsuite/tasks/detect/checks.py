@@ -1,0 +1,56 @@
+"""`visionsuite data check` for detection datasets: read-only, every problem named."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from visionsuite.errors import VisionsuiteError
+from visionsuite.tasks.base import DataReport
+from visionsuite.tasks.detect.data import BOX_PROBLEMS, clean_boxes, index_detection
+
+SHOWN = 5  # problem lines shown per kind
+
+
+def check_detection_folder(path: str) -> DataReport:
+    from visionsuite.core.data import load_in_parallel
+    from visionsuite.core.images import inspect_image
+
+    try:
+        index = index_detection(path)
+    except VisionsuiteError as err:
+        return DataReport(f"detect dataset {path}\n  problem: {err}", False, str(err))
+    lines = [f"detect dataset {path} ({index.format}): classes: {', '.join(index.labels)}"]
+    problems: dict[str, list[str]] = {kind: [] for kind in BOX_PROBLEMS}
+    unreadable: list[str] = []
+    for split in ("train", "val"):
+        annotations = getattr(index, split)
+        sizes, messages = load_in_parallel(
+            lambda a: inspect_image(a.image, decode=True)[0], annotations, desc=f"checking {split}")
+        unreadable += messages
+        per_class: Counter = Counter()
+        negatives = 0
+        for annotation, size in zip(annotations, sizes):
+            if size is None:
+                continue
+            _, classes, counts = clean_boxes(annotation, size, len(index.labels))
+            per_class.update(index.labels[c] for c in classes)
+            negatives += not len(classes)
+            for kind, count in counts.items():
+                where = annotation.source or annotation.image
+                problems[kind].append(f"{where}: {count} box{'es' if count > 1 else ''}")
+        readable = sum(s is not None for s in sizes)
+        boxes = ", ".join(f"{name} {per_class[name]}" for name in index.labels)
+        lines.append(f"  {split}: {readable} images ({negatives} without boxes); boxes: "
+                     f"{boxes or 'none'}")
+    for message in index.missing:
+        lines.append(f"  missing image: {message}")
+    for message in unreadable[:SHOWN]:
+        lines.append(f"  unreadable: {message}")
+    for kind, entries in problems.items():
+        if entries:
+            lines.append(f"  {len(entries)} image(s) with boxes {kind}"
+                         f"{' (kept, clipped)' if kind.startswith('clipped') else ' (left out)'}:")
+            lines += [f"    {entry}" for entry in entries[:SHOWN]]
+    usable = bool(index.train) and bool(index.val)
+    problem = "" if usable else "a split is empty"
+    return DataReport("\n".join(lines), usable, problem)

@@ -1,0 +1,393 @@
+"""Detection datasets in the three formats users bring, read into one form.
+
+- YOLO: `data.yaml` (train/val image folders or lists, `names`), `labels/*.txt` beside
+  `images/` with `class cx cy w h` normalised to the image (polygon rows are boxed).
+- Pascal VOC: `images/` + `annotations/*.xml` with `train.txt`/`val.txt`, or the VOCdevkit
+  layout (`JPEGImages/`, `Annotations/`, `ImageSets/Main/`). VOC corners are 1-based.
+- COCO JSON: `train.json`/`val.json`, `file_name` relative to the JSON's folder.
+
+Every box becomes pixel corners (x1, y1, x2, y2) on the image as stored, 0-based, x2/y2
+exclusive. Files that cannot be parsed are errors naming the file and line; single bad boxes
+(outside the image, zero area, unknown class, duplicates) are counted and left out by
+`clean_boxes`. Paths that leave the dataset folder are refused. Nothing is written.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from xml.etree import ElementTree
+
+import numpy as np
+
+from visionsuite.core.files import inside
+from visionsuite.core.images import is_image_file
+from visionsuite.errors import VisionsuiteError
+
+YAML_NAMES = ("data.yaml", "dataset.yaml")
+BOX_PROBLEMS = ("outside the image", "zero area", "unknown class", "duplicate",
+                "clipped to the image")
+
+
+@dataclass
+class Annotation:
+    """One image and its boxes. `normalized`: YOLO boxes as (cx, cy, w, h) fractions, turned
+    into pixels once the image size is known."""
+
+    image: Path
+    boxes: np.ndarray  # (N, 4) float32
+    classes: np.ndarray  # (N,) int64; may hold ids outside the labels until cleaned
+    size: tuple[int, int] | None = None  # (width, height) when the annotation states it
+    normalized: bool = False
+    source: Path | None = None  # the annotation file, for messages
+
+
+@dataclass
+class DetectionIndex:
+    format: str
+    labels: list[str]
+    train: list[Annotation]
+    val: list[Annotation]
+    missing: list[str] = field(default_factory=list)  # referenced images that do not exist
+
+
+def index_detection(root: str | Path, val_fraction: float = 0.2, seed: int = 0) -> DetectionIndex:
+    root = Path(root)
+    if not root.is_dir():
+        raise VisionsuiteError(f"{root}: dataset folder not found")
+    if any((root / name).is_file() for name in YAML_NAMES):
+        index = read_yolo(root)
+    elif (root / "train.json").is_file() or (root / "val.json").is_file():
+        index = read_coco(root)
+    elif _voc_root(root) is not None:
+        index = read_voc(_voc_root(root))
+    else:
+        raise VisionsuiteError(
+            f"{root}: not a detection dataset: expected data.yaml (YOLO), train.json/val.json "
+            "(COCO) or annotations/*.xml (Pascal VOC)")
+    if not index.val and index.train:
+        index.train, index.val = _split(index.train, val_fraction, seed)
+    if not index.train and not index.val:
+        raise VisionsuiteError(f"{root}: no annotated images found ({index.format})")
+    return index
+
+
+def _split(items: list[Annotation], fraction: float, seed: int):
+    order = np.random.default_rng(seed).permutation(len(items))
+    count = max(1, int(round(len(items) * fraction))) if len(items) > 1 else 0
+    val = set(order[:count].tolist())
+    return ([a for i, a in enumerate(items) if i not in val],
+            [a for i, a in enumerate(items) if i in val])
+
+
+# --------------------------------------------------------------------------- Pascal VOC
+
+
+def _voc_root(root: Path) -> Path | None:
+    """The folder holding the annotations: root itself, or VOCdevkit/VOC20xx below it."""
+    candidates = [root] + sorted(root.glob("VOC*")) + sorted(root.glob("VOCdevkit/VOC*"))
+    for folder in candidates:
+        if _first_dir(folder, ("annotations", "Annotations")):
+            return folder
+    return None
+
+
+def _first_dir(root: Path, names) -> Path | None:
+    return next((root / n for n in names if (root / n).is_dir()), None)
+
+
+def read_voc(root: Path) -> DetectionIndex:
+    annotations = _first_dir(root, ("annotations", "Annotations"))
+    images = _first_dir(root, ("images", "JPEGImages")) or root
+    splits = {}
+    for split in ("train", "val"):
+        for folder in (root, root / "ImageSets" / "Main"):
+            if (folder / f"{split}.txt").is_file():
+                splits[split] = _read_list(folder / f"{split}.txt")
+                break
+    xml_files = sorted(annotations.glob("*.xml"))
+    if not xml_files:
+        raise VisionsuiteError(f"{annotations}: no .xml annotation files")
+    by_stem = {path.stem: path for path in xml_files}
+    parsed, names, missing = {}, [], []
+    wanted = (splits.get("train", []) + splits.get("val", [])) if splits else list(by_stem)
+    for stem in dict.fromkeys(wanted):
+        if stem not in by_stem:
+            raise VisionsuiteError(f"{annotations}: no annotation {stem}.xml for the image "
+                                   "listed in the split file")
+        annotation, objects = _parse_voc(by_stem[stem], images)
+        if annotation is None:
+            missing.append(f"{by_stem[stem]}: its image was not found in {images}")
+            continue
+        names += objects
+        parsed[stem] = annotation
+    labels = sorted(set(names))
+    for annotation in parsed.values():
+        annotation.classes = np.array([labels.index(n) for n in annotation.classes], np.int64)
+    if splits:
+        train = [parsed[s] for s in splits.get("train", []) if s in parsed]
+        val = [parsed[s] for s in splits.get("val", []) if s in parsed]
+    else:
+        train, val = list(parsed.values()), []
+    return DetectionIndex("voc", labels, train, val, missing)
+
+
+def _read_list(path: Path) -> list[str]:
+    # VOC's per-class lists carry a second column (1/-1); the image stem is the first.
+    return [line.split()[0] for line in path.read_text().splitlines() if line.strip()]
+
+
+def _parse_voc(path: Path, images: Path):
+    try:
+        tree = ElementTree.parse(path).getroot()
+    except ElementTree.ParseError as err:
+        raise VisionsuiteError(f"{path}: malformed XML ({err})") from None
+    filename = (tree.findtext("filename") or "").strip()
+    image = _voc_image(images, filename, path.stem)
+    if image is None:
+        return None, []
+    size = None
+    width, height = tree.findtext("size/width"), tree.findtext("size/height")
+    try:
+        if width and height and int(float(width)) > 0 and int(float(height)) > 0:
+            size = (int(float(width)), int(float(height)))
+    except ValueError:
+        raise VisionsuiteError(f"{path}: <size> is not a number") from None
+    boxes, names = [], []
+    for number, obj in enumerate(tree.findall("object"), 1):
+        name = (obj.findtext("name") or "").strip()
+        box = obj.find("bndbox")
+        if not name or box is None:
+            raise VisionsuiteError(f"{path}: object {number} has no <name> or <bndbox>")
+        try:
+            x1, y1, x2, y2 = (float(box.findtext(k)) for k in ("xmin", "ymin", "xmax", "ymax"))
+        except (TypeError, ValueError):
+            raise VisionsuiteError(f"{path}: object {number}: <bndbox> needs numeric xmin, "
+                                   "ymin, xmax, ymax") from None
+        boxes.append((x1 - 1.0, y1 - 1.0, x2, y2))  # 1-based inclusive -> 0-based corners
+        names.append(name)
+    return Annotation(image, np.array(boxes, np.float32).reshape(-1, 4),
+                      np.array(names, object), size, source=path), names
+
+
+def _voc_image(images: Path, filename: str, stem: str) -> Path | None:
+    if filename:  # its base name only: <filename> cannot lead out of the images folder
+        candidate = images / Path(filename).name
+        if candidate.is_file():
+            return candidate
+    for extension in (".jpg", ".jpeg", ".png", ".JPG", ".JPEG", ".PNG", ".bmp", ".tif"):
+        if (images / f"{stem}{extension}").is_file():
+            return images / f"{stem}{extension}"
+    return None
+
+
+# --------------------------------------------------------------------------- YOLO
+
+
+def read_yolo(root: Path) -> DetectionIndex:
+    from visionsuite.config import read_yaml
+
+    yaml_path = next(root / n for n in YAML_NAMES if (root / n).is_file())
+    spec = read_yaml(yaml_path) or {}
+    if not isinstance(spec, dict) or "train" not in spec:
+        raise VisionsuiteError(f"{yaml_path}: needs 'train' (and 'val') image folders and "
+                               "'names'")
+    base = inside(root, spec.get("path") or ".")
+    labels = _yolo_names(spec.get("names"), spec.get("nc"), yaml_path)
+    splits = {}
+    for split in ("train", "val"):
+        entries = spec.get(split) or []
+        entries = entries if isinstance(entries, list) else [entries]
+        annotations = []
+        for entry in entries:
+            for image in _yolo_images(root, base, str(entry), yaml_path):
+                annotations.append(_read_yolo_labels(image))
+        splits[split] = annotations
+    return DetectionIndex("yolo", labels, splits["train"], splits["val"])
+
+
+def _yolo_names(names, count, path: Path) -> list[str]:
+    if isinstance(names, dict):
+        try:
+            keys = sorted(int(k) for k in names)
+        except ValueError:
+            raise VisionsuiteError(f"{path}: 'names' keys must be class ids 0, 1, ...") from None
+        if keys != list(range(len(keys))):
+            raise VisionsuiteError(f"{path}: 'names' must number the classes 0..{len(keys) - 1}")
+        return [str(names.get(k, names.get(str(k)))) for k in keys]
+    if isinstance(names, list) and names:
+        return [str(n) for n in names]
+    if isinstance(count, int) and count > 0:
+        return [f"class{i}" for i in range(count)]
+    raise VisionsuiteError(f"{path}: 'names' (the class names) is missing")
+
+
+def _yolo_images(root: Path, base: Path, entry: str, yaml_path: Path) -> list[Path]:
+    target = inside(root, base.relative_to(root.resolve()) / entry)
+    if target.is_dir():
+        return sorted(p for p in target.rglob("*") if p.is_file() and is_image_file(p))
+    if target.is_file() and target.suffix == ".txt":
+        listed = [line.strip() for line in target.read_text().splitlines() if line.strip()]
+        return [inside(root, (target.parent.relative_to(root.resolve()) / item)
+                       if not item.startswith("./") else base.relative_to(root.resolve()) / item)
+                for item in listed]
+    raise VisionsuiteError(f"{yaml_path}: '{entry}' is neither an image folder nor a list "
+                           "of images")
+
+
+def yolo_label_path(image: Path) -> Path:
+    """Ultralytics' convention: the last 'images' folder of the path becomes 'labels'."""
+    parts = list(image.parts)
+    for index in range(len(parts) - 2, -1, -1):
+        if parts[index] == "images":
+            parts[index] = "labels"
+            break
+    return Path(*parts).with_suffix(".txt")
+
+
+def _read_yolo_labels(image: Path) -> Annotation:
+    label_path = yolo_label_path(image)
+    boxes, classes = [], []
+    if label_path.is_file():  # no label file: a negative image
+        for number, line in enumerate(label_path.read_text().splitlines(), 1):
+            values = line.split()
+            if not values:
+                continue
+            if len(values) < 5 or (len(values) > 5 and len(values) % 2 == 0):
+                raise VisionsuiteError(
+                    f"{label_path}:{number}: {len(values)} columns; expected 5 (class cx cy w h) "
+                    "or a polygon (class x1 y1 x2 y2 ...)")
+            try:
+                numbers = [float(v) for v in values]
+            except ValueError:
+                raise VisionsuiteError(f"{label_path}:{number}: not a number in "
+                                       f"'{line.strip()}'") from None
+            if numbers[0] != int(numbers[0]):
+                raise VisionsuiteError(f"{label_path}:{number}: class id {values[0]} is not a "
+                                       "whole number")
+            if len(numbers) > 5:  # polygon: its bounding box
+                xs, ys = numbers[1::2], numbers[2::2]
+                cx, cy = (min(xs) + max(xs)) / 2, (min(ys) + max(ys)) / 2
+                numbers = [numbers[0], cx, cy, max(xs) - min(xs), max(ys) - min(ys)]
+            classes.append(int(numbers[0]))
+            boxes.append(numbers[1:5])
+    return Annotation(image, np.array(boxes, np.float32).reshape(-1, 4),
+                      np.array(classes, np.int64), None, normalized=True, source=label_path)
+
+
+# --------------------------------------------------------------------------- COCO
+
+
+def read_coco(root: Path) -> DetectionIndex:
+    labels: list[str] | None = None
+    category_ids: list[int] | None = None
+    splits, missing = {}, []
+    for split in ("train", "val"):
+        path = root / f"{split}.json"
+        if not path.is_file():
+            splits[split] = []
+            continue
+        spec = _load_json(path)
+        ids = sorted(int(c["id"]) for c in spec["categories"])
+        names = {int(c["id"]): str(c["name"]) for c in spec["categories"]}
+        if category_ids is None:
+            category_ids, labels = ids, [names[i] for i in ids]
+        elif ids != category_ids:
+            raise VisionsuiteError(f"{path}: its categories differ from those of train.json")
+        splits[split] = _coco_annotations(path, root, spec, category_ids, missing)
+    return DetectionIndex("coco", labels or [], splits["train"], splits["val"], missing)
+
+
+def _load_json(path: Path) -> dict:
+    try:
+        spec = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise VisionsuiteError(f"{path}: malformed JSON ({err})") from None
+    for key in ("images", "annotations", "categories"):
+        if not isinstance(spec, dict) or not isinstance(spec.get(key), list):
+            raise VisionsuiteError(f"{path}: a COCO file needs '{key}' (a list)")
+    return spec
+
+
+def _coco_annotations(path: Path, root: Path, spec: dict, category_ids: list[int],
+                      missing: list[str]) -> list[Annotation]:
+    folder = path.parent.resolve().relative_to(root.resolve())
+    by_image: dict[int, list] = {}
+    for number, item in enumerate(spec["annotations"]):
+        try:
+            image_id, bbox = int(item["image_id"]), [float(v) for v in item["bbox"]]
+            category = int(item["category_id"])
+        except (KeyError, TypeError, ValueError):
+            raise VisionsuiteError(f"{path}: annotation {number} needs image_id, category_id "
+                                   "and bbox [x, y, w, h]") from None
+        if len(bbox) != 4:
+            raise VisionsuiteError(f"{path}: annotation {number}: bbox has {len(bbox)} values, "
+                                   "expected [x, y, w, h]")
+        if item.get("iscrowd"):
+            continue  # crowd regions are not objects to detect one by one
+        x, y, w, h = bbox
+        # Unknown categories keep an id past the labels, for clean_boxes to count.
+        index = category_ids.index(category) if category in category_ids else len(category_ids)
+        by_image.setdefault(image_id, []).append(((x, y, x + w, y + h), index))
+    annotations = []
+    for number, item in enumerate(spec["images"]):
+        try:
+            image_id, name = int(item["id"]), str(item["file_name"])
+        except (KeyError, TypeError, ValueError):
+            raise VisionsuiteError(f"{path}: image {number} needs id and file_name") from None
+        image = inside(root, folder / name)
+        if not image.is_file():
+            missing.append(f"{path}: image {name} does not exist")
+            continue
+        entries = by_image.get(image_id, [])
+        size = (int(item["width"]), int(item["height"])) if item.get("width") else None
+        annotations.append(Annotation(
+            image, np.array([e[0] for e in entries], np.float32).reshape(-1, 4),
+            np.array([e[1] for e in entries], np.int64), size, source=path))
+    return annotations
+
+
+# --------------------------------------------------------------------------- boxes
+
+
+def clean_boxes(annotation: Annotation, size: tuple[int, int], classes: int):
+    """Pixel boxes (N, 4) and classes (N,) of `annotation` on an image of `size` (w, h), with
+    bad boxes left out, and a Counter of what was left out (BOX_PROBLEMS). Boxes reaching
+    past the border are clipped to it (annotation tools often overshoot by a pixel)."""
+    width, height = size
+    boxes = annotation.boxes.astype(np.float64).copy()
+    if annotation.normalized:
+        cx, cy, w, h = boxes.T
+        boxes = np.stack([(cx - w / 2) * width, (cy - h / 2) * height,
+                          (cx + w / 2) * width, (cy + h / 2) * height], 1)
+    counts: Counter = Counter()
+    keep, seen = [], set()
+    for index, (box, label) in enumerate(zip(boxes, annotation.classes)):
+        x1, y1, x2, y2 = box
+        if not 0 <= label < classes:
+            counts["unknown class"] += 1
+            continue
+        if x2 <= x1 or y2 <= y1:
+            counts["zero area"] += 1
+            continue
+        clipped = np.clip(box, 0, [width, height, width, height])
+        if clipped[2] - clipped[0] < 1 or clipped[3] - clipped[1] < 1:
+            counts["outside the image"] += 1
+            continue
+        if x1 < -1 or y1 < -1 or x2 > width + 1 or y2 > height + 1:
+            counts["clipped to the image"] += 1  # reported; the part inside is kept
+        key = (int(label), *np.round(clipped, 1))
+        if key in seen:
+            counts["duplicate"] += 1
+            continue
+        seen.add(key)
+        boxes[index] = clipped
+        keep.append(index)
+    return (boxes[keep].astype(np.float32).reshape(-1, 4),
+            annotation.classes[keep].astype(np.int64), counts)
+
+
+def describe_counts(counts: Counter) -> str:
+    return ", ".join(f"{counts[k]} {k}" for k in BOX_PROBLEMS if counts.get(k))
