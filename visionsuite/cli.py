@@ -178,6 +178,38 @@ def segment_command(run, images, output, overlay, threshold, window, as_json):
     click.echo(str(Path(results[0].get("mask") or results[0]["masks"][0]).parent))
 
 
+@cli.command("detect")
+@click.argument("run", type=click.Path())
+@click.argument("images", nargs=-1, required=True)
+@click.option("--conf", type=click.FloatRange(0, 1), default=0.25, show_default=True,
+              help="Minimum score of a box.")
+@click.option("--iou", type=click.FloatRange(0, 1),
+              help="NMS overlap above which the weaker box goes [the run's model.nms_iou; "
+                   "a .tflite keeps its own].")
+@click.option("--max-detections", type=click.IntRange(1), help="Boxes per image [100].")
+@click.option("--output", type=click.Path(), help="Folder for the drawn images "
+                                                   "[runs/detect/predictN].")
+@click.option("--json", "as_json", is_flag=True, help="Print the boxes as JSON.")
+@friendly_errors
+def detect_command(run, images, conf, iou, max_detections, output, as_json):
+    """Detect objects in IMAGES (files or folders) with RUN (a run folder, .keras or .tflite):
+    boxes in pixels of each original image, classes and scores, and a copy of each image
+    with its boxes drawn."""
+    from visionsuite.core.report import table
+    from visionsuite.tasks.detect.predict import detect_images
+
+    results = detect_images(run, images, conf, iou, max_detections, output)
+    if as_json:
+        click.echo(json.dumps(results, indent=2))
+        return
+    rows = [{"image": r["image"], "class": d["class"], "score": d["score"],
+             "box (x1 y1 x2 y2)": " ".join(f"{v:.0f}" for v in d["box"])}
+            for r in results for d in r["detections"]]
+    click.echo(table(rows) if rows else "no detections")
+    if results:
+        click.echo(str(Path(results[0]["drawn"]).parent))
+
+
 @cli.command()
 @click.argument("run", type=click.Path())
 @click.option("--quantize", type=click.Choice(QUANTIZE_CHOICES), default="int8",

@@ -26,6 +26,10 @@ PACKAGE_CONFIGS = Path(__file__).parent / "configs"
 EMBEDDED_SETTINGS = {
     "classify": {"data.image_size": 48, "train.epochs": 35, "train.warmup_epochs": 1.0,
                  "train.ema_momentum": 0.95},  # 600 images: 19 steps an epoch
+    # 240 images of 160x120 with 0-3 plain shapes: a small input and network suffice.
+    "detect": {"data.image_size": 128, "model.width": 0.125, "train.epochs": 30,
+               "augment.mosaic_off_epochs": 5, "train.ema_momentum": 0.95,
+               "train.warmup_epochs": 1.0},
 }
 
 

@@ -33,6 +33,8 @@ def resolve_dataset(path: str | None, task: str) -> Path:
         return Path(path).expanduser()
     if task == "classify":
         return shapes_dataset()
+    if task == "detect":
+        return boxes_dataset()
     raise VisionsuiteError(f"task '{task}' has no embedded dataset; pass --data PATH")
 
 
@@ -58,6 +60,71 @@ def shapes_dataset(root: Path | None = None) -> Path:
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return target
+
+
+BOXES_VERSION = "boxes-v1"
+BOX_SHAPES = ("circle", "square", "triangle")
+BOXES_IMAGES = {"train": 240, "val": 60}
+
+
+def boxes_dataset(root: Path | None = None) -> Path:
+    """Generate (once) and return the embedded detection dataset, in YOLO format: 160x120
+    noisy images holding 0-3 filled circles, squares and triangles (8-48 px), boxed."""
+    target = (root or cache_dir()) / BOXES_VERSION
+    if (target / "data.yaml").is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".boxes-", dir=target.parent))
+    try:
+        rng = np.random.default_rng(2027)
+        for split, count in BOXES_IMAGES.items():
+            (staging / "images" / split).mkdir(parents=True)
+            (staging / "labels" / split).mkdir(parents=True)
+            for index in range(count):
+                image, rows = draw_boxes_image(rng)
+                image.save(staging / "images" / split / f"{split}_{index:04d}.png")
+                (staging / "labels" / split / f"{split}_{index:04d}.txt").write_text(
+                    "".join(f"{c} {x:.6f} {y:.6f} {w:.6f} {h:.6f}\n" for c, x, y, w, h in rows))
+        names = "".join(f"  - {name}\n" for name in BOX_SHAPES)
+        (staging / "data.yaml").write_text(f"train: images/train\nval: images/val\nnames:\n{names}")
+        os.replace(staging, target)
+    except OSError:
+        if not (target / "data.yaml").is_file():
+            raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def draw_boxes_image(rng: np.random.Generator, width: int = 160, height: int = 120):
+    """One image and its YOLO rows (class, cx, cy, w, h normalised); shapes do not overlap."""
+    from PIL import Image, ImageDraw
+
+    background = rng.integers(0, 256, 3)
+    base = np.clip(background + rng.normal(0, 18, (height, width, 3)), 0, 255).astype(np.uint8)
+    image = Image.fromarray(base, "RGB")
+    draw = ImageDraw.Draw(image)
+    rows, taken = [], []
+    for _ in range(int(rng.integers(0, 4))):
+        label = int(rng.integers(len(BOX_SHAPES)))
+        radius = rng.uniform(4, 24)
+        cx, cy = rng.uniform(radius + 1, width - radius - 1), rng.uniform(radius + 1,
+                                                                            height - radius - 1)
+        if any(abs(cx - x) < radius + r + 2 and abs(cy - y) < radius + r + 2
+               for x, y, r in taken):
+            continue
+        taken.append((cx, cy, radius))
+        colour = tuple(int(c) for c in (background + rng.integers(90, 166, 3)) % 256)
+        corners = [cx - radius, cy - radius, cx + radius, cy + radius]
+        if BOX_SHAPES[label] == "circle":
+            draw.ellipse(corners, fill=colour)
+        elif BOX_SHAPES[label] == "square":
+            draw.rectangle(corners, fill=colour)
+        else:
+            draw.polygon([(cx, cy - radius), (cx + radius, cy + radius),
+                          (cx - radius, cy + radius)], fill=colour)
+        rows.append((label, cx / width, cy / height, 2 * radius / width, 2 * radius / height))
+    return image, rows
 
 
 def draw_shape(shape: str, rng: np.random.Generator, size: int = 64):

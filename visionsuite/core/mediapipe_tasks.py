@@ -36,3 +36,24 @@ def mediapipe_category_mask(model_path, image: np.ndarray) -> np.ndarray:
         frame = mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(image))
         mask = segmenter.segment(frame).category_mask.numpy_view()
         return mask.reshape(mask.shape[:2]).copy()
+
+
+def mediapipe_detections(model_path, image: np.ndarray, max_results: int = 10,
+                         score_threshold: float = 0.0) -> list[dict]:
+    """MediaPipe ObjectDetector's detections for one uint8 RGB image of the model's input
+    size: [{'box': [x1, y1, x2, y2] pixels, 'class', 'score'}], best first."""
+    import mediapipe as mp
+    from mediapipe.tasks.python import vision
+    from mediapipe.tasks.python.core.base_options import BaseOptions
+
+    options = vision.ObjectDetectorOptions(
+        base_options=BaseOptions(model_asset_path=str(model_path)), max_results=max_results,
+        score_threshold=score_threshold)
+    with vision.ObjectDetector.create_from_options(options) as detector:
+        frame = mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(image))
+        found = detector.detect(frame).detections
+    return [{"box": [d.bounding_box.origin_x, d.bounding_box.origin_y,
+                     d.bounding_box.origin_x + d.bounding_box.width,
+                     d.bounding_box.origin_y + d.bounding_box.height],
+             "class": d.categories[0].category_name, "score": d.categories[0].score}
+            for d in found]

@@ -154,6 +154,8 @@ def fit_model(model, task, config: Config, data, run_dir: Path, state: dict,
     callbacks.append(LastCheckpoint(run_dir, state, config.train.checkpoint_seconds, best))
     callbacks += extra_callbacks
     start = state["epoch"] + 1
+    if hasattr(train_ds, "start_at_epoch"):  # epoch-dependent augmentation, on --resume too
+        train_ds.start_at_epoch(start)
     if start >= config.train.epochs:
         print(f"{run_dir}: already trained for {config.train.epochs} epochs", file=sys.stderr)
         return

@@ -93,9 +93,11 @@ class Task:
         """What the exported graph computes from a (1, S, S, C) float image."""
         return lambda x: model(x, training=False)
 
-    def float_outputs(self) -> bool:
-        """Keep float32 outputs in a full-integer export (post-processed outputs)."""
-        return False
+    def int8_network(self) -> str | None:
+        """None: an int8 export is integer throughout, uint8 in and out. Else the name of the
+        Keras model that serving_fn calls: only its ops are quantized, and the post-processing
+        after it (and so the outputs) stays float32."""
+        return None
 
     def train_samples(self, config: Config, data: TaskData) -> int:
         """Training samples per epoch (the learning-rate schedule counts steps from it)."""

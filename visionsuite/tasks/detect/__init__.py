@@ -34,9 +34,9 @@ class DetectTask(Task):
 
     def load_data(self, config: Config, train: bool = True,
                   labels: list[str] | None = None) -> TaskData:
-        root = Path(config.data.path or "")
-        if not config.data.path:
-            raise VisionsuiteError("detect has no embedded dataset; pass --data PATH")
+        from visionsuite.datasets import resolve_dataset
+
+        root = resolve_dataset(config.data.path, "detect")
         index = index_detection(root, config.data.val_fraction, config.data.split_seed)
         for message in index.missing:
             print(f"warning: {message}; skipped", file=sys.stderr)
@@ -81,8 +81,11 @@ class DetectTask(Task):
 
         return serving_fn(model, config)
 
-    def float_outputs(self) -> bool:
-        return True  # MediaPipe's detector post-processing reads float boxes and scores
+    def int8_network(self) -> str | None:
+        # Box decoding and NMS stay float (see core.export); MediaPipe reads float outputs.
+        from visionsuite.tasks.detect.model import NETWORK_NAME
+
+        return NETWORK_NAME
 
     def predict(self, predictor, split: Split, config: Config, quiet: bool = False):
         from visionsuite.tasks.detect.predict import predict_split

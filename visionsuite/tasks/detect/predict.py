@@ -25,14 +25,15 @@ def serving_fn(model, config: Config):
     """x (1, S, S, 3) float 0..255 -> (boxes, classes, scores, count), NMS inside."""
     import tensorflow as tf
 
-    from visionsuite.tasks.detect.model import decode
+    from visionsuite.tasks.detect.model import decode_levels, head_outputs
 
     size = config.data.image_size
+    heads = head_outputs(model)
     limit, iou = config.model.max_detections, config.model.nms_iou
     threshold = config.model.score_threshold
 
     def serve(x):
-        boxes, probs = decode(model(x, training=False), size)
+        boxes, probs = decode_levels(heads(x, training=False), size)
         scores = tf.reduce_max(probs[0], -1)
         classes = tf.cast(tf.argmax(probs[0], -1), tf.float32)
         normalised = tf.clip_by_value(boxes[0] / size, 0.0, 1.0)
@@ -61,7 +62,7 @@ def decode_numpy(raw: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
     expected = (weights * np.arange(REG_MAX)).sum(-1) / weights.sum(-1) * strides[None, :, None]
     boxes = np.concatenate([points[None] - expected[..., :2], points[None] + expected[..., 2:]],
                            -1)
-    return boxes, 1.0 / (1.0 + np.exp(-raw[..., 4 * REG_MAX:]))
+    return boxes, 0.5 * (1.0 + np.tanh(0.5 * raw[..., 4 * REG_MAX:]))  # sigmoid, no overflow
 
 
 def predict_split(predictor, split, config: Config, quiet: bool = False) -> list[dict]:
@@ -119,13 +120,16 @@ def detect_images(run: str, inputs, conf: float = 0.25, iou: float | None = None
                   max_detections: int | None = None, output: str | Path | None = None) -> list:
     """Detect objects in images (files or folders): per image its boxes in pixels of the
     original image, classes and scores; with `output`, images with the boxes drawn."""
+    from visionsuite.config import load_config
     from visionsuite.core.evaluate import load_run_config
     from visionsuite.core.files import new_run_dir
     from visionsuite.core.images import UnreadableImage, collect_images, inspect_image, read_image
     from visionsuite.core.models import load_predictor, resolve_model
 
     source = resolve_model(run)
-    config = load_run_config(source)
+    has_config = source.run_dir is not None and (source.run_dir / "config.yaml").is_file()
+    # A bare .tflite (copied out of its run) keeps its own NMS; the detect defaults fill in.
+    config = load_run_config(source) if has_config else load_config("detect")
     if config.task != "detect":
         raise VisionsuiteError(f"{run}: a {config.task} model, not a detector")
     if iou is not None:

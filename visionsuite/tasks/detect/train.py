@@ -38,6 +38,9 @@ class TrainBatches(keras.utils.PyDataset):
     def on_epoch_end(self):
         self.epoch += 1
 
+    def start_at_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
     def __getitem__(self, index: int):
         augment = self.config.augment
         rng = np.random.default_rng([self.config.train.seed, self.epoch, index])

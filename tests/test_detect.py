@@ -1,0 +1,131 @@
+"""Detector pieces on tiny tensors: anchors, decoding, NMS, metrics, the loss, the NMS graph."""
+
+import numpy as np
+import pytest
+
+from visionsuite.config import load_config
+from visionsuite.tasks.detect.metrics import detection_metrics, precision_recall
+from visionsuite.tasks.detect.model import REG_MAX, anchor_grid, nms_numpy
+from visionsuite.tasks.detect.predict import decode_numpy
+
+
+def tiny_config(size=64):
+    config = load_config("detect")
+    config.data.image_size, config.model.width, config.model.depth = size, 0.125, 0.33
+    return config
+
+
+def test_anchors_are_cell_centres_of_three_strides():
+    points, strides = anchor_grid(64)
+    assert len(points) == 8 * 8 + 4 * 4 + 2 * 2
+    np.testing.assert_allclose(points[0], [4, 4])
+    np.testing.assert_allclose(points[1], [12, 4])  # row-major: x moves first
+    np.testing.assert_allclose(points[64], [8, 8])
+    assert strides[0] == 8 and strides[-1] == 32
+
+
+def test_decoding_takes_the_expected_distance_of_each_side():
+    points, _ = anchor_grid(64)
+    raw = np.full((1, len(points), 4 * REG_MAX + 2), -50.0, np.float32)
+    # Anchor 0 (centre 4,4, stride 8): all mass on bin 2 for every side -> 16 px each way.
+    raw[0, 0, :4 * REG_MAX].reshape(4, REG_MAX)[:, 2] = 50.0
+    raw[0, 0, 4 * REG_MAX + 1] = 3.0
+    boxes, probs = decode_numpy(raw, 64)
+    np.testing.assert_allclose(boxes[0, 0], [-12, -12, 20, 20], atol=1e-4)
+    assert probs[0, 0, 1] == pytest.approx(1 / (1 + np.exp(-3.0)))
+
+
+def test_keras_decoding_matches_numpy():
+    from visionsuite.tasks.detect.model import decode
+
+    points, _ = anchor_grid(64)
+    raw = np.random.default_rng(0).normal(0, 2, (2, len(points), 4 * REG_MAX + 3))
+    raw = raw.astype(np.float32)
+    boxes, probs = decode(raw, 64)
+    expected_boxes, expected_probs = decode_numpy(raw, 64)
+    np.testing.assert_allclose(np.asarray(boxes), expected_boxes, rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(np.asarray(probs), expected_probs, rtol=1e-5)
+
+
+def test_nms_is_per_class():
+    boxes = np.array([[0, 0, 10, 10], [1, 1, 10, 10], [0, 0, 10, 10], [50, 50, 60, 60]],
+                     np.float32)
+    scores = np.array([[0.9, 0.0], [0.8, 0.0], [0.0, 0.7], [0.6, 0.0]], np.float32)
+    kept_boxes, kept_scores, kept_classes = nms_numpy(boxes, scores, 0.01, 0.5, 10)
+    np.testing.assert_allclose(kept_scores, [0.9, 0.7, 0.6])  # box 1 overlaps box 0
+    assert kept_classes.tolist() == [0, 1, 0]
+
+
+def _output(boxes, scores, classes):
+    return {"boxes": np.array(boxes, np.float32).reshape(-1, 4),
+            "scores": np.array(scores, np.float32), "classes": np.array(classes, np.int64)}
+
+
+def test_perfect_detections_score_one():
+    targets = [np.array([[0, 10, 10, 50, 40], [1, 60, 20, 90, 70]], np.float32)]
+    outputs = [_output([[10, 10, 50, 40], [60, 20, 90, 70]], [0.9, 0.8], [0, 1])]
+    metrics = detection_metrics(outputs, targets, [(100, 100)], ["a", "b"])
+    assert metrics["map50"] == pytest.approx(1.0) and metrics["map50_95"] == pytest.approx(1.0)
+    assert metrics["precision"] == 1.0 and metrics["recall"] == 1.0
+
+
+def test_a_better_scored_false_positive_halves_ap():
+    # One box; a wrong detection outranks the right one: precision 1/2 at recall 1, so the
+    # 101-point interpolated AP is 0.5 (hand computation).
+    targets = [np.array([[0, 10, 10, 50, 50]], np.float32)]
+    outputs = [_output([[60, 60, 90, 90], [10, 10, 50, 50]], [0.9, 0.8], [0, 0])]
+    metrics = detection_metrics(outputs, targets, [(100, 100)], ["a"])
+    assert metrics["map50"] == pytest.approx(0.5, abs=1e-3)
+    assert precision_recall(outputs, targets, 1, conf=0.85) == (0.0, 0.0)
+    assert precision_recall(outputs, targets, 1, conf=0.5) == (0.5, 1.0)
+
+
+def test_a_box_at_iou_0_58_counts_at_two_of_the_ten_thresholds():
+    targets = [np.array([[0, 0, 0, 100, 100]], np.float32)]
+    # IoU 0.58 with the truth: a hit at thresholds 0.5 and 0.55 only.
+    outputs = [_output([[0, 0, 100, 58]], [0.9], [0])]
+    metrics = detection_metrics(outputs, targets, [(100, 100)], ["a"])
+    assert metrics["map50"] == pytest.approx(1.0)
+    assert metrics["map50_95"] == pytest.approx(0.2, abs=1e-3)
+
+
+def test_loss_falls_when_a_tiny_detector_fits_one_batch():
+    import keras
+
+    from visionsuite.tasks.detect.model import _keras_loss, build_detector
+
+    keras.utils.set_random_seed(0)
+    config = tiny_config()
+    model = build_detector(config, 2)
+    loss = _keras_loss()(classes=2, size=64)
+    images = np.random.default_rng(0).integers(0, 255, (4, 64, 64, 3)).astype(np.float32)
+    images[:, 10:40, 10:40] = 255.0
+    targets = np.full((4, 3, 5), -1, np.float32)
+    targets[:, 0] = [1, 10, 10, 40, 40]
+    model.compile(keras.optimizers.Adam(3e-3), loss)
+    first = model.train_on_batch(images, targets)
+    for _ in range(15):
+        last = model.train_on_batch(images, targets)
+    assert np.isfinite(first) and last < 0.7 * first
+
+
+def test_exported_graph_gives_the_boxes_of_the_numpy_path():
+    import keras
+
+    from visionsuite.core.models import KerasPredictor
+    from visionsuite.tasks.detect.model import build_detector
+    from visionsuite.tasks.detect.predict import images_to_detections, serving_fn
+
+    keras.utils.set_random_seed(1)
+    config = tiny_config()
+    config.model.score_threshold = 0.0
+    model = build_detector(config, 3)
+    image = np.random.default_rng(1).integers(0, 255, (1, 64, 64, 3)).astype(np.float32)
+    boxes, classes, scores, count = (np.asarray(v) for v in serving_fn(model, config)(image))
+    assert boxes.shape == (1, 100, 4) and classes.shape == scores.shape == (1, 100)
+    assert count.shape == (1,) and 0 < count[0] <= 100
+    host = images_to_detections(KerasPredictor(model), image, config)[0]
+    yx = boxes[0, 0] * 64
+    np.testing.assert_allclose([yx[1], yx[0], yx[3], yx[2]], host["boxes"][0], atol=0.05)
+    assert scores[0, 0] == pytest.approx(host["scores"][0], abs=1e-5)
+    assert classes[0, 0] == host["classes"][0]

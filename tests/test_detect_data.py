@@ -1,0 +1,161 @@
+"""Detection datasets: the three formats, and every kind of bad input named in issue #4."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from visionsuite.errors import VisionsuiteError
+from visionsuite.tasks.detect.data import Annotation, clean_boxes, index_detection
+
+
+def _image(path: Path, size=(80, 60)):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", size, (90, 120, 30)).save(path)
+
+
+def _voc_xml(path: Path, filename: str, boxes, size=(80, 60)):
+    objects = "".join(
+        f"<object><name>{name}</name><bndbox><xmin>{x1}</xmin><ymin>{y1}</ymin>"
+        f"<xmax>{x2}</xmax><ymax>{y2}</ymax></bndbox></object>"
+        for name, (x1, y1, x2, y2) in boxes)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"<annotation><filename>{filename}</filename><size><width>{size[0]}"
+                    f"</width><height>{size[1]}</height></size>{objects}</annotation>")
+
+
+def voc_dataset(root: Path) -> Path:
+    for stem, boxes in {"a": [("cat", (1, 1, 40, 30))], "b": [("dog", (11, 21, 30, 50))],
+                        "c": []}.items():
+        _image(root / "images" / f"{stem}.jpg")
+        _voc_xml(root / "annotations" / f"{stem}.xml", f"{stem}.jpg", boxes)
+    (root / "train.txt").write_text("a\nc\n")
+    (root / "val.txt").write_text("b\n")
+    return root
+
+
+def yolo_dataset(root: Path, rows: str = "0 0.5 0.5 0.25 0.5\n") -> Path:
+    for split in ("train", "val"):
+        _image(root / "images" / split / "x.png")
+        (root / "labels" / split).mkdir(parents=True)
+        (root / "labels" / split / "x.txt").write_text(rows)
+    (root / "data.yaml").write_text("train: images/train\nval: images/val\nnames: [cat, dog]\n")
+    return root
+
+
+def coco_dataset(root: Path, file_name: str = "images/p.png") -> Path:
+    _image(root / "images" / "p.png")
+    spec = {"images": [{"id": 7, "file_name": file_name, "width": 80, "height": 60}],
+            "annotations": [{"id": 1, "image_id": 7, "category_id": 3, "bbox": [10, 5, 20, 30],
+                             "iscrowd": 0}],
+            "categories": [{"id": 3, "name": "bird"}, {"id": 9, "name": "fish"}]}
+    for split in ("train", "val"):
+        (root / f"{split}.json").write_text(json.dumps(spec))
+    return root
+
+
+def test_voc_boxes_are_zero_based_corners_and_splits_follow_the_lists(tmp_path):
+    index = index_detection(voc_dataset(tmp_path))
+    assert index.format == "voc" and index.labels == ["cat", "dog"]
+    assert [a.image.stem for a in index.train] == ["a", "c"]
+    assert [a.image.stem for a in index.val] == ["b"]
+    boxes, classes, counts = clean_boxes(index.train[0], (80, 60), 2)
+    np.testing.assert_allclose(boxes, [[0, 0, 40, 30]])  # VOC 1-based -> 0-based corners
+    assert classes.tolist() == [0] and not counts
+    assert len(index.train[1].boxes) == 0  # an image without objects is a negative
+
+
+def test_vocdevkit_layout_is_found(tmp_path):
+    root = tmp_path / "VOCdevkit" / "VOC2007"
+    _image(root / "JPEGImages" / "0001.jpg")
+    _voc_xml(root / "Annotations" / "0001.xml", "0001.jpg", [("car", (5, 5, 20, 20))])
+    _image(root / "JPEGImages" / "0002.jpg")
+    _voc_xml(root / "Annotations" / "0002.xml", "0002.jpg", [("car", (5, 5, 20, 20))])
+    (root / "ImageSets" / "Main").mkdir(parents=True)
+    (root / "ImageSets" / "Main" / "train.txt").write_text("0001\n")
+    (root / "ImageSets" / "Main" / "val.txt").write_text("0002\n")
+    index = index_detection(tmp_path)
+    assert index.labels == ["car"] and len(index.train) == len(index.val) == 1
+
+
+def test_malformed_xml_names_the_file(tmp_path):
+    root = voc_dataset(tmp_path)
+    (root / "annotations" / "b.xml").write_text("<annotation><object>")
+    with pytest.raises(VisionsuiteError, match=r"b\.xml: malformed XML"):
+        index_detection(root)
+
+
+def test_yolo_rows_become_pixel_boxes(tmp_path):
+    index = index_detection(yolo_dataset(tmp_path))
+    assert index.format == "yolo" and index.labels == ["cat", "dog"]
+    boxes, classes, _ = clean_boxes(index.train[0], (80, 60), 2)
+    np.testing.assert_allclose(boxes, [[30, 15, 50, 45]])
+
+
+def test_yolo_label_file_with_four_columns_is_an_error_naming_file_and_line(tmp_path):
+    root = yolo_dataset(tmp_path, "0 0.5 0.5 0.2 0.2\n0 0.5 0.5 0.25\n")
+    with pytest.raises(VisionsuiteError, match=r"x\.txt:2: 4 columns"):
+        index_detection(root)
+
+
+def test_yolo_class_id_out_of_range_is_counted_and_left_out(tmp_path):
+    index = index_detection(yolo_dataset(tmp_path, "5 0.5 0.5 0.2 0.2\n1 0.5 0.5 0.2 0.2\n"))
+    boxes, classes, counts = clean_boxes(index.train[0], (80, 60), 2)
+    assert classes.tolist() == [1] and counts["unknown class"] == 1
+
+
+def test_bad_boxes_are_counted(tmp_path):
+    annotation = Annotation(tmp_path / "i.png", np.array([
+        [10, 10, 5, 20],     # negative width
+        [10, 10, 10, 20],    # zero area
+        [100, 100, 120, 130],  # entirely outside an 80x60 image
+        [-5, 10, 30, 70],    # partly outside: clipped and kept
+        [1, 1, 9, 9], [1, 1, 9, 9],  # duplicate
+    ], np.float32), np.zeros(6, np.int64))
+    boxes, classes, counts = clean_boxes(annotation, (80, 60), 1)
+    assert counts == {"zero area": 2, "outside the image": 1, "clipped to the image": 1,
+                      "duplicate": 1}
+    np.testing.assert_allclose(boxes, [[0, 10, 30, 60], [1, 1, 9, 9]])
+
+
+def test_coco_categories_map_to_contiguous_classes(tmp_path):
+    index = index_detection(coco_dataset(tmp_path))
+    assert index.format == "coco" and index.labels == ["bird", "fish"]
+    boxes, classes, _ = clean_boxes(index.train[0], (80, 60), 2)
+    np.testing.assert_allclose(boxes, [[10, 5, 30, 35]])
+    assert classes.tolist() == [0]
+
+
+def test_coco_image_that_does_not_exist_is_reported(tmp_path):
+    index = index_detection(_coco_with_missing(tmp_path))
+    assert any("gone.png does not exist" in m for m in index.missing)
+
+
+def _coco_with_missing(root: Path) -> Path:
+    coco_dataset(root)
+    spec = json.loads((root / "train.json").read_text())
+    spec["images"].append({"id": 8, "file_name": "images/gone.png", "width": 80, "height": 60})
+    (root / "train.json").write_text(json.dumps(spec))
+    return root
+
+
+def test_coco_file_name_leaving_the_dataset_is_refused(tmp_path):
+    outside = tmp_path / "secret.png"
+    _image(outside)
+    root = coco_dataset(tmp_path / "set", "../secret.png")
+    with pytest.raises(VisionsuiteError, match="leaves the dataset folder"):
+        index_detection(root)
+
+
+def test_malformed_coco_json_names_the_file(tmp_path):
+    root = coco_dataset(tmp_path)
+    (root / "val.json").write_text("{not json")
+    with pytest.raises(VisionsuiteError, match=r"val\.json: malformed JSON"):
+        index_detection(root)
+
+
+def test_a_folder_in_no_known_format_says_what_was_expected(tmp_path):
+    with pytest.raises(VisionsuiteError, match="not a detection dataset"):
+        index_detection(tmp_path)
