@@ -51,7 +51,7 @@ def test_version():
 
 
 def test_tasks_of_later_issues_say_so():
-    assert_one_line_error(invoke("train", "detect"), "not available yet")
+    assert_one_line_error(invoke("train", "face"), "not available yet")
 
 
 def test_train_writes_the_run_folder_contract(shapes_dir, tmp_path):

@@ -129,3 +129,21 @@ def test_exported_graph_gives_the_boxes_of_the_numpy_path():
     np.testing.assert_allclose([yx[1], yx[0], yx[3], yx[2]], host["boxes"][0], atol=0.05)
     assert scores[0, 0] == pytest.approx(host["scores"][0], abs=1e-5)
     assert classes[0, 0] == host["classes"][0]
+
+
+@pytest.mark.parametrize("backbone", ["yolo", "mobilenetv2", "resnet18"])
+def test_detector_builds_on_the_yolo_backbone_and_zoo_backbones(backbone):
+    from visionsuite.tasks.detect.model import build_detector
+
+    config = tiny_config()
+    config.model.backbone = backbone
+    model = build_detector(config, 4)
+    assert model.output_shape == (None, len(anchor_grid(64)[0]), 4 * REG_MAX + 4)
+
+
+def test_image_size_must_suit_the_strides():
+    from visionsuite.errors import VisionsuiteError
+    from visionsuite.tasks.detect.model import build_detector
+
+    with pytest.raises(VisionsuiteError, match="multiple of 32"):
+        build_detector(tiny_config(size=100), 1)

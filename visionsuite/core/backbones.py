@@ -46,6 +46,20 @@ def build_backbone(name: str, inputs, width: float = 1.0, depth: float = 1.0):
     return builder(inputs, width=width, depth=depth, **preset)
 
 
+def feature_maps(name: str, inputs, width: float = 1.0, depth: float = 1.0):
+    """The backbone's output, and for each spatial side the last feature map of that side
+    inside it: the skips of a U-Net, the pyramid of a detector."""
+    import keras
+
+    top = build_backbone(name, inputs, width, depth)
+    by_side = {}
+    for layer in keras.Model(inputs, top).layers:
+        shape = getattr(layer.output, "shape", None)
+        if shape is not None and len(shape) == 4:
+            by_side[shape[1]] = layer.output
+    return top, by_side
+
+
 def channels(value: float, divisor: int = 8) -> int:
     """Round a scaled channel count to a multiple of `divisor`, never below 90% of it."""
     rounded = max(divisor, int(value + divisor / 2) // divisor * divisor)

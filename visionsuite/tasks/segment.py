@@ -559,25 +559,18 @@ def _conv_block(x, filters: int, norm: str, name: str):
 def _backbone_encoder(config: Config, x, filters: int):
     """Skips at strides 1 (a conv block on the input), 2, 4, 8, 16 and the bottom at 32,
     taken as the last feature map of each resolution inside the backbone."""
-    import keras
-
-    from visionsuite.core.backbones import build_backbone
+    from visionsuite.core.backbones import feature_maps
 
     size = config.data.image_size
     if size % 32:
         raise VisionsuiteError(f"data.image_size {size} must be a multiple of 32 with a "
                                f"backbone encoder ({config.model.backbone})")
     stem = _conv_block(x, filters, config.model.norm, "down0")
-    features = build_backbone(config.model.backbone, x, config.model.width, config.model.depth)
+    features, by_size = feature_maps(config.model.backbone, x, config.model.width,
+                                     config.model.depth)
     if len(features.shape) != 4 or features.shape[1] != size // 32:
         raise VisionsuiteError(f"model.backbone {config.model.backbone} has no stride-32 "
                                "feature map to build a U-Net on")
-    encoder = keras.Model(x, features)
-    by_size = {}
-    for layer in encoder.layers:
-        shape = getattr(layer.output, "shape", None)
-        if shape is not None and len(shape) == 4:
-            by_size[shape[1]] = layer.output
     skips = [stem]
     for stride in (2, 4, 8, 16):
         if size // stride not in by_size:

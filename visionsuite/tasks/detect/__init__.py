@@ -87,10 +87,10 @@ class DetectTask(Task):
 
         return NETWORK_NAME
 
-    def predict(self, predictor, split: Split, config: Config, quiet: bool = False):
+    def predict(self, predictor, split: Split, config: Config):
         from visionsuite.tasks.detect.predict import predict_split
 
-        return predict_split(predictor, split, config, quiet)
+        return predict_split(predictor, split, config)
 
     def evaluate(self, outputs, split: Split, labels: list[str]) -> dict:
         from visionsuite.tasks.detect.metrics import detection_metrics

@@ -106,18 +106,10 @@ def csp_darknet(x, width: float, depth: float):
 
 def _zoo_features(config: Config, x):
     """Stride 8/16/32 maps of a zoo backbone: the last feature map at each of those sizes."""
-    import keras
-
-    from visionsuite.core.backbones import build_backbone
+    from visionsuite.core.backbones import feature_maps
 
     size = config.data.image_size
-    top = build_backbone(config.model.backbone, x, config.model.width, config.model.depth)
-    encoder = keras.Model(x, top)
-    by_size = {}
-    for layer in encoder.layers:
-        shape = getattr(layer.output, "shape", None)
-        if shape is not None and len(shape) == 4:
-            by_size[shape[1]] = layer.output
+    _, by_size = feature_maps(config.model.backbone, x, config.model.width, config.model.depth)
     missing = [s for s in STRIDES if size // s not in by_size]
     if missing:
         raise VisionsuiteError(f"model.backbone {config.model.backbone}: no feature map at "

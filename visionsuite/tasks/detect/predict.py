@@ -65,7 +65,7 @@ def decode_numpy(raw: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
     return boxes, 0.5 * (1.0 + np.tanh(0.5 * raw[..., 4 * REG_MAX:]))  # sigmoid, no overflow
 
 
-def predict_split(predictor, split, config: Config, quiet: bool = False) -> list[dict]:
+def predict_split(predictor, split, config: Config) -> list[dict]:
     """Per image: {'boxes' (N, 4) x1 y1 x2 y2 in pixels of the stored image, 'scores',
     'classes'}, at the model's NMS settings (score threshold model.score_threshold)."""
     results = images_to_detections(predictor, split.images, config)

@@ -94,7 +94,7 @@ class MapCallback(keras.callbacks.Callback):
 
         if self.predictor is None:  # built once: its traced function serves every epoch
             self.predictor = KerasPredictor(self.model)
-        outputs = self.task.predict(self.predictor, self.data.val, self.config, quiet=True)
+        outputs = self.task.predict(self.predictor, self.data.val, self.config)
         metrics = self.task.evaluate(outputs, self.data.val, self.data.labels)
         self.result = {"val_map50": metrics["map50"], "val_map50_95": metrics["map50_95"]}
 
