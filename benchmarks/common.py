@@ -66,3 +66,17 @@ def interleaved_throughput(config, plain, train_xy, val_xy, samples: int, unit: 
             "visionsuite_epoch_s": [round(x, 2) for x in ours.seconds],
             "plain_epoch_s": [round(x, 2) for x in theirs.seconds],
             "batch_size": batch}
+
+
+def training_or_finished_run(run_arg, earlier: dict, data: str, workdir: str, full_training,
+                             summary) -> tuple:
+    """(run folder, its training row): a fresh `full_training(data, workdir)`, or the finished
+    run named by --run, keeping the wall time an earlier benchmark measured for that run."""
+    from pathlib import Path
+
+    if not run_arg:
+        return full_training(data, workdir)
+    run = Path(run_arg)
+    if earlier.get("training", {}).get("run") == str(run):
+        return run, earlier["training"]
+    return run, {"run": str(run), **summary(run)}

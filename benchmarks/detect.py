@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
+from common import training_or_finished_run  # noqa: E402
 from visionsuite.config import load_config  # noqa: E402
 from visionsuite.core.benchmark import time_tflite  # noqa: E402
 from visionsuite.core.evaluate import load_run_config  # noqa: E402
@@ -104,13 +105,8 @@ def main():
     args = parser.parse_args()
     earlier = json.loads(Path(args.output).read_text()) if Path(args.output).is_file() else {}
     results = {"data": args.data, "machine": {"cpus": os.cpu_count()}}
-    if args.run:
-        run = Path(args.run)
-        results["training"] = {"run": str(run), **summary(run)}
-        if earlier.get("training", {}).get("run") == str(run):
-            results["training"] = earlier["training"]  # keep that run's measured wall time
-    else:
-        run, results["training"] = full_training(args.data, args.workdir)
+    run, results["training"] = training_or_finished_run(
+        args.run, earlier, args.data, args.workdir, full_training, summary)
     print("\ntraining with configs/detect.yaml\n" + table([results["training"]]), flush=True)
     results["export"] = export_table(run, Path(args.workdir) / "exported", args.runs)
     print("\nexport (NMS in the graph; mAP on val; latency at 1 thread)\n"

@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from common import interleaved_throughput  # noqa: E402
+from common import interleaved_throughput, training_or_finished_run  # noqa: E402
 from visionsuite.config import load_config  # noqa: E402
 from visionsuite.core.evaluate import load_run_config  # noqa: E402
 from visionsuite.core.export import QUANTIZATIONS, export  # noqa: E402
@@ -140,13 +140,8 @@ def main():
     shown = {k: v for k, v in results["throughput"].items() if not k.endswith("epoch_s")}
     print("\ntraining throughput (crops/s)\n" + table([shown]), flush=True)
 
-    if args.run:
-        run = Path(args.run)
-        results["training"] = {"run": str(run), **summary(run)}
-        if earlier.get("training", {}).get("run") == str(run):
-            results["training"] = earlier["training"]  # keep that run's measured wall time
-    else:
-        run, results["training"] = full_training(args.data, args.workdir)
+    run, results["training"] = training_or_finished_run(
+        args.run, earlier, args.data, args.workdir, full_training, summary)
     print("\ntraining with configs/segment.yaml\n" + table([results["training"]]), flush=True)
 
     results["export"] = export_table(run, Path(args.workdir) / "exported")

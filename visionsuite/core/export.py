@@ -42,17 +42,15 @@ def _dynamic(converter, _):
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
 
 
-def _int8(converter, representative, float_outputs: bool = False):
+def _int8(converter, representative):
     import tensorflow as tf
 
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = representative
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    # uint8 in: the camera's bytes go straight in, as MediaPipe and phone apps feed them. uint8
-    # out too, unless the outputs are post-processed values (detections) a runtime reads as float.
+    # uint8 in and out: the camera's bytes go straight in, as MediaPipe and phone apps feed them.
     converter.inference_input_type = tf.uint8
-    if not float_outputs:
-        converter.inference_output_type = tf.uint8
+    converter.inference_output_type = tf.uint8
 
 
 QUANTIZATIONS = {q.name: q for q in (
@@ -86,11 +84,7 @@ def convert(model, quantize: str, calibration_images: np.ndarray | None = None,
                              input_signature=[tf.TensorSpec(shape, tf.float32, name="image")])
         archive.write_out(folder, verbose=False)
         converter = tf.lite.TFLiteConverter.from_saved_model(folder)
-        representative = _representative(calibration_images, shape)
-        if quantize == "int8":
-            _int8(converter, representative, float_outputs=int8_network is not None)
-        else:
-            QUANTIZATIONS[quantize].configure(converter, representative)
+        QUANTIZATIONS[quantize].configure(converter, _representative(calibration_images, shape))
         try:
             if quantize == "int8" and int8_network:
                 return _int8_network_float_postprocess(converter, int8_network)
@@ -112,7 +106,9 @@ def _int8_network_float_postprocess(converter, network: str) -> bytes:
     from tensorflow.lite.python import convert as lite_convert
     from tensorflow.lite.python import util as lite_util
 
-    converter.inference_input_type = tf.float32  # set below, after quantization
+    # Calibration only; the quantizer below then leaves the post-processing float, and the
+    # input is made uint8 (float outputs: what MediaPipe's detector reads).
+    converter.inference_input_type = converter.inference_output_type = tf.float32
     converter._experimental_calibrate_only = True  # noqa: SLF001  (private, TF 2.21 pinned)
     calibrated = converter.convert()
     tensors = Interpreter(model_content=calibrated).get_tensor_details()

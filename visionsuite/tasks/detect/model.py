@@ -232,16 +232,17 @@ def nms_numpy(boxes: np.ndarray, scores: np.ndarray, conf: float, iou: float,
               max_detections: int, agnostic: bool = False):
     """Per-class non-max suppression of one image's decoded output: (boxes (N, 4),
     scores (N,), classes (N,)) sorted by score. Numpy, for evaluation on the host."""
+    from visionsuite.tasks.detect.metrics import box_iou
+
     classes = scores.argmax(1)
     best = scores[np.arange(len(scores)), classes]
     keep = best >= conf
     boxes, best, classes = boxes[keep], best[keep], classes[keep]
     order = np.argsort(-best, kind="stable")[:max(max_detections * 30, 3000)]
     boxes, best, classes = boxes[order], best[order], classes[order]
-    offsets = boxes + (0 if agnostic else classes[:, None] * 1e5)
+    offsets = boxes + (0 if agnostic else classes[:, None] * 1e5)  # classes never overlap
     chosen = []
     suppressed = np.zeros(len(boxes), bool)
-    areas = (offsets[:, 2] - offsets[:, 0]) * (offsets[:, 3] - offsets[:, 1])
     for index in range(len(boxes)):
         if suppressed[index]:
             continue
@@ -250,15 +251,9 @@ def nms_numpy(boxes: np.ndarray, scores: np.ndarray, conf: float, iou: float,
             break
         rest = np.arange(index + 1, len(boxes))
         rest = rest[~suppressed[rest]]
-        if not len(rest):
-            continue
-        x1 = np.maximum(offsets[index, 0], offsets[rest, 0])
-        y1 = np.maximum(offsets[index, 1], offsets[rest, 1])
-        x2 = np.minimum(offsets[index, 2], offsets[rest, 2])
-        y2 = np.minimum(offsets[index, 3], offsets[rest, 3])
-        inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-        overlap = inter / np.maximum(areas[index] + areas[rest] - inter, 1e-9)
-        suppressed[rest[overlap > iou]] = True
+        if len(rest):
+            overlap = box_iou(offsets[index:index + 1], offsets[rest])[0]
+            suppressed[rest[overlap > iou]] = True
     chosen = np.array(chosen, np.int64)
     return boxes[chosen], best[chosen], classes[chosen]
 

@@ -11,7 +11,6 @@ to TFLite's builtin NON_MAX_SUPPRESSION_V5.
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -229,6 +228,3 @@ def plot_detection_grid(split, outputs: list[dict], labels: list[str], path: Pat
         axes.ravel()[index].set_title(split.paths[index].name, fontsize=8)
     _save(figure, path)
 
-
-def detections_json(results: list) -> str:
-    return json.dumps(results, indent=2)
