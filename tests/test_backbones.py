@@ -14,6 +14,7 @@ TINY_FAMILIES = [
     ("resnet50", 0.0625, 0.34, 32),
     ("mobilenetv2", 0.25, 0.34, 32),
     ("mobilenetv3_small", 0.25, 0.5, 32),
+    ("mobilefacenet", 0.25, 0.2, 32),
     ("mobilenetv3_large", 0.25, 0.5, 32),
     ("efficientnet_b0", 0.25, 0.34, 32),
     ("convnext_atto", 0.25, 0.5, 32),

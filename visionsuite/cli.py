@@ -210,6 +210,101 @@ def detect_command(run, images, conf, iou, max_detections, output, as_json):
         click.echo(str(Path(results[0]["drawn"]).parent))
 
 
+def face_detect_option(command):
+    return click.option(
+        "--detect/--no-detect", default=None,
+        help="Find and crop faces, or take the images as face crops [as the model was "
+             "trained: data.face_detect].")(command)
+
+
+@cli.command("embed")
+@click.argument("run", type=click.Path())
+@click.argument("images", nargs=-1, required=True)
+@face_detect_option
+@click.option("--json", "as_json", is_flag=True, help="Print the embeddings as JSON.")
+@friendly_errors
+def embed_command(run, images, detect, as_json):
+    """Face embeddings (unit vectors) of IMAGES (files or folders) with RUN (a face run folder,
+    .keras or .tflite)."""
+    from visionsuite.core.report import table
+    from visionsuite.tasks.face.commands import embed_images
+
+    results = embed_images(run, images, detect)
+    if as_json:
+        click.echo(json.dumps(results, indent=2))
+        return
+    click.echo(table([{"image": r["image"], "dims": len(r.get("embedding", [])),
+                       "first values": " ".join(f"{v:+.3f}" for v in r["embedding"][:4])
+                       if "embedding" in r else r["error"]} for r in results]))
+
+
+@cli.command("verify")
+@click.argument("run", type=click.Path())
+@click.argument("image_a", type=click.Path())
+@click.argument("image_b", type=click.Path())
+@face_detect_option
+@click.option("--threshold", type=float, help="Cosine similarity to accept [the model's].")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@friendly_errors
+def verify_command(run, image_a, image_b, detect, threshold, as_json):
+    """Are IMAGE_A and IMAGE_B the same person? Prints the cosine similarity and the threshold
+    used; the exit code is 0 either way."""
+    from visionsuite.tasks.face.commands import verify
+
+    result = verify(run, image_a, image_b, detect, threshold)
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+        return
+    verdict = "same person" if result["same_person"] else "different people"
+    click.echo(f"{verdict}: similarity {result['similarity']:.4f} "
+               f"(threshold {result['threshold']:.4f})")
+
+
+@cli.command("enroll")
+@click.argument("run", type=click.Path())
+@click.argument("people", nargs=-1, required=True, type=click.Path())
+@click.option("--gallery", required=True, type=click.Path(), help="Gallery file (JSON) to "
+              "create or update.")
+@face_detect_option
+@friendly_errors
+def enroll_command(run, people, gallery, detect):
+    """Add PEOPLE (one folder of images per person, named after the folder) to a gallery;
+    enrolling someone again replaces their entry."""
+    from visionsuite.core.report import table
+    from visionsuite.tasks.face.commands import enroll
+
+    changes = enroll(run, gallery, people, detect)
+    click.echo(table([{"person": c["person"], "action": c["action"], "images": c["images"],
+                       "skipped": len(c["skipped"])} for c in changes]))
+    for change in changes:
+        for message in change["skipped"]:
+            click.echo(f"warning: {message}; skipped", err=True)
+    click.echo(str(gallery))
+
+
+@cli.command("identify")
+@click.argument("run", type=click.Path())
+@click.argument("image", type=click.Path())
+@click.option("--gallery", required=True, type=click.Path(exists=False), help="Gallery file "
+              "made by `visionsuite enroll`.")
+@click.option("--top-k", default=5, show_default=True, type=click.IntRange(1))
+@face_detect_option
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@friendly_errors
+def identify_command(run, image, gallery, top_k, detect, as_json):
+    """Who is in IMAGE? The gallery's people ranked by similarity; `unknown` when even the best
+    is below the model's threshold."""
+    from visionsuite.core.report import table
+    from visionsuite.tasks.face.commands import identify
+
+    result = identify(run, image, gallery, top_k, detect)
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+        return
+    click.echo(table(result["candidates"]))
+    click.echo(f"identity: {result['identity']}")
+
+
 @cli.command()
 @click.argument("run", type=click.Path())
 @click.option("--quantize", type=click.Choice(QUANTIZE_CHOICES), default="int8",
@@ -228,7 +323,7 @@ def export(run, quantize, output, calibration, data):
              **report[fmt]} for fmt in ("keras", "tflite")]
     click.echo(table(rows))
     if report.get("agreement") is not None:
-        click.echo(f"agreement with Keras (same class per image, or per pixel): "
+        click.echo(f"agreement with Keras ({report['agreement_meaning']}): "
                    f"{report['agreement']:.4f}")
     click.echo(report["file"])
 

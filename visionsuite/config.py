@@ -30,6 +30,11 @@ EMBEDDED_SETTINGS = {
     "detect": {"data.image_size": 128, "model.width": 0.125, "train.epochs": 30,
                "augment.mosaic_off_epochs": 5, "train.ema_momentum": 0.95,
                "train.warmup_epochs": 1.0},
+    # 24 drawn people x 8 images of 96x96 (OpenCV's cascades do not see drawn faces); batches
+    # of 16 give ArcFace enough steps to converge.
+    "face": {"data.image_size": 64, "data.face_detect": False, "model.width": 0.5,
+             "train.batch_size": 16, "train.epochs": 30, "train.warmup_epochs": 1.0,
+             "train.ema_momentum": 0.95},
 }
 
 
@@ -49,6 +54,9 @@ class DataConfig:
     # empty = the file's own window (DICOM WindowCenter/Width, NIfTI cal_min/max), else its
     # 0.5-99.5 percentile range
     window: list[float] | None = None
+    # face: auto (find faces; a set whose faces fill the frame is used whole) | true (crop
+    # each image's face; images without one are skipped) | false (the images are face crops)
+    face_detect: bool | str = "auto"
 
 
 @dataclass
@@ -85,6 +93,9 @@ class ModelConfig:
     score_threshold: float = 0.001  # boxes scoring less are dropped before NMS
     nms_iou: float = 0.6  # boxes of a class overlapping a better one more than this go
     max_detections: int = 100  # per image
+    # face
+    embedding_size: int = 128  # length of the unit-vector embedding
+    flip_average: bool = False  # the saved model embeds the face and its mirror image
 
 
 @dataclass
@@ -97,7 +108,10 @@ class TrainConfig:
     warmup_epochs: float = 3.0
     min_lr_ratio: float = 0.01  # cosine decay ends at lr * min_lr_ratio
     label_smoothing: float = 0.1
-    loss: str = "ce"  # segment: ce | dice | focal, or sums such as ce+dice
+    loss: str = "ce"  # segment: ce | dice | focal, or sums such as ce+dice; face: arcface |
+    # cosface | triplet
+    margin: float | None = None  # face: the loss's margin; empty = the paper's (0.5, 0.35, 0.2)
+    scale: float = 32.0  # face: scale of the cosine logits (ArcFace, CosFace)
     class_weights: list[float] | None = None  # segment: weight of each class in ce and focal
     ema: bool = True  # evaluate and save an exponential moving average of the weights
     ema_momentum: float = 0.99

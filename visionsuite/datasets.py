@@ -35,6 +35,8 @@ def resolve_dataset(path: str | None, task: str) -> Path:
         return shapes_dataset()
     if task == "detect":
         return boxes_dataset()
+    if task == "face":
+        return cartoon_faces_dataset()
     raise VisionsuiteError(f"task '{task}' has no embedded dataset; pass --data PATH")
 
 
@@ -163,3 +165,90 @@ def _polygon(shape: str, cx: float, cy: float, radius: float, angle: float):
          cy + radii[i % len(radii)] * math.sin(angle + 2 * math.pi * i / corners))
         for i in range(corners)
     ]
+
+
+CARTOON_FACES_VERSION = "cartoon-faces-v2"
+CARTOON_IDENTITIES = {"train": 24, "val": 8}
+CARTOON_IMAGES_PER_IDENTITY = 8
+
+
+def cartoon_faces_dataset(root: Path | None = None) -> Path:
+    """Generate (once) and return the embedded face dataset: drawn faces of 32 made-up people
+    (24 to train on, 8 held out), 8 images each, 96x96 PNG. A person is a fixed face shape,
+    skin and hair tone, hair line, eye spacing and size, nose, mouth, brows, glasses and beard;
+    each image moves, turns and scales the face, changes the expression, the light (and its
+    colour) and the background."""
+
+    def fill(staging: Path) -> None:
+        rng = np.random.default_rng(2028)
+        for split, count in CARTOON_IDENTITIES.items():
+            for person in range(count):
+                folder = staging / split / f"person_{split}_{person:02d}"
+                folder.mkdir(parents=True)
+                identity = _cartoon_identity(rng)
+                for index in range(CARTOON_IMAGES_PER_IDENTITY):
+                    draw_cartoon_face(identity, rng).save(folder / f"{index}.png")
+
+    return _generate_once((root or cache_dir()) / CARTOON_FACES_VERSION, "val", fill)
+
+
+def _cartoon_identity(rng: np.random.Generator) -> dict:
+    return {"face_w": rng.uniform(0.26, 0.36), "face_h": rng.uniform(0.34, 0.44),
+            "skin": rng.uniform(90, 230), "hair": rng.uniform(10, 120),
+            "hair_line": rng.uniform(0.0, 0.45), "eye_gap": rng.uniform(0.09, 0.17),
+            "eye_size": rng.uniform(0.025, 0.055), "eye_y": rng.uniform(-0.12, -0.02),
+            "nose": rng.uniform(0.04, 0.14), "mouth_w": rng.uniform(0.06, 0.16),
+            "brows": rng.uniform() < 0.5, "glasses": rng.uniform() < 0.3,
+            "beard": rng.uniform() < 0.25}
+
+
+def draw_cartoon_face(person: dict, rng: np.random.Generator, size: int = 96):
+    from PIL import Image, ImageDraw, ImageFilter
+
+    big = size * 2  # drawn at twice the size, then reduced: smooth edges
+    background = rng.uniform(30, 220)
+    image = Image.new("L", (big, big), int(background))
+    draw = ImageDraw.Draw(image)
+    cx, cy = big * (0.5 + rng.uniform(-0.03, 0.03)), big * (0.52 + rng.uniform(-0.03, 0.03))
+    scale = big * rng.uniform(0.95, 1.05)
+    w, h = person["face_w"] * scale, person["face_h"] * scale
+    draw.ellipse([cx - w, cy - h, cx + w, cy + h], fill=int(person["skin"]))
+    top = cy - h
+    draw.chord([cx - w, top - 0.05 * scale, cx + w, top + (0.2 + person["hair_line"]) * h * 2],
+               180, 360, fill=int(person["hair"]))
+    eye_y = cy + person["eye_y"] * scale
+    for side in (-1, 1):
+        ex, r = cx + side * person["eye_gap"] * scale, person["eye_size"] * scale
+        draw.ellipse([ex - r * 1.4, eye_y - r, ex + r * 1.4, eye_y + r], fill=245)
+        pupil = r * 0.55
+        shift = rng.uniform(-0.3, 0.3) * r
+        draw.ellipse([ex + shift - pupil, eye_y - pupil, ex + shift + pupil, eye_y + pupil],
+                     fill=20)
+        if person["brows"]:
+            draw.line([ex - r * 1.5, eye_y - r * 2, ex + r * 1.5, eye_y - r * 2.3 * side * 0.4
+                       - r * 2], fill=int(person["hair"]), width=max(2, int(r / 2)))
+    nose = person["nose"] * scale
+    draw.line([cx, eye_y + 0.02 * scale, cx + nose * 0.3, eye_y + nose,
+               cx - nose * 0.1, eye_y + nose], fill=int(person["skin"] * 0.6), width=3)
+    mouth_y, mw = cy + 0.55 * h, person["mouth_w"] * scale
+    smile = rng.uniform(-0.5, 1.0) * 0.04 * scale
+    draw.arc([cx - mw, mouth_y - abs(smile) - 2, cx + mw, mouth_y + abs(smile) + 2],
+             0 if smile >= 0 else 180, 180 if smile >= 0 else 360, fill=60, width=4)
+    if person["glasses"]:
+        for side in (-1, 1):
+            ex, r = cx + side * person["eye_gap"] * scale, person["eye_size"] * scale * 2.2
+            draw.ellipse([ex - r, eye_y - r * 0.8, ex + r, eye_y + r * 0.8], outline=30,
+                         width=4)
+    if person["beard"]:
+        draw.chord([cx - w * 0.8, cy + 0.3 * h, cx + w * 0.8, cy + 1.05 * h], 0, 180,
+                   fill=int(person["hair"]))
+    image = image.rotate(rng.uniform(-8, 8), resample=Image.BILINEAR, center=(cx, cy),
+                         fillcolor=int(background))
+    image = image.filter(ImageFilter.GaussianBlur(rng.uniform(0.3, 1.0)))
+    pixels = np.asarray(image.resize((size, size), Image.BILINEAR), np.float64)
+    ys, xs = np.mgrid[0:size, 0:size] / size
+    angle = rng.uniform(0, 2 * math.pi)
+    light = 1 + rng.uniform(0, 0.35) * (np.cos(angle) * (xs - 0.5) + np.sin(angle) * (ys - 0.5))
+    pixels = pixels[..., None] * light[..., None] * rng.uniform(0.85, 1.15, 3) + rng.normal(0, 6, (size, size,
+                                                                                     3))
+    return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "RGB")

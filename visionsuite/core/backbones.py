@@ -80,6 +80,8 @@ def conv_bn(x, filters, kernel=3, stride=1, activation="relu", depthwise=False, 
     x = layers.BatchNormalization(momentum=0.9, epsilon=1e-3, name=name and name + "_bn")(x)
     if activation == "hard_swish":
         x = HardSwish(name=name and name + "_act")(x)
+    elif activation == "prelu":  # one slope per channel
+        x = layers.PReLU(shared_axes=[1, 2], name=name and name + "_act")(x)
     elif activation:
         x = layers.Activation(activation, name=name and name + "_act")(x)
     return x
@@ -196,6 +198,25 @@ def mobilenetv2(x, width=1.0, depth=1.0):
     return conv_bn(x, channels(1280 * max(width, 1.0)), 1, activation="relu6", name="top")
 
 
+# MobileFaceNet (Chen et al. 2018): MobileNetV2 blocks sized for 112x112 faces, with PReLU and
+# a 512-channel top; (expansion, channels, repeats, stride). Its global depthwise head lives in
+# the face task, so that any backbone here can embed faces.
+MOBILEFACENET_STAGES = ((2, 64, 5, 2), (4, 128, 1, 2), (2, 128, 6, 1), (4, 128, 1, 2),
+                        (2, 128, 2, 1))
+
+
+@register("mobilefacenet")
+def mobilefacenet(x, width=1.0, depth=1.0):
+    x = conv_bn(x, channels(64 * width), 3, 2, activation="prelu", name="stem")
+    x = conv_bn(x, channels(64 * width), 3, activation="prelu", depthwise=True, name="stem_dw")
+    for stage, (expand, filters, count, stride) in enumerate(MOBILEFACENET_STAGES, 1):
+        for block in range(repeats(count, depth)):
+            x = _inverted_residual(x, expand, channels(filters * width), 3,
+                                   stride if block == 0 else 1, "prelu", 0,
+                                   f"stage{stage}_{block}", "sigmoid")
+    return conv_bn(x, channels(512 * width), 1, activation="prelu", name="top")
+
+
 # MobileNetV3 (Howard et al. 2019): (kernel, expansion, channels, squeeze-excite, activation,
 # stride), one row per block, as in the paper's tables.
 MOBILENETV3_BLOCKS = {
@@ -267,6 +288,35 @@ class LayerScale(layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "init_value": self.init_value}
+
+
+@keras.saving.register_keras_serializable(package="visionsuite")
+class CosineClassifier(layers.Layer):
+    """Cosine similarity of each (unit) embedding to each class's learned centre: the logits of
+    margin-based softmax losses (CosFace, ArcFace), which add their margin to them."""
+
+    def __init__(self, classes, **kwargs):
+        super().__init__(**kwargs)
+        self.classes = int(classes)
+
+    def build(self, input_shape):
+        self.centres = self.add_weight(shape=(input_shape[-1], self.classes),
+                                       initializer="glorot_uniform", name="centres")
+
+    def call(self, inputs):
+        centres = keras.ops.normalize(keras.ops.cast(self.centres, inputs.dtype), axis=0)
+        return keras.ops.matmul(keras.ops.normalize(inputs, axis=-1), centres)
+
+    def get_config(self):
+        return {**super().get_config(), "classes": self.classes}
+
+
+@keras.saving.register_keras_serializable(package="visionsuite")
+class HorizontalFlip(layers.Layer):
+    """The image mirrored left to right (for test-time flip averaging inside a model)."""
+
+    def call(self, inputs):
+        return keras.ops.flip(inputs, axis=2)
 
 
 # ConvNeXt (Liu et al. 2022) and the small variants of timm (atto ... nano).

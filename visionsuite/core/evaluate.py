@@ -42,7 +42,7 @@ def evaluate(run: str | Path, data: str | None = None, json_path: str | Path | N
     dataset = task.load_data(config, train=False, labels=source.labels)
     started = time.perf_counter()
     outputs = task.predict(predictor, dataset.val, config)
-    metrics = task.evaluate(outputs, dataset.val, dataset.labels)
+    metrics = task.evaluate(outputs, dataset.val, dataset.labels, source.settings)
     result = {"model": str(source.path), "format": source.kind, "data": dataset.source,
               "seconds": round(time.perf_counter() - started, 3),
               "skipped_images": len(dataset.val.skipped), **metrics}

@@ -8,6 +8,7 @@ the chosen quantization, a table below.
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 import tempfile
@@ -142,8 +143,8 @@ def export(run: str | Path, quantize: str = "int8", output: str | Path = "export
     `output/NAME-QUANT.json`: the same metrics of the Keras model and the .tflite on val."""
     from visionsuite.core.evaluate import load_run_config
     from visionsuite.core.metadata import build_metadata, outputs_in_signature_order, populate
-    from visionsuite.core.models import (KerasPredictor, TFLitePredictor, load_keras_model,
-                                         resolve_model)
+    from visionsuite.core.models import (INFERENCE_SETTINGS, KerasPredictor, TFLitePredictor,
+                                         load_keras_model, resolve_model)
     from visionsuite.tasks import get_task
 
     source = resolve_model(run)
@@ -167,6 +168,8 @@ def export(run: str | Path, quantize: str = "int8", output: str | Path = "export
     spec = task.tflite_metadata(labels, quantized_input=quantize == "int8")
     spec.grayscale = config.data.channels == 1
     files = {spec.labels_file: ("\n".join(labels) + "\n").encode()} if spec.labels else {}
+    if source.settings:  # e.g. a face model's verification threshold travels with the file
+        files[INFERENCE_SETTINGS] = json.dumps(source.settings, indent=2).encode()
     tflite = populate(outputs_in_signature_order(tflite), build_metadata(spec), files)
     name = (source.run_dir or source.path.parent).name if source.path.stem == "model" \
         else source.path.stem
@@ -184,9 +187,11 @@ def export(run: str | Path, quantize: str = "int8", output: str | Path = "export
         "convert_seconds": round(seconds, 2),
         "calibration_images": len(calibration_images) if quantize == "int8" else 0,
         "val_images": len(dataset.val),
-        "keras": task.headline(task.evaluate(keras_out, dataset.val, labels)),
-        "tflite": task.headline(task.evaluate(tflite_out, dataset.val, labels)),
+        "keras": task.headline(task.evaluate(keras_out, dataset.val, labels, source.settings)),
+        "tflite": task.headline(task.evaluate(tflite_out, dataset.val, labels,
+                                              source.settings)),
         "agreement": task.agreement(keras_out, tflite_out),
+        "agreement_meaning": task.agreement_meaning,
     }
     write_json(target.with_suffix(".json"), report)
     return report

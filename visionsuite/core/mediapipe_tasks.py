@@ -57,3 +57,22 @@ def mediapipe_detections(model_path, image: np.ndarray, max_results: int = 10,
                      d.bounding_box.origin_y + d.bounding_box.height],
              "class": d.categories[0].category_name, "score": d.categories[0].score}
             for d in found]
+
+
+def mediapipe_embeddings(model_path, images: np.ndarray) -> np.ndarray:
+    """MediaPipe ImageEmbedder's float embedding of each uint8 RGB image of the model's input
+    size, (N, D)."""
+    import mediapipe as mp
+    from mediapipe.tasks.python import vision
+    from mediapipe.tasks.python.core.base_options import BaseOptions
+
+    options = vision.ImageEmbedderOptions(
+        base_options=BaseOptions(model_asset_path=str(model_path)), l2_normalize=False,
+        quantize=False)
+    vectors = []
+    with vision.ImageEmbedder.create_from_options(options) as embedder:
+        for image in images:
+            frame = mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(image))
+            vectors.append(np.asarray(embedder.embed(frame).embeddings[0].embedding,
+                                      np.float32))
+    return np.stack(vectors)

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import zipfile
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from visionsuite.errors import VisionsuiteError, first_line
+
+# Settings learned in training that inference needs (Task.inference_settings), beside
+# model.keras in a run folder and packed into exported .tflite files.
+INFERENCE_SETTINGS = "inference.json"
 
 
 @dataclass
@@ -19,6 +24,7 @@ class ModelSource:
     kind: str  # "keras" | "tflite"
     run_dir: Path | None
     labels: list[str] | None
+    settings: dict = field(default_factory=dict)  # the run's inference.json, if any
 
 
 def resolve_model(run: str | Path) -> ModelSource:
@@ -29,13 +35,15 @@ def resolve_model(run: str | Path) -> ModelSource:
         model = path / "model.keras"
         if not model.is_file():
             raise VisionsuiteError(f"{path}: not a run folder (no model.keras in it)")
-        return ModelSource(model, "keras", path, read_labels(path / "labels.txt"))
+        return ModelSource(model, "keras", path, read_labels(path / "labels.txt"),
+                           read_settings(path / INFERENCE_SETTINGS))
     suffix = path.suffix.lower()
     if suffix == ".keras":
         run_dir = path.parent if (path.parent / "config.yaml").is_file() else None
-        return ModelSource(path, "keras", run_dir, read_labels(path.parent / "labels.txt"))
+        return ModelSource(path, "keras", run_dir, read_labels(path.parent / "labels.txt"),
+                           read_settings(path.parent / INFERENCE_SETTINGS))
     if suffix == ".tflite":
-        return ModelSource(path, "tflite", None, tflite_labels(path))
+        return ModelSource(path, "tflite", None, tflite_labels(path), tflite_settings(path))
     raise VisionsuiteError(f"{path}: expected a run folder, a .keras or a .tflite file")
 
 
@@ -43,6 +51,31 @@ def read_labels(path: Path) -> list[str] | None:
     if not path.is_file():
         return None
     return [line.strip() for line in path.read_text().splitlines() if line.strip()]
+
+
+def read_settings(path: Path) -> dict:
+    if not path.is_file():
+        return {}
+    try:
+        settings = json.loads(path.read_text())
+    except (ValueError, OSError) as err:
+        raise VisionsuiteError(f"{path}: unreadable inference settings ({first_line(str(err))})") \
+            from None
+    if not isinstance(settings, dict):
+        raise VisionsuiteError(f"{path}: inference settings must be a JSON object")
+    return settings
+
+
+def tflite_settings(path: Path) -> dict:
+    """The inference settings packed into a .tflite's associated files, if any."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            if INFERENCE_SETTINGS not in archive.namelist():
+                return {}
+            settings = json.loads(archive.read(INFERENCE_SETTINGS).decode("utf-8"))
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return {}
+    return settings if isinstance(settings, dict) else {}
 
 
 def tflite_labels(path: Path) -> list[str] | None:

@@ -140,7 +140,8 @@ def fit_model(model, task, config: Config, data, run_dir: Path, state: dict,
         # Validation sees the averaged weights (BestCheckpoint saves them); training and
         # last.keras keep the raw ones, so that --resume continues exactly.
         callbacks.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=False))
-    best = BestCheckpoint(run_dir, task.monitor, task.monitor_mode, state)
+    best = BestCheckpoint(run_dir, task.monitor, task.monitor_mode, state,
+                          lambda model: task.inference_model(model, config))
     callbacks += [
         best,
         keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=state["epoch"] >= 0),
@@ -165,7 +166,7 @@ def fit_model(model, task, config: Config, data, run_dir: Path, state: dict,
 
 def finish_run(run_dir: Path, task, config: Config, data) -> Path:
     """Evaluate the best checkpoint on val and write metrics.json and the plots."""
-    from visionsuite.core.models import KerasPredictor, load_keras_model
+    from visionsuite.core.models import INFERENCE_SETTINGS, KerasPredictor, load_keras_model
     from visionsuite.core.plots import plot_history
     from visionsuite.core.report import table
 
@@ -175,6 +176,9 @@ def finish_run(run_dir: Path, task, config: Config, data) -> Path:
     metrics = task.evaluate(outputs, data.val, data.labels)
     metrics["eval_seconds"] = round(time.perf_counter() - started, 3)
     metrics["skipped_images"] = len(data.val.skipped) + len(data.train.skipped)
+    settings = task.inference_settings(metrics, data)
+    if settings:
+        write_json(run_dir / INFERENCE_SETTINGS, settings)
     write_json(run_dir / "metrics.json", metrics)
     plot_history(run_dir / "history.csv", run_dir / "curves.png")
     task.plot(metrics, data.labels, run_dir)
@@ -190,12 +194,14 @@ class BestCheckpoint(keras.callbacks.Callback):
     a few percent of a short epoch on 2 cores, too much to pay after every improving epoch.
     Writes run on a background thread, to a temporary name that is then renamed."""
 
-    def __init__(self, run_dir: Path, monitor: str, mode: str, state: dict):
+    def __init__(self, run_dir: Path, monitor: str, mode: str, state: dict,
+                 inference_model=lambda model: model):
         super().__init__()
         self.run_dir, self.monitor, self.mode, self.state = run_dir, monitor, mode, state
+        self.to_inference_model = inference_model  # the part of the model that is saved
         state.setdefault("best", None)
         state.setdefault("best_loss", math.inf)
-        self.inference_model = None  # built once: an uncompiled twin that is saved
+        self.twin = self.inference_model = None  # built once: an uncompiled twin
         self.best_weights = None  # not yet written
         self.writer = ThreadPoolExecutor(1)
         self.pending = None
@@ -215,14 +221,15 @@ class BestCheckpoint(keras.callbacks.Callback):
     def flush(self) -> None:
         if self.best_weights is None:
             return
-        if self.inference_model is None:
-            self.inference_model = float32_twin(self.model)
+        if self.twin is None:
+            self.twin = float32_twin(self.model)
+            self.inference_model = self.to_inference_model(self.twin)
         self.wait()  # one save at a time, in epoch order
         self.pending = self.writer.submit(self._save, self.best_weights)
         self.best_weights = None
 
     def _save(self, weights: list) -> None:
-        self.inference_model.set_weights(weights)
+        self.twin.set_weights(weights)
         with atomic_path(self.run_dir / "model.keras", suffix=".keras") as tmp:
             self.inference_model.save(tmp)
 

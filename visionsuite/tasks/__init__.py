@@ -14,7 +14,7 @@ TASK_MODULES = {
     "classify": "visionsuite.tasks.classify",
     "segment": "visionsuite.tasks.segment",
     "detect": "visionsuite.tasks.detect",
-    "face": None,  # issue #5
+    "face": "visionsuite.tasks.face",
 }
 TASK_NAMES = tuple(TASK_MODULES)
 

@@ -49,6 +49,8 @@ class Task:
     name = ""
     monitor = "val_accuracy"  # Keras log key that picks the best checkpoint
     monitor_mode = "max"
+    # What Task.agreement measures, for the export report.
+    agreement_meaning = "same answer per image, or per pixel"
 
     def load_data(self, config: Config, train: bool = True,
                   labels: list[str] | None = None) -> TaskData:
@@ -89,6 +91,17 @@ class Task:
         for a Keras metric); they run first, while the averaged weights are swapped in."""
         return []
 
+    def inference_model(self, model, config: Config):
+        """The part of the trained model that is saved as model.keras, evaluated and exported
+        (face: the embedder without the training identities' logits)."""
+        return model
+
+    def inference_settings(self, metrics: dict, data: TaskData) -> dict:
+        """Settings learned from the val metrics at the end of training that inference needs
+        (face: the verification threshold): saved as the run's inference.json, packed into
+        exported files, and handed back to `evaluate`."""
+        return {}
+
     def serving_fn(self, model, config: Config):
         """What the exported graph computes from a (1, S, S, C) float image."""
         return lambda x: model(x, training=False)
@@ -113,8 +126,10 @@ class Task:
         order = np.random.default_rng(seed).permutation(len(split))[:max(0, count)]
         return split.images[np.sort(order)]
 
-    def evaluate(self, outputs: np.ndarray, split: Split, labels: list[str]) -> dict:
-        """Metrics of model `outputs` on `split`; the same names for every model format."""
+    def evaluate(self, outputs: np.ndarray, split: Split, labels: list[str],
+                 settings: dict | None = None) -> dict:
+        """Metrics of model `outputs` on `split`; the same names for every model format.
+        `settings`: the model's inference settings (see inference_settings), if it has any."""
         raise NotImplementedError
 
     def headline(self, metrics: dict) -> dict[str, float]:

@@ -41,18 +41,20 @@ def index_image_folders(root: str | Path, val_fraction: float = 0.2, seed: int =
     val_dir = next((root / n for n in VAL_FOLDER_NAMES if (root / n).is_dir()), None)
     odd: list[Path] = []
     if train_dir.is_dir():
-        train, classes = _scan_split(root, train_dir, None, odd)
+        train, classes = scan_class_folders(root, train_dir, None, odd)
         if val_dir is None:
             split_train, val = _split_by_fraction(train, val_fraction, seed, root)
             return FolderIndex(root, classes, {"train": split_train, "val": val}, odd, True)
-        val, _ = _scan_split(root, val_dir, classes, odd)
+        val, _ = scan_class_folders(root, val_dir, classes, odd)
         return FolderIndex(root, classes, {"train": train, "val": val}, odd, False)
-    files, classes = _scan_split(root, root, None, odd)
+    files, classes = scan_class_folders(root, root, None, odd)
     train, val = _split_by_fraction(files, val_fraction, seed, root)
     return FolderIndex(root, classes, {"train": train, "val": val}, odd, True)
 
 
-def _scan_split(root: Path, folder: Path, classes: list[str] | None, odd: list[Path]):
+def scan_class_folders(root: Path, folder: Path, classes: list[str] | None, odd: list[Path]):
+    """(file, class index) of every image in `folder/<class>/` (recursively), and the classes:
+    `classes` if given (another folder's name is an error), else the sub-folders found."""
     class_dirs = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
     if classes is None:
         classes = [d.name for d in class_dirs]
@@ -160,7 +162,8 @@ class ClassifyTask(Task):
 
         return lambda y: tf.one_hot(y, len(labels))
 
-    def evaluate(self, outputs: np.ndarray, split: Split, labels: list[str]) -> dict:
+    def evaluate(self, outputs: np.ndarray, split: Split, labels: list[str],
+                 settings: dict | None = None) -> dict:
         return classification_metrics(outputs, split.targets, labels)
 
     def headline(self, metrics: dict) -> dict[str, float]:

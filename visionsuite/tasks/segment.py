@@ -667,7 +667,8 @@ class SegmentTask(Task):
             crops.append(image[y:y + tile, x:x + tile])
         return np.stack(crops) if crops else np.zeros((0, tile, tile, 3), np.uint8)
 
-    def evaluate(self, outputs, split: Split, labels: list[str]) -> dict:
+    def evaluate(self, outputs, split: Split, labels: list[str],
+                 settings: dict | None = None) -> dict:
         return segmentation_metrics(outputs, split.targets, labels)
 
     def headline(self, metrics: dict) -> dict[str, float]:

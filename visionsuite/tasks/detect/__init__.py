@@ -92,7 +92,8 @@ class DetectTask(Task):
 
         return predict_split(predictor, split, config)
 
-    def evaluate(self, outputs, split: Split, labels: list[str]) -> dict:
+    def evaluate(self, outputs, split: Split, labels: list[str],
+                 settings: dict | None = None) -> dict:
         from visionsuite.tasks.detect.metrics import detection_metrics
 
         return detection_metrics(outputs, split.targets, split.sizes, labels)

@@ -1,0 +1,144 @@
+"""Face benchmark: the shipped recipe trained from scratch, embedding latency, every TFLite
+variant.
+
+    python benchmarks/face.py --data ../shared/datasets/face/orl [--run RUN]
+
+1. Training: a full `visionsuite train face` with the shipped configs/face.yaml (skipped when
+   --run names a finished run): wall time, training images/s, and on the held-out identities
+   (ORL: s31-s40, all 4950 pairs of their 100 images) verification ROC AUC, TAR at FAR 1e-2 and
+   1e-3, EER, accuracy at the saved threshold, leave-one-out rank-1. Raw pixels compared by
+   cosine are the baseline row.
+2. Export: none, float16, dynamic and int8: size, the metrics of Keras and of the .tflite, the
+   mean cosine similarity of their embeddings, embedding latency per face at 1 thread (LiteRT,
+   median of 100 runs), and for int8 the mean cosine between MediaPipe ImageEmbedder's
+   embeddings and Keras's. Also the Keras model's latency per face (batch 1, 1 thread) and
+   the face finder's (OpenCV Haar cascade) per photo.
+Prints tables, writes JSON (default benchmarks/results/face.json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+
+from common import training_or_finished_run  # noqa: E402
+from visionsuite.config import load_config  # noqa: E402
+from visionsuite.core.benchmark import time_keras, time_tflite  # noqa: E402
+from visionsuite.core.evaluate import load_run_config  # noqa: E402
+from visionsuite.core.export import QUANTIZATIONS, export  # noqa: E402
+from visionsuite.core.files import write_json  # noqa: E402
+from visionsuite.core.models import KerasPredictor, load_keras_model, resolve_model  # noqa: E402
+from visionsuite.core.report import table  # noqa: E402
+from visionsuite.core.train import train  # noqa: E402
+from visionsuite.tasks.face import TASK  # noqa: E402
+from visionsuite.tasks.face.metrics import face_metrics, unit  # noqa: E402
+
+KEYS = ("roc_auc", "tar_at_far_0.01", "tar_at_far_0.001", "eer", "rank1", "accuracy",
+        "threshold")
+
+
+def full_training(data_path: str, output: str) -> tuple[Path, dict]:
+    config = load_config("face", overrides={"data.path": data_path})
+    started = time.perf_counter()
+    run = train(config, output=output)
+    seconds = time.perf_counter() - started
+    images = len(TASK.load_data(config).train) * config.train.epochs
+    return run, {"run": str(run), "wall_minutes": round(seconds / 60, 2),
+                 "epochs": config.train.epochs, "image_size": config.data.image_size,
+                 "train_images_per_s": round(images / seconds, 2), **summary(run)}
+
+
+def summary(run: Path) -> dict:
+    metrics = json.loads((run / "metrics.json").read_text())
+    return {key: round(metrics[key], 4) for key in KEYS}
+
+
+def raw_pixel_baseline(data) -> dict:
+    pixels = data.val.images.reshape(len(data.val), -1).astype(np.float64)
+    metrics = face_metrics(pixels, np.asarray(data.val.targets))
+    return {"model": "raw pixels (cosine)", **{k: round(metrics[k], 4) for k in KEYS[:-2]}}
+
+
+def mediapipe_cosine(tflite: Path, model, images: np.ndarray) -> float:
+    from visionsuite.core.mediapipe_tasks import mediapipe_embeddings
+
+    reference = unit(KerasPredictor(model).predict(images))
+    phone = unit(mediapipe_embeddings(tflite, images))
+    return round(float((reference * phone).sum(1).mean()), 4)
+
+
+def export_table(run: Path, output: Path, runs: int, data) -> list[dict]:
+    model = load_keras_model(run / "model.keras")
+    rows = []
+    for quantize in QUANTIZATIONS:
+        report = export(run, quantize, output)
+        path = Path(report["file"])
+        row = {"model": f"tflite {quantize}", "size_mb": round(report["size_bytes"] / 2**20, 3),
+               "keras_auc": report["keras"]["roc_auc"], "tflite_auc": report["tflite"]["roc_auc"],
+               "keras_tar_1e-2": report["keras"]["tar_at_far_0.01"],
+               "tflite_tar_1e-2": report["tflite"]["tar_at_far_0.01"],
+               "tflite_rank1": report["tflite"]["rank1"],
+               "mean_cosine_to_keras": round(report["agreement"], 4),
+               "ms_per_face_1t": round(float(np.median(time_tflite(path, 1, runs))), 3)}
+        if quantize == "int8":
+            channels = data.val.images.shape[-1]
+            rgb = data.val.images if channels == 3 else np.repeat(data.val.images, 3, -1)
+            row["mediapipe_mean_cosine"] = mediapipe_cosine(path, model, rgb)
+        rows.append(row)
+    for row in rows:
+        row["size_vs_float32"] = round(row["size_mb"] / rows[0]["size_mb"], 3)
+        row["speedup_1t"] = round(rows[0]["ms_per_face_1t"] / row["ms_per_face_1t"], 2)
+    return rows
+
+
+def face_finder_ms(data, runs: int = 50) -> float:
+    """Haar face (and eye) finding per photo, on the val images at their stored size."""
+    from visionsuite.tasks.face.faces import load_face
+
+    paths = data.val.paths[:runs]
+    started = time.perf_counter()
+    for path in paths:
+        load_face(path, 112, 3, detect=True)
+    return round((time.perf_counter() - started) * 1000 / len(paths), 2)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default="../shared/datasets/face/orl")
+    parser.add_argument("--run", help="a finished run to export instead of training one")
+    parser.add_argument("--runs", type=int, default=100, help="timed invocations per file")
+    parser.add_argument("--workdir", default="runs/benchmark")
+    parser.add_argument("--output", default="benchmarks/results/face.json")
+    args = parser.parse_args()
+    earlier = json.loads(Path(args.output).read_text()) if Path(args.output).is_file() else {}
+    results = {"data": args.data, "machine": {"cpus": os.cpu_count()}}
+    run, results["training"] = training_or_finished_run(
+        args.run, earlier, args.data, args.workdir, full_training, summary)
+    source = resolve_model(run)
+    data = TASK.load_data(load_run_config(source), train=False)
+    results["baseline"] = raw_pixel_baseline(data)
+    print("\ntraining with configs/face.yaml (held-out identities)\n"
+          + table([{"model": "visionsuite", **results["training"]}, results["baseline"]]),
+          flush=True)
+    results["export"] = export_table(run, Path(args.workdir) / "exported", args.runs, data)
+    results["latency"] = {
+        "keras_ms_per_face_1t": round(float(np.median(time_keras(run / "model.keras", 1,
+                                                                 args.runs))), 3),
+        "face_finder_ms_per_photo": face_finder_ms(data)}
+    print("\nexport (metrics on the held-out identities; latency per face at 1 thread)\n"
+          + table(results["export"]) + "\n\n" + table([results["latency"]]))
+    write_json(args.output, results)
+    print(f"\nwrote {args.output}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,224 @@
+"""The face task's parts on tiny inputs: metrics against hand-counted cases, the losses, the
+embedder, finding faces, the identity index and the gallery file."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from visionsuite.config import load_config
+from visionsuite.errors import VisionsuiteError
+from visionsuite.tasks.face import metrics as fm
+
+
+def test_auc_far_and_eer_on_hand_counted_scores():
+    positives = np.array([0.9, 0.8, 0.7, 0.4])
+    negatives = np.array([0.6, 0.5, 0.3, 0.2, 0.1, 0.05, 0.0, -0.1, -0.2, -0.3])
+    # 4 x 10 pairs, of which only 0.4 < 0.6 and 0.4 < 0.5 are wrongly ordered.
+    assert fm.roc_auc(positives, negatives) == pytest.approx(38 / 40)
+    assert fm.roc_auc(np.array([0.5]), np.array([0.5])) == 0.5  # a tie counts half
+    # FAR 0.1 allows 1 of 10 negatives above the threshold: just above 0.5.
+    cut = fm.threshold_at_far(negatives, 0.1)
+    assert 0.5 < cut < 0.6 and (negatives >= cut).sum() == 1
+    assert (negatives >= fm.threshold_at_far(negatives, 0.01)).sum() == 0
+    assert fm.equal_error_rate(positives, negatives) == pytest.approx(0.2, abs=0.06)
+    best = fm.best_threshold(positives, negatives)
+    # Accepting all 4 same and 2/10 different (balanced accuracy 0.9) beats 3/4 and 0/10
+    # (0.875): the cut lies between 0.3 and 0.4.
+    assert 0.3 < best < 0.4
+
+
+def test_face_metrics_on_separable_embeddings():
+    rng = np.random.default_rng(0)
+    centres = fm.unit(rng.normal(size=(5, 16)))
+    identities = np.repeat(np.arange(5), 4)
+    embeddings = centres[identities] + rng.normal(0, 0.05, (20, 16))
+    metrics = fm.face_metrics(embeddings, identities)
+    assert metrics["same_pairs"] == 5 * 6 and metrics["different_pairs"] == 190 - 30
+    assert metrics["roc_auc"] == 1.0 and metrics["tar_at_far_0.01"] == 1.0
+    assert metrics["rank1"] == 1.0 and metrics["rank1_probes"] == 20
+    assert metrics["accuracy"] == 1.0 and metrics["threshold_source"] == "best on this data"
+    # With a given threshold that accepts everything, only the same pairs are right.
+    given = fm.face_metrics(embeddings, identities, threshold=-1.0)
+    assert given["accuracy"] == pytest.approx(30 / 190) and given["far_at_threshold"] == 1.0
+
+
+def test_rank1_leaves_single_image_identities_out_as_probes():
+    embeddings = np.array([[1, 0], [0.9, 0.1], [0, 1], [0.95, 0.05]], np.float64)
+    identities = np.array([0, 0, 1, 2])  # identity 2 has one image: a distractor only
+    accuracy, probes = fm.rank1(embeddings, identities)
+    # Probe 0's nearest is 3 (identity 2): wrong; probe 1's nearest is 3 too: wrong.
+    assert probes == 2 and accuracy == 0.0
+
+
+def tiny_face_config(**sets):
+    config = load_config("face", sets=[f"{k}={v}" for k, v in {
+        "data.image_size": 32, "model.width": 0.25, "model.depth": 0.2, **sets}.items()])
+    return config
+
+
+@pytest.mark.parametrize("loss", ["arcface", "cosface", "triplet"])
+def test_losses_fall_when_the_embedding_moves_towards_its_identity(loss):
+    import keras
+
+    from visionsuite.tasks.face.model import make_loss
+
+    config = tiny_face_config(**{"train.loss": loss})
+    loss_fn = make_loss(config)
+    labels = np.array([0, 0, 1, 1])
+    if loss == "triplet":
+        good = np.array([[1, 0], [0.99, 0.14], [0, 1], [0.14, 0.99]], np.float32)
+        bad = np.array([[1, 0], [0, 1], [0.99, 0.14], [0.14, 0.99]], np.float32)
+    else:
+        good = np.array([[0.9, -0.1], [0.8, 0.0], [-0.1, 0.9], [0.0, 0.8]], np.float32)
+        bad = good[:, ::-1].copy()
+    good_loss = float(keras.ops.convert_to_numpy(loss_fn(labels, good)))
+    bad_loss = float(keras.ops.convert_to_numpy(loss_fn(labels, bad)))
+    assert math.isfinite(good_loss) and good_loss < bad_loss
+
+
+def test_arcface_adds_its_margin_to_the_angle():
+    import keras
+
+    from visionsuite.tasks.face.model import MarginSoftmaxLoss
+
+    cosine = math.cos(0.6)
+    loss = MarginSoftmaxLoss("arcface", margin=0.5, scale=10.0)
+    value = float(keras.ops.convert_to_numpy(loss(np.array([0]), np.array([[cosine, 0.0]]))))
+    target = 10 * math.cos(1.1)  # the true identity's logit is s * cos(theta + m)
+    expected = -math.log(math.exp(target) / (math.exp(target) + math.exp(0.0)))
+    assert value == pytest.approx(expected, rel=1e-4)
+
+
+def test_the_saved_embedder_drops_the_identity_logits_and_outputs_unit_vectors():
+    from visionsuite.tasks.face.model import build_training_model, embedder_of
+
+    config = tiny_face_config()
+    model = build_training_model(config, identities=7)
+    assert model.output_shape == (None, 7)
+    embedder = embedder_of(model)
+    assert embedder.output_shape == (None, 128)
+    vectors = embedder.predict(np.random.default_rng(0).uniform(0, 255, (3, 32, 32, 3)),
+                               verbose=0)
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    triplet = build_training_model(tiny_face_config(**{"train.loss": "triplet"}), 7)
+    assert embedder_of(triplet) is triplet
+
+
+def test_an_unknown_loss_is_a_clear_error():
+    from visionsuite.tasks.face.model import make_loss
+
+    with pytest.raises(VisionsuiteError, match="arcface, cosface, triplet"):
+        make_loss(tiny_face_config(**{"train.loss": "ce"}))
+
+
+def _photo_with_face(tmp_path):
+    """A 320x240 photo with a drawn frontal face that OpenCV's cascade finds."""
+    import cv2
+
+    image = np.full((240, 320), 90, np.uint8)
+    cv2.ellipse(image, (160, 120), (48, 62), 0, 0, 360, 200, -1)
+    for x in (140, 180):
+        cv2.ellipse(image, (x, 105), (10, 6), 0, 0, 360, 40, -1)
+    cv2.line(image, (160, 112), (160, 132), 120, 3)
+    cv2.ellipse(image, (160, 148), (18, 6), 0, 0, 180, 60, 3)
+    path = tmp_path / "photo.png"
+    cv2.imwrite(str(path), image)
+    return path
+
+
+def test_face_modes_crop_keep_or_report(tmp_path):
+    from PIL import Image
+
+    from visionsuite.tasks.face.faces import prepare_faces
+
+    blank = tmp_path / "blank.png"
+    Image.new("L", (200, 160), 128).save(blank)
+    crops = prepare_faces([blank, blank], 32, 1, "false")
+    assert crops.images.shape == (2, 32, 32, 1) and crops.kept == [0, 1]
+    detected = prepare_faces([blank], 32, 1, "true")
+    assert detected.kept == [] and "blank.png: no face found" in detected.skipped[0]
+    with pytest.raises(VisionsuiteError, match="face_detect"):
+        prepare_faces([blank], 32, 1, "maybe")
+
+
+def test_the_crop_rotates_the_eyes_level():
+    import cv2
+
+    from visionsuite.tasks.face.faces import crop_face
+
+    image = np.zeros((100, 100, 1), np.uint8)
+    cv2.line(image, (30, 40), (70, 60), 255, 3)  # the line through two tilted "eyes"
+    crop = crop_face(image, (30, 30, 40, 40), ((30, 40), (70, 60)), 52)[..., 0]
+    rows = np.nonzero(crop > 128)[0]
+    assert rows.max() - rows.min() <= 6  # level after the turn
+
+
+def test_held_out_identities_come_from_a_test_folder_or_by_fraction(tmp_path):
+    from PIL import Image
+
+    from visionsuite.tasks.face.data import index_identities
+
+    for split, people in (("train", "abcd"), ("test", "xy")):
+        for person in people:
+            (tmp_path / split / person).mkdir(parents=True)
+            for i in range(2):
+                Image.new("L", (8, 8)).save(tmp_path / split / person / f"{i}.png")
+    index = index_identities(tmp_path)
+    assert index.names == {"val": ["x", "y"], "train": ["a", "b", "c", "d"]}
+    # No held-out folder: whole identities are held out, never some of a person's images.
+    by_fraction = index_identities(tmp_path / "train", val_fraction=0.25)
+    assert by_fraction.held_out_by_fraction
+    held, trained = by_fraction.names["val"], by_fraction.names["train"]
+    assert len(held) == 2 and sorted(held + trained) == ["a", "b", "c", "d"]
+    assert {path.parent.name for path, _ in by_fraction.splits["val"]} == set(held)
+
+
+def test_too_few_identities_to_hold_out_is_a_clear_error(tmp_path):
+    from PIL import Image
+
+    from visionsuite.tasks.face.data import index_identities
+
+    for person in "ab":
+        (tmp_path / person).mkdir()
+        Image.new("L", (8, 8)).save(tmp_path / person / "0.png")
+    with pytest.raises(VisionsuiteError, match="too few"):
+        index_identities(tmp_path)
+
+
+class FakeEmbedder:
+    """Embeds by a fixed random projection of the pixels: a deterministic 'model'."""
+
+    image_size, channels, threshold, detect = 16, 1, 0.5, "false"
+
+    def __init__(self, seed=0):
+        self.projection = np.random.default_rng(seed).normal(size=(16 * 16, 8))
+
+    def probe(self):
+        from visionsuite.tasks.face.commands import probe_image
+
+        return fm.unit(probe_image(16, 1).reshape(1, -1) @ self.projection)[0]
+
+
+def test_gallery_checks_its_format_and_its_model(tmp_path):
+    from visionsuite.tasks.face.commands import read_gallery
+
+    path = tmp_path / "gallery.json"
+    fresh = read_gallery(path, FakeEmbedder(), missing_ok=True)
+    assert fresh["people"] == {} and len(fresh["model"]["probe"]) == 8
+    fresh["people"]["ann"] = {"embeddings": [[0.0] * 8]}
+    path.write_text(json.dumps(fresh))
+    assert read_gallery(path, FakeEmbedder())["people"].keys() == {"ann"}
+    with pytest.raises(VisionsuiteError, match="made by another model"):
+        read_gallery(path, FakeEmbedder(seed=1))
+    for broken, problem in (("{not json", "not a readable gallery"),
+                            (json.dumps({"format": "x"}), "not a valid gallery"),
+                            (json.dumps({**fresh, "people": {"bo": {"embeddings": [[1.0]]}}}),
+                             "no 8-d embeddings")):
+        path.write_text(broken)
+        with pytest.raises(VisionsuiteError, match=problem):
+            read_gallery(path, FakeEmbedder())
+        assert path.read_text() == broken  # left unchanged
+    with pytest.raises(VisionsuiteError, match="no such gallery"):
+        read_gallery(tmp_path / "missing.json", FakeEmbedder())

@@ -1,0 +1,204 @@
+"""The face task through the command line, on the generated cartoon faces: train, embed,
+verify, enroll, identify, evaluate, export (int8 in MediaPipe's ImageEmbedder), bad input."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import snapshot
+from test_cli import assert_one_line_error, invoke
+from visionsuite.datasets import cartoon_faces_dataset
+
+# The embedded default's recipe (config.EMBEDDED_SETTINGS): about 1.5 minutes here.
+TINY_FACE = ("--image-size", 64, "--epochs", 30, "--batch-size", 16,
+             "--set", "model.width=0.5", "--set", "data.face_detect=false", "--set", "train.ema_momentum=0.95",
+             "--set", "train.warmup_epochs=1", "--set", "train.tensorboard=false")
+
+
+@pytest.fixture(scope="module")
+def faces_data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("faces")
+    data = cartoon_faces_dataset(root)
+    # A person with a single photo: usable (a class), warned about (no same-person pair).
+    loner = data / "train" / "loner"
+    loner.mkdir(exist_ok=True)
+    shutil.copy(data / "train" / "person_train_00" / "0.png", loner / "0.png")
+    return data
+
+
+@pytest.fixture(scope="module")
+def face_run(faces_data, tmp_path_factory):
+    before = snapshot(faces_data)
+    output = tmp_path_factory.mktemp("runs")
+    result = invoke("train", "face", "--data", faces_data, "--output", output, *TINY_FACE)
+    assert result.exit_code == 0, result.output
+    assert "identity 'loner' has a single image" in result.output
+    assert snapshot(faces_data) == before  # nothing is written into the dataset
+    return output / "face" / "exp"
+
+
+def person(data, split, index):
+    return data / split / f"person_{split}_{index:02d}"
+
+
+def test_training_writes_the_embedder_the_threshold_and_the_metrics(face_run):
+    import keras
+
+    for name in ("config.yaml", "model.keras", "inference.json", "metrics.json", "roc.png",
+                 "history.csv", "curves.png"):
+        assert (face_run / name).is_file(), name
+    model = keras.saving.load_model(face_run / "model.keras", compile=False, safe_mode=True)
+    assert model.output_shape == (None, 128)  # the embedder, not the training logits
+    metrics = json.loads((face_run / "metrics.json").read_text())
+    assert metrics["identities"] == 8 and metrics["images"] == 64
+    # Raw pixels give about 0.6 here; the 30 epochs reach about 0.94.
+    assert metrics["roc_auc"] > 0.85, metrics
+    settings = json.loads((face_run / "inference.json").read_text())
+    assert settings["threshold"] == pytest.approx(metrics["best_threshold"], abs=1e-6)
+    assert "val_roc_auc" in (face_run / "history.csv").read_text()
+
+
+def test_embed_gives_unit_vectors(face_run, faces_data):
+    images = sorted(person(faces_data, "val", 0).glob("*.png"))[:3]
+    result = invoke("embed", face_run, *images, "--json")
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)
+    assert [r["image"] for r in rows] == [str(p) for p in images]
+    vectors = np.array([r["embedding"] for r in rows])
+    assert vectors.shape == (3, 128)
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-4)
+
+
+def test_verify_says_same_or_not_with_the_similarity_and_exit_code_0(face_run, faces_data):
+    a, b = sorted(person(faces_data, "val", 1).glob("*.png"))[:2]
+    other = sorted(person(faces_data, "val", 2).glob("*.png"))[0]
+    same = invoke("verify", face_run, a, b, "--json")
+    different = invoke("verify", face_run, a, other, "--json")
+    assert same.exit_code == 0 and different.exit_code == 0, same.output + different.output
+    same, different = json.loads(same.stdout), json.loads(different.stdout)
+    threshold = json.loads((face_run / "inference.json").read_text())["threshold"]
+    assert same["threshold"] == pytest.approx(threshold, abs=1e-6)
+    for result in (same, different):
+        assert result["same_person"] == (result["similarity"] >= result["threshold"])
+    assert same["similarity"] > different["similarity"]
+    text = invoke("verify", face_run, a, b)
+    assert text.exit_code == 0 and "similarity" in text.output and "threshold" in text.output
+
+
+def test_enroll_then_identify_and_enroll_again_updates(face_run, faces_data, tmp_path):
+    gallery = tmp_path / "gallery.json"
+    people = [person(faces_data, "val", i) for i in range(4)]
+    enrol = tmp_path / "enrol"
+    for folder in people:  # enrol 6 photos of each, keep the others as probes
+        shutil.copytree(folder, enrol / folder.name,
+                        ignore=lambda _, names: sorted(names)[6:])
+    result = invoke("enroll", face_run, *sorted(enrol.iterdir()), "--gallery", gallery)
+    assert result.exit_code == 0, result.output
+    data = json.loads(gallery.read_text())
+    assert data["format"] == "visionsuite-face-gallery" and len(data["people"]) == 4
+    assert all(len(p["embeddings"]) == 6 for p in data["people"].values())
+    hits = 0
+    for folder in people:
+        probe = sorted(folder.glob("*.png"))[7]
+        result = invoke("identify", face_run, probe, "--gallery", gallery, "--json")
+        assert result.exit_code == 0, result.output
+        answer = json.loads(result.stdout)
+        best = answer["candidates"][0]
+        assert answer["identity"] == (best["person"] if best["similarity"] >= answer["threshold"]
+                                      else "unknown")
+        hits += best["person"] == folder.name
+    assert hits >= 3
+    again = invoke("enroll", face_run, enrol / people[0].name, "--gallery", gallery)
+    assert again.exit_code == 0 and "updated" in again.output
+    assert len(json.loads(gallery.read_text())["people"]) == 4
+
+
+def test_bad_galleries_are_one_line_errors_and_left_unchanged(face_run, faces_data, tmp_path):
+    probe = sorted(person(faces_data, "val", 0).glob("*.png"))[0]
+    corrupt = tmp_path / "corrupt.json"
+    corrupt.write_text('{"format": "visionsuite-face-gallery", "version": 1, "people": {')
+    assert_one_line_error(invoke("identify", face_run, probe, "--gallery", corrupt),
+                          str(corrupt), "not a readable gallery")
+    assert_one_line_error(invoke("enroll", face_run, person(faces_data, "val", 0),
+                                 "--gallery", corrupt), "not a readable gallery")
+    assert corrupt.read_text().endswith('"people": {')
+    assert_one_line_error(invoke("identify", face_run, probe, "--gallery",
+                                 tmp_path / "none.json"), "no such gallery")
+
+
+def test_a_gallery_made_by_another_model_is_refused(face_run, faces_data, tmp_path):
+    from visionsuite.config import config_from_dict, read_yaml
+    from visionsuite.tasks.face.model import build_embedder
+
+    gallery = tmp_path / "gallery.json"
+    assert invoke("enroll", face_run, person(faces_data, "val", 0), "--gallery",
+                  gallery).exit_code == 0
+    config = config_from_dict(read_yaml(face_run / "config.yaml"), "config.yaml")
+    other = tmp_path / "other.keras"
+    build_embedder(config).save(other)  # same shape, other weights
+    probe = sorted(person(faces_data, "val", 1).glob("*.png"))[0]
+    assert_one_line_error(invoke("identify", other, probe, "--gallery", gallery,
+                                 "--no-detect"), "made by another model")
+
+
+def test_a_photo_without_a_face_is_reported_not_guessed(face_run, tmp_path):
+    blank = tmp_path / "wall.jpg"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (240, 320, 3), np.uint8)).save(
+        blank)
+    assert_one_line_error(invoke("verify", face_run, blank, blank, "--detect"),
+                          "wall.jpg: no face found", "--no-detect")
+
+
+def test_evaluate_uses_the_saved_threshold(face_run):
+    result = invoke("evaluate", face_run)
+    assert result.exit_code == 0, result.output
+    assert "roc_auc" in result.output and "tar_at_far_0.01" in result.output
+
+
+def test_int8_export_runs_in_mediapipe_image_embedder(face_run, faces_data, tmp_path):
+    import keras
+
+    from visionsuite.core.mediapipe_tasks import mediapipe_embeddings
+    from visionsuite.core.metadata import read_metadata
+    from visionsuite.core.models import tflite_settings
+
+    result = invoke("export", face_run, "--quantize", "int8", "--output", tmp_path)
+    assert result.exit_code == 0, result.output
+    path = tmp_path / "exp-int8.tflite"
+    report = json.loads(path.with_suffix(".json").read_text())
+    assert report["agreement"] > 0.97, report  # mean cosine, Keras against int8
+    assert abs(report["tflite"]["roc_auc"] - report["keras"]["roc_auc"]) < 0.03, report
+    settings = json.loads((face_run / "inference.json").read_text())
+    assert tflite_settings(path)["threshold"] == settings["threshold"]
+    metadata = read_metadata(path.read_bytes())
+    assert metadata["outputs"][0]["name"] == "embedding"
+
+    images = np.stack([np.asarray(Image.open(p).convert("RGB").resize((64, 64),
+                                                                     Image.BILINEAR))
+                       for p in sorted(person(faces_data, "val", 3).glob("*.png"))])
+    model = keras.saving.load_model(face_run / "model.keras", compile=False, safe_mode=True)
+    reference = model.predict(images.astype(np.float32), verbose=0)
+    phone = mediapipe_embeddings(path, images)
+    phone /= np.linalg.norm(phone, axis=1, keepdims=True)
+    assert (phone * reference).sum(1).mean() >= 0.98
+
+    # The exported file alone verifies with the threshold it carries, and reads the gallery
+    # its Keras model made.
+    a, b = sorted(person(faces_data, "val", 3).glob("*.png"))[:2]
+    verdict = invoke("verify", path, a, b, "--no-detect", "--json")
+    assert verdict.exit_code == 0, verdict.output
+    assert json.loads(verdict.stdout)["threshold"] == pytest.approx(settings["threshold"])
+    gallery = tmp_path / "gallery.json"
+    assert invoke("enroll", face_run, person(faces_data, "val", 3), "--gallery",
+                  gallery).exit_code == 0
+    found = invoke("identify", path, a, "--gallery", gallery, "--no-detect", "--json")
+    assert found.exit_code == 0, found.output
+
+
+def test_data_check_reports_identities_and_single_image_people(faces_data):
+    result = invoke("data", "check", "face", faces_data)
+    assert result.exit_code == 0, result.output
+    assert "loner" in result.output and "identities" in result.output

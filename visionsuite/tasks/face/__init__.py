@@ -1,0 +1,149 @@
+"""The face task: embeddings for verification (same person?) and identification (who?),
+plugged into the core (train, evaluate, export, benchmark, data check).
+
+Data: `data.py`; finding and aligning faces: `faces.py`; network and losses: `model.py`;
+metrics: `metrics.py`; `visionsuite embed / verify / enroll / identify` and the gallery file:
+`commands.py`.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from visionsuite.config import Config
+from visionsuite.errors import VisionsuiteError
+from visionsuite.tasks.base import DataReport, Split, Task, TaskData
+
+
+@dataclass
+class FaceSplit(Split):
+    """images: (N, S, S, C) uint8 faces; targets: identity index per image, into `names`."""
+
+    names: list[str] = field(default_factory=list)
+
+
+class FaceTask(Task):
+    name = "face"
+    monitor = "val_roc_auc"
+    agreement_meaning = "mean cosine similarity of the embeddings of each val face"
+
+    def load_data(self, config: Config, train: bool = True,
+                  labels: list[str] | None = None) -> TaskData:
+        from visionsuite.datasets import resolve_dataset
+        from visionsuite.tasks.face.data import index_identities
+
+        if train:
+            import visionsuite.tasks.face.model  # noqa: F401  registers the losses (--resume)
+        root = resolve_dataset(config.data.path, "face")
+        index = index_identities(root, config.data.val_fraction, config.data.split_seed, train)
+        splits = {}
+        for name in (("train", "val") if train else ("val",)):
+            for person in index.single_image_identities(name):
+                print(f"warning: {root / name if not index.held_out_by_fraction else root}: "
+                      f"identity '{person}' has a single image: no same-person pair",
+                      file=sys.stderr)
+            splits[name] = _decode(index.splits[name], index.names[name], config, name)
+        if len(np.unique(splits["val"].targets)) < 2:
+            raise VisionsuiteError(f"{root}: verification needs at least 2 held-out identities "
+                                   "with readable faces")
+        names = labels or index.names.get("train") or []
+        return TaskData(list(names), splits["val"], splits.get("train"), str(root))
+
+    def check_data(self, path: str) -> DataReport:
+        from visionsuite.tasks.face.commands import check_face_folders
+
+        return check_face_folders(path)
+
+    def build_model(self, config: Config, labels: list[str]):
+        from visionsuite.tasks.face.model import build_training_model
+
+        return build_training_model(config, len(labels))
+
+    def loss_and_metrics(self, config: Config, labels: list[str]):
+        from visionsuite.tasks.face.model import make_loss
+
+        return make_loss(config), []
+
+    def make_datasets(self, config: Config, data: TaskData):
+        from visionsuite.core.augment import make_augment
+        from visionsuite.core.data import make_dataset
+
+        train = make_dataset(data.train.images, data.train.targets, config.train.batch_size,
+                             training=True, seed=config.train.seed,
+                             augment_fn=make_augment(config.augment))
+        return train, None  # other people: no Keras val loss; VerificationCallback measures
+
+    def epoch_callbacks(self, config: Config, data: TaskData) -> list:
+        from visionsuite.tasks.face.train import VerificationCallback
+
+        return [VerificationCallback(self, data, config)]
+
+    def inference_model(self, model, config: Config):
+        from visionsuite.tasks.face.model import inference_embedder
+
+        return inference_embedder(model, config.model.flip_average)
+
+    def evaluate(self, outputs, split: Split, labels: list[str],
+                 settings: dict | None = None) -> dict:
+        from visionsuite.tasks.face.metrics import face_metrics
+
+        threshold = (settings or {}).get("threshold")
+        return face_metrics(outputs, np.asarray(split.targets), threshold)
+
+    def inference_settings(self, metrics: dict, data: TaskData) -> dict:
+        return {"threshold": round(metrics["best_threshold"], 6),
+                "threshold_rule": "highest balanced accuracy (mean of TAR and 1 - FAR)",
+                "chosen_on": f"{data.source}: {metrics['identities']} held-out identities, "
+                             f"{metrics['images']} images"}
+
+    def headline(self, metrics: dict) -> dict[str, float]:
+        keys = ("roc_auc", "tar_at_far_0.01", "tar_at_far_0.001", "eer", "rank1", "accuracy",
+                "threshold")
+        return {key: metrics[key] for key in keys}
+
+    def agreement(self, outputs_a, outputs_b) -> float | None:
+        from visionsuite.tasks.face.metrics import unit
+
+        return float((unit(outputs_a) * unit(outputs_b)).sum(1).mean())
+
+    def plot(self, metrics: dict, labels: list[str], folder: Path, prefix: str = "") -> list[Path]:
+        from visionsuite.tasks.face.metrics import plot_roc
+
+        return [plot_roc({"val": metrics}, folder / f"{prefix}roc.png")]
+
+    def tflite_metadata(self, labels: list[str], quantized_input: bool):
+        from visionsuite.core.metadata import MetadataSpec
+
+        return MetadataSpec(
+            name="visionsuite face embedder",
+            description="Maps a face crop to a unit-length embedding: the same person's faces "
+                        "have a high cosine similarity (threshold in inference.json).",
+            input_name="image",
+            input_description="Face crop (see the run's data.face_detect); pixel values 0..255.",
+            output_name="embedding",
+            output_description="L2-normalised face embedding.",
+            mean=0.0,
+            std=1.0,
+        )
+
+
+def _decode(items, names: list[str], config: Config, split: str) -> FaceSplit:
+    from visionsuite.tasks.face.faces import face_mode, prepare_faces
+
+    paths = [path for path, _ in items]
+    faces = prepare_faces(paths, config.data.image_size, config.data.channels,
+                          config.data.face_detect, config.data.workers, desc=f"decoding {split}")
+    for message in faces.skipped:
+        print(f"warning: {message}; skipped", file=sys.stderr)
+    if face_mode(config.data.face_detect) != "false":
+        print(f"{split}: {faces.summary}", file=sys.stderr)
+    targets = np.array([items[i][1] for i in faces.kept], np.int32)
+    return FaceSplit(faces.images, targets, [paths[i] for i in faces.kept], faces.skipped,
+                     names=names)
+
+
+TASK = FaceTask()

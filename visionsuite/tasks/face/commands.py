@@ -1,0 +1,275 @@
+"""`visionsuite embed / verify / enroll / identify` and `data check face`, as a Python API.
+
+A gallery is a JSON file (format "visionsuite-face-gallery", version 1):
+
+    {"format": "visionsuite-face-gallery", "version": 1,
+     "model": {"embedding_size": 128, "image_size": 112, "channels": 3,
+               "probe": [...]},                      # the model's embedding of PROBE_IMAGE
+     "people": {"alice": {"embeddings": [[...], ...], "images": ["a/1.jpg", ...],
+                          "enrolled": "2026-11-22T10:00:00Z"}, ...}}
+
+Each person keeps one unit embedding per enrolled image; a probe's similarity to a person is its
+highest cosine similarity to any of them. "probe" identifies the model that made the gallery:
+embeddings of different models are not comparable, and the same model's .keras and .tflite
+files embed a fixed synthetic image alike (cosine >= SAME_MODEL) while two trained models do
+not. Enrolling a person again replaces that person's entry; the file is rewritten whole through
+a temporary file and a rename, so it is never left half-written.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from visionsuite.errors import VisionsuiteError
+
+GALLERY_FORMAT = "visionsuite-face-gallery"
+GALLERY_VERSION = 1
+SAME_MODEL = 0.9
+
+
+@dataclass
+class Embedder:
+    """A face model ready to embed image files the way it was trained to see them."""
+
+    predictor: object
+    source: object
+    detect: str  # face_detect mode
+    threshold: float | None
+
+    @property
+    def image_size(self) -> int:
+        return int(self.predictor.image_size)
+
+    @property
+    def channels(self) -> int:
+        return int(self.predictor.channels)
+
+    def embed_files(self, paths: list[Path], desc: str = "embedding"):
+        """(embeddings of the images in which a face was found, kept indices, skip messages)."""
+        from visionsuite.tasks.face.faces import prepare_faces
+        from visionsuite.tasks.face.metrics import unit
+
+        faces = prepare_faces(paths, self.image_size, self.channels, self.detect, desc=desc)
+        if not len(faces.kept):
+            return np.zeros((0, 0), np.float32), [], faces.skipped
+        return unit(self.predictor.predict(faces.images)).astype(np.float32), faces.kept, \
+            faces.skipped
+
+    def probe(self) -> np.ndarray:
+        from visionsuite.tasks.face.metrics import unit
+
+        return unit(self.predictor.predict(probe_image(self.image_size, self.channels)))[0]
+
+
+def load_embedder(run: str | Path, detect: bool | None = None) -> Embedder:
+    """RUN (a face run folder, its .keras or an exported .tflite) with the face-finding mode
+    it was trained with, unless `detect` says otherwise."""
+    from visionsuite.config import config_from_dict, read_yaml
+    from visionsuite.core.models import load_predictor, resolve_model
+
+    source = resolve_model(run)
+    mode = "auto"
+    if source.run_dir is not None and (source.run_dir / "config.yaml").is_file():
+        config = config_from_dict(read_yaml(source.run_dir / "config.yaml"),
+                                  str(source.run_dir / "config.yaml"))
+        if config.task != "face":
+            raise VisionsuiteError(f"{run}: a {config.task} model, not a face model")
+        mode = str(config.data.face_detect).lower()
+    if detect is not None:
+        mode = "true" if detect else "false"
+    predictor = load_predictor(source)
+    threshold = source.settings.get("threshold")
+    return Embedder(predictor, source, mode, float(threshold) if threshold is not None else None)
+
+
+def probe_image(size: int, channels: int) -> np.ndarray:
+    """A fixed, smooth synthetic image (gradients and blobs in the 0..255 range of faces) whose
+    embedding fingerprints a model."""
+    ys, xs = np.mgrid[0:size, 0:size] / max(size - 1, 1)
+    image = 128 + 60 * np.sin(3 * xs + 1) * np.cos(2 * ys) + 50 * np.exp(
+        -((xs - 0.35) ** 2 + (ys - 0.4) ** 2) * 30) - 50 * np.exp(
+        -((xs - 0.65) ** 2 + (ys - 0.4) ** 2) * 30)
+    image = np.clip(image, 0, 255).astype(np.uint8)
+    return np.repeat(image[None, ..., None], channels, axis=-1)
+
+
+def embed_images(run, inputs, detect: bool | None = None) -> list[dict]:
+    from visionsuite.core.images import collect_images
+
+    embedder = load_embedder(run, detect)
+    paths = collect_images(inputs)
+    embeddings, kept, skipped = embedder.embed_files(paths)
+    results = [{"image": str(paths[i]), "embedding": [round(float(v), 6) for v in vector]}
+               for i, vector in zip(kept, embeddings)]
+    results += [{"image": message.split(": ")[0], "error": message} for message in skipped]
+    return results
+
+
+def verify(run, image_a, image_b, detect: bool | None = None,
+           threshold: float | None = None) -> dict:
+    """Same person or not: the cosine similarity of the two faces against the threshold."""
+    embedder = load_embedder(run, detect)
+    threshold = threshold if threshold is not None else embedder.threshold
+    if threshold is None:
+        raise VisionsuiteError(f"{run}: the model carries no verification threshold (a run "
+                               "folder's inference.json, or an exported file); pass --threshold")
+    paths = [Path(image_a), Path(image_b)]
+    for path in paths:
+        if not path.is_file():
+            raise VisionsuiteError(f"{path}: no such image file")
+    embeddings, kept, skipped = embedder.embed_files(paths, desc="verifying")
+    if len(kept) < 2:
+        raise VisionsuiteError(_no_face_message(skipped))
+    similarity = float(embeddings[0] @ embeddings[1])
+    return {"images": [str(p) for p in paths], "same_person": similarity >= threshold,
+            "similarity": round(similarity, 6), "threshold": round(float(threshold), 6)}
+
+
+def _no_face_message(skipped: list[str]) -> str:
+    text = "; ".join(skipped)
+    if "no face found" in text:
+        text += " (pass --no-detect if the images are face crops already)"
+    return text
+
+
+def enroll(run, gallery: str | Path, folders, detect: bool | None = None) -> list[dict]:
+    """Add (or replace) one person per folder, named after the folder, in the gallery file."""
+    from visionsuite.core.files import write_json
+    from visionsuite.core.images import collect_images
+
+    embedder = load_embedder(run, detect)
+    gallery = Path(gallery)
+    data = read_gallery(gallery, embedder, missing_ok=True)
+    changes = []
+    for folder in folders:
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise VisionsuiteError(f"{folder}: expected a folder of one person's images")
+        paths = collect_images([str(folder)])
+        embeddings, kept, skipped = embedder.embed_files(paths, desc=f"enrolling {folder.name}")
+        if not kept:
+            raise VisionsuiteError(f"{folder}: no usable face ({_no_face_message(skipped)})")
+        before = data["people"].get(folder.name)
+        data["people"][folder.name] = {
+            "embeddings": [[round(float(v), 6) for v in e] for e in embeddings],
+            "images": [str(paths[i]) for i in kept],
+            "enrolled": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        changes.append({"person": folder.name, "images": len(kept), "skipped": skipped,
+                        "action": "updated" if before else "added"})
+    write_json(gallery, data)
+    return changes
+
+
+def identify(run, image, gallery: str | Path, top_k: int = 5,
+             detect: bool | None = None) -> dict:
+    """The gallery's people ranked by similarity to the face in `image`; `unknown` when the
+    best is below the threshold."""
+    embedder = load_embedder(run, detect)
+    data = read_gallery(Path(gallery), embedder)
+    if not data["people"]:
+        raise VisionsuiteError(f"{gallery}: the gallery holds nobody; enroll people first")
+    path = Path(image)
+    if not path.is_file():
+        raise VisionsuiteError(f"{path}: no such image file")
+    embeddings, kept, skipped = embedder.embed_files([path], desc="identifying")
+    if not kept:
+        raise VisionsuiteError(_no_face_message(skipped))
+    ranked = sorted(((max(float(np.dot(embeddings[0], e)) for e in person["embeddings"]), name)
+                     for name, person in data["people"].items()), reverse=True)[:top_k]
+    threshold = embedder.threshold
+    best_score, best_name = ranked[0]
+    known = threshold is None or best_score >= threshold
+    return {"image": str(path), "identity": best_name if known else "unknown",
+            "threshold": threshold,
+            "candidates": [{"person": name, "similarity": round(score, 6)}
+                           for score, name in ranked]}
+
+
+def read_gallery(path: Path, embedder: Embedder, missing_ok: bool = False) -> dict:
+    """The gallery at `path`, checked: its format, and that `embedder`'s model made it."""
+    model = {"embedding_size": None, "image_size": embedder.image_size,
+             "channels": embedder.channels, "probe": None}
+    if not path.exists():
+        if not missing_ok:
+            raise VisionsuiteError(f"{path}: no such gallery file; create it with "
+                                   "`visionsuite enroll`")
+        probe = embedder.probe()
+        model.update(embedding_size=len(probe), probe=[round(float(v), 6) for v in probe])
+        return {"format": GALLERY_FORMAT, "version": GALLERY_VERSION, "model": model,
+                "people": {}}
+    try:
+        data = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as err:
+        raise VisionsuiteError(f"{path}: not a readable gallery file ({err}); it was left "
+                               "unchanged") from None
+    _check_gallery(path, data)
+    stored = np.asarray(data["model"]["probe"], np.float64)
+    probe = embedder.probe()
+    if len(stored) != len(probe):
+        raise VisionsuiteError(f"{path}: the gallery holds {len(stored)}-d embeddings of "
+                               f"another model; this one makes {len(probe)}-d ones")
+    agreement = float(stored @ probe / max(np.linalg.norm(stored), 1e-12))
+    if agreement < SAME_MODEL:
+        raise VisionsuiteError(f"{path}: the gallery was made by another model (probe "
+                               f"similarity {agreement:.2f} < {SAME_MODEL}); enroll the people "
+                               "again into a new gallery with this model")
+    return data
+
+
+def _check_gallery(path: Path, data) -> None:
+    def bad(problem: str):
+        raise VisionsuiteError(f"{path}: not a valid gallery file ({problem}); it was left "
+                               "unchanged")
+
+    if not isinstance(data, dict) or data.get("format") != GALLERY_FORMAT:
+        bad(f"no \"format\": \"{GALLERY_FORMAT}\"")
+    if data.get("version") != GALLERY_VERSION:
+        bad(f"version {data.get('version')!r}; this visionsuite reads version {GALLERY_VERSION}")
+    model, people = data.get("model"), data.get("people")
+    if not isinstance(model, dict) or not isinstance(model.get("probe"), list):
+        bad("no model probe")
+    if not isinstance(people, dict):
+        bad("no people")
+    size = len(model["probe"])
+    for name, person in people.items():
+        vectors = person.get("embeddings") if isinstance(person, dict) else None
+        if (not isinstance(vectors, list) or not vectors
+                or any(not isinstance(v, list) or len(v) != size for v in vectors)):
+            bad(f"person '{name}' has no {size}-d embeddings")
+
+
+def check_face_folders(path: str):
+    """`visionsuite data check face PATH`: identities and images per split, single-image
+    identities, unreadable files, and what face finding makes of the images."""
+    from visionsuite.core.report import table
+    from visionsuite.tasks.base import DataReport
+    from visionsuite.tasks.face.data import index_identities
+    from visionsuite.tasks.face.faces import prepare_faces
+
+    try:
+        index = index_identities(path)
+    except VisionsuiteError as err:
+        return DataReport(f"face dataset {path}\n  problem: {err}", False, str(err))
+    note = " (held-out identities by val_fraction 0.2, seed 0)" if index.held_out_by_fraction \
+        else ""
+    lines, rows, problem = [f"face dataset {index.root}{note}"], [], ""
+    for split, items in index.splits.items():
+        faces = prepare_faces([p for p, _ in items], 112, 1, "auto", desc=f"checking {split}")
+        single = index.single_image_identities(split)
+        rows.append({"split": split, "identities": len(index.names[split]),
+                     "images": len(items), "used": len(faces.kept),
+                     "single-image identities": len(single)})
+        lines += [f"  {split}: {faces.summary}"]
+        lines += [f"    {message}" for message in faces.skipped[:20]]
+        if single:
+            lines.append(f"    single image (no same-person pair): {', '.join(single[:10])}")
+        if len({items[i][1] for i in faces.kept}) < 2:
+            problem = f"{split}: fewer than 2 identities with a usable face"
+    lines.insert(1, table(rows))
+    lines.append(f"files that are not images (ignored): {len(index.odd_files)}")
+    return DataReport("\n".join(lines), not problem, problem)

@@ -1,0 +1,187 @@
+"""Finding, aligning and cropping faces in photos, with OpenCV's Haar cascades.
+
+Why Haar cascades: they are the face and eye detectors whose files ship inside an installed
+package (opencv-contrib-python 4.x, `cv2.data`; 5.0 dropped them and the DNN detectors' weights
+never shipped), so nothing downloads at run time. They find frontal faces; a photo where none is
+found is reported, never guessed.
+
+`data.face_detect` (and `--no-detect`) choose what happens to a set of images:
+- false: the images are face crops already; each is used whole.
+- true: each image's largest face is cropped (square, with a margin), turned so that the eyes
+  are level when both are found, and resized; images without a face are left out and named.
+- auto: the same detection, then a look at the whole set: when the faces found fill the frame
+  (the median face box covers at least CROPPED_AREA of its image), the set is of face crops
+  (ORL, Yale, LFW crops) and every image is used whole, those where the cascade missed the
+  face included; otherwise as `true`.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from visionsuite.core.images import UnreadableImage, read_image
+from visionsuite.errors import VisionsuiteError
+
+MODES = ("auto", "true", "false")
+CROPPED_AREA = 0.25  # face box / image area from which a set counts as face crops
+MARGIN = 0.3  # the crop's side is the face box's side times 1 + MARGIN
+MAX_TILT = 30.0  # degrees; steeper "eye pairs" are other features and are not trusted
+
+
+@dataclass
+class Face:
+    """One image's face: the square crop resized for the model (None if no face was found),
+    the whole image resized, and the face box's share of the image area."""
+
+    crop: np.ndarray | None
+    whole: np.ndarray
+    area: float | None
+    aligned: bool = False
+
+
+@dataclass
+class FaceSet:
+    images: np.ndarray  # (N, S, S, C) uint8
+    kept: list[int]  # indices into the input paths
+    skipped: list[str] = field(default_factory=list)
+    mode: str = "false"  # what was done: "whole images" or "detected faces"
+    summary: str = ""
+
+
+def face_mode(setting) -> str:
+    text = str(setting).lower()
+    if text not in MODES:
+        raise VisionsuiteError(f"data.face_detect must be auto, true or false, got '{setting}'")
+    return text
+
+
+_CASCADES = threading.local()
+
+
+def _cascade(name: str):
+    """A cascade classifier from opencv's own data folder, loaded once per thread: one
+    classifier used by several threads at once fails inside OpenCV."""
+    loaded = _CASCADES.__dict__
+    if name not in loaded:
+        import cv2
+
+        folder = getattr(getattr(cv2, "data", None), "haarcascades", "")
+        path = Path(folder) / name
+        if not path.is_file():
+            raise VisionsuiteError(
+                f"OpenCV's {name} is not installed (opencv-contrib-python 5 dropped the Haar "
+                "cascades; visionsuite needs 4.x); or pass --no-detect for face crops")
+        loaded[name] = cv2.CascadeClassifier(str(path))
+    return loaded[name]
+
+
+def find_face(gray: np.ndarray):
+    """The largest frontal face (x, y, w, h) in a uint8 grayscale image, or None."""
+    import cv2
+
+    side = min(gray.shape[:2])
+    found = _cascade("haarcascade_frontalface_default.xml").detectMultiScale(
+        cv2.equalizeHist(gray), scaleFactor=1.1, minNeighbors=5,
+        minSize=(max(20, side // 10),) * 2)
+    if not len(found):
+        return None
+    return tuple(int(v) for v in max(found, key=lambda box: box[2] * box[3]))
+
+
+def find_eyes(gray: np.ndarray, box) -> tuple | None:
+    """Centres of the left and right eye (image left to right) inside a face box, or None."""
+    import cv2
+
+    x, y, w, h = box
+    upper = cv2.equalizeHist(np.ascontiguousarray(gray[y:y + int(h * 0.6), x:x + w]))
+    found = _cascade("haarcascade_eye.xml").detectMultiScale(
+        upper, scaleFactor=1.1, minNeighbors=4, minSize=(max(8, w // 10),) * 2,
+        maxSize=(w // 2,) * 2)
+    centres = [(x + ex + ew / 2, y + ey + eh / 2, ew * eh) for ex, ey, ew, eh in found]
+    left = [c for c in centres if c[0] < x + w / 2]
+    right = [c for c in centres if c[0] >= x + w / 2]
+    if not left or not right:
+        return None
+    a, b = max(left, key=lambda c: c[2]), max(right, key=lambda c: c[2])
+    tilt = math.degrees(math.atan2(b[1] - a[1], b[0] - a[0]))
+    return ((a[0], a[1]), (b[0], b[1])) if abs(tilt) <= MAX_TILT else None
+
+
+def crop_face(image: np.ndarray, box, eyes, size: int) -> np.ndarray:
+    """The square around `box` (grown by MARGIN), rotated so that `eyes` are level, resized to
+    size x size; pixels beyond the image edge repeat the edge."""
+    import cv2
+
+    x, y, w, h = box
+    centre = (x + w / 2, y + h / 2)
+    side = max(w, h) * (1 + MARGIN)
+    angle = 0.0
+    if eyes is not None:
+        (lx, ly), (rx, ry) = eyes
+        angle = math.degrees(math.atan2(ry - ly, rx - lx))
+    # One affine map: rotate about the face centre, then scale the square to size x size.
+    matrix = cv2.getRotationMatrix2D(centre, angle, size / side)
+    matrix[:, 2] += np.array([size / 2, size / 2]) - np.array(centre)
+    out = cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_AREA
+                         if side > size else cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return out.reshape(size, size, -1)
+
+
+def load_face(path: Path, size: int, channels: int, detect: bool) -> Face:
+    """Decode `path` once: its whole image resized, and (with `detect`) its face crop."""
+    import cv2
+
+    full = read_image(path, None, channels)
+    whole = full if full.shape[:2] == (size, size) else cv2.resize(
+        full, (size, size), interpolation=cv2.INTER_AREA).reshape(size, size, channels)
+    if not detect:
+        return Face(None, whole, None)
+    gray = full[..., 0] if channels == 1 else cv2.cvtColor(full, cv2.COLOR_RGB2GRAY)
+    box = find_face(np.ascontiguousarray(gray))
+    if box is None:
+        return Face(None, whole, None)
+    eyes = find_eyes(gray, box)
+    crop = crop_face(full, box, eyes, size)
+    return Face(crop, whole, box[2] * box[3] / (gray.shape[0] * gray.shape[1]), eyes is not None)
+
+
+def prepare_faces(paths: list[Path], size: int, channels: int, mode: str = "auto",
+                  workers: int = 0, desc: str = "faces") -> FaceSet:
+    """The model inputs of `paths` under `mode` (see the module docstring). Unreadable images
+    and, when faces are cropped, images without a face are skipped with a message each."""
+    from visionsuite.core.data import load_in_parallel
+
+    mode = face_mode(mode)
+    detect = mode != "false"
+    faces, skipped = load_in_parallel(lambda p: load_face(p, size, channels, detect), paths,
+                                      workers, desc=f"{desc} (finding faces)" if detect else desc)
+    found = [f for f in faces if f is not None and f.area is not None]
+    readable = [i for i, f in enumerate(faces) if f is not None]
+    if mode == "false" or (mode == "auto" and found
+                           and np.median([f.area for f in found]) >= CROPPED_AREA):
+        note = "" if mode == "false" else (
+            f"; faces fill the frames (median face box {np.median([f.area for f in found]):.0%}"
+            f" of the image, found in {len(found)}/{len(readable)}): used as face crops")
+        images = [faces[i].whole for i in readable]
+        return FaceSet(_stack(images, size, channels), readable, skipped, "whole images",
+                       f"{len(readable)} whole images{note}")
+    kept = [i for i in readable if faces[i].crop is not None]
+    skipped += [f"{paths[i]}: no face found" for i in readable if faces[i].crop is None]
+    aligned = sum(faces[i].aligned for i in kept)
+    return FaceSet(_stack([faces[i].crop for i in kept], size, channels), kept, skipped,
+                   "detected faces", f"{len(kept)} faces cropped ({aligned} aligned by the "
+                   f"eyes), {len(readable) - len(kept)} images without a face found")
+
+
+def _stack(images: list[np.ndarray], size: int, channels: int) -> np.ndarray:
+    if not images:
+        return np.zeros((0, size, size, channels), np.uint8)
+    return np.stack(images).astype(np.uint8)
+
+
+__all__ = ["Face", "FaceSet", "UnreadableImage", "prepare_faces", "face_mode"]

@@ -1,0 +1,140 @@
+"""Verification and identification metrics of face embeddings, on every pair of a split.
+
+Verification: all pairs of images; a pair is accepted when its cosine similarity is at least the
+threshold. FAR: fraction of different-person pairs accepted; TAR: fraction of same-person pairs
+accepted. Identification: leave-one-out nearest neighbour (rank-1), over the images whose
+identity has another image.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+FAR_TARGETS = (1e-2, 1e-3)
+
+
+def pair_scores(embeddings: np.ndarray, identities: np.ndarray):
+    """Cosine similarity and same-identity flag of every unordered pair (i < j)."""
+    embeddings = unit(embeddings)
+    similarity = embeddings @ embeddings.T
+    upper = np.triu_indices(len(embeddings), k=1)
+    same = identities[:, None] == identities[None, :]
+    return similarity[upper], same[upper]
+
+
+def unit(embeddings: np.ndarray) -> np.ndarray:
+    embeddings = np.asarray(embeddings, np.float64)
+    return embeddings / np.maximum(np.linalg.norm(embeddings, axis=1, keepdims=True), 1e-12)
+
+
+def roc_auc(positives: np.ndarray, negatives: np.ndarray) -> float:
+    """P(a same-person pair scores above a different-person pair), ties counted half."""
+    ordered = np.sort(negatives)
+    below = np.searchsorted(ordered, positives, side="left")
+    not_above = np.searchsorted(ordered, positives, side="right")
+    return float((below + not_above).sum() / (2.0 * len(positives) * len(negatives)))
+
+
+def threshold_at_far(negatives: np.ndarray, far: float) -> float:
+    """The lowest threshold accepting at most `far` of the different-person pairs."""
+    ordered = np.sort(negatives)[::-1]
+    allowed = int(np.floor(far * len(ordered)))
+    if allowed >= len(ordered):
+        return float(ordered[-1])
+    return float(np.nextafter(ordered[allowed], np.inf))
+
+
+def roc_curve(positives: np.ndarray, negatives: np.ndarray):
+    """(FAR, TAR, thresholds) at every distinct score, thresholds decreasing."""
+    scores = np.concatenate([positives, negatives])
+    thresholds = np.unique(scores)[::-1]
+    tar = 1.0 - np.searchsorted(np.sort(positives), thresholds, side="left") / len(positives)
+    far = 1.0 - np.searchsorted(np.sort(negatives), thresholds, side="left") / len(negatives)
+    return far, tar, thresholds
+
+
+def equal_error_rate(positives: np.ndarray, negatives: np.ndarray) -> float:
+    far, tar, _ = roc_curve(positives, negatives)
+    frr = 1.0 - tar
+    index = int(np.argmin(np.abs(far - frr)))
+    return float((far[index] + frr[index]) / 2)
+
+
+def best_threshold(positives: np.ndarray, negatives: np.ndarray) -> float:
+    """The threshold of the highest balanced accuracy (mean of TAR and 1 - FAR): unlike plain
+    accuracy, it does not depend on how many more different-person pairs a split has."""
+    far, tar, thresholds = roc_curve(positives, negatives)
+    index = int(np.argmax(tar - far))
+    # Halfway to the next lower score: a margin on both sides of the chosen cut.
+    lower = thresholds[index + 1] if index + 1 < len(thresholds) else thresholds[index] - 1e-3
+    return float((thresholds[index] + lower) / 2)
+
+
+def rank1(embeddings: np.ndarray, identities: np.ndarray) -> tuple[float, int]:
+    """Leave-one-out nearest-neighbour accuracy, and over how many images."""
+    embeddings = unit(embeddings)
+    similarity = embeddings @ embeddings.T
+    np.fill_diagonal(similarity, -np.inf)
+    counts = np.bincount(identities)
+    probes = counts[identities] >= 2
+    nearest = similarity.argmax(axis=1)
+    hits = identities[nearest] == identities
+    return (float(hits[probes].mean()) if probes.any() else 0.0), int(probes.sum())
+
+
+def face_metrics(embeddings: np.ndarray, identities: np.ndarray,
+                 threshold: float | None = None) -> dict:
+    """All metrics of a split. `threshold`: the model's saved one; without it, the best one on
+    this split is used (and says so)."""
+    scores, same = pair_scores(embeddings, identities)
+    positives, negatives = scores[same], scores[~same]
+    if not len(positives) or not len(negatives):
+        from visionsuite.errors import VisionsuiteError
+
+        raise VisionsuiteError("verification needs at least two identities with two images each")
+    best = best_threshold(positives, negatives)
+    used = best if threshold is None else float(threshold)
+    accepted_pos, accepted_neg = positives >= used, negatives >= used
+    correct = accepted_pos.sum() + (~accepted_neg).sum()
+    metrics = {
+        "roc_auc": roc_auc(positives, negatives),
+        "eer": equal_error_rate(positives, negatives),
+        "threshold": used,
+        "threshold_source": "the model's" if threshold is not None else "best on this data",
+        "accuracy": float(correct / len(scores)),
+        "balanced_accuracy": float((accepted_pos.mean() + 1 - accepted_neg.mean()) / 2),
+        "tar_at_threshold": float(accepted_pos.mean()),
+        "far_at_threshold": float(accepted_neg.mean()),
+        "best_threshold": best,
+    }
+    for far in FAR_TARGETS:
+        cut = threshold_at_far(negatives, far)
+        metrics[f"tar_at_far_{far:g}"] = float((positives >= cut).mean())
+    metrics["rank1"], metrics["rank1_probes"] = rank1(embeddings, identities)
+    metrics.update(images=int(len(identities)), identities=int(len(np.unique(identities))),
+                   same_pairs=int(len(positives)), different_pairs=int(len(negatives)))
+    far, tar, _ = roc_curve(positives, negatives)
+    keep = np.unique(np.linspace(0, len(far) - 1, min(len(far), 400)).astype(int))
+    metrics["roc"] = {"far": far[keep].round(6).tolist(), "tar": tar[keep].round(6).tolist()}
+    return metrics
+
+
+def plot_roc(curves: dict[str, dict], path: Path) -> Path:
+    """ROC curves (TAR against FAR on a log axis), one per name, in one PNG."""
+    from visionsuite.core.plots import _pyplot, _save
+
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=(5.5, 4.5))
+    for name, metrics in curves.items():
+        far = np.maximum(np.array(metrics["roc"]["far"]), 1e-5)
+        axis.plot(far, metrics["roc"]["tar"], label=f"{name} (AUC {metrics['roc_auc']:.4f})")
+    for far in FAR_TARGETS:
+        axis.axvline(far, color="grey", linewidth=0.6, linestyle=":")
+    axis.set(xscale="log", xlim=(1e-4, 1), ylim=(0, 1.01), xlabel="false accept rate",
+             ylabel="true accept rate", title="verification ROC")
+    axis.legend(loc="lower right")
+    axis.grid(alpha=0.3)
+    _save(figure, path)
+    return path
