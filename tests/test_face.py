@@ -222,3 +222,16 @@ def test_gallery_checks_its_format_and_its_model(tmp_path):
         assert path.read_text() == broken  # left unchanged
     with pytest.raises(VisionsuiteError, match="no such gallery"):
         read_gallery(tmp_path / "missing.json", FakeEmbedder())
+
+
+def test_flip_averaging_embeds_a_face_and_its_mirror_image_alike():
+    from visionsuite.tasks.face.model import build_training_model, inference_embedder
+
+    model = build_training_model(tiny_face_config(), identities=3)
+    averaged = inference_embedder(model, flip_average=True)
+    faces = np.random.default_rng(1).uniform(0, 255, (2, 32, 32, 3)).astype(np.float32)
+    direct = averaged.predict(faces, verbose=0)
+    mirrored = averaged.predict(faces[:, :, ::-1], verbose=0)
+    assert np.allclose(direct, mirrored, atol=1e-5)
+    assert np.allclose(np.linalg.norm(direct, axis=1), 1.0, atol=1e-5)
+    assert inference_embedder(model, flip_average=False).output_shape == (None, 128)

@@ -196,6 +196,9 @@ def test_int8_export_runs_in_mediapipe_image_embedder(face_run, faces_data, tmp_
                   gallery).exit_code == 0
     found = invoke("identify", path, a, "--gallery", gallery, "--no-detect", "--json")
     assert found.exit_code == 0, found.output
+    # The file names its task, so that it evaluates alone on a dataset.
+    alone = invoke("evaluate", path, "--data", faces_data)
+    assert alone.exit_code == 0 and "roc_auc" in alone.output, alone.output
 
 
 def test_data_check_reports_identities_and_single_image_people(faces_data):

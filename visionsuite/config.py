@@ -94,7 +94,7 @@ class ModelConfig:
     nms_iou: float = 0.6  # boxes of a class overlapping a better one more than this go
     max_detections: int = 100  # per image
     # face
-    embedding_size: int = 128  # length of the unit-vector embedding
+    embedding_size: int = 128  # length of the unit-vector embedding; 0 = the pooled features
     flip_average: bool = False  # the saved model embeds the face and its mirror image
 
 

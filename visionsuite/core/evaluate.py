@@ -14,14 +14,17 @@ from visionsuite.errors import VisionsuiteError
 def load_run_config(source: ModelSource, data: str | None = None,
                     image_size: int | None = None, channels: int | None = None) -> Config:
     """The config a model was trained with (its run folder's config.yaml), or the task's
-    defaults for a bare model file; `data` replaces the dataset path."""
+    defaults for a bare model file (its task: the one an exported file names, else classify);
+    `data` replaces the dataset path."""
     if source.run_dir is not None and (source.run_dir / "config.yaml").is_file():
         path = source.run_dir / "config.yaml"
         config = config_from_dict(read_yaml(path), str(path))
     else:
         if not data:
             raise VisionsuiteError(f"{source.path}: not inside a run folder; pass --data PATH")
-        config = load_config("classify", overrides={"data.path": data})
+        # An exported file names its task; a bare .keras is taken for a classifier.
+        task = source.settings.get("task", "classify")
+        config = load_config(task, overrides={"data.path": data})
     if data:
         config.data.path = data
     if image_size:

@@ -168,8 +168,9 @@ def export(run: str | Path, quantize: str = "int8", output: str | Path = "export
     spec = task.tflite_metadata(labels, quantized_input=quantize == "int8")
     spec.grayscale = config.data.channels == 1
     files = {spec.labels_file: ("\n".join(labels) + "\n").encode()} if spec.labels else {}
-    if source.settings:  # e.g. a face model's verification threshold travels with the file
-        files[INFERENCE_SETTINGS] = json.dumps(source.settings, indent=2).encode()
+    # The task and the learned settings (a face model's threshold) travel with the file.
+    settings = {"task": config.task, **source.settings}
+    files[INFERENCE_SETTINGS] = json.dumps(settings, indent=2).encode()
     tflite = populate(outputs_in_signature_order(tflite), build_metadata(spec), files)
     name = (source.run_dir or source.path.parent).name if source.path.stem == "model" \
         else source.path.stem

@@ -43,9 +43,8 @@ class FaceTask(Task):
         splits = {}
         for name in (("train", "val") if train else ("val",)):
             for person in index.single_image_identities(name):
-                print(f"warning: {root / name if not index.held_out_by_fraction else root}: "
-                      f"identity '{person}' has a single image: no same-person pair",
-                      file=sys.stderr)
+                print(f"warning: {index.folders[name] / person}: identity '{person}' has a "
+                      "single image: no same-person pair", file=sys.stderr)
             splits[name] = _decode(index.splits[name], index.names[name], config, name)
         if len(np.unique(splits["val"].targets)) < 2:
             raise VisionsuiteError(f"{root}: verification needs at least 2 held-out identities "
@@ -141,6 +140,10 @@ def _decode(items, names: list[str], config: Config, split: str) -> FaceSplit:
         print(f"warning: {message}; skipped", file=sys.stderr)
     if face_mode(config.data.face_detect) != "false":
         print(f"{split}: {faces.summary}", file=sys.stderr)
+        if not faces.kept and any("no face found" in m for m in faces.skipped):
+            raise VisionsuiteError(
+                f"{paths[0].parent.parent}: no face found in any {split} image; if they are "
+                "face crops already, set data.face_detect=false (--set data.face_detect=false)")
     targets = np.array([items[i][1] for i in faces.kept], np.int32)
     return FaceSplit(faces.images, targets, [paths[i] for i in faces.kept], faces.skipped,
                      names=names)

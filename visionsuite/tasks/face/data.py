@@ -25,6 +25,7 @@ class IdentityIndex:
     root: Path
     splits: dict[str, list[tuple[Path, int]]]  # split -> (file, identity index in that split)
     names: dict[str, list[str]]  # split -> identity names
+    folders: dict[str, Path]  # split -> the folder its identity folders are in
     odd_files: list[Path] = field(default_factory=list)
     held_out_by_fraction: bool = False
 
@@ -56,12 +57,13 @@ def index_identities(root: str | Path, val_fraction: float = 0.2, seed: int = 0,
                 print(f"warning: {root}: identities in both train and {held_dir.name}: "
                       f"{', '.join(shared[:5])}{' ...' if len(shared) > 5 else ''}; "
                       "verification on them is not on unseen people", file=sys.stderr)
-        return IdentityIndex(root, splits, names, odd)
-    items, identities = scan_class_folders(root, train_dir or root, None, odd)
-    return _hold_out_identities(root, items, identities, val_fraction, seed, odd)
+        return IdentityIndex(root, splits, names, {"train": train_dir, "val": held_dir}, odd)
+    folder = train_dir or root
+    items, identities = scan_class_folders(root, folder, None, odd)
+    return _hold_out_identities(root, folder, items, identities, val_fraction, seed, odd)
 
 
-def _hold_out_identities(root, items, identities, fraction, seed, odd) -> IdentityIndex:
+def _hold_out_identities(root, folder, items, identities, fraction, seed, odd) -> IdentityIndex:
     if not 0 < fraction < 1:
         raise VisionsuiteError(f"{root}: no val/ or test/ folder of other people, and "
                                f"data.val_fraction={fraction} cannot hold some out")
@@ -77,4 +79,5 @@ def _hold_out_identities(root, items, identities, fraction, seed, odd) -> Identi
         remap = {old: new for new, old in enumerate(chosen)}
         splits[split] = [(path, remap[i]) for path, i in items if i in remap]
         names[split] = [identities[i] for i in chosen]
-    return IdentityIndex(Path(root), splits, names, odd, held_out_by_fraction=True)
+    return IdentityIndex(Path(root), splits, names, {"train": folder, "val": folder}, odd,
+                         held_out_by_fraction=True)

@@ -45,8 +45,9 @@ def build_embedder(config: Config) -> keras.Model:
         x = layers.Flatten(name="flatten")(x)
     if config.model.dropout > 0:
         x = layers.Dropout(config.model.dropout, name="dropout")(x)
-    x = layers.Dense(config.model.embedding_size, use_bias=False, name="projection")(x)
-    x = layers.BatchNormalization(momentum=0.9, epsilon=1e-3, name="projection_bn")(x)
+    if config.model.embedding_size > 0:
+        x = layers.Dense(config.model.embedding_size, use_bias=False, name="projection")(x)
+        x = layers.BatchNormalization(momentum=0.9, epsilon=1e-3, name="projection_bn")(x)
     outputs = layers.UnitNormalization(axis=-1, dtype="float32", name=EMBEDDING)(x)
     return keras.Model(inputs, outputs, name=f"face_{config.model.backbone}")
 
