@@ -57,3 +57,16 @@ def test_tiny_backbone_trains_and_exports_int8(name, width, depth, size):
         scores = predictor.predict(images[:2].astype(np.uint8))
     assert scores.shape == (2, 3)
     assert np.allclose(scores.sum(1), 1.0, atol=0.05)
+
+
+def test_prelu_is_max_of_x_and_its_slope_times_x():
+    import keras
+
+    from visionsuite.core.backbones import PReLU
+
+    layer = PReLU()
+    x = np.array([[[[-2.0, 3.0], [4.0, -1.0]]]], np.float32)
+    layer.build(x.shape)
+    layer.slope.assign(np.array([0.25, 1.5], np.float32))  # the second is kept at 1
+    out = keras.ops.convert_to_numpy(layer(x))
+    assert np.allclose(out, [[[[-0.5, 3.0], [4.0, -1.0]]]])
