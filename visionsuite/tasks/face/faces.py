@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from visionsuite.core.images import UnreadableImage, read_image
+from visionsuite.core.images import read_image
 from visionsuite.errors import VisionsuiteError
 
 MODES = ("auto", "true", "false")
@@ -183,5 +183,3 @@ def _stack(images: list[np.ndarray], size: int, channels: int) -> np.ndarray:
         return np.zeros((0, size, size, channels), np.uint8)
     return np.stack(images).astype(np.uint8)
 
-
-__all__ = ["Face", "FaceSet", "UnreadableImage", "prepare_faces", "face_mode"]
