@@ -182,4 +182,3 @@ def _stack(images: list[np.ndarray], size: int, channels: int) -> np.ndarray:
     if not images:
         return np.zeros((0, size, size, channels), np.uint8)
     return np.stack(images).astype(np.uint8)
-
