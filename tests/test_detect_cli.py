@@ -111,7 +111,9 @@ def test_int8_export_runs_in_mediapipe_with_the_keras_boxes(detect_run, boxes_da
     # MediaPipe reports whole pixels, and these shapes are 16-48 px at a 128 px input, where
     # one pixel is several points of IoU: the typical box must match, none may be lost.
     assert len(best_overlaps) >= 5
-    assert np.median(best_overlaps) >= 0.9, best_overlaps
+    # A misread output (order, box layout) gives overlaps near 0; the tiny 30-epoch model's
+    # int8 boxes move a few pixels (median 0.87-0.95 over runs; raccoon's: 0.98).
+    assert np.median(best_overlaps) >= 0.8, best_overlaps
     assert min(best_overlaps) >= 0.7, best_overlaps
     matched = len(best_overlaps)
     assert same_class >= 0.8 * matched  # near-tied classes may swap in int8

@@ -10,8 +10,9 @@ from visionsuite.core.mediapipe_tasks import mediapipe_top1
 
 pytestmark = [pytest.mark.slow, pytest.mark.data]
 
-# Small and short: enough to learn something real in about a minute on 2 cores.
-QUICK_SETS = ("model.width=0.25", "data.image_size=64", "train.epochs=6", "train.patience=0",
+# Small and short: enough to learn something real in about a minute on 2 cores (10 epochs:
+# after 6, int8 agreed with Keras on 98.8-99.5% of the images, depending on the run).
+QUICK_SETS = ("model.width=0.25", "data.image_size=64", "train.epochs=10", "train.patience=0",
               "train.tensorboard=false", "train.warmup_epochs=1")
 
 

@@ -53,6 +53,22 @@ def test_a_short_training_verifies_unseen_people(orl_run):
     assert (orl_run / "roc.png").is_file()
 
 
+def test_int8_embeddings_in_mediapipe_match_keras(orl_run, tmp_path):
+    """Issue #5: MediaPipe's ImageEmbedder on the int8 file, cosine >= 0.98 to Keras."""
+    from visionsuite.core.export import export
+    from visionsuite.core.mediapipe_tasks import mediapipe_embeddings
+    from visionsuite.core.models import KerasPredictor, load_keras_model
+    from visionsuite.tasks.face.metrics import unit
+
+    report = export(orl_run, "int8", tmp_path)
+    assert abs(report["tflite"]["roc_auc"] - report["keras"]["roc_auc"]) <= 0.01, report
+    faces = np.stack([np.asarray(Image.open(p).convert("RGB").resize((64, 64), Image.BILINEAR))
+                      for p in sorted((ORL / "test").glob("s3*/*.pgm"))])
+    reference = unit(KerasPredictor(load_keras_model(orl_run / "model.keras")).predict(faces))
+    phone = unit(mediapipe_embeddings(report["file"], faces))
+    assert (phone * reference).sum(1).mean() >= 0.98
+
+
 @pytest.fixture(scope="module")
 def uncropped_orl(tmp_path_factory):
     """ORL faces pasted small into 320x240 JPEG scenes: photos, not crops, in another format."""

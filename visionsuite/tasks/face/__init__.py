@@ -28,7 +28,10 @@ class FaceSplit(Split):
 
 class FaceTask(Task):
     name = "face"
-    monitor = "val_roc_auc"
+    # TAR at FAR 1e-2 picks the best epoch, not ROC AUC: an untrained network's embeddings
+    # all point nearly the same way yet order ORL's pairs about as well as raw pixels (AUC
+    # 0.93 after one epoch), so a short run kept its first epoch, with threshold 1.0.
+    monitor = "val_tar_at_far_0.01"
     agreement_meaning = "mean cosine similarity of the embeddings of each val face"
 
     def load_data(self, config: Config, train: bool = True,

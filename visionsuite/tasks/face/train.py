@@ -8,8 +8,9 @@ from visionsuite.config import Config
 
 
 class VerificationCallback(keras.callbacks.Callback):
-    """ROC AUC, TAR at FAR 1e-2 and rank-1 of the held-out identities, as `val_roc_auc`,
-    `val_tar_at_far_0.01` and `val_rank1` in the epoch logs (what picks the best checkpoint).
+    """ROC AUC, TAR at FAR 1e-2, rank-1 and EER of the held-out identities, as `val_roc_auc`,
+    `val_tar_at_far_0.01` (what picks the best checkpoint), `val_rank1` and `val_eer` in the
+    epoch logs.
 
     Held-out identities are other people, so Keras has no val loss to compute: this embeds the
     val faces itself, with the weights that would be saved (the moving average when EMA is on),
