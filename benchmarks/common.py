@@ -80,3 +80,21 @@ def training_or_finished_run(run_arg, earlier: dict, data: str, workdir: str, fu
     if earlier.get("training", {}).get("run") == str(run):
         return run, earlier["training"]
     return run, {"run": str(run), **summary(run)}
+
+
+def timed_training(task_name: str, data: str, workdir: str, summary) -> tuple:
+    """A full `visionsuite train TASK --data DATA` with the shipped config: (run folder, its
+    row: wall time, training images/s and `summary(run)`)."""
+    from pathlib import Path
+
+    from visionsuite.config import load_config
+    from visionsuite.tasks import get_task
+
+    config = load_config(task_name, overrides={"data.path": data})
+    started = time.perf_counter()
+    run = Path(train(config, output=workdir))
+    seconds = time.perf_counter() - started
+    images = len(get_task(task_name).load_data(config).train) * config.train.epochs
+    return run, {"run": str(run), "wall_minutes": round(seconds / 60, 2),
+                 "epochs": config.train.epochs, "image_size": config.data.image_size,
+                 "train_images_per_s": round(images / seconds, 2), **summary(run)}

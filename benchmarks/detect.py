@@ -20,7 +20,6 @@ import argparse
 import json
 import os
 import sys
-import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -28,27 +27,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
-from common import training_or_finished_run  # noqa: E402
-from visionsuite.config import load_config  # noqa: E402
+from common import timed_training, training_or_finished_run  # noqa: E402
 from visionsuite.core.benchmark import time_tflite  # noqa: E402
 from visionsuite.core.evaluate import load_run_config  # noqa: E402
 from visionsuite.core.export import QUANTIZATIONS, export  # noqa: E402
 from visionsuite.core.files import write_json  # noqa: E402
 from visionsuite.core.models import KerasPredictor, load_keras_model, resolve_model  # noqa: E402
 from visionsuite.core.report import table  # noqa: E402
-from visionsuite.core.train import train  # noqa: E402
 from visionsuite.tasks.detect import TASK  # noqa: E402
-
-
-def full_training(data_path: str, output: str) -> tuple[Path, dict]:
-    config = load_config("detect", overrides={"data.path": data_path})
-    started = time.perf_counter()
-    run = train(config, output=output)
-    seconds = time.perf_counter() - started
-    images = len(TASK.load_data(config).train) * config.train.epochs
-    return run, {"run": str(run), "wall_minutes": round(seconds / 60, 2),
-                 "epochs": config.train.epochs, "image_size": config.data.image_size,
-                 "train_images_per_s": round(images / seconds, 2), **summary(run)}
 
 
 def summary(run: Path) -> dict:
@@ -106,7 +92,8 @@ def main():
     earlier = json.loads(Path(args.output).read_text()) if Path(args.output).is_file() else {}
     results = {"data": args.data, "machine": {"cpus": os.cpu_count()}}
     run, results["training"] = training_or_finished_run(
-        args.run, earlier, args.data, args.workdir, full_training, summary)
+        args.run, earlier, args.data, args.workdir,
+        lambda data, workdir: timed_training("detect", data, workdir, summary), summary)
     print("\ntraining with configs/detect.yaml\n" + table([results["training"]]), flush=True)
     results["export"] = export_table(run, Path(args.workdir) / "exported", args.runs)
     print("\nexport (NMS in the graph; mAP on val; latency at 1 thread)\n"

@@ -30,31 +30,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
-from common import training_or_finished_run  # noqa: E402
-from visionsuite.config import load_config  # noqa: E402
+from common import timed_training, training_or_finished_run  # noqa: E402
 from visionsuite.core.benchmark import benchmark_models, time_tflite  # noqa: E402
 from visionsuite.core.evaluate import load_run_config  # noqa: E402
 from visionsuite.core.export import QUANTIZATIONS, export  # noqa: E402
 from visionsuite.core.files import write_json  # noqa: E402
 from visionsuite.core.models import KerasPredictor, load_keras_model, resolve_model  # noqa: E402
 from visionsuite.core.report import table  # noqa: E402
-from visionsuite.core.train import train  # noqa: E402
 from visionsuite.tasks.face import TASK  # noqa: E402
 from visionsuite.tasks.face.metrics import face_metrics, unit  # noqa: E402
 
 KEYS = ("roc_auc", "tar_at_far_0.01", "tar_at_far_0.001", "eer", "rank1", "accuracy",
         "threshold")
-
-
-def full_training(data_path: str, output: str) -> tuple[Path, dict]:
-    config = load_config("face", overrides={"data.path": data_path})
-    started = time.perf_counter()
-    run = train(config, output=output)
-    seconds = time.perf_counter() - started
-    images = len(TASK.load_data(config).train) * config.train.epochs
-    return run, {"run": str(run), "wall_minutes": round(seconds / 60, 2),
-                 "epochs": config.train.epochs, "image_size": config.data.image_size,
-                 "train_images_per_s": round(images / seconds, 2), **summary(run)}
 
 
 def summary(run: Path) -> dict:
@@ -122,7 +109,8 @@ def main():
     earlier = json.loads(Path(args.output).read_text()) if Path(args.output).is_file() else {}
     results = {"data": args.data, "machine": {"cpus": os.cpu_count()}}
     run, results["training"] = training_or_finished_run(
-        args.run, earlier, args.data, args.workdir, full_training, summary)
+        args.run, earlier, args.data, args.workdir,
+        lambda data, workdir: timed_training("face", data, workdir, summary), summary)
     source = resolve_model(run)
     data = TASK.load_data(load_run_config(source), train=False)
     results["baseline"] = raw_pixel_baseline(data)
