@@ -38,7 +38,9 @@ from visionsuite.core.models import (KerasPredictor, TFLitePredictor, load_keras
                                      resolve_model)
 from visionsuite.core.report import table  # noqa: E402
 from visionsuite.core.train import train  # noqa: E402
-from visionsuite.tasks.segment import IGNORE, TASK, val_tiles  # noqa: E402
+from visionsuite.tasks.segment import TASK  # noqa: E402
+from visionsuite.tasks.segment.data import IGNORE  # noqa: E402
+from visionsuite.tasks.segment.tiles import val_tiles  # noqa: E402
 
 
 def fixed_crops(data, size: int, count: int, seed: int = 0):

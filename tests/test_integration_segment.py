@@ -43,7 +43,8 @@ def test_membrane_int8_matches_keras_in_litert_and_mediapipe(membrane_run, tmp_p
     from visionsuite.core.export import export
     from visionsuite.core.metadata import read_metadata
     from visionsuite.core.models import KerasPredictor, load_keras_model
-    from visionsuite.tasks.segment import TASK, predict_classes
+    from visionsuite.tasks.segment import TASK
+    from visionsuite.tasks.segment.metrics import predict_classes
 
     float_report = export(membrane_run, "none", tmp_path)
     report = export(membrane_run, "int8", tmp_path, calibration=32)

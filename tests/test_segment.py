@@ -8,8 +8,9 @@ import pytest
 from PIL import Image
 
 from visionsuite.errors import VisionsuiteError
-from visionsuite.tasks.segment import (IGNORE, class_map, index_pairs, segmentation_metrics,
-                                       sliding_window)
+from visionsuite.tasks.segment.data import IGNORE, class_map, index_pairs
+from visionsuite.tasks.segment.metrics import segmentation_metrics
+from visionsuite.tasks.segment.tiles import sliding_window
 
 
 def make_segment_folder(root: Path, train: int = 4, val: int = 2, size=(40, 30),
@@ -170,9 +171,9 @@ def test_metrics_per_class_binary_scores_and_ignored_pixels():
 def test_loss_ignores_pixels_and_keras_score_matches_numpy():
     import keras
 
-    from visionsuite.tasks.segment import _keras_parts
+    from visionsuite.tasks.segment.model import keras_parts
 
-    loss_class, score_class = _keras_parts()
+    loss_class, score_class = keras_parts()
     rng = np.random.default_rng(0)
     truth = rng.integers(0, 3, (2, 8, 8)).astype(np.int32)
     logits = rng.normal(size=(2, 8, 8, 3)).astype(np.float32)
@@ -199,7 +200,7 @@ def test_crops_cover_images_of_different_sizes():
 
     from visionsuite.config import AugmentConfig
     from visionsuite.core.augment import make_augment
-    from visionsuite.tasks.segment import pad_stack
+    from visionsuite.tasks.segment.data import pad_stack
 
     images = [np.full((20, 30, 3), 100, np.uint8), np.full((40, 12, 3), 200, np.uint8)]
     masks = [np.ones((20, 30), np.uint8), np.full((40, 12), 2, np.uint8)]

@@ -164,7 +164,7 @@ def segment_command(run, images, output, overlay, threshold, window, as_json):
     per image at the image's size (0/255 for 2 classes, else class indices); a NIfTI volume
     gets a NIfTI label volume with its affine."""
     from visionsuite.core.report import table
-    from visionsuite.tasks.segment import segment_images
+    from visionsuite.tasks.segment.commands import segment_images
 
     results = segment_images(run, images, output, overlay, threshold,
                              window=list(window) if window else None)

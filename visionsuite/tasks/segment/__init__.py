@@ -1,0 +1,171 @@
+"""Semantic segmentation with a U-Net, first of all for medical images.
+
+Data: `train/{images,masks}/` and `val/{images,masks}/` paired by file stem, optional `roi/`
+beside them (pixels outside the region of interest are left out of loss and metrics). Masks
+hold 0/255 or 0/1 (binary), class indices, or palette indices; mask value 255 marks "ignore"
+wherever it is not the foreground of a 0/255 mask (Pascal VOC's convention).
+Training runs on random crops of image_size x image_size; inference on whole images of any size
+by overlapping tiles of that size, blended with a smooth window, so that the exported
+fixed-size .tflite and the Keras model see exactly the same tiles.
+DICOM files and NIfTI volumes (core.medical) are images like any other, read as their 2-D
+slices with intensity windowing; a NIfTI input is segmented into a NIfTI label volume with
+its affine.
+
+Modules: data (pairs, mask classes, decoding, `data check`), tiles (tiled whole-image
+inference), model (U-Net, loss, training metric), metrics (Dice, IoU, ROC AUC), commands
+(`visionsuite segment`); this one plugs them into the core as the task.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from visionsuite.config import Config
+from visionsuite.errors import VisionsuiteError
+from visionsuite.tasks.base import DataReport, Split, Task, TaskData
+from visionsuite.tasks.segment.data import (IGNORE, to_split, check_segmentation_folders,
+                                            class_map, decode_pairs, index_pairs, pad_stack)
+from visionsuite.tasks.segment.metrics import predict_classes, segmentation_metrics
+from visionsuite.tasks.segment.model import keras_parts, build_unet, parse_loss
+from visionsuite.tasks.segment.tiles import sliding_window, val_tiles
+
+
+class SegmentTask(Task):
+    name = "segment"
+    monitor = "val_dice"
+
+    def load_data(self, config: Config, train: bool = True,
+                  labels: list[str] | None = None) -> TaskData:
+        from visionsuite.datasets import resolve_dataset
+
+        root = resolve_dataset(config.data.path, "segment")
+        index = index_pairs(root, config.data.val_fraction, config.data.split_seed)
+        decoded, kept, skipped = {}, {}, {}
+        for name in (("train", "val") if train else ("val",)):
+            decoded[name], kept[name], skipped[name] = decode_pairs(
+                index.splits[name], config.data.channels, config.data.workers,
+                desc=f"decoding {name}", window=config.data.window)
+        values = set()
+        for items in decoded.values():
+            for item in items:
+                values |= set(np.unique(item.mask).tolist())
+        mapping = class_map(values, labels or config.data.classes)
+        splits = {name: to_split(decoded[name], kept[name], skipped[name], mapping)
+                  for name in decoded}
+        if len(splits["val"]) == 0:
+            raise VisionsuiteError(f"{root}: the val split holds no readable image/mask pairs")
+        return TaskData(mapping.names, splits["val"], splits.get("train"), str(root))
+
+    def check_data(self, path: str) -> DataReport:
+        return check_segmentation_folders(path)
+
+    def build_model(self, config: Config, labels: list[str]):
+        return build_unet(config, len(labels))
+
+    def loss_and_metrics(self, config: Config, labels: list[str]):
+        loss_class, score_class = keras_parts()
+        weights = config.train.class_weights
+        if weights is not None and len(weights) != len(labels):
+            raise VisionsuiteError(f"train.class_weights has {len(weights)} values for "
+                                   f"{len(labels)} classes ({', '.join(labels)})")
+        loss = loss_class(parse_loss(config.train.loss), len(labels), weights)
+        metrics = [score_class(len(labels), "dice", name="dice"),
+                   score_class(len(labels), "pixel_accuracy", name="pixel_accuracy")]
+        return loss, metrics
+
+    def train_samples(self, config: Config, data: TaskData) -> int:
+        return len(data.train) * config.data.crops_per_image
+
+    def make_datasets(self, config: Config, data: TaskData):
+        from visionsuite.core.augment import make_augment
+        from visionsuite.core.data import make_dataset
+
+        tile = config.data.image_size
+        images = pad_stack(data.train.images, None)
+        masks = pad_stack(data.train.targets, IGNORE)
+        train = make_dataset(images, masks, config.train.batch_size, training=True,
+                             seed=config.train.seed, repeat=config.data.crops_per_image,
+                             augment_fn=make_augment(config.augment, crop_size=tile),
+                             spatial_targets=True)
+        val_images, val_masks = val_tiles(data.val, tile)
+        val = make_dataset(val_images, val_masks, config.train.batch_size, training=False)
+        return train, val
+
+    def predict(self, predictor, split: Split, config: Config):
+        from visionsuite.core.progress import progress
+
+        overlap = config.data.tile_overlap
+        return [sliding_window(predictor.predict, image, predictor.image_size, overlap)
+                for image in progress(split.images, total=len(split), desc="segmenting")]
+
+    def calibration_images(self, split: Split, count: int, seed: int, size: int) -> np.ndarray:
+        """Random tiles of the split's images (the model takes tiles, not whole images)."""
+        tile = size
+        rng = np.random.default_rng(seed)
+        crops = []
+        for _ in range(max(0, count)):
+            image = split.images[rng.integers(len(split))]
+            if image.shape[0] < tile or image.shape[1] < tile:
+                image = np.pad(image, [(0, max(0, tile - image.shape[0])),
+                                       (0, max(0, tile - image.shape[1])), (0, 0)],
+                               mode="symmetric")
+            y = rng.integers(image.shape[0] - tile + 1)
+            x = rng.integers(image.shape[1] - tile + 1)
+            crops.append(image[y:y + tile, x:x + tile])
+        return np.stack(crops) if crops else np.zeros((0, tile, tile, 3), np.uint8)
+
+    def evaluate(self, outputs, split: Split, labels: list[str],
+                 settings: dict | None = None) -> dict:
+        return segmentation_metrics(outputs, split.targets, labels)
+
+    def headline(self, metrics: dict) -> dict[str, float]:
+        shown = {key: metrics[key] for key in ("dice", "iou", "pixel_accuracy", "sensitivity",
+                                                "specificity", "roc_auc") if key in metrics}
+        for name, values in list(metrics["per_class"].items())[:6]:
+            shown[f"dice_{name}"] = values["dice"]
+        return shown
+
+    def agreement(self, outputs_a, outputs_b) -> float | None:
+        same = sum(int((predict_classes(a) == predict_classes(b)).sum())
+                   for a, b in zip(outputs_a, outputs_b))
+        total = sum(a.shape[0] * a.shape[1] for a in outputs_a)
+        return float(same / max(total, 1))
+
+    def plot(self, metrics: dict, labels: list[str], folder: Path, prefix: str = "") -> list[Path]:
+        from visionsuite.core.plots import plot_confusion
+
+        path = folder / f"{prefix}confusion_matrix.png"
+        plot_confusion(np.array(metrics["confusion_matrix"]), labels, path)
+        return [path]
+
+    def plot_predictions(self, outputs, split: Split, labels: list[str], folder: Path):
+        from visionsuite.core.plots import plot_segmentation_grid
+
+        path = folder / "val_predictions.png"
+        predicted = [predict_classes(p) for p in outputs]
+        plot_segmentation_grid(split.images, split.targets, predicted, labels,
+                               [p.name for p in split.paths], path)
+        return [path]
+
+    def tflite_metadata(self, labels: list[str], quantized_input: bool):
+        from visionsuite.core.metadata import MetadataSpec
+
+        return MetadataSpec(
+            name="visionsuite image segmenter",
+            description="Segments an RGB tile into the classes in labels.txt (U-Net).",
+            input_name="image",
+            input_description="RGB image tile; pixel values 0..255.",
+            output_name="segmentation_masks",
+            output_description="Probability of each class for each pixel, in the order of "
+                               "labels.txt.",
+            labels=labels,
+            mean=0.0,
+            std=1.0,
+            output_is_image=True,
+        )
+
+
+TASK = SegmentTask()
+

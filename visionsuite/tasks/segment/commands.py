@@ -1,0 +1,131 @@
+"""`visionsuite segment`: masks (PNG, or NIfTI volumes) and overlays for images of any size."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from visionsuite.core.files import atomic_path
+from visionsuite.core.images import UnreadableImage, read_image_slices
+from visionsuite.core.medical import file_stem, is_nifti, labels_to_nifti, voxel_volume_mm3
+from visionsuite.core.plots import colorize
+from visionsuite.errors import VisionsuiteError
+from visionsuite.tasks.segment.metrics import predict_classes
+from visionsuite.tasks.segment.tiles import sliding_window
+
+
+def segment_images(run: str, inputs, output: str | Path | None = None, overlay: bool = False,
+                   threshold: float = 0.5, tile_overlap: float | None = None,
+                   window: list[float] | None = None) -> list[dict]:
+    """Segment each image in `inputs` with RUN; write `<stem>.png` masks at the input's size
+    (0/255 for 2 classes, else class indices) and, with `overlay`, `<stem>_overlay.png`.
+    A NIfTI volume gives `<stem>.nii.gz`, class indices with the input's affine and header; a
+    multi-frame DICOM one `<stem>_<frame>.png` per frame. DICOM/NIfTI intensities are
+    windowed by `window` ([center, width]), else as the run was trained.
+    Returns per-image class areas (and volumes in mm^3 for NIfTI)."""
+    from visionsuite.core.evaluate import load_run_config
+    from visionsuite.core.files import new_run_dir
+    from visionsuite.core.images import collect_images
+    from visionsuite.core.models import load_predictor, resolve_model
+    from visionsuite.core.progress import progress
+
+    source = resolve_model(run)
+    predictor = load_predictor(source)
+    labels = source.labels or [f"class_{i}" for i in range(2)]
+    overlap = tile_overlap
+    if source.run_dir is not None:
+        trained = load_run_config(source).data
+        overlap = trained.tile_overlap if overlap is None else overlap
+        window = window or trained.window
+    overlap = 0.25 if overlap is None else overlap
+    if not 0 <= threshold <= 1:
+        raise VisionsuiteError(f"--threshold {threshold}: must be between 0 and 1")
+    paths = collect_images(inputs)
+    folder = Path(output) if output else new_run_dir(Path("runs") / "segment", None, "predict")
+    folder.mkdir(parents=True, exist_ok=True)
+    results, used = [], set()
+    for path in progress(paths, total=len(paths), desc="segmenting"):
+        try:
+            images = read_image_slices(path, predictor.channels, window)
+        except UnreadableImage as err:
+            print(f"warning: {err}; skipped", file=sys.stderr)
+            continue
+        predicted, class_count = [], 2
+        for image in images:
+            probs = sliding_window(predictor.predict, image, predictor.image_size, overlap)
+            predicted.append(predict_classes(probs, threshold).astype(np.uint8))
+            class_count = probs.shape[-1]
+        stem = _unique_stem(file_stem(path), used)
+        results.append(_write_segmentation(path, images, predicted, labels, folder, stem,
+                                           overlay, class_count))
+    if not results:
+        raise VisionsuiteError("none of the images could be read")
+    return results
+
+
+def _write_segmentation(path: Path, images: list[np.ndarray], predicted: list[np.ndarray],
+                        labels: list[str], folder: Path, stem: str, overlay: bool,
+                        class_count: int) -> dict:
+    """The mask file(s) of one input, its overlays, and its class areas."""
+    result = {"image": str(path)}
+    numbered = len(images) > 1
+    if is_nifti(path):
+        result["mask"] = str(labels_to_nifti(predicted, path, folder / f"{stem}.nii.gz",
+                                             class_count))
+    else:
+        masks = []
+        for index, classes in enumerate(predicted):
+            mask_path = folder / (f"{stem}_{index:03d}.png" if numbered else f"{stem}.png")
+            _save_png(classes * 255 if class_count == 2 else classes, mask_path)
+            masks.append(str(mask_path))
+        result["mask" if not numbered else "masks"] = masks[0] if not numbered else masks
+    if overlay:
+        overlays = []
+        for index, (image, classes) in enumerate(zip(images, predicted)):
+            name = f"{stem}_overlay_{index:03d}.png" if numbered else f"{stem}_overlay.png"
+            _save_png(overlay_image(image, classes), folder / name)
+            overlays.append(str(folder / name))
+        result["overlay" if not numbered else "overlays"] = overlays if numbered else overlays[0]
+    if numbered:
+        result["slices"] = len(images)
+    result["areas"] = _areas(np.stack(predicted), labels, class_count, voxel_volume_mm3(path))
+    return result
+
+
+def _unique_stem(stem: str, used: set[str]) -> str:
+    candidate, number = stem, 2
+    while candidate in used:
+        candidate, number = f"{stem}_{number}", number + 1
+    used.add(candidate)
+    return candidate
+
+
+def _areas(classes: np.ndarray, labels: list[str], count: int,
+           voxel_mm3: float | None = None) -> dict:
+    pixels = np.bincount(classes.ravel(), minlength=count)
+    total = max(int(classes.size), 1)
+    names = labels if len(labels) == count else [f"class_{i}" for i in range(count)]
+    areas = {name: {"pixels": int(pixels[i]), "fraction": round(float(pixels[i] / total), 5)}
+             for i, name in enumerate(names)}
+    if voxel_mm3:
+        for i, name in enumerate(names):
+            areas[name]["volume_mm3"] = round(float(pixels[i] * voxel_mm3), 3)
+    return areas
+
+
+def _save_png(array: np.ndarray, path: Path) -> None:
+    from PIL import Image
+
+    with atomic_path(path, suffix=".png") as tmp:
+        Image.fromarray(array).save(tmp, format="PNG")
+
+
+def overlay_image(image: np.ndarray, classes: np.ndarray, alpha: float = 0.45) -> np.ndarray:
+    """The image (grey or RGB) with every class but class 0 tinted by its colour."""
+    rgb = np.repeat(image, 3, axis=-1) if image.shape[-1] == 1 else image[..., :3]
+    colors = colorize(classes).astype(np.float32)
+    tint = (classes > 0)[..., None]
+    mixed = np.where(tint, (1 - alpha) * rgb + alpha * colors, rgb)
+    return np.clip(mixed, 0, 255).astype(np.uint8)

@@ -1,0 +1,303 @@
+"""Segmentation data: image/mask pairs by file stem (with optional ROI masks), the mask
+values and their classes, decoding (DICOM/NIfTI slices included), and `data check segment`."""
+
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from visionsuite.core.files import inside
+from visionsuite.core.images import (inspect_image, is_image_file, read_image_slices,
+                                     read_mask_slices)
+from visionsuite.core.medical import file_stem
+from visionsuite.errors import VisionsuiteError
+from visionsuite.tasks.base import DataReport, Split
+
+IGNORE = 255  # target value of pixels left out of the loss and the metrics
+VAL_FOLDER_NAMES = ("val", "valid", "validation")
+
+
+@dataclass
+class Pair:
+    image: Path
+    mask: Path
+    roi: Path | None = None
+
+
+@dataclass
+class PairIndex:
+    root: Path
+    splits: dict[str, list[Pair]]
+    odd_files: list[Path]
+    split_by_fraction: bool
+
+
+def index_pairs(root: str | Path, val_fraction: float = 0.2, seed: int = 0) -> PairIndex:
+    """Pair `images/` and `masks/` (and `roi/`) by file stem in `root/train` and `root/val`,
+    or in `root` itself split by a seeded `val_fraction`. Unpaired files, duplicate stems and
+    empty folders are one-line errors."""
+    root = Path(root)
+    if not root.exists():
+        raise VisionsuiteError(f"{root}: dataset folder not found")
+    if not root.is_dir():
+        raise VisionsuiteError(f"{root}: expected a dataset folder, got a file")
+    odd: list[Path] = []
+    train_dir = root / "train"
+    val_dir = next((root / n for n in VAL_FOLDER_NAMES if (root / n).is_dir()), None)
+    if train_dir.is_dir() and val_dir is not None:
+        splits = {"train": _pair_folder(root, train_dir, odd),
+                  "val": _pair_folder(root, val_dir, odd)}
+        return PairIndex(root, splits, odd, False)
+    pairs = _pair_folder(root, train_dir if train_dir.is_dir() else root, odd)
+    if not 0 < val_fraction < 1:
+        raise VisionsuiteError(f"{root}: no val/ folder, and data.val_fraction={val_fraction} "
+                               "cannot split it (use a value between 0 and 1)")
+    shuffled = pairs[:]
+    random.Random(seed).shuffle(shuffled)
+    count = max(1, round(len(pairs) * val_fraction))
+    if len(pairs) < 2:
+        raise VisionsuiteError(f"{root}: one image cannot be split into train and val")
+    val = sorted(shuffled[:count], key=lambda p: p.image.name)
+    train = sorted(shuffled[count:], key=lambda p: p.image.name)
+    return PairIndex(root, {"train": train, "val": val}, odd, True)
+
+
+def _pair_folder(root: Path, folder: Path, odd: list[Path]) -> list[Pair]:
+    images_dir, masks_dir, roi_dir = folder / "images", folder / "masks", folder / "roi"
+    for needed in (images_dir, masks_dir):
+        if not needed.is_dir():
+            raise VisionsuiteError(f"{folder}: expected images/ and masks/ folders "
+                                   f"({needed.name}/ is missing)")
+    images = _by_stem(root, images_dir, odd)
+    masks = _by_stem(root, masks_dir, odd)
+    if not images:
+        raise VisionsuiteError(f"{images_dir}: no images in the folder")
+    lonely_images = sorted(set(images) - set(masks))
+    lonely_masks = sorted(set(masks) - set(images))
+    if lonely_images or lonely_masks:
+        parts = []
+        if lonely_images:
+            parts.append(f"{len(lonely_images)} image(s) without a mask ({_some(lonely_images)})")
+        if lonely_masks:
+            parts.append(f"{len(lonely_masks)} mask(s) without an image ({_some(lonely_masks)})")
+        raise VisionsuiteError(f"{folder}: unpaired files: {'; '.join(parts)}")
+    rois = _by_stem(root, roi_dir, odd) if roi_dir.is_dir() else None
+    if rois is not None:
+        missing = sorted(set(images) - set(rois))
+        if missing:
+            raise VisionsuiteError(f"{roi_dir}: no region-of-interest mask for "
+                                   f"{len(missing)} image(s) ({_some(missing)})")
+    return [Pair(images[stem], masks[stem], rois[stem] if rois else None)
+            for stem in sorted(images, key=_natural)]
+
+
+def _by_stem(root: Path, folder: Path, odd: list[Path]) -> dict[str, Path]:
+    found: dict[str, Path] = {}
+    for path in sorted(folder.iterdir()):
+        if not path.is_file() or path.name.startswith("."):
+            continue
+        inside(root, path.relative_to(root))  # a link out of the dataset is refused
+        if not is_image_file(path):
+            odd.append(path)
+            continue
+        stem = file_stem(path)
+        if stem in found:
+            raise VisionsuiteError(f"{folder}: two files with the stem '{stem}' "
+                                   f"({found[stem].name}, {path.name}); pairing is by stem")
+        found[stem] = path
+    return found
+
+
+def _natural(stem: str):
+    """Sort key: '2' before '10'."""
+    return [int(part) if part.isdigit() else part
+            for part in re.split(r"(\d+)", stem)]
+
+
+def _some(stems: list[str], count: int = 3) -> str:
+    return ", ".join(stems[:count]) + (", ..." if len(stems) > count else "")
+
+
+@dataclass
+class ClassMap:
+    names: list[str]
+    lookup: np.ndarray  # 256 entries: raw mask value -> class index, IGNORE, or -1 (invalid)
+    binary_255: bool  # masks are 0/255
+
+
+def class_map(values: set[int], names: list[str] | None) -> ClassMap:
+    """How raw mask values become class indices. With `names` (K classes): values 0..K-1, and
+    255 as the foreground of a 2-class 0/255 mask. Without: 0/255 and 0/1 masks are binary
+    (background, foreground); otherwise values 0..max are classes and 255 is 'ignore'."""
+    lookup = np.full(256, -1, np.int16)
+    binary_255 = values <= {0, 255} and 255 in values
+    if names:
+        count = len(names)
+        if count < 2:
+            raise VisionsuiteError("data.classes needs at least 2 names (background first)")
+        lookup[:min(count, 256)] = np.arange(min(count, 256))
+        if count == 2 and values <= {0, 255}:
+            lookup[255] = 1
+        elif count < 255:
+            lookup[255] = IGNORE
+        return ClassMap(list(names), lookup, count == 2 and binary_255)
+    if values <= {0, 1} or binary_255:
+        lookup[0], lookup[1 if not binary_255 else 255] = 0, 1
+        return ClassMap(["background", "foreground"], lookup, binary_255)
+    classes = sorted(values - {IGNORE})
+    top = max(classes, default=0)
+    count = max(top + 1, 2)
+    lookup[:count] = np.arange(count)
+    lookup[IGNORE] = IGNORE
+    return ClassMap([f"class_{i}" for i in range(count)], lookup, False)
+
+
+def apply_class_map(mask: np.ndarray, mapping: ClassMap, path: Path) -> np.ndarray:
+    mapped = mapping.lookup[mask]
+    if (mapped < 0).any():
+        bad = sorted(int(v) for v in np.unique(mask[mapped < 0]))
+        raise VisionsuiteError(
+            f"{path}: mask values {bad[:8]} are outside the {len(mapping.names)} classes "
+            f"({', '.join(mapping.names)}); set data.classes to name every class")
+    return mapped.astype(np.uint8)
+
+
+@dataclass
+class DecodedPair:
+    image: np.ndarray
+    mask: np.ndarray  # raw values
+    roi: np.ndarray | None
+    slice: int | None = None  # the slice of a volume (DICOM frames, NIfTI), None for 2-D files
+
+
+def _slice_name(path: Path, index: int | None) -> Path:
+    """How messages and plots name slice `index` of `path`: 'ct.nii.gz[12]'."""
+    return path if index is None else path.with_name(f"{path.name}[{index}]")
+
+
+def _decode_pair(pair: Pair, channels: int, window: list[float] | None) -> list[DecodedPair]:
+    images = read_image_slices(pair.image, channels, window)
+    masks = read_mask_slices(pair.mask)
+    rois = read_mask_slices(pair.roi) if pair.roi is not None else [None] * len(images)
+    for path, found in ((pair.mask, masks), (pair.roi, rois)):
+        if len(found) != len(images):
+            raise VisionsuiteError(f"{path}: {len(found)} slice(s) but its image "
+                                   f"{pair.image.name} has {len(images)}")
+    decoded = []
+    for index, (image, mask, roi) in enumerate(zip(images, masks, rois)):
+        number = index if len(images) > 1 else None
+        for path, other, what in ((pair.mask, mask, "mask"),
+                                  (pair.roi, roi, "region-of-interest mask")):
+            if other is not None and other.shape != image.shape[:2]:
+                raise VisionsuiteError(
+                    f"{_slice_name(path, number)}: {what} is {other.shape[1]}x{other.shape[0]} "
+                    f"but its image {pair.image.name} is {image.shape[1]}x{image.shape[0]}")
+        decoded.append(DecodedPair(image, mask, None if roi is None else roi > 0, number))
+    return decoded
+
+
+def decode_pairs(pairs: list[Pair], channels: int, workers: int = 0, desc: str = "decoding",
+                 window: list[float] | None = None):
+    """Decode image/mask pairs in parallel, volumes into one pair per slice; a pair whose image
+    or mask cannot be decoded is warned about, skipped and counted; a size mismatch stops
+    everything (the data is wrong). Returns the decoded slices, the Pair of each, the skips."""
+    from visionsuite.core.data import load_in_parallel
+
+    results, skipped = load_in_parallel(lambda pair: _decode_pair(pair, channels, window),
+                                        pairs, workers, desc, warn="pair skipped")
+    decoded, kept = [], []
+    for slices, pair in zip(results, pairs):
+        for item in slices or []:
+            decoded.append(item)
+            kept.append(pair)
+    return decoded, kept, skipped
+
+
+def to_split(decoded: list[DecodedPair], pairs: list[Pair], skipped: list[str],
+              mapping: ClassMap) -> Split:
+    masks = []
+    for item, pair in zip(decoded, pairs):
+        mask = apply_class_map(item.mask, mapping, _slice_name(pair.mask, item.slice))
+        if item.roi is not None:
+            mask = np.where(item.roi, mask, IGNORE).astype(np.uint8)
+        masks.append(mask)
+    names = [_slice_name(pair.image, item.slice) for item, pair in zip(decoded, pairs)]
+    return Split([item.image for item in decoded], masks, names, skipped)
+
+
+def pad_stack(arrays: list[np.ndarray], fill: int | None) -> np.ndarray:
+    """Stack arrays of different heights and widths, padded at the bottom and right to the
+    largest: images by reflection (fill None), masks with `fill` (IGNORE)."""
+    height = max(a.shape[0] for a in arrays)
+    width = max(a.shape[1] for a in arrays)
+    out = []
+    for array in arrays:
+        pad = [(0, height - array.shape[0]), (0, width - array.shape[1])]
+        pad += [(0, 0)] * (array.ndim - 2)
+        if fill is None:
+            out.append(np.pad(array, pad, mode="symmetric"))
+        else:
+            out.append(np.pad(array, pad, constant_values=fill))
+    return np.stack(out)
+
+
+# --------------------------------------------------------------------------- data check
+
+
+def check_segmentation_folders(path: str) -> DataReport:
+    from collections import Counter
+
+    from visionsuite.core.report import table
+
+    try:
+        index = index_pairs(path)
+    except VisionsuiteError as err:
+        return DataReport(f"dataset: {path}", False, str(err).removeprefix(f"{path}: "))
+    rows, sizes, modes, unreadable, values = [], Counter(), Counter(), [], set()
+    problem = ""
+    decoded_all = {}
+    for split, pairs in index.splits.items():
+        try:
+            decoded, kept, skipped = decode_pairs(pairs, 3, desc=f"checking {split}")
+        except VisionsuiteError as err:
+            return DataReport(f"dataset: {index.root}", False, str(err))
+        unreadable += skipped
+        decoded_all[split] = (decoded, kept)
+        for item in decoded:
+            sizes[f"{item.image.shape[1]}x{item.image.shape[0]}"] += 1
+            values |= set(np.unique(item.mask).tolist())
+        files = {id(pair): pair for pair in kept}.values()  # a volume's slices share a pair
+        for pair in files:  # decoded above: the header is enough for the mode
+            modes[inspect_image(pair.image, decode=False)[1]] += 1
+        rows.append({"split": split, "files": len(files), "pairs": len(kept),
+                     "skipped": len(skipped),
+                     "roi": "yes" if any(p.roi for p in pairs) else "no"})
+    try:
+        mapping = class_map(values, None)
+        counts = np.zeros(len(mapping.names), np.int64)
+        for decoded, kept in decoded_all.values():
+            for mask in to_split(decoded, kept, [], mapping).targets:
+                counts += np.bincount(mask[mask != IGNORE], minlength=len(mapping.names))
+    except VisionsuiteError as err:
+        mapping, problem = None, str(err)
+    split_note = " (val split by val_fraction 0.2, seed 0)" if index.split_by_fraction else ""
+    lines = [f"dataset: {index.root}{split_note}", table(rows), "",
+             "sizes: " + ", ".join(f"{s} ({n})" for s, n in sizes.most_common(5)),
+             "modes: " + ", ".join(f"{m} ({n})" for m, n in modes.most_common()),
+             "mask values: " + ", ".join(str(v) for v in sorted(values)[:20])]
+    if mapping is not None:
+        total = max(int(counts.sum()), 1)
+        lines.append("classes: " + ", ".join(
+            f"{i} {name} ({100 * counts[i] / total:.1f}% of pixels)"
+            for i, name in enumerate(mapping.names)))
+    lines.append(f"unreadable pairs: {len(unreadable)}")
+    lines += [f"  {message}" for message in unreadable]
+    lines.append(f"files that are not images (ignored): {len(index.odd_files)}")
+    lines += [f"  {p}" for p in index.odd_files[:20]]
+    if not problem and not decoded_all.get("train", ([], []))[0]:
+        problem = "no readable image/mask pairs in train"
+    return DataReport("\n".join(lines), not problem, problem)

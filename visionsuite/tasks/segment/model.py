@@ -1,0 +1,186 @@
+"""The U-Net (plain, or on an encoder of the backbone zoo), its loss and its training metric."""
+
+from __future__ import annotations
+
+from visionsuite.config import Config
+from visionsuite.errors import VisionsuiteError
+from visionsuite.tasks.segment.data import IGNORE
+
+LOSS_TERMS = ("ce", "dice", "focal")
+
+
+def keras_parts():
+    """The loss and the metric as Keras classes, defined on first use (Keras loads lazily)."""
+    import keras
+    from keras import ops
+
+    @keras.saving.register_keras_serializable("visionsuite")
+    class SegmentationLoss(keras.losses.Loss):
+        """Sum of cross-entropy, Dice and focal terms over pixels whose target is not IGNORE.
+        y_true: (B, H, W) class indices; y_pred: (B, H, W, K) probabilities."""
+
+        def __init__(self, terms=("ce",), classes=2, class_weights=None, gamma=2.0,
+                     name="segmentation_loss", **kwargs):
+            super().__init__(name=name, **kwargs)
+            self.terms, self.classes = tuple(terms), int(classes)
+            self.class_weights = list(class_weights) if class_weights else None
+            self.gamma = float(gamma)
+
+        def call(self, y_true, y_pred):
+            y_true = ops.cast(y_true, "int32")
+            valid = ops.cast(ops.not_equal(y_true, IGNORE), "float32")
+            onehot = ops.one_hot(ops.where(y_true == IGNORE, 0, y_true), self.classes)
+            onehot = onehot * valid[..., None]
+            probs = ops.clip(ops.cast(y_pred, "float32"), 1e-7, 1.0 - 1e-7)
+            count = ops.maximum(ops.sum(valid), 1.0)
+            weights = ops.convert_to_tensor(self.class_weights or [1.0] * self.classes,
+                                            "float32")
+            pixel_weight = ops.sum(onehot * weights, axis=-1)  # 0 where ignored
+            true_prob = ops.sum(onehot * probs, axis=-1) + (1.0 - valid)
+            total = 0.0
+            if "ce" in self.terms:
+                total += ops.sum(-ops.log(true_prob) * pixel_weight) / count
+            if "focal" in self.terms:
+                focal = -((1.0 - true_prob) ** self.gamma) * ops.log(true_prob)
+                total += ops.sum(focal * pixel_weight) / count
+            if "dice" in self.terms:
+                masked = probs * valid[..., None]
+                intersection = ops.sum(onehot * masked, axis=(0, 1, 2))
+                sizes = ops.sum(onehot, axis=(0, 1, 2)) + ops.sum(masked, axis=(0, 1, 2))
+                total += 1.0 - ops.mean((2.0 * intersection + 1.0) / (sizes + 1.0))
+            return total
+
+        def get_config(self):
+            return {**super().get_config(), "terms": list(self.terms), "classes": self.classes,
+                    "class_weights": self.class_weights, "gamma": self.gamma}
+
+    @keras.saving.register_keras_serializable("visionsuite")
+    class SegmentationScore(keras.metrics.Metric):
+        """Mean Dice or pixel accuracy over a whole epoch, from a running confusion matrix
+        (not a mean of per-batch scores), pixels whose target is IGNORE left out."""
+
+        def __init__(self, classes=2, score="dice", name="dice", **kwargs):
+            super().__init__(name=name, **kwargs)
+            self.classes, self.score = int(classes), score
+            self.confusion = self.add_variable((self.classes, self.classes), "zeros",
+                                               name="confusion")
+
+        def update_state(self, y_true, y_pred, sample_weight=None):
+            y_true = ops.reshape(ops.cast(y_true, "int32"), (-1,))
+            valid = ops.cast(ops.not_equal(y_true, IGNORE), "float32")
+            truth = ops.one_hot(ops.where(y_true == IGNORE, 0, y_true), self.classes)
+            truth = truth * valid[:, None]
+            predicted = ops.one_hot(ops.argmax(ops.reshape(y_pred, (-1, self.classes)), -1),
+                                    self.classes)
+            self.confusion.assign_add(ops.matmul(ops.transpose(truth), predicted))
+
+        def result(self):
+            diagonal = ops.diagonal(self.confusion)
+            if self.score == "pixel_accuracy":
+                return ops.sum(diagonal) / ops.maximum(ops.sum(self.confusion), 1.0)
+            sizes = ops.sum(self.confusion, 0) + ops.sum(self.confusion, 1)
+            present = ops.cast(sizes > 0, "float32")
+            dice = 2.0 * diagonal / ops.maximum(sizes, 1.0)
+            return ops.sum(dice * present) / ops.maximum(ops.sum(present), 1.0)
+
+        def reset_state(self):
+            self.confusion.assign(ops.zeros_like(self.confusion))
+
+        def get_config(self):
+            return {**super().get_config(), "classes": self.classes, "score": self.score}
+
+    return SegmentationLoss, SegmentationScore
+
+
+def parse_loss(text: str) -> tuple[str, ...]:
+    terms = tuple(part.strip() for part in text.lower().split("+") if part.strip())
+    unknown = [t for t in terms if t not in LOSS_TERMS]
+    if not terms or unknown:
+        raise VisionsuiteError(f"train.loss '{text}': use {', '.join(LOSS_TERMS)} "
+                               "or a sum such as ce+dice")
+    return terms
+
+
+def build_unet(config: Config, classes: int):
+    """A U-Net: `levels` down-sampling steps of two 3x3 conv blocks, filters doubling at each,
+    skip connections into a mirrored decoder, softmax over the classes. With model.backbone
+    other than 'unet', the encoder is that backbone from the zoo and its feature maps at
+    strides 2..16 are the skips."""
+    import keras
+    from keras import layers
+
+    size, channels = config.data.image_size, config.data.channels
+    levels, filters = config.model.levels, config.model.filters
+    if config.model.norm not in ("batch", "group", "none"):
+        raise VisionsuiteError(f"model.norm must be batch, group or none, got "
+                               f"'{config.model.norm}'")
+    if config.model.upsample not in ("transpose", "bilinear"):
+        raise VisionsuiteError(f"model.upsample must be transpose or bilinear, got "
+                               f"'{config.model.upsample}'")
+    inputs = keras.Input((size, size, channels), name="image")
+    # Raw 0..255 pixels in, as for classification: TFLite's uint8 input is the image's bytes.
+    x = layers.Rescaling(1 / 127.5, offset=-1.0, name="scale")(inputs)
+    if config.model.backbone in ("unet", "", None):
+        if size % (2 ** levels):
+            raise VisionsuiteError(f"data.image_size {size} must be a multiple of "
+                                   f"2**model.levels = {2 ** levels}")
+        skips = []
+        for level in range(levels):
+            x = _conv_block(x, filters * 2 ** level, config.model.norm, f"down{level}")
+            skips.append(x)
+            x = layers.MaxPooling2D(name=f"pool{level}")(x)
+        x = _conv_block(x, filters * 2 ** levels, config.model.norm, "bottom")
+    else:
+        skips, x = _backbone_encoder(config, x, filters)
+    if config.model.dropout > 0:
+        x = layers.Dropout(config.model.dropout, name="bottom_dropout")(x)
+    for level in reversed(range(len(skips))):
+        width = max(filters * 2 ** level, 8)
+        if config.model.upsample == "transpose":
+            x = layers.Conv2DTranspose(width, 2, strides=2, name=f"up{level}")(x)
+        else:
+            x = layers.UpSampling2D(interpolation="bilinear", name=f"up{level}")(x)
+            x = layers.Conv2D(width, 1, name=f"up{level}_proj")(x)
+        x = layers.Concatenate(name=f"skip{level}")([x, skips[level]])
+        x = _conv_block(x, width, config.model.norm, f"dec{level}")
+    outputs = layers.Conv2D(classes, 1, activation="softmax", dtype="float32",
+                            name="probabilities")(x)
+    return keras.Model(inputs, outputs, name="unet")
+
+
+def _conv_block(x, filters: int, norm: str, name: str):
+    from keras import layers
+
+    for index in (1, 2):
+        x = layers.Conv2D(filters, 3, padding="same", use_bias=norm == "none",
+                          name=f"{name}_conv{index}")(x)
+        if norm == "batch":
+            x = layers.BatchNormalization(name=f"{name}_bn{index}")(x)
+        elif norm == "group":
+            x = layers.GroupNormalization(min(8, filters), name=f"{name}_gn{index}")(x)
+        x = layers.ReLU(name=f"{name}_relu{index}")(x)
+    return x
+
+
+def _backbone_encoder(config: Config, x, filters: int):
+    """Skips at strides 1 (a conv block on the input), 2, 4, 8, 16 and the bottom at 32,
+    taken as the last feature map of each resolution inside the backbone."""
+    from visionsuite.core.backbones import feature_maps
+
+    size = config.data.image_size
+    if size % 32:
+        raise VisionsuiteError(f"data.image_size {size} must be a multiple of 32 with a "
+                               f"backbone encoder ({config.model.backbone})")
+    stem = _conv_block(x, filters, config.model.norm, "down0")
+    features, by_size = feature_maps(config.model.backbone, x, config.model.width,
+                                     config.model.depth)
+    if len(features.shape) != 4 or features.shape[1] != size // 32:
+        raise VisionsuiteError(f"model.backbone {config.model.backbone} has no stride-32 "
+                               "feature map to build a U-Net on")
+    skips = [stem]
+    for stride in (2, 4, 8, 16):
+        if size // stride not in by_size:
+            raise VisionsuiteError(f"model.backbone {config.model.backbone}: no feature map "
+                                   f"at stride {stride}")
+        skips.append(by_size[size // stride])
+    return skips, features

@@ -1,0 +1,74 @@
+"""Whole images of any size through a fixed-size model: overlapping tiles blended with a smooth
+window, and the non-overlapping val tiles Keras validates on during training."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from visionsuite.tasks.base import Split
+from visionsuite.tasks.segment.data import IGNORE
+
+
+def tile_starts(length: int, tile: int, stride: int) -> list[int]:
+    """Tile offsets covering 0..length, the last one flush with the end."""
+    if length <= tile:
+        return [0]
+    starts = list(range(0, length - tile, stride))
+    return starts + [length - tile]
+
+
+def blend_window(tile: int) -> np.ndarray:
+    """A (tile, tile) weight that falls smoothly towards the tile borders, where a U-Net sees
+    the least context; never 0, so that a pixel covered by one tile only keeps its value."""
+    ramp = np.sin(np.pi * (np.arange(tile) + 0.5) / tile) ** 2
+    ramp = np.maximum(ramp, 1e-3)
+    return np.outer(ramp, ramp).astype(np.float32)
+
+
+def sliding_window(predict_tiles, image: np.ndarray, tile: int, overlap: float,
+                   batch: int = 16) -> np.ndarray:
+    """Class probabilities (H, W, K) of a whole image of any size from a model that takes
+    (N, tile, tile, C) uint8 tiles: overlapping tiles, blended with `blend_window`. Images
+    smaller than a tile are reflected up to its size, and the result cropped back."""
+    height, width = image.shape[:2]
+    padded = image
+    if height < tile or width < tile:
+        pad = [(0, max(0, tile - height)), (0, max(0, tile - width)), (0, 0)]
+        padded = np.pad(image, pad, mode="symmetric")
+    full_h, full_w = padded.shape[:2]
+    stride = max(1, int(round(tile * (1.0 - overlap))))
+    corners = [(y, x) for y in tile_starts(full_h, tile, stride)
+               for x in tile_starts(full_w, tile, stride)]
+    window = blend_window(tile)[..., None]
+    total = None
+    weight = np.zeros((full_h, full_w, 1), np.float32)
+    for start in range(0, len(corners), batch):
+        chunk = corners[start:start + batch]
+        tiles = np.stack([padded[y:y + tile, x:x + tile] for y, x in chunk])
+        outputs = np.asarray(predict_tiles(tiles), np.float32)
+        if total is None:
+            total = np.zeros((full_h, full_w, outputs.shape[-1]), np.float32)
+        for (y, x), output in zip(chunk, outputs):
+            total[y:y + tile, x:x + tile] += output * window
+            weight[y:y + tile, x:x + tile] += window
+    return (total / weight)[:height, :width]
+
+
+def val_tiles(split: Split, tile: int) -> tuple[np.ndarray, np.ndarray]:
+    """Non-overlapping tiles covering every val image (reflected at the borders, with IGNORE
+    masks there), for the quick val metrics Keras reports each epoch."""
+    images, masks = [], []
+    for image, mask in zip(split.images, split.targets):
+        height, width = mask.shape
+        full_h, full_w = math.ceil(height / tile) * tile, math.ceil(width / tile) * tile
+        padded = np.pad(image, [(0, full_h - height), (0, full_w - width), (0, 0)],
+                        mode="symmetric")
+        padded_mask = np.pad(mask, [(0, full_h - height), (0, full_w - width)],
+                             constant_values=IGNORE)
+        for y in range(0, full_h, tile):
+            for x in range(0, full_w, tile):
+                images.append(padded[y:y + tile, x:x + tile])
+                masks.append(padded_mask[y:y + tile, x:x + tile])
+    return np.stack(images), np.stack(masks)
