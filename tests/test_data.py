@@ -121,3 +121,27 @@ def test_masks_follow_the_images_through_geometric_augmentation():
     agreement = np.mean(np.round(warped_images.numpy()[..., 0] / 100.0) == warped_masks.numpy())
     assert agreement > 0.97
     assert not np.array_equal(warped_masks.numpy(), masks)
+
+
+def test_exclusive_lock_makes_a_second_writer_wait(tmp_path: Path):
+    import threading
+    import time
+
+    from visionsuite.core.files import exclusive_lock
+
+    target, order, holding = tmp_path / "gallery.json", [], threading.Event()
+
+    def first():
+        with exclusive_lock(target):
+            order.append("first in")
+            holding.set()
+            time.sleep(0.3)
+            order.append("first out")
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    holding.wait()
+    with exclusive_lock(target):
+        order.append("second in")
+    thread.join()
+    assert order == ["first in", "first out", "second in"]

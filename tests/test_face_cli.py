@@ -116,6 +116,27 @@ def test_enroll_then_identify_and_enroll_again_updates(face_run, faces_data, tmp
     assert len(json.loads(gallery.read_text())["people"]) == 4
 
 
+def test_an_enrollment_keeps_people_enrolled_meanwhile_by_another(face_run, faces_data, tmp_path,
+                                                                 monkeypatch):
+    from visionsuite.tasks.face import commands
+
+    gallery = tmp_path / "gallery.json"
+    commands.enroll(face_run, gallery, [person(faces_data, "val", 0)])
+    embed_files = commands.Embedder.embed_files
+
+    def embed_while_another_enrolls(self, paths, desc="embedding"):
+        # Another process finishes its enrollment while this one embeds its faces.
+        monkeypatch.setattr(commands.Embedder, "embed_files", embed_files)
+        commands.enroll(face_run, gallery, [person(faces_data, "val", 1)])
+        return embed_files(self, paths, desc)
+
+    monkeypatch.setattr(commands.Embedder, "embed_files", embed_while_another_enrolls)
+    changes = commands.enroll(face_run, gallery, [person(faces_data, "val", 2)])
+    assert [c["action"] for c in changes] == ["added"]
+    assert sorted(json.loads(gallery.read_text())["people"]) == [
+        person(faces_data, "val", i).name for i in range(3)]
+
+
 def test_bad_galleries_are_one_line_errors_and_left_unchanged(face_run, faces_data, tmp_path):
     probe = sorted(person(faces_data, "val", 0).glob("*.png"))[0]
     corrupt = tmp_path / "corrupt.json"

@@ -13,7 +13,8 @@ highest cosine similarity to any of them. "probe" identifies the model that made
 embeddings of different models are not comparable, and the same model's .keras and .tflite
 files embed a fixed synthetic image alike (cosine >= SAME_MODEL) while two trained models do
 not. Enrolling a person again replaces that person's entry; the file is rewritten whole through
-a temporary file and a rename, so it is never left half-written.
+a temporary file and a rename, so it is never left half-written, and under a lock on
+GALLERY.lock beside it (POSIX), so that enrollments running at the same time all land.
 """
 
 from __future__ import annotations
@@ -138,14 +139,16 @@ def _no_face_message(skipped: list[str]) -> str:
 
 
 def enroll(run, gallery: str | Path, folders, detect: bool | None = None) -> list[dict]:
-    """Add (or replace) one person per folder, named after the folder, in the gallery file."""
-    from visionsuite.core.files import write_json
+    """Add (or replace) one person per folder, named after the folder, in the gallery file.
+    The faces are embedded first; the gallery is then re-read, updated and rewritten under a
+    lock, so that enrollments running at the same time all land."""
+    from visionsuite.core.files import exclusive_lock, write_json
     from visionsuite.core.images import collect_images
 
     embedder = load_embedder(run, detect)
     gallery = Path(gallery)
-    data = read_gallery(gallery, embedder, missing_ok=True)
-    changes = []
+    read_gallery(gallery, embedder, missing_ok=True)  # a wrong gallery fails before embedding
+    people, changes = {}, []
     for folder in folders:
         folder = Path(folder)
         if not folder.is_dir():
@@ -154,14 +157,17 @@ def enroll(run, gallery: str | Path, folders, detect: bool | None = None) -> lis
         embeddings, kept, skipped = embedder.embed_files(paths, desc=f"enrolling {folder.name}")
         if not kept:
             raise VisionsuiteError(f"{folder}: no usable face ({_no_face_message(skipped)})")
-        before = data["people"].get(folder.name)
-        data["people"][folder.name] = {
+        people[folder.name] = {
             "embeddings": [[round(float(v), 6) for v in e] for e in embeddings],
             "images": [str(paths[i]) for i in kept],
             "enrolled": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-        changes.append({"person": folder.name, "images": len(kept), "skipped": skipped,
-                        "action": "updated" if before else "added"})
-    write_json(gallery, data)
+        changes.append({"person": folder.name, "images": len(kept), "skipped": skipped})
+    with exclusive_lock(gallery):
+        data = read_gallery(gallery, embedder, missing_ok=True)
+        for change in changes:
+            change["action"] = "updated" if change["person"] in data["people"] else "added"
+        data["people"].update(people)
+        write_json(gallery, data)
     return changes
 
 
