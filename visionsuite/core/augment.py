@@ -8,6 +8,10 @@ and separate ops. On 2 cores every millisecond of augmentation is taken from the
 
 Segmentation masks go through the same transform, sampled nearest-neighbour so that class
 indices stay class indices; colour changes and erasing touch only the images.
+
+Every random number comes from a stateless generator and the batch's seed, which tf.data hands
+out in a fixed order: a batch is augmented alike whichever thread runs it, so that a run can be
+repeated exactly.
 """
 
 from __future__ import annotations
@@ -19,7 +23,8 @@ from visionsuite.config import AugmentConfig
 
 def make_augment(config: AugmentConfig, crop_size: int | None = None):
     """A function from a float32 batch (B, H, W, C) in 0..255, and optionally integer masks
-    (B, H, W), to the augmented batch (and masks, when given).
+    (B, H, W), to the augmented batch (and masks, when given). Its `seed`, two integers, decides
+    every random choice; without one, a random seed is drawn.
 
     With `crop_size`, each image yields one random crop_size x crop_size crop (segmentation
     trains on crops of larger images)."""
@@ -29,7 +34,10 @@ def make_augment(config: AugmentConfig, crop_size: int | None = None):
                      or config.translate or config.zoom or crop_size)
 
     @tf.function(jit_compile=True)
-    def augment(images, masks=None):
+    def augment(images, masks=None, seed=None):
+        if seed is None:
+            seed = tf.random.uniform([2], maxval=2**31 - 1, dtype=tf.int32)
+        draw = _Draws(seed)
         batch = tf.shape(images)[0]
         # Per-image sizes, (B,): every image of a batch has the batch's size here.
         heights = tf.fill([batch], tf.cast(tf.shape(images)[1], tf.float32))
@@ -37,28 +45,36 @@ def make_augment(config: AugmentConfig, crop_size: int | None = None):
         out_h, out_w = (crop_size, crop_size) if crop_size else (tf.shape(images)[1],
                                                                  tf.shape(images)[2])
         if geometric:
-            transforms = _random_affine(batch, heights, widths, out_h, out_w, config,
+            transforms = _random_affine(draw, batch, heights, widths, out_h, out_w, config,
                                         random_center=bool(crop_size))
             coords = _source_coordinates(transforms, heights, widths, out_h, out_w)
             images = _bilinear(images, *coords)
             if masks is not None:
                 masks = _nearest(masks, *coords)
         if config.brightness or config.contrast:
-            images = _color(images, batch, config)
+            images = _color(draw, images, batch, config)
         if config.erase > 0:
-            images = _erase(images, batch, config.erase)
+            images = _erase(draw, images, batch, config.erase)
         return images if masks is None else (images, masks)
 
     return augment
 
 
-def _uniform(batch, low, high):
-    import tensorflow as tf
+class _Draws:
+    """Uniform draws of one batch, each from its own fold of the batch's seed."""
 
-    return tf.random.uniform([batch], low, high)
+    def __init__(self, seed):
+        self.seed, self.count = seed, 0
+
+    def __call__(self, batch, low, high):
+        import tensorflow as tf
+
+        self.count += 1  # counted while tracing: the n-th draw always gets the n-th fold
+        seed = tf.random.experimental.stateless_fold_in(self.seed, self.count)
+        return tf.random.stateless_uniform([batch], seed, low, high)
 
 
-def _random_affine(batch, heights, widths, out_h, out_w, config: AugmentConfig,
+def _random_affine(draw, batch, heights, widths, out_h, out_w, config: AugmentConfig,
                    random_center: bool):
     """(B, 6) rows [a0 a1 a2 b0 b1 b2]: output pixel (x, y) samples input pixel
     (a0 x + a1 y + a2, b0 x + b1 y + b2). The output's centre lands on the image's centre, or
@@ -70,22 +86,22 @@ def _random_affine(batch, heights, widths, out_h, out_w, config: AugmentConfig,
     import tensorflow as tf
 
     out_h, out_w = tf.cast(out_h, tf.float32), tf.cast(out_w, tf.float32)
-    angle = _uniform(batch, -1.0, 1.0) * (config.rotate * math.pi / 180.0)
-    scale = 1.0 + _uniform(batch, -config.zoom, config.zoom)
-    flip_x = tf.where(_uniform(batch, 0.0, 1.0) < config.flip, -1.0, 1.0)
-    flip_y = tf.where(_uniform(batch, 0.0, 1.0) < config.vflip, -1.0, 1.0)
+    angle = draw(batch, -1.0, 1.0) * (config.rotate * math.pi / 180.0)
+    scale = 1.0 + draw(batch, -config.zoom, config.zoom)
+    flip_x = tf.where(draw(batch, 0.0, 1.0) < config.flip, -1.0, 1.0)
+    flip_y = tf.where(draw(batch, 0.0, 1.0) < config.vflip, -1.0, 1.0)
     if random_center:
         span_x, span_y = tf.maximum(widths - out_w, 0.0), tf.maximum(heights - out_h, 0.0)
-        center_x = (widths - 1.0) / 2.0 + (_uniform(batch, 0.0, 1.0) - 0.5) * span_x
-        center_y = (heights - 1.0) / 2.0 + (_uniform(batch, 0.0, 1.0) - 0.5) * span_y
+        center_x = (widths - 1.0) / 2.0 + (draw(batch, 0.0, 1.0) - 0.5) * span_x
+        center_y = (heights - 1.0) / 2.0 + (draw(batch, 0.0, 1.0) - 0.5) * span_y
     else:
         center_x, center_y = (widths - 1.0) / 2.0, (heights - 1.0) / 2.0
-    center_x += _uniform(batch, -config.translate, config.translate) * out_w
-    center_y += _uniform(batch, -config.translate, config.translate) * out_h
+    center_x += draw(batch, -config.translate, config.translate) * out_w
+    center_y += draw(batch, -config.translate, config.translate) * out_h
     # Input = M (p - c_out) + center, M = R(-angle) diag(flip_x, flip_y) / scale.
     cos, sin = tf.cos(angle) / scale, tf.sin(angle) / scale
     # A quarter turn: (cos, sin) of angle + 90 degrees, exactly (tf.cos(pi / 2) is not 0).
-    quarter = _uniform(batch, 0.0, 1.0) < config.rotate90
+    quarter = draw(batch, 0.0, 1.0) < config.rotate90
     cos, sin = tf.where(quarter, -sin, cos), tf.where(quarter, cos, sin)
     m00, m01, m10, m11 = flip_x * cos, flip_y * sin, -flip_x * sin, flip_y * cos
     ox, oy = (out_w - 1.0) / 2.0, (out_h - 1.0) / 2.0
@@ -150,37 +166,37 @@ def _nearest(masks, source_y, source_x):
     return _gather(masks, ys, xs)
 
 
-def _color(images, batch, config: AugmentConfig):
+def _color(draw, images, batch, config: AugmentConfig):
     import tensorflow as tf
 
     if config.contrast > 0:
-        factor = 1.0 + _uniform(batch, -config.contrast, config.contrast)
+        factor = 1.0 + draw(batch, -config.contrast, config.contrast)
         mean = tf.reduce_mean(images, axis=[1, 2, 3], keepdims=True)
         images = (images - mean) * factor[:, None, None, None] + mean
     if config.brightness > 0:
-        delta = _uniform(batch, -config.brightness, config.brightness) * 255.0
+        delta = draw(batch, -config.brightness, config.brightness) * 255.0
         images = images + delta[:, None, None, None]
     return tf.clip_by_value(images, 0.0, 255.0)
 
 
-def _erase(images, batch, probability: float):
+def _erase(draw, images, batch, probability: float):
     """Cutout: a random rectangle of 2-25% of the image set to mid-grey, with `probability`."""
     import tensorflow as tf
 
     height = tf.cast(tf.shape(images)[1], tf.float32)
     width = tf.cast(tf.shape(images)[2], tf.float32)
-    area = _uniform(batch, 0.02, 0.25) * height * width
-    aspect = tf.exp(_uniform(batch, math.log(0.3), math.log(3.3)))
+    area = draw(batch, 0.02, 0.25) * height * width
+    aspect = tf.exp(draw(batch, math.log(0.3), math.log(3.3)))
     eh = tf.minimum(tf.sqrt(area * aspect), height)
     ew = tf.minimum(tf.sqrt(area / aspect), width)
-    y0 = _uniform(batch, 0.0, 1.0) * (height - eh)
-    x0 = _uniform(batch, 0.0, 1.0) * (width - ew)
+    y0 = draw(batch, 0.0, 1.0) * (height - eh)
+    x0 = draw(batch, 0.0, 1.0) * (width - ew)
     ys = tf.range(height)[None, :, None]
     xs = tf.range(width)[None, None, :]
     inside = (
         (ys >= y0[:, None, None]) & (ys < (y0 + eh)[:, None, None])
         & (xs >= x0[:, None, None]) & (xs < (x0 + ew)[:, None, None])
     )
-    apply = (_uniform(batch, 0.0, 1.0) < probability)[:, None, None]
+    apply = (draw(batch, 0.0, 1.0) < probability)[:, None, None]
     mask = tf.cast(inside & apply, images.dtype)[..., None]
     return images * (1.0 - mask) + 127.5 * mask

@@ -87,7 +87,8 @@ def make_dataset(
     Keras does for NumPy input): per-image work in tf.data costs more than the gather. With
     `repeat`, each image appears that many times an epoch (segmentation: several random crops
     of each image); with `spatial_targets` (masks), augment_fn transforms images and targets
-    together.
+    together. augment_fn gets each batch's seed (`seed=`) from a seeded sequence, and batches
+    come out in order, so that the same `seed` gives the same epochs.
     """
     import tensorflow as tf
 
@@ -97,19 +98,23 @@ def make_dataset(
     if training:
         dataset = dataset.shuffle(count, seed=seed, reshuffle_each_iteration=True)
     dataset = dataset.batch(batch_size, drop_remainder=training and count >= batch_size)
+    augmenting = training and augment_fn is not None
+    if augmenting:  # one seed per batch, the same sequence in every run with this seed
+        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+        dataset = tf.data.Dataset.zip(dataset, seeds)
 
-    def prepare(indices):
+    def prepare(indices, augment_seed=None):
         indices = indices % len(images)
         x = tf.cast(tf.gather(images_t, indices), tf.float32)
         y = tf.gather(targets_t, indices)
-        if training and augment_fn is not None:
+        if augmenting:
             if spatial_targets:
-                x, y = augment_fn(x, tf.cast(y, tf.int32))
+                x, y = augment_fn(x, tf.cast(y, tf.int32), seed=augment_seed)
             else:
-                x = augment_fn(x)
+                x = augment_fn(x, seed=augment_seed)
         return x, (target_fn(y) if target_fn is not None else y)
 
-    dataset = dataset.map(prepare, num_parallel_calls=2, deterministic=not training)
+    dataset = dataset.map(prepare, num_parallel_calls=2, deterministic=True)
     options = tf.data.Options()
     options.autotune.enabled = False
     options.threading.max_intra_op_parallelism = 1
