@@ -25,10 +25,10 @@ import numpy as np
 from visionsuite.config import Config
 from visionsuite.errors import VisionsuiteError
 from visionsuite.tasks.base import DataReport, Split, Task, TaskData
-from visionsuite.tasks.segment.data import (IGNORE, to_split, check_segmentation_folders,
-                                            class_map, decode_pairs, index_pairs, pad_stack)
+from visionsuite.tasks.segment.data import (IGNORE, check_segmentation_folders, class_map,
+                                            decode_pairs, index_pairs, pad_stack, to_split)
 from visionsuite.tasks.segment.metrics import predict_classes, segmentation_metrics
-from visionsuite.tasks.segment.model import keras_parts, build_unet, parse_loss
+from visionsuite.tasks.segment.model import build_unet, keras_parts, parse_loss
 from visionsuite.tasks.segment.tiles import sliding_window, val_tiles
 
 
