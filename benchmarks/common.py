@@ -82,9 +82,10 @@ def training_or_finished_run(run_arg, earlier: dict, data: str, workdir: str, fu
     return run, {"run": str(run), **summary(run)}
 
 
-def timed_training(task_name: str, data: str, workdir: str, summary) -> tuple:
+def timed_training(task_name: str, data: str, workdir: str, summary,
+                   unit: str = "images") -> tuple:
     """A full `visionsuite train TASK --data DATA` with the shipped config: (run folder, its
-    row: wall time, training images/s and `summary(run)`)."""
+    row: wall time, training samples/s (`unit`: what the task trains on) and `summary(run)`)."""
     from pathlib import Path
 
     from visionsuite.config import load_config
@@ -94,7 +95,8 @@ def timed_training(task_name: str, data: str, workdir: str, summary) -> tuple:
     started = time.perf_counter()
     run = Path(train(config, output=workdir))
     seconds = time.perf_counter() - started
-    images = len(get_task(task_name).load_data(config).train) * config.train.epochs
+    task = get_task(task_name)
+    samples = task.train_samples(config, task.load_data(config)) * config.train.epochs
     return run, {"run": str(run), "wall_minutes": round(seconds / 60, 2),
                  "epochs": config.train.epochs, "image_size": config.data.image_size,
-                 "train_images_per_s": round(images / seconds, 2), **summary(run)}
+                 f"train_{unit}_per_s": round(samples / seconds, 2), **summary(run)}

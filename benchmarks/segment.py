@@ -8,7 +8,7 @@ recipe's accuracy, and tiled inference time per megapixel for Keras and every TF
    fixed crops of the same images, validating on the same val tiles, epochs interleaved,
    median epoch after the first.
 2. Accuracy: a full `visionsuite train segment` with the shipped configs/segment.yaml (skipped
-   when --run names a finished run): wall time, Dice of each class, pixel accuracy.
+   when --run names a finished run): wall time, crops/s, Dice of each class, pixel accuracy.
 3. Export: none, float16, dynamic and int8; size, Dice and pixel accuracy of Keras and .tflite
    on the whole val images (tiled), and tiled inference time per megapixel at 1 thread.
 Prints tables, writes JSON (default benchmarks/results/segment.json).
@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from common import interleaved_throughput, training_or_finished_run  # noqa: E402
+from common import interleaved_throughput, timed_training, training_or_finished_run  # noqa: E402
 from visionsuite.config import load_config  # noqa: E402
 from visionsuite.core.evaluate import load_run_config  # noqa: E402
 from visionsuite.core.export import QUANTIZATIONS, export  # noqa: E402
@@ -37,7 +37,6 @@ from visionsuite.core.files import write_json  # noqa: E402
 from visionsuite.core.models import (KerasPredictor, TFLitePredictor, load_keras_model,  # noqa: E402
                                      resolve_model)
 from visionsuite.core.report import table  # noqa: E402
-from visionsuite.core.train import train  # noqa: E402
 from visionsuite.tasks.segment import TASK  # noqa: E402
 from visionsuite.tasks.segment.data import IGNORE  # noqa: E402
 from visionsuite.tasks.segment.tiles import val_tiles  # noqa: E402
@@ -75,15 +74,6 @@ def throughput(data_path: str, epochs: int) -> dict:
     result = interleaved_throughput(config, plain, train_xy, (val_x, val_y), crops, "crops")
     return {**result, "crop": size, "filters": config.model.filters,
             "levels": config.model.levels}
-
-
-def full_training(data_path: str, output: str) -> tuple[Path, dict]:
-    config = load_config("segment", overrides={"data.path": data_path})
-    started = time.perf_counter()
-    run = train(config, output=output)
-    minutes = (time.perf_counter() - started) / 60
-    return run, {"run": str(run), "wall_minutes": round(minutes, 2),
-                 "epochs": config.train.epochs, **summary(run)}
 
 
 def summary(run: Path) -> dict:
@@ -145,7 +135,9 @@ def main():
     print("\ntraining throughput (crops/s)\n" + table([shown]), flush=True)
 
     run, results["training"] = training_or_finished_run(
-        args.run, earlier, args.data, args.workdir, full_training, summary)
+        args.run, earlier, args.data, args.workdir,
+        lambda data, workdir: timed_training("segment", data, workdir, summary, "crops"),
+        summary)
     print("\ntraining with configs/segment.yaml\n" + table([results["training"]]), flush=True)
 
     results["export"] = export_table(run, Path(args.workdir) / "exported")

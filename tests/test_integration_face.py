@@ -58,12 +58,13 @@ def test_int8_embeddings_in_mediapipe_match_keras(orl_run, tmp_path):
     from visionsuite.core.export import export
     from visionsuite.core.mediapipe_tasks import mediapipe_embeddings
     from visionsuite.core.models import KerasPredictor, load_keras_model
+    from visionsuite.tasks.face.faces import prepare_faces
     from visionsuite.tasks.face.metrics import unit
 
     report = export(orl_run, "int8", tmp_path)
     assert abs(report["tflite"]["roc_auc"] - report["keras"]["roc_auc"]) <= 0.01, report
-    faces = np.stack([np.asarray(Image.open(p).convert("RGB").resize((64, 64), Image.BILINEAR))
-                      for p in sorted((ORL / "test").glob("s3*/*.pgm"))])
+    # The test photos as training saw them (ORL's are used whole).
+    faces = prepare_faces(sorted((ORL / "test").glob("s3*/*.pgm")), 64, 3, "false").images
     reference = unit(KerasPredictor(load_keras_model(orl_run / "model.keras")).predict(faces))
     phone = unit(mediapipe_embeddings(report["file"], faces))
     assert (phone * reference).sum(1).mean() >= 0.98
