@@ -90,6 +90,32 @@ def test_pipeline_batches_augments_and_one_hots():
     assert np.array_equal(val[0][0].numpy(), images[:4].astype(np.float32))
 
 
+def test_identity_batches_hold_k_images_of_each_of_p_people():
+    from visionsuite.core.data import identity_batches, make_dataset
+
+    # 5 people with 6 images each, one with 3 and one with a single photo
+    targets = np.array([p for p in range(5) for _ in range(6)] + [5] * 3 + [6], np.int32)
+    epochs = identity_batches(targets, per_identity=3, batch_size=9, seed=1)
+    first, second = list(epochs()), list(epochs())
+    assert len(first) == 4  # 12 groups of 3 make 4 batches of 3 people
+    for batch in first:
+        _, counts = np.unique(targets[batch], return_counts=True)
+        assert len(batch) == 9 and all(c % 3 == 0 for c in counts), counts  # whole groups
+    assert set(np.concatenate(first)) == set(range(len(targets)))  # every photo each epoch
+    assert any(not np.array_equal(a, b) for a, b in zip(first, second))  # reshuffled
+    again = identity_batches(targets, per_identity=3, batch_size=9, seed=1)
+    assert all(np.array_equal(a, b) for a, b in zip(first, again()))  # reproducible
+    images = np.arange(len(targets), dtype=np.uint8)[:, None, None, None] * np.ones(
+        (1, 4, 4, 1), np.uint8)
+    dataset = make_dataset(images, targets, 9, training=True,
+                           index_batches=identity_batches(targets, 3, 9, seed=1))
+    x, y = next(iter(dataset))
+    assert np.array_equal(x.numpy()[:, 0, 0, 0].astype(int), first[0])
+    assert np.array_equal(y.numpy(), targets[first[0]])
+    with pytest.raises(VisionsuiteError, match="images per identity"):
+        identity_batches(targets, per_identity=1, batch_size=9)
+
+
 def test_identity_augmentation_leaves_images_unchanged():
     import tensorflow as tf
 

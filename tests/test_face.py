@@ -235,3 +235,11 @@ def test_flip_averaging_embeds_a_face_and_its_mirror_image_alike():
     assert np.allclose(direct, mirrored, atol=1e-5)
     assert np.allclose(np.linalg.norm(direct, axis=1), 1.0, atol=1e-5)
     assert inference_embedder(model, flip_average=False).output_shape == (None, 128)
+
+
+def test_triplet_training_batches_people_by_default():
+    from visionsuite.tasks.face.model import images_per_identity
+
+    assert images_per_identity(tiny_face_config(**{"train.loss": "triplet"})) == 4
+    assert images_per_identity(tiny_face_config()) == 0  # ArcFace: random batches
+    assert images_per_identity(tiny_face_config(**{"train.images_per_identity": 2})) == 2

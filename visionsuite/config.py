@@ -112,6 +112,9 @@ class TrainConfig:
     # cosface | triplet
     margin: float | None = None  # face: the loss's margin; empty = the paper's (0.5, 0.35, 0.2)
     scale: float = 32.0  # face: scale of the cosine logits (ArcFace, CosFace)
+    # face: K >= 2 makes each batch batch_size / K identities with K images each (the "PK"
+    # batches that batch-hard triplets need); 0 = random batches; empty = 4 for triplet, else 0
+    images_per_identity: int | None = None
     class_weights: list[float] | None = None  # segment: weight of each class in ce and focal
     ema: bool = True  # evaluate and save an exponential moving average of the weights
     ema_momentum: float = 0.99

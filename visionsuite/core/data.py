@@ -18,6 +18,7 @@ import numpy as np
 
 from visionsuite.core.images import UnreadableImage, inspect_image, read_image
 from visionsuite.core.progress import progress
+from visionsuite.errors import VisionsuiteError
 
 
 @dataclass
@@ -69,6 +70,34 @@ def inspect_images(paths: list[Path], workers: int = 0):
     return load_in_parallel(inspect_image, paths, workers, desc="checking")
 
 
+def identity_batches(targets: np.ndarray, per_identity: int, batch_size: int, seed: int = 0):
+    """A generator function of epochs of "PK" batches: batch_size // per_identity identities
+    with per_identity images each, as batch-hard metric learning needs (random batches of a
+    many-identity dataset hold few same-identity pairs). Each epoch deals every identity's
+    images, shuffled, in groups of per_identity (an identity's last group is filled from its own
+    images, so single-image identities give two augmented views of one photo), and batches the
+    groups in random order; the last, partial batch is dropped. One seeded generator serves all
+    epochs, so runs with the same seed see the same batches."""
+    if per_identity < 2 or batch_size < per_identity:
+        raise VisionsuiteError(f"images per identity must be >= 2 and <= batch_size "
+                               f"({batch_size}), got {per_identity}")
+    rng = np.random.default_rng(seed)
+    members = [np.flatnonzero(targets == identity) for identity in np.unique(targets)]
+    groups_per_batch = batch_size // per_identity
+
+    def epoch():
+        groups = []
+        for images in members:
+            dealt = rng.permutation(images)
+            dealt = np.resize(dealt, -(-len(dealt) // per_identity) * per_identity)
+            groups += np.split(dealt, len(dealt) // per_identity)
+        order = rng.permutation(len(groups))
+        for start in range(0, len(order) - groups_per_batch + 1, groups_per_batch):
+            yield np.concatenate([groups[i] for i in order[start:start + groups_per_batch]])
+
+    return epoch
+
+
 def make_dataset(
     images: np.ndarray,
     targets: np.ndarray,
@@ -80,6 +109,7 @@ def make_dataset(
     target_fn=None,
     repeat: int = 1,
     spatial_targets: bool = False,
+    index_batches=None,
 ):
     """A tf.data pipeline over in-memory arrays: shuffle, batch, augment in parallel, prefetch.
 
@@ -88,16 +118,22 @@ def make_dataset(
     `repeat`, each image appears that many times an epoch (segmentation: several random crops
     of each image); with `spatial_targets` (masks), augment_fn transforms images and targets
     together. augment_fn gets each batch's seed (`seed=`) from a seeded sequence, and batches
-    come out in order, so that the same `seed` gives the same epochs.
+    come out in order, so that the same `seed` gives the same epochs. `index_batches` (such as
+    `identity_batches`) replaces shuffling and batching: a generator of one epoch's batches of
+    indices, called once an epoch.
     """
     import tensorflow as tf
 
     images_t, targets_t = tf.constant(images), tf.constant(targets)
     count = len(images) * repeat
-    dataset = tf.data.Dataset.range(count)
-    if training:
-        dataset = dataset.shuffle(count, seed=seed, reshuffle_each_iteration=True)
-    dataset = dataset.batch(batch_size, drop_remainder=training and count >= batch_size)
+    if index_batches is not None:
+        dataset = tf.data.Dataset.from_generator(
+            index_batches, output_signature=tf.TensorSpec([None], tf.int64))
+    else:
+        dataset = tf.data.Dataset.range(count)
+        if training:
+            dataset = dataset.shuffle(count, seed=seed, reshuffle_each_iteration=True)
+        dataset = dataset.batch(batch_size, drop_remainder=training and count >= batch_size)
     augmenting = training and augment_fn is not None
     if augmenting:  # one seed per batch, the same sequence in every run with this seed
         seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)

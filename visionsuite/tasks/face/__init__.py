@@ -72,11 +72,15 @@ class FaceTask(Task):
 
     def make_datasets(self, config: Config, data: TaskData):
         from visionsuite.core.augment import make_augment
-        from visionsuite.core.data import make_dataset
+        from visionsuite.core.data import identity_batches, make_dataset
+        from visionsuite.tasks.face.model import images_per_identity
 
-        train = make_dataset(data.train.images, data.train.targets, config.train.batch_size,
-                             training=True, seed=config.train.seed,
-                             augment_fn=make_augment(config.augment))
+        per_identity, batch_size = images_per_identity(config), config.train.batch_size
+        batches = identity_batches(data.train.targets, per_identity, batch_size,
+                                   config.train.seed) if per_identity else None
+        train = make_dataset(data.train.images, data.train.targets, batch_size, training=True,
+                             seed=config.train.seed, augment_fn=make_augment(config.augment),
+                             index_batches=batches)
         return train, None  # other people: no Keras val loss; VerificationCallback measures
 
     def epoch_callbacks(self, config: Config, data: TaskData) -> list:

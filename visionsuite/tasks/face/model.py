@@ -94,6 +94,15 @@ def margin(config: Config) -> float:
         else DEFAULT_MARGINS[check_loss(config)]
 
 
+def images_per_identity(config: Config) -> int:
+    """K of the PK batches (0: random batches). Batch-hard triplets need several images of each
+    identity in a batch; the margin losses compare each face with identity centres instead."""
+    chosen = config.train.images_per_identity
+    if chosen is None:
+        return 4 if check_loss(config) == "triplet" else 0
+    return chosen
+
+
 def make_loss(config: Config) -> keras.losses.Loss:
     kind = check_loss(config)
     if kind == "triplet":
