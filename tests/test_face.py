@@ -243,3 +243,16 @@ def test_triplet_training_batches_people_by_default():
     assert images_per_identity(tiny_face_config(**{"train.loss": "triplet"})) == 4
     assert images_per_identity(tiny_face_config()) == 0  # ArcFace: random batches
     assert images_per_identity(tiny_face_config(**{"train.images_per_identity": 2})) == 2
+
+
+def test_a_collapsed_embedding_is_warned_about(capsys):
+    from types import SimpleNamespace
+
+    from visionsuite.tasks.face import TASK
+
+    data = SimpleNamespace(source="orl")
+    metrics = {"best_threshold": 0.9987, "identities": 10, "images": 100}
+    assert TASK.inference_settings(metrics, data)["threshold"] == 0.9987
+    assert "nearly collapsed" in capsys.readouterr().err
+    TASK.inference_settings({**metrics, "best_threshold": 0.45}, data)
+    assert capsys.readouterr().err == ""
