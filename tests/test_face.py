@@ -256,3 +256,12 @@ def test_a_collapsed_embedding_is_warned_about(capsys):
     assert "nearly collapsed" in capsys.readouterr().err
     TASK.inference_settings({**metrics, "best_threshold": 0.45}, data)
     assert capsys.readouterr().err == ""
+
+
+def test_a_collapsed_epoch_is_never_kept_as_the_best():
+    from visionsuite.tasks.face import TASK
+    from visionsuite.tasks.face.train import selection_tar
+
+    assert TASK.monitor == "val_selection_tar"
+    assert selection_tar({"best_threshold": 0.9995, "tar_at_far_0.01": 0.9}) == 0.0
+    assert selection_tar({"best_threshold": 0.52, "tar_at_far_0.01": 0.7}) == 0.7

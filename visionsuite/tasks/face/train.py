@@ -9,8 +9,9 @@ from visionsuite.config import Config
 
 class VerificationCallback(keras.callbacks.Callback):
     """ROC AUC, TAR at FAR 1e-2, rank-1 and EER of the held-out identities, as `val_roc_auc`,
-    `val_tar_at_far_0.01` (what picks the best checkpoint), `val_rank1` and `val_eer` in the
-    epoch logs.
+    `val_tar_at_far_0.01`, `val_rank1` and `val_eer` in the epoch logs, and
+    `val_selection_tar`, what picks the best checkpoint: the TAR, or 0 where the embedding has
+    nearly collapsed (threshold >= COLLAPSED_THRESHOLD).
 
     Held-out identities are other people, so Keras has no val loss to compute: this embeds the
     val faces itself, with the weights that would be saved (the moving average when EMA is on),
@@ -34,4 +35,12 @@ class VerificationCallback(keras.callbacks.Callback):
         if logs is not None:
             logs.update({"val_roc_auc": metrics["roc_auc"],
                          "val_tar_at_far_0.01": metrics["tar_at_far_0.01"],
-                         "val_rank1": metrics["rank1"], "val_eer": metrics["eer"]})
+                         "val_rank1": metrics["rank1"], "val_eer": metrics["eer"],
+                         "val_selection_tar": selection_tar(metrics)})
+
+
+def selection_tar(metrics: dict) -> float:
+    from visionsuite.tasks.face import COLLAPSED_THRESHOLD
+
+    collapsed = metrics["best_threshold"] >= COLLAPSED_THRESHOLD
+    return 0.0 if collapsed else metrics["tar_at_far_0.01"]
