@@ -243,6 +243,8 @@ def test_triplet_training_batches_people_by_default():
     assert images_per_identity(tiny_face_config(**{"train.loss": "triplet"})) == 4
     assert images_per_identity(tiny_face_config()) == 0  # ArcFace: random batches
     assert images_per_identity(tiny_face_config(**{"train.images_per_identity": 2})) == 2
+    with pytest.raises(VisionsuiteError, match="train.images_per_identity must be"):
+        images_per_identity(tiny_face_config(**{"train.images_per_identity": 1}))
 
 
 def test_a_collapsed_embedding_is_warned_about(capsys):

@@ -110,8 +110,8 @@ class FaceTask(Task):
         if metrics["best_threshold"] >= COLLAPSED_THRESHOLD:
             print(f"warning: the held-out faces' similarities bunch near 1 (threshold "
                   f"{metrics['best_threshold']:.4f}): the embeddings have nearly collapsed, "
-                  "and int8 export cannot tell them apart; train longer, or with "
-                  "train.loss=arcface", file=sys.stderr)
+                  "and int8 export cannot tell them apart; train longer (triplet training "
+                  "starts collapsed), or try another train.loss", file=sys.stderr)
         return {"threshold": round(metrics["best_threshold"], 6),
                 "threshold_rule": "highest balanced accuracy (mean of TAR and 1 - FAR)",
                 "chosen_on": f"{data.source}: {metrics['identities']} held-out identities, "

@@ -100,6 +100,9 @@ def images_per_identity(config: Config) -> int:
     chosen = config.train.images_per_identity
     if chosen is None:
         return 4 if check_loss(config) == "triplet" else 0
+    if chosen != 0 and not 2 <= chosen <= config.train.batch_size:
+        raise VisionsuiteError(f"train.images_per_identity must be 0 (random batches) or 2 to "
+                               f"train.batch_size ({config.train.batch_size}), got {chosen}")
     return chosen
 
 
