@@ -18,11 +18,6 @@ from visionsuite.config import Config
 from visionsuite.errors import VisionsuiteError
 from visionsuite.tasks.base import DataReport, Split, Task, TaskData
 
-# A threshold this close to 1 means the held-out people's cosines all bunch near 1: the
-# embedding has (nearly) collapsed, as batch-hard triplets can early in training, and int8's
-# 1/128 steps erase the differences left (ORL, 25 triplet epochs: AUC 0.93 Keras, 0.52 int8).
-COLLAPSED_THRESHOLD = 0.99
-
 
 @dataclass
 class FaceSplit(Split):
@@ -107,7 +102,9 @@ class FaceTask(Task):
         return face_metrics(outputs, np.asarray(split.targets), threshold)
 
     def inference_settings(self, metrics: dict, data: TaskData) -> dict:
-        if metrics["best_threshold"] >= COLLAPSED_THRESHOLD:
+        from visionsuite.tasks.face.metrics import collapsed
+
+        if collapsed(metrics):
             print(f"warning: the held-out faces' similarities bunch near 1 (threshold "
                   f"{metrics['best_threshold']:.4f}): the embeddings have nearly collapsed, "
                   "and int8 export cannot tell them apart; train longer (triplet training "

@@ -11,7 +11,7 @@ class VerificationCallback(keras.callbacks.Callback):
     """ROC AUC, TAR at FAR 1e-2, rank-1 and EER of the held-out identities, as `val_roc_auc`,
     `val_tar_at_far_0.01`, `val_rank1` and `val_eer` in the epoch logs, and
     `val_selection_tar`, what picks the best checkpoint: the TAR, or 0 where the embedding has
-    nearly collapsed (threshold >= COLLAPSED_THRESHOLD).
+    nearly collapsed (metrics.collapsed).
 
     Held-out identities are other people, so Keras has no val loss to compute: this embeds the
     val faces itself, with the weights that would be saved (the moving average when EMA is on),
@@ -40,7 +40,6 @@ class VerificationCallback(keras.callbacks.Callback):
 
 
 def selection_tar(metrics: dict) -> float:
-    from visionsuite.tasks.face import COLLAPSED_THRESHOLD
+    from visionsuite.tasks.face.metrics import collapsed
 
-    collapsed = metrics["best_threshold"] >= COLLAPSED_THRESHOLD
-    return 0.0 if collapsed else metrics["tar_at_far_0.01"]
+    return 0.0 if collapsed(metrics) else metrics["tar_at_far_0.01"]
