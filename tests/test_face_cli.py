@@ -177,6 +177,9 @@ def test_evaluate_uses_the_saved_threshold(face_run):
     result = invoke("evaluate", face_run)
     assert result.exit_code == 0, result.output
     assert "roc_auc" in result.output and "tar_at_far_0.01" in result.output
+    # Then the held-out people verification fails most, by their folder names.
+    people = result.output.split("missed at FAR 1e-2 (worst first):")[1]
+    assert "missed_pairs" in people and "person_" in people
 
 
 def test_int8_export_runs_in_mediapipe_image_embedder(face_run, faces_data, tmp_path):

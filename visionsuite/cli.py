@@ -124,6 +124,9 @@ def evaluate(run, data, json_path):
     if "per_class" in result:
         rows = [{"class": name, **values} for name, values in result["per_class"].items()]
         click.echo("\n" + table(rows))
+    if result.get("hardest_identities"):
+        click.echo("\nheld-out people by same-person pairs missed at FAR 1e-2 (worst first):\n"
+                   + table(result["hardest_identities"]))
 
 
 @cli.command("classify")

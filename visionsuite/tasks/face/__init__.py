@@ -99,7 +99,8 @@ class FaceTask(Task):
         from visionsuite.tasks.face.metrics import face_metrics
 
         threshold = (settings or {}).get("threshold")
-        return face_metrics(outputs, np.asarray(split.targets), threshold)
+        return face_metrics(outputs, np.asarray(split.targets), threshold,
+                            getattr(split, "names", None))
 
     def inference_settings(self, metrics: dict, data: TaskData) -> dict:
         from visionsuite.tasks.face.metrics import collapsed
