@@ -120,12 +120,11 @@ def face_metrics(embeddings: np.ndarray, identities: np.ndarray,
         "far_at_threshold": float(accepted_neg.mean()),
         "best_threshold": best,
     }
-    for far in FAR_TARGETS:
-        cut = threshold_at_far(negatives, far)
+    cuts = {far: threshold_at_far(negatives, far) for far in FAR_TARGETS}
+    for far, cut in cuts.items():
         metrics[f"tar_at_far_{far:g}"] = float((positives >= cut).mean())
     metrics["rank1"], metrics["rank1_probes"] = rank1(embeddings, identities)
-    metrics["hardest_identities"] = hardest_identities(
-        embeddings, identities, threshold_at_far(negatives, FAR_TARGETS[0]), names)
+    metrics["hardest_identities"] = hardest_identities(embeddings, identities, cuts[1e-2], names)
     metrics.update(images=int(len(identities)), identities=int(len(np.unique(identities))),
                    same_pairs=int(len(positives)), different_pairs=int(len(negatives)))
     far, tar, _ = roc_curve(positives, negatives)
