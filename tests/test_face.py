@@ -52,12 +52,12 @@ def test_hardest_identities_name_the_people_verification_fails():
     # Person 2 was photographed twice over: two of the photos look like person 3.
     embeddings[8:10] = centres[3] + rng.normal(0, 0.05, (2, 16))
     names = ["ann", "bob", "cy", "dee"]
-    rows = fm.hardest_identities(embeddings, identities, 0.5, names)
+    rows = fm.hardest_identities(fm.cosine_matrix(embeddings), identities, 0.5, names)
     # cy's 2 x 2 pairs across the two looks score below the cut; every other pair passes.
     assert (rows[0]["identity"], rows[0]["same_pairs"], rows[0]["missed_pairs"]) == ("cy", 6, 4)
     assert rows[0]["closest_other"] == "dee" and rows[0]["closest_other_similarity"] > 0.9
     assert [row["missed_pairs"] for row in rows[1:]] == [0, 0, 0]
-    assert len(fm.hardest_identities(embeddings, identities, 0.5, shown=2)) == 2
+    assert len(fm.hardest_identities(fm.cosine_matrix(embeddings), identities, 0.5, shown=2)) == 2
     # face_metrics cuts at its FAR 1e-2 threshold, and names the people.
     metrics = fm.face_metrics(embeddings, identities, names=names)
     assert metrics["hardest_identities"][0]["identity"] == "cy"

@@ -99,8 +99,7 @@ class FaceTask(Task):
         from visionsuite.tasks.face.metrics import face_metrics
 
         threshold = (settings or {}).get("threshold")
-        return face_metrics(outputs, np.asarray(split.targets), threshold,
-                            getattr(split, "names", None))
+        return face_metrics(outputs, np.asarray(split.targets), threshold, split.names)
 
     def inference_settings(self, metrics: dict, data: TaskData) -> dict:
         from visionsuite.tasks.face.metrics import collapsed

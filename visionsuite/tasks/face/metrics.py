@@ -25,11 +25,19 @@ def collapsed(metrics: dict) -> bool:
     return metrics["best_threshold"] >= COLLAPSED_THRESHOLD
 
 
+def cosine_matrix(embeddings: np.ndarray) -> np.ndarray:
+    """(N, N) cosine similarity of every pair of images."""
+    embeddings = unit(embeddings)
+    return embeddings @ embeddings.T
+
+
 def pair_scores(embeddings: np.ndarray, identities: np.ndarray):
     """Cosine similarity and same-identity flag of every unordered pair (i < j)."""
-    embeddings = unit(embeddings)
-    similarity = embeddings @ embeddings.T
-    upper = np.triu_indices(len(embeddings), k=1)
+    return _upper_pairs(cosine_matrix(embeddings), identities)
+
+
+def _upper_pairs(similarity: np.ndarray, identities: np.ndarray):
+    upper = np.triu_indices(len(similarity), k=1)
     same = identities[:, None] == identities[None, :]
     return similarity[upper], same[upper]
 
@@ -84,8 +92,7 @@ def best_threshold(positives: np.ndarray, negatives: np.ndarray) -> float:
 
 def rank1(embeddings: np.ndarray, identities: np.ndarray) -> tuple[float, int]:
     """Leave-one-out nearest-neighbour accuracy, and over how many images."""
-    embeddings = unit(embeddings)
-    similarity = embeddings @ embeddings.T
+    similarity = cosine_matrix(embeddings)
     np.fill_diagonal(similarity, -np.inf)
     counts = np.bincount(identities)
     probes = counts[identities] >= 2
@@ -99,7 +106,8 @@ def face_metrics(embeddings: np.ndarray, identities: np.ndarray,
     """All metrics of a split. `threshold`: the model's saved one; without it, the best one on
     this split is used (and says so). `names`: of the identity indices, for the rows of
     "hardest_identities"."""
-    scores, same = pair_scores(embeddings, identities)
+    similarity = cosine_matrix(embeddings)  # shared by the pair metrics and hardest_identities
+    scores, same = _upper_pairs(similarity, identities)
     positives, negatives = scores[same], scores[~same]
     if not len(positives) or not len(negatives):
         from visionsuite.errors import VisionsuiteError
@@ -124,7 +132,7 @@ def face_metrics(embeddings: np.ndarray, identities: np.ndarray,
     for far, cut in cuts.items():
         metrics[f"tar_at_far_{far:g}"] = float((positives >= cut).mean())
     metrics["rank1"], metrics["rank1_probes"] = rank1(embeddings, identities)
-    metrics["hardest_identities"] = hardest_identities(embeddings, identities, cuts[1e-2], names)
+    metrics["hardest_identities"] = hardest_identities(similarity, identities, cuts[1e-2], names)
     metrics.update(images=int(len(identities)), identities=int(len(np.unique(identities))),
                    same_pairs=int(len(positives)), different_pairs=int(len(negatives)))
     far, tar, _ = roc_curve(positives, negatives)
@@ -133,14 +141,13 @@ def face_metrics(embeddings: np.ndarray, identities: np.ndarray,
     return metrics
 
 
-def hardest_identities(embeddings: np.ndarray, identities: np.ndarray, cut: float,
+def hardest_identities(similarity: np.ndarray, identities: np.ndarray, cut: float,
                        names: list[str] | None = None, shown: int = HARDEST_SHOWN) -> list[dict]:
     """Where verification fails, person by person: for each identity with a same-person pair,
     how many of those pairs score below `cut` (the FAR 1e-2 threshold), their mean similarity,
     and the other person most similar to any of its images. The `shown` worst, most missed
-    pairs first. (On ORL one person photographed in two sessions held 25 of the misses.)"""
-    embeddings = unit(embeddings)
-    similarity = embeddings @ embeddings.T
+    pairs first. `similarity`: cosine_matrix of the split. (On ORL one person photographed in
+    two sessions held 25 of the misses.)"""
     name = (lambda index: names[index]) if names else str
     rows = []
     for identity in np.unique(identities):
