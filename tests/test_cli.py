@@ -159,9 +159,11 @@ def test_evaluate_classify_and_benchmark_a_run(tiny_run, shapes_dir, tmp_path):
     report = tmp_path / "metrics.json"
     result = invoke("evaluate", tiny_run, "--json", report)
     assert result.exit_code == 0, result.output
-    assert "accuracy" in result.output and "circle" in result.output
+    assert "accuracy" in result.output
+    assert "circle" in result.output.split("per class:")[1]  # the task's detail table
     metrics = json.loads(report.read_text())
-    assert metrics["format"] == "keras" and metrics["images"] == 12
+    assert metrics["format"] == "keras" and metrics["task"] == "classify"
+    assert metrics["images"] == 12
 
     image = next((shapes_dir / "val" / "square").iterdir())
     result = invoke("classify", tiny_run, image, shapes_dir / "val" / "circle", "--top-k", 2,
@@ -182,3 +184,11 @@ def test_data_check_counts_per_split_and_class(shapes_dir):
     assert "classes: 3" in result.output and "32x32 (48)" in result.output
     assert "unreadable images: 0" in result.output
     assert_one_line_error(invoke("data", "check", "classify", shapes_dir / "missing"), "not found")
+
+
+def test_detail_text_titles_each_table_and_prints_nothing_without_rows():
+    from visionsuite.core.report import detail_text
+
+    assert detail_text([]) == "" and detail_text([("per class:", [])]) == ""
+    text = detail_text([("per class:", [{"class": "cat", "f1": 0.5}])])
+    assert text.startswith("\nper class:\nclass") and "0.5000" in text

@@ -36,6 +36,7 @@ def face_run(faces_data, tmp_path_factory):
     result = invoke("train", "face", "--data", faces_data, "--output", output, *TINY_FACE)
     assert result.exit_code == 0, result.output
     assert "identity 'loner' has a single image" in result.output
+    assert "missed at FAR 1e-2 (worst first):" in result.output  # training prints it too
     assert snapshot(faces_data) == before  # nothing is written into the dataset
     return output / "face" / "exp"
 

@@ -116,17 +116,13 @@ def train(task, config_path, data, epochs, batch_size, image_size, backbone, out
 def evaluate(run, data, json_path):
     """Evaluate RUN (a run folder, a .keras or a .tflite file) on the val split."""
     from visionsuite.core.evaluate import evaluate as run_evaluation
-    from visionsuite.core.report import table
+    from visionsuite.core.report import detail_text, table
+    from visionsuite.tasks import get_task
 
     result = run_evaluation(run, data, json_path)
     headline = {k: v for k, v in result.items() if isinstance(v, (int, float)) and k != "seconds"}
     click.echo(table([{"model": result["model"], "format": result["format"], **headline}]))
-    if "per_class" in result:
-        rows = [{"class": name, **values} for name, values in result["per_class"].items()]
-        click.echo("\n" + table(rows))
-    if result.get("hardest_identities"):
-        click.echo("\nheld-out people by same-person pairs missed at FAR 1e-2 (worst first):\n"
-                   + table(result["hardest_identities"]))
+    click.echo(detail_text(get_task(result["task"]).detail_tables(result)), nl=False)
 
 
 @cli.command("classify")

@@ -46,7 +46,8 @@ def evaluate(run: str | Path, data: str | None = None, json_path: str | Path | N
     started = time.perf_counter()
     outputs = task.predict(predictor, dataset.val, config)
     metrics = task.evaluate(outputs, dataset.val, dataset.labels, source.settings)
-    result = {"model": str(source.path), "format": source.kind, "data": dataset.source,
+    result = {"model": str(source.path), "format": source.kind, "task": config.task,
+              "data": dataset.source,
               "seconds": round(time.perf_counter() - started, 3),
               "skipped_images": len(dataset.val.skipped), **metrics}
     if json_path:

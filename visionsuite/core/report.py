@@ -27,6 +27,11 @@ def table(rows: list[dict], columns: list[str] | None = None) -> str:
     return "\n".join([render(columns), rule] + [render(line) for line in cells])
 
 
+def detail_text(tables: list[tuple[str, list[dict]]]) -> str:
+    """Titled tables (a task's `detail_tables`), each after a blank line; "" when none."""
+    return "".join(f"\n{title}\n{table(rows)}\n" for title, rows in tables if rows)
+
+
 def _is_number(text: str) -> bool:
     try:
         float(text)

@@ -168,7 +168,7 @@ def finish_run(run_dir: Path, task, config: Config, data) -> Path:
     """Evaluate the best checkpoint on val and write metrics.json and the plots."""
     from visionsuite.core.models import INFERENCE_SETTINGS, KerasPredictor, load_keras_model
     from visionsuite.core.plots import plot_history
-    from visionsuite.core.report import table
+    from visionsuite.core.report import detail_text, table
 
     model = load_keras_model(run_dir / "model.keras")
     started = time.perf_counter()
@@ -184,6 +184,7 @@ def finish_run(run_dir: Path, task, config: Config, data) -> Path:
     task.plot(metrics, data.labels, run_dir)
     task.plot_predictions(outputs, data.val, data.labels, run_dir)
     print(table([{"split": "val", **task.headline(metrics)}]))
+    print(detail_text(task.detail_tables(metrics)), end="")
     return run_dir
 
 

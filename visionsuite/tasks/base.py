@@ -136,6 +136,14 @@ class Task:
         """The few scalar metrics shown in tables and compared between formats."""
         raise NotImplementedError
 
+    def detail_tables(self, metrics: dict) -> list[tuple[str, list[dict]]]:
+        """(title, rows) of the tables that `train` and `evaluate` print under the headline:
+        by default the per-class metrics, where the task has them."""
+        if not metrics.get("per_class"):
+            return []
+        return [("per class:", [{"class": name, **values}
+                                for name, values in metrics["per_class"].items()])]
+
     def agreement(self, outputs_a: np.ndarray, outputs_b: np.ndarray) -> float | None:
         """How often two models (Keras and its .tflite) give the same answer, where that means
         something for the task."""

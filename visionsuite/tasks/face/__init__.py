@@ -119,6 +119,12 @@ class FaceTask(Task):
                 "threshold")
         return {key: metrics[key] for key in keys}
 
+    def detail_tables(self, metrics: dict) -> list[tuple[str, list[dict]]]:
+        rows = metrics.get("hardest_identities")
+        if not rows:
+            return []
+        return [("held-out people by same-person pairs missed at FAR 1e-2 (worst first):", rows)]
+
     def agreement(self, outputs_a, outputs_b) -> float | None:
         from visionsuite.tasks.face.metrics import unit
 
