@@ -31,12 +31,8 @@ def cosine_matrix(embeddings: np.ndarray) -> np.ndarray:
     return embeddings @ embeddings.T
 
 
-def pair_scores(embeddings: np.ndarray, identities: np.ndarray):
-    """Cosine similarity and same-identity flag of every unordered pair (i < j)."""
-    return _upper_pairs(cosine_matrix(embeddings), identities)
-
-
-def _upper_pairs(similarity: np.ndarray, identities: np.ndarray):
+def pair_scores(similarity: np.ndarray, identities: np.ndarray):
+    """Similarity (from cosine_matrix) and same-identity flag of every unordered pair (i < j)."""
     upper = np.triu_indices(len(similarity), k=1)
     same = identities[:, None] == identities[None, :]
     return similarity[upper], same[upper]
@@ -107,7 +103,7 @@ def face_metrics(embeddings: np.ndarray, identities: np.ndarray,
     this split is used (and says so). `names`: of the identity indices, for the rows of
     "hardest_identities"."""
     similarity = cosine_matrix(embeddings)  # shared by the pair metrics and hardest_identities
-    scores, same = _upper_pairs(similarity, identities)
+    scores, same = pair_scores(similarity, identities)
     positives, negatives = scores[same], scores[~same]
     if not len(positives) or not len(negatives):
         from visionsuite.errors import VisionsuiteError
