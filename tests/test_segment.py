@@ -249,3 +249,21 @@ def test_unet_takes_an_encoder_from_the_backbone_zoo():
     config.data.image_size = 48
     with pytest.raises(VisionsuiteError, match="multiple of 32"):
         TASK.build_model(config, ["a", "b"])
+
+
+def test_mask_offset_benchmark_finds_a_mask_drawn_above_its_line():
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "mask_offset.py"
+    spec = importlib.util.spec_from_file_location("mask_offset", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    image = np.full((32, 32, 3), 200, np.uint8)
+    image[10:13, 8:24] = 20  # a dark line on rows 10-12
+    mask = np.full((32, 32), 1, np.uint8)
+    mask[9:12, 8:24] = 0  # traced one row too high
+    fit = bench.offset(bench.correlations(image, mask))
+    assert fit["best"] == (1, 0) and fit["dy"] == pytest.approx(1.0, abs=0.3)
+    probs = np.zeros((4, 3, 1), np.float32)
+    probs[1] = 1.0
+    assert bench.moved(probs, -0.5, 0)[:, 0, 0].tolist() == [0.5, 0.5, 0.0, 0.0]
