@@ -37,6 +37,10 @@ def test_missing_folder_and_empty_class_are_one_line_errors(tmp_path: Path):
         index_image_folders(root)
     assert str(root / "train" / "empty") in str(error.value)
     assert "holds no images" in str(error.value)
+    (root / "train" / "empty" / "scan.heic").write_bytes(b"\x00\x00\x00\x18ftypheic")
+    with pytest.raises(VisionsuiteError, match=r"no images \(1 file in no image format, "
+                                               r"e.g. scan.heic\)$"):
+        index_image_folders(root)
 
 
 def test_val_class_unknown_to_train_is_an_error(tmp_path: Path):
@@ -171,3 +175,20 @@ def test_exclusive_lock_makes_a_second_writer_wait(tmp_path: Path):
         order.append("second in")
     thread.join()
     assert order == ["first in", "first out", "second in"]
+
+
+def test_images_are_known_by_their_bytes_when_their_extension_does_not_say(tmp_path: Path):
+    from visionsuite.core.images import collect_images, read_image
+
+    grey = np.arange(48, dtype=np.uint8).reshape(6, 8)
+    # The classic Yale faces: GIFs named subject01.happy; a PGM and a WebP named as such too.
+    for name, fmt in (("subject01.happy", "GIF"), ("subject01.glasses", "PNG"),
+                      ("scan.raw", "PPM"), ("photo.webp", "WEBP"), ("old.bin", "BMP")):
+        Image.fromarray(grey).save(tmp_path / name, format=fmt, lossless=True)
+    (tmp_path / "notes.info").write_text("P5 is not how this file starts\n")
+    (tmp_path / "labels.txt").write_text("BM......\n")
+    found = collect_images([str(tmp_path)])
+    assert [path.name for path in found] == ["old.bin", "photo.webp", "scan.raw",
+                                             "subject01.glasses", "subject01.happy"]
+    for path in found:
+        assert np.array_equal(read_image(path, channels=1)[..., 0], grey), path.name

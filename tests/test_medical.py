@@ -112,3 +112,34 @@ def test_label_files_must_hold_whole_numbers(tmp_path):
     nib.save(nib.Nifti1Image(np.full((4, 4, 2), 0.5, np.float32), np.eye(4)), path)
     with pytest.raises(UnreadableImage, match="whole numbers"):
         read_label_slices(path)
+
+
+def test_a_dicom_series_without_extensions_is_found_by_its_marker(tmp_path):
+    from visionsuite.core.images import collect_images
+
+    sample = dicom_sample("CT_small.dcm")
+    for name in ("IM0001", "slice.IMA"):
+        (tmp_path / name).write_bytes(sample.read_bytes())
+    (tmp_path / "DICOMDIR.txt").write_text("x" * 200)  # no "DICM" at byte 128: not an image
+    found = collect_images([str(tmp_path)])
+    assert [path.name for path in found] == ["IM0001", "slice.IMA"]
+    assert describe(found[0]) == describe(sample)
+    assert np.array_equal(read_image(found[1]), read_image(sample))
+
+
+def test_slices_named_by_number_pair_with_their_masks_by_whole_name(tmp_path):
+    from PIL import Image
+
+    from visionsuite.tasks.segment.data import index_pairs
+
+    sample = dicom_sample("CT_small.dcm").read_bytes()
+    for split in ("train", "val"):
+        (tmp_path / split / "images").mkdir(parents=True)
+        (tmp_path / split / "masks").mkdir()
+        for number in (320, 321):  # UID-style names: the last "suffix" is the slice number
+            (tmp_path / split / "images" / f"1.2.840.{number}").write_bytes(sample)
+            Image.new("L", (128, 128)).save(tmp_path / split / "masks" / f"1.2.840.{number}.png")
+    assert file_stem(Path("1.2.840.320")) == "1.2.840.320"
+    pairs = index_pairs(tmp_path).splits["train"]
+    assert [(p.image.name, p.mask.name) for p in pairs] == [
+        ("1.2.840.320", "1.2.840.320.png"), ("1.2.840.321", "1.2.840.321.png")]

@@ -62,7 +62,12 @@ def test_empty_images_folder_is_an_error(tmp_path):
     for folder in ("images", "masks"):
         (tmp_path / "train" / folder).mkdir(parents=True)
         (tmp_path / "val" / folder).mkdir(parents=True)
-    with pytest.raises(VisionsuiteError, match="no images in the folder"):
+    with pytest.raises(VisionsuiteError, match="no images in the folder$"):
+        index_pairs(tmp_path)
+    (tmp_path / "train" / "images" / "a.heic").write_bytes(b"\x00\x00\x00\x18ftypheic")
+    (tmp_path / "train" / "images" / "b.heic").write_bytes(b"\x00\x00\x00\x18ftypheic")
+    with pytest.raises(VisionsuiteError, match=r"folder \(2 files in no image format, e.g. "
+                                               r"a.heic\)$"):
         index_pairs(tmp_path)
 
 

@@ -1,6 +1,9 @@
 """Reading images of every common format and mode into uint8 arrays, on purpose.
 
-Pillow decodes JPEG, PNG, BMP, GIF, PGM/PPM and TIFF alike, so every format takes the same path.
+Pillow decodes JPEG, PNG, BMP, GIF, PGM/PPM, TIFF and WebP alike, so every format takes the same
+path. A file is an image by its extension or, when the extension names no image format, by its
+first bytes: the classic Yale faces are GIFs named `subject01.happy`, and DICOM series often come
+as `IM0001` or `*.IMA`.
 Modes are converted deliberately:
 - 16-bit and 32-bit grayscale are scaled linearly from their full range to 0..255 (not clipped,
   which would turn most 16-bit images white);
@@ -15,6 +18,7 @@ Images are only ever read: nothing here writes to the file.
 from __future__ import annotations
 
 import contextlib
+import re
 import warnings
 from pathlib import Path
 from typing import Iterator
@@ -26,7 +30,13 @@ from visionsuite.errors import VisionsuiteError
 
 IMAGE_EXTENSIONS = (
     ".jpg", ".jpeg", ".png", ".bmp", ".gif", ".pgm", ".ppm", ".pbm", ".pnm", ".tif", ".tiff",
+    ".webp",
 )
+# Leading bytes of those formats, for files whose extension does not say (see content_kind).
+_IMAGE_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"II*\x00",
+                     b"MM\x00*")
+_NETPBM_HEADER = re.compile(rb"P[1-6]\s+(#[^\n]*\n\s*)*\d+\s+\d+\s")  # magic, width, height
+_DICOM_MAGIC_OFFSET = 128  # DICOM part 10: a 128-byte preamble, then "DICM"
 
 # A decompression-bomb guard that still admits large microscopy slides.
 Image.MAX_IMAGE_PIXELS = 20000 * 20000
@@ -37,10 +47,42 @@ class UnreadableImage(VisionsuiteError):
 
 
 def is_image_file(path: Path) -> bool:
-    from visionsuite.core.medical import is_medical_file
+    from visionsuite.core.medical import MEDICAL_SUFFIXES
 
-    return (path.suffix.lower() in IMAGE_EXTENSIONS or is_medical_file(path)) \
-        and not path.name.startswith(".")
+    if path.name.startswith("."):
+        return False
+    if path.suffix.lower() in IMAGE_EXTENSIONS or path.name.lower().endswith(MEDICAL_SUFFIXES):
+        return True
+    return content_kind(path) is not None
+
+
+def other_files_note(others: list[Path]) -> str:
+    """For the error about a folder without images: what it holds instead, or ""."""
+    if not others:
+        return ""
+    return f" ({len(others)} file{'s' * (len(others) > 1)} in no image format, " \
+        f"e.g. {others[0].name})"
+
+
+def content_kind(path: Path) -> str | None:
+    """What the file's first bytes say it is: "image" (a format Pillow reads here), "dicom", or
+    None (also for an unreadable file). For names whose extension does not say."""
+    try:
+        with open(path, "rb") as file:
+            head = file.read(_DICOM_MAGIC_OFFSET + 4)
+    except OSError:
+        return None
+    if head[_DICOM_MAGIC_OFFSET:] == b"DICM":
+        return "dicom"
+    if head.startswith(_IMAGE_SIGNATURES):
+        return "image"
+    if head[:2] == b"BM" and head[6:10] == bytes(4):  # BMP: its reserved bytes are zero
+        return "image"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "image"
+    if _NETPBM_HEADER.match(head):
+        return "image"
+    return None
 
 
 @contextlib.contextmanager

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from visionsuite.core.files import atomic_path
-from visionsuite.core.images import UnreadableImage
+from visionsuite.core.images import IMAGE_EXTENSIONS, UnreadableImage, content_kind
 from visionsuite.errors import VisionsuiteError
 
 DICOM_SUFFIXES = (".dcm", ".dicom")
@@ -38,7 +38,12 @@ class UnreadableMedical(UnreadableImage):
 
 
 def is_medical_file(path: Path) -> bool:
-    return path.name.lower().endswith(MEDICAL_SUFFIXES)
+    """DICOM or NIfTI by extension, or a DICOM file (by its "DICM" marker) whose extension names
+    no image format: scanners often write `IM0001` or `*.IMA`."""
+    name = path.name.lower()
+    if name.endswith(MEDICAL_SUFFIXES):
+        return True
+    return path.suffix.lower() not in IMAGE_EXTENSIONS and content_kind(path) == "dicom"
 
 
 def is_nifti(path: Path) -> bool:
@@ -46,8 +51,13 @@ def is_nifti(path: Path) -> bool:
 
 
 def file_stem(path: Path) -> str:
-    """The name without its extension; `.nii.gz` counts as one."""
-    return path.name[:-len(".nii.gz")] if path.name.lower().endswith(".nii.gz") else path.stem
+    """The name without its extension; `.nii.gz` counts as one. A name that ends in no image or
+    medical extension is its own stem: `IM0001.320` and `IM0001.321` are two slices of a series
+    (and their masks `IM0001.320.png`, ...), not one stem twice."""
+    if path.name.lower().endswith(".nii.gz"):
+        return path.name[:-len(".nii.gz")]
+    known = path.suffix.lower() in IMAGE_EXTENSIONS or path.suffix.lower() in MEDICAL_SUFFIXES
+    return path.stem if known else path.name
 
 
 @dataclass
@@ -131,7 +141,7 @@ def labels_to_nifti(labels: list[np.ndarray], reference: str | Path, output: str
 def _read(path: Path, labels: bool = False, header_only: bool = False) -> Slices:
     if is_nifti(path):
         return _read_nifti(path, header_only)
-    if path.name.lower().endswith(DICOM_SUFFIXES):
+    if is_medical_file(path):  # DICOM by its extension or its marker
         return _read_dicom(path, labels, header_only)
     raise UnreadableMedical(f"{path}: not a DICOM or NIfTI file")
 

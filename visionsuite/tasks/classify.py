@@ -11,7 +11,7 @@ import numpy as np
 from visionsuite.config import Config
 from visionsuite.core.data import decode_images
 from visionsuite.core.files import inside
-from visionsuite.core.images import is_image_file
+from visionsuite.core.images import is_image_file, other_files_note
 from visionsuite.errors import VisionsuiteError
 from visionsuite.tasks.base import DataReport, Split, Task, TaskData
 
@@ -66,14 +66,16 @@ def scan_class_folders(root: Path, folder: Path, classes: list[str] | None, odd:
     for class_dir in class_dirs:
         if class_dir.name not in index:
             raise VisionsuiteError(f"{class_dir}: class '{class_dir.name}' is not in the train split")
-        images = []
+        images, others = [], []
         for path in sorted(class_dir.rglob("*")):
             if not path.is_file() or path.name.startswith("."):
                 continue
             inside(root, path.relative_to(root))  # a link out of the dataset is refused
-            (images if is_image_file(path) else odd).append(path)
+            (images if is_image_file(path) else others).append(path)
         if not images:
-            raise VisionsuiteError(f"{class_dir}: class folder holds no images")
+            raise VisionsuiteError(f"{class_dir}: class folder holds no images"
+                                   f"{other_files_note(others)}")
+        odd += others
         items += [(path, index[class_dir.name]) for path in images]
     return items, classes
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from visionsuite.core.files import inside
-from visionsuite.core.images import (inspect_image, is_image_file, read_image_slices,
-                                     read_mask_slices)
+from visionsuite.core.images import (inspect_image, is_image_file, other_files_note,
+                                     read_image_slices, read_mask_slices)
 from visionsuite.core.medical import file_stem
 from visionsuite.errors import VisionsuiteError
 from visionsuite.tasks.base import DataReport, Split
@@ -75,7 +75,8 @@ def _pair_folder(root: Path, folder: Path, odd: list[Path]) -> list[Pair]:
     images = _by_stem(root, images_dir, odd)
     masks = _by_stem(root, masks_dir, odd)
     if not images:
-        raise VisionsuiteError(f"{images_dir}: no images in the folder")
+        others = [path for path in odd if path.parent == images_dir]
+        raise VisionsuiteError(f"{images_dir}: no images in the folder{other_files_note(others)}")
     lonely_images = sorted(set(images) - set(masks))
     lonely_masks = sorted(set(masks) - set(images))
     if lonely_images or lonely_masks:
