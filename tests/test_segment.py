@@ -125,6 +125,18 @@ def test_masks_of_every_storage_read_as_values(tmp_path):
         read_mask(tmp_path / "colour.png")
 
 
+def test_jpeg_masks_are_read_back_binary_despite_compression(tmp_path):
+    from visionsuite.core.images import read_mask
+
+    # A polyp mask as Kvasir-SEG stores it: an RGB JPEG whose edges and channels drift.
+    mask = np.zeros((64, 80), np.uint8)
+    mask[12:40, 20:61] = 255
+    Image.fromarray(mask).convert("RGB").save(tmp_path / "polyp.jpg", quality=70)
+    stored = np.asarray(Image.open(tmp_path / "polyp.jpg"))
+    assert len(np.unique(stored)) > 2  # what a reader of raw values would see
+    assert np.array_equal(read_mask(tmp_path / "polyp.jpg"), mask)
+
+
 def test_roi_pixels_are_ignored_and_16_bit_tiff_images_are_scaled(tmp_path):
     from visionsuite.config import load_config
     from visionsuite.tasks.segment import TASK

@@ -32,6 +32,7 @@ IMAGE_EXTENSIONS = (
     ".jpg", ".jpeg", ".png", ".bmp", ".gif", ".pgm", ".ppm", ".pbm", ".pnm", ".tif", ".tiff",
     ".webp",
 )
+LOSSY_FORMATS = ("JPEG", "MPO")  # Pillow's names; masks in them can only be binary
 # Leading bytes of those formats, for files whose extension does not say (see content_kind).
 _IMAGE_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"II*\x00",
                      b"MM\x00*")
@@ -218,10 +219,13 @@ def read_mask(path: str | Path) -> np.ndarray:
     Palette images keep their indices (class-index palette PNGs), unless the palette is grey,
     which is how binary masks are often stored (GIF); grey, 1-bit and 16-bit masks keep their
     values (16-bit values above 255 are refused: they cannot be class indices here); an RGB mask
-    whose channels are equal is read as grey, a colour one is refused."""
+    whose channels are equal is read as grey, a colour one is refused. JPEG masks (Kvasir-SEG's,
+    for one) are binary: compression blurs their values, so they are read as 0/255, cut at 128."""
     path = Path(path)
     with _opened(path) as image:
         image.load()
+        if image.format in LOSSY_FORMATS:
+            return np.where(np.asarray(image.convert("L")) >= 128, 255, 0).astype(np.uint8)
         if image.mode == "P":
             palette = np.asarray(image.getpalette() or [], np.uint8).reshape(-1, 3)
             indices = np.asarray(image, np.uint8)

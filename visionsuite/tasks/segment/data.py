@@ -19,6 +19,7 @@ from visionsuite.tasks.base import DataReport, Split
 
 IGNORE = 255  # target value of pixels left out of the loss and the metrics
 VAL_FOLDER_NAMES = ("val", "valid", "validation")
+SHOWN_CLASSES = 20  # classes listed by data check
 
 
 @dataclass
@@ -292,9 +293,10 @@ def check_segmentation_folders(path: str) -> DataReport:
              "mask values: " + ", ".join(str(v) for v in sorted(values)[:20])]
     if mapping is not None:
         total = max(int(counts.sum()), 1)
-        lines.append("classes: " + ", ".join(
-            f"{i} {name} ({100 * counts[i] / total:.1f}% of pixels)"
-            for i, name in enumerate(mapping.names)))
+        shown = [f"{i} {name} ({100 * counts[i] / total:.1f}% of pixels)"
+                 for i, name in enumerate(mapping.names[:SHOWN_CLASSES])]
+        more = len(mapping.names) - SHOWN_CLASSES
+        lines.append("classes: " + ", ".join(shown) + (f", ... ({more} more)" if more > 0 else ""))
     lines.append(f"unreadable pairs: {len(unreadable)}")
     lines += [f"  {message}" for message in unreadable]
     lines.append(f"files that are not images (ignored): {len(index.odd_files)}")
