@@ -43,6 +43,20 @@ def test_pairs_by_stem_with_masks_of_another_format(tmp_path):
     assert all(p.mask.suffix == ".gif" for p in index.splits["val"])
 
 
+def test_masks_named_with_an_ending_they_share_pair_with_their_images(tmp_path):
+    root = make_segment_folder(tmp_path / "d", mask_ext="_segmentation.png", roi=True)
+    for roi in sorted((root / "train" / "roi").iterdir()):  # DRIVE's field of view: 21_mask.gif
+        roi.rename(roi.with_name(f"{roi.stem}_mask.gif"))
+    pairs = index_pairs(root).splits["train"]
+    assert [(p.image.name, p.mask.name, p.roi.name) for p in pairs][:2] == [
+        ("0.png", "0_segmentation.png", "0_mask.gif"), ("1.png", "1_segmentation.png", "1_mask.gif")]
+    # The ending must be shared: one mask named otherwise leaves the pairs unmade, said clearly.
+    (root / "val" / "masks" / "1_segmentation.png").rename(root / "val" / "masks" / "1_seg.png")
+    with pytest.raises(VisionsuiteError, match=r"val: unpaired files: 2 image\(s\) without a "
+                                               r"mask \(0, 1\); .*ending all masks share"):
+        index_pairs(root)
+
+
 @pytest.mark.parametrize("breakage, message", [
     (lambda r: (r / "train" / "masks" / "1.png").unlink(), "unpaired files: 1 image(s) without "
                                                            "a mask (1)"),

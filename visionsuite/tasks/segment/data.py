@@ -74,10 +74,10 @@ def _pair_folder(root: Path, folder: Path, odd: list[Path]) -> list[Pair]:
             raise VisionsuiteError(f"{folder}: expected images/ and masks/ folders "
                                    f"({needed.name}/ is missing)")
     images = _by_stem(root, images_dir, odd)
-    masks = _by_stem(root, masks_dir, odd)
     if not images:
         others = [path for path in odd if path.parent == images_dir]
         raise VisionsuiteError(f"{images_dir}: no images in the folder{other_files_note(others)}")
+    masks = _by_image_stem(_by_stem(root, masks_dir, odd), set(images))
     lonely_images = sorted(set(images) - set(masks))
     lonely_masks = sorted(set(masks) - set(images))
     if lonely_images or lonely_masks:
@@ -86,8 +86,11 @@ def _pair_folder(root: Path, folder: Path, odd: list[Path]) -> list[Pair]:
             parts.append(f"{len(lonely_images)} image(s) without a mask ({_some(lonely_images)})")
         if lonely_masks:
             parts.append(f"{len(lonely_masks)} mask(s) without an image ({_some(lonely_masks)})")
-        raise VisionsuiteError(f"{folder}: unpaired files: {'; '.join(parts)}")
-    rois = _by_stem(root, roi_dir, odd) if roi_dir.is_dir() else None
+        raise VisionsuiteError(f"{folder}: unpaired files: {'; '.join(parts)} (a mask pairs "
+                               "with the image of its name, e.g. 21.tif and 21.gif, or of its "
+                               "name less an ending all masks share, e.g. 21_mask.gif)")
+    rois = _by_image_stem(_by_stem(root, roi_dir, odd), set(images)) if roi_dir.is_dir() \
+        else None
     if rois is not None:
         missing = sorted(set(images) - set(rois))
         if missing:
@@ -112,6 +115,24 @@ def _by_stem(root: Path, folder: Path, odd: list[Path]) -> dict[str, Path]:
                                    f"({found[stem].name}, {path.name}); pairing is by stem")
         found[stem] = path
     return found
+
+
+def _by_image_stem(found: dict[str, Path], image_stems: set[str]) -> dict[str, Path]:
+    """Masks keyed by the stem of the image each belongs to: their own stem; or, when none
+    matches an image and every one is an image's stem plus one ending they all share (ISIC's
+    `_segmentation`, Carvana's `_mask`, DRIVE's field-of-view `_mask`), their stem less it."""
+    if not found or set(found) & image_stems:
+        return found
+    shared: set[str] | None = None
+    for stem in found:
+        endings = {stem[cut:] for cut in range(1, len(stem)) if stem[:cut] in image_stems}
+        shared = endings if shared is None else shared & endings
+        if not shared:
+            return found
+    if len(shared) != 1:
+        return found
+    ending = shared.pop()
+    return {stem[:-len(ending)]: path for stem, path in found.items()}
 
 
 def _natural(stem: str):
