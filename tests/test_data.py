@@ -175,20 +175,3 @@ def test_exclusive_lock_makes_a_second_writer_wait(tmp_path: Path):
         order.append("second in")
     thread.join()
     assert order == ["first in", "first out", "second in"]
-
-
-def test_images_are_known_by_their_bytes_when_their_extension_does_not_say(tmp_path: Path):
-    from visionsuite.core.images import collect_images, read_image
-
-    grey = np.arange(48, dtype=np.uint8).reshape(6, 8)
-    # The classic Yale faces: GIFs named subject01.happy; a PGM and a WebP named as such too.
-    for name, fmt in (("subject01.happy", "GIF"), ("subject01.glasses", "PNG"),
-                      ("scan.raw", "PPM"), ("photo.webp", "WEBP"), ("old.bin", "BMP")):
-        Image.fromarray(grey).save(tmp_path / name, format=fmt, lossless=True)
-    (tmp_path / "notes.info").write_text("P5 is not how this file starts\n")
-    (tmp_path / "labels.txt").write_text("BM......\n")
-    found = collect_images([str(tmp_path)])
-    assert [path.name for path in found] == ["old.bin", "photo.webp", "scan.raw",
-                                             "subject01.glasses", "subject01.happy"]
-    for path in found:
-        assert np.array_equal(read_image(path, channels=1)[..., 0], grey), path.name

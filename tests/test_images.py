@@ -10,7 +10,8 @@ RGB = np.dstack([np.full((20, 30), 200, np.uint8), np.zeros((20, 30), np.uint8),
                  np.full((20, 30), 50, np.uint8)])
 
 
-@pytest.mark.parametrize("suffix", [".jpg", ".png", ".bmp", ".gif", ".ppm", ".tif", ".tiff"])
+@pytest.mark.parametrize("suffix", [".jpg", ".png", ".bmp", ".gif", ".ppm", ".tif", ".tiff",
+                                    ".webp"])
 def test_every_format_decodes_to_rgb_uint8(tmp_path: Path, suffix):
     path = tmp_path / f"image{suffix}"
     Image.fromarray(RGB).save(path)
@@ -75,3 +76,18 @@ def test_collect_images_walks_folders_and_reports_missing(tmp_path: Path):
     assert collect_images([str(tmp_path)]) == [tmp_path / "a" / "x.png"]
     with pytest.raises(Exception, match="no such file"):
         collect_images([str(tmp_path / "missing.png")])
+
+
+def test_images_are_known_by_their_bytes_when_their_extension_does_not_say(tmp_path: Path):
+    grey = np.arange(48, dtype=np.uint8).reshape(6, 8)
+    # The classic Yale faces: GIFs named subject01.happy; a PGM and a WebP named as such too.
+    for name, fmt in (("subject01.happy", "GIF"), ("subject01.glasses", "PNG"),
+                      ("scan.raw", "PPM"), ("photo.webp", "WEBP"), ("old.bin", "BMP")):
+        Image.fromarray(grey).save(tmp_path / name, format=fmt, lossless=True)
+    (tmp_path / "notes.info").write_text("P5 is not how this file starts\n")
+    (tmp_path / "labels.txt").write_text("BM......\n")
+    found = collect_images([str(tmp_path)])
+    assert [path.name for path in found] == ["old.bin", "photo.webp", "scan.raw",
+                                             "subject01.glasses", "subject01.happy"]
+    for path in found:
+        assert np.array_equal(read_image(path, channels=1)[..., 0], grey), path.name
