@@ -94,6 +94,24 @@ def test_yolo_rows_become_pixel_boxes(tmp_path):
     np.testing.assert_allclose(boxes, [[30, 15, 50, 45]])
 
 
+def test_roboflow_yaml_reads_its_parent_paths_as_the_folders_beside_it(tmp_path):
+    root = tmp_path / "set"
+    for split in ("train", "valid"):  # Roboflow's YOLOv8 export
+        _image(root / split / "images" / "x_jpg.rf.1.png")
+        (root / split / "labels").mkdir(parents=True)
+        (root / split / "labels" / "x_jpg.rf.1.txt").write_text("1 0.5 0.5 0.25 0.5\n")
+    (root / "data.yaml").write_text("train: ../train/images\nval: ../valid/images\nnc: 2\n"
+                                    "names: ['cat', 'dog']\n")
+    index = index_detection(root)
+    assert [a.image for a in index.val] == [root / "valid" / "images" / "x_jpg.rf.1.png"]
+    assert index.train[0].classes.tolist() == [1]
+    # A parent path that is not beside the YAML still may not leave the dataset.
+    _image(tmp_path / "elsewhere" / "y.png")
+    (root / "data.yaml").write_text("train: ../elsewhere\nval: ../valid/images\nnames: [a, b]\n")
+    with pytest.raises(VisionsuiteError, match="leaves the dataset folder"):
+        index_detection(root)
+
+
 def test_yolo_label_file_with_four_columns_is_an_error_naming_file_and_line(tmp_path):
     root = yolo_dataset(tmp_path, "0 0.5 0.5 0.2 0.2\n0 0.5 0.5 0.25\n")
     with pytest.raises(VisionsuiteError, match=r"x\.txt:2: 4 columns"):

@@ -225,6 +225,10 @@ def _yolo_names(names, count, path: Path) -> list[str]:
 
 
 def _yolo_images(root: Path, base: Path, entry: str, yaml_path: Path) -> list[Path]:
+    if entry.startswith("../") and (base / entry[3:]).exists():
+        # Roboflow's exports name the folders beside data.yaml `../train/images`; Ultralytics
+        # reads that as `train/images` when it exists, and so do we.
+        entry = entry[3:]
     target = inside(root, base.relative_to(root.resolve()) / entry)
     if target.is_dir():
         return sorted(p for p in target.rglob("*") if p.is_file() and is_image_file(p))
