@@ -146,6 +146,22 @@ def test_coco_categories_map_to_contiguous_classes(tmp_path):
     assert classes.tolist() == [0]
 
 
+def test_roboflow_coco_export_is_read_without_its_project_category(tmp_path):
+    for split in ("train", "valid", "test"):
+        _image(tmp_path / split / "p_jpg.rf.1.png")
+        spec = {"images": [{"id": 0, "file_name": "p_jpg.rf.1.png", "width": 80, "height": 60}],
+                "annotations": [{"id": 0, "image_id": 0, "category_id": 2,
+                                 "bbox": [10, 5, 20, 30], "iscrowd": 0}],
+                "categories": [{"id": 0, "name": "pets", "supercategory": "none"},
+                               {"id": 1, "name": "cat", "supercategory": "pets"},
+                               {"id": 2, "name": "dog", "supercategory": "pets"}]}
+        (tmp_path / split / "_annotations.coco.json").write_text(json.dumps(spec))
+    index = index_detection(tmp_path)
+    assert index.format == "coco" and index.labels == ["cat", "dog"]
+    assert index.val[0].image == tmp_path / "valid" / "p_jpg.rf.1.png"
+    assert index.train[0].classes.tolist() == [1]
+
+
 def test_coco_image_that_does_not_exist_is_reported(tmp_path):
     index = index_detection(_coco_with_missing(tmp_path))
     assert any("gone.png does not exist" in m for m in index.missing)

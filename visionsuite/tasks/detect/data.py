@@ -4,7 +4,8 @@
   `images/` with `class cx cy w h` normalised to the image (polygon rows are boxed).
 - Pascal VOC: `images/` + `annotations/*.xml` with `train.txt`/`val.txt`, or the VOCdevkit
   layout (`JPEGImages/`, `Annotations/`, `ImageSets/Main/`). VOC corners are 1-based.
-- COCO JSON: `train.json`/`val.json`, `file_name` relative to the JSON's folder.
+- COCO JSON: `train.json`/`val.json` (or Roboflow's `train/` and `valid/`
+  `_annotations.coco.json`), `file_name` relative to the JSON's folder.
 
 Every box becomes pixel corners (x1, y1, x2, y2) on the image as stored, 0-based, x2/y2
 exclusive. Files that cannot be parsed are errors naming the file and line; single bad boxes
@@ -27,6 +28,7 @@ from visionsuite.core.images import is_image_file
 from visionsuite.errors import VisionsuiteError
 
 YAML_NAMES = ("data.yaml", "dataset.yaml")
+ROBOFLOW_COCO = "_annotations.coco.json"
 BOX_PROBLEMS = ("outside the image", "zero area", "unknown class", "duplicate",
                 "clipped to the image")
 
@@ -59,14 +61,14 @@ def index_detection(root: str | Path, val_fraction: float = 0.2, seed: int = 0) 
         raise VisionsuiteError(f"{root}: dataset folder not found")
     if any((root / name).is_file() for name in YAML_NAMES):
         index = read_yolo(root)
-    elif (root / "train.json").is_file() or (root / "val.json").is_file():
+    elif any(coco_files(root).values()):
         index = read_coco(root)
     elif _voc_root(root) is not None:
         index = read_voc(_voc_root(root))
     else:
         raise VisionsuiteError(
             f"{root}: not a detection dataset: expected data.yaml (YOLO), train.json/val.json "
-            "(COCO) or annotations/*.xml (Pascal VOC)")
+            "or train/_annotations.coco.json (COCO) or annotations/*.xml (Pascal VOC)")
     if not index.val and index.train:
         index.train, index.val = _split(index.train, val_fraction, seed)
     if not index.train and not index.val:
@@ -288,20 +290,43 @@ def read_coco(root: Path) -> DetectionIndex:
     labels: list[str] | None = None
     category_ids: list[int] | None = None
     splits, missing = {}, []
-    for split in ("train", "val"):
-        path = root / f"{split}.json"
-        if not path.is_file():
+    for split, path in coco_files(root).items():
+        if path is None:
             splits[split] = []
             continue
         spec = _load_json(path)
-        ids = sorted(int(c["id"]) for c in spec["categories"])
-        names = {int(c["id"]): str(c["name"]) for c in spec["categories"]}
+        categories = _box_categories(spec, path)
+        ids = sorted(int(c["id"]) for c in categories)
+        names = {int(c["id"]): str(c["name"]) for c in categories}
         if category_ids is None:
             category_ids, labels = ids, [names[i] for i in ids]
         elif ids != category_ids:
-            raise VisionsuiteError(f"{path}: its categories differ from those of train.json")
+            raise VisionsuiteError(f"{path}: its categories differ from the train split's")
         splits[split] = _coco_annotations(path, root, spec, category_ids, missing)
     return DetectionIndex("coco", labels or [], splits["train"], splits["val"], missing)
+
+
+def coco_files(root: Path) -> dict[str, Path | None]:
+    """The train and val COCO files: `train.json`/`val.json`, or Roboflow's
+    `train/_annotations.coco.json` and `valid/_annotations.coco.json`."""
+    files = {split: root / f"{split}.json" for split in ("train", "val")}
+    if not any(path.is_file() for path in files.values()):
+        files = {split: root / folder / ROBOFLOW_COCO
+                 for split, folder in (("train", "train"), ("val", "valid"))}
+        if not files["val"].is_file():
+            files["val"] = root / "val" / ROBOFLOW_COCO
+    return {split: path if path.is_file() else None for split, path in files.items()}
+
+
+def _box_categories(spec: dict, path: Path) -> list[dict]:
+    """The categories, less those that only group others and hold no box (Roboflow's exports
+    add their project as category 0, the supercategory of every real class)."""
+    for number, category in enumerate(spec["categories"]):
+        if not isinstance(category, dict) or "id" not in category or "name" not in category:
+            raise VisionsuiteError(f"{path}: category {number} needs an id and a name")
+    used = {item.get("category_id") for item in spec["annotations"] if isinstance(item, dict)}
+    groups = {c.get("supercategory") for c in spec["categories"]}
+    return [c for c in spec["categories"] if c["id"] in used or c["name"] not in groups]
 
 
 def _load_json(path: Path) -> dict:
