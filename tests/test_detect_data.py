@@ -112,6 +112,16 @@ def test_roboflow_yaml_reads_its_parent_paths_as_the_folders_beside_it(tmp_path)
         index_detection(root)
 
 
+def test_a_yaml_path_outside_the_dataset_reads_the_folders_beside_it(tmp_path, capsys):
+    root = yolo_dataset(tmp_path / "coco128")
+    yaml = (root / "data.yaml").read_text()
+    for stale in ("../datasets/coco128", "/content/datasets/coco128"):  # Ultralytics', Colab's
+        (root / "data.yaml").write_text(f"path: {stale}\n" + yaml)
+        index = index_detection(root)
+        assert index.train[0].image == root.resolve() / "images" / "train" / "x.png"
+        assert f"path '{stale}' is no folder inside the dataset" in capsys.readouterr().err
+
+
 def test_yolo_label_file_with_four_columns_is_an_error_naming_file_and_line(tmp_path):
     root = yolo_dataset(tmp_path, "0 0.5 0.5 0.2 0.2\n0 0.5 0.5 0.25\n")
     with pytest.raises(VisionsuiteError, match=r"x\.txt:2: 4 columns"):

@@ -16,6 +16,7 @@ exclusive. Files that cannot be parsed are errors naming the file and line; sing
 from __future__ import annotations
 
 import json
+import sys
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -196,7 +197,7 @@ def read_yolo(root: Path) -> DetectionIndex:
     if not isinstance(spec, dict) or "train" not in spec:
         raise VisionsuiteError(f"{yaml_path}: needs 'train' (and 'val') image folders and "
                                "'names'")
-    base = inside(root, spec.get("path") or ".")
+    base = _yolo_base(root, spec.get("path"), yaml_path)
     labels = _yolo_names(spec.get("names"), spec.get("nc"), yaml_path)
     splits = {}
     for split in ("train", "val"):
@@ -208,6 +209,23 @@ def read_yolo(root: Path) -> DetectionIndex:
                 annotations.append(_read_yolo_labels(image))
         splits[split] = annotations
     return DetectionIndex("yolo", labels, splits["train"], splits["val"])
+
+
+def _yolo_base(root: Path, path, yaml_path: Path) -> Path:
+    """The folder that the YAML's train and val are relative to: its `path` when that is a
+    folder inside the dataset, else the YAML's own folder. A `path` elsewhere says where the set
+    was made (Ultralytics' `../datasets/coco128`, Colab's `/content/...`), not where it is now."""
+    if not path:
+        return root.resolve()
+    try:
+        base = inside(root, str(path))
+    except VisionsuiteError:
+        base = None
+    if base is None or not base.is_dir():
+        print(f"warning: {yaml_path}: path '{path}' is no folder inside the dataset; reading "
+              f"train and val beside {yaml_path.name}", file=sys.stderr)
+        return root.resolve()
+    return base
 
 
 def _yolo_names(names, count, path: Path) -> list[str]:
