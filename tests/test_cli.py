@@ -155,6 +155,33 @@ def test_keras_file_with_a_lambda_layer_is_refused(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+def test_a_model_of_another_task_is_a_one_line_error_before_anything_is_written(tmp_path):
+    import zipfile
+
+    image = tmp_path / "photo.png"
+    Image.new("RGB", (32, 32)).save(image)
+    run = tmp_path / "runs" / "face" / "exp"  # never loaded: the task is read first
+    run.mkdir(parents=True)
+    (run / "model.keras").write_bytes(b"")
+    (run / "config.yaml").write_text("task: face\n")
+    exported = tmp_path / "unet.tflite"  # an exported file names its task in its settings
+    with zipfile.ZipFile(exported, "w") as archive:
+        archive.writestr("inference.json", json.dumps({"task": "segment"}))
+    for args, trained_for, wanted in (
+            (["classify", run, image], "face", "classify"),
+            (["segment", run, image, "--output", tmp_path / "masks"], "face", "segment"),
+            (["detect", exported, image, "--output", tmp_path / "boxes"], "segment", "detect"),
+            (["verify", exported, image, image], "segment", "face")):
+        result = invoke(*args)
+        assert_one_line_error(result, args[1], f"a {trained_for} model, not a {wanted} model")
+    assert not (tmp_path / "masks").exists() and not (tmp_path / "boxes").exists()
+    # A bare .keras does not say its task: a per-pixel output is no classifier's either.
+    inputs = keras.Input((16, 16, 3))
+    bare = tmp_path / "bare.keras"
+    keras.Model(inputs, keras.layers.Conv2D(2, 1)(inputs)).save(bare)
+    assert_one_line_error(invoke("classify", bare, image), bare, "not class scores")
+
+
 def test_evaluate_classify_and_benchmark_a_run(tiny_run, shapes_dir, tmp_path):
     report = tmp_path / "metrics.json"
     result = invoke("evaluate", tiny_run, "--json", report)

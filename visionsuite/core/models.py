@@ -47,6 +47,25 @@ def resolve_model(run: str | Path) -> ModelSource:
     raise VisionsuiteError(f"{path}: expected a run folder, a .keras or a .tflite file")
 
 
+def model_task(source: ModelSource) -> str | None:
+    """The task a model was trained for: its run's config, else what an exported file says;
+    None for a bare .keras."""
+    config = source.run_dir / "config.yaml" if source.run_dir is not None else None
+    if config is not None and config.is_file():
+        from visionsuite.config import read_yaml
+
+        spec = read_yaml(config)
+        return spec.get("task") if isinstance(spec, dict) else None
+    return source.settings.get("task")
+
+
+def require_task(source: ModelSource, task: str, run: str | Path) -> None:
+    """A one-line error when RUN's model was trained for another task."""
+    trained_for = model_task(source)
+    if trained_for is not None and trained_for != task:
+        raise VisionsuiteError(f"{run}: a {trained_for} model, not a {task} model")
+
+
 def read_labels(path: Path) -> list[str] | None:
     if not path.is_file():
         return None

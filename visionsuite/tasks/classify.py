@@ -269,15 +269,19 @@ def check_image_folders(path: str) -> DataReport:
 def classify_images(run: str, inputs, top_k: int = 5) -> list[dict]:
     """Top-k predictions of RUN (run folder, .keras or .tflite) for each image in `inputs`."""
     from visionsuite.core.images import collect_images
-    from visionsuite.core.models import load_predictor, resolve_model
+    from visionsuite.core.models import load_predictor, require_task, resolve_model
 
     source = resolve_model(run)
+    require_task(source, "classify", run)
     predictor = load_predictor(source)
     paths = collect_images(inputs)
     decoded = decode_images(paths, predictor.image_size, predictor.channels, desc="reading")
     if not len(decoded.kept):
         raise VisionsuiteError("none of the images could be read")
     outputs = predictor.predict(decoded.images)
+    if outputs.ndim != 2:  # a bare .keras does not say its task
+        raise VisionsuiteError(f"{run}: outputs of shape {outputs.shape[1:]}, not class scores; "
+                               "not a classify model")
     labels = source.labels or [f"class_{i}" for i in range(outputs.shape[1])]
     results = []
     for index, scores in zip(decoded.kept, outputs):

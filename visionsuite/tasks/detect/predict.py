@@ -123,14 +123,13 @@ def detect_images(run: str, inputs, conf: float = 0.25, iou: float | None = None
     from visionsuite.core.evaluate import load_run_config
     from visionsuite.core.files import new_run_dir
     from visionsuite.core.images import UnreadableImage, collect_images, inspect_image, read_image
-    from visionsuite.core.models import load_predictor, resolve_model
+    from visionsuite.core.models import load_predictor, require_task, resolve_model
 
     source = resolve_model(run)
+    require_task(source, "detect", run)
     has_config = source.run_dir is not None and (source.run_dir / "config.yaml").is_file()
     # A bare .tflite (copied out of its run) keeps its own NMS; the detect defaults fill in.
     config = load_run_config(source) if has_config else load_config("detect")
-    if config.task != "detect":
-        raise VisionsuiteError(f"{run}: a {config.task} model, not a detector")
     if iou is not None:
         config.model.nms_iou = iou
     if max_detections is not None:

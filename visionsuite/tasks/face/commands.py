@@ -71,15 +71,14 @@ def load_embedder(run: str | Path, detect: bool | None = None) -> Embedder:
     """RUN (a face run folder, its .keras or an exported .tflite) with the face-finding mode
     it was trained with, unless `detect` says otherwise."""
     from visionsuite.config import config_from_dict, read_yaml
-    from visionsuite.core.models import load_predictor, resolve_model
+    from visionsuite.core.models import load_predictor, require_task, resolve_model
 
     source = resolve_model(run)
+    require_task(source, "face", run)
     mode = "auto"
     if source.run_dir is not None and (source.run_dir / "config.yaml").is_file():
         config = config_from_dict(read_yaml(source.run_dir / "config.yaml"),
                                   str(source.run_dir / "config.yaml"))
-        if config.task != "face":
-            raise VisionsuiteError(f"{run}: a {config.task} model, not a face model")
         mode = str(config.data.face_detect).lower()
     if detect is not None:
         mode = "true" if detect else "false"

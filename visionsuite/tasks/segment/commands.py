@@ -28,10 +28,11 @@ def segment_images(run: str, inputs, output: str | Path | None = None, overlay: 
     from visionsuite.core.evaluate import load_run_config
     from visionsuite.core.files import new_run_dir
     from visionsuite.core.images import collect_images
-    from visionsuite.core.models import load_predictor, resolve_model
+    from visionsuite.core.models import load_predictor, require_task, resolve_model
     from visionsuite.core.progress import progress
 
     source = resolve_model(run)
+    require_task(source, "segment", run)
     predictor = load_predictor(source)
     labels = source.labels or [f"class_{i}" for i in range(2)]
     overlap = tile_overlap
