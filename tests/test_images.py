@@ -81,9 +81,11 @@ def test_collect_images_walks_folders_and_reports_missing(tmp_path: Path):
 def test_images_are_known_by_their_bytes_when_their_extension_does_not_say(tmp_path: Path):
     grey = np.arange(48, dtype=np.uint8).reshape(6, 8)
     # The classic Yale faces: GIFs named subject01.happy; a PGM and a WebP named as such too.
+    # A file renamed to be left out (Extended Yale B's *.pgm.bad) stays out.
     for name, fmt in (("subject01.happy", "GIF"), ("subject01.glasses", "PNG"),
                       ("scan.raw", "PPM"), ("photo.webp", "WEBP"), ("old.bin", "BMP")):
         Image.fromarray(grey).save(tmp_path / name, format=fmt, lossless=True)
+    Image.fromarray(grey).save(tmp_path / "yaleB11_P00A+050E-40.pgm.bad", format="PPM")
     (tmp_path / "notes.info").write_text("P5 is not how this file starts\n")
     (tmp_path / "labels.txt").write_text("BM......\n")
     found = collect_images([str(tmp_path)])

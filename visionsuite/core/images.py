@@ -3,7 +3,7 @@
 Pillow decodes JPEG, PNG, BMP, GIF, PGM/PPM, TIFF and WebP alike, so every format takes the same
 path. A file is an image by its extension or, when the extension names no image format, by its
 first bytes: the classic Yale faces are GIFs named `subject01.happy`, and DICOM series often come
-as `IM0001` or `*.IMA`.
+as `IM0001` or `*.IMA`. A name like `face.pgm.bad` was renamed to be left out, and is.
 Modes are converted deliberately:
 - 16-bit and 32-bit grayscale are scaled linearly from their full range to 0..255 (not clipped,
   which would turn most 16-bit images white);
@@ -54,6 +54,8 @@ def is_image_file(path: Path) -> bool:
         return False
     if path.suffix.lower() in IMAGE_EXTENSIONS or path.name.lower().endswith(MEDICAL_SUFFIXES):
         return True
+    if any(suffix.lower() in IMAGE_EXTENSIONS for suffix in path.suffixes[:-1]):
+        return False  # renamed to be left out: Extended Yale B's `*.pgm.bad`, `*.jpg.bak`
     return content_kind(path) is not None
 
 
