@@ -175,3 +175,22 @@ def test_exclusive_lock_makes_a_second_writer_wait(tmp_path: Path):
         order.append("second in")
     thread.join()
     assert order == ["first in", "first out", "second in"]
+
+
+def test_a_dataset_too_large_for_ram_is_refused_before_decoding(tmp_path: Path, monkeypatch):
+    from visionsuite.config import load_config
+    from visionsuite.core import data
+    from visionsuite.tasks.classify import ClassifyTask
+
+    root = make_shapes_folder(tmp_path / "d", per_class=2, val_per_class=1)  # 9 images
+    config = load_config("classify", overrides={"data.path": str(root)},
+                         sets=["data.image_size=64"])
+    needed = data.CACHE_COPIES * 9 * 64 * 64 * 3
+    read_image, decoded = data.read_image, []
+    monkeypatch.setattr(data, "read_image", lambda *args: decoded.append(args) or read_image(*args))
+    monkeypatch.setattr(data, "available_memory", lambda: needed - 1)
+    with pytest.raises(VisionsuiteError, match=r"9 images at 64x64x3 need about 0.0 GiB of RAM"):
+        ClassifyTask().load_data(config)
+    assert not decoded  # refused before the first image was read
+    monkeypatch.setattr(data, "available_memory", lambda: needed)
+    assert len(ClassifyTask().load_data(config).train) == 6 and len(decoded) == 9

@@ -50,6 +50,43 @@ def load_in_parallel(load, items: list, workers: int = 0, desc: str = "decoding"
     return [result for result, _ in outcomes], messages
 
 
+# The uint8 cache, then tf.data's own copy of it while training: about twice the cache.
+CACHE_COPIES = 2
+
+
+def available_memory() -> int | None:
+    """Bytes of RAM a new allocation can have (Linux: MemAvailable, less where a container's
+    cgroup limit leaves less), None where unknown."""
+    found = []
+    try:
+        with open("/proc/meminfo") as meminfo:
+            found += [int(line.split()[1]) * 1024 for line in meminfo
+                      if line.startswith("MemAvailable:")]
+    except (OSError, ValueError, IndexError):
+        pass
+    for limit, used in (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
+                        ("/sys/fs/cgroup/memory/memory.limit_in_bytes",
+                         "/sys/fs/cgroup/memory/memory.usage_in_bytes")):
+        try:
+            found.append(int(Path(limit).read_text()) - int(Path(used).read_text()))
+        except (OSError, ValueError):  # absent, or "max": no limit
+            continue
+    return min(found) if found else None
+
+
+def check_cache_fits(root, count: int, size: int, channels: int) -> None:
+    """A one-line error before decoding when `count` images of size x size x channels would
+    not fit in RAM: decoding would otherwise run for minutes and end in the kernel's OOM kill."""
+    needed = CACHE_COPIES * count * size * size * channels
+    available = available_memory()
+    if available is not None and needed > available:
+        raise VisionsuiteError(
+            f"{root}: {count} images at {size}x{size}x{channels} need about "
+            f"{needed / 2**30:.1f} GiB of RAM (decoded once, kept in memory), and "
+            f"{available / 2**30:.1f} GiB are available; lower data.image_size or train on a "
+            "subset")
+
+
 def decode_images(
     paths: list[Path], size: int, channels: int, workers: int = 0, desc: str = "decoding"
 ) -> DecodedImages:

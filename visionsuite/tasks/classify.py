@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from visionsuite.config import Config
-from visionsuite.core.data import decode_images
+from visionsuite.core.data import check_cache_fits, decode_images
 from visionsuite.core.files import inside
 from visionsuite.core.images import is_image_file, other_files_note
 from visionsuite.errors import VisionsuiteError
@@ -111,8 +111,11 @@ class ClassifyTask(Task):
                 raise VisionsuiteError(f"{root}: classes {unknown} are not among the model's "
                                        f"{len(labels)} classes")
             mapping = np.array([labels.index(name) for name in index.classes])
+        wanted = ("train", "val") if train else ("val",)
+        check_cache_fits(root, sum(len(index.splits[name]) for name in wanted),
+                         config.data.image_size, config.data.channels)
         splits = {}
-        for name in (("train", "val") if train else ("val",)):
+        for name in wanted:
             splits[name] = self._decode(index.splits[name], config, name, mapping)
         if len(splits["val"]) == 0:
             raise VisionsuiteError(f"{root}: the val split holds no readable images")

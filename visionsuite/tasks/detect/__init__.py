@@ -34,6 +34,7 @@ class DetectTask(Task):
 
     def load_data(self, config: Config, train: bool = True,
                   labels: list[str] | None = None) -> TaskData:
+        from visionsuite.core.data import check_cache_fits
         from visionsuite.datasets import resolve_dataset
 
         root = resolve_dataset(config.data.path, "detect")
@@ -42,8 +43,11 @@ class DetectTask(Task):
             print(f"warning: {message}; skipped", file=sys.stderr)
         names = labels or config.data.classes or index.labels
         remap = _class_remap(index.labels, names)
+        wanted = ("train", "val") if train else ("val",)
+        check_cache_fits(root, sum(len(getattr(index, name)) for name in wanted),
+                         config.data.image_size, 3)
         splits = {}
-        for name in (("train", "val") if train else ("val",)):
+        for name in wanted:
             splits[name] = _decode_split(getattr(index, name), remap, len(names),
                                          config.data.image_size, config.data.workers, name)
         if len(splits["val"]) == 0:
