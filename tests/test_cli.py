@@ -205,6 +205,20 @@ def test_evaluate_classify_and_benchmark_a_run(tiny_run, shapes_dir, tmp_path):
     assert "p50_ms" in result.output and "keras" in result.output
 
 
+def test_a_run_whose_dataset_moved_asks_for_data(tiny_run, shapes_dir, tmp_path):
+    import shutil
+
+    moved = tmp_path / "tiny"
+    shutil.copytree(tiny_run, moved)
+    config = moved / "config.yaml"
+    config.write_text(config.read_text().replace(str(shapes_dir), str(tmp_path / "gone")))
+    for command in ("evaluate", "export"):
+        assert_one_line_error(invoke(command, moved), tmp_path / "gone",
+                              "the run's dataset is not there any more; pass --data DIR")
+    result = invoke("evaluate", moved, "--data", shapes_dir)
+    assert result.exit_code == 0 and "accuracy" in result.output, result.output
+
+
 def test_data_check_counts_per_split_and_class(shapes_dir):
     result = invoke("data", "check", "classify", shapes_dir)
     assert result.exit_code == 0, result.output

@@ -12,13 +12,19 @@ from visionsuite.errors import VisionsuiteError
 
 
 def load_run_config(source: ModelSource, data: str | None = None,
-                    image_size: int | None = None, channels: int | None = None) -> Config:
+                    image_size: int | None = None, channels: int | None = None,
+                    needs_data: bool = False) -> Config:
     """The config a model was trained with (its run folder's config.yaml), or the task's
     defaults for a bare model file (its task: the one an exported file names, else classify);
-    `data` replaces the dataset path."""
+    `data` replaces the dataset path. `needs_data`: a run's dataset that is gone is an error
+    that says to pass --data."""
     if source.run_dir is not None and (source.run_dir / "config.yaml").is_file():
         path = source.run_dir / "config.yaml"
         config = config_from_dict(read_yaml(path), str(path))
+        trained_on = config.data.path
+        if needs_data and not data and trained_on and not Path(trained_on).expanduser().exists():
+            raise VisionsuiteError(f"{trained_on}: the run's dataset is not there any more; "
+                                   "pass --data DIR")
     else:
         if not data:
             raise VisionsuiteError(f"{source.path}: not inside a run folder; pass --data PATH")
@@ -40,7 +46,8 @@ def evaluate(run: str | Path, data: str | None = None, json_path: str | Path | N
 
     source = resolve_model(run)
     predictor = load_predictor(source, threads)
-    config = load_run_config(source, data, predictor.image_size, predictor.channels)
+    config = load_run_config(source, data, predictor.image_size, predictor.channels,
+                             needs_data=True)
     task = get_task(config.task)
     dataset = task.load_data(config, train=False, labels=source.labels)
     started = time.perf_counter()

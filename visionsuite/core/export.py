@@ -151,7 +151,7 @@ def export(run: str | Path, quantize: str = "int8", output: str | Path = "export
     if source.kind != "keras":
         raise VisionsuiteError(f"{source.path}: export takes a run folder or a .keras model")
     model = load_keras_model(source.path)
-    config = load_run_config(source, data)
+    config = load_run_config(source, data, needs_data=True)
     task = get_task(config.task)
     labels = source.labels or [f"class_{i}" for i in range(model.output_shape[-1])]
     dataset = task.load_data(config, train=quantize == "int8", labels=labels)
