@@ -112,6 +112,13 @@ def test_label_files_must_hold_whole_numbers(tmp_path):
     nib.save(nib.Nifti1Image(np.full((4, 4, 2), 0.5, np.float32), np.eye(4)), path)
     with pytest.raises(UnreadableImage, match="whole numbers"):
         read_label_slices(path)
+    cells = np.zeros((4, 4, 2), np.int16)
+    cells[1, 1, 0], cells[2, 3, 1] = 1, 1200  # an instance label volume: cells numbered
+    nib.save(nib.Nifti1Image(cells, np.eye(4)), tmp_path / "cells.nii.gz")
+    with pytest.raises(UnreadableImage, match="set data.binary_masks=true"):
+        read_label_slices(tmp_path / "cells.nii.gz")
+    binary = read_label_slices(tmp_path / "cells.nii.gz", binary=True)
+    assert [int((s == 255).sum()) for s in binary] == [1, 1] and binary[0].max() == 255
 
 
 def test_a_dicom_series_without_extensions_is_found_by_its_marker(tmp_path):

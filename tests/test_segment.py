@@ -151,6 +151,34 @@ def test_jpeg_masks_are_read_back_binary_despite_compression(tmp_path):
     assert np.array_equal(read_mask(tmp_path / "polyp.jpg"), mask)
 
 
+def test_instance_masks_train_as_foreground_with_binary_masks(tmp_path, capsys):
+    from visionsuite.config import load_config
+    from visionsuite.tasks.segment import TASK
+    from visionsuite.tasks.segment.data import check_segmentation_folders
+
+    root = make_segment_folder(tmp_path / "d")
+    # Cellpose/StarDist-style 16-bit labels: each cell its own number, up to 300 here.
+    cells = np.zeros((30, 40), np.uint16)
+    cells[5:15, 5:15], cells[18:25, 20:30] = 7, 300
+    for split in ("train", "val"):
+        Image.fromarray(cells).save(root / split / "masks" / "0.png")
+    plain = TASK.load_data(load_config("segment", overrides={"data.path": str(root)}))
+    assert len(plain.train) == 3  # that pair is skipped, and the warning says why
+    assert "0.png: mask values up to 300; class indices must be 0..255 (if they number " \
+           "objects, set data.binary_masks=true); pair skipped" in capsys.readouterr().err
+    config = load_config("segment", overrides={"data.path": str(root)},
+                         sets=["data.binary_masks=true"])
+    data = TASK.load_data(config)
+    assert data.labels == ["background", "foreground"]
+    assert np.array_equal(data.train.targets[0], (cells > 0).astype(np.uint8))
+    # 8-bit instance masks read as many classes: data check says what to do.
+    for index in range(4):
+        numbered = np.arange(30 * 40, dtype=np.uint8).reshape(30, 40) % 40
+        Image.fromarray(numbered).save(root / "train" / "masks" / f"{index}.png")
+    report = check_segmentation_folders(str(root))
+    assert "40 classes: if they number objects, set data.binary_masks=true" in report.text
+
+
 def test_roi_pixels_are_ignored_and_16_bit_tiff_images_are_scaled(tmp_path):
     from visionsuite.config import load_config
     from visionsuite.tasks.segment import TASK

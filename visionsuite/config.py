@@ -48,6 +48,7 @@ class DataConfig:
     workers: int = 0  # decoding threads; 0 = one per CPU core
     # segment: image_size is the side of training crops and inference tiles
     classes: list[str] | None = None  # class names in mask-value order; empty = discovered
+    binary_masks: bool = False  # every mask value but 0 is foreground (instance masks: 1..N)
     crops_per_image: int = 8  # random crops per image and epoch
     tile_overlap: float = 0.25  # overlap of inference tiles, fraction of the tile side
     # DICOM/NIfTI intensities: [center, width] (CT: [40, 400] soft tissue, [-600, 1500] lung);

@@ -32,6 +32,8 @@ IMAGE_EXTENSIONS = (
     ".jpg", ".jpeg", ".png", ".bmp", ".gif", ".pgm", ".ppm", ".pbm", ".pnm", ".tif", ".tiff",
     ".webp",
 )
+# Masks whose values number objects (cells 1..N) are no class indices, but can be foreground.
+INSTANCE_HINT = "if they number objects, set data.binary_masks=true"
 LOSSY_FORMATS = ("JPEG", "MPO")  # Pillow's names; masks in them can only be binary
 # Leading bytes of those formats, for files whose extension does not say (see content_kind).
 _IMAGE_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"II*\x00",
@@ -130,11 +132,13 @@ def read_image_slices(path: str | Path, channels: int = 3,
     return [read_image(path, None, channels)]
 
 
-def read_mask_slices(path: str | Path) -> list[np.ndarray]:
+def read_mask_slices(path: str | Path, binary: bool = False) -> list[np.ndarray]:
     """A mask file's raw values, one (H, W) array per slice (see read_mask, read_label_slices)."""
     from visionsuite.core.medical import is_medical_file, read_label_slices
 
-    return read_label_slices(path) if is_medical_file(Path(path)) else [read_mask(path)]
+    if is_medical_file(Path(path)):
+        return read_label_slices(path, binary)
+    return [read_mask(path, binary)]
 
 
 def _read_single_slice(path: Path, size: int | None, channels: int, window) -> np.ndarray:
@@ -215,8 +219,9 @@ def collect_images(inputs: list[str] | tuple[str, ...]) -> list[Path]:
     return found
 
 
-def read_mask(path: str | Path) -> np.ndarray:
-    """Decode a label mask to its raw values, (H, W) uint8, without any resampling.
+def read_mask(path: str | Path, binary: bool = False) -> np.ndarray:
+    """Decode a label mask to its raw values, (H, W) uint8, without any resampling; `binary`:
+    0 where the value is 0, else 255 (instance masks, whose values number the objects).
 
     Palette images keep their indices (class-index palette PNGs), unless the palette is grey,
     which is how binary masks are often stored (GIF); grey, 1-bit and 16-bit masks keep their
@@ -224,6 +229,16 @@ def read_mask(path: str | Path) -> np.ndarray:
     whose channels are equal is read as grey, a colour one is refused. JPEG masks (Kvasir-SEG's,
     for one) are binary: compression blurs their values, so they are read as 0/255, cut at 128."""
     path = Path(path)
+    values = _mask_values(path)
+    if binary:
+        return np.where(values > 0, 255, 0).astype(np.uint8)
+    if values.max(initial=0) > 255 or values.min(initial=0) < 0:
+        raise UnreadableImage(f"{path}: mask values up to {values.max()}; class indices must be "
+                              f"0..255 ({INSTANCE_HINT})")
+    return values.astype(np.uint8)
+
+
+def _mask_values(path: Path) -> np.ndarray:
     with _opened(path) as image:
         image.load()
         if image.format in LOSSY_FORMATS:
@@ -245,7 +260,4 @@ def read_mask(path: str | Path) -> np.ndarray:
         values = np.asarray(image.convert("L") if image.mode == "1" else image)
         if values.ndim != 2:
             raise UnreadableImage(f"{path}: mask of mode {image.mode} not understood")
-        if values.max(initial=0) > 255 or values.min(initial=0) < 0:
-            raise UnreadableImage(f"{path}: mask values up to {values.max()}; "
-                                  "class indices must be 0..255")
-        return values.astype(np.uint8)
+        return values

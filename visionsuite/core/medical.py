@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from visionsuite.core.files import atomic_path
-from visionsuite.core.images import IMAGE_EXTENSIONS, UnreadableImage, content_kind
+from visionsuite.core.images import (IMAGE_EXTENSIONS, INSTANCE_HINT, UnreadableImage,
+                                     content_kind)
 from visionsuite.errors import VisionsuiteError
 
 DICOM_SUFFIXES = (".dcm", ".dicom")
@@ -86,17 +87,20 @@ def read_slices(path: str | Path, channels: int = 3,
     return [np.repeat(image[..., None], channels, axis=-1) for image in grey]
 
 
-def read_label_slices(path: str | Path) -> list[np.ndarray]:
-    """A label file's slices as (H, W) uint8 raw values (no windowing): integer labels only."""
+def read_label_slices(path: str | Path, binary: bool = False) -> list[np.ndarray]:
+    """A label file's slices as (H, W) uint8 raw values (no windowing): integer labels only;
+    `binary`: 0 where the value is 0, else 255."""
     path = Path(path)
     slices = _read(path, labels=True)
     values = slices.values
     if values.ndim == 4:
         raise UnreadableMedical(f"{path}: colour mask; expected one channel of class indices")
+    if binary:
+        return list(np.where(values != 0, 255, 0).astype(np.uint8))
     if not np.array_equal(values, np.round(values)) or values.min(initial=0) < 0 \
             or values.max(initial=0) > 255:
         raise UnreadableMedical(f"{path}: mask values must be whole numbers 0..255 "
-                                f"(found {values.min():g}..{values.max():g})")
+                                f"(found {values.min():g}..{values.max():g}; {INSTANCE_HINT})")
     return list(values.astype(np.uint8))
 
 

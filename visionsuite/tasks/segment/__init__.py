@@ -46,7 +46,8 @@ class SegmentTask(Task):
         for name in (("train", "val") if train else ("val",)):
             decoded[name], kept[name], skipped[name] = decode_pairs(
                 index.splits[name], config.data.channels, config.data.workers,
-                desc=f"decoding {name}", window=config.data.window)
+                desc=f"decoding {name}", window=config.data.window,
+                binary=config.data.binary_masks)
         values = set()
         for items in decoded.values():
             for item in items:

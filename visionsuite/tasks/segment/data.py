@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from visionsuite.core.files import inside
-from visionsuite.core.images import (inspect_image, is_image_file, other_files_note,
-                                     read_image_slices, read_mask_slices)
+from visionsuite.core.images import (INSTANCE_HINT, inspect_image, is_image_file,
+                                     other_files_note, read_image_slices, read_mask_slices)
 from visionsuite.core.medical import file_stem
 from visionsuite.errors import VisionsuiteError
 from visionsuite.tasks.base import DataReport, Split
@@ -202,10 +202,12 @@ def _slice_name(path: Path, index: int | None) -> Path:
     return path if index is None else path.with_name(f"{path.name}[{index}]")
 
 
-def _decode_pair(pair: Pair, channels: int, window: list[float] | None) -> list[DecodedPair]:
+def _decode_pair(pair: Pair, channels: int, window: list[float] | None,
+                 binary: bool) -> list[DecodedPair]:
     images = read_image_slices(pair.image, channels, window)
-    masks = read_mask_slices(pair.mask)
-    rois = read_mask_slices(pair.roi) if pair.roi is not None else [None] * len(images)
+    masks = read_mask_slices(pair.mask, binary)
+    # A region of interest is wherever its mask is not 0, whatever it stores there.
+    rois = read_mask_slices(pair.roi, True) if pair.roi is not None else [None] * len(images)
     for path, found in ((pair.mask, masks), (pair.roi, rois)):
         if len(found) != len(images):
             raise VisionsuiteError(f"{path}: {len(found)} slice(s) but its image "
@@ -224,14 +226,16 @@ def _decode_pair(pair: Pair, channels: int, window: list[float] | None) -> list[
 
 
 def decode_pairs(pairs: list[Pair], channels: int, workers: int = 0, desc: str = "decoding",
-                 window: list[float] | None = None):
+                 window: list[float] | None = None, binary: bool = False):
     """Decode image/mask pairs in parallel, volumes into one pair per slice; a pair whose image
     or mask cannot be decoded is warned about, skipped and counted; a size mismatch stops
-    everything (the data is wrong). Returns the decoded slices, the Pair of each, the skips."""
+    everything (the data is wrong). `binary`: masks are 0 (background) or not (foreground).
+    Returns the decoded slices, the Pair of each, the skips."""
     from visionsuite.core.data import load_in_parallel
 
-    results, skipped = load_in_parallel(lambda pair: _decode_pair(pair, channels, window),
-                                        pairs, workers, desc, warn="pair skipped")
+    results, skipped = load_in_parallel(
+        lambda pair: _decode_pair(pair, channels, window, binary), pairs, workers, desc,
+        warn="pair skipped")
     decoded, kept = [], []
     for slices, pair in zip(results, pairs):
         for item in slices or []:
@@ -318,6 +322,8 @@ def check_segmentation_folders(path: str) -> DataReport:
                  for i, name in enumerate(mapping.names[:SHOWN_CLASSES])]
         more = len(mapping.names) - SHOWN_CLASSES
         lines.append("classes: " + ", ".join(shown) + (f", ... ({more} more)" if more > 0 else ""))
+        if more > 0:
+            lines.append(f"  {len(mapping.names)} classes: {INSTANCE_HINT}")
     lines.append(f"unreadable pairs: {len(unreadable)}")
     lines += [f"  {message}" for message in unreadable]
     lines.append(f"files that are not images (ignored): {len(index.odd_files)}")
