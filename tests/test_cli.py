@@ -219,6 +219,20 @@ def test_a_run_whose_dataset_moved_asks_for_data(tiny_run, shapes_dir, tmp_path)
     assert result.exit_code == 0 and "accuracy" in result.output, result.output
 
 
+def test_evaluate_on_another_folder_without_a_val_split_takes_all_of_it(tiny_run, shapes_dir,
+                                                                        tmp_path):
+    # The val folder alone: class folders, no val/ of their own. Not split: all 12 images.
+    report = tmp_path / "metrics.json"
+    result = invoke("evaluate", tiny_run, "--data", shapes_dir / "val", "--json", report)
+    assert result.exit_code == 0, result.output
+    assert json.loads(report.read_text())["images"] == 12
+    assert "is not the dataset the model was trained on" in result.output
+    # Training keeps images to train on.
+    result = invoke("train", "classify", "--data", shapes_dir / "val", "--output", tmp_path,
+                    "--set", "data.val_fraction=1")
+    assert_one_line_error(result, "data.val_fraction=1.0: must be below 1")
+
+
 def test_data_check_counts_per_split_and_class(shapes_dir):
     result = invoke("data", "check", "classify", shapes_dir)
     assert result.exit_code == 0, result.output

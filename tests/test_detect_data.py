@@ -122,6 +122,14 @@ def test_a_yaml_path_outside_the_dataset_reads_the_folders_beside_it(tmp_path, c
         assert f"path '{stale}' is no folder inside the dataset" in capsys.readouterr().err
 
 
+def test_a_dataset_without_val_is_all_val_at_fraction_one(tmp_path):
+    root = voc_dataset(tmp_path)
+    (root / "train.txt").unlink()
+    (root / "val.txt").unlink()
+    index = index_detection(root, val_fraction=1.0)
+    assert not index.train and len(index.val) == 3
+
+
 def test_yolo_label_file_with_four_columns_is_an_error_naming_file_and_line(tmp_path):
     root = yolo_dataset(tmp_path, "0 0.5 0.5 0.2 0.2\n0 0.5 0.5 0.25\n")
     with pytest.raises(VisionsuiteError, match=r"x\.txt:2: 4 columns"):

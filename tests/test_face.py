@@ -194,6 +194,19 @@ def test_held_out_identities_come_from_a_test_folder_or_by_fraction(tmp_path):
     assert {path.parent.name for path, _ in by_fraction.splits["val"]} == set(held)
 
 
+def test_evaluation_on_people_without_a_held_out_folder_takes_them_all(tmp_path):
+    from PIL import Image
+
+    from visionsuite.tasks.face.data import index_identities
+
+    for person in "abc":
+        (tmp_path / person).mkdir()
+        for i in range(2):
+            Image.new("L", (8, 8)).save(tmp_path / person / f"{i}.png")
+    index = index_identities(tmp_path, val_fraction=1.0, train=False)
+    assert index.names["val"] == ["a", "b", "c"] and len(index.splits["val"]) == 6
+
+
 def test_too_few_identities_to_hold_out_is_a_clear_error(tmp_path):
     from PIL import Image
 

@@ -43,6 +43,15 @@ def test_pairs_by_stem_with_masks_of_another_format(tmp_path):
     assert all(p.mask.suffix == ".gif" for p in index.splits["val"])
 
 
+def test_a_folder_without_val_is_all_val_when_evaluated_on_as_another_dataset(tmp_path):
+    root = make_segment_folder(tmp_path / "d")
+    for path in (root / "val").rglob("*.png"):  # one folder of pairs, as a test set comes
+        path.rename(root / "train" / path.parent.name / f"v{path.name}")
+    shutil.rmtree(root / "val")
+    assert [len(index_pairs(root, 0.2).splits[s]) for s in ("train", "val")] == [5, 1]
+    assert [len(index_pairs(root, 1.0).splits[s]) for s in ("train", "val")] == [0, 6]
+
+
 def test_masks_named_with_an_ending_they_share_pair_with_their_images(tmp_path):
     root = make_segment_folder(tmp_path / "d", mask_ext="_segmentation.png", roi=True)
     for roi in sorted((root / "train" / "roi").iterdir()):  # DRIVE's field of view: 21_mask.gif

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
@@ -11,13 +12,19 @@ from visionsuite.core.models import ModelSource, load_predictor, resolve_model
 from visionsuite.errors import VisionsuiteError
 
 
+# data.val_fraction that puts every image of a dataset without a val split into val.
+EVERY_IMAGE = 1.0
+
+
 def load_run_config(source: ModelSource, data: str | None = None,
                     image_size: int | None = None, channels: int | None = None,
-                    needs_data: bool = False) -> Config:
+                    needs_data: bool = False, all_of_other_data: bool = False) -> Config:
     """The config a model was trained with (its run folder's config.yaml), or the task's
     defaults for a bare model file (its task: the one an exported file names, else classify);
     `data` replaces the dataset path. `needs_data`: a run's dataset that is gone is an error
-    that says to pass --data."""
+    that says to pass --data. `all_of_other_data`: a `data` other than the one the run was
+    trained on is all val where it has no val split (an evaluation set is not split)."""
+    trained_on = None
     if source.run_dir is not None and (source.run_dir / "config.yaml").is_file():
         path = source.run_dir / "config.yaml"
         config = config_from_dict(read_yaml(path), str(path))
@@ -33,11 +40,17 @@ def load_run_config(source: ModelSource, data: str | None = None,
         config = load_config(task, overrides={"data.path": data})
     if data:
         config.data.path = data
+        if all_of_other_data and not _same_folder(data, trained_on):
+            config.data.val_fraction = EVERY_IMAGE
     if image_size:
         config.data.image_size = int(image_size)
     if channels:
         config.data.channels = int(channels)
     return config
+
+
+def _same_folder(path: str, other: str | None) -> bool:
+    return bool(other) and Path(path).expanduser().resolve() == Path(other).expanduser().resolve()
 
 
 def evaluate(run: str | Path, data: str | None = None, json_path: str | Path | None = None,
@@ -47,8 +60,11 @@ def evaluate(run: str | Path, data: str | None = None, json_path: str | Path | N
     source = resolve_model(run)
     predictor = load_predictor(source, threads)
     config = load_run_config(source, data, predictor.image_size, predictor.channels,
-                             needs_data=True)
+                             needs_data=True, all_of_other_data=True)
     task = get_task(config.task)
+    if config.data.val_fraction == EVERY_IMAGE:
+        print(f"data: {data} is not the dataset the model was trained on: its val split, or "
+              "all of it where it has none, is evaluated", file=sys.stderr)
     dataset = task.load_data(config, train=False, labels=source.labels)
     started = time.perf_counter()
     outputs = task.predict(predictor, dataset.val, config)

@@ -71,6 +71,9 @@ def float32_twin(model):
 
 
 def _train(task, config: Config, output, name, resume, callbacks) -> Path:
+    if config.data.val_fraction >= 1:
+        raise VisionsuiteError(f"data.val_fraction={config.data.val_fraction}: must be below 1, "
+                               "leaving images to train on")
     data = task.load_data(config)
     _print_data_summary(data)
     if not config.data.path:

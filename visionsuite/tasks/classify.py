@@ -81,6 +81,8 @@ def scan_class_folders(root: Path, folder: Path, classes: list[str] | None, odd:
 
 
 def _split_by_fraction(items, fraction: float, seed: int, root: Path):
+    if fraction >= 1:  # EVERY_IMAGE: evaluation on another dataset
+        return [], list(items)
     if not 0 < fraction < 1:
         raise VisionsuiteError(f"{root}: no val/ folder, and data.val_fraction={fraction} "
                                "cannot split it (use a value between 0 and 1)")

@@ -78,6 +78,8 @@ def index_detection(root: str | Path, val_fraction: float = 0.2, seed: int = 0) 
 
 
 def _split(items: list[Annotation], fraction: float, seed: int):
+    if fraction >= 1:  # EVERY_IMAGE: evaluation on another dataset
+        return [], list(items)
     order = np.random.default_rng(seed).permutation(len(items))
     count = max(1, int(round(len(items) * fraction))) if len(items) > 1 else 0
     val = set(order[:count].tolist())

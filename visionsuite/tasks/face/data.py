@@ -64,6 +64,10 @@ def index_identities(root: str | Path, val_fraction: float = 0.2, seed: int = 0,
 
 
 def _hold_out_identities(root, folder, items, identities, fraction, seed, odd) -> IdentityIndex:
+    if fraction >= 1:  # EVERY_IMAGE: evaluation on another dataset, all of its people
+        return IdentityIndex(Path(root), {"train": [], "val": items},
+                             {"train": [], "val": list(identities)},
+                             {"train": folder, "val": folder}, odd, held_out_by_fraction=True)
     if not 0 < fraction < 1:
         raise VisionsuiteError(f"{root}: no val/ or test/ folder of other people, and "
                                f"data.val_fraction={fraction} cannot hold some out")

@@ -54,6 +54,8 @@ def index_pairs(root: str | Path, val_fraction: float = 0.2, seed: int = 0) -> P
                   "val": _pair_folder(root, val_dir, odd)}
         return PairIndex(root, splits, odd, False)
     pairs = _pair_folder(root, train_dir if train_dir.is_dir() else root, odd)
+    if val_fraction >= 1:  # EVERY_IMAGE: evaluation on another dataset
+        return PairIndex(root, {"train": [], "val": pairs}, odd, True)
     if not 0 < val_fraction < 1:
         raise VisionsuiteError(f"{root}: no val/ folder, and data.val_fraction={val_fraction} "
                                "cannot split it (use a value between 0 and 1)")
