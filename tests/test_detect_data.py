@@ -211,3 +211,53 @@ def test_malformed_coco_json_names_the_file(tmp_path):
 def test_a_folder_in_no_known_format_says_what_was_expected(tmp_path):
     with pytest.raises(VisionsuiteError, match="not a detection dataset"):
         index_detection(tmp_path)
+
+
+def _turned_photo(path: Path, orientation: int, box=(10, 5, 30, 20), size=(80, 60)) -> None:
+    """A stored w x h photo with a white box, whose EXIF says how to show it upright."""
+    pixels = np.zeros((size[1], size[0], 3), np.uint8)
+    x1, y1, x2, y2 = box
+    pixels[y1:y2, x1:x2] = 255
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(pixels).save(path, exif=exif.tobytes())
+
+
+def _white_box(image: np.ndarray):
+    ys, xs = np.nonzero(image[..., 0] > 128)
+    return [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]
+
+
+@pytest.mark.parametrize("orientation", [5, 6, 7, 8])
+def test_boxes_drawn_on_a_photos_stored_pixels_move_with_its_exif_turn(tmp_path, orientation):
+    from visionsuite.core.images import inspect_image, read_image, stored_geometry
+    from visionsuite.tasks.detect.data import Annotation, upright_annotation
+
+    path = tmp_path / "photo.png"
+    _turned_photo(path, orientation)
+    stored, found = stored_geometry(path)
+    assert stored == (80, 60) and found == orientation
+    assert inspect_image(path)[0] == (60, 80)  # the size as read_image shows it
+    drawn = Annotation(path, np.array([[10, 5, 30, 20]], np.float32), np.array([0]), (80, 60))
+    moved, size = upright_annotation(drawn, stored, orientation)
+    assert size == (60, 80)
+    np.testing.assert_allclose(moved.boxes[0], _white_box(read_image(path)))
+
+
+def test_a_sideways_photo_trains_with_its_boxes_on_what_is_shown(tmp_path):
+    from visionsuite.config import load_config
+    from visionsuite.tasks.detect import TASK
+
+    # LabelImg drew on the stored pixels and wrote their size: the box is moved upright.
+    for stem in ("a", "b"):
+        _turned_photo(tmp_path / "images" / f"{stem}.png", 6)
+        _voc_xml(tmp_path / "annotations" / f"{stem}.xml", f"{stem}.png",
+                 [("cat", (11, 6, 30, 20))])  # VOC corners are 1-based
+    (tmp_path / "train.txt").write_text("a\n")
+    (tmp_path / "val.txt").write_text("b\n")
+    config = load_config("detect", overrides={"data.path": str(tmp_path)},
+                         sets=["data.image_size=64"])
+    data = TASK.load_data(config)
+    assert data.val.sizes == [(60, 80)]
+    np.testing.assert_allclose(data.val.targets[0][0, 1:], [40, 10, 55, 30])

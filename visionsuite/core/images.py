@@ -41,6 +41,8 @@ _IMAGE_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a"
 _NETPBM_HEADER = re.compile(rb"P[1-6]\s+(#[^\n]*\n\s*)*\d+\s+\d+\s")  # magic, width, height
 _DICOM_MAGIC_OFFSET = 128  # DICOM part 10: a 128-byte preamble, then "DICM"
 
+ORIENTATION_TAG = 0x0112  # EXIF
+
 # A decompression-bomb guard that still admits large microscopy slides.
 Image.MAX_IMAGE_PIXELS = 20000 * 20000
 
@@ -157,9 +159,9 @@ def _read_single_slice(path: Path, size: int | None, channels: int, window) -> n
 
 
 def inspect_image(path: str | Path, decode: bool = True) -> tuple[tuple[int, int], str]:
-    """(width, height) and Pillow mode (for DICOM/NIfTI: their kind, e.g. 'DICOM CT'), after
-    decoding the pixels once to prove they decode (`decode=False`: from the header only, for
-    files already decoded). Read-only."""
+    """(width, height) upright, as read_image gives it (EXIF orientation applied), and Pillow
+    mode (for DICOM/NIfTI: their kind, e.g. 'DICOM CT'), after decoding the pixels once to
+    prove they decode (`decode=False`: from the header only, for files already decoded)."""
     from visionsuite.core.medical import describe, is_medical_file, read_slices
 
     if is_medical_file(Path(path)):
@@ -170,7 +172,27 @@ def inspect_image(path: str | Path, decode: bool = True) -> tuple[tuple[int, int
     with _opened(Path(path)) as image:
         if decode:
             image.load()
-        return image.size, image.mode
+        return upright_size(image.size, exif_orientation(image)), image.mode
+
+
+def exif_orientation(image: Image.Image) -> int:
+    """The EXIF orientation (1..8; 1 = stored upright) that read_image applies."""
+    try:
+        orientation = int(image.getexif().get(ORIENTATION_TAG, 1))
+    except (ValueError, TypeError, SyntaxError, OSError):  # a damaged EXIF block: as stored
+        return 1
+    return orientation if 1 <= orientation <= 8 else 1
+
+
+def stored_geometry(path: str | Path) -> tuple[tuple[int, int], int]:
+    """(width, height) as stored, and the EXIF orientation, from the header."""
+    with _opened(Path(path)) as image:
+        return image.size, exif_orientation(image)
+
+
+def upright_size(size: tuple[int, int], orientation: int) -> tuple[int, int]:
+    """The size shown upright: orientations 5 to 8 turn the image a quarter."""
+    return (size[1], size[0]) if orientation >= 5 else size
 
 
 def _to_uint8(image: Image.Image, channels: int, size: int | None) -> np.ndarray:

@@ -16,14 +16,14 @@ from visionsuite.config import Config
 from visionsuite.errors import VisionsuiteError
 from visionsuite.tasks.base import DataReport, Split, Task, TaskData
 from visionsuite.tasks.detect.data import (Annotation, clean_boxes, describe_counts,
-                                           index_detection)
+                                           index_detection, upright_annotation)
 
 
 @dataclass
 class DetectionSplit(Split):
     """images: (N, S, S, 3) uint8, each whole image resized to S x S; targets: per image
-    (M, 5) rows of (class, x1, y1, x2, y2) in pixels of the image as stored; sizes: the
-    stored (width, height)."""
+    (M, 5) rows of (class, x1, y1, x2, y2) in pixels of the image shown upright (EXIF
+    orientation applied); sizes: its (width, height)."""
 
     sizes: list[tuple[int, int]] = field(default_factory=list)
 
@@ -146,18 +146,18 @@ def _class_remap(found: list[str], names: list[str]) -> np.ndarray:
 def _decode_split(annotations: list[Annotation], remap: np.ndarray, classes: int, size: int,
                   workers: int, name: str) -> DetectionSplit:
     from visionsuite.core.data import load_in_parallel
-    from visionsuite.core.images import inspect_image, read_image
+    from visionsuite.core.images import read_image, stored_geometry
 
     def load(annotation: Annotation):
-        stored = inspect_image(annotation.image, decode=False)[0]
+        annotation, upright = upright_annotation(annotation, *stored_geometry(annotation.image))
         image = read_image(annotation.image, size, 3)
         ids = annotation.classes.astype(np.int64)
         mapped = remap[np.where((ids >= 0) & (ids < len(remap) - 1), ids, len(remap) - 1)]
         boxes, labels, counts = clean_boxes(
             Annotation(annotation.image, annotation.boxes, mapped, None, annotation.normalized),
-            stored, classes)
+            upright, classes)
         target = np.concatenate([labels[:, None].astype(np.float32), boxes], 1)
-        return image, target, stored, counts
+        return image, target, upright, counts
 
     results, skipped = load_in_parallel(load, annotations, workers, desc=f"decoding {name}",
                                         warn="skipped")

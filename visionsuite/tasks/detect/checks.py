@@ -6,14 +6,19 @@ from collections import Counter
 
 from visionsuite.errors import VisionsuiteError
 from visionsuite.tasks.base import DataReport
-from visionsuite.tasks.detect.data import BOX_PROBLEMS, clean_boxes, index_detection
+from visionsuite.tasks.detect.data import (BOX_PROBLEMS, clean_boxes, index_detection,
+                                           upright_annotation)
 
 SHOWN = 5  # problem lines shown per kind
 
 
 def check_detection_folder(path: str) -> DataReport:
     from visionsuite.core.data import load_in_parallel
-    from visionsuite.core.images import inspect_image
+    from visionsuite.core.images import inspect_image, stored_geometry
+
+    def geometry(annotation):
+        inspect_image(annotation.image, decode=True)  # proves the pixels decode
+        return stored_geometry(annotation.image)
 
     try:
         index = index_detection(path)
@@ -24,21 +29,21 @@ def check_detection_folder(path: str) -> DataReport:
     unreadable: list[str] = []
     for split in ("train", "val"):
         annotations = getattr(index, split)
-        sizes, messages = load_in_parallel(
-            lambda a: inspect_image(a.image, decode=True)[0], annotations, desc=f"checking {split}")
+        geometries, messages = load_in_parallel(geometry, annotations, desc=f"checking {split}")
         unreadable += messages
         per_class: Counter = Counter()
         negatives = 0
-        for annotation, size in zip(annotations, sizes):
-            if size is None:
+        for annotation, found in zip(annotations, geometries):
+            if found is None:
                 continue
-            _, classes, counts = clean_boxes(annotation, size, len(index.labels))
+            upright, size = upright_annotation(annotation, *found)
+            _, classes, counts = clean_boxes(upright, size, len(index.labels))
             per_class.update(index.labels[c] for c in classes)
             negatives += not len(classes)
             for kind, count in counts.items():
                 where = annotation.source or annotation.image
                 problems[kind].append(f"{where}: {count} box{'es' if count > 1 else ''}")
-        readable = sum(s is not None for s in sizes)
+        readable = sum(g is not None for g in geometries)
         boxes = ", ".join(f"{name} {per_class[name]}" for name in index.labels)
         lines.append(f"  {split}: {readable} images ({negatives} without boxes); boxes: "
                      f"{boxes or 'none'}")

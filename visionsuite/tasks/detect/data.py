@@ -7,14 +7,15 @@
 - COCO JSON: `train.json`/`val.json` (or Roboflow's `train/` and `valid/`
   `_annotations.coco.json`), `file_name` relative to the JSON's folder.
 
-Every box becomes pixel corners (x1, y1, x2, y2) on the image as stored, 0-based, x2/y2
-exclusive. Files that cannot be parsed are errors naming the file and line; single bad boxes
+Every box becomes pixel corners (x1, y1, x2, y2) on the image as shown upright (EXIF
+orientation applied, see upright_annotation), 0-based, x2/y2 exclusive. Files that cannot be parsed are errors naming the file and line; single bad boxes
 (outside the image, zero area, unknown class, duplicates) are counted and left out by
 `clean_boxes`. Paths that leave the dataset folder are refused. Nothing is written.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from collections import Counter
@@ -399,6 +400,36 @@ def _coco_annotations(path: Path, root: Path, spec: dict, category_ids: list[int
 
 
 # --------------------------------------------------------------------------- boxes
+
+# EXIF orientations that turn the image a quarter -> where a point (x, y) of the stored w x h
+# image is shown upright (the transposes of Pillow's exif_transpose, and so of read_image).
+_UPRIGHT_POINT = {
+    5: lambda x, y, w, h: (y, x),
+    6: lambda x, y, w, h: (h - y, x),
+    7: lambda x, y, w, h: (h - y, w - x),
+    8: lambda x, y, w, h: (y, w - x),
+}
+
+
+def upright_annotation(annotation: Annotation, stored: tuple[int, int],
+                       orientation: int) -> tuple[Annotation, tuple[int, int]]:
+    """The annotation on its image as read_image shows it (EXIF orientation applied), and that
+    image's (width, height). Normalised (YOLO) boxes count as drawn upright, as Ultralytics and
+    OpenCV take them. Pixel boxes whose file states the stored size, where upright it differs
+    (LabelImg on a phone photo taken sideways), were drawn on the stored pixels: they are moved."""
+    from visionsuite.core.images import upright_size
+
+    upright = upright_size(stored, orientation)
+    if annotation.normalized or annotation.size != stored or upright == stored:
+        return annotation, upright
+    width, height = stored
+    x1, y1, x2, y2 = annotation.boxes.astype(np.float64).T
+    xa, ya = _UPRIGHT_POINT[orientation](x1, y1, width, height)
+    xb, yb = _UPRIGHT_POINT[orientation](x2, y2, width, height)
+    boxes = np.stack([np.minimum(xa, xb), np.minimum(ya, yb), np.maximum(xa, xb),
+                      np.maximum(ya, yb)], 1).astype(np.float32)
+    return dataclasses.replace(annotation, boxes=boxes, size=upright), upright
+
 
 
 def clean_boxes(annotation: Annotation, size: tuple[int, int], classes: int):

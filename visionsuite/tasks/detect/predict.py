@@ -65,7 +65,7 @@ def decode_numpy(raw: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def predict_split(predictor, split, config: Config) -> list[dict]:
-    """Per image: {'boxes' (N, 4) x1 y1 x2 y2 in pixels of the stored image, 'scores',
+    """Per image: {'boxes' (N, 4) x1 y1 x2 y2 in pixels of the upright image, 'scores',
     'classes'}, at the model's NMS settings (score threshold model.score_threshold)."""
     results = images_to_detections(predictor, split.images, config)
     return [_to_image_pixels(r, size, config.data.image_size)
@@ -143,13 +143,13 @@ def detect_images(run: str, inputs, conf: float = 0.25, iou: float | None = None
     results = []
     for path in collect_images(list(inputs)):
         try:
-            stored = inspect_image(path, decode=False)[0]
+            upright = inspect_image(path, decode=False)[0]  # as read_image shows it
             image = read_image(path, size, 3)
         except UnreadableImage as err:
             print(f"warning: {err}; skipped", file=sys.stderr)
             continue
         found = _to_image_pixels(images_to_detections(predictor, image[None], config)[0],
-                                 stored, size)
+                                 upright, size)
         keep = found["scores"] >= conf
         detections = [{"class": labels[c] if c < len(labels) else str(c), "class_id": int(c),
                        "score": round(float(s), 4),
@@ -158,7 +158,7 @@ def detect_images(run: str, inputs, conf: float = 0.25, iou: float | None = None
                                          found["classes"][keep])]
         drawn = folder / f"{path.stem}.png"
         _draw_file(path, detections, drawn)
-        results.append({"image": str(path), "width": stored[0], "height": stored[1],
+        results.append({"image": str(path), "width": upright[0], "height": upright[1],
                         "detections": detections, "drawn": str(drawn)})
     return results
 
