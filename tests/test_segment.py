@@ -335,3 +335,23 @@ def test_mask_offset_benchmark_finds_a_mask_drawn_above_its_line():
     probs = np.zeros((4, 3, 1), np.float32)
     probs[1] = 1.0
     assert bench.moved(probs, -0.5, 0)[:, 0, 0].tolist() == [0.5, 0.5, 0.0, 0.0]
+
+
+def test_a_mask_drawn_on_a_sideways_photos_stored_pixels_is_turned_with_it(tmp_path):
+    from visionsuite.config import load_config
+    from visionsuite.tasks.segment import TASK
+
+    stored = np.zeros((30, 40), np.uint8)
+    stored[4:12, 6:20] = 255  # the lesion, in the stored pixels
+    exif = Image.Exif()
+    exif[0x0112] = 6  # shown turned a quarter clockwise
+    for split in ("train", "val"):
+        for folder in ("images", "masks"):
+            (tmp_path / split / folder).mkdir(parents=True)
+        Image.fromarray(np.dstack([stored] * 3)).save(tmp_path / split / "images" / "0.png",
+                                                      exif=exif.tobytes())
+        Image.fromarray(stored).save(tmp_path / split / "masks" / "0.png")  # no EXIF of its own
+    data = TASK.load_data(load_config("segment", overrides={"data.path": str(tmp_path)}))
+    image, target = data.val.images[0], data.val.targets[0]
+    assert image.shape[:2] == target.shape == (40, 30)
+    assert np.array_equal(target, (image[..., 0] > 128).astype(np.uint8))

@@ -42,6 +42,9 @@ _NETPBM_HEADER = re.compile(rb"P[1-6]\s+(#[^\n]*\n\s*)*\d+\s+\d+\s")  # magic, w
 _DICOM_MAGIC_OFFSET = 128  # DICOM part 10: a 128-byte preamble, then "DICM"
 
 ORIENTATION_TAG = 0x0112  # EXIF
+# The EXIF orientations that turn an image a quarter, and Pillow's transposes for them.
+QUARTER_TURNS = {5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270,
+                 7: Image.Transpose.TRANSVERSE, 8: Image.Transpose.ROTATE_90}
 
 # A decompression-bomb guard that still admits large microscopy slides.
 Image.MAX_IMAGE_PIXELS = 20000 * 20000
@@ -188,6 +191,15 @@ def stored_geometry(path: str | Path) -> tuple[tuple[int, int], int]:
     """(width, height) as stored, and the EXIF orientation, from the header."""
     with _opened(Path(path)) as image:
         return image.size, exif_orientation(image)
+
+
+def turn_upright(values: np.ndarray, orientation: int) -> np.ndarray:
+    """A 2-D array of a stored image's pixels (a mask drawn on them), turned as read_image
+    turns the image (Pillow's exif_transpose)."""
+    method = QUARTER_TURNS.get(orientation)
+    if method is None:
+        return values
+    return np.asarray(Image.fromarray(values).transpose(method))
 
 
 def upright_size(size: tuple[int, int], orientation: int) -> tuple[int, int]:

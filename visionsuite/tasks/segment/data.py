@@ -11,9 +11,10 @@ from pathlib import Path
 import numpy as np
 
 from visionsuite.core.files import inside
-from visionsuite.core.images import (INSTANCE_HINT, inspect_image, is_image_file,
-                                     other_files_note, read_image_slices, read_mask_slices)
-from visionsuite.core.medical import file_stem
+from visionsuite.core.images import (INSTANCE_HINT, QUARTER_TURNS, inspect_image,
+                                     is_image_file, other_files_note, read_image_slices,
+                                     read_mask_slices, stored_geometry, turn_upright)
+from visionsuite.core.medical import file_stem, is_medical_file
 from visionsuite.errors import VisionsuiteError
 from visionsuite.tasks.base import DataReport, Split
 
@@ -207,9 +208,10 @@ def _slice_name(path: Path, index: int | None) -> Path:
 def _decode_pair(pair: Pair, channels: int, window: list[float] | None,
                  binary: bool) -> list[DecodedPair]:
     images = read_image_slices(pair.image, channels, window)
-    masks = read_mask_slices(pair.mask, binary)
+    masks = _upright_masks(pair.image, read_mask_slices(pair.mask, binary))
     # A region of interest is wherever its mask is not 0, whatever it stores there.
-    rois = read_mask_slices(pair.roi, True) if pair.roi is not None else [None] * len(images)
+    rois = _upright_masks(pair.image, read_mask_slices(pair.roi, True)) if pair.roi is not None \
+        else [None] * len(images)
     for path, found in ((pair.mask, masks), (pair.roi, rois)):
         if len(found) != len(images):
             raise VisionsuiteError(f"{path}: {len(found)} slice(s) but its image "
@@ -225,6 +227,18 @@ def _decode_pair(pair: Pair, channels: int, window: list[float] | None,
                     f"but its image {pair.image.name} is {image.shape[1]}x{image.shape[0]}")
         decoded.append(DecodedPair(image, mask, None if roi is None else roi > 0, number))
     return decoded
+
+
+def _upright_masks(image: Path, masks: list[np.ndarray]) -> list[np.ndarray]:
+    """Masks drawn on the stored pixels of a photo that EXIF turns a quarter (they have its
+    stored size, not its upright one), turned as read_image turns the photo."""
+    if is_medical_file(image) or len(masks) != 1:
+        return masks
+    stored, orientation = stored_geometry(image)
+    if orientation not in QUARTER_TURNS or masks[0].shape != (stored[1], stored[0]) \
+            or stored[0] == stored[1]:
+        return masks
+    return [turn_upright(masks[0], orientation)]
 
 
 def decode_pairs(pairs: list[Pair], channels: int, workers: int = 0, desc: str = "decoding",
