@@ -261,3 +261,15 @@ def test_a_sideways_photo_trains_with_its_boxes_on_what_is_shown(tmp_path):
     data = TASK.load_data(config)
     assert data.val.sizes == [(60, 80)]
     np.testing.assert_allclose(data.val.targets[0][0, 1:], [40, 10, 55, 30])
+
+
+def test_a_dataset_of_none_of_the_models_classes_is_a_clear_error(tmp_path):
+    from visionsuite.config import load_config
+    from visionsuite.tasks.detect import TASK
+
+    config = load_config("detect", overrides={"data.path": str(voc_dataset(tmp_path))},
+                         sets=["data.image_size=64"])
+    with pytest.raises(VisionsuiteError, match=r"none of its classes \(cat, dog\) is among the "
+                                               r"model's 1 \(raccoon\)"):
+        TASK.load_data(config, train=False, labels=["raccoon"])
+    assert TASK.load_data(config, train=False, labels=["dog", "cat"]).labels == ["dog", "cat"]

@@ -43,6 +43,11 @@ class DetectTask(Task):
             print(f"warning: {message}; skipped", file=sys.stderr)
         names = labels or config.data.classes or index.labels
         remap = _class_remap(index.labels, names)
+        if index.labels and (remap[:-1] < 0).all():
+            raise VisionsuiteError(f"{root}: none of its classes ({', '.join(index.labels[:5])}"
+                                   f"{' ...' if len(index.labels) > 5 else ''}) is among the "
+                                   f"model's {len(names)} ({', '.join(names[:5])}"
+                                   f"{' ...' if len(names) > 5 else ''})")
         wanted = ("train", "val") if train else ("val",)
         check_cache_fits(root, sum(len(getattr(index, name)) for name in wanted),
                          config.data.image_size, 3)
