@@ -1,3 +1,4 @@
+import re
 from pathlib import Path
 
 import pytest
@@ -78,3 +79,24 @@ def test_config_for_another_task_is_refused(tmp_path: Path):
     path.write_text("task: segment\n")
     with pytest.raises(VisionsuiteError, match="for task 'segment'"):
         load_config("classify", path)
+
+
+@pytest.mark.parametrize("setting, message", [
+    ("train.epochs=-1", "'train.epochs' must be at least 1, got -1"),
+    ("data.image_size=0", "'data.image_size' must be at least 16, got 0"),
+    ("augment.flip=2", "'augment.flip' must be between 0 and 1, got 2.0"),
+    ("data.channels=2", "'data.channels' must be 1 or 3, got 2"),
+    ("train.lr=0", "'train.lr' must be above 0, got 0.0"),
+    ("train.ema_momentum=1", "'train.ema_momentum' must be at least 0 and below 1, got 1.0"),
+])
+def test_numbers_out_of_range_are_one_line_errors(tmp_path: Path, setting, message):
+    with pytest.raises(VisionsuiteError, match=f"^--set: {re.escape(message)}$"):
+        load_config("classify", sets=[setting])
+    key, value = setting.split("=")
+    section, name = key.split(".")
+    own_file = tmp_path / "own.yaml"
+    own_file.write_text(f"{section}:\n  {name}: {value}\n")
+    with pytest.raises(VisionsuiteError, match=re.escape(message)):
+        load_config("classify", own_file)
+    for task in ("classify", "segment", "detect", "face"):  # the shipped files are in range
+        load_config(task)

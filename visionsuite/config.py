@@ -221,7 +221,7 @@ def set_key(config: Config, dotted: str, value: Any, source: str) -> None:
             hint = typing.get_type_hints(type(target))[part]
             if dataclasses.is_dataclass(hint):
                 raise VisionsuiteError(f"{source}: '{dotted}' is a section; set one of its keys")
-            setattr(target, part, _coerce(value, hint, source, dotted))
+            setattr(target, part, _in_range(_coerce(value, hint, source, dotted), source, dotted))
         else:
             target = getattr(target, part)
             if not dataclasses.is_dataclass(target):
@@ -242,7 +242,7 @@ def _build(cls: type, raw: Any, source: str, prefix: str):
         if dataclasses.is_dataclass(hint):
             values[key] = _build(hint, value or {}, source, keypath)
         else:
-            values[key] = _coerce(value, hint, source, keypath)
+            values[key] = _in_range(_coerce(value, hint, source, keypath), source, keypath)
     return cls(**values)
 
 
@@ -278,6 +278,57 @@ def _coerce(value: Any, hint: Any, source: str, keypath: str) -> Any:
                 return [_coerce(v, item, source, f"{keypath}[{i}]") for i, v in enumerate(value)]
     names = " or ".join(_type_name(k) for k in allowed if k is not type(None))
     raise VisionsuiteError(f"{source}: '{keypath}' must be {names}, got {value!r}")
+
+
+def _at_least(low):
+    return (lambda value: value >= low), f"at least {low}"
+
+
+def _above(low):
+    return (lambda value: value > low), f"above {low}"
+
+
+def _between(low, high):
+    return (lambda value: low <= value <= high), f"between {low} and {high}"
+
+
+def _one_of(*choices):
+    return (lambda value: value in choices), " or ".join(str(c) for c in choices)
+
+
+def _below(low, high):
+    return (lambda value: low <= value < high), f"at least {low} and below {high}"
+
+
+# The numbers a key can take, where its type alone admits nonsense (a negative epoch count,
+# a flip probability of 2) that would fail deep inside TensorFlow or silently do nothing.
+RANGES = {
+    "data.image_size": _at_least(16), "data.channels": _one_of(1, 3),
+    "data.val_fraction": _between(0, 1), "data.crops_per_image": _at_least(1),
+    "data.tile_overlap": _below(0, 1), "data.workers": _at_least(0),
+    **{f"augment.{key}": _between(0, 1) for key in (
+        "flip", "vflip", "rotate90", "erase", "mosaic", "brightness", "contrast", "hue",
+        "saturation")},
+    "augment.rotate": _between(0, 180), "augment.translate": _below(0, 1),
+    "augment.zoom": _below(0, 1), "augment.mosaic_off_epochs": _at_least(0),
+    "model.width": _above(0), "model.depth": _above(0), "model.dropout": _below(0, 1),
+    "model.levels": _at_least(1), "model.filters": _at_least(1),
+    "model.score_threshold": _between(0, 1), "model.nms_iou": _between(0, 1),
+    "model.max_detections": _at_least(1), "model.embedding_size": _at_least(0),
+    "train.epochs": _at_least(1), "train.batch_size": _at_least(1), "train.lr": _above(0),
+    "train.weight_decay": _at_least(0), "train.warmup_epochs": _at_least(0),
+    "train.min_lr_ratio": _between(0, 1), "train.label_smoothing": _below(0, 1),
+    "train.margin": _at_least(0), "train.scale": _above(0), "train.ema_momentum": _below(0, 1),
+    "train.patience": _at_least(0), "train.checkpoint_seconds": _at_least(0),
+    "export.calibration": _at_least(1),
+}
+
+
+def _in_range(value: Any, source: str, keypath: str) -> Any:
+    check = RANGES.get(keypath)
+    if check is not None and value is not None and not check[0](value):
+        raise VisionsuiteError(f"{source}: '{keypath}' must be {check[1]}, got {value!r}")
+    return value
 
 
 def _type_name(kind: Any) -> str:
