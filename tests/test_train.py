@@ -58,3 +58,25 @@ def test_the_same_config_trains_the_same_model_twice(shapes_dir, tmp_path):
     assert first[0] == again[0]
     assert all(np.array_equal(a, b) for a, b in zip(first[1], again[1]))
     assert first[0] != other[0]
+
+
+def test_a_training_that_fails_before_its_first_checkpoint_leaves_no_run_folder(
+        shapes_dir, tmp_path, monkeypatch):
+    from conftest import TINY_SETS
+    from visionsuite.config import load_config
+    from visionsuite.core import train as core_train
+
+    config = load_config("classify", overrides={"data.path": str(shapes_dir)}, sets=TINY_SETS)
+
+    def broken_fit(*args):
+        raise VisionsuiteError("out of memory on the first batch")
+
+    monkeypatch.setattr(core_train, "fit_model", broken_fit)
+    with pytest.raises(VisionsuiteError, match="first batch"):
+        core_train.train(config, output=tmp_path, name="broken")
+    assert not (tmp_path / "classify" / "broken").exists()
+    # A config the model refuses fails before any folder is made.
+    config.model.backbone = "unet"
+    with pytest.raises(VisionsuiteError):
+        core_train.train(config, output=tmp_path, name="refused")
+    assert not (tmp_path / "classify" / "refused").exists()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -87,16 +88,22 @@ def _train(task, config: Config, output, name, resume, callbacks) -> Path:
         model, state = _load_resume_state(run_dir)
         save_config(config, run_dir / "config.yaml")
     else:
-        run_dir = new_run_dir(Path(output) / config.task, name)
-        save_config(config, run_dir / "config.yaml")
-        atomic_write_text(run_dir / "labels.txt", "\n".join(data.labels) + "\n")
+        # The model is built before the run folder, so that a config it refuses leaves none.
         model, state = task.build_model(config, data.labels), {"epoch": -1}
         if config.model.weights:
             _load_start_weights(model, Path(config.model.weights))
         _compile(model, task, config, data)
+        run_dir = new_run_dir(Path(output) / config.task, name)
+        save_config(config, run_dir / "config.yaml")
+        atomic_write_text(run_dir / "labels.txt", "\n".join(data.labels) + "\n")
     print(f"run folder: {run_dir}", file=sys.stderr)
 
-    fit_model(model, task, config, data, run_dir, state, callbacks or [])
+    try:
+        fit_model(model, task, config, data, run_dir, state, callbacks or [])
+    except BaseException:
+        if not resume and not any((run_dir / n).exists() for n in ("last.keras", "model.keras")):
+            shutil.rmtree(run_dir, ignore_errors=True)  # ours, just made, and nothing to resume
+        raise
     return finish_run(run_dir, task, config, data)
 
 
