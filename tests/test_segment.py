@@ -59,10 +59,29 @@ def test_masks_named_with_an_ending_they_share_pair_with_their_images(tmp_path):
     pairs = index_pairs(root).splits["train"]
     assert [(p.image.name, p.mask.name, p.roi.name) for p in pairs][:2] == [
         ("0.png", "0_segmentation.png", "0_mask.gif"), ("1.png", "1_segmentation.png", "1_mask.gif")]
-    # The ending must be shared: one mask named otherwise leaves the pairs unmade, said clearly.
-    (root / "val" / "masks" / "1_segmentation.png").rename(root / "val" / "masks" / "1_seg.png")
+    # One mask named otherwise, without a number, leaves the pairs unmade, said clearly.
+    (root / "val" / "masks" / "1_segmentation.png").rename(root / "val" / "masks" / "seg.png")
     with pytest.raises(VisionsuiteError, match=r"val: unpaired files: 2 image\(s\) without a "
                                                r"mask \(0, 1\); .*ending all masks share"):
+        index_pairs(root)
+
+
+def test_drive_as_it_comes_pairs_by_the_number_in_its_names(tmp_path):
+    root = make_segment_folder(tmp_path / "d", train=3, val=2, roi=True)
+    for split, first in (("train", 21), ("val", 1)):  # DRIVE: 21_training.tif, 21_manual1.gif
+        for index in range(3 if split == "train" else 2):
+            number, kind = f"{first + index:02d}", "training" if split == "train" else "test"
+            folder = root / split
+            (folder / "images" / f"{index}.png").rename(folder / "images" / f"{number}_{kind}.png")
+            (folder / "masks" / f"{index}.png").rename(folder / "masks" / f"{number}_manual1.png")
+            (folder / "roi" / f"{index}.png").rename(folder / "roi" / f"{number}_{kind}_mask.png")
+    pairs = index_pairs(root).splits["val"]
+    assert [(p.image.name, p.mask.name, p.roi.name) for p in pairs] == [
+        ("01_test.png", "01_manual1.png", "01_test_mask.png"),
+        ("02_test.png", "02_manual1.png", "02_test_mask.png")]
+    # Two masks with one number: no guessing.
+    (root / "train" / "masks" / "22_manual1.png").rename(root / "train" / "masks" / "21_b.png")
+    with pytest.raises(VisionsuiteError, match="train: unpaired files"):
         index_pairs(root)
 
 

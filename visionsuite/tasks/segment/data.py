@@ -90,8 +90,9 @@ def _pair_folder(root: Path, folder: Path, odd: list[Path]) -> list[Pair]:
         if lonely_masks:
             parts.append(f"{len(lonely_masks)} mask(s) without an image ({_some(lonely_masks)})")
         raise VisionsuiteError(f"{folder}: unpaired files: {'; '.join(parts)} (a mask pairs "
-                               "with the image of its name, e.g. 21.tif and 21.gif, or of its "
-                               "name less an ending all masks share, e.g. 21_mask.gif)")
+                               "with the image of its name, e.g. 21.tif and 21.gif, of its name "
+                               "less an ending all masks share, e.g. 21_mask.gif, or of the "
+                               "number in its name when each number names one image and mask)")
     rois = _by_image_stem(_by_stem(root, roi_dir, odd), set(images)) if roi_dir.is_dir() \
         else None
     if rois is not None:
@@ -121,21 +122,45 @@ def _by_stem(root: Path, folder: Path, odd: list[Path]) -> dict[str, Path]:
 
 
 def _by_image_stem(found: dict[str, Path], image_stems: set[str]) -> dict[str, Path]:
-    """Masks keyed by the stem of the image each belongs to: their own stem; or, when none
-    matches an image and every one is an image's stem plus one ending they all share (ISIC's
-    `_segmentation`, Carvana's `_mask`, DRIVE's field-of-view `_mask`), their stem less it."""
+    """Masks keyed by the stem of the image each belongs to, by the first rule that pairs them
+    all: their own stem; their stem less one ending they all share (ISIC's `_segmentation`,
+    Carvana's and DRIVE's field-of-view `_mask`); the first number in their names, where each
+    number is one image's and one mask's (DRIVE's `21_training.tif`, `21_manual1.gif`)."""
     if not found or set(found) & image_stems:
         return found
+    return _by_shared_ending(found, image_stems) or _by_number(found, image_stems) or found
+
+
+def _by_shared_ending(found: dict[str, Path], image_stems: set[str]) -> dict[str, Path] | None:
     shared: set[str] | None = None
     for stem in found:
         endings = {stem[cut:] for cut in range(1, len(stem)) if stem[:cut] in image_stems}
         shared = endings if shared is None else shared & endings
         if not shared:
-            return found
+            return None
     if len(shared) != 1:
-        return found
+        return None
     ending = shared.pop()
     return {stem[:-len(ending)]: path for stem, path in found.items()}
+
+
+def _by_number(found: dict[str, Path], image_stems: set[str]) -> dict[str, Path] | None:
+    images = _unique_numbers(image_stems)
+    masks = _unique_numbers(found)
+    if images is None or masks is None or not set(masks) <= set(images):
+        return None
+    return {images[number]: found[stem] for number, stem in masks.items()}
+
+
+def _unique_numbers(stems) -> dict[int, str] | None:
+    """{first number in the name: stem}, or None when a name has none or two share one."""
+    numbered: dict[int, str] = {}
+    for stem in stems:
+        match = re.search(r"\d+", stem)
+        if match is None or int(match.group()) in numbered:
+            return None
+        numbered[int(match.group())] = stem
+    return numbered
 
 
 def _natural(stem: str):
