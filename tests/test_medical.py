@@ -150,3 +150,13 @@ def test_slices_named_by_number_pair_with_their_masks_by_whole_name(tmp_path):
     pairs = index_pairs(tmp_path).splits["train"]
     assert [(p.image.name, p.mask.name) for p in pairs] == [
         ("1.2.840.320", "1.2.840.320.png"), ("1.2.840.321", "1.2.840.321.png")]
+
+
+def test_slice_sizes_come_from_the_header_for_detection_boxes():
+    from visionsuite.core.images import inspect_image, stored_geometry
+
+    ct = dicom_sample("CT_small.dcm")
+    assert inspect_image(ct, decode=False)[0] == inspect_image(ct)[0] == (128, 128)
+    assert stored_geometry(ct) == stored_geometry(ct, decode=True) == ((128, 128), 1)
+    volume = nifti_sample("anatomical.nii")  # slices of (41, 33): 33 wide, 41 high
+    assert inspect_image(volume, decode=False)[0] == inspect_image(volume)[0] == (33, 41)

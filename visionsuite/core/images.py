@@ -165,11 +165,11 @@ def inspect_image(path: str | Path, decode: bool = True) -> tuple[tuple[int, int
     """(width, height) upright, as read_image gives it (EXIF orientation applied), and Pillow
     mode (for DICOM/NIfTI: their kind, e.g. 'DICOM CT'), after decoding the pixels once to
     prove they decode (`decode=False`: from the header only, for files already decoded)."""
-    from visionsuite.core.medical import describe, is_medical_file, read_slices
+    from visionsuite.core.medical import describe, is_medical_file, read_slices, slice_size
 
     if is_medical_file(Path(path)):
         if not decode:
-            return (0, 0), describe(path)
+            return slice_size(path), describe(path)
         first = read_slices(path, 3)[0]
         return (first.shape[1], first.shape[0]), describe(path)
     with _opened(Path(path)) as image:
@@ -187,9 +187,16 @@ def exif_orientation(image: Image.Image) -> int:
     return orientation if 1 <= orientation <= 8 else 1
 
 
-def stored_geometry(path: str | Path) -> tuple[tuple[int, int], int]:
-    """(width, height) as stored, and the EXIF orientation, from the header."""
+def stored_geometry(path: str | Path, decode: bool = False) -> tuple[tuple[int, int], int]:
+    """(width, height) as stored, and the EXIF orientation (DICOM/NIfTI: 1), from the header;
+    `decode`: after decoding the pixels once to prove they decode."""
+    from visionsuite.core.medical import is_medical_file
+
+    if is_medical_file(Path(path)):
+        return inspect_image(path, decode)[0], 1
     with _opened(Path(path)) as image:
+        if decode:
+            image.load()
         return image.size, exif_orientation(image)
 
 

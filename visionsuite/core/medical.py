@@ -67,6 +67,7 @@ class Slices:
     window: tuple[float, float] | None  # the file's own (center, width)
     kind: str  # for reports: "DICOM CT", "NIfTI", ...
     spacing: tuple[float, float, float] | None = None  # voxel size in mm (NIfTI)
+    size: tuple[int, int] | None = None  # (width, height) of a slice, read from the header
 
 
 def read_slices(path: str | Path, channels: int = 3,
@@ -107,6 +108,11 @@ def read_label_slices(path: str | Path, binary: bool = False) -> list[np.ndarray
 def describe(path: str | Path) -> str:
     """What the file is, for `data check`: 'DICOM CT', 'NIfTI', ..."""
     return _read(Path(path), header_only=True).kind
+
+
+def slice_size(path: str | Path) -> tuple[int, int]:
+    """(width, height) of the file's slices, from its header."""
+    return _read(Path(path), header_only=True).size or (0, 0)
 
 
 def voxel_volume_mm3(path: str | Path) -> float | None:
@@ -167,7 +173,9 @@ def _read_nifti(path: Path, header_only: bool) -> Slices:
         own = ((low + high) / 2, high - low) if high > low else None
         spacing = (zooms + (1.0, 1.0, 1.0))[:3]
         if header_only:
-            return Slices(np.zeros((0, 0, 0), np.float32), own, "NIfTI", spacing)
+            # Slice k is flipud(volume[:, :, k].T): as wide as the first axis is long.
+            return Slices(np.zeros((0, 0, 0), np.float32), own, "NIfTI", spacing,
+                          (int(shape[0]), int(shape[1])))
         volume = np.asarray(image.dataobj, dtype=np.float32).reshape(shape)
     except UnreadableMedical:
         raise
@@ -194,7 +202,8 @@ def _read_dicom(path: Path, labels: bool, header_only: bool) -> Slices:
     kind = " ".join(part for part in ("DICOM", modality, photometric) if part)
     own = _dicom_window(dataset)
     if header_only:
-        return Slices(np.zeros((0, 0, 0), np.float32), own, kind)
+        size = (int(dataset.get("Columns", 0) or 0), int(dataset.get("Rows", 0) or 0))
+        return Slices(np.zeros((0, 0, 0), np.float32), own, kind, size=size)
     if "PixelData" not in dataset:
         raise UnreadableMedical(f"{path}: DICOM file without pixel data ({kind})")
     try:

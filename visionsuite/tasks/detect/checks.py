@@ -14,11 +14,7 @@ SHOWN = 5  # problem lines shown per kind
 
 def check_detection_folder(path: str) -> DataReport:
     from visionsuite.core.data import load_in_parallel
-    from visionsuite.core.images import inspect_image, stored_geometry
-
-    def geometry(annotation):
-        inspect_image(annotation.image, decode=True)  # proves the pixels decode
-        return stored_geometry(annotation.image)
+    from visionsuite.core.images import stored_geometry
 
     try:
         index = index_detection(path)
@@ -29,7 +25,8 @@ def check_detection_folder(path: str) -> DataReport:
     unreadable: list[str] = []
     for split in ("train", "val"):
         annotations = getattr(index, split)
-        geometries, messages = load_in_parallel(geometry, annotations, desc=f"checking {split}")
+        geometries, messages = load_in_parallel(
+            lambda a: stored_geometry(a.image, decode=True), annotations, desc=f"checking {split}")
         unreadable += messages
         per_class: Counter = Counter()
         negatives = 0
