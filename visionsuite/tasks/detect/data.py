@@ -26,7 +26,7 @@ from xml.etree import ElementTree
 import numpy as np
 
 from visionsuite.core.files import inside
-from visionsuite.core.images import is_image_file
+from visionsuite.core.images import is_image_file, upright_size
 from visionsuite.errors import VisionsuiteError
 
 YAML_NAMES = ("data.yaml", "dataset.yaml")
@@ -417,8 +417,6 @@ def upright_annotation(annotation: Annotation, stored: tuple[int, int],
     image's (width, height). Normalised (YOLO) boxes count as drawn upright, as Ultralytics and
     OpenCV take them. Pixel boxes whose file states the stored size, where upright it differs
     (LabelImg on a phone photo taken sideways), were drawn on the stored pixels: they are moved."""
-    from visionsuite.core.images import upright_size
-
     upright = upright_size(stored, orientation)
     if annotation.normalized or annotation.size != stored or upright == stored:
         return annotation, upright
