@@ -37,9 +37,9 @@ def test_missing_folder_and_empty_class_are_one_line_errors(tmp_path: Path):
         index_image_folders(root)
     assert str(root / "train" / "empty") in str(error.value)
     assert "holds no images" in str(error.value)
-    (root / "train" / "empty" / "scan.heic").write_bytes(b"\x00\x00\x00\x18ftypheic")
+    (root / "train" / "empty" / "scan.jxl").write_bytes(b"\xff\x0a JPEG XL, not read here")
     with pytest.raises(VisionsuiteError, match=r"no images \(1 file in no image format, "
-                                               r"e.g. scan.heic\)$"):
+                                               r"e.g. scan.jxl\)$"):
         index_image_folders(root)
 
 

@@ -4,14 +4,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from visionsuite.core.images import UnreadableImage, collect_images, read_image
+from visionsuite.core.images import (UnreadableImage, collect_images, inspect_image, read_image,
+                                     stored_geometry)
 
 RGB = np.dstack([np.full((20, 30), 200, np.uint8), np.zeros((20, 30), np.uint8),
                  np.full((20, 30), 50, np.uint8)])
 
 
 @pytest.mark.parametrize("suffix", [".jpg", ".png", ".bmp", ".gif", ".ppm", ".tif", ".tiff",
-                                    ".webp"])
+                                    ".webp", ".avif"])
 def test_every_format_decodes_to_rgb_uint8(tmp_path: Path, suffix):
     path = tmp_path / f"image{suffix}"
     Image.fromarray(RGB).save(path)
@@ -53,6 +54,27 @@ def test_exif_orientation_is_applied(tmp_path: Path):
     exif[0x0112] = 6  # rotate 90 degrees clockwise to display
     Image.fromarray(np.zeros((10, 20, 3), np.uint8)).save(path, exif=exif)
     assert read_image(path).shape == (20, 10, 3)
+
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def test_iphone_heic_photos_are_read_upright(tmp_path: Path):
+    # turned.heic: 32x24 pixels stored with a red block top-left, and the HEIF rotation (and EXIF
+    # orientation 6) of a phone held upright; shown, it is 24 wide and the block is top-right.
+    unnamed = tmp_path / "IMG_0001"  # the same file without its extension: known by its bytes
+    unnamed.write_bytes((FIXTURES / "turned.heic").read_bytes())
+    assert collect_images([str(tmp_path)]) == [unnamed]
+    for path in (FIXTURES / "turned.heic", unnamed):
+        image = read_image(path)
+        assert image.shape == (32, 24, 3)
+        assert image[:8, -8:, 0].mean() > 200 and image[-8:, :8, 0].mean() < 60
+        assert inspect_image(path) == ((24, 32), "RGB")
+        assert stored_geometry(path) == ((24, 32), 1)  # turned once, by the decoder only
+    truncated = tmp_path / "cut.heic"
+    truncated.write_bytes((FIXTURES / "turned.heic").read_bytes()[:300])
+    with pytest.raises(UnreadableImage, match="cut.heic: unreadable image"):
+        read_image(truncated)
 
 
 def test_truncated_jpeg_and_text_named_jpg_are_unreadable(tmp_path: Path):

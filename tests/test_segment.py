@@ -106,10 +106,10 @@ def test_empty_images_folder_is_an_error(tmp_path):
         (tmp_path / "val" / folder).mkdir(parents=True)
     with pytest.raises(VisionsuiteError, match="no images in the folder$"):
         index_pairs(tmp_path)
-    (tmp_path / "train" / "images" / "a.heic").write_bytes(b"\x00\x00\x00\x18ftypheic")
-    (tmp_path / "train" / "images" / "b.heic").write_bytes(b"\x00\x00\x00\x18ftypheic")
+    (tmp_path / "train" / "images" / "a.jxl").write_bytes(b"\xff\x0a JPEG XL, not read here")
+    (tmp_path / "train" / "images" / "b.jxl").write_bytes(b"\xff\x0a JPEG XL, not read here")
     with pytest.raises(VisionsuiteError, match=r"folder \(2 files in no image format, e.g. "
-                                               r"a.heic\)$"):
+                                               r"a.jxl\)$"):
         index_pairs(tmp_path)
 
 

@@ -1,9 +1,10 @@
 """Reading images of every common format and mode into uint8 arrays, on purpose.
 
-Pillow decodes JPEG, PNG, BMP, GIF, PGM/PPM, TIFF and WebP alike, so every format takes the same
-path. A file is an image by its extension or, when the extension names no image format, by its
-first bytes: the classic Yale faces are GIFs named `subject01.happy`, and DICOM series often come
-as `IM0001` or `*.IMA`. A name like `face.pgm.bad` was renamed to be left out, and is.
+Pillow decodes JPEG, PNG, BMP, GIF, PGM/PPM, TIFF, WebP and AVIF alike, and HEIC (iPhones' own
+photo format) through pi-heif's Pillow plugin, so every format takes the same path. A file is
+an image by its extension or, when the extension names no image format, by its first bytes:
+the classic Yale faces are GIFs named `subject01.happy`, and DICOM series often come as
+`IM0001` or `*.IMA`. A name like `face.pgm.bad` was renamed to be left out, and is.
 Modes are converted deliberately:
 - 16-bit and 32-bit grayscale are scaled linearly from their full range to 0..255 (not clipped,
   which would turn most 16-bit images white);
@@ -18,6 +19,7 @@ Images are only ever read: nothing here writes to the file.
 from __future__ import annotations
 
 import contextlib
+import functools
 import re
 import warnings
 from pathlib import Path
@@ -30,14 +32,17 @@ from visionsuite.errors import VisionsuiteError
 
 IMAGE_EXTENSIONS = (
     ".jpg", ".jpeg", ".png", ".bmp", ".gif", ".pgm", ".ppm", ".pbm", ".pnm", ".tif", ".tiff",
-    ".webp",
+    ".webp", ".heic", ".heif", ".avif",
 )
 # Masks whose values number objects (cells 1..N) are no class indices, but can be foreground.
 INSTANCE_HINT = "if they number objects, set data.binary_masks=true"
-LOSSY_FORMATS = ("JPEG", "MPO")  # Pillow's names; masks in them can only be binary
+LOSSY_FORMATS = ("JPEG", "MPO", "HEIF", "AVIF")  # Pillow's names; masks in them are binary
 # Leading bytes of those formats, for files whose extension does not say (see content_kind).
 _IMAGE_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"II*\x00",
                      b"MM\x00*")
+# HEIC/HEIF and AVIF are ISO media files: "ftyp" at byte 4, then the brand (MP4 videos differ).
+_HEIF_BRANDS = (b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1", b"avif",
+                b"avis")
 _NETPBM_HEADER = re.compile(rb"P[1-6]\s+(#[^\n]*\n\s*)*\d+\s+\d+\s")  # magic, width, height
 _DICOM_MAGIC_OFFSET = 128  # DICOM part 10: a 128-byte preamble, then "DICM"
 
@@ -92,12 +97,25 @@ def content_kind(path: Path) -> str | None:
         return "image"
     if _NETPBM_HEADER.match(head):
         return "image"
+    if head[4:8] == b"ftyp" and head[8:12] in _HEIF_BRANDS:
+        return "image"
     return None
+
+
+@functools.cache
+def _register_heif() -> None:
+    """Teach Pillow HEIC, on the first image opened (the import costs 40 ms). pi-heif decodes
+    the photo already turned by the file's own rotation (irot/imir) and sets its EXIF
+    orientation to 1, so exif_transpose does not turn it a second time."""
+    import pi_heif
+
+    pi_heif.register_heif_opener()
 
 
 @contextlib.contextmanager
 def _opened(path: Path) -> Iterator[Image.Image]:
     """Image.open, with every decoding failure turned into one UnreadableImage naming `path`."""
+    _register_heif()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
