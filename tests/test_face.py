@@ -286,9 +286,9 @@ def test_a_collapsed_embedding_is_warned_about(capsys):
 
     data = SimpleNamespace(source="orl")
     metrics = {"best_threshold": 0.9987, "identities": 10, "images": 100}
-    assert TASK.inference_settings(metrics, data)["threshold"] == 0.9987
+    assert TASK.inference_settings(metrics, data, None)["threshold"] == 0.9987
     assert "nearly collapsed" in capsys.readouterr().err
-    TASK.inference_settings({**metrics, "best_threshold": 0.45}, data)
+    TASK.inference_settings({**metrics, "best_threshold": 0.45}, data, None)
     assert capsys.readouterr().err == ""
 
 

@@ -239,6 +239,31 @@ def test_tiled_inference_is_seamless_at_any_size(height, width):
     assert np.allclose(probs, per_pixel(image[None])[0], atol=1e-5)
 
 
+def test_a_scaled_down_prediction_comes_back_aligned_at_the_images_size():
+    """data.max_size: predicted on the image scaled down, the mask is scaled back up in place
+    (a disc's prediction lands on the disc, its edges only differ), for 2 and for 3 classes."""
+    from visionsuite.core.images import fit_within, fitted_size
+    from visionsuite.tasks.segment.commands import _at_own_size
+
+    yy, xx = np.mgrid[:300, :410]
+    disc = (yy - 120) ** 2 + (xx - 250) ** 2 < 70 ** 2
+    image = np.repeat((disc * 255).astype(np.uint8)[..., None], 3, -1)
+    assert fitted_size(300, 410, 100) == (73, 100) and fitted_size(30, 41, 100) == (30, 41)
+    small = fit_within(image, 100)
+    assert small.shape == (73, 100, 3)
+    assert set(np.unique(fit_within(disc.astype(np.uint8) * 7, 100, nearest=True))) == {0, 7}
+
+    for classes in (2, 3):
+        def per_pixel(tiles):
+            foreground = tiles[..., :1].astype(np.float32) / 255.0
+            unused = [np.zeros_like(foreground)] * (classes - 2)
+            return np.concatenate([1 - foreground] + unused + [foreground], axis=-1)
+
+        probs = _at_own_size(sliding_window(per_pixel, small, 32, 0.25), image.shape)
+        assert probs.shape == (300, 410, classes)
+        assert ((probs.argmax(-1) == classes - 1) == disc).mean() > 0.998  # 1 px off: 0.991
+
+
 def test_metrics_per_class_binary_scores_and_ignored_pixels():
     truth = np.array([[0, 0, 1, 1], [0, 1, 1, IGNORE]], np.uint8)
     foreground = np.array([[0.1, 0.6, 0.9, 0.8], [0.2, 0.4, 0.7, 0.9]], np.float32)

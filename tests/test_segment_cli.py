@@ -183,3 +183,27 @@ def test_dicom_slices_train_with_a_ct_window_and_segment_to_png(tmp_path):
     (row,) = json.loads(result.stdout)
     assert row["mask"].endswith("s3.png")
     assert np.array(Image.open(row["mask"])).shape == (128, 128)
+
+
+def test_large_photos_train_scaled_down_by_max_size_and_masks_come_back_full_size(tmp_path):
+    """Dermoscopy-like: photos far larger than the crops are scaled down to data.max_size for
+    training and metrics; `segment` predicts at that scale and writes masks at the photo's."""
+    root = make_segment_folder(tmp_path / "derm", train=3, val=1, size=(120, 90), roi=True)
+    result = invoke("train", "segment", "--data", root, "--output", tmp_path / "runs",
+                    *TINY_SEGMENT, "--set", "data.max_size=60")
+    assert result.exit_code == 0, result.output
+    run = tmp_path / "runs" / "segment" / "exp"
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["pixels"] == 45 * 30  # the 60x45 val image, left half inside the ROI
+    assert json.loads((run / "inference.json").read_text())["max_size"] == 60
+    image = root / "val" / "images" / "0.png"
+    result = invoke("export", run, "--quantize", "float16", "--output", tmp_path)
+    assert result.exit_code == 0, result.output
+    for model in (run, tmp_path / "exp-float16.tflite"):
+        result = invoke("segment", model, image, "--output", tmp_path / "out", "--json")
+        assert result.exit_code == 0, result.output
+        mask = np.array(Image.open(json.loads(result.stdout)[0]["mask"]))
+        assert mask.shape == (90, 120) and set(np.unique(mask)) <= {0, 255}
+    assert_one_line_error(invoke("train", "segment", "--data", root, *TINY_SEGMENT,
+                                 "--set", "data.max_size=20"),
+                          "data.max_size (20) is smaller than data.image_size (32)")

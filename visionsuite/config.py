@@ -51,6 +51,10 @@ class DataConfig:
     binary_masks: bool = False  # every mask value but 0 is foreground (instance masks: 1..N)
     crops_per_image: int = 8  # random crops per image and epoch
     tile_overlap: float = 0.25  # overlap of inference tiles, fraction of the tile side
+    # images whose longer side exceeds this many pixels are scaled down to it (masks
+    # nearest-neighbour) for training, metrics and prediction, and predicted masks scaled back
+    # to the image's own size; empty = every image at its own size
+    max_size: int | None = None
     # DICOM/NIfTI intensities: [center, width] (CT: [40, 400] soft tissue, [-600, 1500] lung);
     # empty = the file's own window (DICOM WindowCenter/Width, NIfTI cal_min/max), else its
     # 0.5-99.5 percentile range
@@ -306,6 +310,7 @@ RANGES = {
     "data.image_size": _at_least(16), "data.channels": _one_of(1, 3),
     "data.val_fraction": _between(0, 1), "data.crops_per_image": _at_least(1),
     "data.tile_overlap": _below(0, 1), "data.workers": _at_least(0),
+    "data.max_size": _at_least(16),
     **{f"augment.{key}": _between(0, 1) for key in (
         "flip", "vflip", "rotate90", "erase", "mosaic", "brightness", "contrast", "hue",
         "saturation")},

@@ -38,6 +38,7 @@ def load_run_config(source: ModelSource, data: str | None = None,
         # An exported file names its task; a bare .keras is taken for a classifier.
         task = source.settings.get("task", "classify")
         config = load_config(task, overrides={"data.path": data})
+        config.data.max_size = source.settings.get("max_size")  # segment: the trained scale
     if data:
         config.data.path = data
         if all_of_other_data and not _same_folder(data, trained_on):

@@ -232,6 +232,28 @@ def upright_size(size: tuple[int, int], orientation: int) -> tuple[int, int]:
     return (size[1], size[0]) if orientation >= 5 else size
 
 
+def fitted_size(height: int, width: int, max_size: int | None) -> tuple[int, int]:
+    """(height, width) scaled down, aspect kept, so that the longer side is at most max_size."""
+    longer = max(height, width)
+    if not max_size or longer <= max_size:
+        return height, width
+    scale = max_size / longer
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def fit_within(array: np.ndarray, max_size: int | None, nearest: bool = False) -> np.ndarray:
+    """An image (H, W[, C]) scaled down to fitted_size: by pixel area, or nearest-neighbour
+    for masks (whose values are classes); unchanged when it already fits."""
+    import cv2
+
+    height, width = fitted_size(array.shape[0], array.shape[1], max_size)
+    if (height, width) == array.shape[:2]:
+        return array
+    resized = cv2.resize(array, (width, height),
+                         interpolation=cv2.INTER_NEAREST if nearest else cv2.INTER_AREA)
+    return resized.reshape((height, width) + array.shape[2:])
+
+
 def _to_uint8(image: Image.Image, channels: int, size: int | None) -> np.ndarray:
     image = _to_8bit(image)
     if image.mode == "P":

@@ -186,7 +186,7 @@ def finish_run(run_dir: Path, task, config: Config, data) -> Path:
     metrics = task.evaluate(outputs, data.val, data.labels)
     metrics["eval_seconds"] = round(time.perf_counter() - started, 3)
     metrics["skipped_images"] = len(data.val.skipped) + len(data.train.skipped)
-    settings = task.inference_settings(metrics, data)
+    settings = task.inference_settings(metrics, data, config)
     if settings:
         write_json(run_dir / INFERENCE_SETTINGS, settings)
     write_json(run_dir / "metrics.json", metrics)

@@ -96,10 +96,11 @@ class Task:
         (face: the embedder without the training identities' logits)."""
         return model
 
-    def inference_settings(self, metrics: dict, data: TaskData) -> dict:
-        """Settings learned from the val metrics at the end of training that inference needs
-        (face: the verification threshold): saved as the run's inference.json, packed into
-        exported files, and handed back to `evaluate`."""
+    def inference_settings(self, metrics: dict, data: TaskData, config: Config) -> dict:
+        """Settings that inference needs, learned from the val metrics at the end of training
+        (face: the verification threshold) or chosen in `config` (segment: data.max_size): saved
+        as the run's inference.json, packed into exported files, and handed back to
+        `evaluate`."""
         return {}
 
     def serving_fn(self, model, config: Config):

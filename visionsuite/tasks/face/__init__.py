@@ -101,7 +101,7 @@ class FaceTask(Task):
         threshold = (settings or {}).get("threshold")
         return face_metrics(outputs, np.asarray(split.targets), threshold, split.names)
 
-    def inference_settings(self, metrics: dict, data: TaskData) -> dict:
+    def inference_settings(self, metrics: dict, data: TaskData, config: Config) -> dict:
         from visionsuite.tasks.face.metrics import collapsed
 
         if collapsed(metrics):

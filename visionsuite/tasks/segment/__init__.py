@@ -40,6 +40,10 @@ class SegmentTask(Task):
                   labels: list[str] | None = None) -> TaskData:
         from visionsuite.datasets import resolve_dataset
 
+        if config.data.max_size and config.data.max_size < config.data.image_size:
+            raise VisionsuiteError(
+                f"data.max_size ({config.data.max_size}) is smaller than data.image_size "
+                f"({config.data.image_size}), the side of the training crops and tiles")
         root = resolve_dataset(config.data.path, "segment")
         index = index_pairs(root, config.data.val_fraction, config.data.split_seed)
         decoded, kept, skipped = {}, {}, {}
@@ -47,7 +51,7 @@ class SegmentTask(Task):
             decoded[name], kept[name], skipped[name] = decode_pairs(
                 index.splits[name], config.data.channels, config.data.workers,
                 desc=f"decoding {name}", window=config.data.window,
-                binary=config.data.binary_masks)
+                binary=config.data.binary_masks, max_size=config.data.max_size)
         values = set()
         for items in decoded.values():
             for item in items:
@@ -58,6 +62,10 @@ class SegmentTask(Task):
         if len(splits["val"]) == 0:
             raise VisionsuiteError(f"{root}: the val split holds no readable image/mask pairs")
         return TaskData(mapping.names, splits["val"], splits.get("train"), str(root))
+
+    def inference_settings(self, metrics: dict, data: TaskData, config: Config) -> dict:
+        # Prediction must see images at the scale the model was trained on.
+        return {"max_size": config.data.max_size} if config.data.max_size else {}
 
     def check_data(self, path: str) -> DataReport:
         return check_segmentation_folders(path)

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from visionsuite.core.files import atomic_path
-from visionsuite.core.images import UnreadableImage, read_image_slices
+from visionsuite.core.images import UnreadableImage, fit_within, read_image_slices
 from visionsuite.core.medical import file_stem, is_nifti, labels_to_nifti, voxel_volume_mm3
 from visionsuite.core.plots import colorize
 from visionsuite.errors import VisionsuiteError
@@ -41,6 +41,7 @@ def segment_images(run: str, inputs, output: str | Path | None = None, overlay: 
         overlap = trained.tile_overlap if overlap is None else overlap
         window = window or trained.window
     overlap = 0.25 if overlap is None else overlap
+    max_size = source.settings.get("max_size")  # the scale the model was trained at
     if not 0 <= threshold <= 1:
         raise VisionsuiteError(f"--threshold {threshold}: must be between 0 and 1")
     paths = collect_images(inputs)
@@ -55,7 +56,8 @@ def segment_images(run: str, inputs, output: str | Path | None = None, overlay: 
             continue
         predicted, class_count = [], 2
         for image in images:
-            probs = sliding_window(predictor.predict, image, predictor.image_size, overlap)
+            probs = _at_own_size(sliding_window(predictor.predict, fit_within(image, max_size),
+                                                predictor.image_size, overlap), image.shape)
             predicted.append(predict_classes(probs, threshold).astype(np.uint8))
             class_count = probs.shape[-1]
         stem = _unique_stem(file_stem(path), used)
@@ -64,6 +66,17 @@ def segment_images(run: str, inputs, output: str | Path | None = None, overlay: 
     if not results:
         raise VisionsuiteError("none of the images could be read")
     return results
+
+
+def _at_own_size(probs: np.ndarray, shape: tuple) -> np.ndarray:
+    """Class probabilities predicted on an image scaled down by data.max_size, scaled back
+    (bilinearly) to the image's own height and width."""
+    import cv2
+
+    if probs.shape[:2] == shape[:2]:
+        return probs
+    resized = cv2.resize(probs, (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR)
+    return resized.reshape(shape[:2] + probs.shape[2:])
 
 
 def _write_segmentation(path: Path, images: list[np.ndarray], predicted: list[np.ndarray],

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from visionsuite.core.files import inside
-from visionsuite.core.images import (INSTANCE_HINT, QUARTER_TURNS, inspect_image,
+from visionsuite.core.images import (INSTANCE_HINT, QUARTER_TURNS, fit_within, inspect_image,
                                      is_image_file, other_files_note, read_image_slices,
                                      read_mask_slices, stored_geometry, turn_upright)
 from visionsuite.core.medical import file_stem, is_medical_file
@@ -231,7 +231,7 @@ def _slice_name(path: Path, index: int | None) -> Path:
 
 
 def _decode_pair(pair: Pair, channels: int, window: list[float] | None,
-                 binary: bool) -> list[DecodedPair]:
+                 binary: bool, max_size: int | None = None) -> list[DecodedPair]:
     images = read_image_slices(pair.image, channels, window)
     masks = _upright_masks(pair.image, read_mask_slices(pair.mask, binary))
     # A region of interest is wherever its mask is not 0, whatever it stores there.
@@ -250,7 +250,10 @@ def _decode_pair(pair: Pair, channels: int, window: list[float] | None,
                 raise VisionsuiteError(
                     f"{_slice_name(path, number)}: {what} is {other.shape[1]}x{other.shape[0]} "
                     f"but its image {pair.image.name} is {image.shape[1]}x{image.shape[0]}")
-        decoded.append(DecodedPair(image, mask, None if roi is None else roi > 0, number))
+        if roi is not None:
+            roi = fit_within(roi, max_size, nearest=True) > 0
+        decoded.append(DecodedPair(fit_within(image, max_size),
+                                   fit_within(mask, max_size, nearest=True), roi, number))
     return decoded
 
 
@@ -267,16 +270,18 @@ def _upright_masks(image: Path, masks: list[np.ndarray]) -> list[np.ndarray]:
 
 
 def decode_pairs(pairs: list[Pair], channels: int, workers: int = 0, desc: str = "decoding",
-                 window: list[float] | None = None, binary: bool = False):
+                 window: list[float] | None = None, binary: bool = False,
+                 max_size: int | None = None):
     """Decode image/mask pairs in parallel, volumes into one pair per slice; a pair whose image
     or mask cannot be decoded is warned about, skipped and counted; a size mismatch stops
     everything (the data is wrong). `binary`: masks are 0 (background) or not (foreground).
+    `max_size`: slices whose longer side is larger are scaled down to it, masks nearest.
     Returns the decoded slices, the Pair of each, the skips."""
     from visionsuite.core.data import load_in_parallel
 
     results, skipped = load_in_parallel(
-        lambda pair: _decode_pair(pair, channels, window, binary), pairs, workers, desc,
-        warn="pair skipped")
+        lambda pair: _decode_pair(pair, channels, window, binary, max_size), pairs, workers,
+        desc, warn="pair skipped")
     decoded, kept = [], []
     for slices, pair in zip(results, pairs):
         for item in slices or []:
