@@ -140,13 +140,14 @@ def test_masks_follow_the_images_through_geometric_augmentation():
     from visionsuite.config import AugmentConfig
     from visionsuite.core.augment import make_augment
 
-    tf.random.set_seed(0)  # the draws decide how much border there is to disagree on
     masks = np.zeros((4, 32, 32), np.int32)
     masks[:, 8:20, 4:16], masks[:, 20:30, 18:30] = 1, 2
     images = tf.constant(np.repeat(masks[..., None] * 100.0, 3, axis=-1), tf.float32)
     augment = make_augment(AugmentConfig(flip=0.5, rotate=30, translate=0.1, zoom=0.2,
                                          brightness=0, contrast=0))
-    warped_images, warped_masks = augment(images, tf.constant(masks))
+    # The batch's seed decides how much border there is to disagree on (0.975-0.983 for seeds
+    # 0-7; a global seed left it to the tests run before).
+    warped_images, warped_masks = augment(images, tf.constant(masks), seed=tf.constant([0, 1]))
     assert warped_masks.dtype == tf.int32 and set(np.unique(warped_masks)) <= {0, 1, 2}
     # Bilinear images and nearest masks disagree only along the class borders.
     agreement = np.mean(np.round(warped_images.numpy()[..., 0] / 100.0) == warped_masks.numpy())
