@@ -264,6 +264,43 @@ def test_a_scaled_down_prediction_comes_back_aligned_at_the_images_size():
         assert ((probs.argmax(-1) == classes - 1) == disc).mean() > 0.998  # 1 px off: 0.991
 
 
+def test_a_dataset_too_large_for_ram_is_refused_before_decoding(tmp_path, monkeypatch):
+    """Sizes come from the headers, volumes count their slices, and data.max_size shrinks
+    them; the error says what to set."""
+    from visionsuite.config import load_config
+    from visionsuite.core import data
+    from visionsuite.tasks.segment import SegmentTask
+    from visionsuite.tasks.segment import data as segment_data
+    from visionsuite.tasks.segment.data import Pair, check_segmentation_folders, slice_sizes
+    from test_segment_cli import write_nifti_pair
+
+    root = make_segment_folder(tmp_path / "d", train=2, val=1, size=(400, 300))
+    write_nifti_pair(tmp_path, tmp_path, "ct", 0, np.eye(4))  # 3 slices of 40x36
+    volume = Pair(tmp_path / "ct.nii.gz", tmp_path / "ct.nii.gz")
+    pairs = index_pairs(root).splits["train"] + [volume]
+    assert slice_sizes(pairs) == [(300, 400)] * 2 + [(36, 40)] * 3
+    assert slice_sizes(pairs, max_size=100) == [(75, 100)] * 2 + [(36, 40)] * 3
+
+    config = load_config("segment", overrides={"data.path": str(root)})
+    decoded = []
+    monkeypatch.setattr(segment_data, "_decode_pair", lambda *args: decoded.append(args))
+    monkeypatch.setattr(data, "available_memory", lambda: 3_000_000)
+    with pytest.raises(VisionsuiteError, match=r"3 image slices \(the largest 400x300\) need "
+                                               r"about 0.0 GiB of RAM.*set data.max_size"):
+        SegmentTask().load_data(config)
+    assert not decoded  # refused before the first image was read
+    config.data.max_size = 256  # (192x256: a third of the pixels)
+    with pytest.raises(VisionsuiteError, match="the val split holds no readable"):
+        SegmentTask().load_data(config)  # past the check: decoding (stubbed) found nothing
+    assert len(decoded) == 3
+    monkeypatch.undo()  # data check decodes one pair at a time, and says what training needs
+    monkeypatch.setattr(data, "available_memory", lambda: 3_000_000)
+    report = check_segmentation_folders(str(root))
+    assert report.usable and "classes: 0 background" in report.text
+    assert "RAM to train at the images' own size: about 0.0 GiB (0.0 GiB available); set " \
+        "data.max_size" in report.text
+
+
 def test_metrics_per_class_binary_scores_and_ignored_pixels():
     truth = np.array([[0, 0, 1, 1], [0, 1, 1, IGNORE]], np.uint8)
     foreground = np.array([[0.1, 0.6, 0.9, 0.8], [0.2, 0.4, 0.7, 0.9]], np.float32)

@@ -77,14 +77,18 @@ def available_memory() -> int | None:
 def check_cache_fits(root, count: int, size: int, channels: int) -> None:
     """A one-line error before decoding when `count` images of size x size x channels would
     not fit in RAM: decoding would otherwise run for minutes and end in the kernel's OOM kill."""
-    needed = CACHE_COPIES * count * size * size * channels
+    check_fits_in_memory(root, CACHE_COPIES * count * size * size * channels,
+                         f"{count} images at {size}x{size}x{channels}",
+                         "lower data.image_size or train on a subset")
+
+
+def check_fits_in_memory(root, needed: int, what: str, advice: str) -> None:
+    """The error of check_cache_fits for `needed` bytes of `what`, with `advice`."""
     available = available_memory()
     if available is not None and needed > available:
         raise VisionsuiteError(
-            f"{root}: {count} images at {size}x{size}x{channels} need about "
-            f"{needed / 2**30:.1f} GiB of RAM (decoded once, kept in memory), and "
-            f"{available / 2**30:.1f} GiB are available; lower data.image_size or train on a "
-            "subset")
+            f"{root}: {what} need about {needed / 2**30:.1f} GiB of RAM (decoded once, kept "
+            f"in memory), and {available / 2**30:.1f} GiB are available; {advice}")
 
 
 def decode_images(

@@ -68,6 +68,7 @@ class Slices:
     kind: str  # for reports: "DICOM CT", "NIfTI", ...
     spacing: tuple[float, float, float] | None = None  # voxel size in mm (NIfTI)
     size: tuple[int, int] | None = None  # (width, height) of a slice, read from the header
+    count: int = 1  # slices, read from the header
 
 
 def read_slices(path: str | Path, channels: int = 3,
@@ -113,6 +114,12 @@ def describe(path: str | Path) -> str:
 def slice_size(path: str | Path) -> tuple[int, int]:
     """(width, height) of the file's slices, from its header."""
     return _read(Path(path), header_only=True).size or (0, 0)
+
+
+def slice_layout(path: str | Path) -> tuple[int, tuple[int, int]]:
+    """The number of slices and the (width, height) of each, from the file's header."""
+    header = _read(Path(path), header_only=True)
+    return header.count, header.size or (0, 0)
 
 
 def voxel_volume_mm3(path: str | Path) -> float | None:
@@ -174,8 +181,9 @@ def _read_nifti(path: Path, header_only: bool) -> Slices:
         spacing = (zooms + (1.0, 1.0, 1.0))[:3]
         if header_only:
             # Slice k is flipud(volume[:, :, k].T): as wide as the first axis is long.
+            count = int(shape[2]) if len(shape) == 3 else 1
             return Slices(np.zeros((0, 0, 0), np.float32), own, "NIfTI", spacing,
-                          (int(shape[0]), int(shape[1])))
+                          (int(shape[0]), int(shape[1])), count)
         volume = np.asarray(image.dataobj, dtype=np.float32).reshape(shape)
     except UnreadableMedical:
         raise
@@ -203,7 +211,8 @@ def _read_dicom(path: Path, labels: bool, header_only: bool) -> Slices:
     own = _dicom_window(dataset)
     if header_only:
         size = (int(dataset.get("Columns", 0) or 0), int(dataset.get("Rows", 0) or 0))
-        return Slices(np.zeros((0, 0, 0), np.float32), own, kind, size=size)
+        frames = int(dataset.get("NumberOfFrames", 1) or 1)
+        return Slices(np.zeros((0, 0, 0), np.float32), own, kind, size=size, count=frames)
     if "PixelData" not in dataset:
         raise UnreadableMedical(f"{path}: DICOM file without pixel data ({kind})")
     try:

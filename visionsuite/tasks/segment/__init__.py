@@ -25,7 +25,8 @@ import numpy as np
 from visionsuite.config import Config
 from visionsuite.errors import VisionsuiteError
 from visionsuite.tasks.base import DataReport, Split, Task, TaskData
-from visionsuite.tasks.segment.data import (IGNORE, check_segmentation_folders, class_map,
+from visionsuite.tasks.segment.data import (IGNORE, check_pairs_fit,
+                                            check_segmentation_folders, class_map,
                                             decode_pairs, index_pairs, pad_stack, to_split)
 from visionsuite.tasks.segment.metrics import predict_classes, segmentation_metrics
 from visionsuite.tasks.segment.model import build_unet, keras_parts, parse_loss
@@ -46,8 +47,11 @@ class SegmentTask(Task):
                 f"({config.data.image_size}), the side of the training crops and tiles")
         root = resolve_dataset(config.data.path, "segment")
         index = index_pairs(root, config.data.val_fraction, config.data.split_seed)
+        wanted = ("train", "val") if train else ("val",)
+        check_pairs_fit(root, {name: index.splits[name] for name in wanted},
+                        config.data.channels, config.data.max_size, config.data.workers)
         decoded, kept, skipped = {}, {}, {}
-        for name in (("train", "val") if train else ("val",)):
+        for name in wanted:
             decoded[name], kept[name], skipped[name] = decode_pairs(
                 index.splits[name], config.data.channels, config.data.workers,
                 desc=f"decoding {name}", window=config.data.window,

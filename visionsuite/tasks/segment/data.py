@@ -11,10 +11,11 @@ from pathlib import Path
 import numpy as np
 
 from visionsuite.core.files import inside
-from visionsuite.core.images import (INSTANCE_HINT, QUARTER_TURNS, fit_within, inspect_image,
-                                     is_image_file, other_files_note, read_image_slices,
-                                     read_mask_slices, stored_geometry, turn_upright)
-from visionsuite.core.medical import file_stem, is_medical_file
+from visionsuite.core.images import (INSTANCE_HINT, QUARTER_TURNS, fit_within, fitted_size,
+                                     inspect_image, is_image_file, other_files_note,
+                                     read_image_slices, read_mask_slices, stored_geometry,
+                                     turn_upright, upright_size)
+from visionsuite.core.medical import file_stem, is_medical_file, slice_layout
 from visionsuite.errors import VisionsuiteError
 from visionsuite.tasks.base import DataReport, Split
 
@@ -290,6 +291,62 @@ def decode_pairs(pairs: list[Pair], channels: int, workers: int = 0, desc: str =
     return decoded, kept, skipped
 
 
+def slice_sizes(pairs: list[Pair], max_size: int | None = None,
+                workers: int = 0) -> list[tuple[int, int]]:
+    """(height, width) of every image slice of `pairs` as decoding will give it (upright,
+    scaled down to max_size), from the files' headers; unreadable headers are left to
+    decoding to report."""
+    from visionsuite.core.data import load_in_parallel
+
+    def layout(path: Path) -> tuple[int, tuple[int, int]]:
+        if is_medical_file(path):
+            return slice_layout(path)
+        stored, orientation = stored_geometry(path)
+        return 1, upright_size(stored, orientation)
+
+    found, _ = load_in_parallel(layout, [pair.image for pair in pairs], workers, "sizing")
+    return [fitted_size(height, width, max_size) for count, (width, height) in filter(None, found)
+            for _ in range(count)]
+
+
+MAX_SIZE_ADVICE = "set data.max_size (the longer side in pixels, e.g. 1024) or train on a subset"
+
+
+def check_pairs_fit(root: Path, splits: dict[str, list[Pair]], channels: int,
+                    max_size: int | None, workers: int = 0) -> None:
+    """A one-line error, before decoding, when the slices of `splits` would not fit in RAM
+    while training."""
+    from visionsuite.core.data import check_fits_in_memory
+
+    needed, sizes = memory_to_train(splits, channels, max_size, workers)
+    if sizes:
+        height, width = max(sizes, key=lambda size: size[0] * size[1])
+        check_fits_in_memory(root, needed, f"{len(sizes)} image slices (the largest "
+                             f"{width}x{height})", MAX_SIZE_ADVICE)
+
+
+def memory_to_train(splits: dict[str, list[Pair]], channels: int, max_size: int | None,
+                    workers: int = 0) -> tuple[int, list[tuple[int, int]]]:
+    """About how many bytes training on `splits` holds, from the headers, and the slice sizes:
+    each slice is kept decoded with its masks; the train slices are stacked again, padded to
+    the largest, and tf.data copies that stack; the val slices are tiled, and their predicted
+    probabilities (float32, 2 classes or more) are kept for the metrics."""
+    needed, sizes = 0, []
+    for name, pairs in splits.items():
+        found = slice_sizes(pairs, max_size, workers)
+        if not found:
+            continue
+        pixels = sum(height * width for height, width in found)
+        needed += pixels * (channels + 3)  # image, mask, region of interest, class-index mask
+        if name == "train":
+            padded = max(h for h, _ in found) * max(w for _, w in found)
+            needed += 2 * len(found) * padded * (channels + 1)
+        else:
+            needed += pixels * (channels + 1 + 8)
+        sizes += found
+    return needed, sizes
+
+
 def to_split(decoded: list[DecodedPair], pairs: list[Pair], skipped: list[str],
               mapping: ClassMap) -> Split:
     masks = []
@@ -321,6 +378,30 @@ def pad_stack(arrays: list[np.ndarray], fill: int | None) -> np.ndarray:
 # --------------------------------------------------------------------------- data check
 
 
+def _memory_line(index: PairIndex) -> str:
+    from visionsuite.core.data import available_memory
+
+    needed = memory_to_train(index.splits, 3, None)[0]
+    available = available_memory()
+    line = f"RAM to train at the images' own size: about {needed / 2**30:.1f} GiB"
+    if available is None:
+        return line
+    line += f" ({available / 2**30:.1f} GiB available)"
+    return line + (f"; {MAX_SIZE_ADVICE}" if needed > available else "")
+
+
+def _summarise_pair(pair: Pair) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """For data check, each slice of a pair as its size ("WxH") and the pixel counts of its 256
+    raw mask values, everywhere and inside its region of interest."""
+    summaries = []
+    for item in _decode_pair(pair, 3, None, False):
+        inside = item.mask if item.roi is None else item.mask[item.roi]
+        summaries.append((f"{item.image.shape[1]}x{item.image.shape[0]}",
+                          np.bincount(item.mask.ravel(), minlength=256),
+                          np.bincount(inside.ravel(), minlength=256)))
+    return summaries
+
+
 def check_segmentation_folders(path: str) -> DataReport:
     from collections import Counter
 
@@ -330,31 +411,40 @@ def check_segmentation_folders(path: str) -> DataReport:
         index = index_pairs(path)
     except VisionsuiteError as err:
         return DataReport(f"dataset: {path}", False, str(err).removeprefix(f"{path}: "))
-    rows, sizes, modes, unreadable, values = [], Counter(), Counter(), [], set()
-    problem = ""
-    decoded_all = {}
+    from visionsuite.core.data import load_in_parallel
+
+    rows, sizes, modes, unreadable = [], Counter(), Counter(), []
+    every_value = np.zeros(256, np.int64)  # pixels of each raw mask value, everywhere
+    inside = np.zeros(256, np.int64)  # and inside the regions of interest
+    problem, train_slices = "", 0
     for split, pairs in index.splits.items():
-        try:
-            decoded, kept, skipped = decode_pairs(pairs, 3, desc=f"checking {split}")
+        try:  # each pair is summarised where it is decoded: a large set never sits in RAM
+            summaries, skipped = load_in_parallel(_summarise_pair, pairs,
+                                                  desc=f"checking {split}")
         except VisionsuiteError as err:
             return DataReport(f"dataset: {index.root}", False, str(err))
         unreadable += skipped
-        decoded_all[split] = (decoded, kept)
-        for item in decoded:
-            sizes[f"{item.image.shape[1]}x{item.image.shape[0]}"] += 1
-            values |= set(np.unique(item.mask).tolist())
-        files = {id(pair): pair for pair in kept}.values()  # a volume's slices share a pair
-        for pair in files:  # decoded above: the header is enough for the mode
-            modes[inspect_image(pair.image, decode=False)[1]] += 1
-        rows.append({"split": split, "files": len(files), "pairs": len(kept),
+        slices = 0
+        for pair, found in zip(pairs, summaries):
+            if found is None:
+                continue
+            for size, values, values_inside in found:
+                sizes[size] += 1
+                every_value += values
+                inside += values_inside
+            slices += len(found)
+            modes[inspect_image(pair.image, decode=False)[1]] += 1  # decoded: header enough
+        train_slices += slices if split == "train" else 0
+        rows.append({"split": split, "files": len(pairs) - len(skipped), "pairs": slices,
                      "skipped": len(skipped),
                      "roi": "yes" if any(p.roi for p in pairs) else "no"})
+    values = set(np.flatnonzero(every_value).tolist())
     try:
         mapping = class_map(values, None)
         counts = np.zeros(len(mapping.names), np.int64)
-        for decoded, kept in decoded_all.values():
-            for mask in to_split(decoded, kept, [], mapping).targets:
-                counts += np.bincount(mask[mask != IGNORE], minlength=len(mapping.names))
+        for value in np.flatnonzero(inside):
+            if mapping.lookup[value] != IGNORE:
+                counts[mapping.lookup[value]] += inside[value]
     except VisionsuiteError as err:
         mapping, problem = None, str(err)
     split_note = " (val split by val_fraction 0.2, seed 0)" if index.split_by_fraction else ""
@@ -370,10 +460,11 @@ def check_segmentation_folders(path: str) -> DataReport:
         lines.append("classes: " + ", ".join(shown) + (f", ... ({more} more)" if more > 0 else ""))
         if more > 0:
             lines.append(f"  {len(mapping.names)} classes: {INSTANCE_HINT}")
+    lines.append(_memory_line(index))
     lines.append(f"unreadable pairs: {len(unreadable)}")
     lines += [f"  {message}" for message in unreadable]
     lines.append(f"files that are not images (ignored): {len(index.odd_files)}")
     lines += [f"  {p}" for p in index.odd_files[:20]]
-    if not problem and not decoded_all.get("train", ([], []))[0]:
+    if not problem and not train_slices:
         problem = "no readable image/mask pairs in train"
     return DataReport("\n".join(lines), not problem, problem)
