@@ -67,22 +67,52 @@ def test_masks_named_with_an_ending_they_share_pair_with_their_images(tmp_path):
 
 
 def test_drive_as_it_comes_pairs_by_the_number_in_its_names(tmp_path):
+    """DRIVE's own folders: training/ and test/, each with images/, 1st_manual/ (the labels)
+    and mask/ (the field of view): 21_training.tif, 21_manual1.gif, 21_training_mask.gif."""
+    from visionsuite.tasks.segment.data import check_segmentation_folders
+
     root = make_segment_folder(tmp_path / "d", train=3, val=2, roi=True)
-    for split, first in (("train", 21), ("val", 1)):  # DRIVE: 21_training.tif, 21_manual1.gif
+    for split, first, kind in (("train", 21, "training"), ("val", 1, "test")):
+        folder = root / split
         for index in range(3 if split == "train" else 2):
-            number, kind = f"{first + index:02d}", "training" if split == "train" else "test"
-            folder = root / split
+            number = f"{first + index:02d}"
             (folder / "images" / f"{index}.png").rename(folder / "images" / f"{number}_{kind}.png")
             (folder / "masks" / f"{index}.png").rename(folder / "masks" / f"{number}_manual1.png")
             (folder / "roi" / f"{index}.png").rename(folder / "roi" / f"{number}_{kind}_mask.png")
-    pairs = index_pairs(root).splits["val"]
-    assert [(p.image.name, p.mask.name, p.roi.name) for p in pairs] == [
+        (folder / "masks").rename(folder / "1st_manual")
+        (folder / "roi").rename(folder / "mask")
+        folder.rename(root / kind)
+    index = index_pairs(root)
+    assert [(p.image.name, p.mask.name, p.roi.name) for p in index.splits["val"]] == [
         ("01_test.png", "01_manual1.png", "01_test_mask.png"),
         ("02_test.png", "02_manual1.png", "02_test_mask.png")]
+    assert len(index.splits["train"]) == 3
+    assert check_segmentation_folders(str(root)).text.splitlines()[1:3] == [
+        "  train: training/ (masks: 1st_manual/, roi: mask/)",
+        "  val: test/ (masks: 1st_manual/, roi: mask/)"]
     # Two masks with one number: no guessing.
-    (root / "train" / "masks" / "22_manual1.png").rename(root / "train" / "masks" / "21_b.png")
-    with pytest.raises(VisionsuiteError, match="train: unpaired files"):
+    masks = root / "training" / "1st_manual"
+    (masks / "22_manual1.png").rename(masks / "21_b.png")
+    with pytest.raises(VisionsuiteError, match="training: unpaired files"):
         index_pairs(root)
+
+
+def test_hrf_as_it_comes_is_one_folder_split_by_val_fraction(tmp_path):
+    """HRF: images/01_dr.JPG, manual1/01_dr.tif (labels), mask/01_dr_mask.tif (field of view),
+    no train/ or val/; a mask/ folder beside no other label folder holds the labels."""
+    root = make_segment_folder(tmp_path / "d", train=5, val=0, roi=True) / "train"
+    for index in range(5):
+        (root / "roi" / f"{index}.png").rename(root / "roi" / f"{index}_mask.png")
+    (root / "masks").rename(root / "manual1")
+    (root / "roi").rename(root / "mask")
+    index = index_pairs(root)
+    assert index.folders == ["pairs: ./ (masks: manual1/, roi: mask/)"]
+    assert sorted(p.mask.name for p in index.splits["train"] + index.splits["val"]) == [
+        f"{i}.png" for i in range(5)]
+    assert all(p.roi.name.endswith("_mask.png") for p in index.splits["train"])
+    shutil.rmtree(root / "manual1")
+    pairs = index_pairs(root, 0.2).splits["train"]
+    assert pairs[0].mask.parent.name == "mask" and pairs[0].roi is None
 
 
 @pytest.mark.parametrize("breakage, message", [

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import random
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +20,13 @@ from visionsuite.errors import VisionsuiteError
 from visionsuite.tasks.base import DataReport, Split
 
 IGNORE = 255  # target value of pixels left out of the loss and the metrics
-VAL_FOLDER_NAMES = ("val", "valid", "validation")
+# Folder names, as our layout has them first, then as public datasets come: DRIVE
+# (training/, test/; images/, 1st_manual/ labels, mask/ field of view) and HRF (images/,
+# manual1/, mask/). test/ is the val split only where there is no val/.
+TRAIN_FOLDER_NAMES = ("train", "training")
+VAL_FOLDER_NAMES = ("val", "valid", "validation", "test")
+MASK_FOLDER_NAMES = ("masks", "labels", "1st_manual", "manual1", "groundtruth", "gt", "mask")
+ROI_FOLDER_NAMES = ("roi", "fov", "mask")  # mask/ is the ROI where the labels are elsewhere
 SHOWN_CLASSES = 20  # classes listed by data check
 
 
@@ -37,6 +43,7 @@ class PairIndex:
     splits: dict[str, list[Pair]]
     odd_files: list[Path]
     split_by_fraction: bool
+    folders: list[str] = field(default_factory=list)  # the folders read, where not ours
 
 
 def index_pairs(root: str | Path, val_fraction: float = 0.2, seed: int = 0) -> PairIndex:
@@ -49,15 +56,18 @@ def index_pairs(root: str | Path, val_fraction: float = 0.2, seed: int = 0) -> P
     if not root.is_dir():
         raise VisionsuiteError(f"{root}: expected a dataset folder, got a file")
     odd: list[Path] = []
-    train_dir = root / "train"
-    val_dir = next((root / n for n in VAL_FOLDER_NAMES if (root / n).is_dir()), None)
+    train_dir = _first_folder(root, TRAIN_FOLDER_NAMES) or root / "train"
+    val_dir = _first_folder(root, VAL_FOLDER_NAMES)
     if train_dir.is_dir() and val_dir is not None:
         splits = {"train": _pair_folder(root, train_dir, odd),
                   "val": _pair_folder(root, val_dir, odd)}
-        return PairIndex(root, splits, odd, False)
-    pairs = _pair_folder(root, train_dir if train_dir.is_dir() else root, odd)
+        return PairIndex(root, splits, odd, False,
+                         _folders_read(root, {"train": train_dir, "val": val_dir}))
+    folder = train_dir if train_dir.is_dir() else root
+    pairs = _pair_folder(root, folder, odd)
+    folders = _folders_read(root, {"train" if folder != root else "pairs": folder})
     if val_fraction >= 1:  # EVERY_IMAGE: evaluation on another dataset
-        return PairIndex(root, {"train": [], "val": pairs}, odd, True)
+        return PairIndex(root, {"train": [], "val": pairs}, odd, True, folders)
     if not 0 < val_fraction < 1:
         raise VisionsuiteError(f"{root}: no val/ folder, and data.val_fraction={val_fraction} "
                                "cannot split it (use a value between 0 and 1)")
@@ -68,15 +78,36 @@ def index_pairs(root: str | Path, val_fraction: float = 0.2, seed: int = 0) -> P
         raise VisionsuiteError(f"{root}: one image cannot be split into train and val")
     val = sorted(shuffled[:count], key=lambda p: p.image.name)
     train = sorted(shuffled[count:], key=lambda p: p.image.name)
-    return PairIndex(root, {"train": train, "val": val}, odd, True)
+    return PairIndex(root, {"train": train, "val": val}, odd, True, folders)
+
+
+def _folders_read(root: Path, splits: dict[str, Path]) -> list[str]:
+    """How data check names the folders it read, where they are not train/, val/, masks/ and
+    roi/: 'val: test/ (masks: 1st_manual/, roi: mask/)'."""
+    described = []
+    for name, folder in splits.items():
+        masks = _first_folder(folder, MASK_FOLDER_NAMES)
+        roi = _first_folder(folder, [n for n in ROI_FOLDER_NAMES if folder / n != masks])
+        parts = [f"{kind}: {path.name}/" for kind, path, ours in (
+            ("masks", masks, "masks"), ("roi", roi, "roi")) if path and path.name != ours]
+        if (folder.name != name and folder != root) or parts:
+            inner = f" ({', '.join(parts)})" if parts else ""
+            where = "./" if folder == root else f"{folder.relative_to(root)}/"
+            described.append(f"{name}: {where}{inner}")
+    return described
+
+
+def _first_folder(parent: Path, names) -> Path | None:
+    return next((parent / name for name in names if (parent / name).is_dir()), None)
 
 
 def _pair_folder(root: Path, folder: Path, odd: list[Path]) -> list[Pair]:
-    images_dir, masks_dir, roi_dir = folder / "images", folder / "masks", folder / "roi"
-    for needed in (images_dir, masks_dir):
-        if not needed.is_dir():
-            raise VisionsuiteError(f"{folder}: expected images/ and masks/ folders "
-                                   f"({needed.name}/ is missing)")
+    images_dir, masks_dir = folder / "images", _first_folder(folder, MASK_FOLDER_NAMES)
+    roi_dir = _first_folder(folder, [n for n in ROI_FOLDER_NAMES if folder / n != masks_dir])
+    for needed, name in ((images_dir, "images"), (masks_dir, "masks")):
+        if needed is None or not needed.is_dir():
+            raise VisionsuiteError(f"{folder}: expected images/ and masks/ folders ({name}/ "
+                                   "is missing)")
     images = _by_stem(root, images_dir, odd)
     if not images:
         others = [path for path in odd if path.parent == images_dir]
@@ -94,8 +125,7 @@ def _pair_folder(root: Path, folder: Path, odd: list[Path]) -> list[Pair]:
                                "with the image of its name, e.g. 21.tif and 21.gif, of its name "
                                "less an ending all masks share, e.g. 21_mask.gif, or of the "
                                "number in its name when each number names one image and mask)")
-    rois = _by_image_stem(_by_stem(root, roi_dir, odd), set(images)) if roi_dir.is_dir() \
-        else None
+    rois = _by_image_stem(_by_stem(root, roi_dir, odd), set(images)) if roi_dir else None
     if rois is not None:
         missing = sorted(set(images) - set(rois))
         if missing:
@@ -448,7 +478,9 @@ def check_segmentation_folders(path: str) -> DataReport:
     except VisionsuiteError as err:
         mapping, problem = None, str(err)
     split_note = " (val split by val_fraction 0.2, seed 0)" if index.split_by_fraction else ""
-    lines = [f"dataset: {index.root}{split_note}", table(rows), "",
+    lines = [f"dataset: {index.root}{split_note}"]
+    lines += [f"  {folder}" for folder in index.folders]
+    lines += [table(rows), "",
              "sizes: " + ", ".join(f"{s} ({n})" for s, n in sizes.most_common(5)),
              "modes: " + ", ".join(f"{m} ({n})" for m, n in modes.most_common()),
              "mask values: " + ", ".join(str(v) for v in sorted(values)[:20])]
