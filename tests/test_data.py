@@ -28,6 +28,27 @@ def test_single_folder_is_split_per_class_and_reproducibly(tmp_path: Path):
     assert not {p for p, _ in first.splits["val"]} & {p for p, _ in first.splits["train"]}
 
 
+def test_split_folders_are_known_by_the_names_datasets_come_with(tmp_path: Path):
+    """Kaggle's Training/ and Testing/ (any case), and test/ as val where there is no val/;
+    before, Training/ and Testing/ were taken for two classes."""
+    from visionsuite.tasks.classify import check_image_folders
+
+    root = make_shapes_folder(tmp_path / "d", per_class=2, val_per_class=1)
+    (root / "train").rename(root / "Training")
+    (root / "val").rename(root / "Testing")
+    index = index_image_folders(root)
+    assert index.classes == ["circle", "square", "triangle"] and not index.split_by_fraction
+    assert (len(index.splits["train"]), len(index.splits["val"])) == (6, 3)
+    assert check_image_folders(str(root)).text.splitlines()[1:3] == [
+        "  train: Training/", "  val: Testing/"]
+    (root / "Testing").rename(root / "test")
+    (root / "val").mkdir()  # val/ comes before test/, whatever test/ holds
+    for shape in ("circle", "square", "triangle"):
+        (root / "val" / shape).mkdir()
+        (root / "test" / shape / f"{shape}_0.png").rename(root / "val" / shape / "v.png")
+    assert {path.name for path, _ in index_image_folders(root).splits["val"]} == {"v.png"}
+
+
 def test_missing_folder_and_empty_class_are_one_line_errors(tmp_path: Path):
     with pytest.raises(VisionsuiteError, match="dataset folder not found"):
         index_image_folders(tmp_path / "nope")

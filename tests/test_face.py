@@ -192,6 +192,10 @@ def test_held_out_identities_come_from_a_test_folder_or_by_fraction(tmp_path):
     held, trained = by_fraction.names["val"], by_fraction.names["train"]
     assert len(held) == 2 and sorted(held + trained) == ["a", "b", "c", "d"]
     assert {path.parent.name for path, _ in by_fraction.splits["val"]} == set(held)
+    # Kaggle's names: Training/ and Testing/.
+    (tmp_path / "train").rename(tmp_path / "Training")
+    (tmp_path / "test").rename(tmp_path / "Testing")
+    assert index_identities(tmp_path).names == {"val": ["x", "y"], "train": ["a", "b", "c", "d"]}
 
 
 def test_evaluation_on_people_without_a_held_out_folder_takes_them_all(tmp_path):

@@ -99,3 +99,16 @@ def new_run_dir(base: Path, name: str | None, stem: str = "exp") -> Path:
         except FileExistsError:
             continue
     raise VisionsuiteError(f"{base}: too many runs")
+
+
+# A dataset's split folders by the names they come with (Kaggle's Training/ and Testing/
+# included); test/ is the val split only where there is no val/, as Ultralytics takes it.
+TRAIN_FOLDER_NAMES = ("train", "training")
+VAL_FOLDER_NAMES = ("val", "valid", "validation", "test", "testing")
+
+
+def split_folder(root: Path, names: tuple[str, ...]) -> Path | None:
+    """The sub-folder of `root` whose name, in any case, comes first in `names`; None if none."""
+    found = {path.name.lower(): path for path in sorted(Path(root).iterdir())
+             if path.is_dir() and not path.name.startswith(".")}
+    return next((found[name] for name in names if name in found), None)

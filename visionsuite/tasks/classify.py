@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from visionsuite.config import Config
 from visionsuite.core.data import check_cache_fits, decode_images
-from visionsuite.core.files import inside
+from visionsuite.core.files import TRAIN_FOLDER_NAMES, VAL_FOLDER_NAMES, inside, split_folder
 from visionsuite.core.images import is_image_file, other_files_note
 from visionsuite.errors import VisionsuiteError
 from visionsuite.tasks.base import DataReport, Split, Task, TaskData
-
-VAL_FOLDER_NAMES = ("val", "valid", "validation")
-
 
 @dataclass
 class FolderIndex:
@@ -27,6 +24,7 @@ class FolderIndex:
     splits: dict[str, list[tuple[Path, int]]]  # split name -> (file, class index)
     odd_files: list[Path]  # files that are not images by extension
     split_by_fraction: bool
+    folders: dict[str, str] = field(default_factory=dict)  # split -> the folder it was read from
 
 
 def index_image_folders(root: str | Path, val_fraction: float = 0.2, seed: int = 0) -> FolderIndex:
@@ -37,16 +35,18 @@ def index_image_folders(root: str | Path, val_fraction: float = 0.2, seed: int =
         raise VisionsuiteError(f"{root}: dataset folder not found")
     if not root.is_dir():
         raise VisionsuiteError(f"{root}: expected a folder of class folders, got a file")
-    train_dir = root / "train"
-    val_dir = next((root / n for n in VAL_FOLDER_NAMES if (root / n).is_dir()), None)
+    train_dir = split_folder(root, TRAIN_FOLDER_NAMES)
+    val_dir = split_folder(root, VAL_FOLDER_NAMES)
     odd: list[Path] = []
-    if train_dir.is_dir():
+    if train_dir is not None:
         train, classes = scan_class_folders(root, train_dir, None, odd)
         if val_dir is None:
             split_train, val = _split_by_fraction(train, val_fraction, seed, root)
-            return FolderIndex(root, classes, {"train": split_train, "val": val}, odd, True)
+            return FolderIndex(root, classes, {"train": split_train, "val": val}, odd, True,
+                               {"train": train_dir.name})
         val, _ = scan_class_folders(root, val_dir, classes, odd)
-        return FolderIndex(root, classes, {"train": train, "val": val}, odd, False)
+        return FolderIndex(root, classes, {"train": train, "val": val}, odd, False,
+                           {"train": train_dir.name, "val": val_dir.name})
     files, classes = scan_class_folders(root, root, None, odd)
     train, val = _split_by_fraction(files, val_fraction, seed, root)
     return FolderIndex(root, classes, {"train": train, "val": val}, odd, True)
@@ -258,7 +258,9 @@ def check_image_folders(path: str) -> DataReport:
             if split == "train" and readable[label] == 0:
                 empty.append(name)
     split_note = " (val split by val_fraction 0.2, seed 0)" if index.split_by_fraction else ""
-    lines = [f"dataset: {index.root}{split_note}", f"classes: {len(index.classes)}",
+    lines = [f"dataset: {index.root}{split_note}"]
+    lines += [f"  {name}: {folder}/" for name, folder in index.folders.items() if folder != name]
+    lines += [f"classes: {len(index.classes)}",
              table(rows), "",
              "sizes: " + ", ".join(f"{s} ({n})" for s, n in sizes.most_common(5))
              + (f", ... {len(sizes)} sizes in all" if len(sizes) > 5 else ""),

@@ -2,7 +2,8 @@
 
     root/train/<person>/*.jpg      identities the embedder learns
     root/val/<person>/*.jpg        other people: verification, identification, the threshold
-                                   (`valid`, `validation` or `test` also name this folder)
+                                   (`valid`, `validation`, `test` or `testing` also name
+                                   this folder, and `training` the train one, in any case)
 
 Without a held-out folder, a seeded `data.val_fraction` of the identities (never of one
 person's images) is held out: verification must be measured on people the model never saw.
@@ -15,10 +16,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from visionsuite.core.files import TRAIN_FOLDER_NAMES, VAL_FOLDER_NAMES, split_folder
 from visionsuite.errors import VisionsuiteError
-
-HELD_OUT_FOLDERS = ("val", "valid", "validation", "test")
-
 
 @dataclass
 class IdentityIndex:
@@ -44,8 +43,8 @@ def index_identities(root: str | Path, val_fraction: float = 0.2, seed: int = 0,
     if not root.is_dir():
         raise VisionsuiteError(f"{root}: dataset folder not found" if not root.exists()
                                else f"{root}: expected a folder of identity folders, got a file")
-    held_dir = next((root / n for n in HELD_OUT_FOLDERS if (root / n).is_dir()), None)
-    train_dir = root / "train" if (root / "train").is_dir() else None
+    held_dir = split_folder(root, VAL_FOLDER_NAMES)
+    train_dir = split_folder(root, TRAIN_FOLDER_NAMES)
     odd: list[Path] = []
     if held_dir is not None and (train_dir is not None or not train):
         held, held_names = scan_class_folders(root, held_dir, None, odd)

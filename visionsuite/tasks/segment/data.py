@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from visionsuite.core.files import inside
+from visionsuite.core.files import TRAIN_FOLDER_NAMES, VAL_FOLDER_NAMES, inside, split_folder
 from visionsuite.core.images import (INSTANCE_HINT, QUARTER_TURNS, fit_within, fitted_size,
                                      inspect_image, is_image_file, other_files_note,
                                      read_image_slices, read_mask_slices, stored_geometry,
@@ -21,10 +21,8 @@ from visionsuite.tasks.base import DataReport, Split
 
 IGNORE = 255  # target value of pixels left out of the loss and the metrics
 # Folder names, as our layout has them first, then as public datasets come: DRIVE
-# (training/, test/; images/, 1st_manual/ labels, mask/ field of view) and HRF (images/,
-# manual1/, mask/). test/ is the val split only where there is no val/.
-TRAIN_FOLDER_NAMES = ("train", "training")
-VAL_FOLDER_NAMES = ("val", "valid", "validation", "test")
+# (training/, test/ (core.files.split_folder); images/, 1st_manual/ labels, mask/ field of
+# view) and HRF (images/, manual1/, mask/).
 MASK_FOLDER_NAMES = ("masks", "labels", "1st_manual", "manual1", "groundtruth", "gt", "mask")
 ROI_FOLDER_NAMES = ("roi", "fov", "mask")  # mask/ is the ROI where the labels are elsewhere
 SHOWN_CLASSES = 20  # classes listed by data check
@@ -56,8 +54,8 @@ def index_pairs(root: str | Path, val_fraction: float = 0.2, seed: int = 0) -> P
     if not root.is_dir():
         raise VisionsuiteError(f"{root}: expected a dataset folder, got a file")
     odd: list[Path] = []
-    train_dir = _first_folder(root, TRAIN_FOLDER_NAMES) or root / "train"
-    val_dir = _first_folder(root, VAL_FOLDER_NAMES)
+    train_dir = split_folder(root, TRAIN_FOLDER_NAMES) or root / "train"
+    val_dir = split_folder(root, VAL_FOLDER_NAMES)
     if train_dir.is_dir() and val_dir is not None:
         splits = {"train": _pair_folder(root, train_dir, odd),
                   "val": _pair_folder(root, val_dir, odd)}
