@@ -36,9 +36,11 @@ def load_run_config(source: ModelSource, data: str | None = None,
         if not data:
             raise VisionsuiteError(f"{source.path}: not inside a run folder; pass --data PATH")
         # An exported file names its task; a bare .keras is taken for a classifier.
+        from visionsuite.tasks import get_task
+
         task = source.settings.get("task", "classify")
         config = load_config(task, overrides={"data.path": data})
-        config.data.max_size = source.settings.get("max_size")  # segment: the trained scale
+        get_task(task).settings_into_config(source.settings, config)
     if data:
         config.data.path = data
         if all_of_other_data and not _same_folder(data, trained_on):

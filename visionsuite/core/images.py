@@ -183,11 +183,12 @@ def inspect_image(path: str | Path, decode: bool = True) -> tuple[tuple[int, int
     """(width, height) upright, as read_image gives it (EXIF orientation applied), and Pillow
     mode (for DICOM/NIfTI: their kind, e.g. 'DICOM CT'), after decoding the pixels once to
     prove they decode (`decode=False`: from the header only, for files already decoded)."""
-    from visionsuite.core.medical import describe, is_medical_file, read_slices, slice_size
+    from visionsuite.core.medical import describe, is_medical_file, read_header, read_slices
 
     if is_medical_file(Path(path)):
         if not decode:
-            return slice_size(path), describe(path)
+            header = read_header(path)
+            return header.size or (0, 0), header.kind
         first = read_slices(path, 3)[0]
         return (first.shape[1], first.shape[0]), describe(path)
     with _opened(Path(path)) as image:

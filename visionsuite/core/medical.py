@@ -106,20 +106,14 @@ def read_label_slices(path: str | Path, binary: bool = False) -> list[np.ndarray
     return list(values.astype(np.uint8))
 
 
+def read_header(path: str | Path) -> Slices:
+    """The file's header only: its kind, own window, slice size and slice count (no values)."""
+    return _read(Path(path), header_only=True)
+
+
 def describe(path: str | Path) -> str:
     """What the file is, for `data check`: 'DICOM CT', 'NIfTI', ..."""
-    return _read(Path(path), header_only=True).kind
-
-
-def slice_size(path: str | Path) -> tuple[int, int]:
-    """(width, height) of the file's slices, from its header."""
-    return _read(Path(path), header_only=True).size or (0, 0)
-
-
-def slice_layout(path: str | Path) -> tuple[int, tuple[int, int]]:
-    """The number of slices and the (width, height) of each, from the file's header."""
-    header = _read(Path(path), header_only=True)
-    return header.count, header.size or (0, 0)
+    return read_header(path).kind
 
 
 def voxel_volume_mm3(path: str | Path) -> float | None:

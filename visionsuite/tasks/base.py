@@ -103,6 +103,11 @@ class Task:
         `evaluate`."""
         return {}
 
+    def settings_into_config(self, settings: dict, config: Config) -> None:
+        """For an exported file, which carries no config: put back into the task's default
+        `config` the inference settings that decide what its inputs are (segment: the scale
+        data.max_size)."""
+
     def serving_fn(self, model, config: Config):
         """What the exported graph computes from a (1, S, S, C) float image."""
         return lambda x: model(x, training=False)

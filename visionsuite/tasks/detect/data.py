@@ -8,9 +8,10 @@
   `_annotations.coco.json`), `file_name` relative to the JSON's folder.
 
 Every box becomes pixel corners (x1, y1, x2, y2) on the image as shown upright (EXIF
-orientation applied, see upright_annotation), 0-based, x2/y2 exclusive. Files that cannot be parsed are errors naming the file and line; single bad boxes
-(outside the image, zero area, unknown class, duplicates) are counted and left out by
-`clean_boxes`. Paths that leave the dataset folder are refused. Nothing is written.
+orientation applied, see upright_annotation), 0-based, x2/y2 exclusive. Files that cannot be
+parsed are errors naming the file and line; single bad boxes (outside the image, zero area,
+unknown class, duplicates) are counted and left out by `clean_boxes`. Paths that leave the
+dataset folder are refused. Nothing is written.
 """
 
 from __future__ import annotations
@@ -427,7 +428,6 @@ def upright_annotation(annotation: Annotation, stored: tuple[int, int],
     boxes = np.stack([np.minimum(xa, xb), np.minimum(ya, yb), np.maximum(xa, xb),
                       np.maximum(ya, yb)], 1).astype(np.float32)
     return dataclasses.replace(annotation, boxes=boxes, size=upright), upright
-
 
 
 def clean_boxes(annotation: Annotation, size: tuple[int, int], classes: int):

@@ -71,6 +71,9 @@ class SegmentTask(Task):
         # Prediction must see images at the scale the model was trained on.
         return {"max_size": config.data.max_size} if config.data.max_size else {}
 
+    def settings_into_config(self, settings: dict, config: Config) -> None:
+        config.data.max_size = settings.get("max_size")
+
     def check_data(self, path: str) -> DataReport:
         return check_segmentation_folders(path)
 
