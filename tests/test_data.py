@@ -72,6 +72,25 @@ def test_val_class_unknown_to_train_is_an_error(tmp_path: Path):
         index_image_folders(root)
 
 
+def test_data_classes_chooses_the_class_folders_and_their_order(tmp_path: Path):
+    """Before, classify ignored data.classes and trained on every folder."""
+    root = make_shapes_folder(tmp_path / "d", per_class=2, val_per_class=1)
+    index = index_image_folders(root, classes=["triangle", "circle"])
+    assert index.classes == ["triangle", "circle"] and index.left_out == ["square"]
+    assert sorted(label for _, label in index.splits["val"]) == [0, 1]
+    assert {path.parent.name for path, label in index.splits["train"] if label == 0} == \
+        {"triangle"}
+    with pytest.raises(VisionsuiteError, match="no folder for class.es. hexagon named in "
+                                               "data.classes .folders: circle, square, "):
+        index_image_folders(root, classes=["circle", "hexagon"])
+    with pytest.raises(VisionsuiteError, match="at least 2 different"):
+        index_image_folders(root, classes=["circle", "circle"])
+    flat = make_shapes_folder(tmp_path / "flat", per_class=5, val_per_class=0) / "train"
+    index = index_image_folders(flat, classes=["square", "circle"])
+    assert index.classes == ["square", "circle"] and index.left_out == ["triangle"]
+    assert len(index.splits["train"]) + len(index.splits["val"]) == 10
+
+
 def test_a_link_out_of_the_dataset_is_refused(tmp_path: Path):
     outside = tmp_path / "secret.png"
     Image.new("RGB", (8, 8)).save(outside)

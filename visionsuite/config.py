@@ -47,7 +47,9 @@ class DataConfig:
     split_seed: int = 0  # seed of that split, fixed so that runs compare
     workers: int = 0  # decoding threads; 0 = one per CPU core
     # segment: image_size is the side of training crops and inference tiles
-    classes: list[str] | None = None  # class names in mask-value order; empty = discovered
+    # class names; empty = discovered. segment: in mask-value order; detect: by class id;
+    # classify: the class folders to train on, in this order (the others are left out)
+    classes: list[str] | None = None
     binary_masks: bool = False  # every mask value but 0 is foreground (instance masks: 1..N)
     crops_per_image: int = 8  # random crops per image and epoch
     tile_overlap: float = 0.25  # overlap of inference tiles, fraction of the tile side

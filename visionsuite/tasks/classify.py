@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,11 +26,14 @@ class FolderIndex:
     odd_files: list[Path]  # files that are not images by extension
     split_by_fraction: bool
     folders: dict[str, str] = field(default_factory=dict)  # split -> the folder it was read from
+    left_out: list[str] = field(default_factory=list)  # class folders not in data.classes
 
 
-def index_image_folders(root: str | Path, val_fraction: float = 0.2, seed: int = 0) -> FolderIndex:
+def index_image_folders(root: str | Path, val_fraction: float = 0.2, seed: int = 0,
+                        classes: list[str] | None = None) -> FolderIndex:
     """Index `root/train/<class>/*` and `root/val/<class>/*`, or `root/<class>/*` split by a seeded,
-    per-class `val_fraction`. Raises a one-line error for anything that makes the data unusable."""
+    per-class `val_fraction`. `classes` (data.classes): the class folders to read, in this order;
+    the others are left out. Raises a one-line error for anything that makes the data unusable."""
     root = Path(root)
     if not root.exists():
         raise VisionsuiteError(f"{root}: dataset folder not found")
@@ -38,24 +42,52 @@ def index_image_folders(root: str | Path, val_fraction: float = 0.2, seed: int =
     train_dir = split_folder(root, TRAIN_FOLDER_NAMES)
     val_dir = split_folder(root, VAL_FOLDER_NAMES)
     odd: list[Path] = []
+    chosen = _chosen_classes(classes)
+    left_out = _folders_left_out(train_dir or root, chosen)
     if train_dir is not None:
-        train, classes = scan_class_folders(root, train_dir, None, odd)
+        train, classes = scan_class_folders(root, train_dir, chosen, odd, bool(chosen))
         if val_dir is None:
             split_train, val = _split_by_fraction(train, val_fraction, seed, root)
             return FolderIndex(root, classes, {"train": split_train, "val": val}, odd, True,
-                               {"train": train_dir.name})
-        val, _ = scan_class_folders(root, val_dir, classes, odd)
+                               {"train": train_dir.name}, left_out)
+        val, _ = scan_class_folders(root, val_dir, classes, odd, bool(chosen))
         return FolderIndex(root, classes, {"train": train, "val": val}, odd, False,
-                           {"train": train_dir.name, "val": val_dir.name})
-    files, classes = scan_class_folders(root, root, None, odd)
+                           {"train": train_dir.name, "val": val_dir.name}, left_out)
+    files, classes = scan_class_folders(root, root, chosen, odd, bool(chosen))
     train, val = _split_by_fraction(files, val_fraction, seed, root)
-    return FolderIndex(root, classes, {"train": train, "val": val}, odd, True)
+    return FolderIndex(root, classes, {"train": train, "val": val}, odd, True, {}, left_out)
 
 
-def scan_class_folders(root: Path, folder: Path, classes: list[str] | None, odd: list[Path]):
+def _chosen_classes(classes: list[str] | None) -> list[str] | None:
+    if not classes:
+        return None
+    names = [str(name) for name in classes]
+    if len(set(names)) != len(names) or len(names) < 2:
+        raise VisionsuiteError(f"data.classes must name at least 2 different class folders, "
+                               f"got {names}")
+    return names
+
+
+def _folders_left_out(folder: Path, chosen: list[str] | None) -> list[str]:
+    """The class folders that data.classes leaves out; each class it names needs a folder."""
+    if chosen is None:
+        return []
+    found = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    missing = [name for name in chosen if name not in found]
+    if missing:
+        raise VisionsuiteError(f"{folder}: no folder for class(es) {', '.join(missing)} "
+                               f"named in data.classes (folders: {', '.join(found)})")
+    return [name for name in found if name not in chosen]
+
+
+def scan_class_folders(root: Path, folder: Path, classes: list[str] | None, odd: list[Path],
+                       skip_others: bool = False):
     """(file, class index) of every image in `folder/<class>/` (recursively), and the classes:
-    `classes` if given (another folder's name is an error), else the sub-folders found."""
+    `classes` if given (another folder's name is an error, or with `skip_others` left out),
+    else the sub-folders found."""
     class_dirs = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if skip_others:
+        class_dirs = [d for d in class_dirs if d.name in classes]
     if classes is None:
         classes = [d.name for d in class_dirs]
         if len(classes) < 2:
@@ -105,7 +137,11 @@ class ClassifyTask(Task):
         from visionsuite.datasets import resolve_dataset
 
         root = resolve_dataset(config.data.path, "classify")
-        index = index_image_folders(root, config.data.val_fraction, config.data.split_seed)
+        index = index_image_folders(root, config.data.val_fraction, config.data.split_seed,
+                                    config.data.classes)
+        if index.left_out:
+            print(f"data: the {len(index.classes)} classes of data.classes; folders left out: "
+                  f"{', '.join(index.left_out)}", file=sys.stderr)
         mapping = None
         if labels is not None:
             unknown = sorted(set(index.classes) - set(labels))
