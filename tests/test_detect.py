@@ -80,6 +80,25 @@ def test_a_better_scored_false_positive_halves_ap():
     assert precision_recall(outputs, targets, 1, conf=0.5) == (0.5, 1.0)
 
 
+def test_a_detection_of_an_ignored_region_counts_neither_way():
+    """A VOC difficult object (or COCO crowd) is not a box to find, and detecting it is not a
+    false positive: as the VOC devkit and pycocotools score them."""
+    targets = [np.array([[0, 10, 10, 50, 50]], np.float32)]
+    ignored = [np.array([[0, 60, 60, 90, 90]], np.float32)]
+    outputs = [_output([[60, 60, 90, 90], [10, 10, 50, 50]], [0.9, 0.8], [0, 0])]
+    metrics = detection_metrics(outputs, targets, [(100, 100)], ["a"], ignored=ignored)
+    assert metrics["map50"] == pytest.approx(1.0) and metrics["ignored_regions"] == 1
+    assert precision_recall(outputs, targets, 1, conf=0.5, ignored=ignored) == (1.0, 1.0)
+    # Only a detection of the region's class is excused.
+    other = [np.array([[1, 60, 60, 90, 90]], np.float32)]
+    assert precision_recall(outputs, targets, 2, conf=0.5, ignored=other) == (0.5, 1.0)
+    # An image holding only ignored regions has nothing to find and no false positive.
+    alone = detection_metrics([_output([[60, 60, 90, 90]], [0.9], [0])] + outputs,
+                              [np.zeros((0, 5), np.float32)] + targets,
+                              [(100, 100)] * 2, ["a"], ignored=ignored + ignored)
+    assert alone["map50"] == pytest.approx(1.0) and alone["precision"] == 1.0
+
+
 def test_a_box_at_iou_0_58_counts_at_two_of_the_ten_thresholds():
     targets = [np.array([[0, 0, 0, 100, 100]], np.float32)]
     # IoU 0.58 with the truth: a hit at thresholds 0.5 and 0.55 only.

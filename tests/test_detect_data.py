@@ -16,11 +16,12 @@ def _image(path: Path, size=(80, 60)):
     Image.new("RGB", size, (90, 120, 30)).save(path)
 
 
-def _voc_xml(path: Path, filename: str, boxes, size=(80, 60)):
+def _voc_xml(path: Path, filename: str, boxes, size=(80, 60), difficult=()):
     objects = "".join(
-        f"<object><name>{name}</name><bndbox><xmin>{x1}</xmin><ymin>{y1}</ymin>"
+        f"<object><name>{name}</name><difficult>{int(number in difficult)}</difficult>"
+        f"<bndbox><xmin>{x1}</xmin><ymin>{y1}</ymin>"
         f"<xmax>{x2}</xmax><ymax>{y2}</ymax></bndbox></object>"
-        for name, (x1, y1, x2, y2) in boxes)
+        for number, (name, (x1, y1, x2, y2)) in enumerate(boxes))
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(f"<annotation><filename>{filename}</filename><size><width>{size[0]}"
                     f"</width><height>{size[1]}</height></size>{objects}</annotation>")
@@ -273,3 +274,35 @@ def test_a_dataset_of_none_of_the_models_classes_is_a_clear_error(tmp_path):
                                                r"model's 1 \(raccoon\)"):
         TASK.load_data(config, train=False, labels=["raccoon"])
     assert TASK.load_data(config, train=False, labels=["dog", "cat"]).labels == ["dog", "cat"]
+
+
+def test_voc_difficult_objects_and_coco_crowds_are_regions_the_map_ignores(tmp_path):
+    """Before, difficult objects counted as ordinary boxes to find and crowd regions were
+    dropped, so detections of them were false positives."""
+    from visionsuite.config import load_config
+    from visionsuite.tasks.detect import TASK
+    from visionsuite.tasks.detect.checks import check_detection_folder
+
+    root = tmp_path / "voc"
+    for stem in ("a", "b"):
+        _image(root / "images" / f"{stem}.png")
+        _voc_xml(root / "annotations" / f"{stem}.xml", f"{stem}.png",
+                 [("cat", (1, 1, 40, 30)), ("cat", (41, 31, 70, 55))], difficult=(1,))
+    (root / "train.txt").write_text("a\n")
+    (root / "val.txt").write_text("b\n")
+    assert index_detection(root).val[0].ignore.tolist() == [False, True]
+    data = TASK.load_data(load_config("detect", overrides={"data.path": str(root)},
+                                      sets=["data.image_size=64"]))
+    for split in (data.train, data.val):  # not trained on, and apart for the mAP
+        np.testing.assert_allclose(split.targets[0], [[0, 0, 0, 40, 30]])
+        np.testing.assert_allclose(split.ignored[0], [[0, 40, 30, 70, 55]])
+    assert "1 difficult or crowd (not trained on, ignored by mAP)" in \
+        check_detection_folder(str(root)).text
+
+    crowd = coco_dataset(tmp_path / "coco")
+    spec = json.loads((crowd / "val.json").read_text())
+    spec["annotations"].append({"id": 2, "image_id": 7, "category_id": 3,
+                                "bbox": [40, 30, 30, 20], "iscrowd": 1})
+    (crowd / "val.json").write_text(json.dumps(spec))
+    annotation = index_detection(crowd).val[0]
+    assert annotation.ignore.tolist() == [False, True] and len(annotation.boxes) == 2

@@ -16,16 +16,18 @@ from visionsuite.config import Config
 from visionsuite.errors import VisionsuiteError
 from visionsuite.tasks.base import DataReport, Split, Task, TaskData
 from visionsuite.tasks.detect.data import (Annotation, clean_boxes, describe_counts,
-                                           index_detection, upright_annotation)
+                                           index_detection, split_ignored, upright_annotation)
 
 
 @dataclass
 class DetectionSplit(Split):
     """images: (N, S, S, 3) uint8, each whole image resized to S x S; targets: per image
     (M, 5) rows of (class, x1, y1, x2, y2) in pixels of the image shown upright (EXIF
-    orientation applied); sizes: its (width, height)."""
+    orientation applied); sizes: its (width, height); ignored: per image the (K, 5) regions
+    that are neither objects to find nor false detections (VOC difficult, COCO crowd)."""
 
     sizes: list[tuple[int, int]] = field(default_factory=list)
+    ignored: list[np.ndarray] = field(default_factory=list)
 
 
 class DetectTask(Task):
@@ -105,7 +107,8 @@ class DetectTask(Task):
                  settings: dict | None = None) -> dict:
         from visionsuite.tasks.detect.metrics import detection_metrics
 
-        return detection_metrics(outputs, split.targets, split.sizes, labels)
+        return detection_metrics(outputs, split.targets, split.sizes, labels,
+                                 ignored=getattr(split, "ignored", None) or None)
 
     def headline(self, metrics: dict) -> dict[str, float]:
         shown = {key: metrics[key] for key in ("map50", "map50_95", "precision", "recall")}
@@ -153,16 +156,20 @@ def _decode_split(annotations: list[Annotation], remap: np.ndarray, classes: int
     from visionsuite.core.data import load_in_parallel
     from visionsuite.core.images import read_image, stored_geometry
 
-    def load(annotation: Annotation):
-        annotation, upright = upright_annotation(annotation, *stored_geometry(annotation.image))
-        image = read_image(annotation.image, size, 3)
+    def rows(annotation: Annotation, upright: tuple[int, int]):
         ids = annotation.classes.astype(np.int64)
         mapped = remap[np.where((ids >= 0) & (ids < len(remap) - 1), ids, len(remap) - 1)]
         boxes, labels, counts = clean_boxes(
             Annotation(annotation.image, annotation.boxes, mapped, None, annotation.normalized),
             upright, classes)
-        target = np.concatenate([labels[:, None].astype(np.float32), boxes], 1)
-        return image, target, upright, counts
+        return np.concatenate([labels[:, None].astype(np.float32), boxes], 1), counts
+
+    def load(annotation: Annotation):
+        annotation, upright = upright_annotation(annotation, *stored_geometry(annotation.image))
+        image = read_image(annotation.image, size, 3)
+        objects, regions = split_ignored(annotation)
+        target, counts = rows(objects, upright)
+        return image, target, upright, counts, rows(regions, upright)[0]
 
     results, skipped = load_in_parallel(load, annotations, workers, desc=f"decoding {name}",
                                         warn="skipped")
@@ -172,7 +179,7 @@ def _decode_split(annotations: list[Annotation], remap: np.ndarray, classes: int
         print(f"warning: {name}: bad boxes: {describe_counts(counts)}", file=sys.stderr)
     images = np.stack([r[0] for _, r in kept]) if kept else np.zeros((0, size, size, 3), np.uint8)
     return DetectionSplit(images, [r[1] for _, r in kept], [a.image for a, _ in kept], skipped,
-                          sizes=[r[2] for _, r in kept])
+                          sizes=[r[2] for _, r in kept], ignored=[r[4] for _, r in kept])
 
 
 TASK = DetectTask()

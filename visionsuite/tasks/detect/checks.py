@@ -7,7 +7,7 @@ from collections import Counter
 from visionsuite.errors import VisionsuiteError
 from visionsuite.tasks.base import DataReport
 from visionsuite.tasks.detect.data import (BOX_PROBLEMS, clean_boxes, index_detection,
-                                           upright_annotation)
+                                           split_ignored, upright_annotation)
 
 SHOWN = 5  # problem lines shown per kind
 
@@ -29,12 +29,14 @@ def check_detection_folder(path: str) -> DataReport:
             lambda a: stored_geometry(a.image, decode=True), annotations, desc=f"checking {split}")
         unreadable += messages
         per_class: Counter = Counter()
-        negatives = 0
+        negatives = ignored = 0
         for annotation, found in zip(annotations, geometries):
             if found is None:
                 continue
             upright, size = upright_annotation(annotation, *found)
-            _, classes, counts = clean_boxes(upright, size, len(index.labels))
+            objects, regions = split_ignored(upright)
+            ignored += len(regions.boxes)
+            _, classes, counts = clean_boxes(objects, size, len(index.labels))
             per_class.update(index.labels[c] for c in classes)
             negatives += not len(classes)
             for kind, count in counts.items():
@@ -43,7 +45,8 @@ def check_detection_folder(path: str) -> DataReport:
         readable = sum(g is not None for g in geometries)
         boxes = ", ".join(f"{name} {per_class[name]}" for name in index.labels)
         lines.append(f"  {split}: {readable} images ({negatives} without boxes); boxes: "
-                     f"{boxes or 'none'}")
+                     f"{boxes or 'none'}" + (f"; {ignored} difficult or crowd (not trained on, "
+                                             "ignored by mAP)" if ignored else ""))
     for message in index.missing:
         lines.append(f"  missing image: {message}")
     for message in unreadable[:SHOWN]:

@@ -10,7 +10,9 @@
 Every box becomes pixel corners (x1, y1, x2, y2) on the image as shown upright (EXIF
 orientation applied, see upright_annotation), 0-based, x2/y2 exclusive. Files that cannot be
 parsed are errors naming the file and line; single bad boxes (outside the image, zero area,
-unknown class, duplicates) are counted and left out by `clean_boxes`. Paths that leave the
+unknown class, duplicates) are counted and left out by `clean_boxes`. VOC's `difficult`
+objects and COCO's crowd regions are kept apart (`split_ignored`): left out of training, and
+regions the mAP ignores, as the VOC devkit and pycocotools score them. Paths that leave the
 dataset folder are refused. Nothing is written.
 """
 
@@ -47,6 +49,18 @@ class Annotation:
     size: tuple[int, int] | None = None  # (width, height) when the annotation states it
     normalized: bool = False
     source: Path | None = None  # the annotation file, for messages
+    ignore: np.ndarray | None = None  # (N,) bool: VOC difficult, COCO crowd; None = none
+
+
+def split_ignored(annotation: Annotation) -> tuple[Annotation, Annotation]:
+    """The annotation's objects, and its regions to ignore (VOC difficult, COCO crowd)."""
+    flags = (np.zeros(len(annotation.boxes), bool) if annotation.ignore is None
+             else annotation.ignore.astype(bool))
+
+    def part(keep):
+        return dataclasses.replace(annotation, boxes=annotation.boxes[keep],
+                                   classes=annotation.classes[keep], ignore=None)
+    return part(~flags), part(flags)
 
 
 @dataclass
@@ -162,7 +176,7 @@ def _parse_voc(path: Path, images: Path):
             size = (int(float(width)), int(float(height)))
     except ValueError:
         raise VisionsuiteError(f"{path}: <size> is not a number") from None
-    boxes, names = [], []
+    boxes, names, difficult = [], [], []
     for number, obj in enumerate(tree.findall("object"), 1):
         name = (obj.findtext("name") or "").strip()
         box = obj.find("bndbox")
@@ -175,8 +189,10 @@ def _parse_voc(path: Path, images: Path):
                                    "ymin, xmax, ymax") from None
         boxes.append((x1 - 1.0, y1 - 1.0, x2, y2))  # 1-based inclusive -> 0-based corners
         names.append(name)
+        difficult.append((obj.findtext("difficult") or "0").strip() == "1")
     return Annotation(image, np.array(boxes, np.float32).reshape(-1, 4),
-                      np.array(names, object), size, source=path), names
+                      np.array(names, object), size, source=path,
+                      ignore=np.array(difficult, bool)), names
 
 
 def _voc_image(images: Path, filename: str, stem: str) -> Path | None:
@@ -376,12 +392,12 @@ def _coco_annotations(path: Path, root: Path, spec: dict, category_ids: list[int
         if len(bbox) != 4:
             raise VisionsuiteError(f"{path}: annotation {number}: bbox has {len(bbox)} values, "
                                    "expected [x, y, w, h]")
-        if item.get("iscrowd"):
-            continue  # crowd regions are not objects to detect one by one
         x, y, w, h = bbox
         # Unknown categories keep an id past the labels, for clean_boxes to count.
         index = category_ids.index(category) if category in category_ids else len(category_ids)
-        by_image.setdefault(image_id, []).append(((x, y, x + w, y + h), index))
+        # Crowd regions are not objects to detect one by one: ignored, as pycocotools does.
+        by_image.setdefault(image_id, []).append(((x, y, x + w, y + h), index,
+                                                  bool(item.get("iscrowd"))))
     annotations = []
     for number, item in enumerate(spec["images"]):
         try:
@@ -396,7 +412,8 @@ def _coco_annotations(path: Path, root: Path, spec: dict, category_ids: list[int
         size = (int(item["width"]), int(item["height"])) if item.get("width") else None
         annotations.append(Annotation(
             image, np.array([e[0] for e in entries], np.float32).reshape(-1, 4),
-            np.array([e[1] for e in entries], np.int64), size, source=path))
+            np.array([e[1] for e in entries], np.int64), size, source=path,
+            ignore=np.array([e[2] for e in entries], bool)))
     return annotations
 
 
