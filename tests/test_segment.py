@@ -97,6 +97,21 @@ def test_drive_as_it_comes_pairs_by_the_number_in_its_names(tmp_path):
         index_pairs(root)
 
 
+def test_pair_folders_are_found_in_any_case(tmp_path):
+    """Images/ and Masks/ as some Kaggle sets name them; before, 'images/ is missing'."""
+    from visionsuite.tasks.segment.data import check_segmentation_folders
+
+    root = make_segment_folder(tmp_path / "d", roi=True)
+    for split in ("train", "val"):
+        for name in ("images", "masks", "roi"):
+            (root / split / name).rename(root / split / name.upper())
+    index = index_pairs(root)
+    assert [p.image.parent.name for p in index.splits["train"]] == ["IMAGES"] * 4
+    assert index.splits["val"][0].roi.parent.name == "ROI"
+    assert check_segmentation_folders(str(root)).text.splitlines()[1] == \
+        "  train: train/ (images: IMAGES/, masks: MASKS/, roi: ROI/)"
+
+
 def test_hrf_as_it_comes_is_one_folder_split_by_val_fraction(tmp_path):
     """HRF: images/01_dr.JPG, manual1/01_dr.tif (labels), mask/01_dr_mask.tif (field of view),
     no train/ or val/; a mask/ folder beside no other label folder holds the labels."""

@@ -107,7 +107,7 @@ TRAIN_FOLDER_NAMES = ("train", "training")
 VAL_FOLDER_NAMES = ("val", "valid", "validation", "test", "testing")
 
 
-def split_folder(root: Path, names: tuple[str, ...]) -> Path | None:
+def named_folder(root: Path, names: tuple[str, ...]) -> Path | None:
     """The sub-folder of `root` whose name, in any case, comes first in `names`; None if none."""
     found = {path.name.lower(): path for path in sorted(Path(root).iterdir())
              if path.is_dir() and not path.name.startswith(".")}

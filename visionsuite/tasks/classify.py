@@ -11,7 +11,7 @@ import numpy as np
 
 from visionsuite.config import Config
 from visionsuite.core.data import check_cache_fits, decode_images
-from visionsuite.core.files import TRAIN_FOLDER_NAMES, VAL_FOLDER_NAMES, inside, split_folder
+from visionsuite.core.files import TRAIN_FOLDER_NAMES, VAL_FOLDER_NAMES, inside, named_folder
 from visionsuite.core.images import is_image_file, other_files_note
 from visionsuite.errors import VisionsuiteError
 from visionsuite.tasks.base import DataReport, Split, Task, TaskData
@@ -39,8 +39,8 @@ def index_image_folders(root: str | Path, val_fraction: float = 0.2, seed: int =
         raise VisionsuiteError(f"{root}: dataset folder not found")
     if not root.is_dir():
         raise VisionsuiteError(f"{root}: expected a folder of class folders, got a file")
-    train_dir = split_folder(root, TRAIN_FOLDER_NAMES)
-    val_dir = split_folder(root, VAL_FOLDER_NAMES)
+    train_dir = named_folder(root, TRAIN_FOLDER_NAMES)
+    val_dir = named_folder(root, VAL_FOLDER_NAMES)
     odd: list[Path] = []
     chosen = _chosen_classes(classes)
     left_out = _folders_left_out(train_dir or root, chosen)

@@ -16,7 +16,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from visionsuite.core.files import TRAIN_FOLDER_NAMES, VAL_FOLDER_NAMES, split_folder
+from visionsuite.core.files import TRAIN_FOLDER_NAMES, VAL_FOLDER_NAMES, named_folder
 from visionsuite.errors import VisionsuiteError
 
 @dataclass
@@ -43,8 +43,8 @@ def index_identities(root: str | Path, val_fraction: float = 0.2, seed: int = 0,
     if not root.is_dir():
         raise VisionsuiteError(f"{root}: dataset folder not found" if not root.exists()
                                else f"{root}: expected a folder of identity folders, got a file")
-    held_dir = split_folder(root, VAL_FOLDER_NAMES)
-    train_dir = split_folder(root, TRAIN_FOLDER_NAMES)
+    held_dir = named_folder(root, VAL_FOLDER_NAMES)
+    train_dir = named_folder(root, TRAIN_FOLDER_NAMES)
     odd: list[Path] = []
     if held_dir is not None and (train_dir is not None or not train):
         held, held_names = scan_class_folders(root, held_dir, None, odd)

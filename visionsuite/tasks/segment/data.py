@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from visionsuite.core.files import TRAIN_FOLDER_NAMES, VAL_FOLDER_NAMES, inside, split_folder
+from visionsuite.core.files import TRAIN_FOLDER_NAMES, VAL_FOLDER_NAMES, inside, named_folder
 from visionsuite.core.images import (INSTANCE_HINT, QUARTER_TURNS, fit_within, fitted_size,
                                      inspect_image, is_image_file, other_files_note,
                                      read_image_slices, read_mask_slices, stored_geometry,
@@ -21,7 +21,7 @@ from visionsuite.tasks.base import DataReport, Split
 
 IGNORE = 255  # target value of pixels left out of the loss and the metrics
 # Folder names, as our layout has them first, then as public datasets come: DRIVE
-# (training/, test/ (core.files.split_folder); images/, 1st_manual/ labels, mask/ field of
+# (training/, test/ (core.files.named_folder); images/, 1st_manual/ labels, mask/ field of
 # view) and HRF (images/, manual1/, mask/).
 MASK_FOLDER_NAMES = ("masks", "labels", "1st_manual", "manual1", "groundtruth", "gt", "mask")
 ROI_FOLDER_NAMES = ("roi", "fov", "mask")  # mask/ is the ROI where the labels are elsewhere
@@ -54,8 +54,8 @@ def index_pairs(root: str | Path, val_fraction: float = 0.2, seed: int = 0) -> P
     if not root.is_dir():
         raise VisionsuiteError(f"{root}: expected a dataset folder, got a file")
     odd: list[Path] = []
-    train_dir = split_folder(root, TRAIN_FOLDER_NAMES) or root / "train"
-    val_dir = split_folder(root, VAL_FOLDER_NAMES)
+    train_dir = named_folder(root, TRAIN_FOLDER_NAMES) or root / "train"
+    val_dir = named_folder(root, VAL_FOLDER_NAMES)
     if train_dir.is_dir() and val_dir is not None:
         splits = {"train": _pair_folder(root, train_dir, odd),
                   "val": _pair_folder(root, val_dir, odd)}
@@ -84,10 +84,9 @@ def _folders_read(root: Path, splits: dict[str, Path]) -> list[str]:
     roi/: 'val: test/ (masks: 1st_manual/, roi: mask/)'."""
     described = []
     for name, folder in splits.items():
-        masks = _first_folder(folder, MASK_FOLDER_NAMES)
-        roi = _first_folder(folder, [n for n in ROI_FOLDER_NAMES if folder / n != masks])
-        parts = [f"{kind}: {path.name}/" for kind, path, ours in (
-            ("masks", masks, "masks"), ("roi", roi, "roi")) if path and path.name != ours]
+        parts = [f"{kind}: {path.name}/" for kind, path in zip(("images", "masks", "roi"),
+                                                                _pair_folders(folder))
+                 if path and path.name != kind]
         if (folder.name != name and folder != root) or parts:
             inner = f" ({', '.join(parts)})" if parts else ""
             where = "./" if folder == root else f"{folder.relative_to(root)}/"
@@ -95,15 +94,18 @@ def _folders_read(root: Path, splits: dict[str, Path]) -> list[str]:
     return described
 
 
-def _first_folder(parent: Path, names) -> Path | None:
-    return next((parent / name for name in names if (parent / name).is_dir()), None)
+def _pair_folders(folder: Path) -> tuple[Path | None, Path | None, Path | None]:
+    """The images, labels and ROI folders of a split, by name in any case (Images/ too)."""
+    masks = named_folder(folder, MASK_FOLDER_NAMES)
+    taken = masks.name.lower() if masks else None
+    return (named_folder(folder, ("images",)), masks,
+            named_folder(folder, tuple(n for n in ROI_FOLDER_NAMES if n != taken)))
 
 
 def _pair_folder(root: Path, folder: Path, odd: list[Path]) -> list[Pair]:
-    images_dir, masks_dir = folder / "images", _first_folder(folder, MASK_FOLDER_NAMES)
-    roi_dir = _first_folder(folder, [n for n in ROI_FOLDER_NAMES if folder / n != masks_dir])
+    images_dir, masks_dir, roi_dir = _pair_folders(folder)
     for needed, name in ((images_dir, "images"), (masks_dir, "masks")):
-        if needed is None or not needed.is_dir():
+        if needed is None:
             raise VisionsuiteError(f"{folder}: expected images/ and masks/ folders ({name}/ "
                                    "is missing)")
     images = _by_stem(root, images_dir, odd)
