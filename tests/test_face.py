@@ -223,6 +223,15 @@ def test_too_few_identities_to_hold_out_is_a_clear_error(tmp_path):
         index_identities(tmp_path)
 
 
+def test_data_classes_is_refused_for_faces_not_ignored():
+    from visionsuite.config import load_config
+    from visionsuite.tasks.face import TASK
+
+    config = load_config("face", sets=["data.classes=[s1, s2]"])
+    with pytest.raises(VisionsuiteError, match="data.classes does not apply to faces"):
+        TASK.load_data(config)
+
+
 class FakeEmbedder:
     """Embeds by a fixed random projection of the pixels: a deterministic 'model'."""
 

@@ -42,6 +42,9 @@ class FaceTask(Task):
 
         if train:
             import visionsuite.tasks.face.model  # noqa: F401  registers the losses (--resume)
+        if config.data.classes:  # not left silently unused
+            raise VisionsuiteError("data.classes does not apply to faces: the identities are "
+                                   "the dataset's person folders")
         root = resolve_dataset(config.data.path, "face")
         index = index_identities(root, config.data.val_fraction, config.data.split_seed, train)
         splits = {}
