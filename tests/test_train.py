@@ -80,3 +80,25 @@ def test_a_training_that_fails_before_its_first_checkpoint_leaves_no_run_folder(
     with pytest.raises(VisionsuiteError):
         core_train.train(config, output=tmp_path, name="refused")
     assert not (tmp_path / "classify" / "refused").exists()
+
+
+def test_the_weight_average_follows_the_first_steps_and_survives_a_resume(tmp_path):
+    """The average's momentum ramps up as (1 + step) / (10 + step): after the first step it
+    holds 90% of the new weights, not the 1% of a fixed 0.99 (whose average kept the initial
+    weights for hundreds of steps). It is saved and loaded with the optimizer."""
+    from visionsuite.core.train import WarmingEMAAdamW
+
+    inputs = keras.Input((2,))
+    model = keras.Model(inputs, keras.layers.Dense(1, kernel_initializer="zeros",
+                                                   use_bias=False)(inputs))
+    optimizer = WarmingEMAAdamW(0.1, weight_decay=0.0, use_ema=True, ema_momentum=0.99)
+    model.compile(optimizer, "mse")
+    # One Adam step of 0.1 from zeros (fit would end by copying the average into the weights).
+    optimizer.apply([-np.ones((2, 1), "float32")], model.trainable_variables)
+    weight = model.weights[0].numpy()
+    average = optimizer._model_variables_moving_average[0].numpy()
+    assert np.allclose(weight, 0.1) and np.allclose(average, 0.09)
+    model.save(tmp_path / "last.keras")
+    again = keras.saving.load_model(tmp_path / "last.keras", safe_mode=True)
+    assert type(again.optimizer) is WarmingEMAAdamW
+    assert np.allclose(again.optimizer._model_variables_moving_average[0].numpy(), average)

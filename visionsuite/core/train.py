@@ -124,10 +124,10 @@ def _compile(model, task, config: Config, data) -> None:
         warmup_target=config.train.lr if warmup else None, warmup_steps=warmup)
     ema = {"use_ema": config.train.ema, "ema_momentum": config.train.ema_momentum}
     if config.train.optimizer == "adamw":
-        optimizer = keras.optimizers.AdamW(schedule, weight_decay=config.train.weight_decay, **ema)
+        optimizer = WarmingEMAAdamW(schedule, weight_decay=config.train.weight_decay, **ema)
     elif config.train.optimizer == "sgd":
-        optimizer = keras.optimizers.SGD(schedule, momentum=0.9, nesterov=True,
-                                         weight_decay=config.train.weight_decay, **ema)
+        optimizer = WarmingEMASGD(schedule, momentum=0.9, nesterov=True,
+                                  weight_decay=config.train.weight_decay, **ema)
     else:
         raise VisionsuiteError(f"train.optimizer must be 'adamw' or 'sgd', "
                                f"got '{config.train.optimizer}'")
@@ -140,6 +140,34 @@ def _compile(model, task, config: Config, data) -> None:
     # "auto" (Keras' default) leaves XLA off on CPU-only machines: U-Net steps ran 2x slower
     # with it here.
     model.compile(optimizer, loss, metrics=metrics, jit_compile=config.train.jit_compile)
+
+
+class _WarmingEMA:
+    """The moving average of the weights, its momentum ramped up over the first steps as
+    tf.train.ExponentialMovingAverage does: min(ema_momentum, (1 + step) / (10 + step)).
+    Keras' own average starts from the initial weights at the full momentum: at 0.99 they still
+    made 30% of it after 120 steps, and a 12-image segmentation set's val Dice stayed at 0.47
+    (all background) for 10 epochs while the raw weights' train Dice was 0.99."""
+
+    def _update_model_variables_moving_average(self, trainable_variables):
+        if not self.use_ema:
+            return
+        step = keras.ops.cast(self.iterations, "float32")
+        momentum = keras.ops.minimum(self.ema_momentum, (1.0 + step) / (10.0 + step))
+        for variable, average in zip(trainable_variables, self._model_variables_moving_average):
+            if average is not None:
+                kept = keras.ops.cast(momentum, variable.dtype)
+                average.assign(kept * average + (1 - kept) * variable)
+
+
+@keras.saving.register_keras_serializable("visionsuite")
+class WarmingEMAAdamW(_WarmingEMA, keras.optimizers.AdamW):
+    pass
+
+
+@keras.saving.register_keras_serializable("visionsuite")
+class WarmingEMASGD(_WarmingEMA, keras.optimizers.SGD):
+    pass
 
 
 def fit_model(model, task, config: Config, data, run_dir: Path, state: dict,
