@@ -481,3 +481,25 @@ def test_a_mask_drawn_on_a_sideways_photos_stored_pixels_is_turned_with_it(tmp_p
     image, target = data.val.images[0], data.val.targets[0]
     assert image.shape[:2] == target.shape == (40, 30)
     assert np.array_equal(target, (image[..., 0] > 128).astype(np.uint8))
+
+
+def test_the_unets_batchnorm_statistics_catch_up_within_a_short_run():
+    """After 40 steps, the U-Net in inference mode (moving statistics) labels its training
+    batch as in training mode (the batch's own): 0.93 of the pixels alike here with momentum
+    0.9, 0.58 with Keras' default 0.99, whose statistics were still mostly the initial ones
+    (a 14-image set's val Dice was 0.07 after 3 epochs, with train Dice 0.93)."""
+    import keras
+
+    from visionsuite.config import load_config
+    from visionsuite.tasks.segment.model import build_unet
+
+    keras.utils.set_random_seed(0)
+    model = build_unet(load_config("segment", sets=["data.image_size=32", "model.levels=2",
+                                                    "model.filters=4"]), 2)
+    images = np.random.default_rng(0).uniform(0, 255, (8, 32, 32, 3)).astype("float32")
+    masks = (images[..., :1] > 128).astype("int32")
+    model.compile("adam", "sparse_categorical_crossentropy")
+    model.fit(images, masks, batch_size=8, epochs=40, verbose=0)
+    inference = model(images, training=False).numpy().argmax(-1)
+    training = model(images, training=True).numpy().argmax(-1)
+    assert (inference == training).mean() > 0.85
