@@ -108,7 +108,7 @@ class DetectTask(Task):
         from visionsuite.tasks.detect.metrics import detection_metrics
 
         return detection_metrics(outputs, split.targets, split.sizes, labels,
-                                 ignored=getattr(split, "ignored", None) or None)
+                                 ignored=split.ignored or None)
 
     def headline(self, metrics: dict) -> dict[str, float]:
         shown = {key: metrics[key] for key in ("map50", "map50_95", "precision", "recall")}

@@ -20,7 +20,7 @@ def detection_metrics(outputs: list[dict], targets: list[np.ndarray], sizes: lis
     rows (class, x1, y1, x2, y2), in the same pixels; ignored: per image (K, 5) rows of regions
     (VOC difficult, COCO crowd) that are not objects to find, and where a detection of their
     class is not a false one (pycocotools' crowd matching)."""
-    ignored = ignored or [np.zeros((0, 5), np.float32)] * len(targets)
+    ignored = _regions_or_none(ignored, targets)
     evaluation = coco_evaluation(outputs, targets, sizes, len(labels), ignored)
     precision = evaluation.eval["precision"] if evaluation is not None else None
     per_class, curves = {}, {}
@@ -59,7 +59,7 @@ def coco_evaluation(outputs, targets, sizes, classes: int, ignored=None):
     from pycocotools.cocoeval import COCOeval
 
     images, annotations, detections = [], [], []
-    ignored = ignored or [np.zeros((0, 5), np.float32)] * len(targets)
+    ignored = _regions_or_none(ignored, targets)
     for index, (output, target, size, regions) in enumerate(zip(outputs, targets, sizes,
                                                                  ignored)):
         images.append({"id": index, "width": int(size[0]), "height": int(size[1])})
@@ -110,7 +110,7 @@ def precision_recall(outputs, targets, classes: int, conf: float, iou: float = 0
     >= iou) counts neither way."""
     hits = false = 0
     total = sum(len(t) for t in targets)
-    ignored = ignored or [np.zeros((0, 5), np.float32)] * len(targets)
+    ignored = _regions_or_none(ignored, targets)
     for output, target, regions in zip(outputs, targets, ignored):
         keep = output["scores"] >= conf
         boxes, labels = output["boxes"][keep].reshape(-1, 4), output["classes"][keep]
@@ -128,6 +128,10 @@ def precision_recall(outputs, targets, classes: int, conf: float, iou: float = 0
                 false += 1
     predicted = hits + false
     return (hits / predicted if predicted else 0.0), (hits / total if total else 0.0)
+
+
+def _regions_or_none(ignored, targets) -> list[np.ndarray]:
+    return ignored or [np.zeros((0, 5), np.float32)] * len(targets)
 
 
 def _intersection(a: np.ndarray, b: np.ndarray) -> np.ndarray:
