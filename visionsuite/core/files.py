@@ -107,8 +107,13 @@ TRAIN_FOLDER_NAMES = ("train", "training")
 VAL_FOLDER_NAMES = ("val", "valid", "validation", "test", "testing")
 
 
+def sub_folders(root: Path) -> list[Path]:
+    """The sub-folders of `root`, sorted, hidden ones (.git, .ipynb_checkpoints) left out."""
+    return sorted(path for path in Path(root).iterdir()
+                  if path.is_dir() and not path.name.startswith("."))
+
+
 def named_folder(root: Path, names: tuple[str, ...]) -> Path | None:
     """The sub-folder of `root` whose name, in any case, comes first in `names`; None if none."""
-    found = {path.name.lower(): path for path in sorted(Path(root).iterdir())
-             if path.is_dir() and not path.name.startswith(".")}
+    found = {path.name.lower(): path for path in sub_folders(root)}
     return next((found[name] for name in names if name in found), None)

@@ -11,7 +11,8 @@ import numpy as np
 
 from visionsuite.config import Config
 from visionsuite.core.data import check_cache_fits, decode_images
-from visionsuite.core.files import TRAIN_FOLDER_NAMES, VAL_FOLDER_NAMES, inside, named_folder
+from visionsuite.core.files import (TRAIN_FOLDER_NAMES, VAL_FOLDER_NAMES, inside, named_folder,
+                                    sub_folders)
 from visionsuite.core.images import is_image_file, other_files_note
 from visionsuite.errors import VisionsuiteError
 from visionsuite.tasks.base import DataReport, Split, Task, TaskData
@@ -72,7 +73,7 @@ def _folders_left_out(folder: Path, chosen: list[str] | None) -> list[str]:
     """The class folders that data.classes leaves out; each class it names needs a folder."""
     if chosen is None:
         return []
-    found = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    found = [path.name for path in sub_folders(folder)]
     missing = [name for name in chosen if name not in found]
     if missing:
         raise VisionsuiteError(f"{folder}: no folder for class(es) {', '.join(missing)} "
@@ -85,7 +86,7 @@ def scan_class_folders(root: Path, folder: Path, classes: list[str] | None, odd:
     """(file, class index) of every image in `folder/<class>/` (recursively), and the classes:
     `classes` if given (another folder's name is an error, or with `skip_others` left out),
     else the sub-folders found."""
-    class_dirs = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    class_dirs = sub_folders(folder)
     if skip_others:
         class_dirs = [d for d in class_dirs if d.name in classes]
     if classes is None:
