@@ -87,10 +87,16 @@ def colorize(classes: np.ndarray) -> np.ndarray:
 
 def plot_segmentation_grid(images, truths, predictions, labels: list[str], names: list[str],
                            path: Path, rows: int = 6) -> Path:
-    """One row per image (at most `rows`): the image, the true mask, the predicted mask."""
+    """One row per image (at most `rows`): the image, the true mask, the predicted mask; a
+    legend of the classes' colours above."""
+    from matplotlib.patches import Patch
+
     plt = _pyplot()
     count = min(rows, len(images))
-    figure, axes = plt.subplots(count, 3, figsize=(10, 3.4 * count), squeeze=False)
+    # rows as tall as the images are at this width: no blank bands around wide images
+    aspect = max(image.shape[0] / image.shape[1] for image in images[:count])
+    figure, axes = plt.subplots(count, 3, figsize=(10, count * (10 / 3 * aspect + 0.4)),
+                                squeeze=False)
     for row in range(count):
         image = images[row]
         panels = [(image[..., 0] if image.shape[-1] == 1 else image, "image"),
@@ -100,8 +106,11 @@ def plot_segmentation_grid(images, truths, predictions, labels: list[str], names
             axis.imshow(picture, cmap="gray" if picture.ndim == 2 else None)
             axis.set_title(f"{names[row]}: {title}" if title == "image" else title, fontsize=9)
             axis.axis("off")
-    legend = ", ".join(f"{name} = {'black' if i == 0 else f'colour {i}'}"
-                       for i, name in enumerate(labels[:6]))
-    figure.suptitle(f"val (grey: ignored); {legend}", fontsize=9)
+    classes = [Patch(facecolor=colorize(np.array(index)) / 255, edgecolor="grey", label=name)
+               for index, name in enumerate(labels[:len(PALETTE)])]
+    classes.append(Patch(facecolor=colorize(np.array(255)) / 255, label="ignored"))
+    figure.legend(handles=classes, loc="lower center", bbox_to_anchor=(0.5, 1.0),
+                  ncol=min(len(classes), 6), fontsize=9, frameon=False, title="val")
+    figure.tight_layout()
     _save(figure, path)
     return path
