@@ -3,7 +3,8 @@
 `shapes` is a 5-class image-folder dataset (circle, square, triangle, star, cross) of 64x64
 images with random colours, sizes, positions, rotations and noisy backgrounds: hard enough that
 a model must learn shapes rather than colours, small enough to train in about a minute.
-It is generated deterministically, so every machine gets the same pixels.
+`boxes` (detect), `cartoon-faces` (face) and `cells` (segment) are described at their
+functions. Each is generated deterministically, so every machine gets the same pixels.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ def resolve_dataset(path: str | None, task: str) -> Path:
         return boxes_dataset()
     if task == "face":
         return cartoon_faces_dataset()
+    if task == "segment":
+        return cells_dataset()
     raise VisionsuiteError(f"task '{task}' has no embedded dataset; pass --data PATH")
 
 
@@ -252,3 +255,63 @@ def draw_cartoon_face(person: dict, rng: np.random.Generator, size: int = 96):
     pixels = pixels[..., None] * light[..., None] * rng.uniform(0.85, 1.15, 3) + rng.normal(0, 6, (size, size,
                                                                                      3))
     return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "RGB")
+
+
+CELLS_VERSION = "cells-v1"
+CELLS_IMAGES = {"train": 24, "val": 6}
+CELLS_SIZE = (192, 144)  # width, height: not square, and larger than the training crops
+
+
+def cells_dataset(root: Path | None = None) -> Path:
+    """Generate (once) and return the embedded segmentation dataset: fluorescence-microscopy-like
+    192x144 grey images of stained nuclei, in the layout of `segment`'s datasets:
+    `{train,val}/images/*.png`, `masks/*.png` (255 = nucleus, 0 = background) and `roi/*.png`,
+    the microscope's round field of view (255 inside; outside, pixels are left out of the loss
+    and the metrics). Nuclei are ellipses of varied size, brightness and texture, some touching,
+    blurred and noisy under uneven light; small bright specks of debris are not nuclei."""
+
+    def fill(staging: Path) -> None:
+        rng = np.random.default_rng(2029)
+        for split, count in CELLS_IMAGES.items():
+            for folder in ("images", "masks", "roi"):
+                (staging / split / folder).mkdir(parents=True)
+            for index in range(count):
+                name = f"{split}_{index:03d}.png"
+                for folder, picture in zip(("images", "masks", "roi"), draw_cells_image(rng)):
+                    picture.save(staging / split / folder / name)
+
+    return _generate_once((root or cache_dir()) / CELLS_VERSION, "val", fill)
+
+
+def draw_cells_image(rng: np.random.Generator, size: tuple[int, int] = CELLS_SIZE):
+    """One image of nuclei and its mask and region of interest, as grey PIL images."""
+    from PIL import Image, ImageFilter
+
+    width, height = size
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float64)
+    nuclei = np.zeros((height, width), bool)
+    stain = np.zeros((height, width))
+    for _ in range(int(rng.integers(12, 24))):
+        cy, cx = rng.uniform(0, height), rng.uniform(0, width)
+        a, b = rng.uniform(6, 15), rng.uniform(5, 11)
+        turn = rng.uniform(0, math.pi)
+        u = (xs - cx) * math.cos(turn) + (ys - cy) * math.sin(turn)
+        v = -(xs - cx) * math.sin(turn) + (ys - cy) * math.cos(turn)
+        inside = (u / a) ** 2 + (v / b) ** 2 <= 1
+        nuclei |= inside
+        # chromatin: brighter spots inside a nucleus of its own brightness
+        texture = 1 + 0.25 * rng.standard_normal((height, width))
+        stain = np.where(inside, np.maximum(stain, rng.uniform(45, 200) * texture), stain)
+    for _ in range(int(rng.integers(3, 9))):  # debris: specks too small to be nuclei
+        cy, cx, r = rng.uniform(0, height), rng.uniform(0, width), rng.uniform(1, 2.5)
+        stain = np.maximum(stain, 220 * (((ys - cy) ** 2 + (xs - cx) ** 2) <= r * r))
+    blurred = Image.fromarray(np.clip(stain, 0, 255).astype(np.uint8)).filter(
+        ImageFilter.GaussianBlur(rng.uniform(0.8, 1.6)))
+    angle = rng.uniform(0, 2 * math.pi)
+    light = 1 + rng.uniform(0.1, 0.4) * (math.cos(angle) * (xs / width - 0.5)
+                                         + math.sin(angle) * (ys / height - 0.5))
+    pixels = (20 + np.asarray(blurred, np.float64)) * light + rng.normal(0, 8, (height, width))
+    field = ((xs - width / 2) ** 2 + (ys - height / 2) ** 2) <= (0.56 * width) ** 2
+    pixels = np.where(field, pixels, rng.normal(4, 2, (height, width)))
+    as_image = lambda a: Image.fromarray(np.clip(a, 0, 255).astype(np.uint8))  # noqa: E731
+    return as_image(pixels), as_image(255 * (nuclei & field)), as_image(255 * field)
