@@ -102,3 +102,11 @@ def test_the_weight_average_follows_the_first_steps_and_survives_a_resume(tmp_pa
     again = keras.saving.load_model(tmp_path / "last.keras", safe_mode=True)
     assert type(again.optimizer) is WarmingEMAAdamW
     assert np.allclose(again.optimizer._model_variables_moving_average[0].numpy(), average)
+
+
+def test_curves_have_a_panel_for_metrics_only_val_measures():
+    from visionsuite.core.plots import history_panels
+
+    assert history_panels(["epoch", "loss", "val_loss", "val_map50", "learning_rate"]) == \
+        ["loss", "map50"]
+    assert history_panels(["epoch", "dice", "loss", "val_dice", "val_loss"]) == ["dice", "loss"]

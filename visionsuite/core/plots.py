@@ -25,19 +25,34 @@ def _save(figure, path: Path) -> None:
     _pyplot().close(figure)
 
 
+def history_panels(columns: list[str]) -> list[str]:
+    """The panels of plot_history for history.csv's columns: each train metric (its val_ twin
+    drawn beside it), then each metric that only val has."""
+    columns = [name for name in columns if name not in ("epoch", "learning_rate")]
+    names = [name for name in columns if not name.startswith("val_")]
+    return names + [name[4:] for name in columns
+                    if name.startswith("val_") and name[4:] not in names]
+
+
 def plot_history(history_csv: Path, path: Path) -> Path | None:
-    """Loss and every metric per epoch, train against val, one panel each."""
+    """Loss and every metric per epoch, one panel each: train against val, or val alone for
+    what only val measures (detect's mAP, face's AUC and TAR on held-out people)."""
     if not history_csv.is_file():
         return None
     with history_csv.open() as handle:
         rows = list(csv.DictReader(handle))
     if not rows:
         return None
-    names = [k for k in rows[0] if k not in ("epoch", "learning_rate") and not k.startswith("val_")]
+    names = history_panels(list(rows[0]))
     plt = _pyplot()
-    figure, axes = plt.subplots(1, len(names), figsize=(4.5 * len(names), 3.5), squeeze=False)
+    columns = min(4, len(names))
+    lines = -(-len(names) // columns)
+    figure, axes = plt.subplots(lines, columns, figsize=(4.5 * columns, 3.5 * lines),
+                                squeeze=False)
+    for axis in axes.flat[len(names):]:
+        axis.axis("off")
     epochs = [int(row["epoch"]) + 1 for row in rows]
-    for axis, name in zip(axes[0], names):
+    for axis, name in zip(axes.flat, names):
         for key, style in ((name, "-"), (f"val_{name}", "--")):
             if key in rows[0]:
                 axis.plot(epochs, [float(row[key] or "nan") for row in rows], style,
@@ -46,6 +61,7 @@ def plot_history(history_csv: Path, path: Path) -> Path | None:
         axis.set_xlabel("epoch")
         axis.grid(alpha=0.3)
         axis.legend()
+    figure.tight_layout()
     _save(figure, path)
     return path
 
