@@ -166,3 +166,18 @@ def test_image_size_must_suit_the_strides():
 
     with pytest.raises(VisionsuiteError, match="multiple of 32"):
         build_detector(tiny_config(size=100), 1)
+
+
+def test_a_box_at_the_images_top_right_corner_keeps_its_whole_label_inside_the_image():
+    from PIL import Image
+
+    from visionsuite.tasks.detect.predict import COLOURS, draw_boxes
+
+    image = Image.new("RGB", (160, 120))
+    draw_boxes(image, [{"box": [150, 0, 159, 10], "class": "triangle", "class_id": 0,
+                        "score": 0.9}])
+    painted = (np.asarray(image) == COLOURS[0]).all(axis=-1)
+    rows, cols = np.nonzero(painted)
+    # the label (about 60 x 15 px) is drawn inside, from the top edge, ending at the right edge
+    assert painted.sum() > 400
+    assert rows.min() == 0 and cols.max() == 159 and cols.min() < 110

@@ -190,10 +190,13 @@ def draw_boxes(image, detections: list[dict]) -> None:
         x1, y1, x2, y2 = item["box"]
         draw.rectangle([x1, y1, x2, y2], outline=colour, width=width)
         text = f"{item['class']} {item['score']:.2f}"
-        left, top, right, bottom = draw.textbbox((x1, y1), text)
-        lift = bottom - top + 4
-        draw.rectangle([x1, y1 - lift, x1 + right - left + 4, y1], fill=colour)
-        draw.text((x1 + 2, y1 - lift + 1), text, fill=(255, 255, 255))
+        left, top, right, bottom = draw.textbbox((0, 0), text)
+        label_w, label_h = right - left + 4, bottom - top + 4
+        # above the box, or inside it at the image's top edge; never past the right edge
+        x = max(0, min(x1, image.size[0] - label_w))
+        y = y1 - label_h if y1 >= label_h else y1
+        draw.rectangle([x, y, x + label_w, y + label_h], fill=colour)
+        draw.text((x + 2 - left, y + 2 - top), text, fill=(255, 255, 255))
 
 
 def plot_detection_grid(split, outputs: list[dict], labels: list[str], path: Path,
