@@ -195,6 +195,41 @@ def test_masks_follow_the_images_through_geometric_augmentation():
     assert not np.array_equal(warped_masks.numpy(), masks)
 
 
+def test_elastic_displacements_are_smooth_and_of_the_asked_size():
+    import tensorflow as tf
+
+    from visionsuite.core.augment import _Draws, _elastic_field
+
+    dy, dx = _elastic_field(_Draws(tf.constant([3, 4])), 64, 96, 80, sigma=10.0, grid=3)
+    assert dy.shape == (64, 96, 80)
+    field = np.stack([dy.numpy(), dx.numpy()])
+    assert 9.0 < field.std() < 11.0  # every pixel N(0, 10^2), over 64 draws
+    # neighbouring pixels move alike: a deformation, not noise
+    assert np.abs(np.diff(field, axis=2)).max() < 2.0
+    assert np.abs(np.diff(field, axis=3)).max() < 2.0
+
+
+def test_elastic_deformation_moves_masks_with_images_and_repeats_with_its_seed():
+    import tensorflow as tf
+
+    from visionsuite.config import AugmentConfig
+    from visionsuite.core.augment import make_augment
+
+    masks = np.zeros((2, 48, 48), np.int32)
+    masks[:, 10:30, 8:24], masks[:, 30:44, 26:44] = 1, 2
+    images = tf.constant(np.repeat(masks[..., None] * 100.0, 3, axis=-1), tf.float32)
+    augment = make_augment(AugmentConfig(flip=0, rotate=0, translate=0, zoom=0, brightness=0,
+                                         contrast=0, elastic=4.0), crop_size=32)
+    seed = tf.constant([5, 6])
+    warped_images, warped_masks = augment(images, tf.constant(masks), seed=seed)
+    again_images, again_masks = augment(images, tf.constant(masks), seed=seed)
+    assert np.array_equal(warped_masks.numpy(), again_masks.numpy())
+    assert np.allclose(warped_images.numpy(), again_images.numpy())
+    assert set(np.unique(warped_masks)) <= {0, 1, 2}
+    agreement = np.mean(np.round(warped_images.numpy()[..., 0] / 100.0) == warped_masks.numpy())
+    assert agreement > 0.95
+
+
 def test_exclusive_lock_makes_a_second_writer_wait(tmp_path: Path):
     import threading
     import time

@@ -81,6 +81,10 @@ class AugmentConfig:
     brightness: float = 0.2  # max brightness change, fraction of the range
     contrast: float = 0.2  # max contrast change, fraction
     erase: float = 0.0  # probability of random erasing (cutout)
+    # elastic deformation (U-Net paper: 10 px on a 3x3 grid): a smooth random displacement
+    # of every pixel, this standard deviation in pixels, varying over elastic_grid nodes
+    elastic: float = 0.0
+    elastic_grid: int = 3
     # detect
     mosaic: float = 0.0  # probability of a 4-image mosaic
     mosaic_off_epochs: int = 10  # no mosaic in the last epochs (train on whole images)
@@ -322,6 +326,7 @@ RANGES = {
         "saturation")},
     "augment.rotate": _between(0, 180), "augment.translate": _below(0, 1),
     "augment.zoom": _below(0, 1), "augment.mosaic_off_epochs": _at_least(0),
+    "augment.elastic": _at_least(0), "augment.elastic_grid": _at_least(2),
     "model.width": _above(0), "model.depth": _above(0), "model.dropout": _below(0, 1),
     "model.levels": _at_least(1), "model.filters": _at_least(1),
     "model.score_threshold": _between(0, 1), "model.nms_iou": _between(0, 1),

@@ -31,7 +31,7 @@ def make_augment(config: AugmentConfig, crop_size: int | None = None):
     import tensorflow as tf
 
     geometric = bool(config.flip or config.vflip or config.rotate or config.rotate90
-                     or config.translate or config.zoom or crop_size)
+                     or config.translate or config.zoom or config.elastic or crop_size)
 
     @tf.function(jit_compile=True)
     def augment(images, masks=None, seed=None):
@@ -47,7 +47,10 @@ def make_augment(config: AugmentConfig, crop_size: int | None = None):
         if geometric:
             transforms = _random_affine(draw, batch, heights, widths, out_h, out_w, config,
                                         random_center=bool(crop_size))
-            coords = _source_coordinates(transforms, heights, widths, out_h, out_w)
+            displacement = (_elastic_field(draw, batch, out_h, out_w, config.elastic,
+                                           config.elastic_grid) if config.elastic else None)
+            coords = _source_coordinates(transforms, heights, widths, out_h, out_w,
+                                         displacement)
             images = _bilinear(images, *coords)
             if masks is not None:
                 masks = _nearest(masks, *coords)
@@ -111,13 +114,40 @@ def _random_affine(draw, batch, heights, widths, out_h, out_w, config: AugmentCo
     return tf.stack([m00, m01, offset_x, m10, m11, offset_y], axis=1)
 
 
-def _source_coordinates(transforms, heights, widths, out_h, out_w):
+def _elastic_field(draw, batch, out_h, out_w, sigma: float, grid: int):
+    """(dy, dx), each (B, out_h, out_w): a smooth random displacement of every output pixel,
+    N(0, sigma^2) pixels, from Gaussian values at the nodes of a grid x grid lattice spanning
+    the output (the U-Net paper's elastic deformation: 3x3 nodes, 10 px). Between nodes it is
+    blended with a Gaussian kernel of half the node spacing, its weights scaled to unit norm so
+    that every pixel keeps the nodes' variance; two matrix products, which XLA compiles."""
+    import tensorflow as tf
+
+    def weights(size):  # (size, grid): each output row's share of each grid node
+        position = tf.range(tf.cast(size, tf.float32)) / tf.maximum(
+            tf.cast(size, tf.float32) - 1.0, 1.0) * (grid - 1)
+        kernel = tf.exp(-2.0 * tf.square(position[:, None] - tf.range(float(grid))[None, :]))
+        return kernel / tf.norm(kernel, axis=1, keepdims=True)
+
+    rows, cols = weights(out_h), weights(out_w)
+    fields = []
+    for _ in range(2):
+        # normal values from the batch's uniform draws (inverse CDF), seeded as every draw is
+        nodes = tf.reshape(draw(batch * grid * grid, 1e-6, 1.0 - 1e-6), [batch, grid, grid])
+        nodes = sigma * math.sqrt(2.0) * tf.math.erfinv(2.0 * nodes - 1.0)
+        fields.append(tf.einsum("hi,bij,wj->bhw", rows, nodes, cols))
+    return fields
+
+
+def _source_coordinates(transforms, heights, widths, out_h, out_w, displacement=None):
     """Where each output pixel samples its image, reflected at that image's borders
-    (d c b | a b c d | c b a), so that no invented fill value enters images or masks."""
+    (d c b | a b c d | c b a), so that no invented fill value enters images or masks. An
+    elastic `displacement` (dy, dx) moves each output pixel before the affine transform."""
     import tensorflow as tf
 
     ys, xs = tf.meshgrid(tf.range(tf.cast(out_h, tf.float32)),
                          tf.range(tf.cast(out_w, tf.float32)), indexing="ij")
+    if displacement is not None:
+        ys, xs = ys + displacement[0], xs + displacement[1]
     row = [transforms[:, i, None, None] for i in range(6)]
     source_x = row[0] * xs + row[1] * ys + row[2]
     source_y = row[3] * xs + row[4] * ys + row[5]
