@@ -181,3 +181,57 @@ def test_a_box_at_the_images_top_right_corner_keeps_its_whole_label_inside_the_i
     # the label (about 60 x 15 px) is drawn inside, from the top edge, ending at the right edge
     assert painted.sum() > 400
     assert rows.min() == 0 and cols.max() == 159 and cols.min() < 110
+
+
+def _square_with_a_box(size=64, box=(10, 6, 30, 20)):
+    image = np.zeros((size, size, 3), np.uint8)
+    x1, y1, x2, y2 = box
+    image[y1:y2, x1:x2] = 255
+    return image, np.array([box], np.float32)
+
+
+def _extent(image):
+    rows, cols = np.nonzero(image[..., 0] > 127)
+    return [cols.min(), rows.min(), cols.max() + 1, rows.max() + 1]
+
+
+@pytest.mark.parametrize("switch", ["flip", "vflip", "rotate90"])
+def test_flips_and_quarter_turns_move_boxes_exactly_with_the_pixels(switch):
+    from types import SimpleNamespace
+
+    from visionsuite.tasks.detect.augment import flip_and_turn
+
+    image, boxes = _square_with_a_box()
+    config = SimpleNamespace(flip=0.0, vflip=0.0, rotate90=0.0)
+    setattr(config, switch, 1.0)
+    moved_image, moved_boxes = flip_and_turn(image, boxes, config, np.random.default_rng(0))
+    assert moved_boxes[0].tolist() == _extent(moved_image)
+    assert moved_boxes[0].tolist() != boxes[0].tolist()
+
+
+def test_a_turned_box_encloses_the_turned_object():
+    from visionsuite.tasks.detect.augment import random_affine
+
+    image, boxes = _square_with_a_box()
+    for seed in range(5):
+        turned, moved, kept = random_affine(image, boxes, 64, 0.0, 0.0,
+                                            np.random.default_rng(seed), degrees=40.0)
+        assert kept.tolist() == [0]
+        # the box of the turned corners, within the half pixel that bilinear edges blur
+        assert np.abs(moved[0] - _extent(turned)).max() <= 1.0
+        assert (moved[0, 2] - moved[0, 0]) * (moved[0, 3] - moved[0, 1]) > 20 * 14
+
+
+def test_an_augmentation_the_task_does_not_apply_is_a_one_line_error():
+    from visionsuite.config import load_config
+    from visionsuite.errors import VisionsuiteError
+    from visionsuite.tasks import get_task
+
+    get_task("detect").check_augment(load_config("detect", sets=["augment.rotate=15",
+                                                                 "augment.vflip=0.5"]))
+    with pytest.raises(VisionsuiteError, match=r"augment.erase=0.5: detect does not apply it"):
+        get_task("detect").check_augment(load_config("detect", sets=["augment.erase=0.5"]))
+    with pytest.raises(VisionsuiteError, match=r"augment.hue=0.1: classify does not apply it"):
+        get_task("classify").check_augment(load_config("classify", sets=["augment.hue=0.1"]))
+    for task in ("classify", "segment", "detect", "face"):
+        get_task(task).check_augment(load_config(task))  # the shipped configs

@@ -20,6 +20,11 @@ import math
 
 from visionsuite.config import AugmentConfig
 
+# The augment keys make_augment applies (each 0 = off); the others (mosaic, hue, saturation)
+# are detect's own. Keys that only qualify another (elastic_grid) are not listed.
+AUGMENTATIONS = ("flip", "vflip", "rotate", "rotate90", "translate", "zoom", "brightness",
+                 "contrast", "erase", "elastic")
+
 
 def make_augment(config: AugmentConfig, crop_size: int | None = None):
     """A function from a float32 batch (B, H, W, C) in 0..255, and optionally integer masks

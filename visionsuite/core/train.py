@@ -33,6 +33,7 @@ def train(config: Config, output: str | Path = "runs", name: str | None = None,
     from visionsuite.tasks import get_task
 
     task = get_task(config.task)
+    task.check_augment(config)
     keras.utils.set_random_seed(config.train.seed)
     policy = compute_policy(config.train.mixed_precision)
     previous_policy = keras.config.dtype_policy()

@@ -12,6 +12,11 @@ from pathlib import Path
 import numpy as np
 
 from visionsuite.config import Config
+from visionsuite.core.augment import AUGMENTATIONS
+from visionsuite.errors import VisionsuiteError
+
+# Every switch of AugmentConfig, the core's and detect's own.
+ALL_AUGMENTATIONS = AUGMENTATIONS + ("mosaic", "hue", "saturation")
 
 
 @dataclass
@@ -51,6 +56,18 @@ class Task:
     monitor_mode = "max"
     # What Task.agreement measures, for the export report.
     agreement_meaning = "same answer per image, or per pixel"
+    # The augment keys this task's training applies (see core.augment.AUGMENTATIONS)
+    augmentations = AUGMENTATIONS
+
+    def check_augment(self, config: Config) -> None:
+        """A one-line error for an augmentation switched on that this task does not apply,
+        rather than a run that silently trains without it."""
+        for key in ALL_AUGMENTATIONS:
+            value = getattr(config.augment, key)
+            if value and key not in self.augmentations:
+                raise VisionsuiteError(
+                    f"augment.{key}={value}: {self.name} does not apply it (it applies "
+                    f"{', '.join(self.augmentations)}); set it to 0")
 
     def load_data(self, config: Config, train: bool = True,
                   labels: list[str] | None = None) -> TaskData:

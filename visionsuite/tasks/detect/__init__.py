@@ -33,6 +33,8 @@ class DetectionSplit(Split):
 class DetectTask(Task):
     name = "detect"
     monitor = "val_map50"
+    augmentations = ("mosaic", "flip", "vflip", "rotate90", "zoom", "translate", "rotate",
+                     "hue", "saturation", "brightness", "contrast")
 
     def load_data(self, config: Config, train: bool = True,
                   labels: list[str] | None = None) -> TaskData:

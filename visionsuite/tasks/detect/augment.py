@@ -1,5 +1,8 @@
-"""Detection augmentation that moves the boxes with the pixels: mosaic, random scale and
-translation (crops), horizontal flips, and hue/saturation/value jitter.
+"""Detection augmentation that moves the boxes with the pixels: mosaic, random scale,
+rotation and translation (crops), horizontal and vertical flips, quarter turns, and
+hue/saturation/value and contrast jitter. A rotated box becomes the box enclosing its turned
+corners (as Ultralytics does without polygons): a little larger than the object, so the shipped
+config leaves rotation off; top-down imagery (aerial, microscopy) turns and flips freely.
 
 Images are stored resized to S x S (the whole image, aspect not kept: what phone runtimes such
 as MediaPipe feed the model, so that training sees what the phone sees); boxes are (x1, y1, x2,
@@ -34,22 +37,26 @@ def mosaic(images: list[np.ndarray], boxes: list[np.ndarray], rng) -> tuple:
 
 
 def random_affine(image: np.ndarray, boxes: np.ndarray, size: int, scale: float,
-                  translate: float, rng) -> tuple:
-    """Scale by 1 +- `scale` and shift by up to `translate` of the side, about the centre of
-    `image`, into a size x size output; boxes follow, clipped, and those mostly cut off are
-    dropped. Returns (image, boxes, kept indices)."""
+                  translate: float, rng, degrees: float = 0.0) -> tuple:
+    """Scale by 1 +- `scale`, turn by up to +- `degrees` and shift by up to `translate` of the
+    side, about the centre of `image`, into a size x size output; boxes follow (turned ones
+    enclose their turned corners), clipped, and those mostly cut off are dropped. Returns
+    (image, boxes, kept indices)."""
     import cv2
 
     factor = rng.uniform(1 - scale, 1 + scale)
+    angle = rng.uniform(-degrees, degrees) if degrees else 0.0
     height, width = image.shape[:2]
     shift = rng.uniform(-translate, translate, 2) * size
-    matrix = np.array([[factor, 0, size / 2 - factor * width / 2 + shift[0]],
-                       [0, factor, size / 2 - factor * height / 2 + shift[1]]], np.float32)
+    matrix = cv2.getRotationMatrix2D((width / 2, height / 2), angle, factor)
+    matrix[:, 2] += np.array([size / 2 - width / 2, size / 2 - height / 2]) + shift
     warped = cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_LINEAR,
                             borderValue=(FILL, FILL, FILL))
     if not len(boxes):
         return warped, boxes, np.zeros(0, np.int64)
-    moved = boxes * factor + np.concatenate([matrix[:, 2], matrix[:, 2]])
+    corners = boxes[:, [0, 1, 2, 1, 2, 3, 0, 3]].reshape(-1, 4, 2)  # (N, 4 corners, x y)
+    turned = corners @ matrix[:, :2].T + matrix[:, 2]
+    moved = np.concatenate([turned.min(axis=1), turned.max(axis=1)], axis=1)
     clipped = np.clip(moved, 0, size)
     width_ok = clipped[:, 2] - clipped[:, 0] > MIN_SIDE
     height_ok = clipped[:, 3] - clipped[:, 1] > MIN_SIDE
@@ -57,6 +64,29 @@ def random_affine(image: np.ndarray, boxes: np.ndarray, size: int, scale: float,
     before = np.maximum((moved[:, 2] - moved[:, 0]) * (moved[:, 3] - moved[:, 1]), 1e-6)
     kept = np.flatnonzero(width_ok & height_ok & (area / before > MIN_KEPT))
     return warped, clipped[kept].astype(np.float32), kept
+
+
+def flip_and_turn(image: np.ndarray, boxes: np.ndarray, config, rng) -> tuple:
+    """Horizontal and vertical flips and a quarter turn (counter-clockwise) of a square
+    image, each with its probability; exact for pixels and boxes. (Only the probabilities
+    above 0 draw a random number: runs without them repeat those made before they existed.)"""
+    size = image.shape[0]
+    if rng.random() < config.flip:
+        image, boxes = image[:, ::-1], boxes[:, [2, 1, 0, 3]] * [-1, 1, -1, 1] + [size, 0, size, 0]
+    if config.vflip and rng.random() < config.vflip:
+        image, boxes = image[::-1], boxes[:, [0, 3, 2, 1]] * [1, -1, 1, -1] + [0, size, 0, size]
+    if config.rotate90 and rng.random() < config.rotate90:  # (x, y) -> (y, size - x)
+        image, boxes = np.rot90(image), boxes[:, [1, 2, 3, 0]] * [1, -1, 1, -1] + [0, size, 0, size]
+    return image, boxes
+
+
+def contrast_jitter(image: np.ndarray, contrast: float, rng) -> np.ndarray:
+    """Stretch or squeeze the intensities about their mean by 1 +- `contrast`."""
+    if not contrast:
+        return image
+    mean = image.mean()
+    factor = rng.uniform(1 - contrast, 1 + contrast)
+    return np.clip((image.astype(np.float32) - mean) * factor + mean, 0, 255).astype(np.uint8)
 
 
 def hsv_jitter(image: np.ndarray, hue: float, saturation: float, value: float, rng):
@@ -83,14 +113,13 @@ def augment_sample(index: int, images: np.ndarray, boxes: list[np.ndarray],
         label = np.concatenate([classes[i] for i in picks])
     else:
         image, box, label = images[index], boxes[index], classes[index]
-    image, box, kept = random_affine(image, box, size, config.zoom, config.translate, rng)
+    image, box, kept = random_affine(image, box, size, config.zoom, config.translate, rng,
+                                     config.rotate)
     label = label[kept]
-    if rng.random() < config.flip:
-        image = image[:, ::-1]
-        box = np.stack([size - box[:, 2], box[:, 1], size - box[:, 0], box[:, 3]], 1) \
-            if len(box) else box
+    image, box = flip_and_turn(image, box.reshape(-1, 4), config, rng)
     image = hsv_jitter(np.ascontiguousarray(image), config.hue, config.saturation,
                        config.brightness, rng)
+    image = contrast_jitter(image, config.contrast, rng)
     return image, box.reshape(-1, 4).astype(np.float32), label.astype(np.int64)
 
 
