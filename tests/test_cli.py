@@ -109,6 +109,16 @@ def test_empty_class_folder(tmp_path):
     assert_one_line_error(check, "no images")
 
 
+def test_a_segmentation_dataset_given_to_classify_or_face_is_named_as_one(tmp_path):
+    from test_segment import make_segment_folder
+
+    root = make_segment_folder(tmp_path / "seg")
+    for task in ("classify", "face"):
+        result = invoke("train", task, "--data", root, "--output", tmp_path / "runs")
+        assert_one_line_error(result, "images/ and masks/", "visionsuite train segment")
+    assert not (tmp_path / "runs").exists()
+
+
 def test_yaml_typo_in_config(tmp_path):
     config = tmp_path / "typo.yaml"
     config.write_text("model:\n  backbon: resnet18\n")

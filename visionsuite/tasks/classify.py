@@ -87,6 +87,9 @@ def scan_class_folders(root: Path, folder: Path, classes: list[str] | None, odd:
     `classes` if given (another folder's name is an error, or with `skip_others` left out),
     else the sub-folders found."""
     class_dirs = sub_folders(folder)
+    if {"images", "masks"} <= {d.name.lower() for d in class_dirs}:
+        raise VisionsuiteError(f"{folder}: holds images/ and masks/, a segmentation dataset "
+                               "(visionsuite train segment); expected one folder per class")
     if skip_others:
         class_dirs = [d for d in class_dirs if d.name in classes]
     if classes is None:
