@@ -235,3 +235,18 @@ def test_an_augmentation_the_task_does_not_apply_is_a_one_line_error():
         get_task("classify").check_augment(load_config("classify", sets=["augment.hue=0.1"]))
     for task in ("classify", "segment", "detect", "face"):
         get_task(task).check_augment(load_config(task))  # the shipped configs
+
+
+def test_without_rotation_the_affine_moves_boxes_by_the_plain_scale_and_shift_bit_for_bit():
+    """Runs made before rotation existed repeat exactly (a float64 matrix changed the last
+    bits, and so, through training, a run's mAP by as much as chance does)."""
+    from visionsuite.tasks.detect.augment import random_affine
+
+    image = np.random.default_rng(0).integers(0, 255, (90, 120, 3), np.uint8)
+    boxes = np.array([[10.5, 20.25, 60.75, 70.5], [30, 5, 100, 40]], np.float32)
+    _, moved, kept = random_affine(image, boxes, 64, 0.5, 0.1, np.random.default_rng(7))
+    rng = np.random.default_rng(7)
+    factor, shift = rng.uniform(0.5, 1.5), rng.uniform(-0.1, 0.1, 2) * 64
+    offset = np.array([32 - factor * 60 + shift[0], 32 - factor * 45 + shift[1]], np.float32)
+    expected = np.clip(boxes * np.float32(factor) + np.concatenate([offset, offset]), 0, 64)
+    assert np.array_equal(moved, expected[kept])

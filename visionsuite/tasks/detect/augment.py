@@ -48,8 +48,14 @@ def random_affine(image: np.ndarray, boxes: np.ndarray, size: int, scale: float,
     angle = rng.uniform(-degrees, degrees) if degrees else 0.0
     height, width = image.shape[:2]
     shift = rng.uniform(-translate, translate, 2) * size
-    matrix = cv2.getRotationMatrix2D((width / 2, height / 2), angle, factor)
-    matrix[:, 2] += np.array([size / 2 - width / 2, size / 2 - height / 2]) + shift
+    # Output = A @ input + t, A a turn (counter-clockwise, cv2's sense) scaled by `factor`,
+    # t taking the image's centre to the output's (+ shift). float32, summed in this order:
+    # unturned, the same pixels and boxes as before rotation existed, to the last bit.
+    cos, sin = factor * np.cos(np.radians(angle)), factor * np.sin(np.radians(angle))
+    turn = np.array([[cos, sin], [-sin, cos]])
+    offset = [size / 2 - (turn[row, 0] * width / 2 + turn[row, 1] * height / 2) + shift[row]
+              for row in range(2)]
+    matrix = np.concatenate([turn, np.array(offset)[:, None]], axis=1).astype(np.float32)
     warped = cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_LINEAR,
                             borderValue=(FILL, FILL, FILL))
     if not len(boxes):
