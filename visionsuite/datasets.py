@@ -299,7 +299,7 @@ def draw_cells_image(rng: np.random.Generator, size: tuple[int, int] = CELLS_SIZ
         v = -(xs - cx) * math.sin(turn) + (ys - cy) * math.cos(turn)
         inside = (u / a) ** 2 + (v / b) ** 2 <= 1
         nuclei |= inside
-        # chromatin: brighter spots inside a nucleus of its own brightness
+        # each nucleus its own brightness, grainy like chromatin
         texture = 1 + 0.25 * rng.standard_normal((height, width))
         stain = np.where(inside, np.maximum(stain, rng.uniform(45, 200) * texture), stain)
     for _ in range(int(rng.integers(3, 9))):  # debris: specks too small to be nuclei
@@ -313,5 +313,10 @@ def draw_cells_image(rng: np.random.Generator, size: tuple[int, int] = CELLS_SIZ
     pixels = (20 + np.asarray(blurred, np.float64)) * light + rng.normal(0, 8, (height, width))
     field = ((xs - width / 2) ** 2 + (ys - height / 2) ** 2) <= (0.56 * width) ** 2
     pixels = np.where(field, pixels, rng.normal(4, 2, (height, width)))
-    as_image = lambda a: Image.fromarray(np.clip(a, 0, 255).astype(np.uint8))  # noqa: E731
-    return as_image(pixels), as_image(255 * (nuclei & field)), as_image(255 * field)
+    return _grey(pixels), _grey(255 * (nuclei & field)), _grey(255 * field)
+
+
+def _grey(values: np.ndarray):
+    from PIL import Image
+
+    return Image.fromarray(np.clip(values, 0, 255).astype(np.uint8))
