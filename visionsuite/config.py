@@ -92,6 +92,12 @@ class AugmentConfig:
     saturation: float = 0.0  # max saturation change, fraction
 
 
+# The keys of AugmentConfig that switch an augmentation on (0 = off); the others only qualify
+# one of them. Each task says which switches it applies (Task.augmentations).
+AUGMENT_SWITCHES = tuple(item.name for item in dataclasses.fields(AugmentConfig)
+                         if item.name not in ("mosaic_off_epochs", "elastic_grid"))
+
+
 @dataclass
 class ModelConfig:
     backbone: str = "resnet18"  # see `visionsuite models`

@@ -20,8 +20,7 @@ import math
 
 from visionsuite.config import AugmentConfig
 
-# The augment keys make_augment applies (each 0 = off); the others (mosaic, hue, saturation)
-# are detect's own. Keys that only qualify another (elastic_grid) are not listed.
+# The augment switches (config.AUGMENT_SWITCHES) that make_augment applies.
 AUGMENTATIONS = ("flip", "vflip", "rotate", "rotate90", "translate", "zoom", "brightness",
                  "contrast", "erase", "elastic")
 

@@ -11,12 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
-from visionsuite.config import Config
+from visionsuite.config import AUGMENT_SWITCHES, Config
 from visionsuite.core.augment import AUGMENTATIONS
 from visionsuite.errors import VisionsuiteError
-
-# Every switch of AugmentConfig, the core's and detect's own.
-ALL_AUGMENTATIONS = AUGMENTATIONS + ("mosaic", "hue", "saturation")
 
 
 @dataclass
@@ -62,7 +59,7 @@ class Task:
     def check_augment(self, config: Config) -> None:
         """A one-line error for an augmentation switched on that this task does not apply,
         rather than a run that silently trains without it."""
-        for key in ALL_AUGMENTATIONS:
+        for key in AUGMENT_SWITCHES:
             value = getattr(config.augment, key)
             if value and key not in self.augmentations:
                 raise VisionsuiteError(
