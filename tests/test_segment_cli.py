@@ -55,7 +55,7 @@ def test_segment_writes_masks_at_the_input_size(segment_run, segment_data, tmp_p
     assert areas["background"]["pixels"] + areas["foreground"]["pixels"] == 50 * 37
 
 
-def test_evaluate_and_int8_export_report_the_same_metrics(segment_run, tmp_path):
+def test_evaluate_and_int8_export_report_the_same_metrics(segment_run, tmp_path, capfd):
     result = invoke("evaluate", segment_run, "--json", tmp_path / "m.json")
     assert result.exit_code == 0, result.output
     assert "dice" in json.loads((tmp_path / "m.json").read_text())
@@ -65,6 +65,7 @@ def test_evaluate_and_int8_export_report_the_same_metrics(segment_run, tmp_path)
     report = json.loads((tmp_path / "exp-int8.json").read_text())
     assert set(report["keras"]) == set(report["tflite"]) >= {"dice", "pixel_accuracy"}
     assert 0 <= report["agreement"] <= 1
+    assert "fully_quantize" not in capfd.readouterr().err  # the quantizer's C++ notice
 
 
 def test_the_embedded_default_learns_its_nuclei_inside_the_field_of_view(tmp_path):

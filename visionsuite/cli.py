@@ -52,20 +52,14 @@ def friendly_errors(command=None, *, tensorflow: bool = True):
 
 def import_tensorflow_quietly() -> None:
     """Import TensorFlow with its C++ start-up notices (oneDNN, absl) kept off the terminal:
-    TF 2.21 logs them through absl, which TF_CPP_MIN_LOG_LEVEL no longer silences. Python
-    errors of the import still surface as exceptions."""
+    TF 2.21 logs them through absl, which TF_CPP_MIN_LOG_LEVEL no longer silences."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    if "tensorflow" in sys.modules or os.environ.get("VISIONSUITE_DEBUG"):
+    if "tensorflow" in sys.modules:
         return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 2)
-            import tensorflow  # noqa: F401
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
+    from visionsuite.quiet import native_notices_held
+
+    with native_notices_held():
+        import tensorflow  # noqa: F401
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

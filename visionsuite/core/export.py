@@ -21,6 +21,7 @@ import numpy as np
 
 from visionsuite.core.files import atomic_write_bytes, write_json
 from visionsuite.errors import VisionsuiteError, first_line
+from visionsuite.quiet import native_notices_held
 
 
 @dataclass(frozen=True)
@@ -87,9 +88,10 @@ def convert(model, quantize: str, calibration_images: np.ndarray | None = None,
         converter = tf.lite.TFLiteConverter.from_saved_model(folder)
         QUANTIZATIONS[quantize].configure(converter, _representative(calibration_images, shape))
         try:
-            if quantize == "int8" and int8_network:
-                return _int8_network_float_postprocess(converter, int8_network)
-            return converter.convert()
+            with native_notices_held():  # e.g. the quantizer's "fully_quantize: 0, ..."
+                if quantize == "int8" and int8_network:
+                    return _int8_network_float_postprocess(converter, int8_network)
+                return converter.convert()
         except Exception as err:  # the converter raises many types, all with a long MLIR dump
             first = first_line(str(err)) or repr(err)
             raise VisionsuiteError(f"TFLite conversion ({quantize}) failed: {first}") from None
@@ -112,8 +114,9 @@ def _int8_network_float_postprocess(converter, network: str) -> bytes:
     converter.inference_input_type = converter.inference_output_type = tf.float32
     converter._experimental_calibrate_only = True  # noqa: SLF001  (private, TF 2.21 pinned)
     calibrated = converter.convert()
-    tensors = Interpreter(model_content=calibrated).get_tensor_details()
-    inputs = {d["name"] for d in Interpreter(model_content=calibrated).get_input_details()}
+    interpreter = Interpreter(model_content=calibrated)
+    tensors = interpreter.get_tensor_details()
+    inputs = {d["name"] for d in interpreter.get_input_details()}
     # Tensor names carry the Keras model's name scope, "NAME/..." or "NAME_1/...".
     inside = re.compile(rf"^{re.escape(network)}(_\d+)?/")
     outside = [t["name"] for t in tensors

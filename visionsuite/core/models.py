@@ -157,9 +157,12 @@ class TFLitePredictor:
     def __init__(self, path: Path, threads: int | None = None):
         from ai_edge_litert.interpreter import Interpreter
 
+        from visionsuite.quiet import native_notices_held
+
         try:
-            self.interpreter = Interpreter(model_path=str(path), num_threads=threads)
-            self.interpreter.allocate_tensors()
+            with native_notices_held():  # LiteRT's "Created ... XNNPACK delegate" notice
+                self.interpreter = Interpreter(model_path=str(path), num_threads=threads)
+                self.interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as err:
             raise VisionsuiteError(f"{path}: not a loadable .tflite model "
                                    f"({first_line(str(err))})") from None
