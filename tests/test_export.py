@@ -3,12 +3,13 @@
 import json
 import zipfile
 
+import keras
 import numpy as np
 import pytest
 
 from visionsuite.core.mediapipe_tasks import mediapipe_top1
 from visionsuite.core.metadata import MetadataSpec, build_metadata, populate, read_metadata
-from visionsuite.core.models import TFLitePredictor, tflite_labels
+from visionsuite.core.models import KerasPredictor, TFLitePredictor, tflite_labels
 
 
 @pytest.fixture(scope="module")
@@ -82,3 +83,17 @@ def test_unknown_quantization_and_missing_calibration_are_errors(tiny_run):
         convert(model, "int4")
     with pytest.raises(VisionsuiteError, match="calibration"):
         convert(model, "int8", None)
+
+
+def test_keras_predictor_traces_once_for_every_batch_size(caplog):
+    """A short last batch or a single image reuses the one graph, and predictors of several
+    models in one process (a benchmark's four exports) print no retracing warning."""
+    model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(2, 3),
+                              keras.layers.GlobalAveragePooling2D()])
+    predictor = KerasPredictor(model, batch_size=4)
+    for count in (10, 3, 1):
+        assert predictor.predict(np.zeros((count, 8, 8, 3), np.uint8)).shape == (count, 2)
+    assert predictor._call.experimental_get_tracing_count() == 1
+    for _ in range(6):
+        KerasPredictor(keras.models.clone_model(model)).predict(np.zeros((2, 8, 8, 3), np.uint8))
+    assert "retracing" not in caplog.text

@@ -142,8 +142,13 @@ class KerasPredictor:
         """uint8 images (N, S, S, C) to float outputs."""
         import tensorflow as tf
 
-        if self._call is None:
-            self._call = tf.function(lambda x: self.model(x, training=False), reduce_retracing=True)
+        if self._call is None:  # one trace for every batch size, the last short batch included
+            spec = tf.TensorSpec((None,) + tuple(self.model.input_shape[1:]), tf.float32)
+            self._call = tf.function(lambda x: self.model(x, training=False),
+                                     input_signature=[spec])
+            # TF keys its "frequent retracing" warning by this lambda's code, so predictors of
+            # different models (a benchmark's four exports) read as one function retraced.
+            self._call._omit_frequent_tracing_warning = True  # noqa: SLF001  (TF 2.21 pinned)
         outputs = []
         for start in range(0, len(images), self.batch_size):
             batch = tf.constant(images[start:start + self.batch_size], tf.float32)
