@@ -44,14 +44,10 @@ def summarize(milliseconds: np.ndarray) -> dict:
 
 
 def time_tflite(path: Path, threads: int, runs: int) -> np.ndarray:
-    from ai_edge_litert.interpreter import Interpreter
+    from visionsuite.core.models import TFLitePredictor
 
-    from visionsuite.quiet import native_notices_held
-
-    with native_notices_held():
-        interpreter = Interpreter(model_path=str(path), num_threads=threads)
-        interpreter.allocate_tensors()
-    details = interpreter.get_input_details()[0]
+    predictor = TFLitePredictor(path, threads)
+    interpreter, details = predictor.interpreter, predictor.input
     interpreter.set_tensor(details["index"], _random_input(details["shape"], details["dtype"]))
     for _ in range(WARMUP_RUNS):
         interpreter.invoke()
