@@ -83,10 +83,10 @@ def mediapipe_agreement(run: Path, tflite: Path) -> float:
     return float((mediapipe_top1(tflite, data.val.images, data.labels) == keras_top1).mean())
 
 
-def export_table(run: Path, output: Path, threads: list[int], runs: int) -> list[dict]:
+def export_table(run: Path, threads: list[int], runs: int) -> list[dict]:
     rows = []
     for quantize in QUANTIZATIONS:
-        report = export(run, quantize, output)
+        report = export(run, quantize)  # into RUN/exported
         row = {"quantize": quantize, "size_mb": round(report["size_bytes"] / 2**20, 3),
                "keras_acc": report["keras"]["accuracy"],
                "tflite_acc": report["tflite"]["accuracy"], "agreement": report["agreement"],
@@ -136,7 +136,7 @@ def main():
         run, results["training"] = full_training(args.data, args.workdir)
     print("\ntraining with configs/classify.yaml\n" + table([results["training"]]), flush=True)
 
-    results["export"] = export_table(run, Path(args.workdir) / "exported", threads, args.runs)
+    results["export"] = export_table(run, threads, args.runs)
     print("\nexport (val accuracy, LiteRT latency at batch 1)\n" + table(results["export"]))
     write_json(args.output, results)
     print(f"\nwrote {args.output}")

@@ -59,13 +59,13 @@ def mediapipe_top_iou(tflite: Path, run: Path, data, config) -> float:
     return round(float(np.median(overlaps)), 4) if overlaps else 0.0
 
 
-def export_table(run: Path, output: Path, runs: int) -> list[dict]:
+def export_table(run: Path, runs: int) -> list[dict]:
     source = resolve_model(run)
     config = load_run_config(source)
     data = TASK.load_data(config, train=False, labels=source.labels)
     rows = []
     for quantize in QUANTIZATIONS:
-        report = export(run, quantize, output)
+        report = export(run, quantize)  # into RUN/exported
         path = Path(report["file"])
         row = {"model": f"tflite {quantize}", "size_mb": round(report["size_bytes"] / 2**20, 2),
                "keras_map50": report["keras"]["map50"], "tflite_map50": report["tflite"]["map50"],
@@ -95,7 +95,7 @@ def main():
         args.run, earlier, args.data, args.workdir,
         lambda data, workdir: timed_training("detect", data, workdir, summary), summary)
     print("\ntraining with configs/detect.yaml\n" + table([results["training"]]), flush=True)
-    results["export"] = export_table(run, Path(args.workdir) / "exported", args.runs)
+    results["export"] = export_table(run, args.runs)
     print("\nexport (NMS in the graph; mAP on val; latency at 1 thread)\n"
           + table(results["export"]))
     write_json(args.output, results)

@@ -63,11 +63,11 @@ def mediapipe_cosine(tflite: Path, model, images: np.ndarray) -> float:
     return round(float((reference * phone).sum(1).mean()), 4)
 
 
-def export_table(run: Path, output: Path, runs: int, data) -> list[dict]:
+def export_table(run: Path, runs: int, data) -> list[dict]:
     model = load_keras_model(run / "model.keras")
     rows = []
     for quantize in QUANTIZATIONS:
-        report = export(run, quantize, output)
+        report = export(run, quantize)  # into RUN/exported
         path = Path(report["file"])
         row = {"model": f"tflite {quantize}", "size_mb": round(report["size_bytes"] / 2**20, 3),
                "keras_auc": report["keras"]["roc_auc"], "tflite_auc": report["tflite"]["roc_auc"],
@@ -117,7 +117,7 @@ def main():
     print("\ntraining with configs/face.yaml (held-out identities)\n"
           + table([{"model": "visionsuite", **results["training"]}, results["baseline"]]),
           flush=True)
-    results["export"] = export_table(run, Path(args.workdir) / "exported", args.runs, data)
+    results["export"] = export_table(run, args.runs, data)
     results["latency"] = {
         # In a child process, where TensorFlow can still be held to 1 thread.
         "keras_ms_per_face_1t": benchmark_models([str(run / "model.keras")], [1],

@@ -92,7 +92,7 @@ def per_megapixel(predictor, data, config) -> float:
     return (time.perf_counter() - started) / (pixels / 1e6)
 
 
-def export_table(run: Path, output: Path) -> list[dict]:
+def export_table(run: Path) -> list[dict]:
     source = resolve_model(run)
     config = load_run_config(source)
     data = TASK.load_data(config, train=False, labels=source.labels)
@@ -100,7 +100,7 @@ def export_table(run: Path, output: Path) -> list[dict]:
         KerasPredictor(load_keras_model(source.path)), data, config), 3)}
     rows = [keras_row]
     for quantize in QUANTIZATIONS:
-        report = export(run, quantize, output)
+        report = export(run, quantize)  # into RUN/exported
         predictor = TFLitePredictor(Path(report["file"]), threads=1)
         rows.append({"model": f"tflite {quantize}",
                      "size_mb": round(report["size_bytes"] / 2**20, 3),
@@ -140,7 +140,7 @@ def main():
         summary)
     print("\ntraining with configs/segment.yaml\n" + table([results["training"]]), flush=True)
 
-    results["export"] = export_table(run, Path(args.workdir) / "exported")
+    results["export"] = export_table(run)
     print("\nexport (whole val images, tiled; latency at 1 thread)\n" + table(results["export"]))
     write_json(args.output, results)
     print(f"\nwrote {args.output}")

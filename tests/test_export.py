@@ -2,6 +2,7 @@
 
 import json
 import zipfile
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -97,3 +98,35 @@ def test_keras_predictor_traces_once_for_every_batch_size(caplog):
     for _ in range(6):
         KerasPredictor(keras.models.clone_model(model)).predict(np.zeros((2, 8, 8, 3), np.uint8))
     assert "retracing" not in caplog.text
+
+
+def _fake_run(folder):
+    folder.mkdir(parents=True)
+    (folder / "config.yaml").write_text("task: classify\n")
+    (folder / "model.keras").write_bytes(b"")
+    return folder
+
+
+def test_export_goes_into_the_run_folder_so_runs_of_two_tasks_never_share_a_file(
+        tmp_path, monkeypatch, capsys):
+    from visionsuite.core.export import export_target
+    from visionsuite.core.models import resolve_model
+
+    segment, detect = (_fake_run(tmp_path / "runs" / task / "exp") for task in ("segment", "detect"))
+    assert export_target(resolve_model(segment), "int8", None) == segment / "exported/exp-int8.tflite"
+    assert export_target(resolve_model(detect), "int8", None) == detect / "exported/exp-int8.tflite"
+    lone = tmp_path / "mine.keras"
+    lone.write_bytes(b"")
+    monkeypatch.chdir(tmp_path)
+    assert export_target(resolve_model(lone), "float16", None) == Path("exported/mine-float16.tflite")
+
+    # One --output for both: the second export says whose file it replaces.
+    shared = tmp_path / "phone"
+    first = export_target(resolve_model(segment), "int8", shared)
+    first.parent.mkdir()
+    first.write_bytes(b"tflite")
+    first.with_suffix(".json").write_text(json.dumps({"source": str(segment / "model.keras")}))
+    assert export_target(resolve_model(segment), "int8", shared) == first
+    assert "warning" not in capsys.readouterr().err
+    assert export_target(resolve_model(detect), "int8", shared) == first
+    assert f"replacing {first}, exported from {segment / 'model.keras'}" in capsys.readouterr().err

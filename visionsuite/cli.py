@@ -302,7 +302,8 @@ def identify_command(run, image, gallery, top_k, detect, as_json):
 @click.argument("run", type=click.Path())
 @click.option("--quantize", type=click.Choice(QUANTIZE_CHOICES), default="int8",
               show_default=True)
-@click.option("--output", default="exported", show_default=True, help="Folder for the files.")
+@click.option("--output", type=click.Path(),
+              help="Folder for the files [RUN/exported; ./exported for a .keras outside a run].")
 @click.option("--calibration", type=click.IntRange(1), help="int8 calibration images [200].")
 @click.option("--data", help="Dataset for calibration and the parity check [the run's].")
 @friendly_errors

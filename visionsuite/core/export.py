@@ -126,6 +126,29 @@ def _int8_network_float_postprocess(converter, network: str) -> bytes:
     return lite_util.modify_model_io_type(quantized, tf.uint8, tf.float32)
 
 
+def export_target(source, quantize: str, output: str | Path | None) -> Path:
+    """Where the .tflite goes. Inside the run folder by default, so that runs of different tasks
+    (all named `exp` at first) never share a file; a file exported from another model is
+    replaced with a warning, since its name alone does not tell the two apart."""
+    if output is None:
+        output = source.run_dir / "exported" if source.run_dir is not None else "exported"
+    name = (source.run_dir or source.path.parent).name if source.path.stem == "model" \
+        else source.path.stem
+    target = Path(output) / f"{name}-{quantize}.tflite"
+    earlier = _read_report(target.with_suffix(".json")).get("source")
+    if earlier and target.exists() and earlier != str(source.path.resolve()):
+        print(f"warning: replacing {target}, exported from {earlier}", file=sys.stderr)
+    return target
+
+
+def _read_report(path: Path) -> dict:
+    try:
+        report = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return report if isinstance(report, dict) else {}
+
+
 def _representative(images: np.ndarray | None, shape):
     """Calibration samples; the first one pins the input range to exactly 0..255, so that the
     uint8 input gets scale 1 and zero point 0 and a phone can feed raw pixel bytes."""
@@ -140,10 +163,11 @@ def _representative(images: np.ndarray | None, shape):
     return generate
 
 
-def export(run: str | Path, quantize: str = "int8", output: str | Path = "exported",
+def export(run: str | Path, quantize: str = "int8", output: str | Path | None = None,
            calibration: int | None = None, data: str | None = None) -> dict:
     """Export RUN to `output/NAME-QUANT.tflite`, with metadata, and write the parity report
-    `output/NAME-QUANT.json`: the same metrics of the Keras model and the .tflite on val."""
+    `output/NAME-QUANT.json`: the same metrics of the Keras model and the .tflite on val.
+    `output` defaults to the run folder's `exported/` (a lone .keras file: `./exported`)."""
     from visionsuite.core.evaluate import load_run_config
     from visionsuite.core.metadata import build_metadata, outputs_in_signature_order, populate
     from visionsuite.core.models import (INFERENCE_SETTINGS, KerasPredictor, TFLitePredictor,
@@ -175,9 +199,7 @@ def export(run: str | Path, quantize: str = "int8", output: str | Path = "export
     settings = {"task": config.task, **source.settings}
     files[INFERENCE_SETTINGS] = json.dumps(settings, indent=2).encode()
     tflite = populate(outputs_in_signature_order(tflite), build_metadata(spec), files)
-    name = (source.run_dir or source.path.parent).name if source.path.stem == "model" \
-        else source.path.stem
-    target = Path(output) / f"{name}-{quantize}.tflite"
+    target = export_target(source, quantize, output)
     atomic_write_bytes(target, tflite)
     seconds = time.perf_counter() - started
 
@@ -187,6 +209,7 @@ def export(run: str | Path, quantize: str = "int8", output: str | Path = "export
     report = {
         "quantize": quantize,
         "file": str(target),
+        "source": str(source.path.resolve()),
         "size_bytes": target.stat().st_size,
         "convert_seconds": round(seconds, 2),
         "calibration_images": len(calibration_images) if quantize == "int8" else 0,

@@ -3,6 +3,15 @@ proof, in tests and benchmarks, that a phone app reads the file and its metadata
 
 import numpy as np
 
+from visionsuite.quiet import native_notices_held
+
+
+def _create(task_class, options):
+    """The task, with the C++ runtime's start-up notices ('Created TensorFlow Lite XNNPACK
+    delegate') held back like LiteRT's."""
+    with native_notices_held():
+        return task_class.create_from_options(options)
+
 
 def mediapipe_top1(model_path, images: np.ndarray, labels: list[str]) -> np.ndarray:
     """Top-1 class index that MediaPipe's ImageClassifier gives each uint8 RGB image."""
@@ -13,7 +22,7 @@ def mediapipe_top1(model_path, images: np.ndarray, labels: list[str]) -> np.ndar
     options = vision.ImageClassifierOptions(
         base_options=BaseOptions(model_asset_path=str(model_path)), max_results=1)
     predicted = []
-    with vision.ImageClassifier.create_from_options(options) as classifier:
+    with _create(vision.ImageClassifier, options) as classifier:
         for image in images:
             frame = mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(image))
             best = classifier.classify(frame).classifications[0].categories[0]
@@ -32,7 +41,7 @@ def mediapipe_category_mask(model_path, image: np.ndarray) -> np.ndarray:
     options = vision.ImageSegmenterOptions(
         base_options=BaseOptions(model_asset_path=str(model_path)),
         output_category_mask=True, output_confidence_masks=False)
-    with vision.ImageSegmenter.create_from_options(options) as segmenter:
+    with _create(vision.ImageSegmenter, options) as segmenter:
         frame = mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(image))
         mask = segmenter.segment(frame).category_mask.numpy_view()
         return mask.reshape(mask.shape[:2]).copy()
@@ -49,7 +58,7 @@ def mediapipe_detections(model_path, image: np.ndarray, max_results: int = 10,
     options = vision.ObjectDetectorOptions(
         base_options=BaseOptions(model_asset_path=str(model_path)), max_results=max_results,
         score_threshold=score_threshold)
-    with vision.ObjectDetector.create_from_options(options) as detector:
+    with _create(vision.ObjectDetector, options) as detector:
         frame = mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(image))
         found = detector.detect(frame).detections
     return [{"box": [d.bounding_box.origin_x, d.bounding_box.origin_y,
@@ -70,7 +79,7 @@ def mediapipe_embeddings(model_path, images: np.ndarray) -> np.ndarray:
         base_options=BaseOptions(model_asset_path=str(model_path)), l2_normalize=False,
         quantize=False)
     vectors = []
-    with vision.ImageEmbedder.create_from_options(options) as embedder:
+    with _create(vision.ImageEmbedder, options) as embedder:
         for image in images:
             frame = mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(image))
             vectors.append(np.asarray(embedder.embed(frame).embeddings[0].embedding,
