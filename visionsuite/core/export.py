@@ -9,6 +9,7 @@ the chosen quantization, a table below.
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
 import tempfile
@@ -134,11 +135,23 @@ def export_target(source, quantize: str, output: str | Path | None) -> Path:
         output = source.run_dir / "exported" if source.run_dir is not None else "exported"
     name = (source.run_dir or source.path.parent).name if source.path.stem == "model" \
         else source.path.stem
-    target = Path(output) / f"{name}-{quantize}.tflite"
+    target = _writable_folder(Path(output)) / f"{name}-{quantize}.tflite"
     earlier = _read_report(target.with_suffix(".json")).get("source")
     if earlier and target.exists() and earlier != str(source.path.resolve()):
         print(f"warning: replacing {target}, exported from {earlier}", file=sys.stderr)
     return target
+
+
+def _writable_folder(folder: Path) -> Path:
+    """`folder`, created; checked before the conversion, which can take minutes."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        if not os.access(folder, os.W_OK):
+            raise PermissionError("not writable")
+    except OSError as err:
+        raise VisionsuiteError(f"{folder}: cannot write the export there "
+                               f"({first_line(str(err))}); choose another with --output") from None
+    return folder
 
 
 def _read_report(path: Path) -> dict:
@@ -177,6 +190,7 @@ def export(run: str | Path, quantize: str = "int8", output: str | Path | None = 
     source = resolve_model(run)
     if source.kind != "keras":
         raise VisionsuiteError(f"{source.path}: export takes a run folder or a .keras model")
+    target = export_target(source, quantize, output)  # a folder we cannot write fails now
     model = load_keras_model(source.path)
     config = load_run_config(source, data, needs_data=True)
     task = get_task(config.task)
@@ -199,7 +213,6 @@ def export(run: str | Path, quantize: str = "int8", output: str | Path | None = 
     settings = {"task": config.task, **source.settings}
     files[INFERENCE_SETTINGS] = json.dumps(settings, indent=2).encode()
     tflite = populate(outputs_in_signature_order(tflite), build_metadata(spec), files)
-    target = export_target(source, quantize, output)
     atomic_write_bytes(target, tflite)
     seconds = time.perf_counter() - started
 
