@@ -72,6 +72,18 @@ def test_val_class_unknown_to_train_is_an_error(tmp_path: Path):
         index_image_folders(root)
 
 
+def test_folders_a_mac_zip_or_jupyter_leaves_beside_the_classes_are_not_classes(tmp_path: Path):
+    """Before, __MACOSX (AppleDouble `._*` files) beside the class folders stopped a dataset
+    unzipped on a Mac with 'class folder holds no images'."""
+    root = make_shapes_folder(tmp_path / "d", per_class=5, val_per_class=0) / "train"
+    for junk in ("__MACOSX/circle", ".ipynb_checkpoints"):
+        (root / junk).mkdir(parents=True)
+    (root / "__MACOSX/circle/._0.png").write_bytes(b"\x00\x05\x16\x07")
+    index = index_image_folders(root)
+    assert index.classes == ["circle", "square", "triangle"]
+    assert len(index.splits["train"]) + len(index.splits["val"]) == 15
+
+
 def test_data_classes_chooses_the_class_folders_and_their_order(tmp_path: Path):
     """Before, classify ignored data.classes and trained on every folder."""
     root = make_shapes_folder(tmp_path / "d", per_class=2, val_per_class=1)

@@ -95,6 +95,9 @@ def test_collect_images_walks_folders_and_reports_missing(tmp_path: Path):
     (tmp_path / "a").mkdir()
     Image.fromarray(RGB).save(tmp_path / "a" / "x.png")
     (tmp_path / "a" / "readme.txt").write_text("ignored")
+    for junk in (".ipynb_checkpoints", "__MACOSX"):  # copies and metadata, not images to run
+        (tmp_path / "a" / junk).mkdir()
+        Image.fromarray(RGB).save(tmp_path / "a" / junk / "x-checkpoint.png")
     assert collect_images([str(tmp_path)]) == [tmp_path / "a" / "x.png"]
     with pytest.raises(Exception, match="no such file"):
         collect_images([str(tmp_path / "missing.png")])

@@ -107,10 +107,16 @@ TRAIN_FOLDER_NAMES = ("train", "training")
 VAL_FOLDER_NAMES = ("val", "valid", "validation", "test", "testing")
 
 
+def holds_data(name: str) -> bool:
+    """False for folders no dataset is in: hidden ones (.git, .ipynb_checkpoints) and the
+    __MACOSX metadata that zips made on a Mac unpack beside the data."""
+    return not name.startswith(".") and name != "__MACOSX"
+
+
 def sub_folders(root: Path) -> list[Path]:
-    """The sub-folders of `root`, sorted, hidden ones (.git, .ipynb_checkpoints) left out."""
+    """The sub-folders of `root` that can hold data (`holds_data`), sorted."""
     return sorted(path for path in Path(root).iterdir()
-                  if path.is_dir() and not path.name.startswith("."))
+                  if path.is_dir() and holds_data(path.name))
 
 
 def named_folder(root: Path, names: tuple[str, ...]) -> Path | None:

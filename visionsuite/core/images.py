@@ -28,6 +28,7 @@ from typing import Iterator
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from visionsuite.core.files import holds_data
 from visionsuite.errors import VisionsuiteError
 
 IMAGE_EXTENSIONS = (
@@ -286,12 +287,14 @@ def _to_8bit(image: Image.Image) -> Image.Image:
 
 
 def collect_images(inputs: list[str] | tuple[str, ...]) -> list[Path]:
-    """Image files named on the command line, folders searched recursively, in sorted order."""
+    """Image files named on the command line, folders searched recursively (not into hidden
+    or __MACOSX folders), in sorted order."""
     found: list[Path] = []
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            found += sorted(p for p in path.rglob("*") if p.is_file() and is_image_file(p))
+            found += sorted(p for p in path.rglob("*") if p.is_file() and is_image_file(p)
+                            and all(holds_data(part) for part in p.relative_to(path).parts[:-1]))
         elif path.is_file():
             found.append(path)
         else:
