@@ -44,6 +44,40 @@ def test_face_metrics_on_separable_embeddings():
     assert given["accuracy"] == pytest.approx(30 / 190) and given["far_at_threshold"] == 1.0
 
 
+def test_pair_scores_in_row_blocks_are_every_pair_and_a_sample_beyond_the_limit(monkeypatch):
+    """Before, the whole N x N similarity matrix was held: 8000 faces took 2.6 GB after every
+    epoch. Now rows go in blocks, and past the limit different-person pairs are sampled."""
+    rng = np.random.default_rng(0)
+    identities = np.repeat(np.arange(30), 5)
+    vectors = fm.unit(rng.normal(size=(30, 8))[identities] + rng.normal(0, 0.8, (150, 8)))
+    similarity = vectors @ vectors.T
+    upper = np.triu_indices(150, k=1)
+    same = (identities[:, None] == identities[None, :])[upper]
+    monkeypatch.setattr(fm, "ROW_BLOCK", 16)  # blocks that do not divide 150
+    positives = fm.same_person_scores(vectors, identities)
+    negatives, total = fm.different_person_scores(vectors, identities)
+    assert sorted(positives) == pytest.approx(sorted(similarity[upper][same]))
+    assert sorted(negatives) == pytest.approx(sorted(similarity[upper][~same]))
+    assert total == len(negatives) == 150 * 149 // 2 - 30 * 10
+    sample, total = fm.different_person_scores(vectors, identities, limit=4000, seed=1)
+    assert len(sample) == 4000 and total == 150 * 149 // 2 - 30 * 10
+    ordered = np.sort(negatives)  # every sampled score is one of the pairs' (to rounding)
+    at = np.clip(np.searchsorted(ordered, sample), 1, len(ordered) - 1)
+    assert np.minimum(abs(sample - ordered[at]), abs(sample - ordered[at - 1])).max() < 1e-12
+    assert np.mean(sample) == pytest.approx(np.mean(negatives), abs=0.02)
+    # face_metrics says when it sampled, and keeps accuracy a rate over all pairs.
+    everything = fm.face_metrics(vectors, identities, threshold=0.5)
+    monkeypatch.setattr(fm, "MAX_DIFFERENT_PAIRS", 4000)
+    sampled = fm.face_metrics(vectors, identities, threshold=0.5)
+    assert sampled["different_pairs"] == everything["different_pairs"] == total
+    assert sampled["different_pairs_sampled"] == 4000 and "different_pairs_sampled" not in everything
+    for key in ("roc_auc", "accuracy", "far_at_threshold"):
+        assert sampled[key] == pytest.approx(everything[key], abs=0.02), key
+    # The FAR 1e-2 cut rests on 40 sampled pairs here (on 20000 at the real limit).
+    assert sampled["tar_at_far_0.01"] == pytest.approx(everything["tar_at_far_0.01"], abs=0.08)
+    assert sampled["rank1"] == everything["rank1"]
+
+
 def test_hardest_identities_name_the_people_verification_fails():
     rng = np.random.default_rng(0)
     centres = fm.unit(rng.normal(size=(4, 16)))
@@ -52,12 +86,12 @@ def test_hardest_identities_name_the_people_verification_fails():
     # Person 2 was photographed twice over: two of the photos look like person 3.
     embeddings[8:10] = centres[3] + rng.normal(0, 0.05, (2, 16))
     names = ["ann", "bob", "cy", "dee"]
-    rows = fm.hardest_identities(fm.cosine_matrix(embeddings), identities, 0.5, names)
+    rows = fm.hardest_identities(fm.unit(embeddings), identities, 0.5, names)
     # cy's 2 x 2 pairs across the two looks score below the cut; every other pair passes.
     assert (rows[0]["identity"], rows[0]["same_pairs"], rows[0]["missed_pairs"]) == ("cy", 6, 4)
     assert rows[0]["closest_other"] == "dee" and rows[0]["closest_other_similarity"] > 0.9
     assert [row["missed_pairs"] for row in rows[1:]] == [0, 0, 0]
-    assert len(fm.hardest_identities(fm.cosine_matrix(embeddings), identities, 0.5, shown=2)) == 2
+    assert len(fm.hardest_identities(fm.unit(embeddings), identities, 0.5, shown=2)) == 2
     # face_metrics cuts at its FAR 1e-2 threshold, and names the people.
     metrics = fm.face_metrics(embeddings, identities, names=names)
     assert metrics["hardest_identities"][0]["identity"] == "cy"
