@@ -123,6 +123,8 @@ def test_export_goes_into_the_run_folder_so_runs_of_two_tasks_never_share_a_file
     # One --output for both: the second export says whose file it replaces.
     shared = tmp_path / "phone"
     first = export_target(resolve_model(segment), "int8", shared)
+    assert not shared.exists()  # made when the file is written
+    shared.mkdir()
     first.write_bytes(b"tflite")
     first.with_suffix(".json").write_text(json.dumps({"source": str(segment / "model.keras")}))
     assert export_target(resolve_model(segment), "int8", shared) == first
@@ -139,5 +141,5 @@ def test_an_output_folder_that_cannot_be_written_fails_before_converting(tmp_pat
     run = _fake_run(tmp_path / "runs" / "exp")
     blocker = tmp_path / "a-file"
     blocker.write_text("")
-    with pytest.raises(VisionsuiteError, match=f"{blocker}: cannot write the export there"):
+    with pytest.raises(VisionsuiteError, match=f"{blocker}: cannot write the export there .{blocker} is not a folder"):
         export_target(resolve_model(run), "int8", blocker)

@@ -143,14 +143,15 @@ def export_target(source, quantize: str, output: str | Path | None) -> Path:
 
 
 def _writable_folder(folder: Path) -> Path:
-    """`folder`, created; checked before the conversion, which can take minutes."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        if not os.access(folder, os.W_OK):
-            raise PermissionError("not writable")
-    except OSError as err:
-        raise VisionsuiteError(f"{folder}: cannot write the export there "
-                               f"({first_line(str(err))}); choose another with --output") from None
+    """`folder`, if it is or can be made a folder we may write in; checked before the
+    conversion (minutes), but created only when the file is written."""
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK):
+        what = "not a folder" if not existing.is_dir() else "not writable"
+        raise VisionsuiteError(f"{folder}: cannot write the export there ({existing} is {what});"
+                               " choose another with --output")
     return folder
 
 
