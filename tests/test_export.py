@@ -143,3 +143,20 @@ def test_an_output_folder_that_cannot_be_written_fails_before_converting(tmp_pat
     blocker.write_text("")
     with pytest.raises(VisionsuiteError, match=f"{blocker}: cannot write the export there .{blocker} is not a folder"):
         export_target(resolve_model(run), "int8", blocker)
+
+
+def test_a_file_exported_into_its_run_is_evaluated_without_naming_the_data(tiny_run):
+    """The run around RUN/exported/ gives the dataset; a file copied out of it still needs --data."""
+    import shutil
+
+    from visionsuite.core.evaluate import evaluate
+    from visionsuite.core.export import export
+    from visionsuite.errors import VisionsuiteError
+
+    report = export(tiny_run, "float16")
+    assert Path(report["file"]) == tiny_run / "exported" / "tiny-float16.tflite"
+    result = evaluate(report["file"])
+    assert result["format"] == "tflite" and result["accuracy"] == report["tflite"]["accuracy"]
+    copied = shutil.copy(report["file"], tiny_run.parent / "copied.tflite")
+    with pytest.raises(VisionsuiteError, match="not inside a run folder; pass --data"):
+        evaluate(copied)

@@ -43,8 +43,17 @@ def resolve_model(run: str | Path) -> ModelSource:
         return ModelSource(path, "keras", run_dir, read_labels(path.parent / "labels.txt"),
                            read_settings(path.parent / INFERENCE_SETTINGS))
     if suffix == ".tflite":
-        return ModelSource(path, "tflite", None, tflite_labels(path), tflite_settings(path))
+        return ModelSource(path, "tflite", _run_of_export(path), tflite_labels(path),
+                           tflite_settings(path))
     raise VisionsuiteError(f"{path}: expected a run folder, a .keras or a .tflite file")
+
+
+def _run_of_export(path: Path) -> Path | None:
+    """The run folder of a file `visionsuite export` wrote into it (RUN/exported/NAME.tflite),
+    whose config then tells evaluate the dataset and segment its tiling; None elsewhere (a file
+    copied out of its run carries what inference needs itself)."""
+    run = path.parent.parent
+    return run if path.parent.name == "exported" and (run / "config.yaml").is_file() else None
 
 
 def model_task(source: ModelSource) -> str | None:
