@@ -23,8 +23,10 @@ import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from visionsuite.quiet import import_tensorflow_quietly  # noqa: E402
+
+import_tensorflow_quietly()  # first: TensorFlow's C++ start-up notices stay off the terminal
 
 import keras  # noqa: E402
 

@@ -9,15 +9,16 @@ batch 1, LiteRT with its default XNNPACK delegate. Prints a table, writes JSON.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from visionsuite.quiet import import_tensorflow_quietly  # noqa: E402
+
+import_tensorflow_quietly()  # first: TensorFlow's C++ start-up notices stay off the terminal
 
 from visionsuite.config import load_config  # noqa: E402
 from visionsuite.core.benchmark import summarize, time_tflite  # noqa: E402

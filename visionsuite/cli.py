@@ -16,6 +16,7 @@ import click
 
 from visionsuite import __version__
 from visionsuite.errors import VisionsuiteError, first_line
+from visionsuite.quiet import import_tensorflow_quietly
 from visionsuite.tasks import TASK_NAMES
 
 QUANTIZE_CHOICES = ("none", "float16", "dynamic", "int8")
@@ -48,18 +49,6 @@ def friendly_errors(command=None, *, tensorflow: bool = True):
             sys.exit(1)
 
     return wrapper
-
-
-def import_tensorflow_quietly() -> None:
-    """Import TensorFlow with its C++ start-up notices (oneDNN, absl) kept off the terminal:
-    TF 2.21 logs them through absl, which TF_CPP_MIN_LOG_LEVEL no longer silences."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    if "tensorflow" in sys.modules:
-        return
-    from visionsuite.quiet import native_notices_held
-
-    with native_notices_held():
-        import tensorflow  # noqa: F401
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

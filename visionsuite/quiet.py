@@ -35,3 +35,13 @@ def native_notices_held():
             sys.stderr.flush()
             os.dup2(saved, 2)
             os.close(saved)
+
+
+def import_tensorflow_quietly() -> None:
+    """Import TensorFlow with its C++ start-up notices (oneDNN, absl) kept off the terminal:
+    TF 2.21 logs them through absl, which TF_CPP_MIN_LOG_LEVEL no longer silences."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if "tensorflow" in sys.modules:
+        return
+    with native_notices_held():
+        import tensorflow  # noqa: F401
