@@ -112,13 +112,15 @@ def test_export_goes_into_the_run_folder_so_runs_of_two_tasks_never_share_a_file
     from visionsuite.core.export import export_target
     from visionsuite.core.models import resolve_model
 
-    segment, detect = (_fake_run(tmp_path / "runs" / task / "exp") for task in ("segment", "detect"))
-    assert export_target(resolve_model(segment), "int8", None) == segment / "exported/exp-int8.tflite"
-    assert export_target(resolve_model(detect), "int8", None) == detect / "exported/exp-int8.tflite"
+    segment, detect = (_fake_run(tmp_path / "runs" / task / "exp")
+                       for task in ("segment", "detect"))
+    for run in (segment, detect):
+        assert export_target(resolve_model(run), "int8", None) == run / "exported/exp-int8.tflite"
     lone = tmp_path / "mine.keras"
     lone.write_bytes(b"")
     monkeypatch.chdir(tmp_path)
-    assert export_target(resolve_model(lone), "float16", None) == Path("exported/mine-float16.tflite")
+    assert export_target(resolve_model(lone), "float16", None) == \
+        Path("exported/mine-float16.tflite")
 
     # One --output for both: the second export says whose file it replaces.
     shared = tmp_path / "phone"
@@ -141,12 +143,13 @@ def test_an_output_folder_that_cannot_be_written_fails_before_converting(tmp_pat
     run = _fake_run(tmp_path / "runs" / "exp")
     blocker = tmp_path / "a-file"
     blocker.write_text("")
-    with pytest.raises(VisionsuiteError, match=f"{blocker}: cannot write the export there .{blocker} is not a folder"):
+    with pytest.raises(VisionsuiteError,
+                       match=f"{blocker}: cannot write the export there .{blocker} is not a folder"):
         export_target(resolve_model(run), "int8", blocker)
 
 
 def test_a_file_exported_into_its_run_is_evaluated_without_naming_the_data(tiny_run):
-    """The run around RUN/exported/ gives the dataset; a file copied out of it still needs --data."""
+    """The run around RUN/exported/ gives the dataset; a copy outside it still needs --data."""
     import shutil
 
     from visionsuite.core.evaluate import evaluate
