@@ -131,8 +131,10 @@ def export_target(source, quantize: str, output: str | Path | None) -> Path:
     """Where the .tflite goes. Inside the run folder by default, so that runs of different tasks
     (all named `exp` at first) never share a file; a file exported from another model is
     replaced with a warning, since its name alone does not tell the two apart."""
+    from visionsuite.core.models import EXPORT_FOLDER
+
     if output is None:
-        output = source.run_dir / "exported" if source.run_dir is not None else "exported"
+        output = source.run_dir / EXPORT_FOLDER if source.run_dir is not None else EXPORT_FOLDER
     name = (source.run_dir or source.path.parent).name if source.path.stem == "model" \
         else source.path.stem
     target = _writable_folder(Path(output)) / f"{name}-{quantize}.tflite"

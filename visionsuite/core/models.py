@@ -10,10 +10,13 @@ from pathlib import Path
 import numpy as np
 
 from visionsuite.errors import VisionsuiteError, first_line
+from visionsuite.quiet import native_notices_held
 
 # Settings learned in training that inference needs (Task.inference_settings), beside
 # model.keras in a run folder and packed into exported .tflite files.
 INFERENCE_SETTINGS = "inference.json"
+# The folder of a run that `visionsuite export` writes into by default.
+EXPORT_FOLDER = "exported"
 
 
 @dataclass
@@ -53,7 +56,7 @@ def _run_of_export(path: Path) -> Path | None:
     whose config then tells evaluate the dataset and segment its tiling; None elsewhere (a file
     copied out of its run carries what inference needs itself)."""
     run = path.parent.parent
-    return run if path.parent.name == "exported" and (run / "config.yaml").is_file() else None
+    return run if path.parent.name == EXPORT_FOLDER and (run / "config.yaml").is_file() else None
 
 
 def model_task(source: ModelSource) -> str | None:
@@ -170,8 +173,6 @@ class TFLitePredictor:
 
     def __init__(self, path: Path, threads: int | None = None):
         from ai_edge_litert.interpreter import Interpreter
-
-        from visionsuite.quiet import native_notices_held
 
         try:
             with native_notices_held():  # LiteRT's "Created ... XNNPACK delegate" notice
