@@ -251,6 +251,25 @@ def test_data_check_counts_per_split_and_class(shapes_dir):
     assert_one_line_error(invoke("data", "check", "classify", shapes_dir / "missing"), "not found")
 
 
+@pytest.mark.parametrize("layout, named", [
+    (["images/a.png", "masks/a.png"], "a segmentation dataset (visionsuite train segment)"),
+    (["images/a.png", "labels/a.txt"], "a detection dataset (visionsuite train detect)"),
+    (["images/a.png", "annotations/a.xml"], "a detection dataset (visionsuite train detect)"),
+])
+def test_data_check_names_the_task_a_dataset_is_for(tmp_path, layout, named):
+    for relative in layout:
+        (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
+        if relative.endswith(".png"):
+            Image.new("L", (8, 8)).save(tmp_path / relative)
+        else:
+            (tmp_path / relative).write_text("0 0.5 0.5 0.2 0.2\n")
+    for task in ("classify", "face"):
+        result = invoke("data", "check", task, tmp_path)
+        assert_one_line_error(result, named)
+        error = next(line for line in result.output.splitlines() if line.startswith("error:"))
+        assert error.count(str(tmp_path)) == 1, error  # the folder is named once
+
+
 def test_detail_text_titles_each_table_and_prints_nothing_without_rows():
     from visionsuite.core.report import detail_text
 

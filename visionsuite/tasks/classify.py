@@ -81,15 +81,27 @@ def _folders_left_out(folder: Path, chosen: list[str] | None) -> list[str]:
     return [name for name in found if name not in chosen]
 
 
+def _refuse_other_task_layout(folder: Path, names: set[str]) -> None:
+    """A one-line error naming the task whose dataset `folder` is, rather than "class folder
+    holds no images" about its annotations/ or masks/ folder."""
+    if {"images", "masks"} <= names:
+        raise VisionsuiteError(f"{folder}: holds images/ and masks/, a segmentation dataset "
+                               "(visionsuite train segment); expected one folder per class")
+    if ({"images", "labels"} <= names or "annotations" in names
+            or (folder / "data.yaml").is_file()):
+        found = "data.yaml" if (folder / "data.yaml").is_file() else \
+            "annotations/" if "annotations" in names else "images/ and labels/"
+        raise VisionsuiteError(f"{folder}: holds {found}, a detection dataset "
+                               "(visionsuite train detect); expected one folder per class")
+
+
 def scan_class_folders(root: Path, folder: Path, classes: list[str] | None, odd: list[Path],
                        skip_others: bool = False):
     """(file, class index) of every image in `folder/<class>/` (recursively), and the classes:
     `classes` if given (another folder's name is an error, or with `skip_others` left out),
     else the sub-folders found."""
     class_dirs = sub_folders(folder)
-    if {"images", "masks"} <= {d.name.lower() for d in class_dirs}:
-        raise VisionsuiteError(f"{folder}: holds images/ and masks/, a segmentation dataset "
-                               "(visionsuite train segment); expected one folder per class")
+    _refuse_other_task_layout(folder, {d.name.lower() for d in class_dirs})
     if skip_others:
         class_dirs = [d for d in class_dirs if d.name in classes]
     if classes is None:
@@ -284,7 +296,7 @@ def check_image_folders(path: str) -> DataReport:
     try:
         index = index_image_folders(path)
     except VisionsuiteError as err:
-        return DataReport(f"dataset: {path}", False, str(err).removeprefix(f"{path}: "))
+        return DataReport(f"classify dataset {path}", False, str(err))
     rows, sizes, modes, unreadable, empty = [], Counter(), Counter(), [], []
     for split, items in index.splits.items():
         infos, errors = inspect_images([p for p, _ in items])
@@ -298,7 +310,7 @@ def check_image_folders(path: str) -> DataReport:
             if split == "train" and readable[label] == 0:
                 empty.append(name)
     split_note = " (val split by val_fraction 0.2, seed 0)" if index.split_by_fraction else ""
-    lines = [f"dataset: {index.root}{split_note}"]
+    lines = [f"classify dataset {index.root}{split_note}"]
     lines += [f"  {name}: {folder}/" for name, folder in index.folders.items() if folder != name]
     lines += [f"classes: {len(index.classes)}",
              table(rows), "",

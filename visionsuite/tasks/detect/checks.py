@@ -19,7 +19,7 @@ def check_detection_folder(path: str) -> DataReport:
     try:
         index = index_detection(path)
     except VisionsuiteError as err:
-        return DataReport(f"detect dataset {path}\n  problem: {err}", False, str(err))
+        return DataReport(f"detect dataset {path}", False, str(err))
     lines = [f"detect dataset {path} ({index.format}): classes: {', '.join(index.labels)}"]
     problems: dict[str, list[str]] = {kind: [] for kind in BOX_PROBLEMS}
     unreadable: list[str] = []

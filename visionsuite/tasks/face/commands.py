@@ -259,7 +259,7 @@ def check_face_folders(path: str):
     try:
         index = index_identities(path)
     except VisionsuiteError as err:
-        return DataReport(f"face dataset {path}\n  problem: {err}", False, str(err))
+        return DataReport(f"face dataset {path}", False, str(err))
     note = " (held-out identities by val_fraction 0.2, seed 0)" if index.held_out_by_fraction \
         else ""
     lines, rows, problem = [f"face dataset {index.root}{note}"], [], ""

@@ -440,7 +440,7 @@ def check_segmentation_folders(path: str) -> DataReport:
     try:
         index = index_pairs(path)
     except VisionsuiteError as err:
-        return DataReport(f"dataset: {path}", False, str(err).removeprefix(f"{path}: "))
+        return DataReport(f"segment dataset {path}", False, str(err))
     from visionsuite.core.data import load_in_parallel
 
     rows, sizes, modes, unreadable = [], Counter(), Counter(), []
@@ -452,7 +452,7 @@ def check_segmentation_folders(path: str) -> DataReport:
             summaries, skipped = load_in_parallel(_summarise_pair, pairs,
                                                   desc=f"checking {split}")
         except VisionsuiteError as err:
-            return DataReport(f"dataset: {index.root}", False, str(err))
+            return DataReport(f"segment dataset {index.root}", False, str(err))
         unreadable += skipped
         slices = 0
         for pair, found in zip(pairs, summaries):
@@ -478,7 +478,7 @@ def check_segmentation_folders(path: str) -> DataReport:
     except VisionsuiteError as err:
         mapping, problem = None, str(err)
     split_note = " (val split by val_fraction 0.2, seed 0)" if index.split_by_fraction else ""
-    lines = [f"dataset: {index.root}{split_note}"]
+    lines = [f"segment dataset {index.root}{split_note}"]
     lines += [f"  {folder}" for folder in index.folders]
     lines += [table(rows), "",
              "sizes: " + ", ".join(f"{s} ({n})" for s, n in sizes.most_common(5)),
