@@ -34,7 +34,7 @@ from common import interleaved_throughput  # noqa: E402
 from visionsuite.config import load_config  # noqa: E402
 from visionsuite.core.benchmark import summarize, time_tflite  # noqa: E402
 from visionsuite.core.evaluate import load_run_config  # noqa: E402
-from visionsuite.core.export import QUANTIZATIONS, export  # noqa: E402
+from visionsuite.core.export import QUANTIZATIONS, export_all  # noqa: E402
 from visionsuite.core.files import write_json  # noqa: E402
 from visionsuite.core.mediapipe_tasks import mediapipe_top1  # noqa: E402
 from visionsuite.core.models import KerasPredictor, load_keras_model, resolve_model  # noqa: E402
@@ -87,8 +87,8 @@ def mediapipe_agreement(run: Path, tflite: Path) -> float:
 
 def export_table(run: Path, threads: list[int], runs: int) -> list[dict]:
     rows = []
-    for quantize in QUANTIZATIONS:
-        report = export(run, quantize)  # into RUN/exported
+    for report in export_all(run, list(QUANTIZATIONS)):  # into RUN/exported
+        quantize = report["quantize"]
         row = {"quantize": quantize, "size_mb": round(report["size_bytes"] / 2**20, 3),
                "keras_acc": report["keras"]["accuracy"],
                "tflite_acc": report["tflite"]["accuracy"], "agreement": report["agreement"],

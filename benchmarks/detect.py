@@ -32,7 +32,7 @@ import numpy as np  # noqa: E402
 from common import timed_training, training_or_finished_run  # noqa: E402
 from visionsuite.core.benchmark import time_tflite  # noqa: E402
 from visionsuite.core.evaluate import load_run_config  # noqa: E402
-from visionsuite.core.export import QUANTIZATIONS, export  # noqa: E402
+from visionsuite.core.export import QUANTIZATIONS, export_all  # noqa: E402
 from visionsuite.core.files import write_json  # noqa: E402
 from visionsuite.core.models import KerasPredictor, load_keras_model, resolve_model  # noqa: E402
 from visionsuite.core.report import table  # noqa: E402
@@ -66,8 +66,8 @@ def export_table(run: Path, runs: int) -> list[dict]:
     config = load_run_config(source)
     data = TASK.load_data(config, train=False, labels=source.labels)
     rows = []
-    for quantize in QUANTIZATIONS:
-        report = export(run, quantize)  # into RUN/exported
+    for report in export_all(run, list(QUANTIZATIONS)):  # into RUN/exported
+        quantize = report["quantize"]
         path = Path(report["file"])
         row = {"model": f"tflite {quantize}", "size_mb": round(report["size_bytes"] / 2**20, 2),
                "keras_map50": report["keras"]["map50"], "tflite_map50": report["tflite"]["map50"],

@@ -34,7 +34,7 @@ import numpy as np  # noqa: E402
 from common import interleaved_throughput, timed_training, training_or_finished_run  # noqa: E402
 from visionsuite.config import load_config  # noqa: E402
 from visionsuite.core.evaluate import load_run_config  # noqa: E402
-from visionsuite.core.export import QUANTIZATIONS, export  # noqa: E402
+from visionsuite.core.export import QUANTIZATIONS, export_all  # noqa: E402
 from visionsuite.core.files import write_json  # noqa: E402
 from visionsuite.core.models import (KerasPredictor, TFLitePredictor, load_keras_model,  # noqa: E402
                                      resolve_model)
@@ -101,8 +101,8 @@ def export_table(run: Path) -> list[dict]:
     keras_row = {"model": "keras", "s_per_megapixel": round(per_megapixel(
         KerasPredictor(load_keras_model(source.path)), data, config), 3)}
     rows = [keras_row]
-    for quantize in QUANTIZATIONS:
-        report = export(run, quantize)  # into RUN/exported
+    for report in export_all(run, list(QUANTIZATIONS)):  # into RUN/exported
+        quantize = report["quantize"]
         predictor = TFLitePredictor(Path(report["file"]), threads=1)
         rows.append({"model": f"tflite {quantize}",
                      "size_mb": round(report["size_bytes"] / 2**20, 3),

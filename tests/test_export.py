@@ -15,10 +15,11 @@ from visionsuite.core.models import KerasPredictor, TFLitePredictor, tflite_labe
 
 @pytest.fixture(scope="module")
 def exported(tiny_run, tmp_path_factory):
-    from visionsuite.core.export import export
+    from visionsuite.core.export import export_all
 
     folder = tmp_path_factory.mktemp("exported")
-    return {q: export(tiny_run, q, folder, calibration=20) for q in ("none", "int8")}
+    reports = export_all(tiny_run, ["none", "int8"], folder, calibration=20)
+    return {report["quantize"]: report for report in reports}
 
 
 def test_export_writes_file_and_parity_report(exported, tiny_run):
@@ -31,6 +32,21 @@ def test_export_writes_file_and_parity_report(exported, tiny_run):
     none = exported["none"]
     assert none["tflite"]["accuracy"] == pytest.approx(none["keras"]["accuracy"])
     assert none["agreement"] == 1.0
+    assert exported["int8"]["keras"] == none["keras"]  # one Keras evaluation serves both
+    assert all(report["latency_ms_1_thread"] > 0 for report in exported.values())
+    assert exported["int8"]["calibration_images"] == 20 and none["calibration_images"] == 0
+
+
+def test_quantizations_are_named_one_by_one_in_a_list_or_all():
+    from visionsuite.core.export import parse_quantizations
+    from visionsuite.errors import VisionsuiteError
+
+    assert parse_quantizations("int8") == ["int8"]
+    assert parse_quantizations(" float16, int8,float16 ") == ["float16", "int8"]
+    assert parse_quantizations("all") == ["none", "float16", "dynamic", "int8"]
+    for bad in ("int4", "int8,int4", ","):
+        with pytest.raises(VisionsuiteError, match="quantization"):
+            parse_quantizations(bad)
 
 
 def test_int8_is_full_integer_with_raw_pixel_input(exported):
@@ -163,3 +179,22 @@ def test_a_file_exported_into_its_run_is_evaluated_without_naming_the_data(tiny_
     copied = shutil.copy(report["file"], tiny_run.parent / "copied.tflite")
     with pytest.raises(VisionsuiteError, match="not inside a run folder; pass --data"):
         evaluate(copied)
+
+
+def test_export_of_several_quantizations_prints_one_table_and_the_files_last(tiny_run,
+                                                                               tmp_path):
+    from click.testing import CliRunner
+
+    from visionsuite.cli import cli
+
+    result = CliRunner().invoke(cli, ["export", str(tiny_run), "--quantize", "none,dynamic",
+                                      "--output", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.strip().splitlines()
+    assert lines[-2:] == [str(tmp_path / "tiny-none.tflite"), str(tmp_path / "tiny-dynamic.tflite")]
+    header = lines[0].split()
+    assert header[:3] == ["model", "size_mb", "ms_1t"] and "agreement" in header
+    rows = {line.split()[0] + " " + line.split()[1]: line.split() for line in lines[2:5]}
+    assert set(rows) == {"keras -", "tflite none", "tflite dynamic"}
+    none = json.loads((tmp_path / "tiny-none.json").read_text())
+    assert rows["tflite none"][2] == f"{none['size_bytes'] / 2**20:.2f}"

@@ -179,62 +179,117 @@ def _representative(images: np.ndarray | None, shape):
     return generate
 
 
+def parse_quantizations(text: str) -> list[str]:
+    """"int8", "float16,int8" or "all" (every quantization, float32 first): the names, in
+    order, once each."""
+    names = list(QUANTIZATIONS) if text.strip() == "all" else \
+        [name.strip() for name in text.split(",") if name.strip()]
+    for name in names:
+        if name not in QUANTIZATIONS:
+            raise VisionsuiteError(f"unknown quantization '{name}'; choose "
+                                   f"{', '.join(QUANTIZATIONS)}, a comma-separated list of "
+                                   "them, or all")
+    if not names:
+        raise VisionsuiteError("no quantization given; choose " + ", ".join(QUANTIZATIONS))
+    return list(dict.fromkeys(names))
+
+
+LATENCY_RUNS = 50  # timed invokes per exported file (after benchmark.WARMUP_RUNS)
+
+
 def export(run: str | Path, quantize: str = "int8", output: str | Path | None = None,
            calibration: int | None = None, data: str | None = None) -> dict:
     """Export RUN to `output/NAME-QUANT.tflite`, with metadata, and write the parity report
-    `output/NAME-QUANT.json`: the same metrics of the Keras model and the .tflite on val.
-    `output` defaults to the run folder's `exported/` (a lone .keras file: `./exported`)."""
+    `output/NAME-QUANT.json`: the same metrics of the Keras model and the .tflite on val, and
+    the file's median latency at 1 thread. `output` defaults to the run folder's `exported/`
+    (a lone .keras file: `./exported`)."""
+    return export_all(run, [quantize], output, calibration, data)[0]
+
+
+def export_all(run: str | Path, quantizations: list[str], output: str | Path | None = None,
+               calibration: int | None = None, data: str | None = None) -> list[dict]:
+    """`export` once per quantization, in order, loading the model and the data and running
+    the Keras model on val once for all of them: the reports, to choose the file to ship."""
     from visionsuite.core.evaluate import load_run_config
-    from visionsuite.core.metadata import build_metadata, outputs_in_signature_order, populate
-    from visionsuite.core.models import (INFERENCE_SETTINGS, KerasPredictor, TFLitePredictor,
-                                         load_keras_model, resolve_model)
+    from visionsuite.core.models import (KerasPredictor, TFLitePredictor, load_keras_model,
+                                         resolve_model)
     from visionsuite.tasks import get_task
 
+    quantizations = parse_quantizations(",".join(quantizations))
     source = resolve_model(run)
     if source.kind != "keras":
         raise VisionsuiteError(f"{source.path}: export takes a run folder or a .keras model")
-    target = export_target(source, quantize, output)  # a folder we cannot write fails now
+    # A folder we cannot write fails now, not after the conversions.
+    targets = {quantize: export_target(source, quantize, output) for quantize in quantizations}
     model = load_keras_model(source.path)
     config = load_run_config(source, data, needs_data=True)
     task = get_task(config.task)
     labels = source.labels or [f"class_{i}" for i in range(model.output_shape[-1])]
-    dataset = task.load_data(config, train=quantize == "int8", labels=labels)
-    calibration = calibration if calibration is not None else config.export.calibration
-    # Calibrate on train images: the parity check below is measured on val.
-    pool = dataset.train if dataset.train is not None and len(dataset.train) else dataset.val
-    calibration_images = task.calibration_images(pool, calibration, config.train.seed,
-                                                 model.input_shape[1])
+    calibrating = "int8" in quantizations
+    dataset = task.load_data(config, train=calibrating, labels=labels)
+    calibration_images = None
+    if calibrating:  # on train images: the parity check below is measured on val
+        count = calibration if calibration is not None else config.export.calibration
+        pool = dataset.train if dataset.train is not None and len(dataset.train) \
+            else dataset.val
+        calibration_images = task.calibration_images(pool, count, config.train.seed,
+                                                     model.input_shape[1])
+    keras_out, reports = None, []
+    for quantize in quantizations:
+        target = targets[quantize]
+        print(f"converting ({quantize}) ...", file=sys.stderr)
+        started = time.perf_counter()
+        _write_tflite(target, model, quantize, calibration_images, task, config, labels,
+                      source.settings)
+        seconds = time.perf_counter() - started
+        print(f"checking {target.name} against the Keras model on val ...", file=sys.stderr)
+        if keras_out is None:
+            keras_out = task.predict(KerasPredictor(model), dataset.val, config)
+            keras_metrics = task.headline(task.evaluate(keras_out, dataset.val, labels,
+                                                        source.settings))
+        tflite_out = task.predict(TFLitePredictor(target), dataset.val, config)
+        report = {
+            "quantize": quantize,
+            "file": str(target),
+            "source": str(source.path.resolve()),
+            "size_bytes": target.stat().st_size,
+            "convert_seconds": round(seconds, 2),
+            "calibration_images": len(calibration_images) if quantize == "int8" else 0,
+            "val_images": len(dataset.val),
+            "keras": keras_metrics,
+            "tflite": task.headline(task.evaluate(tflite_out, dataset.val, labels,
+                                                  source.settings)),
+            "agreement": task.agreement(keras_out, tflite_out),
+            "agreement_meaning": task.agreement_meaning,
+            "latency_ms_1_thread": _median_latency(target),
+        }
+        del tflite_out
+        write_json(target.with_suffix(".json"), report)
+        reports.append(report)
+    return reports
 
-    print(f"converting ({quantize}) ...", file=sys.stderr)
-    started = time.perf_counter()
+
+def _write_tflite(target: Path, model, quantize: str, calibration_images, task, config,
+                  labels: list[str], settings: dict) -> None:
+    """Convert, add the metadata and the files that travel inside, write `target` whole."""
+    from visionsuite.core.metadata import build_metadata, outputs_in_signature_order, populate
+    from visionsuite.core.models import INFERENCE_SETTINGS
+
     tflite = convert(model, quantize, calibration_images, task.serving_fn(model, config),
                      task.int8_network())
     spec = task.tflite_metadata(labels, quantized_input=quantize == "int8")
     spec.grayscale = config.data.channels == 1
     files = {spec.labels_file: ("\n".join(labels) + "\n").encode()} if spec.labels else {}
     # The task and the learned settings (a face model's threshold) travel with the file.
-    settings = {"task": config.task, **source.settings}
-    files[INFERENCE_SETTINGS] = json.dumps(settings, indent=2).encode()
+    files[INFERENCE_SETTINGS] = json.dumps({"task": config.task, **settings},
+                                           indent=2).encode()
     tflite = populate(outputs_in_signature_order(tflite), build_metadata(spec), files)
     atomic_write_bytes(target, tflite)
-    seconds = time.perf_counter() - started
 
-    print("checking the .tflite against the Keras model on val ...", file=sys.stderr)
-    keras_out = task.predict(KerasPredictor(model), dataset.val, config)
-    tflite_out = task.predict(TFLitePredictor(target), dataset.val, config)
-    report = {
-        "quantize": quantize,
-        "file": str(target),
-        "source": str(source.path.resolve()),
-        "size_bytes": target.stat().st_size,
-        "convert_seconds": round(seconds, 2),
-        "calibration_images": len(calibration_images) if quantize == "int8" else 0,
-        "val_images": len(dataset.val),
-        "keras": task.headline(task.evaluate(keras_out, dataset.val, labels, source.settings)),
-        "tflite": task.headline(task.evaluate(tflite_out, dataset.val, labels,
-                                              source.settings)),
-        "agreement": task.agreement(keras_out, tflite_out),
-        "agreement_meaning": task.agreement_meaning,
-    }
-    write_json(target.with_suffix(".json"), report)
-    return report
+
+def _median_latency(target: Path) -> float:
+    """Median ms of one invoke at 1 thread (LiteRT, XNNPACK), as a phone's single core runs
+    it: what `visionsuite benchmark` measures, with fewer runs."""
+    from visionsuite.core.benchmark import time_tflite
+
+    return round(float(np.median(time_tflite(target, 1, LATENCY_RUNS))), 3)
