@@ -303,9 +303,10 @@ def export(run, quantize, output, calibration, data):
 
     reports = export_all(run, parse_quantizations(quantize), output, calibration, data)
     click.echo(table(export_rows(reports)))
+    legend = "ms_1t: median latency of the file at 1 thread (LiteRT)"
     if reports[0].get("agreement") is not None:
-        click.echo(f"agreement: with Keras ({reports[0]['agreement_meaning']}); ms_1t: median "
-                   "latency of the file at 1 thread (LiteRT)")
+        legend += f"; agreement: with Keras ({reports[0]['agreement_meaning']})"
+    click.echo(legend)
     for report in reports:
         click.echo(report["file"])
 
