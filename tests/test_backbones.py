@@ -1,5 +1,7 @@
 """Every backbone family builds, trains a step, and converts to full-integer int8 TFLite."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -70,3 +72,23 @@ def test_prelu_is_max_of_x_and_its_slope_times_x():
     layer.slope.assign(np.array([0.25, 1.5], np.float32))  # the second is kept at 1
     out = keras.ops.convert_to_numpy(layer(x))
     assert np.allclose(out, [[[[-0.5, 3.0], [4.0, -1.0]]]])
+
+
+@pytest.mark.parametrize("task, own", [("classify", None), ("face", None), ("segment", "unet"),
+                                       ("detect", "yolo")])
+def test_an_unknown_backbone_is_refused_before_any_data_is_decoded(task, own, monkeypatch):
+    from visionsuite.core.train import train
+    from visionsuite.errors import VisionsuiteError
+    from visionsuite.tasks import get_task
+
+    def decoding(*args, **kwargs):
+        raise AssertionError("the data was decoded before the backbone was checked")
+
+    monkeypatch.setattr(type(get_task(task)), "load_data", decoding)
+    config = load_config(task, sets=["model.backbone=resnt18"])
+    expected = "unknown backbone 'resnt18' (did you mean 'resnet18'?); choose one of: "
+    with pytest.raises(VisionsuiteError, match=re.escape(expected)):
+        train(config)
+    if own:  # the task's own network and the zoo's both pass
+        get_task(task).check_model(load_config(task, sets=[f"model.backbone={own}"]))
+    get_task(task).check_model(load_config(task, sets=["model.backbone=mobilenetv2"]))

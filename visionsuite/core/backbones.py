@@ -32,16 +32,24 @@ def register(*names: str, **preset):
     return wrap
 
 
-def build_backbone(name: str, inputs, width: float = 1.0, depth: float = 1.0):
+def check_backbone_name(name: str, own: tuple[str, ...] = ()) -> None:
+    """A one-line error for a backbone that is neither in the zoo nor one of a task's `own`
+    (the U-Net's, the YOLO detector's), with the closest name."""
     from visionsuite.errors import VisionsuiteError
 
-    if name not in BACKBONES:
-        import difflib
+    if name in BACKBONES or name in own:
+        return
+    import difflib
 
-        close = difflib.get_close_matches(name, BACKBONES, n=1)
-        hint = f" (did you mean '{close[0]}'?)" if close else ""
-        raise VisionsuiteError(f"unknown backbone '{name}'{hint}; choose one of: "
-                               + ", ".join(sorted(BACKBONES)))
+    known = [n for n in own if n] + sorted(BACKBONES)
+    close = difflib.get_close_matches(str(name), known, n=1)
+    hint = f" (did you mean '{close[0]}'?)" if close else ""
+    raise VisionsuiteError(f"unknown backbone '{name}'{hint}; choose one of: "
+                           + ", ".join(known))
+
+
+def build_backbone(name: str, inputs, width: float = 1.0, depth: float = 1.0):
+    check_backbone_name(name)
     builder, preset = BACKBONES[name]
     return builder(inputs, width=width, depth=depth, **preset)
 

@@ -34,6 +34,7 @@ def train(config: Config, output: str | Path = "runs", name: str | None = None,
 
     task = get_task(config.task)
     task.check_augment(config)
+    task.check_model(config)
     keras.utils.set_random_seed(config.train.seed)
     policy = compute_policy(config.train.mixed_precision)
     previous_policy = keras.config.dtype_policy()

@@ -55,6 +55,15 @@ class Task:
     agreement_meaning = "same answer per image, or per pixel"
     # The augment keys this task's training applies (see core.augment.AUGMENTATIONS)
     augmentations = AUGMENTATIONS
+    # model.backbone names the task builds itself, besides the zoo's (core.backbones)
+    own_backbones: tuple[str, ...] = ()
+
+    def check_model(self, config: Config) -> None:
+        """A one-line error for an unknown model.backbone before the data is decoded (minutes
+        for a large set), not when the model is built after it."""
+        from visionsuite.core.backbones import check_backbone_name
+
+        check_backbone_name(config.model.backbone, self.own_backbones)
 
     def check_augment(self, config: Config) -> None:
         """A one-line error for an augmentation switched on that this task does not apply,

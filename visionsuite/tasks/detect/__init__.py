@@ -17,6 +17,7 @@ from visionsuite.errors import VisionsuiteError
 from visionsuite.tasks.base import DataReport, Split, Task, TaskData
 from visionsuite.tasks.detect.data import (Annotation, clean_boxes, describe_counts,
                                            index_detection, split_ignored, upright_annotation)
+from visionsuite.tasks.detect.model import OWN_BACKBONES
 
 
 @dataclass
@@ -32,6 +33,7 @@ class DetectionSplit(Split):
 
 class DetectTask(Task):
     name = "detect"
+    own_backbones = OWN_BACKBONES
     monitor = "val_map50"
     augmentations = ("mosaic", "flip", "vflip", "rotate90", "zoom", "translate", "rotate",
                      "hue", "saturation", "brightness", "contrast")

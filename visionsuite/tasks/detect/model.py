@@ -30,6 +30,9 @@ BOX_GAIN, CLASS_GAIN, DFL_GAIN = 7.5, 0.5, 1.5
 NETWORK_NAME = "detector_network"  # of `head_outputs`: what an int8 export quantizes
 
 
+# model.backbone values that mean YOLOv8's CSP backbone; any other names a zoo backbone.
+OWN_BACKBONES = ("yolo", "csp", "", None)
+
 def anchor_grid(size: int) -> tuple[np.ndarray, np.ndarray]:
     """Anchor centres (A, 2) as (x, y) pixels and their strides (A,), for a size x size input."""
     points, strides = [], []
@@ -127,7 +130,7 @@ def build_detector(config: Config, classes: int):
     inputs = keras.Input((size, size, 3), name="image")
     # Raw 0..255 pixels in, as for the other tasks: TFLite's uint8 input is the image's bytes.
     x = layers.Rescaling(1 / 255.0, name="scale")(inputs)
-    if config.model.backbone in ("yolo", "csp", "", None):
+    if config.model.backbone in OWN_BACKBONES:
         p3, p4, p5 = csp_darknet(x, config.model.width, config.model.depth)
     else:
         p3, p4, p5 = _zoo_features(config, x)

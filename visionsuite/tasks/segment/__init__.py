@@ -29,12 +29,13 @@ from visionsuite.tasks.segment.data import (IGNORE, check_pairs_fit,
                                             check_segmentation_folders, class_map,
                                             decode_pairs, index_pairs, pad_stack, to_split)
 from visionsuite.tasks.segment.metrics import predict_classes, segmentation_metrics
-from visionsuite.tasks.segment.model import build_unet, keras_parts, parse_loss
+from visionsuite.tasks.segment.model import OWN_BACKBONES, build_unet, keras_parts, parse_loss
 from visionsuite.tasks.segment.tiles import sliding_window, val_tiles
 
 
 class SegmentTask(Task):
     name = "segment"
+    own_backbones = OWN_BACKBONES
     monitor = "val_dice"
 
     def load_data(self, config: Config, train: bool = True,

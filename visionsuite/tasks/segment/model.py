@@ -9,6 +9,9 @@ from visionsuite.tasks.segment.data import IGNORE
 LOSS_TERMS = ("ce", "dice", "focal")
 
 
+# model.backbone values that mean the plain U-Net's encoder; any other names a zoo backbone.
+OWN_BACKBONES = ("unet", "", None)
+
 def keras_parts():
     """The loss and the metric as Keras classes, defined on first use (Keras loads lazily)."""
     import keras
@@ -120,7 +123,7 @@ def build_unet(config: Config, classes: int):
     inputs = keras.Input((size, size, channels), name="image")
     # Raw 0..255 pixels in, as for classification: TFLite's uint8 input is the image's bytes.
     x = layers.Rescaling(1 / 127.5, offset=-1.0, name="scale")(inputs)
-    if config.model.backbone in ("unet", "", None):
+    if config.model.backbone in OWN_BACKBONES:
         if size % (2 ** levels):
             raise VisionsuiteError(f"data.image_size {size} must be a multiple of "
                                    f"2**model.levels = {2 ** levels}")
