@@ -74,21 +74,35 @@ def test_prelu_is_max_of_x_and_its_slope_times_x():
     assert np.allclose(out, [[[[-0.5, 3.0], [4.0, -1.0]]]])
 
 
-@pytest.mark.parametrize("task, own", [("classify", None), ("face", None), ("segment", "unet"),
-                                       ("detect", "yolo")])
-def test_an_unknown_backbone_is_refused_before_any_data_is_decoded(task, own, monkeypatch):
+@pytest.mark.parametrize("task, setting, message", [
+    ("classify", "model.backbone=resnt18",
+     "unknown backbone 'resnt18' (did you mean 'resnet18'?); choose one of: convnext_atto"),
+    ("face", "model.backbone=resnt18", "unknown backbone 'resnt18' (did you mean 'resnet18'?)"),
+    ("segment", "model.backbone=resnt18", "choose one of: unet, convnext_atto"),
+    ("detect", "model.backbone=resnt18", "choose one of: yolo, csp, convnext_atto"),
+    ("segment", "data.image_size=196", "data.image_size 196 must be a multiple of 2**model.levels"),
+    ("segment", "train.loss=ce+dise", "train.loss 'ce+dise': use ce, dice, focal"),
+    ("detect", "data.image_size=200", "data.image_size 200 must be a multiple of 32"),
+    ("face", "train.loss=softmax", "train.loss must be one of"),
+    ("classify", "train.optimizer=adam", "train.optimizer must be 'adamw' or 'sgd'"),
+])
+def test_a_bad_model_or_recipe_setting_is_named_before_any_data_is_decoded(task, setting,
+                                                                           message, monkeypatch):
     from visionsuite.core.train import train
     from visionsuite.errors import VisionsuiteError
     from visionsuite.tasks import get_task
 
     def decoding(*args, **kwargs):
-        raise AssertionError("the data was decoded before the backbone was checked")
+        raise AssertionError("the data was decoded before the config was checked")
 
     monkeypatch.setattr(type(get_task(task)), "load_data", decoding)
-    config = load_config(task, sets=["model.backbone=resnt18"])
-    expected = "unknown backbone 'resnt18' (did you mean 'resnet18'?); choose one of: "
-    with pytest.raises(VisionsuiteError, match=re.escape(expected)):
-        train(config)
-    if own:  # the task's own network and the zoo's both pass
-        get_task(task).check_model(load_config(task, sets=[f"model.backbone={own}"]))
-    get_task(task).check_model(load_config(task, sets=["model.backbone=mobilenetv2"]))
+    with pytest.raises(VisionsuiteError, match=re.escape(message)):
+        train(load_config(task, sets=[setting]))
+
+
+@pytest.mark.parametrize("task, own", [("segment", "unet"), ("detect", "yolo"), ("face", None)])
+def test_the_tasks_own_networks_and_the_zoos_pass_the_early_check(task, own):
+    from visionsuite.tasks import get_task
+
+    for backbone in filter(None, (own, "mobilenetv2")):
+        get_task(task).check_model(load_config(task, sets=[f"model.backbone={backbone}"]))

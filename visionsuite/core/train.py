@@ -35,6 +35,7 @@ def train(config: Config, output: str | Path = "runs", name: str | None = None,
     task = get_task(config.task)
     task.check_augment(config)
     task.check_model(config)
+    check_recipe(config)
     keras.utils.set_random_seed(config.train.seed)
     policy = compute_policy(config.train.mixed_precision)
     previous_policy = keras.config.dtype_policy()
@@ -47,6 +48,16 @@ def train(config: Config, output: str | Path = "runs", name: str | None = None,
 
 MIXED_PRECISION = {False: "float32", True: "mixed_float16", "float16": "mixed_float16",
                    "bfloat16": "mixed_bfloat16"}
+
+
+def check_recipe(config: Config) -> None:
+    """The errors of the training recipe, named before the data is decoded."""
+    if config.train.optimizer not in ("adamw", "sgd"):
+        raise VisionsuiteError(f"train.optimizer must be 'adamw' or 'sgd', "
+                               f"got '{config.train.optimizer}'")
+    if config.train.jit_compile not in (True, False, "auto"):
+        raise VisionsuiteError(f"train.jit_compile must be auto, true or false, "
+                               f"got '{config.train.jit_compile}'")
 
 
 def compute_policy(setting: bool | str) -> str:
@@ -127,17 +138,11 @@ def _compile(model, task, config: Config, data) -> None:
     ema = {"use_ema": config.train.ema, "ema_momentum": config.train.ema_momentum}
     if config.train.optimizer == "adamw":
         optimizer = WarmingEMAAdamW(schedule, weight_decay=config.train.weight_decay, **ema)
-    elif config.train.optimizer == "sgd":
+    else:  # sgd (check_recipe)
         optimizer = WarmingEMASGD(schedule, momentum=0.9, nesterov=True,
                                   weight_decay=config.train.weight_decay, **ema)
-    else:
-        raise VisionsuiteError(f"train.optimizer must be 'adamw' or 'sgd', "
-                               f"got '{config.train.optimizer}'")
     # Norm scales and biases are not decayed, as in the recipes these defaults come from.
     optimizer.exclude_from_weight_decay(var_names=["gamma", "beta", "bias"])
-    if config.train.jit_compile not in (True, False, "auto"):
-        raise VisionsuiteError(f"train.jit_compile must be auto, true or false, "
-                               f"got '{config.train.jit_compile}'")
     loss, metrics = task.loss_and_metrics(config, data.labels)
     # "auto" (Keras' default) leaves XLA off on CPU-only machines: U-Net steps ran 2x slower
     # with it here.

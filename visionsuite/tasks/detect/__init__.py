@@ -17,7 +17,7 @@ from visionsuite.errors import VisionsuiteError
 from visionsuite.tasks.base import DataReport, Split, Task, TaskData
 from visionsuite.tasks.detect.data import (Annotation, clean_boxes, describe_counts,
                                            index_detection, split_ignored, upright_annotation)
-from visionsuite.tasks.detect.model import OWN_BACKBONES
+from visionsuite.tasks.detect.model import OWN_BACKBONES, check_detector_settings
 
 
 @dataclass
@@ -69,6 +69,10 @@ class DetectTask(Task):
         from visionsuite.tasks.detect.checks import check_detection_folder
 
         return check_detection_folder(path)
+
+    def check_model(self, config: Config) -> None:
+        super().check_model(config)
+        check_detector_settings(config)
 
     def build_model(self, config: Config, labels: list[str]):
         from visionsuite.tasks.detect.model import build_detector

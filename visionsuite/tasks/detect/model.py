@@ -120,13 +120,19 @@ def _zoo_features(config: Config, x):
     return [by_size[size // s] for s in STRIDES]
 
 
+def check_detector_settings(config: Config) -> None:
+    """The errors of a detector config that need no data, so that training names them first."""
+    size = config.data.image_size
+    if size % 32:
+        raise VisionsuiteError(f"data.image_size {size} must be a multiple of 32 for detection")
+
+
 def build_detector(config: Config, classes: int):
     import keras
     from keras import layers
 
+    check_detector_settings(config)
     size = config.data.image_size
-    if size % 32:
-        raise VisionsuiteError(f"data.image_size {size} must be a multiple of 32 for detection")
     inputs = keras.Input((size, size, 3), name="image")
     # Raw 0..255 pixels in, as for the other tasks: TFLite's uint8 input is the image's bytes.
     x = layers.Rescaling(1 / 255.0, name="scale")(inputs)

@@ -64,6 +64,12 @@ class FaceTask(Task):
 
         return check_face_folders(path)
 
+    def check_model(self, config: Config) -> None:
+        from visionsuite.tasks.face.model import check_loss
+
+        super().check_model(config)
+        check_loss(config)
+
     def build_model(self, config: Config, labels: list[str]):
         from visionsuite.tasks.face.model import build_training_model
 

@@ -29,7 +29,8 @@ from visionsuite.tasks.segment.data import (IGNORE, check_pairs_fit,
                                             check_segmentation_folders, class_map,
                                             decode_pairs, index_pairs, pad_stack, to_split)
 from visionsuite.tasks.segment.metrics import predict_classes, segmentation_metrics
-from visionsuite.tasks.segment.model import OWN_BACKBONES, build_unet, keras_parts, parse_loss
+from visionsuite.tasks.segment.model import (OWN_BACKBONES, build_unet, check_unet_settings,
+                                             keras_parts, parse_loss)
 from visionsuite.tasks.segment.tiles import sliding_window, val_tiles
 
 
@@ -77,6 +78,10 @@ class SegmentTask(Task):
 
     def check_data(self, path: str) -> DataReport:
         return check_segmentation_folders(path)
+
+    def check_model(self, config: Config) -> None:
+        super().check_model(config)
+        check_unet_settings(config)
 
     def build_model(self, config: Config, labels: list[str]):
         return build_unet(config, len(labels))

@@ -104,6 +104,21 @@ def parse_loss(text: str) -> tuple[str, ...]:
     return terms
 
 
+def check_unet_settings(config: Config) -> None:
+    """The errors of a U-Net config that need no data, so that training names them first."""
+    if config.model.norm not in ("batch", "group", "none"):
+        raise VisionsuiteError(f"model.norm must be batch, group or none, got "
+                               f"'{config.model.norm}'")
+    if config.model.upsample not in ("transpose", "bilinear"):
+        raise VisionsuiteError(f"model.upsample must be transpose or bilinear, got "
+                               f"'{config.model.upsample}'")
+    size, levels = config.data.image_size, config.model.levels
+    if config.model.backbone in OWN_BACKBONES and size % (2 ** levels):
+        raise VisionsuiteError(f"data.image_size {size} must be a multiple of "
+                               f"2**model.levels = {2 ** levels}")
+    parse_loss(config.train.loss)
+
+
 def build_unet(config: Config, classes: int):
     """A U-Net: `levels` down-sampling steps of two 3x3 conv blocks, filters doubling at each,
     skip connections into a mirrored decoder, softmax over the classes. With model.backbone
@@ -112,21 +127,13 @@ def build_unet(config: Config, classes: int):
     import keras
     from keras import layers
 
+    check_unet_settings(config)
     size, channels = config.data.image_size, config.data.channels
     levels, filters = config.model.levels, config.model.filters
-    if config.model.norm not in ("batch", "group", "none"):
-        raise VisionsuiteError(f"model.norm must be batch, group or none, got "
-                               f"'{config.model.norm}'")
-    if config.model.upsample not in ("transpose", "bilinear"):
-        raise VisionsuiteError(f"model.upsample must be transpose or bilinear, got "
-                               f"'{config.model.upsample}'")
     inputs = keras.Input((size, size, channels), name="image")
     # Raw 0..255 pixels in, as for classification: TFLite's uint8 input is the image's bytes.
     x = layers.Rescaling(1 / 127.5, offset=-1.0, name="scale")(inputs)
     if config.model.backbone in OWN_BACKBONES:
-        if size % (2 ** levels):
-            raise VisionsuiteError(f"data.image_size {size} must be a multiple of "
-                                   f"2**model.levels = {2 ** levels}")
         skips = []
         for level in range(levels):
             x = _conv_block(x, filters * 2 ** level, config.model.norm, f"down{level}")
