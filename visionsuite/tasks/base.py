@@ -59,8 +59,9 @@ class Task:
     own_backbones: tuple[str, ...] = ()
 
     def check_model(self, config: Config) -> None:
-        """A one-line error for an unknown model.backbone before the data is decoded (minutes
-        for a large set), not when the model is built after it."""
+        """One-line errors for model settings that need no data (here an unknown
+        model.backbone; tasks add their own), raised before the data is decoded (minutes for
+        a large set) rather than when the model is built after it."""
         from visionsuite.core.backbones import check_backbone_name
 
         check_backbone_name(config.model.backbone, self.own_backbones)
