@@ -361,18 +361,8 @@ def data_check(task, path):
     report = get_task(task).check_data(path)
     click.echo(report.text)
     if not report.usable:
-        click.echo(f"error: {_naming_a_path(report.problem, path)}", err=True)
+        click.echo(f"error: {report.problem}", err=True)
         sys.exit(1)
-
-
-def _naming_a_path(problem: str, path: str) -> str:
-    """`problem` as it is where it begins with the path it is about (most errors name the file
-    or folder at fault), else prefixed with the dataset's `path`."""
-    named = problem.split(": ", 1)[0]
-    if ": " in problem and (os.path.normpath(named) == os.path.normpath(path)
-                            or Path(named).exists()):
-        return problem
-    return f"{path}: {problem}"
 
 
 @cli.command()

@@ -182,8 +182,13 @@ def _representative(images: np.ndarray | None, shape):
 def parse_quantizations(text: str) -> list[str]:
     """"int8", "float16,int8" or "all" (every quantization, float32 first): the names, in
     order, once each."""
-    names = list(QUANTIZATIONS) if text.strip() == "all" else \
-        [name.strip() for name in text.split(",") if name.strip()]
+    if text.strip() == "all":
+        return list(QUANTIZATIONS)
+    return known_quantizations([name.strip() for name in text.split(",") if name.strip()])
+
+
+def known_quantizations(names: list[str]) -> list[str]:
+    """`names`, each checked to be a quantization, in order, once each."""
     for name in names:
         if name not in QUANTIZATIONS:
             raise VisionsuiteError(f"unknown quantization '{name}'; choose "
@@ -215,7 +220,7 @@ def export_all(run: str | Path, quantizations: list[str], output: str | Path | N
                                          resolve_model)
     from visionsuite.tasks import get_task
 
-    quantizations = parse_quantizations(",".join(quantizations))
+    quantizations = known_quantizations(quantizations)
     source = resolve_model(run)
     if source.kind != "keras":
         raise VisionsuiteError(f"{source.path}: export takes a run folder or a .keras model")

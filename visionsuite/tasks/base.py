@@ -44,7 +44,7 @@ class DataReport:
 
     text: str
     usable: bool
-    problem: str = ""
+    problem: str = ""  # one line that names the file or folder at fault
 
 
 class Task:

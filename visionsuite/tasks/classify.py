@@ -321,7 +321,8 @@ def check_image_folders(path: str) -> DataReport:
     lines += [f"  {message}" for message in unreadable]
     lines.append(f"files that are not images (ignored): {len(index.odd_files)}")
     lines += [f"  {p}" for p in index.odd_files[:20]]
-    problem = (f"no readable images for class(es) {', '.join(empty)} in train" if empty else "")
+    problem = (f"{path}: no readable images for class(es) {', '.join(empty)} in train"
+               if empty else "")
     return DataReport("\n".join(lines), not problem, problem)
 
 

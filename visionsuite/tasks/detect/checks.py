@@ -57,5 +57,5 @@ def check_detection_folder(path: str) -> DataReport:
                          f"{' (kept, clipped)' if kind.startswith('clipped') else ' (left out)'}:")
             lines += [f"    {entry}" for entry in entries[:SHOWN]]
     usable = bool(index.train) and bool(index.val)
-    problem = "" if usable else "a split is empty"
+    problem = "" if usable else f"{path}: a split is empty"
     return DataReport("\n".join(lines), usable, problem)

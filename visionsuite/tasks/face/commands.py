@@ -274,7 +274,7 @@ def check_face_folders(path: str):
         if single:
             lines.append(f"    single image (no same-person pair): {', '.join(single[:10])}")
         if len({items[i][1] for i in faces.kept}) < 2:
-            problem = f"{split}: fewer than 2 identities with a usable face"
+            problem = f"{path}: {split}: fewer than 2 identities with a usable face"
     lines.insert(1, table(rows))
     lines.append(f"files that are not images (ignored): {len(index.odd_files)}")
     return DataReport("\n".join(lines), not problem, problem)

@@ -476,7 +476,7 @@ def check_segmentation_folders(path: str) -> DataReport:
             if mapping.lookup[value] != IGNORE:
                 counts[mapping.lookup[value]] += inside[value]
     except VisionsuiteError as err:
-        mapping, problem = None, str(err)
+        mapping, problem = None, f"{path}: {err}"
     split_note = " (val split by val_fraction 0.2, seed 0)" if index.split_by_fraction else ""
     lines = [f"segment dataset {index.root}{split_note}"]
     lines += [f"  {folder}" for folder in index.folders]
@@ -498,5 +498,5 @@ def check_segmentation_folders(path: str) -> DataReport:
     lines.append(f"files that are not images (ignored): {len(index.odd_files)}")
     lines += [f"  {p}" for p in index.odd_files[:20]]
     if not problem and not train_slices:
-        problem = "no readable image/mask pairs in train"
+        problem = f"{path}: no readable image/mask pairs in train"
     return DataReport("\n".join(lines), not problem, problem)
