@@ -11,6 +11,7 @@ import pytest
 from visionsuite.core.mediapipe_tasks import mediapipe_top1
 from visionsuite.core.metadata import MetadataSpec, build_metadata, populate, read_metadata
 from visionsuite.core.models import KerasPredictor, TFLitePredictor, tflite_labels
+from visionsuite.errors import VisionsuiteError
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +40,6 @@ def test_export_writes_file_and_parity_report(exported, tiny_run):
 
 def test_quantizations_are_named_one_by_one_in_a_list_or_all():
     from visionsuite.core.export import parse_quantizations
-    from visionsuite.errors import VisionsuiteError
 
     assert parse_quantizations("int8") == ["int8"]
     assert parse_quantizations(" float16, int8,float16 ") == ["float16", "int8"]
@@ -93,7 +93,6 @@ def test_populate_replaces_existing_metadata_and_keeps_the_model_loadable(export
 def test_unknown_quantization_and_missing_calibration_are_errors(tiny_run):
     from visionsuite.core.export import convert
     from visionsuite.core.models import load_keras_model
-    from visionsuite.errors import VisionsuiteError
 
     model = load_keras_model(tiny_run / "model.keras")
     with pytest.raises(VisionsuiteError, match="unknown quantization"):
@@ -154,7 +153,6 @@ def test_export_goes_into_the_run_folder_so_runs_of_two_tasks_never_share_a_file
 def test_an_output_folder_that_cannot_be_written_fails_before_converting(tmp_path):
     from visionsuite.core.export import export_target
     from visionsuite.core.models import resolve_model
-    from visionsuite.errors import VisionsuiteError
 
     run = _fake_run(tmp_path / "runs" / "exp")
     blocker = tmp_path / "a-file"
@@ -170,7 +168,6 @@ def test_a_file_exported_into_its_run_is_evaluated_without_naming_the_data(tiny_
 
     from visionsuite.core.evaluate import evaluate
     from visionsuite.core.export import export
-    from visionsuite.errors import VisionsuiteError
 
     report = export(tiny_run, "float16")
     assert Path(report["file"]) == tiny_run / "exported" / "tiny-float16.tflite"
@@ -198,3 +195,31 @@ def test_export_of_several_quantizations_prints_one_table_and_the_files_last(tin
     assert set(rows) == {"keras -", "tflite none", "tflite dynamic"}
     none = json.loads((tmp_path / "tiny-none.json").read_text())
     assert rows["tflite none"][2] == f"{none['size_bytes'] / 2**20:.2f}"
+
+
+def test_a_failed_conversion_does_not_stop_the_others(tiny_run, tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    import visionsuite.core.export as export_module
+    from visionsuite.cli import cli
+
+    real_convert = export_module.convert
+
+    def convert_failing_float16(model, quantize, *args, **kwargs):
+        if quantize == "float16":
+            raise VisionsuiteError("TFLite conversion (float16) failed: an op without a kernel")
+        return real_convert(model, quantize, *args, **kwargs)
+
+    monkeypatch.setattr(export_module, "convert", convert_failing_float16)
+    result = CliRunner().invoke(cli, ["export", str(tiny_run), "--quantize", "float16,none",
+                                      "--output", str(tmp_path)])
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        "error: TFLite conversion (float16) failed: an op without a kernel")
+    assert result.stdout.strip().splitlines()[-1] == str(tmp_path / "tiny-none.tflite")
+    assert "tflite none" in result.stdout and "float16" not in result.stdout
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["tiny-none.json",
+                                                                 "tiny-none.tflite"]
+    with pytest.raises(export_module.ExportFailed) as failed:  # the Python API: the same
+        export_module.export_all(tiny_run, ["float16"], tmp_path)
+    assert failed.value.reports == [] and list(failed.value.failures) == ["float16"]

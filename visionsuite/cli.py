@@ -298,10 +298,20 @@ def identify_command(run, image, gallery, top_k, detect, as_json):
 def export(run, quantize, output, calibration, data):
     """Export RUN to TFLite with metadata, and compare it with the Keras model on val: the
     same metrics, agreement, size and latency at 1 thread. Prints the files last."""
-    from visionsuite.core.export import export_all, parse_quantizations
+    from visionsuite.core.export import ExportFailed, export_all, parse_quantizations
+
+    try:
+        reports = export_all(run, parse_quantizations(quantize), output, calibration, data)
+    except ExportFailed as failed:
+        if failed.reports:  # the files that were written; the error line names the others
+            print_export_reports(failed.reports)
+        raise
+    print_export_reports(reports)
+
+
+def print_export_reports(reports: list[dict]) -> None:
     from visionsuite.core.report import table
 
-    reports = export_all(run, parse_quantizations(quantize), output, calibration, data)
     click.echo(table(export_rows(reports)))
     legend = "ms_1t: median latency of the file at 1 thread (LiteRT)"
     if reports[0].get("agreement") is not None:

@@ -211,10 +211,21 @@ def export(run: str | Path, quantize: str = "int8", output: str | Path | None = 
     return export_all(run, [quantize], output, calibration, data)[0]
 
 
+class ExportFailed(VisionsuiteError):
+    """Some conversions of `export_all` failed. The others were still written and checked:
+    `reports` holds theirs, `failures` each failed quantization's one-line reason."""
+
+    def __init__(self, reports: list[dict], failures: dict[str, str]):
+        super().__init__("; ".join(failures.values()))
+        self.reports, self.failures = reports, failures
+
+
 def export_all(run: str | Path, quantizations: list[str], output: str | Path | None = None,
                calibration: int | None = None, data: str | None = None) -> list[dict]:
     """`export` once per quantization, in order, loading the model and the data and running
-    the Keras model on val once for all of them: the reports, to choose the file to ship."""
+    the Keras model on val once for all of them: the reports, to choose the file to ship.
+    A conversion that fails does not stop the others (float16 may fail where int8 works):
+    ExportFailed is raised after the last one, with the reports of those written."""
     from visionsuite.core.evaluate import load_run_config
     from visionsuite.core.models import (KerasPredictor, TFLitePredictor, load_keras_model,
                                          resolve_model)
@@ -239,13 +250,17 @@ def export_all(run: str | Path, quantizations: list[str], output: str | Path | N
             else dataset.val
         calibration_images = task.calibration_images(pool, count, config.train.seed,
                                                      model.input_shape[1])
-    keras_out, reports = None, []
+    keras_out, reports, failures = None, [], {}
     for quantize in quantizations:
         target = targets[quantize]
         print(f"converting ({quantize}) ...", file=sys.stderr)
         started = time.perf_counter()
-        _write_tflite(target, model, quantize, calibration_images, task, config, labels,
-                      source.settings)
+        try:
+            _write_tflite(target, model, quantize, calibration_images, task, config, labels,
+                          source.settings)
+        except VisionsuiteError as err:
+            failures[quantize] = str(err)
+            continue
         seconds = time.perf_counter() - started
         print(f"checking {target.name} against the Keras model on val ...", file=sys.stderr)
         if keras_out is None:
@@ -271,6 +286,8 @@ def export_all(run: str | Path, quantizations: list[str], output: str | Path | N
         del tflite_out
         write_json(target.with_suffix(".json"), report)
         reports.append(report)
+    if failures:
+        raise ExportFailed(reports, failures)
     return reports
 
 
