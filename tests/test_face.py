@@ -197,6 +197,26 @@ def test_face_modes_crop_keep_or_report(tmp_path):
         prepare_faces([blank], 32, 1, "maybe")
 
 
+def test_images_of_the_trained_crops_size_are_used_whole_in_auto_mode(tmp_path):
+    from PIL import Image
+
+    from visionsuite.tasks.face.faces import prepare_faces
+
+    crop, photo = tmp_path / "crop.png", tmp_path / "photo.png"
+    Image.new("L", (92, 112), 128).save(crop)  # no face the cascade finds, in either
+    Image.new("L", (200, 160), 128).save(photo)
+    faces = prepare_faces([crop, photo], 32, 1, "auto", crop_shape=(112, 92))
+    assert faces.kept == [0] and faces.mode == "detected faces"
+    assert faces.skipped == [f"{photo}: no face found"]
+    assert (faces.images[0] == 128).all()  # the whole image, resized
+    alone = prepare_faces([crop], 32, 1, "auto", crop_shape=(112, 92))
+    assert alone.kept == [0] and alone.mode == "whole images"
+    assert alone.typical_shape == (112, 92)
+    # An explicit choice wins: --detect searches every image for a face.
+    assert prepare_faces([crop], 32, 1, "true", crop_shape=(112, 92)).kept == []
+    assert prepare_faces([crop], 32, 1, "auto").kept == []
+
+
 def test_the_crop_rotates_the_eyes_level():
     import cv2
 
@@ -332,7 +352,7 @@ def test_a_collapsed_embedding_is_warned_about(capsys):
 
     from visionsuite.tasks.face import TASK
 
-    data = SimpleNamespace(source="orl")
+    data = SimpleNamespace(source="orl", train=None)
     metrics = {"best_threshold": 0.9987, "identities": 10, "images": 100}
     assert TASK.inference_settings(metrics, data, None)["threshold"] == 0.9987
     assert "nearly collapsed" in capsys.readouterr().err

@@ -52,6 +52,21 @@ def test_a_short_training_verifies_unseen_people(orl_run):
     assert (orl_run / "roc.png").is_file()
 
 
+def test_one_crop_alone_is_embedded_like_the_crops_the_run_trained_on(orl_run, tmp_path):
+    """The face cascade misses 19 of ORL's 100 test faces; alone, such a crop was refused
+    ("no face found"). The run records its crops' size, and takes images of it whole."""
+    from visionsuite.tasks.face.commands import enroll, identify
+    from visionsuite.tasks.face.faces import find_face
+
+    assert json.loads((orl_run / "inference.json").read_text())["crop_shape"] == [112, 92]
+    missed = next(path for path in sorted((ORL / "test" / "s35").glob("*.pgm"))
+                  if find_face(np.asarray(Image.open(path))) is None)
+    gallery = tmp_path / "gallery.json"
+    enrolled = enroll(orl_run, gallery, [ORL / "test" / "s35", ORL / "test" / "s36"])
+    assert [row["images"] for row in enrolled] == [10, 10]
+    assert identify(orl_run, missed, gallery)["identity"] == "s35"  # its own photo is in
+
+
 def test_int8_embeddings_in_mediapipe_match_keras(orl_run, tmp_path):
     """Issue #5: MediaPipe's ImageEmbedder on the int8 file, cosine >= 0.98 to Keras."""
     from visionsuite.core.export import export

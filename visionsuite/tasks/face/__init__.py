@@ -24,6 +24,8 @@ class FaceSplit(Split):
     """images: (N, S, S, C) uint8 faces; targets: identity index per image, into `names`."""
 
     names: list[str] = field(default_factory=list)
+    faces: str = ""  # how the images became faces: "whole images" or "detected faces"
+    typical_shape: tuple[int, int] | None = None  # (height, width) of most images, as read
 
 
 class FaceTask(Task):
@@ -118,10 +120,15 @@ class FaceTask(Task):
                   f"{metrics['best_threshold']:.4f}): the embeddings have nearly collapsed, "
                   "and int8 export cannot tell them apart; train longer (triplet training "
                   "starts collapsed), or try another train.loss", file=sys.stderr)
-        return {"threshold": round(metrics["best_threshold"], 6),
-                "threshold_rule": "highest balanced accuracy (mean of TAR and 1 - FAR)",
-                "chosen_on": f"{data.source}: {metrics['identities']} held-out identities, "
-                             f"{metrics['images']} images"}
+        settings = {"threshold": round(metrics["best_threshold"], 6),
+                    "threshold_rule": "highest balanced accuracy (mean of TAR and 1 - FAR)",
+                    "chosen_on": f"{data.source}: {metrics['identities']} held-out "
+                                 f"identities, {metrics['images']} images"}
+        train = data.train
+        if train is not None and train.faces == "whole images" and train.typical_shape:
+            # faces.py: images of this size are taken as face crops, as in training
+            settings["crop_shape"] = list(train.typical_shape)
+        return settings
 
     def headline(self, metrics: dict) -> dict[str, float]:
         keys = ("roc_auc", "tar_at_far_0.01", "tar_at_far_0.001", "eer", "rank1", "accuracy",
@@ -176,7 +183,7 @@ def _decode(items, names: list[str], config: Config, split: str) -> FaceSplit:
                 "face crops already, set data.face_detect=false (--set data.face_detect=false)")
     targets = np.array([items[i][1] for i in faces.kept], np.int32)
     return FaceSplit(faces.images, targets, [paths[i] for i in faces.kept], faces.skipped,
-                     names=names)
+                     names=names, faces=faces.mode, typical_shape=faces.typical_shape)
 
 
 TASK = FaceTask()

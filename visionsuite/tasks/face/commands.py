@@ -41,6 +41,7 @@ class Embedder:
     source: object
     detect: str  # face_detect mode
     threshold: float | None
+    crop_shape: tuple[int, int] | None = None  # of the face crops it was trained on (faces.py)
 
     @property
     def image_size(self) -> int:
@@ -55,7 +56,8 @@ class Embedder:
         from visionsuite.tasks.face.faces import prepare_faces
         from visionsuite.tasks.face.metrics import unit
 
-        faces = prepare_faces(paths, self.image_size, self.channels, self.detect, desc=desc)
+        faces = prepare_faces(paths, self.image_size, self.channels, self.detect, desc=desc,
+                              crop_shape=self.crop_shape)
         if not len(faces.kept):
             return np.zeros((0, 0), np.float32), [], faces.skipped
         return unit(self.predictor.predict(faces.images)).astype(np.float32), faces.kept, \
@@ -84,7 +86,9 @@ def load_embedder(run: str | Path, detect: bool | None = None) -> Embedder:
         mode = "true" if detect else "false"
     predictor = load_predictor(source)
     threshold = source.settings.get("threshold")
-    return Embedder(predictor, source, mode, float(threshold) if threshold is not None else None)
+    crop_shape = source.settings.get("crop_shape")
+    return Embedder(predictor, source, mode, float(threshold) if threshold is not None else None,
+                    tuple(crop_shape) if crop_shape else None)
 
 
 def probe_image(size: int, channels: int) -> np.ndarray:
