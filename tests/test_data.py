@@ -242,6 +242,26 @@ def test_elastic_deformation_moves_masks_with_images_and_repeats_with_its_seed()
     assert agreement > 0.95
 
 
+def test_files_written_whole_get_the_permissions_of_any_new_file(tmp_path: Path):
+    import os
+
+    from visionsuite.core.files import UMASK, atomic_write_bytes, atomic_write_text
+
+    new = tmp_path / "model.tflite"
+    atomic_write_bytes(new, b"tflite")
+    assert new.stat().st_mode & 0o777 == 0o666 & ~UMASK  # not mkstemp's private 0600
+    plain = tmp_path / "plain.txt"
+    plain.write_text("x")
+    assert new.stat().st_mode & 0o777 == plain.stat().st_mode & 0o777
+    kept = tmp_path / "gallery.json"
+    kept.write_text("{}")
+    os.chmod(kept, 0o640)
+    atomic_write_text(kept, '{"people": {}}')  # replacing keeps the file's own permissions
+    assert kept.stat().st_mode & 0o777 == 0o640 and kept.read_text() == '{"people": {}}'
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["gallery.json",
+                                                                 "model.tflite", "plain.txt"]
+
+
 def test_exclusive_lock_makes_a_second_writer_wait(tmp_path: Path):
     import threading
     import time

@@ -12,11 +12,22 @@ from typing import Iterator
 from visionsuite.errors import VisionsuiteError
 
 
+def _read_umask() -> int:
+    mask = os.umask(0)  # the only portable way to read it is to set it: done once, at import
+    os.umask(mask)
+    return mask
+
+
+UMASK = _read_umask()
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path, suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds.
 
     `suffix` keeps the extension for writers that insist on one (Keras wants `.keras`).
+    The file gets the permissions of the file it replaces, or those of any new file (mkstemp
+    makes its files private, 0600: a colleague could not read the exported model).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -25,6 +36,8 @@ def atomic_path(path: str | Path, suffix: str = "") -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        mode = path.stat().st_mode & 0o7777 if path.exists() else 0o666 & ~UMASK
+        os.chmod(tmp_path, mode)
         os.replace(tmp_path, path)
     finally:
         tmp_path.unlink(missing_ok=True)
