@@ -89,6 +89,14 @@ def test_verify_says_same_or_not_with_the_similarity_and_exit_code_0(face_run, f
     assert text.exit_code == 0 and "similarity" in text.output and "threshold" in text.output
 
 
+def test_verify_refuses_a_folder_and_a_threshold_no_similarity_reaches(face_run, faces_data):
+    a = sorted(person(faces_data, "val", 1).glob("*.png"))[0]
+    assert_one_line_error(invoke("verify", face_run, a, a.parent),
+                          f"{a.parent}: a folder; this takes one image file")
+    assert_one_line_error(invoke("verify", face_run, a, a, "--threshold", "1.5"),
+                          "--threshold 1.5: a cosine similarity, between -1 and 1")
+
+
 def test_enroll_then_identify_and_enroll_again_updates(face_run, faces_data, tmp_path):
     gallery = tmp_path / "gallery.json"
     people = [person(faces_data, "val", i) for i in range(4)]

@@ -122,16 +122,24 @@ def verify(run, image_a, image_b, detect: bool | None = None,
     if threshold is None:
         raise VisionsuiteError(f"{run}: the model carries no verification threshold (a run "
                                "folder's inference.json, or an exported file); pass --threshold")
+    if not -1 <= threshold <= 1:
+        raise VisionsuiteError(f"--threshold {threshold}: a cosine similarity, between -1 and 1")
     paths = [Path(image_a), Path(image_b)]
     for path in paths:
-        if not path.is_file():
-            raise VisionsuiteError(f"{path}: no such image file")
+        require_image_file(path)
     embeddings, kept, skipped = embedder.embed_files(paths, desc="verifying")
     if len(kept) < 2:
         raise VisionsuiteError(_no_face_message(skipped))
     similarity = float(embeddings[0] @ embeddings[1])
     return {"images": [str(p) for p in paths], "same_person": similarity >= threshold,
             "similarity": round(similarity, 6), "threshold": round(float(threshold), 6)}
+
+
+def require_image_file(path: Path) -> None:
+    if path.is_dir():
+        raise VisionsuiteError(f"{path}: a folder; this takes one image file")
+    if not path.is_file():
+        raise VisionsuiteError(f"{path}: no such image file")
 
 
 def _no_face_message(skipped: list[str]) -> str:
@@ -183,8 +191,7 @@ def identify(run, image, gallery: str | Path, top_k: int = 5,
     if not data["people"]:
         raise VisionsuiteError(f"{gallery}: the gallery holds nobody; enroll people first")
     path = Path(image)
-    if not path.is_file():
-        raise VisionsuiteError(f"{path}: no such image file")
+    require_image_file(path)
     embeddings, kept, skipped = embedder.embed_files([path], desc="identifying")
     if not kept:
         raise VisionsuiteError(_no_face_message(skipped))
