@@ -224,7 +224,7 @@ def export_all(run: str | Path, quantizations: list[str], output: str | Path | N
                calibration: int | None = None, data: str | None = None) -> list[dict]:
     """`export` once per quantization, in order, loading the model and the data and running
     the Keras model on val once for all of them: the reports, to choose the file to ship.
-    A conversion that fails does not stop the others (float16 may fail where int8 works):
+    A conversion that fails does not stop the others (their converters take other paths):
     ExportFailed is raised after the last one, with the reports of those written."""
     from visionsuite.core.evaluate import load_run_config
     from visionsuite.core.models import (KerasPredictor, TFLitePredictor, load_keras_model,
