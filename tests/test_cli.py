@@ -37,6 +37,18 @@ def test_help_of_every_subcommand(args):
     assert result.exit_code == 0 and "Usage:" in result.output
 
 
+def test_models_lists_the_zoo_and_each_tasks_default_and_own_networks():
+    from visionsuite.core.backbones import BACKBONES
+
+    result = invoke("models")
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[:len(BACKBONES)] == sorted(BACKBONES)
+    rows = {line.split()[0]: line.split()[1:] for line in lines[-4:]}
+    assert rows == {"classify": ["resnet18", "-"], "segment": ["unet", "unet"],
+                    "detect": ["yolo", "yolo,", "csp"], "face": ["mobilefacenet", "-"]}
+
+
 def test_help_does_not_import_tensorflow():
     code = ("import sys; from click.testing import CliRunner; from visionsuite.cli import cli; "
             "r = CliRunner().invoke(cli, ['train', '--help']); assert r.exit_code == 0; "

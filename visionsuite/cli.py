@@ -378,10 +378,23 @@ def data_check(task, path):
 @cli.command()
 @friendly_errors
 def models():
-    """List the backbones."""
+    """List the backbones of the zoo (each serves every task as model.backbone), then each
+    task's default and its own networks."""
+    from visionsuite.config import load_config
     from visionsuite.core.backbones import BACKBONES
+    from visionsuite.core.report import table
+    from visionsuite.tasks import TASK_NAMES, get_task
 
     click.echo("\n".join(sorted(BACKBONES)))
+    rows = []
+    for name in TASK_NAMES:
+        own = [value for value in get_task(name).own_backbones if value]
+        rows.append({"task": name, "default": load_config(name).model.backbone,
+                     "its own": ", ".join(own) or "-"})
+    click.echo("\nEach backbone above serves every task (`--set model.backbone=NAME`): "
+               "classify's network, segment's U-Net encoder, detect's backbone, face's "
+               "embedder.")
+    click.echo(table(rows))
 
 
 def main():
