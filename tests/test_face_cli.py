@@ -125,6 +125,35 @@ def test_enroll_then_identify_and_enroll_again_updates(face_run, faces_data, tmp
     assert len(json.loads(gallery.read_text())["people"]) == 4
 
 
+def test_identify_of_many_images_answers_for_each_as_identify_of_one(face_run, faces_data,
+                                                                      tmp_path):
+    gallery = tmp_path / "gallery.json"
+    people = [person(faces_data, "val", i) for i in range(3)]
+    assert invoke("enroll", face_run, *people, "--gallery", gallery).exit_code == 0
+    probes = [sorted(folder.glob("*.png"))[7] for folder in people]
+    many = invoke("identify", face_run, *probes, "--gallery", gallery, "--json")
+    assert many.exit_code == 0, many.output
+    for probe, answer in zip(probes, json.loads(many.stdout), strict=True):
+        alone = json.loads(invoke("identify", face_run, probe, "--gallery", gallery,
+                                  "--json").stdout)
+        assert answer["image"] == str(probe) and answer["identity"] == alone["identity"]
+        for mine, its in zip(answer["candidates"], alone["candidates"], strict=True):
+            assert mine["person"] == its["person"]
+            assert mine["similarity"] == pytest.approx(its["similarity"], abs=1e-5)
+    folder = invoke("identify", face_run, people[0], "--gallery", gallery)
+    assert folder.exit_code == 0, folder.output
+    rows = [line.split() for line in folder.stdout.splitlines()[2:]]
+    assert len(rows) == len(list(people[0].glob("*.png")))
+    assert all(row[1] == people[0].name for row in rows)  # its own enrolled photos
+    walls = []
+    for index in range(2):
+        walls.append(tmp_path / f"wall{index}.jpg")
+        Image.fromarray(np.random.default_rng(index).integers(0, 255, (240, 320, 3),
+                                                              np.uint8)).save(walls[-1])
+    assert_one_line_error(invoke("identify", face_run, *walls, "--gallery", gallery,
+                                 "--detect"), "wall0.jpg: no face found", "wall1.jpg")
+
+
 def test_an_enrollment_keeps_people_enrolled_meanwhile_by_another(face_run, faces_data, tmp_path,
                                                                  monkeypatch):
     from visionsuite.tasks.face import commands

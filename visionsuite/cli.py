@@ -264,25 +264,46 @@ def enroll_command(run, people, gallery, detect):
 
 @cli.command("identify")
 @click.argument("run", type=click.Path())
-@click.argument("image", type=click.Path())
+@click.argument("images", nargs=-1, required=True, type=click.Path())
 @click.option("--gallery", required=True, type=click.Path(exists=False), help="Gallery file "
               "made by `visionsuite enroll`.")
 @click.option("--top-k", default=5, show_default=True, type=click.IntRange(1))
 @face_detect_option
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result(s) as JSON.")
 @friendly_errors
-def identify_command(run, image, gallery, top_k, detect, as_json):
-    """Who is in IMAGE? The gallery's people ranked by similarity; `unknown` when even the best
-    is below the model's threshold."""
+def identify_command(run, images, gallery, top_k, detect, as_json):
+    """Who is in each of IMAGES (files or folders)? For one image, the gallery's people ranked
+    by similarity; for several, one line each with the best match. `unknown` when even the
+    best is below the model's threshold."""
     from visionsuite.core.report import table
-    from visionsuite.tasks.face.commands import identify
+    from visionsuite.tasks.face.commands import no_face_message, identify, identify_images
 
-    result = identify(run, image, gallery, top_k, detect)
-    if as_json:
-        click.echo(json.dumps(result, indent=2))
+    if len(images) == 1 and not Path(images[0]).is_dir():
+        result = identify(run, images[0], gallery, top_k, detect)
+        if as_json:
+            click.echo(json.dumps(result, indent=2))
+            return
+        click.echo(table(result["candidates"]))
+        click.echo(f"identity: {result['identity']}")
         return
-    click.echo(table(result["candidates"]))
-    click.echo(f"identity: {result['identity']}")
+    results = identify_images(run, images, gallery, top_k, detect)
+    if all("error" in result for result in results):
+        raise VisionsuiteError(no_face_message([result["error"] for result in results]))
+    if as_json:
+        click.echo(json.dumps(results, indent=2))
+        return
+    click.echo(table([identification_row(result) for result in results]))
+    for result in results:
+        if "error" in result:
+            click.echo(f"warning: {result['error']}", err=True)
+
+
+def identification_row(result: dict) -> dict:
+    if "error" in result:
+        return {"image": result["image"], "identity": "-", "best": "-", "similarity": None}
+    best = result["candidates"][0]
+    return {"image": result["image"], "identity": result["identity"], "best": best["person"],
+            "similarity": best["similarity"]}
 
 
 @cli.command()

@@ -129,7 +129,7 @@ def verify(run, image_a, image_b, detect: bool | None = None,
         require_image_file(path)
     embeddings, kept, skipped = embedder.embed_files(paths, desc="verifying")
     if len(kept) < 2:
-        raise VisionsuiteError(_no_face_message(skipped))
+        raise VisionsuiteError(no_face_message(skipped))
     similarity = float(embeddings[0] @ embeddings[1])
     return {"images": [str(p) for p in paths], "same_person": similarity >= threshold,
             "similarity": round(similarity, 6), "threshold": round(float(threshold), 6)}
@@ -142,7 +142,7 @@ def require_image_file(path: Path) -> None:
         raise VisionsuiteError(f"{path}: no such image file")
 
 
-def _no_face_message(skipped: list[str]) -> str:
+def no_face_message(skipped: list[str]) -> str:
     text = "; ".join(skipped)
     if "no face found" in text:
         text += " (pass --no-detect if the images are face crops already)"
@@ -167,7 +167,7 @@ def enroll(run, gallery: str | Path, folders, detect: bool | None = None) -> lis
         paths = collect_images([str(folder)])
         embeddings, kept, skipped = embedder.embed_files(paths, desc=f"enrolling {folder.name}")
         if not kept:
-            raise VisionsuiteError(f"{folder}: no usable face ({_no_face_message(skipped)})")
+            raise VisionsuiteError(f"{folder}: no usable face ({no_face_message(skipped)})")
         people[folder.name] = {
             "embeddings": [[round(float(v), 6) for v in e] for e in embeddings],
             "images": [str(paths[i]) for i in kept],
@@ -186,24 +186,52 @@ def identify(run, image, gallery: str | Path, top_k: int = 5,
              detect: bool | None = None) -> dict:
     """The gallery's people ranked by similarity to the face in `image`; `unknown` when the
     best is below the threshold."""
+    path = Path(image)
+    require_image_file(path)
+    result = identify_images(run, [path], gallery, top_k, detect)[0]
+    if "error" in result:
+        raise VisionsuiteError(no_face_message([result["error"]]))
+    return result
+
+
+def identify_images(run, inputs, gallery: str | Path, top_k: int = 5,
+                    detect: bool | None = None) -> list[dict]:
+    """`identify` for each image of `inputs` (files or folders), embedded in batches with the
+    model loaded once: one result per image, or {"image", "error"} where no face was found."""
+    from visionsuite.core.images import collect_images
+
     embedder = load_embedder(run, detect)
     data = read_gallery(Path(gallery), embedder)
     if not data["people"]:
         raise VisionsuiteError(f"{gallery}: the gallery holds nobody; enroll people first")
-    path = Path(image)
-    require_image_file(path)
-    embeddings, kept, skipped = embedder.embed_files([path], desc="identifying")
-    if not kept:
-        raise VisionsuiteError(_no_face_message(skipped))
-    ranked = sorted(((max(float(np.dot(embeddings[0], e)) for e in person["embeddings"]), name)
-                     for name, person in data["people"].items()), reverse=True)[:top_k]
+    paths = collect_images([str(item) for item in inputs])
+    embeddings, kept, skipped = embedder.embed_files(paths, desc="identifying")
+    names, scores = _best_similarity_per_person(embeddings, data["people"])
     threshold = embedder.threshold
-    best_score, best_name = ranked[0]
-    known = threshold is None or best_score >= threshold
-    return {"image": str(path), "identity": best_name if known else "unknown",
-            "threshold": threshold,
-            "candidates": [{"person": name, "similarity": round(score, 6)}
-                           for score, name in ranked]}
+    results = []
+    for row, index in enumerate(kept):
+        order = np.argsort(-scores[row], kind="stable")[:top_k]
+        best = float(scores[row, order[0]])
+        known = threshold is None or best >= threshold
+        results.append({"image": str(paths[index]),
+                        "identity": names[order[0]] if known else "unknown",
+                        "threshold": threshold,
+                        "candidates": [{"person": names[i], "similarity": round(float(
+                            scores[row, i]), 6)} for i in order]})
+    results += [{"image": message.split(": ")[0], "error": message} for message in skipped]
+    return results
+
+
+def _best_similarity_per_person(embeddings: np.ndarray, people: dict):
+    """(names, (N, people) scores): each face's highest cosine similarity to any enrolled
+    image of each person (read_gallery checked that everyone has some), people in name order,
+    so that ties rank alike on every run."""
+    names = sorted(people)
+    if not len(embeddings):
+        return names, np.zeros((0, len(names)), np.float32)
+    enrolled = [np.asarray(people[name]["embeddings"], np.float32) for name in names]
+    starts = np.cumsum([0] + [len(vectors) for vectors in enrolled[:-1]])
+    return names, np.maximum.reduceat(embeddings @ np.concatenate(enrolled).T, starts, axis=1)
 
 
 def read_gallery(path: Path, embedder: Embedder, missing_ok: bool = False) -> dict:
