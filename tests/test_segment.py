@@ -362,6 +362,32 @@ def test_metrics_per_class_binary_scores_and_ignored_pixels():
     assert metrics["roc_auc"] == pytest.approx(11 / 12)
 
 
+def test_each_image_is_scored_and_the_worst_are_shown_first():
+    from visionsuite.tasks.segment import TASK
+
+    labels = ["background", "cell", "nucleus"]
+    right = np.array([[0, 1], [1, 1]], np.uint8)
+    half = np.array([[0, 0], [1, 1]], np.uint8)
+
+    def probabilities(classes):  # one-hot, 3 classes
+        return np.eye(3, dtype=np.float32)[classes]
+
+    metrics = segmentation_metrics([probabilities(right), probabilities(half)], [right, right],
+                                   labels, names=["a.png", "b.png"])
+    first, second = metrics["per_image"]
+    assert first == {"image": "a.png", "dice": 1.0, "pixel_accuracy": 1.0,
+                     "dice_per_class": {"background": 1.0, "cell": 1.0, "nucleus": None}}
+    # b: background 1 true + 2 predicted, 1 right; cell 3 true + 2 predicted, 2 right
+    assert second["dice_per_class"] == {"background": pytest.approx(2 / 3),
+                                        "cell": pytest.approx(0.8), "nucleus": None}
+    assert second["dice"] == pytest.approx((2 / 3 + 0.8) / 2)
+    assert second["pixel_accuracy"] == 0.75
+    title, rows = TASK.detail_tables(metrics)[-1]
+    assert title == "val images by mean Dice (worst first):"
+    assert [row["image"] for row in rows] == ["b.png", "a.png"]
+    assert "per_image" not in segmentation_metrics([probabilities(right)], [right], labels)
+
+
 def test_loss_ignores_pixels_and_keras_score_matches_numpy():
     import keras
 

@@ -33,6 +33,8 @@ from visionsuite.tasks.segment.model import (OWN_BACKBONES, build_unet, check_un
                                              keras_parts, parse_loss)
 from visionsuite.tasks.segment.tiles import sliding_window, val_tiles
 
+WORST_IMAGES_SHOWN = 10  # in the terminal; metrics.json keeps every image's scores
+
 
 class SegmentTask(Task):
     name = "segment"
@@ -140,7 +142,8 @@ class SegmentTask(Task):
 
     def evaluate(self, outputs, split: Split, labels: list[str],
                  settings: dict | None = None) -> dict:
-        return segmentation_metrics(outputs, split.targets, labels)
+        return segmentation_metrics(outputs, split.targets, labels,
+                                    names=[path.name for path in split.paths])
 
     def headline(self, metrics: dict) -> dict[str, float]:
         shown = {key: metrics[key] for key in ("dice", "iou", "pixel_accuracy", "sensitivity",
@@ -148,6 +151,19 @@ class SegmentTask(Task):
         for name, values in list(metrics["per_class"].items())[:6]:
             shown[f"dice_{name}"] = values["dice"]
         return shown
+
+    def detail_tables(self, metrics: dict) -> list[tuple[str, list[dict]]]:
+        tables = super().detail_tables(metrics)
+        images = metrics.get("per_image") or []
+        if len(images) > 1:
+            worst = sorted(images, key=lambda row: row["dice"])[:WORST_IMAGES_SHOWN]
+            rows = [{"image": row["image"], "dice": row["dice"],
+                     "pixel_accuracy": row["pixel_accuracy"],
+                     **{f"dice_{name}": value for name, value
+                        in list(row["dice_per_class"].items())[:6]}} for row in worst]
+            shown = f"{len(worst)} of {len(images)}, " if len(worst) < len(images) else ""
+            tables.append((f"val images by mean Dice ({shown}worst first):", rows))
+        return tables
 
     def agreement(self, outputs_a, outputs_b) -> float | None:
         same = sum(int((predict_classes(a) == predict_classes(b)).sum())

@@ -10,20 +10,27 @@ AUC_BINS = 10000  # ROC AUC from probability histograms: exact up to 1e-4 in pro
 
 
 def segmentation_metrics(probabilities: list[np.ndarray], masks: list[np.ndarray],
-                         labels: list[str], threshold: float = 0.5) -> dict:
+                         labels: list[str], threshold: float = 0.5,
+                         names: list[str] | None = None) -> dict:
     """Per class and mean Dice and IoU, pixel accuracy; for 2 classes also sensitivity,
     specificity and ROC AUC of the foreground (class 1) probability. Pixels marked IGNORE
-    (outside the region of interest) are left out."""
+    (outside the region of interest) are left out. With `names`, also each image's Dice and
+    pixel accuracy ("per_image"), to find the slides, patients or labels that fail."""
     count = len(labels)
     confusion = np.zeros((count, count), np.int64)
     positives = np.zeros(AUC_BINS + 1, np.int64)
     negatives = np.zeros(AUC_BINS + 1, np.int64)
-    for probs, mask in zip(probabilities, masks):
+    per_image = []
+    for index, (probs, mask) in enumerate(zip(probabilities, masks)):
         valid = mask != IGNORE
         truth = mask[valid].astype(np.int64)
         predicted = predict_classes(probs, threshold)[valid]
-        confusion += np.bincount(truth * count + predicted,
-                                 minlength=count * count).reshape(count, count)
+        image_confusion = np.bincount(truth * count + predicted,
+                                      minlength=count * count).reshape(count, count)
+        confusion += image_confusion
+        if names is not None:
+            per_image.append({"image": str(names[index]),
+                              **_image_scores(image_confusion, labels)})
         if count == 2:
             bins = np.clip(np.round(probs[..., 1][valid] * AUC_BINS), 0, AUC_BINS).astype(int)
             positives += np.bincount(bins[truth == 1], minlength=AUC_BINS + 1)
@@ -50,7 +57,22 @@ def segmentation_metrics(probabilities: list[np.ndarray], masks: list[np.ndarray
                "pixel_fraction": float(truth_sum[i] / max(confusion.sum(), 1))}
         for i, name in enumerate(labels)}
     metrics["confusion_matrix"] = confusion.tolist()
+    if names is not None:
+        metrics["per_image"] = per_image
     return metrics
+
+
+def _image_scores(confusion: np.ndarray, labels: list[str]) -> dict:
+    """One image's mean Dice (over the classes in its mask or prediction), pixel accuracy
+    and Dice per class (None for a class in neither)."""
+    true_pos = np.diag(confusion).astype(float)
+    sums = confusion.sum(1) + confusion.sum(0)
+    dice = _ratio(2 * true_pos, sums.astype(float))
+    present = sums > 0
+    return {"dice": float(dice[present].mean()) if present.any() else 0.0,
+            "pixel_accuracy": float(true_pos.sum() / max(confusion.sum(), 1)),
+            "dice_per_class": {name: float(dice[i]) if present[i] else None
+                               for i, name in enumerate(labels)}}
 
 
 def predict_classes(probs: np.ndarray, threshold: float = 0.5) -> np.ndarray:
