@@ -34,6 +34,7 @@ from visionsuite.tasks.segment.model import (OWN_BACKBONES, build_unet, check_un
 from visionsuite.tasks.segment.tiles import sliding_window, val_tiles
 
 WORST_IMAGES_SHOWN = 10  # in the terminal; metrics.json keeps every image's scores
+GRID_ROWS = 6  # val images in val_predictions.png: the worst by mean Dice
 
 
 class SegmentTask(Task):
@@ -182,9 +183,15 @@ class SegmentTask(Task):
         from visionsuite.core.plots import plot_segmentation_grid
 
         path = folder / "val_predictions.png"
-        predicted = [predict_classes(p) for p in outputs]
-        plot_segmentation_grid(split.images, split.targets, predicted, labels,
-                               [p.name for p in split.paths], path)
+        names = [p.name for p in split.paths]
+        scores = segmentation_metrics(outputs, split.targets, labels, names=names)["per_image"]
+        # the images that need a look: the lowest mean Dice first
+        order = sorted(range(len(scores)), key=lambda i: scores[i]["dice"])[:GRID_ROWS]
+        plot_segmentation_grid([split.images[i] for i in order],
+                               [split.targets[i] for i in order],
+                               [predict_classes(outputs[i]) for i in order], labels,
+                               [f"{names[i]} (Dice {scores[i]['dice']:.3f})" for i in order],
+                               path, rows=GRID_ROWS)
         return [path]
 
     def tflite_metadata(self, labels: list[str], quantized_input: bool):
