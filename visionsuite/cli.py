@@ -276,7 +276,7 @@ def identify_command(run, images, gallery, top_k, detect, as_json):
     by similarity; for several, one line each with the best match. `unknown` when even the
     best is below the model's threshold."""
     from visionsuite.core.report import table
-    from visionsuite.tasks.face.commands import no_face_message, identify, identify_images
+    from visionsuite.tasks.face.commands import identify, identify_images, no_face_message
 
     if len(images) == 1 and not Path(images[0]).is_dir():
         result = identify(run, images[0], gallery, top_k, detect)

@@ -219,7 +219,8 @@ def identify_images(run, inputs, gallery: str | Path, top_k: int = 5,
                         "candidates": [{"person": names[i], "similarity": round(float(
                             scores[row, i]), 6)} for i in order]})
     results += [{"image": message.split(": ")[0], "error": message} for message in skipped]
-    return results
+    position = {str(path): index for index, path in enumerate(paths)}
+    return sorted(results, key=lambda result: position.get(result["image"], len(paths)))
 
 
 def _best_similarity_per_person(embeddings: np.ndarray, people: dict):
