@@ -125,6 +125,14 @@ def test_enroll_then_identify_and_enroll_again_updates(face_run, faces_data, tmp
     assert len(json.loads(gallery.read_text())["people"]) == 4
 
 
+def test_a_folder_of_people_is_not_enrolled_as_one_person(face_run, faces_data, tmp_path):
+    gallery = tmp_path / "gallery.json"
+    assert_one_line_error(invoke("enroll", face_run, faces_data / "val", "--gallery", gallery),
+                          f"{faces_data / 'val'}: its images are in 8 subfolders",
+                          "person_val_00/", f"(e.g. {faces_data / 'val'}/*)")
+    assert not gallery.exists()
+
+
 def test_identify_of_many_images_answers_for_each_as_identify_of_one(face_run, faces_data,
                                                                       tmp_path):
     gallery = tmp_path / "gallery.json"

@@ -165,6 +165,7 @@ def enroll(run, gallery: str | Path, folders, detect: bool | None = None) -> lis
         if not folder.is_dir():
             raise VisionsuiteError(f"{folder}: expected a folder of one person's images")
         paths = collect_images([str(folder)])
+        _refuse_a_folder_of_people(folder, paths)
         embeddings, kept, skipped = embedder.embed_files(paths, desc=f"enrolling {folder.name}")
         if not kept:
             raise VisionsuiteError(f"{folder}: no usable face ({no_face_message(skipped)})")
@@ -180,6 +181,18 @@ def enroll(run, gallery: str | Path, folders, detect: bool | None = None) -> lis
         data["people"].update(people)
         write_json(gallery, data)
     return changes
+
+
+def _refuse_a_folder_of_people(folder: Path, paths: list[Path]) -> None:
+    """A folder whose images all lie in two or more subfolders is laid out as a folder of
+    people (a dataset's train/): enrolled whole, everyone in it would become one person."""
+    parts = [path.relative_to(folder).parts for path in paths]
+    inner = sorted({part[0] for part in parts if len(part) > 1})
+    if len(inner) >= 2 and all(len(part) > 1 for part in parts):
+        shown = ", ".join(f"{name}/" for name in inner[:3]) + (", ..." if len(inner) > 3 else "")
+        raise VisionsuiteError(
+            f"{folder}: its images are in {len(inner)} subfolders ({shown}), as in a folder "
+            f"of people; enroll one folder per person (e.g. {folder}/*)")
 
 
 def identify(run, image, gallery: str | Path, top_k: int = 5,
