@@ -3,6 +3,7 @@ embedder, finding faces, the identity index and the gallery file."""
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -367,3 +368,13 @@ def test_a_collapsed_epoch_is_never_kept_as_the_best():
     assert TASK.monitor == "val_selection_tar"
     assert selection_tar({"best_threshold": 0.9995, "tar_at_far_0.01": 0.9}) == 0.0
     assert selection_tar({"best_threshold": 0.52, "tar_at_far_0.01": 0.7}) == 0.7
+
+
+def test_answers_for_many_images_keep_the_order_they_were_given_in():
+    from visionsuite.tasks.face.commands import in_input_order
+
+    paths = [Path("a.jpg"), Path("wall.jpg"), Path("b.jpg")]
+    ordered = in_input_order([{"image": "a.jpg"}, {"image": "b.jpg"}],
+                             ["wall.jpg: no face found"], paths)
+    assert ordered == [{"image": "a.jpg"}, {"image": "wall.jpg", "error":
+                                            "wall.jpg: no face found"}, {"image": "b.jpg"}]

@@ -110,8 +110,15 @@ def embed_images(run, inputs, detect: bool | None = None) -> list[dict]:
     embeddings, kept, skipped = embedder.embed_files(paths)
     results = [{"image": str(paths[i]), "embedding": [round(float(v), 6) for v in vector]}
                for i, vector in zip(kept, embeddings)]
-    results += [{"image": message.split(": ")[0], "error": message} for message in skipped]
-    return results
+    return in_input_order(results, skipped, paths)
+
+
+def in_input_order(results: list[dict], skipped: list[str], paths: list[Path]) -> list[dict]:
+    """`results` and one {"image", "error"} per skip message, in the order of `paths`."""
+    results = results + [{"image": message.split(": ")[0], "error": message}
+                         for message in skipped]
+    position = {str(path): index for index, path in enumerate(paths)}
+    return sorted(results, key=lambda result: position.get(result["image"], len(paths)))
 
 
 def verify(run, image_a, image_b, detect: bool | None = None,
@@ -231,9 +238,7 @@ def identify_images(run, inputs, gallery: str | Path, top_k: int = 5,
                         "threshold": threshold,
                         "candidates": [{"person": names[i], "similarity": round(float(
                             scores[row, i]), 6)} for i in order]})
-    results += [{"image": message.split(": ")[0], "error": message} for message in skipped]
-    position = {str(path): index for index, path in enumerate(paths)}
-    return sorted(results, key=lambda result: position.get(result["image"], len(paths)))
+    return in_input_order(results, skipped, paths)
 
 
 def _best_similarity_per_person(embeddings: np.ndarray, people: dict):
