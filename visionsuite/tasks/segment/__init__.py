@@ -28,7 +28,8 @@ from visionsuite.tasks.base import DataReport, Split, Task, TaskData
 from visionsuite.tasks.segment.data import (IGNORE, check_pairs_fit,
                                             check_segmentation_folders, class_map,
                                             decode_pairs, index_pairs, pad_stack, to_split)
-from visionsuite.tasks.segment.metrics import predict_classes, segmentation_metrics
+from visionsuite.tasks.segment.metrics import (per_image_scores, predict_classes,
+                                               segmentation_metrics)
 from visionsuite.tasks.segment.model import (OWN_BACKBONES, build_unet, check_unet_settings,
                                              keras_parts, parse_loss)
 from visionsuite.tasks.segment.tiles import sliding_window, val_tiles
@@ -184,7 +185,7 @@ class SegmentTask(Task):
 
         path = folder / "val_predictions.png"
         names = [p.name for p in split.paths]
-        scores = segmentation_metrics(outputs, split.targets, labels, names=names)["per_image"]
+        scores = per_image_scores(outputs, split.targets, labels, names)
         # the images that need a look: the lowest mean Dice first
         order = sorted(range(len(scores)), key=lambda i: scores[i]["dice"])[:GRID_ROWS]
         plot_segmentation_grid([split.images[i] for i in order],

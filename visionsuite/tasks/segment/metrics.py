@@ -22,24 +22,20 @@ def segmentation_metrics(probabilities: list[np.ndarray], masks: list[np.ndarray
     negatives = np.zeros(AUC_BINS + 1, np.int64)
     per_image = []
     for index, (probs, mask) in enumerate(zip(probabilities, masks)):
-        valid = mask != IGNORE
-        truth = mask[valid].astype(np.int64)
-        predicted = predict_classes(probs, threshold)[valid]
-        image_confusion = np.bincount(truth * count + predicted,
-                                      minlength=count * count).reshape(count, count)
+        image_confusion, valid = _confusion(probs, mask, count, threshold)
         confusion += image_confusion
         if names is not None:
             per_image.append({"image": str(names[index]),
                               **_image_scores(image_confusion, labels)})
         if count == 2:
+            truth = mask[valid]
             bins = np.clip(np.round(probs[..., 1][valid] * AUC_BINS), 0, AUC_BINS).astype(int)
             positives += np.bincount(bins[truth == 1], minlength=AUC_BINS + 1)
             negatives += np.bincount(bins[truth == 0], minlength=AUC_BINS + 1)
     true_pos = np.diag(confusion).astype(float)
     truth_sum, pred_sum = confusion.sum(1).astype(float), confusion.sum(0).astype(float)
-    dice = _ratio(2 * true_pos, truth_sum + pred_sum)
+    dice, present = _dice(confusion)
     iou = _ratio(true_pos, truth_sum + pred_sum - true_pos)
-    present = (truth_sum + pred_sum) > 0
     metrics = {
         "dice": float(dice[present].mean()) if present.any() else 0.0,
         "iou": float(iou[present].mean()) if present.any() else 0.0,
@@ -62,15 +58,35 @@ def segmentation_metrics(probabilities: list[np.ndarray], masks: list[np.ndarray
     return metrics
 
 
+def per_image_scores(probabilities: list[np.ndarray], masks: list[np.ndarray],
+                     labels: list[str], names: list[str], threshold: float = 0.5) -> list[dict]:
+    """segmentation_metrics' "per_image" alone, without its ROC histograms."""
+    return [{"image": str(name), **_image_scores(_confusion(probs, mask, len(labels),
+                                                             threshold)[0], labels)}
+            for probs, mask, name in zip(probabilities, masks, names)]
+
+
+def _confusion(probs: np.ndarray, mask: np.ndarray, count: int, threshold: float):
+    """(count x count confusion of one image, truth rows; its mask of valid pixels)."""
+    valid = mask != IGNORE
+    truth = mask[valid].astype(np.int64)
+    predicted = predict_classes(probs, threshold)[valid]
+    return np.bincount(truth * count + predicted,
+                       minlength=count * count).reshape(count, count), valid
+
+
+def _dice(confusion: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Dice per class, and which classes are in the truth or the prediction at all."""
+    sums = (confusion.sum(1) + confusion.sum(0)).astype(float)
+    return _ratio(2 * np.diag(confusion).astype(float), sums), sums > 0
+
+
 def _image_scores(confusion: np.ndarray, labels: list[str]) -> dict:
     """One image's mean Dice (over the classes in its mask or prediction), pixel accuracy
     and Dice per class (None for a class in neither)."""
-    true_pos = np.diag(confusion).astype(float)
-    sums = confusion.sum(1) + confusion.sum(0)
-    dice = _ratio(2 * true_pos, sums.astype(float))
-    present = sums > 0
+    dice, present = _dice(confusion)
     return {"dice": float(dice[present].mean()) if present.any() else 0.0,
-            "pixel_accuracy": float(true_pos.sum() / max(confusion.sum(), 1)),
+            "pixel_accuracy": float(np.trace(confusion) / max(confusion.sum(), 1)),
             "dice_per_class": {name: float(dice[i]) if present[i] else None
                                for i, name in enumerate(labels)}}
 
