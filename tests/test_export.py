@@ -223,3 +223,9 @@ def test_a_failed_conversion_does_not_stop_the_others(tiny_run, tmp_path, monkey
     with pytest.raises(export_module.ExportFailed) as failed:  # the Python API: the same
         export_module.export_all(tiny_run, ["float16"], tmp_path)
     assert failed.value.reports == [] and list(failed.value.failures) == ["float16"]
+    (tmp_path / "tiny-float16.tflite").write_bytes(b"an earlier export")
+    with pytest.raises(export_module.ExportFailed) as failed:  # an older file is named
+        export_module.export_all(tiny_run, ["float16"], tmp_path)
+    assert failed.value.failures["float16"].endswith(
+        f"({tmp_path / 'tiny-float16.tflite'} is left from an earlier export)")
+    assert (tmp_path / "tiny-float16.tflite").read_bytes() == b"an earlier export"

@@ -259,7 +259,10 @@ def export_all(run: str | Path, quantizations: list[str], output: str | Path | N
             _write_tflite(target, model, quantize, calibration_images, task, config, labels,
                           source.settings)
         except VisionsuiteError as err:
-            failures[quantize] = str(err)
+            # An older export to the same path is not this model's file: say so, as a user
+            # who finds it there would otherwise ship it.
+            stale = f" ({target} is left from an earlier export)" if target.exists() else ""
+            failures[quantize] = f"{err}{stale}"
             continue
         seconds = time.perf_counter() - started
         print(f"checking {target.name} against the Keras model on val ...", file=sys.stderr)
