@@ -36,10 +36,11 @@ def segmentation_metrics(probabilities: list[np.ndarray], masks: list[np.ndarray
     truth_sum, pred_sum = confusion.sum(1).astype(float), confusion.sum(0).astype(float)
     dice, present = _dice(confusion)
     iou = _ratio(true_pos, truth_sum + pred_sum - true_pos)
+    overall = _image_scores(confusion, labels)  # the whole split scored as one image
     metrics = {
-        "dice": float(dice[present].mean()) if present.any() else 0.0,
+        "dice": overall["dice"],
         "iou": float(iou[present].mean()) if present.any() else 0.0,
-        "pixel_accuracy": float(true_pos.sum() / max(confusion.sum(), 1)),
+        "pixel_accuracy": overall["pixel_accuracy"],
         "images": len(masks),
         "pixels": int(confusion.sum()),
     }
