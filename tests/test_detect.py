@@ -250,3 +250,34 @@ def test_without_rotation_the_affine_moves_boxes_by_the_plain_scale_and_shift_bi
     offset = np.array([32 - factor * 60 + shift[0], 32 - factor * 45 + shift[1]], np.float32)
     expected = np.clip(boxes * np.float32(factor) + np.concatenate([offset, offset]), 0, 64)
     assert np.array_equal(moved, expected[kept])
+
+
+def test_mosaic_stops_for_the_last_epochs_of_the_plan_that_a_time_budget_cuts(monkeypatch):
+    from types import SimpleNamespace
+
+    from visionsuite.tasks.detect import train as detect_train
+
+    config = tiny_config()
+    config.train.epochs, config.train.batch_size = 10, 1
+    config.augment.mosaic, config.augment.mosaic_off_epochs = 1.0, 2
+    class OneImage(SimpleNamespace):
+        def __len__(self):
+            return 1
+
+    split = OneImage(images=[np.zeros((64, 64, 3), np.uint8)],
+                     targets=[np.array([[0, 8, 8, 32, 32]], np.float32)], sizes=[(64, 64)])
+    batches = detect_train.TrainBatches(split, config)
+    mosaic_used = []
+
+    def recording(index, images, boxes, classes, augment, use_mosaic, rng):
+        mosaic_used.append(use_mosaic)
+        return images[0], boxes[0], classes[0]
+
+    monkeypatch.setattr(detect_train, "augment_sample", recording)
+    for epoch in (7, 3):
+        batches.start_at_epoch(epoch)
+        batches[0]
+    assert mosaic_used == [True, True]  # the last two of 10 epochs are 8 and 9
+    batches.plan_epochs(5)
+    batches[0]
+    assert mosaic_used[-1] is False  # epoch 3 is one of the last two of 5

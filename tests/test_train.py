@@ -110,3 +110,82 @@ def test_curves_have_a_panel_for_metrics_only_val_measures():
     assert history_panels(["epoch", "loss", "val_loss", "val_map50", "learning_rate"]) == \
         ["loss", "map50"]
     assert history_panels(["epoch", "dice", "loss", "val_dice", "val_loss"]) == ["dice", "loss"]
+
+
+def _tiny_regression(schedule):
+    inputs = keras.Input((2,))
+    model = keras.Model(inputs, keras.layers.Dense(1)(inputs))
+    model.compile(keras.optimizers.SGD(schedule), "mse")
+    return model
+
+
+class _FakeClock:
+    """Stands in for time.monotonic: each epoch takes `epoch_seconds`."""
+
+    def __init__(self, epoch_seconds: float):
+        self.now, self.epoch_seconds = 0.0, epoch_seconds
+
+    def __call__(self) -> float:
+        return self.now
+
+    def tick(self):
+        return keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: self._advance())
+
+    def _advance(self):
+        self.now += self.epoch_seconds
+
+
+def test_a_time_budget_cuts_the_epochs_and_ends_the_decay_at_the_last_of_them():
+    from visionsuite.core.train import FittedCosineDecay, TimeBudget
+
+    schedule = FittedCosineDecay(0.1, decay_steps=20, alpha=0.01)  # 10 epochs of 2 steps
+    model = _tiny_regression(schedule)
+    clock, state, plans = _FakeClock(epoch_seconds=10.0), {}, []
+    budget = TimeBudget(0.5, epochs=10, started=0.0, state=state, steps_per_epoch=2,
+                        on_plan=plans.append, clock=clock)
+    x = np.ones((8, 2), "float32")
+    history = model.fit(x, x[:, :1], batch_size=4, epochs=10, verbose=0,
+                        callbacks=[clock.tick(), budget])
+    # 30 s hold three epochs of 10 s; the decay then ends at step 6, not 20.
+    assert len(history.history["loss"]) == 3
+    assert state == {"planned_epochs": 3, "train_seconds": 30.0}
+    assert plans == [3]  # the training data hears of it (detect moves its mosaic-free epochs)
+    assert float(schedule(6)) == pytest.approx(0.1 * 0.01)
+    assert float(schedule(3)) == pytest.approx(0.1 * (0.01 + 0.99 * 0.5))
+    # A resumed run counts its earlier sessions: this one has used its budget.
+    assert TimeBudget(0.5, 10, started=clock.now, state=state, steps_per_epoch=2,
+                      clock=clock).spent()
+
+
+def test_the_fitted_decay_is_saved_with_the_model(tmp_path):
+    from visionsuite.core.train import FittedCosineDecay
+
+    schedule = FittedCosineDecay(0.1, decay_steps=100, warmup_target=0.2, warmup_steps=10)
+    schedule.fit_to(50)
+    model = _tiny_regression(schedule)
+    model.save(tmp_path / "last.keras")
+    loaded = keras.saving.load_model(tmp_path / "last.keras", safe_mode=True).optimizer
+    assert isinstance(loaded._learning_rate, FittedCosineDecay)
+    for step in (0, 5, 10, 30, 50, 80):
+        assert float(loaded._learning_rate(step)) == pytest.approx(float(schedule(step)))
+    assert float(schedule(50)) == pytest.approx(0.0)  # alpha 0: the decay ends at step 50
+
+
+def test_a_run_stops_at_its_time_budget_and_resuming_it_trains_no_more(
+        shapes_dir, tmp_path, capsys):
+    import json
+
+    from conftest import TINY_SETS
+    from visionsuite.config import load_config
+    from visionsuite.core.train import train
+
+    config = load_config("classify", overrides={"data.path": str(shapes_dir)},
+                         sets=TINY_SETS + ("train.epochs=5", "train.max_minutes=0.001"))
+    run = train(config, output=tmp_path, name="budget")
+    assert "1 of 5 epochs fit in train.max_minutes=0.001" in capsys.readouterr().err
+    assert (run / "model.keras").is_file()
+    state = json.loads((run / "state.json").read_text())
+    assert state["epoch"] == 0 and state["planned_epochs"] == 1 and state["train_seconds"] > 0
+    train(load_config("classify", run / "config.yaml"), resume=run)
+    assert "already trained for its train.max_minutes (0.001)" in capsys.readouterr().err
+    assert json.loads((run / "state.json").read_text()) == state

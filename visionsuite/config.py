@@ -140,6 +140,9 @@ class TrainConfig:
     ema: bool = True  # evaluate and save an exponential moving average of the weights
     ema_momentum: float = 0.99
     patience: int = 20  # early stopping on the val metric; 0 = off
+    # wall-clock limit of a run, from its start to its last epoch: when the epochs would not
+    # fit, fewer are trained and the learning-rate decay is fitted to them; empty = none
+    max_minutes: float | None = None
     checkpoint_seconds: float = 60.0  # save last.keras (for --resume) at most this often
     seed: int = 0
     # false | bfloat16 (CPUs with AVX512-BF16 or AMX, recent GPUs) | float16 (GPUs; true means
@@ -341,7 +344,8 @@ RANGES = {
     "train.weight_decay": _at_least(0), "train.warmup_epochs": _at_least(0),
     "train.min_lr_ratio": _between(0, 1), "train.label_smoothing": _below(0, 1),
     "train.margin": _at_least(0), "train.scale": _above(0), "train.ema_momentum": _below(0, 1),
-    "train.patience": _at_least(0), "train.checkpoint_seconds": _at_least(0),
+    "train.patience": _at_least(0), "train.max_minutes": _above(0),
+    "train.checkpoint_seconds": _at_least(0),
     "export.calibration": _at_least(1),
 }
 

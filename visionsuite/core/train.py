@@ -32,6 +32,7 @@ def train(config: Config, output: str | Path = "runs", name: str | None = None,
     `callbacks` (Keras callbacks) run after the built-in ones."""
     from visionsuite.tasks import get_task
 
+    started = time.monotonic()  # train.max_minutes counts from here, data loading included
     task = get_task(config.task)
     task.check_augment(config)
     task.check_model(config)
@@ -41,7 +42,7 @@ def train(config: Config, output: str | Path = "runs", name: str | None = None,
     previous_policy = keras.config.dtype_policy()
     keras.config.set_dtype_policy(policy)
     try:
-        return _train(task, config, output, name, resume, callbacks)
+        return _train(task, config, output, name, resume, callbacks, started)
     finally:
         keras.config.set_dtype_policy(previous_policy)
 
@@ -84,7 +85,7 @@ def float32_twin(model):
     return keras.Model.from_config(float32_policies(model.get_config()))
 
 
-def _train(task, config: Config, output, name, resume, callbacks) -> Path:
+def _train(task, config: Config, output, name, resume, callbacks, started) -> Path:
     if config.data.val_fraction >= 1:
         raise VisionsuiteError(f"data.val_fraction={config.data.val_fraction}: must be below 1, "
                                "leaving images to train on")
@@ -112,7 +113,7 @@ def _train(task, config: Config, output, name, resume, callbacks) -> Path:
     print(f"run folder: {run_dir}", file=sys.stderr)
 
     try:
-        fit_model(model, task, config, data, run_dir, state, callbacks or [])
+        fit_model(model, task, config, data, run_dir, state, callbacks or [], started)
     except BaseException:
         if not resume and not any((run_dir / n).exists() for n in ("last.keras", "model.keras")):
             shutil.rmtree(run_dir, ignore_errors=True)  # ours, just made, and nothing to resume
@@ -128,10 +129,14 @@ def _print_data_summary(data) -> None:
           f"{len(data.labels)} classes{note}", file=sys.stderr)
 
 
+def steps_per_epoch(task, config: Config, data) -> int:
+    return max(1, task.train_samples(config, data) // config.train.batch_size)
+
+
 def _compile(model, task, config: Config, data) -> None:
-    steps = max(1, task.train_samples(config, data) // config.train.batch_size)
+    steps = steps_per_epoch(task, config, data)
     total, warmup = steps * config.train.epochs, int(steps * config.train.warmup_epochs)
-    schedule = keras.optimizers.schedules.CosineDecay(
+    schedule = FittedCosineDecay(
         initial_learning_rate=config.train.lr * 0.01 if warmup else config.train.lr,
         decay_steps=max(1, total - warmup), alpha=config.train.min_lr_ratio,
         warmup_target=config.train.lr if warmup else None, warmup_steps=warmup)
@@ -147,6 +152,26 @@ def _compile(model, task, config: Config, data) -> None:
     # "auto" (Keras' default) leaves XLA off on CPU-only machines: U-Net steps ran 2x slower
     # with it here.
     model.compile(optimizer, loss, metrics=metrics, jit_compile=config.train.jit_compile)
+
+
+@keras.saving.register_keras_serializable("visionsuite")
+class FittedCosineDecay(keras.optimizers.schedules.CosineDecay):
+    """Keras' warm-up and cosine decay, whose length can change while the model trains: when a
+    time budget (train.max_minutes) cuts the epochs, the decay is fitted to end at the new last
+    step rather than being cut off at a high learning rate. decay_steps is a variable, so the
+    compiled train step reads the new value without being traced again."""
+
+    def __init__(self, initial_learning_rate, decay_steps, **kwargs):
+        super().__init__(initial_learning_rate, decay_steps, **kwargs)
+        self.decay_steps = keras.Variable(decay_steps, dtype="float32", trainable=False,
+                                          name="decay_steps")
+
+    def fit_to(self, total_steps: int) -> None:
+        """Make the decay end after `total_steps` steps, warm-up included."""
+        self.decay_steps.assign(max(1, total_steps - self.warmup_steps))
+
+    def get_config(self):
+        return {**super().get_config(), "decay_steps": int(self.decay_steps.numpy())}
 
 
 class _WarmingEMA:
@@ -178,7 +203,10 @@ class WarmingEMASGD(_WarmingEMA, keras.optimizers.SGD):
 
 
 def fit_model(model, task, config: Config, data, run_dir: Path, state: dict,
-              extra_callbacks: list) -> None:
+              extra_callbacks: list, started: float | None = None) -> None:
+    """Train `model` for the config's epochs, within train.max_minutes counted from `started`
+    (a time.monotonic() reading; default now) plus the run's earlier sessions."""
+    started = time.monotonic() if started is None else started
     train_ds, val_ds = task.make_datasets(config, data)
     callbacks = list(task.epoch_callbacks(config, data))
     if config.train.ema:
@@ -196,6 +224,17 @@ def fit_model(model, task, config: Config, data, run_dir: Path, state: dict,
     if config.train.tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(str(run_dir / "tensorboard"),
                                                      write_graph=False, update_freq="epoch"))
+    if config.train.max_minutes:
+        budget = TimeBudget(config.train.max_minutes, config.train.epochs, started, state,
+                            steps_per_epoch(task, config, data),
+                            on_plan=getattr(train_ds, "plan_epochs", None))
+        if state["epoch"] >= 0 and budget.spent():  # a new run trains at least one epoch
+            print(f"{run_dir}: already trained for its train.max_minutes "
+                  f"({config.train.max_minutes:g}); raise it to train on", file=sys.stderr)
+            return
+        callbacks.append(budget)
+    else:
+        callbacks.append(TrainingClock(started, state))
     # Last: it saves the state that the callbacks above update.
     callbacks.append(LastCheckpoint(run_dir, state, config.train.checkpoint_seconds, best))
     callbacks += extra_callbacks
@@ -332,6 +371,70 @@ class LastCheckpoint(keras.callbacks.Callback):
                 self.model.save(tmp)
             write_json(self.run_dir / "state.json", {**self.state, "epoch": epoch})
             self.saved_at = time.monotonic()
+
+
+class TrainingClock(keras.callbacks.Callback):
+    """Keeps the run's training time (seconds from the start of `train`, over all its sessions)
+    in the state, as `train_seconds`."""
+
+    def __init__(self, started: float, state: dict, clock=time.monotonic):
+        super().__init__()
+        self.started, self.state, self.clock = started, state, clock
+        self.earlier = state.get("train_seconds", 0.0)  # sessions before a --resume
+
+    def elapsed(self) -> float:
+        return self.earlier + self.clock() - self.started
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.state["train_seconds"] = round(self.elapsed(), 1)
+
+
+class TimeBudget(TrainingClock):
+    """train.max_minutes: after each epoch, the epochs that still fit in the budget at the mean
+    epoch time so far (the first of a session is left out when there are others: it traces
+    the graph) set where training stops, and the learning-rate decay is fitted to end there,
+    as Ultralytics' `time` does (the training data's `plan_epochs` is told too, where it has
+    one). The run folder's config keeps train.epochs; state.json keeps the epochs that fitted."""
+
+    def __init__(self, minutes: float, epochs: int, started: float, state: dict,
+                 steps_per_epoch: int, on_plan=None, clock=time.monotonic):
+        super().__init__(started, state, clock)
+        self.budget, self.epochs, self.steps = minutes * 60, epochs, steps_per_epoch
+        self.on_plan = on_plan  # told the planned epochs (detect's last epochs without mosaic)
+        self.durations, self.last_end = [], None
+        self.planned = state.get("planned_epochs", epochs)
+
+    def spent(self) -> bool:
+        return self.elapsed() >= self.budget
+
+    def on_train_begin(self, logs=None):
+        self.last_end = self.clock()
+
+    def on_epoch_end(self, epoch, logs=None):
+        super().on_epoch_end(epoch, logs)
+        # From one epoch's end to the next: validation and checkpoints included.
+        now = self.clock()
+        self.durations.append(now - self.last_end)
+        self.last_end = now
+        typical = self.durations[1:] or self.durations
+        per_epoch = sum(typical) / len(typical)
+        fitting = epoch + 1 + int(max(0.0, self.budget - self.elapsed()) // per_epoch)
+        planned = min(self.epochs, fitting)
+        if planned != self.planned:
+            # The first estimate includes the tracing of the graph: it is the cautious one.
+            print(f"\ntime budget: {planned} of {self.epochs} epochs fit in train.max_minutes="
+                  f"{self.budget / 60:g} at {per_epoch:.0f} s an epoch", file=sys.stderr)
+            self.planned = planned
+            # Private: Keras keeps the schedule object only there. Runs of older versions have
+            # Keras' own CosineDecay, which stays as it is.
+            schedule = getattr(self.model.optimizer, "_learning_rate", None)
+            if isinstance(schedule, FittedCosineDecay):
+                schedule.fit_to(planned * self.steps)
+            if self.on_plan:
+                self.on_plan(planned)
+        self.state["planned_epochs"] = self.planned
+        if epoch + 1 >= self.planned:
+            self.model.stop_training = True
 
 
 def _load_resume_state(run_dir: Path):

@@ -18,7 +18,8 @@ class TrainBatches(keras.utils.PyDataset):
     """Augmented training batches (mosaic, scale, shift, flip, colour), rebuilt each epoch
     from a seed of (train.seed, epoch, batch) so that a run can be repeated. Mosaic is turned
     off for the last `augment.mosaic_off_epochs` epochs, so that training ends on images like
-    those it is evaluated on (YOLOv8's close_mosaic)."""
+    those it is evaluated on (YOLOv8's close_mosaic); a time budget that cuts the epochs moves
+    those last epochs with it (`plan_epochs`)."""
 
     def __init__(self, split, config: Config):
         # Two threads: OpenCV releases the GIL, so augmenting the next batch overlaps the step.
@@ -30,7 +31,7 @@ class TrainBatches(keras.utils.PyDataset):
         self.classes = [t[:, 0].astype(np.int64) for t in split.targets]
         # Mosaic packs up to four images' boxes into one.
         self.max_boxes = max_boxes(split) * (4 if config.augment.mosaic > 0 else 1)
-        self.epoch = 0
+        self.epoch, self.epochs = 0, config.train.epochs
 
     def __len__(self) -> int:
         return max(1, len(self.split) // self.batch)
@@ -41,13 +42,16 @@ class TrainBatches(keras.utils.PyDataset):
     def start_at_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
+    def plan_epochs(self, epochs: int) -> None:
+        self.epochs = epochs
+
     def __getitem__(self, index: int):
         augment = self.config.augment
         rng = np.random.default_rng([self.config.train.seed, self.epoch, index])
         order = np.random.default_rng([self.config.train.seed, self.epoch]).permutation(
             len(self.split))
         picks = order[index * self.batch:(index + 1) * self.batch]
-        use_mosaic = self.epoch < self.config.train.epochs - augment.mosaic_off_epochs
+        use_mosaic = self.epoch < self.epochs - augment.mosaic_off_epochs
         images, boxes, classes = [], [], []
         for pick in picks:
             image, box, label = augment_sample(int(pick), self.split.images, self.boxes,
