@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import tempfile
 import time
 
@@ -52,6 +53,8 @@ def interleaved_throughput(config, plain, train_xy, val_xy, samples: int, unit: 
     """Train `config` with `visionsuite train` and, after each of its epochs, one epoch of the
     compiled `plain` model on `train_xy` (`samples` items); the rates of both."""
     batch = config.train.batch_size
+    # The plain epochs run inside ours: a time budget would count them and cut ours.
+    config.train.max_minutes = None
     ours, theirs = EpochTimer(), EpochTimer()
     interleave = InterleavedPlainEpoch(plain, train_xy, val_xy, batch, theirs)
     with tempfile.TemporaryDirectory() as folder:
@@ -96,7 +99,10 @@ def timed_training(task_name: str, data: str, workdir: str, summary,
     run = Path(train(config, output=workdir))
     seconds = time.perf_counter() - started
     task = get_task(task_name)
-    samples = task.train_samples(config, task.load_data(config)) * config.train.epochs
+    # The epochs trained: train.max_minutes may have cut them.
+    epochs = json.loads((run / "state.json").read_text())["epoch"] + 1
+    samples = task.train_samples(config, task.load_data(config)) * epochs
     return run, {"run": str(run), "wall_minutes": round(seconds / 60, 2),
-                 "epochs": config.train.epochs, "image_size": config.data.image_size,
+                 "epochs": epochs, "planned_epochs": config.train.epochs,
+                 "max_minutes": config.train.max_minutes, "image_size": config.data.image_size,
                  f"train_{unit}_per_s": round(samples / seconds, 2), **summary(run)}
