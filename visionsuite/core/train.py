@@ -401,7 +401,7 @@ class TimeBudget(TrainingClock):
         super().__init__(started, state, clock)
         self.budget, self.epochs, self.steps = minutes * 60, epochs, steps_per_epoch
         self.on_plan = on_plan  # told the planned epochs (detect's last epochs without mosaic)
-        self.durations, self.last_end = [], None
+        self.durations, self.last_end, self.announced, self.trained = [], None, False, 0
         self.planned = state.get("planned_epochs", epochs)
 
     def spent(self) -> bool:
@@ -420,10 +420,14 @@ class TimeBudget(TrainingClock):
         per_epoch = sum(typical) / len(typical)
         fitting = epoch + 1 + int(max(0.0, self.budget - self.elapsed()) // per_epoch)
         planned = min(self.epochs, fitting)
-        if planned != self.planned:
+        if planned < self.epochs and not self.announced:
             # The first estimate includes the tracing of the graph: it is the cautious one.
-            print(f"\ntime budget: {planned} of {self.epochs} epochs fit in train.max_minutes="
-                  f"{self.budget / 60:g} at {per_epoch:.0f} s an epoch", file=sys.stderr)
+            # The plan moves by an epoch or two with the machine's speed; the end says what was.
+            print(f"\ntime budget: about {planned} of {self.epochs} epochs fit in "
+                  f"train.max_minutes={self.budget / 60:g} at {per_epoch:.0f} s an epoch",
+                  file=sys.stderr)
+            self.announced = True
+        if planned != self.planned:
             self.planned = planned
             # Private: Keras keeps the schedule object only there. Runs of older versions have
             # Keras' own CosineDecay, which stays as it is.
@@ -433,8 +437,14 @@ class TimeBudget(TrainingClock):
             if self.on_plan:
                 self.on_plan(planned)
         self.state["planned_epochs"] = self.planned
+        self.trained = epoch + 1
         if epoch + 1 >= self.planned:
             self.model.stop_training = True
+
+    def on_train_end(self, logs=None):
+        if self.announced:
+            print(f"time budget: trained {self.trained} of {self.epochs} epochs in "
+                  f"{self.elapsed() / 60:.1f} minutes", file=sys.stderr)
 
 
 def _load_resume_state(run_dir: Path):
