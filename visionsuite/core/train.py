@@ -409,6 +409,8 @@ class TimeBudget(TrainingClock):
 
     def on_train_begin(self, logs=None):
         self.last_end = self.clock()
+        if self.on_plan:  # a resumed run's plan, from its state
+            self.on_plan(self.planned)
 
     def on_epoch_end(self, epoch, logs=None):
         super().on_epoch_end(epoch, logs)
