@@ -378,3 +378,8 @@ def test_answers_for_many_images_keep_the_order_they_were_given_in():
                              ["wall.jpg: no face found"], paths)
     assert ordered == [{"image": "a.jpg"}, {"image": "wall.jpg", "error":
                                             "wall.jpg: no face found"}, {"image": "b.jpg"}]
+    # A name with ': ' in it (allowed on Linux) keeps its place too.
+    paths = [Path("x: y.jpg"), Path("b.jpg")]
+    ordered = in_input_order([{"image": "b.jpg"}], ["x: y.jpg: no face found"], paths)
+    assert ordered == [{"image": "x: y.jpg", "error": "x: y.jpg: no face found"},
+                       {"image": "b.jpg"}]

@@ -115,10 +115,17 @@ def embed_images(run, inputs, detect: bool | None = None) -> list[dict]:
 
 def in_input_order(results: list[dict], skipped: list[str], paths: list[Path]) -> list[dict]:
     """`results` and one {"image", "error"} per skip message, in the order of `paths`."""
-    results = results + [{"image": message.split(": ")[0], "error": message}
+    results = results + [{"image": skipped_path(message, paths), "error": message}
                          for message in skipped]
     position = {str(path): index for index, path in enumerate(paths)}
     return sorted(results, key=lambda result: position.get(result["image"], len(paths)))
+
+
+def skipped_path(message: str, paths: list[Path]) -> str:
+    """The input a skip message is about: messages start with the path and ': ', and a path
+    may hold ': ' itself, so the longest input that starts the message is the one."""
+    named = [str(path) for path in paths if message.startswith(f"{path}: ")]
+    return max(named, key=len) if named else message.split(": ")[0]
 
 
 def verify(run, image_a, image_b, detect: bool | None = None,
