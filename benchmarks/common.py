@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import tempfile
 import time
@@ -53,7 +54,9 @@ def interleaved_throughput(config, plain, train_xy, val_xy, samples: int, unit: 
     """Train `config` with `visionsuite train` and, after each of its epochs, one epoch of the
     compiled `plain` model on `train_xy` (`samples` items); the rates of both."""
     batch = config.train.batch_size
-    # The plain epochs run inside ours: a time budget would count them and cut ours.
+    # The plain epochs run inside ours: a time budget would count them and cut ours. A copy,
+    # so that the caller's config (also used for its full training) keeps its budget.
+    config = copy.deepcopy(config)
     config.train.max_minutes = None
     ours, theirs = EpochTimer(), EpochTimer()
     interleave = InterleavedPlainEpoch(plain, train_xy, val_xy, batch, theirs)

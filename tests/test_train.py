@@ -192,3 +192,27 @@ def test_a_run_stops_at_its_time_budget_and_resuming_it_trains_no_more(
     train(load_config("classify", run / "config.yaml"), resume=run)
     assert "already trained for its train.max_minutes (0.001)" in capsys.readouterr().err
     assert json.loads((run / "state.json").read_text()) == state
+
+
+def test_the_throughput_benchmark_times_every_epoch_and_leaves_the_config_as_given(
+        shapes_dir, tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    from conftest import TINY_SETS
+    from visionsuite.config import load_config
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "common.py"
+    spec = importlib.util.spec_from_file_location("benchmark_common", path)
+    common = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(common)
+    config = load_config("classify", overrides={"data.path": str(shapes_dir)},
+                         sets=TINY_SETS + ("train.epochs=3", "train.max_minutes=0.001"))
+    x = np.ones((32, 2), "float32")
+    result = common.interleaved_throughput(config, _tiny_regression(0.01), (x, x[:, :1]),
+                                           (x, x[:, :1]), samples=32, unit="images")
+    # The plain epochs run inside ours, so the budget is off there: all 3 epochs are timed.
+    assert len(result["visionsuite_epoch_s"]) == len(result["plain_epoch_s"]) == 3
+    assert result["ratio"] > 0
+    # ... and on only there: the caller's config (its full training's) keeps its budget.
+    assert config.train.max_minutes == 0.001
