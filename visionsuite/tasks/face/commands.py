@@ -115,17 +115,18 @@ def embed_images(run, inputs, detect: bool | None = None) -> list[dict]:
 
 def in_input_order(results: list[dict], skipped: list[str], paths: list[Path]) -> list[dict]:
     """`results` and one {"image", "error"} per skip message, in the order of `paths`."""
-    results = results + [{"image": skipped_path(message, paths), "error": message}
-                         for message in skipped]
     position = {str(path): index for index, path in enumerate(paths)}
+    results = results + [{"image": skipped_path(message, position), "error": message}
+                         for message in skipped]
     return sorted(results, key=lambda result: position.get(result["image"], len(paths)))
 
 
-def skipped_path(message: str, paths: list[Path]) -> str:
-    """The input a skip message is about: messages start with the path and ': ', and a path
-    may hold ': ' itself, so the longest input that starts the message is the one."""
-    named = [str(path) for path in paths if message.startswith(f"{path}: ")]
-    return max(named, key=len) if named else message.split(": ")[0]
+def skipped_path(message: str, inputs) -> str:
+    """The input (one of `inputs`, path strings) a skip message is about: messages start with
+    the path and ': ', and a path may hold ': ' itself, so the longest such start is the one."""
+    cuts = [index for index in range(len(message)) if message.startswith(": ", index)]
+    named = [message[:cut] for cut in reversed(cuts) if message[:cut] in inputs]
+    return named[0] if named else message.split(": ")[0]
 
 
 def verify(run, image_a, image_b, detect: bool | None = None,
