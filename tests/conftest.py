@@ -19,6 +19,17 @@ TINY_SETS = ("model.backbone=resnet18", "model.width=0.125", "data.image_size=32
              "train.ema=false", "train.lr=0.01")
 
 
+def load_benchmark(name: str):
+    """A script of benchmarks/ (not a package) as a module, for testing its functions."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"benchmark_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def require(path: Path) -> Path:
     if not path.is_dir():
         pytest.skip(f"{path} is absent: the real datasets live in ../shared/datasets beside "

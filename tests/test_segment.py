@@ -472,12 +472,9 @@ def test_unet_takes_an_encoder_from_the_backbone_zoo():
 
 
 def test_mask_offset_benchmark_finds_a_mask_drawn_above_its_line():
-    import importlib.util
+    from conftest import load_benchmark
 
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "mask_offset.py"
-    spec = importlib.util.spec_from_file_location("mask_offset", path)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_benchmark("mask_offset")
     image = np.full((32, 32, 3), 200, np.uint8)
     image[10:13, 8:24] = 20  # a dark line on rows 10-12
     mask = np.full((32, 32), 1, np.uint8)

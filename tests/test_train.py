@@ -196,16 +196,10 @@ def test_a_run_stops_at_its_time_budget_and_resuming_it_trains_no_more(
 
 def test_the_throughput_benchmark_times_every_epoch_and_leaves_the_config_as_given(
         shapes_dir, tmp_path):
-    import importlib.util
-    from pathlib import Path
-
-    from conftest import TINY_SETS
+    from conftest import TINY_SETS, load_benchmark
     from visionsuite.config import load_config
 
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "common.py"
-    spec = importlib.util.spec_from_file_location("benchmark_common", path)
-    common = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(common)
+    common = load_benchmark("common")
     config = load_config("classify", overrides={"data.path": str(shapes_dir)},
                          sets=TINY_SETS + ("train.epochs=3", "train.max_minutes=0.001"))
     x = np.ones((32, 2), "float32")

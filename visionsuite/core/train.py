@@ -203,10 +203,9 @@ class WarmingEMASGD(_WarmingEMA, keras.optimizers.SGD):
 
 
 def fit_model(model, task, config: Config, data, run_dir: Path, state: dict,
-              extra_callbacks: list, started: float | None = None) -> None:
+              extra_callbacks: list, started: float) -> None:
     """Train `model` for the config's epochs, within train.max_minutes counted from `started`
-    (a time.monotonic() reading; default now) plus the run's earlier sessions."""
-    started = time.monotonic() if started is None else started
+    (a time.monotonic() reading) plus the run's earlier sessions."""
     train_ds, val_ds = task.make_datasets(config, data)
     callbacks = list(task.epoch_callbacks(config, data))
     if config.train.ema:

@@ -124,9 +124,11 @@ def in_input_order(results: list[dict], skipped: list[str], paths: list[Path]) -
 def skipped_path(message: str, inputs) -> str:
     """The input (one of `inputs`, path strings) a skip message is about: messages start with
     the path and ': ', and a path may hold ': ' itself, so the longest such start is the one."""
-    cuts = [index for index in range(len(message)) if message.startswith(": ", index)]
-    named = [message[:cut] for cut in reversed(cuts) if message[:cut] in inputs]
-    return named[0] if named else message.split(": ")[0]
+    parts = message.split(": ")
+    for count in range(len(parts) - 1, 1, -1):
+        if ": ".join(parts[:count]) in inputs:
+            return ": ".join(parts[:count])
+    return parts[0]
 
 
 def verify(run, image_a, image_b, detect: bool | None = None,
