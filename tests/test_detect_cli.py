@@ -2,6 +2,8 @@
 format, and the same converted to COCO): train, detect, evaluate, export, MediaPipe."""
 
 import json
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -58,6 +60,18 @@ def test_detect_gives_boxes_in_pixels_of_the_original_image(detect_run, boxes_da
         assert 0 <= x1 < x2 <= 160 and 0 <= y1 < y2 <= 120
         assert item["class"] in ("circle", "square", "triangle") and item["score"] >= 0.3
     assert Image.open(rows[0]["drawn"]).size == (160, 120)
+
+
+def test_images_of_one_name_in_two_folders_are_drawn_to_two_files(detect_run, boxes_data,
+                                                                  tmp_path):
+    image = _busiest(boxes_data, 1)[0]
+    for camera in ("cam1", "cam2"):
+        (tmp_path / "in" / camera).mkdir(parents=True)
+        shutil.copy(image, tmp_path / "in" / camera / image.name)
+    result = invoke("detect", detect_run, tmp_path / "in", "--output", tmp_path / "out", "--json")
+    assert result.exit_code == 0, result.output
+    drawn = [row["drawn"] for row in json.loads(result.stdout)]
+    assert len(set(drawn)) == 2 and all(Path(path).is_file() for path in drawn), drawn
 
 
 def _busiest(root, count):

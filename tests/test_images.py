@@ -103,6 +103,24 @@ def test_collect_images_walks_folders_and_reports_missing(tmp_path: Path):
         collect_images([str(tmp_path / "missing.png")])
 
 
+def test_collect_images_leaves_out_visionsuites_own_outputs_inside_a_searched_folder(
+        tmp_path: Path, monkeypatch, capsys):
+    # `visionsuite segment RUN .` run twice: the first run's masks sit in ./runs/segment/predict
+    monkeypatch.chdir(tmp_path)
+    for folder in ("photos", "runs/segment/predict", "masks"):
+        (tmp_path / folder).mkdir(parents=True)
+        Image.fromarray(RGB).save(tmp_path / folder / "x.png")
+    assert collect_images(["."], outputs=("masks",)) == [Path("photos/x.png")]
+    assert "left out 2 image(s)" in capsys.readouterr().err
+    # named directly, or searched from inside, an output folder is read like any other
+    assert collect_images(["runs"]) == [Path("runs/segment/predict/x.png")]
+    assert collect_images(["masks"], outputs=("masks",)) == [Path("masks/x.png")]
+    assert collect_images([str(tmp_path / "photos" / ".."), "photos/x.png"]) == [
+        tmp_path / "photos" / ".." / "masks" / "x.png",
+        tmp_path / "photos" / ".." / "photos" / "x.png", Path("photos/x.png")]
+    assert capsys.readouterr().err.count("left out 1 image(s)") == 1
+
+
 def test_images_are_known_by_their_bytes_when_their_extension_does_not_say(tmp_path: Path):
     grey = np.arange(48, dtype=np.uint8).reshape(6, 8)
     # The classic Yale faces: GIFs named subject01.happy; a PGM and a WebP named as such too.

@@ -93,6 +93,9 @@ def inside(root: Path, relative: str | Path) -> Path:
     return candidate
 
 
+RUNS = "runs"  # where training and prediction write by default, beside the user's shell
+
+
 def new_run_dir(base: Path, name: str | None, stem: str = "exp") -> Path:
     """A fresh run folder: `base/NAME`, or `base/exp`, `base/exp2`, ... when no name is given."""
     base.mkdir(parents=True, exist_ok=True)
@@ -118,6 +121,16 @@ def new_run_dir(base: Path, name: str | None, stem: str = "exp") -> Path:
 # included); test/ is the val split only where there is no val/, as Ultralytics takes it.
 TRAIN_FOLDER_NAMES = ("train", "training")
 VAL_FOLDER_NAMES = ("val", "valid", "validation", "test", "testing")
+
+
+def unique_stem(stem: str, used: set[str]) -> str:
+    """`stem`, or `stem_2`, `stem_3`, ... when an earlier output took it (a/x.png and b/x.jpg
+    both predicted into one folder), recorded in `used`."""
+    candidate, number = stem, 2
+    while candidate in used:
+        candidate, number = f"{stem}_{number}", number + 1
+    used.add(candidate)
+    return candidate
 
 
 def holds_data(name: str) -> bool:

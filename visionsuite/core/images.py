@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import re
+import sys
 import warnings
 from pathlib import Path
 from typing import Iterator
@@ -28,7 +30,7 @@ from typing import Iterator
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from visionsuite.core.files import holds_data
+from visionsuite.core.files import RUNS, holds_data
 from visionsuite.errors import VisionsuiteError
 
 IMAGE_EXTENSIONS = (
@@ -286,22 +288,47 @@ def _to_8bit(image: Image.Image) -> Image.Image:
     return image
 
 
-def collect_images(inputs: list[str] | tuple[str, ...]) -> list[Path]:
-    """Image files named on the command line, folders searched recursively (not into hidden
-    or __MACOSX folders), in sorted order."""
+def collect_images(inputs: list[str] | tuple[str, ...], outputs: tuple = ()) -> list[Path]:
+    """Image files named on the command line, folders searched recursively, in sorted order.
+    The search skips hidden and __MACOSX folders, and visionsuite's own output folders inside
+    a searched folder (./runs and `outputs`): `visionsuite segment RUN .` run twice would
+    otherwise segment the first run's masks and overlays, and classify a run's plots. Named
+    directly, such a folder is searched like any other."""
     found: list[Path] = []
+    left_out = 0
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            found += sorted(p for p in path.rglob("*") if p.is_file() and is_image_file(p)
-                            and all(holds_data(part) for part in p.relative_to(path).parts[:-1]))
+            skipped = _output_folders_within(path, (RUNS, *outputs))
+            for file in sorted(p for p in path.rglob("*") if p.is_file() and is_image_file(p)
+                               and all(holds_data(part)
+                                       for part in p.relative_to(path).parts[:-1])):
+                if any(file.relative_to(path).parts[:len(s)] == s for s in skipped):
+                    left_out += 1
+                else:
+                    found.append(file)
         elif path.is_file():
             found.append(path)
         else:
             raise VisionsuiteError(f"{path}: no such file or folder")
+    if left_out:
+        print(f"note: left out {left_out} image(s) in visionsuite's output folders "
+              f"({', '.join(str(o) for o in (RUNS, *outputs))}); name a folder to read it",
+              file=sys.stderr)
     if not found:
         raise VisionsuiteError(f"{', '.join(inputs)}: no image files found")
     return found
+
+
+def _output_folders_within(folder: Path, outputs: tuple) -> list[tuple[str, ...]]:
+    """The parts, relative to `folder`, of each output folder that lies strictly inside it."""
+    root = Path(os.path.abspath(folder))  # abspath, not absolute(): it folds "a/../b"
+    inner = []
+    for output in outputs:
+        output = Path(os.path.abspath(output))
+        if output != root and root in output.parents:
+            inner.append(output.relative_to(root).parts)
+    return inner
 
 
 def read_mask(path: str | Path, binary: bool = False) -> np.ndarray:

@@ -13,3 +13,11 @@ def progress(items: Iterable[T], total: int | None = None, desc: str = "") -> It
 
     return tqdm(items, total=total, desc=desc, file=sys.stderr, mininterval=0.5, leave=False,
                 dynamic_ncols=True, disable=None if sys.stderr.isatty() else False)
+
+
+def warn(message: str) -> None:
+    """`warning: MESSAGE` on stderr, on its own line above any progress bar running (a plain
+    print would land in the middle of the bar's line)."""
+    from tqdm import tqdm
+
+    tqdm.write(f"warning: {message}", file=sys.stderr)

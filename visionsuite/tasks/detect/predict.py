@@ -11,7 +11,6 @@ to TFLite's builtin NON_MAX_SUPPRESSION_V5.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -118,12 +117,14 @@ def _to_image_pixels(result: dict, size: tuple[int, int], side: int) -> dict:
 def detect_images(run: str, inputs, conf: float = 0.25, iou: float | None = None,
                   max_detections: int | None = None, output: str | Path | None = None) -> list:
     """Detect objects in images (files or folders): per image its boxes in pixels of the
-    original image, classes and scores; with `output`, images with the boxes drawn."""
+    original image, classes and scores, and a copy with the boxes drawn (in `output`, else in
+    a new runs/detect/predictN)."""
     from visionsuite.config import load_config
     from visionsuite.core.evaluate import load_run_config
-    from visionsuite.core.files import new_run_dir
+    from visionsuite.core.files import RUNS, new_run_dir, unique_stem
     from visionsuite.core.images import UnreadableImage, collect_images, inspect_image, read_image
     from visionsuite.core.models import load_predictor, require_task, resolve_model
+    from visionsuite.core.progress import progress, warn
 
     source = resolve_model(run)
     require_task(source, "detect", run)
@@ -138,15 +139,16 @@ def detect_images(run: str, inputs, conf: float = 0.25, iou: float | None = None
     labels = source.labels or []
     size = predictor.image_size
     config.data.image_size = size
-    folder = new_run_dir(Path("runs") / "detect", None, "predict") if output is None \
+    paths = collect_images(list(inputs), outputs=() if output is None else (output,))
+    folder = new_run_dir(Path(RUNS) / "detect", None, "predict") if output is None \
         else Path(output)
-    results = []
-    for path in collect_images(list(inputs)):
+    results, used = [], set()
+    for path in progress(paths, total=len(paths), desc="detecting"):
         try:
             upright = inspect_image(path, decode=False)[0]  # as read_image shows it
             image = read_image(path, size, 3)
         except UnreadableImage as err:
-            print(f"warning: {err}; skipped", file=sys.stderr)
+            warn(f"{err}; skipped")
             continue
         found = _to_image_pixels(images_to_detections(predictor, image[None], config)[0],
                                  upright, size)
@@ -156,10 +158,12 @@ def detect_images(run: str, inputs, conf: float = 0.25, iou: float | None = None
                        "box": [round(float(v), 1) for v in b]}
                       for b, s, c in zip(found["boxes"][keep], found["scores"][keep],
                                          found["classes"][keep])]
-        drawn = folder / f"{path.stem}.png"
+        drawn = folder / f"{unique_stem(path.stem, used)}.png"
         _draw_file(path, detections, drawn)
         results.append({"image": str(path), "width": upright[0], "height": upright[1],
                         "detections": detections, "drawn": str(drawn)})
+    if not results:
+        raise VisionsuiteError("none of the images could be read")
     return results
 
 

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
 
-from visionsuite.core.files import atomic_path
+from visionsuite.core.files import RUNS, atomic_path, unique_stem
 from visionsuite.core.images import UnreadableImage, fit_within, read_image_slices
 from visionsuite.core.medical import file_stem, is_nifti, labels_to_nifti, voxel_volume_mm3
 from visionsuite.core.plots import colorize
@@ -29,7 +28,7 @@ def segment_images(run: str, inputs, output: str | Path | None = None, overlay: 
     from visionsuite.core.files import new_run_dir
     from visionsuite.core.images import collect_images
     from visionsuite.core.models import load_predictor, require_task, resolve_model
-    from visionsuite.core.progress import progress
+    from visionsuite.core.progress import progress, warn
 
     source = resolve_model(run)
     require_task(source, "segment", run)
@@ -44,15 +43,15 @@ def segment_images(run: str, inputs, output: str | Path | None = None, overlay: 
     max_size = source.settings.get("max_size")  # the scale the model was trained at
     if not 0 <= threshold <= 1:
         raise VisionsuiteError(f"--threshold {threshold}: must be between 0 and 1")
-    paths = collect_images(inputs)
-    folder = Path(output) if output else new_run_dir(Path("runs") / "segment", None, "predict")
+    paths = collect_images(inputs, outputs=(output,) if output else ())
+    folder = Path(output) if output else new_run_dir(Path(RUNS) / "segment", None, "predict")
     folder.mkdir(parents=True, exist_ok=True)
     results, used = [], set()
     for path in progress(paths, total=len(paths), desc="segmenting"):
         try:
             images = read_image_slices(path, predictor.channels, window)
         except UnreadableImage as err:
-            print(f"warning: {err}; skipped", file=sys.stderr)
+            warn(f"{err}; skipped")
             continue
         predicted, class_count = [], 2
         for image in images:
@@ -60,7 +59,7 @@ def segment_images(run: str, inputs, output: str | Path | None = None, overlay: 
                                                 predictor.image_size, overlap), image.shape)
             predicted.append(predict_classes(probs, threshold).astype(np.uint8))
             class_count = probs.shape[-1]
-        stem = _unique_stem(file_stem(path), used)
+        stem = unique_stem(file_stem(path), used)
         results.append(_write_segmentation(path, images, predicted, labels, folder, stem,
                                            overlay, class_count))
     if not results:
@@ -106,14 +105,6 @@ def _write_segmentation(path: Path, images: list[np.ndarray], predicted: list[np
         result["slices"] = len(images)
     result["areas"] = _areas(np.stack(predicted), labels, class_count, voxel_volume_mm3(path))
     return result
-
-
-def _unique_stem(stem: str, used: set[str]) -> str:
-    candidate, number = stem, 2
-    while candidate in used:
-        candidate, number = f"{stem}_{number}", number + 1
-    used.add(candidate)
-    return candidate
 
 
 def _areas(classes: np.ndarray, labels: list[str], count: int,
