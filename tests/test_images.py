@@ -38,6 +38,19 @@ def test_16_bit_is_scaled_from_its_full_range(tmp_path: Path, suffix):
     assert image[0, 0] == 0 and image[0, 1] == 255 and image[1, 0] == 128 and image[1, 1] == 4
 
 
+@pytest.mark.parametrize("values, expected", [
+    (np.array([[0.0, 1.0], [0.5, np.nan]], np.float32), [[0, 255], [128, 0]]),  # float 0..1
+    (np.array([[0.0, 200.0], [100.0, 2.0]], np.float32), [[0, 200], [100, 2]]),  # float 0..255
+    (np.array([[0, 65535], [32768, 1000]], np.int32), [[0, 255], [128, 4]]),  # 16-bit in 32
+    (np.array([[-1000, 1000], [0, 3000]], np.int32), [[0, 128], [64, 255]]),  # signed: own range
+])
+def test_32_bit_integer_and_float_images_are_scaled_from_the_range_they_fit(
+        tmp_path: Path, values, expected):
+    path = tmp_path / "deep.tif"
+    Image.fromarray(values).save(path)
+    assert read_image(path, channels=1)[..., 0].tolist() == expected
+
+
 def test_transparent_pixels_become_white(tmp_path: Path):
     path = tmp_path / "alpha.png"
     rgba = np.zeros((4, 4, 4), np.uint8)

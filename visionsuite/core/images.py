@@ -6,8 +6,9 @@ an image by its extension or, when the extension names no image format, by its f
 the classic Yale faces are GIFs named `subject01.happy`, and DICOM series often come as
 `IM0001` or `*.IMA`. A name like `face.pgm.bad` was renamed to be left out, and is.
 Modes are converted deliberately:
-- 16-bit and 32-bit grayscale are scaled linearly from their full range to 0..255 (not clipped,
-  which would turn most 16-bit images white);
+- 16-bit grayscale is scaled linearly from its full range to 0..255 (not clipped, which would
+  turn most 16-bit images white); 32-bit integer and float grayscale from the range they fit
+  (floats 0..1), or their own minimum to maximum where they hold negative values;
 - RGBA and LA are composited on white, since colour under transparent pixels is undefined;
 - palette images go through RGBA so that a transparent palette entry is handled the same way;
 - EXIF orientation is applied, so a phone photo is seen upright, as a person sees it.
@@ -275,17 +276,33 @@ def _to_uint8(image: Image.Image, channels: int, size: int | None) -> np.ndarray
 
 def _to_8bit(image: Image.Image) -> Image.Image:
     if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
-        array = np.asarray(image)
-        top = 65535.0 if image.mode.startswith("I;16") else float(max(array.max(), 1))
-        if image.mode in ("I", "F") and array.max() <= 65535 and array.min() >= 0:
-            top = 65535.0 if array.max() > 255 else 255.0
-        scaled = np.clip(array.astype(np.float64) * (255.0 / top), 0, 255).round()
+        array = np.asarray(image, dtype=np.float64)
+        array = np.where(np.isfinite(array), array, 0.0)  # NaN: no signal, as in masked floats
+        low, top = _intensity_range(image.mode, array)
+        scaled = np.clip((array - low) * (255.0 / (top - low)), 0, 255).round()
         return Image.fromarray(scaled.astype(np.uint8), mode="L")
     if image.mode == "1":
         return image.convert("L")
     if image.mode == "CMYK" or image.mode == "YCbCr":
         return image.convert("RGB")
     return image
+
+
+def _intensity_range(mode: str, array: np.ndarray) -> tuple[float, float]:
+    """The values a deep image maps to 0 and 255. 16-bit: its full 0..65535 (the same scale for
+    every image of a set). 32-bit integers and floats by the range they fit in: 0..1 for floats
+    (scikit-image's and most tools' convention: a float microscopy TIFF read against 255 was
+    black), else 0..255, 0..65535 or 0..their maximum; values below 0 (CT numbers, differences)
+    have no such range and are spread from their own minimum to maximum."""
+    if mode.startswith("I;16"):
+        return 0.0, 65535.0
+    low, high = float(array.min(initial=0)), float(array.max(initial=0))
+    if low < 0:
+        return low, max(high, low + 1e-6)
+    for top in ((1.0,) if mode == "F" else ()) + (255.0, 65535.0):
+        if high <= top:
+            return 0.0, top
+    return 0.0, high
 
 
 def collect_images(inputs: list[str] | tuple[str, ...], outputs: tuple = ()) -> list[Path]:
