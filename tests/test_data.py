@@ -49,6 +49,19 @@ def test_split_folders_are_known_by_the_names_datasets_come_with(tmp_path: Path)
     assert {path.name for path, _ in index_image_folders(root).splits["val"]} == {"v.png"}
 
 
+def test_a_test_set_that_ships_its_test_folder_alone_is_evaluated_whole(tmp_path: Path):
+    import shutil
+
+    root = make_shapes_folder(tmp_path / "d", per_class=2, val_per_class=1)
+    shutil.rmtree(root / "train")
+    (root / "val").rename(root / "test")
+    index = index_image_folders(root, val_fraction=1.0)  # EVERY_IMAGE: `evaluate --data`
+    assert index.classes == ["circle", "square", "triangle"]
+    assert (len(index.splits["train"]), len(index.splits["val"])) == (0, 3)
+    index = index_image_folders(root, val_fraction=1.0, classes=["square", "circle"])
+    assert index.classes == ["square", "circle"] and index.left_out == ["triangle"]
+
+
 def test_missing_folder_and_empty_class_are_one_line_errors(tmp_path: Path):
     with pytest.raises(VisionsuiteError, match="dataset folder not found"):
         index_image_folders(tmp_path / "nope")

@@ -43,12 +43,14 @@ def test_pairs_by_stem_with_masks_of_another_format(tmp_path):
     assert all(p.mask.suffix == ".gif" for p in index.splits["val"])
 
 
-def test_a_folder_without_val_is_all_val_when_evaluated_on_as_another_dataset(tmp_path):
+def test_a_folder_without_val_or_with_test_alone_is_all_val_when_evaluated_on(tmp_path):
     root = make_segment_folder(tmp_path / "d")
     for path in (root / "val").rglob("*.png"):  # one folder of pairs, as a test set comes
         path.rename(root / "train" / path.parent.name / f"v{path.name}")
     shutil.rmtree(root / "val")
     assert [len(index_pairs(root, 0.2).splits[s]) for s in ("train", "val")] == [5, 1]
+    assert [len(index_pairs(root, 1.0).splits[s]) for s in ("train", "val")] == [0, 6]
+    (root / "train").rename(root / "test")  # a test set that ships its test/ alone
     assert [len(index_pairs(root, 1.0).splits[s]) for s in ("train", "val")] == [0, 6]
 
 

@@ -44,6 +44,12 @@ def index_image_folders(root: str | Path, val_fraction: float = 0.2, seed: int =
     val_dir = named_folder(root, VAL_FOLDER_NAMES)
     odd: list[Path] = []
     chosen = _chosen_classes(classes)
+    if train_dir is None and val_dir is not None and val_fraction >= 1:
+        # EVERY_IMAGE (evaluation on another dataset) of a set that ships its test/ alone
+        left_out = _folders_left_out(val_dir, chosen)
+        val, classes = scan_class_folders(root, val_dir, chosen, odd, bool(chosen))
+        return FolderIndex(root, classes, {"train": [], "val": val}, odd, False,
+                           {"val": val_dir.name}, left_out)
     left_out = _folders_left_out(train_dir or root, chosen)
     if train_dir is not None:
         train, classes = scan_class_folders(root, train_dir, chosen, odd, bool(chosen))

@@ -61,6 +61,10 @@ def index_pairs(root: str | Path, val_fraction: float = 0.2, seed: int = 0) -> P
                   "val": _pair_folder(root, val_dir, odd)}
         return PairIndex(root, splits, odd, False,
                          _folders_read(root, {"train": train_dir, "val": val_dir}))
+    if val_fraction >= 1 and val_dir is not None and not train_dir.is_dir():
+        # EVERY_IMAGE (evaluation on another dataset) of a set that ships its test/ alone
+        return PairIndex(root, {"train": [], "val": _pair_folder(root, val_dir, odd)}, odd,
+                         False, _folders_read(root, {"val": val_dir}))
     folder = train_dir if train_dir.is_dir() else root
     pairs = _pair_folder(root, folder, odd)
     folders = _folders_read(root, {"train" if folder != root else "pairs": folder})
