@@ -51,6 +51,26 @@ def test_32_bit_integer_and_float_images_are_scaled_from_the_range_they_fit(
     assert read_image(path, channels=1)[..., 0].tolist() == expected
 
 
+def test_a_tiff_stack_reads_as_one_slice_per_page_and_a_pyramid_as_one_image(tmp_path: Path):
+    from visionsuite.core.images import read_image_slices, read_mask_slices
+
+    pages = [np.full((6, 8), value, np.uint8) for value in (10, 20, 30)]
+    stack = tmp_path / "volume.tif"  # as ImageJ, Fiji and ISBI 2012 store EM stacks
+    Image.fromarray(pages[0]).save(stack, save_all=True,
+                                   append_images=[Image.fromarray(p) for p in pages[1:]])
+    assert [s[..., 0].tolist() for s in read_image_slices(stack, 1)] == [p.tolist() for p in pages]
+    assert [m.tolist() for m in read_mask_slices(stack)] == [p.tolist() for p in pages]
+    deep = tmp_path / "deep.tif"  # 16-bit pages keep the fixed 0..65535 scale
+    Image.fromarray(np.full((6, 8), 65535, np.uint16)).save(
+        deep, save_all=True, append_images=[Image.fromarray(np.zeros((6, 8), np.uint16))])
+    assert [int(s.max()) for s in read_image_slices(deep, 1)] == [255, 0]
+    pyramid = tmp_path / "pyramid.tif"  # a smaller second page is no slice: one image
+    Image.fromarray(pages[0]).save(pyramid, save_all=True,
+                                   append_images=[Image.fromarray(pages[1][:3, :4])])
+    assert [s.shape for s in read_image_slices(pyramid, 3)] == [(6, 8, 3)]
+    assert read_image(stack, channels=1)[..., 0].tolist() == pages[0].tolist()  # first page
+
+
 def test_transparent_pixels_become_white(tmp_path: Path):
     path = tmp_path / "alpha.png"
     rgba = np.zeros((4, 4, 4), np.uint8)

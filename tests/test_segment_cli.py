@@ -121,6 +121,30 @@ def test_another_modality_trains_with_only_data_changed(tmp_path):
     assert metrics["pixels"] == 61 * 45  # only the left half, inside the region of interest
 
 
+def test_tiff_stacks_evaluate_as_their_pages_and_segment_into_a_mask_stack(
+        segment_run, segment_data, tmp_path):
+    # The same val pairs as one image stack and one mask stack (ISBI 2012's own layout)
+    stacked = tmp_path / "stacked"
+    for kind in ("images", "masks"):
+        (stacked / "val" / kind).mkdir(parents=True)
+        first, *rest = [Image.open(path) for path in sorted((segment_data / "val" / kind).iterdir())]
+        first.save(stacked / "val" / kind / "volume.tif", save_all=True, append_images=rest)
+    scores = []
+    for data in (segment_data, stacked):
+        result = invoke("evaluate", segment_run, "--data", data, "--json", tmp_path / "m.json")
+        assert result.exit_code == 0, result.output
+        metrics = json.loads((tmp_path / "m.json").read_text())
+        scores.append((metrics["images"], metrics["pixels"], metrics["dice"]))
+    assert scores[0] == scores[1], scores
+    result = invoke("segment", segment_run, stacked / "val" / "images", "--output",
+                    tmp_path / "out", "--json")
+    assert result.exit_code == 0, result.output
+    row = json.loads(result.stdout)[0]
+    assert row["slices"] == 2 and row["mask"].endswith("volume.tif")
+    masks = Image.open(row["mask"])
+    assert masks.n_frames == 2 and masks.size == (50, 37)
+
+
 def write_nifti_pair(images, masks, stem: str, seed: int, affine) -> None:
     """A 40x36x3 volume of noisy bright discs (intensities in CT-like units) and its labels."""
     import nibabel as nib

@@ -151,21 +151,58 @@ def read_image(path: str | Path, size: int | None = None, channels: int = 3,
 def read_image_slices(path: str | Path, channels: int = 3,
                       window: list[float] | None = None) -> list[np.ndarray]:
     """A file's images at their own size: one for 2-D formats, one per slice (or frame) for
-    DICOM and NIfTI."""
+    DICOM and NIfTI, one per page for a TIFF stack."""
     from visionsuite.core.medical import is_medical_file, read_slices
 
     if is_medical_file(Path(path)):
         return read_slices(path, channels, window)
+    with _opened(Path(path)) as image:
+        if stack_pages(image) > 1:
+            return [_to_uint8(page, channels, None) for page in _pages(image)]
     return [read_image(path, None, channels)]
 
 
 def read_mask_slices(path: str | Path, binary: bool = False) -> list[np.ndarray]:
-    """A mask file's raw values, one (H, W) array per slice (see read_mask, read_label_slices)."""
+    """A mask file's raw values, one (H, W) array per slice (see read_mask, read_label_slices)
+    or TIFF page."""
     from visionsuite.core.medical import is_medical_file, read_label_slices
 
     if is_medical_file(Path(path)):
         return read_label_slices(path, binary)
+    with _opened(Path(path)) as image:
+        if stack_pages(image) > 1:
+            return [_checked_mask(_values_of(page, path), path, binary)
+                    for page in _pages(image)]
     return [read_mask(path, binary)]
+
+
+def stack_pages(image: Image.Image) -> int:
+    """How many pages of an opened image are slices of one stack: every page of a multi-page
+    TIFF whose pages share the first one's size and mode (an EM or microscopy stack, as ImageJ
+    and Fiji save them; ISBI 2012 ships its 30 slices so), else 1: a pyramid's smaller pages or
+    a thumbnail are no slices, and a photo's first page is the photo."""
+    count = getattr(image, "n_frames", 1) if image.format == "TIFF" else 1
+    size, mode = image.size, image.mode
+    for index in range(1, count):
+        image.seek(index)
+        if image.size != size or image.mode != mode:
+            count = 1
+            break
+    image.seek(0)
+    return count
+
+
+def tiff_stack_depth(path: str | Path) -> int:
+    """stack_pages of the file at `path`, from its headers (1 for other files)."""
+    with _opened(Path(path)) as image:
+        return stack_pages(image)
+
+
+def _pages(image: Image.Image) -> Iterator[Image.Image]:
+    for index in range(image.n_frames):
+        image.seek(index)
+        image.load()
+        yield image
 
 
 def _read_single_slice(path: Path, size: int | None, channels: int, window) -> np.ndarray:
@@ -358,7 +395,10 @@ def read_mask(path: str | Path, binary: bool = False) -> np.ndarray:
     whose channels are equal is read as grey, a colour one is refused. JPEG masks (Kvasir-SEG's,
     for one) are binary: compression blurs their values, so they are read as 0/255, cut at 128."""
     path = Path(path)
-    values = _mask_values(path)
+    return _checked_mask(_mask_values(path), path, binary)
+
+
+def _checked_mask(values: np.ndarray, path: Path, binary: bool) -> np.ndarray:
     if binary:
         return np.where(values > 0, 255, 0).astype(np.uint8)
     if values.max(initial=0) > 255 or values.min(initial=0) < 0:
@@ -370,23 +410,28 @@ def read_mask(path: str | Path, binary: bool = False) -> np.ndarray:
 def _mask_values(path: Path) -> np.ndarray:
     with _opened(path) as image:
         image.load()
-        if image.format in LOSSY_FORMATS:
-            return np.where(np.asarray(image.convert("L")) >= 128, 255, 0).astype(np.uint8)
-        if image.mode == "P":
-            palette = np.asarray(image.getpalette() or [], np.uint8).reshape(-1, 3)
-            indices = np.asarray(image, np.uint8)
-            grey = len(palette) and (palette[:, 0] == palette[:, 1]).all() \
-                and (palette[:, 1] == palette[:, 2]).all()
-            return palette[indices, 0] if grey else indices
-        if image.mode in ("RGB", "RGBA"):
-            rgb = np.asarray(image.convert("RGB"))
-            if not ((rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all()):
-                raise UnreadableImage(f"{path}: colour mask; expected one channel of class "
-                                      "indices, 0/255 or a palette PNG")
-            return np.ascontiguousarray(rgb[..., 0])
-        if image.mode in ("LA", "PA"):
-            image = image.getchannel(0)
-        values = np.asarray(image.convert("L") if image.mode == "1" else image)
-        if values.ndim != 2:
-            raise UnreadableImage(f"{path}: mask of mode {image.mode} not understood")
-        return values
+        return _values_of(image, path)
+
+
+def _values_of(image: Image.Image, path: Path) -> np.ndarray:
+    """The raw values of an opened, loaded mask (or mask page); see read_mask."""
+    if image.format in LOSSY_FORMATS:
+        return np.where(np.asarray(image.convert("L")) >= 128, 255, 0).astype(np.uint8)
+    if image.mode == "P":
+        palette = np.asarray(image.getpalette() or [], np.uint8).reshape(-1, 3)
+        indices = np.asarray(image, np.uint8)
+        grey = len(palette) and (palette[:, 0] == palette[:, 1]).all() \
+            and (palette[:, 1] == palette[:, 2]).all()
+        return palette[indices, 0] if grey else indices
+    if image.mode in ("RGB", "RGBA"):
+        rgb = np.asarray(image.convert("RGB"))
+        if not ((rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all()):
+            raise UnreadableImage(f"{path}: colour mask; expected one channel of class "
+                                  "indices, 0/255 or a palette PNG")
+        return np.ascontiguousarray(rgb[..., 0])
+    if image.mode in ("LA", "PA"):
+        image = image.getchannel(0)
+    values = np.asarray(image.convert("L") if image.mode == "1" else image)
+    if values.ndim != 2:
+        raise UnreadableImage(f"{path}: mask of mode {image.mode} not understood")
+    return values

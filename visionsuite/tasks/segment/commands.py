@@ -8,7 +8,8 @@ import numpy as np
 
 from visionsuite.core.files import RUNS, atomic_path, unique_stem
 from visionsuite.core.images import UnreadableImage, fit_within, read_image_slices
-from visionsuite.core.medical import file_stem, is_nifti, labels_to_nifti, voxel_volume_mm3
+from visionsuite.core.medical import (file_stem, is_medical_file, is_nifti, labels_to_nifti,
+                                      voxel_volume_mm3)
 from visionsuite.core.plots import colorize
 from visionsuite.errors import VisionsuiteError
 from visionsuite.tasks.segment.metrics import predict_classes
@@ -84,14 +85,18 @@ def _write_segmentation(path: Path, images: list[np.ndarray], predicted: list[np
     """The mask file(s) of one input, its overlays, and its class areas."""
     result = {"image": str(path)}
     numbered = len(images) > 1
+    binary = class_count == 2
     if is_nifti(path):
         result["mask"] = str(labels_to_nifti(predicted, path, folder / f"{stem}.nii.gz",
                                              class_count))
+    elif numbered and not is_medical_file(path):  # a TIFF stack: one mask stack, page by page
+        result["mask"] = str(_save_tiff_stack([c * 255 if binary else c for c in predicted],
+                                              folder / f"{stem}.tif"))
     else:
         masks = []
         for index, classes in enumerate(predicted):
             mask_path = folder / (f"{stem}_{index:03d}.png" if numbered else f"{stem}.png")
-            _save_png(classes * 255 if class_count == 2 else classes, mask_path)
+            _save_png(classes * 255 if binary else classes, mask_path)
             masks.append(str(mask_path))
         result["mask" if not numbered else "masks"] = masks[0] if not numbered else masks
     if overlay:
@@ -125,6 +130,15 @@ def _save_png(array: np.ndarray, path: Path) -> None:
 
     with atomic_path(path, suffix=".png") as tmp:
         Image.fromarray(array).save(tmp, format="PNG")
+
+
+def _save_tiff_stack(pages: list[np.ndarray], path: Path) -> Path:
+    from PIL import Image
+
+    first, *rest = [Image.fromarray(page) for page in pages]
+    with atomic_path(path, suffix=".tif") as tmp:
+        first.save(tmp, format="TIFF", save_all=True, append_images=rest, compression="tiff_lzw")
+    return path
 
 
 def overlay_image(image: np.ndarray, classes: np.ndarray, alpha: float = 0.45) -> np.ndarray:

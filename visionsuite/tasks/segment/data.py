@@ -14,7 +14,7 @@ from visionsuite.core.files import TRAIN_FOLDER_NAMES, VAL_FOLDER_NAMES, inside,
 from visionsuite.core.images import (INSTANCE_HINT, QUARTER_TURNS, fit_within, fitted_size,
                                      inspect_image, is_image_file, other_files_note,
                                      read_image_slices, read_mask_slices, stored_geometry,
-                                     turn_upright)
+                                     tiff_stack_depth, turn_upright)
 from visionsuite.core.medical import file_stem, is_medical_file, read_header
 from visionsuite.errors import VisionsuiteError
 from visionsuite.tasks.base import DataReport, Split
@@ -336,7 +336,7 @@ def slice_sizes(pairs: list[Pair], max_size: int | None = None,
         if is_medical_file(path):
             header = read_header(path)
             return header.count, header.size or (0, 0)
-        return 1, inspect_image(path, decode=False)[0]
+        return tiff_stack_depth(path), inspect_image(path, decode=False)[0]
 
     found, _ = load_in_parallel(layout, [pair.image for pair in pairs], workers, "sizing")
     return [fitted_size(height, width, max_size) for count, (width, height) in filter(None, found)
