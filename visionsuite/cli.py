@@ -152,7 +152,7 @@ def segment_command(run, images, output, overlay, threshold, window, as_json):
         click.echo(json.dumps(results, indent=2))
         return
     rows = [{"image": r["image"], "mask": r.get("mask") or f"{len(r['masks'])} frames",
-             **{f"{name} %": round(100 * area["fraction"], 2)
+             **{f"{name} %": f"{100 * area['fraction']:.2f}"
                 for name, area in r["areas"].items()}} for r in results]
     click.echo(table(rows))
     click.echo(str(Path(results[0].get("mask") or results[0]["masks"][0]).parent))
