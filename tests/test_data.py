@@ -52,6 +52,8 @@ def test_split_folders_are_known_by_the_names_datasets_come_with(tmp_path: Path)
 def test_a_test_set_that_ships_its_test_folder_alone_is_evaluated_whole(tmp_path: Path):
     import shutil
 
+    from visionsuite.tasks.classify import check_image_folders
+
     root = make_shapes_folder(tmp_path / "d", per_class=2, val_per_class=1)
     shutil.rmtree(root / "train")
     (root / "val").rename(root / "test")
@@ -60,6 +62,8 @@ def test_a_test_set_that_ships_its_test_folder_alone_is_evaluated_whole(tmp_path
     assert (len(index.splits["train"]), len(index.splits["val"])) == (0, 3)
     index = index_image_folders(root, val_fraction=1.0, classes=["square", "circle"])
     assert index.classes == ["square", "circle"] and index.left_out == ["triangle"]
+    report = check_image_folders(str(root))  # was: 'test' taken for the only class
+    assert report.usable and "  no train/ folder: a test set" in report.text, report.text
 
 
 def test_missing_folder_and_empty_class_are_one_line_errors(tmp_path: Path):

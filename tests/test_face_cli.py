@@ -278,3 +278,12 @@ def test_data_check_reports_identities_and_single_image_people(faces_data):
     result = invoke("data", "check", "face", faces_data)
     assert result.exit_code == 0, result.output
     assert "loner" in result.output and "identities" in result.output
+
+
+def test_data_check_takes_a_set_of_test_people_alone_as_a_test_set(faces_data, tmp_path):
+    held_out = next(name for name in ("val", "test") if (faces_data / name).is_dir())
+    shutil.copytree(faces_data / held_out, tmp_path / "people" / "test")
+    result = invoke("data", "check", "face", tmp_path / "people")
+    assert result.exit_code == 0, result.output  # was: one class folder, 'test'
+    assert "a test set, for `visionsuite evaluate RUN --data PATH`" in result.output
+    assert "train" not in result.output.replace("no train/", "")

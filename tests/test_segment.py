@@ -44,6 +44,8 @@ def test_pairs_by_stem_with_masks_of_another_format(tmp_path):
 
 
 def test_a_folder_without_val_or_with_test_alone_is_all_val_when_evaluated_on(tmp_path):
+    from visionsuite.tasks.segment.data import check_segmentation_folders
+
     root = make_segment_folder(tmp_path / "d")
     for path in (root / "val").rglob("*.png"):  # one folder of pairs, as a test set comes
         path.rename(root / "train" / path.parent.name / f"v{path.name}")
@@ -52,6 +54,8 @@ def test_a_folder_without_val_or_with_test_alone_is_all_val_when_evaluated_on(tm
     assert [len(index_pairs(root, 1.0).splits[s]) for s in ("train", "val")] == [0, 6]
     (root / "train").rename(root / "test")  # a test set that ships its test/ alone
     assert [len(index_pairs(root, 1.0).splits[s]) for s in ("train", "val")] == [0, 6]
+    report = check_segmentation_folders(str(root))
+    assert report.usable and "  no train/ folder: a test set" in report.text, report.text
 
 
 def test_masks_named_with_an_ending_they_share_pair_with_their_images(tmp_path):

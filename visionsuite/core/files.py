@@ -149,3 +149,14 @@ def named_folder(root: Path, names: tuple[str, ...]) -> Path | None:
     """The sub-folder of `root` whose name, in any case, comes first in `names`; None if none."""
     found = {path.name.lower(): path for path in sub_folders(root)}
     return next((found[name] for name in names if name in found), None)
+
+
+TEST_SET_NOTE = "no train/ folder: a test set, for `visionsuite evaluate RUN --data PATH`"
+
+
+def held_out_only(root: str | Path) -> bool:
+    """True for a set that ships its val/ or test/ folder alone: a test set, which `evaluate
+    --data` scores whole and `data check` checks as one (training needs a train/ folder)."""
+    root = Path(root)
+    return root.is_dir() and named_folder(root, VAL_FOLDER_NAMES) is not None \
+        and named_folder(root, TRAIN_FOLDER_NAMES) is None

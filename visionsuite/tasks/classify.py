@@ -297,14 +297,19 @@ def check_image_folders(path: str) -> DataReport:
     from collections import Counter
 
     from visionsuite.core.data import inspect_images
+    from visionsuite.core.evaluate import EVERY_IMAGE
+    from visionsuite.core.files import TEST_SET_NOTE, held_out_only
     from visionsuite.core.report import table
 
+    test_set = held_out_only(path)
     try:
-        index = index_image_folders(path)
+        index = index_image_folders(path, EVERY_IMAGE if test_set else 0.2)
     except VisionsuiteError as err:
         return DataReport(f"classify dataset {path}", False, str(err))
     rows, sizes, modes, unreadable, empty = [], Counter(), Counter(), [], []
     for split, items in index.splits.items():
+        if test_set and split == "train":
+            continue
         infos, errors = inspect_images([p for p, _ in items])
         unreadable += errors
         readable = Counter(label for (_, label), info in zip(items, infos) if info)
@@ -318,6 +323,7 @@ def check_image_folders(path: str) -> DataReport:
     split_note = " (val split by val_fraction 0.2, seed 0)" if index.split_by_fraction else ""
     lines = [f"classify dataset {index.root}{split_note}"]
     lines += [f"  {name}: {folder}/" for name, folder in index.folders.items() if folder != name]
+    lines += [f"  {TEST_SET_NOTE}"] if test_set else []
     lines += [f"classes: {len(index.classes)}",
              table(rows), "",
              "sizes: " + ", ".join(f"{s} ({n})" for s, n in sizes.most_common(5))

@@ -319,18 +319,21 @@ def _check_gallery(path: Path, data) -> None:
 def check_face_folders(path: str):
     """`visionsuite data check face PATH`: identities and images per split, single-image
     identities, unreadable files, and what face finding makes of the images."""
+    from visionsuite.core.files import TEST_SET_NOTE, held_out_only
     from visionsuite.core.report import table
     from visionsuite.tasks.base import DataReport
     from visionsuite.tasks.face.data import index_identities
     from visionsuite.tasks.face.faces import prepare_faces
 
+    test_set = held_out_only(path)
     try:
-        index = index_identities(path)
+        index = index_identities(path, train=not test_set)
     except VisionsuiteError as err:
         return DataReport(f"face dataset {path}", False, str(err))
     note = " (held-out identities by val_fraction 0.2, seed 0)" if index.held_out_by_fraction \
         else ""
     lines, rows, problem = [f"face dataset {index.root}{note}"], [], ""
+    lines += [f"  {TEST_SET_NOTE}"] if test_set else []
     for split, items in index.splits.items():
         faces = prepare_faces([p for p, _ in items], 112, 1, "auto", desc=f"checking {split}")
         single = index.single_image_identities(split)

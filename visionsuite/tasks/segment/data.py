@@ -439,10 +439,13 @@ def _summarise_pair(pair: Pair) -> list[tuple[str, np.ndarray, np.ndarray]]:
 def check_segmentation_folders(path: str) -> DataReport:
     from collections import Counter
 
+    from visionsuite.core.evaluate import EVERY_IMAGE
+    from visionsuite.core.files import TEST_SET_NOTE, held_out_only
     from visionsuite.core.report import table
 
+    test_set = held_out_only(path)
     try:
-        index = index_pairs(path)
+        index = index_pairs(path, EVERY_IMAGE if test_set else 0.2)
     except VisionsuiteError as err:
         return DataReport(f"segment dataset {path}", False, str(err))
     from visionsuite.core.data import load_in_parallel
@@ -450,8 +453,10 @@ def check_segmentation_folders(path: str) -> DataReport:
     rows, sizes, modes, unreadable = [], Counter(), Counter(), []
     every_value = np.zeros(256, np.int64)  # pixels of each raw mask value, everywhere
     inside = np.zeros(256, np.int64)  # and inside the regions of interest
-    problem, train_slices = "", 0
+    problem, checked_slices = "", 0
     for split, pairs in index.splits.items():
+        if test_set and split == "train":
+            continue
         try:  # each pair is summarised where it is decoded: a large set never sits in RAM
             summaries, skipped = load_in_parallel(_summarise_pair, pairs,
                                                   desc=f"checking {split}")
@@ -468,7 +473,7 @@ def check_segmentation_folders(path: str) -> DataReport:
                 inside += values_inside
             slices += len(found)
             modes[inspect_image(pair.image, decode=False)[1]] += 1  # decoded: header enough
-        train_slices += slices if split == "train" else 0
+        checked_slices += slices if split == "train" or test_set else 0
         rows.append({"split": split, "files": len(pairs) - len(skipped), "pairs": slices,
                      "skipped": len(skipped),
                      "roi": "yes" if any(p.roi for p in pairs) else "no"})
@@ -484,6 +489,7 @@ def check_segmentation_folders(path: str) -> DataReport:
     split_note = " (val split by val_fraction 0.2, seed 0)" if index.split_by_fraction else ""
     lines = [f"segment dataset {index.root}{split_note}"]
     lines += [f"  {folder}" for folder in index.folders]
+    lines += [f"  {TEST_SET_NOTE}"] if test_set else []
     lines += [table(rows), "",
              "sizes: " + ", ".join(f"{s} ({n})" for s, n in sizes.most_common(5)),
              "modes: " + ", ".join(f"{m} ({n})" for m, n in modes.most_common()),
@@ -496,11 +502,12 @@ def check_segmentation_folders(path: str) -> DataReport:
         lines.append("classes: " + ", ".join(shown) + (f", ... ({more} more)" if more > 0 else ""))
         if more > 0:
             lines.append(f"  {len(mapping.names)} classes: {INSTANCE_HINT}")
-    lines.append(_memory_line(index))
+    if not test_set:
+        lines.append(_memory_line(index))
     lines.append(f"unreadable pairs: {len(unreadable)}")
     lines += [f"  {message}" for message in unreadable]
     lines.append(f"files that are not images (ignored): {len(index.odd_files)}")
     lines += [f"  {p}" for p in index.odd_files[:20]]
-    if not problem and not train_slices:
-        problem = f"{path}: no readable image/mask pairs in train"
+    if not problem and not checked_slices:
+        problem = f"{path}: no readable image/mask pairs in {'val' if test_set else 'train'}"
     return DataReport("\n".join(lines), not problem, problem)
