@@ -144,8 +144,12 @@ def read_image(path: str | Path, size: int | None = None, channels: int = 3,
         if size and image.format == "JPEG":
             # Let libjpeg decode at 1/2, 1/4 or 1/8 scale: large photos load far faster.
             image.draft("RGB", (size, size))
-        image.load()
-        return _to_uint8(ImageOps.exif_transpose(image), channels, size)
+        return _upright_uint8(image, channels, size)
+
+
+def _upright_uint8(image: Image.Image, channels: int, size: int | None) -> np.ndarray:
+    image.load()
+    return _to_uint8(ImageOps.exif_transpose(image), channels, size)
 
 
 def read_image_slices(path: str | Path, channels: int = 3,
@@ -156,10 +160,10 @@ def read_image_slices(path: str | Path, channels: int = 3,
 
     if is_medical_file(Path(path)):
         return read_slices(path, channels, window)
-    with _opened(Path(path)) as image:
+    with _opened(Path(path)) as image:  # opened once: the pages, or the one image
         if stack_pages(image) > 1:
             return [_to_uint8(page, channels, None) for page in _pages(image)]
-    return [read_image(path, None, channels)]
+        return [_upright_uint8(image, channels, None)]
 
 
 def read_mask_slices(path: str | Path, binary: bool = False) -> list[np.ndarray]:
@@ -169,11 +173,10 @@ def read_mask_slices(path: str | Path, binary: bool = False) -> list[np.ndarray]
 
     if is_medical_file(Path(path)):
         return read_label_slices(path, binary)
-    with _opened(Path(path)) as image:
-        if stack_pages(image) > 1:
-            return [_checked_mask(_values_of(page, path), path, binary)
-                    for page in _pages(image)]
-    return [read_mask(path, binary)]
+    with _opened(Path(path)) as image:  # opened once: the pages, or the one mask
+        pages = _pages(image) if stack_pages(image) > 1 else [image]
+        return [_checked_mask(_values_of(page, Path(path)), Path(path), binary)
+                for page in pages]
 
 
 def stack_pages(image: Image.Image) -> int:
@@ -409,12 +412,12 @@ def _checked_mask(values: np.ndarray, path: Path, binary: bool) -> np.ndarray:
 
 def _mask_values(path: Path) -> np.ndarray:
     with _opened(path) as image:
-        image.load()
         return _values_of(image, path)
 
 
 def _values_of(image: Image.Image, path: Path) -> np.ndarray:
-    """The raw values of an opened, loaded mask (or mask page); see read_mask."""
+    """The raw values of an opened mask (or mask page); see read_mask."""
+    image.load()
     if image.format in LOSSY_FORMATS:
         return np.where(np.asarray(image.convert("L")) >= 128, 255, 0).astype(np.uint8)
     if image.mode == "P":

@@ -11,8 +11,8 @@ import numpy as np
 
 from visionsuite.config import Config
 from visionsuite.core.data import check_cache_fits, decode_images
-from visionsuite.core.files import (TRAIN_FOLDER_NAMES, VAL_FOLDER_NAMES, inside, named_folder,
-                                    sub_folders)
+from visionsuite.core.files import (TEST_SET_NOTE, TRAIN_FOLDER_NAMES, VAL_FOLDER_NAMES,
+                                    held_out_only, inside, named_folder, sub_folders)
 from visionsuite.core.images import is_image_file, other_files_note
 from visionsuite.errors import VisionsuiteError
 from visionsuite.tasks.base import DataReport, Split, Task, TaskData
@@ -44,7 +44,7 @@ def index_image_folders(root: str | Path, val_fraction: float = 0.2, seed: int =
     val_dir = named_folder(root, VAL_FOLDER_NAMES)
     odd: list[Path] = []
     chosen = _chosen_classes(classes)
-    if train_dir is None and val_dir is not None and val_fraction >= 1:
+    if val_fraction >= 1 and held_out_only(root):
         # EVERY_IMAGE (evaluation on another dataset) of a set that ships its test/ alone
         left_out = _folders_left_out(val_dir, chosen)
         val, classes = scan_class_folders(root, val_dir, chosen, odd, bool(chosen))
@@ -298,7 +298,6 @@ def check_image_folders(path: str) -> DataReport:
 
     from visionsuite.core.data import inspect_images
     from visionsuite.core.evaluate import EVERY_IMAGE
-    from visionsuite.core.files import TEST_SET_NOTE, held_out_only
     from visionsuite.core.report import table
 
     test_set = held_out_only(path)

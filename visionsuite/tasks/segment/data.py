@@ -10,7 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from visionsuite.core.files import TRAIN_FOLDER_NAMES, VAL_FOLDER_NAMES, inside, named_folder
+from visionsuite.core.files import (TEST_SET_NOTE, TRAIN_FOLDER_NAMES, VAL_FOLDER_NAMES,
+                                    held_out_only, inside, named_folder)
 from visionsuite.core.images import (INSTANCE_HINT, QUARTER_TURNS, fit_within, fitted_size,
                                      inspect_image, is_image_file, other_files_note,
                                      read_image_slices, read_mask_slices, stored_geometry,
@@ -61,7 +62,7 @@ def index_pairs(root: str | Path, val_fraction: float = 0.2, seed: int = 0) -> P
                   "val": _pair_folder(root, val_dir, odd)}
         return PairIndex(root, splits, odd, False,
                          _folders_read(root, {"train": train_dir, "val": val_dir}))
-    if val_fraction >= 1 and val_dir is not None and not train_dir.is_dir():
+    if val_fraction >= 1 and held_out_only(root):
         # EVERY_IMAGE (evaluation on another dataset) of a set that ships its test/ alone
         return PairIndex(root, {"train": [], "val": _pair_folder(root, val_dir, odd)}, odd,
                          False, _folders_read(root, {"val": val_dir}))
@@ -440,7 +441,6 @@ def check_segmentation_folders(path: str) -> DataReport:
     from collections import Counter
 
     from visionsuite.core.evaluate import EVERY_IMAGE
-    from visionsuite.core.files import TEST_SET_NOTE, held_out_only
     from visionsuite.core.report import table
 
     test_set = held_out_only(path)
