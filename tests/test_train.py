@@ -210,3 +210,70 @@ def test_the_throughput_benchmark_times_every_epoch_and_leaves_the_config_as_giv
     assert result["ratio"] > 0
     # ... and on only there: the caller's config (its full training's) keeps its budget.
     assert config.train.max_minutes == 0.001
+
+
+class _CtrlC(keras.callbacks.Callback):
+    """Presses Ctrl-C `times` times during the second epoch's first step."""
+
+    def __init__(self, times: int):
+        super().__init__()
+        self.times, self.epoch = times, 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        import signal
+
+        if self.epoch == 1 and batch == 0:
+            for _ in range(self.times):
+                signal.raise_signal(signal.SIGINT)
+
+
+def test_ctrl_c_ends_training_with_that_epoch_saved_and_evaluated_and_resume_trains_the_rest(
+        shapes_dir, tmp_path, capsys):
+    import json
+    import signal
+
+    from conftest import TINY_SETS
+    from visionsuite.config import load_config
+    from visionsuite.core.train import train
+
+    config = load_config("classify", overrides={"data.path": str(shapes_dir)},
+                         sets=TINY_SETS + ("train.epochs=4",))
+    run = train(config, output=tmp_path, name="stopped", callbacks=[_CtrlC(times=1)])
+    assert "stopped by Ctrl-C after epoch 2 of 4" in capsys.readouterr().err
+    assert json.loads((run / "state.json").read_text())["epoch"] == 1
+    assert (run / "metrics.json").is_file() and (run / "model.keras").is_file()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # given back
+    train(load_config("classify", run / "config.yaml"), resume=run)
+    assert json.loads((run / "state.json").read_text())["epoch"] == 3
+    assert len((run / "history.csv").read_text().splitlines()) == 1 + 4
+
+
+def test_a_second_ctrl_c_quits_at_once_keeping_the_last_checkpoint(shapes_dir, tmp_path, capsys):
+    import json
+    import signal
+
+    from conftest import TINY_SETS
+    from visionsuite.config import load_config
+    from visionsuite.core.train import train
+
+    config = load_config("classify", overrides={"data.path": str(shapes_dir)},
+                         sets=TINY_SETS + ("train.epochs=4", "train.checkpoint_seconds=0"))
+    with pytest.raises(KeyboardInterrupt):
+        train(config, output=tmp_path, name="quit", callbacks=[_CtrlC(times=2)])
+    run = tmp_path / "classify" / "quit"
+    assert json.loads((run / "state.json").read_text())["epoch"] == 0
+    assert not (run / "metrics.json").exists()  # never evaluated
+    assert (f"{run} keeps its last checkpoint (after epoch 1); continue it with "
+            f"'visionsuite train classify --resume {run}'") in capsys.readouterr().err
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    # An epoch logged after the last checkpoint (checkpoints come every checkpoint_seconds) is
+    # trained again on --resume, and history.csv keeps it once.
+    history = run / "history.csv"
+    header, first = history.read_text().splitlines()
+    history.write_text("\n".join([header, first, "1" + first[1:]]) + "\n")
+    train(load_config("classify", run / "config.yaml"), resume=run)
+    logged = (run / "history.csv").read_text().splitlines()
+    assert [line.split(",")[0] for line in logged[1:]] == ["0", "1", "2", "3"]

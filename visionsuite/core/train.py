@@ -10,7 +10,9 @@ from __future__ import annotations
 import json
 import math
 import shutil
+import signal
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -114,11 +116,23 @@ def _train(task, config: Config, output, name, resume, callbacks, started) -> Pa
 
     try:
         fit_model(model, task, config, data, run_dir, state, callbacks or [], started)
-    except BaseException:
+    except BaseException as err:
         if not resume and not any((run_dir / n).exists() for n in ("last.keras", "model.keras")):
             shutil.rmtree(run_dir, ignore_errors=True)  # ours, just made, and nothing to resume
+        elif isinstance(err, KeyboardInterrupt):
+            _say_where_the_run_stands(run_dir, config.task)
         raise
     return finish_run(run_dir, task, config, data)
+
+
+def _say_where_the_run_stands(run_dir: Path, task_name: str) -> None:
+    """After a second Ctrl-C: what the run folder keeps, and how to go on."""
+    try:
+        epoch = json.loads((run_dir / "state.json").read_text())["epoch"] + 1
+    except (OSError, ValueError, KeyError):
+        return
+    print(f"{run_dir} keeps its last checkpoint (after epoch {epoch}); continue it with "
+          f"'visionsuite train {task_name} --resume {run_dir}'", file=sys.stderr)
 
 
 def _print_data_summary(data) -> None:
@@ -207,6 +221,8 @@ def fit_model(model, task, config: Config, data, run_dir: Path, state: dict,
     """Train `model` for the config's epochs, within train.max_minutes counted from `started`
     (a time.monotonic() reading) plus the run's earlier sessions."""
     train_ds, val_ds = task.make_datasets(config, data)
+    if state["epoch"] >= 0:
+        _forget_epochs_after(run_dir / "history.csv", state["epoch"])
     callbacks = list(task.epoch_callbacks(config, data))
     if config.train.ema:
         # Validation sees the averaged weights (BestCheckpoint saves them); training and
@@ -243,8 +259,34 @@ def fit_model(model, task, config: Config, data, run_dir: Path, state: dict,
     if start >= config.train.epochs:
         print(f"{run_dir}: already trained for {config.train.epochs} epochs", file=sys.stderr)
         return
-    model.fit(train_ds, validation_data=val_ds, epochs=config.train.epochs, initial_epoch=start,
-              callbacks=callbacks, shuffle=False, verbose=1 if sys.stdout.isatty() else 2)
+    stop = StopOnInterrupt()
+    callbacks.insert(0, stop)  # first, so that LastCheckpoint sees the stop of that epoch
+    try:
+        model.fit(train_ds, validation_data=val_ds, epochs=config.train.epochs,
+                  initial_epoch=start, callbacks=callbacks, shuffle=False,
+                  verbose=1 if sys.stdout.isatty() else 2)
+    finally:
+        stop.restore()
+    if stop.requested:
+        print(f"stopped by Ctrl-C after epoch {stop.epochs_done} of {config.train.epochs}; "
+              f"'visionsuite train {config.task} --resume {run_dir}' trains the rest",
+              file=sys.stderr)
+
+
+def _forget_epochs_after(history_csv: Path, last_epoch: int) -> None:
+    """Drops the rows of epochs after the checkpoint that a run resumes from: a killed run logs
+    every epoch but checkpoints only every train.checkpoint_seconds, and the epochs trained
+    again would otherwise be logged twice (and drawn as a curve going back)."""
+    if not history_csv.is_file():
+        return
+    def later(line: str) -> bool:
+        epoch = line.split(",", 1)[0]
+        return epoch.isdigit() and int(epoch) > last_epoch
+
+    lines = history_csv.read_text().splitlines(keepends=True)
+    kept = lines[:1] + [line for line in lines[1:] if not later(line)]
+    if len(kept) < len(lines):
+        atomic_write_text(history_csv, "".join(kept))
 
 
 def finish_run(run_dir: Path, task, config: Config, data) -> Path:
@@ -336,6 +378,49 @@ def averaged_weights(model) -> list:
         return model.get_weights()
     average_of = {id(v): a for v, a in zip(optimizer._trainable_variables, averages)}
     return [keras.ops.convert_to_numpy(average_of.get(id(v), v)) for v in model.weights]
+
+
+class StopOnInterrupt(keras.callbacks.Callback):
+    """Ctrl-C (SIGINT) while training. The first ends training after the current step: that
+    epoch is validated and checkpointed and the run is evaluated, as if it had been the last
+    one, so that a run stopped because it is good enough is kept whole. The second quits at
+    once; the last checkpoint stays, for --resume. Python handles signals in the main thread
+    only: elsewhere (training started from a worker thread) Ctrl-C is left as it was."""
+
+    def __init__(self):
+        super().__init__()
+        self.requested, self.installed, self.previous = False, False, None
+        self.epochs_done = 0  # when stopped: the epochs of the run, earlier sessions included
+
+    def on_train_begin(self, logs=None):
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGINT, self._interrupt)
+            self.installed = True
+
+    def _interrupt(self, signum, frame):
+        if self.requested:
+            self.restore()
+            raise KeyboardInterrupt
+        self.requested = True
+        print("\nCtrl-C: training stops after this step; the epoch is validated, saved and "
+              "evaluated (Ctrl-C again quits at once)", file=sys.stderr)
+
+    def on_train_batch_end(self, batch, logs=None):
+        # Set here, not in the handler: Keras clears stop_training as fit starts.
+        if self.requested:
+            self.model.stop_training = True
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epochs_done = epoch + 1
+        self.on_train_batch_end(None)  # Ctrl-C during validation
+
+    def on_train_end(self, logs=None):
+        self.restore()
+
+    def restore(self) -> None:
+        if self.installed:  # None: a handler not set from Python; Python's own then
+            signal.signal(signal.SIGINT, self.previous or signal.default_int_handler)
+            self.installed = False
 
 
 class EarlyStop(keras.callbacks.Callback):
