@@ -136,6 +136,74 @@ def test_hrf_as_it_comes_is_one_folder_split_by_val_fraction(tmp_path):
     assert pairs[0].mask.parent.name == "mask" and pairs[0].roi is None
 
 
+def _save_disc(path: Path, shift: int, mask: bool) -> None:
+    """A 30x40 disc image, or its 0/255 mask, moved `shift` px to the right."""
+    yy, xx = np.mgrid[:30, :40]
+    disc = (yy - 15) ** 2 + (xx - 20 - shift) ** 2 < 8 ** 2
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray((disc * 255 if mask else 60 + 120 * disc).astype(np.uint8)).save(path)
+
+
+def test_masks_beside_their_images_pair_in_each_folder_and_each_patient_stays_on_one_side(
+        tmp_path):
+    """LGG MRI as Kaggle ships it: one folder per patient, TCGA_X_1.tif beside TCGA_X_1_mask.tif,
+    no train/ or val/. A patient's slices are all train or all val."""
+    from visionsuite.tasks.segment.data import check_segmentation_folders
+
+    root = tmp_path / "kaggle_3m"
+    for patient in range(12):
+        for slice_number in (1, 2, 10):
+            stem = root / f"TCGA_{patient:02d}" / f"TCGA_{patient:02d}_{slice_number}"
+            _save_disc(stem.with_suffix(".tif"), slice_number, mask=False)
+            _save_disc(stem.with_name(stem.name + "_mask.tif"), slice_number, mask=True)
+    index = index_pairs(root, 0.2)
+    train, val = index.splits["train"], index.splits["val"]
+    assert all(p.mask.name == p.image.stem + "_mask.tif" for p in train + val)
+    val_patients = {p.image.parent.name for p in val}
+    assert len(val_patients) == 2 and len(val) == 6  # round(12 x 0.2) patients, 3 slices each
+    assert not val_patients & {p.image.parent.name for p in train}
+    report = check_segmentation_folders(str(root))
+    assert report.usable, report.problem
+    assert ("  masks beside their images (<name>_mask): 36 pairs in 12 folder(s); the val split "
+            "takes whole folders (each one case, kept on one side)") in report.text.splitlines()
+    for mask in root.rglob("*_mask.tif"):  # images alone: neither layout
+        mask.unlink()
+    with pytest.raises(VisionsuiteError, match=r"kaggle_3m: expected images/ and masks/ folders, "
+                                               r"or masks beside their images named after them"):
+        index_pairs(root, 0.2)
+
+
+def test_masks_beside_their_images_merge_a_second_lesions_mask_and_split_each_class_folder(
+        tmp_path):
+    """BUSI as it comes: benign/, malignant/ and normal/ folders of 'benign (1).png' beside
+    'benign (1)_mask.png' and, for a second lesion, 'benign (1)_mask_1.png'."""
+    from visionsuite.tasks.segment.data import _decode_pair
+
+    root = tmp_path / "Dataset_BUSI_with_GT"
+    for kind, count in (("benign", 5), ("malignant", 2), ("normal", 3)):
+        for number in range(1, count + 1):
+            _save_disc(root / kind / f"{kind} ({number}).png", number, mask=False)
+            _save_disc(root / kind / f"{kind} ({number})_mask.png", number, mask=True)
+    _save_disc(root / "benign" / "benign (1)_mask_1.png", -10, mask=True)
+    index = index_pairs(root, 0.2)
+    train, val = index.splits["train"], index.splits["val"]
+    assert sorted(p.image.parent.name for p in val) == ["benign", "malignant", "normal"]
+    assert len(train) == 7 and index.folders[-1].endswith("the val split takes its share of "
+                                                          "each folder")
+    first = next(p for p in train + val if p.image.name == "benign (1).png")
+    assert first.mask.name == "benign (1)_mask.png"
+    assert [m.name for m in first.more_masks] == ["benign (1)_mask_1.png"]
+    mask = _decode_pair(first, 3, None, False)[0].mask
+    one, other = (np.asarray(Image.open(root / "benign" / f"benign (1)_mask{e}.png")) > 0
+                  for e in ("", "_1"))
+    assert np.array_equal(mask > 0, one | other) and (one & ~other).any()  # the union
+    # An image without its mask, or a mask without its image, is named.
+    (root / "normal" / "normal (2)_mask.png").unlink()
+    with pytest.raises(VisionsuiteError, match=r"unpaired files: 1 image\(s\) without a "
+                                               r"<name>_mask beside them \(normal/normal \(2\)"):
+        index_pairs(root, 0.2)
+
+
 @pytest.mark.parametrize("breakage, message", [
     (lambda r: (r / "train" / "masks" / "1.png").unlink(), "unpaired files: 1 image(s) without "
                                                            "a mask (1)"),

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from visionsuite.core.files import (TEST_SET_NOTE, TRAIN_FOLDER_NAMES, VAL_FOLDER_NAMES,
-                                    held_out_only, inside, named_folder)
+                                    held_out_only, holds_data, inside, named_folder)
 from visionsuite.core.images import (INSTANCE_HINT, QUARTER_TURNS, fit_within, fitted_size,
                                      inspect_image, is_image_file, other_files_note,
                                      read_image_slices, read_mask_slices, stored_geometry,
@@ -27,6 +27,14 @@ IGNORE = 255  # target value of pixels left out of the loss and the metrics
 MASK_FOLDER_NAMES = ("masks", "labels", "1st_manual", "manual1", "groundtruth", "gt", "mask")
 ROI_FOLDER_NAMES = ("roi", "fov", "mask")  # mask/ is the ROI where the labels are elsewhere
 SHOWN_CLASSES = 20  # classes listed by data check
+# Masks saved beside their images and named after them, in a folder without images/ and
+# masks/: LGG MRI (kaggle_3m: one folder per patient of TCGA_..._1.tif and TCGA_..._1_mask.tif)
+# and BUSI (benign (1).png with benign (1)_mask.png and, for a second lesion, _mask_1.png).
+SIDE_MASK = re.compile(r"(?P<image>.+)_mask(?:_\d+)?", re.IGNORECASE)
+# Side-by-side pairs in at least this many folders are split folder by folder: a folder is then
+# one case (LGG's patients), whose slices must not be on both sides. In fewer folders (BUSI's
+# benign/, malignant/, normal/), the split takes the same share of each folder.
+CASE_FOLDERS = 10
 
 
 @dataclass
@@ -34,6 +42,7 @@ class Pair:
     image: Path
     mask: Path
     roi: Path | None = None
+    more_masks: tuple[Path, ...] = ()  # merged into `mask` (BUSI's _mask_1: a second lesion)
 
 
 @dataclass
@@ -61,7 +70,8 @@ def index_pairs(root: str | Path, val_fraction: float = 0.2, seed: int = 0) -> P
         splits = {"train": _pair_folder(root, train_dir, odd),
                   "val": _pair_folder(root, val_dir, odd)}
         return PairIndex(root, splits, odd, False,
-                         _folders_read(root, {"train": train_dir, "val": val_dir}))
+                         _folders_read(root, {"train": train_dir, "val": val_dir})
+                         + _side_by_side_note(splits["train"] + splits["val"], split=False))
     if val_fraction >= 1 and held_out_only(root):
         # EVERY_IMAGE (evaluation on another dataset) of a set that ships its test/ alone
         return PairIndex(root, {"train": [], "val": _pair_folder(root, val_dir, odd)}, odd,
@@ -70,18 +80,58 @@ def index_pairs(root: str | Path, val_fraction: float = 0.2, seed: int = 0) -> P
     pairs = _pair_folder(root, folder, odd)
     folders = _folders_read(root, {"train" if folder != root else "pairs": folder})
     if val_fraction >= 1:  # EVERY_IMAGE: evaluation on another dataset
-        return PairIndex(root, {"train": [], "val": pairs}, odd, True, folders)
+        return PairIndex(root, {"train": [], "val": pairs}, odd, True,
+                         folders + _side_by_side_note(pairs, split=False))
     if not 0 < val_fraction < 1:
         raise VisionsuiteError(f"{root}: no val/ folder, and data.val_fraction={val_fraction} "
                                "cannot split it (use a value between 0 and 1)")
-    shuffled = pairs[:]
-    random.Random(seed).shuffle(shuffled)
-    count = max(1, round(len(pairs) * val_fraction))
     if len(pairs) < 2:
         raise VisionsuiteError(f"{root}: one image cannot be split into train and val")
-    val = sorted(shuffled[:count], key=lambda p: p.image.name)
-    train = sorted(shuffled[count:], key=lambda p: p.image.name)
-    return PairIndex(root, {"train": train, "val": val}, odd, True, folders)
+    train, val = _split_pairs(pairs, val_fraction, seed)
+    if not train:
+        raise VisionsuiteError(f"{root}: data.val_fraction={val_fraction} leaves no pairs to "
+                               "train on")
+    return PairIndex(root, {"train": train, "val": val}, odd, True,
+                     folders + _side_by_side_note(pairs, split=True))
+
+
+def _side_by_side_note(pairs: list[Pair], split: bool) -> list[str]:
+    """data check's line on masks found beside their images, and on how they were split."""
+    if not pairs or pairs[0].image.parent != pairs[0].mask.parent:
+        return []
+    folders = len({pair.image.parent for pair in pairs})
+    how = ""
+    if split and folders >= CASE_FOLDERS:
+        how = "; the val split takes whole folders (each one case, kept on one side)"
+    elif split and folders > 1:
+        how = "; the val split takes its share of each folder"
+    return [f"masks beside their images (<name>_mask): {len(pairs)} pairs in {folders} "
+            f"folder(s){how}"]
+
+
+def _split_pairs(pairs: list[Pair], fraction: float, seed: int):
+    """A seeded split of pairs into train and val. Pairs of one images/ folder: `fraction` of
+    them. Side-by-side pairs in several folders: see CASE_FOLDERS."""
+    rng = random.Random(seed)
+    by_folder: dict[Path, list[Pair]] = {}
+    for pair in pairs:
+        by_folder.setdefault(pair.image.parent, []).append(pair)
+    if len(by_folder) >= CASE_FOLDERS:
+        cases = sorted(by_folder)
+        rng.shuffle(cases)
+        held_out = set(cases[:max(1, round(len(cases) * fraction))])
+        val = [pair for pair in pairs if pair.image.parent in held_out]
+    else:
+        val = []
+        for group in by_folder.values():
+            shuffled = group[:]
+            rng.shuffle(shuffled)
+            val += shuffled[:max(1, round(len(group) * fraction)) if len(group) > 1 else 0]
+        val = val or [pairs[0]]
+    taken = {id(pair) for pair in val}
+    by_name = lambda pair: (str(pair.image.parent), pair.image.name)  # noqa: E731
+    return (sorted((pair for pair in pairs if id(pair) not in taken), key=by_name),
+            sorted(val, key=by_name))
 
 
 def _folders_read(root: Path, splits: dict[str, Path]) -> list[str]:
@@ -109,6 +159,12 @@ def _pair_folders(folder: Path) -> tuple[Path | None, Path | None, Path | None]:
 
 def _pair_folder(root: Path, folder: Path, odd: list[Path]) -> list[Pair]:
     images_dir, masks_dir, roi_dir = _pair_folders(folder)
+    if images_dir is None and masks_dir is None:
+        side_by_side = _side_by_side_pairs(root, folder, odd)
+        if side_by_side:
+            return side_by_side
+        raise VisionsuiteError(f"{folder}: expected images/ and masks/ folders, or masks beside "
+                               "their images named after them (21.png and 21_mask.png)")
     for needed, name in ((images_dir, "images"), (masks_dir, "masks")):
         if needed is None:
             raise VisionsuiteError(f"{folder}: expected images/ and masks/ folders ({name}/ "
@@ -138,6 +194,47 @@ def _pair_folder(root: Path, folder: Path, odd: list[Path]) -> list[Pair]:
                                    f"{len(missing)} image(s) ({_some(missing)})")
     return [Pair(images[stem], masks[stem], rois[stem] if rois else None)
             for stem in sorted(images, key=_natural)]
+
+
+def _side_by_side_pairs(root: Path, folder: Path, odd: list[Path]) -> list[Pair] | None:
+    """Pairs of masks saved beside their images (SIDE_MASK) anywhere below `folder`, or None
+    where no file is named as such a mask."""
+    images: dict[tuple[Path, str], Path] = {}
+    masks: dict[tuple[Path, str], list[Path]] = {}
+    odd_here = []
+    for path in sorted(folder.rglob("*")):
+        if not path.is_file() or not all(holds_data(part)
+                                         for part in path.relative_to(folder).parts):
+            continue
+        inside(root, path.relative_to(root))  # a link out of the dataset is refused
+        if not is_image_file(path):
+            odd_here.append(path)
+            continue
+        stem = file_stem(path)
+        match = SIDE_MASK.fullmatch(stem)
+        if match:
+            masks.setdefault((path.parent, match["image"]), []).append(path)
+        elif (path.parent, stem) in images:
+            raise VisionsuiteError(f"{path.parent}: two images with the stem '{stem}' "
+                                   f"({images[path.parent, stem].name}, {path.name})")
+        else:
+            images[path.parent, stem] = path
+    if not masks:
+        return None
+    odd += odd_here
+    lonely_images = sorted(str(images[key].relative_to(folder)) for key in images
+                           if key not in masks)
+    lonely_masks = sorted(str(found[0].relative_to(folder)) for key, found in masks.items()
+                          if key not in images)
+    if lonely_images or lonely_masks:
+        parts = [f"{len(found)} {what} ({_some(found)})"
+                 for found, what in ((lonely_images, "image(s) without a <name>_mask beside "
+                                      "them"), (lonely_masks, "mask(s) without their image"))
+                 if found]
+        raise VisionsuiteError(f"{folder}: unpaired files: {'; '.join(parts)}")
+    return [Pair(images[key], found[0], more_masks=tuple(found[1:]))
+            for key, found in sorted(masks.items(),
+                                     key=lambda item: (str(item[0][0]), _natural(item[0][1])))]
 
 
 def _by_stem(root: Path, folder: Path, odd: list[Path]) -> dict[str, Path]:
@@ -269,7 +366,7 @@ def _slice_name(path: Path, index: int | None) -> Path:
 def _decode_pair(pair: Pair, channels: int, window: list[float] | None,
                  binary: bool, max_size: int | None = None) -> list[DecodedPair]:
     images = read_image_slices(pair.image, channels, window)
-    masks = _upright_masks(pair.image, read_mask_slices(pair.mask, binary))
+    masks = _upright_masks(pair.image, _read_masks(pair, binary))
     # A region of interest is wherever its mask is not 0, whatever it stores there.
     rois = _upright_masks(pair.image, read_mask_slices(pair.roi, True)) if pair.roi is not None \
         else [None] * len(images)
@@ -291,6 +388,19 @@ def _decode_pair(pair: Pair, channels: int, window: list[float] | None,
         decoded.append(DecodedPair(fit_within(image, max_size),
                                    fit_within(mask, max_size, nearest=True), roi, number))
     return decoded
+
+
+def _read_masks(pair: Pair, binary: bool) -> list[np.ndarray]:
+    """The slices of the pair's mask, with its more_masks merged in: where several mark a
+    pixel, the highest value is kept (for 0/255 lesion masks, their union)."""
+    masks = read_mask_slices(pair.mask, binary)
+    for other in pair.more_masks:
+        more = read_mask_slices(other, binary)
+        if [m.shape for m in more] != [m.shape for m in masks]:
+            raise VisionsuiteError(f"{other}: its size or slices differ from {pair.mask.name}, "
+                                   "the mask it adds to")
+        masks = [np.maximum(mask, extra) for mask, extra in zip(masks, more)]
+    return masks
 
 
 def _upright_masks(image: Path, masks: list[np.ndarray]) -> list[np.ndarray]:
