@@ -100,3 +100,31 @@ def test_numbers_out_of_range_are_one_line_errors(tmp_path: Path, setting, messa
         load_config("classify", own_file)
     for task in ("classify", "segment", "detect", "face"):  # the shipped files are in range
         load_config(task)
+
+
+@pytest.mark.parametrize("task, setting, message", [
+    ("classify", "train.loss=focal",
+     "train.loss=focal: classify does not read it (segment and face read it); leave it out"),
+    ("classify", "train.class_weights=[1, 3]",
+     "train.class_weights=[1.0, 3.0]: classify does not read it (segment reads it)"),
+    ("detect", "model.dropout=0.3", "model.dropout=0.3: detect does not read it"),
+    ("face", "model.levels=5", "model.levels=5: face does not read it (segment reads it)"),
+    ("segment", "model.width=2", "model.width=2.0: it scales a backbone encoder"),
+])
+def test_a_setting_that_only_other_tasks_read_is_a_one_line_error(task, setting, message):
+    """Before, `--set train.loss=focal` trained classify with its cross-entropy, silently."""
+    from visionsuite.tasks import get_task
+
+    with pytest.raises(VisionsuiteError, match=re.escape(message)):
+        get_task(task).check_settings(load_config(task, sets=[setting]))
+
+
+@pytest.mark.parametrize("task", ["classify", "detect", "segment", "face"])
+def test_the_shipped_configs_set_only_what_their_task_reads(task):
+    from visionsuite.tasks import get_task
+
+    get_task(task).check_settings(load_config(task))  # the embedded dataset's settings
+    get_task(task).check_settings(load_config(task, overrides={"data.path": "elsewhere"}))
+    if task == "segment":  # a backbone encoder takes model.width
+        get_task(task).check_settings(load_config(task, sets=["model.backbone=resnet18",
+                                                              "model.width=0.5"]))

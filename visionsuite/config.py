@@ -350,6 +350,35 @@ RANGES = {
 }
 
 
+# Keys that only some tasks read, and which. Set to anything but its default for another task,
+# such a key would change nothing without a word: Task.check_settings refuses it.
+TASK_KEYS = {
+    **{f"data.{key}": ("segment",) for key in (
+        "binary_masks", "crops_per_image", "tile_overlap", "max_size", "window")},
+    "data.face_detect": ("face",),
+    **{f"model.{key}": ("segment",) for key in ("levels", "filters", "norm", "upsample")},
+    "model.dropout": ("classify", "face", "segment"),
+    **{f"model.{key}": ("detect",) for key in ("score_threshold", "nms_iou", "max_detections")},
+    "model.embedding_size": ("face",), "model.flip_average": ("face",),
+    "train.label_smoothing": ("classify",), "train.loss": ("segment", "face"),
+    **{f"train.{key}": ("face",) for key in ("margin", "scale", "images_per_identity")},
+    "train.class_weights": ("segment",),
+}
+
+
+def settings_not_read(config: Config) -> list[tuple[str, Any, tuple[str, ...]]]:
+    """(key, value, the tasks that read it) for each key of TASK_KEYS that `config` sets to
+    something other than its default although its task does not read it."""
+    found = []
+    defaults = Config()
+    for dotted, readers in TASK_KEYS.items():
+        section, key = dotted.split(".")
+        value = getattr(getattr(config, section), key)
+        if config.task not in readers and value != getattr(getattr(defaults, section), key):
+            found.append((dotted, value, readers))
+    return found
+
+
 def _in_range(value: Any, source: str, keypath: str) -> Any:
     check = RANGES.get(keypath)
     if check is not None and value is not None and not check[0](value):

@@ -37,6 +37,8 @@ def train(config: Config, output: str | Path = "runs", name: str | None = None,
     started = time.monotonic()  # train.max_minutes counts from here, data loading included
     task = get_task(config.task)
     task.check_augment(config)
+    if not resume:  # a run's own config.yaml keeps every key, as the defaults were then
+        task.check_settings(config)
     task.check_model(config)
     check_recipe(config)
     keras.utils.set_random_seed(config.train.seed)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from visionsuite.config import AUGMENT_SWITCHES, Config
+from visionsuite.config import AUGMENT_SWITCHES, Config, settings_not_read
 from visionsuite.core.augment import AUGMENTATIONS
 from visionsuite.errors import VisionsuiteError
 
@@ -75,6 +75,14 @@ class Task:
                 raise VisionsuiteError(
                     f"augment.{key}={value}: {self.name} does not apply it (it applies "
                     f"{', '.join(self.augmentations)}); set it to 0")
+
+    def check_settings(self, config: Config) -> None:
+        """A one-line error for a setting of other tasks (config.TASK_KEYS) given a value here,
+        rather than a run that silently trains without it."""
+        for key, value, readers in settings_not_read(config):
+            verb = "reads" if len(readers) == 1 else "read"
+            raise VisionsuiteError(f"{key}={value}: {self.name} does not read it "
+                                   f"({' and '.join(readers)} {verb} it); leave it out")
 
     def load_data(self, config: Config, train: bool = True,
                   labels: list[str] | None = None) -> TaskData:

@@ -87,6 +87,16 @@ class SegmentTask(Task):
         super().check_model(config)
         check_unet_settings(config)
 
+    def check_settings(self, config: Config) -> None:
+        super().check_settings(config)
+        if config.model.backbone in OWN_BACKBONES:
+            for key in ("width", "depth"):
+                if getattr(config.model, key) != 1.0:
+                    raise VisionsuiteError(
+                        f"model.{key}={getattr(config.model, key)}: it scales a backbone "
+                        "encoder (model.backbone=resnet18, ...); the U-Net's own size is "
+                        "model.filters and model.levels")
+
     def build_model(self, config: Config, labels: list[str]):
         return build_unet(config, len(labels))
 
