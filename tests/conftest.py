@@ -51,6 +51,20 @@ def make_shapes_folder(root: Path, per_class: int = 12, val_per_class: int = 4,
     return root
 
 
+def resume_in_new_process(task: str, run: Path, epochs: int) -> None:
+    """`visionsuite train TASK --resume RUN --epochs EPOCHS` in a new Python process, which has
+    made none of the task's Keras classes (those of a test process are already registered),
+    and checks that it trained to the end."""
+    import json
+    import subprocess
+    import sys
+
+    resumed = subprocess.run([sys.executable, "-m", "visionsuite", "train", task, "--resume",
+                              str(run), "--epochs", str(epochs)], capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert json.loads((run / "state.json").read_text())["epoch"] == epochs - 1
+
+
 def snapshot(root: Path) -> dict:
     """Path -> (size, mtime_ns, first bytes) of every file: proof that nothing was written."""
     return {p: (p.stat().st_size, p.stat().st_mtime_ns, p.read_bytes()[:64])

@@ -192,3 +192,14 @@ def test_train_on_a_malformed_label_file_is_one_line_naming_it(boxes_data, tmp_p
     result = invoke("train", "detect", "--data", root, "--output", tmp_path / "runs")
     assert_one_line_error(result, label.name, "4 columns")
     assert not (tmp_path / "runs").exists()  # nothing half-written
+
+
+def test_a_run_resumes_in_a_new_process(detect_run, tmp_path):
+    """Before, --resume of every detect run failed in a new process ("Could not locate class
+    'DetectionLoss'"): the loss class is made on first use, and loading last.keras came first."""
+    import shutil
+
+    from conftest import resume_in_new_process
+
+    run = shutil.copytree(detect_run, tmp_path / "run")
+    resume_in_new_process("detect", run, epochs=31)

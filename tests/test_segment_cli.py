@@ -249,3 +249,14 @@ def test_large_photos_train_scaled_down_by_max_size_and_masks_come_back_full_siz
     assert_one_line_error(invoke("train", "segment", "--data", root, *TINY_SEGMENT,
                                  "--set", "data.max_size=20"),
                           "data.max_size (20) is smaller than data.image_size (32)")
+
+
+def test_a_run_resumes_in_a_new_process(segment_run, tmp_path):
+    """Before, --resume of every segment run failed in a new process ("Could not locate class
+    'SegmentationLoss'"): the loss class is made on first use, and loading last.keras came first."""
+    import shutil
+
+    from conftest import resume_in_new_process
+
+    run = shutil.copytree(segment_run, tmp_path / "run")
+    resume_in_new_process("segment", run, epochs=3)

@@ -103,6 +103,9 @@ def _train(task, config: Config, output, name, resume, callbacks, started) -> Pa
 
     if resume:
         run_dir = Path(resume)
+        # The task's loss and metric classes are defined (and registered with Keras) when first
+        # made: made here, they are known when last.keras, compiled with them, is loaded.
+        task.loss_and_metrics(config, data.labels)
         model, state = _load_resume_state(run_dir)
         save_config(config, run_dir / "config.yaml")
     else:
