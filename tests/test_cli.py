@@ -7,6 +7,7 @@ from pathlib import Path
 
 import keras
 import pytest
+import yaml
 from click.testing import CliRunner
 from PIL import Image
 
@@ -288,3 +289,22 @@ def test_detail_text_titles_each_table_and_prints_nothing_without_rows():
     assert detail_text([]) == "" and detail_text([("per class:", [])]) == ""
     text = detail_text([("per class:", [{"class": "cat", "f1": 0.5}])])
     assert text.startswith("\nper class:\nclass") and "0.5000" in text
+
+
+
+@pytest.mark.slow
+def test_a_run_with_balanced_class_weights_resumes_in_a_new_process(shapes_dir, tmp_path):
+    """`balanced` is resolved into the run's config.yaml (the weights it trained with), and its
+    weighted loss, a class Keras knows only once it is made, loads again for --resume in a
+    process that has not made one."""
+    from conftest import resume_in_new_process
+
+    sets = [arg for item in TINY_SETS + ("train.class_weights=balanced",)
+            for arg in ("--set", item)]
+    first = invoke("train", "classify", "--data", shapes_dir, "--epochs", 1, "--output",
+                   tmp_path, "--name", "r", *sets)
+    assert first.exit_code == 0, first.output
+    run = tmp_path / "classify" / "r"
+    weights = yaml.safe_load((run / "config.yaml").read_text())["train"]["class_weights"]
+    assert weights == [1.0] * 3  # shapes_dir: 3 classes of 12 train images each
+    resume_in_new_process("classify", run, epochs=2)

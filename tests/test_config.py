@@ -105,8 +105,8 @@ def test_numbers_out_of_range_are_one_line_errors(tmp_path: Path, setting, messa
 @pytest.mark.parametrize("task, setting, message", [
     ("classify", "train.loss=focal",
      "train.loss=focal: classify does not read it (segment and face read it); leave it out"),
-    ("classify", "train.class_weights=[1, 3]",
-     "train.class_weights=[1.0, 3.0]: classify does not read it (segment reads it)"),
+    ("detect", "train.class_weights=[1, 3]",
+     "train.class_weights=[1.0, 3.0]: detect does not read it (segment and classify read it)"),
     ("detect", "model.dropout=0.3", "model.dropout=0.3: detect does not read it"),
     ("face", "model.levels=5", "model.levels=5: face does not read it (segment reads it)"),
     ("segment", "model.width=2", "model.width=2.0: it scales a backbone encoder"),

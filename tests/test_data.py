@@ -320,3 +320,32 @@ def test_a_dataset_too_large_for_ram_is_refused_before_decoding(tmp_path: Path, 
     assert not decoded  # refused before the first image was read
     monkeypatch.setattr(data, "available_memory", lambda: needed)
     assert len(ClassifyTask().load_data(config).train) == 6 and len(decoded) == 9
+
+
+def test_balanced_class_weights_and_the_weighted_loss():
+    import keras
+
+    from visionsuite.config import load_config
+    from visionsuite.tasks import get_task
+    from visionsuite.tasks.classify import balanced_weights
+
+    # 6 images: four of class 0, two of class 1, none of class 2.
+    assert balanced_weights(np.array([0, 0, 0, 0, 1, 1]), 3) == [0.5, 1.0, 0.0]
+    task = get_task("classify")
+    config = load_config("classify", sets=["train.class_weights=[1, 3]",
+                                           "train.label_smoothing=0"])
+    loss, _ = task.loss_and_metrics(config, ["cat", "dog"])
+    truth = keras.ops.convert_to_tensor(np.eye(2, dtype="float32")[[0, 1]])
+    predicted = keras.ops.convert_to_tensor(np.array([[0.8, 0.2], [0.4, 0.6]], "float32"))
+    expected = (-np.log(0.8) * 1 - np.log(0.6) * 3) / 2  # each image by its class's weight
+    assert float(loss(truth, predicted)) == pytest.approx(expected, rel=1e-5)
+    with pytest.raises(VisionsuiteError, match=r"train.class_weights has 2 values for 3 "
+                                               r"classes \(a, b, c\)"):
+        task.loss_and_metrics(config, ["a", "b", "c"])
+    for setting, message in (("train.class_weights=inverse", "must be 'balanced' or one weight"),
+                             ("train.class_weights=[0, -1]", "must be at least 0")):
+        with pytest.raises(VisionsuiteError, match=message):
+            task.check_model(load_config("classify", sets=[setting]))
+    with pytest.raises(VisionsuiteError, match="segment takes one weight per class"):
+        get_task("segment").check_model(load_config("segment",
+                                                    sets=["train.class_weights=balanced"]))

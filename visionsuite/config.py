@@ -136,7 +136,9 @@ class TrainConfig:
     # face: K >= 2 makes each batch batch_size / K identities with K images each (the "PK"
     # batches that batch-hard triplets need); 0 = random batches; empty = 4 for triplet, else 0
     images_per_identity: int | None = None
-    class_weights: list[float] | None = None  # segment: weight of each class in ce and focal
+    # segment, classify: the weight of each class in the loss (segment: ce and focal);
+    # classify also takes `balanced`: count of train images / (classes x the class's count)
+    class_weights: list[float] | str | None = None
     ema: bool = True  # evaluate and save an exponential moving average of the weights
     ema_momentum: float = 0.99
     patience: int = 20  # early stopping on the val metric; 0 = off
@@ -362,7 +364,7 @@ TASK_KEYS = {
     "model.embedding_size": ("face",), "model.flip_average": ("face",),
     "train.label_smoothing": ("classify",), "train.loss": ("segment", "face"),
     **{f"train.{key}": ("face",) for key in ("margin", "scale", "images_per_identity")},
-    "train.class_weights": ("segment",),
+    "train.class_weights": ("segment", "classify"),
 }
 
 

@@ -134,6 +134,51 @@ def scan_class_folders(root: Path, folder: Path, classes: list[str] | None, odd:
     return items, classes
 
 
+def balanced_weights(targets: np.ndarray, classes: int) -> list[float]:
+    """train.class_weights=balanced: images / (classes x the class's images), as
+    scikit-learn's "balanced", so that every class weighs as much in the loss; a class without
+    train images gets 0."""
+    counts = np.bincount(targets, minlength=classes).astype(float)
+    weights = np.where(counts > 0, len(targets) / (classes * np.maximum(counts, 1)), 0.0)
+    return [round(float(w), 4) for w in weights]
+
+
+_WEIGHTED_CROSSENTROPY = None
+
+
+def weighted_crossentropy_class():
+    """The Keras loss class of train.class_weights, made on first use (Keras is imported
+    lazily) and registered, so that last.keras loads in safe mode for --resume."""
+    global _WEIGHTED_CROSSENTROPY
+    if _WEIGHTED_CROSSENTROPY is None:
+        import keras
+        from keras import ops
+
+        @keras.saving.register_keras_serializable("visionsuite")
+        class WeightedCategoricalCrossentropy(keras.losses.Loss):
+            """Categorical cross-entropy (label smoothing included) of each image times the
+            weight of its true class."""
+
+            def __init__(self, class_weights, label_smoothing=0.0,
+                         name="weighted_categorical_crossentropy", **kwargs):
+                super().__init__(name=name, **kwargs)
+                self.class_weights = [float(w) for w in class_weights]
+                self.label_smoothing = label_smoothing
+
+            def call(self, y_true, y_pred):
+                loss = keras.losses.categorical_crossentropy(
+                    y_true, y_pred, label_smoothing=self.label_smoothing)
+                weights = ops.convert_to_tensor(self.class_weights, dtype=loss.dtype)
+                return loss * ops.sum(ops.cast(y_true, loss.dtype) * weights, axis=-1)
+
+            def get_config(self):
+                return {**super().get_config(), "class_weights": self.class_weights,
+                        "label_smoothing": self.label_smoothing}
+
+        _WEIGHTED_CROSSENTROPY = WeightedCategoricalCrossentropy
+    return _WEIGHTED_CROSSENTROPY
+
+
 def _split_by_fraction(items, fraction: float, seed: int, root: Path):
     if fraction >= 1:  # EVERY_IMAGE: evaluation on another dataset
         return [], list(items)
@@ -179,7 +224,22 @@ class ClassifyTask(Task):
             splits[name] = self._decode(index.splits[name], config, name, mapping)
         if len(splits["val"]) == 0:
             raise VisionsuiteError(f"{root}: the val split holds no readable images")
+        if train and config.train.class_weights == "balanced":
+            # Resolved here, so that the run's config.yaml keeps the weights it trained with.
+            config.train.class_weights = balanced_weights(splits["train"].targets,
+                                                          len(index.classes))
+            print(f"train.class_weights=balanced: {config.train.class_weights}", file=sys.stderr)
         return TaskData(labels or index.classes, splits["val"], splits.get("train"), str(root))
+
+    def check_model(self, config: Config) -> None:
+        super().check_model(config)
+        weights = config.train.class_weights
+        if isinstance(weights, str) and weights != "balanced":
+            raise VisionsuiteError(f"train.class_weights must be 'balanced' or one weight per "
+                                   f"class, got '{weights}'")
+        if isinstance(weights, list) and (min(weights) < 0 or max(weights) <= 0):
+            raise VisionsuiteError(f"train.class_weights {weights}: weights must be at least 0, "
+                                   "and one above 0")
 
     @staticmethod
     def _decode(items, config: Config, name: str, mapping) -> Split:
@@ -216,7 +276,15 @@ class ClassifyTask(Task):
     def loss_and_metrics(self, config: Config, labels: list[str]):
         import keras
 
-        loss = keras.losses.CategoricalCrossentropy(label_smoothing=config.train.label_smoothing)
+        weights = config.train.class_weights
+        if weights is None:
+            loss = keras.losses.CategoricalCrossentropy(
+                label_smoothing=config.train.label_smoothing)
+        elif len(weights) != len(labels):
+            raise VisionsuiteError(f"train.class_weights has {len(weights)} values for "
+                                   f"{len(labels)} classes ({', '.join(labels)})")
+        else:
+            loss = weighted_crossentropy_class()(weights, config.train.label_smoothing)
         metrics = [keras.metrics.CategoricalAccuracy(name="accuracy")]
         if len(labels) > 5:  # with 5 classes or fewer, top-5 is always 1
             metrics.append(keras.metrics.TopKCategoricalAccuracy(5, name="top5"))

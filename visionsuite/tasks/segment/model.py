@@ -117,6 +117,9 @@ def check_unet_settings(config: Config) -> None:
         raise VisionsuiteError(f"data.image_size {size} must be a multiple of "
                                f"2**model.levels = {2 ** levels}")
     parse_loss(config.train.loss)
+    if isinstance(config.train.class_weights, str):
+        raise VisionsuiteError(f"train.class_weights={config.train.class_weights}: segment "
+                               "takes one weight per class, e.g. [1.0, 3.0]")
 
 
 def build_unet(config: Config, classes: int):
