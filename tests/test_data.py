@@ -343,7 +343,8 @@ def test_balanced_class_weights_and_the_weighted_loss():
                                                r"classes \(a, b, c\)"):
         task.loss_and_metrics(config, ["a", "b", "c"])
     for setting, message in (("train.class_weights=inverse", "must be 'balanced' or one weight"),
-                             ("train.class_weights=[0, -1]", "must be at least 0")):
+                             ("train.class_weights=[0, -1]", "must be at least 0"),
+                             ("train.class_weights=[]", "must be at least 0")):
         with pytest.raises(VisionsuiteError, match=message):
             task.check_model(load_config("classify", sets=[setting]))
     with pytest.raises(VisionsuiteError, match="segment takes one weight per class"):

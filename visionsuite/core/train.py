@@ -284,6 +284,7 @@ def _forget_epochs_after(history_csv: Path, last_epoch: int) -> None:
     again would otherwise be logged twice (and drawn as a curve going back)."""
     if not history_csv.is_file():
         return
+
     def later(line: str) -> bool:
         epoch = line.split(",", 1)[0]
         return epoch.isdigit() and int(epoch) > last_epoch

@@ -237,7 +237,7 @@ class ClassifyTask(Task):
         if isinstance(weights, str) and weights != "balanced":
             raise VisionsuiteError(f"train.class_weights must be 'balanced' or one weight per "
                                    f"class, got '{weights}'")
-        if isinstance(weights, list) and (min(weights) < 0 or max(weights) <= 0):
+        if isinstance(weights, list) and (not weights or min(weights) < 0 or max(weights) <= 0):
             raise VisionsuiteError(f"train.class_weights {weights}: weights must be at least 0, "
                                    "and one above 0")
 
