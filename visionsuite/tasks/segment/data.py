@@ -201,15 +201,10 @@ def _side_by_side_pairs(root: Path, folder: Path, odd: list[Path]) -> list[Pair]
     where no file is named as such a mask."""
     images: dict[tuple[Path, str], Path] = {}
     masks: dict[tuple[Path, str], list[Path]] = {}
-    odd_here = []
-    for path in sorted(folder.rglob("*")):
-        if not path.is_file() or not all(holds_data(part)
-                                         for part in path.relative_to(folder).parts):
-            continue
-        inside(root, path.relative_to(root))  # a link out of the dataset is refused
-        if not is_image_file(path):
-            odd_here.append(path)
-            continue
+    odd_here: list[Path] = []
+    files = (path for path in sorted(folder.rglob("*"))
+             if path.is_file() and all(holds_data(p) for p in path.relative_to(folder).parts))
+    for path in _image_files(root, files, odd_here):
         stem = file_stem(path)
         match = SIDE_MASK.fullmatch(stem)
         if match:
@@ -237,15 +232,22 @@ def _side_by_side_pairs(root: Path, folder: Path, odd: list[Path]) -> list[Pair]
                                      key=lambda item: (str(item[0][0]), _natural(item[0][1])))]
 
 
+def _image_files(root: Path, paths, odd: list[Path]):
+    """The image files among `paths`, files of `root`; the others are added to `odd`. A link
+    out of the dataset is refused."""
+    for path in paths:
+        inside(root, path.relative_to(root))
+        if is_image_file(path):
+            yield path
+        else:
+            odd.append(path)
+
+
 def _by_stem(root: Path, folder: Path, odd: list[Path]) -> dict[str, Path]:
     found: dict[str, Path] = {}
-    for path in sorted(folder.iterdir()):
-        if not path.is_file() or path.name.startswith("."):
-            continue
-        inside(root, path.relative_to(root))  # a link out of the dataset is refused
-        if not is_image_file(path):
-            odd.append(path)
-            continue
+    files = (path for path in sorted(folder.iterdir())
+             if path.is_file() and not path.name.startswith("."))
+    for path in _image_files(root, files, odd):
         stem = file_stem(path)
         if stem in found:
             raise VisionsuiteError(f"{folder}: two files with the stem '{stem}' "
