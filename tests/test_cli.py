@@ -291,6 +291,17 @@ def test_detail_text_titles_each_table_and_prints_nothing_without_rows():
     assert text.startswith("\nper class:\nclass") and "0.5000" in text
 
 
+def test_tables_align_class_names_of_double_width_characters():
+    """A CJK character takes two terminal columns: counted as one, 日本's row ran a column
+    short of the others."""
+    from visionsuite.core.report import display_width, table
+
+    assert display_width("日本") == 4 and display_width("café") == 4
+    assert display_width("cafe\u0301") == 4  # e and a combining accent: one column
+    lines = table([{"class": "café crème", "f1": 0.5}, {"class": "日本", "f1": 0.25}]).splitlines()
+    assert [display_width(line) for line in lines] == [len(lines[0])] * 4, lines
+    assert lines[3] == "日本" + " " * 6 + "  0.2500"
+
 
 @pytest.mark.slow
 def test_a_run_with_balanced_class_weights_resumes_in_a_new_process(shapes_dir, tmp_path):

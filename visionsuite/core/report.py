@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import unicodedata
+
 
 def format_value(value) -> str:
     if isinstance(value, float):
@@ -16,15 +18,26 @@ def table(rows: list[dict], columns: list[str] | None = None) -> str:
         return ""
     columns = columns or list(dict.fromkeys(key for row in rows for key in row))
     cells = [[format_value(row.get(column)) for column in columns] for row in rows]
-    widths = [max(len(c), *(len(line[i]) for line in cells)) for i, c in enumerate(columns)]
+    widths = [max(display_width(c), *(display_width(line[i]) for line in cells))
+              for i, c in enumerate(columns)]
     numeric = [all(_is_number(line[i]) for line in cells) for i in range(len(columns))]
 
+    def pad(value: str, width: int, right: bool) -> str:
+        space = " " * (width - display_width(value))
+        return space + value if right else value + space
+
     def render(values):
-        return "  ".join(v.rjust(w) if num else v.ljust(w)
-                         for v, w, num in zip(values, widths, numeric)).rstrip()
+        return "  ".join(pad(v, w, num) for v, w, num in zip(values, widths, numeric)).rstrip()
 
     rule = "  ".join("-" * w for w in widths)
     return "\n".join([render(columns), rule] + [render(line) for line in cells])
+
+
+def display_width(text: str) -> int:
+    """Columns `text` takes in a terminal: CJK characters (class names such as 日本) take two,
+    combining accents none."""
+    return sum(0 if unicodedata.combining(ch) else
+               2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
 
 
 def detail_text(tables: list[tuple[str, list[dict]]]) -> str:
