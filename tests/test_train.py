@@ -266,8 +266,9 @@ def test_a_second_ctrl_c_quits_at_once_keeping_the_last_checkpoint(shapes_dir, t
     run = tmp_path / "classify" / "quit"
     assert json.loads((run / "state.json").read_text())["epoch"] == 0
     assert not (run / "metrics.json").exists()  # never evaluated
-    assert (f"{run} keeps its last checkpoint (after epoch 1); continue it with "
-            f"'visionsuite train classify --resume {run}'") in capsys.readouterr().err
+    assert (f"{run} keeps its last checkpoint (after epoch 1); "
+            f"'visionsuite train classify --resume {run}' trains the rest"
+            ) in capsys.readouterr().err
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     # An epoch logged after the last checkpoint (checkpoints come every checkpoint_seconds) is
     # trained again on --resume, and history.csv keeps it once.

@@ -136,8 +136,13 @@ def _say_where_the_run_stands(run_dir: Path, task_name: str) -> None:
         epoch = json.loads((run_dir / "state.json").read_text())["epoch"] + 1
     except (OSError, ValueError, KeyError):
         return
-    print(f"{run_dir} keeps its last checkpoint (after epoch {epoch}); continue it with "
-          f"'visionsuite train {task_name} --resume {run_dir}'", file=sys.stderr)
+    print(f"{run_dir} keeps its last checkpoint (after epoch {epoch}); "
+          f"{resume_command(task_name, run_dir)} trains the rest", file=sys.stderr)
+
+
+def resume_command(task_name: str, run_dir: Path) -> str:
+    """The command that continues a stopped run, as the messages that stop one quote it."""
+    return f"'visionsuite train {task_name} --resume {run_dir}'"
 
 
 def _print_data_summary(data) -> None:
@@ -274,8 +279,7 @@ def fit_model(model, task, config: Config, data, run_dir: Path, state: dict,
         stop.restore()
     if stop.requested:
         print(f"stopped by Ctrl-C after epoch {stop.epochs_done} of {config.train.epochs}; "
-              f"'visionsuite train {config.task} --resume {run_dir}' trains the rest",
-              file=sys.stderr)
+              f"{resume_command(config.task, run_dir)} trains the rest", file=sys.stderr)
 
 
 def _forget_epochs_after(history_csv: Path, last_epoch: int) -> None:

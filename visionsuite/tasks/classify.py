@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import random
 import sys
 from dataclasses import dataclass, field
@@ -143,40 +144,35 @@ def balanced_weights(targets: np.ndarray, classes: int) -> list[float]:
     return [round(float(w), 4) for w in weights]
 
 
-_WEIGHTED_CROSSENTROPY = None
-
-
+@functools.cache
 def weighted_crossentropy_class():
-    """The Keras loss class of train.class_weights, made on first use (Keras is imported
-    lazily) and registered, so that last.keras loads in safe mode for --resume."""
-    global _WEIGHTED_CROSSENTROPY
-    if _WEIGHTED_CROSSENTROPY is None:
-        import keras
-        from keras import ops
+    """The Keras loss class of train.class_weights, defined once, on first use (Keras is
+    imported lazily), and registered, so that last.keras loads in safe mode for --resume."""
+    import keras
+    from keras import ops
 
-        @keras.saving.register_keras_serializable("visionsuite")
-        class WeightedCategoricalCrossentropy(keras.losses.Loss):
-            """Categorical cross-entropy (label smoothing included) of each image times the
-            weight of its true class."""
+    @keras.saving.register_keras_serializable("visionsuite")
+    class WeightedCategoricalCrossentropy(keras.losses.Loss):
+        """Categorical cross-entropy (label smoothing included) of each image times the
+        weight of its true class."""
 
-            def __init__(self, class_weights, label_smoothing=0.0,
-                         name="weighted_categorical_crossentropy", **kwargs):
-                super().__init__(name=name, **kwargs)
-                self.class_weights = [float(w) for w in class_weights]
-                self.label_smoothing = label_smoothing
+        def __init__(self, class_weights, label_smoothing=0.0,
+                     name="weighted_categorical_crossentropy", **kwargs):
+            super().__init__(name=name, **kwargs)
+            self.class_weights = [float(w) for w in class_weights]
+            self.label_smoothing = label_smoothing
 
-            def call(self, y_true, y_pred):
-                loss = keras.losses.categorical_crossentropy(
-                    y_true, y_pred, label_smoothing=self.label_smoothing)
-                weights = ops.convert_to_tensor(self.class_weights, dtype=loss.dtype)
-                return loss * ops.sum(ops.cast(y_true, loss.dtype) * weights, axis=-1)
+        def call(self, y_true, y_pred):
+            loss = keras.losses.categorical_crossentropy(
+                y_true, y_pred, label_smoothing=self.label_smoothing)
+            weights = ops.convert_to_tensor(self.class_weights, dtype=loss.dtype)
+            return loss * ops.sum(ops.cast(y_true, loss.dtype) * weights, axis=-1)
 
-            def get_config(self):
-                return {**super().get_config(), "class_weights": self.class_weights,
-                        "label_smoothing": self.label_smoothing}
+        def get_config(self):
+            return {**super().get_config(), "class_weights": self.class_weights,
+                    "label_smoothing": self.label_smoothing}
 
-        _WEIGHTED_CROSSENTROPY = WeightedCategoricalCrossentropy
-    return _WEIGHTED_CROSSENTROPY
+    return WeightedCategoricalCrossentropy
 
 
 def _split_by_fraction(items, fraction: float, seed: int, root: Path):

@@ -16,6 +16,7 @@ Anchors are cell centres of the stride 8, 16 and 32 grids, in that order, row-ma
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -270,7 +271,10 @@ def nms_numpy(boxes: np.ndarray, scores: np.ndarray, conf: float, iou: float,
 # --------------------------------------------------------------------------- loss
 
 
+@functools.cache
 def _keras_loss():
+    """The loss as a Keras class, defined once, on first use (Keras loads lazily), and
+    registered, so that last.keras loads in safe mode."""
     import keras
     from keras import ops
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from visionsuite.config import Config
 from visionsuite.errors import VisionsuiteError
 from visionsuite.tasks.segment.data import IGNORE
@@ -12,8 +14,11 @@ LOSS_TERMS = ("ce", "dice", "focal")
 # model.backbone values that mean the plain U-Net's encoder; any other names a zoo backbone.
 OWN_BACKBONES = ("unet", "", None)
 
+
+@functools.cache
 def keras_parts():
-    """The loss and the metric as Keras classes, defined on first use (Keras loads lazily)."""
+    """The loss and the metric as Keras classes, defined once, on first use (Keras loads
+    lazily), and registered, so that last.keras loads in safe mode."""
     import keras
     from keras import ops
 
