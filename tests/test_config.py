@@ -74,6 +74,35 @@ def test_invalid_yaml_names_the_line(tmp_path: Path):
         load_config("classify", path)
 
 
+def test_a_config_file_of_ones_own_changes_only_the_keys_it_sets(tmp_path: Path):
+    path = tmp_path / "mine.yaml"
+    path.write_text("data:\n  path: /data/cells\ntrain:\n  epochs: 5\nmodel:\n")
+    config = load_config("segment", path)
+    shipped = load_config("segment", overrides={"data.path": "/data/cells"})
+    assert config.train.epochs == 5
+    assert config.model.backbone == "unet"  # the shipped recipe's, not a dataclass default
+    config.train.epochs = shipped.train.epochs
+    assert config == shipped
+    # Without a dataset, the embedded default's settings fill the keys the file leaves out.
+    path.write_text("train:\n  epochs: 5\n")
+    config = load_config("classify", path)
+    assert (config.train.epochs, config.data.image_size) == (5, 48)
+
+
+def test_a_runs_whole_config_is_read_as_saved(tmp_path: Path):
+    """--resume reads the run's config.yaml over the dataclass defaults alone: neither the
+    shipped file nor the embedded dataset's settings change a run that is continued."""
+    from visionsuite.config import save_config
+
+    path = tmp_path / "config.yaml"
+    save_config(load_config("segment", sets=["data.image_size=200"]), path)
+    # A key newer than the run is missing from its file.
+    path.write_text(path.read_text().replace("  backbone: unet\n", ""))
+    config = load_config("segment", path, sets=["train.epochs=4"], whole=True)
+    assert config.train.epochs == 4 and config.data.image_size == 200
+    assert config.model.backbone == Config().model.backbone != "unet"
+
+
 def test_config_for_another_task_is_refused(tmp_path: Path):
     path = tmp_path / "other.yaml"
     path.write_text("task: segment\n")

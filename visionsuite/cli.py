@@ -57,7 +57,8 @@ def cli():
 
 @cli.command()
 @click.argument("task", type=click.Choice(TASK_NAMES))
-@click.option("--config", "config_path", type=click.Path(), help="YAML config [configs/TASK.yaml].")
+@click.option("--config", "config_path", type=click.Path(),
+              help="YAML file of the keys to change from configs/TASK.yaml.")
 @click.option("--data", help="Dataset folder [the config's, else the embedded default].")
 @click.option("--epochs", type=int)
 @click.option("--batch-size", type=int)
@@ -84,7 +85,7 @@ def train(task, config_path, data, epochs, batch_size, image_size, backbone, out
         config_path = os.path.join(resume, "config.yaml")
     overrides = {"data.path": data, "train.epochs": epochs, "train.batch_size": batch_size,
                  "data.image_size": image_size, "model.backbone": backbone}
-    config = load_config(task, config_path, overrides, sets)
+    config = load_config(task, config_path, overrides, sets, whole=bool(resume))
     run_dir = run_training(config, output=output, name=name, resume=resume)
     click.echo(str(run_dir))
 

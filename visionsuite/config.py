@@ -184,17 +184,25 @@ def load_config(
     path: str | Path | None = None,
     overrides: dict[str, Any] | None = None,
     sets: list[str] | tuple[str, ...] = (),
+    *,
+    whole: bool = False,
 ) -> Config:
-    """Resolve a config: defaults, then the YAML file, then `overrides`, then `key=value` sets.
-    With the shipped config (no `path`) and no dataset, the embedded default dataset's own
-    settings (EMBEDDED_SETTINGS) replace the file's, except for keys given as overrides or sets."""
-    shipped = not path
-    path = Path(path) if path else default_config_path(task)
-    raw = read_yaml(path)
-    raw.setdefault("task", task)
-    if raw["task"] != task:
-        raise VisionsuiteError(f"{path}: config is for task '{raw['task']}', not '{task}'")
-    config = _build(Config, raw, str(path), "")
+    """Resolve a config: the shipped configs/TASK.yaml, then the keys of the YAML file `path`,
+    then `overrides`, then `key=value` sets. So a file of one's own needs only the keys it
+    changes. `whole`: `path` is a whole config (a run's config.yaml, for --resume), read over
+    the dataclass defaults alone, as it was saved. Without a dataset, the embedded default
+    dataset's own settings (EMBEDDED_SETTINGS) replace the shipped file's, except for keys given
+    in `path`, as overrides or as sets."""
+    explicit = {key for key, value in (overrides or {}).items() if value is not None}
+    explicit |= {item.partition("=")[0].strip() for item in sets}
+    if path and whole:
+        config = _build(Config, _task_yaml(path, task), str(path), "")
+    else:
+        shipped = default_config_path(task)
+        config = _build(Config, _task_yaml(shipped, task), str(shipped), "")
+        for key, value in _dotted_items(_task_yaml(path, task) if path else {}):
+            set_key(config, key, value, str(path))
+            explicit.add(key)
     for key, value in (overrides or {}).items():
         if value is not None:
             set_key(config, key, value, "command line")
@@ -203,13 +211,29 @@ def load_config(
         if not sep:
             raise VisionsuiteError(f"--set {item}: expected key=value, e.g. train.epochs=30")
         set_key(config, key.strip(), yaml.safe_load(text) if text.strip() else None, "--set")
-    if shipped and not config.data.path:
-        explicit = {k for k, v in (overrides or {}).items() if v is not None}
-        explicit |= {item.partition("=")[0].strip() for item in sets}
+    if not whole and not config.data.path:
         for key, value in EMBEDDED_SETTINGS.get(task, {}).items():
             if key not in explicit:
                 set_key(config, key, value, "embedded dataset settings")
     return config
+
+
+def _task_yaml(path: str | Path, task: str) -> dict:
+    raw = read_yaml(path)
+    raw.setdefault("task", task)
+    if raw["task"] != task:
+        raise VisionsuiteError(f"{path}: config is for task '{raw['task']}', not '{task}'")
+    return raw
+
+
+def _dotted_items(raw: dict):
+    """(section.key, value) of a config file's mapping; a section left empty sets nothing."""
+    sections = Config()
+    for name, value in raw.items():
+        if isinstance(value, dict):
+            yield from ((f"{name}.{key}", item) for key, item in value.items())
+        elif value is not None or not dataclasses.is_dataclass(getattr(sections, str(name), 0)):
+            yield str(name), value  # set_key names what is wrong with it
 
 
 def read_yaml(path: str | Path) -> dict:
