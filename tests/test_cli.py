@@ -264,6 +264,13 @@ def test_data_check_counts_per_split_and_class(shapes_dir):
     assert_one_line_error(invoke("data", "check", "classify", shapes_dir / "missing"), "not found")
 
 
+def test_data_check_reads_a_home_relative_path_as_training_does(shapes_dir, monkeypatch):
+    monkeypatch.setenv("HOME", str(shapes_dir.parent))
+    result = invoke("data", "check", "classify", f"~/{shapes_dir.name}")
+    assert result.exit_code == 0, result.output
+    assert "classes: 3" in result.output
+
+
 @pytest.mark.parametrize("layout, named", [
     (["images/a.png", "masks/a.png"], "a segmentation dataset (visionsuite train segment)"),
     (["images/a.png", "labels/a.txt"], "a detection dataset (visionsuite train detect)"),

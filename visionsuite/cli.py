@@ -390,7 +390,7 @@ def data_check(task, path):
     Exit code 1 when the dataset cannot be used."""
     from visionsuite.tasks import get_task
 
-    report = get_task(task).check_data(path)
+    report = get_task(task).check_data(os.path.expanduser(path))  # as --data and data.path
     click.echo(report.text)
     if not report.usable:
         click.echo(f"error: {report.problem}", err=True)
