@@ -90,6 +90,26 @@ def test_train_writes_the_run_folder_contract(shapes_dir, tmp_path):
     again = invoke("train", "classify", "--data", shapes_dir, "--output", tmp_path, "--name",
                    "first", *sets)
     assert_one_line_error(again, "already exists")
+    assert "data:" not in again.output  # said before the images are decoded
+
+
+def test_an_output_that_is_a_file_fails_before_decoding(shapes_dir, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    result = invoke("train", "classify", "--data", shapes_dir, "--output", blocker)
+    assert_one_line_error(result, f"{blocker / 'classify'}: cannot write run folders there "
+                                  f"({blocker} is not a folder); choose another with --output")
+    assert "data:" not in result.output
+
+
+def test_a_json_file_under_a_file_fails_before_the_work(tiny_run, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    for command in ("evaluate", "benchmark"):
+        result = invoke(command, tiny_run, "--json", blocker / "m.json")
+        assert_one_line_error(result, f"{blocker / 'm.json'}: cannot write",
+                              f"({blocker} is not a folder); choose another with --json")
+        assert len(result.output.strip().splitlines()) == 1  # nothing decoded or timed first
 
 
 def test_resume_continues_a_run(shapes_dir, tmp_path):

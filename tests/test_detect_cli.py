@@ -60,6 +60,10 @@ def test_detect_gives_boxes_in_pixels_of_the_original_image(detect_run, boxes_da
         assert 0 <= x1 < x2 <= 160 and 0 <= y1 < y2 <= 120
         assert item["class"] in ("circle", "square", "triangle") and item["score"] >= 0.3
     assert Image.open(rows[0]["drawn"]).size == (160, 120)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    assert_one_line_error(invoke("detect", detect_run, images[0], "--output", blocker),
+                          f"{blocker}: cannot write the drawn images there")
 
 
 def test_images_of_one_name_in_two_folders_are_drawn_to_two_files(detect_run, boxes_data,

@@ -102,6 +102,10 @@ def test_bad_segment_inputs_are_one_line_errors(segment_run, segment_data, tmp_p
     image = segment_data / "val" / "images" / "0.png"
     assert_one_line_error(invoke("segment", segment_run, image, "--threshold", 2),
                           "--threshold 2.0: must be between 0 and 1")
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    assert_one_line_error(invoke("segment", segment_run, image, "--output", blocker),
+                          f"{blocker}: cannot write the masks there ({blocker} is not a folder)")
 
 
 def test_another_modality_trains_with_only_data_changed(tmp_path):

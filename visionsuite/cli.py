@@ -363,13 +363,15 @@ def export_rows(reports: list[dict]) -> list[dict]:
 def benchmark(models, threads, runs, json_path):
     """Latency (p50/p90 ms), images/s and size of each MODEL (.tflite, .keras, run folder)."""
     from visionsuite.core.benchmark import benchmark_models
-    from visionsuite.core.files import write_json
+    from visionsuite.core.files import writable_file, write_json
     from visionsuite.core.report import table
 
     try:
         counts = [int(t) for t in threads.split(",") if t.strip()]
     except ValueError:
         raise VisionsuiteError(f"--threads {threads}: expected numbers like 1,2") from None
+    if json_path:
+        writable_file(json_path, "the results file", "--json")
     rows = benchmark_models(models, counts, runs)
     click.echo(table(rows))
     if json_path:

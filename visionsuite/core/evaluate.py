@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from visionsuite.config import Config, config_from_dict, load_config, read_yaml
-from visionsuite.core.files import write_json
+from visionsuite.core.files import writable_file, write_json
 from visionsuite.core.models import ModelSource, load_predictor, resolve_model
 from visionsuite.errors import VisionsuiteError
 
@@ -60,6 +60,8 @@ def evaluate(run: str | Path, data: str | None = None, json_path: str | Path | N
              threads: int | None = None) -> dict:
     from visionsuite.tasks import get_task
 
+    if json_path:
+        writable_file(json_path, "the metrics file", "--json")
     source = resolve_model(run)
     predictor = load_predictor(source, threads)
     config = load_run_config(source, data, predictor.image_size, predictor.channels,

@@ -9,7 +9,6 @@ the chosen quantization, a table below.
 from __future__ import annotations
 
 import json
-import os
 import re
 import sys
 import tempfile
@@ -20,7 +19,7 @@ from typing import Callable
 
 import numpy as np
 
-from visionsuite.core.files import atomic_write_bytes, write_json
+from visionsuite.core.files import atomic_write_bytes, writable_folder, write_json
 from visionsuite.errors import VisionsuiteError, first_line
 from visionsuite.quiet import native_notices_held
 
@@ -137,24 +136,11 @@ def export_target(source, quantize: str, output: str | Path | None) -> Path:
         output = source.run_dir / EXPORT_FOLDER if source.run_dir is not None else EXPORT_FOLDER
     name = (source.run_dir or source.path.parent).name if source.path.stem == "model" \
         else source.path.stem
-    target = _writable_folder(Path(output)) / f"{name}-{quantize}.tflite"
+    target = writable_folder(Path(output), "the export") / f"{name}-{quantize}.tflite"
     earlier = _read_report(target.with_suffix(".json")).get("source")
     if earlier and target.exists() and earlier != str(source.path.resolve()):
         print(f"warning: replacing {target}, exported from {earlier}", file=sys.stderr)
     return target
-
-
-def _writable_folder(folder: Path) -> Path:
-    """`folder`, if it is or can be made a folder we may write in; checked before the
-    conversion (minutes), but created only when the file is written."""
-    existing = folder
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if not existing.is_dir() or not os.access(existing, os.W_OK):
-        what = "not a folder" if not existing.is_dir() else "not writable"
-        raise VisionsuiteError(f"{folder}: cannot write the export there ({existing} is {what});"
-                               " choose another with --output")
-    return folder
 
 
 def _read_report(path: Path) -> dict:

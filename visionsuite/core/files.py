@@ -96,15 +96,49 @@ def inside(root: Path, relative: str | Path) -> Path:
 RUNS = "runs"  # where training and prediction write by default, beside the user's shell
 
 
+def writable_folder(folder: Path, what: str, option: str = "--output") -> Path:
+    """`folder`, if it is or can be made a folder we may write in: checked before the work
+    (minutes of decoding, training or converting), created only when something is written."""
+    _refuse_unwritable(folder, folder, what, option)
+    return folder
+
+
+def writable_file(path: str | Path, what: str, option: str) -> Path:
+    """`path`, if a file can be written there, checked as writable_folder checks a folder."""
+    path = Path(path)
+    if path.is_dir():
+        raise VisionsuiteError(f"{path}: is a folder; {option} takes the name of {what}")
+    _refuse_unwritable(path.parent, path, what, option)
+    return path
+
+
+def _refuse_unwritable(folder: Path, named: Path, what: str, option: str) -> None:
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK):
+        problem = "not a folder" if not existing.is_dir() else "not writable"
+        raise VisionsuiteError(f"{named}: cannot write {what} there ({existing} is {problem});"
+                               f" choose another with {option}")
+
+
+def check_new_run(base: Path, name: str | None) -> None:
+    """The errors new_run_dir would raise, named before the data is decoded."""
+    writable_folder(base, "run folders")
+    if name and (base / name).exists():
+        raise VisionsuiteError(_RUN_EXISTS.format(run=base / name))
+
+
+_RUN_EXISTS = "{run}: run folder already exists; choose another --name or --resume it"
+
+
 def new_run_dir(base: Path, name: str | None, stem: str = "exp") -> Path:
     """A fresh run folder: `base/NAME`, or `base/exp`, `base/exp2`, ... when no name is given."""
     base.mkdir(parents=True, exist_ok=True)
     if name:
         run = base / name
         if run.exists():
-            raise VisionsuiteError(
-                f"{run}: run folder already exists; choose another --name or --resume it"
-            )
+            raise VisionsuiteError(_RUN_EXISTS.format(run=run))
         run.mkdir()
         return run
     for index in range(1, 100000):

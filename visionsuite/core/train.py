@@ -22,7 +22,8 @@ import keras
 import visionsuite.core.backbones  # noqa: F401  registers the custom layers for loading
 
 from visionsuite.config import Config, save_config
-from visionsuite.core.files import atomic_path, atomic_write_text, new_run_dir, write_json
+from visionsuite.core.files import (atomic_path, atomic_write_text, check_new_run, new_run_dir,
+                                    write_json)
 from visionsuite.errors import VisionsuiteError
 
 
@@ -39,6 +40,7 @@ def train(config: Config, output: str | Path = "runs", name: str | None = None,
     task.check_augment(config)
     if not resume:  # a run's own config.yaml keeps every key, as the defaults were then
         task.check_settings(config)
+        check_new_run(Path(output) / config.task, name)
     task.check_model(config)
     check_recipe(config)
     keras.utils.set_random_seed(config.train.seed)

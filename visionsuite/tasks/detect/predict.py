@@ -121,7 +121,7 @@ def detect_images(run: str, inputs, conf: float = 0.25, iou: float | None = None
     a new runs/detect/predictN)."""
     from visionsuite.config import load_config
     from visionsuite.core.evaluate import load_run_config
-    from visionsuite.core.files import RUNS, new_run_dir, unique_stem
+    from visionsuite.core.files import RUNS, new_run_dir, unique_stem, writable_folder
     from visionsuite.core.images import UnreadableImage, collect_images, inspect_image, read_image
     from visionsuite.core.models import load_predictor, require_task, resolve_model
     from visionsuite.core.progress import progress, warn
@@ -141,7 +141,7 @@ def detect_images(run: str, inputs, conf: float = 0.25, iou: float | None = None
     config.data.image_size = size
     paths = collect_images(list(inputs), outputs=() if output is None else (output,))
     folder = new_run_dir(Path(RUNS) / "detect", None, "predict") if output is None \
-        else Path(output)
+        else writable_folder(Path(output), "the drawn images")
     results, used = [], set()
     for path in progress(paths, total=len(paths), desc="detecting"):
         try:

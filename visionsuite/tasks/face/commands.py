@@ -170,11 +170,11 @@ def enroll(run, gallery: str | Path, folders, detect: bool | None = None) -> lis
     """Add (or replace) one person per folder, named after the folder, in the gallery file.
     The faces are embedded first; the gallery is then re-read, updated and rewritten under a
     lock, so that enrollments running at the same time all land."""
-    from visionsuite.core.files import exclusive_lock, write_json
+    from visionsuite.core.files import exclusive_lock, writable_file, write_json
     from visionsuite.core.images import collect_images
 
+    gallery = writable_file(gallery, "a gallery file", "--gallery")
     embedder = load_embedder(run, detect)
-    gallery = Path(gallery)
     read_gallery(gallery, embedder, missing_ok=True)  # a wrong gallery fails before embedding
     people, changes = {}, []
     for folder in folders:

@@ -26,7 +26,7 @@ def segment_images(run: str, inputs, output: str | Path | None = None, overlay: 
     windowed by `window` ([center, width]), else as the run was trained.
     Returns per-image class areas (and volumes in mm^3 for NIfTI)."""
     from visionsuite.core.evaluate import load_run_config
-    from visionsuite.core.files import new_run_dir
+    from visionsuite.core.files import new_run_dir, writable_folder
     from visionsuite.core.images import collect_images
     from visionsuite.core.models import load_predictor, require_task, resolve_model
     from visionsuite.core.progress import progress, warn
@@ -45,7 +45,8 @@ def segment_images(run: str, inputs, output: str | Path | None = None, overlay: 
     if not 0 <= threshold <= 1:
         raise VisionsuiteError(f"--threshold {threshold}: must be between 0 and 1")
     paths = collect_images(inputs, outputs=(output,) if output else ())
-    folder = Path(output) if output else new_run_dir(Path(RUNS) / "segment", None, "predict")
+    folder = writable_folder(Path(output), "the masks") if output \
+        else new_run_dir(Path(RUNS) / "segment", None, "predict")
     folder.mkdir(parents=True, exist_ok=True)
     results, used = [], set()
     for path in progress(paths, total=len(paths), desc="segmenting"):
