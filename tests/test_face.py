@@ -277,6 +277,12 @@ def test_too_few_identities_to_hold_out_is_a_clear_error(tmp_path):
         Image.new("L", (8, 8)).save(tmp_path / person / "0.png")
     with pytest.raises(VisionsuiteError, match="too few"):
         index_identities(tmp_path)
+    # A folder's errors speak of people, not classes.
+    (tmp_path / "c").mkdir()
+    with pytest.raises(VisionsuiteError, match=f"{tmp_path / 'c'}: person folder holds no"):
+        index_identities(tmp_path)
+    with pytest.raises(VisionsuiteError, match="one sub-folder per person .at least 2., found 0"):
+        index_identities(tmp_path / "a")
 
 
 def test_data_classes_is_refused_for_faces_not_ignored():

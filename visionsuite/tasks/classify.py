@@ -103,10 +103,10 @@ def _refuse_other_task_layout(folder: Path, names: set[str]) -> None:
 
 
 def scan_class_folders(root: Path, folder: Path, classes: list[str] | None, odd: list[Path],
-                       skip_others: bool = False):
+                       skip_others: bool = False, kind: str = "class"):
     """(file, class index) of every image in `folder/<class>/` (recursively), and the classes:
     `classes` if given (another folder's name is an error, or with `skip_others` left out),
-    else the sub-folders found."""
+    else the sub-folders found. `kind` names a folder in errors (face: person)."""
     class_dirs = sub_folders(folder)
     _refuse_other_task_layout(folder, {d.name.lower() for d in class_dirs})
     if skip_others:
@@ -115,7 +115,7 @@ def scan_class_folders(root: Path, folder: Path, classes: list[str] | None, odd:
         classes = [d.name for d in class_dirs]
         if len(classes) < 2:
             raise VisionsuiteError(
-                f"{folder}: expected one sub-folder per class (at least 2), found {len(classes)}")
+                f"{folder}: expected one sub-folder per {kind} (at least 2), found {len(classes)}")
     index = {name: i for i, name in enumerate(classes)}
     items = []
     for class_dir in class_dirs:
@@ -128,7 +128,7 @@ def scan_class_folders(root: Path, folder: Path, classes: list[str] | None, odd:
             inside(root, path.relative_to(root))  # a link out of the dataset is refused
             (images if is_image_file(path) else others).append(path)
         if not images:
-            raise VisionsuiteError(f"{class_dir}: class folder holds no images"
+            raise VisionsuiteError(f"{class_dir}: {kind} folder holds no images"
                                    f"{other_files_note(others)}")
         odd += others
         items += [(path, index[class_dir.name]) for path in images]

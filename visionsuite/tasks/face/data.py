@@ -47,10 +47,11 @@ def index_identities(root: str | Path, val_fraction: float = 0.2, seed: int = 0,
     train_dir = named_folder(root, TRAIN_FOLDER_NAMES)
     odd: list[Path] = []
     if held_dir is not None and (train_dir is not None or not train):
-        held, held_names = scan_class_folders(root, held_dir, None, odd)
+        held, held_names = scan_class_folders(root, held_dir, None, odd, kind="person")
         splits, names = {"val": held}, {"val": held_names}
         if train_dir is not None and train:
-            splits["train"], names["train"] = scan_class_folders(root, train_dir, None, odd)
+            splits["train"], names["train"] = scan_class_folders(root, train_dir, None, odd,
+                                                                   kind="person")
             shared = sorted(set(names["train"]) & set(held_names))
             if shared:
                 print(f"warning: {root}: identities in both train and {held_dir.name}: "
@@ -58,7 +59,7 @@ def index_identities(root: str | Path, val_fraction: float = 0.2, seed: int = 0,
                       "verification on them is not on unseen people", file=sys.stderr)
         return IdentityIndex(root, splits, names, {"train": train_dir, "val": held_dir}, odd)
     folder = train_dir or root
-    items, identities = scan_class_folders(root, folder, None, odd)
+    items, identities = scan_class_folders(root, folder, None, odd, kind="person")
     return _hold_out_identities(root, folder, items, identities, val_fraction, seed, odd)
 
 
