@@ -40,7 +40,7 @@ def train(config: Config, output: str | Path = "runs", name: str | None = None,
     task.check_augment(config)
     if not resume:  # a run's own config.yaml keeps every key, as the defaults were then
         task.check_settings(config)
-        check_new_run(Path(output) / config.task, name)
+        check_new_run(Path(output) / config.task, name)  # before the data is decoded
     task.check_model(config)
     check_recipe(config)
     keras.utils.set_random_seed(config.train.seed)
