@@ -436,6 +436,18 @@ def test_metrics_per_class_binary_scores_and_ignored_pixels():
     assert metrics["roc_auc"] == pytest.approx(11 / 12)
 
 
+def test_a_threshold_serves_2_class_models_and_is_refused_where_it_would_go_unused():
+    from visionsuite.tasks.segment.commands import _foreground_threshold
+
+    assert _foreground_threshold(None, 2) == 0.5 and _foreground_threshold(None, 4) == 0.5
+    assert _foreground_threshold(0.3, 2) == 0.3
+    with pytest.raises(VisionsuiteError, match="--threshold 0.3: for 2-class models; this one "
+                                               "has 4 classes"):
+        _foreground_threshold(0.3, 4)
+    with pytest.raises(VisionsuiteError, match="must be between 0 and 1"):
+        _foreground_threshold(2.0, 2)
+
+
 def test_each_image_is_scored_and_the_worst_are_shown_first():
     from visionsuite.tasks.segment import TASK
 

@@ -134,8 +134,8 @@ def classify_command(run, images, top_k, as_json):
 @click.argument("images", nargs=-1, required=True, type=click.Path())
 @click.option("--output", type=click.Path(), help="Folder for the masks [runs/segment/predictN].")
 @click.option("--overlay", is_flag=True, help="Also write a colour overlay per image.")
-@click.option("--threshold", default=0.5, show_default=True, type=float,
-              help="Foreground probability threshold (2-class models).")
+@click.option("--threshold", type=float,
+              help="Foreground probability threshold of 2-class models [0.5].")
 @click.option("--window", nargs=2, type=float, metavar="CENTER WIDTH",
               help="DICOM/NIfTI intensity window [as trained: data.window, else the file's].")
 @click.option("--json", "as_json", is_flag=True, help="Print per-image class areas as JSON.")

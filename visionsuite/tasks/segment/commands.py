@@ -16,8 +16,21 @@ from visionsuite.tasks.segment.metrics import predict_classes
 from visionsuite.tasks.segment.tiles import sliding_window
 
 
+def _foreground_threshold(threshold: float | None, classes: int) -> float:
+    """--threshold: 0.5 unless given; models of more than 2 classes take the most probable
+    class, so a threshold given to one would go unused."""
+    if threshold is None:
+        return 0.5
+    if classes > 2:
+        raise VisionsuiteError(f"--threshold {threshold}: for 2-class models; this one has "
+                               f"{classes} classes and takes the most probable at each pixel")
+    if not 0 <= threshold <= 1:
+        raise VisionsuiteError(f"--threshold {threshold}: must be between 0 and 1")
+    return threshold
+
+
 def segment_images(run: str, inputs, output: str | Path | None = None, overlay: bool = False,
-                   threshold: float = 0.5, tile_overlap: float | None = None,
+                   threshold: float | None = None, tile_overlap: float | None = None,
                    window: list[float] | None = None) -> list[dict]:
     """Segment each image in `inputs` with RUN; write `<stem>.png` masks at the input's size
     (0/255 for 2 classes, else class indices) and, with `overlay`, `<stem>_overlay.png`.
@@ -42,8 +55,7 @@ def segment_images(run: str, inputs, output: str | Path | None = None, overlay: 
         window = window or trained.window
     overlap = 0.25 if overlap is None else overlap
     max_size = source.settings.get("max_size")  # the scale the model was trained at
-    if not 0 <= threshold <= 1:
-        raise VisionsuiteError(f"--threshold {threshold}: must be between 0 and 1")
+    threshold = _foreground_threshold(threshold, len(labels))
     paths = collect_images(inputs, outputs=(output,) if output else ())
     folder = writable_folder(Path(output), "the masks") if output \
         else new_run_dir(Path(RUNS) / "segment", None, "predict")
