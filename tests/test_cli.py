@@ -246,6 +246,11 @@ def test_evaluate_classify_and_benchmark_a_run(tiny_run, shapes_dir, tmp_path):
     result = invoke("benchmark", tiny_run / "model.keras", "--threads", "1", "--runs", 5)
     assert result.exit_code == 0, result.output
     assert "p50_ms" in result.output and "keras" in result.output
+    for threads in ("0", "1,0", ","):
+        assert_one_line_error(invoke("benchmark", tiny_run, "--threads", threads),
+                              f"--threads {threads}: thread counts of 1 or more")
+    assert_one_line_error(invoke("benchmark", tiny_run, "--threads", "one"),
+                          "expected numbers like 1,2")
 
 
 def test_a_run_whose_dataset_moved_asks_for_data(tiny_run, shapes_dir, tmp_path):

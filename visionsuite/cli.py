@@ -370,6 +370,9 @@ def benchmark(models, threads, runs, json_path):
         counts = [int(t) for t in threads.split(",") if t.strip()]
     except ValueError:
         raise VisionsuiteError(f"--threads {threads}: expected numbers like 1,2") from None
+    if not counts or min(counts) < 1:
+        # 0 would mean every core to TensorFlow but 1 thread to LiteRT: one table, two meanings.
+        raise VisionsuiteError(f"--threads {threads}: thread counts of 1 or more, like 1,2")
     if json_path:
         writable_file(json_path, "the results file", "--json")
     rows = benchmark_models(models, counts, runs)
