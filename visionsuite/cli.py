@@ -371,7 +371,7 @@ def benchmark(models, threads, runs, json_path):
     except ValueError:
         raise VisionsuiteError(f"--threads {threads}: expected numbers like 1,2") from None
     if not counts or min(counts) < 1:
-        # 0 would mean every core to TensorFlow but 1 thread to LiteRT: one table, two meanings.
+        # LiteRT refuses 0; TensorFlow would take it as every core.
         raise VisionsuiteError(f"--threads {threads}: thread counts of 1 or more, like 1,2")
     if json_path:
         writable_file(json_path, "the results file", "--json")
