@@ -195,7 +195,8 @@ def test_bad_galleries_are_one_line_errors_and_left_unchanged(face_run, faces_da
     assert_one_line_error(invoke("identify", face_run, probe, "--gallery",
                                  tmp_path / "none.json"), "no such gallery")
     assert_one_line_error(invoke("enroll", face_run, person(faces_data, "val", 0),
-                                 "--gallery", tmp_path), "--gallery takes the name of a gallery file")
+                                 "--gallery", tmp_path),
+                          "--gallery takes the name of a gallery file")
     assert_one_line_error(invoke("enroll", face_run, person(faces_data, "val", 0), "--gallery",
                                  corrupt / "g.json"),
                           f"cannot write a gallery file there ({corrupt} is not a folder)")
