@@ -393,9 +393,10 @@ def data():
 def data_check(task, path):
     """Count images per split and class, and report unreadable or odd files (read-only).
     Exit code 1 when the dataset cannot be used."""
+    from visionsuite.datasets import resolve_dataset
     from visionsuite.tasks import get_task
 
-    report = get_task(task).check_data(os.path.expanduser(path))  # as --data and data.path
+    report = get_task(task).check_data(str(resolve_dataset(path, task)))  # as train reads it
     click.echo(report.text)
     if not report.usable:
         click.echo(f"error: {report.problem}", err=True)

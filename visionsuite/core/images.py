@@ -31,7 +31,7 @@ from typing import Iterator
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from visionsuite.core.files import RUNS, holds_data
+from visionsuite.core.files import RUNS, holds_data, inside
 from visionsuite.errors import VisionsuiteError
 
 IMAGE_EXTENSIONS = (
@@ -73,6 +73,17 @@ def is_image_file(path: Path) -> bool:
     if any(suffix.lower() in IMAGE_EXTENSIONS for suffix in path.suffixes[:-1]):
         return False  # renamed to be left out: Extended Yale B's `*.pgm.bad`, `*.jpg.bak`
     return content_kind(path) is not None
+
+
+def dataset_image_files(root: Path, paths, others: list[Path]):
+    """The image files among `paths` (files of the dataset `root`); the other files are added
+    to `others`. A link out of the dataset is refused."""
+    for path in paths:
+        inside(root, path.relative_to(root))
+        if is_image_file(path):
+            yield path
+        else:
+            others.append(path)
 
 
 def other_files_note(others: list[Path]) -> str:

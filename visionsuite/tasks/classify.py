@@ -13,8 +13,8 @@ import numpy as np
 from visionsuite.config import Config
 from visionsuite.core.data import check_cache_fits, decode_images
 from visionsuite.core.files import (TEST_SET_NOTE, TRAIN_FOLDER_NAMES, VAL_FOLDER_NAMES,
-                                    held_out_only, inside, named_folder, sub_folders)
-from visionsuite.core.images import is_image_file, other_files_note
+                                    held_out_only, named_folder, sub_folders)
+from visionsuite.core.images import dataset_image_files, other_files_note
 from visionsuite.errors import VisionsuiteError
 from visionsuite.tasks.base import DataReport, Split, Task, TaskData
 
@@ -121,12 +121,10 @@ def scan_class_folders(root: Path, folder: Path, classes: list[str] | None, odd:
     for class_dir in class_dirs:
         if class_dir.name not in index:
             raise VisionsuiteError(f"{class_dir}: class '{class_dir.name}' is not in the train split")
-        images, others = [], []
-        for path in sorted(class_dir.rglob("*")):
-            if not path.is_file() or path.name.startswith("."):
-                continue
-            inside(root, path.relative_to(root))  # a link out of the dataset is refused
-            (images if is_image_file(path) else others).append(path)
+        others: list[Path] = []
+        files = (path for path in sorted(class_dir.rglob("*"))
+                 if path.is_file() and not path.name.startswith("."))
+        images = list(dataset_image_files(root, files, others))
         if not images:
             raise VisionsuiteError(f"{class_dir}: {kind} folder holds no images"
                                    f"{other_files_note(others)}")

@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 
 from visionsuite.core.files import (TEST_SET_NOTE, TRAIN_FOLDER_NAMES, VAL_FOLDER_NAMES,
-                                    held_out_only, holds_data, inside, named_folder)
-from visionsuite.core.images import (INSTANCE_HINT, QUARTER_TURNS, fit_within, fitted_size,
-                                     inspect_image, is_image_file, other_files_note,
+                                    held_out_only, holds_data, named_folder)
+from visionsuite.core.images import (INSTANCE_HINT, QUARTER_TURNS, dataset_image_files,
+                                     fit_within, fitted_size, inspect_image, other_files_note,
                                      read_image_slices, read_mask_slices, stored_geometry,
                                      tiff_stack_depth, turn_upright)
 from visionsuite.core.medical import file_stem, is_medical_file, read_header
@@ -204,7 +204,7 @@ def _side_by_side_pairs(root: Path, folder: Path, odd: list[Path]) -> list[Pair]
     odd_here: list[Path] = []
     files = (path for path in sorted(folder.rglob("*"))
              if path.is_file() and all(holds_data(p) for p in path.relative_to(folder).parts))
-    for path in _image_files(root, files, odd_here):
+    for path in dataset_image_files(root, files, odd_here):
         stem = file_stem(path)
         match = SIDE_MASK.fullmatch(stem)
         if match:
@@ -232,22 +232,11 @@ def _side_by_side_pairs(root: Path, folder: Path, odd: list[Path]) -> list[Pair]
                                      key=lambda item: (str(item[0][0]), _natural(item[0][1])))]
 
 
-def _image_files(root: Path, paths, odd: list[Path]):
-    """The image files among `paths`, files of `root`; the others are added to `odd`. A link
-    out of the dataset is refused."""
-    for path in paths:
-        inside(root, path.relative_to(root))
-        if is_image_file(path):
-            yield path
-        else:
-            odd.append(path)
-
-
 def _by_stem(root: Path, folder: Path, odd: list[Path]) -> dict[str, Path]:
     found: dict[str, Path] = {}
     files = (path for path in sorted(folder.iterdir())
              if path.is_file() and not path.name.startswith("."))
-    for path in _image_files(root, files, odd):
+    for path in dataset_image_files(root, files, odd):
         stem = file_stem(path)
         if stem in found:
             raise VisionsuiteError(f"{folder}: two files with the stem '{stem}' "
