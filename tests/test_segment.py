@@ -281,9 +281,94 @@ def test_masks_of_every_storage_read_as_values(tmp_path):
     assert np.array_equal(read_mask(tmp_path / "voc.png"), [[0, 1], [2, 1]])
     Image.fromarray(np.array([[0, 3]], np.uint16)).save(tmp_path / "sixteen.png")
     assert np.array_equal(read_mask(tmp_path / "sixteen.png"), [[0, 3]])
-    Image.new("RGB", (2, 2), (200, 10, 10)).save(tmp_path / "colour.png")
-    with pytest.raises(UnreadableImage, match="colour mask"):
-        read_mask(tmp_path / "colour.png")
+    Image.new("RGB", (2, 2), (200, 10, 10)).save(tmp_path / "colour.png")  # colour codes
+    assert np.array_equal(read_mask(tmp_path / "colour.png"), np.full((2, 2), 0xC80A0A))
+    Image.new("RGB", (2, 2), (200, 10, 10)).save(tmp_path / "red.jpg")  # binary, any colour
+    assert np.array_equal(read_mask(tmp_path / "red.jpg"), np.full((2, 2), 255))
+    Image.new("LA", (2, 2), (7, 255)).save(tmp_path / "la.png")
+    assert np.array_equal(read_mask(tmp_path / "la.png"), np.full((2, 2), 7))
+    Image.fromarray(np.array([[0, 300]], np.uint16)).save(tmp_path / "big.png")
+    with pytest.raises(UnreadableImage, match="mask values up to 300"):
+        read_mask(tmp_path / "big.png")
+
+
+def colour_masks(root: Path, colours: dict[str, tuple], grey_empty: str | None = None) -> Path:
+    """make_segment_folder's masks redrawn in colour: the disc's left half in colours["left"],
+    its right half in colours["right"] (the same colour for a binary set); the mask of image
+    `grey_empty`, if named, as an empty grey mask (how an annotator saves "nothing here")."""
+    for path in root.rglob("masks/*.png"):
+        disc = np.array(Image.open(path)) > 0
+        left = np.zeros_like(disc)
+        left[:, : disc.shape[1] // 2] = True
+        rgb = np.zeros(disc.shape + (3,), np.uint8)
+        rgb[disc & left], rgb[disc & ~left] = colours["left"], colours["right"]
+        if path.stem == grey_empty:
+            Image.new("L", disc.shape[::-1]).save(path)
+        else:
+            Image.fromarray(rgb).save(path)
+    return root
+
+
+def test_colour_masks_become_classes_black_first(tmp_path):
+    from visionsuite.config import load_config
+    from visionsuite.tasks.segment import TASK
+
+    red = colour_masks(make_segment_folder(tmp_path / "red"), {"left": (255, 0, 0),
+                                                               "right": (255, 0, 0)}, "1")
+    config = load_config("segment", overrides={"data.path": str(red)})
+    data = TASK.load_data(config)
+    assert data.labels == ["background", "foreground"]
+    assert config.data.colors == ["#000000", "#ff0000"]  # saved in the run's config.yaml
+    discs = [np.array(Image.open(p).convert("L")) > 0
+             for p in sorted((red / "val" / "masks").glob("*.png"))]
+    assert all(np.array_equal(mask, disc) for mask, disc in zip(data.val.targets, discs))
+    both = colour_masks(make_segment_folder(tmp_path / "two"), {"left": (0, 255, 0),
+                                                                "right": (255, 0, 0)})
+    config = load_config("segment", overrides={"data.path": str(both)})
+    assert TASK.load_data(config).labels == ["background", "#00ff00", "#ff0000"]
+    mask = TASK.load_data(config).val.targets[0]
+    assert set(np.unique(mask[:, :20])) == {0, 1} and set(np.unique(mask[:, 20:])) == {0, 2}
+
+
+def test_colour_classes_follow_data_colors_and_a_colour_outside_them_names_the_file(tmp_path):
+    from visionsuite.config import load_config
+    from visionsuite.tasks.segment import TASK
+
+    root = colour_masks(make_segment_folder(tmp_path / "d"), {"left": (0, 255, 0),
+                                                              "right": (255, 0, 0)})
+    named = ["data.classes=[background, right, left]",
+             'data.colors=["#000000", "#ff0000", "#00FF00"]']
+    config = load_config("segment", overrides={"data.path": str(root)}, sets=named)
+    data = TASK.load_data(config)
+    assert data.labels == ["background", "right", "left"]
+    assert set(np.unique(data.val.targets[0][:, :20])) == {0, 2}  # left (green) is class 2
+    config = load_config("segment", overrides={"data.path": str(root)},
+                         sets=['data.colors=["#000000", "#00ff00"]'])
+    with pytest.raises(VisionsuiteError, match=r"masks/0.png: colour #ff0000 is none of "
+                                               r"data.colors \(#000000, #00ff00\)"):
+        TASK.load_data(config)
+    config = load_config("segment", overrides={"data.path": str(root)},
+                         sets=["data.classes=[background, right, left]"])
+    with pytest.raises(VisionsuiteError, match=r"set data.colors to the colour of each of "
+                                               r"data.classes.*#000000, #00ff00, #ff0000"):
+        TASK.load_data(config)
+    config = load_config("segment", overrides={"data.path": str(root)},
+                         sets=["data.colors=[000000, ff0000]"])
+    with pytest.raises(VisionsuiteError, match="'0' is not a colour"):
+        TASK.check_settings(config)
+
+
+def test_a_smoothed_colour_mask_is_refused_by_name(tmp_path):
+    from visionsuite.config import load_config
+    from visionsuite.tasks.segment import TASK
+
+    root = make_segment_folder(tmp_path / "d")
+    noisy = np.random.default_rng(0).integers(0, 255, (30, 40, 3), dtype=np.uint8)
+    Image.fromarray(noisy).save(root / "train" / "masks" / "2.png")
+    config = load_config("segment", overrides={"data.path": str(root)})
+    with pytest.raises(VisionsuiteError, match=r"2.png: \d+ colours; a colour mask holds one "
+                                               "flat colour per class"):
+        TASK.load_data(config)
 
 
 def test_jpeg_masks_are_read_back_binary_despite_compression(tmp_path):

@@ -8,7 +8,7 @@ from PIL import Image
 
 from conftest import snapshot
 from test_cli import assert_one_line_error, invoke
-from test_segment import make_segment_folder
+from test_segment import colour_masks, make_segment_folder
 
 TINY_SEGMENT = ("--image-size", 32, "--epochs", 2, "--set", "model.levels=2",
                 "--set", "model.filters=4", "--set", "train.tensorboard=false",
@@ -106,6 +106,29 @@ def test_bad_segment_inputs_are_one_line_errors(segment_run, segment_data, tmp_p
     blocker.write_text("")
     assert_one_line_error(invoke("segment", segment_run, image, "--output", blocker),
                           f"{blocker}: cannot write the masks there ({blocker} is not a folder)")
+
+
+def test_colour_masks_train_and_segment_into_masks_of_their_colours(tmp_path):
+    from visionsuite.core.images import read_mask
+
+    root = colour_masks(make_segment_folder(tmp_path / "d", size=(50, 37)),
+                        {"left": (0, 255, 0), "right": (255, 0, 0)})
+    check = invoke("data", "check", "segment", root)
+    assert check.exit_code == 0, check.output
+    assert "mask colours: #000000, #00ff00, #ff0000" in check.output
+    assert "1 #00ff00" in check.output and "2 #ff0000" in check.output
+    result = invoke("train", "segment", "--data", root, "--output", tmp_path / "runs",
+                    *TINY_SEGMENT)
+    assert result.exit_code == 0, result.output
+    run = tmp_path / "runs" / "segment" / "exp"
+    assert (run / "labels.txt").read_text().split() == ["background", "#00ff00", "#ff0000"]
+    assert "'#00ff00'" in (run / "config.yaml").read_text()
+    result = invoke("segment", run, root / "val" / "images" / "0.png", "--output",
+                    tmp_path / "out", "--json")
+    assert result.exit_code == 0, result.output
+    written = Image.open(json.loads(result.stdout)[0]["mask"])
+    assert written.mode == "P" and written.getpalette()[:9] == [0, 0, 0, 0, 255, 0, 255, 0, 0]
+    assert set(np.unique(read_mask(written.filename))) <= {0, 1, 2}  # read back as classes
 
 
 def test_another_modality_trains_with_only_data_changed(tmp_path):

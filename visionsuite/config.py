@@ -55,6 +55,9 @@ class DataConfig:
     # classify: the class folders to train on, in this order (the others are left out)
     classes: list[str] | None = None
     binary_masks: bool = False  # every mask value but 0 is foreground (instance masks: 1..N)
+    # segment, colour masks: the colour ('#rrggbb') of each class, in class order; empty =
+    # the colours found, black first (training saves them here in the run's config.yaml)
+    colors: list[str] | None = None
     crops_per_image: int = 8  # random crops per image and epoch
     tile_overlap: float = 0.25  # overlap of inference tiles, fraction of the tile side
     # images whose longer side exceeds this many pixels are scaled down to it (masks
@@ -380,7 +383,7 @@ RANGES = {
 # such a key would change nothing without a word: Task.check_settings refuses it.
 TASK_KEYS = {
     **{f"data.{key}": ("segment",) for key in (
-        "binary_masks", "crops_per_image", "tile_overlap", "max_size", "window")},
+        "binary_masks", "colors", "crops_per_image", "tile_overlap", "max_size", "window")},
     "data.face_detect": ("face",),
     **{f"model.{key}": ("segment",) for key in ("levels", "filters", "norm", "upsample")},
     "model.dropout": ("classify", "face", "segment"),

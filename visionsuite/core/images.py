@@ -41,6 +41,7 @@ IMAGE_EXTENSIONS = (
 # Masks whose values number objects (cells 1..N) are no class indices, but can be foreground.
 INSTANCE_HINT = "if they number objects, set data.binary_masks=true"
 LOSSY_FORMATS = ("JPEG", "MPO", "HEIF", "AVIF")  # Pillow's names; masks in them are binary
+COLOUR_CODES = np.uint32  # the dtype of a colour mask's values as read_mask gives them
 # Leading bytes of those formats, for files whose extension does not say (see content_kind).
 _IMAGE_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"II*\x00",
                      b"MM\x00*")
@@ -406,15 +407,30 @@ def read_mask(path: str | Path, binary: bool = False) -> np.ndarray:
     Palette images keep their indices (class-index palette PNGs), unless the palette is grey,
     which is how binary masks are often stored (GIF); grey, 1-bit and 16-bit masks keep their
     values (16-bit values above 255 are refused: they cannot be class indices here); an RGB mask
-    whose channels are equal is read as grey, a colour one is refused. JPEG masks (Kvasir-SEG's,
-    for one) are binary: compression blurs their values, so they are read as 0/255, cut at 128."""
+    whose channels are equal is read as grey, a colour one as colour codes (COLOUR_CODES, see
+    colour_code): segmentation turns its colours into classes. JPEG masks (Kvasir-SEG's, for
+    one) are binary: compression blurs their values, so they are read as 0/255, cut at 128 (on
+    the brightest channel, so that a red mask is read as one)."""
     path = Path(path)
     return _checked_mask(_mask_values(path), path, binary)
 
 
+def colour_code(rgb: np.ndarray) -> np.ndarray:
+    """(..., 3) uint8 colours as one COLOUR_CODES number each, 0xRRGGBB (black is 0)."""
+    rgb = rgb.astype(COLOUR_CODES)
+    return (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
+
+
+def is_colour_mask(values: np.ndarray) -> bool:
+    """Whether read_mask gave colour codes (grey masks come as uint8, uint16 or int32)."""
+    return values.dtype == COLOUR_CODES
+
+
 def _checked_mask(values: np.ndarray, path: Path, binary: bool) -> np.ndarray:
-    if binary:
+    if binary:  # of a colour mask too: every colour but black is foreground
         return np.where(values > 0, 255, 0).astype(np.uint8)
+    if is_colour_mask(values):
+        return values
     if values.max(initial=0) > 255 or values.min(initial=0) < 0:
         raise UnreadableImage(f"{path}: mask values up to {values.max()}; class indices must be "
                               f"0..255 ({INSTANCE_HINT})")
@@ -430,7 +446,8 @@ def _values_of(image: Image.Image, path: Path) -> np.ndarray:
     """The raw values of an opened mask (or mask page); see read_mask."""
     image.load()
     if image.format in LOSSY_FORMATS:
-        return np.where(np.asarray(image.convert("L")) >= 128, 255, 0).astype(np.uint8)
+        brightest = np.asarray(image.convert("RGB")).max(axis=-1)
+        return np.where(brightest >= 128, 255, 0).astype(np.uint8)
     if image.mode == "P":
         palette = np.asarray(image.getpalette() or [], np.uint8).reshape(-1, 3)
         indices = np.asarray(image, np.uint8)
@@ -440,8 +457,7 @@ def _values_of(image: Image.Image, path: Path) -> np.ndarray:
     if image.mode in ("RGB", "RGBA"):
         rgb = np.asarray(image.convert("RGB"))
         if not ((rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all()):
-            raise UnreadableImage(f"{path}: colour mask; expected one channel of class "
-                                  "indices, 0/255 or a palette PNG")
+            return colour_code(rgb)
         return np.ascontiguousarray(rgb[..., 0])
     if image.mode in ("LA", "PA"):
         image = image.getchannel(0)

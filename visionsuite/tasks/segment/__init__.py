@@ -3,7 +3,8 @@
 Data: `train/{images,masks}/` and `val/{images,masks}/` paired by file stem, optional `roi/`
 beside them (pixels outside the region of interest are left out of loss and metrics). Masks
 hold 0/255 or 0/1 (binary), class indices, or palette indices; mask value 255 marks "ignore"
-wherever it is not the foreground of a 0/255 mask (Pascal VOC's convention).
+wherever it is not the foreground of a 0/255 mask (Pascal VOC's convention). Colour masks
+(a flat colour per class) become classes by colour (colours.py).
 Training runs on random crops of image_size x image_size; inference on whole images of any size
 by overlapping tiles of that size, blended with a smooth window, so that the exported
 fixed-size .tflite and the Keras model see exactly the same tiles.
@@ -11,7 +12,7 @@ DICOM files and NIfTI volumes (core.medical) are images like any other, read as 
 slices with intensity windowing; a NIfTI input is segmented into a NIfTI label volume with
 its affine.
 
-Modules: data (pairs, mask classes, decoding, `data check`), tiles (tiled whole-image
+Modules: data (pairs, mask classes, decoding, `data check`), colours (colour masks), tiles (tiled whole-image
 inference), model (U-Net, loss, training metric), metrics (Dice, IoU, ROC AUC), commands
 (`visionsuite segment`); this one plugs them into the core as the task.
 """
@@ -25,9 +26,12 @@ import numpy as np
 from visionsuite.config import Config
 from visionsuite.errors import VisionsuiteError
 from visionsuite.tasks.base import DataReport, Split, Task, TaskData
+from visionsuite.tasks.segment.colours import (check_colour_names, colour_class_names,
+                                               colour_name, parse_colours)
 from visionsuite.tasks.segment.data import (IGNORE, check_pairs_fit,
                                             check_segmentation_folders, class_map,
-                                            decode_pairs, index_pairs, pad_stack, to_split)
+                                            classes_from_colours, decode_pairs, index_pairs,
+                                            pad_stack, to_split)
 from visionsuite.tasks.segment.metrics import (per_image_scores, predict_classes,
                                                segmentation_metrics)
 from visionsuite.tasks.segment.model import (OWN_BACKBONES, build_unet, check_unet_settings,
@@ -62,11 +66,17 @@ class SegmentTask(Task):
                 index.splits[name], config.data.channels, config.data.workers,
                 desc=f"decoding {name}", window=config.data.window,
                 binary=config.data.binary_masks, max_size=config.data.max_size)
+        names = labels or config.data.classes
+        colours = classes_from_colours(decoded, kept, config.data.colors)
+        if colours is not None:
+            names = names or colour_class_names(colours)
+            check_colour_names(config.data.classes, config.data.colors, colours)
+            config.data.colors = [colour_name(code) for code in colours]  # kept in config.yaml
         values = set()
         for items in decoded.values():
             for item in items:
                 values |= set(np.unique(item.mask).tolist())
-        mapping = class_map(values, labels or config.data.classes)
+        mapping = class_map(values, names)
         splits = {name: to_split(decoded[name], kept[name], skipped[name], mapping)
                   for name in decoded}
         if len(splits["val"]) == 0:
@@ -74,11 +84,14 @@ class SegmentTask(Task):
         return TaskData(mapping.names, splits["val"], splits.get("train"), str(root))
 
     def inference_settings(self, metrics: dict, data: TaskData, config: Config) -> dict:
-        # Prediction must see images at the scale the model was trained on.
-        return {"max_size": config.data.max_size} if config.data.max_size else {}
+        # Prediction must see images at the scale the model was trained on, and writes masks
+        # in the colours it was trained on.
+        settings = {"max_size": config.data.max_size} if config.data.max_size else {}
+        return settings | ({"mask_colors": config.data.colors} if config.data.colors else {})
 
     def settings_into_config(self, settings: dict, config: Config) -> None:
         config.data.max_size = settings.get("max_size")
+        config.data.colors = settings.get("mask_colors")
 
     def check_data(self, path: str) -> DataReport:
         return check_segmentation_folders(path)
@@ -96,6 +109,11 @@ class SegmentTask(Task):
                         f"model.{key}={getattr(config.model, key)}: it scales a backbone "
                         "encoder (model.backbone=resnet18, ...); the U-Net's own size is "
                         "model.filters and model.levels")
+        if config.data.colors:
+            parse_colours(config.data.colors)  # a bad colour is an error before decoding
+            if config.data.binary_masks:
+                raise VisionsuiteError("data.colors goes unused with data.binary_masks=true "
+                                       "(every colour but black is foreground); leave one out")
 
     def build_model(self, config: Config, labels: list[str]):
         return build_unet(config, len(labels))

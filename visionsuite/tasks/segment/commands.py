@@ -12,6 +12,7 @@ from visionsuite.core.medical import (file_stem, is_medical_file, is_nifti, labe
                                       voxel_volume_mm3)
 from visionsuite.core.plots import colorize
 from visionsuite.errors import VisionsuiteError
+from visionsuite.tasks.segment.colours import parse_colours
 from visionsuite.tasks.segment.metrics import predict_classes
 from visionsuite.tasks.segment.tiles import sliding_window
 
@@ -33,7 +34,8 @@ def segment_images(run: str, inputs, output: str | Path | None = None, overlay: 
                    threshold: float | None = None, tile_overlap: float | None = None,
                    window: list[float] | None = None) -> list[dict]:
     """Segment each image in `inputs` with RUN; write `<stem>.png` masks at the input's size
-    (0/255 for 2 classes, else class indices) and, with `overlay`, `<stem>_overlay.png`.
+    (0/255 for 2 classes, else class indices; palette PNGs of class indices in the colours of
+    a run trained on colour masks) and, with `overlay`, `<stem>_overlay.png`.
     A NIfTI volume gives `<stem>.nii.gz`, class indices with the input's affine and header; a
     multi-frame DICOM one `<stem>_<frame>.png` per frame. DICOM/NIfTI intensities are
     windowed by `window` ([center, width]), else as the run was trained.
@@ -49,10 +51,13 @@ def segment_images(run: str, inputs, output: str | Path | None = None, overlay: 
     predictor = load_predictor(source)
     labels = source.labels or [f"class_{i}" for i in range(2)]
     overlap = tile_overlap
+    colours = source.settings.get("mask_colors")  # a run trained on colour masks
     if source.run_dir is not None:
         trained = load_run_config(source).data
         overlap = trained.tile_overlap if overlap is None else overlap
         window = window or trained.window
+        colours = colours or trained.colors
+    palette = _palette(colours, len(labels))
     overlap = 0.25 if overlap is None else overlap
     max_size = source.settings.get("max_size")  # the scale the model was trained at
     threshold = _foreground_threshold(threshold, len(labels))
@@ -75,7 +80,7 @@ def segment_images(run: str, inputs, output: str | Path | None = None, overlay: 
             class_count = probs.shape[-1]
         stem = unique_stem(file_stem(path), used)
         results.append(_write_segmentation(path, images, predicted, labels, folder, stem,
-                                           overlay, class_count))
+                                           overlay, class_count, palette))
     if not results:
         raise VisionsuiteError("none of the images could be read")
     return results
@@ -92,10 +97,20 @@ def _at_own_size(probs: np.ndarray, shape: tuple) -> np.ndarray:
     return resized.reshape(shape[:2] + probs.shape[2:])
 
 
+def _palette(colours: list[str] | None, classes: int) -> np.ndarray | None:
+    """The (classes, 3) colours of a run trained on colour masks (data.colors), else None."""
+    if not colours or len(colours) != classes:
+        return None
+    codes = np.array(parse_colours(colours), np.uint32)
+    return np.stack([codes >> 16, (codes >> 8) & 255, codes & 255], axis=-1).astype(np.uint8)
+
+
 def _write_segmentation(path: Path, images: list[np.ndarray], predicted: list[np.ndarray],
                         labels: list[str], folder: Path, stem: str, overlay: bool,
-                        class_count: int) -> dict:
-    """The mask file(s) of one input, its overlays, and its class areas."""
+                        class_count: int, palette: np.ndarray | None = None) -> dict:
+    """The mask file(s) of one input, its overlays, and its class areas. With a `palette`
+    (the colours a run was trained on), PNG masks are palette PNGs of class indices that show
+    those colours."""
     result = {"image": str(path)}
     numbered = len(images) > 1
     binary = class_count == 2
@@ -109,14 +124,15 @@ def _write_segmentation(path: Path, images: list[np.ndarray], predicted: list[np
         masks = []
         for index, classes in enumerate(predicted):
             mask_path = folder / (f"{stem}_{index:03d}.png" if numbered else f"{stem}.png")
-            _save_png(classes * 255 if binary else classes, mask_path)
+            _save_png(classes * 255 if binary and palette is None else classes, mask_path,
+                      palette)
             masks.append(str(mask_path))
         result["mask" if not numbered else "masks"] = masks[0] if not numbered else masks
     if overlay:
         overlays = []
         for index, (image, classes) in enumerate(zip(images, predicted)):
             name = f"{stem}_overlay_{index:03d}.png" if numbered else f"{stem}_overlay.png"
-            _save_png(overlay_image(image, classes), folder / name)
+            _save_png(overlay_image(image, classes, palette=palette), folder / name)
             overlays.append(str(folder / name))
         result["overlay" if not numbered else "overlays"] = overlays if numbered else overlays[0]
     if numbered:
@@ -138,11 +154,15 @@ def _areas(classes: np.ndarray, labels: list[str], count: int,
     return areas
 
 
-def _save_png(array: np.ndarray, path: Path) -> None:
+def _save_png(array: np.ndarray, path: Path, palette: np.ndarray | None = None) -> None:
     from PIL import Image
 
+    image = Image.fromarray(array)
+    if palette is not None:
+        image = image.convert("P")
+        image.putpalette(palette.ravel().tolist())
     with atomic_path(path, suffix=".png") as tmp:
-        Image.fromarray(array).save(tmp, format="PNG")
+        image.save(tmp, format="PNG")
 
 
 def _save_tiff_stack(pages: list[np.ndarray], path: Path) -> Path:
@@ -154,10 +174,12 @@ def _save_tiff_stack(pages: list[np.ndarray], path: Path) -> Path:
     return path
 
 
-def overlay_image(image: np.ndarray, classes: np.ndarray, alpha: float = 0.45) -> np.ndarray:
-    """The image (grey or RGB) with every class but class 0 tinted by its colour."""
+def overlay_image(image: np.ndarray, classes: np.ndarray, alpha: float = 0.45,
+                  palette: np.ndarray | None = None) -> np.ndarray:
+    """The image (grey or RGB) with every class but class 0 tinted by its colour (the run's
+    own `palette`, else core.plots.colorize's)."""
     rgb = np.repeat(image, 3, axis=-1) if image.shape[-1] == 1 else image[..., :3]
-    colors = colorize(classes).astype(np.float32)
+    colors = (palette[classes] if palette is not None else colorize(classes)).astype(np.float32)
     tint = (classes > 0)[..., None]
     mixed = np.where(tint, (1 - alpha) * rgb + alpha * colors, rgb)
     return np.clip(mixed, 0, 255).astype(np.uint8)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +20,8 @@ from visionsuite.core.images import (INSTANCE_HINT, QUARTER_TURNS, dataset_image
 from visionsuite.core.medical import file_stem, is_medical_file, read_header
 from visionsuite.errors import VisionsuiteError
 from visionsuite.tasks.base import DataReport, Split
+from visionsuite.tasks.segment.colours import (colour_class_names, colour_classes, colour_name,
+                                               indexed_colours)
 
 IGNORE = 255  # target value of pixels left out of the loss and the metrics
 # Folder names, as our layout has them first, then as public datasets come: DRIVE
@@ -344,9 +347,10 @@ def apply_class_map(mask: np.ndarray, mapping: ClassMap, path: Path) -> np.ndarr
 @dataclass
 class DecodedPair:
     image: np.ndarray
-    mask: np.ndarray  # raw values
+    mask: np.ndarray  # raw values; of a colour mask, indices into `colours`
     roi: np.ndarray | None
     slice: int | None = None  # the slice of a volume (DICOM frames, NIfTI), None for 2-D files
+    colours: np.ndarray | None = None  # a colour mask's own colours (codes), until classes_of
 
 
 def _slice_name(path: Path, index: int | None) -> Path:
@@ -376,8 +380,10 @@ def _decode_pair(pair: Pair, channels: int, window: list[float] | None,
                     f"but its image {pair.image.name} is {image.shape[1]}x{image.shape[0]}")
         if roi is not None:
             roi = fit_within(roi, max_size, nearest=True) > 0
+        mask, colours = indexed_colours(mask, _slice_name(pair.mask, number))
         decoded.append(DecodedPair(fit_within(image, max_size),
-                                   fit_within(mask, max_size, nearest=True), roi, number))
+                                   fit_within(mask, max_size, nearest=True), roi, number,
+                                   colours))
     return decoded
 
 
@@ -483,6 +489,20 @@ def memory_to_train(splits: dict[str, list[Pair]], channels: int, max_size: int 
     return needed, sizes
 
 
+def classes_from_colours(decoded: dict[str, list[DecodedPair]], kept: dict[str, list[Pair]],
+                         colours: list[str] | None) -> list[int] | None:
+    """Where the decoded masks of any split are colour masks, all of them turned into class
+    values in place (see colours.colour_classes); the colour of each class, else None."""
+    items = [(item, pair) for name in decoded for item, pair in zip(decoded[name], kept[name])]
+    found = colour_classes([(item.mask, item.colours, _slice_name(pair.mask, item.slice))
+                            for item, pair in items], colours)
+    if found is None:
+        return None
+    for (item, _), mask in zip(items, found[0]):
+        item.mask, item.colours = mask, None
+    return found[1]
+
+
 def to_split(decoded: list[DecodedPair], pairs: list[Pair], skipped: list[str],
               mapping: ClassMap) -> Split:
     masks = []
@@ -526,21 +546,52 @@ def _memory_line(index: PairIndex) -> str:
     return line + (f"; {MAX_SIZE_ADVICE}" if needed > available else "")
 
 
-def _summarise_pair(pair: Pair) -> list[tuple[str, np.ndarray, np.ndarray]]:
-    """For data check, each slice of a pair as its size ("WxH") and the pixel counts of its 256
-    raw mask values, everywhere and inside its region of interest."""
+def _summarise_pair(pair: Pair) -> list[tuple[str, Counter, Counter, bool]]:
+    """For data check, each slice of a pair as its size ("WxH") and the pixel counts of each
+    raw mask value (of a colour mask: each colour code), everywhere and inside its region of
+    interest, and whether it is a colour mask."""
     summaries = []
     for item in _decode_pair(pair, 3, None, False):
         inside = item.mask if item.roi is None else item.mask[item.roi]
+        keys = item.colours if item.colours is not None else np.arange(256)
         summaries.append((f"{item.image.shape[1]}x{item.image.shape[0]}",
-                          np.bincount(item.mask.ravel(), minlength=256),
-                          np.bincount(inside.ravel(), minlength=256)))
+                          _pixel_counts(item.mask, keys), _pixel_counts(inside, keys),
+                          item.colours is not None))
     return summaries
 
 
-def check_segmentation_folders(path: str) -> DataReport:
-    from collections import Counter
+def _pixel_counts(values: np.ndarray, keys: np.ndarray) -> Counter:
+    counts = np.bincount(values.ravel(), minlength=len(keys))
+    return Counter({int(keys[i]): int(counts[i]) for i in np.flatnonzero(counts)})
 
+
+def _mask_classes(every: Counter, inside: Counter, colour: bool):
+    """data check's reading of the pixels of each (mask value or colour code, colour?) found:
+    the line that lists the values (or colours), the class map and the pixels of each class
+    inside the regions of interest, or None, None and the error where the values make none."""
+    if colour:  # a grey mask among colour ones: value v is the colour (v, v, v)
+        every, inside = ({(k if c else k * 0x010101): n for (k, c), n in counts.items()}
+                         for counts in (every, inside))
+        codes = sorted(every)
+        line = "mask colours: " + ", ".join(colour_name(c) for c in codes[:20])
+        values, names = set(range(len(codes))), colour_class_names(codes)
+        inside = Counter({codes.index(k): n for k, n in inside.items()})
+    else:
+        every, inside = ({k: n for (k, _), n in counts.items()} for counts in (every, inside))
+        values, names = set(every), None
+        line = "mask values: " + ", ".join(str(v) for v in sorted(values)[:20])
+    try:
+        mapping = class_map(values, names)
+    except VisionsuiteError as err:
+        return line, None, None, str(err)
+    counts = np.zeros(len(mapping.names), np.int64)
+    for value, pixels in inside.items():
+        if mapping.lookup[value] != IGNORE:
+            counts[mapping.lookup[value]] += pixels
+    return line, mapping, counts, ""
+
+
+def check_segmentation_folders(path: str) -> DataReport:
     from visionsuite.core.evaluate import EVERY_IMAGE
     from visionsuite.core.report import table
 
@@ -552,8 +603,9 @@ def check_segmentation_folders(path: str) -> DataReport:
     from visionsuite.core.data import load_in_parallel
 
     rows, sizes, modes, unreadable = [], Counter(), Counter(), []
-    every_value = np.zeros(256, np.int64)  # pixels of each raw mask value, everywhere
-    inside = np.zeros(256, np.int64)  # and inside the regions of interest
+    # pixels of each (raw mask value or colour code, colour mask?), everywhere and inside the
+    # regions of interest
+    every_value, inside, colour = Counter(), Counter(), False
     problem, checked_slices = "", 0
     for split, pairs in index.splits.items():
         if test_set and split == "train":
@@ -568,25 +620,20 @@ def check_segmentation_folders(path: str) -> DataReport:
         for pair, found in zip(pairs, summaries):
             if found is None:
                 continue
-            for size, values, values_inside in found:
+            for size, values, values_inside, is_colour in found:
                 sizes[size] += 1
-                every_value += values
-                inside += values_inside
+                every_value.update({(k, is_colour): n for k, n in values.items()})
+                inside.update({(k, is_colour): n for k, n in values_inside.items()})
+                colour |= is_colour
             slices += len(found)
             modes[inspect_image(pair.image, decode=False)[1]] += 1  # decoded: header enough
         checked_slices += slices if split == "train" or test_set else 0
         rows.append({"split": split, "files": len(pairs) - len(skipped), "pairs": slices,
                      "skipped": len(skipped),
                      "roi": "yes" if any(p.roi for p in pairs) else "no"})
-    values = set(np.flatnonzero(every_value).tolist())
-    try:
-        mapping = class_map(values, None)
-        counts = np.zeros(len(mapping.names), np.int64)
-        for value in np.flatnonzero(inside):
-            if mapping.lookup[value] != IGNORE:
-                counts[mapping.lookup[value]] += inside[value]
-    except VisionsuiteError as err:
-        mapping, problem = None, f"{path}: {err}"
+    values_line, mapping, counts, error = _mask_classes(every_value, inside, colour)
+    if error:
+        problem = f"{path}: {error}"
     split_note = " (val split by val_fraction 0.2, seed 0)" if index.split_by_fraction else ""
     lines = [f"segment dataset {index.root}{split_note}"]
     lines += [f"  {folder}" for folder in index.folders]
@@ -594,7 +641,7 @@ def check_segmentation_folders(path: str) -> DataReport:
     lines += [table(rows), "",
              "sizes: " + ", ".join(f"{s} ({n})" for s, n in sizes.most_common(5)),
              "modes: " + ", ".join(f"{m} ({n})" for m, n in modes.most_common()),
-             "mask values: " + ", ".join(str(v) for v in sorted(values)[:20])]
+             values_line]
     if mapping is not None:
         total = max(int(counts.sum()), 1)
         shown = [f"{i} {name} ({100 * counts[i] / total:.1f}% of pixels)"
