@@ -204,6 +204,37 @@ def test_masks_beside_their_images_merge_a_second_lesions_mask_and_split_each_cl
         index_pairs(root, 0.2)
 
 
+def test_masks_beside_their_images_with_another_ending_pair_with_the_first_observers(tmp_path):
+    """CHASE_DB1 as it comes: one folder of Image_01L.jpg beside two observers' labels,
+    Image_01L_1stHO.png and Image_01L_2ndHO.png. The first observer's are the masks."""
+    from visionsuite.tasks.segment.data import check_segmentation_folders
+
+    root = tmp_path / "CHASEDB1"
+    for number in range(1, 4):
+        for eye in "LR":
+            stem = f"Image_{number:02d}{eye}"
+            _save_disc(root / f"{stem}.jpg", number, mask=False)
+            _save_disc(root / f"{stem}_1stHO.png", number, mask=True)
+            _save_disc(root / f"{stem}_2ndHO.png", -number, mask=True)
+    index = index_pairs(root, 0.2)
+    pairs = index.splits["train"] + index.splits["val"]
+    assert len(pairs) == 6
+    assert all(p.mask.name == p.image.stem + "_1stHO.png" for p in pairs)
+    assert all([m.name for m in p.left_out] == [p.image.stem + "_2ndHO.png"] for p in pairs)
+    report = check_segmentation_folders(str(root))
+    assert report.usable, report.problem
+    assert "  left out: the masks ending _2ndHO (other labels of the same images; _1stHO is " \
+           "the first)" in report.text.splitlines()
+    (root / "Image_02R_2ndHO.png").unlink()  # a second observer who left one image out
+    pairs = [p for split in index_pairs(root, 0.2).splits.values() for p in split]
+    assert sum(len(p.left_out) for p in pairs) == 5 and len(pairs) == 6
+    for label in root.glob("*_1stHO.png"):  # images of names that merely share a start
+        label.unlink()
+    (root / "Image_01R_2ndHO.png").unlink()
+    with pytest.raises(VisionsuiteError, match="expected images/ and masks/ folders"):
+        index_pairs(root, 0.2)
+
+
 @pytest.mark.parametrize("breakage, message", [
     (lambda r: (r / "train" / "masks" / "1.png").unlink(), "unpaired files: 1 image(s) without "
                                                            "a mask (1)"),
@@ -283,6 +314,7 @@ def test_masks_of_every_storage_read_as_values(tmp_path):
     assert np.array_equal(read_mask(tmp_path / "sixteen.png"), [[0, 3]])
     Image.new("RGB", (2, 2), (200, 10, 10)).save(tmp_path / "colour.png")  # colour codes
     assert np.array_equal(read_mask(tmp_path / "colour.png"), np.full((2, 2), 0xC80A0A))
+    assert np.array_equal(read_mask(tmp_path / "colour.png", binary=True), np.full((2, 2), 255))
     Image.new("RGB", (2, 2), (200, 10, 10)).save(tmp_path / "red.jpg")  # binary, any colour
     assert np.array_equal(read_mask(tmp_path / "red.jpg"), np.full((2, 2), 255))
     Image.new("LA", (2, 2), (7, 255)).save(tmp_path / "la.png")

@@ -46,6 +46,7 @@ class Pair:
     mask: Path
     roi: Path | None = None
     more_masks: tuple[Path, ...] = ()  # merged into `mask` (BUSI's _mask_1: a second lesion)
+    left_out: tuple[Path, ...] = ()  # other labels of the image (CHASE_DB1's 2nd observer's)
 
 
 @dataclass
@@ -108,8 +109,17 @@ def _side_by_side_note(pairs: list[Pair], split: bool) -> list[str]:
         how = "; the val split takes whole folders (each one case, kept on one side)"
     elif split and folders > 1:
         how = "; the val split takes its share of each folder"
-    return [f"masks beside their images (<name>_mask): {len(pairs)} pairs in {folders} "
-            f"folder(s){how}"]
+    first = pairs[0]
+    ending = file_stem(first.mask)[len(file_stem(first.image)):]
+    ending = "_mask" if SIDE_MASK.fullmatch(file_stem(first.mask)) else ending
+    lines = [f"masks beside their images (<name>{ending}): {len(pairs)} pairs in {folders} "
+             f"folder(s){how}"]
+    others = sorted({file_stem(path)[len(file_stem(pair.image)):]
+                     for pair in pairs for path in pair.left_out})
+    if others:
+        lines.append(f"left out: the masks ending {', '.join(others)} (other labels of the "
+                     f"same images; {ending} is the first)")
+    return lines
 
 
 def _split_pairs(pairs: list[Pair], fraction: float, seed: int):
@@ -218,7 +228,7 @@ def _side_by_side_pairs(root: Path, folder: Path, odd: list[Path]) -> list[Pair]
         else:
             images[path.parent, stem] = path
     if not masks:
-        return None
+        return _pairs_by_ending(images, odd, odd_here)
     odd += odd_here
     lonely_images = sorted(str(images[key].relative_to(folder)) for key in images
                            if key not in masks)
@@ -233,6 +243,34 @@ def _side_by_side_pairs(root: Path, folder: Path, odd: list[Path]) -> list[Pair]
     return [Pair(images[key], found[0], more_masks=tuple(found[1:]))
             for key, found in sorted(masks.items(),
                                      key=lambda item: (str(item[0][0]), _natural(item[0][1])))]
+
+
+def _pairs_by_ending(images: dict[tuple[Path, str], Path], odd: list[Path],
+                     odd_here: list[Path]) -> list[Pair] | None:
+    """Masks beside their images named after them with an ending other than _mask, as
+    CHASE_DB1 comes (Image_01L.jpg, Image_01L_1stHO.png, Image_01L_2ndHO.png): files named
+    after another with an ending are labels, and an ending that every image has a file of
+    names its masks; of several (two observers'), the first, as DRIVE, STARE and CHASE_DB1
+    results are scored on the first observer's. The other labels are left out. None where no
+    ending pairs every image."""
+    endings: dict[str, set] = {}
+    for parent, stem in images:
+        for cut in (i for i, char in enumerate(stem) if char == "_" and i > 0):
+            if (parent, stem[:cut]) in images:
+                endings.setdefault(stem[cut:], set()).add((parent, stem[:cut]))
+    labels = {(parent, stem) for parent, stem in images
+              if any(stem.endswith(end) and (parent, stem[:-len(end)]) in images
+                     for end in endings)}
+    bases = set(images) - labels
+    full = sorted((end for end, found in endings.items() if found == bases), key=_natural)
+    if not bases or not full:
+        return None
+    odd += odd_here
+    others = sorted(set(endings) - {full[0]}, key=_natural)
+    return [Pair(images[key], images[key[0], key[1] + full[0]],
+                 left_out=tuple(images[key[0], key[1] + end] for end in others
+                                if (key[0], key[1] + end) in images))
+            for key in sorted(bases, key=lambda key: (str(key[0]), _natural(key[1])))]
 
 
 def _by_stem(root: Path, folder: Path, odd: list[Path]) -> dict[str, Path]:
