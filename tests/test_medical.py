@@ -160,3 +160,70 @@ def test_slice_sizes_come_from_the_header_for_detection_boxes():
     assert stored_geometry(ct) == stored_geometry(ct, decode=True) == ((128, 128), 1)
     volume = nifti_sample("anatomical.nii")  # slices of (41, 33): 33 wide, 41 high
     assert inspect_image(volume, decode=False)[0] == inspect_image(volume)[0] == (33, 41)
+
+
+def _save_volume(path: Path, values: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nib.save(nib.Nifti1Image(values, np.eye(4)), path)
+
+
+def _hippocampus_case(root: Path, stem: str, image_stems: tuple[str, ...]) -> None:
+    """A 24x20x3 volume with two labelled halves of a block (values 1 and 2)."""
+    label = np.zeros((24, 20, 3), np.uint8)
+    label[6:18, 5:15] = 1
+    label[12:18, 5:15] = 2
+    for image_stem in image_stems:
+        _save_volume(root / "imagesTr" / f"{image_stem}.nii.gz", (label * 50.0).astype(np.float32))
+    _save_volume(root / "labelsTr" / f"{stem}.nii.gz", label)
+
+
+def test_a_decathlon_set_reads_as_it_comes_with_its_class_names(tmp_path):
+    """The Medical Segmentation Decathlon's layout: imagesTr/, labelsTr/, imagesTs/ (no
+    labels) and dataset.json naming the classes; the val split takes whole volumes."""
+    import json
+
+    from visionsuite.config import load_config
+    from visionsuite.tasks.segment import TASK
+    from visionsuite.tasks.segment.data import check_segmentation_folders, index_pairs
+
+    root = tmp_path / "Task04_Hippocampus"
+    for number in range(1, 6):
+        _hippocampus_case(root, f"hippocampus_{number:03d}", (f"hippocampus_{number:03d}",))
+    _save_volume(root / "imagesTs" / "hippocampus_300.nii.gz", np.zeros((24, 20, 3), np.float32))
+    (root / "dataset.json").write_text(json.dumps(
+        {"name": "Hippocampus", "labels": {"0": "background", "1": "Anterior", "2": "Posterior"}}))
+    index = index_pairs(root, 0.2)
+    assert index.class_names == ["background", "Anterior", "Posterior"]
+    assert [len(index.splits[name]) for name in ("train", "val")] == [4, 1]  # volumes
+    report = check_segmentation_folders(str(root))
+    assert report.usable, report.problem
+    assert "  pairs: ./ (images: imagesTr/, masks: labelsTr/)" in report.text.splitlines()
+    assert "classes (named in dataset.json): 0 background" in report.text
+    data = TASK.load_data(load_config("segment", overrides={"data.path": str(root)}))
+    assert data.labels == ["background", "Anterior", "Posterior"] and len(data.val) == 3
+    # nnU-Net's dataset.json maps names to values.
+    (root / "dataset.json").write_text(json.dumps({"labels": {"background": 0, "left": 1,
+                                                              "right": 2}}))
+    assert index_pairs(root, 0.2).class_names == ["background", "left", "right"]
+    (root / "dataset.json").write_text("{not json")
+    with pytest.raises(VisionsuiteError, match="dataset.json: not readable as JSON"):
+        index_pairs(root, 0.2)
+
+
+def test_nnunet_cases_pair_their_first_channel_with_their_label(tmp_path):
+    """nnU-Net's raw layout: imagesTr/case_0000.nii.gz (and _0001 for a second channel)
+    beside labelsTr/case.nii.gz."""
+    from visionsuite.tasks.segment.data import check_segmentation_folders, index_pairs
+
+    root = tmp_path / "Dataset004_Hippocampus"
+    for number in range(1, 4):
+        case = f"case_{number:03d}"
+        _hippocampus_case(root, case, (f"{case}_0000", f"{case}_0001"))
+    pairs = [pair for split in index_pairs(root, 0.2).splits.values() for pair in split]
+    assert sorted((p.image.name, p.mask.name) for p in pairs) == [
+        (f"case_{n:03d}_0000.nii.gz", f"case_{n:03d}.nii.gz") for n in range(1, 4)]
+    assert all([path.name for path in p.left_out] == [p.image.name.replace("_0000", "_0001")]
+               for p in pairs)
+    report = check_segmentation_folders(str(root))
+    assert "  left out, one image and one mask making a pair: the files ending _0001 (3)" \
+        in report.text.splitlines()

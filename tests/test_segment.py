@@ -223,8 +223,10 @@ def test_masks_beside_their_images_with_another_ending_pair_with_the_first_obser
     assert all([m.name for m in p.left_out] == [p.image.stem + "_2ndHO.png"] for p in pairs)
     report = check_segmentation_folders(str(root))
     assert report.usable, report.problem
-    assert "  left out: the masks ending _2ndHO (other labels of the same images; _1stHO is " \
-           "the first)" in report.text.splitlines()
+    assert "  masks beside their images (<name>_1stHO): 6 pairs in 1 folder(s)" \
+        in report.text.splitlines()
+    assert "  left out, one image and one mask making a pair: the files ending _2ndHO (6)" \
+        in report.text.splitlines()
     (root / "Image_02R_2ndHO.png").unlink()  # a second observer who left one image out
     pairs = [p for split in index_pairs(root, 0.2).splits.values() for p in split]
     assert sum(len(p.left_out) for p in pairs) == 5 and len(pairs) == 6

@@ -66,7 +66,7 @@ class SegmentTask(Task):
                 index.splits[name], config.data.channels, config.data.workers,
                 desc=f"decoding {name}", window=config.data.window,
                 binary=config.data.binary_masks, max_size=config.data.max_size)
-        names = labels or config.data.classes
+        names = labels or config.data.classes or index.class_names
         colours = classes_from_colours(decoded, kept, config.data.colors)
         if colours is not None:
             names = names or colour_class_names(colours)

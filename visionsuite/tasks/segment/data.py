@@ -18,7 +18,7 @@ from visionsuite.core.images import (INSTANCE_HINT, QUARTER_TURNS, dataset_image
                                      read_image_slices, read_mask_slices, stored_geometry,
                                      tiff_stack_depth, turn_upright)
 from visionsuite.core.medical import file_stem, is_medical_file, read_header
-from visionsuite.errors import VisionsuiteError
+from visionsuite.errors import VisionsuiteError, first_line
 from visionsuite.tasks.base import DataReport, Split
 from visionsuite.tasks.segment.colours import (colour_class_names, colour_classes, colour_name,
                                                indexed_colours)
@@ -27,7 +27,14 @@ IGNORE = 255  # target value of pixels left out of the loss and the metrics
 # Folder names, as our layout has them first, then as public datasets come: DRIVE
 # (training/, test/ (core.files.named_folder); images/, 1st_manual/ labels, mask/ field of
 # view) and HRF (images/, manual1/, mask/).
-MASK_FOLDER_NAMES = ("masks", "labels", "1st_manual", "manual1", "groundtruth", "gt", "mask")
+MASK_FOLDER_NAMES = ("masks", "labels", "1st_manual", "manual1", "groundtruth", "gt", "mask",
+                     "labelstr")
+# The Medical Segmentation Decathlon's and nnU-Net's imagesTr/ and labelsTr/ (imagesTs/, without
+# labels, is not read), with the class names in dataset.json.
+IMAGE_FOLDER_NAMES = ("images", "imagestr")
+DATASET_JSON = "dataset.json"
+# nnU-Net's image per channel: case_0000.nii.gz (, case_0001...) for labelsTr/case.nii.gz.
+CHANNEL_FILE = re.compile(r"(?P<case>.+)_(?P<channel>\d{4})")
 ROI_FOLDER_NAMES = ("roi", "fov", "mask")  # mask/ is the ROI where the labels are elsewhere
 SHOWN_CLASSES = 20  # classes listed by data check
 # Masks saved beside their images and named after them, in a folder without images/ and
@@ -56,13 +63,63 @@ class PairIndex:
     odd_files: list[Path]
     split_by_fraction: bool
     folders: list[str] = field(default_factory=list)  # the folders read, where not ours
+    class_names: list[str] | None = None  # the dataset's own (MSD's dataset.json), if any
 
 
 def index_pairs(root: str | Path, val_fraction: float = 0.2, seed: int = 0) -> PairIndex:
     """Pair `images/` and `masks/` (and `roi/`) by file stem in `root/train` and `root/val`,
     or in `root` itself split by a seeded `val_fraction`. Unpaired files, duplicate stems and
     empty folders are one-line errors."""
-    root = Path(root)
+    index = _index_pairs(Path(root), val_fraction, seed)
+    index.folders += _left_out_note([pair for pairs in index.splits.values() for pair in pairs])
+    index.class_names = dataset_class_names(index.root)
+    return index
+
+
+def dataset_class_names(root: Path) -> list[str] | None:
+    """The class names of a dataset.json beside imagesTr/ (the Medical Segmentation
+    Decathlon's {"0": "background", "1": "liver"}, nnU-Net's {"background": 0, "liver": 1}),
+    where they name the values 0..K-1; else None (nnU-Net's regions, lists of values, are
+    not classes here)."""
+    import json
+
+    path = root / DATASET_JSON
+    if not path.is_file() or named_folder(root, ("imagestr",)) is None:
+        return None
+    try:
+        labels = json.loads(path.read_text(encoding="utf-8")).get("labels")
+    except (ValueError, OSError, AttributeError) as err:
+        raise VisionsuiteError(f"{path}: not readable as JSON ({first_line(err)})") from None
+    if not isinstance(labels, dict):
+        return None
+    pairs = [(key, name) for key, name in labels.items()]
+    if all(isinstance(value, int) and not isinstance(value, bool) for _, value in pairs):
+        pairs = [(str(value), name) for name, value in pairs]  # nnU-Net v2: name -> value
+    if not all(str(key).isdigit() and isinstance(name, str) for key, name in pairs):
+        return None
+    by_value = {int(key): name for key, name in pairs}
+    if sorted(by_value) != list(range(len(by_value))) or len(by_value) < 2:
+        return None
+    return [by_value[value] for value in range(len(by_value))]
+
+
+def _left_out_note(pairs: list[Pair]) -> list[str]:
+    """data check's line on the files a pair leaves out: a second observer's labels, the other
+    channels of an nnU-Net case."""
+    endings = Counter()
+    for pair in pairs:
+        for path in pair.left_out:
+            stem = file_stem(path)
+            base = max((file_stem(p) for p in (pair.image, pair.mask)
+                        if stem.startswith(file_stem(p))), key=len, default="")
+            endings[stem[len(base):] if base else path.name] += 1
+    if not endings:
+        return []
+    listed = ", ".join(f"{ending} ({count})" for ending, count in sorted(endings.items()))
+    return [f"left out, one image and one mask making a pair: the files ending {listed}"]
+
+
+def _index_pairs(root: Path, val_fraction: float, seed: int) -> PairIndex:
     if not root.exists():
         raise VisionsuiteError(f"{root}: dataset folder not found")
     if not root.is_dir():
@@ -112,14 +169,8 @@ def _side_by_side_note(pairs: list[Pair], split: bool) -> list[str]:
     first = pairs[0]
     ending = file_stem(first.mask)[len(file_stem(first.image)):]
     ending = "_mask" if SIDE_MASK.fullmatch(file_stem(first.mask)) else ending
-    lines = [f"masks beside their images (<name>{ending}): {len(pairs)} pairs in {folders} "
-             f"folder(s){how}"]
-    others = sorted({file_stem(path)[len(file_stem(pair.image)):]
-                     for pair in pairs for path in pair.left_out})
-    if others:
-        lines.append(f"left out: the masks ending {', '.join(others)} (other labels of the "
-                     f"same images; {ending} is the first)")
-    return lines
+    return [f"masks beside their images (<name>{ending}): {len(pairs)} pairs in {folders} "
+            f"folder(s){how}"]
 
 
 def _split_pairs(pairs: list[Pair], fraction: float, seed: int):
@@ -166,7 +217,7 @@ def _pair_folders(folder: Path) -> tuple[Path | None, Path | None, Path | None]:
     """The images, labels and ROI folders of a split, by name in any case (Images/ too)."""
     masks = named_folder(folder, MASK_FOLDER_NAMES)
     taken = masks.name.lower() if masks else None
-    return (named_folder(folder, ("images",)), masks,
+    return (named_folder(folder, IMAGE_FOLDER_NAMES), masks,
             named_folder(folder, tuple(n for n in ROI_FOLDER_NAMES if n != taken)))
 
 
@@ -186,7 +237,9 @@ def _pair_folder(root: Path, folder: Path, odd: list[Path]) -> list[Pair]:
     if not images:
         others = [path for path in odd if path.parent == images_dir]
         raise VisionsuiteError(f"{images_dir}: no images in the folder{other_files_note(others)}")
-    masks = _by_image_stem(_by_stem(root, masks_dir, odd), set(images))
+    found = _by_stem(root, masks_dir, odd)
+    images, channels = _first_channels(images, set(found))
+    masks = _by_image_stem(found, set(images))
     lonely_images = sorted(set(images) - set(masks))
     lonely_masks = sorted(set(masks) - set(images))
     if lonely_images or lonely_masks:
@@ -205,8 +258,25 @@ def _pair_folder(root: Path, folder: Path, odd: list[Path]) -> list[Pair]:
         if missing:
             raise VisionsuiteError(f"{roi_dir}: no region-of-interest mask for "
                                    f"{len(missing)} image(s) ({_some(missing)})")
-    return [Pair(images[stem], masks[stem], rois[stem] if rois else None)
+    return [Pair(images[stem], masks[stem], rois[stem] if rois else None,
+                 left_out=channels.get(stem, ()))
             for stem in sorted(images, key=_natural)]
+
+
+def _first_channels(images: dict[str, Path], mask_stems: set[str]
+                    ) -> tuple[dict[str, Path], dict[str, tuple[Path, ...]]]:
+    """nnU-Net's images, one file per channel (case_0000.nii.gz, case_0001.nii.gz for
+    labelsTr/case.nii.gz): each case's first channel as its image, keyed by the case, and
+    its other channels, left out (a pair is one image here). Other images as they are."""
+    matches = {stem: CHANNEL_FILE.fullmatch(stem) for stem in images}
+    cases = {m["case"] for m in matches.values() if m}
+    if set(images) & mask_stems or not all(matches.values()) or not cases <= mask_stems \
+            or any(f"{case}_0000" not in images for case in cases):
+        return images, {}
+    others = {case: tuple(images[stem] for stem in sorted(images)
+                          if matches[stem]["case"] == case and matches[stem]["channel"] != "0000")
+              for case in cases}
+    return {case: images[f"{case}_0000"] for case in cases}, others
 
 
 def _side_by_side_pairs(root: Path, folder: Path, odd: list[Path]) -> list[Pair] | None:
@@ -603,10 +673,11 @@ def _pixel_counts(values: np.ndarray, keys: np.ndarray) -> Counter:
     return Counter({int(keys[i]): int(counts[i]) for i in np.flatnonzero(counts)})
 
 
-def _mask_classes(every: Counter, inside: Counter, colour: bool):
+def _mask_classes(every: Counter, inside: Counter, colour: bool, names: list[str] | None):
     """data check's reading of the pixels of each (mask value or colour code, colour?) found:
     the line that lists the values (or colours), the class map and the pixels of each class
-    inside the regions of interest, or None, None and the error where the values make none."""
+    inside the regions of interest, or None, None and the error where the values make none.
+    `names`: the dataset's own class names (dataset.json), for masks of class values."""
     if colour:  # a grey mask among colour ones: value v is the colour (v, v, v)
         every, inside = ({(k if c else k * 0x010101): n for (k, c), n in counts.items()}
                          for counts in (every, inside))
@@ -616,7 +687,7 @@ def _mask_classes(every: Counter, inside: Counter, colour: bool):
         inside = Counter({codes.index(k): n for k, n in inside.items()})
     else:
         every, inside = ({k: n for (k, _), n in counts.items()} for counts in (every, inside))
-        values, names = set(every), None
+        values = set(every)
         line = "mask values: " + ", ".join(str(v) for v in sorted(values)[:20])
     try:
         mapping = class_map(values, names)
@@ -669,7 +740,8 @@ def check_segmentation_folders(path: str) -> DataReport:
         rows.append({"split": split, "files": len(pairs) - len(skipped), "pairs": slices,
                      "skipped": len(skipped),
                      "roi": "yes" if any(p.roi for p in pairs) else "no"})
-    values_line, mapping, counts, error = _mask_classes(every_value, inside, colour)
+    values_line, mapping, counts, error = _mask_classes(every_value, inside, colour,
+                                                        index.class_names)
     if error:
         problem = f"{path}: {error}"
     split_note = " (val split by val_fraction 0.2, seed 0)" if index.split_by_fraction else ""
@@ -685,7 +757,9 @@ def check_segmentation_folders(path: str) -> DataReport:
         shown = [f"{i} {name} ({100 * counts[i] / total:.1f}% of pixels)"
                  for i, name in enumerate(mapping.names[:SHOWN_CLASSES])]
         more = len(mapping.names) - SHOWN_CLASSES
-        lines.append("classes: " + ", ".join(shown) + (f", ... ({more} more)" if more > 0 else ""))
+        named = f" (named in {DATASET_JSON})" if index.class_names and not colour else ""
+        lines.append(f"classes{named}: " + ", ".join(shown)
+                     + (f", ... ({more} more)" if more > 0 else ""))
         if more > 0:
             lines.append(f"  {len(mapping.names)} classes: {INSTANCE_HINT}")
     if not test_set:
