@@ -204,6 +204,34 @@ def test_masks_beside_their_images_merge_a_second_lesions_mask_and_split_each_cl
         index_pairs(root, 0.2)
 
 
+@pytest.mark.parametrize("images, masks, ending", [
+    ("Original", "Ground Truth", ""),  # CVC-ClinicDB as it comes
+    ("ISIC2018_Task1-2_Training_Input", "ISIC2018_Task1_Training_GroundTruth", "_segmentation"),
+    ("CXR_png", "masks", "_mask"),  # Shenzhen chest X-rays on Kaggle
+    ("image", "mask", ""),  # a retina set on Kaggle: train/image/, train/mask/
+])
+def test_a_folder_of_images_beside_one_named_as_masks_pairs_under_any_names(tmp_path, images,
+                                                                            masks, ending):
+    from visionsuite.tasks.segment.data import check_segmentation_folders
+
+    root = tmp_path / "set"
+    for number in range(1, 6):
+        _save_disc(root / images / f"{number}.png", number, mask=False)
+        _save_disc(root / masks / f"{number}{ending}.png", number, mask=True)
+    (root / images / "LICENSE.txt").write_text("CC-BY-NC")
+    index = index_pairs(root, 0.2)
+    pairs = index.splits["train"] + index.splits["val"]
+    assert sorted((p.image.parent.name, p.mask.name) for p in pairs) == [
+        (images, f"{n}{ending}.png") for n in range(1, 6)]
+    report = check_segmentation_folders(str(root))
+    assert report.usable, report.problem
+    named = [f"images: {images}/"] + ([f"masks: {masks}/"] if masks != "masks" else [])
+    assert f"  pairs: ./ ({', '.join(named)})" in report.text.splitlines()
+    (root / "notes").mkdir()  # a third folder: which two are meant is no longer told
+    with pytest.raises(VisionsuiteError, match="expected images/ and masks/ folders"):
+        index_pairs(root, 0.2)
+
+
 def test_masks_beside_their_images_with_another_ending_pair_with_the_first_observers(tmp_path):
     """CHASE_DB1 as it comes: one folder of Image_01L.jpg beside two observers' labels,
     Image_01L_1stHO.png and Image_01L_2ndHO.png. The first observer's are the masks."""

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from visionsuite.core.files import (TEST_SET_NOTE, TRAIN_FOLDER_NAMES, VAL_FOLDER_NAMES,
-                                    held_out_only, holds_data, named_folder)
+                                    held_out_only, holds_data, named_folder, sub_folders)
 from visionsuite.core.images import (INSTANCE_HINT, QUARTER_TURNS, dataset_image_files,
                                      fit_within, fitted_size, inspect_image, other_files_note,
                                      read_image_slices, read_mask_slices, stored_geometry,
@@ -32,6 +32,10 @@ MASK_FOLDER_NAMES = ("masks", "labels", "1st_manual", "manual1", "groundtruth", 
 # The Medical Segmentation Decathlon's and nnU-Net's imagesTr/ and labelsTr/ (imagesTs/, without
 # labels, is not read), with the class names in dataset.json.
 IMAGE_FOLDER_NAMES = ("images", "imagestr")
+# Words that name a folder of masks, where the names above are not used: a folder holding just
+# two, one named with these words (Ground Truth/) and one not (Original/), is masks and images.
+MASK_FOLDER_WORDS = {"mask", "masks", "label", "labels", "gt", "groundtruth", "annotation",
+                     "annotations", "segmentation", "segmentations", "manual"}
 DATASET_JSON = "dataset.json"
 # nnU-Net's image per channel: case_0000.nii.gz (, case_0001...) for labelsTr/case.nii.gz.
 CHANNEL_FILE = re.compile(r"(?P<case>.+)_(?P<channel>\d{4})")
@@ -217,8 +221,33 @@ def _pair_folders(folder: Path) -> tuple[Path | None, Path | None, Path | None]:
     """The images, labels and ROI folders of a split, by name in any case (Images/ too)."""
     masks = named_folder(folder, MASK_FOLDER_NAMES)
     taken = masks.name.lower() if masks else None
-    return (named_folder(folder, IMAGE_FOLDER_NAMES), masks,
-            named_folder(folder, tuple(n for n in ROI_FOLDER_NAMES if n != taken)))
+    roi = named_folder(folder, tuple(n for n in ROI_FOLDER_NAMES if n != taken))
+    images = named_folder(folder, IMAGE_FOLDER_NAMES)
+    if images is None or masks is None:
+        images, masks = _two_folders(folder, images, masks, roi)
+    return images, masks, roi
+
+
+def _two_folders(folder: Path, images: Path | None, masks: Path | None, roi: Path | None
+                 ) -> tuple[Path | None, Path | None]:
+    """Image and mask folders of other names, where `folder` holds just two (besides roi/):
+    the one named as masks holds the masks (CVC-ClinicDB's Ground Truth/, ISIC's
+    ISIC2018_Task1_Training_GroundTruth/), the other the images (Original/, CXR_png/)."""
+    others = [path for path in sub_folders(folder) if path != roi]
+    if len(others) != 2:
+        return images, masks
+    if masks is None:
+        named = [path for path in others if _named_as_masks(path.name)]
+        masks = named[0] if len(named) == 1 else None
+    rest = [path for path in others if path != masks]
+    if images is None and masks is not None and not _named_as_masks(rest[0].name):
+        images = rest[0]
+    return images, masks
+
+
+def _named_as_masks(name: str) -> bool:
+    words = set(re.split(r"[^a-z0-9]+", name.lower()))
+    return bool(words & MASK_FOLDER_WORDS) or {"ground", "truth"} <= words
 
 
 def _pair_folder(root: Path, folder: Path, odd: list[Path]) -> list[Pair]:
