@@ -205,6 +205,10 @@ def test_a_decathlon_set_reads_as_it_comes_with_its_class_names(tmp_path):
     (root / "dataset.json").write_text(json.dumps({"labels": {"background": 0, "left": 1,
                                                               "right": 2}}))
     assert index_pairs(root, 0.2).class_names == ["background", "left", "right"]
+    (root / "dataset.json").write_text(json.dumps({"labels": {"0": "background", "1": "both"}}))
+    report = check_segmentation_folders(str(root))
+    assert not report.usable and report.problem.endswith(
+        "mask values [2] are outside the 2 classes (background, both)")
     (root / "dataset.json").write_text("{not json")
     with pytest.raises(VisionsuiteError, match="dataset.json: not readable as JSON"):
         index_pairs(root, 0.2)

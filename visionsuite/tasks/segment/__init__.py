@@ -12,9 +12,9 @@ DICOM files and NIfTI volumes (core.medical) are images like any other, read as 
 slices with intensity windowing; a NIfTI input is segmented into a NIfTI label volume with
 its affine.
 
-Modules: data (pairs, mask classes, decoding, `data check`), colours (colour masks), tiles (tiled whole-image
-inference), model (U-Net, loss, training metric), metrics (Dice, IoU, ROC AUC), commands
-(`visionsuite segment`); this one plugs them into the core as the task.
+Modules: data (pairs, mask classes, decoding, `data check`), colours (colour masks), tiles
+(tiled whole-image inference), model (U-Net, loss, training metric), metrics (Dice, IoU, ROC
+AUC), commands (`visionsuite segment`); this one plugs them into the core as the task.
 """
 
 from __future__ import annotations

@@ -158,8 +158,7 @@ def _save_png(array: np.ndarray, path: Path, palette: np.ndarray | None = None) 
     from PIL import Image
 
     image = Image.fromarray(array)
-    if palette is not None:
-        image = image.convert("P")
+    if palette is not None:  # the class indices as they are, shown in the palette's colours
         image.putpalette(palette.ravel().tolist())
     with atomic_path(path, suffix=".png") as tmp:
         image.save(tmp, format="PNG")

@@ -487,7 +487,7 @@ class DecodedPair:
     mask: np.ndarray  # raw values; of a colour mask, indices into `colours`
     roi: np.ndarray | None
     slice: int | None = None  # the slice of a volume (DICOM frames, NIfTI), None for 2-D files
-    colours: np.ndarray | None = None  # a colour mask's own colours (codes), until classes_of
+    colours: np.ndarray | None = None  # a colour mask's own colours, until classes_from_colours
 
 
 def _slice_name(path: Path, index: int | None) -> Path:
@@ -704,9 +704,10 @@ def _pixel_counts(values: np.ndarray, keys: np.ndarray) -> Counter:
 
 def _mask_classes(every: Counter, inside: Counter, colour: bool, names: list[str] | None):
     """data check's reading of the pixels of each (mask value or colour code, colour?) found:
-    the line that lists the values (or colours), the class map and the pixels of each class
-    inside the regions of interest, or None, None and the error where the values make none.
-    `names`: the dataset's own class names (dataset.json), for masks of class values."""
+    the line that lists the values (or colours), the class map, the pixels of each class
+    inside the regions of interest and "", or the line, None, None and the error where the
+    values make no classes. `names`: the dataset's own class names (dataset.json), for masks
+    of class values."""
     if colour:  # a grey mask among colour ones: value v is the colour (v, v, v)
         every, inside = ({(k if c else k * 0x010101): n for (k, c), n in counts.items()}
                          for counts in (every, inside))
@@ -722,6 +723,10 @@ def _mask_classes(every: Counter, inside: Counter, colour: bool, names: list[str
         mapping = class_map(values, names)
     except VisionsuiteError as err:
         return line, None, None, str(err)
+    outside = sorted(value for value in values if mapping.lookup[value] < 0)
+    if outside:
+        return line, None, None, (f"mask values {outside[:8]} are outside the "
+                                  f"{len(mapping.names)} classes ({', '.join(mapping.names)})")
     counts = np.zeros(len(mapping.names), np.int64)
     for value, pixels in inside.items():
         if mapping.lookup[value] != IGNORE:
