@@ -37,6 +37,8 @@ def parse_colours(colours: list[str]) -> list[int]:
         codes.append(int(text, 16))
     if len(set(codes)) != len(codes):
         raise VisionsuiteError(f"data.colors: a colour is given twice in {colours}")
+    if len(codes) > MAX_COLOURS:
+        raise VisionsuiteError(f"data.colors: {len(codes)} colours; at most {MAX_COLOURS}")
     return codes
 
 
