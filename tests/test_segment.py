@@ -291,6 +291,11 @@ def test_empty_images_folder_is_an_error(tmp_path):
     with pytest.raises(VisionsuiteError, match=r"folder \(2 files in no image format, e.g. "
                                                r"a.jxl\)$"):
         index_pairs(tmp_path)
+    _save_disc(tmp_path / "train" / "images" / "c.png", 0, mask=False)
+    (tmp_path / "train" / "masks" / "c.json").write_text("{}")  # polygons: not masks
+    with pytest.raises(VisionsuiteError, match=r"train/masks: no masks in the folder \(1 file "
+                                               r"in no image format, e.g. c.json\)$"):
+        index_pairs(tmp_path)
 
 
 def test_mask_values_become_classes():

@@ -267,6 +267,9 @@ def _pair_folder(root: Path, folder: Path, odd: list[Path]) -> list[Pair]:
         others = [path for path in odd if path.parent == images_dir]
         raise VisionsuiteError(f"{images_dir}: no images in the folder{other_files_note(others)}")
     found = _by_stem(root, masks_dir, odd)
+    if not found:
+        others = [path for path in odd if path.parent == masks_dir]
+        raise VisionsuiteError(f"{masks_dir}: no masks in the folder{other_files_note(others)}")
     images, channels = _first_channels(images, set(found))
     masks = _by_image_stem(found, set(images))
     lonely_images = sorted(set(images) - set(masks))
