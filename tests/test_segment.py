@@ -232,6 +232,23 @@ def test_a_folder_of_images_beside_one_named_as_masks_pairs_under_any_names(tmp_
         index_pairs(root, 0.2)
 
 
+def test_two_observers_label_folders_pair_the_images_with_the_first(tmp_path):
+    """STARE as it comes: stare-images/im0001.ppm, labels-ah/im0001.ah.ppm (Hoover's labels, the
+    ones results are scored on) and labels-vk/im0001.vk.ppm."""
+    from visionsuite.tasks.segment.data import check_segmentation_folders
+
+    root = tmp_path / "stare"
+    for number in range(1, 5):
+        _save_disc(root / "stare-images" / f"im{number:04d}.ppm", number, mask=False)
+        for observer in ("vk", "ah"):
+            _save_disc(root / f"labels-{observer}" / f"im{number:04d}.{observer}.ppm", number,
+                       mask=True)
+    pairs = [pair for split in index_pairs(root, 0.25).splits.values() for pair in split]
+    assert sorted(p.mask.name for p in pairs) == [f"im{n:04d}.ah.ppm" for n in range(1, 5)]
+    assert "  pairs: ./ (images: stare-images/, masks: labels-ah/, left out: labels-vk/)" \
+        in check_segmentation_folders(str(root)).text.splitlines()
+
+
 def test_masks_beside_their_images_with_another_ending_pair_with_the_first_observers(tmp_path):
     """CHASE_DB1 as it comes: one folder of Image_01L.jpg beside two observers' labels,
     Image_01L_1stHO.png and Image_01L_2ndHO.png. The first observer's are the masks."""

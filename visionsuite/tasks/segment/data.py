@@ -210,6 +210,7 @@ def _folders_read(root: Path, splits: dict[str, Path]) -> list[str]:
         parts = [f"{kind}: {path.name}/" for kind, path in zip(("images", "masks", "roi"),
                                                                 _pair_folders(folder))
                  if path and path.name != kind]
+        parts += [f"left out: {path.name}/" for path in _other_label_folders(folder)]
         if (folder.name != name and folder != root) or parts:
             inner = f" ({', '.join(parts)})" if parts else ""
             where = "./" if folder == root else f"{folder.relative_to(root)}/"
@@ -230,19 +231,26 @@ def _pair_folders(folder: Path) -> tuple[Path | None, Path | None, Path | None]:
 
 def _two_folders(folder: Path, images: Path | None, masks: Path | None, roi: Path | None
                  ) -> tuple[Path | None, Path | None]:
-    """Image and mask folders of other names, where `folder` holds just two (besides roi/):
-    the one named as masks holds the masks (CVC-ClinicDB's Ground Truth/, ISIC's
-    ISIC2018_Task1_Training_GroundTruth/), the other the images (Original/, CXR_png/)."""
+    """Image and mask folders of other names, where `folder` holds one folder not named as
+    masks, the images (CVC-ClinicDB's Original/, CXR_png/, STARE's stare-images/), beside
+    folders named as masks (Ground Truth/, ISIC's ISIC2018_Task1_Training_GroundTruth/): the
+    masks are the first of those (STARE's first observer's labels-ah/, not labels-vk/)."""
     others = [path for path in sub_folders(folder) if path != roi]
-    if len(others) != 2:
-        return images, masks
-    if masks is None:
-        named = [path for path in others if _named_as_masks(path.name)]
-        masks = named[0] if len(named) == 1 else None
-    rest = [path for path in others if path != masks]
-    if images is None and masks is not None and not _named_as_masks(rest[0].name):
+    named = sorted((path for path in others if _named_as_masks(path.name)),
+                   key=lambda path: _natural(path.name))
+    rest = [path for path in others if path not in named]
+    if masks is None and named and len(rest) == 1:
+        masks = named[0]
+    if images is None and masks is not None and len(rest) == 1:
         images = rest[0]
     return images, masks
+
+
+def _other_label_folders(folder: Path) -> list[Path]:
+    """Folders of `folder` named as masks that are not its masks (a second observer's)."""
+    _, masks, roi = _pair_folders(folder)
+    return [path for path in sub_folders(folder)
+            if _named_as_masks(path.name) and path not in (masks, roi)]
 
 
 def _named_as_masks(name: str) -> bool:
