@@ -188,8 +188,9 @@ def test_masks_beside_their_images_merge_a_second_lesions_mask_and_split_each_cl
     index = index_pairs(root, 0.2)
     train, val = index.splits["train"], index.splits["val"]
     assert sorted(p.image.parent.name for p in val) == ["benign", "malignant", "normal"]
-    assert len(train) == 7 and index.folders[-1].endswith("the val split takes its share of "
+    assert len(train) == 7 and index.folders[-2].endswith("the val split takes its share of "
                                                           "each folder")
+    assert index.folders[-1].startswith("masks merged: 1 image(s) have several mask files")
     first = next(p for p in train + val if p.image.name == "benign (1).png")
     assert first.mask.name == "benign (1)_mask.png"
     assert [m.name for m in first.more_masks] == ["benign (1)_mask_1.png"]
@@ -247,6 +248,28 @@ def test_two_observers_label_folders_pair_the_images_with_the_first(tmp_path):
     assert sorted(p.mask.name for p in pairs) == [f"im{n:04d}.ah.ppm" for n in range(1, 5)]
     assert "  pairs: ./ (images: stare-images/, masks: labels-ah/, left out: labels-vk/)" \
         in check_segmentation_folders(str(root)).text.splitlines()
+
+
+def test_a_folder_per_image_with_a_mask_per_object_pairs_each_image_with_their_union(
+        tmp_path):
+    """The 2018 Data Science Bowl's nuclei: stage1_train/<id>/images/<id>.png beside
+    stage1_train/<id>/masks/<hash>.png, one file per nucleus."""
+    from visionsuite.tasks.segment.data import _decode_pair, check_segmentation_folders
+
+    root = tmp_path / "stage1_train"
+    for case in range(12):
+        name = f"{case:02d}f3a9"
+        _save_disc(root / name / "images" / f"{name}.png", case % 5, mask=False)
+        for nucleus, shift in enumerate((-9, 9)):
+            _save_disc(root / name / "masks" / f"{nucleus}e{case}b.png", shift, mask=True)
+    index = index_pairs(root, 0.2)
+    train, val = index.splits["train"], index.splits["val"]
+    assert len(train) == 10 and len(val) == 2 and all(len(p.more_masks) == 1 for p in val)
+    mask = _decode_pair(val[0], 3, None, False)[0].mask
+    one, other = (np.asarray(Image.open(path)) > 0 for path in (val[0].mask, *val[0].more_masks))
+    assert np.array_equal(mask > 0, one | other) and (one & ~other).any()
+    assert "  masks merged: 12 image(s) have several mask files (24 in all, one per object or " \
+        "lesion), read as their union" in check_segmentation_folders(str(root)).text.splitlines()
 
 
 def test_masks_beside_their_images_with_another_ending_pair_with_the_first_observers(tmp_path):

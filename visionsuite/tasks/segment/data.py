@@ -75,7 +75,8 @@ def index_pairs(root: str | Path, val_fraction: float = 0.2, seed: int = 0) -> P
     or in `root` itself split by a seeded `val_fraction`. Unpaired files, duplicate stems and
     empty folders are one-line errors."""
     index = _index_pairs(Path(root), val_fraction, seed)
-    index.folders += _left_out_note([pair for pairs in index.splits.values() for pair in pairs])
+    pairs = [pair for split in index.splits.values() for pair in split]
+    index.folders += _merged_note(pairs) + _left_out_note(pairs)
     index.class_names = dataset_class_names(index.root)
     return index
 
@@ -105,6 +106,16 @@ def dataset_class_names(root: Path) -> list[str] | None:
     if sorted(by_value) != list(range(len(by_value))) or len(by_value) < 2:
         return None
     return [by_value[value] for value in range(len(by_value))]
+
+
+def _merged_note(pairs: list[Pair]) -> list[str]:
+    """data check's line on images of several mask files (one per object or lesion)."""
+    merged = [pair for pair in pairs if pair.more_masks]
+    if not merged:
+        return []
+    files = sum(len(pair.more_masks) + 1 for pair in merged)
+    return [f"masks merged: {len(merged)} image(s) have several mask files ({files} in all, "
+            "one per object or lesion), read as their union"]
 
 
 def _left_out_note(pairs: list[Pair]) -> list[str]:
@@ -261,9 +272,9 @@ def _named_as_masks(name: str) -> bool:
 def _pair_folder(root: Path, folder: Path, odd: list[Path]) -> list[Pair]:
     images_dir, masks_dir, roi_dir = _pair_folders(folder)
     if images_dir is None and masks_dir is None:
-        side_by_side = _side_by_side_pairs(root, folder, odd)
-        if side_by_side:
-            return side_by_side
+        pairs = _side_by_side_pairs(root, folder, odd) or _case_folder_pairs(root, folder, odd)
+        if pairs:
+            return pairs
         raise VisionsuiteError(f"{folder}: expected images/ and masks/ folders, or masks beside "
                                "their images named after them (21.png and 21_mask.png)")
     for needed, name in ((images_dir, "images"), (masks_dir, "masks")):
@@ -301,6 +312,29 @@ def _pair_folder(root: Path, folder: Path, odd: list[Path]) -> list[Pair]:
     return [Pair(images[stem], masks[stem], rois[stem] if rois else None,
                  left_out=channels.get(stem, ()))
             for stem in sorted(images, key=_natural)]
+
+
+def _case_folder_pairs(root: Path, folder: Path, odd: list[Path]) -> list[Pair] | None:
+    """A folder per image, each with images/ and masks/, as the 2018 Data Science Bowl's
+    nuclei come (stage1_train/<id>/images/<id>.png, masks/ of one file per nucleus): a case
+    of one image pairs it with all its masks, merged; other cases pair as a split folder
+    does. None where no sub-folder holds images/ and masks/."""
+    cases = [path for path in sub_folders(folder) if all(_pair_folders(path)[:2])]
+    if not cases:
+        return None
+    pairs = []
+    for case in cases:
+        images_dir, masks_dir, _ = _pair_folders(case)
+        scratch: list[Path] = []  # the files of no image format, counted once
+        images = _by_stem(root, images_dir, scratch)
+        masks = [path for _, path in sorted(_by_stem(root, masks_dir, scratch).items(),
+                                            key=lambda item: _natural(item[0]))]
+        if len(images) == 1 and masks:
+            odd += scratch
+            pairs.append(Pair(next(iter(images.values())), masks[0], more_masks=tuple(masks[1:])))
+        else:
+            pairs += _pair_folder(root, case, odd)
+    return pairs
 
 
 def _first_channels(images: dict[str, Path], mask_stems: set[str]
