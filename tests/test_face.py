@@ -254,6 +254,42 @@ def test_held_out_identities_come_from_a_test_folder_or_by_fraction(tmp_path):
     assert index_identities(tmp_path).names == {"val": ["x", "y"], "train": ["a", "b", "c", "d"]}
 
 
+def test_one_folder_of_everyones_photos_names_the_people_in_the_file_names(tmp_path):
+    """The Yale faces as they come: yalefaces/subject01.happy (GIF without an extension),
+    one folder for all 15 people, a Readme, and subject01.gif beside subject01.happy."""
+    from PIL import Image
+
+    from visionsuite.tasks.face.commands import check_face_folders
+    from visionsuite.tasks.face.data import index_identities
+
+    root = tmp_path / "yalefaces"
+    root.mkdir()
+    for person in range(1, 6):
+        for condition in ("centerlight", "happy", "sad"):
+            Image.new("L", (8, 8), 40 * person).save(root / f"subject{person:02d}.{condition}",
+                                                    format="GIF")
+    Image.new("L", (8, 8)).save(root / "subject01.gif")
+    (root / "Readme.txt").write_text("Yale face database")
+    index = index_identities(root, val_fraction=0.4)
+    assert sorted(index.names["train"] + index.names["val"]) == [
+        f"subject{n:02d}" for n in range(1, 6)]
+    people = {path.name: index.names[split][i]
+              for split, items in index.splits.items() for path, i in items}
+    assert people["subject01.gif"] == "subject01" and people["subject03.sad"] == "subject03"
+    assert len(people) == 16 and index.odd_files == [root / "Readme.txt"]
+    assert "  people named by the file names (subject01.centerlight: subject01)" in \
+        check_face_folders(str(root)).text.splitlines()
+    Image.new("L", (8, 8)).save(root / "portrait.png")  # names no one
+    with pytest.raises(VisionsuiteError, match="portrait.png: its name names no person"):
+        index_identities(root)
+    for path in root.iterdir():  # names that group no one: one photo each
+        path.unlink()
+    for name in ("anna.png", "bob.png", "carl.png"):
+        Image.new("L", (8, 8)).save(root / name)
+    with pytest.raises(VisionsuiteError, match="expected one sub-folder per person"):
+        index_identities(root)
+
+
 def test_evaluation_on_people_without_a_held_out_folder_takes_them_all(tmp_path):
     from PIL import Image
 

@@ -334,6 +334,10 @@ def check_face_folders(path: str):
         else ""
     lines, rows, problem = [f"face dataset {index.root}{note}"], [], ""
     lines += [f"  {TEST_SET_NOTE}"] if test_set else []
+    if index.named_by_file:
+        split, items = next((s, i) for s, i in index.splits.items() if i)
+        lines.append(f"  people named by the file names ({items[0][0].name}: "
+                     f"{index.names[split][items[0][1]]})")
     for split, items in index.splits.items():
         faces = prepare_faces([p for p, _ in items], 112, 1, "auto", desc=f"checking {split}")
         single = index.single_image_identities(split)

@@ -7,17 +7,27 @@
 
 Without a held-out folder, a seeded `data.val_fraction` of the identities (never of one
 person's images) is held out: verification must be measured on people the model never saw.
+
+A folder of everyone's photos, without person folders, names each person in its file names,
+before the last separator: the Yale faces as they come (`yalefaces/subject01.happy`), or
+LFW-style `Aaron_Eckhart_0001.jpg`.
 """
 
 from __future__ import annotations
 
 import random
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from visionsuite.core.files import TRAIN_FOLDER_NAMES, VAL_FOLDER_NAMES, named_folder
+from visionsuite.core.files import (TRAIN_FOLDER_NAMES, VAL_FOLDER_NAMES, named_folder,
+                                    sub_folders)
+from visionsuite.core.images import IMAGE_EXTENSIONS, dataset_image_files
 from visionsuite.errors import VisionsuiteError
+
+# A person's name, then a separator and the rest of a file's name (Yale's 'subject01.happy').
+PERSON_IN_NAME = re.compile(r"(?P<person>.+)[._\- ][^._\- ]+")
 
 @dataclass
 class IdentityIndex:
@@ -27,6 +37,7 @@ class IdentityIndex:
     folders: dict[str, Path]  # split -> the folder its identity folders are in
     odd_files: list[Path] = field(default_factory=list)
     held_out_by_fraction: bool = False
+    named_by_file: bool = False  # people named in the file names of one folder, not folders
 
     def single_image_identities(self, split: str) -> list[str]:
         counts: dict[int, int] = {}
@@ -37,8 +48,6 @@ class IdentityIndex:
 
 def index_identities(root: str | Path, val_fraction: float = 0.2, seed: int = 0,
                      train: bool = True) -> IdentityIndex:
-    from visionsuite.tasks.classify import scan_class_folders
-
     root = Path(root)
     if not root.is_dir():
         raise VisionsuiteError(f"{root}: dataset folder not found" if not root.exists()
@@ -47,20 +56,66 @@ def index_identities(root: str | Path, val_fraction: float = 0.2, seed: int = 0,
     train_dir = named_folder(root, TRAIN_FOLDER_NAMES)
     odd: list[Path] = []
     if held_dir is not None and (train_dir is not None or not train):
-        held, held_names = scan_class_folders(root, held_dir, None, odd, kind="person")
+        held, held_names = scan_people(root, held_dir, odd)
         splits, names = {"val": held}, {"val": held_names}
         if train_dir is not None and train:
-            splits["train"], names["train"] = scan_class_folders(root, train_dir, None, odd,
-                                                                   kind="person")
+            splits["train"], names["train"] = scan_people(root, train_dir, odd)
             shared = sorted(set(names["train"]) & set(held_names))
             if shared:
                 print(f"warning: {root}: identities in both train and {held_dir.name}: "
                       f"{', '.join(shared[:5])}{' ...' if len(shared) > 5 else ''}; "
                       "verification on them is not on unseen people", file=sys.stderr)
-        return IdentityIndex(root, splits, names, {"train": train_dir, "val": held_dir}, odd)
+        return IdentityIndex(root, splits, names, {"train": train_dir, "val": held_dir}, odd,
+                             named_by_file=_named_by_file(held_dir))
     folder = train_dir or root
-    items, identities = scan_class_folders(root, folder, None, odd, kind="person")
-    return _hold_out_identities(root, folder, items, identities, val_fraction, seed, odd)
+    items, identities = scan_people(root, folder, odd)
+    index = _hold_out_identities(root, folder, items, identities, val_fraction, seed, odd)
+    index.named_by_file = _named_by_file(folder)
+    return index
+
+
+def scan_people(root: Path, folder: Path, odd: list[Path]):
+    """(file, identity index) of every image of `folder`, and the identities: its person
+    folders, else the people its file names name (see people_by_file_name)."""
+    from visionsuite.tasks.classify import scan_class_folders
+
+    if _named_by_file(folder):
+        found = people_by_file_name(root, folder, odd)
+        if found is not None:
+            return found
+    return scan_class_folders(root, folder, None, odd, kind="person")
+
+
+def _named_by_file(folder: Path) -> bool:
+    return not sub_folders(folder)
+
+
+def people_by_file_name(root: Path, folder: Path, odd: list[Path]):
+    """The images of a folder without person folders, each the person's its name gives
+    before the last separator ('subject01.happy', 'Aaron_Eckhart_0001.jpg'), or the person
+    it names whole (Yale's 'subject01.gif' beside 'subject01.happy'); None where the names
+    group no two people of two images or more."""
+    others: list[Path] = []
+    files = (path for path in sorted(folder.iterdir())
+             if path.is_file() and not path.name.startswith("."))
+    images = list(dataset_image_files(root, files, others))
+    names = {path: path.stem if path.suffix.lower() in IMAGE_EXTENSIONS else path.name
+             for path in images}
+    found = {path: PERSON_IN_NAME.fullmatch(name) for path, name in names.items()}
+    people = sorted({match["person"] for match in found.values() if match})
+    person_of = {path: names[path] if names[path] in people else
+                 (found[path]["person"] if found[path] else None) for path in images}
+    counts = {person: sum(p == person for p in person_of.values()) for person in people}
+    if len(people) < 2 or sum(n >= 2 for n in counts.values()) < 2:
+        return None
+    nameless = [path for path, person in person_of.items() if person is None]
+    if nameless:
+        named = next(path for path in images if person_of[path])
+        raise VisionsuiteError(f"{nameless[0]}: its name names no person, as the other files' "
+                               f"do ({named.name}: {person_of[named]})")
+    odd += others
+    index = {person: i for i, person in enumerate(people)}
+    return [(path, index[person_of[path]]) for path in images], people
 
 
 def _hold_out_identities(root, folder, items, identities, fraction, seed, odd) -> IdentityIndex:
