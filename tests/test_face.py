@@ -282,6 +282,11 @@ def test_one_folder_of_everyones_photos_names_the_people_in_the_file_names(tmp_p
     Image.new("L", (8, 8)).save(root / "portrait.png")  # names no one
     with pytest.raises(VisionsuiteError, match="portrait.png: its name names no person"):
         index_identities(root)
+    for path in root.iterdir():
+        path.unlink()
+    for name in ("Aaron_Eckhart_0001.jpg", "Aaron_Eckhart_0002.jpg", "Bo_Li_0001.jpg", "Bo_Li.jpg"):
+        Image.new("RGB", (8, 8)).save(root / name)  # LFW's names, in one folder
+    assert index_identities(root, val_fraction=1.0).names["val"] == ["Aaron_Eckhart", "Bo_Li"]
     for path in root.iterdir():  # names that group no one: one photo each
         path.unlink()
     for name in ("anna.png", "bob.png", "carl.png"):

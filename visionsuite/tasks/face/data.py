@@ -18,6 +18,7 @@ from __future__ import annotations
 import random
 import re
 import sys
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from visionsuite.errors import VisionsuiteError
 
 # A person's name, then a separator and the rest of a file's name (Yale's 'subject01.happy').
 PERSON_IN_NAME = re.compile(r"(?P<person>.+)[._\- ][^._\- ]+")
+
 
 @dataclass
 class IdentityIndex:
@@ -102,10 +104,11 @@ def people_by_file_name(root: Path, folder: Path, odd: list[Path]):
     names = {path: path.stem if path.suffix.lower() in IMAGE_EXTENSIONS else path.name
              for path in images}
     found = {path: PERSON_IN_NAME.fullmatch(name) for path, name in names.items()}
-    people = sorted({match["person"] for match in found.values() if match})
-    person_of = {path: names[path] if names[path] in people else
+    candidates = {match["person"] for match in found.values() if match}
+    person_of = {path: names[path] if names[path] in candidates else
                  (found[path]["person"] if found[path] else None) for path in images}
-    counts = {person: sum(p == person for p in person_of.values()) for person in people}
+    counts = Counter(person for person in person_of.values() if person is not None)
+    people = sorted(counts)
     if len(people) < 2 or sum(n >= 2 for n in counts.values()) < 2:
         return None
     nameless = [path for path, person in person_of.items() if person is None]
