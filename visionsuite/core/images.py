@@ -87,6 +87,14 @@ def dataset_image_files(root: Path, paths, others: list[Path]):
             others.append(path)
 
 
+def folder_image_files(root: Path, folder: Path, others: list[Path], recursive: bool = False):
+    """dataset_image_files of the files of `folder` (and below it, `recursive`), by name,
+    leaving out hidden files (.DS_Store)."""
+    files = (path for path in sorted(folder.rglob("*") if recursive else folder.iterdir())
+             if path.is_file() and not path.name.startswith("."))
+    return dataset_image_files(root, files, others)
+
+
 def other_files_note(others: list[Path]) -> str:
     """For the error about a folder without images: what it holds instead, or ""."""
     if not others:

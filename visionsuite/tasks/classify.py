@@ -14,7 +14,7 @@ from visionsuite.config import Config
 from visionsuite.core.data import check_cache_fits, decode_images
 from visionsuite.core.files import (TEST_SET_NOTE, TRAIN_FOLDER_NAMES, VAL_FOLDER_NAMES,
                                     held_out_only, named_folder, sub_folders)
-from visionsuite.core.images import dataset_image_files, other_files_note
+from visionsuite.core.images import folder_image_files, other_files_note
 from visionsuite.errors import VisionsuiteError
 from visionsuite.tasks.base import DataReport, Split, Task, TaskData
 
@@ -122,9 +122,7 @@ def scan_class_folders(root: Path, folder: Path, classes: list[str] | None, odd:
         if class_dir.name not in index:
             raise VisionsuiteError(f"{class_dir}: class '{class_dir.name}' is not in the train split")
         others: list[Path] = []
-        files = (path for path in sorted(class_dir.rglob("*"))
-                 if path.is_file() and not path.name.startswith("."))
-        images = list(dataset_image_files(root, files, others))
+        images = list(folder_image_files(root, class_dir, others, recursive=True))
         if not images:
             raise VisionsuiteError(f"{class_dir}: {kind} folder holds no images"
                                    f"{other_files_note(others)}")

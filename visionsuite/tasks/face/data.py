@@ -24,7 +24,7 @@ from pathlib import Path
 
 from visionsuite.core.files import (TRAIN_FOLDER_NAMES, VAL_FOLDER_NAMES, named_folder,
                                     sub_folders)
-from visionsuite.core.images import IMAGE_EXTENSIONS, dataset_image_files
+from visionsuite.core.images import IMAGE_EXTENSIONS, folder_image_files
 from visionsuite.errors import VisionsuiteError
 
 # A person's name, then a separator and the rest of a file's name (Yale's 'subject01.happy').
@@ -67,12 +67,12 @@ def index_identities(root: str | Path, val_fraction: float = 0.2, seed: int = 0,
                 print(f"warning: {root}: identities in both train and {held_dir.name}: "
                       f"{', '.join(shared[:5])}{' ...' if len(shared) > 5 else ''}; "
                       "verification on them is not on unseen people", file=sys.stderr)
-        return IdentityIndex(root, splits, names, {"train": train_dir, "val": held_dir}, odd,
-                             named_by_file=_named_by_file(held_dir))
-    folder = train_dir or root
-    items, identities = scan_people(root, folder, odd)
-    index = _hold_out_identities(root, folder, items, identities, val_fraction, seed, odd)
-    index.named_by_file = _named_by_file(folder)
+        index = IdentityIndex(root, splits, names, {"train": train_dir, "val": held_dir}, odd)
+    else:
+        folder = train_dir or root
+        items, identities = scan_people(root, folder, odd)
+        index = _hold_out_identities(root, folder, items, identities, val_fraction, seed, odd)
+    index.named_by_file = any(_named_by_file(index.folders[split]) for split in index.splits)
     return index
 
 
@@ -98,9 +98,7 @@ def people_by_file_name(root: Path, folder: Path, odd: list[Path]):
     it names whole (Yale's 'subject01.gif' beside 'subject01.happy'); None where the names
     group no two people of two images or more."""
     others: list[Path] = []
-    files = (path for path in sorted(folder.iterdir())
-             if path.is_file() and not path.name.startswith("."))
-    images = list(dataset_image_files(root, files, others))
+    images = list(folder_image_files(root, folder, others))
     names = {path: path.stem if path.suffix.lower() in IMAGE_EXTENSIONS else path.name
              for path in images}
     found = {path: PERSON_IN_NAME.fullmatch(name) for path, name in names.items()}

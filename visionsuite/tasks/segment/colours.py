@@ -55,9 +55,16 @@ def indexed_colours(mask: np.ndarray, path: Path) -> tuple[np.ndarray, np.ndarra
     return indices.reshape(mask.shape).astype(np.uint8), colours
 
 
-def grey_codes(mask: np.ndarray) -> np.ndarray:
-    """The colour codes of a grey mask's values: value v is the colour (v, v, v)."""
-    return np.unique(mask).astype(np.int64) * 0x010101
+def grey_colour(value):
+    """The colour code of grey value(s) v: the colour (v, v, v). A grey mask among colour
+    masks (an annotator's empty mask) is read so."""
+    return value * 0x010101
+
+
+def colours_rgb(colours: list[str]) -> np.ndarray:
+    """data.colors as a (K, 3) uint8 array (core.images.colour_code's inverse)."""
+    codes = np.array(parse_colours(colours), np.uint32)
+    return np.stack([codes >> 16, (codes >> 8) & 255, codes & 255], axis=-1).astype(np.uint8)
 
 
 def colour_classes(items: list[tuple[np.ndarray, np.ndarray | None, Path]],
@@ -81,13 +88,14 @@ def colour_classes(items: list[tuple[np.ndarray, np.ndarray | None, Path]],
 
 
 def _codes_of(mask: np.ndarray, found: np.ndarray | None) -> np.ndarray:
-    return found.astype(np.int64) if found is not None else grey_codes(mask)
+    return found.astype(np.int64) if found is not None \
+        else grey_colour(np.unique(mask).astype(np.int64))
 
 
 def _class_values(mask: np.ndarray, found: np.ndarray | None, index: dict[int, int],
                   path: Path, codes: list[int]) -> np.ndarray:
     # A grey mask among colour ones is looked up by value: v is the colour (v, v, v).
-    keys = (np.arange(256) * 0x010101 if found is None else found).tolist()
+    keys = (grey_colour(np.arange(256)) if found is None else found).tolist()
     table = np.array([index.get(code, 0) for code in keys], np.uint8)
     used = _codes_of(mask, found).tolist()
     unknown = [code for code in used if code not in index]

@@ -12,7 +12,7 @@ from visionsuite.core.medical import (file_stem, is_medical_file, is_nifti, labe
                                       voxel_volume_mm3)
 from visionsuite.core.plots import colorize
 from visionsuite.errors import VisionsuiteError
-from visionsuite.tasks.segment.colours import parse_colours
+from visionsuite.tasks.segment.colours import colours_rgb
 from visionsuite.tasks.segment.metrics import predict_classes
 from visionsuite.tasks.segment.tiles import sliding_window
 
@@ -99,10 +99,7 @@ def _at_own_size(probs: np.ndarray, shape: tuple) -> np.ndarray:
 
 def _palette(colours: list[str] | None, classes: int) -> np.ndarray | None:
     """The (classes, 3) colours of a run trained on colour masks (data.colors), else None."""
-    if not colours or len(colours) != classes:
-        return None
-    codes = np.array(parse_colours(colours), np.uint32)
-    return np.stack([codes >> 16, (codes >> 8) & 255, codes & 255], axis=-1).astype(np.uint8)
+    return colours_rgb(colours) if colours and len(colours) == classes else None
 
 
 def _write_segmentation(path: Path, images: list[np.ndarray], predicted: list[np.ndarray],

@@ -14,14 +14,14 @@ import numpy as np
 from visionsuite.core.files import (TEST_SET_NOTE, TRAIN_FOLDER_NAMES, VAL_FOLDER_NAMES,
                                     held_out_only, holds_data, named_folder, sub_folders)
 from visionsuite.core.images import (INSTANCE_HINT, QUARTER_TURNS, dataset_image_files,
-                                     fit_within, fitted_size, inspect_image, other_files_note,
-                                     read_image_slices, read_mask_slices, stored_geometry,
-                                     tiff_stack_depth, turn_upright)
+                                     fit_within, fitted_size, folder_image_files, inspect_image,
+                                     other_files_note, read_image_slices, read_mask_slices,
+                                     stored_geometry, tiff_stack_depth, turn_upright)
 from visionsuite.core.medical import file_stem, is_medical_file, read_header
 from visionsuite.errors import VisionsuiteError, first_line
 from visionsuite.tasks.base import DataReport, Split
 from visionsuite.tasks.segment.colours import (colour_class_names, colour_classes, colour_name,
-                                               indexed_colours)
+                                               grey_colour, indexed_colours)
 
 IGNORE = 255  # target value of pixels left out of the loss and the metrics
 # Folder names, as our layout has them first, then as public datasets come: DRIVE
@@ -218,10 +218,11 @@ def _folders_read(root: Path, splits: dict[str, Path]) -> list[str]:
     roi/: 'val: test/ (masks: 1st_manual/, roi: mask/)'."""
     described = []
     for name, folder in splits.items():
-        parts = [f"{kind}: {path.name}/" for kind, path in zip(("images", "masks", "roi"),
-                                                                _pair_folders(folder))
+        found = _pair_folders(folder)
+        parts = [f"{kind}: {path.name}/" for kind, path in zip(("images", "masks", "roi"), found)
                  if path and path.name != kind]
-        parts += [f"left out: {path.name}/" for path in _other_label_folders(folder)]
+        parts += [f"left out: {path.name}/" for path in sub_folders(folder)
+                  if _named_as_masks(path.name) and path not in found[1:]]
         if (folder.name != name and folder != root) or parts:
             inner = f" ({', '.join(parts)})" if parts else ""
             where = "./" if folder == root else f"{folder.relative_to(root)}/"
@@ -255,13 +256,6 @@ def _two_folders(folder: Path, images: Path | None, masks: Path | None, roi: Pat
     if images is None and masks is not None and len(rest) == 1:
         images = rest[0]
     return images, masks
-
-
-def _other_label_folders(folder: Path) -> list[Path]:
-    """Folders of `folder` named as masks that are not its masks (a second observer's)."""
-    _, masks, roi = _pair_folders(folder)
-    return [path for path in sub_folders(folder)
-            if _named_as_masks(path.name) and path not in (masks, roi)]
 
 
 def _named_as_masks(name: str) -> bool:
@@ -419,9 +413,7 @@ def _pairs_by_ending(images: dict[tuple[Path, str], Path], odd: list[Path],
 
 def _by_stem(root: Path, folder: Path, odd: list[Path]) -> dict[str, Path]:
     found: dict[str, Path] = {}
-    files = (path for path in sorted(folder.iterdir())
-             if path.is_file() and not path.name.startswith("."))
-    for path in dataset_image_files(root, files, odd):
+    for path in folder_image_files(root, folder, odd):
         stem = file_stem(path)
         if stem in found:
             raise VisionsuiteError(f"{folder}: two files with the stem '{stem}' "
@@ -754,7 +746,7 @@ def _mask_classes(every: Counter, inside: Counter, colour: bool, names: list[str
     values make no classes. `names`: the dataset's own class names (dataset.json), for masks
     of class values."""
     if colour:  # a grey mask among colour ones: value v is the colour (v, v, v)
-        every, inside = ({(k if c else k * 0x010101): n for (k, c), n in counts.items()}
+        every, inside = ({(k if c else grey_colour(k)): n for (k, c), n in counts.items()}
                          for counts in (every, inside))
         codes = sorted(every)
         line = "mask colours: " + ", ".join(colour_name(c) for c in codes[:20])
