@@ -1,3 +1,4 @@
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -50,8 +51,6 @@ def test_split_folders_are_known_by_the_names_datasets_come_with(tmp_path: Path)
 
 
 def test_a_test_set_that_ships_its_test_folder_alone_is_evaluated_whole(tmp_path: Path):
-    import shutil
-
     from visionsuite.tasks.classify import check_image_folders
 
     root = make_shapes_folder(tmp_path / "d", per_class=2, val_per_class=1)
@@ -98,6 +97,12 @@ def test_folders_a_mac_zip_or_jupyter_leaves_beside_the_classes_are_not_classes(
     (root / "__MACOSX/circle/._0.png").write_bytes(b"\x00\x05\x16\x07")
     index = index_image_folders(root)
     assert index.classes == ["circle", "square", "triangle"]
+    assert len(index.splits["train"]) + len(index.splits["val"]) == 15
+    # Inside a class folder, Jupyter's checkpoint copies are no more images of the class.
+    (root / "circle" / ".ipynb_checkpoints").mkdir()
+    shutil.copy(next((root / "circle").glob("*.png")),
+                root / "circle" / ".ipynb_checkpoints" / "0-checkpoint.png")
+    index = index_image_folders(root)
     assert len(index.splits["train"]) + len(index.splits["val"]) == 15
 
 

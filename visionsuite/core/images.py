@@ -89,9 +89,11 @@ def dataset_image_files(root: Path, paths, others: list[Path]):
 
 def folder_image_files(root: Path, folder: Path, others: list[Path], recursive: bool = False):
     """dataset_image_files of the files of `folder` (and below it, `recursive`), by name,
-    leaving out hidden files (.DS_Store)."""
+    leaving out what holds no data (`holds_data`): hidden files (.DS_Store), and below it
+    hidden folders (Jupyter's .ipynb_checkpoints copies) and a Mac zip's __MACOSX."""
     files = (path for path in sorted(folder.rglob("*") if recursive else folder.iterdir())
-             if path.is_file() and not path.name.startswith("."))
+             if path.is_file() and all(holds_data(part)
+                                       for part in path.relative_to(folder).parts))
     return dataset_image_files(root, files, others)
 
 

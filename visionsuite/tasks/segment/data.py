@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 
 from visionsuite.core.files import (TEST_SET_NOTE, TRAIN_FOLDER_NAMES, VAL_FOLDER_NAMES,
-                                    held_out_only, holds_data, named_folder, sub_folders)
-from visionsuite.core.images import (INSTANCE_HINT, QUARTER_TURNS, dataset_image_files,
-                                     fit_within, fitted_size, folder_image_files, inspect_image,
+                                    held_out_only, named_folder, sub_folders)
+from visionsuite.core.images import (INSTANCE_HINT, QUARTER_TURNS, fit_within, fitted_size,
+                                     folder_image_files, inspect_image,
                                      other_files_note, read_image_slices, read_mask_slices,
                                      stored_geometry, tiff_stack_depth, turn_upright)
 from visionsuite.core.medical import file_stem, is_medical_file, read_header
@@ -353,9 +353,7 @@ def _side_by_side_pairs(root: Path, folder: Path, odd: list[Path]) -> list[Pair]
     images: dict[tuple[Path, str], Path] = {}
     masks: dict[tuple[Path, str], list[Path]] = {}
     odd_here: list[Path] = []
-    files = (path for path in sorted(folder.rglob("*"))
-             if path.is_file() and all(holds_data(p) for p in path.relative_to(folder).parts))
-    for path in dataset_image_files(root, files, odd_here):
+    for path in folder_image_files(root, folder, odd_here, recursive=True):
         stem = file_stem(path)
         match = SIDE_MASK.fullmatch(stem)
         if match:
