@@ -201,6 +201,11 @@ def test_a_decathlon_set_reads_as_it_comes_with_its_class_names(tmp_path):
     assert "classes (named in dataset.json): 0 background" in report.text
     data = TASK.load_data(load_config("segment", overrides={"data.path": str(root)}))
     assert data.labels == ["background", "Anterior", "Posterior"] and len(data.val) == 3
+    # Read as binary, the classes are background and foreground (not 255 left out as ignore).
+    binary = TASK.load_data(load_config("segment", overrides={"data.path": str(root)},
+                                        sets=["data.binary_masks=true"]))
+    assert binary.labels == ["background", "foreground"]
+    assert set(np.unique(np.concatenate([m.ravel() for m in binary.val.targets]))) == {0, 1}
     # nnU-Net's dataset.json maps names to values.
     (root / "dataset.json").write_text(json.dumps({"labels": {"background": 0, "left": 1,
                                                               "right": 2}}))

@@ -510,6 +510,11 @@ def test_instance_masks_train_as_foreground_with_binary_masks(tmp_path, capsys):
     data = TASK.load_data(config)
     assert data.labels == ["background", "foreground"]
     assert np.array_equal(data.train.targets[0], (cells > 0).astype(np.uint8))
+    three = load_config("segment", overrides={"data.path": str(root)},
+                        sets=["data.binary_masks=true", "data.classes=[bg, cell, nucleus]"])
+    with pytest.raises(VisionsuiteError, match="data.classes names 3 classes, but "
+                       r"data.binary_masks=true reads masks as 2 \(background, foreground\)"):
+        TASK.check_settings(three)
     # 8-bit instance masks read as many classes: data check says what to do.
     for index in range(4):
         numbered = np.arange(30 * 40, dtype=np.uint8).reshape(30, 40) % 40

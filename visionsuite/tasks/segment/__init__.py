@@ -66,7 +66,9 @@ class SegmentTask(Task):
                 index.splits[name], config.data.channels, config.data.workers,
                 desc=f"decoding {name}", window=config.data.window,
                 binary=config.data.binary_masks, max_size=config.data.max_size)
-        names = labels or config.data.classes or index.class_names
+        # Binary masks are background and foreground, whatever classes dataset.json names.
+        names = labels or config.data.classes or (
+            None if config.data.binary_masks else index.class_names)
         colours = classes_from_colours(decoded, kept, config.data.colors)
         if colours is not None:
             names = names or colour_class_names(colours)
@@ -109,6 +111,11 @@ class SegmentTask(Task):
                         f"model.{key}={getattr(config.model, key)}: it scales a backbone "
                         "encoder (model.backbone=resnet18, ...); the U-Net's own size is "
                         "model.filters and model.levels")
+        if config.data.binary_masks and config.data.classes \
+                and len(config.data.classes) != 2:
+            raise VisionsuiteError(
+                f"data.classes names {len(config.data.classes)} classes, but "
+                "data.binary_masks=true reads masks as 2 (background, foreground)")
         if config.data.colors:
             parse_colours(config.data.colors)  # a bad colour is an error before decoding
             if config.data.binary_masks:
