@@ -228,7 +228,10 @@ def test_a_folder_of_images_beside_one_named_as_masks_pairs_under_any_names(tmp_
     assert report.usable, report.problem
     named = [f"images: {images}/"] + ([f"masks: {masks}/"] if masks != "masks" else [])
     assert f"  pairs: ./ ({', '.join(named)})" in report.text.splitlines()
-    (root / "notes").mkdir()  # a third folder: which two are meant is no longer told
+    (root / "notes").mkdir()  # a folder of no images is not taken for the images
+    (root / "notes" / "README.txt").write_text("segmented by two readers")
+    assert len(index_pairs(root, 0.2).splits["val"]) == 1
+    _save_disc(root / "previews" / "1.png", 1, mask=False)  # which images are meant is not told
     with pytest.raises(VisionsuiteError, match="expected images/ and masks/ folders"):
         index_pairs(root, 0.2)
 
@@ -270,6 +273,61 @@ def test_a_folder_per_image_with_a_mask_per_object_pairs_each_image_with_their_u
     assert np.array_equal(mask > 0, one | other) and (one & ~other).any()
     assert "  masks merged: 12 image(s) have several mask files (24 in all, one per object or " \
         "lesion), read as their union" in check_segmentation_folders(str(root)).text.splitlines()
+
+
+def test_a_masks_folder_of_a_folder_per_class_makes_those_classes(tmp_path):
+    """Montgomery's chest X-rays as they come: CXR_png/MCUCXR_0001_0.png with its lungs in
+    ManualMask/leftMask/ and ManualMask/rightMask/, beside ClinicalReadings/ of text."""
+    from visionsuite.config import load_config
+    from visionsuite.tasks.segment import TASK
+    from visionsuite.tasks.segment.data import _decode_pair, check_segmentation_folders
+
+    root = tmp_path / "MontgomerySet"
+    for number in range(1, 6):
+        stem = f"MCUCXR_{number:04d}_0"
+        _save_disc(root / "CXR_png" / f"{stem}.png", 0, mask=False)
+        _save_disc(root / "ManualMask" / "rightMask" / f"{stem}.png", 6, mask=True)
+        _save_disc(root / "ManualMask" / "leftMask" / f"{stem}.png", -6, mask=True)
+        (root / "ClinicalReadings").mkdir(exist_ok=True)
+        (root / "ClinicalReadings" / f"{stem}.txt").write_text("Patient's Sex: F")
+    (root / "NLM-MontgomeryCXRSet-ReadMe.pdf").write_bytes(b"%PDF-1.4")
+    index = index_pairs(root, 0.2)
+    assert index.class_names == ["background", "leftMask", "rightMask"]
+    pair = index.splits["val"][0]
+    mask = _decode_pair(pair, 3, None, False)[0].mask
+    left, right = (np.asarray(Image.open(path)) > 0 for _, path in pair.class_masks)
+    assert np.array_equal(mask, np.where(right, 2, np.where(left, 1, 0)))
+    assert (left & right).any() and not (mask[left & right] - 2).any()  # the later class wins
+    report = check_segmentation_folders(str(root))
+    assert report.usable, report.problem
+    lines = report.text.splitlines()
+    assert "  pairs: ./ (images: CXR_png/, masks: ManualMask/)" in lines
+    assert "  classes from the masks' folders: leftMask, rightMask (0 background; where two " \
+        "mark a pixel, the later class)" in lines
+    assert any(line.startswith("classes (named in the masks' folders): 0 background (")
+               and "2 rightMask (" in line for line in lines)
+    union = TASK.load_data(load_config("segment", overrides={"data.path": str(root)},
+                                       sets=["data.binary_masks=true"]))
+    assert union.labels == ["background", "foreground"]
+    assert np.array_equal(union.val.targets[0], (left | right).astype(np.uint8))
+    # A class absent from an image (a lesion it does not have) is an image without its file.
+    (root / "ManualMask" / "rightMask" / "MCUCXR_0002_0.png").unlink()
+    pairs = {p.image.stem: p for split in index_pairs(root, 0.2).splits.values() for p in split}
+    assert pairs["MCUCXR_0002_0"].class_masks[1] == ("rightMask", None)
+    assert "images without a file of a class have none of it: rightMask (1)" \
+        in check_segmentation_folders(str(root)).text
+    _save_disc(root / "ManualMask" / "rightMask" / "MCUCXR_0009_0.png", 9, mask=True)
+    with pytest.raises(VisionsuiteError, match=r"unpaired files: 1 mask\(s\) without an "
+                       r"image \(MCUCXR_0009_0\)"):
+        index_pairs(root, 0.2)
+    # Splits of other classes would make class indices that mean other things.
+    for split, classes in (("train", ("heart", "lung")), ("val", ("lung",))):
+        _save_disc(tmp_path / "scr" / split / "images" / "JPCLN001.png", 0, mask=False)
+        for name in classes:
+            _save_disc(tmp_path / "scr" / split / "masks" / name / "JPCLN001.png", 0, mask=True)
+    with pytest.raises(VisionsuiteError, match=r"the splits' masks are in different class "
+                       r"folders \(heart, lung; lung\); each split needs the same"):
+        index_pairs(tmp_path / "scr")
 
 
 def test_masks_beside_their_images_with_another_ending_pair_with_the_first_observers(tmp_path):

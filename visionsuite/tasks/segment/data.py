@@ -58,6 +58,10 @@ class Pair:
     roi: Path | None = None
     more_masks: tuple[Path, ...] = ()  # merged into `mask` (BUSI's _mask_1: a second lesion)
     left_out: tuple[Path, ...] = ()  # other labels of the image (CHASE_DB1's 2nd observer's)
+    # A masks folder of a folder per class (Montgomery's ManualMask/leftMask/, rightMask/):
+    # (class name, the image's mask in that folder, None where it has none), in class order;
+    # `mask` is the first file of them.
+    class_masks: tuple[tuple[str, Path | None], ...] = ()
 
 
 @dataclass
@@ -68,6 +72,7 @@ class PairIndex:
     split_by_fraction: bool
     folders: list[str] = field(default_factory=list)  # the folders read, where not ours
     class_names: list[str] | None = None  # the dataset's own (MSD's dataset.json), if any
+    names_from: str = ""  # where class_names come from, for data check
 
 
 def index_pairs(root: str | Path, val_fraction: float = 0.2, seed: int = 0) -> PairIndex:
@@ -76,8 +81,10 @@ def index_pairs(root: str | Path, val_fraction: float = 0.2, seed: int = 0) -> P
     empty folders are one-line errors."""
     index = _index_pairs(Path(root), val_fraction, seed)
     pairs = [pair for split in index.splits.values() for pair in split]
-    index.folders += _merged_note(pairs) + _left_out_note(pairs)
-    index.class_names = dataset_class_names(index.root)
+    index.folders += _merged_note(pairs) + _left_out_note(pairs) + _class_folders_note(pairs)
+    index.class_names = _class_folder_names(index.root, pairs)
+    index.names_from = "the masks' folders" if index.class_names else DATASET_JSON
+    index.class_names = index.class_names or dataset_class_names(index.root)
     return index
 
 
@@ -106,6 +113,35 @@ def dataset_class_names(root: Path) -> list[str] | None:
     if sorted(by_value) != list(range(len(by_value))) or len(by_value) < 2:
         return None
     return [by_value[value] for value in range(len(by_value))]
+
+
+def _class_folder_names(root: Path, pairs: list[Pair]) -> list[str] | None:
+    """background, then the class folders' names, of masks in a folder per class; None where
+    the masks are not so. Every split must have the same class folders."""
+    layouts = {tuple(name for name, _ in pair.class_masks) for pair in pairs}
+    if layouts == {()}:
+        return None
+    if len(layouts) > 1:
+        listed = "; ".join(", ".join(names) or "(none)" for names in sorted(layouts))
+        raise VisionsuiteError(f"{root}: the splits' masks are in different class folders "
+                               f"({listed}); each split needs the same")
+    return ["background", *layouts.pop()]
+
+
+def _class_folders_note(pairs: list[Pair]) -> list[str]:
+    """data check's line on masks in a folder per class."""
+    with_classes = [pair for pair in pairs if pair.class_masks]
+    if not with_classes:
+        return []
+    names = [name for name, _ in with_classes[0].class_masks]
+    missing = Counter(name for pair in with_classes for name, path in pair.class_masks
+                      if path is None)
+    line = (f"classes from the masks' folders: {', '.join(names)} (0 background; where two "
+            "mark a pixel, the later class)")
+    if missing:
+        line += "; images without a file of a class have none of it: " + ", ".join(
+            f"{name} ({count})" for name, count in missing.items())
+    return [line]
 
 
 def _merged_note(pairs: list[Pair]) -> list[str]:
@@ -250,7 +286,7 @@ def _two_folders(folder: Path, images: Path | None, masks: Path | None, roi: Pat
     others = [path for path in sub_folders(folder) if path != roi]
     named = sorted((path for path in others if _named_as_masks(path.name)),
                    key=lambda path: _natural(path.name))
-    rest = [path for path in others if path not in named]
+    rest = [path for path in others if path not in named and _holds_images(folder, path)]
     if masks is None and named and len(rest) == 1:
         masks = named[0]
     if images is None and masks is not None and len(rest) == 1:
@@ -258,8 +294,14 @@ def _two_folders(folder: Path, images: Path | None, masks: Path | None, roi: Pat
     return images, masks
 
 
+def _holds_images(root: Path, folder: Path) -> bool:
+    """Whether `folder` holds an image file (Montgomery's ClinicalReadings/ holds text)."""
+    return any(folder_image_files(root, folder, []))
+
+
 def _named_as_masks(name: str) -> bool:
-    words = set(re.split(r"[^a-z0-9]+", name.lower()))
+    spaced = re.sub(r"([a-z])([A-Z])", r"\1 \2", name)  # camelCase: ManualMask
+    words = set(re.split(r"[^a-z0-9]+", spaced.lower()))
     return bool(words & MASK_FOLDER_WORDS) or {"ground", "truth"} <= words
 
 
@@ -280,11 +322,12 @@ def _pair_folder(root: Path, folder: Path, odd: list[Path]) -> list[Pair]:
         others = [path for path in odd if path.parent == images_dir]
         raise VisionsuiteError(f"{images_dir}: no images in the folder{other_files_note(others)}")
     found = _by_stem(root, masks_dir, odd)
-    if not found:
+    classes = {} if found else _class_folder_masks(root, masks_dir, set(images), odd)
+    if not found and not classes:
         others = [path for path in odd if path.parent == masks_dir]
         raise VisionsuiteError(f"{masks_dir}: no masks in the folder{other_files_note(others)}")
     images, channels = _first_channels(images, set(found))
-    masks = _by_image_stem(found, set(images))
+    masks = _by_image_stem(found, set(images)) if found else _first_of_classes(classes)
     lonely_images = sorted(set(images) - set(masks))
     lonely_masks = sorted(set(masks) - set(images))
     if lonely_images or lonely_masks:
@@ -304,8 +347,34 @@ def _pair_folder(root: Path, folder: Path, odd: list[Path]) -> list[Pair]:
             raise VisionsuiteError(f"{roi_dir}: no region-of-interest mask for "
                                    f"{len(missing)} image(s) ({_some(missing)})")
     return [Pair(images[stem], masks[stem], rois[stem] if rois else None,
-                 left_out=channels.get(stem, ()))
+                 left_out=channels.get(stem, ()),
+                 class_masks=tuple((name, of_class.get(stem))
+                                   for name, of_class in classes.items()))
             for stem in sorted(images, key=_natural)]
+
+
+def _class_folder_masks(root: Path, masks_dir: Path, image_stems: set[str], odd: list[Path]
+                        ) -> dict[str, dict[str, Path]]:
+    """Masks in a folder per class, where `masks_dir` holds folders of masks rather than
+    masks (Montgomery's ManualMask/leftMask/ and rightMask/, the SCR's masks/heart/, ...): the
+    image stem -> mask of each class folder, in natural order of their names; {} where none."""
+    classes = {}
+    for folder in sorted(sub_folders(masks_dir), key=lambda path: _natural(path.name)):
+        scratch: list[Path] = []
+        found = _by_stem(root, folder, scratch)
+        if found:
+            odd += scratch
+            classes[folder.name] = _by_image_stem(found, image_stems)
+    return classes
+
+
+def _first_of_classes(classes: dict[str, dict[str, Path]]) -> dict[str, Path]:
+    """Each image's first mask among the class folders' (pairing needs one per image)."""
+    first: dict[str, Path] = {}
+    for of_class in classes.values():
+        for stem, path in of_class.items():
+            first.setdefault(stem, path)
+    return first
 
 
 def _case_folder_pairs(root: Path, folder: Path, odd: list[Path]) -> list[Pair] | None:
@@ -561,7 +630,10 @@ def _decode_pair(pair: Pair, channels: int, window: list[float] | None,
 
 def _read_masks(pair: Pair, binary: bool) -> list[np.ndarray]:
     """The slices of the pair's mask, with its more_masks merged in: where several mark a
-    pixel, the highest value is kept (for 0/255 lesion masks, their union)."""
+    pixel, the highest value is kept (for 0/255 lesion masks, their union). Masks of a folder
+    per class make class indices (1 for the first folder's, ...; 255 for all, `binary`)."""
+    if pair.class_masks:
+        return _class_indices(pair, binary)
     masks = read_mask_slices(pair.mask, binary)
     for other in pair.more_masks:
         more = read_mask_slices(other, binary)
@@ -569,6 +641,24 @@ def _read_masks(pair: Pair, binary: bool) -> list[np.ndarray]:
             raise VisionsuiteError(f"{other}: its size or slices differ from {pair.mask.name}, "
                                    "the mask it adds to")
         masks = [np.maximum(mask, extra) for mask, extra in zip(masks, more)]
+    return masks
+
+
+def _class_indices(pair: Pair, binary: bool) -> list[np.ndarray]:
+    """A pair's masks of a folder per class as one mask of class indices: each file's pixels
+    not 0 get its class (the later class where two overlap)."""
+    masks = None
+    for value, (_, path) in enumerate(pair.class_masks, start=1):
+        if path is None:
+            continue
+        found = read_mask_slices(path, binary=True)
+        if masks is None:
+            masks = [np.zeros(mask.shape, np.uint8) for mask in found]
+        elif [m.shape for m in found] != [m.shape for m in masks]:
+            raise VisionsuiteError(f"{path}: its size or slices differ from {pair.mask.name} "
+                                   "of the class before")
+        for mask, of_class in zip(masks, found):
+            mask[of_class > 0] = 255 if binary else value
     return masks
 
 
@@ -826,7 +916,7 @@ def check_segmentation_folders(path: str) -> DataReport:
         shown = [f"{i} {name} ({100 * counts[i] / total:.1f}% of pixels)"
                  for i, name in enumerate(mapping.names[:SHOWN_CLASSES])]
         more = len(mapping.names) - SHOWN_CLASSES
-        named = f" (named in {DATASET_JSON})" if index.class_names and not colour else ""
+        named = f" (named in {index.names_from})" if index.class_names and not colour else ""
         lines.append(f"classes{named}: " + ", ".join(shown)
                      + (f", ... ({more} more)" if more > 0 else ""))
         if more > 0:
