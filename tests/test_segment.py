@@ -275,6 +275,31 @@ def test_a_folder_per_image_with_a_mask_per_object_pairs_each_image_with_their_u
         "lesion), read as their union" in check_segmentation_folders(str(root)).text.splitlines()
 
 
+@pytest.mark.parametrize("images,masks,train,val", [
+    ("img_dir", "ann_dir", "train", "val"),  # mmsegmentation's own layout
+    ("images", "annotations", "training", "validation")])  # ADE20K, mmseg's DRIVE, CHASE_DB1
+def test_split_folders_inside_the_images_and_masks_folders_are_the_splits(tmp_path, images,
+                                                                          masks, train, val):
+    from visionsuite.tasks.segment.data import check_segmentation_folders
+
+    root = tmp_path / "set"
+    for split, numbers in ((train, range(1, 5)), (val, range(5, 7))):
+        for number in numbers:
+            _save_disc(root / images / split / f"{number:02d}.png", number, mask=False)
+            _save_disc(root / masks / split / f"{number:02d}.png", number, mask=True)
+    index = index_pairs(root, 0.2)
+    assert not index.split_by_fraction
+    assert [p.image.stem for p in index.splits["val"]] == ["05", "06"]
+    assert all(p.mask.parent == root / masks / train for p in index.splits["train"])
+    report = check_segmentation_folders(str(root))
+    assert report.usable, report.problem
+    assert f"  val: images: {images}/{val}/, masks: {masks}/{val}/" in report.text.splitlines()
+    (root / masks / val / "05.png").unlink()
+    with pytest.raises(VisionsuiteError, match=rf"{images}/{val}: unpaired files: 1 image\(s\) "
+                       r"without a mask \(05\)"):
+        index_pairs(root, 0.2)
+
+
 def test_a_masks_folder_of_a_folder_per_class_makes_those_classes(tmp_path):
     """Montgomery's chest X-rays as they come: CXR_png/MCUCXR_0001_0.png with its lungs in
     ManualMask/leftMask/ and ManualMask/rightMask/, beside ClinicalReadings/ of text."""

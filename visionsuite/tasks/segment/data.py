@@ -35,7 +35,7 @@ IMAGE_FOLDER_NAMES = ("images", "imagestr")
 # Words that name a folder of masks, where the names above are not used: a folder holding just
 # two, one named with these words (Ground Truth/) and one not (Original/), is masks and images.
 MASK_FOLDER_WORDS = {"mask", "masks", "label", "labels", "gt", "groundtruth", "annotation",
-                     "annotations", "segmentation", "segmentations", "manual"}
+                     "annotations", "segmentation", "segmentations", "manual", "ann"}
 DATASET_JSON = "dataset.json"
 # nnU-Net's image per channel: case_0000.nii.gz (, case_0001...) for labelsTr/case.nii.gz.
 CHANNEL_FILE = re.compile(r"(?P<case>.+)_(?P<channel>\d{4})")
@@ -176,6 +176,13 @@ def _index_pairs(root: Path, val_fraction: float, seed: int) -> PairIndex:
     if not root.is_dir():
         raise VisionsuiteError(f"{root}: expected a dataset folder, got a file")
     odd: list[Path] = []
+    inside_kinds = _splits_inside_kinds(root)
+    if inside_kinds:
+        splits = {name: _pair_dirs(root, *folders, odd) for name, folders in inside_kinds.items()}
+        return PairIndex(root, splits, odd, False, [
+            f"{name}: " + ", ".join(f"{kind}: {path.relative_to(root)}/" for kind, path
+                                    in zip(("images", "masks", "roi"), folders) if path)
+            for name, folders in inside_kinds.items()])
     train_dir = named_folder(root, TRAIN_FOLDER_NAMES) or root / "train"
     val_dir = named_folder(root, VAL_FOLDER_NAMES)
     if train_dir.is_dir() and val_dir is not None:
@@ -222,6 +229,23 @@ def _side_by_side_note(pairs: list[Pair], split: bool) -> list[str]:
     ending = "_mask" if SIDE_MASK.fullmatch(file_stem(first.mask)) else ending
     return [f"masks beside their images (<name>{ending}): {len(pairs)} pairs in {folders} "
             f"folder(s){how}"]
+
+
+def _splits_inside_kinds(root: Path) -> dict[str, tuple[Path, Path, Path | None]] | None:
+    """The split folders inside the images and masks folders, as mmsegmentation lays a set
+    out (img_dir/train/, ann_dir/train/, img_dir/val/, ...) and ADE20K and mmsegmentation's
+    DRIVE, CHASE_DB1, HRF and STARE come (images/training/, annotations/validation/): each
+    split's (images, masks, roi) folders; None where the set is not so."""
+    images, masks, roi = _pair_folders(root)
+    if images is None or masks is None or any(folder_image_files(root, images, [])):
+        return None
+    splits = {}
+    for name, names in (("train", TRAIN_FOLDER_NAMES), ("val", VAL_FOLDER_NAMES)):
+        folders = [named_folder(kind, names) if kind else None for kind in (images, masks, roi)]
+        if folders[0] is None or folders[1] is None:
+            return None
+        splits[name] = tuple(folders)
+    return splits
 
 
 def _split_pairs(pairs: list[Pair], fraction: float, seed: int):
@@ -295,8 +319,9 @@ def _two_folders(folder: Path, images: Path | None, masks: Path | None, roi: Pat
 
 
 def _holds_images(root: Path, folder: Path) -> bool:
-    """Whether `folder` holds an image file (Montgomery's ClinicalReadings/ holds text)."""
-    return any(folder_image_files(root, folder, []))
+    """Whether `folder` holds an image file, in it or below (Montgomery's ClinicalReadings/
+    holds text)."""
+    return any(folder_image_files(root, folder, [], recursive=True))
 
 
 def _named_as_masks(name: str) -> bool:
@@ -317,6 +342,14 @@ def _pair_folder(root: Path, folder: Path, odd: list[Path]) -> list[Pair]:
         if needed is None:
             raise VisionsuiteError(f"{folder}: expected images/ and masks/ folders ({name}/ "
                                    "is missing)")
+    return _pair_dirs(root, images_dir, masks_dir, roi_dir, odd)
+
+
+def _pair_dirs(root: Path, images_dir: Path, masks_dir: Path, roi_dir: Path | None,
+               odd: list[Path]) -> list[Pair]:
+    """The pairs of an images folder and its masks (and ROI) folder, by stem."""
+    # errors name the folder of both, else the images' (mmsegmentation's img_dir/train/)
+    folder = images_dir.parent if images_dir.parent == masks_dir.parent else images_dir
     images = _by_stem(root, images_dir, odd)
     if not images:
         others = [path for path in odd if path.parent == images_dir]
