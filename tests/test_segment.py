@@ -300,6 +300,33 @@ def test_split_folders_inside_the_images_and_masks_folders_are_the_splits(tmp_pa
         index_pairs(root, 0.2)
 
 
+def test_idrid_as_it_comes_pairs_its_splits_and_lesion_classes(tmp_path):
+    """IDRiD's lesion segmentation: 1. Original Images/a. Training Set/IDRiD_01.jpg, and a
+    folder per lesion under 2. All Segmentation Groundtruths/a. Training Set/, each mask named
+    with the lesion's ending (IDRiD_01_MA.tif); not every image has every lesion."""
+    from visionsuite.tasks.segment.data import check_segmentation_folders
+
+    root = tmp_path / "A. Segmentation"
+    truths = root / "2. All Segmentation Groundtruths"
+    for split, numbers in (("a. Training Set", (1, 2, 3)), ("b. Testing Set", (55, 56))):
+        for number in numbers:
+            _save_disc(root / "1. Original Images" / split / f"IDRiD_{number:02d}.jpg", 0,
+                       mask=False)
+            for lesion, ending, shift in (("1. Microaneurysms", "MA", -6),
+                                          ("4. Soft Exudates", "SE", 6)):
+                if ending == "MA" or number % 2:
+                    _save_disc(truths / split / lesion / f"IDRiD_{number:02d}_{ending}.tif",
+                               shift, mask=True)
+    index = index_pairs(root, 0.2)
+    assert index.class_names == ["background", "1. Microaneurysms", "4. Soft Exudates"]
+    assert [p.image.name for p in index.splits["val"]] == ["IDRiD_55.jpg", "IDRiD_56.jpg"]
+    assert [p.class_masks[1][1] is None for p in index.splits["val"]] == [False, True]
+    report = check_segmentation_folders(str(root))
+    assert report.usable, report.problem
+    assert "  val: images: 1. Original Images/b. Testing Set/, masks: 2. All Segmentation " \
+        "Groundtruths/b. Testing Set/" in report.text.splitlines()
+
+
 def test_a_masks_folder_of_a_folder_per_class_makes_those_classes(tmp_path):
     """Montgomery's chest X-rays as they come: CXR_png/MCUCXR_0001_0.png with its lungs in
     ManualMask/leftMask/ and ManualMask/rightMask/, beside ClinicalReadings/ of text."""

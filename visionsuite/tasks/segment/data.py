@@ -241,11 +241,21 @@ def _splits_inside_kinds(root: Path) -> dict[str, tuple[Path, Path, Path | None]
         return None
     splits = {}
     for name, names in (("train", TRAIN_FOLDER_NAMES), ("val", VAL_FOLDER_NAMES)):
-        folders = [named_folder(kind, names) if kind else None for kind in (images, masks, roi)]
+        folders = [_split_folder(kind, names) if kind else None for kind in (images, masks, roi)]
         if folders[0] is None or folders[1] is None:
             return None
         splits[name] = tuple(folders)
     return splits
+
+
+def _split_folder(parent: Path, names: tuple[str, ...]) -> Path | None:
+    """The sub-folder of `parent` named as a split (named_folder), else the one whose name has
+    such a word (IDRiD's a. Training Set/ and b. Testing Set/)."""
+    found = named_folder(parent, names)
+    if found is None:
+        worded = [path for path in sub_folders(parent) if _words(path.name) & set(names)]
+        found = worded[0] if len(worded) == 1 else None
+    return found
 
 
 def _split_pairs(pairs: list[Pair], fraction: float, seed: int):
@@ -325,9 +335,14 @@ def _holds_images(root: Path, folder: Path) -> bool:
 
 
 def _named_as_masks(name: str) -> bool:
-    spaced = re.sub(r"([a-z])([A-Z])", r"\1 \2", name)  # camelCase: ManualMask
-    words = set(re.split(r"[^a-z0-9]+", spaced.lower()))
+    words = _words(name)
     return bool(words & MASK_FOLDER_WORDS) or {"ground", "truth"} <= words
+
+
+def _words(name: str) -> set[str]:
+    """The lower-case words of a folder name: 'ManualMask' and 'Manual_mask' as manual, mask."""
+    spaced = re.sub(r"([a-z])([A-Z])", r"\1 \2", name)
+    return set(re.split(r"[^a-z0-9]+", spaced.lower()))
 
 
 def _pair_folder(root: Path, folder: Path, odd: list[Path]) -> list[Pair]:
