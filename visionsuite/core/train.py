@@ -178,6 +178,9 @@ def _compile(model, task, config: Config, data) -> None:
     # "auto" (Keras' default) leaves XLA off on CPU-only machines: U-Net steps ran 2x slower
     # with it here.
     model.compile(optimizer, loss, metrics=metrics, jit_compile=config.train.jit_compile)
+    # Built now, not inside the first traced train step: a tf.function that creates variables
+    # is traced twice, and tracing a step cost up to 30 s (the YOLO detector's).
+    optimizer.build(model.trainable_variables)
 
 
 @keras.saving.register_keras_serializable("visionsuite")
