@@ -327,7 +327,7 @@ def test_idrid_as_it_comes_pairs_its_splits_and_lesion_classes(tmp_path):
         "Groundtruths/b. Testing Set/" in report.text.splitlines()
 
 
-def test_a_masks_folder_of_a_folder_per_class_makes_those_classes(tmp_path):
+def test_a_masks_folder_of_a_folder_per_class_makes_those_classes(tmp_path, capsys):
     """Montgomery's chest X-rays as they come: CXR_png/MCUCXR_0001_0.png with its lungs in
     ManualMask/leftMask/ and ManualMask/rightMask/, beside ClinicalReadings/ of text."""
     from visionsuite.config import load_config
@@ -358,6 +358,13 @@ def test_a_masks_folder_of_a_folder_per_class_makes_those_classes(tmp_path):
         "mark a pixel, the later class)" in lines
     assert any(line.startswith("classes (named in the masks' folders): 0 background (")
                and "2 rightMask (" in line for line in lines)
+    TASK.load_data(load_config("segment", overrides={"data.path": str(root)}))
+    assert "warning: classes leftMask, rightMask name sides, which augment.flip and " \
+        "augment.rotate90 move to the other side of the image; --set augment.flip=0 --set " \
+        "augment.rotate90=0 keeps the sides apart" in capsys.readouterr().err
+    TASK.load_data(load_config("segment", overrides={"data.path": str(root)},
+                               sets=["augment.flip=0", "augment.rotate90=0"]))
+    assert "name sides" not in capsys.readouterr().err
     union = TASK.load_data(load_config("segment", overrides={"data.path": str(root)},
                                        sets=["data.binary_masks=true"]))
     assert union.labels == ["background", "foreground"]

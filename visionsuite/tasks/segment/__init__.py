@@ -31,7 +31,7 @@ from visionsuite.tasks.segment.colours import (check_colour_names, colour_class_
 from visionsuite.tasks.segment.data import (IGNORE, check_pairs_fit,
                                             check_segmentation_folders, class_map,
                                             classes_from_colours, decode_pairs, index_pairs,
-                                            pad_stack, to_split)
+                                            pad_stack, sided_class_names, to_split)
 from visionsuite.tasks.segment.metrics import (per_image_scores, predict_classes,
                                                segmentation_metrics)
 from visionsuite.tasks.segment.model import (OWN_BACKBONES, build_unet, check_unet_settings,
@@ -40,6 +40,20 @@ from visionsuite.tasks.segment.tiles import sliding_window, val_tiles
 
 WORST_IMAGES_SHOWN = 10  # in the terminal; metrics.json keeps every image's scores
 GRID_ROWS = 6  # val images in val_predictions.png: the worst by mean Dice
+
+
+def _warn_of_mirrored_sides(names: list[str], config: Config) -> None:
+    """Classes that name sides (Montgomery's leftMask and rightMask): a mirrored or turned crop
+    puts each on the other side, and the classes then differ by shape alone."""
+    from visionsuite.core.progress import warn
+
+    sided = sided_class_names(names)
+    moving = [f"augment.{key}" for key in ("flip", "rotate90")
+              if getattr(config.augment, key)]
+    if sided and moving:
+        sets = " ".join(f"--set {key}=0" for key in moving)
+        warn(f"classes {', '.join(sided)} name sides, which {' and '.join(moving)} move to the "
+             f"other side of the image; {sets} keeps the sides apart")
 
 
 class SegmentTask(Task):
@@ -79,6 +93,8 @@ class SegmentTask(Task):
             for item in items:
                 values |= set(np.unique(item.mask).tolist())
         mapping = class_map(values, names)
+        if train:
+            _warn_of_mirrored_sides(mapping.names, config)
         splits = {name: to_split(decoded[name], kept[name], skipped[name], mapping)
                   for name in decoded}
         if len(splits["val"]) == 0:

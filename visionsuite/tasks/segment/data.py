@@ -339,6 +339,15 @@ def _named_as_masks(name: str) -> bool:
     return bool(words & MASK_FOLDER_WORDS) or {"ground", "truth"} <= words
 
 
+def sided_class_names(names: list[str]) -> list[str]:
+    """The class names that name a side, where both sides have one (leftMask, rightMask;
+    left lung, right lung); else []."""
+    sides = {name: _words(name) & {"left", "right"} for name in names}
+    sided = [name for name, side in sides.items() if side]
+    found = set().union(*sides.values())
+    return sided if found == {"left", "right"} else []
+
+
 def _words(name: str) -> set[str]:
     """The lower-case words of a folder name: 'ManualMask' and 'Manual_mask' as manual, mask."""
     spaced = re.sub(r"([a-z])([A-Z])", r"\1 \2", name)
