@@ -320,6 +320,8 @@ def _two_folders(folder: Path, images: Path | None, masks: Path | None, roi: Pat
     others = [path for path in sub_folders(folder) if path != roi]
     named = sorted((path for path in others if _named_as_masks(path.name)),
                    key=lambda path: _natural(path.name))
+    if masks is None and not named:
+        return images, masks
     rest = [path for path in others if path not in named and _holds_images(folder, path)]
     if masks is None and named and len(rest) == 1:
         masks = named[0]
