@@ -349,13 +349,20 @@ def test_a_masks_folder_of_a_folder_per_class_makes_those_classes(tmp_path, caps
     mask = _decode_pair(pair, 3, None, False)[0].mask
     left, right = (np.asarray(Image.open(path)) > 0 for _, path in pair.class_masks)
     assert np.array_equal(mask, np.where(right, 2, np.where(left, 1, 0)))
-    assert (left & right).any() and not (mask[left & right] - 2).any()  # the later class wins
+    assert (left & right).any()  # the discs are alike: the later class is kept where they meet
+    # A smaller mask stays over a larger one of a later class (clavicles over the lungs).
+    small = np.zeros((30, 40), np.uint8)
+    small[13:17, 10:20] = 255
+    Image.fromarray(small).save(pair.class_masks[0][1])
+    mask = _decode_pair(pair, 3, None, False)[0].mask
+    assert (mask[13:17, 10:20] == 1).all() and ((mask == 2) == (right & ~(small > 0))).all()
+    left = small > 0
     report = check_segmentation_folders(str(root))
     assert report.usable, report.problem
     lines = report.text.splitlines()
     assert "  pairs: ./ (images: CXR_png/, masks: ManualMask/)" in lines
     assert "  classes from the masks' folders: leftMask, rightMask (0 background; where two " \
-        "mark a pixel, the later class)" in lines
+        "mark a pixel, the smaller mask's class)" in lines
     assert any(line.startswith("classes (named in the masks' folders): 0 background (")
                and "2 rightMask (" in line for line in lines)
     TASK.load_data(load_config("segment", overrides={"data.path": str(root)}))

@@ -137,7 +137,7 @@ def _class_folders_note(pairs: list[Pair]) -> list[str]:
     missing = Counter(name for pair in with_classes for name, path in pair.class_masks
                       if path is None)
     line = (f"classes from the masks' folders: {', '.join(names)} (0 background; where two "
-            "mark a pixel, the later class)")
+            "mark a pixel, the smaller mask's class)")
     if missing:
         line += "; images without a file of a class have none of it: " + ", ".join(
             f"{name} ({count})" for name, count in missing.items())
@@ -705,19 +705,20 @@ def _read_masks(pair: Pair, binary: bool) -> list[np.ndarray]:
 
 def _class_indices(pair: Pair, binary: bool) -> list[np.ndarray]:
     """A pair's masks of a folder per class as one mask of class indices: each file's pixels
-    not 0 get its class (the later class where two overlap)."""
-    masks = None
-    for value, (_, path) in enumerate(pair.class_masks, start=1):
-        if path is None:
-            continue
-        found = read_mask_slices(path, binary=True)
-        if masks is None:
-            masks = [np.zeros(mask.shape, np.uint8) for mask in found]
-        elif [m.shape for m in found] != [m.shape for m in masks]:
-            raise VisionsuiteError(f"{path}: its size or slices differ from {pair.mask.name} "
-                                   "of the class before")
+    not 0 get its class. Where two overlap, the smaller mask's class is kept: what lies inside
+    or over another structure (a tumour in its organ, the SCR's clavicles over the lungs) is
+    the smaller one, and would otherwise vanish under it."""
+    layers = [(value, path, [m > 0 for m in read_mask_slices(path, binary=True)])
+              for value, (_, path) in enumerate(pair.class_masks, start=1) if path is not None]
+    shapes = [m.shape for m in layers[0][2]]
+    for _, path, found in layers[1:]:
+        if [m.shape for m in found] != shapes:
+            raise VisionsuiteError(f"{path}: its size or slices differ from {pair.mask.name}, "
+                                   "the same image's mask of another class")
+    masks = [np.zeros(shape, np.uint8) for shape in shapes]
+    for value, _, found in sorted(layers, key=lambda layer: -sum(m.sum() for m in layer[2])):
         for mask, of_class in zip(masks, found):
-            mask[of_class > 0] = 255 if binary else value
+            mask[of_class] = 255 if binary else value
     return masks
 
 
