@@ -236,7 +236,7 @@ def _splits_inside_kinds(root: Path) -> dict[str, tuple[Path, Path, Path | None]
     out (img_dir/train/, ann_dir/train/, img_dir/val/, ...) and ADE20K and mmsegmentation's
     DRIVE, CHASE_DB1, HRF and STARE come (images/training/, annotations/validation/): each
     split's (images, masks, roi) folders; None where the set is not so."""
-    images, masks, roi = _pair_folders(root)
+    images, masks, roi = _pair_folders(root, root)
     if images is None or masks is None or any(folder_image_files(root, images, [])):
         return None
     splits = {}
@@ -288,7 +288,7 @@ def _folders_read(root: Path, splits: dict[str, Path]) -> list[str]:
     roi/: 'val: test/ (masks: 1st_manual/, roi: mask/)'."""
     described = []
     for name, folder in splits.items():
-        found = _pair_folders(folder)
+        found = _pair_folders(root, folder)
         parts = [f"{kind}: {path.name}/" for kind, path in zip(("images", "masks", "roi"), found)
                  if path and path.name != kind]
         parts += [f"left out: {path.name}/" for path in sub_folders(folder)
@@ -300,19 +300,19 @@ def _folders_read(root: Path, splits: dict[str, Path]) -> list[str]:
     return described
 
 
-def _pair_folders(folder: Path) -> tuple[Path | None, Path | None, Path | None]:
+def _pair_folders(root: Path, folder: Path) -> tuple[Path | None, Path | None, Path | None]:
     """The images, labels and ROI folders of a split, by name in any case (Images/ too)."""
     masks = named_folder(folder, MASK_FOLDER_NAMES)
     taken = masks.name.lower() if masks else None
     roi = named_folder(folder, tuple(n for n in ROI_FOLDER_NAMES if n != taken))
     images = named_folder(folder, IMAGE_FOLDER_NAMES)
     if images is None or masks is None:
-        images, masks = _two_folders(folder, images, masks, roi)
+        images, masks = _two_folders(root, folder, images, masks, roi)
     return images, masks, roi
 
 
-def _two_folders(folder: Path, images: Path | None, masks: Path | None, roi: Path | None
-                 ) -> tuple[Path | None, Path | None]:
+def _two_folders(root: Path, folder: Path, images: Path | None, masks: Path | None,
+                 roi: Path | None) -> tuple[Path | None, Path | None]:
     """Image and mask folders of other names, where `folder` holds one folder not named as
     masks, the images (CVC-ClinicDB's Original/, CXR_png/, STARE's stare-images/), beside
     folders named as masks (Ground Truth/, ISIC's ISIC2018_Task1_Training_GroundTruth/): the
@@ -322,7 +322,7 @@ def _two_folders(folder: Path, images: Path | None, masks: Path | None, roi: Pat
                    key=lambda path: _natural(path.name))
     if masks is None and not named:
         return images, masks
-    rest = [path for path in others if path not in named and _holds_images(folder, path)]
+    rest = [path for path in others if path not in named and _holds_images(root, path)]
     if masks is None and named and len(rest) == 1:
         masks = named[0]
     if images is None and masks is not None and len(rest) == 1:
@@ -357,7 +357,7 @@ def _words(name: str) -> set[str]:
 
 
 def _pair_folder(root: Path, folder: Path, odd: list[Path]) -> list[Pair]:
-    images_dir, masks_dir, roi_dir = _pair_folders(folder)
+    images_dir, masks_dir, roi_dir = _pair_folders(root, folder)
     if images_dir is None and masks_dir is None:
         pairs = _side_by_side_pairs(root, folder, odd) or _case_folder_pairs(root, folder, odd)
         if pairs:
@@ -441,12 +441,12 @@ def _case_folder_pairs(root: Path, folder: Path, odd: list[Path]) -> list[Pair] 
     nuclei come (stage1_train/<id>/images/<id>.png, masks/ of one file per nucleus): a case
     of one image pairs it with all its masks, merged; other cases pair as a split folder
     does. None where no sub-folder holds images/ and masks/."""
-    cases = [path for path in sub_folders(folder) if all(_pair_folders(path)[:2])]
+    cases = [path for path in sub_folders(folder) if all(_pair_folders(root, path)[:2])]
     if not cases:
         return None
     pairs = []
     for case in cases:
-        images_dir, masks_dir, _ = _pair_folders(case)
+        images_dir, masks_dir, _ = _pair_folders(root, case)
         scratch: list[Path] = []  # the files of no image format, counted once
         images = _by_stem(root, images_dir, scratch)
         masks = [path for _, path in sorted(_by_stem(root, masks_dir, scratch).items(),
