@@ -82,9 +82,9 @@ def index_pairs(root: str | Path, val_fraction: float = 0.2, seed: int = 0) -> P
     index = _index_pairs(Path(root), val_fraction, seed)
     pairs = [pair for split in index.splits.values() for pair in split]
     index.folders += _merged_note(pairs) + _left_out_note(pairs) + _class_folders_note(pairs)
-    index.class_names = _class_folder_names(index.root, pairs)
-    index.names_from = "the masks' folders" if index.class_names else DATASET_JSON
-    index.class_names = index.class_names or dataset_class_names(index.root)
+    folder_classes = _class_folder_names(index.root, pairs)
+    index.class_names = folder_classes or dataset_class_names(index.root)
+    index.names_from = "the masks' folders" if folder_classes else DATASET_JSON
     return index
 
 
@@ -351,7 +351,8 @@ def sided_class_names(names: list[str]) -> list[str]:
 
 
 def _words(name: str) -> set[str]:
-    """The lower-case words of a folder name: 'ManualMask' and 'Manual_mask' as manual, mask."""
+    """The lower-case words of a folder or class name: 'ManualMask' and 'Manual_mask' as
+    manual, mask."""
     spaced = re.sub(r"([a-z])([A-Z])", r"\1 \2", name)
     return set(re.split(r"[^a-z0-9]+", spaced.lower()))
 
@@ -441,12 +442,12 @@ def _case_folder_pairs(root: Path, folder: Path, odd: list[Path]) -> list[Pair] 
     nuclei come (stage1_train/<id>/images/<id>.png, masks/ of one file per nucleus): a case
     of one image pairs it with all its masks, merged; other cases pair as a split folder
     does. None where no sub-folder holds images/ and masks/."""
-    cases = [path for path in sub_folders(folder) if all(_pair_folders(root, path)[:2])]
+    cases = {path: _pair_folders(root, path) for path in sub_folders(folder)}
+    cases = {case: found for case, found in cases.items() if all(found[:2])}
     if not cases:
         return None
     pairs = []
-    for case in cases:
-        images_dir, masks_dir, _ = _pair_folders(root, case)
+    for case, (images_dir, masks_dir, _) in cases.items():
         scratch: list[Path] = []  # the files of no image format, counted once
         images = _by_stem(root, images_dir, scratch)
         masks = [path for _, path in sorted(_by_stem(root, masks_dir, scratch).items(),
