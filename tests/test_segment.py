@@ -236,6 +236,20 @@ def test_a_folder_of_images_beside_one_named_as_masks_pairs_under_any_names(tmp_
         index_pairs(root, 0.2)
 
 
+def test_an_images_folder_linked_from_elsewhere_in_the_dataset_pairs(tmp_path):
+    """Links that stay inside the dataset are followed; only links out of it are refused."""
+    import os
+
+    root = tmp_path / "linked"
+    for split, numbers in (("train", range(1, 5)), ("val", range(5, 7))):
+        for number in numbers:
+            _save_disc(root / "pool" / split / f"{number}.png", number, mask=False)
+            _save_disc(root / split / "Ground Truth" / f"{number}.png", number, mask=True)
+        os.symlink(f"../pool/{split}", root / split / "Original")
+    index = index_pairs(root)
+    assert [p.image.name for p in index.splits["val"]] == ["5.png", "6.png"]
+
+
 def test_two_observers_label_folders_pair_the_images_with_the_first(tmp_path):
     """STARE as it comes: stare-images/im0001.ppm, labels-ah/im0001.ah.ppm (Hoover's labels, the
     ones results are scored on) and labels-vk/im0001.vk.ppm."""
