@@ -32,8 +32,8 @@ MASK_FOLDER_NAMES = ("masks", "labels", "1st_manual", "manual1", "groundtruth", 
 # The Medical Segmentation Decathlon's and nnU-Net's imagesTr/ and labelsTr/ (imagesTs/, without
 # labels, is not read), with the class names in dataset.json.
 IMAGE_FOLDER_NAMES = ("images", "imagestr")
-# Words that name a folder of masks, where the names above are not used: a folder holding just
-# two, one named with these words (Ground Truth/) and one not (Original/), is masks and images.
+# Words that name a folder of masks, where the names above are not used: one folder not named
+# with these words (Original/) beside folders named so (Ground Truth/) is images and masks.
 MASK_FOLDER_WORDS = {"mask", "masks", "label", "labels", "gt", "groundtruth", "annotation",
                      "annotations", "segmentation", "segmentations", "manual", "ann"}
 DATASET_JSON = "dataset.json"
@@ -119,7 +119,7 @@ def _class_folder_names(root: Path, pairs: list[Pair]) -> list[str] | None:
     """background, then the class folders' names, of masks in a folder per class; None where
     the masks are not so. Every split must have the same class folders."""
     layouts = {tuple(name for name, _ in pair.class_masks) for pair in pairs}
-    if layouts == {()}:
+    if layouts <= {()}:
         return None
     if len(layouts) > 1:
         listed = "; ".join(", ".join(names) or "(none)" for names in sorted(layouts))
