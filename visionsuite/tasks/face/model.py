@@ -31,7 +31,7 @@ def check_loss(config: Config) -> str:
 
 
 def build_embedder(config: Config) -> keras.Model:
-    from visionsuite.core.backbones import build_backbone
+    from visionsuite.core.backbones import FusedBatchNormalization, build_backbone
 
     size, depth = config.data.image_size, config.data.channels
     inputs = keras.Input((size, size, depth), name="image")
@@ -41,13 +41,13 @@ def build_embedder(config: Config) -> keras.Model:
     if len(x.shape) == 4:
         x = layers.DepthwiseConv2D(tuple(x.shape[1:3]), padding="valid", use_bias=False,
                                    name="gdconv")(x)
-        x = layers.BatchNormalization(momentum=0.9, epsilon=1e-3, name="gdconv_bn")(x)
+        x = FusedBatchNormalization(momentum=0.9, epsilon=1e-3, name="gdconv_bn")(x)
         x = layers.Flatten(name="flatten")(x)
     if config.model.dropout > 0:
         x = layers.Dropout(config.model.dropout, name="dropout")(x)
     if config.model.embedding_size > 0:
         x = layers.Dense(config.model.embedding_size, use_bias=False, name="projection")(x)
-        x = layers.BatchNormalization(momentum=0.9, epsilon=1e-3, name="projection_bn")(x)
+        x = FusedBatchNormalization(momentum=0.9, epsilon=1e-3, name="projection_bn")(x)
     outputs = layers.UnitNormalization(axis=-1, dtype="float32", name=EMBEDDING)(x)
     return keras.Model(inputs, outputs, name=f"face_{config.model.backbone}")
 

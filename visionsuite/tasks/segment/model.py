@@ -169,6 +169,8 @@ def build_unet(config: Config, classes: int):
 def _conv_block(x, filters: int, norm: str, name: str):
     from keras import layers
 
+    from visionsuite.core.backbones import FusedBatchNormalization
+
     for index in (1, 2):
         x = layers.Conv2D(filters, 3, padding="same", use_bias=norm == "none",
                           name=f"{name}_conv{index}")(x)
@@ -176,7 +178,7 @@ def _conv_block(x, filters: int, norm: str, name: str):
             # Momentum 0.9, as the zoo's backbones (and PyTorch): with Keras' 0.99 the moving
             # statistics of a small set's first epochs (14 images: 14 steps each) were still
             # mostly their initial 0 and 1, and val Dice fell to 0.07 while train Dice was 0.93.
-            x = layers.BatchNormalization(momentum=0.9, name=f"{name}_bn{index}")(x)
+            x = FusedBatchNormalization(momentum=0.9, name=f"{name}_bn{index}")(x)
         elif norm == "group":
             x = layers.GroupNormalization(min(8, filters), name=f"{name}_gn{index}")(x)
         x = layers.ReLU(name=f"{name}_relu{index}")(x)
