@@ -16,6 +16,15 @@ def test_mixed_precision_settings_name_keras_policies():
         compute_policy("int8")
 
 
+def test_auto_precision_is_bfloat16_only_on_a_cpu_with_amx(tmp_path):
+    amx, older = tmp_path / "amx", tmp_path / "older"
+    amx.write_text("processor\t: 0\nflags\t\t: fpu avx512f avx512_bf16 amx_bf16 amx_tile\n")
+    older.write_text("processor\t: 0\nflags\t\t: fpu avx2 avx512f avx512_bf16\n")
+    assert compute_policy("auto", amx) == "mixed_bfloat16"
+    assert compute_policy("auto", older) == "float32"
+    assert compute_policy("auto", tmp_path / "absent") == "float32"
+
+
 def test_a_model_trained_in_bfloat16_is_saved_as_a_float32_twin():
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy("mixed_bfloat16")

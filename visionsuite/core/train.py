@@ -45,6 +45,9 @@ def train(config: Config, output: str | Path = "runs", name: str | None = None,
     check_recipe(config)
     keras.utils.set_random_seed(config.train.seed)
     policy = compute_policy(config.train.mixed_precision)
+    if config.train.mixed_precision == "auto" and policy != "float32":
+        print("precision: bfloat16 compute, float32 weights (train.mixed_precision=auto on a "
+              "CPU with AMX)", file=sys.stderr)
     previous_policy = keras.config.dtype_policy()
     keras.config.set_dtype_policy(policy)
     try:
@@ -67,12 +70,34 @@ def check_recipe(config: Config) -> None:
                                f"got '{config.train.jit_compile}'")
 
 
-def compute_policy(setting: bool | str) -> str:
-    """The Keras dtype policy that train.mixed_precision names."""
+def compute_policy(setting: bool | str, cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
+    """The Keras dtype policy that train.mixed_precision names; auto is bfloat16 where
+    `amx_bfloat16_cpu` says so, else float32."""
+    if setting == "auto":
+        return "mixed_bfloat16" if amx_bfloat16_cpu(cpuinfo) else "float32"
     if setting not in MIXED_PRECISION:
-        raise VisionsuiteError(f"train.mixed_precision must be false, bfloat16 or float16, "
-                               f"got '{setting}'")
+        raise VisionsuiteError(f"train.mixed_precision must be auto, false, bfloat16 or "
+                               f"float16, got '{setting}'")
     return MIXED_PRECISION[setting]
+
+
+def amx_bfloat16_cpu(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
+    """Whether training runs on a CPU with AMX's bfloat16 matrix units (as Linux lists its
+    flags) and no GPU. There a U-Net trained 2.4x faster in bfloat16 than in float32 (0.35 vs
+    0.86 s a step; oneDNN runs the convolutions on AMX), to the same Dice. CPUs without bfloat16
+    arithmetic emulate it, slower than float32; bfloat16 on GPUs and on AVX512-BF16 alone was
+    not measured, so auto leaves them float32."""
+    import tensorflow as tf
+
+    if tf.config.list_physical_devices("GPU"):
+        return False
+    try:
+        text = cpuinfo.read_text(errors="replace")
+    except OSError:
+        return False
+    flags = next((line.partition(":")[2].split() for line in text.splitlines()
+                  if line.startswith("flags")), [])
+    return "amx_bf16" in flags
 
 
 def float32_twin(model):
