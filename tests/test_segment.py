@@ -855,6 +855,27 @@ def test_crops_cover_images_of_different_sizes():
         2, IGNORE}
 
 
+def test_uint8_images_augment_to_the_float32_crops_of_their_float_values():
+    """Whole-pixel crops sample the stored uint8 values and cast after (fewer pixels to cast);
+    with free rotation they are cast first and interpolated. Both as from float input."""
+    import tensorflow as tf
+
+    from visionsuite.config import AugmentConfig
+    from visionsuite.core.augment import make_augment
+
+    images = np.random.default_rng(0).integers(0, 256, (3, 40, 36, 3)).astype(np.uint8)
+    masks = tf.constant(np.arange(3 * 40 * 36).reshape(3, 40, 36) % 3, tf.int32)
+    seed = tf.constant([3, 4])
+    for rotate in (0, 20):
+        augment = make_augment(AugmentConfig(flip=0.5, rotate90=0.5, rotate=rotate,
+                                             brightness=0.1, contrast=0.2), crop_size=16)
+        from_bytes, byte_masks = augment(tf.constant(images), masks, seed=seed)
+        from_floats, float_masks = augment(tf.constant(images, tf.float32), masks, seed=seed)
+        assert from_bytes.dtype == tf.float32
+        assert np.allclose(from_bytes.numpy(), from_floats.numpy(), atol=1e-4)
+        assert np.array_equal(byte_masks.numpy(), float_masks.numpy())
+
+
 def test_crops_without_free_rotation_or_zoom_move_pixels_without_interpolating():
     """Flips, quarter turns and crops at whole-pixel offsets: every crop pixel is one image
     pixel, and its mask value comes from that same pixel."""

@@ -26,9 +26,9 @@ AUGMENTATIONS = ("flip", "vflip", "rotate", "rotate90", "translate", "zoom", "br
 
 
 def make_augment(config: AugmentConfig, crop_size: int | None = None):
-    """A function from a float32 batch (B, H, W, C) in 0..255, and optionally integer masks
-    (B, H, W), to the augmented batch (and masks, when given). Its `seed`, two integers, decides
-    every random choice; without one, a random seed is drawn.
+    """A function from a batch (B, H, W, C) in 0..255 (any number type), and optionally integer
+    masks (B, H, W), to the augmented float32 batch (and masks, when given). Its `seed`, two
+    integers, decides every random choice; without one, a random seed is drawn.
 
     With `crop_size`, each image yields one random crop_size x crop_size crop (segmentation
     trains on crops of larger images)."""
@@ -36,6 +36,10 @@ def make_augment(config: AugmentConfig, crop_size: int | None = None):
 
     geometric = bool(config.flip or config.vflip or config.rotate or config.rotate90
                      or config.translate or config.zoom or config.elastic or crop_size)
+    # Flips, quarter turns and whole-pixel shifts and crops map pixels onto pixels, where
+    # bilinear sampling is nearest sampling: then one gather instead of four, on the input's own
+    # (uint8) values before the cast to float32. Segment's training input took half the time.
+    whole_pixels = not (config.rotate or config.zoom or config.elastic)
 
     @tf.function(jit_compile=True)
     def augment(images, masks=None, seed=None):
@@ -55,9 +59,11 @@ def make_augment(config: AugmentConfig, crop_size: int | None = None):
                                            config.elastic_grid) if config.elastic else None)
             coords = _source_coordinates(transforms, heights, widths, out_h, out_w,
                                          displacement)
-            images = _bilinear(images, *coords)
+            images = (_nearest(images, *coords) if whole_pixels
+                      else _bilinear(tf.cast(images, tf.float32), *coords))
             if masks is not None:
                 masks = _nearest(masks, *coords)
+        images = tf.cast(images, tf.float32)
         if config.brightness or config.contrast:
             images = _color(draw, images, batch, config)
         if config.erase > 0:

@@ -182,13 +182,13 @@ def make_dataset(
 
     def prepare(indices, augment_seed=None):
         indices = indices % len(images)
-        x = tf.cast(tf.gather(images_t, indices), tf.float32)
-        y = tf.gather(targets_t, indices)
-        if augmenting:
+        x, y = tf.gather(images_t, indices), tf.gather(targets_t, indices)
+        if augmenting:  # on the stored values: crops cast fewer pixels than whole images
             if spatial_targets:
                 x, y = augment_fn(x, tf.cast(y, tf.int32), seed=augment_seed)
             else:
                 x = augment_fn(x, seed=augment_seed)
+        x = tf.cast(x, tf.float32)
         return x, (target_fn(y) if target_fn is not None else y)
 
     dataset = dataset.map(prepare, num_parallel_calls=2, deterministic=True)
