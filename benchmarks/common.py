@@ -50,21 +50,33 @@ def rates(timer: EpochTimer, images_per_epoch: int) -> tuple[float, float]:
             images_per_epoch / float(np.median(timer.cpu_seconds[1:])))
 
 
-def interleaved_throughput(config, plain, train_xy, val_xy, samples: int, unit: str) -> dict:
+def interleaved_throughput(config, plain, train_xy, val_xy, samples: int, unit: str,
+                           textbook=None) -> dict:
     """Train `config` with `visionsuite train` and, after each of its epochs, one epoch of the
-    compiled `plain` model on `train_xy` (`samples` items); the rates of both."""
+    compiled `plain` model on `train_xy` (`samples` items), and of `textbook` if given; the
+    rates of each."""
     batch = config.train.batch_size
     # The plain epochs run inside ours: a time budget would count them and cut ours. A copy,
     # so that the caller's config (also used for its full training) keeps its budget.
     config = copy.deepcopy(config)
     config.train.max_minutes = None
     ours, theirs = EpochTimer(), EpochTimer()
-    interleave = InterleavedPlainEpoch(plain, train_xy, val_xy, batch, theirs)
+    interleave = [InterleavedPlainEpoch(plain, train_xy, val_xy, batch, theirs)]
+    textbook_timer = EpochTimer()
+    if textbook is not None:
+        interleave.append(InterleavedPlainEpoch(textbook, train_xy, val_xy, batch,
+                                                textbook_timer))
     with tempfile.TemporaryDirectory() as folder:
-        train(config, output=folder, name="throughput", callbacks=[ours, interleave])
+        train(config, output=folder, name="throughput", callbacks=[ours, *interleave])
     ours_wall, ours_cpu = rates(ours, (samples // batch) * batch)  # ours drops the remainder
     plain_wall, plain_cpu = rates(theirs, samples)
-    return {"epochs": config.train.epochs,
+    extra = {}
+    if textbook is not None:
+        textbook_wall = rates(textbook_timer, samples)[0]
+        extra = {f"textbook_keras_{unit}_per_s": round(textbook_wall, 2),
+                 "ratio_to_textbook": round(ours_wall / textbook_wall, 3),
+                 "textbook_epoch_s": [round(x, 2) for x in textbook_timer.seconds]}
+    return {**extra, "epochs": config.train.epochs,
             f"visionsuite_{unit}_per_s": round(ours_wall, 2),
             f"plain_keras_{unit}_per_s": round(plain_wall, 2),
             "ratio": round(ours_wall / plain_wall, 3),
@@ -72,6 +84,22 @@ def interleaved_throughput(config, plain, train_xy, val_xy, samples: int, unit: 
             "visionsuite_epoch_s": [round(x, 2) for x in ours.seconds],
             "plain_epoch_s": [round(x, 2) for x in theirs.seconds],
             "batch_size": batch}
+
+
+def keras_batch_norm_twin(model):
+    """An uncompiled copy of `model` with Keras' own BatchNormalization wherever it has the
+    project's FusedBatchNormalization: the model as a textbook Keras script would write it."""
+    def swapped(node):
+        if isinstance(node, dict):
+            if node.get("class_name") == "FusedBatchNormalization":
+                return {**node, "module": "keras.layers", "class_name": "BatchNormalization",
+                        "registered_name": None}
+            return {key: swapped(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [swapped(value) for value in node]
+        return node
+
+    return keras.Model.from_config(swapped(model.get_config()))
 
 
 def training_or_finished_run(run_arg, earlier: dict, data: str, workdir: str, full_training,

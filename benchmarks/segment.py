@@ -6,7 +6,9 @@ recipe's accuracy, and tiled inference time per megapixel for Keras and every TF
 1. Throughput: crops/s of `visionsuite train segment` (random crops with augmentation, EMA,
    checkpoints and logs) against a minimal hand-written `model.fit` of the same U-Net on
    fixed crops of the same images, validating on the same val tiles, epochs interleaved,
-   median epoch after the first.
+   median epoch after the first: `ratio` against the same model at the same precision (the
+   cost of our pipeline), `ratio_to_textbook` against it in float32 with Keras' own batch norm
+   (what a textbook script trains).
 2. Accuracy: a full `visionsuite train segment` with the shipped configs/segment.yaml (skipped
    when --run names a finished run): wall time, crops/s, Dice of each class, pixel accuracy.
 3. Export: none, float16, dynamic and int8; size, Dice and pixel accuracy of Keras and .tflite
@@ -31,7 +33,8 @@ import_tensorflow_quietly()  # first: TensorFlow's C++ start-up notices stay off
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from common import interleaved_throughput, timed_training, training_or_finished_run  # noqa: E402
+from common import (interleaved_throughput, keras_batch_norm_twin, timed_training,  # noqa: E402
+                    training_or_finished_run)
 from visionsuite.config import load_config  # noqa: E402
 from visionsuite.core.evaluate import load_run_config  # noqa: E402
 from visionsuite.core.export import QUANTIZATIONS, export_all  # noqa: E402
@@ -39,6 +42,7 @@ from visionsuite.core.files import write_json  # noqa: E402
 from visionsuite.core.models import (KerasPredictor, TFLitePredictor, load_keras_model,  # noqa: E402
                                      resolve_model)
 from visionsuite.core.report import table  # noqa: E402
+from visionsuite.core.train import compute_policy, float32_twin  # noqa: E402
 from visionsuite.tasks.segment import TASK  # noqa: E402
 from visionsuite.tasks.segment.data import IGNORE  # noqa: E402
 from visionsuite.tasks.segment.tiles import val_tiles  # noqa: E402
@@ -69,13 +73,24 @@ def throughput(data_path: str, epochs: int) -> dict:
     # The val tiles that `visionsuite train` validates on every epoch, so both do the same work.
     val_x, val_y = val_tiles(data.val, size)
     val_x, val_y = val_x.astype("float32"), np.where(val_y == IGNORE, 0, val_y)
-    plain = TASK.build_model(config, data.labels)
-    # The textbook loop: Adam and per-pixel cross-entropy on the model's softmax.
-    plain.compile(keras.optimizers.Adam(1e-3), keras.losses.SparseCategoricalCrossentropy(),
-                  metrics=["accuracy"])
-    result = interleaved_throughput(config, plain, train_xy, (val_x, val_y), crops, "crops")
+    # At the precision ours computes in (bfloat16 where auto picks it), so that the ratio is the
+    # cost of our pipeline; benchmarks/train_step.py times the precisions and batch norms.
+    policy = compute_policy(config.train.mixed_precision)
+    keras.config.set_dtype_policy(policy)
+    try:
+        plain = TASK.build_model(config, data.labels)
+    finally:
+        keras.config.set_dtype_policy("float32")
+    # And as a textbook script writes it: float32 and Keras' own batch norm.
+    textbook = keras_batch_norm_twin(float32_twin(plain))
+    for model in (plain, textbook):
+        # The textbook loop: Adam and per-pixel cross-entropy on the model's softmax.
+        model.compile(keras.optimizers.Adam(1e-3), keras.losses.SparseCategoricalCrossentropy(),
+                      metrics=["accuracy"])
+    result = interleaved_throughput(config, plain, train_xy, (val_x, val_y), crops, "crops",
+                                    textbook)
     return {**result, "crop": size, "filters": config.model.filters,
-            "levels": config.model.levels}
+            "levels": config.model.levels, "precision": policy}
 
 
 def summary(run: Path) -> dict:
