@@ -10,7 +10,7 @@ import time
 import keras
 import numpy as np
 
-from visionsuite.core.train import train
+from visionsuite.core.train import rebuilt_with, train
 
 
 class EpochTimer(keras.callbacks.Callback):
@@ -89,17 +89,10 @@ def interleaved_throughput(config, plain, train_xy, val_xy, samples: int, unit: 
 def keras_batch_norm_twin(model):
     """An uncompiled copy of `model` with Keras' own BatchNormalization wherever it has the
     project's FusedBatchNormalization: the model as a textbook Keras script would write it."""
-    def swapped(node):
-        if isinstance(node, dict):
-            if node.get("class_name") == "FusedBatchNormalization":
-                return {**node, "module": "keras.layers", "class_name": "BatchNormalization",
-                        "registered_name": None}
-            return {key: swapped(value) for key, value in node.items()}
-        if isinstance(node, list):
-            return [swapped(value) for value in node]
-        return node
-
-    return keras.Model.from_config(swapped(model.get_config()))
+    return rebuilt_with(model, "FusedBatchNormalization",
+                        lambda node: {**node, "module": "keras.layers",
+                                      "class_name": "BatchNormalization",
+                                      "registered_name": None})
 
 
 def training_or_finished_run(run_arg, earlier: dict, data: str, workdir: str, full_training,

@@ -42,7 +42,7 @@ from visionsuite.core.files import write_json  # noqa: E402
 from visionsuite.core.models import (KerasPredictor, TFLitePredictor, load_keras_model,  # noqa: E402
                                      resolve_model)
 from visionsuite.core.report import table  # noqa: E402
-from visionsuite.core.train import compute_policy, float32_twin  # noqa: E402
+from visionsuite.core.train import compute_policy, dtype_policy, float32_twin  # noqa: E402
 from visionsuite.tasks.segment import TASK  # noqa: E402
 from visionsuite.tasks.segment.data import IGNORE  # noqa: E402
 from visionsuite.tasks.segment.tiles import val_tiles  # noqa: E402
@@ -76,11 +76,8 @@ def throughput(data_path: str, epochs: int) -> dict:
     # At the precision ours computes in (bfloat16 where auto picks it), so that the ratio is the
     # cost of our pipeline; benchmarks/train_step.py times the precisions and batch norms.
     policy = compute_policy(config.train.mixed_precision)
-    keras.config.set_dtype_policy(policy)
-    try:
+    with dtype_policy(policy):
         plain = TASK.build_model(config, data.labels)
-    finally:
-        keras.config.set_dtype_policy("float32")
     # And as a textbook script writes it: float32 and Keras' own batch norm.
     textbook = keras_batch_norm_twin(float32_twin(plain))
     for model in (plain, textbook):

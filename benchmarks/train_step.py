@@ -12,7 +12,6 @@ timed where the CPU has AMX (see `amx_bfloat16_cpu`); elsewhere it is emulated a
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import sys
 import time
@@ -27,38 +26,26 @@ import_tensorflow_quietly()  # first: TensorFlow's C++ start-up notices stay off
 
 import keras  # noqa: E402
 
+from common import keras_batch_norm_twin  # noqa: E402
+
 from visionsuite.config import load_config  # noqa: E402
-from visionsuite.core.backbones import FusedBatchNormalization  # noqa: E402
 from visionsuite.core.files import write_json  # noqa: E402
 from visionsuite.core.report import table  # noqa: E402
-from visionsuite.core.train import amx_bfloat16_cpu  # noqa: E402
+from visionsuite.core.train import amx_bfloat16_cpu, dtype_policy  # noqa: E402
 from visionsuite.tasks import get_task  # noqa: E402
 
 LABELS = {"classify": ["a", "b", "c"], "segment": ["background", "foreground"],
           "face": [f"s{i}" for i in range(30)], "detect": ["a", "b", "c"]}
 
 
-@contextlib.contextmanager
-def keras_batch_norm(on: bool):
-    """While `on`, FusedBatchNormalization runs Keras' own training code."""
-    fusable = FusedBatchNormalization._fusable
-    if on:
-        FusedBatchNormalization._fusable = lambda self, inputs, mask: False
-    try:
-        yield
-    finally:
-        FusedBatchNormalization._fusable = fusable
-
-
-def step_seconds(task_name: str, policy: str, steps: int) -> float:
+def step_seconds(task_name: str, policy: str, batch_norm: str, steps: int) -> float:
     # A dataset named, so that the shipped config holds, not the embedded default's sizes.
     config = load_config(task_name, overrides={"data.path": "unused"})
     keras.utils.set_random_seed(0)
-    keras.config.set_dtype_policy(policy)
-    try:
+    with dtype_policy(policy):
         model = get_task(task_name).build_model(config, LABELS[task_name])
-    finally:
-        keras.config.set_dtype_policy("float32")
+    if batch_norm == "keras":
+        model = keras_batch_norm_twin(model)  # each layer keeps its dtype policy
     batch = config.train.batch_size
     rng = np.random.default_rng(0)
     images = rng.uniform(0, 255, (batch, *model.input_shape[1:])).astype("float32")
@@ -86,8 +73,7 @@ def main():
         row = {"task": task_name}
         for policy in policies:
             for batch_norm in ("keras", "fused"):
-                with keras_batch_norm(batch_norm == "keras"):
-                    seconds = step_seconds(task_name, policy, args.steps)
+                seconds = step_seconds(task_name, policy, batch_norm, args.steps)
                 row[f"{policy.removeprefix('mixed_')}_{batch_norm}_bn_s"] = round(seconds, 4)
                 print(f"{task_name} {policy} {batch_norm} batch norm: {seconds:.3f} s/step",
                       file=sys.stderr, flush=True)

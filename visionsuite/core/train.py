@@ -7,6 +7,7 @@ is evaluated and saved), best-checkpoint saving, early stopping, CSV and TensorB
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import shutil
@@ -48,12 +49,8 @@ def train(config: Config, output: str | Path = "runs", name: str | None = None,
     if config.train.mixed_precision == "auto" and policy != "float32":
         print("precision: bfloat16 compute, float32 weights (train.mixed_precision=auto on a "
               "CPU with AMX)", file=sys.stderr)
-    previous_policy = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(policy)
-    try:
+    with dtype_policy(policy):
         return _train(task, config, output, name, resume, callbacks, started)
-    finally:
-        keras.config.set_dtype_policy(previous_policy)
 
 
 MIXED_PRECISION = {False: "float32", True: "mixed_float16", "float16": "mixed_float16",
@@ -83,7 +80,7 @@ def compute_policy(setting: bool | str, cpuinfo: Path = Path("/proc/cpuinfo")) -
 
 def amx_bfloat16_cpu(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
     """Whether training runs on a CPU with AMX's bfloat16 matrix units (as Linux lists its
-    flags) and no GPU. There the shipped U-Net's step took 0.32 s in bfloat16 against 0.69 s
+    flags) and no GPU. There the shipped U-Net's step took 0.31 s in bfloat16 against 0.67 s
     in float32 (oneDNN runs the convolutions on AMX; benchmarks/train_step.py), and membrane's
     Dice did not fall. CPUs without bfloat16 arithmetic emulate it, slower than float32;
     bfloat16 on GPUs and on AVX512-BF16 alone was not measured, so auto leaves them float32."""
@@ -104,16 +101,34 @@ def float32_twin(model):
     """An uncompiled copy of `model`'s architecture computing in float32: what is saved,
     evaluated and exported, whatever precision training used (the weights are float32 in
     both)."""
-    def float32_policies(node):
+    return rebuilt_with(model, "DTypePolicy",
+                        lambda node: {**node, "config": {**node["config"], "name": "float32"}})
+
+
+def rebuilt_with(model, class_name: str, replace):
+    """An uncompiled copy of `model` from its config, every object of `class_name` in it (a
+    layer, a dtype policy) serialized as `replace(its serialized dict)`."""
+    def rewritten(node):
         if isinstance(node, dict):
-            if node.get("class_name") == "DTypePolicy":
-                return {**node, "config": {**node["config"], "name": "float32"}}
-            return {key: float32_policies(value) for key, value in node.items()}
+            if node.get("class_name") == class_name:
+                return replace(node)
+            return {key: rewritten(value) for key, value in node.items()}
         if isinstance(node, list):
-            return [float32_policies(value) for value in node]
+            return [rewritten(value) for value in node]
         return node
 
-    return keras.Model.from_config(float32_policies(model.get_config()))
+    return keras.Model.from_config(rewritten(model.get_config()))
+
+
+@contextlib.contextmanager
+def dtype_policy(policy: str):
+    """Keras' global dtype policy is `policy` while models are built inside."""
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(policy)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
 
 
 def _train(task, config: Config, output, name, resume, callbacks, started) -> Path:
