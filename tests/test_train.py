@@ -318,3 +318,26 @@ def test_compiled_updates_change_the_weights_as_keras_updates_do(monkeypatch):
 
     for ours, theirs in zip(trained(True), trained(False)):
         np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-7)
+
+
+def test_graph_swap_exchanges_weights_and_average_both_ways():
+    from visionsuite.core import train as core_train
+
+    inputs = keras.Input((2,))
+    model = keras.Model(inputs, keras.layers.Dense(3)(inputs))
+    optimizer = core_train.WarmingEMAAdamW(0.1, use_ema=True)
+    model.compile(optimizer, "mse")
+    model.train_on_batch(np.ones((4, 2), "float32"), np.zeros((4, 3), "float32"))
+    weights = [v.numpy() for v in model.trainable_variables]
+    averages = [v.numpy() for v in optimizer._model_variables_moving_average]
+    assert not np.allclose(weights[0], averages[0])
+    swap = core_train.GraphSwapEMAWeights(swap_on_epoch=False)
+    swap.set_model(model)
+    swap.on_test_begin()
+    for variable, average in zip(model.trainable_variables, averages):
+        np.testing.assert_allclose(variable.numpy(), average, rtol=1e-6)
+    swap.on_test_end()
+    for variable, weight in zip(model.trainable_variables, weights):
+        np.testing.assert_allclose(variable.numpy(), weight, rtol=1e-6)
+    for average, expected in zip(optimizer._model_variables_moving_average, averages):
+        np.testing.assert_allclose(average.numpy(), expected, rtol=1e-6)

@@ -295,6 +295,23 @@ class _CompiledUpdates:
         return cache[key]
 
 
+class GraphSwapEMAWeights(keras.callbacks.SwapEMAWeights):
+    """Keras' swap of the weights and their average around each validation, run as one graph:
+    eager, its three assignments a variable took 49 ms for face's 184 variables (twice an
+    epoch of some 2 s on ORL), as a graph 4.5 ms."""
+
+    def _tf_swap_variables(self, optimizer):
+        import tensorflow as tf
+
+        if tf.distribute.has_strategy():
+            return super()._tf_swap_variables(optimizer)
+        graphs = self.__dict__.setdefault("_graphs", {})
+        if id(optimizer) not in graphs:
+            swap = super()._tf_swap_variables
+            graphs[id(optimizer)] = tf.function(lambda: swap(optimizer))
+        graphs[id(optimizer)]()
+
+
 @keras.saving.register_keras_serializable("visionsuite")
 class WarmingEMAAdamW(_CompiledUpdates, _WarmingEMA, keras.optimizers.AdamW):
     pass
@@ -316,7 +333,7 @@ def fit_model(model, task, config: Config, data, run_dir: Path, state: dict,
     if config.train.ema:
         # Validation sees the averaged weights (BestCheckpoint saves them); training and
         # last.keras keep the raw ones, so that --resume continues exactly.
-        callbacks.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=False))
+        callbacks.append(GraphSwapEMAWeights(swap_on_epoch=False))
     best = BestCheckpoint(run_dir, task.monitor, task.monitor_mode, state,
                           lambda model: task.inference_model(model, config))
     callbacks += [
