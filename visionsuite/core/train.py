@@ -263,9 +263,9 @@ class _WarmingEMA:
 
 class _CompiledUpdates:
     """The whole update (weight decay, the optimizer's step and the moving average) compiled
-    by XLA as one function. Keras applies it variable by variable, some ten small ops each: on
-    a bfloat16 U-Net step (2 cores) that took 10 ms more, as much as the average itself.
-    TensorFlow only, and not under a tf.distribute strategy (whose per-replica updates XLA
+    by XLA as one function. Keras applies it variable by variable, some ten small ops each;
+    compiled, a step took 104 ms instead of 113 (classify, float32), 117 instead of 120
+    (face) and 325 instead of 330 (segment, bfloat16), 2 cores here. TensorFlow only, and not under a tf.distribute strategy (whose per-replica updates XLA
     does not take) nor with gradient accumulation: Keras' own code there."""
 
     def _backend_apply_gradients(self, grads, trainable_variables):
