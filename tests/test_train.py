@@ -289,37 +289,6 @@ def test_a_second_ctrl_c_quits_at_once_keeping_the_last_checkpoint(shapes_dir, t
     assert [line.split(",")[0] for line in logged[1:]] == ["0", "1", "2", "3"]
 
 
-def test_compiled_updates_change_the_weights_as_keras_updates_do(monkeypatch):
-    """The update compiled by XLA (decay, AdamW step and moving average in one function) gives
-    the weights, moments and average of Keras' variable-by-variable update."""
-    from visionsuite.core import train as core_train
-
-    def trained(compiled: bool):
-        if not compiled:
-            monkeypatch.setattr(core_train._CompiledUpdates, "_compiled_update",
-                                lambda self, variables: None)
-        keras.utils.set_random_seed(3)
-        inputs = keras.Input((4,))
-        hidden = keras.layers.Dense(8, activation="relu")(inputs)
-        model = keras.Model(inputs, keras.layers.Dense(2)(hidden))
-        schedule = keras.optimizers.schedules.CosineDecay(0.01, 20, warmup_target=0.05,
-                                                          warmup_steps=3)
-        optimizer = core_train.WarmingEMAAdamW(schedule, weight_decay=0.1, use_ema=True,
-                                               ema_momentum=0.9)
-        optimizer.exclude_from_weight_decay(var_names=["bias"])
-        model.compile(optimizer, "mse")
-        x = np.random.default_rng(0).normal(size=(32, 4)).astype("float32")
-        y = np.random.default_rng(1).normal(size=(32, 2)).astype("float32")
-        for _ in range(6):
-            model.train_on_batch(x, y)
-        assert (optimizer._compiled_update(model.trainable_variables) is not None) == compiled
-        return [v.numpy() for v in model.weights + optimizer.variables
-                + optimizer._model_variables_moving_average]
-
-    for ours, theirs in zip(trained(True), trained(False)):
-        np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-7)
-
-
 def test_graph_swap_exchanges_weights_and_average_both_ways():
     from visionsuite.core import train as core_train
 

@@ -261,40 +261,6 @@ class _WarmingEMA:
                 average.assign(kept * average + (1 - kept) * variable)
 
 
-class _CompiledUpdates:
-    """The whole update (weight decay, the optimizer's step and the moving average) compiled
-    by XLA as one function. Keras applies it variable by variable, some ten small ops each;
-    compiled, a step took 104 ms instead of 113 (classify, float32), 117 instead of 120
-    (face) and 325 instead of 330 (segment, bfloat16), 2 cores here. TensorFlow only, and not under a tf.distribute strategy (whose per-replica updates XLA
-    does not take) nor with gradient accumulation: Keras' own code there."""
-
-    def _backend_apply_gradients(self, grads, trainable_variables):
-        compiled = self._compiled_update(trainable_variables)
-        if compiled is None:
-            return super()._backend_apply_gradients(grads, trainable_variables)
-        compiled(list(grads))
-
-    def _compiled_update(self, trainable_variables):
-        if keras.backend.backend() != "tensorflow" or self.gradient_accumulation_steps:
-            return None
-        import tensorflow as tf
-
-        if tf.distribute.has_strategy():
-            return None
-        variables = list(trainable_variables)
-        # One function per list of variables: traced once per training function.
-        key = tuple(id(variable) for variable in variables)
-        cache = self.__dict__.setdefault("_compiled_updates", {})
-        if key not in cache:
-            base = super()
-
-            def update(grads):
-                base._backend_apply_gradients(grads, variables)
-
-            cache[key] = tf.function(update, jit_compile=True)
-        return cache[key]
-
-
 class GraphSwapEMAWeights(keras.callbacks.SwapEMAWeights):
     """Keras' swap of the weights and their average around each validation, run as one graph:
     eager, its three assignments a variable took 49 ms for face's 184 variables (twice an
@@ -313,12 +279,12 @@ class GraphSwapEMAWeights(keras.callbacks.SwapEMAWeights):
 
 
 @keras.saving.register_keras_serializable("visionsuite")
-class WarmingEMAAdamW(_CompiledUpdates, _WarmingEMA, keras.optimizers.AdamW):
+class WarmingEMAAdamW(_WarmingEMA, keras.optimizers.AdamW):
     pass
 
 
 @keras.saving.register_keras_serializable("visionsuite")
-class WarmingEMASGD(_CompiledUpdates, _WarmingEMA, keras.optimizers.SGD):
+class WarmingEMASGD(_WarmingEMA, keras.optimizers.SGD):
     pass
 
 
