@@ -310,3 +310,24 @@ def test_graph_swap_exchanges_weights_and_average_both_ways():
         np.testing.assert_allclose(variable.numpy(), weight, rtol=1e-6)
     for average, expected in zip(optimizer._model_variables_moving_average, averages):
         np.testing.assert_allclose(average.numpy(), expected, rtol=1e-6)
+
+
+def test_last_checkpoint_counts_the_epochs_own_seconds_not_the_time_between():
+    from visionsuite.core.train import LastCheckpoint
+
+    now = [0.0]
+    checkpoint = LastCheckpoint(None, {}, every_seconds=10, best=None, clock=lambda: now[0])
+    saved = []
+    checkpoint.save = saved.append
+    checkpoint.set_params({"epochs": 6})
+    model = keras.Sequential()
+    model.stop_training = False  # fit sets it
+    checkpoint.set_model(model)
+    for epoch in range(6):
+        checkpoint.on_epoch_begin(epoch)
+        now[0] += 4.0  # the epoch
+        checkpoint.on_epoch_end(epoch)
+        now[0] += 30.0  # a caller's callbacks after it, or a benchmark's other models
+    # 4 s epochs: saved once 10 s of them have passed (epochs 2 and 5, the last), not after
+    # every epoch as the 34 s between ends would have it.
+    assert saved == [2, 5]
