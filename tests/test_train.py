@@ -331,3 +331,33 @@ def test_last_checkpoint_counts_the_epochs_own_seconds_not_the_time_between():
     # 4 s epochs: saved once 10 s of them have passed (epochs 2 and 5, the last), not after
     # every epoch as the 34 s between ends would have it.
     assert saved == [2, 5]
+
+
+def test_compiled_average_matches_keras_ops_and_leaves_training_untouched():
+    """The XLA-compiled update of the average gives Keras' average (to rounding) and the weights
+    train bit for bit as with the uncompiled update: the average feeds nothing back."""
+    from visionsuite.core.train import WarmingEMAAdamW
+
+    def trained(compiled: bool):
+        keras.utils.set_random_seed(0)
+        inputs = keras.Input((3,))
+        hidden = keras.layers.Dense(4, activation="relu")(inputs)
+        model = keras.Model(inputs, keras.layers.Dense(2)(hidden))
+        optimizer = WarmingEMAAdamW(0.05, weight_decay=0.01, use_ema=True, ema_momentum=0.9)
+        if not compiled:
+            optimizer.__dict__["_compiled_average"] = lambda variables: None
+        model.compile(optimizer, "mse")
+        rng = np.random.default_rng(0)
+        for _ in range(5):
+            model.train_on_batch(rng.normal(size=(8, 3)).astype("float32"),
+                                 rng.normal(size=(8, 2)).astype("float32"))
+        assert bool(optimizer.__dict__.get("_compiled_averages")) == compiled
+        return ([v.numpy() for v in model.trainable_variables],
+                [a.numpy() for a in optimizer._model_variables_moving_average])
+
+    (weights, averages), (keras_weights, keras_averages) = trained(True), trained(False)
+    for ours, theirs in zip(weights, keras_weights):
+        np.testing.assert_array_equal(ours, theirs)
+    for ours, theirs, weight in zip(averages, keras_averages, weights):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-6, atol=1e-7)
+        assert not np.allclose(ours, weight)  # a real average, not the weights

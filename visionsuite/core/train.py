@@ -253,6 +253,34 @@ class _WarmingEMA:
     def _update_model_variables_moving_average(self, trainable_variables):
         if not self.use_ema:
             return
+        compiled = self._compiled_average(trainable_variables)
+        if compiled is None:
+            self._average(trainable_variables)
+        else:
+            compiled()
+
+    def _compiled_average(self, trainable_variables):
+        """The average's update compiled by XLA as one function (Keras runs some five small ops a
+        variable): steps of 309 ms instead of 314 (segment) and 110 instead of 113 (face) here.
+        Only the average: it feeds nothing back into training, so the weights train bit for bit
+        as with Keras' update. (The optimizer's step compiled too gave face a lower ORL AUC on
+        four seeds of five, mean 0.953 against 0.964.) TensorFlow only, and not under a
+        tf.distribute strategy, whose per-replica updates XLA does not take."""
+        if keras.backend.backend() != "tensorflow":
+            return None
+        import tensorflow as tf
+
+        if tf.distribute.has_strategy():
+            return None
+        variables = list(trainable_variables)
+        # One function per list of variables: traced once per training function.
+        key = tuple(id(variable) for variable in variables)
+        cache = self.__dict__.setdefault("_compiled_averages", {})
+        if key not in cache:
+            cache[key] = tf.function(lambda: self._average(variables), jit_compile=True)
+        return cache[key]
+
+    def _average(self, trainable_variables):
         step = keras.ops.cast(self.iterations, "float32")
         momentum = keras.ops.minimum(self.ema_momentum, (1.0 + step) / (10.0 + step))
         for variable, average in zip(trainable_variables, self._model_variables_moving_average):
