@@ -880,6 +880,27 @@ def test_uint8_images_augment_to_the_float32_crops_of_their_float_values():
         assert from_bytes.dtype == tf.float32
         assert np.allclose(from_bytes.numpy(), from_floats.numpy(), atol=1e-4)
         assert np.array_equal(byte_masks.numpy(), float_masks.numpy())
+        # Masks as stored (uint8), as make_dataset passes them, crop to the same values.
+        stored_masks = augment(tf.constant(images), tf.cast(masks, tf.uint8), seed=seed)[1]
+        assert np.array_equal(stored_masks.numpy(), byte_masks.numpy())
+
+
+def test_training_batches_crop_stored_masks_with_their_images_as_int32():
+    import tensorflow as tf
+
+    from visionsuite.config import AugmentConfig
+    from visionsuite.core.augment import make_augment
+    from visionsuite.core.data import make_dataset
+
+    values = (np.arange(5 * 40 * 36) % 251).astype(np.uint8).reshape(5, 40, 36)
+    augment = make_augment(AugmentConfig(flip=0.5, vflip=0.5, rotate=0, rotate90=0.5,
+                                         translate=0, zoom=0, brightness=0, contrast=0),
+                           crop_size=16)
+    dataset = make_dataset(np.repeat(values[..., None], 3, -1), values, 4, training=True,
+                           augment_fn=augment, spatial_targets=True, repeat=2)
+    for images, masks in dataset:
+        assert masks.dtype == tf.int32 and masks.shape == (4, 16, 16)
+        assert np.array_equal(images.numpy()[..., 0], masks.numpy())
 
 
 def test_crops_without_free_rotation_or_zoom_move_pixels_without_interpolating():
