@@ -335,7 +335,8 @@ def test_last_checkpoint_counts_the_epochs_own_seconds_not_the_time_between():
 
 def test_compiled_average_matches_keras_ops_and_leaves_training_untouched():
     """The XLA-compiled update of the average gives Keras' average (to rounding) and the weights
-    train bit for bit as with the uncompiled update: the average feeds nothing back."""
+    train bit for bit as with the uncompiled update: the average feeds nothing back into a
+    step (only Keras' swap around validation, not run here, would carry its rounding over)."""
     from visionsuite.core.train import WarmingEMAAdamW
 
     def trained(compiled: bool):

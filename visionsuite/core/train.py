@@ -262,10 +262,13 @@ class _WarmingEMA:
     def _compiled_average(self, trainable_variables):
         """The average's update compiled by XLA as one function (Keras runs some five small ops a
         variable): steps of 309 ms instead of 314 (segment) and 110 instead of 113 (face) here.
-        Only the average: it feeds nothing back into training, so the weights train bit for bit
-        as with Keras' update. (The optimizer's step compiled too gave face a lower ORL AUC on
-        four seeds of five, mean 0.953 against 0.964.) TensorFlow only, and not under a
-        tf.distribute strategy, whose per-replica updates XLA does not take."""
+        Only the average: it feeds nothing back into a step, whose weights are Keras' to the bit.
+        Whole runs are not: Keras' swap around validation adds and subtracts weights and average,
+        which carries the average's rounding into the weights (classify's embedded default
+        scored 0.89 instead of 0.915, as another seed might; face's ORL figures came out the
+        same). The optimizer's step compiled too gave face a lower ORL AUC on four seeds of
+        five, mean 0.953 against 0.964. TensorFlow only, and not under a tf.distribute
+        strategy, whose per-replica updates XLA does not take."""
         if keras.backend.backend() != "tensorflow":
             return None
         import tensorflow as tf
