@@ -22,6 +22,8 @@ def keras_parts():
     import keras
     from keras import ops
 
+    from visionsuite.core.train import xla_compiled
+
     @keras.saving.register_keras_serializable("visionsuite")
     class SegmentationLoss(keras.losses.Loss):
         """Sum of cross-entropy, Dice and focal terms over pixels whose target is not IGNORE.
@@ -115,20 +117,6 @@ def keras_parts():
             return {**super().get_config(), "classes": self.classes, "score": self.score}
 
     return SegmentationLoss, SegmentationScore
-
-
-def xla_compiled(function):
-    """`function` compiled by XLA, which fuses its dozen passes over every pixel into a few:
-    the loss's forward and backward took 4.8 ms a step instead of 15.6 here, each metric's
-    update 3.3 ms instead of 9.0 (a batch of 8 256-px crops, 2 classes, as a one-hot product;
-    1.4 ms now as a pair count), and a bfloat16 U-Net step is only about 0.33 s. The TensorFlow backend's; elsewhere `function` as it is."""
-    import keras
-
-    if keras.backend.backend() != "tensorflow":
-        return function
-    import tensorflow as tf
-
-    return tf.function(function, jit_compile=True, reduce_retracing=True)
 
 
 def parse_loss(text: str) -> tuple[str, ...]:
