@@ -275,13 +275,11 @@ class _WarmingEMA:
     def _compiled_average(self, trainable_variables):
         """The average's update compiled by XLA as one function (Keras runs some five small ops a
         variable): steps of 309 ms instead of 314 (segment) and 110 instead of 113 (face) here.
-        Only the average: it feeds nothing back into a step, whose weights are Keras' to the bit.
-        Whole runs are not: Keras' swap around validation adds and subtracts weights and average,
-        which carries the average's rounding into the weights (classify's embedded default
-        scored 0.89 instead of 0.915, as another seed might; face's ORL figures came out the
-        same). The optimizer's step compiled too gave face a lower ORL AUC on four seeds of
-        five, mean 0.953 against 0.964. TensorFlow only, and not under a tf.distribute
-        strategy, whose per-replica updates XLA does not take."""
+        Only the average: it feeds nothing back into training (the swap around validation
+        copies, GraphSwapEMAWeights), so the weights train as with Keras' update, to the bit.
+        The optimizer's step compiled too gave face a lower ORL AUC on four seeds of five, mean
+        0.953 against 0.964. TensorFlow only, and not under a tf.distribute strategy, whose
+        per-replica updates XLA does not take."""
         if keras.backend.backend() != "tensorflow":
             return None
         import tensorflow as tf
@@ -306,9 +304,13 @@ class _WarmingEMA:
 
 
 class GraphSwapEMAWeights(keras.callbacks.SwapEMAWeights):
-    """Keras' swap of the weights and their average around each validation, run as one graph:
-    eager, its three assignments a variable took 49 ms for face's 184 variables (twice an
-    epoch of some 2 s on ORL), as a graph 4.5 ms."""
+    """The swap of the weights and their average around each validation, by copies and as one
+    graph. Keras' swap adds and subtracts them (w + a - a), in place to save memory: its rounding
+    reached the weights, so a run hung on the average's last bits (classify's embedded default
+    scored val accuracy 0.915 or 0.89 with averages that differed by 1e-6). Copying costs one
+    weight's size in a temporary and gives both back to the bit. Eager, Keras' three
+    assignments a variable took 49 ms for face's 184 variables (twice an epoch of some 2 s on
+    ORL); as a graph, some 4.5 ms. Under a tf.distribute strategy, Keras' own swap."""
 
     def _tf_swap_variables(self, optimizer):
         import tensorflow as tf
@@ -317,9 +319,22 @@ class GraphSwapEMAWeights(keras.callbacks.SwapEMAWeights):
             return super()._tf_swap_variables(optimizer)
         graphs = self.__dict__.setdefault("_graphs", {})
         if id(optimizer) not in graphs:
-            swap = super()._tf_swap_variables
-            graphs[id(optimizer)] = tf.function(lambda: swap(optimizer))
+            graphs[id(optimizer)] = tf.function(lambda: _exchange_values(
+                optimizer._trainable_variables, optimizer._model_variables_moving_average))
         graphs[id(optimizer)]()
+
+
+def _exchange_values(variables, others) -> None:
+    """Swap the values of two lists of variables (inside a tf.function: its automatic control
+    dependencies order each variable's read before its assignment)."""
+    import tensorflow as tf
+
+    pairs = [(variable.value, other.value) for variable, other in zip(variables, others)
+             if other is not None]
+    kept = [tf.identity(variable) for variable, _ in pairs]
+    for (variable, other), value in zip(pairs, kept):
+        variable.assign(other)
+        other.assign(value)
 
 
 @keras.saving.register_keras_serializable("visionsuite")
