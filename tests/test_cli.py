@@ -308,9 +308,9 @@ def test_data_check_names_the_task_a_dataset_is_for(tmp_path, layout, named):
             Image.new("L", (8, 8)).save(tmp_path / relative)
         else:
             (tmp_path / relative).write_text("0 0.5 0.5 0.2 0.2\n")
-    for task in ("classify", "face"):
+    for task, folder_per in (("classify", "class"), ("face", "person")):
         result = invoke("data", "check", task, tmp_path)
-        assert_one_line_error(result, named)
+        assert_one_line_error(result, f"{named}; expected one folder per {folder_per}")
         error = next(line for line in result.output.splitlines() if line.startswith("error:"))
         assert error.count(str(tmp_path)) == 1, error  # the folder is named once
 

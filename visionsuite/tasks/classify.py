@@ -14,7 +14,7 @@ from visionsuite.config import Config
 from visionsuite.core.data import check_cache_fits, decode_images
 from visionsuite.core.files import (TEST_SET_NOTE, TRAIN_FOLDER_NAMES, VAL_FOLDER_NAMES,
                                     held_out_only, named_folder, sub_folders)
-from visionsuite.core.images import folder_image_files, other_files_note
+from visionsuite.core.class_folders import scan_class_folders
 from visionsuite.errors import VisionsuiteError
 from visionsuite.tasks.base import DataReport, Split, Task, TaskData
 
@@ -86,49 +86,6 @@ def _folders_left_out(folder: Path, chosen: list[str] | None) -> list[str]:
         raise VisionsuiteError(f"{folder}: no folder for class(es) {', '.join(missing)} "
                                f"named in data.classes (folders: {', '.join(found)})")
     return [name for name in found if name not in chosen]
-
-
-def _refuse_other_task_layout(folder: Path, names: set[str]) -> None:
-    """A one-line error naming the task whose dataset `folder` is, rather than "class folder
-    holds no images" about its annotations/ or masks/ folder."""
-    if {"images", "masks"} <= names:
-        raise VisionsuiteError(f"{folder}: holds images/ and masks/, a segmentation dataset "
-                               "(visionsuite train segment); expected one folder per class")
-    if ({"images", "labels"} <= names or "annotations" in names
-            or (folder / "data.yaml").is_file()):
-        found = "data.yaml" if (folder / "data.yaml").is_file() else \
-            "annotations/" if "annotations" in names else "images/ and labels/"
-        raise VisionsuiteError(f"{folder}: holds {found}, a detection dataset "
-                               "(visionsuite train detect); expected one folder per class")
-
-
-def scan_class_folders(root: Path, folder: Path, classes: list[str] | None, odd: list[Path],
-                       skip_others: bool = False, kind: str = "class"):
-    """(file, class index) of every image in `folder/<class>/` (recursively), and the classes:
-    `classes` if given (another folder's name is an error, or with `skip_others` left out),
-    else the sub-folders found. `kind` names a folder in errors (face: person)."""
-    class_dirs = sub_folders(folder)
-    _refuse_other_task_layout(folder, {d.name.lower() for d in class_dirs})
-    if skip_others:
-        class_dirs = [d for d in class_dirs if d.name in classes]
-    if classes is None:
-        classes = [d.name for d in class_dirs]
-        if len(classes) < 2:
-            raise VisionsuiteError(
-                f"{folder}: expected one sub-folder per {kind} (at least 2), found {len(classes)}")
-    index = {name: i for i, name in enumerate(classes)}
-    items = []
-    for class_dir in class_dirs:
-        if class_dir.name not in index:
-            raise VisionsuiteError(f"{class_dir}: class '{class_dir.name}' is not in the train split")
-        others: list[Path] = []
-        images = list(folder_image_files(root, class_dir, others, recursive=True))
-        if not images:
-            raise VisionsuiteError(f"{class_dir}: {kind} folder holds no images"
-                                   f"{other_files_note(others)}")
-        odd += others
-        items += [(path, index[class_dir.name]) for path in images]
-    return items, classes
 
 
 def balanced_weights(targets: np.ndarray, classes: int) -> list[float]:

@@ -22,6 +22,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from visionsuite.core.class_folders import scan_class_folders
 from visionsuite.core.files import (TRAIN_FOLDER_NAMES, VAL_FOLDER_NAMES, named_folder,
                                     sub_folders)
 from visionsuite.core.images import IMAGE_EXTENSIONS, folder_image_files
@@ -79,8 +80,6 @@ def index_identities(root: str | Path, val_fraction: float = 0.2, seed: int = 0,
 def scan_people(root: Path, folder: Path, odd: list[Path]):
     """(file, identity index) of every image of `folder`, and the identities: its person
     folders, else the people its file names name (see people_by_file_name)."""
-    from visionsuite.tasks.classify import scan_class_folders
-
     if _named_by_file(folder):
         found = people_by_file_name(root, folder, odd)
         if found is not None:
