@@ -308,9 +308,9 @@ class GraphSwapEMAWeights(keras.callbacks.SwapEMAWeights):
     graph. Keras' swap adds and subtracts them (w + a - a), in place to save memory: its rounding
     reached the weights, so a run hung on the average's last bits (classify's embedded default
     scored val accuracy 0.915 or 0.89 with averages that differed by 1e-6). Copying costs one
-    weight's size in a temporary and gives both back to the bit. Eager, Keras' three
-    assignments a variable took 49 ms for face's 184 variables (twice an epoch of some 2 s on
-    ORL); as a graph, some 4.5 ms. Under a tf.distribute strategy, Keras' own swap."""
+    weight's size in a temporary and gives both back to the bit. A swap of the shipped U-Net's
+    50 variables took 17.8 ms with Keras' eager assignments, 0.93 ms as a graph and 0.50 ms as
+    a graph of copies (twice a validation). Under a tf.distribute strategy, Keras' own swap."""
 
     def _tf_swap_variables(self, optimizer):
         import tensorflow as tf
