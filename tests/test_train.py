@@ -131,8 +131,9 @@ def _tiny_regression(schedule):
 class _FakeClock:
     """Stands in for time.monotonic: each epoch takes `epoch_seconds`."""
 
-    def __init__(self, epoch_seconds: float):
+    def __init__(self, epoch_seconds: float, first_epoch_seconds: float | None = None):
         self.now, self.epoch_seconds = 0.0, epoch_seconds
+        self.first_epoch_seconds = first_epoch_seconds  # tracing the graph
 
     def __call__(self) -> float:
         return self.now
@@ -141,7 +142,8 @@ class _FakeClock:
         return keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: self._advance())
 
     def _advance(self):
-        self.now += self.epoch_seconds
+        first, self.first_epoch_seconds = self.first_epoch_seconds, None
+        self.now += self.epoch_seconds if first is None else first
 
 
 def test_a_time_budget_cuts_the_epochs_and_ends_the_decay_at_the_last_of_them():
@@ -165,6 +167,30 @@ def test_a_time_budget_cuts_the_epochs_and_ends_the_decay_at_the_last_of_them():
     # A resumed run counts its earlier sessions: this one has used its budget.
     assert TimeBudget(0.5, 10, started=clock.now, state=state, steps_per_epoch=2,
                       clock=clock).spent()
+
+
+@pytest.mark.parametrize("minutes, said", [
+    (2.0, None),  # the 30-s first epoch alone says 4 fit; at 10 s an epoch all 10 do
+    (1.0, "about 4 of 10 epochs fit in train.max_minutes=1 at 10 s an epoch"),
+    (0.4, "about 1 of 10 epochs fit in train.max_minutes=0.4 at 30 s an epoch"),
+])
+def test_a_time_budget_speaks_of_a_cut_once_the_tracing_is_left_out(capsys, minutes, said):
+    from visionsuite.core.train import FittedCosineDecay, TimeBudget
+
+    model = _tiny_regression(FittedCosineDecay(0.1, decay_steps=20))
+    clock = _FakeClock(epoch_seconds=10.0, first_epoch_seconds=30.0)
+    budget = TimeBudget(minutes, epochs=10, started=0.0, state={}, steps_per_epoch=2,
+                        clock=clock)
+    x = np.ones((8, 2), "float32")
+    model.fit(x, x[:, :1], batch_size=4, epochs=10, verbose=0, callbacks=[clock.tick(), budget])
+    err = capsys.readouterr().err
+    if said is None:
+        assert "time budget" not in err
+        assert budget.trained == 10
+    else:
+        assert err.count("time budget: about") == 1 and said in err, err
+        assert f"trained {budget.trained} of 10 epochs" in err
+        assert budget.trained == int(said.split()[1])
 
 
 def test_the_fitted_decay_is_saved_with_the_model(tmp_path):
