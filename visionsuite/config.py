@@ -143,7 +143,7 @@ class TrainConfig:
     # classify also takes `balanced`: count of train images / (classes x the class's count)
     class_weights: list[float] | str | None = None
     ema: bool = True  # evaluate and save an exponential moving average of the weights
-    ema_momentum: float = 0.99
+    ema_momentum: float = 0.99  # its most: min(ema_momentum, (1 + step) / (10 + step))
     patience: int = 20  # early stopping on the val metric; 0 = off
     # wall-clock limit of a run, from its start to its last epoch: when the epochs would not
     # fit, fewer are trained and the learning-rate decay is fitted to them; empty = none

@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 
 from visionsuite.config import Config
+from visionsuite.core.class_folders import scan_class_folders
 from visionsuite.core.data import check_cache_fits, decode_images
 from visionsuite.core.files import (TEST_SET_NOTE, TRAIN_FOLDER_NAMES, VAL_FOLDER_NAMES,
                                     held_out_only, named_folder, sub_folders)
-from visionsuite.core.class_folders import scan_class_folders
 from visionsuite.errors import VisionsuiteError
 from visionsuite.tasks.base import DataReport, Split, Task, TaskData
 
