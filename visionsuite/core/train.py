@@ -46,9 +46,6 @@ def train(config: Config, output: str | Path = "runs", name: str | None = None,
     check_recipe(config)
     keras.utils.set_random_seed(config.train.seed)
     policy = compute_policy(config.train.mixed_precision)
-    if config.train.mixed_precision == "auto" and policy != "float32":
-        print("precision: bfloat16 compute, float32 weights (train.mixed_precision=auto on a "
-              "CPU with AMX)", file=sys.stderr)
     with dtype_policy(policy):
         return _train(task, config, output, name, resume, callbacks, started)
 
@@ -152,7 +149,7 @@ def _train(task, config: Config, output, name, resume, callbacks, started) -> Pa
         save_config(config, run_dir / "config.yaml")
     else:
         # The model is built before the run folder, so that a config it refuses leaves none.
-        model, state = task.build_model(config, data.labels), {"epoch": -1}
+        model, state = _build_model(task, config, data.labels), {"epoch": -1}
         if config.model.weights:
             _load_start_weights(model, Path(config.model.weights))
         _compile(model, task, config, data)
@@ -170,6 +167,53 @@ def _train(task, config: Config, output, name, resume, callbacks, started) -> Pa
             _say_where_the_run_stands(run_dir, config.task)
         raise
     return finish_run(run_dir, task, config, data)
+
+
+def _build_model(task, config: Config, labels: list[str]):
+    """The task's model under the dtype policy in force; with train.mixed_precision=auto, in
+    float32 instead when its convolutions do not suit AMX (`amx_suits`)."""
+    model = task.build_model(config, labels)
+    if config.train.mixed_precision != "auto" or keras.config.dtype_policy().name == "float32":
+        return model
+    if amx_suits(model):
+        print("precision: bfloat16 compute, float32 weights (train.mixed_precision=auto on a "
+              "CPU with AMX)", file=sys.stderr)
+        return model
+    print("precision: float32 (train.mixed_precision=auto: this CPU has AMX, but the model's "
+          "channels are not multiples of 16, where bfloat16 trained slower)", file=sys.stderr)
+    keras.config.set_dtype_policy("float32")  # until train() restores the caller's
+    keras.utils.set_random_seed(config.train.seed)  # the weights of a float32 run, to the bit
+    return task.build_model(config, labels)
+
+
+def amx_suits(model) -> bool:
+    """Whether bfloat16 on AMX surely speeds up training `model`: every convolution's channel
+    count is a multiple of 16 (the rows of an AMX tile); the last, the head (a channel a
+    class), is left out. Steps of the U-Net here, bfloat16 against float32, by its first
+    level's filters: 16: 0.50x (256-px crops), 0.56x (128 px); 32: 0.47x; 48: 0.36x; but
+    8: 3.5x (the embedded default, 96 px) to 4.6x, 12: 2.4x, 20: 1.65x, 24: 1.3-1.5x
+    (oneDNN's other path took some 400 ms a 128-px batch whatever the width). Cautious: 40
+    filters (0.72x) and MobileNetV2 encoders (0.79-0.84x; ResNet-18's, 0.63x, suit) were faster
+    in bfloat16 all the same, and train.mixed_precision=bfloat16 gives them that (throwaway
+    /tmp/an/bfsweep.py, bfsweep2.py)."""
+    channels = [_conv_channels(layer) for layer in _flat_layers(model)]
+    channels = [count for count in channels if count is not None][:-1]
+    return bool(channels) and all(count % 16 == 0 for count in channels)
+
+
+def _conv_channels(layer) -> int | None:
+    """The output channels of a convolution layer, else None."""
+    if isinstance(layer, keras.layers.DepthwiseConv2D):
+        return layer.kernel.shape[-2] * layer.kernel.shape[-1]
+    if isinstance(layer, (keras.layers.Conv2D, keras.layers.Conv2DTranspose,
+                          keras.layers.SeparableConv2D)):
+        return layer.filters
+    return None
+
+
+def _flat_layers(model):
+    for layer in model.layers:
+        yield from _flat_layers(layer) if hasattr(layer, "layers") else (layer,)
 
 
 def _say_where_the_run_stands(run_dir: Path, task_name: str) -> None:
