@@ -11,8 +11,9 @@ from nibabel.testing import data_path as NIBABEL_DATA
 from pydicom.data import get_testdata_file
 
 from visionsuite.core.images import UnreadableImage, read_image
-from visionsuite.core.medical import (describe, file_stem, labels_to_nifti, read_label_slices,
-                                      read_slices, voxel_volume_mm3)
+from visionsuite.core.medical import (DicomSeries, describe, file_stem, labels_to_nifti,
+                                      read_label_slices, read_slices, series_labels_to_nifti,
+                                      stack_dicom_series, voxel_volume_mm3)
 from visionsuite.errors import VisionsuiteError
 
 
@@ -236,3 +237,110 @@ def test_nnunet_cases_pair_their_first_channel_with_their_label(tmp_path):
     report = check_segmentation_folders(str(root))
     assert "  left out, one image and one mask making a pair: the files ending _0001 (3)" \
         in report.text.splitlines()
+
+
+# pydicom's DICOMDIR samples: real scanner series cut down to 16x16 pixels.
+SERIES_SAMPLES = dicom_sample("CT_small.dcm").parent / "dicomdirtests"
+
+
+def _copy_shuffled(folder: Path, target: Path) -> list[Path]:
+    """The files of a sample series under names that sort against their slice order."""
+    target.mkdir(parents=True)
+    copies = []
+    for index, source in enumerate(sorted(folder.iterdir(), reverse=True)):
+        copies.append(target / f"IM{(index * 7) % 10:04d}")
+        copies[-1].write_bytes(source.read_bytes())
+    return sorted(copies)
+
+
+def _patient_ras(dataset, column: float, row: float) -> np.ndarray:
+    """DICOM PS3.3 C.7.6.2.1.1: where pixel (row, column) of a slice lies, LPS+ made RAS+."""
+    position = np.array(dataset.ImagePositionPatient, float)
+    cosines = np.array(dataset.ImageOrientationPatient, float)
+    row_spacing, column_spacing = (float(v) for v in dataset.PixelSpacing)
+    lps = position + column * column_spacing * cosines[:3] + row * row_spacing * cosines[3:]
+    return lps * [-1, -1, 1]
+
+
+def test_a_dicom_series_stacks_in_slice_order_into_its_patient_geometry(tmp_path):
+    files = _copy_shuffled(SERIES_SAMPLES / "98892001" / "CT5N", tmp_path / "chest")
+    lone = tmp_path / "lone.png"
+    lone.write_bytes(b"not read")
+    items, notes = stack_dicom_series([lone, *files])
+    assert notes == [] and items[0] == lone
+    (series,) = items[1:]
+    assert isinstance(series, DicomSeries) and series.name == "chest" and not series.sheared
+    datasets = [pydicom.dcmread(path) for path in series.paths]
+    heights = [float(d.ImagePositionPatient[2]) for d in datasets]
+    assert sorted(series.paths) == files and heights == sorted(heights)  # along the normal
+    rows = datasets[0].Rows
+    for k, dataset in enumerate(datasets):  # voxel (column, row from the bottom, slice)
+        for column, row in ((0, 0), (15, 0), (3, 11), (15, 15)):
+            voxel = [column, rows - 1 - row, k, 1]
+            assert np.allclose((series.affine @ voxel)[:3], _patient_ras(dataset, column, row),
+                               atol=1e-3)
+    assert series.voxel_mm3 == pytest.approx(0.488281 ** 2 * 2.5, rel=1e-5)
+
+
+def test_series_labels_overlay_their_slices_and_read_back_upright(tmp_path):
+    files = _copy_shuffled(SERIES_SAMPLES / "98892001" / "CT5N", tmp_path / "chest")
+    ((series,), _) = stack_dicom_series(files)
+    labels = [np.zeros((16, 16), np.uint8) for _ in series.paths]
+    for k, label in enumerate(labels):
+        label[2 + k, 9] = 1  # one labelled pixel a slice, at row 2 + k, column 9
+    output = series_labels_to_nifti(labels, series, tmp_path / "out" / "chest.nii.gz", 2)
+    written = nib.load(output)
+    assert written.shape == (16, 16, 5) and np.allclose(written.affine, series.affine)
+    assert int(written.header["sform_code"]) == 1 and int(written.header["qform_code"]) == 1
+    volume = np.asarray(written.dataobj)
+    for k, path in enumerate(series.paths):  # where each label lies in the patient
+        (voxel,) = np.argwhere(volume[:, :, k] == 1)
+        world = (written.affine @ [*voxel, k, 1])[:3]
+        assert np.allclose(world, _patient_ras(pydicom.dcmread(path), 9, 2 + k), atol=1e-3)
+    assert all(np.array_equal(a, b) for a, b in zip(read_label_slices(output), labels))
+
+
+def test_series_that_are_no_regular_volume_stay_single_slices_with_a_reason(tmp_path):
+    uneven = _copy_shuffled(SERIES_SAMPLES / "77654033" / "CT2", tmp_path / "gap")
+    scouts = _copy_shuffled(SERIES_SAMPLES / "98892001" / "CT2N", tmp_path / "scout")
+    projections = _copy_shuffled(SERIES_SAMPLES / "98892003" / "MR700", tmp_path / "mip")
+    repeated = tmp_path / "repeat"
+    repeated.mkdir()
+    for name in ("a.dcm", "b.dcm"):  # one slice twice: echoes or phases of one position
+        (repeated / name).write_bytes(dicom_sample("CT_small.dcm").read_bytes())
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    no_geometry = []
+    for index in range(2):
+        dataset = pydicom.dcmread(dicom_sample("CT_small.dcm"))
+        del dataset.ImagePositionPatient
+        dataset.SeriesInstanceUID = "1.2.826.0.1.3680043.2.1125.1"  # not the repeat's series
+        no_geometry.append(plain / f"{index}.dcm")
+        dataset.save_as(no_geometry[-1])
+    paths = [*uneven, *scouts, *projections, *sorted(repeated.iterdir()), *no_geometry]
+    items, notes = stack_dicom_series(paths)
+    assert items == paths  # every file segmented on its own
+    reasons = {Path(note.split(":")[0]).name: note for note in notes}
+    assert "uneven slice spacing (1.25 to 202.5 mm)" in reasons["gap"]
+    assert "different orientations" in reasons["scout"]
+    assert "different orientations" in reasons["mip"]
+    assert "two slices at one position" in reasons["repeat"]
+    assert "lacks ImagePositionPatient" in reasons["plain"]
+
+
+def test_a_tilted_gantry_series_keeps_its_shear_in_the_sform_alone(tmp_path):
+    files = _copy_shuffled(SERIES_SAMPLES / "98892001" / "CT5N", tmp_path / "tilt")
+    for path in files:  # each slice 0.5 mm further along y per 2.5 mm up: a tilted gantry
+        dataset = pydicom.dcmread(path)
+        height = float(dataset.ImagePositionPatient[2])
+        dataset.ImagePositionPatient[1] = -143.0 + 0.2 * height
+        dataset.save_as(path)
+    ((series,), notes) = stack_dicom_series(files)
+    assert notes == [] and series.sheared
+    for k, path in enumerate(series.paths):
+        assert np.allclose((series.affine @ [0, 15, k, 1])[:3],
+                           _patient_ras(pydicom.dcmread(path), 0, 0), atol=1e-3)
+    labels = [np.zeros((16, 16), np.uint8) for _ in series.paths]
+    written = nib.load(series_labels_to_nifti(labels, series, tmp_path / "tilt.nii", 2))
+    assert np.allclose(written.affine, series.affine)
+    assert int(written.header["sform_code"]) == 1 and int(written.header["qform_code"]) == 0

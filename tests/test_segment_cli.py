@@ -221,7 +221,7 @@ def test_nifti_volumes_train_and_segment_into_a_label_volume_with_their_affine(t
         areas["foreground"]["pixels"] * voxel, rel=1e-4)
 
 
-def test_dicom_slices_train_with_a_ct_window_and_segment_to_png(tmp_path):
+def test_dicom_slices_train_with_a_ct_window_and_segment_to_png_or_a_volume(tmp_path):
     import shutil
 
     import pydicom
@@ -252,6 +252,24 @@ def test_dicom_slices_train_with_a_ct_window_and_segment_to_png(tmp_path):
     (row,) = json.loads(result.stdout)
     assert row["mask"].endswith("s3.png")
     assert np.array(Image.open(row["mask"])).shape == (128, 128)
+    # A series, one file a slice as scanners write it: one label volume in its geometry.
+    import nibabel as nib
+
+    (tmp_path / "series").mkdir()
+    for index, height in enumerate((-65.7, -75.7, -70.7)):  # files out of slice order
+        dataset.ImagePositionPatient[2] = height
+        dataset.save_as(tmp_path / "series" / f"IM{index:04d}")
+    result = invoke("segment", run, tmp_path / "series", "--output", tmp_path / "out",
+                    "--json", "--overlay")
+    assert result.exit_code == 0, result.output
+    (row,) = json.loads(result.stdout)
+    assert row["slices"] == 3 and len(row["overlays"]) == 3
+    written = nib.load(row["mask"])
+    assert row["mask"].endswith("series.nii.gz") and written.shape == (128, 128, 3)
+    assert np.allclose(written.affine[:3, 2], [0, 0, 5])  # slices 5 mm apart, upwards
+    voxel = float(dataset.PixelSpacing[0]) ** 2 * 5
+    foreground = row["areas"]["foreground"]
+    assert foreground["volume_mm3"] == pytest.approx(foreground["pixels"] * voxel, rel=1e-4)
 
 
 def test_large_photos_train_scaled_down_by_max_size_and_masks_come_back_full_size(tmp_path):

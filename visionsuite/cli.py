@@ -143,7 +143,8 @@ def classify_command(run, images, top_k, as_json):
 def segment_command(run, images, output, overlay, threshold, window, as_json):
     """Segment IMAGES (files or folders, any size; DICOM and NIfTI too) with RUN; one mask PNG
     per image at the image's size (0/255 for 2 classes, else class indices); a NIfTI volume
-    gets a NIfTI label volume with its affine, a TIFF stack a TIFF stack of masks."""
+    or a DICOM series gets a NIfTI label volume in its geometry, a TIFF stack a TIFF stack of
+    masks."""
     from visionsuite.core.report import table
     from visionsuite.tasks.segment.commands import segment_images
 

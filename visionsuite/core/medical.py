@@ -14,10 +14,17 @@
   writes the mask with the input's affine and header, so it overlays the input in any viewer.
 One percentile range per file keeps every slice of a volume windowed alike; a DICOM series
 (one file per slice) should set data.window so that its slices are, too.
+- A DICOM series (single-frame files sharing a SeriesInstanceUID, as scanners write them) is
+  stacked by `stack_dicom_series` into one volume: slices ordered along the normal of their
+  ImageOrientationPatient, the affine built from ImagePositionPatient and PixelSpacing (DICOM
+  PS3.3 C.7.6.2.1.1; patient LPS+ turned to NIfTI's RAS+), so that `series_labels_to_nifti`
+  writes a label volume that overlays the series in 3D Slicer or ITK-SNAP. Its slices are
+  stored as NIfTI slices are read here (rows bottom-up), so it reads back upright, too.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -128,22 +135,186 @@ def labels_to_nifti(labels: list[np.ndarray], reference: str | Path, output: str
     and header (written atomically; the extension picks .nii or .nii.gz)."""
     import nibabel as nib
 
-    reference, output = Path(reference), Path(output)
+    reference = Path(reference)
     image = nib.load(reference)
     volume = np.stack([np.flipud(label).T for label in labels], axis=2).astype(np.uint8)
     shape = image.shape[:3] if len(image.shape) >= 3 else image.shape + (1,)
     if volume.shape != tuple(shape):
         raise VisionsuiteError(f"{reference}: labels of shape {volume.shape} do not fit the "
                                f"volume's {tuple(shape)}")
-    header = image.header.copy()
-    header.set_data_dtype(np.uint8)
-    header.set_slope_inter(1.0, 0.0)
-    header["cal_min"], header["cal_max"] = 0, max(class_count - 1, 1)
-    labelled = type(image)(volume.reshape(image.shape[:3]), image.affine, header)
+    labelled = type(image)(volume.reshape(image.shape[:3]), image.affine, image.header.copy())
+    return _save_labels(labelled, Path(output), class_count)
+
+
+@dataclass
+class DicomSeries:
+    """Single-frame DICOM files of one series that stack into a regular volume."""
+    name: str  # for output files: the series' folder, with its SeriesNumber where needed
+    uid: str
+    paths: list[Path]  # in slice order, along the normal of the slices
+    affine: np.ndarray  # voxel (column, row from the bottom, slice) to RAS+ mm, as NIfTI
+    #                     stores it
+    sheared: bool  # slices step off their normal (a tilted CT gantry): no NIfTI qform
+
+    @property
+    def voxel_mm3(self) -> float:
+        return float(abs(np.linalg.det(self.affine[:3, :3])))
+
+
+class _NotAVolume(Exception):
+    """Why the slices of a series do not stack into one regular volume."""
+
+
+@dataclass
+class _SliceHeader:
+    uid: str
+    number: str  # SeriesNumber, "" when absent
+    size: tuple[int, int]  # (rows, columns)
+    position: np.ndarray | None  # ImagePositionPatient, mm
+    orientation: np.ndarray | None  # ImageOrientationPatient: row then column cosines
+    spacing: np.ndarray | None  # PixelSpacing: between rows, between columns (mm)
+
+
+def stack_dicom_series(paths: list[Path]) -> tuple[list, list[str]]:
+    """`paths` with the single-frame DICOM files of each series of two or more slices
+    replaced, where the first of them stood, by one DicomSeries; and notes on the series
+    whose slices do not stack into a regular volume (uneven spacing, two slices at one
+    position, mixed sizes, no geometry), whose files then stay single slices."""
+    headers = {path: header for path in paths
+               if is_medical_file(path) and not is_nifti(path)
+               and (header := _slice_header(path)) is not None}
+    members: dict[str, list[Path]] = defaultdict(list)
+    for path, header in headers.items():
+        members[header.uid].append(path)
+    stacked, notes = {}, []
+    for uid, files in members.items():
+        if len(files) < 2:
+            continue
+        try:
+            stacked[uid] = _stack(uid, files, headers)
+        except _NotAVolume as why:
+            notes.append(f"{_folders_of(files)}: {len(files)} DICOM slices of series "
+                         f"{headers[files[0]].number or uid} are segmented one by one, not as "
+                         f"a volume: {why}")
+    _name_series(list(stacked.values()), headers)
+    items, placed = [], set()
+    for path in paths:
+        uid = headers[path].uid if path in headers else None
+        if uid not in stacked:
+            items.append(path)
+        elif uid not in placed:
+            placed.add(uid)
+            items.append(stacked[uid])
+    return items, notes
+
+
+def series_labels_to_nifti(labels: list[np.ndarray], series: DicomSeries, output: str | Path,
+                           class_count: int) -> Path:
+    """Write the class indices of each slice of `series` (in its order) as a NIfTI label
+    volume in the series' geometry (written atomically; .nii or .nii.gz by the extension)."""
+    import nibabel as nib
+
+    volume = np.stack([np.flipud(label).T for label in labels], axis=2).astype(np.uint8)
+    image = nib.Nifti1Image(volume, series.affine)
+    image.header.set_xyzt_units("mm")
+    image.set_sform(series.affine, code="scanner")
+    # A qform cannot hold a shear; leaving it out keeps viewers on the exact sform.
+    image.set_qform(None if series.sheared else series.affine,
+                    code="unknown" if series.sheared else "scanner")
+    return _save_labels(image, Path(output), class_count)
+
+
+def _save_labels(image, output: Path, class_count: int) -> Path:
+    import nibabel as nib
+
+    image.header.set_data_dtype(np.uint8)
+    image.header.set_slope_inter(1.0, 0.0)
+    image.header["cal_min"], image.header["cal_max"] = 0, max(class_count - 1, 1)
     suffix = ".nii.gz" if output.name.lower().endswith(".gz") else ".nii"
     with atomic_path(output, suffix=suffix) as tmp:
-        nib.save(labelled, tmp)
+        nib.save(image, tmp)
     return output
+
+
+def _slice_header(path: Path) -> _SliceHeader | None:
+    """The series and geometry of a single-frame DICOM file; None for multi-frame files,
+    files without a series UID, and unreadable ones (segmented, or reported, on their own)."""
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+
+    try:
+        dataset = pydicom.dcmread(path, stop_before_pixels=True)
+        if int(dataset.get("NumberOfFrames", 1) or 1) != 1 or not dataset.get("SeriesInstanceUID"):
+            return None
+        return _SliceHeader(
+            uid=str(dataset.SeriesInstanceUID), number=str(dataset.get("SeriesNumber", "") or ""),
+            size=(int(dataset.get("Rows", 0) or 0), int(dataset.get("Columns", 0) or 0)),
+            position=_vector(dataset.get("ImagePositionPatient"), 3),
+            orientation=_vector(dataset.get("ImageOrientationPatient"), 6),
+            spacing=_vector(dataset.get("PixelSpacing"), 2))
+    except (InvalidDicomError, OSError, ValueError, TypeError, EOFError):
+        return None
+
+
+def _vector(value, length: int) -> np.ndarray | None:
+    try:
+        vector = np.array([float(v) for v in value], dtype=np.float64)
+    except (TypeError, ValueError):
+        return None
+    return vector if vector.shape == (length,) and np.isfinite(vector).all() else None
+
+
+def _stack(uid: str, files: list[Path], headers: dict) -> DicomSeries:
+    slices = [headers[path] for path in files]
+    if any(s.position is None or s.orientation is None or s.spacing is None for s in slices):
+        raise _NotAVolume("a slice lacks ImagePositionPatient, ImageOrientationPatient or "
+                          "PixelSpacing")
+    first = slices[0]
+    for name, same in (("sizes", lambda s: s.size == first.size),
+                       ("orientations", lambda s: np.allclose(s.orientation, first.orientation,
+                                                              atol=1e-4)),
+                       ("pixel spacings", lambda s: np.allclose(s.spacing, first.spacing,
+                                                                rtol=1e-4))):
+        if not all(same(s) for s in slices):
+            raise _NotAVolume(f"slices of different {name}")
+    along_row, along_column = first.orientation[:3], first.orientation[3:]
+    normal = np.cross(along_row, along_column)
+    order = np.argsort([s.position @ normal for s in slices], kind="stable")
+    positions = np.array([slices[i].position for i in order])
+    gaps = np.diff(positions @ normal)
+    if gaps.min() < 1e-3:
+        raise _NotAVolume("two slices at one position (echoes, phases or repeats: give one "
+                          "set of slices)")
+    step = (positions[-1] - positions[0]) / (len(positions) - 1)
+    expected = positions[0] + np.arange(len(positions))[:, None] * step
+    if np.abs(positions - expected).max() > max(0.05, 0.01 * np.linalg.norm(step)):
+        raise _NotAVolume(f"uneven slice spacing ({gaps.min():.4g} to {gaps.max():.4g} mm)")
+    row_spacing, column_spacing = first.spacing
+    last_row = (first.size[0] - 1) * row_spacing * along_column
+    lps = np.eye(4)
+    lps[:3, 0] = along_row * column_spacing  # voxel axis 0: the column index
+    lps[:3, 1] = -along_column * row_spacing  # voxel axis 1: the row index, bottom-up
+    lps[:3, 2] = step
+    lps[:3, 3] = positions[0] + last_row  # voxel (0, 0, 0): the first slice's bottom row
+    affine = np.diag([-1.0, -1.0, 1.0, 1.0]) @ lps  # DICOM's LPS+ to NIfTI's RAS+
+    sheared = bool(np.linalg.norm(np.cross(step / np.linalg.norm(step), normal)) > 1e-3)
+    return DicomSeries("", uid, [files[i] for i in order], affine, sheared)
+
+
+def _name_series(series: list[DicomSeries], headers: dict) -> None:
+    """Each series is named by its folder; series that share a folder add their number."""
+    folders = defaultdict(list)
+    for item in series:
+        folders[item.paths[0].parent].append(item)
+    for folder, sharing in folders.items():
+        base = folder.resolve().name or "series"
+        for index, item in enumerate(sharing, 1):
+            number = headers[item.paths[0]].number
+            item.name = base if len(sharing) == 1 else f"{base}_series{number or index}"
+
+
+def _folders_of(files: list[Path]) -> str:
+    return ", ".join(sorted({str(path.parent) for path in files}))
 
 
 # --------------------------------------------------------------------------- reading

@@ -10,7 +10,7 @@ by overlapping tiles of that size, blended with a smooth window, so that the exp
 fixed-size .tflite and the Keras model see exactly the same tiles.
 DICOM files and NIfTI volumes (core.medical) are images like any other, read as their 2-D
 slices with intensity windowing; a NIfTI input is segmented into a NIfTI label volume with
-its affine.
+its affine, a DICOM series (a file a slice) into one in the series' geometry.
 
 Modules: data (pairs, mask classes, decoding, `data check`), colours (colour masks), tiles
 (tiled whole-image inference), model (U-Net, loss, training metric), metrics (Dice, IoU, ROC

@@ -8,8 +8,9 @@ import numpy as np
 
 from visionsuite.core.files import RUNS, atomic_path, unique_stem
 from visionsuite.core.images import UnreadableImage, fit_within, read_image_slices
-from visionsuite.core.medical import (file_stem, is_medical_file, is_nifti, labels_to_nifti,
-                                      voxel_volume_mm3)
+from visionsuite.core.medical import (DicomSeries, file_stem, is_medical_file, is_nifti,
+                                      labels_to_nifti, series_labels_to_nifti,
+                                      stack_dicom_series, voxel_volume_mm3)
 from visionsuite.core.plots import colorize
 from visionsuite.errors import VisionsuiteError
 from visionsuite.tasks.segment.colours import colours_rgb
@@ -36,10 +37,12 @@ def segment_images(run: str, inputs, output: str | Path | None = None, overlay: 
     """Segment each image in `inputs` with RUN; write `<stem>.png` masks at the input's size
     (0/255 for 2 classes, else class indices; palette PNGs of class indices in the colours of
     a run trained on colour masks) and, with `overlay`, `<stem>_overlay.png`.
-    A NIfTI volume gives `<stem>.nii.gz`, class indices with the input's affine and header; a
-    multi-frame DICOM one `<stem>_<frame>.png` per frame. DICOM/NIfTI intensities are
-    windowed by `window` ([center, width]), else as the run was trained.
-    Returns per-image class areas (and volumes in mm^3 for NIfTI)."""
+    A NIfTI volume gives `<stem>.nii.gz`, class indices with the input's affine and header;
+    the files of a DICOM series (core.medical.stack_dicom_series) one `<folder>.nii.gz` in the
+    series' geometry; a multi-frame DICOM `<stem>_<frame>.png` per frame. DICOM/NIfTI
+    intensities are windowed by `window` ([center, width]), else as the run was trained,
+    each file as in training.
+    Returns per-image class areas (and volumes in mm^3 for volumes)."""
     from visionsuite.core.evaluate import load_run_config
     from visionsuite.core.files import new_run_dir, writable_folder
     from visionsuite.core.images import collect_images
@@ -61,16 +64,20 @@ def segment_images(run: str, inputs, output: str | Path | None = None, overlay: 
     overlap = 0.25 if overlap is None else overlap
     max_size = source.settings.get("max_size")  # the scale the model was trained at
     threshold = _foreground_threshold(threshold, len(labels))
-    paths = collect_images(inputs, outputs=(output,) if output else ())
+    items, notes = stack_dicom_series(collect_images(inputs, outputs=(output,) if output else ()))
+    for note in notes:
+        warn(note)
     folder = writable_folder(Path(output), "the masks") if output \
         else new_run_dir(Path(RUNS) / "segment", None, "predict")
     folder.mkdir(parents=True, exist_ok=True)
     results, used = [], set()
-    for path in progress(paths, total=len(paths), desc="segmenting"):
-        try:
-            images = read_image_slices(path, predictor.channels, window)
+    for item in progress(items, total=len(items), desc="segmenting"):
+        files = item.paths if isinstance(item, DicomSeries) else [item]
+        try:  # a series' slice is its file's one image
+            images = [image for path in files
+                      for image in read_image_slices(path, predictor.channels, window)]
         except UnreadableImage as err:
-            warn(f"{err}; skipped")
+            warn(f"{err}; {f'series {item.name}' if len(files) > 1 else 'file'} skipped")
             continue
         predicted, class_count = [], 2
         for image in images:
@@ -78,8 +85,13 @@ def segment_images(run: str, inputs, output: str | Path | None = None, overlay: 
                                                 predictor.image_size, overlap), image.shape)
             predicted.append(predict_classes(probs, threshold).astype(np.uint8))
             class_count = probs.shape[-1]
-        stem = unique_stem(file_stem(path), used)
-        results.append(_write_segmentation(path, images, predicted, labels, folder, stem,
+        if isinstance(item, DicomSeries):
+            results.append(_write_series(item, images, predicted, labels, folder,
+                                         unique_stem(item.name, used), overlay, class_count,
+                                         palette))
+            continue
+        stem = unique_stem(file_stem(item), used)
+        results.append(_write_segmentation(item, images, predicted, labels, folder, stem,
                                            overlay, class_count, palette))
     if not results:
         raise VisionsuiteError("none of the images could be read")
@@ -126,16 +138,38 @@ def _write_segmentation(path: Path, images: list[np.ndarray], predicted: list[np
             masks.append(str(mask_path))
         result["mask" if not numbered else "masks"] = masks[0] if not numbered else masks
     if overlay:
-        overlays = []
-        for index, (image, classes) in enumerate(zip(images, predicted)):
-            name = f"{stem}_overlay_{index:03d}.png" if numbered else f"{stem}_overlay.png"
-            _save_png(overlay_image(image, classes, palette=palette), folder / name)
-            overlays.append(str(folder / name))
+        overlays = _write_overlays(images, predicted, folder, stem, palette)
         result["overlay" if not numbered else "overlays"] = overlays if numbered else overlays[0]
     if numbered:
         result["slices"] = len(images)
     result["areas"] = _areas(np.stack(predicted), labels, class_count, voxel_volume_mm3(path))
     return result
+
+
+def _write_series(series: DicomSeries, images: list[np.ndarray], predicted: list[np.ndarray],
+                  labels: list[str], folder: Path, stem: str, overlay: bool, class_count: int,
+                  palette: np.ndarray | None) -> dict:
+    """A DICOM series' label volume `<stem>.nii.gz` in its geometry, its overlays (one a
+    slice, in slice order) and its class areas and volumes."""
+    result = {"image": str(series.paths[0].parent), "series": series.uid,
+              "mask": str(series_labels_to_nifti(predicted, series, folder / f"{stem}.nii.gz",
+                                                 class_count))}
+    if overlay:
+        result["overlays"] = _write_overlays(images, predicted, folder, stem, palette)
+    result["slices"] = len(images)
+    result["areas"] = _areas(np.stack(predicted), labels, class_count, series.voxel_mm3)
+    return result
+
+
+def _write_overlays(images: list[np.ndarray], predicted: list[np.ndarray], folder: Path,
+                    stem: str, palette: np.ndarray | None) -> list[str]:
+    """`<stem>_overlay.png`, or `<stem>_overlay_<slice>.png` for each slice of a stack."""
+    overlays = []
+    for index, (image, classes) in enumerate(zip(images, predicted)):
+        name = f"{stem}_overlay_{index:03d}.png" if len(images) > 1 else f"{stem}_overlay.png"
+        _save_png(overlay_image(image, classes, palette=palette), folder / name)
+        overlays.append(str(folder / name))
+    return overlays
 
 
 def _areas(classes: np.ndarray, labels: list[str], count: int,
