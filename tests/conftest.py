@@ -51,10 +51,10 @@ def make_shapes_folder(root: Path, per_class: int = 12, val_per_class: int = 4,
     return root
 
 
-def resume_in_new_process(task: str, run: Path, epochs: int) -> None:
+def resume_in_new_process(task: str, run: Path, epochs: int) -> str:
     """`visionsuite train TASK --resume RUN --epochs EPOCHS` in a new Python process, which has
     made none of the task's Keras classes (those of a test process are already registered),
-    and checks that it trained to the end."""
+    and checks that it trained to the end. Returns what it printed on stderr."""
     import json
     import subprocess
     import sys
@@ -63,6 +63,7 @@ def resume_in_new_process(task: str, run: Path, epochs: int) -> None:
                               str(run), "--epochs", str(epochs)], capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert json.loads((run / "state.json").read_text())["epoch"] == epochs - 1
+    return resumed.stderr
 
 
 def snapshot(root: Path) -> dict:

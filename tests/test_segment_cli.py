@@ -304,4 +304,6 @@ def test_a_run_resumes_in_a_new_process(segment_run, tmp_path):
     from conftest import resume_in_new_process
 
     run = shutil.copytree(segment_run, tmp_path / "run")
-    resume_in_new_process("segment", run, epochs=3)
+    printed = resume_in_new_process("segment", run, epochs=3)
+    # mixed_precision auto: a 4-filter U-Net trains in float32, with AMX or without
+    assert "precision: float32 compute, as the run was trained" in printed

@@ -146,6 +146,10 @@ def _train(task, config: Config, output, name, resume, callbacks, started) -> Pa
         # made: made here, they are known when last.keras, compiled with them, is loaded.
         task.loss_and_metrics(config, data.labels)
         model, state = _load_resume_state(run_dir)
+        if config.train.mixed_precision:  # the saved layers keep the precision they had
+            compute = next((dtype for dtype in ("bfloat16", "float16")
+                            if _computes_in(model, dtype)), "float32")
+            print(f"precision: {compute} compute, as the run was trained", file=sys.stderr)
         save_config(config, run_dir / "config.yaml")
     else:
         # The model is built before the run folder, so that a config it refuses leaves none.
@@ -202,6 +206,12 @@ def amx_suits(model) -> bool:
     channels = [_conv_channels(layer) for layer in _flat_layers(model)]
     channels = [count for count in channels if count is not None][:-1]
     return bool(channels) and all(count % 16 == 0 for count in channels)
+
+
+def _computes_in(model, dtype: str) -> bool:
+    """Whether a layer with weights computes in `dtype` (an InputLayer reports the global
+    policy's, whatever the model was saved with)."""
+    return any(layer.weights and layer.compute_dtype == dtype for layer in _flat_layers(model))
 
 
 def _conv_channels(layer) -> int | None:
