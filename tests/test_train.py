@@ -54,6 +54,22 @@ def test_auto_precision_keeps_bfloat16_for_models_whose_channels_suit_amx(overri
             np.testing.assert_array_equal(ours, theirs)
 
 
+def test_auto_precision_leaves_out_a_segmentation_head_but_not_a_classifiers_last_conv():
+    from visionsuite.core.train import amx_suits
+
+    def model(last_filters: int, classifier: bool):
+        inputs = keras.Input((8, 8, 3))
+        x = keras.layers.Conv2D(16, 3)(inputs)
+        x = keras.layers.Conv2D(last_filters, 1)(x)
+        if classifier:
+            x = keras.layers.Dense(3)(keras.layers.GlobalAveragePooling2D()(x))
+        return keras.Model(inputs, x)
+
+    assert amx_suits(model(3, classifier=False))  # 3 classes: the head's channels
+    assert not amx_suits(model(20, classifier=True))  # a hidden layer of 20 channels
+    assert amx_suits(model(32, classifier=True))
+
+
 def test_a_model_trained_in_bfloat16_is_saved_as_a_float32_twin():
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy("mixed_bfloat16")
