@@ -344,3 +344,50 @@ def test_a_tilted_gantry_series_keeps_its_shear_in_the_sform_alone(tmp_path):
     written = nib.load(series_labels_to_nifti(labels, series, tmp_path / "tilt.nii", 2))
     assert np.allclose(written.affine, series.affine)
     assert int(written.header["sform_code"]) == 1 and int(written.header["qform_code"]) == 0
+
+
+def _transposed_label_volume(labels: list[np.ndarray], series: DicomSeries, path: Path) -> None:
+    """`labels` (upright slices in series order) saved as another tool may store them: axes
+    (row, column, slice) with rows top-down and slices in reverse, the affine to match."""
+    rows, slices = labels[0].shape[0], len(labels)
+    to_ours = np.array([[0, 1, 0, 0], [-1, 0, 0, rows - 1], [0, 0, -1, slices - 1],
+                        [0, 0, 0, 1]], float)  # (row, column, j) -> (column, row up, k)
+    volume = np.stack(labels[::-1], axis=2)
+    nib.save(nib.Nifti1Image(volume, series.affine @ to_ours), path)
+
+
+def test_a_label_volume_in_another_orientation_lands_on_its_series_pixels(tmp_path):
+    from visionsuite.core.medical import series_folder, series_label_slices
+
+    _copy_shuffled(SERIES_SAMPLES / "98892001" / "CT5N", tmp_path / "case1")
+    series = series_folder(tmp_path / "case1")
+    assert series.name == "case1" and read_slices(tmp_path / "case1")[0].shape == (16, 16, 3)
+    rng = np.random.default_rng(0)
+    labels = [rng.integers(0, 3, (16, 16)).astype(np.uint8) for _ in series.paths]
+    _transposed_label_volume(labels, series, tmp_path / "other.nii.gz")
+    found = series_label_slices(tmp_path / "other.nii.gz", tmp_path / "case1")
+    assert all(np.array_equal(a, b) for a, b in zip(found, labels))
+    ours = series_labels_to_nifti(labels, series, tmp_path / "ours.nii.gz", 3)
+    found = series_label_slices(ours, tmp_path / "case1", binary=True)
+    assert all(np.array_equal(a, np.where(b > 0, 255, 0)) for a, b in zip(found, labels))
+    _transposed_label_volume(labels[:3], series, tmp_path / "short.nii.gz")
+    with pytest.raises(UnreadableImage, match="short.nii.gz: its volume does not cover slice"):
+        series_label_slices(tmp_path / "short.nii.gz", tmp_path / "case1")
+
+
+def test_a_folder_of_dicom_files_that_are_not_one_series_is_a_clear_error(tmp_path):
+    from visionsuite.core.medical import series_folder
+
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    for source in (SERIES_SAMPLES / "98892003" / "MR2").iterdir():  # three series in one
+        (mixed / source.name).write_bytes(source.read_bytes())
+    with pytest.raises(VisionsuiteError, match=r"mixed: 7 DICOM file\(s\) but not one series.*"
+                                               r"\(3 series; give each series a folder"):
+        series_folder(mixed)
+    _copy_shuffled(SERIES_SAMPLES / "77654033" / "CT2", tmp_path / "gap")
+    with pytest.raises(VisionsuiteError, match="gap: its DICOM slices do not stack into a "
+                                               "volume: uneven slice spacing"):
+        series_folder(tmp_path / "gap")
+    (tmp_path / "pngs").mkdir()
+    assert series_folder(tmp_path / "pngs") is None

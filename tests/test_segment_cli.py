@@ -1,6 +1,7 @@
 """The segment task through the command line: train, evaluate, segment, export, data check."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -270,6 +271,61 @@ def test_dicom_slices_train_with_a_ct_window_and_segment_to_png_or_a_volume(tmp_
     voxel = float(dataset.PixelSpacing[0]) ** 2 * 5
     foreground = row["areas"]["foreground"]
     assert foreground["volume_mm3"] == pytest.approx(foreground["pixels"] * voxel, rel=1e-4)
+
+
+def write_series_case(images: Path, masks: Path, case: str, number: int) -> list[np.ndarray]:
+    """`images/<case>/IM000k`: three CT slices, one file each (CT_small rolled down by 9 rows
+    a slice, 5 mm apart, listed against their order), and `masks/<case>.nii.gz`: what is
+    denser than soft tissue, stored as axes (row, column, slice) with slices reversed, as
+    another tool may write it. Returns the masks in slice order, upright."""
+    import nibabel as nib
+    import pydicom
+    from pydicom.data import get_testdata_file
+
+    from visionsuite.core.medical import series_folder
+
+    dataset = pydicom.dcmread(get_testdata_file("CT_small.dcm", download=False))
+    dataset.SeriesInstanceUID = f"1.2.826.0.1.3680043.2.1125.{number}"
+    (images / case).mkdir(parents=True)
+    expected = []
+    for k in range(3):
+        pixels = np.roll(dataset.pixel_array, 9 * (k + number), axis=0)
+        dataset.PixelData = pixels.tobytes()
+        dataset.ImagePositionPatient[2] = -75.7 + 5 * k
+        dataset.save_as(images / case / f"IM{2 - k:04d}")
+        hounsfield = pixels * float(dataset.RescaleSlope) + float(dataset.RescaleIntercept)
+        expected.append((hounsfield > 100).astype(np.uint8))
+    affine = series_folder(images / case).affine
+    to_ours = np.array([[0, 1, 0, 0], [-1, 0, 0, 127], [0, 0, -1, 2], [0, 0, 0, 1]], float)
+    masks.mkdir(parents=True, exist_ok=True)
+    nib.save(nib.Nifti1Image(np.stack(expected[::-1], axis=2), affine @ to_ours),
+             masks / f"{case}.nii.gz")
+    return expected
+
+
+def test_dicom_series_folders_train_with_label_volumes_in_their_geometry(tmp_path):
+    from visionsuite.tasks.segment.data import decode_pairs, index_pairs
+
+    root = tmp_path / "ct"
+    expected = {}
+    for number, (split, case) in enumerate((("train", "p1"), ("train", "p2"), ("val", "p3"))):
+        expected[case] = write_series_case(root / split / "images", root / split / "masks",
+                                           case, number)
+    pairs = index_pairs(root).splits
+    assert [pair.image.name for pair in pairs["train"]] == ["p1", "p2"]
+    decoded, kept, _ = decode_pairs(pairs["val"], 3, workers=1, window=[40, 400], binary=True)
+    assert [item.slice for item in decoded] == [0, 1, 2]
+    for item, mask in zip(decoded, expected["p3"]):  # each label on its own pixels
+        assert np.array_equal(item.mask, mask * 255)
+    result = invoke("data", "check", "segment", root)
+    assert result.exit_code == 0, result.output
+    assert "DICOM CT MONOCHROME2 series" in result.output
+    result = invoke("train", "segment", "--data", root, "--output", tmp_path / "runs",
+                    *TINY_SEGMENT, "--set", "data.window=[40, 400]",
+                    "--set", "data.binary_masks=true")
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((tmp_path / "runs" / "segment" / "exp" / "metrics.json").read_text())
+    assert metrics["pixels"] == 3 * 128 * 128
 
 
 def test_large_photos_train_scaled_down_by_max_size_and_masks_come_back_full_size(tmp_path):

@@ -20,10 +20,16 @@ One percentile range per file keeps every slice of a volume windowed alike; a DI
   PS3.3 C.7.6.2.1.1; patient LPS+ turned to NIfTI's RAS+), so that `series_labels_to_nifti`
   writes a label volume that overlays the series in 3D Slicer or ITK-SNAP. Its slices are
   stored as NIfTI slices are read here (rows bottom-up), so it reads back upright, too.
+- A folder that holds one such series is an image too (`images/case1/` of a training set):
+  its slices in order, each file windowed on its own as a single file is; a NIfTI label
+  volume paired with it (`masks/case1.nii.gz`, as 3D Slicer or ITK-SNAP save a segmentation)
+  is resampled onto the series' voxels through the two affines (`series_label_slices`), so
+  a label volume stored in another orientation still marks the right pixels.
 """
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,7 +53,10 @@ class UnreadableMedical(UnreadableImage):
 
 def is_medical_file(path: Path) -> bool:
     """DICOM or NIfTI by extension, or a DICOM file (by its "DICM" marker) whose extension names
-    no image format: scanners often write `IM0001` or `*.IMA`."""
+    no image format: scanners often write `IM0001` or `*.IMA`; or a folder of one DICOM
+    series (`series_folder`)."""
+    if path.is_dir():
+        return series_folder(path) is not None
     name = path.name.lower()
     if name.endswith(MEDICAL_SUFFIXES):
         return True
@@ -80,8 +89,12 @@ class Slices:
 
 def read_slices(path: str | Path, channels: int = 3,
                 window: list[float] | tuple[float, float] | None = None) -> list[np.ndarray]:
-    """The file's slices as uint8 (H, W, channels) images, windowed as the module says."""
+    """The file's slices as uint8 (H, W, channels) images, windowed as the module says; a
+    series folder's, a file at a time."""
     path = Path(path)
+    if path.is_dir():
+        return [image for file in _series_of_folder(path).paths
+                for image in read_slices(file, channels, window)]
     slices = _read(path)
     if slices.values.ndim == 4:  # colour DICOM: already display values
         images = _to_8bit_colour(slices.values)
@@ -101,21 +114,31 @@ def read_label_slices(path: str | Path, binary: bool = False) -> list[np.ndarray
     `binary`: 0 where the value is 0, else 255."""
     path = Path(path)
     slices = _read(path, labels=True)
-    values = slices.values
-    if values.ndim == 4:
+    if slices.values.ndim == 4:
         raise UnreadableMedical(f"{path}: colour mask; expected one channel of class indices")
+    return list(_label_values(slices.values, path, binary))
+
+
+def _label_values(values: np.ndarray, path: Path, binary: bool) -> np.ndarray:
     if binary:
-        return list(np.where(values != 0, 255, 0).astype(np.uint8))
+        return np.where(values != 0, 255, 0).astype(np.uint8)
     if not np.array_equal(values, np.round(values)) or values.min(initial=0) < 0 \
             or values.max(initial=0) > 255:
         raise UnreadableMedical(f"{path}: mask values must be whole numbers 0..255 "
                                 f"(found {values.min():g}..{values.max():g}; {INSTANCE_HINT})")
-    return list(values.astype(np.uint8))
+    return values.astype(np.uint8)
 
 
 def read_header(path: str | Path) -> Slices:
-    """The file's header only: its kind, own window, slice size and slice count (no values)."""
-    return _read(Path(path), header_only=True)
+    """The file's header only: its kind, own window, slice size and slice count (no values);
+    of a series folder, its first file's, with the series' slice count."""
+    path = Path(path)
+    if path.is_dir():
+        series = _series_of_folder(path)
+        first = _read(series.paths[0], header_only=True)
+        return Slices(first.values, first.window, f"{first.kind} series", size=first.size,
+                      count=len(series.paths))
+    return _read(path, header_only=True)
 
 
 def describe(path: str | Path) -> str:
@@ -222,6 +245,78 @@ def series_labels_to_nifti(labels: list[np.ndarray], series: DicomSeries, output
     image.set_qform(None if series.sheared else series.affine,
                     code="unknown" if series.sheared else "scanner")
     return _save_labels(image, Path(output), class_count)
+
+
+def series_folder(folder: Path) -> DicomSeries | None:
+    """The DICOM series that the files of `folder` stack into (the folder's name is its name);
+    None when the folder holds no DICOM file. A VisionsuiteError names the folder when its
+    DICOM files are not one series of two or more slices that stack into a regular volume."""
+    series, why = _folder_series(str(folder))
+    if why:
+        raise VisionsuiteError(f"{folder}: {why}")
+    return series
+
+
+@functools.lru_cache(maxsize=1024)  # asked by pairing, sizing, decoding and data check alike
+def _folder_series(folder: str) -> tuple[DicomSeries | None, str]:
+    files = [path for path in sorted(Path(folder).iterdir())
+             if path.is_file() and not path.name.startswith(".")
+             and is_medical_file(path) and not is_nifti(path)]
+    if not files:
+        return None, ""
+    headers = {path: header for path in files if (header := _slice_header(path)) is not None}
+    series = {header.uid for header in headers.values()}
+    if len(headers) < 2 or len(series) != 1 or len(headers) < len(files):
+        return None, (f"{len(files)} DICOM file(s) but not one series of single-frame slices "
+                      f"({len(series)} series; give each series a folder of its own)")
+    try:
+        found = _stack(series.pop(), files, headers)
+    except _NotAVolume as why:
+        return None, f"its DICOM slices do not stack into a volume: {why}"
+    found.name = Path(folder).name
+    return found, ""
+
+
+def _series_of_folder(folder: Path) -> DicomSeries:
+    series = series_folder(folder)
+    if series is None:
+        raise UnreadableMedical(f"{folder}: a folder without DICOM files")
+    return series
+
+
+def series_label_slices(path: str | Path, folder: str | Path,
+                        binary: bool = False) -> list[np.ndarray]:
+    """A NIfTI label volume's values on the slices of the DICOM series in `folder`, as
+    read_slices(folder) gives them: each pixel takes the label voxel at its place in the
+    patient (nearest; both affines map voxels to RAS+ mm), so that labels stored in another
+    orientation or axis order still land on their pixels. Raw values, as read_label_slices."""
+    import nibabel as nib
+
+    path, series = Path(path), _series_of_folder(Path(folder))
+    if not is_nifti(path):
+        raise UnreadableMedical(f"{path}: the mask of DICOM series {folder} must be a NIfTI "
+                                "label volume (.nii, .nii.gz)")
+    try:
+        image = nib.load(path)
+        labels = np.asarray(image.dataobj)
+    except (OSError, ValueError, EOFError, nib.filebasedimages.ImageFileError) as err:
+        raise UnreadableMedical(f"{path}: unreadable NIfTI file ({err})") from None
+    labels = labels.reshape(labels.shape[:3] if labels.ndim >= 3 else labels.shape + (1,))
+    to_labels = np.linalg.inv(image.affine) @ series.affine
+    rows, columns = _read(series.paths[0], header_only=True).size[::-1]
+    row, column = np.mgrid[:rows, :columns]
+    slices = []
+    for k in range(len(series.paths)):
+        voxels = np.stack([column, rows - 1 - row, np.full_like(row, k), np.ones_like(row)])
+        at = np.rint(np.tensordot(to_labels[:3], voxels, axes=1)).astype(np.int64)
+        if any((at[axis] < 0).any() or (at[axis] >= labels.shape[axis]).any()
+               for axis in range(3)):
+            raise UnreadableMedical(f"{path}: its volume does not cover slice {k} of DICOM "
+                                    f"series {folder} (another scan, or a cropped label "
+                                    "volume?)")
+        slices.append(_label_values(labels[at[0], at[1], at[2]].astype(np.float32), path,
+                                    binary))
+    return slices
 
 
 def _save_labels(image, output: Path, class_count: int) -> Path:

@@ -12,12 +12,14 @@ from pathlib import Path
 import numpy as np
 
 from visionsuite.core.files import (TEST_SET_NOTE, TRAIN_FOLDER_NAMES, VAL_FOLDER_NAMES,
-                                    held_out_only, named_folder, sub_folders)
+                                    held_out_only, holds_data, inside, named_folder,
+                                    sub_folders)
 from visionsuite.core.images import (INSTANCE_HINT, QUARTER_TURNS, fit_within, fitted_size,
                                      folder_image_files, inspect_image,
                                      other_files_note, read_image_slices, read_mask_slices,
                                      stored_geometry, tiff_stack_depth, turn_upright)
-from visionsuite.core.medical import file_stem, is_medical_file, read_header
+from visionsuite.core.medical import (file_stem, is_medical_file, read_header, series_folder,
+                                      series_label_slices)
 from visionsuite.errors import VisionsuiteError, first_line
 from visionsuite.tasks.base import DataReport, Split
 from visionsuite.tasks.segment.colours import (colour_class_names, colour_classes, colour_name,
@@ -377,7 +379,7 @@ def _pair_dirs(root: Path, images_dir: Path, masks_dir: Path, roi_dir: Path | No
     """The pairs of an images folder and its masks (and ROI) folder, by stem."""
     # errors name the folder of both, else the images' (mmsegmentation's img_dir/train/)
     folder = images_dir.parent if images_dir.parent == masks_dir.parent else images_dir
-    images = _by_stem(root, images_dir, odd)
+    images = _by_stem(root, images_dir, odd, series=True)
     if not images:
         others = [path for path in odd if path.parent == images_dir]
         raise VisionsuiteError(f"{images_dir}: no images in the folder{other_files_note(others)}")
@@ -538,9 +540,17 @@ def _pairs_by_ending(images: dict[tuple[Path, str], Path], odd: list[Path],
             for key in sorted(bases, key=lambda key: (str(key[0]), _natural(key[1])))]
 
 
-def _by_stem(root: Path, folder: Path, odd: list[Path]) -> dict[str, Path]:
+def _by_stem(root: Path, folder: Path, odd: list[Path], series: bool = False
+             ) -> dict[str, Path]:
+    """The image files of `folder` by stem; with `series`, also its sub-folders that hold a
+    DICOM series each, by the sub-folder's name (`images/case1/` for `masks/case1.nii.gz`)."""
     found: dict[str, Path] = {}
-    for path in folder_image_files(root, folder, odd):
+    folders = [path for path in sorted(folder.iterdir())
+               if series and path.is_dir() and holds_data(path.name)]
+    for sub in folders:
+        inside(root, sub.relative_to(root))  # a link out of the dataset is refused
+    for path in [*folder_image_files(root, folder, odd),
+                 *(sub for sub in folders if series_folder(sub) is not None)]:
         stem = file_stem(path)
         if stem in found:
             raise VisionsuiteError(f"{folder}: two files with the stem '{stem}' "
@@ -664,8 +674,8 @@ def _decode_pair(pair: Pair, channels: int, window: list[float] | None,
     images = read_image_slices(pair.image, channels, window)
     masks = _upright_masks(pair.image, _read_masks(pair, binary))
     # A region of interest is wherever its mask is not 0, whatever it stores there.
-    rois = _upright_masks(pair.image, read_mask_slices(pair.roi, True)) if pair.roi is not None \
-        else [None] * len(images)
+    rois = _upright_masks(pair.image, _mask_slices(pair, pair.roi, True)) \
+        if pair.roi is not None else [None] * len(images)
     for path, found in ((pair.mask, masks), (pair.roi, rois)):
         if len(found) != len(images):
             raise VisionsuiteError(f"{path}: {len(found)} slice(s) but its image "
@@ -694,9 +704,9 @@ def _read_masks(pair: Pair, binary: bool) -> list[np.ndarray]:
     per class make class indices (1 for the first folder's, ...; 255 for all, `binary`)."""
     if pair.class_masks:
         return _class_indices(pair, binary)
-    masks = read_mask_slices(pair.mask, binary)
+    masks = _mask_slices(pair, pair.mask, binary)
     for other in pair.more_masks:
-        more = read_mask_slices(other, binary)
+        more = _mask_slices(pair, other, binary)
         if [m.shape for m in more] != [m.shape for m in masks]:
             raise VisionsuiteError(f"{other}: its size or slices differ from {pair.mask.name}, "
                                    "the mask it adds to")
@@ -709,7 +719,7 @@ def _class_indices(pair: Pair, binary: bool) -> list[np.ndarray]:
     not 0 get its class. Where two overlap, the smaller mask's class is kept: what lies inside
     or over another structure (a tumour in its organ, the SCR's clavicles over the lungs) is
     the smaller one, and would otherwise vanish under it."""
-    layers = [(value, path, [m > 0 for m in read_mask_slices(path, binary=True)])
+    layers = [(value, path, [m > 0 for m in _mask_slices(pair, path, binary=True)])
               for value, (_, path) in enumerate(pair.class_masks, start=1) if path is not None]
     shapes = [m.shape for m in layers[0][2]]
     for _, path, found in layers[1:]:
@@ -721,6 +731,14 @@ def _class_indices(pair: Pair, binary: bool) -> list[np.ndarray]:
         for mask, of_class in zip(masks, found):
             mask[of_class] = 255 if binary else value
     return masks
+
+
+def _mask_slices(pair: Pair, path: Path, binary: bool) -> list[np.ndarray]:
+    """A mask file's slices; the mask of a DICOM series folder is a label volume, resampled
+    onto the series' slices through its affine."""
+    if pair.image.is_dir():
+        return series_label_slices(path, pair.image, binary)
+    return read_mask_slices(path, binary)
 
 
 def _upright_masks(image: Path, masks: list[np.ndarray]) -> list[np.ndarray]:
