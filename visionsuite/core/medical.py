@@ -192,6 +192,7 @@ class _NotAVolume(Exception):
 class _SliceHeader:
     uid: str
     number: str  # SeriesNumber, "" when absent
+    description: str  # SeriesDescription, "" when absent
     size: tuple[int, int]  # (rows, columns)
     position: np.ndarray | None  # ImagePositionPatient, mm
     orientation: np.ndarray | None  # ImageOrientationPatient: row then column cosines
@@ -217,8 +218,8 @@ def stack_dicom_series(paths: list[Path]) -> tuple[list, list[str]]:
             stacked[uid] = _stack(uid, files, headers)
         except _NotAVolume as why:
             notes.append(f"{_folders_of(files)}: {len(files)} DICOM slices of series "
-                         f"{headers[files[0]].number or uid} are segmented one by one, not as "
-                         f"a volume: {why}")
+                         f"{_series_label(headers[files[0]])} are segmented one by one, not "
+                         f"as a volume: {why}")
     _name_series(list(stacked.values()), headers)
     items, placed = [], set()
     for path in paths:
@@ -343,6 +344,7 @@ def _slice_header(path: Path) -> _SliceHeader | None:
             return None
         return _SliceHeader(
             uid=str(dataset.SeriesInstanceUID), number=str(dataset.get("SeriesNumber", "") or ""),
+            description=str(dataset.get("SeriesDescription", "") or "").strip(),
             size=(int(dataset.get("Rows", 0) or 0), int(dataset.get("Columns", 0) or 0)),
             position=_vector(dataset.get("ImagePositionPatient"), 3),
             orientation=_vector(dataset.get("ImageOrientationPatient"), 6),
@@ -406,6 +408,12 @@ def _name_series(series: list[DicomSeries], headers: dict) -> None:
         for index, item in enumerate(sharing, 1):
             number = headers[item.paths[0]].number
             item.name = base if len(sharing) == 1 else f"{base}_series{number or index}"
+
+
+def _series_label(header: _SliceHeader) -> str:
+    """'2 (Scout)', or the UID where the series has no number: for notes."""
+    label = header.number or header.uid
+    return f"{label} ({header.description})" if header.description else label
 
 
 def _folders_of(files: list[Path]) -> str:
