@@ -360,8 +360,11 @@ def test_a_label_volume_in_another_orientation_lands_on_its_series_pixels(tmp_pa
     from visionsuite.core.medical import series_folder, series_label_slices
 
     _copy_shuffled(SERIES_SAMPLES / "98892001" / "CT5N", tmp_path / "case1")
+    dicomdir = SERIES_SAMPLES / "TINY_ALPHA" / "DICOMDIR"  # an index, not a slice: left out
+    (tmp_path / "case1" / "DICOMDIR").write_bytes(dicomdir.read_bytes())
     series = series_folder(tmp_path / "case1")
-    assert series.name == "case1" and read_slices(tmp_path / "case1")[0].shape == (16, 16, 3)
+    assert series.name == "case1" and len(series.paths) == 5
+    assert read_slices(tmp_path / "case1")[0].shape == (16, 16, 3)
     rng = np.random.default_rng(0)
     labels = [rng.integers(0, 3, (16, 16)).astype(np.uint8) for _ in series.paths]
     _transposed_label_volume(labels, series, tmp_path / "other.nii.gz")
@@ -382,8 +385,8 @@ def test_a_folder_of_dicom_files_that_are_not_one_series_is_a_clear_error(tmp_pa
     mixed.mkdir()
     for source in (SERIES_SAMPLES / "98892003" / "MR2").iterdir():  # three series in one
         (mixed / source.name).write_bytes(source.read_bytes())
-    with pytest.raises(VisionsuiteError, match=r"mixed: 7 DICOM file\(s\) but not one series.*"
-                                               r"\(3 series; give each series a folder"):
+    with pytest.raises(VisionsuiteError, match=r"mixed: 7 DICOM file\(s\) but not one series"
+                                               r".*\(3 series; give each series a folder"):
         series_folder(mixed)
     _copy_shuffled(SERIES_SAMPLES / "77654033" / "CT2", tmp_path / "gap")
     with pytest.raises(VisionsuiteError, match="gap: its DICOM slices do not stack into a "

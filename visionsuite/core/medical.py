@@ -265,13 +265,15 @@ def _folder_series(folder: str) -> tuple[DicomSeries | None, str]:
              and is_medical_file(path) and not is_nifti(path)]
     if not files:
         return None, ""
+    # Files that are no slice of a series (a DICOMDIR, a report) are left out.
     headers = {path: header for path in files if (header := _slice_header(path)) is not None}
     series = {header.uid for header in headers.values()}
-    if len(headers) < 2 or len(series) != 1 or len(headers) < len(files):
-        return None, (f"{len(files)} DICOM file(s) but not one series of single-frame slices "
-                      f"({len(series)} series; give each series a folder of its own)")
+    if len(headers) < 2 or len(series) != 1:
+        return None, (f"{len(files)} DICOM file(s) but not one series of two or more "
+                      f"single-frame slices ({len(series)} series; give each series a folder "
+                      "of its own)")
     try:
-        found = _stack(series.pop(), files, headers)
+        found = _stack(series.pop(), list(headers), headers)
     except _NotAVolume as why:
         return None, f"its DICOM slices do not stack into a volume: {why}"
     found.name = Path(folder).name
@@ -333,14 +335,16 @@ def _save_labels(image, output: Path, class_count: int) -> Path:
 
 
 def _slice_header(path: Path) -> _SliceHeader | None:
-    """The series and geometry of a single-frame DICOM file; None for multi-frame files,
-    files without a series UID, and unreadable ones (segmented, or reported, on their own)."""
+    """The series and geometry of a single-frame DICOM image; None for multi-frame files,
+    files without a series UID or pixels (a DICOMDIR), and unreadable ones (segmented, or
+    reported, on their own)."""
     import pydicom
     from pydicom.errors import InvalidDicomError
 
     try:
         dataset = pydicom.dcmread(path, stop_before_pixels=True)
-        if int(dataset.get("NumberOfFrames", 1) or 1) != 1 or not dataset.get("SeriesInstanceUID"):
+        if int(dataset.get("NumberOfFrames", 1) or 1) != 1 \
+                or not dataset.get("SeriesInstanceUID") or not dataset.get("Rows"):
             return None
         return _SliceHeader(
             uid=str(dataset.SeriesInstanceUID), number=str(dataset.get("SeriesNumber", "") or ""),
