@@ -807,6 +807,32 @@ def test_each_image_is_scored_and_the_worst_are_shown_first():
     assert title == "val images by mean Dice (worst first):"
     assert [row["image"] for row in rows] == ["b.png", "a.png"]
     assert "per_image" not in segmentation_metrics([probabilities(right)], [right], labels)
+    assert "per_volume" not in metrics  # 2-D images: no volumes
+
+
+def test_volumes_are_scored_with_their_slices_pooled_and_averaged_as_cases():
+    from visionsuite.tasks.segment import TASK
+
+    labels = ["background", "tumour"]
+    hit = np.array([[0, 1], [1, 1]], np.uint8)
+    empty = np.zeros((2, 2), np.uint8)
+    one_hot = np.eye(2, dtype=np.float32)
+    # ct_a: its tumour found on both slices; ct_b: 3 tumour pixels on one slice, 1 predicted
+    probs = [one_hot[hit], one_hot[empty], one_hot[hit], one_hot[np.array([[0, 0], [0, 1]])]]
+    masks = [hit, empty, hit, hit]
+    names = ["ct_a.nii.gz[0]", "ct_a.nii.gz[1]", "ct_b.nii.gz[0]", "ct_b.nii.gz[1]"]
+    metrics = segmentation_metrics(probs, masks, labels, names=names)
+    first, second = metrics["per_volume"]
+    assert (first["volume"], first["slices"], first["dice"]) == ("ct_a.nii.gz", 2, 1.0)
+    # ct_b pooled: tumour 6 true, 4 predicted, 4 right: 0.8; background 2 true, 4 predicted
+    assert second["dice_per_class"] == {"background": pytest.approx(2 * 2 / 6),
+                                        "tumour": pytest.approx(0.8)}
+    assert metrics["volumes"] == 2
+    assert metrics["volume_dice"] == pytest.approx((1.0 + (2 / 3 + 0.8) / 2) / 2)
+    assert metrics["volume_dice_per_class"]["tumour"] == pytest.approx((1.0 + 0.8) / 2)
+    assert TASK.headline(metrics)["volume_dice"] == metrics["volume_dice"]
+    title, rows = [table for table in TASK.detail_tables(metrics) if "volumes" in table[0]][0]
+    assert [row["volume"] for row in rows] == ["ct_b.nii.gz", "ct_a.nii.gz"]
 
 
 def test_loss_ignores_pixels_and_keras_score_matches_numpy():

@@ -203,10 +203,21 @@ class SegmentTask(Task):
                                                 "specificity", "roc_auc") if key in metrics}
         for name, values in list(metrics["per_class"].items())[:6]:
             shown[f"dice_{name}"] = values["dice"]
+        if "volume_dice" in metrics:  # the mean of each volume's Dice, as cases are reported
+            shown["volume_dice"] = metrics["volume_dice"]
         return shown
 
     def detail_tables(self, metrics: dict) -> list[tuple[str, list[dict]]]:
         tables = super().detail_tables(metrics)
+        volumes = metrics.get("per_volume") or []
+        if len(volumes) > 1:
+            worst = sorted(volumes, key=lambda row: row["dice"])[:WORST_IMAGES_SHOWN]
+            rows = [{"volume": row["volume"], "slices": row["slices"], "dice": row["dice"],
+                     **{f"dice_{name}": value for name, value
+                        in list(row["dice_per_class"].items())[:6]}} for row in worst]
+            shown = f"{len(worst)} of {len(volumes)}, " if len(worst) < len(volumes) else ""
+            tables.append((f"val volumes by mean Dice, slices pooled ({shown}worst first):",
+                           rows))
         images = metrics.get("per_image") or []
         if len(images) > 1:
             worst = sorted(images, key=lambda row: row["dice"])[:WORST_IMAGES_SHOWN]

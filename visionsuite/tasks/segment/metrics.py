@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from collections import Counter
+
 import numpy as np
 
 from visionsuite.tasks.segment.data import IGNORE
@@ -15,18 +18,23 @@ def segmentation_metrics(probabilities: list[np.ndarray], masks: list[np.ndarray
     """Per class and mean Dice and IoU, pixel accuracy; for 2 classes also sensitivity,
     specificity and ROC AUC of the foreground (class 1) probability. Pixels marked IGNORE
     (outside the region of interest) are left out. With `names`, also each image's Dice and
-    pixel accuracy ("per_image"), to find the slides, patients or labels that fail."""
+    pixel accuracy ("per_image"), to find the slides, patients or labels that fail; where
+    names are slices of volumes ('ct.nii.gz[12]'), each volume's ("per_volume", its slices
+    pooled) and the mean over volumes ("volume_dice", and of each class over the volumes
+    that hold it or were predicted to: the per-case figure radiology papers report)."""
     count = len(labels)
     confusion = np.zeros((count, count), np.int64)
     positives = np.zeros(AUC_BINS + 1, np.int64)
     negatives = np.zeros(AUC_BINS + 1, np.int64)
-    per_image = []
+    per_image, volumes = [], {}
     for index, (probs, mask) in enumerate(zip(probabilities, masks)):
         image_confusion, valid = _confusion(probs, mask, count, threshold)
         confusion += image_confusion
         if names is not None:
             per_image.append({"image": str(names[index]),
                               **_image_scores(image_confusion, labels)})
+            volume = volume_of(str(names[index]))
+            volumes[volume] = volumes.get(volume, 0) + image_confusion
         if count == 2:
             truth = mask[valid]
             bins = np.clip(np.round(probs[..., 1][valid] * AUC_BINS), 0, AUC_BINS).astype(int)
@@ -56,7 +64,31 @@ def segmentation_metrics(probabilities: list[np.ndarray], masks: list[np.ndarray
     metrics["confusion_matrix"] = confusion.tolist()
     if names is not None:
         metrics["per_image"] = per_image
+        if len(volumes) < len(per_image):  # some names are slices of one volume
+            metrics.update(_volume_scores(volumes, per_image, labels))
     return metrics
+
+
+_SLICE_NAME = re.compile(r"^(.*)\[(\d+)\]$")  # how segment data names slices: 'ct.nii.gz[12]'
+
+
+def volume_of(name: str) -> str:
+    """The volume (or stack, or DICOM series) that a slice's name belongs to; a 2-D image's
+    name is its own."""
+    found = _SLICE_NAME.match(name)
+    return found.group(1) if found else name
+
+
+def _volume_scores(volumes: dict, per_image: list[dict], labels: list[str]) -> dict:
+    slices = Counter(volume_of(row["image"]) for row in per_image)
+    rows = [{"volume": name, "slices": slices[name], **_image_scores(confusion, labels)}
+            for name, confusion in volumes.items()]
+    per_class = {name: [row["dice_per_class"][name] for row in rows
+                        if row["dice_per_class"][name] is not None] for name in labels}
+    return {"volumes": len(rows), "volume_dice": float(np.mean([row["dice"] for row in rows])),
+            "volume_dice_per_class": {name: float(np.mean(values)) if values else None
+                                      for name, values in per_class.items()},
+            "per_volume": rows}
 
 
 def per_image_scores(probabilities: list[np.ndarray], masks: list[np.ndarray],
