@@ -282,7 +282,8 @@ class ClassifyTask(Task):
 
 def classification_metrics(probabilities: np.ndarray, targets: np.ndarray,
                            labels: list[str]) -> dict:
-    """Accuracy, top-5 (more than 5 classes), per-class precision/recall/F1 and the confusion matrix."""
+    """Accuracy, top-5 (more than 5 classes), per-class precision/recall/F1 and the confusion
+    matrix."""
     count = len(labels)
     predicted = probabilities.argmax(axis=1)
     confusion = np.zeros((count, count), np.int64)
@@ -292,7 +293,8 @@ def classification_metrics(probabilities: np.ndarray, targets: np.ndarray,
         top5 = np.argsort(-probabilities, axis=1)[:, :5]
         metrics["top5"] = float((top5 == targets[:, None]).any(axis=1).mean())
     true_pos = np.diag(confusion).astype(float)
-    precision = np.divide(true_pos, confusion.sum(0), out=np.zeros(count), where=confusion.sum(0) > 0)
+    precision = np.divide(true_pos, confusion.sum(0), out=np.zeros(count),
+                          where=confusion.sum(0) > 0)
     recall = np.divide(true_pos, confusion.sum(1), out=np.zeros(count), where=confusion.sum(1) > 0)
     denominator = precision + recall
     f1 = np.divide(2 * precision * recall, denominator, out=np.zeros(count), where=denominator > 0)
