@@ -195,14 +195,14 @@ def _build_model(task, config: Config, labels: list[str]):
 
 def amx_suits(model) -> bool:
     """Whether bfloat16 on AMX surely speeds up training `model`: every convolution's channel
-    count is a multiple of 16 (the rows of an AMX tile); a last convolution that no Dense
-    layer follows, a segmentation head (a channel a class), is left out. Steps of the U-Net
-    here, bfloat16 against float32, by its first level's filters: 16: 0.50x (256-px crops), 0.56x (128 px); 32: 0.47x; 48: 0.36x; but
-    8: 3.5x (the embedded default, 96 px) to 4.6x, 12: 2.4x, 20: 1.65x, 24: 1.3-1.5x
-    (oneDNN's other path took some 400 ms a 128-px batch whatever the width). Cautious: 40
-    filters (0.72x) and MobileNetV2 encoders (0.79-0.84x; ResNet-18's, 0.63x, suit) were faster
-    in bfloat16 all the same, and train.mixed_precision=bfloat16 gives them that (throwaway
-    /tmp/an/bfsweep.py, bfsweep2.py)."""
+    count is a multiple of 16 (the rows of an AMX tile); a last convolution that no Dense layer
+    follows, a segmentation head (a channel a class), is left out. Steps of the U-Net here,
+    bfloat16 against float32, by its first level's filters: 16: 0.50x (256-px crops), 0.56x (128
+    px); 32: 0.47x; 48: 0.36x; but 8: 3.5x (the embedded default, 96 px) to 4.6x, 12: 2.4x, 20:
+    1.65x, 24: 1.3-1.5x (oneDNN's other path took some 400 ms a 128-px batch whatever the
+    width). Cautious: 40 filters (0.72x) and MobileNetV2 encoders (0.79-0.84x; ResNet-18's,
+    0.63x, suit) were faster in bfloat16 all the same, and train.mixed_precision=bfloat16 gives
+    them that (throwaway /tmp/an/bfsweep.py, bfsweep2.py)."""
     layers = list(_flat_layers(model))
     convolutions = [layer for layer in layers if _conv_channels(layer) is not None]
     if convolutions and not any(isinstance(layer, keras.layers.Dense)
