@@ -357,7 +357,7 @@ def _transposed_label_volume(labels: list[np.ndarray], series: DicomSeries, path
 
 
 def test_a_label_volume_in_another_orientation_lands_on_its_series_pixels(tmp_path):
-    from visionsuite.core.medical import series_folder, series_label_slices
+    from visionsuite.core.medical import label_slices_for, series_folder
 
     _copy_shuffled(SERIES_SAMPLES / "98892001" / "CT5N", tmp_path / "case1")
     dicomdir = SERIES_SAMPLES / "TINY_ALPHA" / "DICOMDIR"  # an index, not a slice: left out
@@ -368,14 +368,14 @@ def test_a_label_volume_in_another_orientation_lands_on_its_series_pixels(tmp_pa
     rng = np.random.default_rng(0)
     labels = [rng.integers(0, 3, (16, 16)).astype(np.uint8) for _ in series.paths]
     _transposed_label_volume(labels, series, tmp_path / "other.nii.gz")
-    found = series_label_slices(tmp_path / "other.nii.gz", tmp_path / "case1")
+    found = label_slices_for(tmp_path / "other.nii.gz", tmp_path / "case1")
     assert all(np.array_equal(a, b) for a, b in zip(found, labels))
     ours = series_labels_to_nifti(labels, series, tmp_path / "ours.nii.gz", 3)
-    found = series_label_slices(ours, tmp_path / "case1", binary=True)
+    found = label_slices_for(ours, tmp_path / "case1", binary=True)
     assert all(np.array_equal(a, np.where(b > 0, 255, 0)) for a, b in zip(found, labels))
     _transposed_label_volume(labels[:3], series, tmp_path / "short.nii.gz")
     with pytest.raises(UnreadableImage, match="short.nii.gz: its volume does not cover slice"):
-        series_label_slices(tmp_path / "short.nii.gz", tmp_path / "case1")
+        label_slices_for(tmp_path / "short.nii.gz", tmp_path / "case1")
 
 
 def test_a_folder_of_dicom_files_that_are_not_one_series_is_a_clear_error(tmp_path):
@@ -394,3 +394,29 @@ def test_a_folder_of_dicom_files_that_are_not_one_series_is_a_clear_error(tmp_pa
         series_folder(tmp_path / "gap")
     (tmp_path / "pngs").mkdir()
     assert series_folder(tmp_path / "pngs") is None
+
+
+def test_a_nifti_label_volume_on_another_grid_is_resampled_onto_its_images_slices(tmp_path):
+    from visionsuite.core.medical import label_slices_for
+
+    affine = np.diag([0.8, 0.8, 2.5, 1.0])
+    affine[:3, 3] = [-16, -14, 30]
+    rng = np.random.default_rng(1)
+    volume = rng.integers(0, 3, (12, 10, 4)).astype(np.uint8)  # (x, y, slice), as stored
+    nib.save(nib.Nifti1Image(volume.astype(np.int16), affine), tmp_path / "ct.nii.gz")
+    nib.save(nib.Nifti1Image(volume, affine), tmp_path / "same.nii.gz")
+    expected = read_label_slices(tmp_path / "same.nii.gz")  # the same grid: slice by slice
+    assert all(np.array_equal(a, b) for a, b in
+               zip(label_slices_for(tmp_path / "same.nii.gz", tmp_path / "ct.nii.gz"), expected))
+    # The labels stored as (slice reversed, y, x) by another tool, its affine to match.
+    to_ours = np.array([[0, 0, -1, 11], [0, 1, 0, 0], [-1, 0, 0, 3], [0, 0, 0, 1]], float)
+    stored = np.ascontiguousarray(volume.transpose(2, 1, 0)[::-1, :, ::-1])
+    nib.save(nib.Nifti1Image(stored, affine @ to_ours), tmp_path / "other.nii.gz")
+    found = label_slices_for(tmp_path / "other.nii.gz", tmp_path / "ct.nii.gz")
+    assert len(found) == 4 and all(np.array_equal(a, b) for a, b in zip(found, expected))
+    moved = affine.copy()
+    moved[2, 3] += 100  # another scan's place
+    nib.save(nib.Nifti1Image(volume, moved), tmp_path / "moved.nii.gz")
+    with pytest.raises(UnreadableImage, match="moved.nii.gz: its volume does not cover slice 0 "
+                                              "of its image ct.nii.gz"):
+        label_slices_for(tmp_path / "moved.nii.gz", tmp_path / "ct.nii.gz")

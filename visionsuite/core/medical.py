@@ -23,8 +23,9 @@ One percentile range per file keeps every slice of a volume windowed alike; a DI
 - A folder that holds one such series is an image too (`images/case1/` of a training set):
   its slices in order, each file windowed on its own as a single file is; a NIfTI label
   volume paired with it (`masks/case1.nii.gz`, as 3D Slicer or ITK-SNAP save a segmentation)
-  is resampled onto the series' voxels through the two affines (`series_label_slices`), so
-  a label volume stored in another orientation still marks the right pixels.
+  is resampled onto the series' voxels through the two affines (`label_slices_for`), so a
+  label volume stored in another orientation still marks the right pixels; so is a NIfTI
+  label volume whose grid differs from its NIfTI image's.
 """
 
 from __future__ import annotations
@@ -287,36 +288,62 @@ def _series_of_folder(folder: Path) -> DicomSeries:
     return series
 
 
-def series_label_slices(path: str | Path, folder: str | Path,
-                        binary: bool = False) -> list[np.ndarray]:
-    """A NIfTI label volume's values on the slices of the DICOM series in `folder`, as
-    read_slices(folder) gives them: each pixel takes the label voxel at its place in the
-    patient (nearest; both affines map voxels to RAS+ mm), so that labels stored in another
-    orientation or axis order still land on their pixels. Raw values, as read_label_slices."""
+def label_slices_for(path: str | Path, image: str | Path,
+                     binary: bool = False) -> list[np.ndarray]:
+    """The slices of the label volume `path` on the slices of `image` (a DICOM series folder,
+    or a NIfTI volume), as read_slices(image) gives them. Where the two voxel grids differ,
+    each pixel takes the label voxel at its place in the patient (nearest; both affines map
+    voxels to RAS+ mm), so that labels stored in another orientation or axis order still land
+    on their pixels instead of being paired slice by slice. Raw values, as read_label_slices."""
+    path, image = Path(path), Path(image)
+    if not is_nifti(path):
+        raise UnreadableMedical(f"{path}: the mask of {image.name} must be a NIfTI label "
+                                "volume (.nii, .nii.gz)")
+    if image.is_dir():  # a DICOM series
+        series = _series_of_folder(image)
+        columns, rows = _read(series.paths[0], header_only=True).size
+        return _labels_on_grid(path, series.affine, (columns, rows, len(series.paths)), binary,
+                               f"DICOM series {image}")
+    reference = _load_nifti(image)
+    shape = tuple(reference.shape[:3]) if len(reference.shape) >= 3 \
+        else tuple(reference.shape) + (1,)
+    labels = _load_nifti(path)
+    if tuple(labels.shape[:3]) == shape and np.allclose(labels.affine, reference.affine,
+                                                        atol=1e-3):
+        return read_label_slices(path, binary)  # the same grid: slice by slice
+    return _labels_on_grid(path, reference.affine, shape, binary, f"its image {image.name}")
+
+
+def _load_nifti(path: Path):
     import nibabel as nib
 
-    path, series = Path(path), _series_of_folder(Path(folder))
-    if not is_nifti(path):
-        raise UnreadableMedical(f"{path}: the mask of DICOM series {folder} must be a NIfTI "
-                                "label volume (.nii, .nii.gz)")
     try:
-        image = nib.load(path)
-        labels = np.asarray(image.dataobj)
+        return nib.load(path)
     except (OSError, ValueError, EOFError, nib.filebasedimages.ImageFileError) as err:
         raise UnreadableMedical(f"{path}: unreadable NIfTI file ({err})") from None
+
+
+def _labels_on_grid(path: Path, affine: np.ndarray, shape: tuple[int, int, int], binary: bool,
+                    what: str) -> list[np.ndarray]:
+    """The labels of `path`, nearest, on the voxels of a grid (`affine`, `shape`), as slices
+    read here: pixel (row r, column c) of slice k is voxel (c, shape[1] - 1 - r, k)."""
+    volume = _load_nifti(path)
+    try:
+        labels = np.asarray(volume.dataobj)
+    except (OSError, ValueError, EOFError) as err:
+        raise UnreadableMedical(f"{path}: unreadable NIfTI file ({err})") from None
     labels = labels.reshape(labels.shape[:3] if labels.ndim >= 3 else labels.shape + (1,))
-    to_labels = np.linalg.inv(image.affine) @ series.affine
-    rows, columns = _read(series.paths[0], header_only=True).size[::-1]
+    to_labels = np.linalg.inv(volume.affine) @ affine
+    columns, rows, count = shape
     row, column = np.mgrid[:rows, :columns]
     slices = []
-    for k in range(len(series.paths)):
+    for k in range(count):
         voxels = np.stack([column, rows - 1 - row, np.full_like(row, k), np.ones_like(row)])
         at = np.rint(np.tensordot(to_labels[:3], voxels, axes=1)).astype(np.int64)
         if any((at[axis] < 0).any() or (at[axis] >= labels.shape[axis]).any()
                for axis in range(3)):
-            raise UnreadableMedical(f"{path}: its volume does not cover slice {k} of DICOM "
-                                    f"series {folder} (another scan, or a cropped label "
-                                    "volume?)")
+            raise UnreadableMedical(f"{path}: its volume does not cover slice {k} of {what} "
+                                    "(another scan, or a cropped label volume?)")
         slices.append(_label_values(labels[at[0], at[1], at[2]].astype(np.float32), path,
                                     binary))
     return slices

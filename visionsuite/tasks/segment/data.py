@@ -18,8 +18,8 @@ from visionsuite.core.images import (INSTANCE_HINT, QUARTER_TURNS, fit_within, f
                                      folder_image_files, inspect_image,
                                      other_files_note, read_image_slices, read_mask_slices,
                                      stored_geometry, tiff_stack_depth, turn_upright)
-from visionsuite.core.medical import (file_stem, is_medical_file, read_header, series_folder,
-                                      series_label_slices)
+from visionsuite.core.medical import (file_stem, is_medical_file, is_nifti, label_slices_for,
+                                      read_header, series_folder)
 from visionsuite.errors import VisionsuiteError, first_line
 from visionsuite.tasks.base import DataReport, Split
 from visionsuite.tasks.segment.colours import (colour_class_names, colour_classes, colour_name,
@@ -734,10 +734,10 @@ def _class_indices(pair: Pair, binary: bool) -> list[np.ndarray]:
 
 
 def _mask_slices(pair: Pair, path: Path, binary: bool) -> list[np.ndarray]:
-    """A mask file's slices; the mask of a DICOM series folder is a label volume, resampled
-    onto the series' slices through its affine."""
-    if pair.image.is_dir():
-        return series_label_slices(path, pair.image, binary)
+    """A mask file's slices; the label volume of a DICOM series folder or of a NIfTI volume
+    on another voxel grid is resampled onto the image's slices through the two affines."""
+    if pair.image.is_dir() or (is_nifti(pair.image) and is_nifti(path)):
+        return label_slices_for(path, pair.image, binary)
     return read_mask_slices(path, binary)
 
 
