@@ -77,6 +77,21 @@ def test_bad_dicom_files_are_one_line_errors_naming_the_file(tmp_path):
         read_slices(dicom_sample("CT_small.dcm"), window=[40, 0])
 
 
+def test_compressed_dicom_as_pacs_export_it_decodes_to_the_same_pixels():
+    # JPEG Lossless (Process 14) and JPEG-LS, which GDCM decodes: the pixels of their
+    # uncompressed (or RLE) twins
+    for compressed, plain in (("SC_rgb_jpeg_gdcm.dcm", "SC_rgb_rle.dcm"),
+                              ("MR_small_jpeg_ls_lossless.dcm", "MR_small.dcm")):
+        found, expected = read_slices(dicom_sample(compressed)), read_slices(dicom_sample(plain))
+        assert len(found) == 1 and np.array_equal(found[0], expected[0]), compressed
+    import importlib.util
+
+    if importlib.util.find_spec("libjpeg") is None:  # no GPL decoder installed: advice
+        error = pytest.raises(UnreadableImage, read_slices, dicom_sample("JPGExtended.dcm"))
+        assert "JPGExtended.dcm: cannot decode its pixel data (JPEG Extended" in str(error.value)
+        assert "12-bit" in str(error.value) and "pip install pylibjpeg" in str(error.value)
+
+
 def test_nifti_volume_reads_as_upright_slices_along_the_third_axis():
     path = nifti_sample("anatomical.nii")
     volume = np.asarray(nib.load(path).dataobj, np.float32)  # (33, 41, 25)

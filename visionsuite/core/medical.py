@@ -520,8 +520,7 @@ def _read_dicom(path: Path, labels: bool, header_only: bool) -> Slices:
         syntax = getattr(getattr(dataset, "file_meta", None), "TransferSyntaxUID", None)
         name = getattr(syntax, "name", "unknown transfer syntax")
         raise UnreadableMedical(f"{path}: cannot decode its pixel data ({name}: "
-                                f"{str(err).splitlines()[0] if str(err) else type(err).__name__})"
-                                ) from None
+                                f"{_decoder_failure(err)}){_decoder_hint(name)}") from None
     frames = int(dataset.get("NumberOfFrames", 1) or 1)
     colour = int(dataset.get("SamplesPerPixel", 1) or 1) > 1
     if frames == 1:
@@ -534,6 +533,23 @@ def _read_dicom(path: Path, labels: bool, header_only: bool) -> Slices:
 
         pixels = apply_modality_lut(pixels, dataset)
     return Slices(np.asarray(pixels, np.float32), own, kind)
+
+
+def _decoder_failure(err: Exception) -> str:
+    """The first reason pydicom gives: its first line is often only 'Unable to decode as
+    exceptions were raised by all available plugins:', the plugins' reasons follow."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    if not lines:
+        return type(err).__name__
+    return lines[1] if len(lines) > 1 and lines[0].endswith(":") else lines[0]
+
+
+def _decoder_hint(syntax_name: str) -> str:
+    # GDCM (installed with visionsuite) decodes the JPEG family but 12-bit JPEG Extended;
+    # pylibjpeg-libjpeg does, under the GPL, so it is the user's choice to install.
+    if "JPEG Extended" in syntax_name:
+        return "; `pip install pylibjpeg pylibjpeg-libjpeg` adds a decoder for it"
+    return ""
 
 
 def _dicom_window(dataset) -> tuple[float, float] | None:
