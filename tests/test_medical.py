@@ -431,7 +431,23 @@ def test_a_nifti_label_volume_on_another_grid_is_resampled_onto_its_images_slice
     assert len(found) == 4 and all(np.array_equal(a, b) for a, b in zip(found, expected))
     moved = affine.copy()
     moved[2, 3] += 100  # another scan's place
-    nib.save(nib.Nifti1Image(volume, moved), tmp_path / "moved.nii.gz")
+    nib.save(nib.Nifti1Image(stored, moved @ to_ours), tmp_path / "moved.nii.gz")
     with pytest.raises(UnreadableImage, match="moved.nii.gz: its volume does not cover slice 0 "
                                               "of its image ct.nii.gz"):
         label_slices_for(tmp_path / "moved.nii.gz", tmp_path / "ct.nii.gz")
+
+
+def test_a_label_volume_of_its_images_size_pairs_voxel_by_voxel_whatever_its_affine(
+        tmp_path, capfd):
+    """Masks saved with an identity affine beside their image (a script's np.eye(4)) are
+    common; of one size, the two pair as stored, as nnU-Net pairs them, with a warning."""
+    from visionsuite.core.medical import label_slices_for
+
+    affine = np.diag([0.8, 0.8, 2.5, 1.0])
+    volume = np.random.default_rng(2).integers(0, 2, (12, 10, 4)).astype(np.uint8)
+    nib.save(nib.Nifti1Image(volume.astype(np.int16), affine), tmp_path / "ct.nii.gz")
+    nib.save(nib.Nifti1Image(volume, np.eye(4)), tmp_path / "label.nii.gz")
+    found = label_slices_for(tmp_path / "label.nii.gz", tmp_path / "ct.nii.gz")
+    assert all(np.array_equal(a, b)
+               for a, b in zip(found, read_label_slices(tmp_path / "label.nii.gz")))
+    assert "label.nii.gz: its affine differs from its image ct.nii.gz's" in capfd.readouterr().err

@@ -25,7 +25,7 @@ One percentile range per file keeps every slice of a volume windowed alike; a DI
   volume paired with it (`masks/case1.nii.gz`, as 3D Slicer or ITK-SNAP save a segmentation)
   is resampled onto the series' voxels through the two affines (`label_slices_for`), so a
   label volume stored in another orientation still marks the right pixels; so is a NIfTI
-  label volume whose grid differs from its NIfTI image's.
+  label volume of another size than its NIfTI image.
 """
 
 from __future__ import annotations
@@ -291,10 +291,11 @@ def _series_of_folder(folder: Path) -> DicomSeries:
 def label_slices_for(path: str | Path, image: str | Path,
                      binary: bool = False) -> list[np.ndarray]:
     """The slices of the label volume `path` on the slices of `image` (a DICOM series folder,
-    or a NIfTI volume), as read_slices(image) gives them. Where the two voxel grids differ,
-    each pixel takes the label voxel at its place in the patient (nearest; both affines map
-    voxels to RAS+ mm), so that labels stored in another orientation or axis order still land
-    on their pixels instead of being paired slice by slice. Raw values, as read_label_slices."""
+    or a NIfTI volume), as read_slices(image) gives them. On a series, and on a NIfTI image of
+    another size (another axis order, resolution or extent), each pixel takes the label voxel
+    at its place in the patient (nearest; both affines map voxels to RAS+ mm), so that labels
+    stored in another orientation or axis order still land on their pixels; a label volume of
+    the NIfTI image's size pairs voxel by voxel. Raw values, as read_label_slices."""
     path, image = Path(path), Path(image)
     if not is_nifti(path):
         raise UnreadableMedical(f"{path}: the mask of {image.name} must be a NIfTI label "
@@ -304,14 +305,23 @@ def label_slices_for(path: str | Path, image: str | Path,
         columns, rows = _read(series.paths[0], header_only=True).size
         return _labels_on_grid(path, series.affine, (columns, rows, len(series.paths)), binary,
                                f"DICOM series {image}")
-    reference = _load_nifti(image)
-    shape = tuple(reference.shape[:3]) if len(reference.shape) >= 3 \
-        else tuple(reference.shape) + (1,)
-    labels = _load_nifti(path)
-    if tuple(labels.shape[:3]) == shape and np.allclose(labels.affine, reference.affine,
-                                                        atol=1e-3):
-        return read_label_slices(path, binary)  # the same grid: slice by slice
+    reference, labels = _load_nifti(image), _load_nifti(path)
+    shape = _shape3(reference)
+    if _shape3(labels) == shape:
+        # Voxel by voxel as stored, whatever the affines say: masks saved beside their image
+        # with an identity or otherwise wrong affine are common, and nnU-Net pairs them so too.
+        if not np.allclose(labels.affine, reference.affine, atol=1e-3):
+            from visionsuite.core.progress import warn
+
+            warn(f"{path}: its affine differs from its image {image.name}'s; paired voxel by "
+                 "voxel as stored, the two being of one size")
+        return read_label_slices(path, binary)
     return _labels_on_grid(path, reference.affine, shape, binary, f"its image {image.name}")
+
+
+def _shape3(volume) -> tuple[int, int, int]:
+    shape = tuple(int(n) for n in volume.shape)
+    return shape[:3] if len(shape) >= 3 else shape + (1,)
 
 
 def _load_nifti(path: Path):

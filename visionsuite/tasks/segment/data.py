@@ -734,8 +734,8 @@ def _class_indices(pair: Pair, binary: bool) -> list[np.ndarray]:
 
 
 def _mask_slices(pair: Pair, path: Path, binary: bool) -> list[np.ndarray]:
-    """A mask file's slices; the label volume of a DICOM series folder or of a NIfTI volume
-    on another voxel grid is resampled onto the image's slices through the two affines."""
+    """A mask file's slices; the label volume of a DICOM series folder, or of a NIfTI volume
+    of another size, is resampled onto the image's slices through the two affines."""
     if pair.image.is_dir() or (is_nifti(pair.image) and is_nifti(path)):
         return label_slices_for(path, pair.image, binary)
     return read_mask_slices(path, binary)
