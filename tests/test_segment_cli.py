@@ -265,6 +265,7 @@ def test_dicom_slices_train_with_a_ct_window_and_segment_to_png_or_a_volume(tmp_
     assert result.exit_code == 0, result.output
     (row,) = json.loads(result.stdout)
     assert row["slices"] == 3 and len(row["overlays"]) == 3
+    assert "slice 3/3" in result.stderr  # the progress bar moves within a volume
     written = nib.load(row["mask"])
     assert row["mask"].endswith("series.nii.gz") and written.shape == (128, 128, 3)
     assert np.allclose(written.affine[:3, 2], [0, 0, 5])  # slices 5 mm apart, upwards

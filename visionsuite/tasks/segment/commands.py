@@ -71,7 +71,8 @@ def segment_images(run: str, inputs, output: str | Path | None = None, overlay: 
         else new_run_dir(Path(RUNS) / "segment", None, "predict")
     folder.mkdir(parents=True, exist_ok=True)
     results, used = [], set()
-    for item in progress(items, total=len(items), desc="segmenting"):
+    bar = progress(items, total=len(items), desc="segmenting")
+    for item in bar:
         files = item.paths if isinstance(item, DicomSeries) else [item]
         try:  # a series' slice is its file's one image
             images = [image for path in files
@@ -80,7 +81,9 @@ def segment_images(run: str, inputs, output: str | Path | None = None, overlay: 
             warn(f"{err}; {f'series {item.name}' if len(files) > 1 else 'file'} skipped")
             continue
         predicted, class_count = [], 2
-        for image in images:
+        for index, image in enumerate(images):
+            if len(images) > 1:  # a volume's slices take long: the bar moves with them
+                bar.set_postfix_str(f"slice {index + 1}/{len(images)}")
             probs = _at_own_size(sliding_window(predictor.predict, fit_within(image, max_size),
                                                 predictor.image_size, overlap), image.shape)
             predicted.append(predict_classes(probs, threshold).astype(np.uint8))
