@@ -833,6 +833,14 @@ def test_volumes_are_scored_with_their_slices_pooled_and_averaged_as_cases():
     assert TASK.headline(metrics)["volume_dice"] == metrics["volume_dice"]
     title, rows = [table for table in TASK.detail_tables(metrics) if "volumes" in table[0]][0]
     assert [row["volume"] for row in rows] == ["ct_b.nii.gz", "ct_a.nii.gz"]
+    # KiTS-like: one file name in every case folder; the whole paths tell the volumes apart
+    paths = ["case_1/imaging.nii.gz[0]", "case_1/imaging.nii.gz[1]",
+             "case_2/imaging.nii.gz[0]", "case_2/imaging.nii.gz[1]"]
+    metrics = segmentation_metrics(probs, masks, labels,
+                                   names=[Path(path).name for path in paths], paths=paths)
+    assert [row["volume"] for row in metrics["per_volume"]] == ["case_1/imaging.nii.gz",
+                                                                "case_2/imaging.nii.gz"]
+    assert [row["slices"] for row in metrics["per_volume"]] == [2, 2]
 
 
 def test_loss_ignores_pixels_and_keras_score_matches_numpy():

@@ -196,7 +196,8 @@ class SegmentTask(Task):
     def evaluate(self, outputs, split: Split, labels: list[str],
                  settings: dict | None = None) -> dict:
         return segmentation_metrics(outputs, split.targets, labels,
-                                    names=[path.name for path in split.paths])
+                                    names=[path.name for path in split.paths],
+                                    paths=[str(path) for path in split.paths])
 
     def headline(self, metrics: dict) -> dict[str, float]:
         shown = {key: metrics[key] for key in ("dice", "iou", "pixel_accuracy", "sensitivity",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 
@@ -14,14 +15,17 @@ AUC_BINS = 10000  # ROC AUC from probability histograms: exact up to 1e-4 in pro
 
 def segmentation_metrics(probabilities: list[np.ndarray], masks: list[np.ndarray],
                          labels: list[str], threshold: float = 0.5,
-                         names: list[str] | None = None) -> dict:
+                         names: list[str] | None = None,
+                         paths: list[str] | None = None) -> dict:
     """Per class and mean Dice and IoU, pixel accuracy; for 2 classes also sensitivity,
     specificity and ROC AUC of the foreground (class 1) probability. Pixels marked IGNORE
     (outside the region of interest) are left out. With `names`, also each image's Dice and
     pixel accuracy ("per_image"), to find the slides, patients or labels that fail; where
     names are slices of volumes ('ct.nii.gz[12]'), each volume's ("per_volume", its slices
     pooled) and the mean over volumes ("volume_dice", and of each class over the volumes
-    that hold it or were predicted to: the per-case figure radiology papers report)."""
+    that hold it or were predicted to: the per-case figure radiology papers report). `paths`
+    (the slices' whole paths, else `names`) tell volumes of one file name apart (KiTS-like
+    `case_00001/imaging.nii.gz`)."""
     count = len(labels)
     confusion = np.zeros((count, count), np.int64)
     positives = np.zeros(AUC_BINS + 1, np.int64)
@@ -33,8 +37,9 @@ def segmentation_metrics(probabilities: list[np.ndarray], masks: list[np.ndarray
         if names is not None:
             per_image.append({"image": str(names[index]),
                               **_image_scores(image_confusion, labels)})
-            volume = volume_of(str(names[index]))
-            volumes[volume] = volumes.get(volume, 0) + image_confusion
+            volume = volume_of(str((paths or names)[index]))
+            pooled, slices = volumes.get(volume, (0, 0))
+            volumes[volume] = (pooled + image_confusion, slices + 1)
         if count == 2:
             truth = mask[valid]
             bins = np.clip(np.round(probs[..., 1][valid] * AUC_BINS), 0, AUC_BINS).astype(int)
@@ -65,7 +70,7 @@ def segmentation_metrics(probabilities: list[np.ndarray], masks: list[np.ndarray
     if names is not None:
         metrics["per_image"] = per_image
         if len(volumes) < len(per_image):  # some names are slices of one volume
-            metrics.update(_volume_scores(volumes, per_image, labels))
+            metrics.update(_volume_scores(volumes, labels))
     return metrics
 
 
@@ -79,10 +84,13 @@ def volume_of(name: str) -> str:
     return found.group(1) if found else name
 
 
-def _volume_scores(volumes: dict, per_image: list[dict], labels: list[str]) -> dict:
-    slices = Counter(volume_of(row["image"]) for row in per_image)
-    rows = [{"volume": name, "slices": slices[name], **_image_scores(confusion, labels)}
-            for name, confusion in volumes.items()]
+def _volume_scores(volumes: dict, labels: list[str]) -> dict:
+    """Scores of each volume (its pooled confusion, its slice count), named by its file name
+    where that is unique, else by its whole path."""
+    names = Counter(Path(volume).name for volume in volumes)
+    rows = [{"volume": Path(volume).name if names[Path(volume).name] == 1 else volume,
+             "slices": slices, **_image_scores(pooled, labels)}
+            for volume, (pooled, slices) in volumes.items()]
     per_class = {name: [row["dice_per_class"][name] for row in rows
                         if row["dice_per_class"][name] is not None] for name in labels}
     return {"volumes": len(rows), "volume_dice": float(np.mean([row["dice"] for row in rows])),
