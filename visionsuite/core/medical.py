@@ -94,8 +94,7 @@ def read_slices(path: str | Path, channels: int = 3,
     series folder's, a file at a time."""
     path = Path(path)
     if path.is_dir():
-        return [image for file in _series_of_folder(path).paths
-                for image in read_slices(file, channels, window)]
+        return read_series_slices(_series_of_folder(path), channels, window)
     slices = _read(path)
     if slices.values.ndim == 4:  # colour DICOM: already display values
         images = _to_8bit_colour(slices.values)
@@ -118,6 +117,14 @@ def read_label_slices(path: str | Path, binary: bool = False) -> list[np.ndarray
     if slices.values.ndim == 4:
         raise UnreadableMedical(f"{path}: colour mask; expected one channel of class indices")
     return list(_label_values(slices.values, path, binary))
+
+
+def read_series_slices(series: DicomSeries, channels: int = 3,
+                       window: list[float] | tuple[float, float] | None = None
+                       ) -> list[np.ndarray]:
+    """A series' slices in its order: each file's one image, windowed as a single file is
+    (so that a series segments as its slices were trained)."""
+    return [image for path in series.paths for image in read_slices(path, channels, window)]
 
 
 def _label_values(values: np.ndarray, path: Path, binary: bool) -> np.ndarray:
@@ -303,7 +310,8 @@ def label_slices_for(path: str | Path, image: str | Path,
     if image.is_dir():  # a DICOM series
         series = _series_of_folder(image)
         columns, rows = _read(series.paths[0], header_only=True).size
-        return _labels_on_grid(path, series.affine, (columns, rows, len(series.paths)), binary,
+        return _labels_on_grid(_load_nifti(path), path, series.affine,
+                               (columns, rows, len(series.paths)), binary,
                                f"DICOM series {image}")
     reference, labels = _load_nifti(image), _load_nifti(path)
     shape = _shape3(reference)
@@ -316,7 +324,8 @@ def label_slices_for(path: str | Path, image: str | Path,
             warn(f"{path}: its affine differs from its image {image.name}'s; paired voxel by "
                  "voxel as stored, the two being of one size")
         return read_label_slices(path, binary)
-    return _labels_on_grid(path, reference.affine, shape, binary, f"its image {image.name}")
+    return _labels_on_grid(labels, path, reference.affine, shape, binary,
+                           f"its image {image.name}")
 
 
 def _shape3(volume) -> tuple[int, int, int]:
@@ -333,11 +342,11 @@ def _load_nifti(path: Path):
         raise UnreadableMedical(f"{path}: unreadable NIfTI file ({err})") from None
 
 
-def _labels_on_grid(path: Path, affine: np.ndarray, shape: tuple[int, int, int], binary: bool,
-                    what: str) -> list[np.ndarray]:
-    """The labels of `path`, nearest, on the voxels of a grid (`affine`, `shape`), as slices
-    read here: pixel (row r, column c) of slice k is voxel (c, shape[1] - 1 - r, k)."""
-    volume = _load_nifti(path)
+def _labels_on_grid(volume, path: Path, affine: np.ndarray, shape: tuple[int, int, int],
+                    binary: bool, what: str) -> list[np.ndarray]:
+    """The labels of `volume` (the NIfTI image of `path`), nearest, on the voxels of a grid
+    (`affine`, `shape`), as slices read here: pixel (row r, column c) of slice k is voxel
+    (c, shape[1] - 1 - r, k)."""
     try:
         labels = np.asarray(volume.dataobj)
     except (OSError, ValueError, EOFError) as err:

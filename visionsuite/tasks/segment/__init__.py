@@ -210,24 +210,10 @@ class SegmentTask(Task):
 
     def detail_tables(self, metrics: dict) -> list[tuple[str, list[dict]]]:
         tables = super().detail_tables(metrics)
-        volumes = metrics.get("per_volume") or []
-        if len(volumes) > 1:
-            worst = sorted(volumes, key=lambda row: row["dice"])[:WORST_IMAGES_SHOWN]
-            rows = [{"volume": row["volume"], "slices": row["slices"], "dice": row["dice"],
-                     **{f"dice_{name}": value for name, value
-                        in list(row["dice_per_class"].items())[:6]}} for row in worst]
-            shown = f"{len(worst)} of {len(volumes)}, " if len(worst) < len(volumes) else ""
-            tables.append((f"val volumes by mean Dice, slices pooled ({shown}worst first):",
-                           rows))
-        images = metrics.get("per_image") or []
-        if len(images) > 1:
-            worst = sorted(images, key=lambda row: row["dice"])[:WORST_IMAGES_SHOWN]
-            rows = [{"image": row["image"], "dice": row["dice"],
-                     "pixel_accuracy": row["pixel_accuracy"],
-                     **{f"dice_{name}": value for name, value
-                        in list(row["dice_per_class"].items())[:6]}} for row in worst]
-            shown = f"{len(worst)} of {len(images)}, " if len(worst) < len(images) else ""
-            tables.append((f"val images by mean Dice ({shown}worst first):", rows))
+        tables += _worst_first(metrics.get("per_volume") or [], ("volume", "slices"), (),
+                               "val volumes by mean Dice, slices pooled")
+        tables += _worst_first(metrics.get("per_image") or [], ("image",), ("pixel_accuracy",),
+                               "val images by mean Dice")
         return tables
 
     def agreement(self, outputs_a, outputs_b) -> float | None:
@@ -274,6 +260,21 @@ class SegmentTask(Task):
             std=1.0,
             output_is_image=True,
         )
+
+
+def _worst_first(scored: list[dict], before: tuple[str, ...], after: tuple[str, ...],
+                 title: str) -> list[tuple[str, list[dict]]]:
+    """A table of the lowest mean Dice first (WORST_IMAGES_SHOWN at most): each row's `before`
+    columns, its Dice, its `after` columns, its Dice per class; none for fewer than two rows."""
+    if len(scored) < 2:
+        return []
+    worst = sorted(scored, key=lambda row: row["dice"])[:WORST_IMAGES_SHOWN]
+    rows = [{**{key: row[key] for key in before}, "dice": row["dice"],
+             **{key: row[key] for key in after},
+             **{f"dice_{name}": value for name, value in list(row["dice_per_class"].items())[:6]}}
+            for row in worst]
+    shown = f"{len(worst)} of {len(scored)}, " if len(worst) < len(scored) else ""
+    return [(f"{title} ({shown}worst first):", rows)]
 
 
 TASK = SegmentTask()

@@ -9,8 +9,9 @@ import numpy as np
 from visionsuite.core.files import RUNS, atomic_path, unique_stem
 from visionsuite.core.images import UnreadableImage, fit_within, read_image_slices
 from visionsuite.core.medical import (DicomSeries, file_stem, is_medical_file, is_nifti,
-                                      labels_to_nifti, series_labels_to_nifti,
-                                      stack_dicom_series, voxel_volume_mm3)
+                                      labels_to_nifti, read_series_slices,
+                                      series_labels_to_nifti, stack_dicom_series,
+                                      voxel_volume_mm3)
 from visionsuite.core.plots import colorize
 from visionsuite.errors import VisionsuiteError
 from visionsuite.tasks.segment.colours import colours_rgb
@@ -73,12 +74,12 @@ def segment_images(run: str, inputs, output: str | Path | None = None, overlay: 
     results, used = [], set()
     bar = progress(items, total=len(items), desc="segmenting")
     for item in bar:
-        files = item.paths if isinstance(item, DicomSeries) else [item]
-        try:  # a series' slice is its file's one image
-            images = [image for path in files
-                      for image in read_image_slices(path, predictor.channels, window)]
+        series = isinstance(item, DicomSeries)
+        try:
+            images = read_series_slices(item, predictor.channels, window) if series \
+                else read_image_slices(item, predictor.channels, window)
         except UnreadableImage as err:
-            warn(f"{err}; {f'series {item.name}' if len(files) > 1 else 'file'} skipped")
+            warn(f"{err}; {f'series {item.name}' if series else 'file'} skipped")
             continue
         predicted, class_count = [], 2
         for index, image in enumerate(images):
@@ -88,7 +89,7 @@ def segment_images(run: str, inputs, output: str | Path | None = None, overlay: 
                                                 predictor.image_size, overlap), image.shape)
             predicted.append(predict_classes(probs, threshold).astype(np.uint8))
             class_count = probs.shape[-1]
-        if isinstance(item, DicomSeries):
+        if series:
             results.append(_write_series(item, images, predicted, labels, folder,
                                          unique_stem(item.name, used), overlay, class_count,
                                          palette))

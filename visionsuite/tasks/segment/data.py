@@ -665,8 +665,19 @@ class DecodedPair:
 
 
 def _slice_name(path: Path, index: int | None) -> Path:
-    """How messages and plots name slice `index` of `path`: 'ct.nii.gz[12]'."""
+    """How messages and plots name slice `index` of `path`: 'ct.nii.gz[12]' (volume_of's
+    inverse)."""
     return path if index is None else path.with_name(f"{path.name}[{index}]")
+
+
+_SLICE_NAME = re.compile(r"^(.*)\[(\d+)\]$")  # as _slice_name writes them
+
+
+def volume_of(name: str) -> str:
+    """The volume (or stack, or DICOM series) that a slice's name (_slice_name) belongs to;
+    a 2-D image's name is its own."""
+    found = _SLICE_NAME.match(name)
+    return found.group(1) if found else name
 
 
 def _decode_pair(pair: Pair, channels: int, window: list[float] | None,

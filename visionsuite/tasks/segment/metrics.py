@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
-from visionsuite.tasks.segment.data import IGNORE
+from visionsuite.tasks.segment.data import IGNORE, volume_of
 
 AUC_BINS = 10000  # ROC AUC from probability histograms: exact up to 1e-4 in probability
 
@@ -72,16 +71,6 @@ def segmentation_metrics(probabilities: list[np.ndarray], masks: list[np.ndarray
         if len(volumes) < len(per_image):  # some names are slices of one volume
             metrics.update(_volume_scores(volumes, labels))
     return metrics
-
-
-_SLICE_NAME = re.compile(r"^(.*)\[(\d+)\]$")  # how segment data names slices: 'ct.nii.gz[12]'
-
-
-def volume_of(name: str) -> str:
-    """The volume (or stack, or DICOM series) that a slice's name belongs to; a 2-D image's
-    name is its own."""
-    found = _SLICE_NAME.match(name)
-    return found.group(1) if found else name
 
 
 def _volume_scores(volumes: dict, labels: list[str]) -> dict:
