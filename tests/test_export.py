@@ -62,6 +62,7 @@ def test_metadata_names_labels_and_normalization(exported):
         metadata = read_metadata(data)
         assert metadata["inputs"][0]["name"] == "image"
         assert metadata["inputs"][0]["normalization"] == {"mean": [0.0], "std": [1.0]}
+        assert metadata["inputs"][0]["color_space"] == "RGB"
         assert metadata["outputs"][0]["name"] == "probability"
         assert metadata["outputs"][0]["files"] == ["labels.txt"]
         assert tflite_labels(report["file"]) == ["circle", "square", "triangle"]

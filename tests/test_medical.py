@@ -103,9 +103,30 @@ def test_nifti_volume_reads_as_upright_slices_along_the_third_axis():
     assert voxel_volume_mm3(path) == pytest.approx(8.0)  # 2 x 2 x 2 mm voxels
 
 
-def test_4d_nifti_is_refused_clearly():
-    with pytest.raises(UnreadableImage, match="4-D volume"):
-        read_slices(nifti_sample("example4d.nii.gz"))
+def test_4d_nifti_reads_as_slices_of_one_channel_per_volume_each_windowed_on_its_own(
+        tmp_path):
+    """The Decathlon's multi-modal MRI: FLAIR, T1, ... along the fourth axis, each windowed
+    from its own percentiles (their intensities share no scale)."""
+    sample = nib.load(nifti_sample("example4d.nii.gz"))  # (128, 96, 24, 2)
+    volume = np.asarray(sample.dataobj, np.float32)
+    volume[..., 1] = volume[..., 1] * 10 + 500  # the second modality on another scale
+    path = tmp_path / "case.nii.gz"
+    nib.save(nib.Nifti1Image(volume, sample.affine), path)
+    slices = read_slices(path, channels=2)
+    assert len(slices) == 24 and slices[0].shape == (96, 128, 2)
+    for channel in range(2):
+        low, high = np.percentile(volume[..., channel], (0.5, 99.5))
+        expected = window_by_hand(np.flipud(volume[:, :, 5, channel].T), (low + high) / 2,
+                                  high - low)
+        assert np.abs(slices[5][..., channel].astype(int) - expected).max() <= 1
+    with pytest.raises(UnreadableImage, match="2 channels .*but the model takes 3"):
+        read_slices(path, channels=3)
+    with pytest.raises(UnreadableImage, match="2 volumes .*expected one channel"):
+        read_label_slices(path)
+    nib.save(nib.Nifti1Image(np.zeros((4, 4, 2, 2, 2), np.float32), np.eye(4)),
+             tmp_path / "five.nii.gz")
+    with pytest.raises(UnreadableImage, match="a 5-D volume"):
+        read_slices(tmp_path / "five.nii.gz")
 
 
 def test_label_volume_keeps_the_inputs_geometry_and_reads_back_the_same(tmp_path):
@@ -235,23 +256,47 @@ def test_a_decathlon_set_reads_as_it_comes_with_its_class_names(tmp_path):
         index_pairs(root, 0.2)
 
 
-def test_nnunet_cases_pair_their_first_channel_with_their_label(tmp_path):
-    """nnU-Net's raw layout: imagesTr/case_0000.nii.gz (and _0001 for a second channel)
-    beside labelsTr/case.nii.gz."""
-    from visionsuite.tasks.segment.data import check_segmentation_folders, index_pairs
+def test_nnunet_cases_pair_all_their_channel_files_with_their_label(tmp_path):
+    """nnU-Net's raw layout: imagesTr/case_0000.nii.gz and case_0001.nii.gz (a channel each,
+    named in dataset.json) beside labelsTr/case.nii.gz; a case short of a channel is an error
+    naming it."""
+    import json
 
-    root = tmp_path / "Dataset004_Hippocampus"
+    from visionsuite.tasks.segment.data import (check_segmentation_folders, image_channels,
+                                                index_pairs)
+
+    root = tmp_path / "Dataset005_Prostate"
     for number in range(1, 4):
         case = f"case_{number:03d}"
         _hippocampus_case(root, case, (f"{case}_0000", f"{case}_0001"))
-    pairs = [pair for split in index_pairs(root, 0.2).splits.values() for pair in split]
+    (root / "dataset.json").write_text(json.dumps({"channel_names": {"0": "T2", "1": "ADC"},
+                                                   "labels": {"background": 0, "a": 1, "b": 2}}))
+    index = index_pairs(root, 0.2)
+    pairs = [pair for split in index.splits.values() for pair in split]
     assert sorted((p.image.name, p.mask.name) for p in pairs) == [
         (f"case_{n:03d}_0000.nii.gz", f"case_{n:03d}.nii.gz") for n in range(1, 4)]
-    assert all([path.name for path in p.left_out] == [p.image.name.replace("_0000", "_0001")]
+    assert all([path.name for path in p.channels] == [p.image.name.replace("_0000", "_0001")]
                for p in pairs)
+    assert image_channels(pairs) == 2 and index.channel_names == ["T2", "ADC"]
     report = check_segmentation_folders(str(root))
-    assert "  left out, one image and one mask making a pair: the files ending _0001 (3)" \
-        in report.text.splitlines()
+    assert report.usable, report.problem
+    assert "  images of 2 channels, each windowed on its own: T2, ADC" in report.text.splitlines()
+    (root / "imagesTr" / "case_002_0001.nii.gz").unlink()
+    with pytest.raises(VisionsuiteError, match="imagesTr: case case_002 has the channel files "
+                       "_0000, where every case needs _0000 to _0001"):
+        index_pairs(root, 0.2)
+
+
+def test_images_of_different_channel_counts_are_an_error_naming_them(tmp_path):
+    from visionsuite.tasks.segment.data import Pair, image_channels
+
+    three_d, four_d = tmp_path / "a.nii.gz", tmp_path / "b.nii.gz"
+    _save_volume(three_d, np.zeros((8, 8, 2), np.float32))
+    _save_volume(four_d, np.zeros((8, 8, 2, 4), np.float32))
+    assert image_channels([Pair(three_d, three_d)]) is None  # grey: data.channels decides
+    assert image_channels([Pair(four_d, three_d)]) == 4
+    with pytest.raises(VisionsuiteError, match=r"b.nii.gz: 4 channels, but .*a.nii.gz has 1"):
+        image_channels([Pair(three_d, three_d), Pair(four_d, three_d)])
 
 
 # pydicom's DICOMDIR samples: real scanner series cut down to 16x16 pixels.

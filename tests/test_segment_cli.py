@@ -329,6 +329,103 @@ def test_dicom_series_folders_train_with_label_volumes_in_their_geometry(tmp_pat
     assert metrics["pixels"] == 3 * 128 * 128
 
 
+def write_two_channel_case(root: Path, case: str, rng, size=(48, 40, 4)) -> np.ndarray:
+    """nnU-Net's files of one case: imagesTr/<case>_0000 (FLAIR-like, bright squares A),
+    _0001 (T1-like, squares B near A, on another intensity scale) and labelsTr/<case>, the
+    lesion where A and B overlap: no one channel shows it. Returns the first channel."""
+    import nibabel as nib
+
+    first, second = np.zeros(size, bool), np.zeros(size, bool)
+    for k in range(size[2]):
+        for _ in range(3):
+            x, y = rng.integers(0, size[0] - 14), rng.integers(0, size[1] - 14)
+            first[x:x + 14, y:y + 14, k] = True
+            x, y = np.clip((x, y) + rng.integers(-7, 8, 2), 0, (size[0] - 14, size[1] - 14))
+            second[x:x + 14, y:y + 14, k] = True
+    affine = np.diag([0.9, 0.9, 3.0, 1.0])
+    volumes = {"imagesTr": {"_0000": np.where(first, 300.0, 60.0) + rng.normal(0, 10, size),
+                            "_0001": np.where(second, 2500.0, 900.0) + rng.normal(0, 50, size)},
+               "labelsTr": {"": first & second}}
+    for folder, files in volumes.items():
+        (root / folder).mkdir(parents=True, exist_ok=True)
+        for ending, volume in files.items():
+            nib.save(nib.Nifti1Image(volume.astype(np.float32 if ending else np.uint8), affine),
+                     root / folder / f"{case}{ending}.nii.gz")
+    return first
+
+
+def test_multi_modal_mri_trains_on_every_channel_and_segments_into_a_label_volume(tmp_path):
+    """The Medical Segmentation Decathlon's brain tumours and prostate come as a file per
+    MRI channel (nnU-Net) or as 4-D NIfTI: the model takes them all, each windowed on its own.
+    Here the lesion shows in neither channel alone, so a high Dice needs both."""
+    import nibabel as nib
+
+    from visionsuite.core.metadata import read_metadata
+
+    root, rng = tmp_path / "Dataset001_Lesions", np.random.default_rng(0)
+    firsts = {f"case_{n:03d}": write_two_channel_case(root, f"case_{n:03d}", rng)
+              for n in range(10)}
+    (root / "dataset.json").write_text(json.dumps({"channel_names": {"0": "FLAIR", "1": "T1"},
+                                                   "labels": {"background": 0, "lesion": 1}}))
+    result = invoke("data", "check", "segment", root)
+    assert result.exit_code == 0, result.output
+    assert "images of 2 channels, each windowed on its own: FLAIR, T1" in result.output
+    result = invoke("train", "segment", "--data", root, "--output", tmp_path / "runs",
+                    "--image-size", 32, "--epochs", 15, "--set", "model.levels=2",
+                    "--set", "model.filters=8", "--set", "train.tensorboard=false",
+                    "--set", "data.crops_per_image=4")
+    assert result.exit_code == 0, result.output
+    assert "the images have 2 channels (FLAIR, T1): the model takes all 2" in result.output
+    run = tmp_path / "runs" / "segment" / "exp"
+    assert "channels: 2" in (run / "config.yaml").read_text()
+    lesion = json.loads((run / "metrics.json").read_text())["per_class"]["lesion"]["dice"]
+    labels = {case: np.asarray(nib.load(root / "labelsTr" / f"{case}.nii.gz").dataobj) > 0
+              for case in firsts}
+    # the best any model of the first channel alone can do: call all of A lesion
+    val = [case for case in firsts if f"{case}_0000.nii.gz" in result.output]  # worst first
+    assert len(val) == 2  # 20% of the 10 cases
+    overlap = sum(labels[case].sum() for case in val)
+    one_channel = 2 * overlap / (overlap + sum(firsts[case].sum() for case in val))
+    assert one_channel < 0.8 < 0.95 < lesion
+    images = root / "imagesTr"
+    case = val[0]
+    result = invoke("segment", run, images / f"{case}_0000.nii.gz", images / f"{case}_0001.nii.gz",
+                    "--output", tmp_path / "out", "--json", "--overlay")
+    assert result.exit_code == 0, result.output
+    (row,) = json.loads(result.stdout)
+    assert row["mask"].endswith(f"{case}.nii.gz") and len(row["channels"]) == 2
+    written = nib.load(row["mask"])
+    assert written.shape == (48, 40, 4) and np.allclose(written.affine, np.diag([0.9, 0.9, 3, 1]))
+    predicted = np.asarray(written.dataobj)
+    assert (predicted == labels[case]).mean() > 0.98
+    # The same channels as one 4-D NIfTI volume give the same labels.
+    stacked = np.stack([nib.load(images / f"{case}_000{c}.nii.gz").get_fdata() for c in (0, 1)],
+                       axis=-1)
+    nib.save(nib.Nifti1Image(stacked.astype(np.float32), written.affine), tmp_path / "4d.nii.gz")
+    result = invoke("segment", run, tmp_path / "4d.nii.gz", "--output", tmp_path / "out4",
+                    "--json")
+    assert result.exit_code == 0, result.output
+    assert np.array_equal(np.asarray(nib.load(json.loads(result.stdout)[0]["mask"]).dataobj),
+                          predicted)
+    # One channel alone would be read as both: refused.
+    assert_one_line_error(invoke("segment", run, images / f"{case}_0000.nii.gz",
+                                 "--output", tmp_path / "out1"),
+                          f"case {case} has the channel files _0000; the model takes 2 "
+                          "channels (FLAIR, T1)")
+    result = invoke("export", run, "--quantize", "int8", "--output", tmp_path / "tflite")
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "tflite" / "exp-int8.json").read_text())
+    assert report["tflite"]["dice"] == pytest.approx(report["keras"]["dice"], abs=0.01)
+    metadata = read_metadata((tmp_path / "tflite" / "exp-int8.tflite").read_bytes())
+    assert metadata["inputs"][0]["color_space"] == "UNKNOWN"  # two MRI channels: no colours
+
+
+def test_channel_counts_that_images_do_not_carry_are_one_line_errors(segment_data, tmp_path):
+    assert_one_line_error(invoke("train", "segment", "--data", segment_data, *TINY_SEGMENT,
+                                 "--set", "data.channels=2"),
+                          "data.channels=2: the images of", "are grey or colour, 1 or 3")
+
+
 def test_large_photos_train_scaled_down_by_max_size_and_masks_come_back_full_size(tmp_path):
     """Dermoscopy-like: photos far larger than the crops are scaled down to data.max_size for
     training and metrics; `segment` predicts at that scale and writes masks at the photo's."""

@@ -357,7 +357,7 @@ def _below(low, high):
 # The numbers a key can take, where its type alone admits nonsense (a negative epoch count,
 # a flip probability of 2) that would fail deep inside TensorFlow or silently do nothing.
 RANGES = {
-    "data.image_size": _at_least(16), "data.channels": _one_of(1, 3),
+    "data.image_size": _at_least(16), "data.channels": _at_least(1),
     "data.val_fraction": _between(0, 1), "data.crops_per_image": _at_least(1),
     "data.tile_overlap": _below(0, 1), "data.workers": _at_least(0),
     "data.max_size": _at_least(16),

@@ -289,7 +289,7 @@ def _write_tflite(target: Path, model, quantize: str, calibration_images, task, 
     tflite = convert(model, quantize, calibration_images, task.serving_fn(model, config),
                      task.int8_network())
     spec = task.tflite_metadata(labels, quantized_input=quantize == "int8")
-    spec.grayscale = config.data.channels == 1
+    spec.channels = config.data.channels
     files = {spec.labels_file: ("\n".join(labels) + "\n").encode()} if spec.labels else {}
     # The task and the learned settings (a face model's threshold) travel with the file.
     files[INFERENCE_SETTINGS] = json.dumps({"task": config.task, **settings},

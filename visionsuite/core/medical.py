@@ -8,7 +8,9 @@
   windowing.
 - NIfTI (nibabel): a 3-D volume is read as its slices along the third voxel axis; intensities
   are scaled by the header's slope/intercept, and windowed as above, the header's
-  cal_min/cal_max being the file's own window. Slice k becomes the image
+  cal_min/cal_max being the file's own window. A 4-D volume (the Medical Segmentation
+  Decathlon's multi-modal MRI: FLAIR, T1, T1gd, T2 along the fourth axis) is one image of as
+  many channels, each windowed on its own: MRI intensities have no common scale. Slice k becomes the image
   `flipud(volume[:, :, k].T)` (rows along the second voxel axis, reversed; columns along the
   first): upright for the usual RAS/LAS storage. `labels_to_nifti` undoes that exactly and
   writes the mask with the input's affine and header, so it overlays the input in any viewer.
@@ -80,33 +82,47 @@ def file_stem(path: Path) -> str:
 
 @dataclass
 class Slices:
-    values: np.ndarray  # (S, H, W) float32 modality values, or (S, H, W, 3) colour
+    values: np.ndarray  # (S, H, W) float32 modality values, (S, H, W, C) of a 4-D NIfTI's C
+    #                     volumes, or (S, H, W, 3) colour display values in 0..1
     window: tuple[float, float] | None  # the file's own (center, width)
     kind: str  # for reports: "DICOM CT", "NIfTI", ...
     spacing: tuple[float, float, float] | None = None  # voxel size in mm (NIfTI)
     size: tuple[int, int] | None = None  # (width, height) of a slice, read from the header
     count: int = 1  # slices, read from the header
+    channels: int = 1  # volumes of a 4-D NIfTI (MRI modalities), each a channel of the image
+    colour: bool = False  # RGB/YBR DICOM: display values, no windowing
 
 
 def read_slices(path: str | Path, channels: int = 3,
                 window: list[float] | tuple[float, float] | None = None) -> list[np.ndarray]:
     """The file's slices as uint8 (H, W, channels) images, windowed as the module says; a
-    series folder's, a file at a time."""
+    series folder's, a file at a time. Grey slices are repeated to `channels`; a 4-D NIfTI's
+    volumes are its channels, and must be `channels` many."""
     path = Path(path)
     if path.is_dir():
         return read_series_slices(_series_of_folder(path), channels, window)
     slices = _read(path)
-    if slices.values.ndim == 4:  # colour DICOM: already display values
+    if slices.colour:  # already display values
         images = _to_8bit_colour(slices.values)
         if channels == 1:
             images = np.round(images.astype(np.float32) @ [0.299, 0.587, 0.114])[..., None]
         return [image.astype(np.uint8) for image in images]
-    center, width = _window(slices, window)
-    low = center - width / 2
-    grey = np.clip(np.round((slices.values - low) * (255.0 / width)), 0, 255).astype(np.uint8)
-    if slices.kind.endswith("MONOCHROME1"):
-        grey = 255 - grey
+    if slices.values.ndim == 4:
+        if slices.channels != channels:
+            raise UnreadableMedical(f"{path}: {slices.channels} channels (the volumes of a 4-D "
+                                    f"NIfTI), but the model takes {channels}")
+        return list(np.stack([_windowed(slices.values[..., channel], slices, window)
+                              for channel in range(slices.channels)], axis=-1))
+    grey = _windowed(slices.values, slices, window)
     return [np.repeat(image[..., None], channels, axis=-1) for image in grey]
+
+
+def _windowed(values: np.ndarray, slices: Slices, window) -> np.ndarray:
+    """Modality values through the window (see the module), as uint8; MONOCHROME1 inverted."""
+    center, width = _window(values, slices.window, window)
+    low = center - width / 2
+    grey = np.clip(np.round((values - low) * (255.0 / width)), 0, 255).astype(np.uint8)
+    return 255 - grey if slices.kind.endswith("MONOCHROME1") else grey
 
 
 def read_label_slices(path: str | Path, binary: bool = False) -> list[np.ndarray]:
@@ -115,7 +131,8 @@ def read_label_slices(path: str | Path, binary: bool = False) -> list[np.ndarray
     path = Path(path)
     slices = _read(path, labels=True)
     if slices.values.ndim == 4:
-        raise UnreadableMedical(f"{path}: colour mask; expected one channel of class indices")
+        found = "colour mask" if slices.colour else f"{slices.channels} volumes (a 4-D NIfTI)"
+        raise UnreadableMedical(f"{path}: {found}; expected one channel of class indices")
     return list(_label_values(slices.values, path, binary))
 
 
@@ -490,18 +507,19 @@ def _read_nifti(path: Path, header_only: bool) -> Slices:
         shape = image.shape
         if len(shape) == 4 and shape[3] == 1:
             shape = shape[:3]
-        if len(shape) not in (2, 3):
+        if len(shape) not in (2, 3, 4):
             raise UnreadableMedical(f"{path}: a {len(shape)}-D volume {shape}; visionsuite "
-                                    "reads 2-D images and 3-D volumes (slices along the "
-                                    "third axis)")
+                                    "reads 2-D images, 3-D volumes (slices along the third "
+                                    "axis) and 4-D ones (a channel per volume)")
+        channels = int(shape[3]) if len(shape) == 4 else 1
         low, high = float(image.header["cal_min"]), float(image.header["cal_max"])
         own = ((low + high) / 2, high - low) if high > low else None
         spacing = (zooms + (1.0, 1.0, 1.0))[:3]
         if header_only:
             # Slice k is flipud(volume[:, :, k].T): as wide as the first axis is long.
-            count = int(shape[2]) if len(shape) == 3 else 1
+            count = int(shape[2]) if len(shape) >= 3 else 1
             return Slices(np.zeros((0, 0, 0), np.float32), own, "NIfTI", spacing,
-                          (int(shape[0]), int(shape[1])), count)
+                          (int(shape[0]), int(shape[1])), count, channels)
         volume = np.asarray(image.dataobj, dtype=np.float32).reshape(shape)
     except UnreadableMedical:
         raise
@@ -511,8 +529,10 @@ def _read_nifti(path: Path, header_only: bool) -> Slices:
         volume = volume[:, :, None]
     if not np.isfinite(volume).all():
         volume = np.nan_to_num(volume, nan=0.0, posinf=0.0, neginf=0.0)
-    values = np.stack([np.flipud(volume[:, :, k].T) for k in range(volume.shape[2])])
-    return Slices(values, own, "NIfTI", spacing)
+    # swapaxes, not .T: a 4-D volume's slices keep their channels last
+    values = np.stack([np.flipud(np.swapaxes(volume[:, :, k], 0, 1))
+                       for k in range(volume.shape[2])])
+    return Slices(values, own, "NIfTI", spacing, channels=channels)
 
 
 def _read_dicom(path: Path, labels: bool, header_only: bool) -> Slices:
@@ -546,7 +566,8 @@ def _read_dicom(path: Path, labels: bool, header_only: bool) -> Slices:
         pixels = pixels[None]
     if colour:
         bits = int(dataset.get("BitsStored", 8) or 8)
-        return Slices(pixels.astype(np.float32) / max(2 ** bits - 1, 1), None, kind)
+        return Slices(pixels.astype(np.float32) / max(2 ** bits - 1, 1), None, kind,
+                      colour=True)
     if not labels:
         from pydicom.pixels import apply_modality_lut
 
@@ -589,17 +610,20 @@ def _first(value) -> float:
     return float(value[0])
 
 
-def _window(slices: Slices, window) -> tuple[float, float]:
+def _window(values: np.ndarray, own: tuple[float, float] | None, window
+            ) -> tuple[float, float]:
+    """(center, width): `window` (data.window) if set, else the file's `own`, else the
+    values' percentile range."""
     if window:
         if len(window) != 2 or float(window[1]) <= 0:
             raise VisionsuiteError(f"data.window must be [center, width] with width > 0, "
                                    f"got {list(window)}")
         return float(window[0]), float(window[1])
-    if slices.window is not None:
-        return slices.window
-    low, high = np.percentile(slices.values, PERCENTILES)
+    if own is not None:
+        return own
+    low, high = np.percentile(values, PERCENTILES)
     if high <= low:
-        low, high = float(slices.values.min()), float(slices.values.max())
+        low, high = float(values.min()), float(values.max())
     return (low + high) / 2, max(high - low, 1e-6)
 
 

@@ -33,7 +33,7 @@ class MetadataSpec:
     labels: list[str] = field(default_factory=list)
     mean: float = 0.0
     std: float = 1.0
-    grayscale: bool = False
+    channels: int = 3  # 3 RGB, 1 grayscale; others (MRI modalities) have no colour space
     output_range: tuple[float, float] | None = None
     output_is_image: bool = False  # a per-pixel map (segmentation), not a feature vector
     version: str = ""
@@ -55,8 +55,9 @@ def build_metadata(spec: MetadataSpec) -> bytes:
     image.content = meta.ContentT()
     image.content.contentPropertiesType = meta.ContentProperties.ImageProperties
     image.content.contentProperties = meta.ImagePropertiesT()
-    image.content.contentProperties.colorSpace = (
-        meta.ColorSpaceType.GRAYSCALE if spec.grayscale else meta.ColorSpaceType.RGB)
+    image.content.contentProperties.colorSpace = {
+        1: meta.ColorSpaceType.GRAYSCALE, 3: meta.ColorSpaceType.RGB}.get(
+        spec.channels, meta.ColorSpaceType.UNKNOWN)
     normalization = meta.ProcessUnitT()
     normalization.optionsType = meta.ProcessUnitOptions.NormalizationOptions
     normalization.options = meta.NormalizationOptionsT()
@@ -199,7 +200,8 @@ def read_metadata(model_bytes: bytes) -> dict:
             def tensors(items):
                 return [{"name": _text(t.name),
                          "files": [_text(f.name) for f in (t.associatedFiles or [])],
-                         "normalization": _normalization(t)} for t in items]
+                         "normalization": _normalization(t),
+                         "color_space": _color_space(t, meta)} for t in items]
 
             return {"name": _text(parsed.name), "min_parser_version": _text(parsed.minParserVersion),
                     "inputs": tensors(subgraph.inputTensorMetadata),
@@ -209,6 +211,16 @@ def read_metadata(model_bytes: bytes) -> dict:
 
 def _text(value) -> str:
     return value.decode() if isinstance(value, bytes) else (value or "")
+
+
+def _color_space(tensor, meta) -> str | None:
+    """'RGB', 'GRAYSCALE' or 'UNKNOWN' of an image tensor, None of others."""
+    properties = getattr(tensor.content, "contentProperties", None)
+    if not isinstance(properties, meta.ImagePropertiesT):
+        return None
+    names = {value: name for name, value in vars(meta.ColorSpaceType).items()
+             if not name.startswith("_")}
+    return names.get(properties.colorSpace)
 
 
 def _normalization(tensor) -> dict | None:

@@ -101,6 +101,12 @@ def colorize(classes: np.ndarray) -> np.ndarray:
     return colors[classes]
 
 
+def shown_image(image: np.ndarray) -> np.ndarray:
+    """What a person sees of an (H, W, C) image: RGB as it is, else its first channel as
+    (H, W) grey (a grey image; the first modality of a multi-channel MRI)."""
+    return image if image.shape[-1] == 3 else image[..., 0]
+
+
 def plot_segmentation_grid(images, truths, predictions, labels: list[str], names: list[str],
                            path: Path, rows: int = 6) -> Path:
     """One row per image (at most `rows`): the image, the true mask, the predicted mask; a
@@ -115,7 +121,7 @@ def plot_segmentation_grid(images, truths, predictions, labels: list[str], names
                                 squeeze=False)
     for row in range(count):
         image = images[row]
-        panels = [(image[..., 0] if image.shape[-1] == 1 else image, "image"),
+        panels = [(shown_image(image), "image"),
                   (colorize(truths[row]), "truth"),
                   (colorize(predictions[row].astype(np.uint8)), "prediction")]
         for axis, (picture, title) in zip(axes[row], panels):

@@ -36,6 +36,8 @@ class TaskData:
     val: Split
     train: Split | None = None
     source: str = ""  # the dataset folder, for messages
+    # Images that carry their own channels (multi-modal MRI: FLAIR, T1, ...): their names.
+    channel_names: list[str] | None = None
 
 
 @dataclass
@@ -76,6 +78,10 @@ class Task:
                     f"augment.{key}={value}: {self.name} does not apply it (it applies "
                     f"{', '.join(self.augmentations)}); set it to 0")
 
+    # Images may carry channels of their own (segment: multi-modal MRI), which set
+    # data.channels to any count; other tasks read grey or RGB.
+    images_own_channels = False
+
     def check_settings(self, config: Config) -> None:
         """A one-line error for a setting of other tasks (config.TASK_KEYS) given a value here,
         rather than a run that silently trains without it."""
@@ -83,6 +89,9 @@ class Task:
             verb = "reads" if len(readers) == 1 else "read"
             raise VisionsuiteError(f"{key}={value}: {self.name} does not read it "
                                    f"({' and '.join(readers)} {verb} it); leave it out")
+        if config.data.channels not in (1, 3) and not self.images_own_channels:
+            raise VisionsuiteError(f"data.channels={config.data.channels}: must be 1 (grey) "
+                                   "or 3 (RGB)")
 
     def load_data(self, config: Config, train: bool = True,
                   labels: list[str] | None = None) -> TaskData:

@@ -10,7 +10,8 @@ by overlapping tiles of that size, blended with a smooth window, so that the exp
 fixed-size .tflite and the Keras model see exactly the same tiles.
 DICOM files and NIfTI volumes (core.medical) are images like any other, read as their 2-D
 slices with intensity windowing; a NIfTI input is segmented into a NIfTI label volume with
-its affine, a DICOM series (a file a slice) into one in the series' geometry.
+its affine, a DICOM series (a file a slice) into one in the series' geometry. Multi-modal
+MRI (a file per channel as nnU-Net stores it, or 4-D NIfTI) trains on all its channels.
 
 Modules: data (pairs, mask classes, decoding, `data check`), colours (colour masks), tiles
 (tiled whole-image inference), model (U-Net, loss, training metric), metrics (Dice, IoU, ROC
@@ -28,10 +29,10 @@ from visionsuite.errors import VisionsuiteError
 from visionsuite.tasks.base import DataReport, Split, Task, TaskData
 from visionsuite.tasks.segment.colours import (check_colour_names, colour_class_names,
                                                colour_name, parse_colours)
-from visionsuite.tasks.segment.data import (IGNORE, check_pairs_fit,
+from visionsuite.tasks.segment.data import (IGNORE, channel_names, check_pairs_fit,
                                             check_segmentation_folders, class_map,
-                                            classes_from_colours, decode_pairs, index_pairs,
-                                            pad_stack, sided_class_names, to_split)
+                                            classes_from_colours, decode_pairs, image_channels,
+                                            index_pairs, pad_stack, sided_class_names, to_split)
 from visionsuite.tasks.segment.metrics import (per_image_scores, predict_classes,
                                                segmentation_metrics)
 from visionsuite.tasks.segment.model import (OWN_BACKBONES, build_unet, check_unet_settings,
@@ -56,10 +57,30 @@ def _warn_of_mirrored_sides(names: list[str], config: Config) -> None:
              f"other side of the image; {sets} keeps the sides apart")
 
 
+def _take_image_channels(index, splits: tuple[str, ...], config: Config) -> int | None:
+    """Images that carry their own channels (a file per channel, 4-D NIfTI) set the model's
+    input channels (data.channels, saved in the run's config.yaml); returns their count."""
+    from visionsuite.core.progress import warn
+
+    count = image_channels([pair for name in splits for pair in index.splits[name]])
+    if not count and config.data.channels not in (1, 3):
+        raise VisionsuiteError(f"data.channels={config.data.channels}: the images of "
+                               f"{index.root} are grey or colour, 1 or 3 channels (other "
+                               "counts come from images that carry them: a file per channel "
+                               "as nnU-Net stores them, 4-D NIfTI volumes)")
+    if count and count != config.data.channels:
+        warn(f"the images have {count} channels ({', '.join(channel_names(index, count))}): "
+             f"the model takes all {count} (data.channels={count}, not "
+             f"{config.data.channels})")
+        config.data.channels = count
+    return count
+
+
 class SegmentTask(Task):
     name = "segment"
     own_backbones = OWN_BACKBONES
     monitor = "val_dice"
+    images_own_channels = True
 
     def load_data(self, config: Config, train: bool = True,
                   labels: list[str] | None = None) -> TaskData:
@@ -72,6 +93,7 @@ class SegmentTask(Task):
         root = resolve_dataset(config.data.path, "segment")
         index = index_pairs(root, config.data.val_fraction, config.data.split_seed)
         wanted = ("train", "val") if train else ("val",)
+        own_channels = _take_image_channels(index, wanted, config)
         check_pairs_fit(root, {name: index.splits[name] for name in wanted},
                         config.data.channels, config.data.max_size, config.data.workers)
         decoded, kept, skipped = {}, {}, {}
@@ -99,17 +121,22 @@ class SegmentTask(Task):
                   for name in decoded}
         if len(splits["val"]) == 0:
             raise VisionsuiteError(f"{root}: the val split holds no readable image/mask pairs")
-        return TaskData(mapping.names, splits["val"], splits.get("train"), str(root))
+        return TaskData(mapping.names, splits["val"], splits.get("train"), str(root),
+                        channel_names(index, own_channels) if own_channels else None)
 
     def inference_settings(self, metrics: dict, data: TaskData, config: Config) -> dict:
         # Prediction must see images at the scale the model was trained on, and writes masks
         # in the colours it was trained on.
         settings = {"max_size": config.data.max_size} if config.data.max_size else {}
+        if data.channel_names:  # images of their own channels must come so to `segment`
+            settings["image_channels"] = data.channel_names
         return settings | ({"mask_colors": config.data.colors} if config.data.colors else {})
 
     def settings_into_config(self, settings: dict, config: Config) -> None:
         config.data.max_size = settings.get("max_size")
         config.data.colors = settings.get("mask_colors")
+        if settings.get("image_channels"):
+            config.data.channels = len(settings["image_channels"])
 
     def check_data(self, path: str) -> DataReport:
         return check_segmentation_folders(path)

@@ -12,9 +12,10 @@ from visionsuite.core.medical import (DicomSeries, file_stem, is_medical_file, i
                                       labels_to_nifti, read_series_slices,
                                       series_labels_to_nifti, stack_dicom_series,
                                       voxel_volume_mm3)
-from visionsuite.core.plots import colorize
+from visionsuite.core.plots import colorize, shown_image
 from visionsuite.errors import VisionsuiteError
 from visionsuite.tasks.segment.colours import colours_rgb
+from visionsuite.tasks.segment.data import CHANNEL_FILE, channel_groups, read_channel_files
 from visionsuite.tasks.segment.metrics import predict_classes
 from visionsuite.tasks.segment.tiles import sliding_window
 
@@ -68,6 +69,8 @@ def segment_images(run: str, inputs, output: str | Path | None = None, overlay: 
     items, notes = stack_dicom_series(collect_images(inputs, outputs=(output,) if output else ()))
     for note in notes:
         warn(note)
+    if source.settings.get("image_channels"):  # multi-modal MRI: a file per channel, or 4-D
+        items = channel_groups(items, source.settings["image_channels"])
     folder = writable_folder(Path(output), "the masks") if output \
         else new_run_dir(Path(RUNS) / "segment", None, "predict")
     folder.mkdir(parents=True, exist_ok=True)
@@ -76,8 +79,7 @@ def segment_images(run: str, inputs, output: str | Path | None = None, overlay: 
     for item in bar:
         series = isinstance(item, DicomSeries)
         try:
-            images = read_series_slices(item, predictor.channels, window) if series \
-                else read_image_slices(item, predictor.channels, window)
+            images = _read_input(item, predictor.channels, window)
         except UnreadableImage as err:
             warn(f"{err}; {f'series {item.name}' if series else 'file'} skipped")
             continue
@@ -94,12 +96,30 @@ def segment_images(run: str, inputs, output: str | Path | None = None, overlay: 
                                          unique_stem(item.name, used), overlay, class_count,
                                          palette))
             continue
-        stem = unique_stem(file_stem(item), used)
-        results.append(_write_segmentation(item, images, predicted, labels, folder, stem,
-                                           overlay, class_count, palette))
+        channel_files = item if isinstance(item, tuple) else (item,)
+        stem = unique_stem(_input_stem(channel_files), used)
+        results.append(_write_segmentation(channel_files[0], images, predicted, labels, folder,
+                                           stem, overlay, class_count, palette))
+        if len(channel_files) > 1:
+            results[-1]["channels"] = [str(path) for path in channel_files]
     if not results:
         raise VisionsuiteError("none of the images could be read")
     return results
+
+
+def _read_input(item, channels: int, window: list[float] | None) -> list[np.ndarray]:
+    """The slices of one input: a file, a DICOM series, or a case's channel files."""
+    if isinstance(item, DicomSeries):
+        return read_series_slices(item, channels, window)
+    if isinstance(item, tuple):
+        return read_channel_files(item[0], item[1:], channels, window)
+    return read_image_slices(item, channels, window)
+
+
+def _input_stem(channel_files: tuple[Path, ...]) -> str:
+    """Masks are named after their input: a case's channel files after the case."""
+    stem = file_stem(channel_files[0])
+    return CHANNEL_FILE.fullmatch(stem)["case"] if len(channel_files) > 1 else stem
 
 
 def _at_own_size(probs: np.ndarray, shape: tuple) -> np.ndarray:
@@ -212,7 +232,8 @@ def overlay_image(image: np.ndarray, classes: np.ndarray, alpha: float = 0.45,
                   palette: np.ndarray | None = None) -> np.ndarray:
     """The image (grey or RGB) with every class but class 0 tinted by its colour (the run's
     own `palette`, else core.plots.colorize's)."""
-    rgb = np.repeat(image, 3, axis=-1) if image.shape[-1] == 1 else image[..., :3]
+    shown = shown_image(image)
+    rgb = np.repeat(shown[..., None], 3, axis=-1) if shown.ndim == 2 else shown
     colors = (palette[classes] if palette is not None else colorize(classes)).astype(np.float32)
     tint = (classes > 0)[..., None]
     mixed = np.where(tint, (1 - alpha) * rgb + alpha * colors, rgb)

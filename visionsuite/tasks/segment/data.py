@@ -14,8 +14,8 @@ import numpy as np
 from visionsuite.core.files import (TEST_SET_NOTE, TRAIN_FOLDER_NAMES, VAL_FOLDER_NAMES,
                                     held_out_only, holds_data, inside, named_folder,
                                     sub_folders)
-from visionsuite.core.images import (INSTANCE_HINT, QUARTER_TURNS, fit_within, fitted_size,
-                                     folder_image_files, inspect_image,
+from visionsuite.core.images import (INSTANCE_HINT, QUARTER_TURNS, UnreadableImage,
+                                     fit_within, fitted_size, folder_image_files, inspect_image,
                                      other_files_note, read_image_slices, read_mask_slices,
                                      stored_geometry, tiff_stack_depth, turn_upright)
 from visionsuite.core.medical import (file_stem, is_medical_file, is_nifti, label_slices_for,
@@ -60,6 +60,9 @@ class Pair:
     roi: Path | None = None
     more_masks: tuple[Path, ...] = ()  # merged into `mask` (BUSI's _mask_1: a second lesion)
     left_out: tuple[Path, ...] = ()  # other labels of the image (CHASE_DB1's 2nd observer's)
+    # The image's further channels, a file each, after `image`, its first: nnU-Net's
+    # case_0001.nii.gz, ... (multi-modal MRI: FLAIR, T1, T1gd, T2).
+    channels: tuple[Path, ...] = ()
     # A masks folder of a folder per class (Montgomery's ManualMask/leftMask/, rightMask/):
     # (class name, the image's mask in that folder, None where it has none), in class order;
     # `mask` is the first file of them.
@@ -75,6 +78,7 @@ class PairIndex:
     folders: list[str] = field(default_factory=list)  # the folders read, where not ours
     class_names: list[str] | None = None  # the dataset's own (MSD's dataset.json), if any
     names_from: str = ""  # where class_names come from, for data check
+    channel_names: list[str] | None = None  # of multi-channel images (dataset.json's), if any
 
 
 def index_pairs(root: str | Path, val_fraction: float = 0.2, seed: int = 0) -> PairIndex:
@@ -85,25 +89,44 @@ def index_pairs(root: str | Path, val_fraction: float = 0.2, seed: int = 0) -> P
     pairs = [pair for split in index.splits.values() for pair in split]
     index.folders += _merged_note(pairs) + _left_out_note(pairs) + _class_folders_note(pairs)
     folder_classes = _class_folder_names(index.root, pairs)
-    index.class_names = folder_classes or dataset_class_names(index.root)
+    described = _dataset_json(index.root)
+    index.class_names = folder_classes or _dataset_class_names(described)
     index.names_from = "the masks' folders" if folder_classes else DATASET_JSON
+    index.channel_names = _dataset_channel_names(described)
     return index
 
 
-def dataset_class_names(root: Path) -> list[str] | None:
-    """The class names of a dataset.json beside imagesTr/ (the Medical Segmentation
-    Decathlon's {"0": "background", "1": "liver"}, nnU-Net's {"background": 0, "liver": 1}),
-    where they name the values 0..K-1; else None (nnU-Net's regions, lists of values, are
-    not classes here)."""
+def _dataset_json(root: Path) -> dict:
+    """The dataset.json beside imagesTr/ (Medical Segmentation Decathlon, nnU-Net), else {}."""
     import json
 
     path = root / DATASET_JSON
     if not path.is_file() or named_folder(root, ("imagestr",)) is None:
-        return None
+        return {}
     try:
-        labels = json.loads(path.read_text(encoding="utf-8")).get("labels")
-    except (ValueError, OSError, AttributeError) as err:
+        described = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, OSError) as err:
         raise VisionsuiteError(f"{path}: not readable as JSON ({first_line(err)})") from None
+    return described if isinstance(described, dict) else {}
+
+
+def _dataset_channel_names(described: dict) -> list[str] | None:
+    """The image channels' names: the Decathlon's "modality": {"0": "FLAIR", "1": "T1w"},
+    nnU-Net's "channel_names": {"0": "T2", "1": "ADC"}; None unless they name 0..C-1."""
+    named = described.get("channel_names", described.get("modality"))
+    if not isinstance(named, dict) or not all(str(key).isdigit() for key in named):
+        return None
+    by_index = {int(key): str(name) for key, name in named.items()}
+    return [by_index[i] for i in range(len(by_index))] \
+        if sorted(by_index) == list(range(len(by_index))) else None
+
+
+def _dataset_class_names(described: dict) -> list[str] | None:
+    """The class names of a dataset.json (the Medical Segmentation Decathlon's
+    {"0": "background", "1": "liver"}, nnU-Net's {"background": 0, "liver": 1}), where they
+    name the values 0..K-1; else None (nnU-Net's regions, lists of values, are not classes
+    here)."""
+    labels = described.get("labels")
     if not isinstance(labels, dict):
         return None
     pairs = [(key, name) for key, name in labels.items()]
@@ -409,7 +432,7 @@ def _pair_dirs(root: Path, images_dir: Path, masks_dir: Path, roi_dir: Path | No
             raise VisionsuiteError(f"{roi_dir}: no region-of-interest mask for "
                                    f"{len(missing)} image(s) ({_some(missing)})")
     return [Pair(images[stem], masks[stem], rois[stem] if rois else None,
-                 left_out=channels.get(stem, ()),
+                 channels=channels.get(stem, ()),
                  class_masks=tuple((name, of_class.get(stem))
                                    for name, of_class in classes.items()))
             for stem in sorted(images, key=_natural)]
@@ -466,14 +489,24 @@ def _first_channels(images: dict[str, Path], mask_stems: set[str]
                     ) -> tuple[dict[str, Path], dict[str, tuple[Path, ...]]]:
     """nnU-Net's images, one file per channel (case_0000.nii.gz, case_0001.nii.gz for
     labelsTr/case.nii.gz): each case's first channel as its image, keyed by the case, and
-    its other channels, left out (a pair is one image here). Other images as they are."""
+    its further channels in order. Other images as they are. Every case must have the same
+    channels, numbered from 0000 on."""
     matches = {stem: CHANNEL_FILE.fullmatch(stem) for stem in images}
     cases = {m["case"] for m in matches.values() if m}
     if set(images) & mask_stems or not all(matches.values()) or not cases <= mask_stems \
             or any(f"{case}_0000" not in images for case in cases):
         return images, {}
-    others = {case: tuple(images[stem] for stem in sorted(images)
-                          if matches[stem]["case"] == case and matches[stem]["channel"] != "0000")
+    numbers: dict[str, list[str]] = {}
+    for stem in sorted(images):
+        numbers.setdefault(matches[stem]["case"], []).append(matches[stem]["channel"])
+    expected = max(numbers.values(), key=len)
+    for case in sorted(numbers, key=_natural):
+        if numbers[case] != [f"{i:04d}" for i in range(len(expected))]:
+            raise VisionsuiteError(
+                f"{images[f'{case}_0000'].parent}: case {case} has the channel files "
+                f"_{', _'.join(numbers[case])}, where every case needs "
+                f"_0000 to _{len(expected) - 1:04d} (one file per channel)")
+    others = {case: tuple(images[f"{case}_{number}"] for number in numbers[case][1:])
               for case in cases}
     return {case: images[f"{case}_0000"] for case in cases}, others
 
@@ -680,9 +713,94 @@ def volume_of(name: str) -> str:
     return found.group(1) if found else name
 
 
+def image_channels(pairs: list[Pair]) -> int | None:
+    """The channels of images that carry their own (a file per channel as nnU-Net stores
+    them, the volumes of 4-D NIfTI files), else None: data.channels decides (grey or RGB).
+    Images of different channel counts are an error naming two of them."""
+    first: dict[int, Path] = {}
+    for pair in pairs:
+        if pair.channels:
+            count = 1 + len(pair.channels)
+        elif is_nifti(pair.image):
+            try:
+                count = read_header(pair.image).channels
+            except UnreadableImage:
+                continue  # decoding reports it
+        else:
+            count = 1
+        first.setdefault(count, pair.image)
+        if len(first) > 1:
+            (one, a), (other, b) = sorted(first.items())[:2]
+            raise VisionsuiteError(f"{b}: {other} channels, but {a} has {one}; every image of "
+                                   "a dataset needs as many")
+    count = next(iter(first), 1)
+    return count if count > 1 else None
+
+
+def channel_names(index: PairIndex, count: int) -> list[str]:
+    """The names of `count` image channels: dataset.json's, else 'channel 0', ..."""
+    names = index.channel_names
+    return names if names and len(names) == count else [f"channel {i}" for i in range(count)]
+
+
+def read_channel_files(image: Path, others: tuple[Path, ...], channels: int,
+                       window: list[float] | None) -> list[np.ndarray]:
+    """The slices of `image`; of an image stored a channel per file (`image` its first,
+    `others` the rest, nnU-Net's case_0000, case_0001, ...), each file's slices side by
+    side, each file windowed on its own (MRI modalities share no intensity scale)."""
+    if not others:
+        return read_image_slices(image, channels, window)
+    files = (image,) + tuple(others)
+    if len(files) != channels:
+        raise VisionsuiteError(f"{image}: {len(files)} channel files, but the model takes "
+                               f"{channels} channels")
+    parts = [read_image_slices(path, 1, window) for path in files]
+    for path, part in zip(files[1:], parts[1:]):
+        if [p.shape for p in part] != [p.shape for p in parts[0]]:
+            raise VisionsuiteError(f"{path}: its size or slices differ from {image.name}, the "
+                                   "same image's first channel")
+    return [np.concatenate(slices, axis=-1) for slices in zip(*parts)]
+
+
+def channel_groups(inputs: list, names: list[str]) -> list:
+    """The inputs of a model of multi-channel images (`names`, one a channel): the channel
+    files of one case in one folder (nnU-Net's case_0000.nii.gz, case_0001.nii.gz, ...) as a
+    tuple of paths in channel order; a 4-D NIfTI of as many volumes as it is. Anything else
+    would show the model one channel for all: a one-line error naming the file."""
+    count, cases, found = len(names), {}, []
+    wanted = f"{count} channels ({', '.join(names)})"
+    for item in inputs:
+        match = CHANNEL_FILE.fullmatch(file_stem(item)) if isinstance(item, Path) else None
+        if match:
+            cases.setdefault((item.parent, match["case"]), {})[match["channel"]] = item
+            continue
+        if isinstance(item, Path) and is_nifti(item) and _header_channels(item) in (count, None):
+            found.append(item)
+            continue
+        shown = item.paths[0].parent if hasattr(item, "paths") else item
+        raise VisionsuiteError(f"{shown}: one channel, but the model takes {wanted}: give each "
+                               f"case's files case_0000 to case_{count - 1:04d}, or 4-D NIfTI "
+                               f"volumes of {count}")
+    for (folder, case), files in sorted(cases.items()):
+        numbers = [f"{i:04d}" for i in range(count)]
+        if sorted(files) != numbers:
+            raise VisionsuiteError(f"{folder}: case {case} has the channel files "
+                                   f"_{', _'.join(sorted(files))}; the model takes {wanted}, "
+                                   f"_0000 to _{count - 1:04d}")
+        found.append(tuple(files[number] for number in numbers))
+    return found
+
+
+def _header_channels(path: Path) -> int | None:
+    try:
+        return read_header(path).channels
+    except UnreadableImage:
+        return None  # reading it reports it
+
+
 def _decode_pair(pair: Pair, channels: int, window: list[float] | None,
                  binary: bool, max_size: int | None = None) -> list[DecodedPair]:
-    images = read_image_slices(pair.image, channels, window)
+    images = read_channel_files(pair.image, pair.channels, channels, window)
     masks = _upright_masks(pair.image, _read_masks(pair, binary))
     # A region of interest is wherever its mask is not 0, whatever it stores there.
     rois = _upright_masks(pair.image, _mask_slices(pair, pair.roi, True)) \
@@ -886,10 +1004,10 @@ def pad_stack(arrays: list[np.ndarray], fill: int | None) -> np.ndarray:
 # --------------------------------------------------------------------------- data check
 
 
-def _memory_line(index: PairIndex) -> str:
+def _memory_line(index: PairIndex, channels: int) -> str:
     from visionsuite.core.data import available_memory
 
-    needed = memory_to_train(index.splits, 3, None)[0]
+    needed = memory_to_train(index.splits, channels, None)[0]
     available = available_memory()
     line = f"RAM to train at the images' own size: about {needed / 2**30:.1f} GiB"
     if available is None:
@@ -898,12 +1016,12 @@ def _memory_line(index: PairIndex) -> str:
     return line + (f"; {MAX_SIZE_ADVICE}" if needed > available else "")
 
 
-def _summarise_pair(pair: Pair) -> list[tuple[str, Counter, Counter, bool]]:
+def _summarise_pair(pair: Pair, channels: int) -> list[tuple[str, Counter, Counter, bool]]:
     """For data check, each slice of a pair as its size ("WxH") and the pixel counts of each
     raw mask value (of a colour mask: each colour code), everywhere and inside its region of
     interest, and whether it is a colour mask."""
     summaries = []
-    for item in _decode_pair(pair, 3, None, False):
+    for item in _decode_pair(pair, channels, None, False):
         inside = item.mask if item.roi is None else item.mask[item.roi]
         keys = item.colours if item.colours is not None else np.arange(256)
         summaries.append((f"{item.image.shape[1]}x{item.image.shape[0]}",
@@ -956,9 +1074,12 @@ def check_segmentation_folders(path: str) -> DataReport:
     test_set = held_out_only(path)
     try:
         index = index_pairs(path, EVERY_IMAGE if test_set else 0.2)
+        own_channels = image_channels([p for pairs in index.splits.values() for p in pairs])
     except VisionsuiteError as err:
         return DataReport(f"segment dataset {path}", False, str(err))
     from visionsuite.core.data import load_in_parallel
+
+    channels = own_channels or 3
 
     rows, sizes, modes, unreadable = [], Counter(), Counter(), []
     # pixels of each (raw mask value or colour code, colour mask?), everywhere and inside the
@@ -969,8 +1090,8 @@ def check_segmentation_folders(path: str) -> DataReport:
         if test_set and split == "train":
             continue
         try:  # each pair is summarised where it is decoded: a large set never sits in RAM
-            summaries, skipped = load_in_parallel(_summarise_pair, pairs,
-                                                  desc=f"checking {split}")
+            summaries, skipped = load_in_parallel(lambda pair: _summarise_pair(pair, channels),
+                                                  pairs, desc=f"checking {split}")
         except VisionsuiteError as err:
             return DataReport(f"segment dataset {index.root}", False, str(err))
         unreadable += skipped
@@ -997,6 +1118,9 @@ def check_segmentation_folders(path: str) -> DataReport:
     lines = [f"segment dataset {index.root}{split_note}"]
     lines += [f"  {folder}" for folder in index.folders]
     lines += [f"  {TEST_SET_NOTE}"] if test_set else []
+    if own_channels:
+        lines.append(f"  images of {own_channels} channels, each windowed on its own: "
+                     + ", ".join(channel_names(index, own_channels)))
     lines += [table(rows), "",
              "sizes: " + ", ".join(f"{s} ({n})" for s, n in sizes.most_common(5)),
              "modes: " + ", ".join(f"{m} ({n})" for m, n in modes.most_common()),
@@ -1012,7 +1136,7 @@ def check_segmentation_folders(path: str) -> DataReport:
         if more > 0:
             lines.append(f"  {len(mapping.names)} classes: {INSTANCE_HINT}")
     if not test_set:
-        lines.append(_memory_line(index))
+        lines.append(_memory_line(index, channels))
     lines.append(f"unreadable pairs: {len(unreadable)}")
     lines += [f"  {message}" for message in unreadable]
     lines.append(f"files that are not images (ignored): {len(index.odd_files)}")
