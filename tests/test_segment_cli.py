@@ -329,12 +329,9 @@ def test_dicom_series_folders_train_with_label_volumes_in_their_geometry(tmp_pat
     assert metrics["pixels"] == 3 * 128 * 128
 
 
-def write_two_channel_case(root: Path, case: str, rng, size=(48, 40, 4)) -> np.ndarray:
-    """nnU-Net's files of one case: imagesTr/<case>_0000 (FLAIR-like, bright squares A),
-    _0001 (T1-like, squares B near A, on another intensity scale) and labelsTr/<case>, the
-    lesion where A and B overlap: no one channel shows it. Returns the first channel."""
-    import nibabel as nib
-
+def two_channel_volumes(rng, size=(48, 40, 4)) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A FLAIR-like volume (bright squares A), a T1-like one (squares B near A, on another
+    intensity scale) and the lesion where A and B overlap, which no one channel shows."""
     first, second = np.zeros(size, bool), np.zeros(size, bool)
     for k in range(size[2]):
         for _ in range(3):
@@ -342,16 +339,27 @@ def write_two_channel_case(root: Path, case: str, rng, size=(48, 40, 4)) -> np.n
             first[x:x + 14, y:y + 14, k] = True
             x, y = np.clip((x, y) + rng.integers(-7, 8, 2), 0, (size[0] - 14, size[1] - 14))
             second[x:x + 14, y:y + 14, k] = True
-    affine = np.diag([0.9, 0.9, 3.0, 1.0])
-    volumes = {"imagesTr": {"_0000": np.where(first, 300.0, 60.0) + rng.normal(0, 10, size),
-                            "_0001": np.where(second, 2500.0, 900.0) + rng.normal(0, 50, size)},
-               "labelsTr": {"": first & second}}
-    for folder, files in volumes.items():
-        (root / folder).mkdir(parents=True, exist_ok=True)
-        for ending, volume in files.items():
-            nib.save(nib.Nifti1Image(volume.astype(np.float32 if ending else np.uint8), affine),
-                     root / folder / f"{case}{ending}.nii.gz")
-    return first
+    return (np.where(first, 300.0, 60.0) + rng.normal(0, 10, size),
+            np.where(second, 2500.0, 900.0) + rng.normal(0, 50, size), first & second)
+
+
+def save_volumes(volumes: dict[Path, np.ndarray]) -> None:
+    import nibabel as nib
+
+    for path, volume in volumes.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        stored = volume.astype(np.uint8 if volume.dtype == bool else np.float32)
+        nib.save(nib.Nifti1Image(stored, np.diag([0.9, 0.9, 3.0, 1.0])), path)
+
+
+def write_two_channel_case(root: Path, case: str, rng) -> np.ndarray:
+    """nnU-Net's files of one case: imagesTr/<case>_0000 and _0001, labelsTr/<case>.
+    Returns the first channel's squares."""
+    flair, t1, lesion = two_channel_volumes(rng)
+    save_volumes({root / "imagesTr" / f"{case}_0000.nii.gz": flair,
+                  root / "imagesTr" / f"{case}_0001.nii.gz": t1,
+                  root / "labelsTr" / f"{case}.nii.gz": lesion})
+    return flair > 180
 
 
 def test_multi_modal_mri_trains_on_every_channel_and_segments_into_a_label_volume(tmp_path):
@@ -410,7 +418,7 @@ def test_multi_modal_mri_trains_on_every_channel_and_segments_into_a_label_volum
     # One channel alone would be read as both: refused.
     assert_one_line_error(invoke("segment", run, images / f"{case}_0000.nii.gz",
                                  "--output", tmp_path / "out1"),
-                          f"case {case} has the channel files _0000; the model takes 2 "
+                          f"case {case} has the channel files of FLAIR; the model takes 2 "
                           "channels (FLAIR, T1)")
     result = invoke("export", run, "--quantize", "int8", "--output", tmp_path / "tflite")
     assert result.exit_code == 0, result.output
@@ -418,6 +426,40 @@ def test_multi_modal_mri_trains_on_every_channel_and_segments_into_a_label_volum
     assert report["tflite"]["dice"] == pytest.approx(report["keras"]["dice"], abs=0.01)
     metadata = read_metadata((tmp_path / "tflite" / "exp-int8.tflite").read_bytes())
     assert metadata["inputs"][0]["color_space"] == "UNKNOWN"  # two MRI channels: no colours
+
+
+def test_brats_case_folders_train_and_segment_a_case_folder(tmp_path):
+    """BraTS as it comes: a folder per case of <case>_flair.nii.gz, <case>_t1.nii.gz, ...
+    and <case>_seg.nii.gz (BraTS 2023: <case>-t2f.nii.gz, ..., <case>-seg.nii.gz)."""
+    root, rng = tmp_path / "BraTS2021", np.random.default_rng(1)
+    for number in range(10):
+        case = f"BraTS2021_{number:05d}"
+        flair, t1, lesion = two_channel_volumes(rng)
+        save_volumes({root / case / f"{case}_{name}.nii.gz": volume for name, volume
+                      in (("t1", t1), ("flair", flair), ("seg", lesion))})
+    result = invoke("data", "check", "segment", root)
+    assert result.exit_code == 0, result.output
+    assert "images of 2 channels, each windowed on its own: flair, t1" in result.output
+    assert "10 pairs in 10 folder(s)" in result.output
+    result = invoke("train", "segment", "--data", root, "--output", tmp_path / "runs",
+                    *TINY_SEGMENT)
+    assert result.exit_code == 0, result.output
+    run = tmp_path / "runs" / "segment" / "exp"
+    assert json.loads((run / "inference.json").read_text())["image_channels"] == ["flair", "t1"]
+    result = invoke("segment", run, root / "BraTS2021_00003", "--output", tmp_path / "out",
+                    "--json")
+    assert result.exit_code == 0, result.output
+    (row,) = json.loads(result.stdout)
+    assert row["mask"].endswith("BraTS2021_00003.nii.gz")
+    assert [Path(path).name for path in row["channels"]] == [
+        "BraTS2021_00003_flair.nii.gz", "BraTS2021_00003_t1.nii.gz"]
+    assert "BraTS2021_00003_seg.nii.gz: the labels of a case, not an image; left out" \
+        in result.stderr
+    (root / "BraTS2021_00004" / "BraTS2021_00004_t1.nii.gz").unlink()
+    assert_one_line_error(invoke("data", "check", "segment", root),
+                          "BraTS2021_00004: expected the files BraTS2021_00004_<channel>.nii.gz "
+                          "of flair, t1 and one BraTS2021_00004_seg.nii.gz of labels, as "
+                          "BraTS2021_00000 has; found flair, seg")
 
 
 def test_channel_counts_that_images_do_not_carry_are_one_line_errors(segment_data, tmp_path):

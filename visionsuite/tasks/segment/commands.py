@@ -15,7 +15,7 @@ from visionsuite.core.medical import (DicomSeries, file_stem, is_medical_file, i
 from visionsuite.core.plots import colorize, shown_image
 from visionsuite.errors import VisionsuiteError
 from visionsuite.tasks.segment.colours import colours_rgb
-from visionsuite.tasks.segment.data import CHANNEL_FILE, channel_groups, read_channel_files
+from visionsuite.tasks.segment.data import ChannelFiles, channel_groups, read_channel_files
 from visionsuite.tasks.segment.metrics import predict_classes
 from visionsuite.tasks.segment.tiles import sliding_window
 
@@ -70,7 +70,9 @@ def segment_images(run: str, inputs, output: str | Path | None = None, overlay: 
     for note in notes:
         warn(note)
     if source.settings.get("image_channels"):  # multi-modal MRI: a file per channel, or 4-D
-        items = channel_groups(items, source.settings["image_channels"])
+        items, labels_left_out = channel_groups(items, source.settings["image_channels"])
+        for path in labels_left_out:
+            warn(f"{path}: the labels of a case, not an image; left out")
     folder = writable_folder(Path(output), "the masks") if output \
         else new_run_dir(Path(RUNS) / "segment", None, "predict")
     folder.mkdir(parents=True, exist_ok=True)
@@ -96,12 +98,13 @@ def segment_images(run: str, inputs, output: str | Path | None = None, overlay: 
                                          unique_stem(item.name, used), overlay, class_count,
                                          palette))
             continue
-        channel_files = item if isinstance(item, tuple) else (item,)
-        stem = unique_stem(_input_stem(channel_files), used)
-        results.append(_write_segmentation(channel_files[0], images, predicted, labels, folder,
-                                           stem, overlay, class_count, palette))
-        if len(channel_files) > 1:
-            results[-1]["channels"] = [str(path) for path in channel_files]
+        grouped = isinstance(item, ChannelFiles)
+        stem = unique_stem(item.case if grouped else file_stem(item), used)
+        results.append(_write_segmentation(item.paths[0] if grouped else item, images,
+                                           predicted, labels, folder, stem, overlay,
+                                           class_count, palette))
+        if grouped:
+            results[-1]["channels"] = [str(path) for path in item.paths]
     if not results:
         raise VisionsuiteError("none of the images could be read")
     return results
@@ -111,15 +114,9 @@ def _read_input(item, channels: int, window: list[float] | None) -> list[np.ndar
     """The slices of one input: a file, a DICOM series, or a case's channel files."""
     if isinstance(item, DicomSeries):
         return read_series_slices(item, channels, window)
-    if isinstance(item, tuple):
-        return read_channel_files(item[0], item[1:], channels, window)
+    if isinstance(item, ChannelFiles):
+        return read_channel_files(item.paths[0], item.paths[1:], channels, window)
     return read_image_slices(item, channels, window)
-
-
-def _input_stem(channel_files: tuple[Path, ...]) -> str:
-    """Masks are named after their input: a case's channel files after the case."""
-    stem = file_stem(channel_files[0])
-    return CHANNEL_FILE.fullmatch(stem)["case"] if len(channel_files) > 1 else stem
 
 
 def _at_own_size(probs: np.ndarray, shape: tuple) -> np.ndarray:

@@ -41,6 +41,8 @@ MASK_FOLDER_WORDS = {"mask", "masks", "label", "labels", "gt", "groundtruth", "a
 DATASET_JSON = "dataset.json"
 # nnU-Net's image per channel: case_0000.nii.gz (, case_0001...) for labelsTr/case.nii.gz.
 CHANNEL_FILE = re.compile(r"(?P<case>.+)_(?P<channel>\d{4})")
+# A case folder's label volume beside a volume per channel (BraTS's <case>_seg.nii.gz)
+CASE_LABEL_ENDINGS = ("seg", "label", "labels", "mask", "gt")
 ROI_FOLDER_NAMES = ("roi", "fov", "mask")  # mask/ is the ROI where the labels are elsewhere
 SHOWN_CLASSES = 20  # classes listed by data check
 # Masks saved beside their images and named after them, in a folder without images/ and
@@ -92,7 +94,7 @@ def index_pairs(root: str | Path, val_fraction: float = 0.2, seed: int = 0) -> P
     described = _dataset_json(index.root)
     index.class_names = folder_classes or _dataset_class_names(described)
     index.names_from = "the masks' folders" if folder_classes else DATASET_JSON
-    index.channel_names = _dataset_channel_names(described)
+    index.channel_names = _dataset_channel_names(described) or _channel_endings(pairs)
     return index
 
 
@@ -119,6 +121,19 @@ def _dataset_channel_names(described: dict) -> list[str] | None:
     by_index = {int(key): str(name) for key, name in named.items()}
     return [by_index[i] for i in range(len(by_index))] \
         if sorted(by_index) == list(range(len(by_index))) else None
+
+
+def _channel_endings(pairs: list[Pair]) -> list[str] | None:
+    """The channels' names of a folder per case (BraTS: flair, t1, t1ce, t2): the endings of
+    the files after the case's name; None for other pairs."""
+    pair = next((pair for pair in pairs if pair.channels), None)
+    if pair is None:
+        return None
+    case = pair.image.parent.name
+    stems = [file_stem(path) for path in (pair.image, *pair.channels)]
+    if not all(stem.startswith(case) and len(stem) > len(case) + 1 for stem in stems):
+        return None
+    return [stem[len(case) + 1:].lower() for stem in stems]
 
 
 def _dataset_class_names(described: dict) -> list[str] | None:
@@ -385,7 +400,8 @@ def _words(name: str) -> set[str]:
 def _pair_folder(root: Path, folder: Path, odd: list[Path]) -> list[Pair]:
     images_dir, masks_dir, roi_dir = _pair_folders(root, folder)
     if images_dir is None and masks_dir is None:
-        pairs = _side_by_side_pairs(root, folder, odd) or _case_folder_pairs(root, folder, odd)
+        pairs = _side_by_side_pairs(root, folder, odd) or _case_folder_pairs(root, folder, odd) \
+            or _channel_case_pairs(root, folder, odd)
         if pairs:
             return pairs
         raise VisionsuiteError(f"{folder}: expected images/ and masks/ folders, or masks beside "
@@ -483,6 +499,47 @@ def _case_folder_pairs(root: Path, folder: Path, odd: list[Path]) -> list[Pair] 
         else:
             pairs += _pair_folder(root, case, odd)
     return pairs
+
+
+def _channel_case_pairs(root: Path, folder: Path, odd: list[Path]) -> list[Pair] | None:
+    """A folder per case of NIfTI volumes named after it, one per MRI channel and one of
+    labels, as BraTS comes (BraTS2021_00000/BraTS2021_00000_flair.nii.gz, _t1, _t1ce, _t2 and
+    _seg; BraTS 2023's -t2f, -t1n, -t1c, -t2w and -seg): a pair per case, its channels in the
+    name order of their endings. None unless the first case folder is such; after it, a case
+    of other endings is an error naming it."""
+    pairs: list[Pair] = []
+    first: tuple[Path, list[str]] | None = None
+    for case in sub_folders(folder):
+        scratch: list[Path] = []
+        files = _case_volumes(case, folder_image_files(root, case, scratch))
+        labels = [ending for ending in files or {} if ending in CASE_LABEL_ENDINGS]
+        channels = sorted(set(files or {}) - set(labels))
+        if first is None and (len(labels) != 1 or not channels):
+            return None
+        first = first or (case, channels)
+        if len(labels) != 1 or channels != first[1]:
+            raise VisionsuiteError(
+                f"{case}: expected the files {case.name}_<channel>.nii.gz of "
+                f"{', '.join(first[1])} and one {case.name}_seg.nii.gz of labels, as "
+                f"{first[0].name} has; found {', '.join(sorted(files or {})) or 'none'}")
+        odd += scratch
+        pairs.append(Pair(files[channels[0]], files[labels[0]],
+                          channels=tuple(files[ending] for ending in channels[1:])))
+    return pairs or None
+
+
+def _case_volumes(case: Path, paths: list[Path]) -> dict[str, Path] | None:
+    """The NIfTI files of a case folder by the ending after its name ('flair' of
+    BraTS2021_00000_flair.nii.gz); None where a file is not so named."""
+    found = {}
+    for path in paths:
+        stem = file_stem(path)
+        if not is_nifti(path) or not stem.startswith(case.name) \
+                or stem[len(case.name):len(case.name) + 1] not in ("_", "-") \
+                or len(stem) < len(case.name) + 2:
+            return None
+        found[stem[len(case.name) + 1:].lower()] = path
+    return found
 
 
 def _first_channels(images: dict[str, Path], mask_stems: set[str]
@@ -762,33 +819,72 @@ def read_channel_files(image: Path, others: tuple[Path, ...], channels: int,
     return [np.concatenate(slices, axis=-1) for slices in zip(*parts)]
 
 
-def channel_groups(inputs: list, names: list[str]) -> list:
-    """The inputs of a model of multi-channel images (`names`, one a channel): the channel
-    files of one case in one folder (nnU-Net's case_0000.nii.gz, case_0001.nii.gz, ...) as a
-    tuple of paths in channel order; a 4-D NIfTI of as many volumes as it is. Anything else
-    would show the model one channel for all: a one-line error naming the file."""
-    count, cases, found = len(names), {}, []
+@dataclass(frozen=True)
+class ChannelFiles:
+    """One image stored a channel per file (multi-modal MRI), in channel order."""
+    case: str  # masks are named after it
+    paths: tuple[Path, ...]
+
+
+def channel_groups(inputs: list, names: list[str]) -> tuple[list, list[Path]]:
+    """The inputs of a model of multi-channel images (`names`, one a channel) and the label
+    files left out: the channel files of one case in one folder (nnU-Net's case_0000.nii.gz,
+    case_0001.nii.gz; BraTS's <case>_flair.nii.gz, <case>_t1.nii.gz, ...) as ChannelFiles;
+    a 4-D NIfTI of as many volumes as it is. A case's label file (<case>_seg.nii.gz) is left
+    out. Anything else would show the model one channel for all: a one-line error naming
+    the file."""
+    count, cases, found, labels = len(names), {}, [], []
     wanted = f"{count} channels ({', '.join(names)})"
     for item in inputs:
-        match = CHANNEL_FILE.fullmatch(file_stem(item)) if isinstance(item, Path) else None
-        if match:
-            cases.setdefault((item.parent, match["case"]), {})[match["channel"]] = item
-            continue
-        if isinstance(item, Path) and is_nifti(item) and _header_channels(item) in (count, None):
+        case = _channel_of(item, names) if isinstance(item, Path) else None
+        if case:
+            cases.setdefault((item.parent, case[0]), {})[case[1]] = item
+        elif isinstance(item, Path) and _label_of(item):
+            labels.append(item)
+        elif isinstance(item, Path) and is_nifti(item) \
+                and _header_channels(item) in (count, None):
             found.append(item)
-            continue
-        shown = item.paths[0].parent if hasattr(item, "paths") else item
-        raise VisionsuiteError(f"{shown}: one channel, but the model takes {wanted}: give each "
-                               f"case's files case_0000 to case_{count - 1:04d}, or 4-D NIfTI "
-                               f"volumes of {count}")
+        else:
+            shown = item.paths[0].parent if hasattr(item, "paths") else item
+            raise VisionsuiteError(f"{shown}: one channel, but the model takes {wanted}: give "
+                                   "each case's files of every channel, or 4-D NIfTI "
+                                   f"volumes of {count}")
     for (folder, case), files in sorted(cases.items()):
-        numbers = [f"{i:04d}" for i in range(count)]
-        if sorted(files) != numbers:
-            raise VisionsuiteError(f"{folder}: case {case} has the channel files "
-                                   f"_{', _'.join(sorted(files))}; the model takes {wanted}, "
-                                   f"_0000 to _{count - 1:04d}")
-        found.append(tuple(files[number] for number in numbers))
-    return found
+        if sorted(files) != list(range(count)):
+            raise VisionsuiteError(f"{folder}: case {case} has the channel files of "
+                                   f"{', '.join(names[i] for i in sorted(files))}; the model "
+                                   f"takes {wanted}")
+        found.append(ChannelFiles(case, tuple(files[index] for index in range(count))))
+    left_out = [path for path in labels if (path.parent, _label_of(path)) in cases]
+    if len(left_out) < len(labels):
+        raise VisionsuiteError(f"{sorted(set(labels) - set(left_out))[0]}: labels without the "
+                               "channel files of their case")
+    return found, left_out
+
+
+def _channel_of(path: Path, names: list[str]) -> tuple[str, int] | None:
+    """(case, channel index) of a file of one channel: nnU-Net's case_0001 (1), or
+    <case>_<name> or <case>-<name> for the channel `names` (BraTS's _flair, -t1c)."""
+    stem = file_stem(path)
+    match = CHANNEL_FILE.fullmatch(stem)
+    if match:
+        return (match["case"], int(match["channel"])) if int(match["channel"]) < len(names) \
+            else None
+    for index, name in enumerate(names):
+        if len(stem) > len(name) + 1 and stem.lower().endswith(name.lower()) \
+                and stem[-len(name) - 1] in "_-":
+            return stem[:-len(name) - 1], index
+    return None
+
+
+def _label_of(path: Path) -> str | None:
+    """The case of a case folder's label file (<case>_seg.nii.gz), else None."""
+    stem = file_stem(path)
+    for ending in CASE_LABEL_ENDINGS:
+        if len(stem) > len(ending) + 1 and stem.lower().endswith(ending) \
+                and stem[-len(ending) - 1] in "_-":
+            return stem[:-len(ending) - 1]
+    return None
 
 
 def _header_channels(path: Path) -> int | None:
