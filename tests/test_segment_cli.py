@@ -420,6 +420,13 @@ def test_multi_modal_mri_trains_on_every_channel_and_segments_into_a_label_volum
                                  "--output", tmp_path / "out1"),
                           f"case {case} has the channel files of FLAIR; the model takes 2 "
                           "channels (FLAIR, T1)")
+    # Evaluated on images of other channels: refused, before the model sees them.
+    other = tmp_path / "three_channels"
+    save_volumes({other / "imagesTr" / f"x_000{c}.nii.gz": np.zeros((8, 8, 2)) for c in range(3)}
+                 | {other / "labelsTr" / "x.nii.gz": np.zeros((8, 8, 2), bool)})
+    assert_one_line_error(invoke("evaluate", run, "--data", other),
+                          "the images have 3 channels (channel 0, channel 1, channel 2), but the "
+                          "model takes 2")
     result = invoke("export", run, "--quantize", "int8", "--output", tmp_path / "tflite")
     assert result.exit_code == 0, result.output
     report = json.loads((tmp_path / "tflite" / "exp-int8.json").read_text())

@@ -57,12 +57,18 @@ def _warn_of_mirrored_sides(names: list[str], config: Config) -> None:
              f"other side of the image; {sets} keeps the sides apart")
 
 
-def _take_image_channels(index, splits: tuple[str, ...], config: Config) -> int | None:
-    """Images that carry their own channels (a file per channel, 4-D NIfTI) set the model's
-    input channels (data.channels, saved in the run's config.yaml); returns their count."""
+def _take_image_channels(index, splits: tuple[str, ...], config: Config,
+                         train: bool) -> int | None:
+    """Images that carry their own channels (a file per channel, 4-D NIfTI) set the input
+    channels of a model to train (data.channels, saved in the run's config.yaml), and must
+    match a trained one's; returns their count."""
     from visionsuite.core.progress import warn
 
     count = image_channels([pair for name in splits for pair in index.splits[name]])
+    if count and not train and count != config.data.channels:
+        raise VisionsuiteError(f"{index.root}: the images have {count} channels "
+                               f"({', '.join(channel_names(index, count))}), but the model "
+                               f"takes {config.data.channels}")
     if not count and config.data.channels not in (1, 3):
         raise VisionsuiteError(f"data.channels={config.data.channels}: the images of "
                                f"{index.root} are grey or colour, 1 or 3 channels (other "
@@ -93,7 +99,7 @@ class SegmentTask(Task):
         root = resolve_dataset(config.data.path, "segment")
         index = index_pairs(root, config.data.val_fraction, config.data.split_seed)
         wanted = ("train", "val") if train else ("val",)
-        own_channels = _take_image_channels(index, wanted, config)
+        own_channels = _take_image_channels(index, wanted, config, train)
         check_pairs_fit(root, {name: index.splits[name] for name in wanted},
                         config.data.channels, config.data.max_size, config.data.workers)
         decoded, kept, skipped = {}, {}, {}
