@@ -10,10 +10,11 @@
   are scaled by the header's slope/intercept, and windowed as above, the header's
   cal_min/cal_max being the file's own window. A 4-D volume (the Medical Segmentation
   Decathlon's multi-modal MRI: FLAIR, T1, T1gd, T2 along the fourth axis) is one image of as
-  many channels, each windowed on its own: MRI intensities have no common scale. Slice k becomes the image
-  `flipud(volume[:, :, k].T)` (rows along the second voxel axis, reversed; columns along the
-  first): upright for the usual RAS/LAS storage. `labels_to_nifti` undoes that exactly and
-  writes the mask with the input's affine and header, so it overlays the input in any viewer.
+  many channels, each windowed on its own: MRI intensities have no common scale. Slice k
+  becomes the image `flipud(volume[:, :, k].T)` (rows along the second voxel axis, reversed;
+  columns along the first): upright for the usual RAS/LAS storage. `labels_to_nifti` undoes
+  that exactly and writes the mask with the input's affine and header, so it overlays the
+  input in any viewer.
 One percentile range per file keeps every slice of a volume windowed alike; a DICOM series
 (one file per slice) should set data.window so that its slices are, too.
 - A DICOM series (single-frame files sharing a SeriesInstanceUID, as scanners write them) is

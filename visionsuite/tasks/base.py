@@ -53,6 +53,9 @@ class Task:
     name = ""
     monitor = "val_accuracy"  # Keras log key that picks the best checkpoint
     monitor_mode = "max"
+    # Images may carry channels of their own (segment: multi-modal MRI), which set
+    # data.channels to any count; other tasks read grey or RGB.
+    images_own_channels = False
     # What Task.agreement measures, for the export report.
     agreement_meaning = "same answer per image, or per pixel"
     # The augment keys this task's training applies (see core.augment.AUGMENTATIONS)
@@ -77,10 +80,6 @@ class Task:
                 raise VisionsuiteError(
                     f"augment.{key}={value}: {self.name} does not apply it (it applies "
                     f"{', '.join(self.augmentations)}); set it to 0")
-
-    # Images may carry channels of their own (segment: multi-modal MRI), which set
-    # data.channels to any count; other tasks read grey or RGB.
-    images_own_channels = False
 
     def check_settings(self, config: Config) -> None:
         """A one-line error for a setting of other tasks (config.TASK_KEYS) given a value here,

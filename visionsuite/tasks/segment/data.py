@@ -534,11 +534,10 @@ def _case_volumes(case: Path, paths: list[Path]) -> dict[str, Path] | None:
     found = {}
     for path in paths:
         stem = file_stem(path)
-        if not is_nifti(path) or not stem.startswith(case.name) \
-                or stem[len(case.name):len(case.name) + 1] not in ("_", "-") \
-                or len(stem) < len(case.name) + 2:
+        ending = stem[len(case.name) + 1:]
+        if not is_nifti(path) or not ending or _case_before(stem, ending) != case.name:
             return None
-        found[stem[len(case.name) + 1:].lower()] = path
+        found[ending.lower()] = path
     return found
 
 
@@ -870,20 +869,22 @@ def _channel_of(path: Path, names: list[str]) -> tuple[str, int] | None:
     if match:
         return (match["case"], int(match["channel"])) if int(match["channel"]) < len(names) \
             else None
-    for index, name in enumerate(names):
-        if len(stem) > len(name) + 1 and stem.lower().endswith(name.lower()) \
-                and stem[-len(name) - 1] in "_-":
-            return stem[:-len(name) - 1], index
-    return None
+    return next(((case, index) for index, name in enumerate(names)
+                 if (case := _case_before(stem, name))), None)
 
 
 def _label_of(path: Path) -> str | None:
     """The case of a case folder's label file (<case>_seg.nii.gz), else None."""
     stem = file_stem(path)
-    for ending in CASE_LABEL_ENDINGS:
-        if len(stem) > len(ending) + 1 and stem.lower().endswith(ending) \
-                and stem[-len(ending) - 1] in "_-":
-            return stem[:-len(ending) - 1]
+    return next((case for ending in CASE_LABEL_ENDINGS if (case := _case_before(stem, ending))),
+                None)
+
+
+def _case_before(stem: str, ending: str) -> str | None:
+    """<case> of a stem <case>_<ending> or <case>-<ending> (the ending in any case)."""
+    if len(stem) > len(ending) + 1 and stem.lower().endswith(ending.lower()) \
+            and stem[-len(ending) - 1] in "_-":
+        return stem[:-len(ending) - 1]
     return None
 
 
