@@ -808,6 +808,11 @@ def test_each_image_is_scored_and_the_worst_are_shown_first():
     assert [row["image"] for row in rows] == ["b.png", "a.png"]
     assert "per_image" not in segmentation_metrics([probabilities(right)], [right], labels)
     assert "per_volume" not in metrics  # 2-D images: no volumes
+    # Pooled, a class in neither truth nor prediction has no Dice either, and no part in the mean.
+    assert metrics["per_class"]["nucleus"] == {"dice": None, "iou": None, "pixels": 0,
+                                               "pixel_fraction": 0.0}
+    assert metrics["dice"] == pytest.approx(np.mean([metrics["per_class"][name]["dice"]
+                                                     for name in ("background", "cell")]))
 
 
 def test_volumes_are_scored_with_their_slices_pooled_and_averaged_as_cases():

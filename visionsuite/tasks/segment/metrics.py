@@ -61,8 +61,11 @@ def segmentation_metrics(probabilities: list[np.ndarray], masks: list[np.ndarray
         metrics["sensitivity"] = float(tp / max(tp + fn, 1))
         metrics["specificity"] = float(tn / max(tn + fp, 1))
         metrics["roc_auc"] = _auc(positives, negatives)
+    # A class in neither the truth nor the prediction has no Dice (None), as per image: it
+    # is left out of the mean (BraTS 2021's labels 0, 1, 2, 4 leave class 3 empty).
     metrics["per_class"] = {
-        name: {"dice": float(dice[i]), "iou": float(iou[i]), "pixels": int(truth_sum[i]),
+        name: {"dice": float(dice[i]) if present[i] else None,
+               "iou": float(iou[i]) if present[i] else None, "pixels": int(truth_sum[i]),
                "pixel_fraction": float(truth_sum[i] / max(confusion.sum(), 1))}
         for i, name in enumerate(labels)}
     metrics["confusion_matrix"] = confusion.tolist()
