@@ -1078,8 +1078,17 @@ def to_split(decoded: list[DecodedPair], pairs: list[Pair], skipped: list[str],
         if item.roi is not None:
             mask = np.where(item.roi, mask, IGNORE).astype(np.uint8)
         masks.append(mask)
-    names = [_slice_name(pair.image, item.slice) for item, pair in zip(decoded, pairs)]
+    names = [_slice_name(_shown_image(pair), item.slice) for item, pair in zip(decoded, pairs)]
     return Split([item.image for item in decoded], masks, names, skipped)
+
+
+def _shown_image(pair: Pair) -> Path:
+    """How metrics and plots name a pair's image: an image of a file per channel by its case
+    (case_008 for case_008_0000.nii.gz, ...; BraTS2021_00001 for its folder's files)."""
+    if not pair.channels:
+        return pair.image
+    numbered = CHANNEL_FILE.fullmatch(file_stem(pair.image))
+    return pair.image.parent / (numbered["case"] if numbered else pair.image.parent.name)
 
 
 def pad_stack(arrays: list[np.ndarray], fill: int | None) -> np.ndarray:
