@@ -900,6 +900,34 @@ def test_crops_cover_images_of_different_sizes():
         2, IGNORE}
 
 
+def test_foreground_crops_centre_that_share_of_crops_on_a_labelled_pixel():
+    """A 6x6 lesion in a 200x200 image is in about 2% of random 32-px crops; with
+    augment.foreground_crops=1 in every crop of an image that has one, and the crop stays
+    inside the image even for a lesion at its edge. Images without labels crop at random."""
+    import tensorflow as tf
+
+    from visionsuite.config import AugmentConfig
+    from visionsuite.core.augment import make_augment
+
+    images = np.zeros((4, 200, 200, 1), np.uint8)
+    masks = np.zeros((4, 200, 200), np.uint8)
+    masks[0, 120:126, 40:46] = 1
+    masks[1, 0:6, 194:200] = 2  # in a corner
+    masks[2, 50:60, 50:60] = IGNORE  # left out: not a label
+    shown = {share: [] for share in (0.0, 1.0)}
+    for share in shown:
+        augment = make_augment(AugmentConfig(flip=0, rotate=0, translate=0, zoom=0,
+                                             brightness=0, contrast=0, foreground_crops=share),
+                               crop_size=32)
+        for step in range(25):
+            crops, crop_masks = augment(tf.constant(images), tf.constant(masks),
+                                        seed=tf.constant([step, 7]))
+            assert crops.shape == (4, 32, 32, 1)
+            shown[share].append([(crop_masks.numpy()[i] == i + 1).any() for i in range(2)])
+    assert np.all(shown[1.0])  # every crop holds its image's lesion
+    assert np.mean(shown[0.0]) < 0.2
+
+
 def test_uint8_images_augment_to_the_float32_crops_of_their_float_values():
     """Whole-pixel crops sample the stored uint8 values and cast after (fewer pixels to cast);
     with free rotation they are cast first and interpolated. Both as from float input."""

@@ -88,6 +88,10 @@ class AugmentConfig:
     # of every pixel, this standard deviation in pixels, varying over elastic_grid nodes
     elastic: float = 0.0
     elastic_grid: int = 3
+    # segment: probability that a training crop is centred on a labelled pixel (a class
+    # other than 0) of its image, where it has one: small lesions in large scans are seldom
+    # in a random crop (nnU-Net forces a third of its patches onto them)
+    foreground_crops: float = 0.0
     # detect
     mosaic: float = 0.0  # probability of a 4-image mosaic
     mosaic_off_epochs: int = 10  # no mosaic in the last epochs (train on whole images)
@@ -363,7 +367,7 @@ RANGES = {
     "data.max_size": _at_least(16),
     **{f"augment.{key}": _between(0, 1) for key in (
         "flip", "vflip", "rotate90", "erase", "mosaic", "brightness", "contrast", "hue",
-        "saturation")},
+        "saturation", "foreground_crops")},
     "augment.rotate": _between(0, 180), "augment.translate": _below(0, 1),
     "augment.zoom": _below(0, 1), "augment.mosaic_off_epochs": _at_least(0),
     "augment.elastic": _at_least(0), "augment.elastic_grid": _at_least(2),

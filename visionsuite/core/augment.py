@@ -31,7 +31,9 @@ def make_augment(config: AugmentConfig, crop_size: int | None = None):
     integers, decides every random choice; without one, a random seed is drawn.
 
     With `crop_size`, each image yields one random crop_size x crop_size crop (segmentation
-    trains on crops of larger images)."""
+    trains on crops of larger images); with config.foreground_crops and masks, that share of
+    the crops is centred on a random labelled pixel (mask value neither 0 nor 255, which marks
+    pixels left out) of its image, where it has one."""
     import tensorflow as tf
 
     geometric = bool(config.flip or config.vflip or config.rotate or config.rotate90
@@ -53,8 +55,10 @@ def make_augment(config: AugmentConfig, crop_size: int | None = None):
         out_h, out_w = (crop_size, crop_size) if crop_size else (tf.shape(images)[1],
                                                                  tf.shape(images)[2])
         if geometric:
+            centers = (_foreground_centers(draw, masks, config.foreground_crops)
+                       if crop_size and masks is not None and config.foreground_crops else None)
             transforms = _random_affine(draw, batch, heights, widths, out_h, out_w, config,
-                                        random_center=bool(crop_size))
+                                        random_center=bool(crop_size), centers=centers)
             displacement = (_elastic_field(draw, batch, out_h, out_w, config.elastic,
                                            config.elastic_grid) if config.elastic else None)
             coords = _source_coordinates(transforms, heights, widths, out_h, out_w,
@@ -82,16 +86,37 @@ class _Draws:
     def __call__(self, batch, low, high):
         import tensorflow as tf
 
+        return tf.random.stateless_uniform([batch], self.next_seed(), low, high)
+
+    def next_seed(self):
+        import tensorflow as tf
+
         self.count += 1  # counted while tracing: the n-th draw always gets the n-th fold
-        seed = tf.random.experimental.stateless_fold_in(self.seed, self.count)
-        return tf.random.stateless_uniform([batch], seed, low, high)
+        return tf.random.experimental.stateless_fold_in(self.seed, self.count)
+
+
+def _foreground_centers(draw, masks, share: float):
+    """(x, y, chosen), each (B,): a random labelled pixel of each mask (value neither 0 nor
+    255), and whether its crop is to be centred there: with probability `share`, where the
+    mask has one."""
+    import tensorflow as tf
+
+    batch, width = tf.shape(masks)[0], tf.shape(masks)[2]
+    labelled = tf.reshape((masks > 0) & (masks != 255), [batch, -1])
+    # the labelled pixel of the largest uniform draw: each equally likely
+    noise = tf.random.stateless_uniform(tf.shape(labelled), draw.next_seed())
+    index = tf.argmax(tf.where(labelled, noise, -1.0), axis=1, output_type=tf.int32)
+    chosen = tf.reduce_any(labelled, axis=1) & (draw(batch, 0.0, 1.0) < share)
+    return (tf.cast(index % width, tf.float32), tf.cast(index // width, tf.float32), chosen)
 
 
 def _random_affine(draw, batch, heights, widths, out_h, out_w, config: AugmentConfig,
-                   random_center: bool):
+                   random_center: bool, centers=None):
     """(B, 6) rows [a0 a1 a2 b0 b1 b2]: output pixel (x, y) samples input pixel
     (a0 x + a1 y + a2, b0 x + b1 y + b2). The output's centre lands on the image's centre, or
-    with `random_center` on a random point at least half an output away from the borders.
+    with `random_center` on a random point at least half an output away from the borders;
+    where `centers` (_foreground_centers) chose one, on its point, moved as little as keeps
+    the output inside the image.
     Without free rotation and zoom, flips, quarter turns and whole-pixel shifts map pixels onto
     pixels: then nothing is interpolated, and training crops are as sharp as the images
     inference sees (a random sub-pixel offset would blur every crop by up to half a pixel,
@@ -107,6 +132,14 @@ def _random_affine(draw, batch, heights, widths, out_h, out_w, config: AugmentCo
         span_x, span_y = tf.maximum(widths - out_w, 0.0), tf.maximum(heights - out_h, 0.0)
         center_x = (widths - 1.0) / 2.0 + (draw(batch, 0.0, 1.0) - 0.5) * span_x
         center_y = (heights - 1.0) / 2.0 + (draw(batch, 0.0, 1.0) - 0.5) * span_y
+        if centers is not None:
+            point_x, point_y, chosen = centers
+            inside_x = tf.clip_by_value(point_x, (widths - 1.0 - span_x) / 2.0,
+                                        (widths - 1.0 + span_x) / 2.0)
+            inside_y = tf.clip_by_value(point_y, (heights - 1.0 - span_y) / 2.0,
+                                        (heights - 1.0 + span_y) / 2.0)
+            center_x = tf.where(chosen, inside_x, center_x)
+            center_y = tf.where(chosen, inside_y, center_y)
     else:
         center_x, center_y = (widths - 1.0) / 2.0, (heights - 1.0) / 2.0
     center_x += draw(batch, -config.translate, config.translate) * out_w

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from visionsuite.config import Config
+from visionsuite.core.augment import AUGMENTATIONS
 from visionsuite.errors import VisionsuiteError
 from visionsuite.tasks.base import DataReport, Split, Task, TaskData
 from visionsuite.tasks.segment.colours import (check_colour_names, colour_class_names,
@@ -87,6 +88,7 @@ class SegmentTask(Task):
     own_backbones = OWN_BACKBONES
     monitor = "val_dice"
     images_own_channels = True
+    augmentations = AUGMENTATIONS + ("foreground_crops",)
 
     def load_data(self, config: Config, train: bool = True,
                   labels: list[str] | None = None) -> TaskData:
