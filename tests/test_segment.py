@@ -928,6 +928,35 @@ def test_foreground_crops_centre_that_share_of_crops_on_a_labelled_pixel():
     assert np.mean(shown[0.0]) < 0.2
 
 
+def test_crops_to_centre_on_labels_are_drawn_from_images_that_hold_labels():
+    """nnU-Net's 2-D oversampling: most slices of a scan hold no lesion, so the share of
+    crops to be centred on labels is drawn from the slices that hold some; the rest crop each
+    image as often as before. End to end through make_dataset: with a share of 1, every crop
+    holds the one lesion of the four images."""
+    from visionsuite.config import AugmentConfig
+    from visionsuite.core.augment import make_augment
+    from visionsuite.core.data import labelled_crop_batches, make_dataset
+
+    labelled = np.array([False, True, False, False, True, False])
+    epoch = labelled_crop_batches(labelled, repeat=50, share=0.33, batch_size=8, seed=0)
+    indices = np.concatenate(list(epoch()))
+    assert len(indices) == 6 * 50 // 8 * 8  # the partial batch dropped
+    marked = -indices[indices < 0] - 1
+    assert set(marked) == {1, 4} and 0.25 < len(marked) / len(indices) < 0.41
+    assert [len(batch) for batch in labelled_crop_batches(labelled, 1, 0.5, 8)()] == [6]
+
+    images = np.zeros((4, 200, 200, 1), np.uint8)
+    masks = np.zeros((4, 200, 200), np.uint8)
+    masks[2, 150:156, 20:26] = 1
+    augment = make_augment(AugmentConfig(flip=0, rotate=0, translate=0, zoom=0, brightness=0,
+                                         contrast=0, foreground_crops=1.0), crop_size=32)
+    batches = labelled_crop_batches(np.array([False, False, True, False]), 3, 1.0, 4)
+    dataset = make_dataset(images, masks, 4, training=True, repeat=3, augment_fn=augment,
+                           spatial_targets=True, index_batches=batches, labelled_flags=True)
+    crops = np.concatenate([batch_masks.numpy() for _, batch_masks in dataset])
+    assert crops.shape == (12, 32, 32) and all((crop == 1).any() for crop in crops)
+
+
 def test_uint8_images_augment_to_the_float32_crops_of_their_float_values():
     """Whole-pixel crops sample the stored uint8 values and cast after (fewer pixels to cast);
     with free rotation they are cast first and interpolated. Both as from float input."""

@@ -88,9 +88,9 @@ class AugmentConfig:
     # of every pixel, this standard deviation in pixels, varying over elastic_grid nodes
     elastic: float = 0.0
     elastic_grid: int = 3
-    # segment: probability that a training crop is centred on a labelled pixel (a class
-    # other than 0) of its image, where it has one: small lesions in large scans are seldom
-    # in a random crop (nnU-Net forces a third of its patches onto them)
+    # segment: share of the training crops taken from images that hold labels (a class other
+    # than 0), centred on a labelled pixel: small lesions in large scans are seldom in a
+    # random crop (nnU-Net forces a third of its patches onto them)
     foreground_crops: float = 0.0
     # detect
     mosaic: float = 0.0  # probability of a 4-image mosaic

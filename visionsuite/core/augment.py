@@ -33,7 +33,8 @@ def make_augment(config: AugmentConfig, crop_size: int | None = None):
     With `crop_size`, each image yields one random crop_size x crop_size crop (segmentation
     trains on crops of larger images); with config.foreground_crops and masks, that share of
     the crops is centred on a random labelled pixel (mask value neither 0 nor 255, which marks
-    pixels left out) of its image, where it has one."""
+    pixels left out) of its image, where it has one; or, where `on_labels` (B,) is given
+    (core.data.labelled_crop_batches chose those images for it), the crops it marks."""
     import tensorflow as tf
 
     geometric = bool(config.flip or config.vflip or config.rotate or config.rotate90
@@ -44,7 +45,7 @@ def make_augment(config: AugmentConfig, crop_size: int | None = None):
     whole_pixels = not (config.rotate or config.zoom or config.elastic)
 
     @tf.function(jit_compile=True)
-    def augment(images, masks=None, seed=None):
+    def augment(images, masks=None, seed=None, on_labels=None):
         if seed is None:
             seed = tf.random.uniform([2], maxval=2**31 - 1, dtype=tf.int32)
         draw = _Draws(seed)
@@ -55,7 +56,7 @@ def make_augment(config: AugmentConfig, crop_size: int | None = None):
         out_h, out_w = (crop_size, crop_size) if crop_size else (tf.shape(images)[1],
                                                                  tf.shape(images)[2])
         if geometric:
-            centers = (_foreground_centers(draw, masks, config.foreground_crops)
+            centers = (_foreground_centers(draw, masks, config.foreground_crops, on_labels)
                        if crop_size and masks is not None and config.foreground_crops else None)
             transforms = _random_affine(draw, batch, heights, widths, out_h, out_w, config,
                                         random_center=bool(crop_size), centers=centers)
@@ -95,10 +96,10 @@ class _Draws:
         return tf.random.experimental.stateless_fold_in(self.seed, self.count)
 
 
-def _foreground_centers(draw, masks, share: float):
+def _foreground_centers(draw, masks, share: float, on_labels=None):
     """(x, y, chosen), each (B,): a random labelled pixel of each mask (value neither 0 nor
-    255), and whether its crop is to be centred there: with probability `share`, where the
-    mask has one."""
+    255), and whether its crop is to be centred there, where the mask has one: as `on_labels`
+    marks, else with probability `share`."""
     import tensorflow as tf
 
     batch, width = tf.shape(masks)[0], tf.shape(masks)[2]
@@ -106,7 +107,8 @@ def _foreground_centers(draw, masks, share: float):
     # the labelled pixel of the largest uniform draw: each equally likely
     noise = tf.random.stateless_uniform(tf.shape(labelled), draw.next_seed())
     index = tf.argmax(tf.where(labelled, noise, -1.0), axis=1, output_type=tf.int32)
-    chosen = tf.reduce_any(labelled, axis=1) & (draw(batch, 0.0, 1.0) < share)
+    wanted = draw(batch, 0.0, 1.0) < share if on_labels is None else on_labels
+    chosen = tf.reduce_any(labelled, axis=1) & wanted
     return (tf.cast(index % width, tf.float32), tf.cast(index // width, tf.float32), chosen)
 
 

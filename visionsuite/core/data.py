@@ -139,6 +139,29 @@ def identity_batches(targets: np.ndarray, per_identity: int, batch_size: int, se
     return epoch
 
 
+def labelled_crop_batches(labelled: np.ndarray, repeat: int, share: float, batch_size: int,
+                          seed: int = 0):
+    """A generator function of epochs of index batches for segmentation crops, as nnU-Net
+    oversamples small lesions: of each image's `repeat` crops an epoch, each is, with
+    probability `share`, replaced by a crop of a random image that holds labels
+    (`labelled`, one bool per image), marked to be centred on them: its index is given as
+    -(index + 1) (make_dataset's `labelled_flags`). Shuffled; the last, partial batch is
+    dropped (unless it is the only one). One seeded generator serves all epochs."""
+    rng = np.random.default_rng(seed)
+    pool = np.flatnonzero(labelled)
+    count = len(labelled) * repeat
+
+    def epoch():
+        indices = rng.permutation(count) % len(labelled)
+        forced = (rng.random(count) < share) & (len(pool) > 0)
+        if len(pool):
+            indices[forced] = -rng.choice(pool, int(forced.sum())) - 1
+        for start in range(0, max(count - batch_size + 1, 1), batch_size):
+            yield indices[start:start + batch_size]
+
+    return epoch
+
+
 def make_dataset(
     images: np.ndarray,
     targets: np.ndarray,
@@ -151,6 +174,7 @@ def make_dataset(
     repeat: int = 1,
     spatial_targets: bool = False,
     index_batches=None,
+    labelled_flags: bool = False,
 ):
     """A tf.data pipeline over in-memory arrays: shuffle, batch, augment in parallel, prefetch.
 
@@ -161,7 +185,8 @@ def make_dataset(
     together. augment_fn gets each batch's seed (`seed=`) from a seeded sequence, and batches
     come out in order, so that the same `seed` gives the same epochs. `index_batches` (such as
     `identity_batches`) replaces shuffling and batching: a generator of one epoch's batches of
-    indices, called once an epoch.
+    indices, called once an epoch. With `labelled_flags` (`labelled_crop_batches`), an index
+    -(i + 1) is image i, its crop to be centred on its labels (augment_fn's `on_labels`).
     """
     import tensorflow as tf
 
@@ -181,11 +206,13 @@ def make_dataset(
         dataset = tf.data.Dataset.zip(dataset, seeds)
 
     def prepare(indices, augment_seed=None):
-        indices = indices % len(images)
+        on_labels = indices < 0 if labelled_flags else None
+        indices = tf.where(indices < 0, -indices - 1, indices) % len(images)
         x, y = tf.gather(images_t, indices), tf.gather(targets_t, indices)
         if augmenting:  # on the stored values: crops cast fewer pixels than whole images
             if spatial_targets:  # masks cast after the crop too: 0.6 ms less a segment batch
-                x, y = augment_fn(x, y, seed=augment_seed)
+                x, y = (augment_fn(x, y, seed=augment_seed, on_labels=on_labels)
+                        if labelled_flags else augment_fn(x, y, seed=augment_seed))
                 y = tf.cast(y, tf.int32)
             else:
                 x = augment_fn(x, seed=augment_seed)

@@ -83,6 +83,11 @@ def _take_image_channels(index, splits: tuple[str, ...], config: Config,
     return count
 
 
+def _holds_labels(mask: np.ndarray) -> bool:
+    """Whether a target mask marks any pixel with a class other than 0 (not ignored)."""
+    return bool(((mask > 0) & (mask != IGNORE)).any())
+
+
 class SegmentTask(Task):
     name = "segment"
     own_backbones = OWN_BACKBONES
@@ -192,15 +197,23 @@ class SegmentTask(Task):
 
     def make_datasets(self, config: Config, data: TaskData):
         from visionsuite.core.augment import make_augment
-        from visionsuite.core.data import make_dataset
+        from visionsuite.core.data import labelled_crop_batches, make_dataset
 
         tile = config.data.image_size
         images = pad_stack(data.train.images, None)
         masks = pad_stack(data.train.targets, IGNORE)
+        share = config.augment.foreground_crops
+        # Slices without labels (most of a brain MRI's) are passed over for the crops that
+        # are to be centred on labels, as nnU-Net's 2-D sampling does.
+        batches = labelled_crop_batches(
+            np.array([_holds_labels(mask) for mask in data.train.targets]),
+            config.data.crops_per_image, share, config.train.batch_size,
+            config.train.seed) if share else None
         train = make_dataset(images, masks, config.train.batch_size, training=True,
                              seed=config.train.seed, repeat=config.data.crops_per_image,
                              augment_fn=make_augment(config.augment, crop_size=tile),
-                             spatial_targets=True)
+                             spatial_targets=True, index_batches=batches,
+                             labelled_flags=bool(share))
         val_images, val_masks = val_tiles(data.val, tile)
         val = make_dataset(val_images, val_masks, config.train.batch_size, training=False)
         return train, val
