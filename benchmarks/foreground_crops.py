@@ -6,8 +6,8 @@ The data is generated here (written under runs/benchmark/foreground_crops/data, 
 a dataset): 80 train and 10 val 192x192 grey images with three larger, dim blobs that are not
 lesions each; every val image and half the train images (as a scan's slices through a
 tumour) also hold one or two faint 7-px discs, the lesions, labelled. A random 64-px crop of
-an image with lesions holds one about a fifth of the time. A small U-Net is trained on each seed with each
-share of foreground-centred crops, and scored on the whole val images.
+an image with lesions holds one about a fifth of the time. A small U-Net is trained on each
+seed with each share of foreground crops, and scored on the whole val images.
 Prints a table, writes JSON (default benchmarks/results/foreground_crops.json).
 """
 
