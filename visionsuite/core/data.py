@@ -206,13 +206,15 @@ def make_dataset(
         dataset = tf.data.Dataset.zip(dataset, seeds)
 
     def prepare(indices, augment_seed=None):
-        on_labels = indices < 0 if labelled_flags else None
-        indices = tf.where(indices < 0, -indices - 1, indices) % len(images)
+        marks = {}  # the crops to be centred on labels, where the indices mark them
+        if labelled_flags:
+            marks["on_labels"] = indices < 0
+            indices = tf.where(indices < 0, -indices - 1, indices)
+        indices = indices % len(images)
         x, y = tf.gather(images_t, indices), tf.gather(targets_t, indices)
         if augmenting:  # on the stored values: crops cast fewer pixels than whole images
             if spatial_targets:  # masks cast after the crop too: 0.6 ms less a segment batch
-                x, y = (augment_fn(x, y, seed=augment_seed, on_labels=on_labels)
-                        if labelled_flags else augment_fn(x, y, seed=augment_seed))
+                x, y = augment_fn(x, y, seed=augment_seed, **marks)
                 y = tf.cast(y, tf.int32)
             else:
                 x = augment_fn(x, seed=augment_seed)
