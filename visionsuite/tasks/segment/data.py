@@ -127,13 +127,8 @@ def _channel_endings(pairs: list[Pair]) -> list[str] | None:
     """The channels' names of a folder per case (BraTS: flair, t1, t1ce, t2): the endings of
     the files after the case's name; None for other pairs."""
     pair = next((pair for pair in pairs if pair.channels), None)
-    if pair is None:
-        return None
-    case = pair.image.parent.name
-    stems = [file_stem(path) for path in (pair.image, *pair.channels)]
-    if not all(stem.startswith(case) and len(stem) > len(case) + 1 for stem in stems):
-        return None
-    return [stem[len(case) + 1:].lower() for stem in stems]
+    endings = _case_volumes(pair.image.parent, [pair.image, *pair.channels]) if pair else None
+    return list(endings) if endings else None
 
 
 def _dataset_class_names(described: dict) -> list[str] | None:
@@ -778,9 +773,8 @@ def image_channels(pairs: list[Pair]) -> int | None:
         if pair.channels:
             count = 1 + len(pair.channels)
         elif is_nifti(pair.image):
-            try:
-                count = read_header(pair.image).channels
-            except UnreadableImage:
+            count = _header_channels(pair.image)
+            if count is None:
                 continue  # decoding reports it
         else:
             count = 1
