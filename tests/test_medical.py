@@ -13,7 +13,7 @@ from pydicom.data import get_testdata_file
 from visionsuite.core.images import UnreadableImage, read_image
 from visionsuite.core.medical import (DicomSeries, describe, file_stem, labels_to_nifti,
                                       read_label_slices, read_slices, series_labels_to_nifti,
-                                      stack_dicom_series, voxel_volume_mm3)
+                                      stack_dicom_series, voxel_spacing, voxel_volume_mm3)
 from visionsuite.errors import VisionsuiteError
 
 
@@ -340,6 +340,21 @@ def test_a_dicom_series_stacks_in_slice_order_into_its_patient_geometry(tmp_path
             assert np.allclose((series.affine @ voxel)[:3], _patient_ras(dataset, column, row),
                                atol=1e-3)
     assert series.voxel_mm3 == pytest.approx(0.488281 ** 2 * 2.5, rel=1e-5)
+    # (between slices, rows, columns), as surface distances are measured
+    assert voxel_spacing(tmp_path / "chest") == pytest.approx((2.5, 0.488281, 0.488281),
+                                                              rel=1e-5)
+
+
+def test_voxel_spacing_of_single_files_is_what_their_headers_say(tmp_path):
+    path = tmp_path / "scan.nii.gz"
+    nib.save(nib.Nifti1Image(np.zeros((4, 3, 2), np.int16), np.diag([0.8, 0.7, 2.5, 1])), path)
+    assert voxel_spacing(path) == pytest.approx((2.5, 0.7, 0.8))  # rows run along y
+    assert voxel_spacing(dicom_sample("CT_small.dcm")) == pytest.approx((0, 0.661468, 0.661468))
+    # frames without a distance between them, and formats that keep none, have no spacing
+    assert voxel_spacing(dicom_sample("SC_rgb_rle_2frame.dcm")) is None
+    png = tmp_path / "slide.png"
+    png.write_bytes(b"not read")
+    assert voxel_spacing(png) is None
 
 
 def test_series_labels_overlay_their_slices_and_read_back_upright(tmp_path):
@@ -400,6 +415,8 @@ def test_a_tilted_gantry_series_keeps_its_shear_in_the_sform_alone(tmp_path):
     for k, path in enumerate(series.paths):
         assert np.allclose((series.affine @ [0, 15, k, 1])[:3],
                            _patient_ras(pydicom.dcmread(path), 0, 0), atol=1e-3)
+    # the slices stay 2.5 mm apart along their normal, though each starts 0.5 mm further on
+    assert voxel_spacing(tmp_path / "tilt")[0] == pytest.approx(2.5, rel=1e-4)
     labels = [np.zeros((16, 16), np.uint8) for _ in series.paths]
     written = nib.load(series_labels_to_nifti(labels, series, tmp_path / "tilt.nii", 2))
     assert np.allclose(written.affine, series.affine)

@@ -797,20 +797,22 @@ def test_each_image_is_scored_and_the_worst_are_shown_first():
                                    labels, names=["a.png", "b.png"])
     first, second = metrics["per_image"]
     assert first == {"image": "a.png", "dice": 1.0, "pixel_accuracy": 1.0,
-                     "dice_per_class": {"background": 1.0, "cell": 1.0, "nucleus": None}}
+                     "dice_per_class": {"background": 1.0, "cell": 1.0, "nucleus": None},
+                     "hd95": 0.0, "assd": 0.0}
     # b: background 1 true + 2 predicted, 1 right; cell 3 true + 2 predicted, 2 right
     assert second["dice_per_class"] == {"background": pytest.approx(2 / 3),
                                         "cell": pytest.approx(0.8), "nucleus": None}
     assert second["dice"] == pytest.approx((2 / 3 + 0.8) / 2)
     assert second["pixel_accuracy"] == 0.75
     title, rows = TASK.detail_tables(metrics)[-1]
-    assert title == "val images by mean Dice (worst first):"
+    assert title == "val images by mean Dice (worst first; HD95 and ASSD in pixels):"
     assert [row["image"] for row in rows] == ["b.png", "a.png"]
     assert "per_image" not in segmentation_metrics([probabilities(right)], [right], labels)
     assert "per_volume" not in metrics  # 2-D images: no volumes
     # Pooled, a class in neither truth nor prediction has no Dice either, and no part in the mean.
     assert metrics["per_class"]["nucleus"] == {"dice": None, "iou": None, "pixels": 0,
-                                               "pixel_fraction": 0.0}
+                                               "pixel_fraction": 0.0, "hd95": None,
+                                               "assd": None}
     assert metrics["dice"] == pytest.approx(np.mean([metrics["per_class"][name]["dice"]
                                                      for name in ("background", "cell")]))
 
@@ -846,6 +848,81 @@ def test_volumes_are_scored_with_their_slices_pooled_and_averaged_as_cases():
     assert [row["volume"] for row in metrics["per_volume"]] == ["case_1/imaging.nii.gz",
                                                                 "case_2/imaging.nii.gz"]
     assert [row["slices"] for row in metrics["per_volume"]] == [2, 2]
+
+
+def test_surface_distances_are_medpys_hd95_and_assd_in_the_voxel_spacing():
+    from visionsuite.tasks.segment.surface import surface, surface_distances
+
+    square = np.zeros((1, 7, 7), bool)
+    square[0, 2:5, 2:5] = True
+    assert surface(square)[0, 2:5, 2:5].sum() == 8 and not surface(square)[0, 3, 3]  # its outline
+    moved = np.roll(square, 1, axis=2)
+    # 4 of each outline's 8 pixels are 1 px from the other's, the rest on it: HD95 1, ASSD 1/2
+    assert surface_distances(square, moved) == pytest.approx((1.0, 0.5))
+    assert surface_distances(square, np.zeros_like(square)) is None  # Dice tells that case
+    # A volume: the prediction adds a third slice, 3 mm on, over the truth's two
+    truth = np.zeros((4, 5, 5), bool)
+    truth[:2, 1:4, 1:4] = True
+    predicted = np.zeros_like(truth)
+    predicted[:3, 1:4, 1:4] = True
+    # Every truth voxel is on the surface, 17 on the prediction's (its centre voxel is 0.5 mm
+    # in from it); the prediction's 26 surface voxels: 17 on the truth's, 9 of them 3 mm off.
+    hd95, assd = surface_distances(truth, predicted, (3.0, 0.5, 0.5))
+    assert hd95 == pytest.approx(3.0)
+    assert assd == pytest.approx((0.5 / 18 + 9 * 3.0 / 26) / 2)
+    with pytest.raises(ValueError, match="not positive, square pixels"):
+        surface_distances(truth, predicted, (3.0, 0.5, 0.7))
+
+
+def test_surface_distances_are_per_volume_in_mm_where_spacing_is_known_else_per_image_in_px():
+    from visionsuite.tasks.segment import TASK
+
+    labels = ["background", "tumour"]
+    one_hot = np.eye(2, dtype=np.float32)
+    truth = np.zeros((6, 6), np.uint8)
+    truth[1:4, 1:4] = 1
+    wide = np.roll(truth, 1, axis=1) | truth  # one column more on the right
+    names = ["ct.nii.gz[0]", "ct.nii.gz[1]", "ct.nii.gz[2]"]
+    probs, masks = [one_hot[truth], one_hot[wide], one_hot[truth]], [truth, truth, truth]
+    spacing = [(2.0, 0.5, 0.5)] * 3
+    metrics = segmentation_metrics(probs, masks, labels, names=names, spacing=spacing)
+    assert metrics["distance_unit"] == "mm"
+    (volume,) = metrics["per_volume"]
+    # One volume, its middle slice's outline a column (0.5 mm) too wide
+    assert volume["hd95"] == pytest.approx(metrics["hd95"]) and 0 < volume["hd95"] <= 0.5
+    assert all("hd95" not in row for row in metrics["per_image"])
+    assert TASK.headline(metrics)["hd95_mm"] == metrics["hd95"]
+    # Without a spacing for every image: each slice on its own, in pixels
+    metrics = segmentation_metrics(probs, masks, labels, names=names,
+                                   spacing=[spacing[0], None, spacing[0]])
+    assert metrics["distance_unit"] == "px" and "hd95_px" in TASK.headline(metrics)
+    assert [row["hd95"] for row in metrics["per_image"]] == [0.0, 1.0, 0.0]
+    assert metrics["per_class"]["tumour"]["hd95"] == pytest.approx(1 / 3)
+    title, _ = TASK.detail_tables(metrics)[0]
+    assert title == "per class (HD95 and ASSD in pixels):"
+    # Ignored pixels (outside a region of interest) belong to no class's surface: the column
+    # too many lies outside
+    ignored = truth.copy()
+    ignored[:, 4:] = IGNORE
+    metrics = segmentation_metrics([one_hot[wide]], [ignored], labels)
+    assert metrics["per_class"]["tumour"]["hd95"] == 0.0
+
+
+def test_a_volumes_spacing_comes_with_its_slices_scaled_as_they_are(tmp_path):
+    import nibabel as nib
+
+    from visionsuite.tasks.segment.data import Pair, decode_pairs, to_split
+
+    labels = np.zeros((40, 36, 3), np.uint8)
+    labels[10:20, 10:20] = 1
+    affine = np.diag([0.8, 0.6, 2.5, 1.0])
+    for name in ("image", "mask"):
+        nib.save(nib.Nifti1Image(labels, affine), tmp_path / f"{name}.nii.gz")
+    pair = Pair(tmp_path / "image.nii.gz", tmp_path / "mask.nii.gz")
+    for max_size, scale in ((None, 1), (20, 2)):  # slices 40 wide, scaled to 20
+        decoded, kept, _ = decode_pairs([pair], 1, max_size=max_size)
+        split = to_split(decoded, kept, [], class_map({0, 1}, None))
+        assert split.spacing == [pytest.approx((2.5, 0.6 * scale, 0.8 * scale))] * 3
 
 
 def test_loss_ignores_pixels_and_keras_score_matches_numpy():

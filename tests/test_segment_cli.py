@@ -207,7 +207,10 @@ def test_nifti_volumes_train_and_segment_into_a_label_volume_with_their_affine(t
                     *TINY_SEGMENT, "--set", "data.window=[0, 800]")
     assert result.exit_code == 0, result.output
     run = tmp_path / "runs" / "segment" / "exp"
-    assert json.loads((run / "metrics.json").read_text())["pixels"] == 3 * 40 * 36  # 3 slices
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["pixels"] == 3 * 40 * 36  # 3 slices
+    # surface distances of the volume as a whole, in mm: its header's voxel size
+    assert metrics["distance_unit"] == "mm" and "hd95" in metrics["per_volume"][0]
     volume = root / "val" / "images" / "d.nii.gz"
     result = invoke("segment", run, volume, "--output", tmp_path / "out", "--json")
     assert result.exit_code == 0, result.output

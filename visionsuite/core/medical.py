@@ -178,6 +178,36 @@ def voxel_volume_mm3(path: str | Path) -> float | None:
     return float(np.prod(_read(path, header_only=True).spacing)) if is_nifti(path) else None
 
 
+def voxel_spacing(path: str | Path) -> tuple[float, float, float] | None:
+    """The voxel size in mm of the slices read_slices gives: (between slices, between rows,
+    between columns); None where the file does not say (multi-frame DICOM, files of other
+    formats). A single slice has no other to be apart from: its first value is 0 (DICOM)."""
+    path = Path(path)
+    if path.is_dir():
+        affine = _series_of_folder(path).affine[:3, :3]
+        column, row = np.linalg.norm(affine[:, :2], axis=0)
+        # across the slices along their normal, also where a tilted gantry shears them
+        return float(abs(np.linalg.det(affine)) / (row * column)), float(row), float(column)
+    if is_nifti(path):
+        x, y, z = _read(path, header_only=True).spacing  # rows run along y, columns along x
+        return z, y, x
+    return _dicom_spacing(path) if is_medical_file(path) else None
+
+
+def _dicom_spacing(path: Path) -> tuple[float, float, float] | None:
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+
+    try:
+        dataset = pydicom.dcmread(path, stop_before_pixels=True)
+    except (InvalidDicomError, OSError, ValueError, EOFError):
+        return None
+    spacing = _vector(dataset.get("PixelSpacing"), 2)
+    if spacing is None or int(dataset.get("NumberOfFrames", 1) or 1) != 1:
+        return None
+    return 0.0, float(spacing[0]), float(spacing[1])
+
+
 def labels_to_nifti(labels: list[np.ndarray], reference: str | Path, output: str | Path,
                     class_count: int) -> Path:
     """Write per-slice class indices as a NIfTI label volume with `reference`'s shape, affine

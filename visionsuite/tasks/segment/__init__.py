@@ -15,7 +15,8 @@ MRI (a file per channel as nnU-Net stores it, or 4-D NIfTI) trains on all its ch
 
 Modules: data (pairs, mask classes, decoding, `data check`), colours (colour masks), tiles
 (tiled whole-image inference), model (U-Net, loss, training metric), metrics (Dice, IoU, ROC
-AUC), commands (`visionsuite segment`); this one plugs them into the core as the task.
+AUC), surface (HD95, ASSD), commands (`visionsuite segment`); this one plugs them into the core
+as the task.
 """
 
 from __future__ import annotations
@@ -245,7 +246,8 @@ class SegmentTask(Task):
                  settings: dict | None = None) -> dict:
         return segmentation_metrics(outputs, split.targets, labels,
                                     names=[path.name for path in split.paths],
-                                    paths=[str(path) for path in split.paths])
+                                    paths=[str(path) for path in split.paths],
+                                    spacing=split.spacing)
 
     def headline(self, metrics: dict) -> dict[str, float]:
         shown = {key: metrics[key] for key in ("dice", "iou", "pixel_accuracy", "sensitivity",
@@ -254,14 +256,19 @@ class SegmentTask(Task):
             shown[f"dice_{name}"] = values["dice"]
         if "volume_dice" in metrics:  # the mean of each volume's Dice, as cases are reported
             shown["volume_dice"] = metrics["volume_dice"]
+        if metrics.get("hd95") is not None:  # the unit in the name: mm or pixels
+            shown[f"hd95_{metrics['distance_unit']}"] = metrics["hd95"]
         return shown
 
     def detail_tables(self, metrics: dict) -> list[tuple[str, list[dict]]]:
-        tables = super().detail_tables(metrics)
-        tables += _worst_first(metrics.get("per_volume") or [], ("volume", "slices"), (),
-                               "val volumes by mean Dice, slices pooled")
-        tables += _worst_first(metrics.get("per_image") or [], ("image",), ("pixel_accuracy",),
-                               "val images by mean Dice")
+        unit = {"mm": "HD95 and ASSD in mm", "px": "HD95 and ASSD in pixels"}.get(
+            metrics.get("distance_unit"))
+        tables = [(f"per class ({unit}):" if unit else title, rows)
+                  for title, rows in super().detail_tables(metrics)]
+        tables += _worst_first(metrics.get("per_volume") or [], ("volume", "slices"),
+                               ("hd95", "assd"), "val volumes by mean Dice, slices pooled", unit)
+        tables += _worst_first(metrics.get("per_image") or [], ("image",),
+                               ("pixel_accuracy", "hd95", "assd"), "val images by mean Dice", unit)
         return tables
 
     def agreement(self, outputs_a, outputs_b) -> float | None:
@@ -311,18 +318,20 @@ class SegmentTask(Task):
 
 
 def _worst_first(scored: list[dict], before: tuple[str, ...], after: tuple[str, ...],
-                 title: str) -> list[tuple[str, list[dict]]]:
+                 title: str, unit: str | None = None) -> list[tuple[str, list[dict]]]:
     """A table of the lowest mean Dice first (WORST_IMAGES_SHOWN at most): each row's `before`
-    columns, its Dice, its `after` columns, its Dice per class; none for fewer than two rows."""
+    columns, its Dice, its `after` columns where it has them, its Dice per class; none for
+    fewer than two rows. `unit` says the distances' unit."""
     if len(scored) < 2:
         return []
     worst = sorted(scored, key=lambda row: row["dice"])[:WORST_IMAGES_SHOWN]
     rows = [{**{key: row[key] for key in before}, "dice": row["dice"],
-             **{key: row[key] for key in after},
+             **{key: row[key] for key in after if key in row},
              **{f"dice_{name}": value for name, value in list(row["dice_per_class"].items())[:6]}}
             for row in worst]
     shown = f"{len(worst)} of {len(scored)}, " if len(worst) < len(scored) else ""
-    return [(f"{title} ({shown}worst first):", rows)]
+    unit = f"; {unit}" if unit and any("hd95" in row for row in rows) else ""
+    return [(f"{title} ({shown}worst first{unit}):", rows)]
 
 
 TASK = SegmentTask()

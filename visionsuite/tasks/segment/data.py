@@ -19,7 +19,7 @@ from visionsuite.core.images import (INSTANCE_HINT, QUARTER_TURNS, UnreadableIma
                                      other_files_note, read_image_slices, read_mask_slices,
                                      stored_geometry, tiff_stack_depth, turn_upright)
 from visionsuite.core.medical import (file_stem, is_medical_file, is_nifti, label_slices_for,
-                                      read_header, series_folder)
+                                      read_header, series_folder, voxel_spacing)
 from visionsuite.errors import VisionsuiteError, first_line
 from visionsuite.tasks.base import DataReport, Split
 from visionsuite.tasks.segment.colours import (colour_class_names, colour_classes, colour_name,
@@ -740,12 +740,23 @@ def apply_class_map(mask: np.ndarray, mapping: ClassMap, path: Path) -> np.ndarr
 
 
 @dataclass
+class SegmentSplit(Split):
+    """images and targets: lists of (H, W, C) uint8 images and (H, W) class-index masks
+    (IGNORE outside a region of interest), of their own sizes; spacing: each image's voxel
+    size in mm (between slices, rows, columns) where its file says (DICOM, NIfTI), else
+    None: surface distances are measured in it."""
+
+    spacing: list[tuple[float, float, float] | None] = field(default_factory=list)
+
+
+@dataclass
 class DecodedPair:
     image: np.ndarray
     mask: np.ndarray  # raw values; of a colour mask, indices into `colours`
     roi: np.ndarray | None
     slice: int | None = None  # the slice of a volume (DICOM frames, NIfTI), None for 2-D files
     colours: np.ndarray | None = None  # a colour mask's own colours, until classes_from_colours
+    spacing: tuple[float, float, float] | None = None  # as decoded (SegmentSplit.spacing)
 
 
 def _slice_name(path: Path, index: int | None) -> Path:
@@ -900,7 +911,7 @@ def _decode_pair(pair: Pair, channels: int, window: list[float] | None,
         if len(found) != len(images):
             raise VisionsuiteError(f"{path}: {len(found)} slice(s) but its image "
                                    f"{pair.image.name} has {len(images)}")
-    decoded = []
+    decoded, spacing = [], voxel_spacing(pair.image)
     for index, (image, mask, roi) in enumerate(zip(images, masks, rois)):
         number = index if len(images) > 1 else None
         for path, other, what in ((pair.mask, mask, "mask"),
@@ -912,10 +923,20 @@ def _decode_pair(pair: Pair, channels: int, window: list[float] | None,
         if roi is not None:
             roi = fit_within(roi, max_size, nearest=True) > 0
         mask, colours = indexed_colours(mask, _slice_name(pair.mask, number))
-        decoded.append(DecodedPair(fit_within(image, max_size),
-                                   fit_within(mask, max_size, nearest=True), roi, number,
-                                   colours))
+        fitted = fit_within(image, max_size)
+        decoded.append(DecodedPair(fitted, fit_within(mask, max_size, nearest=True), roi,
+                                   number, colours, _scaled(spacing, image, fitted)))
     return decoded
+
+
+def _scaled(spacing: tuple[float, float, float] | None, image: np.ndarray,
+            fitted: np.ndarray) -> tuple[float, float, float] | None:
+    """The in-plane spacing of a slice that data.max_size scaled down grows by the scale
+    (one factor for both sides, as fitted_size keeps the shape; rounding aside)."""
+    if spacing is None:
+        return None
+    scale = max(image.shape[:2]) / max(fitted.shape[:2])
+    return spacing[0], spacing[1] * scale, spacing[2] * scale
 
 
 def _read_masks(pair: Pair, binary: bool) -> list[np.ndarray]:
@@ -1065,7 +1086,7 @@ def classes_from_colours(decoded: dict[str, list[DecodedPair]], kept: dict[str, 
 
 
 def to_split(decoded: list[DecodedPair], pairs: list[Pair], skipped: list[str],
-              mapping: ClassMap) -> Split:
+              mapping: ClassMap) -> SegmentSplit:
     masks = []
     for item, pair in zip(decoded, pairs):
         mask = apply_class_map(item.mask, mapping, _slice_name(pair.mask, item.slice))
@@ -1073,7 +1094,8 @@ def to_split(decoded: list[DecodedPair], pairs: list[Pair], skipped: list[str],
             mask = np.where(item.roi, mask, IGNORE).astype(np.uint8)
         masks.append(mask)
     names = [_slice_name(_shown_image(pair), item.slice) for item, pair in zip(decoded, pairs)]
-    return Split([item.image for item in decoded], masks, names, skipped)
+    return SegmentSplit([item.image for item in decoded], masks, names, skipped,
+                        spacing=[item.spacing for item in decoded])
 
 
 def _shown_image(pair: Pair) -> Path:

@@ -1,4 +1,5 @@
-"""Per-class Dice, IoU and pixel accuracy; sensitivity, specificity and ROC AUC for two classes."""
+"""Per-class Dice, IoU and pixel accuracy; surface distances (HD95, ASSD); sensitivity,
+specificity and ROC AUC for two classes."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from visionsuite.tasks.segment.data import IGNORE, volume_of
+from visionsuite.tasks.segment.surface import measurable, surface_distances
 
 AUC_BINS = 10000  # ROC AUC from probability histograms: exact up to 1e-4 in probability
 
@@ -15,7 +17,9 @@ AUC_BINS = 10000  # ROC AUC from probability histograms: exact up to 1e-4 in pro
 def segmentation_metrics(probabilities: list[np.ndarray], masks: list[np.ndarray],
                          labels: list[str], threshold: float = 0.5,
                          names: list[str] | None = None,
-                         paths: list[str] | None = None) -> dict:
+                         paths: list[str] | None = None,
+                         spacing: list[tuple[float, float, float] | None] | None = None
+                         ) -> dict:
     """Per class and mean Dice and IoU, pixel accuracy; for 2 classes also sensitivity,
     specificity and ROC AUC of the foreground (class 1) probability. Pixels marked IGNORE
     (outside the region of interest) are left out. With `names`, also each image's Dice and
@@ -24,7 +28,9 @@ def segmentation_metrics(probabilities: list[np.ndarray], masks: list[np.ndarray
     pooled) and the mean over volumes ("volume_dice", and of each class over the volumes
     that hold it or were predicted to: the per-case figure radiology papers report). `paths`
     (the slices' whole paths, else `names`) tell volumes of one file name apart (KiTS-like
-    `case_00001/imaging.nii.gz`)."""
+    `case_00001/imaging.nii.gz`). Surface distances (see surface_distances): in mm, each
+    volume as a whole, where `spacing` gives every image's voxel size (DICOM, NIfTI), else
+    in pixels, each image or slice on its own."""
     count = len(labels)
     confusion = np.zeros((count, count), np.int64)
     positives = np.zeros(AUC_BINS + 1, np.int64)
@@ -73,7 +79,57 @@ def segmentation_metrics(probabilities: list[np.ndarray], masks: list[np.ndarray
         metrics["per_image"] = per_image
         if len(volumes) < len(per_image):  # some names are slices of one volume
             metrics.update(_volume_scores(volumes, labels))
+    _add_surface_scores(metrics, probabilities, masks, labels, threshold,
+                        [str(name) for name in paths or names or []], spacing)
     return metrics
+
+
+def _add_surface_scores(metrics: dict, probabilities: list[np.ndarray],
+                        masks: list[np.ndarray], labels: list[str], threshold: float,
+                        names: list[str], spacing: list | None) -> None:
+    """HD95 and ASSD of each class: of each case (a volume in mm, else an image), its mean
+    over the cases where truth and prediction both hold the class, and the mean over the
+    classes; each case's are added to its per_volume or per_image row."""
+    unit = "mm" if spacing and all(measurable(each) for each in spacing) else "px"
+    cases: dict[str, list[int]] = {}
+    for index in range(len(masks)):
+        # Slices come in order, a volume's together: grouping keeps their order.
+        key = volume_of(names[index]) if unit == "mm" and names else str(index)
+        cases.setdefault(key, []).append(index)
+    scored = [_case_distances([probabilities[i] for i in members], [masks[i] for i in members],
+                              len(labels), threshold,
+                              spacing[members[0]] if unit == "mm" else (1.0, 1.0, 1.0))
+              for members in cases.values()]
+    per_class = metrics["per_class"]
+    for measure in ("hd95", "assd"):
+        for number, name in enumerate(labels):
+            found = [case[number][measure] for case in scored if case[number] is not None]
+            per_class[name][measure] = float(np.mean(found)) if found else None
+        found = [per_class[name][measure] for name in labels
+                 if per_class[name][measure] is not None]
+        metrics[measure] = float(np.mean(found)) if found else None
+    metrics["distance_unit"] = unit
+    rows = metrics.get("per_volume" if unit == "mm" and "per_volume" in metrics
+                       else "per_image")
+    if rows and len(rows) == len(scored):
+        for row, case in zip(rows, scored):
+            for measure in ("hd95", "assd"):
+                found = [scores[measure] for scores in case if scores is not None]
+                row[measure] = float(np.mean(found)) if found else None
+
+
+def _case_distances(probabilities: list[np.ndarray], masks: list[np.ndarray], count: int,
+                    threshold: float, spacing: tuple[float, float, float]) -> list[dict | None]:
+    """Per class, {"hd95", "assd"} between the case's truth and prediction (its slices
+    stacked), or None where either lacks the class; ignored pixels belong to neither."""
+    truth = np.stack(masks)
+    predicted = np.stack([predict_classes(probs, threshold) for probs in probabilities])
+    predicted[truth == IGNORE] = -1
+    scores = []
+    for number in range(count):
+        found = surface_distances(truth == number, predicted == number, spacing)
+        scores.append(None if found is None else dict(zip(("hd95", "assd"), found)))
+    return scores
 
 
 def _volume_scores(volumes: dict, labels: list[str]) -> dict:
