@@ -1005,6 +1005,31 @@ def test_foreground_crops_centre_that_share_of_crops_on_a_labelled_pixel():
     assert np.mean(shown[0.0]) < 0.2
 
 
+def test_foreground_crops_draw_the_class_first_so_a_small_one_gets_its_share():
+    """nnU-Net's rule: an image's labelled classes are equally likely centres, so a 6x6 lesion
+    (class 2) far from a 100x100 organ (class 1) is in about half the crops, not in 0.4%
+    (its share of the labelled pixels)."""
+    import tensorflow as tf
+
+    from visionsuite.config import AugmentConfig
+    from visionsuite.core.augment import make_augment
+
+    images = np.zeros((8, 200, 200, 1), np.uint8)
+    masks = np.zeros((8, 200, 200), np.uint8)
+    masks[:, :100, :100] = 1
+    masks[:, 180:186, 180:186] = 2
+    augment = make_augment(AugmentConfig(flip=0, rotate=0, translate=0, zoom=0, brightness=0,
+                                         contrast=0, foreground_crops=1.0), crop_size=32)
+    holds = []
+    for step in range(10):
+        _, crop_masks = augment(tf.constant(images), tf.constant(masks),
+                                seed=tf.constant([step, 3]))
+        crop_masks = crop_masks.numpy()
+        assert all((crop > 0).any() for crop in crop_masks)  # every crop on a label
+        holds += [(crop == 2).any() for crop in crop_masks]
+    assert 0.35 < np.mean(holds) < 0.65
+
+
 def test_crops_to_centre_on_labels_are_drawn_from_images_that_hold_labels():
     """nnU-Net's 2-D oversampling: most slices of a scan hold no lesion, so the share of
     crops to be centred on labels is drawn from the slices that hold some; the rest crop each

@@ -89,8 +89,9 @@ class AugmentConfig:
     elastic: float = 0.0
     elastic_grid: int = 3
     # segment: share of the training crops taken from images that hold labels (a class other
-    # than 0), centred on a labelled pixel: small lesions in large scans are seldom in a
-    # random crop (nnU-Net forces a third of its patches onto them)
+    # than 0), centred on a pixel of a class drawn among those the image holds: small lesions
+    # in large scans are seldom in a random crop (nnU-Net forces a third of its patches onto
+    # them)
     foreground_crops: float = 0.0
     # detect
     mosaic: float = 0.0  # probability of a 4-image mosaic

@@ -33,7 +33,7 @@ def make_augment(config: AugmentConfig, crop_size: int | None = None):
     With `crop_size`, each image yields one random crop_size x crop_size crop (segmentation
     trains on crops of larger images); with config.foreground_crops and masks, that share of
     the crops is centred on a random labelled pixel (mask value neither 0 nor 255, which marks
-    pixels left out) of its image, where it has one; or, where `on_labels` (B,) is given
+    pixels left out) of a random class of its image, where it has one; or, where `on_labels` (B,) is given
     (core.data.labelled_crop_batches chose those images for it), the crops it marks."""
     import tensorflow as tf
 
@@ -98,15 +98,23 @@ class _Draws:
 
 def _foreground_centers(draw, masks, share: float, on_labels=None):
     """(x, y, chosen), each (B,): a random labelled pixel of each mask (value neither 0 nor
-    255), and whether its crop is to be centred there, where the mask has one: as `on_labels`
-    marks, else with probability `share`."""
+    255) of a class drawn among those it holds, each class equally likely, and whether its
+    crop is to be centred there, where the mask has one: as `on_labels` marks, else with
+    probability `share`. Drawing the class first is nnU-Net's rule: an enhancing tumour's
+    few pixels get as many crops as the edema around it, which would otherwise take most."""
     import tensorflow as tf
 
     batch, width = tf.shape(masks)[0], tf.shape(masks)[2]
-    labelled = tf.reshape((masks > 0) & (masks != 255), [batch, -1])
-    # the labelled pixel of the largest uniform draw: each equally likely
+    values = tf.reshape(tf.cast(masks, tf.int32), [batch, -1])
+    labelled = (values > 0) & (values != 255)
+    # Each class gets one uniform draw per mask; the labelled class of the largest is taken.
+    class_draws = tf.random.stateless_uniform([batch, 256], draw.next_seed())
+    drawn = tf.where(labelled, tf.gather(class_draws, values, batch_dims=1), -1.0)
+    taken = tf.gather(values, tf.argmax(drawn, axis=1, output_type=tf.int32), batch_dims=1)
+    # the pixel of that class with the largest uniform draw: each equally likely
     noise = tf.random.stateless_uniform(tf.shape(labelled), draw.next_seed())
-    index = tf.argmax(tf.where(labelled, noise, -1.0), axis=1, output_type=tf.int32)
+    index = tf.argmax(tf.where(labelled & (values == taken[:, None]), noise, -1.0), axis=1,
+                      output_type=tf.int32)
     wanted = draw(batch, 0.0, 1.0) < share if on_labels is None else on_labels
     chosen = tf.reduce_any(labelled, axis=1) & wanted
     return (tf.cast(index % width, tf.float32), tf.cast(index // width, tf.float32), chosen)
