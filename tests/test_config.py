@@ -103,6 +103,20 @@ def test_a_runs_whole_config_is_read_as_saved(tmp_path: Path):
     assert config.model.backbone == Config().model.backbone != "unet"
 
 
+def test_a_mapping_key_takes_names_to_lists_and_is_saved_and_read_back(tmp_path: Path):
+    from visionsuite.config import save_config
+
+    config = load_config("segment", sets=["data.regions={whole_tumour: [1, 2, 4], core: [4]}"])
+    assert config.data.regions == {"whole_tumour": ["1", "2", "4"], "core": ["4"]}
+    save_config(config, tmp_path / "config.yaml")
+    assert load_config("segment", tmp_path / "config.yaml").data.regions == config.data.regions
+    for value, message in (("[1, 2]", "'data.regions' must be a mapping of names to lists of "
+                                      "str, got [1, 2]"),
+                           ("{wt: 1}", "'data.regions.wt' must be a list of str, got 1")):
+        with pytest.raises(VisionsuiteError, match=re.escape(message)):
+            load_config("segment", sets=[f"data.regions={value}"])
+
+
 def test_config_for_another_task_is_refused(tmp_path: Path):
     path = tmp_path / "other.yaml"
     path.write_text("task: segment\n")
@@ -141,6 +155,7 @@ def test_numbers_out_of_range_are_one_line_errors(tmp_path: Path, setting, messa
     ("segment", "model.width=2", "model.width=2.0: it scales a backbone encoder"),
     ("classify", "data.channels=2", "data.channels=2: must be 1 (grey) or 3 (RGB)"),
     ("face", "data.channels=4", "data.channels=4: must be 1 (grey) or 3 (RGB)"),
+    ("classify", "data.regions={wt: [a]}", "data.regions={'wt': ['a']}: classify does not read"),
 ])
 def test_a_setting_that_only_other_tasks_read_is_a_one_line_error(task, setting, message):
     """Before, `--set train.loss=focal` trained classify with its cross-entropy, silently."""

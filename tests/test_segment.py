@@ -1,5 +1,6 @@
 """Segmentation: pairing, mask values, ROI, tiling, metrics and loss, on tiny arrays."""
 
+import re
 import shutil
 from pathlib import Path
 
@@ -906,6 +907,39 @@ def test_surface_distances_are_per_volume_in_mm_where_spacing_is_known_else_per_
     ignored[:, 4:] = IGNORE
     metrics = segmentation_metrics([one_hot[wide]], [ignored], labels)
     assert metrics["per_class"]["tumour"]["hd95"] == 0.0
+
+
+def test_regions_score_classes_together_as_brats_ranks_whole_tumour_and_core():
+    from visionsuite.tasks.segment import TASK, _region_classes
+
+    labels = ["background", "necrosis", "oedema", "enhancing"]
+    truth = np.zeros((8, 8), np.uint8)
+    truth[2:6, 2:6] = 2
+    truth[3:5, 3:5] = 3
+    predicted = truth.copy()
+    predicted[3:5, 3:5] = 1  # the core's class mistaken: its own Dice 0, the tumour's whole
+    one_hot = np.eye(4, dtype=np.float32)
+    regions = _region_classes({"whole_tumour": ["necrosis", "oedema", "enhancing"],
+                               "tumour_core": ["necrosis", "enhancing"]}, labels)
+    assert regions == {"whole_tumour": [1, 2, 3], "tumour_core": [1, 3]}
+    empty = np.zeros((8, 8), np.uint8)
+    metrics = segmentation_metrics([one_hot[predicted], one_hot[empty]], [truth, empty], labels,
+                                   names=["a.png", "b.png"], regions=regions)
+    whole, core = metrics["per_region"]["whole_tumour"], metrics["per_region"]["tumour_core"]
+    assert metrics["per_class"]["enhancing"]["dice"] == 0.0
+    assert (whole["dice"], whole["case_dice"], whole["hd95"], whole["pixels"]) == (1.0, 1.0, 0.0,
+                                                                                   16)
+    assert core["dice"] == 1.0 and core["case_dice"] == 1.0  # b, empty, counts in neither
+    assert TASK.headline(metrics)["dice_whole_tumour"] == 1.0
+    title, rows = [table for table in TASK.detail_tables(metrics) if "region" in table[0]][0]
+    assert [row["region"] for row in rows] == ["whole_tumour", "tumour_core"]
+    for regions, error in (({"wt": ["tumour"]}, "data.regions.wt: names no class tumour "
+                                                "(the classes: background, necrosis, "),
+                           ({"wt": []}, "data.regions.wt: names no classes"),
+                           ({"oedema": ["oedema"]}, "data.regions.oedema: is the name of a "
+                                                    "class")):
+        with pytest.raises(VisionsuiteError, match=re.escape(error)):
+            _region_classes(regions, labels)
 
 
 def test_a_volumes_spacing_comes_with_its_slices_scaled_as_they_are(tmp_path):

@@ -58,6 +58,9 @@ class DataConfig:
     # segment, colour masks: the colour ('#rrggbb') of each class, in class order; empty =
     # the colours found, black first (training saves them here in the run's config.yaml)
     colors: list[str] | None = None
+    # segment: classes also scored together, as regions (BraTS: whole tumour = necrosis +
+    # edema + enhancing tumour), each a name and the classes' names
+    regions: dict[str, list[str]] | None = None
     crops_per_image: int = 8  # random crops per image and epoch
     tile_overlap: float = 0.25  # overlap of inference tiles, fraction of the tile side
     # images whose longer side exceeds this many pixels are scaled down to it (masks
@@ -335,6 +338,11 @@ def _coerce(value: Any, hint: Any, source: str, keypath: str) -> Any:
             if isinstance(value, list):
                 item = typing.get_args(kind)[0]
                 return [_coerce(v, item, source, f"{keypath}[{i}]") for i, v in enumerate(value)]
+        elif typing.get_origin(kind) is dict:
+            if isinstance(value, dict):
+                item = typing.get_args(kind)[1]
+                return {str(k): _coerce(v, item, source, f"{keypath}.{k}")
+                        for k, v in value.items()}
     names = " or ".join(_type_name(k) for k in allowed if k is not type(None))
     raise VisionsuiteError(f"{source}: '{keypath}' must be {names}, got {value!r}")
 
@@ -390,7 +398,8 @@ RANGES = {
 # such a key would change nothing without a word: Task.check_settings refuses it.
 TASK_KEYS = {
     **{f"data.{key}": ("segment",) for key in (
-        "binary_masks", "colors", "crops_per_image", "tile_overlap", "max_size", "window")},
+        "binary_masks", "colors", "regions", "crops_per_image", "tile_overlap", "max_size",
+        "window")},
     "data.face_detect": ("face",),
     **{f"model.{key}": ("segment",) for key in ("levels", "filters", "norm", "upsample")},
     "model.dropout": ("classify", "face", "segment"),
@@ -425,6 +434,9 @@ def _in_range(value: Any, source: str, keypath: str) -> Any:
 def _type_name(kind: Any) -> str:
     if typing.get_origin(kind) is list:
         return f"a list of {typing.get_args(kind)[0].__name__}"
+    if typing.get_origin(kind) is dict:
+        return "a mapping of names to " + _type_name(typing.get_args(kind)[1]).replace(
+            "a list of", "lists of")
     return kind.__name__
 
 

@@ -84,6 +84,26 @@ def _take_image_channels(index, splits: tuple[str, ...], config: Config,
     return count
 
 
+def _region_classes(regions: dict[str, list[str]] | None,
+                    labels: list[str]) -> dict[str, list[int]]:
+    """data.regions with class indices for the class names; a name that is no class, or a
+    region named as a class, is an error naming the classes."""
+    found = {}
+    for name, classes in (regions or {}).items():
+        unknown = [each for each in classes if each not in labels]
+        if unknown:
+            why = f"names no class {', '.join(unknown)}"
+        elif not classes:
+            why = "names no classes"
+        elif name in labels:  # its dice_<name> would stand for two things
+            why = "is the name of a class"
+        else:
+            found[name] = sorted({labels.index(each) for each in classes})
+            continue
+        raise VisionsuiteError(f"data.regions.{name}: {why} (the classes: {', '.join(labels)})")
+    return found
+
+
 def _holds_labels(mask: np.ndarray) -> bool:
     """Whether a target mask marks any pixel with a class other than 0 (not ignored)."""
     return bool(((mask > 0) & (mask != IGNORE)).any())
@@ -108,6 +128,8 @@ class SegmentTask(Task):
         index = index_pairs(root, config.data.val_fraction, config.data.split_seed)
         wanted = ("train", "val") if train else ("val",)
         own_channels = _take_image_channels(index, wanted, config, train)
+        if config.data.regions and (config.data.classes or labels):  # before decoding
+            _region_classes(config.data.regions, labels or config.data.classes)
         check_pairs_fit(root, {name: index.splits[name] for name in wanted},
                         config.data.channels, config.data.max_size, config.data.workers)
         decoded, kept, skipped = {}, {}, {}
@@ -135,6 +157,7 @@ class SegmentTask(Task):
                   for name in decoded}
         if len(splits["val"]) == 0:
             raise VisionsuiteError(f"{root}: the val split holds no readable image/mask pairs")
+        splits["val"].regions = _region_classes(config.data.regions, mapping.names)
         return TaskData(mapping.names, splits["val"], splits.get("train"), str(root),
                         channel_names(index, own_channels) if own_channels else None)
 
@@ -247,7 +270,7 @@ class SegmentTask(Task):
         return segmentation_metrics(outputs, split.targets, labels,
                                     names=[path.name for path in split.paths],
                                     paths=[str(path) for path in split.paths],
-                                    spacing=split.spacing)
+                                    spacing=split.spacing, regions=split.regions)
 
     def headline(self, metrics: dict) -> dict[str, float]:
         shown = {key: metrics[key] for key in ("dice", "iou", "pixel_accuracy", "sensitivity",
@@ -258,6 +281,8 @@ class SegmentTask(Task):
             shown["volume_dice"] = metrics["volume_dice"]
         if metrics.get("hd95") is not None:  # the unit in the name: mm or pixels
             shown[f"hd95_{metrics['distance_unit']}"] = metrics["hd95"]
+        for name, values in metrics.get("per_region", {}).items():
+            shown[f"dice_{name}"] = values["dice"]
         return shown
 
     def detail_tables(self, metrics: dict) -> list[tuple[str, list[dict]]]:
@@ -265,6 +290,10 @@ class SegmentTask(Task):
             metrics.get("distance_unit"))
         tables = [(f"per class ({unit}):" if unit else title, rows)
                   for title, rows in super().detail_tables(metrics)]
+        if metrics.get("per_region"):
+            tables.append((f"per region (case_dice: the mean over the cases; {unit}):",
+                           [{"region": name, **values}
+                            for name, values in metrics["per_region"].items()]))
         tables += _worst_first(metrics.get("per_volume") or [], ("volume", "slices"),
                                ("hd95", "assd"), "val volumes by mean Dice, slices pooled", unit)
         tables += _worst_first(metrics.get("per_image") or [], ("image",),

@@ -747,6 +747,8 @@ class SegmentSplit(Split):
     None: surface distances are measured in it."""
 
     spacing: list[tuple[float, float, float] | None] = field(default_factory=list)
+    # data.regions as class indices: classes scored together as well (BraTS' whole tumour)
+    regions: dict[str, list[int]] = field(default_factory=dict)
 
 
 @dataclass

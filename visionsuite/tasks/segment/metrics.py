@@ -18,8 +18,8 @@ def segmentation_metrics(probabilities: list[np.ndarray], masks: list[np.ndarray
                          labels: list[str], threshold: float = 0.5,
                          names: list[str] | None = None,
                          paths: list[str] | None = None,
-                         spacing: list[tuple[float, float, float] | None] | None = None
-                         ) -> dict:
+                         spacing: list[tuple[float, float, float] | None] | None = None,
+                         regions: dict[str, list[int]] | None = None) -> dict:
     """Per class and mean Dice and IoU, pixel accuracy; for 2 classes also sensitivity,
     specificity and ROC AUC of the foreground (class 1) probability. Pixels marked IGNORE
     (outside the region of interest) are left out. With `names`, also each image's Dice and
@@ -30,7 +30,8 @@ def segmentation_metrics(probabilities: list[np.ndarray], masks: list[np.ndarray
     (the slices' whole paths, else `names`) tell volumes of one file name apart (KiTS-like
     `case_00001/imaging.nii.gz`). Surface distances (see surface_distances): in mm, each
     volume as a whole, where `spacing` gives every image's voxel size (DICOM, NIfTI), else
-    in pixels, each image or slice on its own."""
+    in pixels, each image or slice on its own. `regions`: name to class indices scored
+    together ("per_region", see _add_case_scores)."""
     count = len(labels)
     confusion = np.zeros((count, count), np.int64)
     positives = np.zeros(AUC_BINS + 1, np.int64)
@@ -79,57 +80,89 @@ def segmentation_metrics(probabilities: list[np.ndarray], masks: list[np.ndarray
         metrics["per_image"] = per_image
         if len(volumes) < len(per_image):  # some names are slices of one volume
             metrics.update(_volume_scores(volumes, labels))
-    _add_surface_scores(metrics, probabilities, masks, labels, threshold,
-                        [str(name) for name in paths or names or []], spacing)
+    _add_case_scores(metrics, probabilities, masks, labels, threshold,
+                     [str(name) for name in paths or names or []], spacing, regions or {})
     return metrics
 
 
-def _add_surface_scores(metrics: dict, probabilities: list[np.ndarray],
-                        masks: list[np.ndarray], labels: list[str], threshold: float,
-                        names: list[str], spacing: list | None) -> None:
+def _add_case_scores(metrics: dict, probabilities: list[np.ndarray], masks: list[np.ndarray],
+                     labels: list[str], threshold: float, names: list[str],
+                     spacing: list | None, regions: dict[str, list[int]]) -> None:
     """HD95 and ASSD of each class: of each case (a volume in mm, else an image), its mean
     over the cases where truth and prediction both hold the class, and the mean over the
-    classes; each case's are added to its per_volume or per_image row."""
+    classes; each case's are added to its per_volume or per_image row. Each region (classes
+    scored together) gets its pooled Dice, its mean Dice over the cases that hold it or were
+    predicted to ("case_dice"), and its HD95 and ASSD ("per_region")."""
     unit = "mm" if spacing and all(measurable(each) for each in spacing) else "px"
     cases: dict[str, list[int]] = {}
     for index in range(len(masks)):
         # Slices come in order, a volume's together: grouping keeps their order.
         key = volume_of(names[index]) if unit == "mm" and names else str(index)
         cases.setdefault(key, []).append(index)
-    scored = [_case_distances([probabilities[i] for i in members], [masks[i] for i in members],
-                              len(labels), threshold,
-                              spacing[members[0]] if unit == "mm" else (1.0, 1.0, 1.0))
+    structures = [[number] for number in range(len(labels))] + list(regions.values())
+    scored = [_case_scores([probabilities[i] for i in members], [masks[i] for i in members],
+                           structures, threshold,
+                           spacing[members[0]] if unit == "mm" else (1.0, 1.0, 1.0))
               for members in cases.values()]
     per_class = metrics["per_class"]
+    for number, name in enumerate(labels):
+        per_class[name].update(_mean_distances([case[number] for case in scored]))
     for measure in ("hd95", "assd"):
-        for number, name in enumerate(labels):
-            found = [case[number][measure] for case in scored if case[number] is not None]
-            per_class[name][measure] = float(np.mean(found)) if found else None
         found = [per_class[name][measure] for name in labels
                  if per_class[name][measure] is not None]
         metrics[measure] = float(np.mean(found)) if found else None
     metrics["distance_unit"] = unit
+    if regions:
+        metrics["per_region"] = {name: _region_scores([case[number] for case in scored])
+                                 for number, name in enumerate(regions, start=len(labels))}
     rows = metrics.get("per_volume" if unit == "mm" and "per_volume" in metrics
                        else "per_image")
     if rows and len(rows) == len(scored):
         for row, case in zip(rows, scored):
             for measure in ("hd95", "assd"):
-                found = [scores[measure] for scores in case if scores is not None]
+                found = [scores[measure] for scores in case[:len(labels)]
+                         if scores[measure] is not None]
                 row[measure] = float(np.mean(found)) if found else None
 
 
-def _case_distances(probabilities: list[np.ndarray], masks: list[np.ndarray], count: int,
-                    threshold: float, spacing: tuple[float, float, float]) -> list[dict | None]:
-    """Per class, {"hd95", "assd"} between the case's truth and prediction (its slices
-    stacked), or None where either lacks the class; ignored pixels belong to neither."""
+def _case_scores(probabilities: list[np.ndarray], masks: list[np.ndarray],
+                 structures: list[list[int]], threshold: float,
+                 spacing: tuple[float, float, float]) -> list[dict]:
+    """Per structure (a set of classes), between the case's truth and prediction (its slices
+    stacked): pixels in both, in the truth, predicted; HD95 and ASSD (None where either lacks
+    it). Ignored pixels belong to neither."""
     truth = np.stack(masks)
     predicted = np.stack([predict_classes(probs, threshold) for probs in probabilities])
     predicted[truth == IGNORE] = -1
     scores = []
-    for number in range(count):
-        found = surface_distances(truth == number, predicted == number, spacing)
-        scores.append(None if found is None else dict(zip(("hd95", "assd"), found)))
+    for classes in structures:
+        true, found = np.isin(truth, classes), np.isin(predicted, classes)
+        distances = surface_distances(true, found, spacing)
+        scores.append({"both": int((true & found).sum()), "truth": int(true.sum()),
+                       "predicted": int(found.sum()),
+                       **dict(zip(("hd95", "assd"), distances or (None, None)))})
     return scores
+
+
+def _mean_distances(cases: list[dict]) -> dict:
+    """A structure's HD95 and ASSD, each the mean over the cases that have one."""
+    means = {}
+    for measure in ("hd95", "assd"):
+        found = [case[measure] for case in cases if case[measure] is not None]
+        means[measure] = float(np.mean(found)) if found else None
+    return means
+
+
+def _region_scores(cases: list[dict]) -> dict:
+    """A region's Dice of all its pixels pooled, its mean Dice over the cases that hold it or
+    were predicted to, its pixels in the truth, and its distances."""
+    both = sum(case["both"] for case in cases)
+    total = sum(case["truth"] + case["predicted"] for case in cases)
+    per_case = [2 * case["both"] / (case["truth"] + case["predicted"]) for case in cases
+                if case["truth"] + case["predicted"]]
+    return {"dice": 2 * both / total if total else None,
+            "case_dice": float(np.mean(per_case)) if per_case else None,
+            "pixels": sum(case["truth"] for case in cases), **_mean_distances(cases)}
 
 
 def _volume_scores(volumes: dict, labels: list[str]) -> dict:
