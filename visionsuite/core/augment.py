@@ -33,8 +33,9 @@ def make_augment(config: AugmentConfig, crop_size: int | None = None):
     With `crop_size`, each image yields one random crop_size x crop_size crop (segmentation
     trains on crops of larger images); with config.foreground_crops and masks, that share of
     the crops is centred on a random labelled pixel (mask value neither 0 nor 255, which marks
-    pixels left out) of a random class of its image, where it has one; or, where `on_labels` (B,) is given
-    (core.data.labelled_crop_batches chose those images for it), the crops it marks."""
+    pixels left out) of a random class of its image, where it has one; or, where `on_labels`
+    (B,) is given (core.data.labelled_crop_batches chose those images for it), the crops it
+    marks."""
     import tensorflow as tf
 
     geometric = bool(config.flip or config.vflip or config.rotate or config.rotate90
@@ -107,7 +108,8 @@ def _foreground_centers(draw, masks, share: float, on_labels=None):
     batch, width = tf.shape(masks)[0], tf.shape(masks)[2]
     values = tf.reshape(tf.cast(masks, tf.int32), [batch, -1])
     labelled = (values > 0) & (values != 255)
-    # Each class gets one uniform draw per mask; the labelled class of the largest is taken.
+    # Each class (a uint8 mask value) gets one uniform draw per mask; the labelled class of
+    # the largest is taken.
     class_draws = tf.random.stateless_uniform([batch, 256], draw.next_seed())
     drawn = tf.where(labelled, tf.gather(class_draws, values, batch_dims=1), -1.0)
     taken = tf.gather(values, tf.argmax(drawn, axis=1, output_type=tf.int32), batch_dims=1)

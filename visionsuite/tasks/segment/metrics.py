@@ -86,7 +86,7 @@ def segmentation_metrics(probabilities: list[np.ndarray], masks: list[np.ndarray
 
 
 def _add_case_scores(metrics: dict, probabilities: list[np.ndarray], masks: list[np.ndarray],
-                     labels: list[str], threshold: float, names: list[str],
+                     labels: list[str], threshold: float, paths: list[str],
                      spacing: list | None, regions: dict[str, list[int]]) -> None:
     """HD95 and ASSD of each class: of each case (a volume in mm, else an image), its mean
     over the cases where truth and prediction both hold the class, and the mean over the
@@ -97,7 +97,7 @@ def _add_case_scores(metrics: dict, probabilities: list[np.ndarray], masks: list
     cases: dict[str, list[int]] = {}
     for index in range(len(masks)):
         # Slices come in order, a volume's together: grouping keeps their order.
-        key = volume_of(names[index]) if unit == "mm" and names else str(index)
+        key = volume_of(paths[index]) if unit == "mm" and paths else str(index)
         cases.setdefault(key, []).append(index)
     structures = [[number] for number in range(len(labels))] + list(regions.values())
     scored = [_case_scores([probabilities[i] for i in members], [masks[i] for i in members],
@@ -105,12 +105,10 @@ def _add_case_scores(metrics: dict, probabilities: list[np.ndarray], masks: list
                            spacing[members[0]] if unit == "mm" else (1.0, 1.0, 1.0))
               for members in cases.values()]
     per_class = metrics["per_class"]
-    for number, name in enumerate(labels):
-        per_class[name].update(_mean_distances([case[number] for case in scored]))
     for measure in ("hd95", "assd"):
-        found = [per_class[name][measure] for name in labels
-                 if per_class[name][measure] is not None]
-        metrics[measure] = float(np.mean(found)) if found else None
+        for number, name in enumerate(labels):
+            per_class[name][measure] = _mean(case[number][measure] for case in scored)
+        metrics[measure] = _mean(per_class[name][measure] for name in labels)
     metrics["distance_unit"] = unit
     if regions:
         metrics["per_region"] = {name: _region_scores([case[number] for case in scored])
@@ -120,9 +118,7 @@ def _add_case_scores(metrics: dict, probabilities: list[np.ndarray], masks: list
     if rows and len(rows) == len(scored):
         for row, case in zip(rows, scored):
             for measure in ("hd95", "assd"):
-                found = [scores[measure] for scores in case[:len(labels)]
-                         if scores[measure] is not None]
-                row[measure] = float(np.mean(found)) if found else None
+                row[measure] = _mean(scores[measure] for scores in case[:len(labels)])
 
 
 def _case_scores(probabilities: list[np.ndarray], masks: list[np.ndarray],
@@ -144,25 +140,23 @@ def _case_scores(probabilities: list[np.ndarray], masks: list[np.ndarray],
     return scores
 
 
-def _mean_distances(cases: list[dict]) -> dict:
-    """A structure's HD95 and ASSD, each the mean over the cases that have one."""
-    means = {}
-    for measure in ("hd95", "assd"):
-        found = [case[measure] for case in cases if case[measure] is not None]
-        means[measure] = float(np.mean(found)) if found else None
-    return means
-
-
 def _region_scores(cases: list[dict]) -> dict:
     """A region's Dice of all its pixels pooled, its mean Dice over the cases that hold it or
-    were predicted to, its pixels in the truth, and its distances."""
+    were predicted to, its pixels in the truth, and its mean distances."""
     both = sum(case["both"] for case in cases)
     total = sum(case["truth"] + case["predicted"] for case in cases)
-    per_case = [2 * case["both"] / (case["truth"] + case["predicted"]) for case in cases
-                if case["truth"] + case["predicted"]]
     return {"dice": 2 * both / total if total else None,
-            "case_dice": float(np.mean(per_case)) if per_case else None,
-            "pixels": sum(case["truth"] for case in cases), **_mean_distances(cases)}
+            "case_dice": _mean(2 * case["both"] / (case["truth"] + case["predicted"])
+                               if case["truth"] + case["predicted"] else None
+                               for case in cases),
+            "pixels": sum(case["truth"] for case in cases),
+            **{measure: _mean(case[measure] for case in cases) for measure in ("hd95", "assd")}}
+
+
+def _mean(values) -> float | None:
+    """The mean of the values that are not None; None where every one is."""
+    found = [value for value in values if value is not None]
+    return float(np.mean(found)) if found else None
 
 
 def _volume_scores(volumes: dict, labels: list[str]) -> dict:
