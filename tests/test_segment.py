@@ -942,6 +942,20 @@ def test_regions_score_classes_together_as_brats_ranks_whole_tumour_and_core():
             _region_classes(regions, labels)
 
 
+def test_data_check_says_the_voxel_sizes_that_decide_the_distances_unit():
+    from collections import Counter
+
+    from visionsuite.tasks.segment.data import _voxels_line
+
+    assert _voxels_line(Counter({None: 5})) == []  # photos: nothing to say
+    ct, xray = (2.5, 0.8, 0.8), (0.0, 0.139, 0.139)
+    assert _voxels_line(Counter({ct: 3, xray: 1, None: 2})) == [
+        "voxel sizes: 0.8 x 0.8 mm, slices 2.5 mm apart (3), 0.139 x 0.139 mm (1); 2 file(s) "
+        "give none: HD95 and ASSD in pixels"]
+    assert _voxels_line(Counter({(2.5, 0.8, 0.6): 1}))[0].endswith(
+        "; pixels not square: HD95 and ASSD in pixels")
+
+
 def test_a_volumes_spacing_comes_with_its_slices_scaled_as_they_are(tmp_path):
     import nibabel as nib
 

@@ -203,6 +203,7 @@ def test_nifti_volumes_train_and_segment_into_a_label_volume_with_their_affine(t
     result = invoke("data", "check", "segment", root)
     assert result.exit_code == 0, result.output
     assert "NIfTI" in result.output and "1 foreground" in result.output
+    assert "voxel sizes: 0.8 x 0.8 mm, slices 2.5 mm apart (4)" in result.output
     result = invoke("train", "segment", "--data", root, "--output", tmp_path / "runs",
                     *TINY_SEGMENT, "--set", "data.window=[0, 800]")
     assert result.exit_code == 0, result.output

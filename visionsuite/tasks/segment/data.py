@@ -24,6 +24,7 @@ from visionsuite.errors import VisionsuiteError, first_line
 from visionsuite.tasks.base import DataReport, Split
 from visionsuite.tasks.segment.colours import (colour_class_names, colour_classes, colour_name,
                                                grey_colour, indexed_colours)
+from visionsuite.tasks.segment.surface import measurable
 
 IGNORE = 255  # target value of pixels left out of the loss and the metrics
 # Folder names, as our layout has them first, then as public datasets come: DRIVE
@@ -1143,15 +1144,33 @@ def _memory_line(index: PairIndex, channels: int) -> str:
 def _summarise_pair(pair: Pair, channels: int) -> list[tuple[str, Counter, Counter, bool]]:
     """For data check, each slice of a pair as its size ("WxH") and the pixel counts of each
     raw mask value (of a colour mask: each colour code), everywhere and inside its region of
-    interest, and whether it is a colour mask."""
+    interest, whether it is a colour mask, and its voxel size."""
     summaries = []
     for item in _decode_pair(pair, channels, None, False):
         inside = item.mask if item.roi is None else item.mask[item.roi]
         keys = item.colours if item.colours is not None else np.arange(256)
         summaries.append((f"{item.image.shape[1]}x{item.image.shape[0]}",
                           _pixel_counts(item.mask, keys), _pixel_counts(inside, keys),
-                          item.colours is not None))
+                          item.colours is not None, item.spacing))
     return summaries
+
+
+def _voxels_line(voxels: Counter) -> list[str]:
+    """data check's line on the files' voxel sizes (a count per size, None for a file that
+    gives none), which decide whether surface distances are in mm; none for photos."""
+    known = {spacing: count for spacing, count in voxels.items() if spacing is not None}
+    if not known:
+        return []
+    shown = []
+    for (across, row, column), count in Counter(known).most_common(5):
+        apart = f", slices {across:.3g} mm apart" if across else ""
+        shown.append(f"{row:.3g} x {column:.3g} mm{apart} ({count})")
+    line = "voxel sizes: " + ", ".join(shown)
+    if voxels.get(None):
+        line += f"; {voxels[None]} file(s) give none: HD95 and ASSD in pixels"
+    elif not all(measurable(spacing) for spacing in known):
+        line += "; pixels not square: HD95 and ASSD in pixels"
+    return [line]
 
 
 def _pixel_counts(values: np.ndarray, keys: np.ndarray) -> Counter:
@@ -1205,7 +1224,7 @@ def check_segmentation_folders(path: str) -> DataReport:
 
     channels = own_channels or 3
 
-    rows, sizes, modes, unreadable = [], Counter(), Counter(), []
+    rows, sizes, modes, voxels, unreadable = [], Counter(), Counter(), Counter(), []
     # pixels of each (raw mask value or colour code, colour mask?), everywhere and inside the
     # regions of interest
     every_value, inside, colour = Counter(), Counter(), False
@@ -1223,7 +1242,8 @@ def check_segmentation_folders(path: str) -> DataReport:
         for pair, found in zip(pairs, summaries):
             if found is None:
                 continue
-            for size, values, values_inside, is_colour in found:
+            voxels.update([found[0][4]] if found else [])  # a file's slices share one size
+            for size, values, values_inside, is_colour, _ in found:
                 sizes[size] += 1
                 every_value.update({(k, is_colour): n for k, n in values.items()})
                 inside.update({(k, is_colour): n for k, n in values_inside.items()})
@@ -1248,7 +1268,7 @@ def check_segmentation_folders(path: str) -> DataReport:
     lines += [table(rows), "",
              "sizes: " + ", ".join(f"{s} ({n})" for s, n in sizes.most_common(5)),
              "modes: " + ", ".join(f"{m} ({n})" for m, n in modes.most_common()),
-             values_line]
+             *_voxels_line(voxels), values_line]
     if mapping is not None:
         total = max(int(counts.sum()), 1)
         shown = [f"{i} {name} ({100 * counts[i] / total:.1f}% of pixels)"
