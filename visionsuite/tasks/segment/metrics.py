@@ -37,8 +37,11 @@ def segmentation_metrics(probabilities: list[np.ndarray], masks: list[np.ndarray
     positives = np.zeros(AUC_BINS + 1, np.int64)
     negatives = np.zeros(AUC_BINS + 1, np.int64)
     per_image, volumes = [], {}
+    # One class map per image (uint8: 1 byte a pixel beside the probabilities' 4 a class),
+    # shared by the overlap and the surface scores.
+    predicted = [predict_classes(probs, threshold).astype(np.uint8) for probs in probabilities]
     for index, (probs, mask) in enumerate(zip(probabilities, masks)):
-        image_confusion, valid = _confusion(probs, mask, count, threshold)
+        image_confusion, valid = _confusion(predicted[index], mask, count)
         confusion += image_confusion
         if names is not None:
             per_image.append({"image": str(names[index]),
@@ -80,14 +83,14 @@ def segmentation_metrics(probabilities: list[np.ndarray], masks: list[np.ndarray
         metrics["per_image"] = per_image
         if len(volumes) < len(per_image):  # some names are slices of one volume
             metrics.update(_volume_scores(volumes, labels))
-    _add_case_scores(metrics, probabilities, masks, labels, threshold,
+    _add_case_scores(metrics, predicted, masks, labels,
                      [str(name) for name in paths or names or []], spacing, regions or {})
     return metrics
 
 
-def _add_case_scores(metrics: dict, probabilities: list[np.ndarray], masks: list[np.ndarray],
-                     labels: list[str], threshold: float, paths: list[str],
-                     spacing: list | None, regions: dict[str, list[int]]) -> None:
+def _add_case_scores(metrics: dict, predicted: list[np.ndarray], masks: list[np.ndarray],
+                     labels: list[str], paths: list[str], spacing: list | None,
+                     regions: dict[str, list[int]]) -> None:
     """HD95 and ASSD of each class: of each case (a volume in mm, else an image), its mean
     over the cases where truth and prediction both hold the class, and the mean over the
     classes; each case's are added to its per_volume or per_image row. Each region (classes
@@ -100,9 +103,8 @@ def _add_case_scores(metrics: dict, probabilities: list[np.ndarray], masks: list
         key = volume_of(paths[index]) if unit == "mm" and paths else str(index)
         cases.setdefault(key, []).append(index)
     structures = [[number] for number in range(len(labels))] + list(regions.values())
-    scored = [_case_scores([probabilities[i] for i in members], [masks[i] for i in members],
-                           structures, threshold,
-                           spacing[members[0]] if unit == "mm" else (1.0, 1.0, 1.0))
+    scored = [_case_scores([predicted[i] for i in members], [masks[i] for i in members],
+                           structures, spacing[members[0]] if unit == "mm" else (1.0, 1.0, 1.0))
               for members in cases.values()]
     per_class = metrics["per_class"]
     for measure in ("hd95", "assd"):
@@ -121,15 +123,13 @@ def _add_case_scores(metrics: dict, probabilities: list[np.ndarray], masks: list
                 row[measure] = _mean(scores[measure] for scores in case[:len(labels)])
 
 
-def _case_scores(probabilities: list[np.ndarray], masks: list[np.ndarray],
-                 structures: list[list[int]], threshold: float,
-                 spacing: tuple[float, float, float]) -> list[dict]:
-    """Per structure (a set of classes), between the case's truth and prediction (its slices
-    stacked): pixels in both, in the truth, predicted; HD95 and ASSD (None where either lacks
-    it). Ignored pixels belong to neither."""
+def _case_scores(predicted: list[np.ndarray], masks: list[np.ndarray],
+                 structures: list[list[int]], spacing: tuple[float, float, float]) -> list[dict]:
+    """Per structure (a set of classes), between the case's truth and predicted classes (its
+    slices stacked): pixels in both, in the truth, predicted; HD95 and ASSD (None where either
+    lacks it). Ignored pixels belong to neither."""
     truth = np.stack(masks)
-    predicted = np.stack([predict_classes(probs, threshold) for probs in probabilities])
-    predicted[truth == IGNORE] = -1
+    predicted = np.where(truth == IGNORE, IGNORE, np.stack(predicted))  # IGNORE is no class
     scores = []
     for classes in structures:
         true, found = np.isin(truth, classes), np.isin(predicted, classes)
@@ -177,16 +177,18 @@ def _volume_scores(volumes: dict, labels: list[str]) -> dict:
 def per_image_scores(probabilities: list[np.ndarray], masks: list[np.ndarray],
                      labels: list[str], names: list[str], threshold: float = 0.5) -> list[dict]:
     """segmentation_metrics' "per_image" alone, without its ROC histograms."""
-    return [{"image": str(name), **_image_scores(_confusion(probs, mask, len(labels),
-                                                             threshold)[0], labels)}
+    return [{"image": str(name),
+             **_image_scores(_confusion(predict_classes(probs, threshold), mask,
+                                        len(labels))[0], labels)}
             for probs, mask, name in zip(probabilities, masks, names)]
 
 
-def _confusion(probs: np.ndarray, mask: np.ndarray, count: int, threshold: float):
-    """(count x count confusion of one image, truth rows; its mask of valid pixels)."""
+def _confusion(classes: np.ndarray, mask: np.ndarray, count: int):
+    """(count x count confusion of one image's predicted `classes`, truth rows; its mask of
+    valid pixels)."""
     valid = mask != IGNORE
     truth = mask[valid].astype(np.int64)
-    predicted = predict_classes(probs, threshold)[valid]
+    predicted = classes[valid].astype(np.int64)
     return np.bincount(truth * count + predicted,
                        minlength=count * count).reshape(count, count), valid
 
