@@ -322,6 +322,8 @@ def test_dicom_series_folders_train_with_label_volumes_in_their_geometry(tmp_pat
     assert [item.slice for item in decoded] == [0, 1, 2]
     for item, mask in zip(decoded, expected["p3"]):  # each label on its own pixels
         assert np.array_equal(item.mask, mask * 255)
+        # the series' voxel size: slices 5 mm apart, CT_small's pixels
+        assert item.spacing == pytest.approx((5.0, 0.661468, 0.661468))
     result = invoke("data", "check", "segment", root)
     assert result.exit_code == 0, result.output
     assert "DICOM CT MONOCHROME2 series" in result.output
@@ -331,6 +333,7 @@ def test_dicom_series_folders_train_with_label_volumes_in_their_geometry(tmp_pat
     assert result.exit_code == 0, result.output
     metrics = json.loads((tmp_path / "runs" / "segment" / "exp" / "metrics.json").read_text())
     assert metrics["pixels"] == 3 * 128 * 128
+    assert metrics["distance_unit"] == "mm"  # the series measured as one volume
 
 
 def two_channel_volumes(rng, size=(48, 40, 4)) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
