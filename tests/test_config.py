@@ -129,6 +129,7 @@ def test_config_for_another_task_is_refused(tmp_path: Path):
     ("data.image_size=0", "'data.image_size' must be at least 16, got 0"),
     ("augment.flip=2", "'augment.flip' must be between 0 and 1, got 2.0"),
     ("data.channels=0", "'data.channels' must be at least 1, got 0"),
+    ("data.surface_tolerance=0", "'data.surface_tolerance' must be above 0, got 0.0"),
     ("train.lr=0", "'train.lr' must be above 0, got 0.0"),
     ("train.ema_momentum=1", "'train.ema_momentum' must be at least 0 and below 1, got 1.0"),
 ])
@@ -156,6 +157,7 @@ def test_numbers_out_of_range_are_one_line_errors(tmp_path: Path, setting, messa
     ("classify", "data.channels=2", "data.channels=2: must be 1 (grey) or 3 (RGB)"),
     ("face", "data.channels=4", "data.channels=4: must be 1 (grey) or 3 (RGB)"),
     ("classify", "data.regions={wt: [a]}", "data.regions={'wt': ['a']}: classify does not read"),
+    ("face", "data.surface_tolerance=2", "data.surface_tolerance=2.0: face does not read it"),
 ])
 def test_a_setting_that_only_other_tasks_read_is_a_one_line_error(task, setting, message):
     """Before, `--set train.loss=focal` trained classify with its cross-entropy, silently."""

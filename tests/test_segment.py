@@ -851,15 +851,18 @@ def test_volumes_are_scored_with_their_slices_pooled_and_averaged_as_cases():
     assert [row["slices"] for row in metrics["per_volume"]] == [2, 2]
 
 
-def test_surface_distances_are_medpys_hd95_and_assd_in_the_voxel_spacing():
+def test_surface_distances_are_medpys_hd95_and_assd_and_nsd_in_the_voxel_spacing():
     from visionsuite.tasks.segment.surface import surface, surface_distances
 
     square = np.zeros((1, 7, 7), bool)
     square[0, 2:5, 2:5] = True
     assert surface(square)[0, 2:5, 2:5].sum() == 8 and not surface(square)[0, 3, 3]  # its outline
     moved = np.roll(square, 1, axis=2)
-    # 4 of each outline's 8 pixels are 1 px from the other's, the rest on it: HD95 1, ASSD 1/2
-    assert surface_distances(square, moved) == pytest.approx((1.0, 0.5))
+    # 4 of each outline's 8 pixels are 1 px from the other's, the rest on it: HD95 1, ASSD 1/2;
+    # within a tolerance of 0.5 px, half of the surfaces: NSD 1/2
+    assert surface_distances(square, moved) == pytest.approx({"hd95": 1.0, "assd": 0.5})
+    assert surface_distances(square, moved, tolerance=0.5)["nsd"] == 0.5
+    assert surface_distances(square, moved, tolerance=1.0)["nsd"] == 1.0
     assert surface_distances(square, np.zeros_like(square)) is None  # Dice tells that case
     # A volume: the prediction adds a third slice, 3 mm on, over the truth's two
     truth = np.zeros((4, 5, 5), bool)
@@ -868,9 +871,10 @@ def test_surface_distances_are_medpys_hd95_and_assd_in_the_voxel_spacing():
     predicted[:3, 1:4, 1:4] = True
     # Every truth voxel is on the surface, 17 on the prediction's (its centre voxel is 0.5 mm
     # in from it); the prediction's 26 surface voxels: 17 on the truth's, 9 of them 3 mm off.
-    hd95, assd = surface_distances(truth, predicted, (3.0, 0.5, 0.5))
-    assert hd95 == pytest.approx(3.0)
-    assert assd == pytest.approx((0.5 / 18 + 9 * 3.0 / 26) / 2)
+    found = surface_distances(truth, predicted, (3.0, 0.5, 0.5), tolerance=1.0)
+    assert found["hd95"] == pytest.approx(3.0)
+    assert found["assd"] == pytest.approx((0.5 / 18 + 9 * 3.0 / 26) / 2)
+    assert found["nsd"] == pytest.approx(35 / 44)  # all but the 9 voxels 3 mm off
     with pytest.raises(ValueError, match="not positive, square pixels"):
         surface_distances(truth, predicted, (3.0, 0.5, 0.7))
 
@@ -897,10 +901,21 @@ def test_surface_distances_are_per_volume_in_mm_where_spacing_is_known_else_per_
     metrics = segmentation_metrics(probs, masks, labels, names=names,
                                    spacing=[spacing[0], None, spacing[0]])
     assert metrics["distance_unit"] == "px" and "hd95_px" in TASK.headline(metrics)
+    assert "nsd" not in metrics and "nsd" not in metrics["per_class"]["tumour"]
     assert [row["hd95"] for row in metrics["per_image"]] == [0.0, 1.0, 0.0]
     assert metrics["per_class"]["tumour"]["hd95"] == pytest.approx(1 / 3)
     title, _ = TASK.detail_tables(metrics)[0]
     assert title == "per class (HD95 and ASSD in pixels):"
+    # With a tolerance, the normalised surface Dice: on the slice a column too wide, 3 of the
+    # 10 predicted outline pixels (its right edge) and 1 of the truth's 8 are 1 px off
+    metrics = segmentation_metrics(probs, masks, labels, names=names, spacing=[None] * 3,
+                                   tolerance=0.5)
+    assert metrics["per_class"]["tumour"]["nsd"] == pytest.approx((1 + 14 / 18 + 1) / 3)
+    nsd = [row["nsd"] for row in metrics["per_image"]]
+    assert nsd[0] == nsd[2] == 1.0 and nsd[1] < 1.0
+    assert TASK.headline(metrics)["nsd"] == metrics["nsd"]
+    title, _ = TASK.detail_tables(metrics)[0]
+    assert title == "per class (HD95 and ASSD in pixels; NSD within 0.5 pixels):"
     # Ignored pixels (outside a region of interest) belong to no class's surface: the column
     # too many lies outside
     ignored = truth.copy()

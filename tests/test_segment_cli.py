@@ -456,7 +456,8 @@ def test_brats_case_folders_train_and_segment_a_case_folder(tmp_path):
     assert "images of 2 channels, each windowed on its own: flair, t1" in result.output
     assert "10 pairs in 10 folder(s)" in result.output
     result = invoke("train", "segment", "--data", root, "--output", tmp_path / "runs",
-                    *TINY_SEGMENT, "--set", "data.regions={tumour: [foreground]}")
+                    *TINY_SEGMENT, "--set", "data.regions={tumour: [foreground]}",
+                    "--set", "data.surface_tolerance=2")
     assert result.exit_code == 0, result.output
     run = tmp_path / "runs" / "segment" / "exp"
     assert json.loads((run / "inference.json").read_text())["image_channels"] == ["flair", "t1"]
@@ -464,11 +465,12 @@ def test_brats_case_folders_train_and_segment_a_case_folder(tmp_path):
     metrics = json.loads((run / "metrics.json").read_text())
     region, lesion = metrics["per_region"]["tumour"], metrics["per_class"]["foreground"]
     assert region["dice"] == pytest.approx(lesion["dice"]) and region["hd95"] == lesion["hd95"]
+    assert region["nsd"] == lesion["nsd"] and metrics["surface_tolerance"] == 2.0
     assert metrics["distance_unit"] == "mm"
     result = invoke("evaluate", run)  # the run's config.yaml keeps the regions
     assert result.exit_code == 0, result.output
-    assert "per region (case_dice: the mean over the cases; HD95 and ASSD in mm):" \
-        in result.output
+    assert "per region (case_dice: the mean over the cases; HD95 and ASSD in mm; NSD within 2 " \
+        "mm):" in result.output
     result = invoke("segment", run, root / "BraTS2021_00003", "--output", tmp_path / "out",
                     "--json")
     assert result.exit_code == 0, result.output

@@ -61,6 +61,9 @@ class DataConfig:
     # segment: classes also scored together, as regions (BraTS: whole tumour = necrosis +
     # edema + enhancing tumour), each a name and the classes' names
     regions: dict[str, list[str]] | None = None
+    # segment: also the normalised surface Dice (NSD) at this distance, in the unit of the
+    # surface distances (mm where the files give voxel sizes, else pixels); empty = none
+    surface_tolerance: float | None = None
     crops_per_image: int = 8  # random crops per image and epoch
     tile_overlap: float = 0.25  # overlap of inference tiles, fraction of the tile side
     # images whose longer side exceeds this many pixels are scaled down to it (masks
@@ -373,7 +376,7 @@ RANGES = {
     "data.image_size": _at_least(16), "data.channels": _at_least(1),
     "data.val_fraction": _between(0, 1), "data.crops_per_image": _at_least(1),
     "data.tile_overlap": _below(0, 1), "data.workers": _at_least(0),
-    "data.max_size": _at_least(16),
+    "data.max_size": _at_least(16), "data.surface_tolerance": _above(0),
     **{f"augment.{key}": _between(0, 1) for key in (
         "flip", "vflip", "rotate90", "erase", "mosaic", "brightness", "contrast", "hue",
         "saturation", "foreground_crops")},
@@ -398,8 +401,8 @@ RANGES = {
 # such a key would change nothing without a word: Task.check_settings refuses it.
 TASK_KEYS = {
     **{f"data.{key}": ("segment",) for key in (
-        "binary_masks", "colors", "regions", "crops_per_image", "tile_overlap", "max_size",
-        "window")},
+        "binary_masks", "colors", "regions", "surface_tolerance", "crops_per_image",
+        "tile_overlap", "max_size", "window")},
     "data.face_detect": ("face",),
     **{f"model.{key}": ("segment",) for key in ("levels", "filters", "norm", "upsample")},
     "model.dropout": ("classify", "face", "segment"),

@@ -158,6 +158,7 @@ class SegmentTask(Task):
         if len(splits["val"]) == 0:
             raise VisionsuiteError(f"{root}: the val split holds no readable image/mask pairs")
         splits["val"].regions = _region_classes(config.data.regions, mapping.names)
+        splits["val"].surface_tolerance = config.data.surface_tolerance
         return TaskData(mapping.names, splits["val"], splits.get("train"), str(root),
                         channel_names(index, own_channels) if own_channels else None)
 
@@ -270,7 +271,8 @@ class SegmentTask(Task):
         return segmentation_metrics(outputs, split.targets, labels,
                                     names=[path.name for path in split.paths],
                                     paths=[str(path) for path in split.paths],
-                                    spacing=split.spacing, regions=split.regions)
+                                    spacing=split.spacing, regions=split.regions,
+                                    tolerance=split.surface_tolerance)
 
     def headline(self, metrics: dict) -> dict[str, float]:
         shown = {key: metrics[key] for key in ("dice", "iou", "pixel_accuracy", "sensitivity",
@@ -281,13 +283,17 @@ class SegmentTask(Task):
             shown["volume_dice"] = metrics["volume_dice"]
         if metrics.get("hd95") is not None:  # the unit in the name: mm or pixels
             shown[f"hd95_{metrics['distance_unit']}"] = metrics["hd95"]
+        if metrics.get("nsd") is not None:
+            shown["nsd"] = metrics["nsd"]
         for name, values in metrics.get("per_region", {}).items():
             shown[f"dice_{name}"] = values["dice"]
         return shown
 
     def detail_tables(self, metrics: dict) -> list[tuple[str, list[dict]]]:
-        unit = {"mm": "HD95 and ASSD in mm", "px": "HD95 and ASSD in pixels"}.get(
-            metrics.get("distance_unit"))
+        distance = {"mm": "mm", "px": "pixels"}.get(metrics.get("distance_unit"))
+        unit = f"HD95 and ASSD in {distance}" if distance else None
+        if unit and metrics.get("surface_tolerance"):
+            unit += f"; NSD within {metrics['surface_tolerance']:g} {distance}"
         tables = [(f"per class ({unit}):" if unit else title, rows)
                   for title, rows in super().detail_tables(metrics)]
         if metrics.get("per_region"):
@@ -295,9 +301,11 @@ class SegmentTask(Task):
                            [{"region": name, **values}
                             for name, values in metrics["per_region"].items()]))
         tables += _worst_first(metrics.get("per_volume") or [], ("volume", "slices"),
-                               ("hd95", "assd"), "val volumes by mean Dice, slices pooled", unit)
+                               ("hd95", "assd", "nsd"), "val volumes by mean Dice, slices pooled",
+                               unit)
         tables += _worst_first(metrics.get("per_image") or [], ("image",),
-                               ("pixel_accuracy", "hd95", "assd"), "val images by mean Dice", unit)
+                               ("pixel_accuracy", "hd95", "assd", "nsd"),
+                               "val images by mean Dice", unit)
         return tables
 
     def agreement(self, outputs_a, outputs_b) -> float | None:

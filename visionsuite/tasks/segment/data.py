@@ -750,6 +750,7 @@ class SegmentSplit(Split):
     spacing: list[tuple[float, float, float] | None] = field(default_factory=list)
     # data.regions as class indices: classes scored together as well (BraTS' whole tumour)
     regions: dict[str, list[int]] = field(default_factory=dict)
+    surface_tolerance: float | None = None  # data.surface_tolerance: NSD's
 
 
 @dataclass

@@ -19,7 +19,8 @@ def segmentation_metrics(probabilities: list[np.ndarray], masks: list[np.ndarray
                          names: list[str] | None = None,
                          paths: list[str] | None = None,
                          spacing: list[tuple[float, float, float] | None] | None = None,
-                         regions: dict[str, list[int]] | None = None) -> dict:
+                         regions: dict[str, list[int]] | None = None,
+                         tolerance: float | None = None) -> dict:
     """Per class and mean Dice and IoU, pixel accuracy; for 2 classes also sensitivity,
     specificity and ROC AUC of the foreground (class 1) probability. Pixels marked IGNORE
     (outside the region of interest) are left out. With `names`, also each image's Dice and
@@ -30,8 +31,9 @@ def segmentation_metrics(probabilities: list[np.ndarray], masks: list[np.ndarray
     (the slices' whole paths, else `names`) tell volumes of one file name apart (KiTS-like
     `case_00001/imaging.nii.gz`). Surface distances (see surface_distances): in mm, each
     volume as a whole, where `spacing` gives every image's voxel size (DICOM, NIfTI), else
-    in pixels, each image or slice on its own. `regions`: name to class indices scored
-    together ("per_region", see _add_case_scores)."""
+    in pixels, each image or slice on its own; with a `tolerance` (in that unit), also the
+    normalised surface Dice ("nsd"). `regions`: name to class indices scored together
+    ("per_region", see _add_case_scores)."""
     count = len(labels)
     confusion = np.zeros((count, count), np.int64)
     positives = np.zeros(AUC_BINS + 1, np.int64)
@@ -84,18 +86,19 @@ def segmentation_metrics(probabilities: list[np.ndarray], masks: list[np.ndarray
         if len(volumes) < len(per_image):  # some names are slices of one volume
             metrics.update(_volume_scores(volumes, labels))
     _add_case_scores(metrics, predicted, masks, labels,
-                     [str(name) for name in paths or names or []], spacing, regions or {})
+                     [str(name) for name in paths or names or []], spacing, regions or {},
+                     tolerance)
     return metrics
 
 
 def _add_case_scores(metrics: dict, predicted: list[np.ndarray], masks: list[np.ndarray],
                      labels: list[str], paths: list[str], spacing: list | None,
-                     regions: dict[str, list[int]]) -> None:
-    """HD95 and ASSD of each class: of each case (a volume in mm, else an image), its mean
-    over the cases where truth and prediction both hold the class, and the mean over the
-    classes; each case's are added to its per_volume or per_image row. Each region (classes
+                     regions: dict[str, list[int]], tolerance: float | None) -> None:
+    """HD95 and ASSD (and with a tolerance NSD) of each class: of each case (a volume in mm,
+    else an image), its mean over the cases where truth and prediction both hold the class,
+    and the mean over the classes; each case's are added to its per_volume or per_image row. Each region (classes
     scored together) gets its pooled Dice, its mean Dice over the cases that hold it or were
-    predicted to ("case_dice"), and its HD95 and ASSD ("per_region")."""
+    predicted to ("case_dice"), and its distances ("per_region")."""
     unit = "mm" if spacing and all(measurable(each) for each in spacing) else "px"
     cases: dict[str, list[int]] = {}
     for index in range(len(masks)):
@@ -104,43 +107,49 @@ def _add_case_scores(metrics: dict, predicted: list[np.ndarray], masks: list[np.
         cases.setdefault(key, []).append(index)
     structures = [[number] for number in range(len(labels))] + list(regions.values())
     scored = [_case_scores([predicted[i] for i in members], [masks[i] for i in members],
-                           structures, spacing[members[0]] if unit == "mm" else (1.0, 1.0, 1.0))
+                           structures, spacing[members[0]] if unit == "mm" else (1.0, 1.0, 1.0),
+                           tolerance)
               for members in cases.values()]
+    measures = ("hd95", "assd") + (("nsd",) if tolerance is not None else ())
     per_class = metrics["per_class"]
-    for measure in ("hd95", "assd"):
+    for measure in measures:
         for number, name in enumerate(labels):
             per_class[name][measure] = _mean(case[number][measure] for case in scored)
         metrics[measure] = _mean(per_class[name][measure] for name in labels)
     metrics["distance_unit"] = unit
+    if tolerance is not None:
+        metrics["surface_tolerance"] = tolerance
     if regions:
-        metrics["per_region"] = {name: _region_scores([case[number] for case in scored])
+        metrics["per_region"] = {name: _region_scores([case[number] for case in scored],
+                                                      measures)
                                  for number, name in enumerate(regions, start=len(labels))}
     rows = metrics.get("per_volume" if unit == "mm" and "per_volume" in metrics
                        else "per_image")
     if rows and len(rows) == len(scored):
         for row, case in zip(rows, scored):
-            for measure in ("hd95", "assd"):
+            for measure in measures:
                 row[measure] = _mean(scores[measure] for scores in case[:len(labels)])
 
 
 def _case_scores(predicted: list[np.ndarray], masks: list[np.ndarray],
-                 structures: list[list[int]], spacing: tuple[float, float, float]) -> list[dict]:
+                 structures: list[list[int]], spacing: tuple[float, float, float],
+                 tolerance: float | None) -> list[dict]:
     """Per structure (a set of classes), between the case's truth and predicted classes (its
-    slices stacked): pixels in both, in the truth, predicted; HD95 and ASSD (None where either
-    lacks it). Ignored pixels belong to neither."""
+    slices stacked): pixels in both, in the truth, predicted; HD95, ASSD and with a tolerance
+    NSD (None where either lacks it). Ignored pixels belong to neither."""
     truth = np.stack(masks)
     predicted = np.where(truth == IGNORE, IGNORE, np.stack(predicted))  # IGNORE is no class
     scores = []
     for classes in structures:
         true, found = np.isin(truth, classes), np.isin(predicted, classes)
-        distances = surface_distances(true, found, spacing)
+        distances = surface_distances(true, found, spacing, tolerance) or dict.fromkeys(
+            ("hd95", "assd", "nsd"))
         scores.append({"both": int((true & found).sum()), "truth": int(true.sum()),
-                       "predicted": int(found.sum()),
-                       **dict(zip(("hd95", "assd"), distances or (None, None)))})
+                       "predicted": int(found.sum()), **distances})
     return scores
 
 
-def _region_scores(cases: list[dict]) -> dict:
+def _region_scores(cases: list[dict], measures: tuple[str, ...]) -> dict:
     """A region's Dice of all its pixels pooled, its mean Dice over the cases that hold it or
     were predicted to, its pixels in the truth, and its mean distances."""
     both = sum(case["both"] for case in cases)
@@ -150,7 +159,7 @@ def _region_scores(cases: list[dict]) -> dict:
                                if case["truth"] + case["predicted"] else None
                                for case in cases),
             "pixels": sum(case["truth"] for case in cases),
-            **{measure: _mean(case[measure] for case in cases) for measure in ("hd95", "assd")}}
+            **{measure: _mean(case[measure] for case in cases) for measure in measures}}
 
 
 def _mean(values) -> float | None:

@@ -1,7 +1,10 @@
 """Surface distances between a structure's true and predicted masks: the 95th percentile
 Hausdorff distance (HD95) and the average symmetric surface distance (ASSD), which medical
 segmentation reports beside Dice (BraTS ranks by both): Dice barely moves when a boundary
-is off by a few pixels or a speck is predicted far away; these measure exactly that.
+is off by a few pixels or a speck is predicted far away; these measure exactly that. With a
+tolerance, also the normalised surface Dice (NSD, the Medical Segmentation Decathlon's second
+metric): the share of both surfaces' voxels within the tolerance of the other surface, as
+MONAI's compute_surface_dice counts it (voxels, not DeepMind's surface-element areas).
 
 Definitions as MedPy's (`hd95`, `assd`), which most papers use: a surface voxel is one of
 the structure with a face neighbour outside it (outside the image counts as outside); HD95
@@ -63,10 +66,11 @@ def nearest_distances(points: np.ndarray, targets: np.ndarray,
 
 
 def surface_distances(truth: np.ndarray, predicted: np.ndarray,
-                      spacing: tuple[float, float, float] = (1.0, 1.0, 1.0)
-                      ) -> tuple[float, float] | None:
-    """(HD95, ASSD) between two (S, H, W) bool masks, in the units of `spacing`; None where
-    either mask is empty (no surface to measure from: Dice tells that case)."""
+                      spacing: tuple[float, float, float] = (1.0, 1.0, 1.0),
+                      tolerance: float | None = None) -> dict[str, float] | None:
+    """{"hd95", "assd"} between two (S, H, W) bool masks, in the units of `spacing`, and
+    "nsd" with a `tolerance` (in those units); None where either mask is empty (no surface to
+    measure from: Dice tells that case)."""
     if not measurable(spacing):
         raise ValueError(f"spacing {spacing}: not positive, square pixels")
     true_surface, predicted_surface = surface(truth), surface(predicted)
@@ -75,4 +79,8 @@ def surface_distances(truth: np.ndarray, predicted: np.ndarray,
     to_predicted = nearest_distances(np.argwhere(true_surface), predicted_surface, spacing)
     to_truth = nearest_distances(np.argwhere(predicted_surface), true_surface, spacing)
     pooled = np.concatenate([to_predicted, to_truth])
-    return float(np.percentile(pooled, 95)), float((to_predicted.mean() + to_truth.mean()) / 2)
+    found = {"hd95": float(np.percentile(pooled, 95)),
+             "assd": float((to_predicted.mean() + to_truth.mean()) / 2)}
+    if tolerance is not None:
+        found["nsd"] = float((pooled <= tolerance).mean())
+    return found
