@@ -745,7 +745,8 @@ class SegmentSplit(Split):
     """images and targets: lists of (H, W, C) uint8 images and (H, W) class-index masks
     (IGNORE outside a region of interest), of their own sizes; spacing: each image's voxel
     size in mm (between slices, rows, columns) where its file says (DICOM, NIfTI), else
-    None: surface distances are measured in it."""
+    None: surface distances are measured in it. regions and surface_tolerance: how the val
+    split's metrics score it, from the config (Task.evaluate sees the split, not the config)."""
 
     spacing: list[tuple[float, float, float] | None] = field(default_factory=list)
     # data.regions as class indices: classes scored together as well (BraTS' whole tumour)
