@@ -169,7 +169,8 @@ def test_pipeline_batches_augments_and_one_hots():
 
 
 def test_identity_batches_hold_k_images_of_each_of_p_people():
-    from visionsuite.core.data import identity_batches, make_dataset
+    from visionsuite.core.data import make_dataset
+    from visionsuite.tasks.face.data import identity_batches
 
     # 5 people with 6 images each, one with 3 and one with a single photo
     targets = np.array([p for p in range(5) for _ in range(6)] + [5] * 3 + [6], np.int32)

@@ -1100,7 +1100,8 @@ def test_crops_to_centre_on_labels_are_drawn_from_images_that_hold_labels():
     holds the one lesion of the four images."""
     from visionsuite.config import AugmentConfig
     from visionsuite.core.augment import make_augment
-    from visionsuite.core.data import labelled_crop_batches, make_dataset
+    from visionsuite.core.data import make_dataset
+    from visionsuite.tasks.segment.data import labelled_crop_batches
 
     labelled = np.array([False, True, False, False, True, False])
     epoch = labelled_crop_batches(labelled, repeat=50, share=0.33, batch_size=8, seed=0)

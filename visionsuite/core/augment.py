@@ -34,7 +34,7 @@ def make_augment(config: AugmentConfig, crop_size: int | None = None):
     trains on crops of larger images); with config.foreground_crops and masks, that share of
     the crops is centred on a random labelled pixel (mask value neither 0 nor 255, which marks
     pixels left out) of a random class of its image, where it has one; or, where `on_labels`
-    (B,) is given (core.data.labelled_crop_batches chose those images for it), the crops it
+    (B,) is given (segment's labelled_crop_batches chose those images for it), the crops it
     marks."""
     import tensorflow as tf
 

@@ -111,57 +111,6 @@ def inspect_images(paths: list[Path], workers: int = 0):
     return load_in_parallel(inspect_image, paths, workers, desc="checking")
 
 
-def identity_batches(targets: np.ndarray, per_identity: int, batch_size: int, seed: int = 0):
-    """A generator function of epochs of "PK" batches: batch_size // per_identity identities
-    with per_identity images each, as batch-hard metric learning needs (random batches of a
-    many-identity dataset hold few same-identity pairs). Each epoch deals every identity's
-    images, shuffled, in groups of per_identity (an identity's last group is filled from its own
-    images, so single-image identities give two augmented views of one photo), and batches the
-    groups in random order; the last, partial batch is dropped. One seeded generator serves all
-    epochs, so runs with the same seed see the same batches."""
-    if per_identity < 2 or batch_size < per_identity:
-        raise VisionsuiteError(f"images per identity must be >= 2 and <= batch_size "
-                               f"({batch_size}), got {per_identity}")
-    rng = np.random.default_rng(seed)
-    members = [np.flatnonzero(targets == identity) for identity in np.unique(targets)]
-    groups_per_batch = batch_size // per_identity
-
-    def epoch():
-        groups = []
-        for images in members:
-            dealt = rng.permutation(images)
-            dealt = np.resize(dealt, -(-len(dealt) // per_identity) * per_identity)
-            groups += np.split(dealt, len(dealt) // per_identity)
-        order = rng.permutation(len(groups))
-        for start in range(0, len(order) - groups_per_batch + 1, groups_per_batch):
-            yield np.concatenate([groups[i] for i in order[start:start + groups_per_batch]])
-
-    return epoch
-
-
-def labelled_crop_batches(labelled: np.ndarray, repeat: int, share: float, batch_size: int,
-                          seed: int = 0):
-    """A generator function of epochs of index batches for segmentation crops, as nnU-Net
-    oversamples small lesions: of each image's `repeat` crops an epoch, each is, with
-    probability `share`, replaced by a crop of a random image that holds labels
-    (`labelled`, one bool per image), marked to be centred on them: its index is given as
-    -(index + 1) (make_dataset's `labelled_flags`). Shuffled; the last, partial batch is
-    dropped (unless it is the only one). One seeded generator serves all epochs."""
-    rng = np.random.default_rng(seed)
-    pool = np.flatnonzero(labelled)
-    count = len(labelled) * repeat
-
-    def epoch():
-        indices = rng.permutation(count) % len(labelled)
-        forced = (rng.random(count) < share) & (len(pool) > 0)
-        if len(pool):
-            indices[forced] = -rng.choice(pool, int(forced.sum())) - 1
-        for start in range(0, max(count - batch_size + 1, 1), batch_size):
-            yield indices[start:start + batch_size]
-
-    return epoch
-
-
 def make_dataset(
     images: np.ndarray,
     targets: np.ndarray,
@@ -183,10 +132,11 @@ def make_dataset(
     `repeat`, each image appears that many times an epoch (segmentation: several random crops
     of each image); with `spatial_targets` (masks), augment_fn transforms images and targets
     together. augment_fn gets each batch's seed (`seed=`) from a seeded sequence, and batches
-    come out in order, so that the same `seed` gives the same epochs. `index_batches` (such as
-    `identity_batches`) replaces shuffling and batching: a generator of one epoch's batches of
-    indices, called once an epoch. With `labelled_flags` (`labelled_crop_batches`), an index
-    -(i + 1) is image i, its crop to be centred on its labels (augment_fn's `on_labels`).
+    come out in order, so that the same `seed` gives the same epochs. `index_batches` (a task's
+    sampler: face's identity_batches) replaces shuffling and batching: a generator of one
+    epoch's batches of indices, called once an epoch. With `labelled_flags` (segment's
+    labelled_crop_batches), an index -(i + 1) is image i, its crop to be centred on its labels
+    (augment_fn's `on_labels`).
     """
     import tensorflow as tf
 

@@ -84,7 +84,8 @@ class FaceTask(Task):
 
     def make_datasets(self, config: Config, data: TaskData):
         from visionsuite.core.augment import make_augment
-        from visionsuite.core.data import identity_batches, make_dataset
+        from visionsuite.core.data import make_dataset
+        from visionsuite.tasks.face.data import identity_batches
         from visionsuite.tasks.face.model import images_per_identity
 
         per_identity, batch_size = images_per_identity(config), config.train.batch_size

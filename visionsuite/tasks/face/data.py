@@ -11,6 +11,9 @@ person's images) is held out: verification must be measured on people the model 
 A folder of everyone's photos, without person folders, names each person in its file names,
 before the last separator: the Yale faces as they come (`yalefaces/subject01.happy`), or
 LFW-style `Aaron_Eckhart_0001.jpg`.
+
+identity_batches deals the "PK" batches (people x photos each) that batch-hard triplet
+training needs.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ import sys
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import numpy as np
 
 from visionsuite.core.class_folders import scan_class_folders
 from visionsuite.core.files import (TRAIN_FOLDER_NAMES, VAL_FOLDER_NAMES, named_folder,
@@ -140,3 +145,31 @@ def _hold_out_identities(root, folder, items, identities, fraction, seed, odd) -
         names[split] = [identities[i] for i in chosen]
     return IdentityIndex(Path(root), splits, names, {"train": folder, "val": folder}, odd,
                          held_out_by_fraction=True)
+
+
+def identity_batches(targets: np.ndarray, per_identity: int, batch_size: int, seed: int = 0):
+    """A generator function of epochs of "PK" batches: batch_size // per_identity identities
+    with per_identity images each, as batch-hard metric learning needs (random batches of a
+    many-identity dataset hold few same-identity pairs). Each epoch deals every identity's
+    images, shuffled, in groups of per_identity (an identity's last group is filled from its own
+    images, so single-image identities give two augmented views of one photo), and batches the
+    groups in random order; the last, partial batch is dropped. One seeded generator serves all
+    epochs, so runs with the same seed see the same batches."""
+    if per_identity < 2 or batch_size < per_identity:
+        raise VisionsuiteError(f"images per identity must be >= 2 and <= batch_size "
+                               f"({batch_size}), got {per_identity}")
+    rng = np.random.default_rng(seed)
+    members = [np.flatnonzero(targets == identity) for identity in np.unique(targets)]
+    groups_per_batch = batch_size // per_identity
+
+    def epoch():
+        groups = []
+        for images in members:
+            dealt = rng.permutation(images)
+            dealt = np.resize(dealt, -(-len(dealt) // per_identity) * per_identity)
+            groups += np.split(dealt, len(dealt) // per_identity)
+        order = rng.permutation(len(groups))
+        for start in range(0, len(order) - groups_per_batch + 1, groups_per_batch):
+            yield np.concatenate([groups[i] for i in order[start:start + groups_per_batch]])
+
+    return epoch

@@ -222,7 +222,8 @@ class SegmentTask(Task):
 
     def make_datasets(self, config: Config, data: TaskData):
         from visionsuite.core.augment import make_augment
-        from visionsuite.core.data import labelled_crop_batches, make_dataset
+        from visionsuite.core.data import make_dataset
+        from visionsuite.tasks.segment.data import labelled_crop_batches
 
         tile = config.data.image_size
         images = pad_stack(data.train.images, None)

@@ -1,5 +1,6 @@
 """Segmentation data: image/mask pairs by file stem (with optional ROI masks), the mask
-values and their classes, decoding (DICOM/NIfTI slices included), and `data check segment`."""
+values and their classes, decoding (DICOM/NIfTI slices included), `data check segment`, and
+the training crops' sampler that oversamples labelled slices (labelled_crop_batches)."""
 
 from __future__ import annotations
 
@@ -1290,3 +1291,26 @@ def check_segmentation_folders(path: str) -> DataReport:
     if not problem and not checked_slices:
         problem = f"{path}: no readable image/mask pairs in {'val' if test_set else 'train'}"
     return DataReport("\n".join(lines), not problem, problem)
+
+
+def labelled_crop_batches(labelled: np.ndarray, repeat: int, share: float, batch_size: int,
+                          seed: int = 0):
+    """A generator function of epochs of index batches for segmentation crops, as nnU-Net
+    oversamples small lesions: of each image's `repeat` crops an epoch, each is, with
+    probability `share`, replaced by a crop of a random image that holds labels
+    (`labelled`, one bool per image), marked to be centred on them: its index is given as
+    -(index + 1) (make_dataset's `labelled_flags`). Shuffled; the last, partial batch is
+    dropped (unless it is the only one). One seeded generator serves all epochs."""
+    rng = np.random.default_rng(seed)
+    pool = np.flatnonzero(labelled)
+    count = len(labelled) * repeat
+
+    def epoch():
+        indices = rng.permutation(count) % len(labelled)
+        forced = (rng.random(count) < share) & (len(pool) > 0)
+        if len(pool):
+            indices[forced] = -rng.choice(pool, int(forced.sum())) - 1
+        for start in range(0, max(count - batch_size + 1, 1), batch_size):
+            yield indices[start:start + batch_size]
+
+    return epoch
