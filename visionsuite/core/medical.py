@@ -87,7 +87,9 @@ class Slices:
     #                     volumes, or (S, H, W, 3) colour display values in 0..1
     window: tuple[float, float] | None  # the file's own (center, width)
     kind: str  # for reports: "DICOM CT", "NIfTI", ...
-    spacing: tuple[float, float, float] | None = None  # voxel size in mm (NIfTI)
+    # voxel size in mm along x (columns), y (rows), z (slices): NIfTI's; a single-frame
+    # DICOM's PixelSpacing, z 0 (no other slice); read from headers only
+    spacing: tuple[float, float, float] | None = None
     size: tuple[int, int] | None = None  # (width, height) of a slice, read from the header
     count: int = 1  # slices, read from the header
     channels: int = 1  # volumes of a 4-D NIfTI (MRI modalities), each a channel of the image
@@ -175,7 +177,7 @@ def describe(path: str | Path) -> str:
 def voxel_volume_mm3(path: str | Path) -> float | None:
     """Volume of one voxel of a NIfTI file in mm^3 (None for other files)."""
     path = Path(path)
-    return float(np.prod(_read(path, header_only=True).spacing)) if is_nifti(path) else None
+    return float(np.prod(voxel_spacing(path))) if is_nifti(path) else None
 
 
 def voxel_spacing(path: str | Path) -> tuple[float, float, float] | None:
@@ -188,24 +190,11 @@ def voxel_spacing(path: str | Path) -> tuple[float, float, float] | None:
         column, row = np.linalg.norm(affine[:, :2], axis=0)
         # across the slices along their normal, also where a tilted gantry shears them
         return float(abs(np.linalg.det(affine)) / (row * column)), float(row), float(column)
-    if is_nifti(path):
-        x, y, z = _read(path, header_only=True).spacing  # rows run along y, columns along x
-        return z, y, x
-    return _dicom_spacing(path) if is_medical_file(path) else None
-
-
-def _dicom_spacing(path: Path) -> tuple[float, float, float] | None:
-    import pydicom
-    from pydicom.errors import InvalidDicomError
-
-    try:
-        dataset = pydicom.dcmread(path, stop_before_pixels=True)
-    except (InvalidDicomError, OSError, ValueError, EOFError):
+    spacing = _read(path, header_only=True).spacing if is_medical_file(path) else None
+    if spacing is None:
         return None
-    spacing = _vector(dataset.get("PixelSpacing"), 2)
-    if spacing is None or int(dataset.get("NumberOfFrames", 1) or 1) != 1:
-        return None
-    return 0.0, float(spacing[0]), float(spacing[1])
+    x, y, z = spacing  # rows run along y, columns along x
+    return z, y, x
 
 
 def labels_to_nifti(labels: list[np.ndarray], reference: str | Path, output: str | Path,
@@ -581,7 +570,11 @@ def _read_dicom(path: Path, labels: bool, header_only: bool) -> Slices:
     if header_only:
         size = (int(dataset.get("Columns", 0) or 0), int(dataset.get("Rows", 0) or 0))
         frames = int(dataset.get("NumberOfFrames", 1) or 1)
-        return Slices(np.zeros((0, 0, 0), np.float32), own, kind, size=size, count=frames)
+        pixel = _vector(dataset.get("PixelSpacing"), 2)  # between rows, between columns
+        # frames of one file keep no distance between them that all files agree on
+        spacing = (float(pixel[1]), float(pixel[0]), 0.0) \
+            if pixel is not None and frames == 1 else None
+        return Slices(np.zeros((0, 0, 0), np.float32), own, kind, spacing, size, frames)
     if "PixelData" not in dataset:
         raise UnreadableMedical(f"{path}: DICOM file without pixel data ({kind})")
     try:

@@ -175,11 +175,9 @@ def _volume_scores(volumes: dict, labels: list[str]) -> dict:
     rows = [{"volume": Path(volume).name if names[Path(volume).name] == 1 else volume,
              "slices": slices, **_image_scores(pooled, labels)}
             for volume, (pooled, slices) in volumes.items()]
-    per_class = {name: [row["dice_per_class"][name] for row in rows
-                        if row["dice_per_class"][name] is not None] for name in labels}
     return {"volumes": len(rows), "volume_dice": float(np.mean([row["dice"] for row in rows])),
-            "volume_dice_per_class": {name: float(np.mean(values)) if values else None
-                                      for name, values in per_class.items()},
+            "volume_dice_per_class": {name: _mean(row["dice_per_class"][name] for row in rows)
+                                      for name in labels},
             "per_volume": rows}
 
 
