@@ -1257,3 +1257,102 @@ def test_the_unets_batchnorm_statistics_catch_up_within_a_short_run():
     inference = model(images, training=False).numpy().argmax(-1)
     training = model(images, training=True).numpy().argmax(-1)
     assert (inference == training).mean() > 0.85
+
+
+def test_components_join_within_a_slice_by_8_neighbours_and_across_slices_where_they_overlap():
+    from visionsuite.tasks.segment.components import label_components
+
+    plane = np.zeros((1, 5, 5), bool)
+    plane[0, 0, 0] = plane[0, 1, 1] = True  # corner to corner: one component
+    plane[0, 4, 4] = True
+    components = label_components(plane)
+    assert components[0, 0, 0] == components[0, 1, 1] != components[0, 4, 4] > 0
+    assert len(np.unique(components)) == 3  # 0 outside
+    volume = np.zeros((3, 5, 5), bool)
+    volume[0, :2, :2] = volume[2, :2, :2] = True  # joined by the middle slice's bar
+    volume[1, 1, :] = True
+    volume[2, 4, 4] = True  # under nothing in the slice above
+    components = label_components(volume)
+    assert components[0, 0, 0] == components[1, 1, 4] == components[2, 0, 0]
+    assert components[2, 4, 4] not in (0, components[0, 0, 0])
+
+
+def test_keep_largest_sets_the_structures_other_components_to_class_0():
+    from visionsuite.tasks.segment.components import keep_largest
+
+    classes = np.zeros((1, 6, 8), np.uint8)
+    classes[0, 1:4, 1:4] = 1  # organ: 9 pixels
+    classes[0, 2, 2] = 2  # a lesion inside it
+    classes[0, 5, 7] = 1  # a speck of organ far away
+    classes[0, 0, 7] = 2  # a speck of lesion, touching no organ
+    organ_only = keep_largest(classes, [1])
+    assert organ_only[0, 5, 7] == 0 and organ_only[0, 1, 1] == 1 and organ_only[0, 0, 7] == 2
+    together = keep_largest(classes, [1, 2])  # organ and lesion as one object
+    assert together[0, 5, 7] == 0 and together[0, 0, 7] == 0 and together[0, 2, 2] == 2
+    assert keep_largest(np.zeros((1, 3, 3), np.uint8), [1]).sum() == 0
+
+
+def test_the_largest_component_is_kept_only_for_structures_whose_val_dice_it_raises():
+    from visionsuite.tasks.segment.components import choose_largest_components
+
+    truth = np.zeros((1, 12, 12), np.uint8)
+    truth[0, 2:6, 2:6] = 1  # one organ
+    truth[0, 8:10, 2:4] = truth[0, 8:10, 8:10] = 2  # two small lesions
+    predicted = truth.copy()
+    predicted[0, 0, 11] = 1  # a false speck of organ
+    chosen, trials = choose_largest_components([predicted], [truth], 3)
+    # all foreground together would lose a lesion; the organ alone loses its speck
+    assert chosen == [[1]]
+    assert [(trial["structure"], trial["kept"]) for trial in trials] == [
+        ([1, 2], False), ([1], True), ([2], False)]
+    assert trials[1]["dice_without"] == pytest.approx(32 / 33) and trials[1]["dice_with"] == 1
+
+
+def test_evaluation_chooses_the_post_processing_on_val_and_applies_a_runs_choice():
+    from visionsuite.config import load_config
+    from visionsuite.tasks.base import TaskData
+    from visionsuite.tasks.segment import TASK
+    from visionsuite.tasks.segment.data import SegmentSplit
+
+    truth = np.zeros((8, 8), np.uint8)
+    truth[2:6, 2:6] = 1
+    speckled = truth.copy()
+    speckled[7, 7] = 1
+    labels = ["background", "organ"]
+    split = SegmentSplit([np.zeros((8, 8, 3), np.uint8)] * 2, [truth, truth],
+                         [Path("a.png"), Path("b.png")], choose_largest_component=True)
+    outputs = [np.eye(2, dtype=np.float32)[speckled]] * 2
+    metrics = TASK.evaluate(outputs, split, labels)
+    assert metrics["keep_largest_component"] == [["organ"]]
+    assert metrics["per_class"]["organ"]["dice"] == 1.0  # the speck removed
+    assert [row["dice"] for row in metrics["per_image"]] == [1.0, 1.0]
+    settings = TASK.inference_settings(metrics, TaskData(labels, split), load_config("segment"))
+    assert settings["keep_largest_component"] == [["organ"]]
+    title, rows = [table for table in TASK.detail_tables(metrics)
+                   if table[0].startswith("post-processing")][0]
+    assert rows == [{"structure": "organ", "dice_without": pytest.approx(32 / 33),
+                     "dice_with": 1.0, "kept": True}]
+    # A trained model's settings decide: evaluate and export apply them, or nothing
+    assert TASK.evaluate(outputs, split, labels, settings)["per_class"]["organ"]["dice"] == 1.0
+    plain = TASK.evaluate(outputs, split, labels, {})
+    assert plain["per_class"]["organ"]["dice"] < 1 and "keep_largest_component" not in plain
+    split.choose_largest_component = False  # model.keep_largest_component=false
+    assert "keep_largest_component" not in TASK.evaluate(outputs, split, labels)
+    with pytest.raises(VisionsuiteError, match="keep_largest_component names tumour, which "
+                                               "the model does not have"):
+        TASK.evaluate(outputs, split, labels, {"keep_largest_component": [["tumour"]]})
+
+
+def test_a_volumes_slices_are_post_processed_as_one_case():
+    from visionsuite.tasks.segment.components import post_process
+
+    organ = np.zeros((6, 6), np.uint8)
+    organ[1:4, 1:4] = 1
+    speck = np.zeros((6, 6), np.uint8)
+    speck[5, 5] = 1  # alone on its slice: its slice's largest, not the volume's
+    paths = ["ct.nii.gz[0]", "ct.nii.gz[1]", "other.png"]
+    kept, report = post_process([organ, speck, speck], [organ, organ * 0, speck], paths,
+                                ["background", "organ"], [["organ"]])
+    assert kept[0].sum() == 9 and kept[1].sum() == 0  # the volume's speck is gone
+    assert kept[2].sum() == 1  # a 2-D image is its own case
+    assert report == {"keep_largest_component": [["organ"]]}

@@ -1,6 +1,7 @@
 """The segment task through the command line: train, evaluate, segment, export, data check."""
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -157,9 +158,18 @@ def test_tiff_stacks_evaluate_as_their_pages_and_segment_into_a_mask_stack(
         (stacked / "val" / kind).mkdir(parents=True)
         first, *rest = [Image.open(path) for path in sorted((segment_data / "val" / kind).iterdir())]
         first.save(stacked / "val" / kind / "volume.tif", save_all=True, append_images=rest)
+    # Without the largest-component post-processing, which joins components across a
+    # stack's pages (a stack is a volume) but not across separate images
+    run = tmp_path / "run"
+    shutil.copytree(segment_run, run)
+    settings = run / "inference.json"
+    if settings.is_file():
+        settings.write_text(json.dumps({key: value for key, value
+                                        in json.loads(settings.read_text()).items()
+                                        if key != "keep_largest_component"}))
     scores = []
     for data in (segment_data, stacked):
-        result = invoke("evaluate", segment_run, "--data", data, "--json", tmp_path / "m.json")
+        result = invoke("evaluate", run, "--data", data, "--json", tmp_path / "m.json")
         assert result.exit_code == 0, result.output
         metrics = json.loads((tmp_path / "m.json").read_text())
         scores.append((metrics["images"], metrics["pixels"], metrics["dice"]))
@@ -227,8 +237,6 @@ def test_nifti_volumes_train_and_segment_into_a_label_volume_with_their_affine(t
 
 
 def test_dicom_slices_train_with_a_ct_window_and_segment_to_png_or_a_volume(tmp_path):
-    import shutil
-
     import pydicom
     from pydicom.data import get_testdata_file
 
@@ -520,11 +528,39 @@ def test_large_photos_train_scaled_down_by_max_size_and_masks_come_back_full_siz
 def test_a_run_resumes_in_a_new_process(segment_run, tmp_path):
     """Before, --resume of every segment run failed in a new process ("Could not locate class
     'SegmentationLoss'"): the loss class is made on first use, and loading last.keras came first."""
-    import shutil
-
     from conftest import resume_in_new_process
 
     run = shutil.copytree(segment_run, tmp_path / "run")
     printed = resume_in_new_process("segment", run, epochs=3)
     # mixed_precision auto: a 4-filter U-Net trains in float32, with AMX or without
     assert "precision: float32 compute, as the run was trained" in printed
+
+
+def test_a_runs_largest_component_choice_is_applied_by_segment_and_evaluate(
+        segment_run, segment_data, tmp_path):
+    from visionsuite.tasks.segment.components import keep_largest
+
+    metrics = json.loads((segment_run / "metrics.json").read_text())
+    (trial,) = metrics["largest_component_trials"]  # binary: the foreground alone is tried
+    assert trial["structure"] == "foreground"
+    settings = segment_run / "inference.json"
+    saved = json.loads(settings.read_text()) if settings.is_file() else {}
+    assert ("keep_largest_component" in saved) == trial["kept"]
+    chosen = tmp_path / "run"
+    shutil.copytree(segment_run, chosen)
+    (chosen / "inference.json").write_text(json.dumps(
+        {**saved, "keep_largest_component": [["foreground"]]}))
+    image = segment_data / "val" / "images" / "1.png"
+    masks = []
+    for run in (segment_run, chosen):
+        result = invoke("segment", run, image, "--output", tmp_path / run.name, "--json")
+        assert result.exit_code == 0, result.output
+        masks.append(np.array(Image.open(json.loads(result.stdout)[0]["mask"])) // 255)
+    assert "keeping the largest connected component only, as training chose on val: of " \
+        "foreground" in result.stderr
+    plain, kept = masks
+    assert np.array_equal(kept, keep_largest(plain[None], [1])[0])
+    result = invoke("evaluate", chosen, "--json", tmp_path / "m.json")
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "m.json").read_text())["keep_largest_component"] == [
+        ["foreground"]]

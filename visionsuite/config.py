@@ -124,6 +124,9 @@ class ModelConfig:
     filters: int = 32  # filters of the first level, doubled at each level down
     norm: str = "batch"  # batch | group | none
     upsample: str = "transpose"  # transpose (learned) | bilinear
+    # keep only the largest connected component of a class (and of all foreground classes
+    # together) where that raises the val Dice, chosen at the end of training (nnU-Net)
+    keep_largest_component: bool = True
     # detect: non-max suppression, in evaluation and inside the exported graph
     score_threshold: float = 0.001  # boxes scoring less are dropped before NMS
     nms_iou: float = 0.6  # boxes of a class overlapping a better one more than this go
@@ -404,7 +407,8 @@ TASK_KEYS = {
         "binary_masks", "colors", "regions", "surface_tolerance", "crops_per_image",
         "tile_overlap", "max_size", "window")},
     "data.face_detect": ("face",),
-    **{f"model.{key}": ("segment",) for key in ("levels", "filters", "norm", "upsample")},
+    **{f"model.{key}": ("segment",) for key in ("levels", "filters", "norm", "upsample",
+                                                 "keep_largest_component")},
     "model.dropout": ("classify", "face", "segment"),
     **{f"model.{key}": ("detect",) for key in ("score_threshold", "nms_iou", "max_detections")},
     "model.embedding_size": ("face",), "model.flip_average": ("face",),

@@ -498,7 +498,7 @@ def finish_run(run_dir: Path, task, config: Config, data) -> Path:
     write_json(run_dir / "metrics.json", metrics)
     plot_history(run_dir / "history.csv", run_dir / "curves.png")
     task.plot(metrics, data.labels, run_dir)
-    task.plot_predictions(outputs, data.val, data.labels, run_dir)
+    task.plot_predictions(outputs, data.val, data.labels, run_dir, metrics)
     print(table([{"split": "val", **task.headline(metrics)}]))
     print(detail_text(task.detail_tables(metrics)), end="")
     return run_dir

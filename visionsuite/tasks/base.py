@@ -198,8 +198,10 @@ class Task:
     def plot(self, metrics: dict, labels: list[str], folder: Path, prefix: str = "") -> list[Path]:
         return []
 
-    def plot_predictions(self, outputs, split: Split, labels: list[str], folder: Path) -> list[Path]:
-        """PNGs of predictions next to the truth, where a picture says more than the metrics."""
+    def plot_predictions(self, outputs, split: Split, labels: list[str], folder: Path,
+                         metrics: dict) -> list[Path]:
+        """PNGs of predictions next to the truth, where a picture says more than the metrics
+        (`metrics`: what evaluate made of them)."""
         return []
 
     def tflite_metadata(self, labels: list[str], quantized_input: bool):

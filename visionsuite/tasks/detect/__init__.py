@@ -131,7 +131,8 @@ class DetectTask(Task):
         plot_pr_curves(metrics, path)
         return [path]
 
-    def plot_predictions(self, outputs, split: Split, labels: list[str], folder: Path):
+    def plot_predictions(self, outputs, split: Split, labels: list[str], folder: Path,
+                         metrics: dict):
         from visionsuite.tasks.detect.predict import plot_detection_grid
 
         path = folder / "val_predictions.png"

@@ -15,8 +15,8 @@ MRI (a file per channel as nnU-Net stores it, or 4-D NIfTI) trains on all its ch
 
 Modules: data (pairs, mask classes, decoding, `data check`), colours (colour masks), tiles
 (tiled whole-image inference), model (U-Net, loss, training metric), metrics (Dice, IoU, ROC
-AUC), surface (HD95, ASSD), commands (`visionsuite segment`); this one plugs them into the core
-as the task.
+AUC), surface (HD95, ASSD), components (largest-component post-processing), commands
+(`visionsuite segment`); this one plugs them into the core as the task.
 """
 
 from __future__ import annotations
@@ -35,8 +35,7 @@ from visionsuite.tasks.segment.data import (IGNORE, channel_names, check_pairs_f
                                             check_segmentation_folders, class_map,
                                             classes_from_colours, decode_pairs, image_channels,
                                             index_pairs, pad_stack, sided_class_names, to_split)
-from visionsuite.tasks.segment.metrics import (per_image_scores, predict_classes,
-                                               segmentation_metrics)
+from visionsuite.tasks.segment.metrics import predict_classes, segmentation_metrics
 from visionsuite.tasks.segment.model import (OWN_BACKBONES, build_unet, check_unet_settings,
                                              keras_parts, parse_loss)
 from visionsuite.tasks.segment.tiles import sliding_window, val_tiles
@@ -159,6 +158,7 @@ class SegmentTask(Task):
             raise VisionsuiteError(f"{root}: the val split holds no readable image/mask pairs")
         splits["val"].regions = _region_classes(config.data.regions, mapping.names)
         splits["val"].surface_tolerance = config.data.surface_tolerance
+        splits["val"].choose_largest_component = config.model.keep_largest_component
         return TaskData(mapping.names, splits["val"], splits.get("train"), str(root),
                         channel_names(index, own_channels) if own_channels else None)
 
@@ -166,6 +166,8 @@ class SegmentTask(Task):
         # Prediction must see images at the scale the model was trained on, and writes masks
         # in the colours it was trained on.
         settings = {"max_size": config.data.max_size} if config.data.max_size else {}
+        if metrics.get("keep_largest_component"):  # chosen on val (components.py)
+            settings["keep_largest_component"] = metrics["keep_largest_component"]
         if data.channel_names:  # images of their own channels must come so to `segment`
             settings["image_channels"] = data.channel_names
         return settings | ({"mask_colors": config.data.colors} if config.data.colors else {})
@@ -269,11 +271,20 @@ class SegmentTask(Task):
 
     def evaluate(self, outputs, split: Split, labels: list[str],
                  settings: dict | None = None) -> dict:
+        from visionsuite.tasks.segment.components import post_process
+
+        paths = [str(path) for path in split.paths]
+        predicted = [predict_classes(probs).astype(np.uint8) for probs in outputs]
+        # Training's val (no settings yet) chooses the largest-component post-processing
+        # that inference_settings saves; a trained model's settings say what to apply.
+        chosen = settings.get("keep_largest_component", []) if settings is not None \
+            else None if split.choose_largest_component else []
+        predicted, kept = post_process(predicted, split.targets, paths, labels, chosen)
         return segmentation_metrics(outputs, split.targets, labels,
-                                    names=[path.name for path in split.paths],
-                                    paths=[str(path) for path in split.paths],
+                                    names=[path.name for path in split.paths], paths=paths,
                                     spacing=split.spacing, regions=split.regions,
-                                    tolerance=split.surface_tolerance)
+                                    tolerance=split.surface_tolerance,
+                                    predicted=predicted) | kept
 
     def headline(self, metrics: dict) -> dict[str, float]:
         shown = {key: metrics[key] for key in ("dice", "iou", "pixel_accuracy", "sensitivity",
@@ -301,6 +312,10 @@ class SegmentTask(Task):
             tables.append((f"per region (case_dice: the mean over the cases; {unit}):",
                            [{"region": name, **values}
                             for name, values in metrics["per_region"].items()]))
+        if metrics.get("largest_component_trials"):
+            tables.append(("post-processing, chosen on val (only the largest connected "
+                           "component of the structure; kept where its case Dice rises):",
+                           metrics["largest_component_trials"]))
         tables += _worst_first(metrics.get("per_volume") or [], ("volume", "slices"),
                                ("hd95", "assd", "nsd"), "val volumes by mean Dice, slices pooled",
                                unit)
@@ -322,19 +337,25 @@ class SegmentTask(Task):
         plot_confusion(np.array(metrics["confusion_matrix"]), labels, path)
         return [path]
 
-    def plot_predictions(self, outputs, split: Split, labels: list[str], folder: Path):
+    def plot_predictions(self, outputs, split: Split, labels: list[str], folder: Path,
+                         metrics: dict):
         from visionsuite.core.plots import plot_segmentation_grid
+        from visionsuite.tasks.segment.components import post_process
 
         path = folder / "val_predictions.png"
-        names = [p.name for p in split.paths]
-        scores = per_image_scores(outputs, split.targets, labels, names)
+        scores = metrics["per_image"]
         # the images that need a look: the lowest mean Dice first
         order = sorted(range(len(scores)), key=lambda i: scores[i]["dice"])[:GRID_ROWS]
+        kept = metrics.get("keep_largest_component")
+        if kept:  # as scored: post-processed, a volume's components in 3-D
+            predicted, _ = post_process([predict_classes(probs).astype(np.uint8)
+                                         for probs in outputs], split.targets,
+                                        [str(each) for each in split.paths], labels, kept)
+        shown = [predicted[i] if kept else predict_classes(outputs[i]) for i in order]
         plot_segmentation_grid([split.images[i] for i in order],
-                               [split.targets[i] for i in order],
-                               [predict_classes(outputs[i]) for i in order], labels,
-                               [f"{names[i]} (Dice {scores[i]['dice']:.3f})" for i in order],
-                               path, rows=GRID_ROWS)
+                               [split.targets[i] for i in order], shown, labels,
+                               [f"{scores[i]['image']} (Dice {scores[i]['dice']:.3f})"
+                                for i in order], path, rows=GRID_ROWS)
         return [path]
 
     def tflite_metadata(self, labels: list[str], quantized_input: bool):

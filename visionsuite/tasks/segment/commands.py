@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,7 @@ from visionsuite.core.medical import (DicomSeries, file_stem, is_medical_file, i
 from visionsuite.core.plots import colorize, shown_image
 from visionsuite.errors import VisionsuiteError
 from visionsuite.tasks.segment.colours import colours_rgb
+from visionsuite.tasks.segment.components import class_numbers, keep_largest_components
 from visionsuite.tasks.segment.data import ChannelFiles, channel_groups, read_channel_files
 from visionsuite.tasks.segment.metrics import predict_classes
 from visionsuite.tasks.segment.tiles import sliding_window
@@ -43,7 +45,8 @@ def segment_images(run: str, inputs, output: str | Path | None = None, overlay: 
     the files of a DICOM series (core.medical.stack_dicom_series) one `<folder>.nii.gz` in the
     series' geometry; a multi-frame DICOM `<stem>_<frame>.png` per frame. DICOM/NIfTI
     intensities are windowed by `window` ([center, width]), else as the run was trained,
-    each file as in training.
+    each file as in training. Where training chose to keep only the largest connected
+    component of some classes (components.py), each image, or volume, is post-processed so.
     Returns per-image class areas (and volumes in mm^3 for volumes)."""
     from visionsuite.core.evaluate import load_run_config
     from visionsuite.core.files import new_run_dir, writable_folder
@@ -66,6 +69,11 @@ def segment_images(run: str, inputs, output: str | Path | None = None, overlay: 
     overlap = 0.25 if overlap is None else overlap
     max_size = source.settings.get("max_size")  # the scale the model was trained at
     threshold = _foreground_threshold(threshold, len(labels))
+    kept = source.settings.get("keep_largest_component", [])
+    largest = [class_numbers(names, labels) for names in kept]
+    if kept:
+        print("keeping the largest connected component only, as training chose on val: of "
+              f"{', '.join('+'.join(names) for names in kept)}", file=sys.stderr)
     items, notes = stack_dicom_series(collect_images(inputs, outputs=(output,) if output else ()))
     for note in notes:
         warn(note)
@@ -93,6 +101,8 @@ def segment_images(run: str, inputs, output: str | Path | None = None, overlay: 
                                                 predictor.image_size, overlap), image.shape)
             predicted.append(predict_classes(probs, threshold).astype(np.uint8))
             class_count = probs.shape[-1]
+        if largest:  # the run's post-processing, a volume as one case (components.py)
+            predicted = list(keep_largest_components([np.stack(predicted)], largest)[0])
         if series:
             results.append(_write_series(item, images, predicted, labels, folder,
                                          unique_stem(item.name, used), overlay, class_count,

@@ -746,13 +746,16 @@ class SegmentSplit(Split):
     """images and targets: lists of (H, W, C) uint8 images and (H, W) class-index masks
     (IGNORE outside a region of interest), of their own sizes; spacing: each image's voxel
     size in mm (between slices, rows, columns) where its file says (DICOM, NIfTI), else
-    None: surface distances are measured in it. regions and surface_tolerance: how the val
-    split's metrics score it, from the config (Task.evaluate sees the split, not the config)."""
+    None: surface distances are measured in it. regions, surface_tolerance and
+    choose_largest_component: how the val split's metrics score it, from the config
+    (Task.evaluate sees the split, not the config)."""
 
     spacing: list[tuple[float, float, float] | None] = field(default_factory=list)
     # data.regions as class indices: classes scored together as well (BraTS' whole tumour)
     regions: dict[str, list[int]] = field(default_factory=dict)
     surface_tolerance: float | None = None  # data.surface_tolerance: NSD's
+    # model.keep_largest_component: training's evaluation chooses that post-processing
+    choose_largest_component: bool = False
 
 
 @dataclass

@@ -20,7 +20,8 @@ def segmentation_metrics(probabilities: list[np.ndarray], masks: list[np.ndarray
                          paths: list[str] | None = None,
                          spacing: list[tuple[float, float, float] | None] | None = None,
                          regions: dict[str, list[int]] | None = None,
-                         tolerance: float | None = None) -> dict:
+                         tolerance: float | None = None,
+                         predicted: list[np.ndarray] | None = None) -> dict:
     """Per class and mean Dice and IoU, pixel accuracy; for 2 classes also sensitivity,
     specificity and ROC AUC of the foreground (class 1) probability. Pixels marked IGNORE
     (outside the region of interest) are left out. With `names`, also each image's Dice and
@@ -33,7 +34,8 @@ def segmentation_metrics(probabilities: list[np.ndarray], masks: list[np.ndarray
     volume as a whole, where `spacing` gives every image's voxel size (DICOM, NIfTI), else
     in pixels, each image or slice on its own; with a `tolerance` (in that unit), also the
     normalised surface Dice ("nsd"). `regions`: name to class indices scored together
-    ("per_region", see _add_case_scores)."""
+    ("per_region", see _add_case_scores). `predicted`: each image's classes where they are not
+    the probabilities' (post-processed, see components.py); ROC AUC stays the probabilities'."""
     count = len(labels)
     confusion = np.zeros((count, count), np.int64)
     positives = np.zeros(AUC_BINS + 1, np.int64)
@@ -41,7 +43,9 @@ def segmentation_metrics(probabilities: list[np.ndarray], masks: list[np.ndarray
     per_image, volumes = [], {}
     # One class map per image (uint8: 1 byte a pixel beside the probabilities' 4 a class),
     # shared by the overlap and the surface scores.
-    predicted = [predict_classes(probs, threshold).astype(np.uint8) for probs in probabilities]
+    if predicted is None:
+        predicted = [predict_classes(probs, threshold).astype(np.uint8)
+                     for probs in probabilities]
     for index, (probs, mask) in enumerate(zip(probabilities, masks)):
         image_confusion, valid = _confusion(predicted[index], mask, count)
         confusion += image_confusion
@@ -96,9 +100,9 @@ def _add_case_scores(metrics: dict, predicted: list[np.ndarray], masks: list[np.
                      regions: dict[str, list[int]], tolerance: float | None) -> None:
     """HD95 and ASSD (and with a tolerance NSD) of each class: of each case (a volume in mm,
     else an image), its mean over the cases where truth and prediction both hold the class,
-    and the mean over the classes; each case's are added to its per_volume or per_image row. Each region (classes
-    scored together) gets its pooled Dice, its mean Dice over the cases that hold it or were
-    predicted to ("case_dice"), and its distances ("per_region")."""
+    and the mean over the classes; each case's are added to its per_volume or per_image row.
+    Each region (classes scored together) gets its pooled Dice, its mean Dice over the cases
+    that hold it or were predicted to ("case_dice"), and its distances ("per_region")."""
     unit = "mm" if spacing and all(measurable(each) for each in spacing) else "px"
     cases: dict[str, list[int]] = {}
     for index in range(len(masks)):
@@ -114,8 +118,8 @@ def _add_case_scores(metrics: dict, predicted: list[np.ndarray], masks: list[np.
     per_class = metrics["per_class"]
     for measure in measures:
         for number, name in enumerate(labels):
-            per_class[name][measure] = _mean(case[number][measure] for case in scored)
-        metrics[measure] = _mean(per_class[name][measure] for name in labels)
+            per_class[name][measure] = mean_known(case[number][measure] for case in scored)
+        metrics[measure] = mean_known(per_class[name][measure] for name in labels)
     metrics["distance_unit"] = unit
     if tolerance is not None:
         metrics["surface_tolerance"] = tolerance
@@ -128,7 +132,7 @@ def _add_case_scores(metrics: dict, predicted: list[np.ndarray], masks: list[np.
     if rows and len(rows) == len(scored):
         for row, case in zip(rows, scored):
             for measure in measures:
-                row[measure] = _mean(scores[measure] for scores in case[:len(labels)])
+                row[measure] = mean_known(scores[measure] for scores in case[:len(labels)])
 
 
 def _case_scores(predicted: list[np.ndarray], masks: list[np.ndarray],
@@ -155,14 +159,14 @@ def _region_scores(cases: list[dict], measures: tuple[str, ...]) -> dict:
     both = sum(case["both"] for case in cases)
     total = sum(case["truth"] + case["predicted"] for case in cases)
     return {"dice": 2 * both / total if total else None,
-            "case_dice": _mean(2 * case["both"] / (case["truth"] + case["predicted"])
+            "case_dice": mean_known(2 * case["both"] / (case["truth"] + case["predicted"])
                                if case["truth"] + case["predicted"] else None
                                for case in cases),
             "pixels": sum(case["truth"] for case in cases),
-            **{measure: _mean(case[measure] for case in cases) for measure in measures}}
+            **{measure: mean_known(case[measure] for case in cases) for measure in measures}}
 
 
-def _mean(values) -> float | None:
+def mean_known(values) -> float | None:
     """The mean of the values that are not None; None where every one is."""
     found = [value for value in values if value is not None]
     return float(np.mean(found)) if found else None
@@ -176,18 +180,9 @@ def _volume_scores(volumes: dict, labels: list[str]) -> dict:
              "slices": slices, **_image_scores(pooled, labels)}
             for volume, (pooled, slices) in volumes.items()]
     return {"volumes": len(rows), "volume_dice": float(np.mean([row["dice"] for row in rows])),
-            "volume_dice_per_class": {name: _mean(row["dice_per_class"][name] for row in rows)
+            "volume_dice_per_class": {name: mean_known(row["dice_per_class"][name] for row in rows)
                                       for name in labels},
             "per_volume": rows}
-
-
-def per_image_scores(probabilities: list[np.ndarray], masks: list[np.ndarray],
-                     labels: list[str], names: list[str], threshold: float = 0.5) -> list[dict]:
-    """segmentation_metrics' "per_image" alone, without its ROC histograms."""
-    return [{"image": str(name),
-             **_image_scores(_confusion(predict_classes(probs, threshold), mask,
-                                        len(labels))[0], labels)}
-            for probs, mask, name in zip(probabilities, masks, names)]
 
 
 def _confusion(classes: np.ndarray, mask: np.ndarray, count: int):
