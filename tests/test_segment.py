@@ -1305,6 +1305,7 @@ def test_the_largest_component_is_kept_only_for_structures_whose_val_dice_it_rai
     assert chosen == [[1]]
     assert [(trial["structure"], trial["kept"]) for trial in trials] == [
         ([1, 2], False), ([1], True), ([2], False)]
+    assert all(isinstance(trial["kept"], bool) for trial in trials)  # not NumPy's, for JSON
     assert trials[1]["dice_without"] == pytest.approx(32 / 33) and trials[1]["dice_with"] == 1
 
 

@@ -100,8 +100,8 @@ def choose_largest_components(predicted: list[np.ndarray], truths: list[np.ndarr
         before = [case_dice(predicted, truths, number) for number in structure]
         after = [case_dice(trial, truths, number) for number in structure]
         pairs = [(old, new) for old, new in zip(before, after) if None not in (old, new)]
-        kept = bool(pairs) and np.mean([new for _, new in pairs]) > np.mean(
-            [old for old, _ in pairs]) and all(new >= old for old, new in pairs)
+        kept = bool(pairs) and bool(np.mean([new for _, new in pairs]) > np.mean(
+            [old for old, _ in pairs])) and all(new >= old for old, new in pairs)
         trials.append({"structure": structure, "dice_without": mean_known(before),
                        "dice_with": mean_known(after), "kept": kept})
         if kept:
