@@ -27,7 +27,7 @@ def label_components(mask: np.ndarray) -> np.ndarray:
     components (OpenCV), joined where they overlap in the next slice."""
     import cv2
 
-    labels = np.zeros(mask.shape, np.int64)
+    labels = np.zeros(mask.shape, np.int32)
     count = 0
     for index, plane in enumerate(mask):
         found, numbers = cv2.connectedComponents(plane.astype(np.uint8), connectivity=8,
@@ -44,8 +44,10 @@ def label_components(mask: np.ndarray) -> np.ndarray:
 
     for upper, lower in zip(labels[:-1], labels[1:]):
         both = (upper > 0) & (lower > 0)
-        for first, second in np.unique(np.stack([upper[both], lower[both]], 1), axis=0):
-            first, second = root(first), root(second)
+        # each pair of overlapping components once, as one number (1-D unique sorts fast)
+        pairs = np.unique(upper[both].astype(np.int64) * (count + 1) + lower[both])
+        for first, second in zip(*np.divmod(pairs, count + 1)):
+            first, second = root(int(first)), root(int(second))
             if first != second:
                 parent[max(first, second)] = min(first, second)
     roots = np.array([root(number) for number in range(count + 1)])
