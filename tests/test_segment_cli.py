@@ -552,12 +552,13 @@ def test_a_runs_largest_component_choice_is_applied_by_segment_and_evaluate(
         {**saved, "keep_largest_component": [["foreground"]]}))
     image = segment_data / "val" / "images" / "1.png"
     masks = []
-    for run in (segment_run, chosen):
-        result = invoke("segment", run, image, "--output", tmp_path / run.name, "--json")
+    for options in (("--all-components",), ()):
+        result = invoke("segment", chosen, image, "--output", tmp_path / f"out{len(options)}",
+                        "--json", *options)
         assert result.exit_code == 0, result.output
         masks.append(np.array(Image.open(json.loads(result.stdout)[0]["mask"])) // 255)
-    assert "keeping the largest connected component only, as training chose on val: of " \
-        "foreground" in result.stderr
+        assert ("keeping the largest connected component only, as training chose on val: of "
+                "foreground" in result.stderr) == (not options)
     plain, kept = masks
     assert np.array_equal(kept, keep_largest(plain[None], [1])[0])
     result = invoke("evaluate", chosen, "--json", tmp_path / "m.json")

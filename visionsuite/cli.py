@@ -138,9 +138,12 @@ def classify_command(run, images, top_k, as_json):
               help="Foreground probability threshold of 2-class models [0.5].")
 @click.option("--window", nargs=2, type=float, metavar="CENTER WIDTH",
               help="DICOM/NIfTI intensity window [as trained: data.window, else the file's].")
+@click.option("--all-components", is_flag=True,
+              help="Keep every connected component: skip the largest-component "
+                   "post-processing that training chose on val, if any.")
 @click.option("--json", "as_json", is_flag=True, help="Print per-image class areas as JSON.")
 @friendly_errors
-def segment_command(run, images, output, overlay, threshold, window, as_json):
+def segment_command(run, images, output, overlay, threshold, window, all_components, as_json):
     """Segment IMAGES (files or folders, any size; DICOM and NIfTI too) with RUN; one mask PNG
     per image at the image's size (0/255 for 2 classes, else class indices); a NIfTI volume
     or a DICOM series gets a NIfTI label volume in its geometry, a TIFF stack a TIFF stack of
@@ -149,7 +152,8 @@ def segment_command(run, images, output, overlay, threshold, window, as_json):
     from visionsuite.tasks.segment.commands import segment_images
 
     results = segment_images(run, images, output, overlay, threshold,
-                             window=list(window) if window else None)
+                             window=list(window) if window else None,
+                             all_components=all_components)
     if as_json:
         click.echo(json.dumps(results, indent=2))
         return

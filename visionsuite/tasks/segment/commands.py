@@ -37,7 +37,8 @@ def _foreground_threshold(threshold: float | None, classes: int) -> float:
 
 def segment_images(run: str, inputs, output: str | Path | None = None, overlay: bool = False,
                    threshold: float | None = None, tile_overlap: float | None = None,
-                   window: list[float] | None = None) -> list[dict]:
+                   window: list[float] | None = None,
+                   all_components: bool = False) -> list[dict]:
     """Segment each image in `inputs` with RUN; write `<stem>.png` masks at the input's size
     (0/255 for 2 classes, else class indices; palette PNGs of class indices in the colours of
     a run trained on colour masks) and, with `overlay`, `<stem>_overlay.png`.
@@ -46,7 +47,8 @@ def segment_images(run: str, inputs, output: str | Path | None = None, overlay: 
     series' geometry; a multi-frame DICOM `<stem>_<frame>.png` per frame. DICOM/NIfTI
     intensities are windowed by `window` ([center, width]), else as the run was trained,
     each file as in training. Where training chose to keep only the largest connected
-    component of some classes (components.py), each image, or volume, is post-processed so.
+    component of some classes (components.py), each image, or volume, is post-processed so,
+    unless `all_components`.
     Returns per-image class areas (and volumes in mm^3 for volumes)."""
     from visionsuite.core.evaluate import load_run_config
     from visionsuite.core.files import new_run_dir, writable_folder
@@ -69,7 +71,7 @@ def segment_images(run: str, inputs, output: str | Path | None = None, overlay: 
     overlap = 0.25 if overlap is None else overlap
     max_size = source.settings.get("max_size")  # the scale the model was trained at
     threshold = _foreground_threshold(threshold, len(labels))
-    kept = source.settings.get("keep_largest_component", [])
+    kept = [] if all_components else source.settings.get("keep_largest_component", [])
     largest = [class_numbers(names, labels) for names in kept]
     if kept:
         print("keeping the largest connected component only, as training chose on val: of "
