@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from visionsuite.errors import VisionsuiteError
-from visionsuite.tasks.segment.data import IGNORE, volume_of
+from visionsuite.tasks.segment.data import IGNORE, case_members
 from visionsuite.tasks.segment.metrics import mean_known
 
 
@@ -110,15 +110,6 @@ def choose_largest_components(predicted: list[np.ndarray], truths: list[np.ndarr
             chosen.append(structure)
             predicted = trial
     return chosen, trials
-
-
-def case_members(paths: list[str]) -> list[list[int]]:
-    """The indices of each case's images, in order: a volume's slices (data.volume_of) are
-    one case, a 2-D image is its own."""
-    cases: dict[str, list[int]] = {}
-    for index, path in enumerate(paths):
-        cases.setdefault(volume_of(path), []).append(index)
-    return list(cases.values())
 
 
 def post_process(predicted: list[np.ndarray], truths: list[np.ndarray], paths: list[str],

@@ -784,6 +784,15 @@ def volume_of(name: str) -> str:
     return found.group(1) if found else name
 
 
+def case_members(paths: list[str]) -> list[list[int]]:
+    """The indices of each case's images, in order: a volume's slices (volume_of), which
+    come together and in order, are one case; a 2-D image is its own."""
+    cases: dict[str, list[int]] = {}
+    for index, path in enumerate(paths):
+        cases.setdefault(volume_of(path), []).append(index)
+    return list(cases.values())
+
+
 def image_channels(pairs: list[Pair]) -> int | None:
     """The channels of images that carry their own (a file per channel as nnU-Net stores
     them, the volumes of 4-D NIfTI files), else None: data.channels decides (grey or RGB).

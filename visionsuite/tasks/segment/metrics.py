@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from visionsuite.tasks.segment.data import IGNORE, volume_of
+from visionsuite.tasks.segment.data import IGNORE, case_members, volume_of
 from visionsuite.tasks.segment.surface import measurable, surface_distances
 
 AUC_BINS = 10000  # ROC AUC from probability histograms: exact up to 1e-4 in probability
@@ -104,16 +104,13 @@ def _add_case_scores(metrics: dict, predicted: list[np.ndarray], masks: list[np.
     Each region (classes scored together) gets its pooled Dice, its mean Dice over the cases
     that hold it or were predicted to ("case_dice"), and its distances ("per_region")."""
     unit = "mm" if spacing and all(measurable(each) for each in spacing) else "px"
-    cases: dict[str, list[int]] = {}
-    for index in range(len(masks)):
-        # Slices come in order, a volume's together: grouping keeps their order.
-        key = volume_of(paths[index]) if unit == "mm" and paths else str(index)
-        cases.setdefault(key, []).append(index)
+    cases = case_members(paths) if unit == "mm" and paths \
+        else [[index] for index in range(len(masks))]
     structures = [[number] for number in range(len(labels))] + list(regions.values())
     scored = [_case_scores([predicted[i] for i in members], [masks[i] for i in members],
                            structures, spacing[members[0]] if unit == "mm" else (1.0, 1.0, 1.0),
                            tolerance)
-              for members in cases.values()]
+              for members in cases]
     measures = ("hd95", "assd") + (("nsd",) if tolerance is not None else ())
     per_class = metrics["per_class"]
     for measure in measures:
