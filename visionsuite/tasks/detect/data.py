@@ -19,7 +19,6 @@ dataset folder are refused. Nothing is written.
 from __future__ import annotations
 
 import dataclasses
-import json
 import sys
 from collections import Counter
 from dataclasses import dataclass, field
@@ -28,12 +27,12 @@ from xml.etree import ElementTree
 
 import numpy as np
 
+from visionsuite.core.coco import category_names, coco_files, load_coco
 from visionsuite.core.files import inside
 from visionsuite.core.images import is_image_file, upright_size
 from visionsuite.errors import VisionsuiteError
 
 YAML_NAMES = ("data.yaml", "dataset.yaml")
-ROBOFLOW_COCO = "_annotations.coco.json"
 BOX_PROBLEMS = ("outside the image", "zero area", "unknown class", "duplicate",
                 "clipped to the image")
 
@@ -332,50 +331,15 @@ def read_coco(root: Path) -> DetectionIndex:
         if path is None:
             splits[split] = []
             continue
-        spec = _load_json(path)
-        categories = _box_categories(spec, path)
-        ids = sorted(int(c["id"]) for c in categories)
-        names = {int(c["id"]): str(c["name"]) for c in categories}
+        spec = load_coco(path)
+        names = category_names(spec, path)
+        ids = list(names)
         if category_ids is None:
-            category_ids, labels = ids, [names[i] for i in ids]
+            category_ids, labels = ids, list(names.values())
         elif ids != category_ids:
             raise VisionsuiteError(f"{path}: its categories differ from the train split's")
         splits[split] = _coco_annotations(path, root, spec, category_ids, missing)
     return DetectionIndex("coco", labels or [], splits["train"], splits["val"], missing)
-
-
-def coco_files(root: Path) -> dict[str, Path | None]:
-    """The train and val COCO files: `train.json`/`val.json`, or Roboflow's
-    `train/_annotations.coco.json` and `valid/_annotations.coco.json`."""
-    files = {split: root / f"{split}.json" for split in ("train", "val")}
-    if not any(path.is_file() for path in files.values()):
-        files = {split: root / folder / ROBOFLOW_COCO
-                 for split, folder in (("train", "train"), ("val", "valid"))}
-        if not files["val"].is_file():
-            files["val"] = root / "val" / ROBOFLOW_COCO
-    return {split: path if path.is_file() else None for split, path in files.items()}
-
-
-def _box_categories(spec: dict, path: Path) -> list[dict]:
-    """The categories, less those that only group others and hold no box (Roboflow's exports
-    add their project as category 0, the supercategory of every real class)."""
-    for number, category in enumerate(spec["categories"]):
-        if not isinstance(category, dict) or "id" not in category or "name" not in category:
-            raise VisionsuiteError(f"{path}: category {number} needs an id and a name")
-    used = {item.get("category_id") for item in spec["annotations"] if isinstance(item, dict)}
-    groups = {c.get("supercategory") for c in spec["categories"]}
-    return [c for c in spec["categories"] if c["id"] in used or c["name"] not in groups]
-
-
-def _load_json(path: Path) -> dict:
-    try:
-        spec = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise VisionsuiteError(f"{path}: malformed JSON ({err})") from None
-    for key in ("images", "annotations", "categories"):
-        if not isinstance(spec, dict) or not isinstance(spec.get(key), list):
-            raise VisionsuiteError(f"{path}: a COCO file needs '{key}' (a list)")
-    return spec
 
 
 def _coco_annotations(path: Path, root: Path, spec: dict, category_ids: list[int],
