@@ -1357,3 +1357,74 @@ def test_a_volumes_slices_are_post_processed_as_one_case():
     assert kept[0].sum() == 9 and kept[1].sum() == 0  # the volume's speck is gone
     assert kept[2].sum() == 1  # a 2-D image is its own case
     assert report == {"keep_largest_component": [["organ"]]}
+
+
+def make_coco_segment_folder(root: Path, size=(40, 30)) -> Path:
+    """Roboflow's COCO segmentation export: train/ and valid/, each of images beside its
+    _annotations.coco.json, the project as category 0 grouping organ (1) and lesion (2).
+    Each image: a bright organ (a polygon) holding a brighter lesion (a polygon, an RLE)."""
+    import json
+
+    from pycocotools import mask as coco_mask
+
+    width, height = size
+    categories = [{"id": 0, "name": "cells", "supercategory": "none"},
+                  {"id": 1, "name": "organ", "supercategory": "cells"},
+                  {"id": 2, "name": "lesion", "supercategory": "cells"}]
+    rng = np.random.default_rng(0)
+    for split, count in (("train", 4), ("valid", 2)):
+        (root / split).mkdir(parents=True)
+        images, annotations = [], []
+        for number in range(count):
+            x, y = 4 + number, 3 + number % 3
+            image = rng.normal(50, 8, (height, width))
+            image[y:y + 20, x:x + 24] += 80
+            image[y + 6:y + 12, x + 8:x + 14] += 80
+            Image.fromarray(np.clip(image, 0, 255).astype(np.uint8)).save(
+                root / split / f"{number}.jpg")
+            images.append({"id": number, "file_name": f"{number}.jpg", "width": width,
+                           "height": height})
+            organ = [x, y, x + 24, y, x + 24, y + 20, x, y + 20]
+            lesion = np.zeros((height, width), np.uint8, order="F")
+            lesion[y + 6:y + 12, x + 8:x + 14] = 1
+            encoded = coco_mask.encode(np.asfortranarray(lesion))
+            encoded["counts"] = encoded["counts"].decode()  # as JSON holds it
+            annotations += [
+                {"id": 2 * number, "image_id": number, "category_id": 1,
+                 "segmentation": [organ], "bbox": [x, y, 24, 20], "iscrowd": 0},
+                {"id": 2 * number + 1, "image_id": number, "category_id": 2,
+                 "segmentation": encoded, "bbox": [x + 8, y + 6, 6, 6], "iscrowd": 1}]
+        (root / split / "_annotations.coco.json").write_text(json.dumps(
+            {"images": images, "annotations": annotations, "categories": categories}))
+    return root
+
+
+def test_coco_segmentation_exports_pair_each_image_with_its_drawn_classes(tmp_path):
+    import json
+
+    from visionsuite.tasks.segment.data import decode_pairs
+
+    root = make_coco_segment_folder(tmp_path / "coco")
+    index = index_pairs(root)
+    assert index.class_names == ["background", "organ", "lesion"]  # not the project
+    assert index.names_from == "train/_annotations.coco.json"
+    assert [len(index.splits[name]) for name in ("train", "val")] == [4, 2]
+    decoded, _, _ = decode_pairs(index.splits["train"][:1], 1)
+    mask = decoded[0].mask
+    # image 0: the organ from (4, 3), 24x20, holding the lesion 6x6 from (12, 9), on top
+    assert mask[0, 0] == 0 and mask[4, 5] == 1 and mask[10, 13] == 2
+    assert (mask == 2).sum() == 36 and (mask > 0).sum() == 24 * 20
+    spec_path = root / "train" / "_annotations.coco.json"
+    spec = json.loads(spec_path.read_text())
+    del spec["annotations"][0]["segmentation"]  # a detection export
+    spec_path.write_text(json.dumps(spec))
+    with pytest.raises(VisionsuiteError, match="annotation 0 has no segmentation .* boxes "
+                                               "alone train `visionsuite train detect`"):
+        index_pairs(root)
+    root = make_coco_segment_folder(tmp_path / "leaving")
+    spec_path = root / "valid" / "_annotations.coco.json"
+    spec = json.loads(spec_path.read_text())
+    spec["images"][0]["file_name"] = "../../outside.jpg"
+    spec_path.write_text(json.dumps(spec))
+    with pytest.raises(VisionsuiteError, match="path leaves the dataset folder"):
+        index_pairs(root)

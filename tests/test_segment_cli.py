@@ -565,3 +565,27 @@ def test_a_runs_largest_component_choice_is_applied_by_segment_and_evaluate(
     assert result.exit_code == 0, result.output
     assert json.loads((tmp_path / "m.json").read_text())["keep_largest_component"] == [
         ["foreground"]]
+
+
+def test_a_coco_segmentation_export_checks_trains_and_segments_with_only_data(tmp_path):
+    from test_segment import make_coco_segment_folder
+
+    root = make_coco_segment_folder(tmp_path / "coco")
+    result = invoke("data", "check", "segment", root)
+    assert result.exit_code == 0, result.output
+    assert "COCO: train: train/_annotations.coco.json (4 images), val: " \
+        "valid/_annotations.coco.json (2 images)" in result.output
+    assert "classes (named in train/_annotations.coco.json): 0 background" in result.output
+    assert "1 organ" in result.output and "2 lesion" in result.output
+    result = invoke("train", "segment", "--data", root, "--output", tmp_path / "runs",
+                    *TINY_SEGMENT)
+    assert result.exit_code == 0, result.output
+    run = tmp_path / "runs" / "segment" / "exp"
+    assert (run / "labels.txt").read_text().split() == ["background", "organ", "lesion"]
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["pixels"] == 2 * 40 * 30 and set(metrics["per_class"]) == {
+        "background", "organ", "lesion"}
+    result = invoke("segment", run, root / "valid", "--output", tmp_path / "out", "--json")
+    assert result.exit_code == 0, result.output
+    assert sorted(Path(row["image"]).name for row in json.loads(result.stdout)) == [
+        "0.jpg", "1.jpg"]  # the images, not the JSON

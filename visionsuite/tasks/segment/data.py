@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from visionsuite.core.coco import category_names, coco_files, load_coco
 from visionsuite.core.files import (TEST_SET_NOTE, TRAIN_FOLDER_NAMES, VAL_FOLDER_NAMES,
                                     held_out_only, holds_data, inside, named_folder,
                                     sub_folders)
@@ -71,6 +72,10 @@ class Pair:
     # (class name, the image's mask in that folder, None where it has none), in class order;
     # `mask` is the first file of them.
     class_masks: tuple[tuple[str, Path | None], ...] = ()
+    # COCO (`mask` is its JSON file): the image's annotations as (class value, segmentation:
+    # polygons or RLE), and the (width, height) the file gives the image
+    shapes: tuple[tuple[int, object], ...] | None = None
+    shapes_size: tuple[int, int] | None = None
 
 
 @dataclass
@@ -94,8 +99,9 @@ def index_pairs(root: str | Path, val_fraction: float = 0.2, seed: int = 0) -> P
     index.folders += _merged_note(pairs) + _left_out_note(pairs) + _class_folders_note(pairs)
     folder_classes = _class_folder_names(index.root, pairs)
     described = _dataset_json(index.root)
-    index.class_names = folder_classes or _dataset_class_names(described)
-    index.names_from = "the masks' folders" if folder_classes else DATASET_JSON
+    if index.class_names is None:  # COCO's categories name them already
+        index.class_names = folder_classes or _dataset_class_names(described)
+        index.names_from = "the masks' folders" if folder_classes else DATASET_JSON
     index.channel_names = _dataset_channel_names(described) or _channel_endings(pairs)
     return index
 
@@ -213,6 +219,8 @@ def _index_pairs(root: Path, val_fraction: float, seed: int) -> PairIndex:
     if not root.is_dir():
         raise VisionsuiteError(f"{root}: expected a dataset folder, got a file")
     odd: list[Path] = []
+    if any(coco_files(root).values()):  # Roboflow's COCO segmentation export
+        return _coco_index(root, coco_files(root), val_fraction, seed)
     inside_kinds = _splits_inside_kinds(root)
     if inside_kinds:
         splits = {name: _pair_dirs(root, *folders, odd) for name, folders in inside_kinds.items()}
@@ -238,6 +246,13 @@ def _index_pairs(root: Path, val_fraction: float, seed: int) -> PairIndex:
     if val_fraction >= 1:  # EVERY_IMAGE: evaluation on another dataset
         return PairIndex(root, {"train": [], "val": pairs}, odd, True,
                          folders + _side_by_side_note(pairs, split=False))
+    return PairIndex(root, _fraction_split(root, pairs, val_fraction, seed), odd, True,
+                     folders + _side_by_side_note(pairs, split=True))
+
+
+def _fraction_split(root: Path, pairs: list[Pair], val_fraction: float,
+                    seed: int) -> dict[str, list[Pair]]:
+    """The train and val splits of a dataset without a val split, by data.val_fraction."""
     if not 0 < val_fraction < 1:
         raise VisionsuiteError(f"{root}: no val/ folder, and data.val_fraction={val_fraction} "
                                "cannot split it (use a value between 0 and 1)")
@@ -247,8 +262,75 @@ def _index_pairs(root: Path, val_fraction: float, seed: int) -> PairIndex:
     if not train:
         raise VisionsuiteError(f"{root}: data.val_fraction={val_fraction} leaves no pairs to "
                                "train on")
-    return PairIndex(root, {"train": train, "val": val}, odd, True,
-                     folders + _side_by_side_note(pairs, split=True))
+    return {"train": train, "val": val}
+
+
+def _coco_index(root: Path, files: dict[str, Path | None], val_fraction: float,
+                seed: int) -> PairIndex:
+    """Pairs of a COCO segmentation dataset (train.json/val.json, or Roboflow's
+    train/_annotations.coco.json and valid/...): each image with its annotations, classes
+    the categories in id order after background. Without a val file, split by val_fraction."""
+    names: dict[int, str] | None = None
+    pairs: dict[str, list[Pair]] = {}
+    for split, path in files.items():
+        if path is None:
+            continue
+        spec = load_coco(path)
+        found = category_names(spec, path)
+        if names is not None and found != names:
+            raise VisionsuiteError(f"{path}: its categories ({', '.join(found.values())}) "
+                                   f"differ from the other split's ({', '.join(names.values())})")
+        names = found
+        values = {category: value for value, category in enumerate(names, start=1)}
+        pairs[split] = _coco_pairs(root, path, spec, values)
+    note = ["COCO: " + ", ".join(f"{split}: {files[split].relative_to(root)} "
+                                 f"({len(found)} images)" for split, found in pairs.items())]
+    every = [pair for found in pairs.values() for pair in found]
+    if val_fraction >= 1:  # EVERY_IMAGE: evaluation on another dataset
+        splits, by_fraction = {"train": [], "val": every}, False
+    elif len(pairs) == 2:
+        splits, by_fraction = pairs, False
+    else:
+        splits, by_fraction = _fraction_split(root, every, val_fraction, seed), True
+    first = next(path for path in files.values() if path is not None)
+    return PairIndex(root, splits, [], by_fraction, note, ["background", *names.values()],
+                     str(first.relative_to(root)))
+
+
+def _coco_pairs(root: Path, path: Path, spec: dict, values: dict[int, int]) -> list[Pair]:
+    """Each image of a COCO file with its annotations' segmentations and class values
+    (`values`: category id to class). An annotation without a segmentation (a box alone)
+    and an image that is not there are errors naming the file."""
+    shapes: dict = {}
+    for number, item in enumerate(spec["annotations"]):
+        if not isinstance(item, dict) or "image_id" not in item or "category_id" not in item:
+            raise VisionsuiteError(f"{path}: annotation {number} needs an image_id and a "
+                                   "category_id")
+        if not item.get("segmentation"):
+            raise VisionsuiteError(f"{path}: annotation {number} has no segmentation "
+                                   "(polygons or RLE); boxes alone train `visionsuite train "
+                                   "detect`")
+        if item["category_id"] not in values:
+            raise VisionsuiteError(f"{path}: annotation {number}: category "
+                                   f"{item['category_id']} is none of the file's categories")
+        shapes.setdefault(item["image_id"], []).append((values[item["category_id"]],
+                                                        item["segmentation"]))
+    folder = path.parent.relative_to(root)
+    pairs = []
+    for number, item in enumerate(spec["images"]):
+        try:
+            name, size = str(item["file_name"]), (int(item["width"]), int(item["height"]))
+            found = tuple(shapes.get(item["id"], ()))
+        except (KeyError, TypeError, ValueError):
+            raise VisionsuiteError(f"{path}: image {number} needs an id, a file_name, a width "
+                                   "and a height") from None
+        image = inside(root, folder / name)
+        if not image.is_file():
+            raise VisionsuiteError(f"{path}: its image {name} is not in {image.parent}")
+        pairs.append(Pair(image, path, shapes=found, shapes_size=size))
+    if not pairs:
+        raise VisionsuiteError(f"{path}: lists no images")
+    return pairs
 
 
 def _side_by_side_note(pairs: list[Pair], split: bool) -> list[str]:
@@ -963,6 +1045,8 @@ def _read_masks(pair: Pair, binary: bool) -> list[np.ndarray]:
     per class make class indices (1 for the first folder's, ...; 255 for all, `binary`)."""
     if pair.class_masks:
         return _class_indices(pair, binary)
+    if pair.shapes is not None:
+        return [_drawn_classes(pair, binary)]
     masks = _mask_slices(pair, pair.mask, binary)
     for other in pair.more_masks:
         more = _mask_slices(pair, other, binary)
@@ -985,11 +1069,48 @@ def _class_indices(pair: Pair, binary: bool) -> list[np.ndarray]:
         if [m.shape for m in found] != shapes:
             raise VisionsuiteError(f"{path}: its size or slices differ from {pair.mask.name}, "
                                    "the same image's mask of another class")
+    return _smaller_on_top([(value, found) for value, _, found in layers], shapes, binary)
+
+
+def _smaller_on_top(layers: list[tuple[int, list[np.ndarray]]], shapes: list[tuple],
+                    binary: bool) -> list[np.ndarray]:
+    """Class indices (255 for every class, `binary`) of each slice from (class value, its
+    slices' bool masks) layers, the smaller layers painted last: where two overlap, what lies
+    inside or over the other (a tumour in its organ) keeps its class."""
     masks = [np.zeros(shape, np.uint8) for shape in shapes]
-    for value, _, found in sorted(layers, key=lambda layer: -sum(m.sum() for m in layer[2])):
+    for value, found in sorted(layers, key=lambda layer: -sum(m.sum() for m in layer[1])):
         for mask, of_class in zip(masks, found):
             mask[of_class] = 255 if binary else value
     return masks
+
+
+def _drawn_classes(pair: Pair, binary: bool) -> np.ndarray:
+    """A COCO image's annotations (polygons, RLE or uncompressed RLE) filled in as class
+    indices at the size its file gives (smaller annotations on top: _smaller_on_top)."""
+    from pycocotools import mask as coco_mask
+
+    width, height = pair.shapes_size
+    layers = []
+    for value, segmentation in pair.shapes:
+        try:
+            if isinstance(segmentation, list):  # polygons [x1, y1, x2, y2, ...], 3+ points
+                polygons = [polygon for polygon in segmentation if len(polygon) >= 6]
+                drawn = coco_mask.decode(coco_mask.merge(
+                    coco_mask.frPyObjects(polygons, height, width))) if polygons \
+                    else np.zeros((height, width), np.uint8)
+            elif isinstance(segmentation.get("counts"), list):  # uncompressed RLE
+                drawn = coco_mask.decode(coco_mask.frPyObjects(segmentation, height, width))
+            else:
+                drawn = coco_mask.decode(segmentation)
+        except (AttributeError, KeyError, TypeError, ValueError, IndexError):
+            raise VisionsuiteError(f"{pair.mask}: an annotation of {pair.image.name} is neither "
+                                   "polygons nor RLE") from None
+        if drawn.shape != (height, width):
+            raise VisionsuiteError(f"{pair.mask}: an annotation of {pair.image.name} is "
+                                   f"{drawn.shape[1]}x{drawn.shape[0]}, its image "
+                                   f"{width}x{height}")
+        layers.append((value, [drawn.astype(bool)]))
+    return _smaller_on_top(layers, [(height, width)], binary)[0]
 
 
 def _mask_slices(pair: Pair, path: Path, binary: bool) -> list[np.ndarray]:
