@@ -1,5 +1,5 @@
-"""Segmentation data: image/mask pairs by file stem (with optional ROI masks), the mask
-values and their classes, decoding (DICOM/NIfTI slices included), `data check segment`, and
+"""Segmentation data: image/mask pairs by file stem (with optional ROI masks) or images with
+their COCO polygons, the mask values and their classes, decoding (DICOM/NIfTI slices included), `data check segment`, and
 the training crops' sampler that oversamples labelled slices (labelled_crop_batches)."""
 
 from __future__ import annotations
