@@ -65,7 +65,8 @@ def test_masks_named_with_an_ending_they_share_pair_with_their_images(tmp_path):
         roi.rename(roi.with_name(f"{roi.stem}_mask.gif"))
     pairs = index_pairs(root).splits["train"]
     assert [(p.image.name, p.mask.name, p.roi.name) for p in pairs][:2] == [
-        ("0.png", "0_segmentation.png", "0_mask.gif"), ("1.png", "1_segmentation.png", "1_mask.gif")]
+        ("0.png", "0_segmentation.png", "0_mask.gif"),
+        ("1.png", "1_segmentation.png", "1_mask.gif")]
     # One mask named otherwise, without a number, leaves the pairs unmade, said clearly.
     (root / "val" / "masks" / "1_segmentation.png").rename(root / "val" / "masks" / "seg.png")
     with pytest.raises(VisionsuiteError, match=r"val: unpaired files: 2 image\(s\) without a "

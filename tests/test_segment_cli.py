@@ -156,7 +156,8 @@ def test_tiff_stacks_evaluate_as_their_pages_and_segment_into_a_mask_stack(
     stacked = tmp_path / "stacked"
     for kind in ("images", "masks"):
         (stacked / "val" / kind).mkdir(parents=True)
-        first, *rest = [Image.open(path) for path in sorted((segment_data / "val" / kind).iterdir())]
+        first, *rest = [Image.open(path)
+                        for path in sorted((segment_data / "val" / kind).iterdir())]
         first.save(stacked / "val" / kind / "volume.tif", save_all=True, append_images=rest)
     # Without the largest-component post-processing, which joins components across a
     # stack's pages (a stack is a volume) but not across separate images

@@ -1,6 +1,7 @@
 """Segmentation data: image/mask pairs by file stem (with optional ROI masks) or images with
-their COCO polygons, the mask values and their classes, decoding (DICOM/NIfTI slices included), `data check segment`, and
-the training crops' sampler that oversamples labelled slices (labelled_crop_batches)."""
+their COCO polygons, the mask values and their classes, decoding (DICOM/NIfTI slices
+included), `data check segment`, and the training crops' sampler that oversamples labelled
+slices (labelled_crop_batches)."""
 
 from __future__ import annotations
 
@@ -1042,7 +1043,8 @@ def _scaled(spacing: tuple[float, float, float] | None, image: np.ndarray,
 def _read_masks(pair: Pair, binary: bool) -> list[np.ndarray]:
     """The slices of the pair's mask, with its more_masks merged in: where several mark a
     pixel, the highest value is kept (for 0/255 lesion masks, their union). Masks of a folder
-    per class make class indices (1 for the first folder's, ...; 255 for all, `binary`)."""
+    per class make class indices (1 for the first folder's, ...; 255 for all, `binary`), as
+    do a COCO image's annotations."""
     if pair.class_masks:
         return _class_indices(pair, binary)
     if pair.shapes is not None:
