@@ -275,10 +275,10 @@ class SegmentTask(Task):
 
         paths = [str(path) for path in split.paths]
         predicted = [predict_classes(probs).astype(np.uint8) for probs in outputs]
-        # Training's val (no settings yet) chooses the largest-component post-processing
-        # that inference_settings saves; a trained model's settings say what to apply.
-        chosen = settings.get("keep_largest_component", []) if settings is not None \
-            else None if split.choose_largest_component else []
+        if settings is not None:  # a trained model's: they say what to apply
+            chosen = settings.get("keep_largest_component", [])
+        else:  # training's val chooses it (None), and inference_settings saves the choice
+            chosen = None if split.choose_largest_component else []
         predicted, kept = post_process(predicted, split.targets, paths, labels, chosen)
         return segmentation_metrics(outputs, split.targets, labels,
                                     names=[path.name for path in split.paths], paths=paths,
@@ -348,10 +348,12 @@ class SegmentTask(Task):
         order = sorted(range(len(scores)), key=lambda i: scores[i]["dice"])[:GRID_ROWS]
         kept = metrics.get("keep_largest_component")
         if kept:  # as scored: post-processed, a volume's components in 3-D
-            predicted, _ = post_process([predict_classes(probs).astype(np.uint8)
+            processed, _ = post_process([predict_classes(probs).astype(np.uint8)
                                          for probs in outputs], split.targets,
                                         [str(each) for each in split.paths], labels, kept)
-        shown = [predicted[i] if kept else predict_classes(outputs[i]) for i in order]
+            shown = [processed[i] for i in order]
+        else:
+            shown = [predict_classes(outputs[i]) for i in order]
         plot_segmentation_grid([split.images[i] for i in order],
                                [split.targets[i] for i in order], shown, labels,
                                [f"{scores[i]['image']} (Dice {scores[i]['dice']:.3f})"

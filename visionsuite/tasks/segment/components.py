@@ -118,6 +118,8 @@ def post_process(predicted: list[np.ndarray], truths: list[np.ndarray], paths: l
     (class names, as saved in a run), or, where None, of those choose_largest_components
     picks on these images. Returns them and what was kept ({"keep_largest_component": the
     structures' class names, and "largest_component_trials" where chosen here})."""
+    if chosen == []:  # nothing to keep: no copies of the images' classes
+        return predicted, {}
     cases = case_members(paths)
     stacks = [np.stack([predicted[index] for index in members]) for members in cases]
     report = {}
