@@ -1429,3 +1429,50 @@ def test_coco_segmentation_exports_pair_each_image_with_its_drawn_classes(tmp_pa
     spec_path.write_text(json.dumps(spec))
     with pytest.raises(VisionsuiteError, match="path leaves the dataset folder"):
         index_pairs(root)
+
+
+def make_yolo_segment_folder(root: Path, size=(40, 30)) -> Path:
+    """Roboflow's YOLO segmentation export: data.yaml naming `../train/images` and
+    `../valid/images`, a labels/ folder of polygon rows beside each images/ folder; each
+    image a bright organ holding a brighter lesion, as make_coco_segment_folder's."""
+    width, height = size
+    rng = np.random.default_rng(0)
+    (root).mkdir(parents=True)
+    (root / "data.yaml").write_text("train: ../train/images\nval: ../valid/images\nnc: 2\n"
+                                    "names: ['organ', 'lesion']\n")
+    for split, count in (("train", 4), ("valid", 2)):
+        for kind in ("images", "labels"):
+            (root / split / kind).mkdir(parents=True)
+        for number in range(count):
+            x, y = 4 + number, 3 + number % 3
+            image = rng.normal(50, 8, (height, width))
+            image[y:y + 20, x:x + 24] += 80
+            image[y + 6:y + 12, x + 8:x + 14] += 80
+            Image.fromarray(np.clip(image, 0, 255).astype(np.uint8)).save(
+                root / split / "images" / f"{number}.jpg")
+            rows = []
+            for value, (left, top, right, bottom) in ((0, (x, y, x + 24, y + 20)),
+                                                      (1, (x + 8, y + 6, x + 14, y + 12))):
+                corners = [left, top, right, top, right, bottom, left, bottom]
+                rows.append(" ".join([str(value)] + [f"{c / (width if i % 2 == 0 else height):.6f}"
+                                                     for i, c in enumerate(corners)]))
+            (root / split / "labels" / f"{number}.txt").write_text("\n".join(rows) + "\n")
+    return root
+
+
+def test_yolo_segmentation_labels_pair_each_image_with_its_drawn_polygons(tmp_path):
+    from visionsuite.tasks.segment.data import decode_pairs
+
+    root = make_yolo_segment_folder(tmp_path / "yolo")
+    index = index_pairs(root)
+    assert index.class_names == ["background", "organ", "lesion"]
+    assert index.names_from == "data.yaml"
+    assert [len(index.splits[name]) for name in ("train", "val")] == [4, 2]
+    mask = decode_pairs(index.splits["train"][:1], 1)[0][0].mask
+    # image 0: the organ from (4, 3), 24x20, holding the lesion 6x6 from (12, 9), on top
+    assert mask[0, 0] == 0 and mask[4, 5] == 1 and mask[10, 13] == 2
+    assert (mask == 2).sum() == 36 and (mask > 0).sum() == 24 * 20
+    (root / "train" / "labels" / "1.txt").write_text("0 0.5 0.5 0.2 0.2\n")  # a box
+    with pytest.raises(VisionsuiteError, match=r"1.txt:1: 5 columns; a segmentation label is "
+                                               r"a polygon"):
+        index_pairs(root)

@@ -568,15 +568,22 @@ def test_a_runs_largest_component_choice_is_applied_by_segment_and_evaluate(
         ["foreground"]]
 
 
-def test_a_coco_segmentation_export_checks_trains_and_segments_with_only_data(tmp_path):
-    from test_segment import make_coco_segment_folder
+@pytest.mark.parametrize("layout", ["coco", "yolo"])
+def test_polygon_exports_check_train_and_segment_with_only_data(layout, tmp_path):
+    """Roboflow's COCO and YOLO segmentation exports of the same images."""
+    from test_segment import make_coco_segment_folder, make_yolo_segment_folder
 
-    root = make_coco_segment_folder(tmp_path / "coco")
+    make, read, named_in = {
+        "coco": (make_coco_segment_folder, "COCO: train: train/_annotations.coco.json (4 "
+                 "images), val: valid/_annotations.coco.json (2 images)",
+                 "train/_annotations.coco.json"),
+        "yolo": (make_yolo_segment_folder, "YOLO: train: 4 images, val: 2 images",
+                 "data.yaml")}[layout]
+    root = make(tmp_path / layout)
     result = invoke("data", "check", "segment", root)
     assert result.exit_code == 0, result.output
-    assert "COCO: train: train/_annotations.coco.json (4 images), val: " \
-        "valid/_annotations.coco.json (2 images)" in result.output
-    assert "classes (named in train/_annotations.coco.json): 0 background" in result.output
+    assert read in result.output
+    assert f"classes (named in {named_in}): 0 background" in result.output
     assert "1 organ" in result.output and "2 lesion" in result.output
     result = invoke("train", "segment", "--data", root, "--output", tmp_path / "runs",
                     *TINY_SEGMENT)
@@ -586,7 +593,8 @@ def test_a_coco_segmentation_export_checks_trains_and_segments_with_only_data(tm
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["pixels"] == 2 * 40 * 30 and set(metrics["per_class"]) == {
         "background", "organ", "lesion"}
-    result = invoke("segment", run, root / "valid", "--output", tmp_path / "out", "--json")
+    images = root / "valid" / ("images" if layout == "yolo" else "")
+    result = invoke("segment", run, images, "--output", tmp_path / "out", "--json")
     assert result.exit_code == 0, result.output
     assert sorted(Path(row["image"]).name for row in json.loads(result.stdout)) == [
-        "0.jpg", "1.jpg"]  # the images, not the JSON
+        "0.jpg", "1.jpg"]  # the images, not the labels

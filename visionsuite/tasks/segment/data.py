@@ -20,9 +20,11 @@ from visionsuite.core.files import (TEST_SET_NOTE, TRAIN_FOLDER_NAMES, VAL_FOLDE
 from visionsuite.core.images import (INSTANCE_HINT, QUARTER_TURNS, UnreadableImage,
                                      fit_within, fitted_size, folder_image_files, inspect_image,
                                      other_files_note, read_image_slices, read_mask_slices,
-                                     stored_geometry, tiff_stack_depth, turn_upright)
+                                     stored_geometry, tiff_stack_depth, turn_upright,
+                                     upright_size)
 from visionsuite.core.medical import (file_stem, is_medical_file, is_nifti, label_slices_for,
                                       read_header, series_folder, voxel_spacing)
+from visionsuite.core.yolo import YAML_NAMES, yolo_label_path, yolo_splits
 from visionsuite.errors import VisionsuiteError, first_line
 from visionsuite.tasks.base import DataReport, Split
 from visionsuite.tasks.segment.colours import (colour_class_names, colour_classes, colour_name,
@@ -73,8 +75,9 @@ class Pair:
     # (class name, the image's mask in that folder, None where it has none), in class order;
     # `mask` is the first file of them.
     class_masks: tuple[tuple[str, Path | None], ...] = ()
-    # COCO (`mask` is its JSON file): the image's annotations as (class value, segmentation:
-    # polygons or RLE), and the (width, height) the file gives the image
+    # COCO (`mask` is its JSON file) and YOLO (its label file): the image's annotations as
+    # (class value, segmentation: COCO polygons or RLE), and the (width, height) the file
+    # gives the image; None for YOLO's polygons, normalised to the image as it is shown
     shapes: tuple[tuple[int, object], ...] | None = None
     shapes_size: tuple[int, int] | None = None
 
@@ -222,6 +225,8 @@ def _index_pairs(root: Path, val_fraction: float, seed: int) -> PairIndex:
     odd: list[Path] = []
     if any(coco_files(root).values()):  # Roboflow's COCO segmentation export
         return _coco_index(root, coco_files(root), val_fraction, seed)
+    if any((root / name).is_file() for name in YAML_NAMES):  # Ultralytics' YOLO polygons
+        return _yolo_index(root, val_fraction, seed)
     inside_kinds = _splits_inside_kinds(root)
     if inside_kinds:
         splits = {name: _pair_dirs(root, *folders, odd) for name, folders in inside_kinds.items()}
@@ -296,6 +301,52 @@ def _coco_index(root: Path, files: dict[str, Path | None], val_fraction: float,
     first = next(path for path in files.values() if path is not None)
     return PairIndex(root, splits, [], by_fraction, note, ["background", *names.values()],
                      str(first.relative_to(root)))
+
+
+def _yolo_index(root: Path, val_fraction: float, seed: int) -> PairIndex:
+    """Pairs of a YOLO segmentation dataset (data.yaml; a label file of polygon rows, `class
+    x1 y1 x2 y2 ...` normalised, beside each image as Ultralytics lays them out): classes
+    the YAML's names after background. Without val images, split by val_fraction."""
+    names, images = yolo_splits(root)
+    pairs = {split: [_yolo_pair(image) for image in found] for split, found in images.items()}
+    if not pairs["train"] and not pairs["val"]:
+        raise VisionsuiteError(f"{root}: its YAML names no images")
+    note = ["YOLO: " + ", ".join(f"{split}: {len(found)} images"
+                                 for split, found in pairs.items() if found)]
+    every = pairs["train"] + pairs["val"]
+    if val_fraction >= 1:  # EVERY_IMAGE: evaluation on another dataset
+        splits, by_fraction = {"train": [], "val": every}, False
+    elif pairs["train"] and pairs["val"]:
+        splits, by_fraction = pairs, False
+    else:
+        splits, by_fraction = _fraction_split(root, every, val_fraction, seed), True
+    yaml_name = next(name for name in YAML_NAMES if (root / name).is_file())
+    return PairIndex(root, splits, [], by_fraction, note, ["background", *names], yaml_name)
+
+
+def _yolo_pair(image: Path) -> Pair:
+    """An image and the polygons of its YOLO label file (none where it has no file: an image
+    without objects); a box row, or a polygon of fewer than 3 points, is an error naming the
+    file and line."""
+    path = yolo_label_path(image)
+    shapes = []
+    for number, line in enumerate(path.read_text().splitlines() if path.is_file() else [], 1):
+        values = line.split()
+        if not values:
+            continue
+        if len(values) < 7 or len(values) % 2 == 0:
+            raise VisionsuiteError(f"{path}:{number}: {len(values)} columns; a segmentation "
+                                   "label is a polygon, class x1 y1 x2 y2 x3 y3 ... (5 columns, "
+                                   "a box, train `visionsuite train detect`)")
+        try:
+            numbers = [float(value) for value in values]
+        except ValueError:
+            raise VisionsuiteError(f"{path}:{number}: not a number in '{line.strip()}'") from None
+        if numbers[0] != int(numbers[0]) or numbers[0] < 0:
+            raise VisionsuiteError(f"{path}:{number}: class id {values[0]} is not a class "
+                                   "number (0, 1, ...)")
+        shapes.append((int(numbers[0]) + 1, [numbers[1:]]))  # after background
+    return Pair(image, path, shapes=tuple(shapes))
 
 
 def _coco_pairs(root: Path, path: Path, spec: dict, values: dict[int, int]) -> list[Pair]:
@@ -1088,12 +1139,19 @@ def _smaller_on_top(layers: list[tuple[int, list[np.ndarray]]], shapes: list[tup
 
 def _drawn_classes(pair: Pair, binary: bool) -> np.ndarray:
     """A COCO image's annotations (polygons, RLE or uncompressed RLE) filled in as class
-    indices at the size its file gives (smaller annotations on top: _smaller_on_top)."""
+    indices at the size its file gives, or a YOLO image's polygons at its own size (smaller
+    annotations on top: _smaller_on_top)."""
     from pycocotools import mask as coco_mask
 
-    width, height = pair.shapes_size
+    if pair.shapes_size is None:  # YOLO: normalised to the image as shown (EXIF applied)
+        width, height = upright_size(*stored_geometry(pair.image))
+    else:
+        width, height = pair.shapes_size
     layers = []
     for value, segmentation in pair.shapes:
+        if pair.shapes_size is None:
+            segmentation = [(np.reshape(polygon, (-1, 2)) * (width, height)).ravel().tolist()
+                            for polygon in segmentation]
         try:
             if isinstance(segmentation, list):  # polygons [x1, y1, x2, y2, ...], 3+ points
                 polygons = [polygon for polygon in segmentation if len(polygon) >= 6]
