@@ -1360,10 +1360,34 @@ def test_a_volumes_slices_are_post_processed_as_one_case():
     assert report == {"keep_largest_component": [["organ"]]}
 
 
+def _save_organ_image(path: Path, number: int, size, rng) -> tuple[tuple, tuple]:
+    """A dim noisy image with a bright organ (24x20) holding a brighter lesion (6x6), both
+    moved a little with `number`, saved to `path`; their (left, top, right, bottom) boxes."""
+    width, height = size
+    x, y = 4 + number, 3 + number % 3
+    organ, lesion = (x, y, x + 24, y + 20), (x + 8, y + 6, x + 14, y + 12)
+    image = rng.normal(50, 8, (height, width))
+    for left, top, right, bottom in (organ, lesion):
+        image[top:bottom, left:right] += 80
+    Image.fromarray(np.clip(image, 0, 255).astype(np.uint8)).save(path)
+    return organ, lesion
+
+
+def _assert_organ_holds_lesion(mask: np.ndarray) -> None:
+    """Image 0's classes: the organ from (4, 3), 24x20, the lesion 6x6 from (12, 9) on top."""
+    assert mask[0, 0] == 0 and mask[4, 5] == 1 and mask[10, 13] == 2
+    assert (mask == 2).sum() == 36 and (mask > 0).sum() == 24 * 20
+
+
+def _corners(box) -> list[float]:
+    left, top, right, bottom = box
+    return [left, top, right, top, right, bottom, left, bottom]
+
+
 def make_coco_segment_folder(root: Path, size=(40, 30)) -> Path:
     """Roboflow's COCO segmentation export: train/ and valid/, each of images beside its
     _annotations.coco.json, the project as category 0 grouping organ (1) and lesion (2).
-    Each image: a bright organ (a polygon) holding a brighter lesion (a polygon, an RLE)."""
+    Each image (_save_organ_image): its organ a polygon, its lesion an RLE."""
     import json
 
     from pycocotools import mask as coco_mask
@@ -1377,24 +1401,19 @@ def make_coco_segment_folder(root: Path, size=(40, 30)) -> Path:
         (root / split).mkdir(parents=True)
         images, annotations = [], []
         for number in range(count):
-            x, y = 4 + number, 3 + number % 3
-            image = rng.normal(50, 8, (height, width))
-            image[y:y + 20, x:x + 24] += 80
-            image[y + 6:y + 12, x + 8:x + 14] += 80
-            Image.fromarray(np.clip(image, 0, 255).astype(np.uint8)).save(
-                root / split / f"{number}.jpg")
+            organ, (left, top, right, bottom) = _save_organ_image(
+                root / split / f"{number}.jpg", number, size, rng)
             images.append({"id": number, "file_name": f"{number}.jpg", "width": width,
                            "height": height})
-            organ = [x, y, x + 24, y, x + 24, y + 20, x, y + 20]
             lesion = np.zeros((height, width), np.uint8, order="F")
-            lesion[y + 6:y + 12, x + 8:x + 14] = 1
+            lesion[top:bottom, left:right] = 1
             encoded = coco_mask.encode(np.asfortranarray(lesion))
             encoded["counts"] = encoded["counts"].decode()  # as JSON holds it
             annotations += [
                 {"id": 2 * number, "image_id": number, "category_id": 1,
-                 "segmentation": [organ], "bbox": [x, y, 24, 20], "iscrowd": 0},
+                 "segmentation": [_corners(organ)], "iscrowd": 0},
                 {"id": 2 * number + 1, "image_id": number, "category_id": 2,
-                 "segmentation": encoded, "bbox": [x + 8, y + 6, 6, 6], "iscrowd": 1}]
+                 "segmentation": encoded, "iscrowd": 1}]
         (root / split / "_annotations.coco.json").write_text(json.dumps(
             {"images": images, "annotations": annotations, "categories": categories}))
     return root
@@ -1410,11 +1429,7 @@ def test_coco_segmentation_exports_pair_each_image_with_its_drawn_classes(tmp_pa
     assert index.class_names == ["background", "organ", "lesion"]  # not the project
     assert index.names_from == "train/_annotations.coco.json"
     assert [len(index.splits[name]) for name in ("train", "val")] == [4, 2]
-    decoded, _, _ = decode_pairs(index.splits["train"][:1], 1)
-    mask = decoded[0].mask
-    # image 0: the organ from (4, 3), 24x20, holding the lesion 6x6 from (12, 9), on top
-    assert mask[0, 0] == 0 and mask[4, 5] == 1 and mask[10, 13] == 2
-    assert (mask == 2).sum() == 36 and (mask > 0).sum() == 24 * 20
+    _assert_organ_holds_lesion(decode_pairs(index.splits["train"][:1], 1)[0][0].mask)
     spec_path = root / "train" / "_annotations.coco.json"
     spec = json.loads(spec_path.read_text())
     del spec["annotations"][0]["segmentation"]  # a detection export
@@ -1434,28 +1449,20 @@ def test_coco_segmentation_exports_pair_each_image_with_its_drawn_classes(tmp_pa
 def make_yolo_segment_folder(root: Path, size=(40, 30)) -> Path:
     """Roboflow's YOLO segmentation export: data.yaml naming `../train/images` and
     `../valid/images`, a labels/ folder of polygon rows beside each images/ folder; each
-    image a bright organ holding a brighter lesion, as make_coco_segment_folder's."""
-    width, height = size
+    image (_save_organ_image) with its organ (0) and lesion (1) as polygons."""
     rng = np.random.default_rng(0)
-    (root).mkdir(parents=True)
+    root.mkdir(parents=True)
     (root / "data.yaml").write_text("train: ../train/images\nval: ../valid/images\nnc: 2\n"
                                     "names: ['organ', 'lesion']\n")
+    scale = np.tile(size, 4)  # x, y of 4 corners
     for split, count in (("train", 4), ("valid", 2)):
         for kind in ("images", "labels"):
             (root / split / kind).mkdir(parents=True)
         for number in range(count):
-            x, y = 4 + number, 3 + number % 3
-            image = rng.normal(50, 8, (height, width))
-            image[y:y + 20, x:x + 24] += 80
-            image[y + 6:y + 12, x + 8:x + 14] += 80
-            Image.fromarray(np.clip(image, 0, 255).astype(np.uint8)).save(
-                root / split / "images" / f"{number}.jpg")
-            rows = []
-            for value, (left, top, right, bottom) in ((0, (x, y, x + 24, y + 20)),
-                                                      (1, (x + 8, y + 6, x + 14, y + 12))):
-                corners = [left, top, right, top, right, bottom, left, bottom]
-                rows.append(" ".join([str(value)] + [f"{c / (width if i % 2 == 0 else height):.6f}"
-                                                     for i, c in enumerate(corners)]))
+            boxes = _save_organ_image(root / split / "images" / f"{number}.jpg", number, size,
+                                      rng)
+            rows = [" ".join([str(value)] + [f"{c:.6f}" for c in _corners(box) / scale])
+                    for value, box in enumerate(boxes)]
             (root / split / "labels" / f"{number}.txt").write_text("\n".join(rows) + "\n")
     return root
 
@@ -1468,10 +1475,7 @@ def test_yolo_segmentation_labels_pair_each_image_with_its_drawn_polygons(tmp_pa
     assert index.class_names == ["background", "organ", "lesion"]
     assert index.names_from == "data.yaml"
     assert [len(index.splits[name]) for name in ("train", "val")] == [4, 2]
-    mask = decode_pairs(index.splits["train"][:1], 1)[0][0].mask
-    # image 0: the organ from (4, 3), 24x20, holding the lesion 6x6 from (12, 9), on top
-    assert mask[0, 0] == 0 and mask[4, 5] == 1 and mask[10, 13] == 2
-    assert (mask == 2).sum() == 36 and (mask > 0).sum() == 24 * 20
+    _assert_organ_holds_lesion(decode_pairs(index.splits["train"][:1], 1)[0][0].mask)
     (root / "train" / "labels" / "1.txt").write_text("0 0.5 0.5 0.2 0.2\n")  # a box
     with pytest.raises(VisionsuiteError, match=r"1.txt:1: 5 columns; a segmentation label is "
                                                r"a polygon"):
