@@ -1437,13 +1437,19 @@ def test_coco_segmentation_exports_pair_each_image_with_its_drawn_classes(tmp_pa
     with pytest.raises(VisionsuiteError, match="annotation 0 has no segmentation .* boxes "
                                                "alone train `visionsuite train detect`"):
         index_pairs(root)
-    root = make_coco_segment_folder(tmp_path / "leaving")
-    spec_path = root / "valid" / "_annotations.coco.json"
-    spec = json.loads(spec_path.read_text())
-    spec["images"][0]["file_name"] = "../../outside.jpg"
-    spec_path.write_text(json.dumps(spec))
-    with pytest.raises(VisionsuiteError, match="path leaves the dataset folder"):
-        index_pairs(root)
+    for number, (change, error) in enumerate((
+            (("images", "file_name", "../../outside.jpg"), "path leaves the dataset folder"),
+            (("images", "file_name", "gone.jpg"), "its image gone.jpg is not in"),
+            (("annotations", "category_id", 7), "annotation 0: category 7 is none of the "
+                                                 "file's categories"))):
+        root = make_coco_segment_folder(tmp_path / f"broken{number}")
+        spec_path = root / "valid" / "_annotations.coco.json"
+        spec = json.loads(spec_path.read_text())
+        key, field, value = change
+        spec[key][0][field] = value
+        spec_path.write_text(json.dumps(spec))
+        with pytest.raises(VisionsuiteError, match=error):
+            index_pairs(root)
 
 
 def make_yolo_segment_folder(root: Path, size=(40, 30)) -> Path:
