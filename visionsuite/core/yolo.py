@@ -14,12 +14,17 @@ from visionsuite.errors import VisionsuiteError
 YAML_NAMES = ("data.yaml", "dataset.yaml")
 
 
+def yolo_yaml(root: Path) -> Path | None:
+    """The YAML that makes `root` a YOLO dataset (data.yaml, dataset.yaml), if any."""
+    return next((root / name for name in YAML_NAMES if (root / name).is_file()), None)
+
+
 def yolo_splits(root: Path) -> tuple[list[str], dict[str, list[Path]]]:
-    """The class names of a YOLO dataset's YAML, and the images of its train and val splits
-    (their labels: yolo_label_path)."""
+    """The class names of a YOLO dataset's YAML (yolo_yaml), and the images of its train and
+    val splits (their labels: yolo_label_path)."""
     from visionsuite.config import read_yaml
 
-    yaml_path = next(root / n for n in YAML_NAMES if (root / n).is_file())
+    yaml_path = yolo_yaml(root)
     spec = read_yaml(yaml_path) or {}
     if not isinstance(spec, dict) or "train" not in spec:
         raise VisionsuiteError(f"{yaml_path}: needs 'train' (and 'val') image folders and "

@@ -28,7 +28,7 @@ import numpy as np
 
 from visionsuite.core.coco import category_names, coco_files, load_coco
 from visionsuite.core.files import inside
-from visionsuite.core.yolo import YAML_NAMES, yolo_label_path, yolo_splits
+from visionsuite.core.yolo import yolo_label_path, yolo_splits, yolo_yaml
 from visionsuite.core.images import upright_size
 from visionsuite.errors import VisionsuiteError
 
@@ -74,7 +74,7 @@ def index_detection(root: str | Path, val_fraction: float = 0.2, seed: int = 0) 
     root = Path(root)
     if not root.is_dir():
         raise VisionsuiteError(f"{root}: dataset folder not found")
-    if any((root / name).is_file() for name in YAML_NAMES):
+    if yolo_yaml(root) is not None:
         index = read_yolo(root)
     elif any(coco_files(root).values()):
         index = read_coco(root)

@@ -1,5 +1,5 @@
 """Segmentation data: image/mask pairs by file stem (with optional ROI masks) or images with
-their COCO polygons, the mask values and their classes, decoding (DICOM/NIfTI slices
+their COCO or YOLO polygons, the mask values and their classes, decoding (DICOM/NIfTI slices
 included), `data check segment`, and the training crops' sampler that oversamples labelled
 slices (labelled_crop_batches)."""
 
@@ -24,7 +24,7 @@ from visionsuite.core.images import (INSTANCE_HINT, QUARTER_TURNS, UnreadableIma
                                      upright_size)
 from visionsuite.core.medical import (file_stem, is_medical_file, is_nifti, label_slices_for,
                                       read_header, series_folder, voxel_spacing)
-from visionsuite.core.yolo import YAML_NAMES, yolo_label_path, yolo_splits
+from visionsuite.core.yolo import yolo_label_path, yolo_splits, yolo_yaml
 from visionsuite.errors import VisionsuiteError, first_line
 from visionsuite.tasks.base import DataReport, Split
 from visionsuite.tasks.segment.colours import (colour_class_names, colour_classes, colour_name,
@@ -223,9 +223,10 @@ def _index_pairs(root: Path, val_fraction: float, seed: int) -> PairIndex:
     if not root.is_dir():
         raise VisionsuiteError(f"{root}: expected a dataset folder, got a file")
     odd: list[Path] = []
-    if any(coco_files(root).values()):  # Roboflow's COCO segmentation export
-        return _coco_index(root, coco_files(root), val_fraction, seed)
-    if any((root / name).is_file() for name in YAML_NAMES):  # Ultralytics' YOLO polygons
+    coco = coco_files(root)
+    if any(coco.values()):  # Roboflow's COCO segmentation export
+        return _coco_index(root, coco, val_fraction, seed)
+    if yolo_yaml(root) is not None:  # Ultralytics' YOLO polygons
         return _yolo_index(root, val_fraction, seed)
     inside_kinds = _splits_inside_kinds(root)
     if inside_kinds:
@@ -291,16 +292,24 @@ def _coco_index(root: Path, files: dict[str, Path | None], val_fraction: float,
         pairs[split] = _coco_pairs(root, path, spec, values)
     note = ["COCO: " + ", ".join(f"{split}: {files[split].relative_to(root)} "
                                  f"({len(found)} images)" for split, found in pairs.items())]
-    every = [pair for found in pairs.values() for pair in found]
-    if val_fraction >= 1:  # EVERY_IMAGE: evaluation on another dataset
-        splits, by_fraction = {"train": [], "val": every}, False
-    elif len(pairs) == 2:
-        splits, by_fraction = pairs, False
-    else:
-        splits, by_fraction = _fraction_split(root, every, val_fraction, seed), True
     first = next(path for path in files.values() if path is not None)
+    splits, by_fraction = _labelled_splits(root, pairs, val_fraction, seed)
     return PairIndex(root, splits, [], by_fraction, note, ["background", *names.values()],
                      str(first.relative_to(root)))
+
+
+def _labelled_splits(root: Path, pairs: dict[str, list[Pair]], val_fraction: float,
+                     seed: int) -> tuple[dict[str, list[Pair]], bool]:
+    """The splits of a dataset whose label files list its train and val images (COCO,
+    YOLO): as listed; all val for an evaluation on another dataset (val_fraction 1); split
+    by val_fraction where one of them is missing or empty; and whether that split was by
+    fraction."""
+    every = [pair for found in pairs.values() for pair in found]
+    if val_fraction >= 1:  # EVERY_IMAGE: evaluation on another dataset
+        return {"train": [], "val": every}, False
+    if pairs.get("train") and pairs.get("val"):
+        return pairs, False
+    return _fraction_split(root, every, val_fraction, seed), True
 
 
 def _yolo_index(root: Path, val_fraction: float, seed: int) -> PairIndex:
@@ -313,15 +322,9 @@ def _yolo_index(root: Path, val_fraction: float, seed: int) -> PairIndex:
         raise VisionsuiteError(f"{root}: its YAML names no images")
     note = ["YOLO: " + ", ".join(f"{split}: {len(found)} images"
                                  for split, found in pairs.items() if found)]
-    every = pairs["train"] + pairs["val"]
-    if val_fraction >= 1:  # EVERY_IMAGE: evaluation on another dataset
-        splits, by_fraction = {"train": [], "val": every}, False
-    elif pairs["train"] and pairs["val"]:
-        splits, by_fraction = pairs, False
-    else:
-        splits, by_fraction = _fraction_split(root, every, val_fraction, seed), True
-    yaml_name = next(name for name in YAML_NAMES if (root / name).is_file())
-    return PairIndex(root, splits, [], by_fraction, note, ["background", *names], yaml_name)
+    splits, by_fraction = _labelled_splits(root, pairs, val_fraction, seed)
+    return PairIndex(root, splits, [], by_fraction, note, ["background", *names],
+                     yolo_yaml(root).name)
 
 
 def _yolo_pair(image: Path) -> Pair:
@@ -1095,7 +1098,7 @@ def _read_masks(pair: Pair, binary: bool) -> list[np.ndarray]:
     """The slices of the pair's mask, with its more_masks merged in: where several mark a
     pixel, the highest value is kept (for 0/255 lesion masks, their union). Masks of a folder
     per class make class indices (1 for the first folder's, ...; 255 for all, `binary`), as
-    do a COCO image's annotations."""
+    do a COCO or YOLO image's polygons (_drawn_classes)."""
     if pair.class_masks:
         return _class_indices(pair, binary)
     if pair.shapes is not None:
