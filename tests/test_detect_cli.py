@@ -137,6 +137,17 @@ def test_int8_export_runs_in_mediapipe_with_the_keras_boxes(detect_run, boxes_da
     assert same_class >= 0.8 * matched  # near-tied classes may swap in int8
 
 
+def test_evaluate_scores_a_yaml_test_entry_with_split_test(detect_run, boxes_data, tmp_path):
+    from test_splits import assert_the_test_split_scores_as_val_did
+
+    data = tmp_path / "boxes"
+    shutil.copytree(boxes_data, data)
+    for kind in ("images", "labels"):
+        shutil.copytree(data / kind / "val", data / kind / "test")
+    (data / "data.yaml").write_text((data / "data.yaml").read_text() + "test: images/test\n")
+    assert "map50" in assert_the_test_split_scores_as_val_did(detect_run, data, tmp_path)
+
+
 def test_a_coco_copy_trains_with_only_data_changed(boxes_data, tmp_path):
     root = _to_coco(boxes_data, tmp_path / "coco")
     result = invoke("train", "detect", "--data", root, "--output", tmp_path / "runs",

@@ -234,6 +234,15 @@ def test_evaluate_uses_the_saved_threshold(face_run):
     assert "missed_pairs" in people and "person_" in people
 
 
+def test_evaluate_scores_a_test_folder_of_people_with_split_test(face_run, faces_data, tmp_path):
+    from test_splits import assert_the_test_split_scores_as_val_did
+
+    data = tmp_path / "faces"
+    shutil.copytree(faces_data, data)
+    shutil.copytree(data / "val", data / "test")
+    assert "roc_auc" in assert_the_test_split_scores_as_val_did(face_run, data, tmp_path)
+
+
 def test_int8_export_runs_in_mediapipe_image_embedder(face_run, faces_data, tmp_path):
     import keras
 

@@ -70,6 +70,15 @@ def test_evaluate_and_int8_export_report_the_same_metrics(segment_run, tmp_path,
     assert "fully_quantize" not in capfd.readouterr().err  # the quantizer's C++ notice
 
 
+def test_evaluate_scores_a_test_folder_with_split_test(segment_run, segment_data, tmp_path):
+    from test_splits import assert_the_test_split_scores_as_val_did
+
+    data = tmp_path / "data"
+    shutil.copytree(segment_data, data)
+    shutil.copytree(data / "val", data / "test")
+    assert "dice" in assert_the_test_split_scores_as_val_did(segment_run, data, tmp_path)
+
+
 def test_the_embedded_default_learns_its_nuclei_inside_the_field_of_view(tmp_path):
     """`visionsuite train segment` without --data: the generated cells, their own recipe."""
     from visionsuite.datasets import CELLS_IMAGES, CELLS_SIZE, cells_dataset

@@ -15,6 +15,7 @@ from pathlib import Path
 import click
 
 from visionsuite import __version__
+from visionsuite.core.splits import HELD_OUT_SPLITS
 from visionsuite.errors import VisionsuiteError, first_line
 from visionsuite.quiet import import_tensorflow_quietly
 from visionsuite.tasks import TASK_NAMES
@@ -94,16 +95,21 @@ def train(task, config_path, data, epochs, batch_size, image_size, backbone, out
 @click.argument("run", type=click.Path())
 @click.option("--data", help="Dataset folder [the run's].")
 @click.option("--json", "json_path", type=click.Path(), help="Also write the metrics here.")
+@click.option("--split", type=click.Choice(HELD_OUT_SPLITS), default="val", show_default=True,
+              help="The held-out split: val, or test (a test/ folder, 'test' in data.yaml, "
+                   "test.json).")
 @friendly_errors
-def evaluate(run, data, json_path):
-    """Evaluate RUN (a run folder, a .keras or a .tflite file) on the val split."""
+def evaluate(run, data, json_path, split):
+    """Evaluate RUN (a run folder, a .keras or a .tflite file) on the val split, or with
+    --split test on the test split that training never saw."""
     from visionsuite.core.evaluate import evaluate as run_evaluation
     from visionsuite.core.report import detail_text, table
     from visionsuite.tasks import get_task
 
-    result = run_evaluation(run, data, json_path)
+    result = run_evaluation(run, data, json_path, split=split)
     headline = {k: v for k, v in result.items() if isinstance(v, (int, float)) and k != "seconds"}
-    click.echo(table([{"model": result["model"], "format": result["format"], **headline}]))
+    click.echo(table([{"model": result["model"], "format": result["format"],
+                       "split": result["split"], **headline}]))
     click.echo(detail_text(get_task(result["task"]).detail_tables(result)), nl=False)
 
 
@@ -398,11 +404,17 @@ def data():
 def data_check(task, path):
     """Count images per split and class, and report unreadable or odd files (read-only).
     Exit code 1 when the dataset cannot be used."""
+    from visionsuite.core.splits import unread_test_split
     from visionsuite.datasets import resolve_dataset
     from visionsuite.tasks import get_task
 
-    report = get_task(task).check_data(str(resolve_dataset(path, task)))  # as train reads it
+    root = resolve_dataset(path, task)
+    report = get_task(task).check_data(str(root))  # as train reads it
     click.echo(report.text)
+    test_split = unread_test_split(root)
+    if test_split:
+        click.echo(f"test split: {test_split}, left for `visionsuite evaluate RUN --split test` "
+                   "(neither train nor this check reads it)")
     if not report.usable:
         click.echo(f"error: {report.problem}", err=True)
         sys.exit(1)

@@ -9,17 +9,20 @@ from pathlib import Path
 from visionsuite.errors import VisionsuiteError
 
 ROBOFLOW_COCO = "_annotations.coco.json"
+COCO_TEST = f"test.json, or test/{ROBOFLOW_COCO}"
 
 
-def coco_files(root: Path) -> dict[str, Path | None]:
+def coco_files(root: Path, held_out: str = "val") -> dict[str, Path | None]:
     """The train and val COCO files: `train.json`/`val.json`, or Roboflow's
-    `train/_annotations.coco.json` and `valid/_annotations.coco.json`."""
-    files = {split: root / f"{split}.json" for split in ("train", "val")}
-    if not any(path.is_file() for path in files.values()):
-        files = {split: root / folder / ROBOFLOW_COCO
-                 for split, folder in (("train", "train"), ("val", "valid"))}
-        if not files["val"].is_file():
-            files["val"] = root / "val" / ROBOFLOW_COCO
+    `train/_annotations.coco.json` and `valid/_annotations.coco.json`. `held_out` "test":
+    `test.json` or `test/_annotations.coco.json` as the val file."""
+    held_names = ("valid", "val") if held_out == "val" else ("test",)
+    files = {"train": root / "train.json", "val": root / f"{held_out}.json"}
+    if not any((root / f"{split}.json").is_file() for split in ("train", "val", held_out)):
+        files = {"train": root / "train" / ROBOFLOW_COCO}
+        files["val"] = next((root / name / ROBOFLOW_COCO for name in held_names
+                             if (root / name / ROBOFLOW_COCO).is_file()),
+                            root / held_names[0] / ROBOFLOW_COCO)
     return {split: path if path.is_file() else None for split, path in files.items()}
 
 

@@ -9,11 +9,8 @@ from pathlib import Path
 from visionsuite.config import Config, config_from_dict, load_config, read_yaml
 from visionsuite.core.files import writable_file, write_json
 from visionsuite.core.models import ModelSource, load_predictor, resolve_model
+from visionsuite.core.splits import EVERY_IMAGE, HELD_OUT_SPLITS
 from visionsuite.errors import VisionsuiteError
-
-
-# data.val_fraction that puts every image of a dataset without a val split into val.
-EVERY_IMAGE = 1.0
 
 
 def load_run_config(source: ModelSource, data: str | None = None,
@@ -57,25 +54,29 @@ def _same_folder(path: str, other: str | None) -> bool:
 
 
 def evaluate(run: str | Path, data: str | None = None, json_path: str | Path | None = None,
-             threads: int | None = None) -> dict:
+             threads: int | None = None, split: str = "val") -> dict:
+    """The task's metrics of RUN on a dataset's `split` (HELD_OUT_SPLITS): its val split, or
+    its test split, which training never saw (a dataset without one is an error)."""
     from visionsuite.tasks import get_task
 
+    if split not in HELD_OUT_SPLITS:
+        raise VisionsuiteError(f"split '{split}': expected one of {', '.join(HELD_OUT_SPLITS)}")
     if json_path:
         writable_file(json_path, "the metrics file", "--json")
     source = resolve_model(run)
     predictor = load_predictor(source, threads)
     config = load_run_config(source, data, predictor.image_size, predictor.channels,
-                             needs_data=True, all_of_other_data=True)
+                             needs_data=True, all_of_other_data=split == "val")
     task = get_task(config.task)
     if config.data.val_fraction == EVERY_IMAGE:
         print(f"data: {data} is not the dataset the model was trained on: its val split, or "
               "all of it where it has none, is evaluated", file=sys.stderr)
-    dataset = task.load_data(config, train=False, labels=source.labels)
+    dataset = task.load_data(config, train=False, labels=source.labels, held_out=split)
     started = time.perf_counter()
     outputs = task.predict(predictor, dataset.val, config)
     metrics = task.evaluate(outputs, dataset.val, dataset.labels, source.settings)
     result = {"model": str(source.path), "format": source.kind, "task": config.task,
-              "data": dataset.source,
+              "data": dataset.source, "split": split,
               "seconds": round(time.perf_counter() - started, 3),
               "skipped_images": len(dataset.val.skipped), **metrics}
     if json_path:

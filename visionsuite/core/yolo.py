@@ -12,6 +12,7 @@ from visionsuite.core.images import is_image_file
 from visionsuite.errors import VisionsuiteError
 
 YAML_NAMES = ("data.yaml", "dataset.yaml")
+YOLO_TEST = "a 'test' entry in its YAML"
 
 
 def yolo_yaml(root: Path) -> Path | None:
@@ -19,9 +20,9 @@ def yolo_yaml(root: Path) -> Path | None:
     return next((root / name for name in YAML_NAMES if (root / name).is_file()), None)
 
 
-def yolo_splits(root: Path) -> tuple[list[str], dict[str, list[Path]]]:
+def yolo_splits(root: Path, held_out: str = "val") -> tuple[list[str], dict[str, list[Path]]]:
     """The class names of a YOLO dataset's YAML (yolo_yaml), and the images of its train and
-    val splits (their labels: yolo_label_path)."""
+    val splits (their labels: yolo_label_path); `held_out` "test": its test images as val."""
     from visionsuite.config import read_yaml
 
     yaml_path = yolo_yaml(root)
@@ -32,8 +33,8 @@ def yolo_splits(root: Path) -> tuple[list[str], dict[str, list[Path]]]:
     base = _yolo_base(root, spec.get("path"), yaml_path)
     labels = _yolo_names(spec.get("names"), spec.get("nc"), yaml_path)
     splits = {}
-    for split in ("train", "val"):
-        entries = spec.get(split) or []
+    for split, entry in (("train", "train"), ("val", held_out)):
+        entries = spec.get(entry) or []
         entries = entries if isinstance(entries, list) else [entries]
         splits[split] = [image for entry in entries
                          for image in _yolo_images(root, base, str(entry), yaml_path)]

@@ -92,10 +92,12 @@ class Task:
             raise VisionsuiteError(f"data.channels={config.data.channels}: must be 1 (grey) "
                                    "or 3 (RGB)")
 
-    def load_data(self, config: Config, train: bool = True,
-                  labels: list[str] | None = None) -> TaskData:
+    def load_data(self, config: Config, train: bool = True, labels: list[str] | None = None,
+                  held_out: str = "val") -> TaskData:
         """Decode the val split (and the train split if `train`). With `labels` (a trained
-        model's classes), the dataset's classes are mapped onto them."""
+        model's classes), the dataset's classes are mapped onto them. `held_out` "test": the
+        dataset's test split takes the val split's place (evaluate --split test), and a
+        dataset without one is an error (files.no_test_split)."""
         raise NotImplementedError
 
     def check_data(self, path: str) -> DataReport:

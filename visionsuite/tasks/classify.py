@@ -13,8 +13,9 @@ import numpy as np
 from visionsuite.config import Config
 from visionsuite.core.class_folders import scan_class_folders
 from visionsuite.core.data import check_cache_fits, decode_images
-from visionsuite.core.files import (TEST_SET_NOTE, TRAIN_FOLDER_NAMES, VAL_FOLDER_NAMES,
-                                    held_out_only, named_folder, sub_folders)
+from visionsuite.core.files import (TEST_SET_NOTE, TRAIN_FOLDER_NAMES, held_out_only,
+                                    named_folder, sub_folders)
+from visionsuite.core.splits import EVERY_IMAGE, held_out_names, no_test_split
 from visionsuite.errors import VisionsuiteError
 from visionsuite.tasks.base import DataReport, Split, Task, TaskData
 
@@ -32,20 +33,23 @@ class FolderIndex:
 
 
 def index_image_folders(root: str | Path, val_fraction: float = 0.2, seed: int = 0,
-                        classes: list[str] | None = None) -> FolderIndex:
+                        classes: list[str] | None = None, held_out: str = "val") -> FolderIndex:
     """Index `root/train/<class>/*` and `root/val/<class>/*`, or `root/<class>/*` split by a seeded,
     per-class `val_fraction`. `classes` (data.classes): the class folders to read, in this order;
-    the others are left out. Raises a one-line error for anything that makes the data unusable."""
+    the others are left out. `held_out` "test": `root/test/<class>/*` alone, as the val split.
+    Raises a one-line error for anything that makes the data unusable."""
     root = Path(root)
     if not root.exists():
         raise VisionsuiteError(f"{root}: dataset folder not found")
     if not root.is_dir():
         raise VisionsuiteError(f"{root}: expected a folder of class folders, got a file")
     train_dir = named_folder(root, TRAIN_FOLDER_NAMES)
-    val_dir = named_folder(root, VAL_FOLDER_NAMES)
+    val_dir = named_folder(root, held_out_names(held_out))
     odd: list[Path] = []
     chosen = _chosen_classes(classes)
-    if val_fraction >= 1 and held_out_only(root):
+    if held_out == "test" and val_dir is None:
+        raise no_test_split(root, "a test/ folder of class folders")
+    if held_out == "test" or (val_fraction >= 1 and held_out_only(root)):
         # EVERY_IMAGE (evaluation on another dataset) of a set that ships its test/ alone
         left_out = _folders_left_out(val_dir, chosen)
         val, classes = scan_class_folders(root, val_dir, chosen, odd, bool(chosen))
@@ -148,13 +152,13 @@ class ClassifyTask(Task):
     name = "classify"
     monitor = "val_accuracy"
 
-    def load_data(self, config: Config, train: bool = True,
-                  labels: list[str] | None = None) -> TaskData:
+    def load_data(self, config: Config, train: bool = True, labels: list[str] | None = None,
+                  held_out: str = "val") -> TaskData:
         from visionsuite.datasets import resolve_dataset
 
         root = resolve_dataset(config.data.path, "classify")
         index = index_image_folders(root, config.data.val_fraction, config.data.split_seed,
-                                    config.data.classes)
+                                    config.data.classes, held_out)
         if index.left_out:
             print(f"data: the {len(index.classes)} classes of data.classes; folders left out: "
                   f"{', '.join(index.left_out)}", file=sys.stderr)
@@ -316,7 +320,6 @@ def check_image_folders(path: str) -> DataReport:
     from collections import Counter
 
     from visionsuite.core.data import inspect_images
-    from visionsuite.core.evaluate import EVERY_IMAGE
     from visionsuite.core.report import table
 
     test_set = held_out_only(path)

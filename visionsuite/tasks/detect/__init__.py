@@ -38,13 +38,14 @@ class DetectTask(Task):
     augmentations = ("mosaic", "flip", "vflip", "rotate90", "zoom", "translate", "rotate",
                      "hue", "saturation", "brightness", "contrast")
 
-    def load_data(self, config: Config, train: bool = True,
-                  labels: list[str] | None = None) -> TaskData:
+    def load_data(self, config: Config, train: bool = True, labels: list[str] | None = None,
+                  held_out: str = "val") -> TaskData:
         from visionsuite.core.data import check_cache_fits
         from visionsuite.datasets import resolve_dataset
 
         root = resolve_dataset(config.data.path, "detect")
-        index = index_detection(root, config.data.val_fraction, config.data.split_seed)
+        index = index_detection(root, config.data.val_fraction, config.data.split_seed,
+                                held_out)
         for message in index.missing:
             print(f"warning: {message}; skipped", file=sys.stderr)
         names = labels or config.data.classes or index.labels

@@ -26,12 +26,16 @@ from xml.etree import ElementTree
 
 import numpy as np
 
-from visionsuite.core.coco import category_names, coco_files, load_coco
+from visionsuite.core.coco import COCO_TEST, category_names, coco_files, load_coco
 from visionsuite.core.files import inside
-from visionsuite.core.yolo import yolo_label_path, yolo_splits, yolo_yaml
+from visionsuite.core.splits import no_test_split
+from visionsuite.core.yolo import YOLO_TEST, yolo_label_path, yolo_splits, yolo_yaml
 from visionsuite.core.images import upright_size
 from visionsuite.errors import VisionsuiteError
 
+# Where each format keeps a test split (evaluate --split test).
+TEST_SPLIT_FILES = {"yolo": YOLO_TEST, "coco": COCO_TEST,
+                    "voc": "test.txt beside the annotations or in ImageSets/Main/"}
 BOX_PROBLEMS = ("outside the image", "zero area", "unknown class", "duplicate",
                 "clipped to the image")
 
@@ -70,20 +74,25 @@ class DetectionIndex:
     missing: list[str] = field(default_factory=list)  # referenced images that do not exist
 
 
-def index_detection(root: str | Path, val_fraction: float = 0.2, seed: int = 0) -> DetectionIndex:
+def index_detection(root: str | Path, val_fraction: float = 0.2, seed: int = 0,
+                    held_out: str = "val") -> DetectionIndex:
+    """The annotated images of a YOLO, COCO or Pascal VOC dataset, train and val (`held_out`
+    "test": its test split in val's place)."""
     root = Path(root)
     if not root.is_dir():
         raise VisionsuiteError(f"{root}: dataset folder not found")
     if yolo_yaml(root) is not None:
-        index = read_yolo(root)
+        index = read_yolo(root, held_out)
     elif any(coco_files(root).values()):
-        index = read_coco(root)
+        index = read_coco(root, held_out)
     elif _voc_root(root) is not None:
-        index = read_voc(_voc_root(root))
+        index = read_voc(_voc_root(root), held_out)
     else:
         raise VisionsuiteError(
             f"{root}: not a detection dataset: expected data.yaml (YOLO), train.json/val.json "
             "or train/_annotations.coco.json (COCO) or annotations/*.xml (Pascal VOC)")
+    if held_out == "test" and not index.val:
+        raise no_test_split(root, TEST_SPLIT_FILES[index.format])
     if not index.val and index.train:
         index.train, index.val = _split(index.train, val_fraction, seed)
     if not index.train and not index.val:
@@ -117,14 +126,16 @@ def _first_dir(root: Path, names) -> Path | None:
     return next((root / n for n in names if (root / n).is_dir()), None)
 
 
-def read_voc(root: Path) -> DetectionIndex:
+def read_voc(root: Path, held_out: str = "val") -> DetectionIndex:
+    """A Pascal VOC set: its train and `held_out` lists (train.txt, val.txt or test.txt,
+    beside the annotations or in ImageSets/Main/), else every annotation as train."""
     annotations = _first_dir(root, ("annotations", "Annotations"))
     images = _first_dir(root, ("images", "JPEGImages")) or root
     splits = {}
-    for split in ("train", "val"):
+    for split, listed in (("train", "train"), ("val", held_out)):
         for folder in (root, root / "ImageSets" / "Main"):
-            if (folder / f"{split}.txt").is_file():
-                splits[split] = _read_list(folder / f"{split}.txt")
+            if (folder / f"{listed}.txt").is_file():
+                splits[split] = _read_list(folder / f"{listed}.txt")
                 break
     xml_files = sorted(annotations.glob("*.xml"))
     if not xml_files:
@@ -207,8 +218,8 @@ def _voc_image(images: Path, filename: str, stem: str) -> Path | None:
 # --------------------------------------------------------------------------- YOLO
 
 
-def read_yolo(root: Path) -> DetectionIndex:
-    labels, images = yolo_splits(root)
+def read_yolo(root: Path, held_out: str = "val") -> DetectionIndex:
+    labels, images = yolo_splits(root, held_out)
     return DetectionIndex("yolo", labels, [_read_yolo_labels(image) for image in images["train"]],
                           [_read_yolo_labels(image) for image in images["val"]])
 
@@ -246,11 +257,11 @@ def _read_yolo_labels(image: Path) -> Annotation:
 # --------------------------------------------------------------------------- COCO
 
 
-def read_coco(root: Path) -> DetectionIndex:
+def read_coco(root: Path, held_out: str = "val") -> DetectionIndex:
     labels: list[str] | None = None
     category_ids: list[int] | None = None
     splits, missing = {}, []
-    for split, path in coco_files(root).items():
+    for split, path in coco_files(root, held_out).items():
         if path is None:
             splits[split] = []
             continue

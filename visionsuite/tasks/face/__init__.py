@@ -37,8 +37,8 @@ class FaceTask(Task):
     monitor = "val_selection_tar"
     agreement_meaning = "mean cosine similarity of the embeddings of each val face"
 
-    def load_data(self, config: Config, train: bool = True,
-                  labels: list[str] | None = None) -> TaskData:
+    def load_data(self, config: Config, train: bool = True, labels: list[str] | None = None,
+                  held_out: str = "val") -> TaskData:
         from visionsuite.datasets import resolve_dataset
         from visionsuite.tasks.face.data import index_identities
 
@@ -48,7 +48,8 @@ class FaceTask(Task):
             raise VisionsuiteError("data.classes does not apply to faces: the identities are "
                                    "the dataset's person folders")
         root = resolve_dataset(config.data.path, "face")
-        index = index_identities(root, config.data.val_fraction, config.data.split_seed, train)
+        index = index_identities(root, config.data.val_fraction, config.data.split_seed, train,
+                                 held_out)
         splits = {}
         for name in (("train", "val") if train else ("val",)):
             for person in index.single_image_identities(name):

@@ -28,8 +28,8 @@ from pathlib import Path
 import numpy as np
 
 from visionsuite.core.class_folders import scan_class_folders
-from visionsuite.core.files import (TRAIN_FOLDER_NAMES, VAL_FOLDER_NAMES, named_folder,
-                                    sub_folders)
+from visionsuite.core.files import TRAIN_FOLDER_NAMES, named_folder, sub_folders
+from visionsuite.core.splits import held_out_names, no_test_split
 from visionsuite.core.images import IMAGE_EXTENSIONS, folder_image_files
 from visionsuite.errors import VisionsuiteError
 
@@ -55,13 +55,17 @@ class IdentityIndex:
 
 
 def index_identities(root: str | Path, val_fraction: float = 0.2, seed: int = 0,
-                     train: bool = True) -> IdentityIndex:
+                     train: bool = True, held_out: str = "val") -> IdentityIndex:
+    """The identities of `root`'s train and held-out splits (`held_out` "test": its test/
+    folder, not its val/)."""
     root = Path(root)
     if not root.is_dir():
         raise VisionsuiteError(f"{root}: dataset folder not found" if not root.exists()
                                else f"{root}: expected a folder of identity folders, got a file")
-    held_dir = named_folder(root, VAL_FOLDER_NAMES)
+    held_dir = named_folder(root, held_out_names(held_out))
     train_dir = named_folder(root, TRAIN_FOLDER_NAMES)
+    if held_out == "test" and held_dir is None:
+        raise no_test_split(root, "a test/ folder of identity folders")
     odd: list[Path] = []
     if held_dir is not None and (train_dir is not None or not train):
         held, held_names = scan_people(root, held_dir, odd)

@@ -115,8 +115,8 @@ class SegmentTask(Task):
     images_own_channels = True
     augmentations = AUGMENTATIONS + ("foreground_crops",)
 
-    def load_data(self, config: Config, train: bool = True,
-                  labels: list[str] | None = None) -> TaskData:
+    def load_data(self, config: Config, train: bool = True, labels: list[str] | None = None,
+                  held_out: str = "val") -> TaskData:
         from visionsuite.datasets import resolve_dataset
 
         if config.data.max_size and config.data.max_size < config.data.image_size:
@@ -124,7 +124,7 @@ class SegmentTask(Task):
                 f"data.max_size ({config.data.max_size}) is smaller than data.image_size "
                 f"({config.data.image_size}), the side of the training crops and tiles")
         root = resolve_dataset(config.data.path, "segment")
-        index = index_pairs(root, config.data.val_fraction, config.data.split_seed)
+        index = index_pairs(root, config.data.val_fraction, config.data.split_seed, held_out)
         wanted = ("train", "val") if train else ("val",)
         own_channels = _take_image_channels(index, wanted, config, train)
         if config.data.regions and (config.data.classes or labels):  # before decoding

@@ -13,10 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from visionsuite.core.coco import category_names, coco_files, load_coco
-from visionsuite.core.files import (TEST_SET_NOTE, TRAIN_FOLDER_NAMES, VAL_FOLDER_NAMES,
-                                    held_out_only, holds_data, inside, named_folder,
-                                    sub_folders)
+from visionsuite.core.coco import COCO_TEST, category_names, coco_files, load_coco
+from visionsuite.core.files import (TEST_SET_NOTE, TRAIN_FOLDER_NAMES, held_out_only,
+                                    holds_data, inside, named_folder, sub_folders)
 from visionsuite.core.images import (INSTANCE_HINT, QUARTER_TURNS, UnreadableImage,
                                      fit_within, fitted_size, folder_image_files, inspect_image,
                                      other_files_note, read_image_slices, read_mask_slices,
@@ -24,7 +23,8 @@ from visionsuite.core.images import (INSTANCE_HINT, QUARTER_TURNS, UnreadableIma
                                      upright_size)
 from visionsuite.core.medical import (file_stem, is_medical_file, is_nifti, label_slices_for,
                                       read_header, series_folder, voxel_spacing)
-from visionsuite.core.yolo import yolo_label_path, yolo_splits, yolo_yaml
+from visionsuite.core.splits import EVERY_IMAGE, held_out_names, no_test_split
+from visionsuite.core.yolo import YOLO_TEST, yolo_label_path, yolo_splits, yolo_yaml
 from visionsuite.errors import VisionsuiteError, first_line
 from visionsuite.tasks.base import DataReport, Split
 from visionsuite.tasks.segment.colours import (colour_class_names, colour_classes, colour_name,
@@ -94,11 +94,13 @@ class PairIndex:
     channel_names: list[str] | None = None  # of multi-channel images (dataset.json's), if any
 
 
-def index_pairs(root: str | Path, val_fraction: float = 0.2, seed: int = 0) -> PairIndex:
+def index_pairs(root: str | Path, val_fraction: float = 0.2, seed: int = 0,
+                held_out: str = "val") -> PairIndex:
     """Pair `images/` and `masks/` (and `roi/`) by file stem in `root/train` and `root/val`,
-    or in `root` itself split by a seeded `val_fraction`. Unpaired files, duplicate stems and
+    or in `root` itself split by a seeded `val_fraction`; `held_out` "test": `root/test` in
+    val's place (COCO's test file, YOLO's test images). Unpaired files, duplicate stems and
     empty folders are one-line errors."""
-    index = _index_pairs(Path(root), val_fraction, seed)
+    index = _index_pairs(Path(root), val_fraction, seed, held_out)
     pairs = [pair for split in index.splits.values() for pair in split]
     index.folders += _merged_note(pairs) + _left_out_note(pairs) + _class_folders_note(pairs)
     folder_classes = _class_folder_names(index.root, pairs)
@@ -217,18 +219,22 @@ def _left_out_note(pairs: list[Pair]) -> list[str]:
     return [f"left out, one image and one mask making a pair: the files ending {listed}"]
 
 
-def _index_pairs(root: Path, val_fraction: float, seed: int) -> PairIndex:
+def _index_pairs(root: Path, val_fraction: float, seed: int, held_out: str) -> PairIndex:
     if not root.exists():
         raise VisionsuiteError(f"{root}: dataset folder not found")
     if not root.is_dir():
         raise VisionsuiteError(f"{root}: expected a dataset folder, got a file")
     odd: list[Path] = []
-    coco = coco_files(root)
-    if any(coco.values()):  # Roboflow's COCO segmentation export
+    if any(coco_files(root).values()):  # Roboflow's COCO segmentation export
+        coco = coco_files(root, held_out)
+        if held_out == "test":  # the test file alone, all of it
+            if coco["val"] is None:
+                raise no_test_split(root, COCO_TEST)
+            coco, val_fraction = {"val": coco["val"]}, EVERY_IMAGE
         return _coco_index(root, coco, val_fraction, seed)
     if yolo_yaml(root) is not None:  # Ultralytics' YOLO polygons
-        return _yolo_index(root, val_fraction, seed)
-    inside_kinds = _splits_inside_kinds(root)
+        return _yolo_index(root, val_fraction, seed, held_out)
+    inside_kinds = _splits_inside_kinds(root, held_out)
     if inside_kinds:
         splits = {name: _pair_dirs(root, *folders, odd) for name, folders in inside_kinds.items()}
         return PairIndex(root, splits, odd, False, [
@@ -236,7 +242,12 @@ def _index_pairs(root: Path, val_fraction: float, seed: int) -> PairIndex:
                                     in zip(("images", "masks", "roi"), folders) if path)
             for name, folders in inside_kinds.items()])
     train_dir = named_folder(root, TRAIN_FOLDER_NAMES) or root / "train"
-    val_dir = named_folder(root, VAL_FOLDER_NAMES)
+    val_dir = named_folder(root, held_out_names(held_out))
+    if held_out == "test":
+        if val_dir is None:
+            raise no_test_split(root, "a test/ folder of images and masks")
+        return PairIndex(root, {"train": [], "val": _pair_folder(root, val_dir, odd)}, odd,
+                         False, _folders_read(root, {"test": val_dir}))
     if train_dir.is_dir() and val_dir is not None:
         splits = {"train": _pair_folder(root, train_dir, odd),
                   "val": _pair_folder(root, val_dir, odd)}
@@ -312,11 +323,15 @@ def _labelled_splits(root: Path, pairs: dict[str, list[Pair]], val_fraction: flo
     return _fraction_split(root, every, val_fraction, seed), True
 
 
-def _yolo_index(root: Path, val_fraction: float, seed: int) -> PairIndex:
+def _yolo_index(root: Path, val_fraction: float, seed: int, held_out: str) -> PairIndex:
     """Pairs of a YOLO segmentation dataset (data.yaml; a label file of polygon rows, `class
     x1 y1 x2 y2 ...` normalised, beside each image as Ultralytics lays them out): classes
     the YAML's names after background. Without val images, split by val_fraction."""
-    names, images = yolo_splits(root)
+    names, images = yolo_splits(root, held_out)
+    if held_out == "test":  # the test images alone, all of them
+        if not images["val"]:
+            raise no_test_split(root, YOLO_TEST)
+        images["train"], val_fraction = [], EVERY_IMAGE
     pairs = {split: [_yolo_pair(image) for image in found] for split, found in images.items()}
     if not pairs["train"] and not pairs["val"]:
         raise VisionsuiteError(f"{root}: its YAML names no images")
@@ -405,7 +420,8 @@ def _side_by_side_note(pairs: list[Pair], split: bool) -> list[str]:
             f"folder(s){how}"]
 
 
-def _splits_inside_kinds(root: Path) -> dict[str, tuple[Path, Path, Path | None]] | None:
+def _splits_inside_kinds(root: Path,
+                         held_out: str) -> dict[str, tuple[Path, Path, Path | None]] | None:
     """The split folders inside the images and masks folders, as mmsegmentation lays a set
     out (img_dir/train/, ann_dir/train/, img_dir/val/, ...) and ADE20K and mmsegmentation's
     DRIVE, CHASE_DB1, HRF and STARE come (images/training/, annotations/validation/): each
@@ -414,7 +430,7 @@ def _splits_inside_kinds(root: Path) -> dict[str, tuple[Path, Path, Path | None]
     if images is None or masks is None or any(folder_image_files(root, images, [])):
         return None
     splits = {}
-    for name, names in (("train", TRAIN_FOLDER_NAMES), ("val", VAL_FOLDER_NAMES)):
+    for name, names in (("train", TRAIN_FOLDER_NAMES), ("val", held_out_names(held_out))):
         folders = [_split_folder(kind, names) if kind else None for kind in (images, masks, roi)]
         if folders[0] is None or folders[1] is None:
             return None
@@ -1410,7 +1426,6 @@ def _mask_classes(every: Counter, inside: Counter, colour: bool, names: list[str
 
 
 def check_segmentation_folders(path: str) -> DataReport:
-    from visionsuite.core.evaluate import EVERY_IMAGE
     from visionsuite.core.report import table
 
     test_set = held_out_only(path)
