@@ -130,6 +130,8 @@ def test_config_for_another_task_is_refused(tmp_path: Path):
     ("augment.flip=2", "'augment.flip' must be between 0 and 1, got 2.0"),
     ("data.channels=0", "'data.channels' must be at least 1, got 0"),
     ("data.surface_tolerance=0", "'data.surface_tolerance' must be above 0, got 0.0"),
+    ("data.surface_tolerance={kidney: 1, tumour: -2}",
+     "'data.surface_tolerance.tumour' must be above 0, got -2.0"),
     ("train.lr=0", "'train.lr' must be above 0, got 0.0"),
     ("train.ema_momentum=1", "'train.ema_momentum' must be at least 0 and below 1, got 1.0"),
 ])

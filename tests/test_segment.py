@@ -917,6 +917,18 @@ def test_surface_distances_are_per_volume_in_mm_where_spacing_is_known_else_per_
     assert TASK.headline(metrics)["nsd"] == metrics["nsd"]
     title, _ = TASK.detail_tables(metrics)[0]
     assert title == "per class (HD95 and ASSD in pixels; NSD within 0.5 pixels):"
+    # Each structure at its own tolerance, as the Decathlon sets one per task: the class at
+    # 1 px (every outline pixel within it), the region of that class at 0.5 px as above;
+    # background, not named, gets none
+    metrics = segmentation_metrics(probs, masks, labels, names=names, spacing=[None] * 3,
+                                   regions={"lesion": [1]},
+                                   tolerance={"tumour": 1.0, "lesion": 0.5})
+    assert metrics["per_class"]["tumour"]["nsd"] == 1.0
+    assert metrics["per_class"]["background"]["nsd"] is None and metrics["nsd"] == 1.0
+    assert metrics["per_region"]["lesion"]["nsd"] == pytest.approx((1 + 14 / 18 + 1) / 3)
+    title, _ = TASK.detail_tables(metrics)[0]
+    assert title == "per class (HD95 and ASSD in pixels; NSD within 1 pixels (tumour), " \
+                    "0.5 pixels (lesion)):"
     # Ignored pixels (outside a region of interest) belong to no class's surface: the column
     # too many lies outside
     ignored = truth.copy()
@@ -926,7 +938,7 @@ def test_surface_distances_are_per_volume_in_mm_where_spacing_is_known_else_per_
 
 
 def test_regions_score_classes_together_as_brats_ranks_whole_tumour_and_core():
-    from visionsuite.tasks.segment import TASK, _region_classes
+    from visionsuite.tasks.segment import TASK, _known_structures, _region_classes
 
     labels = ["background", "necrosis", "oedema", "enhancing"]
     truth = np.zeros((8, 8), np.uint8)
@@ -956,6 +968,14 @@ def test_regions_score_classes_together_as_brats_ranks_whole_tumour_and_core():
                                                     "class")):
         with pytest.raises(VisionsuiteError, match=re.escape(error)):
             _region_classes(regions, labels)
+    # data.surface_tolerance by name: a class or a region, else an error naming them
+    regions = {"whole_tumour": [1, 2, 3], "tumour_core": [1, 3]}
+    assert _known_structures({"oedema": 1.0, "tumour_core": 2.0}, labels, regions) == {
+        "oedema": 1.0, "tumour_core": 2.0}
+    with pytest.raises(VisionsuiteError, match=re.escape(
+            "data.surface_tolerance.edema: no class or region of that name (the classes and "
+            "regions: background, necrosis, oedema, enhancing, whole_tumour, tumour_core)")):
+        _known_structures({"edema": 1.0}, labels, regions)
 
 
 def test_data_check_says_the_voxel_sizes_that_decide_the_distances_unit():

@@ -62,8 +62,9 @@ class DataConfig:
     # edema + enhancing tumour), each a name and the classes' names
     regions: dict[str, list[str]] | None = None
     # segment: also the normalised surface Dice (NSD) at this distance, in the unit of the
-    # surface distances (mm where the files give voxel sizes, else pixels); empty = none
-    surface_tolerance: float | None = None
+    # surface distances (mm where the files give voxel sizes, else pixels), or at each named
+    # structure's own ({kidney: 1, tumour: 2}: classes or regions); empty = none
+    surface_tolerance: float | dict[str, float] | None = None
     crops_per_image: int = 8  # random crops per image and epoch
     tile_overlap: float = 0.25  # overlap of inference tiles, fraction of the tile side
     # images whose longer side exceeds this many pixels are scaled down to it (masks
@@ -433,7 +434,12 @@ def settings_not_read(config: Config) -> list[tuple[str, Any, tuple[str, ...]]]:
 
 def _in_range(value: Any, source: str, keypath: str) -> Any:
     check = RANGES.get(keypath)
-    if check is not None and value is not None and not check[0](value):
+    if isinstance(value, dict):  # one number per name (data.surface_tolerance's structures)
+        for key, item in value.items():
+            if check is not None and not check[0](item):
+                raise VisionsuiteError(f"{source}: '{keypath}.{key}' must be {check[1]}, "
+                                       f"got {item!r}")
+    elif check is not None and value is not None and not check[0](value):
         raise VisionsuiteError(f"{source}: '{keypath}' must be {check[1]}, got {value!r}")
     return value
 

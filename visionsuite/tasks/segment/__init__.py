@@ -103,6 +103,19 @@ def _region_classes(regions: dict[str, list[str]] | None,
     return found
 
 
+def _known_structures(tolerance: float | dict[str, float] | None, labels: list[str],
+                      regions: dict[str, list[int]]) -> float | dict[str, float] | None:
+    """data.surface_tolerance, where it names structures: each a class or a region; another
+    name is an error naming them (a typo would leave that structure without NSD)."""
+    if isinstance(tolerance, dict):
+        unknown = [name for name in tolerance if name not in labels and name not in regions]
+        if unknown:
+            known = ", ".join(labels + list(regions))
+            raise VisionsuiteError(f"data.surface_tolerance.{unknown[0]}: no class or region "
+                                   f"of that name (the classes and regions: {known})")
+    return tolerance
+
+
 def _holds_labels(mask: np.ndarray) -> bool:
     """Whether a target mask marks any pixel with a class other than 0 (not ignored)."""
     return bool(((mask > 0) & (mask != IGNORE)).any())
@@ -157,7 +170,8 @@ class SegmentTask(Task):
         if len(splits["val"]) == 0:
             raise VisionsuiteError(f"{root}: the val split holds no readable image/mask pairs")
         splits["val"].regions = _region_classes(config.data.regions, mapping.names)
-        splits["val"].surface_tolerance = config.data.surface_tolerance
+        splits["val"].surface_tolerance = _known_structures(
+            config.data.surface_tolerance, mapping.names, splits["val"].regions)
         splits["val"].choose_largest_component = config.model.keep_largest_component
         return TaskData(mapping.names, splits["val"], splits.get("train"), str(root),
                         channel_names(index, own_channels) if own_channels else None)
@@ -304,8 +318,12 @@ class SegmentTask(Task):
     def detail_tables(self, metrics: dict) -> list[tuple[str, list[dict]]]:
         distance = {"mm": "mm", "px": "pixels"}.get(metrics.get("distance_unit"))
         unit = f"HD95 and ASSD in {distance}" if distance else None
-        if unit and metrics.get("surface_tolerance"):
-            unit += f"; NSD within {metrics['surface_tolerance']:g} {distance}"
+        tolerance = metrics.get("surface_tolerance")
+        if unit and isinstance(tolerance, dict):
+            unit += "; NSD within " + ", ".join(f"{value:g} {distance} ({name})"
+                                                for name, value in tolerance.items())
+        elif unit and tolerance:
+            unit += f"; NSD within {tolerance:g} {distance}"
         tables = [(f"per class ({unit}):" if unit else title, rows)
                   for title, rows in super().detail_tables(metrics)]
         if metrics.get("per_region"):

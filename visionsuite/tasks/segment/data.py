@@ -906,7 +906,8 @@ class SegmentSplit(Split):
     spacing: list[tuple[float, float, float] | None] = field(default_factory=list)
     # data.regions as class indices: classes scored together as well (BraTS' whole tumour)
     regions: dict[str, list[int]] = field(default_factory=dict)
-    surface_tolerance: float | None = None  # data.surface_tolerance: NSD's
+    # data.surface_tolerance: NSD's, or each named structure's
+    surface_tolerance: float | dict[str, float] | None = None
     # model.keep_largest_component: training's evaluation chooses that post-processing
     choose_largest_component: bool = False
 

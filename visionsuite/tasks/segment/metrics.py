@@ -20,7 +20,7 @@ def segmentation_metrics(probabilities: list[np.ndarray], masks: list[np.ndarray
                          paths: list[str] | None = None,
                          spacing: list[tuple[float, float, float] | None] | None = None,
                          regions: dict[str, list[int]] | None = None,
-                         tolerance: float | None = None,
+                         tolerance: float | dict[str, float] | None = None,
                          predicted: list[np.ndarray] | None = None) -> dict:
     """Per class and mean Dice and IoU, pixel accuracy; for 2 classes also sensitivity,
     specificity and ROC AUC of the foreground (class 1) probability. Pixels marked IGNORE
@@ -33,7 +33,8 @@ def segmentation_metrics(probabilities: list[np.ndarray], masks: list[np.ndarray
     `case_00001/imaging.nii.gz`). Surface distances (see surface_distances): in mm, each
     volume as a whole, where `spacing` gives every image's voxel size (DICOM, NIfTI), else
     in pixels, each image or slice on its own; with a `tolerance` (in that unit), also the
-    normalised surface Dice ("nsd"). `regions`: name to class indices scored together
+    normalised surface Dice ("nsd"): of every structure, or with {name: tolerance} of the
+    classes and regions named, each at its own. `regions`: name to class indices scored together
     ("per_region", see _add_case_scores). `predicted`: each image's classes where they are not
     the probabilities' (post-processed, see components.py); ROC AUC stays the probabilities'."""
     count = len(labels)
@@ -97,7 +98,8 @@ def segmentation_metrics(probabilities: list[np.ndarray], masks: list[np.ndarray
 
 def _add_case_scores(metrics: dict, predicted: list[np.ndarray], masks: list[np.ndarray],
                      labels: list[str], paths: list[str], spacing: list | None,
-                     regions: dict[str, list[int]], tolerance: float | None) -> None:
+                     regions: dict[str, list[int]],
+                     tolerance: float | dict[str, float] | None) -> None:
     """HD95 and ASSD (and with a tolerance NSD) of each class: of each case (a volume in mm,
     else an image), its mean over the cases where truth and prediction both hold the class,
     and the mean over the classes; each case's are added to its per_volume or per_image row.
@@ -107,9 +109,11 @@ def _add_case_scores(metrics: dict, predicted: list[np.ndarray], masks: list[np.
     cases = case_members(paths) if unit == "mm" and paths \
         else [[index] for index in range(len(masks))]
     structures = [[number] for number in range(len(labels))] + list(regions.values())
+    tolerances = [tolerance.get(name) if isinstance(tolerance, dict) else tolerance
+                  for name in labels + list(regions)]
     scored = [_case_scores([predicted[i] for i in members], [masks[i] for i in members],
                            structures, spacing[members[0]] if unit == "mm" else (1.0, 1.0, 1.0),
-                           tolerance)
+                           tolerances)
               for members in cases]
     measures = ("hd95", "assd") + (("nsd",) if tolerance is not None else ())
     per_class = metrics["per_class"]
@@ -134,17 +138,17 @@ def _add_case_scores(metrics: dict, predicted: list[np.ndarray], masks: list[np.
 
 def _case_scores(predicted: list[np.ndarray], masks: list[np.ndarray],
                  structures: list[list[int]], spacing: tuple[float, float, float],
-                 tolerance: float | None) -> list[dict]:
+                 tolerances: list[float | None]) -> list[dict]:
     """Per structure (a set of classes), between the case's truth and predicted classes (its
-    slices stacked): pixels in both, in the truth, predicted; HD95, ASSD and with a tolerance
-    NSD (None where either lacks it). Ignored pixels belong to neither."""
+    slices stacked): pixels in both, in the truth, predicted; HD95, ASSD and with its
+    tolerance NSD (None where either lacks it). Ignored pixels belong to neither."""
     truth = np.stack(masks)
     predicted = np.where(truth == IGNORE, IGNORE, np.stack(predicted))  # IGNORE is no class
     scores = []
-    for classes in structures:
+    for classes, tolerance in zip(structures, tolerances):
         true, found = np.isin(truth, classes), np.isin(predicted, classes)
-        distances = surface_distances(true, found, spacing, tolerance) or dict.fromkeys(
-            ("hd95", "assd", "nsd"))
+        distances = surface_distances(true, found, spacing, tolerance) or {}
+        distances = {measure: distances.get(measure) for measure in ("hd95", "assd", "nsd")}
         scores.append({"both": int((true & found).sum()), "truth": int(true.sum()),
                        "predicted": int(found.sum()), **distances})
     return scores
