@@ -152,7 +152,9 @@ def test_evaluate_scores_the_test_split_and_says_so(tiny_run, shapes_dir, tmp_pa
     assert json.loads(report.read_text())["images"] == 12
     result = invoke("data", "check", "classify", data)
     assert result.exit_code == 0, result.output
-    assert "test split: test/, left for `visionsuite evaluate RUN --split test`" in result.output
+    assert "test split: test/, not read by train or by this check; `visionsuite data check " \
+        f"classify {data} --split test` checks it, `visionsuite evaluate RUN --split test` " \
+        "scores it" in result.output
     result = invoke("evaluate", tiny_run, "--split", "train")
     assert result.exit_code == 2 and "'train' is not one of 'val', 'test'" in result.output
     from visionsuite.core.evaluate import evaluate
@@ -174,3 +176,49 @@ def assert_the_test_split_scores_as_val_did(run: Path, data: Path, tmp_path: Pat
         reports[split].pop("seconds")
     assert reports["test"] == reports["val"]
     return reports["test"]
+
+
+def _with_test_split(task: str, root: Path) -> Path:
+    """A small dataset of `task` with its val split copied as its test split, laid out as the
+    task's usual format keeps one."""
+    if task == "classify":
+        data = make_shapes_folder(root, per_class=2, val_per_class=2)
+    elif task == "face":
+        from visionsuite.datasets import cartoon_faces_dataset
+
+        data = cartoon_faces_dataset(root)
+    elif task == "segment":
+        data = make_segment_folder(root)
+    else:
+        data = yolo_dataset(root)
+        (data / "data.yaml").write_text((data / "data.yaml").read_text() + "test: images/test\n")
+        for kind in ("images", "labels"):
+            shutil.copytree(data / kind / "val", data / kind / "test")
+        return data
+    shutil.copytree(data / "val", data / "test")
+    return data
+
+
+@pytest.mark.parametrize("task", ["classify", "face", "segment", "detect"])
+def test_data_check_checks_the_test_split_alone_with_split_test(task, tmp_path):
+    data = _with_test_split(task, tmp_path / "data")
+    before = snapshot(data)
+    result = invoke("data", "check", task, data)
+    assert result.exit_code == 0, result.output
+    assert "not read by train or by this check" in result.output
+    result = invoke("data", "check", task, data, "--split", "test")
+    assert result.exit_code == 0, result.output
+    assert "the test split alone, as `visionsuite evaluate RUN --split test` reads it" \
+        in result.output
+    assert re.search(r"^ *test\b", result.output, re.M), result.output  # counted as test
+    assert not re.search(r"^ *(train|val)\b", result.output, re.M), result.output
+    assert "not read by train" not in result.output
+    assert snapshot(data) == before  # read-only
+    empty = tmp_path / "none"
+    shutil.copytree(data, empty)
+    if task == "detect":
+        (empty / "data.yaml").write_text((empty / "data.yaml").read_text().replace("test:", "#"))
+    else:
+        shutil.rmtree(empty / "test")
+    assert_one_line_error(invoke("data", "check", task, empty, "--split", "test"),
+                          "no test split")

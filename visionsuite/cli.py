@@ -400,8 +400,11 @@ def data():
 @data.command("check")
 @click.argument("task", type=click.Choice(TASK_NAMES))
 @click.argument("path", type=click.Path())
+@click.option("--split", type=click.Choice(HELD_OUT_SPLITS), default="val", show_default=True,
+              help="Check train and val, as train reads them, or the test split alone, as "
+                   "`evaluate --split test` reads it.")
 @friendly_errors(tensorflow=False)
-def data_check(task, path):
+def data_check(task, path, split):
     """Count images per split and class, and report unreadable or odd files (read-only).
     Exit code 1 when the dataset cannot be used."""
     from visionsuite.core.splits import unread_test_split
@@ -409,12 +412,13 @@ def data_check(task, path):
     from visionsuite.tasks import get_task
 
     root = resolve_dataset(path, task)
-    report = get_task(task).check_data(str(root))  # as train reads it
+    report = get_task(task).check_data(str(root), split)  # as train or evaluate reads it
     click.echo(report.text)
-    test_split = unread_test_split(root)
+    test_split = unread_test_split(root) if split == "val" else None
     if test_split:
-        click.echo(f"test split: {test_split}, left for `visionsuite evaluate RUN --split test` "
-                   "(neither train nor this check reads it)")
+        click.echo(f"test split: {test_split}, not read by train or by this check; "
+                   f"`visionsuite data check {task} {path} --split test` checks it, "
+                   "`visionsuite evaluate RUN --split test` scores it")
     if not report.usable:
         click.echo(f"error: {report.problem}", err=True)
         sys.exit(1)

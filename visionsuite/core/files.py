@@ -185,9 +185,6 @@ def named_folder(root: Path, names: tuple[str, ...]) -> Path | None:
     return next((found[name] for name in names if name in found), None)
 
 
-TEST_SET_NOTE = "no train/ folder: a test set, for `visionsuite evaluate RUN --data PATH`"
-
-
 def held_out_only(root: str | Path) -> bool:
     """True for a set that ships its val/ or test/ folder alone: a test set, which `evaluate
     --data` scores whole and `data check` checks as one (training needs a train/ folder)."""

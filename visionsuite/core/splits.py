@@ -17,12 +17,20 @@ HELD_OUT_SPLITS = ("val", "test")
 TEST_FOLDER_NAMES = ("test", "testing")
 # data.val_fraction that puts every image of a dataset without a val split into val.
 EVERY_IMAGE = 1.0
+TEST_SET_NOTE = "no train/ folder: a test set, for `visionsuite evaluate RUN --data PATH`"
+TEST_SPLIT_NOTE = "the test split alone, as `visionsuite evaluate RUN --split test` reads it"
 
 
 def held_out_names(split: str) -> tuple[str, ...]:
     """The folder names of a held-out split (HELD_OUT_SPLITS); val's include test/, which
     serves as val where there is no val/ (as Ultralytics takes it)."""
     return VAL_FOLDER_NAMES if split == "val" else TEST_FOLDER_NAMES
+
+
+def test_set_note(held_out: str) -> str:
+    """data check's line on a split checked alone: the test split (`--split test`), or the
+    only one of a set that ships its test/ (or val/) folder alone."""
+    return TEST_SPLIT_NOTE if held_out == "test" else TEST_SET_NOTE
 
 
 def no_test_split(root: Path, expected: str) -> VisionsuiteError:

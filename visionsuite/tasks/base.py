@@ -100,8 +100,9 @@ class Task:
         dataset without one is an error (files.no_test_split)."""
         raise NotImplementedError
 
-    def check_data(self, path: str) -> DataReport:
-        """Inspect a dataset folder read-only: counts, unreadable and odd files, sizes, modes."""
+    def check_data(self, path: str, held_out: str = "val") -> DataReport:
+        """Inspect a dataset folder read-only: counts, unreadable and odd files, sizes, modes.
+        `held_out` "test": its test split alone, as `evaluate --split test` reads it."""
         raise NotImplementedError
 
     def build_model(self, config: Config, labels: list[str]):

@@ -13,9 +13,8 @@ import numpy as np
 from visionsuite.config import Config
 from visionsuite.core.class_folders import scan_class_folders
 from visionsuite.core.data import check_cache_fits, decode_images
-from visionsuite.core.files import (TEST_SET_NOTE, TRAIN_FOLDER_NAMES, held_out_only,
-                                    named_folder, sub_folders)
-from visionsuite.core.splits import EVERY_IMAGE, held_out_names, no_test_split
+from visionsuite.core.files import TRAIN_FOLDER_NAMES, held_out_only, named_folder, sub_folders
+from visionsuite.core.splits import EVERY_IMAGE, held_out_names, no_test_split, test_set_note
 from visionsuite.errors import VisionsuiteError
 from visionsuite.tasks.base import DataReport, Split, Task, TaskData
 
@@ -205,8 +204,8 @@ class ClassifyTask(Task):
             targets = mapping[targets].astype(np.int32)
         return Split(decoded.images, targets, [paths[i] for i in decoded.kept], decoded.skipped)
 
-    def check_data(self, path: str) -> DataReport:
-        return check_image_folders(path)
+    def check_data(self, path: str, held_out: str = "val") -> DataReport:
+        return check_image_folders(path, held_out)
 
     def build_model(self, config: Config, labels: list[str]):
         import keras
@@ -316,21 +315,22 @@ def classification_metrics(probabilities: np.ndarray, targets: np.ndarray,
 TASK = ClassifyTask()
 
 
-def check_image_folders(path: str) -> DataReport:
+def check_image_folders(path: str, held_out: str = "val") -> DataReport:
     from collections import Counter
 
     from visionsuite.core.data import inspect_images
     from visionsuite.core.report import table
 
-    test_set = held_out_only(path)
+    test_set = held_out == "test" or held_out_only(path)
     try:
-        index = index_image_folders(path, EVERY_IMAGE if test_set else 0.2)
+        index = index_image_folders(path, EVERY_IMAGE if test_set else 0.2, held_out=held_out)
     except VisionsuiteError as err:
         return DataReport(f"classify dataset {path}", False, str(err))
     rows, sizes, modes, unreadable, empty = [], Counter(), Counter(), [], []
-    for split, items in index.splits.items():
-        if test_set and split == "train":
+    for name, items in index.splits.items():
+        if test_set and name == "train":
             continue
+        split = held_out if name == "val" else name
         infos, errors = inspect_images([p for p, _ in items])
         unreadable += errors
         readable = Counter(label for (_, label), info in zip(items, infos) if info)
@@ -343,8 +343,10 @@ def check_image_folders(path: str) -> DataReport:
                 empty.append(name)
     split_note = " (val split by val_fraction 0.2, seed 0)" if index.split_by_fraction else ""
     lines = [f"classify dataset {index.root}{split_note}"]
-    lines += [f"  {name}: {folder}/" for name, folder in index.folders.items() if folder != name]
-    lines += [f"  {TEST_SET_NOTE}"] if test_set else []
+    shown = {name: held_out if name == "val" else name for name in index.folders}
+    lines += [f"  {shown[name]}: {folder}/" for name, folder in index.folders.items()
+              if folder != shown[name]]
+    lines += [f"  {test_set_note(held_out)}"] if test_set else []
     lines += [f"classes: {len(index.classes)}",
              table(rows), "",
              "sizes: " + ", ".join(f"{s} ({n})" for s, n in sizes.most_common(5))

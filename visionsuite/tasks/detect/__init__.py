@@ -66,10 +66,10 @@ class DetectTask(Task):
             raise VisionsuiteError(f"{root}: the val split holds no readable images")
         return TaskData(list(names), splits["val"], splits.get("train"), str(root))
 
-    def check_data(self, path: str) -> DataReport:
+    def check_data(self, path: str, held_out: str = "val") -> DataReport:
         from visionsuite.tasks.detect.checks import check_detection_folder
 
-        return check_detection_folder(path)
+        return check_detection_folder(path, held_out)
 
     def check_model(self, config: Config) -> None:
         super().check_model(config)

@@ -12,21 +12,25 @@ from visionsuite.tasks.detect.data import (BOX_PROBLEMS, clean_boxes, index_dete
 SHOWN = 5  # problem lines shown per kind
 
 
-def check_detection_folder(path: str) -> DataReport:
+def check_detection_folder(path: str, held_out: str = "val") -> DataReport:
+    """`visionsuite data check detect PATH`: images and boxes per class in each split, and
+    every box problem by file; `held_out` "test": the test split alone."""
     from visionsuite.core.data import load_in_parallel
     from visionsuite.core.images import stored_geometry
+    from visionsuite.core.splits import test_set_note
 
     try:
-        index = index_detection(path)
+        index = index_detection(path, held_out=held_out)
     except VisionsuiteError as err:
         return DataReport(f"detect dataset {path}", False, str(err))
     lines = [f"detect dataset {path} ({index.format}): classes: {', '.join(index.labels)}"]
+    lines += [f"  {test_set_note(held_out)}"] if held_out == "test" else []
     problems: dict[str, list[str]] = {kind: [] for kind in BOX_PROBLEMS}
     unreadable: list[str] = []
-    for split in ("train", "val"):
-        annotations = getattr(index, split)
+    for split in ("train", "val") if held_out == "val" else ("val",):
+        annotations, shown = getattr(index, split), held_out if split == "val" else split
         geometries, messages = load_in_parallel(
-            lambda a: stored_geometry(a.image, decode=True), annotations, desc=f"checking {split}")
+            lambda a: stored_geometry(a.image, decode=True), annotations, desc=f"checking {shown}")
         unreadable += messages
         per_class: Counter = Counter()
         negatives = ignored = 0
@@ -44,7 +48,7 @@ def check_detection_folder(path: str) -> DataReport:
                 problems[kind].append(f"{where}: {count} box{'es' if count > 1 else ''}")
         readable = sum(g is not None for g in geometries)
         boxes = ", ".join(f"{name} {per_class[name]}" for name in index.labels)
-        lines.append(f"  {split}: {readable} images ({negatives} without boxes); boxes: "
+        lines.append(f"  {shown}: {readable} images ({negatives} without boxes); boxes: "
                      f"{boxes or 'none'}" + (f"; {ignored} difficult or crowd (not trained on, "
                                              "ignored by mAP)" if ignored else ""))
     for message in index.missing:
@@ -56,6 +60,6 @@ def check_detection_folder(path: str) -> DataReport:
             lines.append(f"  {len(entries)} image(s) with boxes {kind}"
                          f"{' (kept, clipped)' if kind.startswith('clipped') else ' (left out)'}:")
             lines += [f"    {entry}" for entry in entries[:SHOWN]]
-    usable = bool(index.train) and bool(index.val)
+    usable = (bool(index.train) or held_out == "test") and bool(index.val)
     problem = "" if usable else f"{path}: a split is empty"
     return DataReport("\n".join(lines), usable, problem)

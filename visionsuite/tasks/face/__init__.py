@@ -62,10 +62,10 @@ class FaceTask(Task):
         names = labels or index.names.get("train") or []
         return TaskData(list(names), splits["val"], splits.get("train"), str(root))
 
-    def check_data(self, path: str) -> DataReport:
+    def check_data(self, path: str, held_out: str = "val") -> DataReport:
         from visionsuite.tasks.face.commands import check_face_folders
 
-        return check_face_folders(path)
+        return check_face_folders(path, held_out)
 
     def check_model(self, config: Config) -> None:
         from visionsuite.tasks.face.model import check_loss

@@ -316,40 +316,42 @@ def _check_gallery(path: Path, data) -> None:
             bad(f"person '{name}' has no {size}-d embeddings")
 
 
-def check_face_folders(path: str):
+def check_face_folders(path: str, held_out: str = "val"):
     """`visionsuite data check face PATH`: identities and images per split, single-image
     identities, unreadable files, and what face finding makes of the images."""
-    from visionsuite.core.files import TEST_SET_NOTE, held_out_only
+    from visionsuite.core.files import held_out_only
     from visionsuite.core.report import table
+    from visionsuite.core.splits import test_set_note
     from visionsuite.tasks.base import DataReport
     from visionsuite.tasks.face.data import index_identities
     from visionsuite.tasks.face.faces import prepare_faces
 
-    test_set = held_out_only(path)
+    test_set = held_out == "test" or held_out_only(path)
     try:
-        index = index_identities(path, train=not test_set)
+        index = index_identities(path, train=not test_set, held_out=held_out)
     except VisionsuiteError as err:
         return DataReport(f"face dataset {path}", False, str(err))
     note = " (held-out identities by val_fraction 0.2, seed 0)" if index.held_out_by_fraction \
         else ""
     lines, rows, problem = [f"face dataset {index.root}{note}"], [], ""
-    lines += [f"  {TEST_SET_NOTE}"] if test_set else []
+    lines += [f"  {test_set_note(held_out)}"] if test_set else []
     if index.named_by_file:
         split, items = next((s, i) for s, i in index.splits.items() if i)
         lines.append(f"  people named by the file names ({items[0][0].name}: "
                      f"{index.names[split][items[0][1]]})")
     for split, items in index.splits.items():
-        faces = prepare_faces([p for p, _ in items], 112, 1, "auto", desc=f"checking {split}")
+        shown = held_out if split == "val" else split
+        faces = prepare_faces([p for p, _ in items], 112, 1, "auto", desc=f"checking {shown}")
         single = index.single_image_identities(split)
-        rows.append({"split": split, "identities": len(index.names[split]),
+        rows.append({"split": shown, "identities": len(index.names[split]),
                      "images": len(items), "used": len(faces.kept),
                      "single-image identities": len(single)})
-        lines += [f"  {split}: {faces.summary}"]
+        lines += [f"  {shown}: {faces.summary}"]
         lines += [f"    {message}" for message in faces.skipped[:20]]
         if single:
             lines.append(f"    single image (no same-person pair): {', '.join(single[:10])}")
         if len({items[i][1] for i in faces.kept}) < 2:
-            problem = f"{path}: {split}: fewer than 2 identities with a usable face"
+            problem = f"{path}: {shown}: fewer than 2 identities with a usable face"
     lines.insert(1, table(rows))
     lines.append(f"files that are not images (ignored): {len(index.odd_files)}")
     return DataReport("\n".join(lines), not problem, problem)

@@ -192,8 +192,8 @@ class SegmentTask(Task):
         if settings.get("image_channels"):
             config.data.channels = len(settings["image_channels"])
 
-    def check_data(self, path: str) -> DataReport:
-        return check_segmentation_folders(path)
+    def check_data(self, path: str, held_out: str = "val") -> DataReport:
+        return check_segmentation_folders(path, held_out)
 
     def check_model(self, config: Config) -> None:
         super().check_model(config)

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from visionsuite.core.coco import COCO_TEST, category_names, coco_files, load_coco
-from visionsuite.core.files import (TEST_SET_NOTE, TRAIN_FOLDER_NAMES, held_out_only,
-                                    holds_data, inside, named_folder, sub_folders)
+from visionsuite.core.files import (TRAIN_FOLDER_NAMES, held_out_only, holds_data, inside,
+                                    named_folder, sub_folders)
 from visionsuite.core.images import (INSTANCE_HINT, QUARTER_TURNS, UnreadableImage,
                                      fit_within, fitted_size, folder_image_files, inspect_image,
                                      other_files_note, read_image_slices, read_mask_slices,
@@ -23,7 +23,7 @@ from visionsuite.core.images import (INSTANCE_HINT, QUARTER_TURNS, UnreadableIma
                                      upright_size)
 from visionsuite.core.medical import (file_stem, is_medical_file, is_nifti, label_slices_for,
                                       read_header, series_folder, voxel_spacing)
-from visionsuite.core.splits import EVERY_IMAGE, held_out_names, no_test_split
+from visionsuite.core.splits import EVERY_IMAGE, held_out_names, no_test_split, test_set_note
 from visionsuite.core.yolo import YOLO_TEST, yolo_label_path, yolo_splits, yolo_yaml
 from visionsuite.errors import VisionsuiteError, first_line
 from visionsuite.tasks.base import DataReport, Split
@@ -1426,12 +1426,12 @@ def _mask_classes(every: Counter, inside: Counter, colour: bool, names: list[str
     return line, mapping, counts, ""
 
 
-def check_segmentation_folders(path: str) -> DataReport:
+def check_segmentation_folders(path: str, held_out: str = "val") -> DataReport:
     from visionsuite.core.report import table
 
-    test_set = held_out_only(path)
+    test_set = held_out == "test" or held_out_only(path)
     try:
-        index = index_pairs(path, EVERY_IMAGE if test_set else 0.2)
+        index = index_pairs(path, EVERY_IMAGE if test_set else 0.2, held_out=held_out)
         own_channels = image_channels([p for pairs in index.splits.values() for p in pairs])
     except VisionsuiteError as err:
         return DataReport(f"segment dataset {path}", False, str(err))
@@ -1444,9 +1444,10 @@ def check_segmentation_folders(path: str) -> DataReport:
     # regions of interest
     every_value, inside, colour = Counter(), Counter(), False
     problem, checked_slices = "", 0
-    for split, pairs in index.splits.items():
-        if test_set and split == "train":
+    for name, pairs in index.splits.items():
+        if test_set and name == "train":
             continue
+        split = held_out if name == "val" else name
         try:  # each pair is summarised where it is decoded: a large set never sits in RAM
             summaries, skipped = load_in_parallel(lambda pair: _summarise_pair(pair, channels),
                                                   pairs, desc=f"checking {split}")
@@ -1476,7 +1477,7 @@ def check_segmentation_folders(path: str) -> DataReport:
     split_note = " (val split by val_fraction 0.2, seed 0)" if index.split_by_fraction else ""
     lines = [f"segment dataset {index.root}{split_note}"]
     lines += [f"  {folder}" for folder in index.folders]
-    lines += [f"  {TEST_SET_NOTE}"] if test_set else []
+    lines += [f"  {test_set_note(held_out)}"] if test_set else []
     if own_channels:
         lines.append(f"  images of {own_channels} channels, each windowed on its own: "
                      + ", ".join(channel_names(index, own_channels)))
@@ -1501,7 +1502,7 @@ def check_segmentation_folders(path: str) -> DataReport:
     lines.append(f"files that are not images (ignored): {len(index.odd_files)}")
     lines += [f"  {p}" for p in index.odd_files[:20]]
     if not problem and not checked_slices:
-        problem = f"{path}: no readable image/mask pairs in {'val' if test_set else 'train'}"
+        problem = f"{path}: no readable image/mask pairs in {held_out if test_set else 'train'}"
     return DataReport("\n".join(lines), not problem, problem)
 
 
