@@ -1506,3 +1506,22 @@ def test_yolo_segmentation_labels_pair_each_image_with_its_drawn_polygons(tmp_pa
     with pytest.raises(VisionsuiteError, match=r"1.txt:1: 5 columns; a segmentation label is "
                                                r"a polygon"):
         index_pairs(root)
+
+
+def test_yolo_image_lists_in_txt_files_are_read_inside_the_dataset(tmp_path):
+    """Ultralytics' other layout: the YAML's train and val name .txt files listing the images,
+    './' entries from the YAML's folder, others from the list's own folder."""
+    root = make_yolo_segment_folder(tmp_path / "yolo")
+    (root / "lists").mkdir()
+    (root / "lists" / "train.txt").write_text(
+        "".join(f"./train/images/{number}.jpg\n" for number in range(3)))
+    (root / "lists" / "val.txt").write_text("../valid/images/0.jpg\n\n../valid/images/1.jpg\n")
+    (root / "data.yaml").write_text("train: lists/train.txt\nval: lists/val.txt\n"
+                                    "names: ['organ', 'lesion']\n")
+    index = index_pairs(root)
+    assert [pair.image.name for pair in index.splits["train"]] == ["0.jpg", "1.jpg", "2.jpg"]
+    assert [pair.image.parent.parent.name for pair in index.splits["val"]] == ["valid"] * 2
+    assert len(index.splits["val"][0].shapes) == 2  # the label files beside them are read
+    (root / "lists" / "val.txt").write_text("../../outside.jpg\n")
+    with pytest.raises(VisionsuiteError, match="leaves the dataset folder"):
+        index_pairs(root)
