@@ -306,3 +306,57 @@ def test_voc_difficult_objects_and_coco_crowds_are_regions_the_map_ignores(tmp_p
     (crowd / "val.json").write_text(json.dumps(spec))
     annotation = index_detection(crowd).val[0]
     assert annotation.ignore.tolist() == [False, True] and len(annotation.boxes) == 2
+
+
+def _coco_spec(names: list[str], category: int = 3) -> dict:
+    return {"images": [{"id": number, "file_name": name, "width": 80, "height": 60}
+                       for number, name in enumerate(names)],
+            "annotations": [{"id": number, "image_id": number, "category_id": category,
+                             "bbox": [10, 5, 20, 30], "iscrowd": 0}
+                            for number in range(len(names))],
+            "categories": [{"id": 3, "name": "bird"}, {"id": 9, "name": "fish"}]}
+
+
+def test_cocos_own_layout_reads_instances_files_and_their_split_folders(tmp_path):
+    """COCO 2017 as it unpacks: annotations/instances_{train,val}2017.json (captions and
+    keypoints beside them), the images in train2017/ and val2017/ under bare file names."""
+    from visionsuite.core.splits import unread_test_split
+
+    annotations = tmp_path / "annotations"
+    annotations.mkdir()
+    for split, stems in (("train", ["a", "b"]), ("val", ["c"]), ("test", ["d"])):
+        for stem in stems:
+            _image(tmp_path / f"{split}2017" / f"{stem}.jpg")
+        (annotations / f"instances_{split}2017.json").write_text(
+            json.dumps(_coco_spec([f"{stem}.jpg" for stem in stems])))
+    (annotations / "person_keypoints_val2017.json").write_text(json.dumps(_coco_spec([])))
+    index = index_detection(tmp_path)
+    assert index.format == "coco" and index.labels == ["bird", "fish"]
+    assert [a.image.relative_to(tmp_path).as_posix() for a in index.train + index.val] == [
+        "train2017/a.jpg", "train2017/b.jpg", "val2017/c.jpg"]
+    assert [a.image.name for a in index_detection(tmp_path, held_out="test").val] == ["d.jpg"]
+    assert unread_test_split(tmp_path) == "annotations/instances_test2017.json"
+
+
+def test_one_coco_file_of_cvat_or_label_studio_is_train_split_by_fraction(tmp_path):
+    """CVAT: annotations/instances_default.json, file names relative to images/. Label
+    Studio: result.json beside images/, file names starting images/."""
+    cvat, studio = tmp_path / "cvat", tmp_path / "studio"
+    for root in (cvat, studio):
+        for stem in "abcde":
+            _image(root / "images" / "part" / f"{stem}.png")
+    (cvat / "annotations").mkdir()
+    (cvat / "annotations" / "instances_default.json").write_text(
+        json.dumps(_coco_spec([f"part/{stem}.png" for stem in "abcde"])))
+    (studio / "result.json").write_text(
+        json.dumps(_coco_spec([f"images/part/{stem}.png" for stem in "abcde"], category=9)))
+    for root in (cvat, studio):
+        index = index_detection(root, val_fraction=0.2)
+        assert index.format == "coco" and (len(index.train), len(index.val)) == (4, 1)
+        assert all(a.image.parent == root / "images" / "part" for a in index.train + index.val)
+    with pytest.raises(VisionsuiteError, match="no test split"):
+        index_detection(cvat, held_out="test")
+    spec = _coco_spec(["part/a.png", "../../outside.png"])
+    (cvat / "annotations" / "instances_default.json").write_text(json.dumps(spec))
+    with pytest.raises(VisionsuiteError, match="leaves the dataset folder"):
+        index_detection(cvat)

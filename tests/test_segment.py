@@ -1525,3 +1525,22 @@ def test_yolo_image_lists_in_txt_files_are_read_inside_the_dataset(tmp_path):
     (root / "lists" / "val.txt").write_text("../../outside.jpg\n")
     with pytest.raises(VisionsuiteError, match="leaves the dataset folder"):
         index_pairs(root)
+
+
+def test_a_cvat_coco_export_of_polygons_trains_split_by_fraction(tmp_path):
+    """CVAT's COCO export: annotations/instances_default.json, its file names relative to
+    images/ (detect and segment find COCO files and their images alike: core/coco.py)."""
+    from visionsuite.tasks.segment.data import decode_pairs
+
+    root = make_coco_segment_folder(tmp_path / "coco")
+    (root / "train").rename(root / "images")
+    (root / "annotations").mkdir()
+    (root / "images" / "_annotations.coco.json").rename(
+        root / "annotations" / "instances_default.json")
+    shutil.rmtree(root / "valid")
+    index = index_pairs(root, 0.5)
+    assert index.class_names == ["background", "organ", "lesion"]
+    assert index.names_from == "annotations/instances_default.json" and index.split_by_fraction
+    assert [len(index.splits[name]) for name in ("train", "val")] == [2, 2]
+    assert all(pair.image.parent == root / "images" for pair in index.splits["train"])
+    _assert_organ_holds_lesion(decode_pairs(index.splits["train"][:1], 1)[0][0].mask)

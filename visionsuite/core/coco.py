@@ -9,21 +9,85 @@ from pathlib import Path
 from visionsuite.errors import VisionsuiteError
 
 ROBOFLOW_COCO = "_annotations.coco.json"
-COCO_TEST = f"test.json, or test/{ROBOFLOW_COCO}"
+COCO_TEST = f"test.json, or test/{ROBOFLOW_COCO}, or annotations/instances_test*.json"
+# Label Studio's COCO export: result.json beside images/.
+SINGLE_COCO_NAMES = ("result.json", "annotations.json", "coco.json", ROBOFLOW_COCO)
+ANNOTATIONS_FOLDER = "annotations"
 
 
 def coco_files(root: Path, held_out: str = "val") -> dict[str, Path | None]:
-    """The train and val COCO files: `train.json`/`val.json`, or Roboflow's
-    `train/_annotations.coco.json` and `valid/_annotations.coco.json`. `held_out` "test":
-    `test.json` or `test/_annotations.coco.json` as the val file."""
-    held_names = ("valid", "val") if held_out == "val" else ("test",)
+    """The train and val COCO files, in the layouts tools export them:
+    - `train.json`/`val.json` beside the images' folders;
+    - Roboflow's `train/_annotations.coco.json` and `valid/_annotations.coco.json`;
+    - COCO's own `annotations/instances_train2017.json` and `instances_val2017.json`
+      (images in `train2017/` and `val2017/`), and CVAT's one `annotations/instances_default
+      .json` (images in `images/`), taken as train;
+    - Label Studio's one `result.json` beside `images/`, taken as train.
+    A file alone is train (training splits it by data.val_fraction). `held_out` "test": the
+    test file (test.json, test/_annotations.coco.json, instances_test*.json) as the val file."""
     files = {"train": root / "train.json", "val": root / f"{held_out}.json"}
     if not any((root / f"{split}.json").is_file() for split in ("train", "val", held_out)):
+        held_names = ("valid", "val") if held_out == "val" else ("test",)
         files = {"train": root / "train" / ROBOFLOW_COCO}
         files["val"] = next((root / name / ROBOFLOW_COCO for name in held_names
                              if (root / name / ROBOFLOW_COCO).is_file()),
                             root / held_names[0] / ROBOFLOW_COCO)
+        if not any(path.is_file() for path in files.values()):
+            files = _annotation_folder_files(root, held_out) or _single_file(root)
     return {split: path if path.is_file() else None for split, path in files.items()}
+
+
+def _annotation_folder_files(root: Path, held_out: str) -> dict[str, Path] | None:
+    """The train and held-out files of an annotations/ folder, by the split named in each
+    file's name (instances_val2017.json; trainval counts as train); a single file of no
+    split's name is train (CVAT's instances_default.json). Only the `instances` files where
+    there are some (COCO's folder holds captions and keypoints beside them)."""
+    folder = root / ANNOTATIONS_FOLDER
+    if not folder.is_dir():
+        return None
+    found = sorted(path for path in folder.glob("*.json") if path.is_file())
+    instances = [path for path in found if "instances" in path.stem.lower()]
+    found = instances or found
+    by_split: dict[str, Path] = {}
+    for path in found:
+        stem = path.stem.lower()
+        split = "test" if "test" in stem else "train" if "train" in stem \
+            else "val" if "val" in stem else None
+        if split is not None:
+            by_split.setdefault(split, path)
+    if not by_split and len(found) == 1:
+        by_split["train"] = found[0]
+    if not by_split:
+        return None
+    return {"train": by_split.get("train", folder / "train.json"),
+            "val": by_split.get(held_out, folder / f"{held_out}.json")}
+
+
+def _single_file(root: Path) -> dict[str, Path]:
+    """A COCO file alone at the root (Label Studio's result.json), as train."""
+    path = next((root / name for name in SINGLE_COCO_NAMES if (root / name).is_file()),
+                root / "train.json")
+    return {"train": path, "val": root / "val.json"}
+
+
+def coco_image_folder(root: Path, path: Path, spec: dict) -> Path:
+    """The folder (relative to `root`) a COCO file's `file_name`s are relative to: the file's
+    own folder (Roboflow; train.json beside images/), the dataset's, its images/ folder
+    (CVAT), or the folder named as the file's split (COCO's val2017/ for
+    instances_val2017.json, also inside images/): the one that holds most of its first
+    images, the file's own on a tie."""
+    own = path.parent.resolve().relative_to(root.resolve())
+    split = path.stem.split("instances_")[-1]
+    candidates = list(dict.fromkeys([own, Path("."), Path("images"), Path(split),
+                                     Path("images") / split]))
+    names = [str(item.get("file_name", "")) for item in spec["images"][:20]
+             if isinstance(item, dict)]
+
+    def held(folder: Path) -> int:
+        return sum((root / folder / name).is_file() for name in names
+                   if name and not Path(name).is_absolute() and ".." not in Path(name).parts)
+
+    return max(candidates, key=lambda folder: (held(folder), folder == own))
 
 
 def load_coco(path: Path) -> dict:

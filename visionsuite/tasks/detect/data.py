@@ -26,7 +26,8 @@ from xml.etree import ElementTree
 
 import numpy as np
 
-from visionsuite.core.coco import COCO_TEST, category_names, coco_files, load_coco
+from visionsuite.core.coco import (COCO_TEST, category_names, coco_files, coco_image_folder,
+                                   load_coco)
 from visionsuite.core.files import inside
 from visionsuite.core.splits import no_test_split
 from visionsuite.core.yolo import YOLO_TEST, yolo_label_path, yolo_splits, yolo_yaml
@@ -89,8 +90,9 @@ def index_detection(root: str | Path, val_fraction: float = 0.2, seed: int = 0,
         index = read_voc(_voc_root(root), held_out)
     else:
         raise VisionsuiteError(
-            f"{root}: not a detection dataset: expected data.yaml (YOLO), train.json/val.json "
-            "or train/_annotations.coco.json (COCO) or annotations/*.xml (Pascal VOC)")
+            f"{root}: not a detection dataset: expected data.yaml (YOLO), COCO files "
+            "(train.json/val.json, train/_annotations.coco.json, annotations/instances_*.json "
+            "or result.json) or annotations/*.xml (Pascal VOC)")
     if held_out == "test" and not index.val:
         raise no_test_split(root, TEST_SPLIT_FILES[index.format])
     if not index.val and index.train:
@@ -278,7 +280,7 @@ def read_coco(root: Path, held_out: str = "val") -> DetectionIndex:
 
 def _coco_annotations(path: Path, root: Path, spec: dict, category_ids: list[int],
                       missing: list[str]) -> list[Annotation]:
-    folder = path.parent.resolve().relative_to(root.resolve())
+    folder = coco_image_folder(root, path, spec)
     by_image: dict[int, list] = {}
     for number, item in enumerate(spec["annotations"]):
         try:

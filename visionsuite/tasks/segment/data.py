@@ -13,7 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from visionsuite.core.coco import COCO_TEST, category_names, coco_files, load_coco
+from visionsuite.core.coco import (COCO_TEST, category_names, coco_files, coco_image_folder,
+                                   load_coco)
 from visionsuite.core.files import (TRAIN_FOLDER_NAMES, held_out_only, holds_data, inside,
                                     named_folder, sub_folders)
 from visionsuite.core.images import (INSTANCE_HINT, QUARTER_TURNS, UnreadableImage,
@@ -385,7 +386,7 @@ def _coco_pairs(root: Path, path: Path, spec: dict, values: dict[int, int]) -> l
                                    f"{item['category_id']} is none of the file's categories")
         shapes.setdefault(item["image_id"], []).append((values[item["category_id"]],
                                                         item["segmentation"]))
-    folder = path.parent.relative_to(root)
+    folder = coco_image_folder(root, path, spec)
     pairs = []
     for number, item in enumerate(spec["images"]):
         try:
