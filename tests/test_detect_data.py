@@ -340,7 +340,8 @@ def test_cocos_own_layout_reads_instances_files_and_their_split_folders(tmp_path
 
 def test_one_coco_file_of_cvat_or_label_studio_is_train_split_by_fraction(tmp_path):
     """CVAT: annotations/instances_default.json, file names relative to images/. Label
-    Studio: result.json beside images/, file names starting images/."""
+    Studio: result.json beside images/, file names starting images/ (with backslashes, made
+    on Windows)."""
     cvat, studio = tmp_path / "cvat", tmp_path / "studio"
     for root in (cvat, studio):
         for stem in "abcde":
@@ -348,8 +349,8 @@ def test_one_coco_file_of_cvat_or_label_studio_is_train_split_by_fraction(tmp_pa
     (cvat / "annotations").mkdir()
     (cvat / "annotations" / "instances_default.json").write_text(
         json.dumps(_coco_spec([f"part/{stem}.png" for stem in "abcde"])))
-    (studio / "result.json").write_text(
-        json.dumps(_coco_spec([f"images/part/{stem}.png" for stem in "abcde"], category=9)))
+    (studio / "result.json").write_text(json.dumps(  # as Label Studio writes it on Windows
+        _coco_spec([f"images\\part\\{stem}.png" for stem in "abcde"], category=9)))
     for root in (cvat, studio):
         index = index_detection(root, val_fraction=0.2)
         assert index.format == "coco" and (len(index.train), len(index.val)) == (4, 1)

@@ -70,6 +70,12 @@ def _single_file(root: Path) -> dict[str, Path]:
     return {"train": path, "val": root / "val.json"}
 
 
+def coco_file_name(item: dict) -> str:
+    """An image's file_name, its Windows backslashes as slashes (Label Studio on Windows writes
+    images\\x.jpg, which elsewhere would be one odd file name)."""
+    return str(item["file_name"]).replace("\\", "/")
+
+
 def coco_image_folder(root: Path, path: Path, spec: dict) -> Path:
     """The folder (relative to `root`) a COCO file's `file_name`s are relative to: the file's
     own folder (Roboflow; train.json beside images/), the dataset's, its images/ folder
@@ -80,8 +86,8 @@ def coco_image_folder(root: Path, path: Path, spec: dict) -> Path:
     split = path.stem.split("instances_")[-1]
     candidates = list(dict.fromkeys([own, Path("."), Path("images"), Path(split),
                                      Path("images") / split]))
-    names = [str(item.get("file_name", "")) for item in spec["images"][:20]
-             if isinstance(item, dict)]
+    names = [coco_file_name(item) for item in spec["images"][:20]
+             if isinstance(item, dict) and "file_name" in item]
 
     def held(folder: Path) -> int:
         return sum((root / folder / name).is_file() for name in names

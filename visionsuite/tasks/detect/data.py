@@ -26,8 +26,8 @@ from xml.etree import ElementTree
 
 import numpy as np
 
-from visionsuite.core.coco import (COCO_TEST, category_names, coco_files, coco_image_folder,
-                                   load_coco)
+from visionsuite.core.coco import (COCO_TEST, category_names, coco_file_name, coco_files,
+                                   coco_image_folder, load_coco)
 from visionsuite.core.files import inside
 from visionsuite.core.splits import no_test_split
 from visionsuite.core.yolo import YOLO_TEST, yolo_label_path, yolo_splits, yolo_yaml
@@ -301,7 +301,7 @@ def _coco_annotations(path: Path, root: Path, spec: dict, category_ids: list[int
     annotations = []
     for number, item in enumerate(spec["images"]):
         try:
-            image_id, name = int(item["id"]), str(item["file_name"])
+            image_id, name = int(item["id"]), coco_file_name(item)
         except (KeyError, TypeError, ValueError):
             raise VisionsuiteError(f"{path}: image {number} needs id and file_name") from None
         image = inside(root, folder / name)

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from visionsuite.core.coco import (COCO_TEST, category_names, coco_files, coco_image_folder,
-                                   load_coco)
+from visionsuite.core.coco import (COCO_TEST, category_names, coco_file_name, coco_files,
+                                   coco_image_folder, load_coco)
 from visionsuite.core.files import (TRAIN_FOLDER_NAMES, held_out_only, holds_data, inside,
                                     named_folder, sub_folders)
 from visionsuite.core.images import (INSTANCE_HINT, QUARTER_TURNS, UnreadableImage,
@@ -390,7 +390,7 @@ def _coco_pairs(root: Path, path: Path, spec: dict, values: dict[int, int]) -> l
     pairs = []
     for number, item in enumerate(spec["images"]):
         try:
-            name, size = str(item["file_name"]), (int(item["width"]), int(item["height"]))
+            name, size = coco_file_name(item), (int(item["width"]), int(item["height"]))
             found = tuple(shapes.get(item["id"], ()))
         except (KeyError, TypeError, ValueError):
             raise VisionsuiteError(f"{path}: image {number} needs an id, a file_name, a width "
