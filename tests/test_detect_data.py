@@ -361,3 +361,10 @@ def test_one_coco_file_of_cvat_or_label_studio_is_train_split_by_fraction(tmp_pa
     (cvat / "annotations" / "instances_default.json").write_text(json.dumps(spec))
     with pytest.raises(VisionsuiteError, match="leaves the dataset folder"):
         index_detection(cvat)
+
+
+def test_a_json_beside_voc_annotations_is_not_taken_for_coco(tmp_path):
+    root = voc_dataset(tmp_path)
+    (root / "annotations" / "classes.json").write_text(json.dumps({"names": ["cat", "dog"]}))
+    (root / "result.json").write_text(json.dumps({"run": 3}))
+    assert index_detection(root).format == "voc"

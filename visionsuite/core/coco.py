@@ -45,7 +45,7 @@ def _annotation_folder_files(root: Path, held_out: str) -> dict[str, Path] | Non
     folder = root / ANNOTATIONS_FOLDER
     if not folder.is_dir():
         return None
-    found = sorted(path for path in folder.glob("*.json") if path.is_file())
+    found = sorted(path for path in folder.glob("*.json") if _looks_like_coco(path))
     instances = [path for path in found if "instances" in path.stem.lower()]
     found = instances or found
     by_split: dict[str, Path] = {}
@@ -65,9 +65,20 @@ def _annotation_folder_files(root: Path, held_out: str) -> dict[str, Path] | Non
 
 def _single_file(root: Path) -> dict[str, Path]:
     """A COCO file alone at the root (Label Studio's result.json), as train."""
-    path = next((root / name for name in SINGLE_COCO_NAMES if (root / name).is_file()),
+    path = next((root / name for name in SINGLE_COCO_NAMES if _looks_like_coco(root / name)),
                 root / "train.json")
     return {"train": path, "val": root / "val.json"}
+
+
+def _looks_like_coco(path: Path) -> bool:
+    """Whether a JSON file found by a looser name (annotations/*.json, result.json) is a COCO
+    file, not a mask set's metadata beside its annotations/ folder of PNGs: its first MiB
+    names "images" (every exporter writes that list before the annotations; COCO's own
+    instances file is hundreds of MB, so it is not read whole here)."""
+    if not path.is_file():
+        return False
+    with open(path, "rb") as file:
+        return b'"images"' in file.read(1 << 20)
 
 
 def coco_file_name(item: dict) -> str:

@@ -33,8 +33,8 @@ def yolo_splits(root: Path, held_out: str = "val") -> tuple[list[str], dict[str,
     base = _yolo_base(root, spec.get("path"), yaml_path)
     labels = _yolo_names(spec.get("names"), spec.get("nc"), yaml_path)
     splits = {}
-    for split, entry in (("train", "train"), ("val", held_out)):
-        entries = spec.get(entry) or []
+    for split, key in (("train", "train"), ("val", held_out)):
+        entries = spec.get(key) or []
         entries = entries if isinstance(entries, list) else [entries]
         splits[split] = [image for entry in entries
                          for image in _yolo_images(root, base, str(entry), yaml_path)]

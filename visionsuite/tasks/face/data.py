@@ -29,8 +29,8 @@ import numpy as np
 
 from visionsuite.core.class_folders import scan_class_folders
 from visionsuite.core.files import TRAIN_FOLDER_NAMES, named_folder, sub_folders
-from visionsuite.core.splits import held_out_names, no_test_split
 from visionsuite.core.images import IMAGE_EXTENSIONS, folder_image_files
+from visionsuite.core.splits import held_out_names, no_test_split
 from visionsuite.errors import VisionsuiteError
 
 # A person's name, then a separator and the rest of a file's name (Yale's 'subject01.happy').

@@ -226,7 +226,7 @@ def _index_pairs(root: Path, val_fraction: float, seed: int, held_out: str) -> P
     if not root.is_dir():
         raise VisionsuiteError(f"{root}: expected a dataset folder, got a file")
     odd: list[Path] = []
-    if any(coco_files(root).values()):  # Roboflow's COCO segmentation export
+    if any(coco_files(root).values()):  # COCO polygons: Roboflow's, CVAT's ... (core/coco.py)
         coco = coco_files(root, held_out)
         if held_out == "test":  # the test file alone, all of it
             if coco["val"] is None:
