@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -30,7 +29,7 @@ import_tensorflow_quietly()  # first: TensorFlow's C++ start-up notices stay off
 
 import keras  # noqa: E402
 
-from common import interleaved_throughput  # noqa: E402
+from common import interleaved_throughput, machine_facts  # noqa: E402
 from visionsuite.config import load_config  # noqa: E402
 from visionsuite.core.benchmark import summarize, time_tflite  # noqa: E402
 from visionsuite.core.evaluate import load_run_config  # noqa: E402
@@ -119,7 +118,7 @@ def main():
     args = parser.parse_args()
     threads = [int(t) for t in args.threads.split(",")]
     earlier = json.loads(Path(args.output).read_text()) if Path(args.output).is_file() else {}
-    results = {"data": args.data, "machine": {"cpus": os.cpu_count()}}
+    results = {"data": args.data, "machine": machine_facts()}
 
     if args.skip_throughput and "throughput" in earlier:
         results["throughput"] = earlier["throughput"]

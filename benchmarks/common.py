@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 import json
+import os
+import platform
 import tempfile
 import time
 
@@ -130,3 +132,21 @@ def timed_training(task_name: str, data: str, workdir: str, summary,
                  "epochs": epochs, "planned_epochs": config.train.epochs,
                  "max_minutes": config.train.max_minutes, "image_size": config.data.image_size,
                  f"train_{unit}_per_s": round(samples / seconds, 2), **summary(run)}
+
+
+def machine_facts() -> dict:
+    """The CPU a benchmark ran on: its figures depend on it (bfloat16 training where the CPU
+    has AMX, int8 kernels by its vector instructions), so the JSON says which it was."""
+    flags, model = set(), platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as file:
+            for line in file:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name":
+                    model = value.strip()
+                elif key.strip() == "flags":
+                    flags = set(value.split())
+    except OSError:
+        pass
+    return {"cpus": os.cpu_count(), "cpu": model, "amx": "amx_tile" in flags,
+            "avx512_vnni": "avx512_vnni" in flags}

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -29,7 +28,7 @@ import_tensorflow_quietly()  # first: TensorFlow's C++ start-up notices stay off
 
 import numpy as np  # noqa: E402
 
-from common import timed_training, training_or_finished_run  # noqa: E402
+from common import machine_facts, timed_training, training_or_finished_run  # noqa: E402
 from visionsuite.core.benchmark import time_tflite  # noqa: E402
 from visionsuite.core.evaluate import load_run_config  # noqa: E402
 from visionsuite.core.export import QUANTIZATIONS, export_all  # noqa: E402
@@ -92,7 +91,7 @@ def main():
     parser.add_argument("--output", default="benchmarks/results/detect.json")
     args = parser.parse_args()
     earlier = json.loads(Path(args.output).read_text()) if Path(args.output).is_file() else {}
-    results = {"data": args.data, "machine": {"cpus": os.cpu_count()}}
+    results = {"data": args.data, "machine": machine_facts()}
     run, results["training"] = training_or_finished_run(
         args.run, earlier, args.data, args.workdir,
         lambda data, workdir: timed_training("detect", data, workdir, summary), summary)

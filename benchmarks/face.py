@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -33,7 +32,7 @@ import_tensorflow_quietly()  # first: TensorFlow's C++ start-up notices stay off
 
 import numpy as np  # noqa: E402
 
-from common import timed_training, training_or_finished_run  # noqa: E402
+from common import machine_facts, timed_training, training_or_finished_run  # noqa: E402
 from visionsuite.core.benchmark import benchmark_models, time_tflite  # noqa: E402
 from visionsuite.core.evaluate import load_run_config  # noqa: E402
 from visionsuite.core.export import QUANTIZATIONS, export_all  # noqa: E402
@@ -124,7 +123,7 @@ def main():
     parser.add_argument("--output", default="benchmarks/results/face.json")
     args = parser.parse_args()
     earlier = json.loads(Path(args.output).read_text()) if Path(args.output).is_file() else {}
-    results = {"data": args.data, "machine": {"cpus": os.cpu_count()}}
+    results = {"data": args.data, "machine": machine_facts()}
     run, results["training"] = training_or_finished_run(
         args.run, earlier, args.data, args.workdir,
         lambda data, workdir: timed_training("face", data, workdir, summary), summary)

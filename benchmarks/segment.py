@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -33,8 +32,8 @@ import_tensorflow_quietly()  # first: TensorFlow's C++ start-up notices stay off
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from common import (interleaved_throughput, keras_batch_norm_twin, timed_training,  # noqa: E402
-                    training_or_finished_run)
+from common import (interleaved_throughput, keras_batch_norm_twin, machine_facts,  # noqa: E402
+                    timed_training, training_or_finished_run)
 from visionsuite.config import load_config  # noqa: E402
 from visionsuite.core.evaluate import load_run_config  # noqa: E402
 from visionsuite.core.export import QUANTIZATIONS, export_all  # noqa: E402
@@ -139,7 +138,7 @@ def main():
     parser.add_argument("--output", default="benchmarks/results/segment.json")
     args = parser.parse_args()
     earlier = json.loads(Path(args.output).read_text()) if Path(args.output).is_file() else {}
-    results = {"data": args.data, "machine": {"cpus": os.cpu_count()}}
+    results = {"data": args.data, "machine": machine_facts()}
 
     if args.skip_throughput and "throughput" in earlier:
         results["throughput"] = earlier["throughput"]
