@@ -160,6 +160,8 @@ def test_numbers_out_of_range_are_one_line_errors(tmp_path: Path, setting, messa
     ("face", "data.channels=4", "data.channels=4: must be 1 (grey) or 3 (RGB)"),
     ("classify", "data.regions={wt: [a]}", "data.regions={'wt': ['a']}: classify does not read"),
     ("face", "data.surface_tolerance=2", "data.surface_tolerance=2.0: face does not read it"),
+    ("segment", "data.label_column=dx", "data.label_column=dx: segment does not read it "
+                                        "(classify reads it)"),
 ])
 def test_a_setting_that_only_other_tasks_read_is_a_one_line_error(task, setting, message):
     """Before, `--set train.loss=focal` trained classify with its cross-entropy, silently."""

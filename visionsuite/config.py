@@ -54,6 +54,10 @@ class DataConfig:
     # class names; empty = discovered. segment: in mask-value order; detect: by class id;
     # classify: the class folders to train on, in this order (the others are left out)
     classes: list[str] | None = None
+    # classify, images labelled by a CSV table: the columns naming the image and its class;
+    # empty = found (the column whose values name images; label, class, dx, ... or one-hot)
+    image_column: str | None = None
+    label_column: str | None = None
     binary_masks: bool = False  # every mask value but 0 is foreground (instance masks: 1..N)
     # segment, colour masks: the colour ('#rrggbb') of each class, in class order; empty =
     # the colours found, black first (training saves them here in the run's config.yaml)
@@ -408,6 +412,7 @@ TASK_KEYS = {
         "binary_masks", "colors", "regions", "surface_tolerance", "crops_per_image",
         "tile_overlap", "max_size", "window")},
     "data.face_detect": ("face",),
+    **{f"data.{key}": ("classify",) for key in ("image_column", "label_column")},
     **{f"model.{key}": ("segment",) for key in ("levels", "filters", "norm", "upsample",
                                                  "keep_largest_component")},
     "model.dropout": ("classify", "face", "segment"),

@@ -14,6 +14,8 @@ from visionsuite.config import Config
 from visionsuite.core.class_folders import scan_class_folders
 from visionsuite.core.data import check_cache_fits, decode_images
 from visionsuite.core.files import TRAIN_FOLDER_NAMES, held_out_only, named_folder, sub_folders
+from visionsuite.core.label_table import (image_lookup, label_table_files, natural_order,
+                                          read_label_table)
 from visionsuite.core.splits import EVERY_IMAGE, held_out_names, no_test_split, test_set_note
 from visionsuite.errors import VisionsuiteError
 from visionsuite.tasks.base import DataReport, Split, Task, TaskData
@@ -29,19 +31,28 @@ class FolderIndex:
     split_by_fraction: bool
     folders: dict[str, str] = field(default_factory=dict)  # split -> the folder it was read from
     left_out: list[str] = field(default_factory=list)  # class folders not in data.classes
+    notes: list[str] = field(default_factory=list)  # data check's lines on how it was read
 
 
 def index_image_folders(root: str | Path, val_fraction: float = 0.2, seed: int = 0,
-                        classes: list[str] | None = None, held_out: str = "val") -> FolderIndex:
+                        classes: list[str] | None = None, held_out: str = "val",
+                        columns: tuple[str | None, str | None] = (None, None)) -> FolderIndex:
     """Index `root/train/<class>/*` and `root/val/<class>/*`, or `root/<class>/*` split by a seeded,
-    per-class `val_fraction`. `classes` (data.classes): the class folders to read, in this order;
-    the others are left out. `held_out` "test": `root/test/<class>/*` alone, as the val split.
-    Raises a one-line error for anything that makes the data unusable."""
+    per-class `val_fraction`, or the images a CSV label table names (core/label_table.py;
+    `columns`: data.image_column and data.label_column, else found). `classes` (data.classes):
+    the classes to read, in this order; the others are left out. `held_out` "test":
+    `root/test/<class>/*` (test.csv) alone, as the val split. Raises a one-line error for
+    anything that makes the data unusable."""
     root = Path(root)
     if not root.exists():
         raise VisionsuiteError(f"{root}: dataset folder not found")
     if not root.is_dir():
         raise VisionsuiteError(f"{root}: expected a folder of class folders, got a file")
+    tables = label_table_files(root)
+    index = _index_label_tables(root, tables, val_fraction, seed, classes, held_out,
+                                columns) if tables else None
+    if index is not None:
+        return index
     train_dir = named_folder(root, TRAIN_FOLDER_NAMES)
     val_dir = named_folder(root, held_out_names(held_out))
     odd: list[Path] = []
@@ -67,6 +78,48 @@ def index_image_folders(root: str | Path, val_fraction: float = 0.2, seed: int =
     files, classes = scan_class_folders(root, root, chosen, odd, bool(chosen))
     train, val = _split_by_fraction(files, val_fraction, seed, root)
     return FolderIndex(root, classes, {"train": train, "val": val}, odd, True, {}, left_out)
+
+
+def _index_label_tables(root: Path, tables: dict[str, Path], val_fraction: float, seed: int,
+                        classes: list[str] | None, held_out: str,
+                        columns: tuple[str | None, str | None]) -> FolderIndex | None:
+    """The splits of a dataset whose CSV tables label its images: train.csv and val.csv as
+    listed, one table split by val_fraction, test.csv for `held_out` "test"; None where the
+    tables name no images (not label tables)."""
+    wanted = ("test",) if held_out == "test" else ("train", "val", "all")
+    if held_out == "test" and "test" not in tables:
+        raise no_test_split(root, "test.csv")
+    images = image_lookup(root)
+    read = {}
+    for split in wanted:
+        if split in tables:
+            table = read_label_table(root, tables[split], images, *columns)
+            if table is None:
+                return None
+            read[split] = table
+    if not read:
+        return None
+    found = natural_order({name for table in read.values() for _, name in table.rows})
+    chosen = _chosen_classes(classes) or found
+    missing = [name for name in chosen if name not in found]
+    if missing:
+        raise VisionsuiteError(f"{root}: no image of class(es) {', '.join(missing)} named in "
+                               f"data.classes (the tables' classes: {', '.join(found)})")
+    if len(chosen) < 2 and held_out == "val":  # a test set may hold one of the model's
+        raise VisionsuiteError(f"{next(iter(read.values())).path}: one class "
+                               f"({', '.join(chosen)}); a classifier needs at least 2")
+    number = {name: index for index, name in enumerate(chosen)}
+    items = {split: [(image, number[name]) for image, name in table.rows if name in number]
+             for split, table in read.items()}
+    notes = [f"labels: {table.path.name} (images: column {table.image_column}; classes: "
+             f"{table.label_from})" for table in read.values()]
+    left_out = [name for name in found if name not in number]
+    if "test" in items or ("train" in items and "val" in items):
+        splits = {"train": items.get("train", []), "val": items.get("val", items.get("test"))}
+        return FolderIndex(root, chosen, splits, [], False, {}, left_out, notes)
+    every = items.get("train", []) + items.get("all", []) + items.get("val", [])
+    train, val = _split_by_fraction(every, val_fraction, seed, root)
+    return FolderIndex(root, chosen, {"train": train, "val": val}, [], True, {}, left_out, notes)
 
 
 def _chosen_classes(classes: list[str] | None) -> list[str] | None:
@@ -157,9 +210,10 @@ class ClassifyTask(Task):
 
         root = resolve_dataset(config.data.path, "classify")
         index = index_image_folders(root, config.data.val_fraction, config.data.split_seed,
-                                    config.data.classes, held_out)
+                                    config.data.classes, held_out,
+                                    (config.data.image_column, config.data.label_column))
         if index.left_out:
-            print(f"data: the {len(index.classes)} classes of data.classes; folders left out: "
+            print(f"data: the {len(index.classes)} classes of data.classes; classes left out: "
                   f"{', '.join(index.left_out)}", file=sys.stderr)
         mapping = None
         if labels is not None:
@@ -346,6 +400,7 @@ def check_image_folders(path: str, held_out: str = "val") -> DataReport:
     shown = {name: held_out if name == "val" else name for name in index.folders}
     lines += [f"  {shown[name]}: {folder}/" for name, folder in index.folders.items()
               if folder != shown[name]]
+    lines += [f"  {note}" for note in index.notes]
     lines += [f"  {test_set_note(held_out)}"] if test_set else []
     lines += [f"classes: {len(index.classes)}",
              table(rows), "",

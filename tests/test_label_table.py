@@ -1,0 +1,134 @@
+"""Classification datasets labelled by CSV tables, as Kaggle and medical sets ship them."""
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from conftest import TINY_SETS, make_shapes_folder, snapshot
+from test_cli import assert_one_line_error, invoke
+from visionsuite.errors import VisionsuiteError
+from visionsuite.tasks.classify import index_image_folders
+
+
+def _shapes_table_set(root: Path, per_class: int = 4) -> dict[str, str]:
+    """The shapes of make_shapes_folder moved into HAM10000's two part folders, flat; returns
+    each image's stem -> class."""
+    shapes = make_shapes_folder(root / "shapes", per_class=per_class, val_per_class=0)
+    labels = {}
+    for number, path in enumerate(sorted((shapes / "train").rglob("*.png"))):
+        part = root / f"images_part_{number % 2 + 1}"
+        part.mkdir(parents=True, exist_ok=True)
+        stem = f"ISIC_{number:07d}"
+        path.rename(part / f"{stem}.png")
+        labels[stem] = path.parent.name
+    shutil.rmtree(shapes)
+    return labels
+
+
+def test_a_metadata_table_naming_stems_in_part_folders_is_split_by_fraction(tmp_path):
+    """HAM10000: metadata.csv (lesion_id, image_id without extension, dx), the images in two
+    part folders."""
+    labels = _shapes_table_set(tmp_path)
+    rows = "".join(f"HAM_{i},{stem},{name},histo\n" for i, (stem, name) in
+                   enumerate(labels.items()))
+    (tmp_path / "HAM10000_metadata.csv").write_text("lesion_id,image_id,dx,dx_type\n" + rows)
+    index = index_image_folders(tmp_path, val_fraction=0.25)
+    assert index.classes == ["circle", "square", "triangle"] and index.split_by_fraction
+    assert (len(index.splits["train"]), len(index.splits["val"])) == (9, 3)
+    assert index.notes == ["labels: HAM10000_metadata.csv (images: column image_id; classes: "
+                           "column dx)"]
+    for path, label in index.splits["train"] + index.splits["val"]:
+        assert index.classes[label] == labels[path.stem]
+    index = index_image_folders(tmp_path, classes=["triangle", "circle"])  # data.classes
+    assert index.classes == ["triangle", "circle"] and index.left_out == ["square"]
+    assert len(index.splits["train"] + index.splits["val"]) == 8
+
+
+def test_train_and_val_tables_of_numbered_grades_are_read_as_listed(tmp_path):
+    """APTOS: train.csv and val.csv (id_code, diagnosis 0-11: numbers sorted as numbers), the
+    images in train_images/ named by file name; test.csv is the test split."""
+    labels = _shapes_table_set(tmp_path, per_class=8)
+    grades = {"circle": "2", "square": "10", "triangle": "0"}
+    stems = sorted(labels)
+    for split, chosen in (("train", stems[:16]), ("val", stems[16:20]), ("test", stems[20:])):
+        (tmp_path / f"{split}.csv").write_text("id_code,diagnosis\n" + "".join(
+            f"{stem}.png,{grades[labels[stem]]}\n" for stem in chosen))
+    index = index_image_folders(tmp_path)
+    assert index.classes == ["0", "2", "10"] and not index.split_by_fraction
+    assert [len(index.splits[name]) for name in ("train", "val")] == [16, 4]
+    test = index_image_folders(tmp_path, held_out="test")
+    assert [path.stem for path, _ in test.splits["val"]] == stems[20:]
+    assert test.splits["train"] == []
+
+
+def test_one_hot_columns_name_the_class_and_two_ones_are_an_error(tmp_path):
+    """ISIC 2018's ground truth: image, then one column per class holding 1.0 or 0.0."""
+    labels = _shapes_table_set(tmp_path)
+    names = ["circle", "square", "triangle"]
+    rows = "".join(f"{stem}," + ",".join("1.0" if name == labels[stem] else "0.0"
+                                        for name in names) + "\n" for stem in labels)
+    table = tmp_path / "GroundTruth.csv"
+    table.write_text("image," + ",".join(names) + "\n" + rows)
+    index = index_image_folders(tmp_path)
+    assert index.classes == names
+    assert index.notes[0].endswith("classes: one-hot columns circle, square, triangle)")
+    table.write_text("image," + ",".join(names) + "\n" + rows.replace("0.0", "1.0", 1))
+    with pytest.raises(VisionsuiteError, match=r"GroundTruth.csv:2: 2 of the one-hot columns "
+                                               r"\(circle, square, triangle\) hold 1"):
+        index_image_folders(tmp_path)
+
+
+def test_label_table_errors_name_the_file_and_row(tmp_path):
+    labels = _shapes_table_set(tmp_path)
+    table = tmp_path / "labels.csv"
+    stems = list(labels)
+    for rows, error in (
+            ([f"{stems[0]},circle", f"{stems[1]},circle", "ISIC_9999999,square"],
+             r"labels.csv:4: image 'ISIC_9999999' is not there \(below "),
+            ([f"{stems[0]},circle", f"{stems[1]},"], r"labels.csv:3: image '\S+' has no class"),
+            ([f"{stems[0]},circle", "../outside.png,square", f"{stems[1]},circle"],
+             "leaves the dataset folder")):
+        table.write_text("file,label\n" + "\n".join(rows) + "\n")
+        with pytest.raises(VisionsuiteError, match=error):
+            index_image_folders(tmp_path)
+    table.write_text("file,size,source\n" + "".join(f"{stem},3,x\n" for stem in stems))
+    with pytest.raises(VisionsuiteError, match=r"labels.csv: which column holds the class\? Its "
+                                               r"columns: size, source; name it with --set "
+                                               r"data.label_column=NAME"):
+        index_image_folders(tmp_path)
+    with pytest.raises(VisionsuiteError, match=r"labels.csv: one class \(x\); a classifier "
+                                               "needs at least 2"):
+        index_image_folders(tmp_path, columns=(None, "source"))
+    with pytest.raises(VisionsuiteError, match="no column 'grade' .data.label_column.; its "
+                                               "columns: file, size, source"):
+        index_image_folders(tmp_path, columns=(None, "grade"))
+
+
+def test_a_csv_naming_no_images_leaves_the_class_folders_as_they_are(tmp_path):
+    """Sign Language MNIST ships pixel rows as CSV: not a label table."""
+    root = make_shapes_folder(tmp_path / "d", per_class=2, val_per_class=1)
+    (root / "pixels.csv").write_text("label,pixel1,pixel2\n3,107,118\n6,155,157\n")
+    index = index_image_folders(root)
+    assert index.classes == ["circle", "square", "triangle"] and index.notes == []
+
+
+def test_a_table_labelled_set_trains_and_data_check_says_how_it_read_it(tmp_path):
+    data = tmp_path / "ham"
+    labels = _shapes_table_set(data)
+    (data / "metadata.csv").write_text("image_id,dx\n" + "".join(
+        f"{stem},{name}\n" for stem, name in labels.items()))
+    before = snapshot(data)
+    result = invoke("data", "check", "classify", data)
+    assert result.exit_code == 0, result.output
+    assert "labels: metadata.csv (images: column image_id; classes: column dx)" in result.output
+    sets = [item for setting in TINY_SETS + ("train.epochs=1",) for item in ("--set", setting)]
+    result = invoke("train", "classify", "--data", data, "--output", tmp_path / "runs", *sets)
+    assert result.exit_code == 0, result.output
+    run = tmp_path / "runs" / "classify" / "exp"
+    assert (run / "labels.txt").read_text().split() == ["circle", "square", "triangle"]
+    assert snapshot(data) == before  # nothing written into the dataset
+    (data / "metadata.csv").write_text("image_id,size\n" + "".join(
+        f"{stem},1\n" for stem in labels))
+    assert_one_line_error(invoke("data", "check", "classify", data),
+                          "metadata.csv: which column holds the class?")

@@ -1,0 +1,172 @@
+"""Classification labels in a CSV table beside the images, as Kaggle and medical sets ship
+them: HAM10000's metadata (`image_id`, `dx`; the images in two part folders), APTOS'
+`train.csv` (`id_code`, `diagnosis`), ISIC 2018's ground truth (`image`, then one column per
+class holding the one 1 of its row). One row per image, naming it by its path in the dataset,
+its file name or its stem.
+
+Tables: `train.csv` and `val.csv` (`valid`, `validation`; `test.csv` is the test split), or one
+table of another name (`labels.csv`, `HAM10000_metadata.csv`) whose images training splits by
+data.val_fraction. The image column is the one whose values name the dataset's images; the
+class column is data.label_column, else one named as labels are (`label`, `class`, `dx`,
+`diagnosis`, ...), else the one-hot columns. A CSV that names no images (Sign Language MNIST's
+pixel rows) is no label table: the folders are read as class folders.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from visionsuite.core.files import holds_data, inside
+from visionsuite.core.images import is_image_file
+from visionsuite.errors import VisionsuiteError
+
+LABEL_COLUMN_NAMES = ("label", "labels", "class", "class_name", "category", "diagnosis", "dx",
+                      "target", "y")
+SPLIT_TABLE_NAMES = {"train": ("train", "training"), "val": ("val", "valid", "validation"),
+                     "test": ("test", "testing")}
+SAMPLED_ROWS = 50  # rows read to find the image column
+ONE_HOT_VALUES = {"0", "1", "0.0", "1.0"}
+
+
+@dataclass
+class LabelTable:
+    """A CSV's rows as (image, class name), and how they were read."""
+
+    path: Path
+    rows: list[tuple[Path, str]]
+    image_column: str
+    label_from: str  # "column dx", or "one-hot columns MEL, NV, ..."
+
+
+def label_table_files(root: Path) -> dict[str, Path]:
+    """The CSV files at the top of `root` by split ("train", "val", "test"), or {"all": the
+    one CSV} where a single CSV names no split; {} where there is none."""
+    tables = sorted(path for path in root.glob("*.csv") if path.is_file())
+    by_split = {split: path for path in tables for split, names in SPLIT_TABLE_NAMES.items()
+                if path.stem.lower() in names}
+    if by_split:
+        return by_split
+    return {"all": tables[0]} if len(tables) == 1 else {}
+
+
+def image_lookup(root: Path) -> dict[str, Path | None]:
+    """Every image below `root` by its path in the dataset, its file name and its stem; None
+    for a name or stem that two images share (a row naming it would be ambiguous)."""
+    found: dict[str, Path | None] = {}
+    for path in sorted(root.rglob("*")):
+        relative = path.relative_to(root)
+        if not path.is_file() or not all(holds_data(part) for part in relative.parts) \
+                or not is_image_file(path):
+            continue
+        found[relative.as_posix()] = path
+        for key in {path.name, path.stem}:
+            found[key] = None if key in found and found[key] != path else path
+    return found
+
+
+def read_label_table(root: Path, path: Path, images: dict[str, Path | None],
+                     image_column: str | None = None,
+                     label_column: str | None = None) -> LabelTable | None:
+    """The rows of a label table; None where no column names the dataset's images (not a
+    label table). A row whose image is not there, or ambiguous, or without a class, is an
+    error naming the file and row."""
+    header, rows = _read_csv(path)
+    column = image_column or _image_column(header, rows, images)
+    if column is None:
+        return None
+    _require_column(path, header, column, "data.image_column")
+    where = header.index(column)
+    names, label_from = _class_names(path, header, rows, where, label_column)
+    found = []
+    for number, (row, name) in enumerate(zip(rows, names), start=2):  # the header is line 1
+        reference = row[where].strip().replace("\\", "/")
+        image = _find(root, reference, images)
+        if image is None:
+            missing = "is in two places" if images.get(reference, 0) is None else "is not there"
+            raise VisionsuiteError(f"{path}:{number}: image '{reference}' {missing} (below "
+                                   f"{root})")
+        if not name:
+            raise VisionsuiteError(f"{path}:{number}: image '{reference}' has no class")
+        found.append((image, name))
+    return LabelTable(path, found, column, label_from)
+
+
+def _read_csv(path: Path) -> tuple[list[str], list[list[str]]]:
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as file:
+            lines = list(csv.reader(file))
+    except (UnicodeDecodeError, csv.Error) as err:
+        raise VisionsuiteError(f"{path}: not a readable CSV ({err})") from None
+    if not lines:
+        raise VisionsuiteError(f"{path}: an empty CSV")
+    header = [name.strip() for name in lines[0]]
+    rows = [row + [""] * (len(header) - len(row)) for row in lines[1:] if any(row)]
+    return header, rows
+
+
+def _image_column(header: list[str], rows: list[list[str]],
+                  images: dict[str, Path | None]) -> str | None:
+    """The column whose sampled values most often name an image, where most of them do."""
+    sample = rows[:SAMPLED_ROWS]
+    scores = [sum(images.get(row[index].strip().replace("\\", "/")) is not None
+                  or images.get(Path(row[index].strip()).name) is not None for row in sample)
+              for index in range(len(header))]
+    best = max(range(len(header)), key=lambda index: scores[index], default=None)
+    return header[best] if best is not None and sample and scores[best] * 2 > len(sample) \
+        else None
+
+
+def _class_names(path: Path, header: list[str], rows: list[list[str]], image_index: int,
+                 label_column: str | None) -> tuple[list[str], str]:
+    """Each row's class name, and where it came from: the label column, or the one-hot
+    columns (the name of the column holding the row's 1)."""
+    if label_column:
+        _require_column(path, header, label_column, "data.label_column")
+    named = label_column or next((name for name in header if name.lower() in
+                                  LABEL_COLUMN_NAMES), None)
+    if named is not None:
+        index = header.index(named)
+        return [row[index].strip() for row in rows], f"column {named}"
+    hot = [index for index in range(len(header)) if index != image_index and rows
+           and all(row[index].strip() in ONE_HOT_VALUES for row in rows)]
+    if len(hot) >= 2:
+        names = []
+        for number, row in enumerate(rows, start=2):
+            ones = [header[index] for index in hot if float(row[index]) == 1]
+            if len(ones) != 1:
+                raise VisionsuiteError(
+                    f"{path}:{number}: {len(ones)} of the one-hot columns "
+                    f"({', '.join(header[index] for index in hot)}) hold 1; a classifier "
+                    "needs exactly one class per image (multi-label is not supported)")
+            names.append(ones[0])
+        return names, "one-hot columns " + ", ".join(header[index] for index in hot)
+    others = ", ".join(name for index, name in enumerate(header) if index != image_index)
+    raise VisionsuiteError(f"{path}: which column holds the class? Its columns: {others}; "
+                           "name it with --set data.label_column=NAME")
+
+
+def _require_column(path: Path, header: list[str], column: str, key: str) -> None:
+    if column not in header:
+        raise VisionsuiteError(f"{path}: no column '{column}' ({key}); its columns: "
+                               f"{', '.join(header)}")
+
+
+def _find(root: Path, reference: str, images: dict[str, Path | None]) -> Path | None:
+    """The image a row names: by its path in the dataset (never outside it), else its file
+    name, else its stem (HAM10000 names images without their extension)."""
+    if not reference:
+        return None
+    if "/" in reference:
+        image = inside(root, reference)
+        if image.is_file():
+            return image
+    return images.get(reference) or images.get(Path(reference).name)
+
+
+def natural_order(names) -> list[str]:
+    """Class names sorted with their numbers as numbers: APTOS' grades 0-4, and 2 before 10."""
+    return sorted(names, key=lambda name: [int(part) if part.isdigit() else part.lower()
+                                           for part in re.split(r"(\d+)", name)])
