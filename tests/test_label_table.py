@@ -132,3 +132,28 @@ def test_a_table_labelled_set_trains_and_data_check_says_how_it_read_it(tmp_path
         f"{stem},1\n" for stem in labels))
     assert_one_line_error(invoke("data", "check", "classify", data),
                           "metadata.csv: which column holds the class?")
+
+
+def test_a_test_table_is_the_test_split_and_kaggles_classless_one_is_left_alone(tmp_path):
+    """Kaggle ships test.csv of ids without classes beside train.csv: training never reads it;
+    `--split test` does, and says what is wrong with it."""
+    from visionsuite.core.splits import unread_test_split
+
+    labels = _shapes_table_set(tmp_path)
+    stems = sorted(labels)
+    (tmp_path / "train.csv").write_text("id,label\n" + "".join(
+        f"{stem},{labels[stem]}\n" for stem in stems[:9]))
+    (tmp_path / "test.csv").write_text("id\n" + "".join(f"{stem}\n" for stem in stems[9:]))
+    index = index_image_folders(tmp_path, val_fraction=0.34)
+    assert len(index.splits["train"] + index.splits["val"]) == 9
+    assert unread_test_split(tmp_path) == "test.csv"
+    with pytest.raises(VisionsuiteError, match="test.csv: which column holds the class"):
+        index_image_folders(tmp_path, held_out="test")
+    (tmp_path / "test.csv").unlink()
+    with pytest.raises(VisionsuiteError, match=r"no test split \(test.csv\)"):
+        index_image_folders(tmp_path, held_out="test")
+    # class folders beside a CSV that names no images: their own test/ folder, as before
+    root = make_shapes_folder(tmp_path / "d", per_class=2, val_per_class=1)
+    (root / "pixels.csv").write_text("label,pixel1\n3,107\n")
+    shutil.copytree(root / "val", root / "test")
+    assert len(index_image_folders(root, held_out="test").splits["val"]) == 3

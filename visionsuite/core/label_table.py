@@ -67,6 +67,14 @@ def image_lookup(root: Path) -> dict[str, Path | None]:
     return found
 
 
+def labelled_by_tables(root: Path, tables: dict[str, Path], images: dict[str, Path | None],
+                       columns: tuple[str | None, str | None] = (None, None)) -> bool:
+    """Whether the dataset's train (or only) table labels its images: it is a table-labelled
+    set, whose test split is test.csv."""
+    first = next((tables[split] for split in ("train", "all", "val") if split in tables), None)
+    return first is not None and read_label_table(root, first, images, *columns) is not None
+
+
 def read_label_table(root: Path, path: Path, images: dict[str, Path | None],
                      image_column: str | None = None,
                      label_column: str | None = None) -> LabelTable | None:

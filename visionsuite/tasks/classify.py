@@ -14,8 +14,8 @@ from visionsuite.config import Config
 from visionsuite.core.class_folders import scan_class_folders
 from visionsuite.core.data import check_cache_fits, decode_images
 from visionsuite.core.files import TRAIN_FOLDER_NAMES, held_out_only, named_folder, sub_folders
-from visionsuite.core.label_table import (image_lookup, label_table_files, natural_order,
-                                          read_label_table)
+from visionsuite.core.label_table import (image_lookup, label_table_files, labelled_by_tables,
+                                          natural_order, read_label_table)
 from visionsuite.core.splits import EVERY_IMAGE, held_out_names, no_test_split, test_set_note
 from visionsuite.errors import VisionsuiteError
 from visionsuite.tasks.base import DataReport, Split, Task, TaskData
@@ -86,10 +86,13 @@ def _index_label_tables(root: Path, tables: dict[str, Path], val_fraction: float
     """The splits of a dataset whose CSV tables label its images: train.csv and val.csv as
     listed, one table split by val_fraction, test.csv for `held_out` "test"; None where the
     tables name no images (not label tables)."""
-    wanted = ("test",) if held_out == "test" else ("train", "val", "all")
-    if held_out == "test" and "test" not in tables:
-        raise no_test_split(root, "test.csv")
     images = image_lookup(root)
+    if held_out == "test" and "test" not in tables:
+        if labelled_by_tables(root, tables, images, columns):
+            raise no_test_split(root, "test.csv")
+        return None
+    # Kaggle's test.csv often lists ids without classes: read only for --split test.
+    wanted = ("test",) if held_out == "test" else ("train", "val", "all")
     read = {}
     for split in wanted:
         if split in tables:
