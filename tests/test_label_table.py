@@ -157,3 +157,12 @@ def test_a_test_table_is_the_test_split_and_kaggles_classless_one_is_left_alone(
     (root / "pixels.csv").write_text("label,pixel1\n3,107\n")
     shutil.copytree(root / "val", root / "test")
     assert len(index_image_folders(root, held_out="test").splits["val"]) == 3
+
+
+def test_a_flat_folder_of_images_without_a_table_says_a_csv_would_label_them(tmp_path):
+    labels = _shapes_table_set(tmp_path)
+    assert labels
+    with pytest.raises(VisionsuiteError, match=r"expected one sub-folder per class \(at least "
+                                               r"2\), found 0; or a CSV labelling the images "
+                                               r"\(labels.csv, train.csv\)"):
+        index_image_folders(tmp_path / "images_part_1")

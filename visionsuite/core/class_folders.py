@@ -21,8 +21,11 @@ def scan_class_folders(root: Path, folder: Path, classes: list[str] | None, odd:
     if classes is None:
         classes = [d.name for d in class_dirs]
         if len(classes) < 2:
-            raise VisionsuiteError(
-                f"{folder}: expected one sub-folder per {kind} (at least 2), found {len(classes)}")
+            # classify also reads a CSV table of labels (core/label_table.py)
+            table = "; or a CSV labelling the images (labels.csv, train.csv)" \
+                if kind == "class" else ""
+            raise VisionsuiteError(f"{folder}: expected one sub-folder per {kind} (at least 2), "
+                                   f"found {len(classes)}{table}")
     index = {name: i for i, name in enumerate(classes)}
     items = []
     for class_dir in class_dirs:
