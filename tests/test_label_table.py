@@ -84,8 +84,8 @@ def test_label_table_errors_name_the_file_and_row(tmp_path):
     table = tmp_path / "labels.csv"
     stems = list(labels)
     for rows, error in (
-            ([f"{stems[0]},circle", f"{stems[1]},circle", "ISIC_9999999,square"],
-             r"labels.csv:4: image 'ISIC_9999999' is not there \(below "),
+            ([f"{stems[0]},circle", f"{stems[1]},circle", "", "ISIC_9999999,square"],
+             r"labels.csv:5: image 'ISIC_9999999' is not there \(below "),  # blank lines count
             ([f"{stems[0]},circle", f"{stems[1]},"], r"labels.csv:3: image '\S+' has no class"),
             ([f"{stems[0]},circle", "../outside.png,square", f"{stems[1]},circle"],
              "leaves the dataset folder")):

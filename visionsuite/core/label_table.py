@@ -79,17 +79,25 @@ def read_label_table(root: Path, path: Path, images: dict[str, Path | None],
                      image_column: str | None = None,
                      label_column: str | None = None) -> LabelTable | None:
     """The rows of a label table; None where no column names the dataset's images (not a
-    label table). A row whose image is not there, or ambiguous, or without a class, is an
-    error naming the file and row."""
-    header, rows = _read_csv(path)
-    column = image_column or _image_column(header, rows, images)
-    if column is None:
-        return None
+    label table: only its first rows are read). A row whose image is not there, or
+    ambiguous, or without a class, is an error naming the file and line."""
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as file:
+            reader = csv.reader(file)
+            header = [name.strip() for name in next(reader, [])]
+            numbered = _rows(reader, len(header), SAMPLED_ROWS)
+            column = image_column or _image_column(header, [row for _, row in numbered],
+                                                   images)
+            if column is None:
+                return None
+            numbered += _rows(reader, len(header))
+    except (UnicodeDecodeError, csv.Error) as err:
+        raise VisionsuiteError(f"{path}: not a readable CSV ({err})") from None
     _require_column(path, header, column, "data.image_column")
     where = header.index(column)
-    names, label_from = _class_names(path, header, rows, where, label_column)
+    names, label_from = _class_names(path, header, numbered, where, label_column)
     found = []
-    for number, (row, name) in enumerate(zip(rows, names), start=2):  # the header is line 1
+    for (number, row), name in zip(numbered, names):
         reference = row[where].strip().replace("\\", "/")
         image = _find(root, reference, images)
         if image is None:
@@ -102,17 +110,16 @@ def read_label_table(root: Path, path: Path, images: dict[str, Path | None],
     return LabelTable(path, found, column, label_from)
 
 
-def _read_csv(path: Path) -> tuple[list[str], list[list[str]]]:
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as file:
-            lines = list(csv.reader(file))
-    except (UnicodeDecodeError, csv.Error) as err:
-        raise VisionsuiteError(f"{path}: not a readable CSV ({err})") from None
-    if not lines:
-        raise VisionsuiteError(f"{path}: an empty CSV")
-    header = [name.strip() for name in lines[0]]
-    rows = [row + [""] * (len(header) - len(row)) for row in lines[1:] if any(row)]
-    return header, rows
+def _rows(reader, width: int, count: int | None = None) -> list[tuple[int, list[str]]]:
+    """(line number, row padded to `width`) of the reader's next `count` rows (all, where
+    None) that hold anything."""
+    found = []
+    for row in reader:
+        if any(cell.strip() for cell in row):
+            found.append((reader.line_num, row + [""] * (width - len(row))))
+            if count is not None and len(found) == count:
+                break
+    return found
 
 
 def _image_column(header: list[str], rows: list[list[str]],
@@ -127,8 +134,8 @@ def _image_column(header: list[str], rows: list[list[str]],
         else None
 
 
-def _class_names(path: Path, header: list[str], rows: list[list[str]], image_index: int,
-                 label_column: str | None) -> tuple[list[str], str]:
+def _class_names(path: Path, header: list[str], numbered: list[tuple[int, list[str]]],
+                 image_index: int, label_column: str | None) -> tuple[list[str], str]:
     """Each row's class name, and where it came from: the label column, or the one-hot
     columns (the name of the column holding the row's 1)."""
     if label_column:
@@ -137,12 +144,12 @@ def _class_names(path: Path, header: list[str], rows: list[list[str]], image_ind
                                   LABEL_COLUMN_NAMES), None)
     if named is not None:
         index = header.index(named)
-        return [row[index].strip() for row in rows], f"column {named}"
-    hot = [index for index in range(len(header)) if index != image_index and rows
-           and all(row[index].strip() in ONE_HOT_VALUES for row in rows)]
+        return [row[index].strip() for _, row in numbered], f"column {named}"
+    hot = [index for index in range(len(header)) if index != image_index and numbered
+           and all(row[index].strip() in ONE_HOT_VALUES for _, row in numbered)]
     if len(hot) >= 2:
         names = []
-        for number, row in enumerate(rows, start=2):
+        for number, row in numbered:
             ones = [header[index] for index in hot if float(row[index]) == 1]
             if len(ones) != 1:
                 raise VisionsuiteError(

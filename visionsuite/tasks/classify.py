@@ -384,10 +384,10 @@ def check_image_folders(path: str, held_out: str = "val") -> DataReport:
     except VisionsuiteError as err:
         return DataReport(f"classify dataset {path}", False, str(err))
     rows, sizes, modes, unreadable, empty = [], Counter(), Counter(), [], []
-    for name, items in index.splits.items():
-        if test_set and name == "train":
+    for key, items in index.splits.items():
+        if test_set and key == "train":
             continue
-        split = held_out if name == "val" else name
+        split = held_out if key == "val" else key
         infos, errors = inspect_images([p for p, _ in items])
         unreadable += errors
         readable = Counter(label for (_, label), info in zip(items, infos) if info)
