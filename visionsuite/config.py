@@ -65,6 +65,9 @@ class DataConfig:
     # segment: classes also scored together, as regions (BraTS: whole tumour = necrosis +
     # edema + enhancing tumour), each a name and the classes' names
     regions: dict[str, list[str]] | None = None
+    # segment, masks as run-length codes in a CSV (Kaggle's): how the codes number pixels,
+    # column (top to bottom, then left to right) or row (left to right, then top to bottom)
+    rle_order: str = "column"
     # segment: also the normalised surface Dice (NSD) at this distance, in the unit of the
     # surface distances (mm where the files give voxel sizes, else pixels), or at each named
     # structure's own ({kidney: 1, tumour: 2}: classes or regions); empty = none
@@ -385,6 +388,7 @@ RANGES = {
     "data.val_fraction": _between(0, 1), "data.crops_per_image": _at_least(1),
     "data.tile_overlap": _below(0, 1), "data.workers": _at_least(0),
     "data.max_size": _at_least(16), "data.surface_tolerance": _above(0),
+    "data.rle_order": _one_of("column", "row"),
     **{f"augment.{key}": _between(0, 1) for key in (
         "flip", "vflip", "rotate90", "erase", "mosaic", "brightness", "contrast", "hue",
         "saturation", "foreground_crops")},
@@ -410,7 +414,7 @@ RANGES = {
 TASK_KEYS = {
     **{f"data.{key}": ("segment",) for key in (
         "binary_masks", "colors", "regions", "surface_tolerance", "crops_per_image",
-        "tile_overlap", "max_size", "window")},
+        "tile_overlap", "max_size", "window", "rle_order")},
     "data.face_detect": ("face",),
     **{f"data.{key}": ("classify",) for key in ("image_column", "label_column")},
     **{f"model.{key}": ("segment",) for key in ("levels", "filters", "norm", "upsample",

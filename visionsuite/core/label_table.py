@@ -85,12 +85,12 @@ def read_label_table(root: Path, path: Path, images: dict[str, Path | None],
         with open(path, newline="", encoding="utf-8-sig") as file:
             reader = csv.reader(file)
             header = [name.strip() for name in next(reader, [])]
-            numbered = _rows(reader, len(header), SAMPLED_ROWS)
-            column = image_column or _image_column(header, [row for _, row in numbered],
+            numbered = rows_of(reader, len(header), SAMPLED_ROWS)
+            column = image_column or image_column_of(header, [row for _, row in numbered],
                                                    images)
             if column is None:
                 return None
-            numbered += _rows(reader, len(header))
+            numbered += rows_of(reader, len(header))
     except (UnicodeDecodeError, csv.Error) as err:
         raise VisionsuiteError(f"{path}: not a readable CSV ({err})") from None
     _require_column(path, header, column, "data.image_column")
@@ -99,18 +99,14 @@ def read_label_table(root: Path, path: Path, images: dict[str, Path | None],
     found = []
     for (number, row), name in zip(numbered, names):
         reference = row[where].strip().replace("\\", "/")
-        image = _find(root, reference, images)
-        if image is None:
-            missing = "is in two places" if images.get(reference, 0) is None else "is not there"
-            raise VisionsuiteError(f"{path}:{number}: image '{reference}' {missing} (below "
-                                   f"{root})")
+        image = row_image(root, f"{path}:{number}", reference, images)
         if not name:
             raise VisionsuiteError(f"{path}:{number}: image '{reference}' has no class")
         found.append((image, name))
     return LabelTable(path, found, column, label_from)
 
 
-def _rows(reader, width: int, count: int | None = None) -> list[tuple[int, list[str]]]:
+def rows_of(reader, width: int, count: int | None = None) -> list[tuple[int, list[str]]]:
     """(line number, row padded to `width`) of the reader's next `count` rows (all, where
     None) that hold anything."""
     found = []
@@ -122,7 +118,7 @@ def _rows(reader, width: int, count: int | None = None) -> list[tuple[int, list[
     return found
 
 
-def _image_column(header: list[str], rows: list[list[str]],
+def image_column_of(header: list[str], rows: list[list[str]],
                   images: dict[str, Path | None]) -> str | None:
     """The column whose sampled values most often name an image, where most of them do."""
     sample = rows[:SAMPLED_ROWS]
@@ -169,7 +165,17 @@ def _require_column(path: Path, header: list[str], column: str, key: str) -> Non
                                f"{', '.join(header)}")
 
 
-def _find(root: Path, reference: str, images: dict[str, Path | None]) -> Path | None:
+def row_image(root: Path, where: str, reference: str, images: dict[str, Path | None]) -> Path:
+    """The image a table's row names (find_image); one that is not there, or twice, is an
+    error naming the row (`where`: file:line)."""
+    image = find_image(root, reference, images)
+    if image is None:
+        missing = "is in two places" if images.get(reference, 0) is None else "is not there"
+        raise VisionsuiteError(f"{where}: image '{reference}' {missing} (below {root})")
+    return image
+
+
+def find_image(root: Path, reference: str, images: dict[str, Path | None]) -> Path | None:
     """The image a row names: by its path in the dataset (never outside it), else its file
     name, else its stem (HAM10000 names images without their extension)."""
     if not reference:

@@ -137,7 +137,8 @@ class SegmentTask(Task):
                 f"data.max_size ({config.data.max_size}) is smaller than data.image_size "
                 f"({config.data.image_size}), the side of the training crops and tiles")
         root = resolve_dataset(config.data.path, "segment")
-        index = index_pairs(root, config.data.val_fraction, config.data.split_seed, held_out)
+        index = index_pairs(root, config.data.val_fraction, config.data.split_seed, held_out,
+                            config.data.rle_order)
         wanted = ("train", "val") if train else ("val",)
         own_channels = _take_image_channels(index, wanted, config, train)
         if config.data.regions and (config.data.classes or labels):  # before decoding

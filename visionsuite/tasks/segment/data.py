@@ -22,6 +22,7 @@ from visionsuite.core.images import (INSTANCE_HINT, QUARTER_TURNS, UnreadableIma
                                      other_files_note, read_image_slices, read_mask_slices,
                                      stored_geometry, tiff_stack_depth, turn_upright,
                                      upright_size)
+from visionsuite.core.label_table import image_lookup, label_table_files
 from visionsuite.core.medical import (file_stem, is_medical_file, is_nifti, label_slices_for,
                                       read_header, series_folder, voxel_spacing)
 from visionsuite.core.splits import EVERY_IMAGE, held_out_names, no_test_split, test_set_note
@@ -30,6 +31,8 @@ from visionsuite.errors import VisionsuiteError, first_line
 from visionsuite.tasks.base import DataReport, Split
 from visionsuite.tasks.segment.colours import (colour_class_names, colour_classes, colour_name,
                                                grey_colour, indexed_colours)
+from visionsuite.tasks.segment.rle_tables import (RLE_ORDERS, RunLengths, decode_run_lengths,
+                                                  read_rle_table, rle_class_names)
 from visionsuite.tasks.segment.surface import measurable
 
 IGNORE = 255  # target value of pixels left out of the loss and the metrics
@@ -96,12 +99,13 @@ class PairIndex:
 
 
 def index_pairs(root: str | Path, val_fraction: float = 0.2, seed: int = 0,
-                held_out: str = "val") -> PairIndex:
+                held_out: str = "val", rle_order: str = "column") -> PairIndex:
     """Pair `images/` and `masks/` (and `roi/`) by file stem in `root/train` and `root/val`,
     or in `root` itself split by a seeded `val_fraction`; `held_out` "test": `root/test` in
-    val's place (COCO's test file, YOLO's test images). Unpaired files, duplicate stems and
+    val's place (COCO's test file, YOLO's test images). `rle_order`: how a CSV table's
+    run-length codes number pixels (rle_tables.py). Unpaired files, duplicate stems and
     empty folders are one-line errors."""
-    index = _index_pairs(Path(root), val_fraction, seed, held_out)
+    index = _index_pairs(Path(root), val_fraction, seed, held_out, rle_order)
     pairs = [pair for split in index.splits.values() for pair in split]
     index.folders += _merged_note(pairs) + _left_out_note(pairs) + _class_folders_note(pairs)
     folder_classes = _class_folder_names(index.root, pairs)
@@ -220,7 +224,8 @@ def _left_out_note(pairs: list[Pair]) -> list[str]:
     return [f"left out, one image and one mask making a pair: the files ending {listed}"]
 
 
-def _index_pairs(root: Path, val_fraction: float, seed: int, held_out: str) -> PairIndex:
+def _index_pairs(root: Path, val_fraction: float, seed: int, held_out: str,
+                 rle_order: str) -> PairIndex:
     if not root.exists():
         raise VisionsuiteError(f"{root}: dataset folder not found")
     if not root.is_dir():
@@ -235,6 +240,11 @@ def _index_pairs(root: Path, val_fraction: float, seed: int, held_out: str) -> P
         return _coco_index(root, coco, val_fraction, seed)
     if yolo_yaml(root) is not None:  # Ultralytics' YOLO polygons
         return _yolo_index(root, val_fraction, seed, held_out)
+    tables = label_table_files(root)  # Kaggle's run-length codes in a CSV
+    index = _rle_index(root, tables, val_fraction, seed, held_out, rle_order) if tables \
+        else None
+    if index is not None:
+        return index
     inside_kinds = _splits_inside_kinds(root, held_out)
     if inside_kinds:
         splits = {name: _pair_dirs(root, *folders, odd) for name, folders in inside_kinds.items()}
@@ -341,6 +351,46 @@ def _yolo_index(root: Path, val_fraction: float, seed: int, held_out: str) -> Pa
     splits, by_fraction = _labelled_splits(root, pairs, val_fraction, seed)
     return PairIndex(root, splits, [], by_fraction, note, ["background", *names],
                      yolo_yaml(root).name)
+
+
+def _rle_index(root: Path, tables: dict[str, Path], val_fraction: float, seed: int,
+               held_out: str, order: str) -> PairIndex | None:
+    """Pairs of a dataset whose CSV tables hold its masks as run-length codes (rle_tables.py):
+    train.csv and val.csv as listed, one table split by val_fraction, test.csv for `held_out`
+    "test"; None where no table holds codes for its images."""
+    images = image_lookup(root)
+    wanted = ("test",) if held_out == "test" else ("train", "val", "all")
+    read = {}
+    for split in wanted:
+        table = read_rle_table(root, tables[split], images, order) if split in tables else None
+        if table is not None:
+            read[split] = table
+    if held_out == "test" and not read:
+        others = [tables[split] for split in ("train", "val", "all") if split in tables]
+        if others and read_rle_table(root, others[0], images, order) is not None:
+            raise no_test_split(root, "test.csv with run-length codes")
+        return None
+    if not read:
+        return None
+    names = rle_class_names(list(read.values()))
+    values = {name: value for value, name in enumerate(names)}
+    pairs = {split: [Pair(image, table.path, shapes=tuple((values[name], runs)
+                                                          for name, runs in objects))
+                     for image, objects in table.images.items()]
+             for split, table in read.items()}
+    first = next(iter(read.values()))
+    classes = f"classes: column {first.class_column}" if first.class_column \
+        else "one foreground class"
+    note = [f"masks: {table.path.name} (images: column {table.image_column}; run-length codes: "
+            f"column {table.rle_column}, pixels numbered {RLE_ORDERS[order]}, data.rle_order="
+            f"{order}; {classes})" for table in read.values()]
+    if "test" in pairs:
+        return PairIndex(root, {"train": [], "val": pairs["test"]}, [], False, note, names,
+                         first.path.name)
+    splits, by_fraction = _labelled_splits(
+        root, {"train": pairs.get("train", []) + pairs.get("all", []),
+               "val": pairs.get("val", [])}, val_fraction, seed)
+    return PairIndex(root, splits, [], by_fraction, note, names, first.path.name)
 
 
 def _yolo_pair(image: Path) -> Pair:
@@ -1164,12 +1214,18 @@ def _drawn_classes(pair: Pair, binary: bool) -> np.ndarray:
     annotations on top: _smaller_on_top)."""
     from pycocotools import mask as coco_mask
 
+    runs = any(isinstance(segmentation, RunLengths) for _, segmentation in pair.shapes)
     if pair.shapes_size is None:  # YOLO: normalised to the image as shown (EXIF applied)
-        width, height = upright_size(*stored_geometry(pair.image))
+        stored, orientation = stored_geometry(pair.image)
+        # run-length codes number the stored pixels (_upright_masks turns them after)
+        width, height = stored if runs else upright_size(stored, orientation)
     else:
         width, height = pair.shapes_size
     layers = []
     for value, segmentation in pair.shapes:
+        if isinstance(segmentation, RunLengths):
+            layers.append((value, [decode_run_lengths(segmentation, height, width)]))
+            continue
         if pair.shapes_size is None:
             segmentation = [(np.reshape(polygon, (-1, 2)) * (width, height)).ravel().tolist()
                             for polygon in segmentation]
