@@ -123,3 +123,24 @@ def test_a_run_length_set_trains_and_data_check_says_how_it_read_it(tmp_path):
     assert_one_line_error(invoke("train", "segment", "--data", data, "--output", tmp_path,
                                  "--set", "data.rle_order=diagonal"),
                           "'data.rle_order' must be column or row")
+
+
+def test_codes_of_dicom_images_are_drawn_at_their_size(tmp_path):
+    """SIIM-ACR's pneumothorax: DICOM files named by their SOP instance UID, codes per UID."""
+    import shutil
+
+    from test_medical import dicom_sample
+
+    (tmp_path / "dicom-images-train" / "study").mkdir(parents=True)
+    masks = {}
+    for number in range(3):
+        uid = f"1.2.276.0.7230010.3.1.4.{number}"
+        shutil.copy(dicom_sample("CT_small.dcm"),  # 128 x 128
+                    tmp_path / "dicom-images-train" / "study" / f"{uid}.dcm")
+        masks[uid] = np.zeros((128, 128), bool)
+        masks[uid][10 + number:40, 60:100] = True
+    (tmp_path / "train-rle.csv").write_text("ImageId, EncodedPixels\n" + "".join(
+        f"{uid}, {run_lengths(mask)}\n" for uid, mask in masks.items()))
+    index = index_pairs(tmp_path, 0.34)
+    for stem, mask in _decoded(index).items():
+        np.testing.assert_array_equal(mask, masks[stem.removesuffix(".dcm")].astype(np.uint8))
