@@ -79,9 +79,10 @@ class Pair:
     # (class name, the image's mask in that folder, None where it has none), in class order;
     # `mask` is the first file of them.
     class_masks: tuple[tuple[str, Path | None], ...] = ()
-    # COCO (`mask` is its JSON file) and YOLO (its label file): the image's annotations as
-    # (class value, segmentation: COCO polygons or RLE), and the (width, height) the file
-    # gives the image; None for YOLO's polygons, normalised to the image as it is shown
+    # COCO (`mask` is its JSON file), YOLO (its label file) and run-length tables (the CSV):
+    # the image's annotations as (class value, segmentation: COCO polygons or RLE, or
+    # rle_tables.RunLengths), and the (width, height) the file gives the image; None for
+    # YOLO's polygons, normalised to the image as it is shown, and for run-length codes
     shapes: tuple[tuple[int, object], ...] | None = None
     shapes_size: tuple[int, int] | None = None
 
@@ -1166,7 +1167,7 @@ def _read_masks(pair: Pair, binary: bool) -> list[np.ndarray]:
     """The slices of the pair's mask, with its more_masks merged in: where several mark a
     pixel, the highest value is kept (for 0/255 lesion masks, their union). Masks of a folder
     per class make class indices (1 for the first folder's, ...; 255 for all, `binary`), as
-    do a COCO or YOLO image's polygons (_drawn_classes)."""
+    do a COCO, YOLO or run-length image's annotations (_drawn_classes)."""
     if pair.class_masks:
         return _class_indices(pair, binary)
     if pair.shapes is not None:
@@ -1210,8 +1211,8 @@ def _smaller_on_top(layers: list[tuple[int, list[np.ndarray]]], shapes: list[tup
 
 def _drawn_classes(pair: Pair, binary: bool) -> np.ndarray:
     """A COCO image's annotations (polygons, RLE or uncompressed RLE) filled in as class
-    indices at the size its file gives, or a YOLO image's polygons at its own size (smaller
-    annotations on top: _smaller_on_top)."""
+    indices at the size its file gives, a YOLO image's polygons at its own size, or a CSV's
+    run-length codes at its stored size (smaller annotations on top: _smaller_on_top)."""
     from pycocotools import mask as coco_mask
 
     runs = any(isinstance(segmentation, RunLengths) for _, segmentation in pair.shapes)
