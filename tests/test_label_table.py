@@ -166,3 +166,33 @@ def test_a_flat_folder_of_images_without_a_table_says_a_csv_would_label_them(tmp
                                                r"2\), found 0; or a CSV labelling the images "
                                                r"\(labels.csv, train.csv\)"):
         index_image_folders(tmp_path / "images_part_1")
+
+
+def test_hams_metadata_is_found_beside_its_pixel_tables(tmp_path):
+    """HAM10000 as Kaggle ships it: HAM10000_metadata.csv beside hmnist_28_28_L.csv and
+    friends, pixel rows that name no image."""
+    labels = _shapes_table_set(tmp_path)
+    (tmp_path / "HAM10000_metadata.csv").write_text("lesion_id,image_id,dx\n" + "".join(
+        f"HAM_{i},{stem},{name}\n" for i, (stem, name) in enumerate(labels.items())))
+    for name in ("hmnist_8_8_L.csv", "hmnist_28_28_RGB.csv"):
+        (tmp_path / name).write_text("pixel0000,pixel0001,label\n" + "12,200,2\n" * 12)
+    index = index_image_folders(tmp_path)
+    assert index.notes == ["labels: HAM10000_metadata.csv (images: column image_id; classes: "
+                           "column dx)"]
+    assert len(index.splits["train"] + index.splits["val"]) == 12
+    (tmp_path / "HAM10000_copy.csv").write_text(
+        (tmp_path / "HAM10000_metadata.csv").read_text())  # two that label: neither is taken
+    with pytest.raises(VisionsuiteError, match=r"several CSVs name its images \(HAM10000_copy"
+                                               r".csv, HAM10000_metadata.csv\); rename the one "
+                                               "to train on train.csv"):
+        index_image_folders(tmp_path)
+
+
+def test_of_several_tables_naming_images_the_one_with_classes_labels_them(tmp_path):
+    """A table of image sizes beside the labels: it names the images but gives no class."""
+    labels = _shapes_table_set(tmp_path)
+    (tmp_path / "labels.csv").write_text("file,label\n" + "".join(
+        f"{stem}.png,{name}\n" for stem, name in labels.items()))
+    (tmp_path / "sizes.csv").write_text("file,width,height\n" + "".join(
+        f"{stem}.png,32,32\n" for stem in labels))
+    assert index_image_folders(tmp_path).notes[0].startswith("labels: labels.csv")

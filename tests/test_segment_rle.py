@@ -144,3 +144,18 @@ def test_codes_of_dicom_images_are_drawn_at_their_size(tmp_path):
     index = index_pairs(tmp_path, 0.34)
     for stem, mask in _decoded(index).items():
         np.testing.assert_array_equal(mask, masks[stem.removesuffix(".dcm")].astype(np.uint8))
+
+
+def test_the_train_table_is_found_beside_a_sample_submission(tmp_path):
+    """The Data Science Bowl: stage1_train_labels.csv beside stage1_sample_submission.csv,
+    whose codes (1 1) name the same images, and a metadata table without codes."""
+    expected = make_rle_set(tmp_path)
+    (tmp_path / "train.csv").rename(tmp_path / "stage1_train_labels.csv")
+    (tmp_path / "stage1_sample_submission.csv").write_text("ImageId,EncodedPixels\n" + "".join(
+        f"{stem},1 1\n" for stem in expected))
+    (tmp_path / "metadata.csv").write_text("image_id,width\n" + "".join(
+        f"{stem},40\n" for stem in expected))
+    index = index_pairs(tmp_path, 0.34)
+    assert index.names_from == "stage1_train_labels.csv"
+    for stem, mask in _decoded(index).items():
+        np.testing.assert_array_equal(mask, expected[stem])

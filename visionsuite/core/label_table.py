@@ -5,11 +5,13 @@ class holding the one 1 of its row). One row per image, naming it by its path in
 its file name or its stem.
 
 Tables: `train.csv` and `val.csv` (`valid`, `validation`; `test.csv` is the test split), or one
-table of another name (`labels.csv`, `HAM10000_metadata.csv`) whose images training splits by
-data.val_fraction. The image column is the one whose values name the dataset's images; the
+table of another name (`labels.csv`, `HAM10000_metadata.csv`, found among CSVs that name no
+images) whose images training splits by data.val_fraction. The image column is the one whose values name the dataset's images; the
 class column is data.label_column, else one named as labels are (`label`, `class`, `dx`,
 `diagnosis`, ...), else the one-hot columns. A CSV that names no images (Sign Language MNIST's
-pixel rows) is no label table: the folders are read as class folders.
+pixel rows) is no label table: the folders are read as class folders. Finding the tables,
+reading their rows and finding their images also serve segment's run-length tables
+(tasks/segment/rle_tables.py).
 """
 
 from __future__ import annotations
@@ -41,15 +43,52 @@ class LabelTable:
     label_from: str  # "column dx", or "one-hot columns MEL, NV, ..."
 
 
-def label_table_files(root: Path) -> dict[str, Path]:
+def label_table_files(root: Path, images: dict[str, Path | None] | None = None,
+                      usable=None) -> dict[str, Path]:
     """The CSV files at the top of `root` by split ("train", "val", "test"), or {"all": the
-    one CSV} where a single CSV names no split; {} where there is none."""
+    one table} where none is named as a split; {} where there is none. Of several CSVs of other
+    names, with `images` (image_lookup's), the one whose first rows name images and pass
+    `usable(header, rows)` (HAM10000's metadata beside its pixel tables), else of those the
+    one named train (the Data Science Bowl's stage1_train_labels beside its sample
+    submission); several such are an error."""
     tables = sorted(path for path in root.glob("*.csv") if path.is_file())
     by_split = {split: path for path in tables for split, names in SPLIT_TABLE_NAMES.items()
                 if path.stem.lower() in names}
     if by_split:
         return by_split
+    if len(tables) > 1 and images is not None:
+        tables = [path for path in tables if _names_images(path, images, usable)]
+        trained = [path for path in tables if "train" in path.stem.lower()]
+        tables = trained if len(tables) > 1 and len(trained) == 1 else tables
+        if len(tables) > 1:  # not guessed: the wrong one would train without a word
+            raise VisionsuiteError(f"{root}: several CSVs name its images ("
+                                   f"{', '.join(path.name for path in tables)}); rename the "
+                                   "one to train on train.csv (and a val table val.csv)")
     return {"all": tables[0]} if len(tables) == 1 else {}
+
+
+def _names_images(path: Path, images: dict[str, Path | None], usable=None) -> bool:
+    """Whether a CSV's first rows name the dataset's images (and pass `usable`); an
+    unreadable CSV does not."""
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as file:
+            reader = csv.reader(file)
+            header = [name.strip() for name in next(reader, [])]
+            rows = [row for _, row in rows_of(reader, len(header), SAMPLED_ROWS)]
+    except (UnicodeDecodeError, csv.Error):
+        return False
+    return (usable is None or usable(header, rows)) and \
+        image_column_of(header, rows, images) is not None
+
+
+def names_classes(header: list[str], rows: list[list[str]],
+                  label_column: str | None = None) -> bool:
+    """Whether a table's first rows can give classes: the label column, a column named as
+    labels are, or two one-hot columns (a metadata table of sizes gives none)."""
+    if label_column or any(name.lower() in LABEL_COLUMN_NAMES for name in header):
+        return label_column is None or label_column in header
+    return sum(bool(rows) and all(row[index].strip() in ONE_HOT_VALUES for row in rows)
+               for index in range(len(header))) >= 2
 
 
 def image_lookup(root: Path) -> dict[str, Path | None]:

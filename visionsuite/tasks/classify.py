@@ -15,7 +15,7 @@ from visionsuite.core.class_folders import scan_class_folders
 from visionsuite.core.data import check_cache_fits, decode_images
 from visionsuite.core.files import TRAIN_FOLDER_NAMES, held_out_only, named_folder, sub_folders
 from visionsuite.core.label_table import (image_lookup, label_table_files, labelled_by_tables,
-                                          natural_order, read_label_table)
+                                          names_classes, natural_order, read_label_table)
 from visionsuite.core.splits import EVERY_IMAGE, held_out_names, no_test_split, test_set_note
 from visionsuite.errors import VisionsuiteError
 from visionsuite.tasks.base import DataReport, Split, Task, TaskData
@@ -48,9 +48,8 @@ def index_image_folders(root: str | Path, val_fraction: float = 0.2, seed: int =
         raise VisionsuiteError(f"{root}: dataset folder not found")
     if not root.is_dir():
         raise VisionsuiteError(f"{root}: expected a folder of class folders, got a file")
-    tables = label_table_files(root)
-    index = _index_label_tables(root, tables, val_fraction, seed, classes, held_out,
-                                columns) if tables else None
+    index = _index_label_tables(root, val_fraction, seed, classes, held_out, columns) \
+        if any(root.glob("*.csv")) else None
     if index is not None:
         return index
     train_dir = named_folder(root, TRAIN_FOLDER_NAMES)
@@ -80,13 +79,15 @@ def index_image_folders(root: str | Path, val_fraction: float = 0.2, seed: int =
     return FolderIndex(root, classes, {"train": train, "val": val}, odd, True, {}, left_out)
 
 
-def _index_label_tables(root: Path, tables: dict[str, Path], val_fraction: float, seed: int,
-                        classes: list[str] | None, held_out: str,
+def _index_label_tables(root: Path, val_fraction: float, seed: int, classes: list[str] | None,
+                        held_out: str,
                         columns: tuple[str | None, str | None]) -> FolderIndex | None:
     """The splits of a dataset whose CSV tables label its images: train.csv and val.csv as
     listed, one table split by val_fraction, test.csv for `held_out` "test"; None where the
     tables name no images (not label tables)."""
     images = image_lookup(root)
+    tables = label_table_files(
+        root, images, lambda header, rows: names_classes(header, rows, columns[1]))
     if held_out == "test" and "test" not in tables:
         if labelled_by_tables(root, tables, images, columns):
             raise no_test_split(root, "test.csv")

@@ -32,7 +32,7 @@ from visionsuite.tasks.base import DataReport, Split
 from visionsuite.tasks.segment.colours import (colour_class_names, colour_classes, colour_name,
                                                grey_colour, indexed_colours)
 from visionsuite.tasks.segment.rle_tables import (RLE_ORDERS, RunLengths, decode_run_lengths,
-                                                  read_rle_table, rle_class_names)
+                                                  read_rle_table, rle_class_names, rle_column)
 from visionsuite.tasks.segment.surface import measurable
 
 IGNORE = 255  # target value of pixels left out of the loss and the metrics
@@ -241,9 +241,9 @@ def _index_pairs(root: Path, val_fraction: float, seed: int, held_out: str,
         return _coco_index(root, coco, val_fraction, seed)
     if yolo_yaml(root) is not None:  # Ultralytics' YOLO polygons
         return _yolo_index(root, val_fraction, seed, held_out)
-    tables = label_table_files(root)  # Kaggle's run-length codes in a CSV
-    index = _rle_index(root, tables, val_fraction, seed, held_out, rle_order) if tables \
-        else None
+    # Kaggle's run-length codes in a CSV
+    index = _rle_index(root, val_fraction, seed, held_out, rle_order) \
+        if any(root.glob("*.csv")) else None
     if index is not None:
         return index
     inside_kinds = _splits_inside_kinds(root, held_out)
@@ -354,12 +354,13 @@ def _yolo_index(root: Path, val_fraction: float, seed: int, held_out: str) -> Pa
                      yolo_yaml(root).name)
 
 
-def _rle_index(root: Path, tables: dict[str, Path], val_fraction: float, seed: int,
-               held_out: str, order: str) -> PairIndex | None:
+def _rle_index(root: Path, val_fraction: float, seed: int, held_out: str,
+               order: str) -> PairIndex | None:
     """Pairs of a dataset whose CSV tables hold its masks as run-length codes (rle_tables.py):
     train.csv and val.csv as listed, one table split by val_fraction, test.csv for `held_out`
     "test"; None where no table holds codes for its images."""
     images = image_lookup(root)
+    tables = label_table_files(root, images, lambda header, _: rle_column(header) is not None)
     wanted = ("test",) if held_out == "test" else ("train", "val", "all")
     read = {}
     for split in wanted:
