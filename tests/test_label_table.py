@@ -150,7 +150,8 @@ def test_a_test_table_is_the_test_split_and_kaggles_classless_one_is_left_alone(
     with pytest.raises(VisionsuiteError, match="test.csv: which column holds the class"):
         index_image_folders(tmp_path, held_out="test")
     (tmp_path / "test.csv").unlink()
-    with pytest.raises(VisionsuiteError, match=r"no test split \(test.csv\)"):
+    with pytest.raises(VisionsuiteError, match=r"no test split \(test.csv, or test rows of a "
+                                               r"split column\)"):
         index_image_folders(tmp_path, held_out="test")
     # class folders beside a CSV that names no images: their own test/ folder, as before
     root = make_shapes_folder(tmp_path / "d", per_class=2, val_per_class=1)
@@ -196,3 +197,34 @@ def test_of_several_tables_naming_images_the_one_with_classes_labels_them(tmp_pa
     (tmp_path / "sizes.csv").write_text("file,width,height\n" + "".join(
         f"{stem}.png,32,32\n" for stem in labels))
     assert index_image_folders(tmp_path).notes[0].startswith("labels: labels.csv")
+
+
+@pytest.mark.parametrize("column, values", [
+    ("split", {"train": "train", "val": "valid", "test": "test"}),
+    ("is_valid", {"train": "False", "val": "True"}),
+])
+def test_a_split_column_divides_one_tables_rows(tmp_path, column, values):
+    """A `split` column (train, valid, test), or fastai's `is_valid` (True: val)."""
+    labels = _shapes_table_set(tmp_path, per_class=6)
+    stems = sorted(labels)
+    chosen = {stem: "train" if number % 3 else "val" if number % 2 or "test" not in values
+              else "test" for number, stem in enumerate(stems)}
+    table = tmp_path / "labels.csv"
+    table.write_text(f"image,label,{column}\n" + "".join(
+        f"{stem},{labels[stem]},{values[chosen[stem]]}\n" for stem in stems))
+    index = index_image_folders(tmp_path, val_fraction=0.5)
+    assert not index.split_by_fraction
+    assert index.notes[0].endswith(f"classes: column label; splits: column {column})")
+    for split in ("train", "val"):
+        assert sorted(path.stem for path, _ in index.splits[split]) == sorted(
+            stem for stem in stems if chosen[stem] == split)
+    if "test" in values:
+        test = index_image_folders(tmp_path, held_out="test")
+        assert sorted(path.stem for path, _ in test.splits["val"]) == sorted(
+            stem for stem in stems if chosen[stem] == "test")
+    else:
+        with pytest.raises(VisionsuiteError, match="test rows of a split column"):
+            index_image_folders(tmp_path, held_out="test")
+    table.write_text(table.read_text().replace(values["val"], "holdout", 1))
+    with pytest.raises(VisionsuiteError, match=r"labels.csv:\d+: split 'holdout' is none of"):
+        index_image_folders(tmp_path)

@@ -6,7 +6,8 @@ its file name or its stem.
 
 Tables: `train.csv` and `val.csv` (`valid`, `validation`; `test.csv` is the test split), or one
 table of another name (`labels.csv`, `HAM10000_metadata.csv`, found among CSVs that name no
-images) whose images training splits by data.val_fraction. The image column is the one whose values name the dataset's images; the
+images), whose rows a `split` column (or fastai's `is_valid`) divides, else training by
+data.val_fraction. The image column is the one whose values name the dataset's images; the
 class column is data.label_column, else one named as labels are (`label`, `class`, `dx`,
 `diagnosis`, ...), else the one-hot columns. A CSV that names no images (Sign Language MNIST's
 pixel rows) is no label table: the folders are read as class folders. Finding the tables,
@@ -29,6 +30,10 @@ LABEL_COLUMN_NAMES = ("label", "labels", "class", "class_name", "category", "dia
                       "target", "y")
 SPLIT_TABLE_NAMES = {"train": ("train", "training"), "val": ("val", "valid", "validation"),
                      "test": ("test", "testing")}
+# A column giving each row's split: `split` (train, val, test, ...) or fastai's `is_valid`.
+SPLIT_COLUMN = "split"
+VALID_COLUMN = "is_valid"
+TRUE_VALUES, FALSE_VALUES = ("true", "1", "yes"), ("false", "0", "no")
 SAMPLED_ROWS = 50  # rows read to find the image column
 ONE_HOT_VALUES = {"0", "1", "0.0", "1.0"}
 
@@ -41,6 +46,8 @@ class LabelTable:
     rows: list[tuple[Path, str]]
     image_column: str
     label_from: str  # "column dx", or "one-hot columns MEL, NV, ..."
+    splits: list[str] | None = None  # each row's split, where a split column gives it
+    split_column: str | None = None
 
 
 def label_table_files(root: Path, images: dict[str, Path | None] | None = None,
@@ -135,6 +142,7 @@ def read_label_table(root: Path, path: Path, images: dict[str, Path | None],
     _require_column(path, header, column, "data.image_column")
     where = header.index(column)
     names, label_from = _class_names(path, header, numbered, where, label_column)
+    split_column, splits = _row_splits(path, header, numbered)
     found = []
     for (number, row), name in zip(numbered, names):
         reference = row[where].strip().replace("\\", "/")
@@ -142,7 +150,34 @@ def read_label_table(root: Path, path: Path, images: dict[str, Path | None],
         if not name:
             raise VisionsuiteError(f"{path}:{number}: image '{reference}' has no class")
         found.append((image, name))
-    return LabelTable(path, found, column, label_from)
+    return LabelTable(path, found, column, label_from, splits, split_column)
+
+
+def _row_splits(path: Path, header: list[str],
+                numbered: list[tuple[int, list[str]]]) -> tuple[str | None, list[str] | None]:
+    """Each row's split where a column gives it: `split` (train, val, test and their other
+    names, as split tables are named) or fastai's `is_valid` (true: val); another value is an
+    error naming file and line."""
+    lowered = [name.lower() for name in header]
+    column = SPLIT_COLUMN if SPLIT_COLUMN in lowered else \
+        VALID_COLUMN if VALID_COLUMN in lowered else None
+    if column is None:
+        return None, None
+    index = lowered.index(column)
+    splits = []
+    for number, row in numbered:
+        value = row[index].strip().lower()
+        if column == VALID_COLUMN:
+            split = "val" if value in TRUE_VALUES else "train" if value in FALSE_VALUES else None
+        else:
+            split = next((name for name, names in SPLIT_TABLE_NAMES.items() if value in names),
+                         None)
+        if split is None:
+            known = "true, false" if column == VALID_COLUMN else "train, val, test"
+            raise VisionsuiteError(f"{path}:{number}: split '{row[index].strip()}' is none of "
+                                   f"{known}")
+        splits.append(split)
+    return header[index], splits
 
 
 def rows_of(reader, width: int, count: int | None = None) -> list[tuple[int, list[str]]]:

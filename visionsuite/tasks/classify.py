@@ -14,8 +14,8 @@ from visionsuite.config import Config
 from visionsuite.core.class_folders import scan_class_folders
 from visionsuite.core.data import check_cache_fits, decode_images
 from visionsuite.core.files import TRAIN_FOLDER_NAMES, held_out_only, named_folder, sub_folders
-from visionsuite.core.label_table import (image_lookup, label_table_files, labelled_by_tables,
-                                          names_classes, natural_order, read_label_table)
+from visionsuite.core.label_table import (image_lookup, label_table_files, names_classes,
+                                          natural_order, read_label_table)
 from visionsuite.core.splits import EVERY_IMAGE, held_out_names, no_test_split, test_set_note
 from visionsuite.errors import VisionsuiteError
 from visionsuite.tasks.base import DataReport, Split, Task, TaskData
@@ -82,20 +82,16 @@ def index_image_folders(root: str | Path, val_fraction: float = 0.2, seed: int =
 def _index_label_tables(root: Path, val_fraction: float, seed: int, classes: list[str] | None,
                         held_out: str,
                         columns: tuple[str | None, str | None]) -> FolderIndex | None:
-    """The splits of a dataset whose CSV tables label its images: train.csv and val.csv as
-    listed, one table split by val_fraction, test.csv for `held_out` "test"; None where the
-    tables name no images (not label tables)."""
+    """The splits of a dataset whose CSV tables label its images: train.csv and val.csv, or a
+    table's split column, as listed; else one table split by val_fraction; test.csv (or the
+    test rows) for `held_out` "test". None where the tables name no images (not label
+    tables)."""
     images = image_lookup(root)
     tables = label_table_files(
         root, images, lambda header, rows: names_classes(header, rows, columns[1]))
-    if held_out == "test" and "test" not in tables:
-        if labelled_by_tables(root, tables, images, columns):
-            raise no_test_split(root, "test.csv")
-        return None
     # Kaggle's test.csv often lists ids without classes: read only for --split test.
-    wanted = ("test",) if held_out == "test" else ("train", "val", "all")
     read = {}
-    for split in wanted:
+    for split in ("train", "val", "all") + (("test",) if held_out == "test" else ()):
         if split in tables:
             table = read_label_table(root, tables[split], images, *columns)
             if table is None:
@@ -103,7 +99,14 @@ def _index_label_tables(root: Path, val_fraction: float, seed: int, classes: lis
             read[split] = table
     if not read:
         return None
-    found = natural_order({name for table in read.values() for _, name in table.rows})
+    rows = _rows_by_split(read)
+    if held_out == "test":
+        if "test" not in rows:
+            raise no_test_split(root, "test.csv, or test rows of a split column")
+        rows = {"test": rows["test"]}
+    else:  # test rows of a split column are not trained on
+        rows.pop("test", None)
+    found = natural_order({name for listed in rows.values() for _, name in listed})
     chosen = _chosen_classes(classes) or found
     missing = [name for name in chosen if name not in found]
     if missing:
@@ -113,17 +116,29 @@ def _index_label_tables(root: Path, val_fraction: float, seed: int, classes: lis
         raise VisionsuiteError(f"{next(iter(read.values())).path}: one class "
                                f"({', '.join(chosen)}); a classifier needs at least 2")
     number = {name: index for index, name in enumerate(chosen)}
-    items = {split: [(image, number[name]) for image, name in table.rows if name in number]
-             for split, table in read.items()}
+    items = {split: [(image, number[name]) for image, name in listed if name in number]
+             for split, listed in rows.items()}
     notes = [f"labels: {table.path.name} (images: column {table.image_column}; classes: "
-             f"{table.label_from})" for table in read.values()]
+             f"{table.label_from}" + (f"; splits: column {table.split_column}"
+                                      if table.split_column else "") + ")"
+             for table in read.values()]
     left_out = [name for name in found if name not in number]
-    if "test" in items or ("train" in items and "val" in items):
+    if held_out == "test" or ("train" in items and "val" in items):
         splits = {"train": items.get("train", []), "val": items.get("val", items.get("test"))}
         return FolderIndex(root, chosen, splits, [], False, {}, left_out, notes)
     every = items.get("train", []) + items.get("all", []) + items.get("val", [])
     train, val = _split_by_fraction(every, val_fraction, seed, root)
     return FolderIndex(root, chosen, {"train": train, "val": val}, [], True, {}, left_out, notes)
+
+
+def _rows_by_split(read: dict) -> dict[str, list[tuple[Path, str]]]:
+    """The tables' rows by split: each table's own (train.csv's are train, a table of
+    another name's "all"), or where a split column gives a row's, that one."""
+    rows: dict[str, list[tuple[Path, str]]] = {}
+    for split, table in read.items():
+        for row, tagged in zip(table.rows, table.splits or [split] * len(table.rows)):
+            rows.setdefault(tagged, []).append(row)
+    return rows
 
 
 def _chosen_classes(classes: list[str] | None) -> list[str] | None:
