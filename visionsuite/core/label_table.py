@@ -78,14 +78,9 @@ def _names_images(path: Path, images: dict[str, Path | None], usable=None) -> bo
     """Whether a CSV's first rows name the dataset's images (and pass `usable`); an
     unreadable CSV does not."""
     try:
-        with open(path, newline="", encoding="utf-8-sig") as file:
-            reader = csv.reader(file)
-            header = [name.strip() for name in next(reader, [])]
-            rows = [row for _, row in rows_of(reader, len(header), SAMPLED_ROWS)]
-    except (UnicodeDecodeError, csv.Error):
+        return read_image_table(path, images, usable=usable, whole=False) is not None
+    except VisionsuiteError:
         return False
-    return (usable is None or usable(header, rows)) and \
-        image_column_of(header, rows, images) is not None
 
 
 def names_classes(header: list[str], rows: list[list[str]],
@@ -127,30 +122,56 @@ def read_label_table(root: Path, path: Path, images: dict[str, Path | None],
     """The rows of a label table; None where no column names the dataset's images (not a
     label table: only its first rows are read). A row whose image is not there, or
     ambiguous, or without a class, is an error naming the file and line."""
+    table = read_image_table(path, images, image_column)
+    if table is None:
+        return None
+    header, numbered, where = table.header, table.rows, table.header.index(table.image_column)
+    names, label_from = _class_names(path, header, numbered, where, label_column)
+    split_column, splits = _row_splits(path, header, numbered)
+    found = []
+    for (number, row), name in zip(numbered, names):
+        image = row_image(root, f"{path}:{number}", row[where], images)
+        if not name:
+            raise VisionsuiteError(f"{path}:{number}: image '{row[where].strip()}' has no "
+                                   "class")
+        found.append((image, name))
+    return LabelTable(path, found, table.image_column, label_from, splits, split_column)
+
+
+@dataclass
+class ImageTable:
+    """A CSV whose rows name the dataset's images: its header, its rows as (line number,
+    cells), and the column naming the images."""
+
+    header: list[str]
+    rows: list[tuple[int, list[str]]]
+    image_column: str
+
+
+def read_image_table(path: Path, images: dict[str, Path | None],
+                     image_column: str | None = None, usable=None,
+                     whole: bool = True) -> ImageTable | None:
+    """A CSV's rows, where its first rows name the dataset's images (in `image_column`, else
+    the column image_column_of finds) and pass `usable(header, rows)`; None where they do not,
+    reading only those first rows (a pixel table of 80 MB is not read whole to be set aside).
+    `whole`: all its rows, else the first only. An unreadable CSV, or an `image_column` it
+    lacks, is an error naming the file."""
     try:
         with open(path, newline="", encoding="utf-8-sig") as file:
             reader = csv.reader(file)
             header = [name.strip() for name in next(reader, [])]
             numbered = rows_of(reader, len(header), SAMPLED_ROWS)
-            column = image_column or image_column_of(header, [row for _, row in numbered],
-                                                   images)
-            if column is None:
+            sample = [row for _, row in numbered]
+            if image_column:
+                _require_column(path, header, image_column, "data.image_column")
+            column = image_column or image_column_of(header, sample, images)
+            if column is None or (usable is not None and not usable(header, sample)):
                 return None
-            numbered += rows_of(reader, len(header))
+            if whole:
+                numbered += rows_of(reader, len(header))
     except (UnicodeDecodeError, csv.Error) as err:
         raise VisionsuiteError(f"{path}: not a readable CSV ({err})") from None
-    _require_column(path, header, column, "data.image_column")
-    where = header.index(column)
-    names, label_from = _class_names(path, header, numbered, where, label_column)
-    split_column, splits = _row_splits(path, header, numbered)
-    found = []
-    for (number, row), name in zip(numbered, names):
-        reference = row[where].strip().replace("\\", "/")
-        image = row_image(root, f"{path}:{number}", reference, images)
-        if not name:
-            raise VisionsuiteError(f"{path}:{number}: image '{reference}' has no class")
-        found.append((image, name))
-    return LabelTable(path, found, column, label_from, splits, split_column)
+    return ImageTable(header, numbered, column)
 
 
 def _row_splits(path: Path, header: list[str],
@@ -193,7 +214,7 @@ def rows_of(reader, width: int, count: int | None = None) -> list[tuple[int, lis
 
 
 def image_column_of(header: list[str], rows: list[list[str]],
-                  images: dict[str, Path | None]) -> str | None:
+                    images: dict[str, Path | None]) -> str | None:
     """The column whose sampled values most often name an image, where most of them do."""
     sample = rows[:SAMPLED_ROWS]
     scores = [sum(images.get(row[index].strip().replace("\\", "/")) is not None
@@ -240,8 +261,9 @@ def _require_column(path: Path, header: list[str], column: str, key: str) -> Non
 
 
 def row_image(root: Path, where: str, reference: str, images: dict[str, Path | None]) -> Path:
-    """The image a table's row names (find_image); one that is not there, or twice, is an
-    error naming the row (`where`: file:line)."""
+    """The image a table's row names (find_image; Windows' backslashes read as slashes); one
+    that is not there, or twice, is an error naming the row (`where`: file:line)."""
+    reference = reference.strip().replace("\\", "/")
     image = find_image(root, reference, images)
     if image is None:
         missing = "is in two places" if images.get(reference, 0) is None else "is not there"

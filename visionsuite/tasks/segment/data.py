@@ -32,7 +32,7 @@ from visionsuite.tasks.base import DataReport, Split
 from visionsuite.tasks.segment.colours import (colour_class_names, colour_classes, colour_name,
                                                grey_colour, indexed_colours)
 from visionsuite.tasks.segment.rle_tables import (RLE_ORDERS, RunLengths, decode_run_lengths,
-                                                  read_rle_table, rle_class_names, rle_column)
+                                                  holds_codes, read_rle_table, rle_class_names)
 from visionsuite.tasks.segment.surface import measurable
 
 IGNORE = 255  # target value of pixels left out of the loss and the metrics
@@ -360,7 +360,7 @@ def _rle_index(root: Path, val_fraction: float, seed: int, held_out: str,
     train.csv and val.csv as listed, one table split by val_fraction, test.csv for `held_out`
     "test"; None where no table holds codes for its images."""
     images = image_lookup(root)
-    tables = label_table_files(root, images, lambda header, _: rle_column(header) is not None)
+    tables = label_table_files(root, images, holds_codes)
     wanted = ("test",) if held_out == "test" else ("train", "val", "all")
     read = {}
     for split in wanted:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from visionsuite.core.label_table import image_column_of, natural_order, row_image, rows_of
+from visionsuite.core.label_table import natural_order, read_image_table, row_image
 from visionsuite.errors import VisionsuiteError
 
 RLE_COLUMN_NAMES = ("encodedpixels", "encoded_pixels", "rle", "rle_mask", "mask_rle",
@@ -28,7 +28,6 @@ CLASS_COLUMN_NAMES = ("classid", "class_id", "class", "label", "category")
 EMPTY_CODES = ("", "-1", "nan")
 RLE_ORDERS = {"column": "top to bottom, then left to right",
               "row": "left to right, then top to bottom"}
-SAMPLED_ROWS = 50
 
 
 @dataclass(frozen=True)
@@ -56,30 +55,25 @@ def rle_column(header: list[str]) -> str | None:
     return next((name for name in header if name.lower() in RLE_COLUMN_NAMES), None)
 
 
+def holds_codes(header: list[str], rows: list[list[str]]) -> bool:
+    """Whether a table has a column of run-length codes (a label_table `usable` test)."""
+    return rle_column(header) is not None
+
+
 def read_rle_table(root: Path, path: Path, images: dict[str, Path | None],
                    order: str) -> RleTable | None:
     """A table's run-length codes by image; None where it has no code column or no column
     names the dataset's images (not a mask table)."""
-    import csv
-
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as file:
-            reader = csv.reader(file)
-            header = [name.strip() for name in next(reader, [])]
-            codes = rle_column(header)
-            numbered = rows_of(reader, len(header), SAMPLED_ROWS)
-            column = image_column_of(header, [row for _, row in numbered], images)
-            if codes is None or column is None:
-                return None
-            numbered += rows_of(reader, len(header))
-    except (UnicodeDecodeError, csv.Error) as err:
-        raise VisionsuiteError(f"{path}: not a readable CSV ({err})") from None
+    table = read_image_table(path, images, usable=holds_codes)
+    if table is None:
+        return None
+    header, numbered, column, codes = table.header, table.rows, table.image_column, \
+        rle_column(table.header)
     where, code_at = header.index(column), header.index(codes)
     classes = next((name for name in header if name.lower() in CLASS_COLUMN_NAMES), None)
     found: dict[Path, list[tuple[str, RunLengths]]] = {}
     for number, row in numbered:
-        image = row_image(root, f"{path}:{number}", row[where].strip().replace("\\", "/"),
-                          images)
+        image = row_image(root, f"{path}:{number}", row[where], images)
         objects = found.setdefault(image, [])
         code = row[code_at].strip()
         if code.lower() not in EMPTY_CODES:
