@@ -137,7 +137,7 @@ def test_a_table_labelled_set_trains_and_data_check_says_how_it_read_it(tmp_path
 def test_a_test_table_is_the_test_split_and_kaggles_classless_one_is_left_alone(tmp_path):
     """Kaggle ships test.csv of ids without classes beside train.csv: training never reads it;
     `--split test` does, and says what is wrong with it."""
-    from visionsuite.core.splits import unread_test_split
+    from visionsuite.tasks.classify import TASK
 
     labels = _shapes_table_set(tmp_path)
     stems = sorted(labels)
@@ -146,7 +146,7 @@ def test_a_test_table_is_the_test_split_and_kaggles_classless_one_is_left_alone(
     (tmp_path / "test.csv").write_text("id\n" + "".join(f"{stem}\n" for stem in stems[9:]))
     index = index_image_folders(tmp_path, val_fraction=0.34)
     assert len(index.splits["train"] + index.splits["val"]) == 9
-    assert unread_test_split(tmp_path) == "test.csv"
+    assert TASK.unread_test_split(tmp_path) == "test.csv"
     with pytest.raises(VisionsuiteError, match="test.csv: which column holds the class"):
         index_image_folders(tmp_path, held_out="test")
     (tmp_path / "test.csv").unlink()

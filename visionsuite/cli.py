@@ -407,14 +407,13 @@ def data():
 def data_check(task, path, split):
     """Count images per split and class, and report unreadable or odd files (read-only).
     Exit code 1 when the dataset cannot be used."""
-    from visionsuite.core.splits import unread_test_split
     from visionsuite.datasets import resolve_dataset
     from visionsuite.tasks import get_task
 
     root = resolve_dataset(path, task)
     report = get_task(task).check_data(str(root), split)  # as train or evaluate reads it
     click.echo(report.text)
-    test_split = unread_test_split(root) if split == "val" else None
+    test_split = get_task(task).unread_test_split(root) if split == "val" else None
     if test_split:
         click.echo(f"test split: {test_split}, not read by train or by this check; "
                    f"`visionsuite data check {task} {path} --split test` checks it, "

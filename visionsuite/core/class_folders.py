@@ -21,7 +21,7 @@ def scan_class_folders(root: Path, folder: Path, classes: list[str] | None, odd:
     if classes is None:
         classes = [d.name for d in class_dirs]
         if len(classes) < 2:
-            # classify also reads a CSV table of labels (core/label_table.py)
+            # classify also reads a CSV table of labels (core/image_tables.py)
             table = "; or a CSV labelling the images (labels.csv, train.csv)" \
                 if kind == "class" else ""
             raise VisionsuiteError(f"{folder}: expected one sub-folder per {kind} (at least 2), "

@@ -41,12 +41,11 @@ def no_test_split(root: Path, expected: str) -> VisionsuiteError:
 
 def unread_test_split(root: str | Path) -> str | None:
     """Where a dataset keeps a test split that training does not read (a test/ folder beside
-    a val/ one, a YAML's 'test' entry, a COCO test file, the test.csv of a set labelled by
-    train.csv), for data check to point at
-    `evaluate --split test`; None where it has none."""
+    a val/ one, a YAML's 'test' entry, a COCO test file), for data check to point at
+    `evaluate --split test`; None where it has none. Tasks add their own layouts
+    (Task.unread_test_split: classify's test.csv)."""
     from visionsuite.config import read_yaml
     from visionsuite.core.coco import coco_files
-    from visionsuite.core.label_table import image_lookup, label_table_files, labelled_by_tables
     from visionsuite.core.yolo import yolo_yaml
 
     root = Path(root)
@@ -60,12 +59,6 @@ def unread_test_split(root: str | Path) -> str | None:
     if any(coco_files(root).values()):
         test_file = coco_files(root, "test")["val"]
         return str(test_file.relative_to(root)) if test_file is not None else None
-    tables = label_table_files(root)
-    try:  # a train.csv that cannot be read is data check's problem to report, not this one's
-        if "test" in tables and labelled_by_tables(root, tables, image_lookup(root)):
-            return tables["test"].name
-    except VisionsuiteError:
-        return None
     test_dir = named_folder(root, TEST_FOLDER_NAMES)
     read_as_val = named_folder(root, VAL_FOLDER_NAMES)
     return f"{test_dir.name}/" if test_dir is not None and read_as_val != test_dir else None

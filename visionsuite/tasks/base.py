@@ -105,6 +105,13 @@ class Task:
         `held_out` "test": its test split alone, as `evaluate --split test` reads it."""
         raise NotImplementedError
 
+    def unread_test_split(self, root: Path) -> str | None:
+        """Where the dataset keeps a test split that training does not read, for data check
+        to point at `evaluate --split test` (core.splits.unread_test_split)."""
+        from visionsuite.core.splits import unread_test_split
+
+        return unread_test_split(root)
+
     def build_model(self, config: Config, labels: list[str]):
         raise NotImplementedError
 

@@ -22,7 +22,7 @@ from visionsuite.core.images import (INSTANCE_HINT, QUARTER_TURNS, UnreadableIma
                                      other_files_note, read_image_slices, read_mask_slices,
                                      stored_geometry, tiff_stack_depth, turn_upright,
                                      upright_size)
-from visionsuite.core.label_table import image_lookup, label_table_files
+from visionsuite.core.image_tables import image_lookup, image_table_files
 from visionsuite.core.medical import (file_stem, is_medical_file, is_nifti, label_slices_for,
                                       read_header, series_folder, voxel_spacing)
 from visionsuite.core.splits import EVERY_IMAGE, held_out_names, no_test_split, test_set_note
@@ -360,7 +360,7 @@ def _rle_index(root: Path, val_fraction: float, seed: int, held_out: str,
     train.csv and val.csv as listed, one table split by val_fraction, test.csv for `held_out`
     "test"; None where no table holds codes for its images."""
     images = image_lookup(root)
-    tables = label_table_files(root, images, holds_codes)
+    tables = image_table_files(root, images, holds_codes)
     wanted = ("test",) if held_out == "test" else ("train", "val", "all")
     read = {}
     for split in wanted:

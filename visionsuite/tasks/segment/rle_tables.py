@@ -1,7 +1,7 @@
 """Masks as run-length codes in a CSV table, as Kaggle's segmentation sets ship them: the 2018
 Data Science Bowl's nuclei, SIIM-ACR's pneumothorax (DICOM), Severstal's steel defects, Airbus'
 ships, Carvana's cars. One row per object (or per image and class): the image, named by its
-path, file name or stem (core/label_table.py finds the column), and its pixels as
+path, file name or stem (core/image_tables.py finds the column), and its pixels as
 `start length start length ...`, 1-based; an empty code (or -1) is an image without objects.
 Rows of one image are its objects together; with a class column (`ClassId`, `class`, ...)
 each object gets its class, after background, else the set is binary.
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from visionsuite.core.label_table import natural_order, read_image_table, row_image
+from visionsuite.core.image_tables import natural_order, read_image_table, row_image
 from visionsuite.errors import VisionsuiteError
 
 RLE_COLUMN_NAMES = ("encodedpixels", "encoded_pixels", "rle", "rle_mask", "mask_rle",
@@ -56,7 +56,7 @@ def rle_column(header: list[str]) -> str | None:
 
 
 def holds_codes(header: list[str], rows: list[list[str]]) -> bool:
-    """Whether a table has a column of run-length codes (a label_table `usable` test)."""
+    """Whether a table has a column of run-length codes (an image_table_files `usable` test)."""
     return rle_column(header) is not None
 
 

@@ -14,11 +14,11 @@ from visionsuite.config import Config
 from visionsuite.core.class_folders import scan_class_folders
 from visionsuite.core.data import check_cache_fits, decode_images
 from visionsuite.core.files import TRAIN_FOLDER_NAMES, held_out_only, named_folder, sub_folders
-from visionsuite.core.label_table import (image_lookup, label_table_files, names_classes,
-                                          natural_order, read_label_table)
+from visionsuite.core.image_tables import image_lookup, image_table_files, natural_order
 from visionsuite.core.splits import EVERY_IMAGE, held_out_names, no_test_split, test_set_note
 from visionsuite.errors import VisionsuiteError
 from visionsuite.tasks.base import DataReport, Split, Task, TaskData
+from visionsuite.tasks.classify.labels import labelled_by_tables, names_classes, read_label_table
 
 @dataclass
 class FolderIndex:
@@ -38,7 +38,7 @@ def index_image_folders(root: str | Path, val_fraction: float = 0.2, seed: int =
                         classes: list[str] | None = None, held_out: str = "val",
                         columns: tuple[str | None, str | None] = (None, None)) -> FolderIndex:
     """Index `root/train/<class>/*` and `root/val/<class>/*`, or `root/<class>/*` split by a seeded,
-    per-class `val_fraction`, or the images a CSV label table names (core/label_table.py;
+    per-class `val_fraction`, or the images a CSV label table names (core/image_tables.py;
     `columns`: data.image_column and data.label_column, else found). `classes` (data.classes):
     the classes to read, in this order; the others are left out. `held_out` "test":
     `root/test/<class>/*` (test.csv) alone, as the val split. Raises a one-line error for
@@ -87,7 +87,7 @@ def _index_label_tables(root: Path, val_fraction: float, seed: int, classes: lis
     test rows) for `held_out` "test". None where the tables name no images (not label
     tables)."""
     images = image_lookup(root)
-    tables = label_table_files(
+    tables = image_table_files(
         root, images, lambda header, rows: names_classes(header, rows, columns[1]))
     # Kaggle's test.csv often lists ids without classes: read only for --split test.
     read = {}
@@ -279,6 +279,16 @@ class ClassifyTask(Task):
 
     def check_data(self, path: str, held_out: str = "val") -> DataReport:
         return check_image_folders(path, held_out)
+
+    def unread_test_split(self, root: Path) -> str | None:
+        """Also the test.csv of a set whose train table labels its images."""
+        tables = image_table_files(Path(root)) if Path(root).is_dir() else {}
+        try:  # a train.csv that cannot be read is data check's problem to report, not this one's
+            if "test" in tables and labelled_by_tables(root, tables, image_lookup(Path(root))):
+                return tables["test"].name
+        except VisionsuiteError:
+            return None
+        return super().unread_test_split(root)
 
     def build_model(self, config: Config, labels: list[str]):
         import keras
