@@ -270,7 +270,8 @@ def test_a_dataset_of_none_of_the_models_classes_is_a_clear_error(tmp_path):
 
     config = load_config("detect", overrides={"data.path": str(voc_dataset(tmp_path))},
                          sets=["data.image_size=64"])
-    with pytest.raises(VisionsuiteError, match=r"none of its classes \(cat, dog\) is among the "
+    # Evaluation reads the val list alone (b.xml: a dog), not train's cat.
+    with pytest.raises(VisionsuiteError, match=r"none of its classes \(dog\) is among the "
                                                r"model's 1 \(raccoon\)"):
         TASK.load_data(config, train=False, labels=["raccoon"])
     assert TASK.load_data(config, train=False, labels=["dog", "cat"]).labels == ["dog", "cat"]
@@ -368,3 +369,33 @@ def test_a_json_beside_voc_annotations_is_not_taken_for_coco(tmp_path):
     (root / "annotations" / "classes.json").write_text(json.dumps({"names": ["cat", "dog"]}))
     (root / "result.json").write_text(json.dumps({"run": 3}))
     assert index_detection(root).format == "voc"
+
+
+def _broken_train_labels(root: Path, layout: str) -> Path:
+    """A dataset of `layout` whose train labels cannot be read, and whose val labels can."""
+    if layout == "coco":
+        coco_dataset(root)
+        (root / "train.json").write_text("{not json")
+    elif layout == "voc":
+        voc_dataset(root)
+        (root / "annotations" / "a.xml").write_text("<annotation><object>")
+    else:
+        yolo_dataset(root)
+        (root / "labels" / "train" / "x.txt").write_text("0 0.5\n")
+    return root
+
+
+@pytest.mark.parametrize("layout", ["coco", "voc", "yolo"])
+def test_evaluation_reads_the_held_out_labels_alone(tmp_path, layout):
+    # COCO's instances_train2017.json is 450 MB: evaluate and export never parse it.
+    root = _broken_train_labels(tmp_path, layout)
+    with pytest.raises(VisionsuiteError, match="train.json|a.xml|x.txt"):
+        index_detection(root)
+    index = index_detection(root, train=False)
+    assert index.train == [] and len(index.val) == 1 and len(index.val[0].boxes) == 1
+
+
+def test_evaluation_of_a_set_without_val_still_splits_its_train_labels(tmp_path):
+    root = coco_dataset(tmp_path)
+    (root / "val.json").unlink()
+    assert len(index_detection(root, val_fraction=1.0, train=False).val) == 1

@@ -222,3 +222,27 @@ def test_data_check_checks_the_test_split_alone_with_split_test(task, tmp_path):
         shutil.rmtree(empty / "test")
     assert_one_line_error(invoke("data", "check", task, empty, "--split", "test"),
                           "no test split")
+
+
+def test_data_check_of_the_test_split_reports_no_train_problems(tmp_path):
+    data = coco_dataset(tmp_path / "coco")
+    spec = json.loads((data / "train.json").read_text())
+    spec["images"].append({"id": 8, "file_name": "images/gone.png", "width": 80, "height": 60})
+    (data / "train.json").write_text(json.dumps(spec))
+    shutil.copy(data / "val.json", data / "test.json")
+    assert "gone.png" in invoke("data", "check", "detect", data).output
+    result = invoke("data", "check", "detect", data, "--split", "test")
+    assert result.exit_code == 0 and "gone.png" not in result.output, result.output
+
+
+def test_segment_evaluation_reads_the_held_out_labels_alone(tmp_path):
+    coco = make_coco_segment_folder(tmp_path / "coco")  # Roboflow's train/ and valid/
+    (coco / "train" / "_annotations.coco.json").write_text("{not json")
+    with pytest.raises(VisionsuiteError, match="_annotations.coco.json: malformed JSON"):
+        index_pairs(coco)
+    yolo = make_yolo_segment_folder(tmp_path / "yolo")
+    assert len(index_pairs(yolo).splits["train"]) == 4
+    for root in (coco, yolo):
+        index = index_pairs(root, train=False)
+        assert index.splits["train"] == [] and len(index.splits["val"]) == 2
+        assert index.class_names == ["background", "organ", "lesion"]

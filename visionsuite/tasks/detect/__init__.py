@@ -45,7 +45,7 @@ class DetectTask(Task):
 
         root = resolve_dataset(config.data.path, "detect")
         index = index_detection(root, config.data.val_fraction, config.data.split_seed,
-                                held_out)
+                                held_out, train)
         for message in index.missing:
             print(f"warning: {message}; skipped", file=sys.stderr)
         names = labels or config.data.classes or index.labels

@@ -20,7 +20,7 @@ def check_detection_folder(path: str, held_out: str = "val") -> DataReport:
     from visionsuite.core.splits import test_set_note
 
     try:
-        index = index_detection(path, held_out=held_out)
+        index = index_detection(path, held_out=held_out, train=held_out != "test")
     except VisionsuiteError as err:
         return DataReport(f"detect dataset {path}", False, str(err))
     lines = [f"detect dataset {path} ({index.format}): classes: {', '.join(index.labels)}"]

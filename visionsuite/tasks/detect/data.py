@@ -76,18 +76,20 @@ class DetectionIndex:
 
 
 def index_detection(root: str | Path, val_fraction: float = 0.2, seed: int = 0,
-                    held_out: str = "val") -> DetectionIndex:
+                    held_out: str = "val", train: bool = True) -> DetectionIndex:
     """The annotated images of a YOLO, COCO or Pascal VOC dataset, train and val (`held_out`
-    "test": its test split in val's place)."""
+    "test": its test split in val's place). Without `train` (evaluate, data check --split
+    test), a dataset's own held-out split is read alone: its train labels are neither parsed
+    (COCO's instances_train2017.json is 450 MB) nor reported."""
     root = Path(root)
     if not root.is_dir():
         raise VisionsuiteError(f"{root}: dataset folder not found")
     if yolo_yaml(root) is not None:
-        index = read_yolo(root, held_out)
+        index = read_yolo(root, held_out, train)
     elif any(coco_files(root).values()):
-        index = read_coco(root, held_out)
+        index = read_coco(root, held_out, train)
     elif _voc_root(root) is not None:
-        index = read_voc(_voc_root(root), held_out)
+        index = read_voc(_voc_root(root), held_out, train)
     else:
         raise VisionsuiteError(
             f"{root}: not a detection dataset: expected data.yaml (YOLO), COCO files "
@@ -128,9 +130,10 @@ def _first_dir(root: Path, names) -> Path | None:
     return next((root / n for n in names if (root / n).is_dir()), None)
 
 
-def read_voc(root: Path, held_out: str = "val") -> DetectionIndex:
+def read_voc(root: Path, held_out: str = "val", train: bool = True) -> DetectionIndex:
     """A Pascal VOC set: its train and `held_out` lists (train.txt, val.txt or test.txt,
-    beside the annotations or in ImageSets/Main/), else every annotation as train."""
+    beside the annotations or in ImageSets/Main/), else every annotation as train; without
+    `train`, the held-out list alone where there is one."""
     annotations = _first_dir(root, ("annotations", "Annotations"))
     images = _first_dir(root, ("images", "JPEGImages")) or root
     splits = {}
@@ -139,6 +142,8 @@ def read_voc(root: Path, held_out: str = "val") -> DetectionIndex:
             if (folder / f"{listed}.txt").is_file():
                 splits[split] = _read_list(folder / f"{listed}.txt")
                 break
+    if not train and "val" in splits:
+        splits.pop("train", None)
     xml_files = sorted(annotations.glob("*.xml"))
     if not xml_files:
         raise VisionsuiteError(f"{annotations}: no .xml annotation files")
@@ -220,8 +225,10 @@ def _voc_image(images: Path, filename: str, stem: str) -> Path | None:
 # --------------------------------------------------------------------------- YOLO
 
 
-def read_yolo(root: Path, held_out: str = "val") -> DetectionIndex:
+def read_yolo(root: Path, held_out: str = "val", train: bool = True) -> DetectionIndex:
     labels, images = yolo_splits(root, held_out)
+    if not train and images["val"]:
+        images["train"] = []
     return DetectionIndex("yolo", labels, [_read_yolo_labels(image) for image in images["train"]],
                           [_read_yolo_labels(image) for image in images["val"]])
 
@@ -259,11 +266,14 @@ def _read_yolo_labels(image: Path) -> Annotation:
 # --------------------------------------------------------------------------- COCO
 
 
-def read_coco(root: Path, held_out: str = "val") -> DetectionIndex:
+def read_coco(root: Path, held_out: str = "val", train: bool = True) -> DetectionIndex:
     labels: list[str] | None = None
     category_ids: list[int] | None = None
     splits, missing = {}, []
-    for split, path in coco_files(root, held_out).items():
+    files = coco_files(root, held_out)
+    if not train and files["val"] is not None:
+        files["train"] = None
+    for split, path in files.items():
         if path is None:
             splits[split] = []
             continue

@@ -138,7 +138,7 @@ class SegmentTask(Task):
                 f"({config.data.image_size}), the side of the training crops and tiles")
         root = resolve_dataset(config.data.path, "segment")
         index = index_pairs(root, config.data.val_fraction, config.data.split_seed, held_out,
-                            config.data.rle_order)
+                            config.data.rle_order, train)
         wanted = ("train", "val") if train else ("val",)
         own_channels = _take_image_channels(index, wanted, config, train)
         if config.data.regions and (config.data.classes or labels):  # before decoding

@@ -100,13 +100,15 @@ class PairIndex:
 
 
 def index_pairs(root: str | Path, val_fraction: float = 0.2, seed: int = 0,
-                held_out: str = "val", rle_order: str = "column") -> PairIndex:
+                held_out: str = "val", rle_order: str = "column",
+                train: bool = True) -> PairIndex:
     """Pair `images/` and `masks/` (and `roi/`) by file stem in `root/train` and `root/val`,
     or in `root` itself split by a seeded `val_fraction`; `held_out` "test": `root/test` in
     val's place (COCO's test file, YOLO's test images). `rle_order`: how a CSV table's
-    run-length codes number pixels (rle_tables.py). Unpaired files, duplicate stems and
-    empty folders are one-line errors."""
-    index = _index_pairs(Path(root), val_fraction, seed, held_out, rle_order)
+    run-length codes number pixels (rle_tables.py). Without `train` (evaluate, export), a
+    COCO or YOLO set's own held-out images are read alone, not its train labels. Unpaired
+    files, duplicate stems and empty folders are one-line errors."""
+    index = _index_pairs(Path(root), val_fraction, seed, held_out, rle_order, train)
     pairs = [pair for split in index.splits.values() for pair in split]
     index.folders += _merged_note(pairs) + _left_out_note(pairs) + _class_folders_note(pairs)
     folder_classes = _class_folder_names(index.root, pairs)
@@ -226,7 +228,7 @@ def _left_out_note(pairs: list[Pair]) -> list[str]:
 
 
 def _index_pairs(root: Path, val_fraction: float, seed: int, held_out: str,
-                 rle_order: str) -> PairIndex:
+                 rle_order: str, train: bool) -> PairIndex:
     if not root.exists():
         raise VisionsuiteError(f"{root}: dataset folder not found")
     if not root.is_dir():
@@ -234,13 +236,13 @@ def _index_pairs(root: Path, val_fraction: float, seed: int, held_out: str,
     odd: list[Path] = []
     if any(coco_files(root).values()):  # COCO polygons: Roboflow's, CVAT's ... (core/coco.py)
         coco = coco_files(root, held_out)
-        if held_out == "test":  # the test file alone, all of it
-            if coco["val"] is None:
-                raise no_test_split(root, COCO_TEST)
-            coco, val_fraction = {"val": coco["val"]}, EVERY_IMAGE
+        if held_out == "test" and coco["val"] is None:
+            raise no_test_split(root, COCO_TEST)
+        if (held_out == "test" or not train) and coco["val"] is not None:
+            coco, val_fraction = {"val": coco["val"]}, EVERY_IMAGE  # that file alone, all of it
         return _coco_index(root, coco, val_fraction, seed)
     if yolo_yaml(root) is not None:  # Ultralytics' YOLO polygons
-        return _yolo_index(root, val_fraction, seed, held_out)
+        return _yolo_index(root, val_fraction, seed, held_out, train)
     # Kaggle's run-length codes in a CSV
     index = _rle_index(root, val_fraction, seed, held_out, rle_order) \
         if any(root.glob("*.csv")) else None
@@ -335,15 +337,16 @@ def _labelled_splits(root: Path, pairs: dict[str, list[Pair]], val_fraction: flo
     return _fraction_split(root, every, val_fraction, seed), True
 
 
-def _yolo_index(root: Path, val_fraction: float, seed: int, held_out: str) -> PairIndex:
+def _yolo_index(root: Path, val_fraction: float, seed: int, held_out: str,
+                train: bool) -> PairIndex:
     """Pairs of a YOLO segmentation dataset (data.yaml; a label file of polygon rows, `class
     x1 y1 x2 y2 ...` normalised, beside each image as Ultralytics lays them out): classes
     the YAML's names after background. Without val images, split by val_fraction."""
     names, images = yolo_splits(root, held_out)
-    if held_out == "test":  # the test images alone, all of them
-        if not images["val"]:
-            raise no_test_split(root, YOLO_TEST)
-        images["train"], val_fraction = [], EVERY_IMAGE
+    if held_out == "test" and not images["val"]:
+        raise no_test_split(root, YOLO_TEST)
+    if (held_out == "test" or not train) and images["val"]:
+        images["train"], val_fraction = [], EVERY_IMAGE  # the held-out images alone, all
     pairs = {split: [_yolo_pair(image) for image in found] for split, found in images.items()}
     if not pairs["train"] and not pairs["val"]:
         raise VisionsuiteError(f"{root}: its YAML names no images")
