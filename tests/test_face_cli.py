@@ -302,3 +302,59 @@ def test_data_check_takes_a_set_of_test_people_alone_as_a_test_set(faces_data, t
     assert result.exit_code == 0, result.output  # was: one class folder, 'test'
     assert "a test set, for `visionsuite evaluate RUN --data PATH`" in result.output
     assert "train" not in result.output.replace("no train/", "")
+
+
+def _gallery_of(path, people: dict) -> None:
+    """A gallery file of `people` (name: number of images) with 3-d embeddings."""
+    path.write_text(json.dumps({
+        "format": "visionsuite-face-gallery", "version": 1,
+        "model": {"embedding_size": 3, "image_size": 32, "channels": 3, "probe": [1, 0, 0]},
+        "people": {name: {"embeddings": [[0, 1, 0]] * count, "images": ["x.png"] * count,
+                          "enrolled": "2026-12-01T10:00:00Z"}
+                   for name, count in people.items()}}))
+
+
+def test_gallery_lists_its_people_and_removes_them_without_the_model(tmp_path):
+    gallery = tmp_path / "gallery.json"
+    _gallery_of(gallery, {"carol": 1, "alice": 2, "bob": 3})
+    result = invoke("gallery", gallery)
+    assert result.exit_code == 0, result.output
+    assert [line.split()[0] for line in result.output.splitlines()[2:5]] == [
+        "alice", "bob", "carol"], result.output
+    assert f"{gallery}: 3 people, 6 images" in result.output
+    result = invoke("gallery", gallery, "--remove", "bob", "--remove", "alice")
+    assert result.exit_code == 0, result.output
+    assert "removed bob (3 images)" in result.output and "1 people, 1 images" in result.output
+    assert list(json.loads(gallery.read_text())["people"]) == ["carol"]
+    listed = json.loads(invoke("gallery", gallery, "--json").output)
+    assert listed == [{"person": "carol", "images": 1, "enrolled": "2026-12-01T10:00:00Z"}]
+
+
+def test_removing_someone_not_enrolled_removes_nobody(tmp_path):
+    gallery = tmp_path / "gallery.json"
+    _gallery_of(gallery, {"alice": 1, "bob": 1})
+    before = gallery.read_text()
+    assert_one_line_error(invoke("gallery", gallery, "--remove", "alice", "--remove", "eve"),
+                          str(gallery), "nobody named 'eve' is enrolled (it holds alice, bob); "
+                          "nobody was removed")
+    assert gallery.read_text() == before
+    assert_one_line_error(invoke("gallery", tmp_path / "none.json"), "no such gallery file")
+    assert_one_line_error(invoke("gallery", tmp_path), "a folder; expected a gallery file")
+    gallery.write_text('{"format": "visionsuite-face-gallery", "version": 1, "people": {')
+    assert_one_line_error(invoke("gallery", gallery, "--remove", "alice"),
+                          "not a readable gallery file")
+    assert gallery.read_text().endswith('"people": {')
+
+
+def test_a_removed_person_is_no_longer_identified(face_run, faces_data, tmp_path):
+    gallery = tmp_path / "gallery.json"
+    people = [person(faces_data, "val", i) for i in range(2)]
+    assert invoke("enroll", face_run, *people, "--gallery", gallery).exit_code == 0
+    probe = sorted(people[0].glob("*.png"))[0]
+    ranked = json.loads(invoke("identify", face_run, probe, "--gallery", gallery,
+                               "--json").output)["candidates"]
+    assert {c["person"] for c in ranked} == {p.name for p in people}
+    assert invoke("gallery", gallery, "--remove", people[0].name).exit_code == 0
+    ranked = json.loads(invoke("identify", face_run, probe, "--gallery", gallery,
+                               "--json").output)["candidates"]
+    assert [c["person"] for c in ranked] == [people[1].name]

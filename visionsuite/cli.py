@@ -274,6 +274,31 @@ def enroll_command(run, people, gallery, detect):
     click.echo(str(gallery))
 
 
+@cli.command("gallery")
+@click.argument("gallery", type=click.Path())
+@click.option("--remove", multiple=True, metavar="PERSON", help="Remove PERSON's embeddings "
+              "from the gallery (repeatable).")
+@click.option("--json", "as_json", is_flag=True, help="Print the people as JSON.")
+@friendly_errors
+def gallery_command(gallery, remove, as_json):
+    """The people enrolled in GALLERY (made by `visionsuite enroll`), or, with --remove, remove
+    some."""
+    from visionsuite.core.report import table
+    from visionsuite.tasks.face.commands import gallery_people, remove_people
+
+    removed = remove_people(gallery, remove) if remove else []
+    people = gallery_people(gallery)
+    if as_json:
+        click.echo(json.dumps({"removed": removed, "people": people} if remove else people,
+                              indent=2))
+        return
+    for row in removed:
+        click.echo(f"removed {row['person']} ({row['images']} images)")
+    if not remove:
+        click.echo(table(people) if people else "nobody enrolled")
+    click.echo(f"{gallery}: {len(people)} people, {sum(p['images'] for p in people)} images")
+
+
 @cli.command("identify")
 @click.argument("run", type=click.Path())
 @click.argument("images", nargs=-1, required=True, type=click.Path())

@@ -1,4 +1,5 @@
-"""`visionsuite embed / verify / enroll / identify` and `data check face`, as a Python API.
+"""`visionsuite embed / verify / enroll / identify / gallery` and `data check face`, as a
+Python API.
 
 A gallery is a JSON file (format "visionsuite-face-gallery", version 1):
 
@@ -15,6 +16,7 @@ files embed a fixed synthetic image alike (cosine >= SAME_MODEL) while two train
 not. Enrolling a person again replaces that person's entry; the file is rewritten whole through
 a temporary file and a rename, so it is never left half-written, and under a lock on
 GALLERY.lock beside it (POSIX), so that enrollments running at the same time all land.
+`visionsuite gallery FILE --remove PERSON` deletes a person's entry the same way.
 """
 
 from __future__ import annotations
@@ -275,12 +277,7 @@ def read_gallery(path: Path, embedder: Embedder, missing_ok: bool = False) -> di
         model.update(embedding_size=len(probe), probe=[round(float(v), 6) for v in probe])
         return {"format": GALLERY_FORMAT, "version": GALLERY_VERSION, "model": model,
                 "people": {}}
-    try:
-        data = json.loads(path.read_text())
-    except (ValueError, UnicodeDecodeError) as err:
-        raise VisionsuiteError(f"{path}: not a readable gallery file ({err}); it was left "
-                               "unchanged") from None
-    _check_gallery(path, data)
+    data = gallery_file(path)
     stored = np.asarray(data["model"]["probe"], np.float64)
     probe = embedder.probe()
     if len(stored) != len(probe):
@@ -292,6 +289,54 @@ def read_gallery(path: Path, embedder: Embedder, missing_ok: bool = False) -> di
                                f"similarity {agreement:.2f} < {SAME_MODEL}); enroll the people "
                                "again into a new gallery with this model")
     return data
+
+
+def gallery_file(path: Path) -> dict:
+    """The gallery at `path`, its format checked (not which model made it: read_gallery)."""
+    if path.is_dir():
+        raise VisionsuiteError(f"{path}: a folder; expected a gallery file made by "
+                               "`visionsuite enroll`")
+    if not path.is_file():
+        raise VisionsuiteError(f"{path}: no such gallery file; create it with "
+                               "`visionsuite enroll`")
+    try:
+        data = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as err:
+        raise VisionsuiteError(f"{path}: not a readable gallery file ({err}); it was left "
+                               "unchanged") from None
+    _check_gallery(path, data)
+    return data
+
+
+def gallery_people(gallery: str | Path) -> list[dict]:
+    """Who a gallery holds, in name order: the images enrolled of each, and when."""
+    data = gallery_file(Path(gallery))
+    return [{"person": name, "images": len(person["embeddings"]),
+             "enrolled": person.get("enrolled", "")}
+            for name, person in sorted(data["people"].items())]
+
+
+def remove_people(gallery: str | Path, names) -> list[dict]:
+    """Remove people (their embeddings and image paths) from a gallery, under its lock and
+    through a rename as enroll writes it; the rows of those removed. A name the gallery does
+    not hold is an error, and then nobody is removed. No model is needed to forget someone."""
+    from visionsuite.core.files import exclusive_lock, write_json
+
+    gallery = Path(gallery)
+    gallery_file(gallery)  # a missing or broken gallery fails before the lock file is made
+    with exclusive_lock(gallery):
+        data = gallery_file(gallery)
+        unknown = [name for name in dict.fromkeys(names) if name not in data["people"]]
+        if unknown:
+            held = sorted(data["people"])
+            raise VisionsuiteError(
+                f"{gallery}: nobody named '{unknown[0]}' is enrolled (it holds "
+                f"{', '.join(held[:10]) + (' ...' if len(held) > 10 else '') or 'nobody'}); "
+                "nobody was removed")
+        removed = [{"person": name, "images": len(data["people"].pop(name)["embeddings"])}
+                   for name in dict.fromkeys(names)]
+        write_json(gallery, data)
+    return removed
 
 
 def _check_gallery(path: Path, data) -> None:
