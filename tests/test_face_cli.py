@@ -194,6 +194,8 @@ def test_bad_galleries_are_one_line_errors_and_left_unchanged(face_run, faces_da
     assert corrupt.read_text().endswith('"people": {')
     assert_one_line_error(invoke("identify", face_run, probe, "--gallery",
                                  tmp_path / "none.json"), "no such gallery")
+    assert_one_line_error(invoke("identify", face_run, probe, "--gallery", tmp_path),
+                          "a folder; expected a gallery file")
     assert_one_line_error(invoke("enroll", face_run, person(faces_data, "val", 0),
                                  "--gallery", tmp_path),
                           "--gallery takes the name of a gallery file")
