@@ -399,3 +399,24 @@ def test_evaluation_of_a_set_without_val_still_splits_its_train_labels(tmp_path)
     root = coco_dataset(tmp_path)
     (root / "val.json").unlink()
     assert len(index_detection(root, val_fraction=1.0, train=False).val) == 1
+
+
+def test_coco_paths_of_the_exporting_machine_are_read_by_base_name_inside_the_dataset(tmp_path):
+    """Label Studio 1.16's "COCO with images" names its server's upload folder beside the
+    images/ of its export (HumanSignal/label-studio#7294); other tools write absolute paths.
+    The file of that base name inside the dataset is read; nothing outside it."""
+    root = tmp_path / "studio"
+    for stem in "abcd":
+        _image(root / "images" / f"{stem}.png")
+    names = ["..\\..\\label-studio\\label-studio\\media\\upload\\4\\a.png",
+             "/home/alice/exports/b.png", "C:\\Users\\alice\\c.png",
+             "/data/local-files/?d=exports/d.png"]
+    (root / "result.json").write_text(json.dumps(_coco_spec(names)))
+    index = index_detection(root, val_fraction=0.25)
+    assert sorted(a.image.name for a in index.train + index.val) == ["a.png", "b.png",
+                                                                     "c.png", "d.png"]
+    assert all(a.image.parent == (root / "images").resolve() for a in index.train + index.val)
+    (tmp_path / "e.png").write_bytes((root / "images" / "a.png").read_bytes())
+    (root / "result.json").write_text(json.dumps(_coco_spec(names + ["../../e.png"])))
+    with pytest.raises(VisionsuiteError, match=r"\.\./e\.png: path leaves the dataset folder"):
+        index_detection(root)  # e.png is beside the dataset, not in it

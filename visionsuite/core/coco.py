@@ -4,8 +4,9 @@ dataset keeps them, reading one, and its categories."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 
+from visionsuite.core.files import inside
 from visionsuite.errors import VisionsuiteError
 
 ROBOFLOW_COCO = "_annotations.coco.json"
@@ -92,7 +93,7 @@ def coco_image_folder(root: Path, path: Path, spec: dict) -> Path:
     own folder (Roboflow; train.json beside images/), the dataset's, its images/ folder
     (CVAT), or the folder named as the file's split (COCO's val2017/ for
     instances_val2017.json, also inside images/): the one that holds most of its first
-    images, the file's own on a tie."""
+    images (as coco_image finds them), the file's own on a tie."""
     own = path.parent.resolve().relative_to(root.resolve())
     split = path.stem.split("instances_")[-1]
     candidates = list(dict.fromkeys([own, Path("."), Path("images"), Path(split),
@@ -101,10 +102,38 @@ def coco_image_folder(root: Path, path: Path, spec: dict) -> Path:
              if isinstance(item, dict) and "file_name" in item]
 
     def held(folder: Path) -> int:
-        return sum((root / folder / name).is_file() for name in names
-                   if name and not Path(name).is_absolute() and ".." not in Path(name).parts)
+        return sum(_found_in(root / folder, name) is not None for name in names if name)
 
     return max(candidates, key=lambda folder: (held(folder), folder == own))
+
+
+def coco_image(root: Path, folder: Path, name: str) -> Path:
+    """The image a `file_name` names in `folder` (coco_image_folder): that path, else the file
+    of its base name there. Tools write where the image was on the machine that exported it:
+    Label Studio 1.16 its server's upload folder (`../../label-studio/media/upload/4/x.png`)
+    beside the images/ folder of its export that holds x.png, others absolute paths or
+    `/data/local-files/?d=...`. Nothing outside the dataset is read: a path that leaves it,
+    without a file of its base name in the folder, is an error; a missing one is returned
+    for the caller to report."""
+    found = _found_in(root / folder, name)
+    if found is not None:
+        return inside(root, found.relative_to(root))  # a link out of the dataset is refused
+    if _leaves(name):
+        inside(root, folder / name)  # raises: the path leaves the dataset folder
+    return root / folder / name
+
+
+def _found_in(folder: Path, name: str) -> Path | None:
+    """`folder / name` where that is a file inside `folder`, else `folder /` its base name."""
+    if not _leaves(name) and (folder / name).is_file():
+        return folder / name
+    base = PurePosixPath(name.split("?d=")[-1]).name  # Label Studio's /data/local-files/?d=x
+    return folder / base if base and (folder / base).is_file() else None
+
+
+def _leaves(name: str) -> bool:
+    path = PurePosixPath(name)
+    return path.is_absolute() or ".." in path.parts or bool(PureWindowsPath(name).drive)
 
 
 def load_coco(path: Path) -> dict:

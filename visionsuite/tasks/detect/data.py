@@ -27,8 +27,7 @@ from xml.etree import ElementTree
 import numpy as np
 
 from visionsuite.core.coco import (COCO_TEST, category_names, coco_file_name, coco_files,
-                                   coco_image_folder, load_coco)
-from visionsuite.core.files import inside
+                                   coco_image, coco_image_folder, load_coco)
 from visionsuite.core.splits import no_test_split
 from visionsuite.core.yolo import YOLO_TEST, yolo_label_path, yolo_splits, yolo_yaml
 from visionsuite.core.images import upright_size
@@ -314,7 +313,7 @@ def _coco_annotations(path: Path, root: Path, spec: dict, category_ids: list[int
             image_id, name = int(item["id"]), coco_file_name(item)
         except (KeyError, TypeError, ValueError):
             raise VisionsuiteError(f"{path}: image {number} needs id and file_name") from None
-        image = inside(root, folder / name)
+        image = coco_image(root, folder, name)
         if not image.is_file():
             missing.append(f"{path}: image {name} does not exist")
             continue

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from visionsuite.core.coco import (COCO_TEST, category_names, coco_file_name, coco_files,
-                                   coco_image_folder, load_coco)
+                                   coco_image, coco_image_folder, load_coco)
 from visionsuite.core.files import (TRAIN_FOLDER_NAMES, held_out_only, holds_data, inside,
                                     named_folder, sub_folders)
 from visionsuite.core.images import (INSTANCE_HINT, QUARTER_TURNS, UnreadableImage,
@@ -450,7 +450,7 @@ def _coco_pairs(root: Path, path: Path, spec: dict, values: dict[int, int]) -> l
         except (KeyError, TypeError, ValueError):
             raise VisionsuiteError(f"{path}: image {number} needs an id, a file_name, a width "
                                    "and a height") from None
-        image = inside(root, folder / name)
+        image = coco_image(root, folder, name)
         if not image.is_file():
             raise VisionsuiteError(f"{path}: its image {name} is not in {image.parent}")
         pairs.append(Pair(image, path, shapes=found, shapes_size=size))
