@@ -328,7 +328,7 @@ def test_gallery_lists_its_people_and_removes_them_without_the_model(tmp_path):
     assert result.exit_code == 0, result.output
     assert "removed bob (3 images)" in result.output and "1 people, 1 images" in result.output
     assert list(json.loads(gallery.read_text())["people"]) == ["carol"]
-    listed = json.loads(invoke("gallery", gallery, "--json").output)
+    listed = json.loads(invoke("gallery", gallery, "--json").stdout)
     assert listed == [{"person": "carol", "images": 1, "enrolled": "2026-12-01T10:00:00Z"}]
 
 
@@ -354,9 +354,9 @@ def test_a_removed_person_is_no_longer_identified(face_run, faces_data, tmp_path
     assert invoke("enroll", face_run, *people, "--gallery", gallery).exit_code == 0
     probe = sorted(people[0].glob("*.png"))[0]
     ranked = json.loads(invoke("identify", face_run, probe, "--gallery", gallery,
-                               "--json").output)["candidates"]
+                               "--json").stdout)["candidates"]
     assert {c["person"] for c in ranked} == {p.name for p in people}
     assert invoke("gallery", gallery, "--remove", people[0].name).exit_code == 0
     ranked = json.loads(invoke("identify", face_run, probe, "--gallery", gallery,
-                               "--json").output)["candidates"]
+                               "--json").stdout)["candidates"]
     assert [c["person"] for c in ranked] == [people[1].name]
