@@ -171,7 +171,7 @@ def test_image_size_must_suit_the_strides():
 def test_a_box_at_the_images_top_right_corner_keeps_its_whole_label_inside_the_image():
     from PIL import Image
 
-    from visionsuite.tasks.detect.predict import COLOURS, draw_boxes
+    from visionsuite.core.plots import BOX_COLOURS as COLOURS, draw_boxes
 
     image = Image.new("RGB", (160, 120))
     draw_boxes(image, [{"box": [150, 0, 159, 10], "class": "triangle", "class_id": 0,

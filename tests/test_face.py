@@ -168,19 +168,40 @@ def test_an_unknown_loss_is_a_clear_error():
         make_loss(tiny_face_config(**{"train.loss": "ce"}))
 
 
-def _photo_with_face(tmp_path):
-    """A 320x240 photo with a drawn frontal face that OpenCV's cascade finds."""
+def group_photo(path: Path, scales=(1.0, 0.75, 0.55)) -> Path:
+    """A grey photo of Grace Hopper's portrait (public domain, shipped by matplotlib) side by
+    side at each of `scales`: one real face per copy, which OpenCV's cascade finds."""
+    import cv2
+    from matplotlib import cbook
+
+    portrait = cv2.imread(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False),
+                          cv2.IMREAD_GRAYSCALE)
+    copies = [cv2.resize(portrait, None, fx=0.9 * scale, fy=0.9 * scale) for scale in scales]
+    canvas = np.full((max(c.shape[0] for c in copies),
+                      sum(c.shape[1] + 20 for c in copies)), 100, np.uint8)
+    left = 0
+    for copy in copies:
+        canvas[:copy.shape[0], left:left + copy.shape[1]] = copy
+        left += copy.shape[1] + 20
+    cv2.imwrite(str(path), canvas)
+    return path
+
+
+def test_every_face_of_a_group_photo_is_found_largest_first(tmp_path):
     import cv2
 
-    image = np.full((240, 320), 90, np.uint8)
-    cv2.ellipse(image, (160, 120), (48, 62), 0, 0, 360, 200, -1)
-    for x in (140, 180):
-        cv2.ellipse(image, (x, 105), (10, 6), 0, 0, 360, 40, -1)
-    cv2.line(image, (160, 112), (160, 132), 120, 3)
-    cv2.ellipse(image, (160, 148), (18, 6), 0, 0, 180, 60, 3)
-    path = tmp_path / "photo.png"
-    cv2.imwrite(str(path), image)
-    return path
+    from visionsuite.tasks.face.faces import every_face, find_face
+
+    path = group_photo(tmp_path / "group.png", scales=(0.55, 1.0, 0.75))
+    boxes, crops = every_face(path, 32, 3)
+    assert crops.shape == (3, 32, 32, 3) and crops.dtype == np.uint8
+    assert [w for _, _, w, _ in boxes] == sorted((w for _, _, w, _ in boxes), reverse=True)
+    lefts = sorted(x for x, _, _, _ in boxes)
+    assert [x for x, _, _, _ in boxes] == [lefts[1], lefts[2], lefts[0]]  # 1.0, 0.75, 0.55
+    assert find_face(cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)) == boxes[0]
+    blank = tmp_path / "blank.png"
+    cv2.imwrite(str(blank), np.full((240, 320), 90, np.uint8))
+    assert every_face(blank, 32, 3)[0] == [] and every_face(blank, 32, 3)[1].shape[0] == 0
 
 
 def test_face_modes_crop_keep_or_report(tmp_path):

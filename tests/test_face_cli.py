@@ -3,6 +3,7 @@ verify, enroll, identify, evaluate, export (int8 in MediaPipe's ImageEmbedder), 
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -360,3 +361,47 @@ def test_a_removed_person_is_no_longer_identified(face_run, faces_data, tmp_path
     ranked = json.loads(invoke("identify", face_run, probe, "--gallery", gallery,
                                "--json").stdout)["candidates"]
     assert [c["person"] for c in ranked] == [people[1].name]
+
+
+def test_every_face_of_a_group_photo_is_identified_and_drawn(face_run, faces_data, tmp_path):
+    from test_face import group_photo
+
+    gallery = tmp_path / "gallery.json"
+    assert invoke("enroll", face_run, person(faces_data, "val", 0), "--gallery",
+                  gallery).exit_code == 0
+    grace = tmp_path / "people" / "grace"
+    grace.mkdir(parents=True)
+    group_photo(grace / "portrait.png", scales=(1.0,))
+    result = invoke("enroll", face_run, grace, "--gallery", gallery, "--detect")
+    assert result.exit_code == 0, result.output
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    group_photo(photos / "group.png")  # three copies of her portrait, 1.0, 0.75, 0.55
+    cartoon = sorted(person(faces_data, "val", 1).glob("*.png"))[0]
+    shutil.copy(cartoon, photos / "cartoon.png")  # the cascade finds no drawn face
+    drawn = tmp_path / "drawn"
+    result = invoke("identify", face_run, photos, "--gallery", gallery, "--every-face",
+                    "--output", drawn, "--json")
+    assert result.exit_code == 0, result.output
+    missed, group = json.loads(result.stdout)
+    assert missed["image"].endswith("cartoon.png") and "no face found" in missed["error"]
+    widths = [face["box"][2] - face["box"][0] for face in group["faces"]]
+    assert len(widths) == 3 and widths == sorted(widths, reverse=True)
+    for face in group["faces"]:  # each copy of her face is her, far above the cartoon
+        best, other = face["candidates"]
+        assert best["person"] == "grace" and best["similarity"] > 0.9, face
+        assert face["identity"] == "grace" and other["similarity"] < best["similarity"]
+    with Image.open(group["drawn"]) as image, Image.open(photos / "group.png") as photo:
+        assert image.size == photo.size and Path(group["drawn"]).parent == drawn
+    result = invoke("identify", face_run, photos / "group.png", "--gallery", gallery,
+                    "--every-face", "--output", drawn)
+    assert result.exit_code == 0, result.output
+    rows = [line.split() for line in result.stdout.splitlines()]
+    assert sum(row[-3:-1] == ["grace", "grace"] for row in rows) == 3, result.stdout
+    assert result.stdout.strip().endswith(str(drawn))  # where the drawn photos are
+    assert_one_line_error(invoke("identify", face_run, cartoon, "--gallery", gallery,
+                                 "--every-face", "--output", drawn), "no face found")
+    assert_one_line_error(invoke("identify", face_run, cartoon, "--gallery", gallery,
+                                 "--output", drawn), "add --every-face")
+    assert_one_line_error(invoke("identify", face_run, cartoon, "--gallery", gallery,
+                                 "--every-face", "--no-detect"), "cannot take --no-detect")

@@ -306,15 +306,22 @@ def gallery_command(gallery, remove, as_json):
               "made by `visionsuite enroll`.")
 @click.option("--top-k", default=5, show_default=True, type=click.IntRange(1))
 @face_detect_option
+@click.option("--every-face", is_flag=True, help="Identify every face found in each image "
+              "(group photos), each drawn with its name into --output.")
+@click.option("--output", type=click.Path(), help="Folder for the drawn images of "
+              "--every-face [runs/identify/identifyN].")
 @click.option("--json", "as_json", is_flag=True, help="Print the result(s) as JSON.")
 @friendly_errors
-def identify_command(run, images, gallery, top_k, detect, as_json):
+def identify_command(run, images, gallery, top_k, detect, every_face, output, as_json):
     """Who is in each of IMAGES (files or folders)? For one image, the gallery's people ranked
     by similarity; for several, one line each with the best match. `unknown` when even the
-    best is below the model's threshold."""
+    best is below the model's threshold. Each image's largest face, unless --every-face."""
     from visionsuite.core.report import table
     from visionsuite.tasks.face.commands import identify, identify_images, no_face_message
 
+    if every_face or output:
+        _identify_every_face(run, images, gallery, top_k, detect, every_face, output, as_json)
+        return
     if len(images) == 1 and not Path(images[0]).is_dir():
         result = identify(run, images[0], gallery, top_k, detect)
         if as_json:
@@ -333,6 +340,33 @@ def identify_command(run, images, gallery, top_k, detect, as_json):
     for result in results:
         if "error" in result:
             click.echo(f"warning: {result['error']}", err=True)
+
+
+def _identify_every_face(run, images, gallery, top_k, detect, every_face, output, as_json):
+    from visionsuite.core.report import table
+    from visionsuite.tasks.face.commands import identify_every_face, no_face_message
+
+    if not every_face:
+        raise VisionsuiteError("--output is where --every-face draws its images; add "
+                               "--every-face")
+    if detect is False:
+        raise VisionsuiteError("--every-face finds the faces in each image; it cannot take "
+                               "--no-detect")
+    results, folder = identify_every_face(run, images, gallery, top_k, output)
+    if all("error" in result for result in results):
+        raise VisionsuiteError(no_face_message([result["error"] for result in results]))
+    if as_json:
+        click.echo(json.dumps(results, indent=2))
+        return
+    rows = [{"image": result["image"], "face (x1 y1 x2 y2)": " ".join(map(str, face["box"])),
+             "identity": face["identity"], "best": face["candidates"][0]["person"],
+             "similarity": face["candidates"][0]["similarity"]}
+            for result in results for face in result.get("faces", [])]
+    click.echo(table(rows))
+    for result in results:
+        if "error" in result:
+            click.echo(f"warning: {result['error']}", err=True)
+    click.echo(str(folder))
 
 
 def identification_row(result: dict) -> dict:

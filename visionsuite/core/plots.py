@@ -136,3 +136,45 @@ def plot_segmentation_grid(images, truths, predictions, labels: list[str], names
     figure.tight_layout()
     _save(figure, path)
     return path
+
+
+BOX_COLOURS = ((230, 25, 75), (60, 180, 75), (0, 130, 200), (245, 130, 48), (145, 30, 180),
+               (70, 240, 240), (240, 50, 230), (210, 245, 60))
+UNKNOWN_COLOUR = (128, 128, 128)
+
+
+def draw_boxes(image, boxes: list[dict]) -> None:
+    """Draw on a PIL image each of `boxes`: {"box": [x1, y1, x2, y2], "class": its label,
+    "class_id": its colour's index (None: grey), "score"}, labelled "class score"."""
+    from PIL import ImageDraw, ImageFont
+
+    draw = ImageDraw.Draw(image)
+    width = max(2, round(max(image.size) / 300))
+    # Pillow's own font (it ships with Pillow), legible at the photo's scale
+    font = ImageFont.load_default(size=max(10, round(max(image.size) / 60)))
+    for item in boxes:
+        colour = UNKNOWN_COLOUR if item["class_id"] is None \
+            else BOX_COLOURS[item["class_id"] % len(BOX_COLOURS)]
+        x1, y1, x2, y2 = item["box"]
+        draw.rectangle([x1, y1, x2, y2], outline=colour, width=width)
+        text = f"{item['class']} {item['score']:.2f}"
+        left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
+        label_w, label_h = right - left + 4, bottom - top + 4
+        # above the box, or inside it at the image's top edge; never past the right edge
+        x = max(0, min(x1, image.size[0] - label_w))
+        y = y1 - label_h if y1 >= label_h else y1
+        draw.rectangle([x, y, x + label_w, y + label_h], fill=colour)
+        draw.text((x + 2 - left, y + 2 - top), text, fill=(255, 255, 255), font=font)
+
+
+def save_drawn(path: Path, boxes: list[dict], target: Path) -> None:
+    """The image at `path`, as shown upright, with `boxes` drawn (draw_boxes), as a PNG."""
+    from PIL import Image
+
+    from visionsuite.core.images import read_image
+
+    image = Image.fromarray(read_image(path, None, 3))
+    draw_boxes(image, boxes)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(target, suffix=".png") as tmp:
+        image.save(tmp, format="PNG")

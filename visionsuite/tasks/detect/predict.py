@@ -124,6 +124,7 @@ def detect_images(run: str, inputs, conf: float = 0.25, iou: float | None = None
     from visionsuite.core.files import RUNS, new_run_dir, unique_stem, writable_folder
     from visionsuite.core.images import UnreadableImage, collect_images, inspect_image, read_image
     from visionsuite.core.models import load_predictor, require_task, resolve_model
+    from visionsuite.core.plots import save_drawn
     from visionsuite.core.progress import progress, warn
 
     source = resolve_model(run)
@@ -159,7 +160,7 @@ def detect_images(run: str, inputs, conf: float = 0.25, iou: float | None = None
                       for b, s, c in zip(found["boxes"][keep], found["scores"][keep],
                                          found["classes"][keep])]
         drawn = folder / f"{unique_stem(path.stem, used)}.png"
-        _draw_file(path, detections, drawn)
+        save_drawn(path, detections, drawn)
         results.append({"image": str(path), "width": upright[0], "height": upright[1],
                         "detections": detections, "drawn": str(drawn)})
     if not results:
@@ -167,48 +168,12 @@ def detect_images(run: str, inputs, conf: float = 0.25, iou: float | None = None
     return results
 
 
-def _draw_file(path: Path, detections: list[dict], target: Path) -> None:
-    from PIL import Image
-
-    from visionsuite.core.files import atomic_path
-    from visionsuite.core.images import read_image
-
-    image = Image.fromarray(read_image(path, None, 3))
-    draw_boxes(image, detections)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(target, suffix=".png") as tmp:
-        image.save(tmp, format="PNG")
-
-
-COLOURS = ((230, 25, 75), (60, 180, 75), (0, 130, 200), (245, 130, 48), (145, 30, 180),
-           (70, 240, 240), (240, 50, 230), (210, 245, 60))
-
-
-def draw_boxes(image, detections: list[dict]) -> None:
-    from PIL import ImageDraw
-
-    draw = ImageDraw.Draw(image)
-    width = max(2, round(max(image.size) / 300))
-    for item in detections:
-        colour = COLOURS[item["class_id"] % len(COLOURS)]
-        x1, y1, x2, y2 = item["box"]
-        draw.rectangle([x1, y1, x2, y2], outline=colour, width=width)
-        text = f"{item['class']} {item['score']:.2f}"
-        left, top, right, bottom = draw.textbbox((0, 0), text)
-        label_w, label_h = right - left + 4, bottom - top + 4
-        # above the box, or inside it at the image's top edge; never past the right edge
-        x = max(0, min(x1, image.size[0] - label_w))
-        y = y1 - label_h if y1 >= label_h else y1
-        draw.rectangle([x, y, x + label_w, y + label_h], fill=colour)
-        draw.text((x + 2 - left, y + 2 - top), text, fill=(255, 255, 255))
-
-
 def plot_detection_grid(split, outputs: list[dict], labels: list[str], path: Path,
                         count: int = 8, conf: float = 0.25) -> None:
     """Val images with ground truth (white) and predictions (colours, score >= conf)."""
     from PIL import Image, ImageDraw
 
-    from visionsuite.core.plots import _pyplot, _save
+    from visionsuite.core.plots import _pyplot, _save, draw_boxes
 
     plt = _pyplot()
     shown = min(count, len(split))

@@ -233,24 +233,78 @@ def identify_images(run, inputs, gallery: str | Path, top_k: int = 5,
     from visionsuite.core.images import collect_images
 
     embedder = load_embedder(run, detect)
-    data = read_gallery(Path(gallery), embedder)
-    if not data["people"]:
-        raise VisionsuiteError(f"{gallery}: the gallery holds nobody; enroll people first")
+    people = _gallery_people(gallery, embedder)
     paths = collect_images([str(item) for item in inputs])
     embeddings, kept, skipped = embedder.embed_files(paths, desc="identifying")
-    names, scores = _best_similarity_per_person(embeddings, data["people"])
-    threshold = embedder.threshold
-    results = []
-    for row, index in enumerate(kept):
-        order = np.argsort(-scores[row], kind="stable")[:top_k]
-        best = float(scores[row, order[0]])
-        known = threshold is None or best >= threshold
-        results.append({"image": str(paths[index]),
-                        "identity": names[order[0]] if known else "unknown",
-                        "threshold": threshold,
-                        "candidates": [{"person": names[i], "similarity": round(float(
-                            scores[row, i]), 6)} for i in order]})
+    names, scores = _best_similarity_per_person(embeddings, people)
+    results = [{"image": str(paths[index]), **_ranked(scores[row], names, embedder.threshold,
+                                                        top_k)}
+               for row, index in enumerate(kept)]
     return in_input_order(results, skipped, paths)
+
+
+def identify_every_face(run, inputs, gallery: str | Path, top_k: int = 5,
+                        output: str | Path | None = None) -> tuple[list[dict], Path]:
+    """`identify` for every face found in each image of `inputs` (group photos): one result
+    per image, {"image", "faces": [{"box": [x1, y1, x2, y2], "identity", ...}], "drawn"}
+    (largest face first), or {"image", "error"} where none was found or it is unreadable;
+    and the folder (`output`, else a new runs/identify/identifyN) where each image is drawn
+    with its faces' boxes and names (grey: unknown)."""
+    from visionsuite.core.files import RUNS, new_run_dir, unique_stem, writable_folder
+    from visionsuite.core.images import UnreadableImage, collect_images
+    from visionsuite.core.plots import save_drawn
+    from visionsuite.core.progress import progress
+    from visionsuite.tasks.face.faces import every_face
+    from visionsuite.tasks.face.metrics import unit
+
+    embedder = load_embedder(run, detect=True)
+    people = _gallery_people(gallery, embedder)
+    paths = collect_images([str(item) for item in inputs],
+                           outputs=() if output is None else (output,))
+    folder = new_run_dir(Path(RUNS) / "identify", None, "identify") if output is None \
+        else writable_folder(Path(output), "the drawn images")
+    results, used = [], set()
+    for path in progress(paths, total=len(paths), desc="identifying every face"):
+        try:
+            boxes, crops = every_face(path, embedder.image_size, embedder.channels)
+        except UnreadableImage as err:
+            results.append({"image": str(path), "error": str(err)})
+            continue
+        if not boxes:
+            results.append({"image": str(path), "error": f"{path}: no face found"})
+            continue
+        names, scores = _best_similarity_per_person(unit(embedder.predictor.predict(crops)),
+                                                    people)
+        faces = [{"box": [x, y, x + w, y + h], **_ranked(row, names, embedder.threshold,
+                                                         top_k)}
+                 for (x, y, w, h), row in zip(boxes, scores)]
+        drawn = folder / f"{unique_stem(path.stem, used)}.png"
+        save_drawn(path, [{"box": face["box"], "class": face["identity"],
+                           "class_id": names.index(face["identity"])
+                           if face["identity"] in names else None,
+                           "score": face["candidates"][0]["similarity"]} for face in faces],
+                   drawn)
+        results.append({"image": str(path), "faces": faces, "drawn": str(drawn)})
+    if output is None and not any("faces" in result for result in results):
+        folder.rmdir()  # nothing drawn: no empty run folder left behind
+    return results, folder
+
+
+def _gallery_people(gallery: str | Path, embedder: Embedder) -> dict:
+    people = read_gallery(Path(gallery), embedder)["people"]
+    if not people:
+        raise VisionsuiteError(f"{gallery}: the gallery holds nobody; enroll people first")
+    return people
+
+
+def _ranked(scores: np.ndarray, names: list[str], threshold: float | None, top_k: int) -> dict:
+    """One face's identity (`unknown` when even the best is below `threshold`) and its `top_k`
+    candidates, from its similarity to each of `names`."""
+    order = np.argsort(-scores, kind="stable")[:top_k]
+    known = threshold is None or float(scores[order[0]]) >= threshold
+    return {"identity": names[order[0]] if known else "unknown", "threshold": threshold,
+            "candidates": [{"person": names[i], "similarity": round(float(scores[i]), 6)}
+                           for i in order]}
 
 
 def _best_similarity_per_person(embeddings: np.ndarray, people: dict):

@@ -36,6 +36,8 @@ MODES = ("auto", "true", "false")
 CROPPED_AREA = 0.25  # face box / image area from which a set counts as face crops
 MARGIN = 0.3  # the crop's side is the face box's side times 1 + MARGIN
 MAX_TILT = 30.0  # degrees; steeper "eye pairs" are other features and are not trusted
+SMALLEST_FACE = 0.1  # of the shorter side: a portrait's face, not a face in its background
+SMALLEST_GROUP_FACE = 1 / 30  # every face of a group photo (10 people side by side: 1/15)
 
 
 @dataclass
@@ -90,15 +92,21 @@ def _cascade(name: str):
 
 def find_face(gray: np.ndarray):
     """The largest frontal face (x, y, w, h) in a uint8 grayscale image, or None."""
+    found = find_faces(gray, SMALLEST_FACE)
+    return found[0] if found else None
+
+
+def find_faces(gray: np.ndarray, smallest: float = SMALLEST_GROUP_FACE) -> list[tuple]:
+    """Every frontal face (x, y, w, h) in a uint8 grayscale image whose side is at least
+    `smallest` of the image's shorter side (and 20 px), largest first."""
     import cv2
 
     side = min(gray.shape[:2])
     found = _cascade("haarcascade_frontalface_default.xml").detectMultiScale(
         cv2.equalizeHist(gray), scaleFactor=1.1, minNeighbors=5,
-        minSize=(max(20, side // 10),) * 2)
-    if not len(found):
-        return None
-    return tuple(int(v) for v in max(found, key=lambda box: box[2] * box[3]))
+        minSize=(max(20, int(side * smallest)),) * 2)
+    boxes = [tuple(int(v) for v in box) for box in found]
+    return sorted(boxes, key=lambda box: -box[2] * box[3])
 
 
 def find_eyes(gray: np.ndarray, box) -> tuple | None:
@@ -162,6 +170,20 @@ def load_face(path: Path, size: int, channels: int, detect: bool,
     crop = crop_face(full, box, eyes, size)
     return Face(crop, whole, box[2] * box[3] / (gray.shape[0] * gray.shape[1]),
                 eyes is not None, shape)
+
+
+def every_face(path: Path, size: int, channels: int) -> tuple[list[tuple], np.ndarray]:
+    """Every face found in the photo at `path` (a group photo): their boxes (x, y, w, h,
+    largest first, on the image as shown upright) and their crops, aligned and resized as
+    training's detected faces are, (N, size, size, channels) uint8."""
+    import cv2
+
+    full = read_image(path, None, channels)
+    gray = full[..., 0] if channels == 1 else cv2.cvtColor(full, cv2.COLOR_RGB2GRAY)
+    gray = np.ascontiguousarray(gray)
+    boxes = find_faces(gray)
+    crops = [crop_face(full, box, find_eyes(gray, box), size) for box in boxes]
+    return boxes, _stack(crops, size, channels)
 
 
 def prepare_faces(paths: list[Path], size: int, channels: int, mode: str = "auto",
