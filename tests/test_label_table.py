@@ -222,6 +222,9 @@ def test_a_split_column_divides_one_tables_rows(tmp_path, column, values):
         test = index_image_folders(tmp_path, held_out="test")
         assert sorted(path.stem for path, _ in test.splits["val"]) == sorted(
             stem for stem in stems if chosen[stem] == "test")
+        hint = invoke("data", "check", "classify", tmp_path).output
+        assert f"test split: the {list(chosen.values()).count('test')} rows of labels.csv " \
+            "whose split is test, not read by train" in hint, hint
     else:
         with pytest.raises(VisionsuiteError, match="test rows of a split column"):
             index_image_folders(tmp_path, held_out="test")

@@ -131,6 +131,17 @@ def _index_label_tables(root: Path, val_fraction: float, seed: int, classes: lis
     return FolderIndex(root, chosen, {"train": train, "val": val}, [], True, {}, left_out, notes)
 
 
+def _split_column_test_rows(root: Path, tables: dict[str, Path]) -> str | None:
+    """The test rows of a label table's split column, named as data check points at them."""
+    images = image_lookup(root) if tables else {}
+    for split in ("train", "all"):
+        table = read_label_table(root, tables[split], images) if split in tables else None
+        if table is not None and table.splits and "test" in table.splits:
+            return (f"the {table.splits.count('test')} rows of {table.path.name} whose "
+                    f"{table.split_column} is test")
+    return None
+
+
 def _rows_by_split(read: dict) -> dict[str, list[tuple[Path, str]]]:
     """The tables' rows by split: each table's own (train.csv's are train, a table of
     another name's "all"), or where a split column gives a row's, that one."""
@@ -281,14 +292,16 @@ class ClassifyTask(Task):
         return check_image_folders(path, held_out)
 
     def unread_test_split(self, root: Path) -> str | None:
-        """Also the test.csv of a set whose train table labels its images."""
+        """Also the test.csv of a set whose train table labels its images, and the test rows
+        of a table's split column."""
         tables = image_table_files(Path(root)) if Path(root).is_dir() else {}
         try:  # a train.csv that cannot be read is data check's problem to report, not this one's
             if "test" in tables and labelled_by_tables(root, tables, image_lookup(Path(root))):
                 return tables["test"].name
+            rows = _split_column_test_rows(Path(root), tables)
         except VisionsuiteError:
             return None
-        return super().unread_test_split(root)
+        return rows or super().unread_test_split(root)
 
     def build_model(self, config: Config, labels: list[str]):
         import keras
