@@ -26,6 +26,7 @@ class FaceSplit(Split):
     names: list[str] = field(default_factory=list)
     faces: str = ""  # how the images became faces: "whole images" or "detected faces"
     typical_shape: tuple[int, int] | None = None  # (height, width) of most images, as read
+    framing: object = None  # faces.Framing of the faces in a set of whole crops
 
 
 class FaceTask(Task):
@@ -130,6 +131,8 @@ class FaceTask(Task):
         if train is not None and train.faces == "whole images" and train.typical_shape:
             # faces.py: images of this size are taken as face crops, as in training
             settings["crop_shape"] = list(train.typical_shape)
+            if train.framing is not None:  # faces found in photos are cut out framed alike
+                settings["crop_framing"] = train.framing.to_json()
         return settings
 
     def headline(self, metrics: dict) -> dict[str, float]:
@@ -185,7 +188,8 @@ def _decode(items, names: list[str], config: Config, split: str) -> FaceSplit:
                 "face crops already, set data.face_detect=false (--set data.face_detect=false)")
     targets = np.array([items[i][1] for i in faces.kept], np.int32)
     return FaceSplit(faces.images, targets, [paths[i] for i in faces.kept], faces.skipped,
-                     names=names, faces=faces.mode, typical_shape=faces.typical_shape)
+                     names=names, faces=faces.mode, typical_shape=faces.typical_shape,
+                     framing=faces.framing)
 
 
 TASK = FaceTask()

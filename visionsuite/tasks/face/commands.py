@@ -44,6 +44,7 @@ class Embedder:
     detect: str  # face_detect mode
     threshold: float | None
     crop_shape: tuple[int, int] | None = None  # of the face crops it was trained on (faces.py)
+    framing: object = None  # faces.Framing of those crops' faces: detected faces are cut alike
 
     @property
     def image_size(self) -> int:
@@ -59,7 +60,7 @@ class Embedder:
         from visionsuite.tasks.face.metrics import unit
 
         faces = prepare_faces(paths, self.image_size, self.channels, self.detect, desc=desc,
-                              crop_shape=self.crop_shape)
+                              crop_shape=self.crop_shape, framing=self.framing)
         if not len(faces.kept):
             return np.zeros((0, 0), np.float32), [], faces.skipped
         return unit(self.predictor.predict(faces.images)).astype(np.float32), faces.kept, \
@@ -76,6 +77,7 @@ def load_embedder(run: str | Path, detect: bool | None = None) -> Embedder:
     it was trained with, unless `detect` says otherwise."""
     from visionsuite.config import config_from_dict, read_yaml
     from visionsuite.core.models import load_predictor, require_task, resolve_model
+    from visionsuite.tasks.face.faces import Framing
 
     source = resolve_model(run)
     require_task(source, "face", run)
@@ -90,7 +92,8 @@ def load_embedder(run: str | Path, detect: bool | None = None) -> Embedder:
     threshold = source.settings.get("threshold")
     crop_shape = source.settings.get("crop_shape")
     return Embedder(predictor, source, mode, float(threshold) if threshold is not None else None,
-                    tuple(crop_shape) if crop_shape else None)
+                    tuple(crop_shape) if crop_shape else None,
+                    Framing.from_json(source.settings.get("crop_framing")))
 
 
 def probe_image(size: int, channels: int) -> np.ndarray:
@@ -254,7 +257,7 @@ def identify_every_face(run, inputs, gallery: str | Path, top_k: int = 5,
     from visionsuite.core.images import UnreadableImage, collect_images
     from visionsuite.core.plots import save_drawn
     from visionsuite.core.progress import progress
-    from visionsuite.tasks.face.faces import every_face
+    from visionsuite.tasks.face.faces import SQUARE, every_face
     from visionsuite.tasks.face.metrics import unit
 
     embedder = load_embedder(run, detect=True)
@@ -266,7 +269,8 @@ def identify_every_face(run, inputs, gallery: str | Path, top_k: int = 5,
     results, used = [], set()
     for path in progress(paths, total=len(paths), desc="identifying every face"):
         try:
-            boxes, crops = every_face(path, embedder.image_size, embedder.channels)
+            boxes, crops = every_face(path, embedder.image_size, embedder.channels,
+                                      embedder.framing or SQUARE)
         except UnreadableImage as err:
             results.append({"image": str(path), "error": str(err)})
             continue
