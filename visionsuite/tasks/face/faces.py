@@ -48,9 +48,9 @@ class Framing:
     the crop's height over its width. Detected faces are cut out framed as the crops a model
     learned from: a model trained on a set of face crops used whole (ORL's 112x92, the face
     high in the frame) keeps its crops' framing (measured where the cascade found their
-    faces), so that a face found in a photo reaches it as its training faces did. On 20 ORL
-    test faces in group photos, the square crop around the box identified 17 and the whole
-    images 20."""
+    faces), so that a face found in a photo reaches it as its training faces did. The 81 faces
+    found in ORL's 100 test photos, against the crops used whole: ROC AUC 0.942 and TAR 0.763
+    at FAR 1e-2 cut out square, 0.951 and 0.844 framed as the crops (benchmarks/face.py)."""
 
     centre_x: float = 0.5
     centre_y: float = 0.5
