@@ -26,6 +26,8 @@ def test_data_check_reads_the_identity_split():
     assert "train: 300 whole images" in result.output
     assert "val: 100 whole images" in result.output  # the test/ folder: s31-s40
     assert "used as face crops" in result.output
+    assert "faces found in photos are cut out framed as these crops: box centre at 0.49, 0.54 " \
+        "of the crop, 0.84 of its width" in result.output
 
 
 @pytest.fixture(scope="module")

@@ -164,7 +164,10 @@ class FaceTask(Task):
             description="Maps a face crop to a unit-length embedding: the same person's faces "
                         "have a high cosine similarity (threshold in inference.json).",
             input_name="image",
-            input_description="Face crop (see the run's data.face_detect); pixel values 0..255.",
+            input_description="Face crop, pixel values 0..255: cut out of a photo as the "
+                              "packed inference.json's crop_framing says (box centre and "
+                              "width as fractions of the crop; its height / width), else "
+                              "the square of 1.3x the face box, centred.",
             output_name="embedding",
             output_description="L2-normalised face embedding.",
             mean=0.0,

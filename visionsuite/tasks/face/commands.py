@@ -450,6 +450,10 @@ def check_face_folders(path: str, held_out: str = "val"):
                      "images": len(items), "used": len(faces.kept),
                      "single-image identities": len(single)})
         lines += [f"  {shown}: {faces.summary}"]
+        if faces.framing is not None and split == "train":  # what training records
+            lines.append(f"    faces found in photos are cut out framed as these crops: box "
+                         f"centre at {faces.framing.centre_x:.2f}, {faces.framing.centre_y:.2f}"
+                         f" of the crop, {faces.framing.width:.2f} of its width")
         lines += [f"    {message}" for message in faces.skipped[:20]]
         if single:
             lines.append(f"    single image (no same-person pair): {', '.join(single[:10])}")
