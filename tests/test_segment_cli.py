@@ -57,6 +57,24 @@ def test_segment_writes_masks_at_the_input_size(segment_run, segment_data, tmp_p
     assert areas["background"]["pixels"] + areas["foreground"]["pixels"] == 50 * 37
 
 
+def test_probability_maps_are_written_beside_the_masks(segment_run, segment_data, tmp_path):
+    image = segment_data / "val" / "images" / "0.png"
+    result = invoke("segment", segment_run, image, "--output", tmp_path / "out",
+                    "--probabilities", "--all-components", "--json")
+    assert result.exit_code == 0, result.output
+    (row,) = json.loads(result.stdout)
+    assert list(row["probabilities"]) == ["foreground"]  # class 0's is 1 minus it
+    path = Path(row["probabilities"]["foreground"])
+    assert path.name == "0_prob_foreground.png"
+    with Image.open(path) as written:
+        probability = np.array(written).astype(np.float64) / 65535
+        assert written.mode.startswith("I") and probability.shape == (37, 50)
+    mask = np.array(Image.open(row["mask"])) > 0
+    # the mask, before the run's largest-component post-processing: foreground from 0.5
+    assert np.mean((probability >= 0.5) == mask) > 0.999
+    assert 0 < probability.min() < probability.max() < 1  # soft, not the mask again
+
+
 def test_evaluate_and_int8_export_report_the_same_metrics(segment_run, tmp_path, capfd):
     result = invoke("evaluate", segment_run, "--json", tmp_path / "m.json")
     assert result.exit_code == 0, result.output
@@ -185,12 +203,14 @@ def test_tiff_stacks_evaluate_as_their_pages_and_segment_into_a_mask_stack(
         scores.append((metrics["images"], metrics["pixels"], metrics["dice"]))
     assert scores[0] == scores[1], scores
     result = invoke("segment", segment_run, stacked / "val" / "images", "--output",
-                    tmp_path / "out", "--json")
+                    tmp_path / "out", "--json", "--probabilities")
     assert result.exit_code == 0, result.output
     row = json.loads(result.stdout)[0]
     assert row["slices"] == 2 and row["mask"].endswith("volume.tif")
     masks = Image.open(row["mask"])
     assert masks.n_frames == 2 and masks.size == (50, 37)
+    soft = Image.open(row["probabilities"]["foreground"])  # a 16-bit stack beside it
+    assert soft.n_frames == 2 and soft.size == (50, 37) and soft.mode.startswith("I;16")
 
 
 def write_nifti_pair(images, masks, stem: str, seed: int, affine) -> None:
@@ -244,6 +264,17 @@ def test_nifti_volumes_train_and_segment_into_a_label_volume_with_their_affine(t
     areas = row["areas"]
     assert areas["foreground"]["volume_mm3"] == pytest.approx(
         areas["foreground"]["pixels"] * voxel, rel=1e-4)
+    result = invoke("segment", run, volume, "--output", tmp_path / "soft", "--json",
+                    "--probabilities", "--all-components")
+    assert result.exit_code == 0, result.output
+    (row,) = json.loads(result.stdout)
+    soft = nib.load(row["probabilities"]["foreground"])
+    assert row["probabilities"]["foreground"].endswith("d_prob_foreground.nii.gz")
+    assert soft.shape == (40, 36, 3) and np.allclose(soft.affine, affine)
+    values = np.asarray(soft.dataobj)
+    assert values.dtype == np.float32 and 0 <= values.min() <= values.max() <= 1
+    labels = np.asarray(nib.load(row["mask"]).dataobj)
+    assert np.mean((values >= 0.5) == (labels == 1)) > 0.999
 
 
 def test_dicom_slices_train_with_a_ct_window_and_segment_to_png_or_a_volume(tmp_path):
@@ -283,7 +314,7 @@ def test_dicom_slices_train_with_a_ct_window_and_segment_to_png_or_a_volume(tmp_
         dataset.ImagePositionPatient[2] = height
         dataset.save_as(tmp_path / "series" / f"IM{index:04d}")
     result = invoke("segment", run, tmp_path / "series", "--output", tmp_path / "out",
-                    "--json", "--overlay")
+                    "--json", "--overlay", "--probabilities")
     assert result.exit_code == 0, result.output
     (row,) = json.loads(result.stdout)
     assert row["slices"] == 3 and len(row["overlays"]) == 3
@@ -291,6 +322,9 @@ def test_dicom_slices_train_with_a_ct_window_and_segment_to_png_or_a_volume(tmp_
     written = nib.load(row["mask"])
     assert row["mask"].endswith("series.nii.gz") and written.shape == (128, 128, 3)
     assert np.allclose(written.affine[:3, 2], [0, 0, 5])  # slices 5 mm apart, upwards
+    soft = nib.load(row["probabilities"]["foreground"])  # float32, in the same geometry
+    assert soft.shape == (128, 128, 3) and np.allclose(soft.affine, written.affine)
+    assert soft.get_data_dtype() == np.float32
     voxel = float(dataset.PixelSpacing[0]) ** 2 * 5
     foreground = row["areas"]["foreground"]
     assert foreground["volume_mm3"] == pytest.approx(foreground["pixels"] * voxel, rel=1e-4)

@@ -201,17 +201,29 @@ def labels_to_nifti(labels: list[np.ndarray], reference: str | Path, output: str
                     class_count: int) -> Path:
     """Write per-slice class indices as a NIfTI label volume with `reference`'s shape, affine
     and header (written atomically; the extension picks .nii or .nii.gz)."""
+    return _save_volume(_volume_like(labels, reference, np.uint8), Path(output), np.uint8,
+                        max(class_count - 1, 1))
+
+
+def probabilities_to_nifti(maps: list[np.ndarray], reference: str | Path,
+                           output: str | Path) -> Path:
+    """Write one class's per-slice probabilities (0..1) as a float32 NIfTI volume with
+    `reference`'s shape, affine and header (written atomically)."""
+    return _save_volume(_volume_like(maps, reference, np.float32), Path(output), np.float32, 1)
+
+
+def _volume_like(slices: list[np.ndarray], reference: str | Path, dtype):
+    """Per-slice arrays as a NIfTI image of `reference`'s shape, affine and header."""
     import nibabel as nib
 
     reference = Path(reference)
     image = nib.load(reference)
-    volume = np.stack([np.flipud(label).T for label in labels], axis=2).astype(np.uint8)
+    volume = np.stack([np.flipud(item).T for item in slices], axis=2).astype(dtype)
     shape = image.shape[:3] if len(image.shape) >= 3 else image.shape + (1,)
     if volume.shape != tuple(shape):
-        raise VisionsuiteError(f"{reference}: labels of shape {volume.shape} do not fit the "
+        raise VisionsuiteError(f"{reference}: predictions of shape {volume.shape} do not fit the "
                                f"volume's {tuple(shape)}")
-    labelled = type(image)(volume.reshape(image.shape[:3]), image.affine, image.header.copy())
-    return _save_labels(labelled, Path(output), class_count)
+    return type(image)(volume.reshape(image.shape[:3]), image.affine, image.header.copy())
 
 
 @dataclass
@@ -281,16 +293,29 @@ def series_labels_to_nifti(labels: list[np.ndarray], series: DicomSeries, output
                            class_count: int) -> Path:
     """Write the class indices of each slice of `series` (in its order) as a NIfTI label
     volume in the series' geometry (written atomically; .nii or .nii.gz by the extension)."""
+    return _save_volume(_series_volume(labels, series, np.uint8), Path(output), np.uint8,
+                        max(class_count - 1, 1))
+
+
+def series_probabilities_to_nifti(maps: list[np.ndarray], series: DicomSeries,
+                                  output: str | Path) -> Path:
+    """Write one class's probabilities (0..1) of each slice of `series` as a float32 NIfTI
+    volume in the series' geometry (written atomically)."""
+    return _save_volume(_series_volume(maps, series, np.float32), Path(output), np.float32, 1)
+
+
+def _series_volume(slices: list[np.ndarray], series: DicomSeries, dtype):
+    """Per-slice arrays of `series` (in its order) as a NIfTI image in its geometry."""
     import nibabel as nib
 
-    volume = np.stack([np.flipud(label).T for label in labels], axis=2).astype(np.uint8)
+    volume = np.stack([np.flipud(item).T for item in slices], axis=2).astype(dtype)
     image = nib.Nifti1Image(volume, series.affine)
     image.header.set_xyzt_units("mm")
     image.set_sform(series.affine, code="scanner")
     # A qform cannot hold a shear; leaving it out keeps viewers on the exact sform.
     image.set_qform(None if series.sheared else series.affine,
                     code="unknown" if series.sheared else "scanner")
-    return _save_labels(image, Path(output), class_count)
+    return image
 
 
 def series_folder(folder: Path) -> DicomSeries | None:
@@ -405,12 +430,13 @@ def _labels_on_grid(volume, path: Path, affine: np.ndarray, shape: tuple[int, in
     return slices
 
 
-def _save_labels(image, output: Path, class_count: int) -> Path:
+def _save_volume(image, output: Path, dtype, top: float) -> Path:
+    """A label (uint8) or probability (float32) volume, its display range 0..`top`."""
     import nibabel as nib
 
-    image.header.set_data_dtype(np.uint8)
+    image.header.set_data_dtype(dtype)
     image.header.set_slope_inter(1.0, 0.0)
-    image.header["cal_min"], image.header["cal_max"] = 0, max(class_count - 1, 1)
+    image.header["cal_min"], image.header["cal_max"] = 0, top
     suffix = ".nii.gz" if output.name.lower().endswith(".gz") else ".nii"
     with atomic_path(output, suffix=suffix) as tmp:
         nib.save(image, tmp)

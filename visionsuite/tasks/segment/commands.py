@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -10,8 +11,9 @@ import numpy as np
 from visionsuite.core.files import RUNS, atomic_path, unique_stem
 from visionsuite.core.images import UnreadableImage, fit_within, read_image_slices
 from visionsuite.core.medical import (DicomSeries, file_stem, is_medical_file, is_nifti,
-                                      labels_to_nifti, read_series_slices,
-                                      series_labels_to_nifti, stack_dicom_series,
+                                      labels_to_nifti, probabilities_to_nifti,
+                                      read_series_slices, series_labels_to_nifti,
+                                      series_probabilities_to_nifti, stack_dicom_series,
                                       voxel_volume_mm3)
 from visionsuite.core.plots import colorize, shown_image
 from visionsuite.errors import VisionsuiteError
@@ -38,7 +40,7 @@ def _foreground_threshold(threshold: float | None, classes: int) -> float:
 def segment_images(run: str, inputs, output: str | Path | None = None, overlay: bool = False,
                    threshold: float | None = None, tile_overlap: float | None = None,
                    window: list[float] | None = None,
-                   all_components: bool = False) -> list[dict]:
+                   all_components: bool = False, probabilities: bool = False) -> list[dict]:
     """Segment each image in `inputs` with RUN; write `<stem>.png` masks at the input's size
     (0/255 for 2 classes, else class indices; palette PNGs of class indices in the colours of
     a run trained on colour masks) and, with `overlay`, `<stem>_overlay.png`.
@@ -48,7 +50,8 @@ def segment_images(run: str, inputs, output: str | Path | None = None, overlay: 
     intensities are windowed by `window` ([center, width]), else as the run was trained,
     each file as in training. Where training chose to keep only the largest connected
     component of some classes (components.py), each image, or volume, is post-processed so,
-    unless `all_components`.
+    unless `all_components`. With `probabilities`, also each class's probability maps
+    (_write_probabilities).
     Returns per-image class areas (and volumes in mm^3 for volumes)."""
     from visionsuite.core.evaluate import load_run_config
     from visionsuite.core.files import new_run_dir, writable_folder
@@ -95,28 +98,32 @@ def segment_images(run: str, inputs, output: str | Path | None = None, overlay: 
         except UnreadableImage as err:
             warn(f"{err}; {f'series {item.name}' if series else 'file'} skipped")
             continue
-        predicted, class_count = [], 2
+        predicted, maps, class_count = [], [], 2
         for index, image in enumerate(images):
             if len(images) > 1:  # a volume's slices take long: the bar moves with them
                 bar.set_postfix_str(f"slice {index + 1}/{len(images)}")
             probs = _at_own_size(sliding_window(predictor.predict, fit_within(image, max_size),
                                                 predictor.image_size, overlap), image.shape)
             predicted.append(predict_classes(probs, threshold).astype(np.uint8))
+            maps += [probs.astype(np.float32)] if probabilities else []
             class_count = probs.shape[-1]
         if largest:  # the run's post-processing, a volume as one case (components.py)
             predicted = list(keep_largest_components([np.stack(predicted)], largest)[0])
-        if series:
-            results.append(_write_series(item, images, predicted, labels, folder,
-                                         unique_stem(item.name, used), overlay, class_count,
-                                         palette))
-            continue
         grouped = isinstance(item, ChannelFiles)
-        stem = unique_stem(item.case if grouped else file_stem(item), used)
-        results.append(_write_segmentation(item.paths[0] if grouped else item, images,
-                                           predicted, labels, folder, stem, overlay,
-                                           class_count, palette))
+        reference = item if series else item.paths[0] if grouped else item
+        stem = unique_stem(item.name if series else item.case if grouped else file_stem(item),
+                           used)
+        if series:
+            results.append(_write_series(item, images, predicted, labels, folder, stem, overlay,
+                                         class_count, palette))
+        else:
+            results.append(_write_segmentation(reference, images, predicted, labels, folder,
+                                               stem, overlay, class_count, palette))
         if grouped:
             results[-1]["channels"] = [str(path) for path in item.paths]
+        if probabilities:
+            results[-1]["probabilities"] = _write_probabilities(maps, reference, labels,
+                                                                folder, stem)
     if not results:
         raise VisionsuiteError("none of the images could be read")
     return results
@@ -177,6 +184,40 @@ def _write_segmentation(path: Path, images: list[np.ndarray], predicted: list[np
         result["slices"] = len(images)
     result["areas"] = _areas(np.stack(predicted), labels, class_count, voxel_volume_mm3(path))
     return result
+
+
+def _write_probabilities(maps: list[np.ndarray], reference, labels: list[str], folder: Path,
+                         stem: str) -> dict:
+    """Each class's probability but class 0's (1 minus their sum), as the model gave it,
+    before any post-processing: `<stem>_prob_<class>`, a float32 NIfTI volume in the geometry
+    of a NIfTI file or DICOM series `reference`, a 16-bit TIFF stack for a TIFF stack, else a
+    16-bit PNG (value / 65535; `_<slice>` for each frame of a multi-frame file)."""
+    numbered = len(maps) > 1
+    written = {}
+    for number in range(1, maps[0].shape[-1]):
+        name = labels[number] if number < len(labels) else f"class_{number}"
+        base = f"{stem}_prob_{re.sub(r'[^A-Za-z0-9_.-]+', '_', name)}"
+        slices = [item[..., number] for item in maps]
+        if isinstance(reference, DicomSeries):
+            written[name] = str(series_probabilities_to_nifti(slices, reference,
+                                                              folder / f"{base}.nii.gz"))
+        elif is_nifti(reference):
+            written[name] = str(probabilities_to_nifti(slices, reference,
+                                                       folder / f"{base}.nii.gz"))
+        elif numbered and not is_medical_file(reference):
+            written[name] = str(_save_tiff_stack([_sixteen_bit(item) for item in slices],
+                                                 folder / f"{base}.tif"))
+        else:
+            paths = [folder / (f"{base}_{index:03d}.png" if numbered else f"{base}.png")
+                     for index in range(len(slices))]
+            for item, path in zip(slices, paths):
+                _save_png(_sixteen_bit(item), path)
+            written[name] = [str(path) for path in paths] if numbered else str(paths[0])
+    return written
+
+
+def _sixteen_bit(probability: np.ndarray) -> np.ndarray:
+    return np.round(np.clip(probability, 0, 1) * 65535).astype(np.uint16)
 
 
 def _write_series(series: DicomSeries, images: list[np.ndarray], predicted: list[np.ndarray],
