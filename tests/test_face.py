@@ -199,6 +199,10 @@ def test_every_face_of_a_group_photo_is_found_largest_first(tmp_path):
     lefts = sorted(x for x, _, _, _ in boxes)
     assert [x for x, _, _, _ in boxes] == [lefts[1], lefts[2], lefts[0]]  # 1.0, 0.75, 0.55
     assert find_face(cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)) == boxes[0]
+    from visionsuite.tasks.face.faces import prepare_faces
+
+    faces = prepare_faces([path], 32, 3, "true")  # one face a photo: its largest, and a note
+    assert faces.kept == [0] and faces.crowded == [(0, 3)]
     blank = tmp_path / "blank.png"
     cv2.imwrite(str(blank), np.full((240, 320), 90, np.uint8))
     assert every_face(blank, 32, 3)[0] == [] and every_face(blank, 32, 3)[1].shape[0] == 0

@@ -405,3 +405,10 @@ def test_every_face_of_a_group_photo_is_identified_and_drawn(face_run, faces_dat
                                  "--output", drawn), "add --every-face")
     assert_one_line_error(invoke("identify", face_run, cartoon, "--gallery", gallery,
                                  "--every-face", "--no-detect"), "cannot take --no-detect")
+    crowd = tmp_path / "people" / "crowd"  # a group photo enrolled as one person's
+    crowd.mkdir()
+    group_photo(crowd / "group.png")
+    result = invoke("enroll", face_run, crowd, "--gallery", gallery, "--detect")
+    assert result.exit_code == 0, result.output
+    assert "group.png: 3 faces found; the largest is used (identify --every-face takes " \
+        "each)" in result.stderr

@@ -55,12 +55,17 @@ class Embedder:
         return int(self.predictor.channels)
 
     def embed_files(self, paths: list[Path], desc: str = "embedding"):
-        """(embeddings of the images in which a face was found, kept indices, skip messages)."""
+        """(embeddings of the images in which a face was found, kept indices, skip messages).
+        A photo of several faces is warned about: its largest face is the one embedded."""
+        from visionsuite.core.progress import warn
         from visionsuite.tasks.face.faces import prepare_faces
         from visionsuite.tasks.face.metrics import unit
 
         faces = prepare_faces(paths, self.image_size, self.channels, self.detect, desc=desc,
                               crop_shape=self.crop_shape, framing=self.framing)
+        for index, count in faces.crowded:  # a group photo among one person's, say
+            warn(f"{paths[index]}: {count} faces found; the largest is used (identify "
+                 "--every-face takes each)")
         if not len(faces.kept):
             return np.zeros((0, 0), np.float32), [], faces.skipped
         return unit(self.predictor.predict(faces.images)).astype(np.float32), faces.kept, \

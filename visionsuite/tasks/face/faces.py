@@ -85,6 +85,7 @@ class Face:
     shape: tuple[int, int] = (0, 0)  # the image's own height and width
     known_crop: bool = False  # of the crop_shape a model was trained on: used whole
     box: tuple[int, int, int, int] | None = None
+    faces: int = 0  # faces found; the largest is the one cropped
 
 
 @dataclass
@@ -96,6 +97,8 @@ class FaceSet:
     summary: str = ""
     typical_shape: tuple[int, int] | None = None  # the most common (height, width) read
     framing: Framing | None = None  # of the faces in a set of whole crops (crop_framing)
+    crowded: list[tuple[int, int]] = field(default_factory=list)  # (index, faces) where
+    #                                    several faces were found and the largest cropped
 
 
 def face_mode(setting) -> str:
@@ -221,13 +224,14 @@ def load_face(path: Path, size: int, channels: int, detect: bool,
     if not detect:
         return Face(None, whole, None, shape=shape)
     gray = full[..., 0] if channels == 1 else cv2.cvtColor(full, cv2.COLOR_RGB2GRAY)
-    box = find_face(np.ascontiguousarray(gray))
-    if box is None:
+    found = find_faces(np.ascontiguousarray(gray), SMALLEST_FACE)
+    if not found:
         return Face(None, whole, None, shape=shape)
+    box = found[0]
     eyes = find_eyes(gray, box)
     crop = crop_face(full, box, eyes, size, framing)
     return Face(crop, whole, box[2] * box[3] / (gray.shape[0] * gray.shape[1]),
-                eyes is not None, shape, box=box)
+                eyes is not None, shape, box=box, faces=len(found))
 
 
 def every_face(path: Path, size: int, channels: int, framing: Framing = SQUARE
@@ -287,10 +291,11 @@ def prepare_faces(paths: list[Path], size: int, channels: int, mode: str = "auto
     aligned = sum(faces[i].aligned for i in kept)
     images = [faces[i].whole if faces[i].known_crop else faces[i].crop for i in kept]
     known_note = f", {len(known)} used whole (the trained crops' size)" if known else ""
+    crowded = [(i, faces[i].faces) for i in kept if faces[i].faces > 1]
     return FaceSet(_stack(images, size, channels), kept, skipped, "detected faces",
                    f"{len(kept) - len(known)} faces cropped ({aligned} aligned by the eyes)"
                    f"{known_note}, {len(readable) - len(kept)} images without a face found",
-                   typical)
+                   typical, crowded=crowded)
 
 
 def _most_common(shapes: list[tuple[int, int]]) -> tuple[int, int] | None:
