@@ -190,7 +190,7 @@ def group_photo(path: Path, scales=(1.0, 0.75, 0.55)) -> Path:
 def test_every_face_of_a_group_photo_is_found_largest_first(tmp_path):
     import cv2
 
-    from visionsuite.tasks.face.faces import every_face, find_face
+    from visionsuite.tasks.face.faces import every_face, find_face, prepare_faces
 
     path = group_photo(tmp_path / "group.png", scales=(0.55, 1.0, 0.75))
     boxes, crops = every_face(path, 32, 3)
@@ -199,8 +199,6 @@ def test_every_face_of_a_group_photo_is_found_largest_first(tmp_path):
     lefts = sorted(x for x, _, _, _ in boxes)
     assert [x for x, _, _, _ in boxes] == [lefts[1], lefts[2], lefts[0]]  # 1.0, 0.75, 0.55
     assert find_face(cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)) == boxes[0]
-    from visionsuite.tasks.face.faces import prepare_faces
-
     faces = prepare_faces([path], 32, 3, "true")  # one face a photo: its largest, and a note
     assert faces.kept == [0] and faces.crowded == [(0, 3)]
     blank = tmp_path / "blank.png"
