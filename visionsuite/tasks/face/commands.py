@@ -59,7 +59,6 @@ class Embedder:
         A photo of several faces is warned about: its largest face is the one embedded."""
         from visionsuite.core.progress import warn
         from visionsuite.tasks.face.faces import prepare_faces
-        from visionsuite.tasks.face.metrics import unit
 
         faces = prepare_faces(paths, self.image_size, self.channels, self.detect, desc=desc,
                               crop_shape=self.crop_shape, framing=self.framing)
@@ -68,8 +67,13 @@ class Embedder:
                  "--every-face takes each)")
         if not len(faces.kept):
             return np.zeros((0, 0), np.float32), [], faces.skipped
-        return unit(self.predictor.predict(faces.images)).astype(np.float32), faces.kept, \
-            faces.skipped
+        return self.embed(faces.images), faces.kept, faces.skipped
+
+    def embed(self, faces: np.ndarray) -> np.ndarray:
+        """Unit embeddings of (N, size, size, channels) uint8 face crops."""
+        from visionsuite.tasks.face.metrics import unit
+
+        return unit(self.predictor.predict(faces)).astype(np.float32)
 
     def probe(self) -> np.ndarray:
         from visionsuite.tasks.face.metrics import unit
@@ -263,7 +267,6 @@ def identify_every_face(run, inputs, gallery: str | Path, top_k: int = 5,
     from visionsuite.core.plots import save_drawn
     from visionsuite.core.progress import progress
     from visionsuite.tasks.face.faces import SQUARE, every_face
-    from visionsuite.tasks.face.metrics import unit
 
     embedder = load_embedder(run, detect=True)
     people = _gallery_people(gallery, embedder)
@@ -282,8 +285,7 @@ def identify_every_face(run, inputs, gallery: str | Path, top_k: int = 5,
         if not boxes:
             results.append({"image": str(path), "error": f"{path}: no face found"})
             continue
-        names, scores = _best_similarity_per_person(unit(embedder.predictor.predict(crops)),
-                                                    people)
+        names, scores = _best_similarity_per_person(embedder.embed(crops), people)
         faces = [{"box": [x, y, x + w, y + h], **_ranked(row, names, embedder.threshold,
                                                          top_k)}
                  for (x, y, w, h), row in zip(boxes, scores)]

@@ -223,8 +223,8 @@ def load_face(path: Path, size: int, channels: int, detect: bool,
         return Face(None, whole, None, shape=shape, known_crop=True)
     if not detect:
         return Face(None, whole, None, shape=shape)
-    gray = full[..., 0] if channels == 1 else cv2.cvtColor(full, cv2.COLOR_RGB2GRAY)
-    found = find_faces(np.ascontiguousarray(gray), SMALLEST_FACE)
+    gray = _gray(full, channels)
+    found = find_faces(gray, SMALLEST_FACE)
     if not found:
         return Face(None, whole, None, shape=shape)
     box = found[0]
@@ -234,16 +234,21 @@ def load_face(path: Path, size: int, channels: int, detect: bool,
                 eyes is not None, shape, box=box, faces=len(found))
 
 
+def _gray(image: np.ndarray, channels: int) -> np.ndarray:
+    """A decoded image as the contiguous uint8 greyscale the cascades search."""
+    import cv2
+
+    gray = image[..., 0] if channels == 1 else cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+    return np.ascontiguousarray(gray)
+
+
 def every_face(path: Path, size: int, channels: int, framing: Framing = SQUARE
                ) -> tuple[list[tuple], np.ndarray]:
     """Every face found in the photo at `path` (a group photo): their boxes (x, y, w, h,
     largest first, on the image as shown upright) and their crops, aligned, framed as
     `framing` says and resized, (N, size, size, channels) uint8."""
-    import cv2
-
     full = read_image(path, None, channels)
-    gray = full[..., 0] if channels == 1 else cv2.cvtColor(full, cv2.COLOR_RGB2GRAY)
-    gray = np.ascontiguousarray(gray)
+    gray = _gray(full, channels)
     boxes = find_faces(gray)
     crops = [crop_face(full, box, find_eyes(gray, box), size, framing) for box in boxes]
     return boxes, _stack(crops, size, channels)
