@@ -246,6 +246,69 @@ def test_evaluate_scores_a_test_folder_of_people_with_split_test(face_run, faces
     assert "roc_auc" in assert_the_test_split_scores_as_val_did(face_run, data, tmp_path)
 
 
+def test_evaluate_pairs_of_every_val_pair_scores_as_evaluate_does(face_run, faces_data,
+                                                                  tmp_path):
+    """A pairs file listing every pair of the val people gives the AUC of `evaluate`, which
+    scores every pair itself: the two paths embed and score alike."""
+    from itertools import combinations
+
+    val = faces_data / "val"
+    images = sorted(val.glob("*/*.png"))
+    lines = [f"{a.relative_to(val)} {b.relative_to(val)} {int(a.parent == b.parent)}"
+             for a, b in combinations(images, 2)]
+    (tmp_path / "every.txt").write_text("\n".join(lines) + "\n")
+    result = invoke("evaluate", face_run, "--pairs", tmp_path / "every.txt", "--data", val,
+                    "--json", tmp_path / "pairs.json")
+    assert result.exit_code == 0, result.output
+    scored = json.loads((tmp_path / "pairs.json").read_text())
+    assert invoke("evaluate", face_run, "--json", tmp_path / "all.json").exit_code == 0
+    whole = json.loads((tmp_path / "all.json").read_text())
+    assert (scored["same_pairs"], scored["different_pairs"]) == (whole["same_pairs"],
+                                                                 whole["different_pairs"])
+    assert scored["roc_auc"] == pytest.approx(whole["roc_auc"], abs=1e-4)
+    assert scored["accuracy"] == pytest.approx(whole["accuracy"], abs=1e-3)
+    assert "cv_accuracy" not in scored  # one set of pairs: no folds
+
+
+def test_evaluate_pairs_in_lfw_folds_gives_lfw_accuracy(face_run, faces_data, tmp_path):
+    """LFW's pairs.txt layout over the val people (numbered files, `<person>/<n>.png`):
+    4 folds, each of 8 same- and 8 different-person pairs."""
+    rng = np.random.default_rng(0)
+    people = sorted(path.name for path in (faces_data / "val").iterdir())
+    lines = ["4\t8"]
+    for _ in range(4):
+        for _ in range(8):
+            person, (a, b) = people[rng.integers(len(people))], rng.choice(8, 2, replace=False)
+            lines.append(f"{person}\t{a}\t{b}")
+        for _ in range(8):
+            one, other = rng.choice(len(people), 2, replace=False)
+            lines.append(f"{people[one]}\t{rng.integers(8)}\t{people[other]}\t"
+                         f"{rng.integers(8)}")
+    (tmp_path / "pairs.txt").write_text("\n".join(lines) + "\n")
+    result = invoke("evaluate", face_run, "--pairs", tmp_path / "pairs.txt", "--data",
+                    faces_data / "val", "--json", tmp_path / "lfw.json")
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((tmp_path / "lfw.json").read_text())
+    assert [fold["pairs"] for fold in metrics["folds"]] == [16] * 4
+    accuracies = [fold["accuracy"] for fold in metrics["folds"]]
+    assert metrics["cv_accuracy"] == pytest.approx(np.mean(accuracies))
+    assert metrics["cv_accuracy_se"] == pytest.approx(np.std(accuracies, ddof=1) / 2)
+    assert metrics["cv_accuracy"] > 0.75, metrics  # the 30 epochs' AUC is about 0.94
+    assert "folds (LFW's protocol): accuracy" in result.output
+
+
+def test_evaluate_pairs_refuses_a_split_beside_it_and_pairs_of_missing_images(face_run,
+                                                                              tmp_path):
+    (tmp_path / "pairs.txt").write_text("a 1 2\n")
+    assert_one_line_error(invoke("evaluate", face_run, "--pairs", tmp_path / "pairs.txt",
+                                 "--split", "test"), "give it or --split, not both")
+    assert_one_line_error(invoke("evaluate", face_run, "--pairs", tmp_path / "none.txt"),
+                          "none.txt: no such pairs file")
+    assert_one_line_error(invoke("evaluate", face_run, "--pairs", tmp_path / "pairs.txt"),
+                          "images it names are not under",
+                          "2 missing: line 1: a/a_0001.*; line 1: a/a_0002.*")
+
+
 def test_int8_export_runs_in_mediapipe_image_embedder(face_run, faces_data, tmp_path):
     import keras
 

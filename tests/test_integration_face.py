@@ -92,6 +92,40 @@ def test_int8_embeddings_in_mediapipe_match_keras(orl_run, tmp_path):
     assert (phone * reference).sum(1).mean() >= 0.98
 
 
+def test_lfw_style_pairs_of_the_test_people_score_as_all_their_pairs_do(orl_run, tmp_path):
+    """`evaluate --pairs`: every pair of the 100 test photos, listed, gives the run's own AUC;
+    LFW's layout of them (5 folds of 45 same- and 45 different-person pairs, ORL's numbered
+    files found as `s31 1 2` names them) gives LFW's accuracy, near the run's."""
+    from itertools import combinations
+
+    from visionsuite.tasks.face.pairs import evaluate_pairs
+
+    metrics = json.loads((orl_run / "metrics.json").read_text())
+    test = ORL / "test"
+    photos = [(person, number) for person in range(31, 41) for number in range(1, 11)]
+    listed = [f"s{a}/{i}.pgm s{b}/{j}.pgm {int(a == b)}"
+              for (a, i), (b, j) in combinations(photos, 2)]
+    (tmp_path / "all.txt").write_text("\n".join(listed))
+    every = evaluate_pairs(orl_run, tmp_path / "all.txt", test)
+    assert (every["same_pairs"], every["different_pairs"]) == (450, 4500)
+    assert every["roc_auc"] == pytest.approx(metrics["roc_auc"], abs=1e-4)
+
+    rng = np.random.default_rng(0)
+    same = [(a, i, j) for a in range(31, 41) for i, j in combinations(range(1, 11), 2)]
+    same = [same[k] for k in rng.permutation(len(same))[:225]]
+    lines = ["5 45"]
+    for fold in range(5):
+        lines += [f"s{a} {i} {j}" for a, i, j in same[fold * 45:(fold + 1) * 45]]
+        for _ in range(45):
+            a, b = rng.choice(range(31, 41), 2, replace=False)
+            lines.append(f"s{a} {rng.integers(1, 11)} s{b} {rng.integers(1, 11)}")
+    (tmp_path / "pairs.txt").write_text("\n".join(lines))
+    lfw = evaluate_pairs(orl_run, tmp_path / "pairs.txt", test)
+    assert len(lfw["folds"]) == 5 and lfw["pairs"] == 450
+    # 25 short epochs: AUC about 0.95, so about 0.9 of balanced pairs right.
+    assert lfw["cv_accuracy"] > 0.8 and lfw["cv_accuracy_se"] < 0.05, lfw
+
+
 @pytest.fixture(scope="module")
 def uncropped_orl(tmp_path_factory):
     """ORL faces pasted small into 320x240 JPEG scenes: photos, not crops, in another format."""

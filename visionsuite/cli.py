@@ -98,15 +98,28 @@ def train(task, config_path, data, epochs, batch_size, image_size, backbone, out
 @click.option("--split", type=click.Choice(HELD_OUT_SPLITS), default="val", show_default=True,
               help="The held-out split: val, or test (a test/ folder, 'test' in data.yaml, "
                    "test.json).")
+@click.option("--pairs", type=click.Path(),
+              help="Face runs: score the verification pairs of this file instead (LFW's "
+                   "pairs.txt: folds of same- and different-person pairs, LFW's accuracy "
+                   "over them; or lines 'IMAGE_A IMAGE_B 1|0'), the images under --data [the "
+                   "file's folder].")
 @friendly_errors
-def evaluate(run, data, json_path, split):
+def evaluate(run, data, json_path, split, pairs):
     """Evaluate RUN (a run folder, a .keras or a .tflite file) on the val split, or with
     --split test on the test split that training never saw."""
     from visionsuite.core.evaluate import evaluate as run_evaluation
     from visionsuite.core.report import detail_text, table
     from visionsuite.tasks import get_task
 
-    result = run_evaluation(run, data, json_path, split=split)
+    if pairs:
+        from visionsuite.tasks.face.pairs import evaluate_pairs
+
+        if split != "val":
+            raise VisionsuiteError("--pairs names the pairs to score: give it or --split, "
+                                   "not both")
+        result = evaluate_pairs(run, pairs, data, json_path)
+    else:
+        result = run_evaluation(run, data, json_path, split=split)
     headline = {k: v for k, v in result.items() if isinstance(v, (int, float)) and k != "seconds"}
     click.echo(table([{"model": result["model"], "format": result["format"],
                        "split": result["split"], **headline}]))

@@ -141,10 +141,15 @@ class FaceTask(Task):
         return {key: metrics[key] for key in keys}
 
     def detail_tables(self, metrics: dict) -> list[tuple[str, list[dict]]]:
-        rows = metrics.get("hardest_identities")
-        if not rows:
-            return []
-        return [("held-out people by same-person pairs missed at FAR 1e-2 (worst first):", rows)]
+        tables = []
+        if metrics.get("hardest_identities"):
+            tables.append(("held-out people by same-person pairs missed at FAR 1e-2 (worst "
+                           "first):", metrics["hardest_identities"]))
+        if metrics.get("folds"):  # evaluate --pairs, pairs.py
+            tables.append((f"folds (LFW's protocol): accuracy {metrics['cv_accuracy']:.4f} +- "
+                           f"{metrics['cv_accuracy_se']:.4f} (standard error), each fold at the "
+                           "threshold most accurate on the others:", metrics["folds"]))
+        return tables
 
     def agreement(self, outputs_a, outputs_b) -> float | None:
         from visionsuite.tasks.face.metrics import unit

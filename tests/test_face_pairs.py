@@ -1,0 +1,133 @@
+"""Verification pairs files (LFW's protocol, `evaluate --pairs`): reading them, the folds, and
+LFW's cross-validated accuracy."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from visionsuite.errors import VisionsuiteError
+from visionsuite.tasks.face.pairs import (cross_validated_accuracy, most_accurate_threshold,
+                                          pair_metrics, read_pairs)
+
+
+def _people(root, named: dict) -> None:
+    """Tiny image files: {person: [file names]}."""
+    for person, files in named.items():
+        (root / person).mkdir(parents=True, exist_ok=True)
+        for name in files:
+            Image.new("L", (8, 8), 128).save(root / person / name)
+
+
+def _lfw(tmp_path):
+    """An LFW layout: pairs.txt beside lfw/<person>/<person>_NNNN.jpg."""
+    lfw = tmp_path / "lfw"
+    _people(lfw, {"Ann_Lee": ["Ann_Lee_0001.jpg", "Ann_Lee_0002.jpg", "Ann_Lee_0003.jpg"],
+                  "Bo": ["Bo_0001.jpg", "Bo_0002.jpg"], "Cy": ["Cy_0001.jpg"]})
+    return lfw
+
+
+LFW_TWO_FOLDS = """2\t2
+Ann_Lee\t1\t2
+Bo\t1\t2
+Ann_Lee\t1\tBo\t1
+Bo\t2\tCy\t1
+Ann_Lee\t2\t3
+Bo\t2\t1
+Ann_Lee\t3\tCy\t1
+Cy\t1\tBo\t1
+"""
+
+
+def test_lfw_pairs_name_their_images_and_folds_and_are_found_beside_the_images(tmp_path):
+    lfw = _lfw(tmp_path)
+    (tmp_path / "pairs.txt").write_text(LFW_TWO_FOLDS)
+    pairs = read_pairs(tmp_path / "pairs.txt")  # the file lies beside lfw/, not in it
+    assert pairs.root == lfw
+    named = [(pairs.paths[a].name, pairs.paths[b].name) for a, b in zip(pairs.first,
+                                                                        pairs.second)]
+    assert named[:4] == [("Ann_Lee_0001.jpg", "Ann_Lee_0002.jpg"), ("Bo_0001.jpg", "Bo_0002.jpg"),
+                         ("Ann_Lee_0001.jpg", "Bo_0001.jpg"), ("Bo_0002.jpg", "Cy_0001.jpg")]
+    assert len(pairs.paths) == 6  # each image once
+    assert pairs.same.tolist() == [True, True, False, False] * 2
+    assert pairs.folds.tolist() == [0, 0, 0, 0, 1, 1, 1, 1]
+
+
+def test_a_csv_of_pairs_without_counts_gets_its_folds_from_its_blocks(tmp_path):
+    """Kaggle's pairs.csv: a line of column names, commas, no header of counts."""
+    _lfw(tmp_path)
+    rows = [line.split("\t") for line in LFW_TWO_FOLDS.splitlines()[1:]]
+    text = "name,imagenum1,imagenum2,\n" + "".join(",".join(row) + ("\n" if len(row) == 4
+                                                                    else ",\n") for row in rows)
+    (tmp_path / "pairs.csv").write_text(text)
+    pairs = read_pairs(tmp_path / "pairs.csv", tmp_path / "lfw")
+    assert pairs.same.tolist() == [True, True, False, False] * 2
+    assert pairs.folds.tolist() == [0, 0, 0, 0, 1, 1, 1, 1]
+    # Blocks of unequal length are no folds: one set.
+    (tmp_path / "uneven.csv").write_text("Ann_Lee,1,2\nBo,1,2\nAnn_Lee,1,Bo,1\n"
+                                         "Ann_Lee,2,3\nCy,1,Bo,1\nBo,2,Cy,1\n")
+    assert read_pairs(tmp_path / "uneven.csv", tmp_path / "lfw").folds.tolist() == [0] * 6
+
+
+def test_listed_pairs_of_paths_and_numbered_files_as_orl_names_them(tmp_path):
+    _people(tmp_path / "set", {"s1": ["1.pgm", "2.pgm"], "s2": ["1.pgm"]})
+    (tmp_path / "set" / "mine.txt").write_text("# my pairs\ns1/1.pgm s1/2.pgm 1\n"
+                                               "s1/1.pgm s2/1.pgm 0\n")
+    pairs = read_pairs(tmp_path / "set" / "mine.txt")
+    assert pairs.same.tolist() == [True, False] and pairs.fold_count == 1
+    (tmp_path / "orl.txt").write_text("s1 1 2\ns1 2 s2 1\n")  # <person>/<number>.*
+    pairs = read_pairs(tmp_path / "orl.txt", tmp_path / "set")
+    assert [path.name for path in pairs.paths] == ["1.pgm", "2.pgm", "1.pgm"]
+
+
+def test_bad_pairs_files_are_errors_that_name_the_line(tmp_path):
+    lfw = _lfw(tmp_path)
+    Image.new("L", (8, 8)).save(tmp_path / "outside.jpg")  # beside the images' folder
+    cases = {
+        "Ann_Lee 1 9\nBo 1 7\nBo 1 2\n": "images it names are not under .* \\(2 missing",
+        "Ann_Lee 1\n": "line 1: expected 'person n1 n2'",
+        "2 1\nAnn_Lee 1 2\nAnn_Lee 1 Bo 1\n": "header says 2 folds of 1 same- and 1 "
+                                               "different-person pairs, 4 lines; it holds 2",
+        "../outside.jpg Bo/Bo_0002.jpg 1\n": "path leaves the dataset folder",
+        "# nothing\n": "no pairs in it",
+    }
+    for text, expected in cases.items():
+        (tmp_path / "bad.txt").write_text(text)
+        with pytest.raises(VisionsuiteError, match=expected):
+            read_pairs(tmp_path / "bad.txt", lfw)
+    (tmp_path / "bad.txt").write_text("Ann_Lee 1 9\n")
+    with pytest.raises(VisionsuiteError, match=r"line 1: Ann_Lee/Ann_Lee_0009\.\*"):
+        read_pairs(tmp_path / "bad.txt", lfw)
+
+
+def test_the_most_accurate_threshold_and_lfw_accuracy_by_hand():
+    scores = np.array([0.9, 0.8, 0.4, 0.7, 0.3, 0.1])
+    same = np.array([True, True, True, False, False, False])
+    # Accepting >= 0.75 gets 5 of 6 right (0.4 refused); >= 0.35 also 5 (0.7 accepted):
+    # the higher cut wins the tie, halfway between 0.8 and 0.7.
+    assert most_accurate_threshold(scores, same) == pytest.approx(0.75)
+    assert most_accurate_threshold(np.array([0.5, 0.2]), np.array([True, False])) == \
+        pytest.approx(0.35)
+    # Each fold at the cut of the other: fold 1 at 0.35 (between fold 2's 0.5 and 0.2) gets
+    # both right; fold 2 at 0.6 (between 0.9 and 0.3) refuses its same-person 0.5.
+    folds = cross_validated_accuracy(np.array([0.9, 0.3, 0.5, 0.2]),
+                                     np.array([True, False, True, False]), np.array([0, 0, 1, 1]))
+    assert [fold["accuracy"] for fold in folds] == [1.0, 0.5]
+    assert [fold["threshold"] for fold in folds] == pytest.approx([0.35, 0.6])
+
+
+def test_pair_metrics_of_separable_embeddings_and_of_pairs_left_out(tmp_path):
+    lfw = _lfw(tmp_path)
+    (tmp_path / "pairs.txt").write_text(LFW_TWO_FOLDS)
+    pairs = read_pairs(tmp_path / "pairs.txt", lfw)
+    person = [path.parent.name for path in pairs.paths]
+    axes = {"Ann_Lee": [1, 0, 0], "Bo": [0, 1, 0], "Cy": [0, 0, 1]}
+    embeddings = np.array([axes[name] for name in person], float)
+    metrics = pair_metrics(embeddings, pairs, threshold=0.5)
+    assert metrics["roc_auc"] == 1.0 and metrics["accuracy"] == 1.0
+    assert metrics["cv_accuracy"] == 1.0 and metrics["cv_accuracy_se"] == 0.0
+    assert (metrics["same_pairs"], metrics["different_pairs"]) == (4, 4)
+    # Cy's photo without a face: the 3 pairs holding it are left out.
+    kept = [i for i, name in enumerate(person) if name != "Cy"]
+    fewer = pairs.keep_images(kept)
+    assert len(fewer.same) == 5 and fewer.same.sum() == 4
+    assert pair_metrics(embeddings[kept], fewer, None)["roc_auc"] == 1.0
