@@ -20,6 +20,11 @@ variant.
    AUC and TAR at FAR 1e-2 over every pair but an image with itself, and the mean cosine of
    same-person pairs. That is what `identify` meets: a face found in a photo, against a
    gallery of crops. For a model trained on face crops used whole (ORL).
+4. LFW's protocol on the held-out people: a seeded pairs file in LFW's layout (10 folds of
+   30 same- and 30 different-person pairs of the held-out images), scored by `visionsuite
+   evaluate --pairs` with the Keras model and the int8 file: LFW's accuracy (each fold at
+   the threshold most accurate on the other nine; mean and standard error), ROC AUC, and the
+   accuracy at the run's own threshold.
 Prints tables, writes JSON (default benchmarks/results/face.json).
 """
 
@@ -151,6 +156,46 @@ def found_faces_table(run: Path, data) -> list[dict]:
     return rows
 
 
+def lfw_layout_pairs(paths: list[Path], people: np.ndarray, folds: int = 10,
+                     per_fold: int = 30, seed: int = 0) -> str:
+    """A pairs file in LFW's layout (header, then each fold's same-person pairs and as many
+    different-person ones) of `paths`, lines 'IMAGE_A IMAGE_B 1|0' relative to their people's
+    folder; no pair is drawn twice."""
+    from itertools import combinations
+
+    rng = np.random.default_rng(seed)
+    root = paths[0].parent.parent
+    pairs = list(combinations(range(len(paths)), 2))
+    same = [pairs[i] for i in rng.permutation(len(pairs)) if people[pairs[i][0]] ==
+            people[pairs[i][1]]][:folds * per_fold]
+    different = [pairs[i] for i in rng.permutation(len(pairs)) if people[pairs[i][0]] !=
+                 people[pairs[i][1]]][:folds * per_fold]
+    lines = [f"{folds} {per_fold}"]
+    for fold in range(folds):
+        for chosen, label in ((same, 1), (different, 0)):
+            lines += [f"{paths[a].relative_to(root)} {paths[b].relative_to(root)} {label}"
+                      for a, b in chosen[fold * per_fold:(fold + 1) * per_fold]]
+    return "\n".join(lines) + "\n"
+
+
+def lfw_protocol_table(run: Path, data, workdir: Path) -> list[dict]:
+    from visionsuite.tasks.face.pairs import evaluate_pairs
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    file = workdir / "lfw_layout_pairs.txt"
+    file.write_text(lfw_layout_pairs(data.val.paths, np.asarray(data.val.targets)))
+    rows = []
+    for model in [run] + sorted((run / "exported").glob("*int8.tflite")):
+        result = evaluate_pairs(model, file, data.val.paths[0].parent.parent)
+        rows.append({"model": "keras" if model == run else "tflite int8",
+                     "pairs": result["pairs"], "folds": len(result["folds"]),
+                     "lfw_accuracy": round(result["cv_accuracy"], 4),
+                     "standard_error": round(result["cv_accuracy_se"], 4),
+                     "roc_auc": round(result["roc_auc"], 4),
+                     "accuracy_at_run_threshold": round(result["accuracy"], 4)})
+    return rows
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="../shared/datasets/face/orl")
@@ -183,6 +228,9 @@ def main():
     if results["found_faces"]:
         print("\nfaces found in the held-out photos, against their crops used whole\n"
               + table(results["found_faces"]))
+    results["lfw_protocol"] = lfw_protocol_table(run, data, Path(args.workdir))
+    print("\nLFW's protocol on the held-out people (`evaluate --pairs`)\n"
+          + table(results["lfw_protocol"]))
     write_json(args.output, results)
     print(f"\nwrote {args.output}")
 
