@@ -513,3 +513,18 @@ def test_answers_for_many_images_keep_the_order_they_were_given_in():
     ordered = in_input_order([{"image": "b.jpg"}], ["x: y.jpg: no face found"], paths)
     assert ordered == [{"image": "x: y.jpg", "error": "x: y.jpg: no face found"},
                        {"image": "b.jpg"}]
+
+
+def test_identities_of_one_image_are_one_warning_however_many(capsys, tmp_path):
+    """LFW holds 4069 people of one photo: one line names ten, not a line each."""
+    from visionsuite.tasks.face import _warn_of_single_images
+
+    _warn_of_single_images(["loner"], tmp_path)
+    _warn_of_single_images([f"p{i:02d}" for i in range(15)], tmp_path)
+    _warn_of_single_images([], tmp_path)
+    lines = capsys.readouterr().err.splitlines()
+    assert lines == [
+        f"warning: {tmp_path / 'loner'}: identity 'loner' has a single image: no same-person "
+        "pair",
+        f"warning: {tmp_path}: 15 identities have a single image, so no same-person pair: "
+        "p00, p01, p02, p03, p04, p05, p06, p07, p08, p09 and 5 more"]

@@ -475,3 +475,13 @@ def test_every_face_of_a_group_photo_is_identified_and_drawn(face_run, faces_dat
     assert result.exit_code == 0, result.output
     assert "group.png: 3 faces found; the largest is used (identify --every-face takes " \
         "each)" in result.stderr
+
+
+def test_data_check_names_twenty_unreadable_images_and_counts_the_rest(faces_data, tmp_path):
+    data = tmp_path / "faces"
+    shutil.copytree(faces_data, data)
+    for index in range(23):
+        (data / "train" / "loner" / f"broken{index:02d}.png").write_bytes(b"not an image")
+    result = invoke("data", "check", "face", data)
+    assert result.output.count("broken") == 20, result.output
+    assert "... and 3 more images left out" in result.output

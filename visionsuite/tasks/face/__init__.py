@@ -53,9 +53,7 @@ class FaceTask(Task):
                                  held_out)
         splits = {}
         for name in (("train", "val") if train else ("val",)):
-            for person in index.single_image_identities(name):
-                print(f"warning: {index.folders[name] / person}: identity '{person}' has a "
-                      "single image: no same-person pair", file=sys.stderr)
+            _warn_of_single_images(index.single_image_identities(name), index.folders[name])
             splits[name] = _decode(index.splits[name], index.names[name], config, name)
         if len(np.unique(splits["val"].targets)) < 2:
             raise VisionsuiteError(f"{root}: verification needs at least 2 held-out identities "
@@ -178,6 +176,18 @@ class FaceTask(Task):
             mean=0.0,
             std=1.0,
         )
+
+
+def _warn_of_single_images(people: list[str], folder: Path) -> None:
+    """One warning for the identities of one image (LFW has thousands), naming a few."""
+    from visionsuite.tasks.face.data import named_few
+
+    if len(people) == 1:
+        print(f"warning: {folder / people[0]}: identity '{people[0]}' has a single image: no "
+              "same-person pair", file=sys.stderr)
+    elif people:
+        print(f"warning: {folder}: {len(people)} identities have a single image, so no "
+              f"same-person pair: {named_few(people)}", file=sys.stderr)
 
 
 def _decode(items, names: list[str], config: Config, split: str) -> FaceSplit:

@@ -433,7 +433,7 @@ def check_face_folders(path: str, held_out: str = "val"):
     from visionsuite.core.report import table
     from visionsuite.core.splits import test_set_note
     from visionsuite.tasks.base import DataReport
-    from visionsuite.tasks.face.data import index_identities
+    from visionsuite.tasks.face.data import index_identities, named_few
     from visionsuite.tasks.face.faces import prepare_faces
 
     test_set = held_out == "test" or held_out_only(path)
@@ -462,8 +462,10 @@ def check_face_folders(path: str, held_out: str = "val"):
                          f"centre at {faces.framing.centre_x:.2f}, {faces.framing.centre_y:.2f}"
                          f" of the crop, {faces.framing.width:.2f} of its width")
         lines += [f"    {message}" for message in faces.skipped[:20]]
+        if len(faces.skipped) > 20:
+            lines.append(f"    ... and {len(faces.skipped) - 20} more images left out")
         if single:
-            lines.append(f"    single image (no same-person pair): {', '.join(single[:10])}")
+            lines.append(f"    single image (no same-person pair): {named_few(single)}")
         if len({items[i][1] for i in faces.kept}) < 2:
             problem = f"{path}: {shown}: fewer than 2 identities with a usable face"
     lines.insert(1, table(rows))

@@ -35,6 +35,8 @@ from visionsuite.errors import VisionsuiteError
 
 # A person's name, then a separator and the rest of a file's name (Yale's 'subject01.happy').
 PERSON_IN_NAME = re.compile(r"(?P<person>.+)[._\- ][^._\- ]+")
+# Single-image identities named in a warning or a report: LFW holds 4069 of its 5749 people.
+SINGLES_SHOWN = 10
 
 
 @dataclass
@@ -52,6 +54,12 @@ class IdentityIndex:
         for _, identity in self.splits[split]:
             counts[identity] = counts.get(identity, 0) + 1
         return [self.names[split][i] for i, n in sorted(counts.items()) if n == 1]
+
+
+def named_few(people: list[str], shown: int = SINGLES_SHOWN) -> str:
+    """The first `shown` of `people`, and how many more there are."""
+    more = f" and {len(people) - shown} more" if len(people) > shown else ""
+    return ", ".join(people[:shown]) + more
 
 
 def index_identities(root: str | Path, val_fraction: float = 0.2, seed: int = 0,
