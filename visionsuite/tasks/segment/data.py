@@ -439,6 +439,9 @@ def _coco_pairs(root: Path, path: Path, spec: dict, values: dict[int, int]) -> l
         if item["category_id"] not in values:
             raise VisionsuiteError(f"{path}: annotation {number}: category "
                                    f"{item['category_id']} is none of the file's categories")
+        # A crowd annotation is filled as its class, not left out as COCO's detection
+        # metrics leave it: datumaro's COCO exporter (CVAT exports through it) writes every
+        # annotation it saves as RLE, painted masks by default, with iscrowd 1.
         shapes.setdefault(item["image_id"], []).append((values[item["category_id"]],
                                                         item["segmentation"]))
     folder = coco_image_folder(root, path, spec)
