@@ -258,7 +258,7 @@ def test_evaluate_pairs_of_every_val_pair_scores_as_evaluate_does(face_run, face
              for a, b in combinations(images, 2)]
     (tmp_path / "every.txt").write_text("\n".join(lines) + "\n")
     result = invoke("evaluate", face_run, "--pairs", tmp_path / "every.txt", "--data", val,
-                    "--json", tmp_path / "pairs.json")
+                    "--json", tmp_path / "pairs.json", "--no-detect")  # as the run trained
     assert result.exit_code == 0, result.output
     scored = json.loads((tmp_path / "pairs.json").read_text())
     assert invoke("evaluate", face_run, "--json", tmp_path / "all.json").exit_code == 0
@@ -304,6 +304,8 @@ def test_evaluate_pairs_refuses_a_split_beside_it_and_pairs_of_missing_images(fa
                                  "--split", "test"), "give it or --split, not both")
     assert_one_line_error(invoke("evaluate", face_run, "--pairs", tmp_path / "none.txt"),
                           "none.txt: no such pairs file")
+    assert_one_line_error(invoke("evaluate", face_run, "--no-detect"),
+                          "--detect/--no-detect: for --pairs")
     assert_one_line_error(invoke("evaluate", face_run, "--pairs", tmp_path / "pairs.txt"),
                           "images it names are not under",
                           "2 missing: line 1: a/a_0001.*; line 1: a/a_0002.*")

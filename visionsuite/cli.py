@@ -103,8 +103,11 @@ def train(task, config_path, data, epochs, batch_size, image_size, backbone, out
                    "pairs.txt: folds of same- and different-person pairs, LFW's accuracy "
                    "over them; or lines 'IMAGE_A IMAGE_B 1|0'), the images under --data [the "
                    "file's folder].")
+@click.option("--detect/--no-detect", default=None,
+              help="With --pairs: find and crop faces, or take the images as face crops [as "
+                   "the model was trained: data.face_detect].")
 @friendly_errors
-def evaluate(run, data, json_path, split, pairs):
+def evaluate(run, data, json_path, split, pairs, detect):
     """Evaluate RUN (a run folder, a .keras or a .tflite file) on the val split, or with
     --split test on the test split that training never saw."""
     from visionsuite.core.evaluate import evaluate as run_evaluation
@@ -117,7 +120,10 @@ def evaluate(run, data, json_path, split, pairs):
         if split != "val":
             raise VisionsuiteError("--pairs names the pairs to score: give it or --split, "
                                    "not both")
-        result = evaluate_pairs(run, pairs, data, json_path)
+        result = evaluate_pairs(run, pairs, data, json_path, detect)
+    elif detect is not None:
+        raise VisionsuiteError("--detect/--no-detect: for --pairs; a split is read as the "
+                               "model was trained")
     else:
         result = run_evaluation(run, data, json_path, split=split)
     headline = {k: v for k, v in result.items() if isinstance(v, (int, float)) and k != "seconds"}
