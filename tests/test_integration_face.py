@@ -95,7 +95,7 @@ def test_int8_embeddings_in_mediapipe_match_keras(orl_run, tmp_path):
 def test_lfw_style_pairs_of_the_test_people_score_as_all_their_pairs_do(orl_run, tmp_path):
     """`evaluate --pairs`: every pair of the 100 test photos, listed, gives the run's own AUC;
     LFW's layout of them (5 folds of 45 same- and 45 different-person pairs, ORL's numbered
-    files found as `s31 1 2` names them) gives LFW's accuracy, near the run's."""
+    files found as `s31 1 2` names them) gives LFW's accuracy."""
     from itertools import combinations
 
     from visionsuite.tasks.face.pairs import evaluate_pairs

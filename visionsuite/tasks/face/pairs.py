@@ -9,7 +9,7 @@ error beside it, as LFW's README asks). Lines:
     Abel_Pacheco  1  4       same person: <root>/Abel_Pacheco/Abel_Pacheco_0001.*, ..._0004.*
     Abdel_Madi_Shabneh  1  Dean_Barker  1     two people
 
-(LFW's own CSV export, Kaggle's `pairs.csv`, separates them by commas.) An image number also
+(Kaggle's copy of LFW, `pairs.csv`, separates them by commas.) An image number also
 finds `<person>/<number>.*` (ORL's `s31/1.pgm`). Lists of one's own pairs are lines of two
 image paths under the root and 1 (same person) or 0. Without a header, LFW's layout of folds
 (a block of same-person pairs, then one of as many different-person pairs, repeated) is
