@@ -528,3 +528,25 @@ def test_identities_of_one_image_are_one_warning_however_many(capsys, tmp_path):
         "pair",
         f"warning: {tmp_path}: 15 identities have a single image, so no same-person pair: "
         "p00, p01, p02, p03, p04, p05, p06, p07, p08, p09 and 5 more"]
+
+
+def test_photos_of_several_faces_are_named_ten_at_a_time(monkeypatch, capsys):
+    """Many LFW photos hold a second face behind the first: ten are named, the rest counted."""
+    from visionsuite.tasks.face import commands, faces
+
+    class Predictor:
+        image_size, channels = 8, 3
+
+        def predict(self, images):
+            return np.ones((len(images), 4))
+
+    found = faces.FaceSet(np.zeros((13, 8, 8, 3), np.uint8), list(range(13)),
+                          crowded=[(i, 2) for i in range(12)])
+    monkeypatch.setattr(faces, "prepare_faces", lambda *args, **kwargs: found)
+    embedder = commands.Embedder(Predictor(), None, "true", 0.5)
+    embeddings, kept, _ = embedder.embed_files([Path(f"p{i}.jpg") for i in range(13)])
+    assert embeddings.shape == (13, 4) and kept == list(range(13))
+    err = capsys.readouterr().err
+    assert err.count(": 2 faces found; the largest is used") == 10
+    assert "p9.jpg: 2 faces" in err and "p10.jpg" not in err
+    assert "2 more photos hold several faces; the largest of each is used" in err

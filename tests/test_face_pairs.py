@@ -131,3 +131,34 @@ def test_pair_metrics_of_separable_embeddings_and_of_pairs_left_out(tmp_path):
     fewer = pairs.keep_images(kept)
     assert len(fewer.same) == 5 and fewer.same.sum() == 4
     assert pair_metrics(embeddings[kept], fewer, None)["roc_auc"] == 1.0
+
+
+def test_pairs_of_photos_without_a_face_are_left_out_and_counted(tmp_path, monkeypatch, capsys):
+    """Ten photos without a face are named, the rest counted; their pairs are left out."""
+    from visionsuite.tasks.face import commands
+    from visionsuite.tasks.face.pairs import evaluate_pairs
+
+    people = {f"p{i:02d}": [f"p{i:02d}_0001.jpg", f"p{i:02d}_0002.jpg"] for i in range(14)}
+    _people(tmp_path / "lfw", people)
+    lines = [f"p{i:02d} 1 2" for i in range(14)] + [f"p{i:02d} 1 p{i + 1:02d} 1"
+                                                    for i in range(13)]
+    (tmp_path / "pairs.txt").write_text("\n".join(lines))
+
+    class Embedder:
+        threshold, source = 0.5, type("Source", (), {"path": "model.keras", "kind": "keras"})
+
+        def embed_files(self, paths):  # no face in the second photo of p00..p11
+            kept = [i for i, path in enumerate(paths) if not path.stem.endswith("0002")
+                    or int(path.stem[1:3]) >= 12]
+            person = [int(paths[i].stem[1:3]) for i in kept]
+            vectors = np.eye(14)[person]
+            skipped = [f"{paths[i]}: no face found" for i in range(len(paths)) if i not in kept]
+            return vectors, kept, skipped
+
+    monkeypatch.setattr(commands, "load_embedder", lambda run, detect=None: Embedder())
+    result = evaluate_pairs("run", tmp_path / "pairs.txt")
+    err = capsys.readouterr().err
+    assert err.count("no face found; its pairs left out") == 10
+    assert "2 more photos without a face; their pairs left out" in err
+    assert result["pairs_left_out"] == 12 and result["same_pairs"] == 2
+    assert result["roc_auc"] == 1.0 and result["different_pairs"] == 13

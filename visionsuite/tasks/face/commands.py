@@ -35,6 +35,10 @@ GALLERY_VERSION = 1
 SAME_MODEL = 0.9
 
 
+# Photos named one by one in a warning (several faces, no face); the rest are counted.
+NAMED_PHOTOS = 10
+
+
 @dataclass
 class Embedder:
     """A face model ready to embed image files the way it was trained to see them."""
@@ -62,9 +66,12 @@ class Embedder:
 
         faces = prepare_faces(paths, self.image_size, self.channels, self.detect, desc=desc,
                               crop_shape=self.crop_shape, framing=self.framing)
-        for index, count in faces.crowded:  # a group photo among one person's, say
+        for index, count in faces.crowded[:NAMED_PHOTOS]:  # a group photo among one's own
             warn(f"{paths[index]}: {count} faces found; the largest is used (identify "
                  "--every-face takes each)")
+        if len(faces.crowded) > NAMED_PHOTOS:  # LFW's photos often hold a face behind
+            warn(f"{len(faces.crowded) - NAMED_PHOTOS} more photos hold several faces; the "
+                 "largest of each is used")
         if not len(faces.kept):
             return np.zeros((0, 0), np.float32), [], faces.skipped
         return self.embed(faces.images), faces.kept, faces.skipped

@@ -264,15 +264,17 @@ def evaluate_pairs(run, pairs_file, data=None, json_path=None, detect=None) -> d
     out and counted."""
     from visionsuite.core.files import writable_file, write_json
     from visionsuite.core.progress import warn
-    from visionsuite.tasks.face.commands import load_embedder
+    from visionsuite.tasks.face.commands import NAMED_PHOTOS, load_embedder
 
     if json_path:
         writable_file(json_path, "the metrics file", "--json")
     embedder = load_embedder(run, detect)
     pairs = read_pairs(pairs_file, data)
     embeddings, kept, skipped = embedder.embed_files(pairs.paths)
-    for message in skipped:
+    for message in skipped[:NAMED_PHOTOS]:
         warn(f"{message}; its pairs left out")
+    if len(skipped) > NAMED_PHOTOS:
+        warn(f"{len(skipped) - NAMED_PHOTOS} more photos without a face; their pairs left out")
     scored = pairs.keep_images(kept)
     metrics = pair_metrics(embeddings, scored, embedder.threshold)
     result = {"model": str(embedder.source.path), "format": embedder.source.kind,
