@@ -550,3 +550,18 @@ def test_photos_of_several_faces_are_named_ten_at_a_time(monkeypatch, capsys):
     assert err.count(": 2 faces found; the largest is used") == 10
     assert "p9.jpg: 2 faces" in err and "p10.jpg" not in err
     assert "2 more photos hold several faces; the largest of each is used" in err
+
+
+def test_training_names_ten_images_it_skips_and_counts_the_rest(monkeypatch, capsys):
+    from visionsuite.tasks.face import _decode, faces
+
+    found = faces.FaceSet(np.zeros((1, 8, 8, 3), np.uint8), [0],
+                          skipped=[f"p{i}.jpg: no face found" for i in range(1, 14)],
+                          mode="detected faces", summary="1 face cropped")
+    monkeypatch.setattr(faces, "prepare_faces", lambda *args, **kwargs: found)
+    items = [(Path(f"p{i}.jpg"), 0) for i in range(14)]
+    split = _decode(items, ["p"], load_config("face", sets=["data.face_detect=true"]), "train")
+    assert len(split.targets) == 1
+    err = capsys.readouterr().err
+    assert err.count("no face found; skipped") == 10
+    assert "3 more train images skipped (`visionsuite data check face` names more)" in err

@@ -35,10 +35,6 @@ GALLERY_VERSION = 1
 SAME_MODEL = 0.9
 
 
-# Photos named one by one in a warning (several faces, no face); the rest are counted.
-NAMED_PHOTOS = 10
-
-
 @dataclass
 class Embedder:
     """A face model ready to embed image files the way it was trained to see them."""
@@ -62,7 +58,7 @@ class Embedder:
         """(embeddings of the images in which a face was found, kept indices, skip messages).
         A photo of several faces is warned about: its largest face is the one embedded."""
         from visionsuite.core.progress import warn
-        from visionsuite.tasks.face.faces import prepare_faces
+        from visionsuite.tasks.face.faces import NAMED_PHOTOS, prepare_faces
 
         faces = prepare_faces(paths, self.image_size, self.channels, self.detect, desc=desc,
                               crop_shape=self.crop_shape, framing=self.framing)

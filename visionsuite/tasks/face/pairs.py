@@ -264,7 +264,8 @@ def evaluate_pairs(run, pairs_file, data=None, json_path=None, detect=None) -> d
     out and counted."""
     from visionsuite.core.files import writable_file, write_json
     from visionsuite.core.progress import warn
-    from visionsuite.tasks.face.commands import NAMED_PHOTOS, load_embedder
+    from visionsuite.tasks.face.commands import load_embedder
+    from visionsuite.tasks.face.faces import NAMED_PHOTOS
 
     if json_path:
         writable_file(json_path, "the metrics file", "--json")
