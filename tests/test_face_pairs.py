@@ -97,6 +97,11 @@ def test_bad_pairs_files_are_errors_that_name_the_line(tmp_path):
     (tmp_path / "bad.txt").write_text("Ann_Lee 1 9\n")
     with pytest.raises(VisionsuiteError, match=r"line 1: Ann_Lee/Ann_Lee_0009\.\*"):
         read_pairs(tmp_path / "bad.txt", lfw)
+    with pytest.raises(VisionsuiteError, match="nowhere: no such folder"):
+        read_pairs(tmp_path / "bad.txt", tmp_path / "nowhere")
+    (tmp_path / "binary.txt").write_bytes(b"\xff\xfe\x00 not text")
+    with pytest.raises(VisionsuiteError, match="not a text file of pairs"):
+        read_pairs(tmp_path / "binary.txt", lfw)
 
 
 def test_the_most_accurate_threshold_and_lfw_accuracy_by_hand():
