@@ -301,20 +301,23 @@ def test_dicom_slices_train_with_a_ct_window_and_segment_to_png_or_a_volume(tmp_
     run = tmp_path / "runs" / "segment" / "exp"
     image = root / "val" / "images" / "s3.dcm"
     result = invoke("segment", run, image, "--output", tmp_path / "out", "--json",
-                    "--window", 40, 400)
+                    "--window", 40, 400, "--dicom-seg")
     assert result.exit_code == 0, result.output
     (row,) = json.loads(result.stdout)
     assert row["mask"].endswith("s3.png")
     assert np.array(Image.open(row["mask"])).shape == (128, 128)
+    assert_segments_its_images(row["dicom_seg"], [image],
+                               [np.array(Image.open(row["mask"])) // 255])
     # A series, one file a slice as scanners write it: one label volume in its geometry.
     import nibabel as nib
 
     (tmp_path / "series").mkdir()
     for index, height in enumerate((-65.7, -75.7, -70.7)):  # files out of slice order
         dataset.ImagePositionPatient[2] = height
+        dataset.SOPInstanceUID = pydicom.uid.generate_uid()
         dataset.save_as(tmp_path / "series" / f"IM{index:04d}")
     result = invoke("segment", run, tmp_path / "series", "--output", tmp_path / "out",
-                    "--json", "--overlay", "--probabilities")
+                    "--json", "--overlay", "--probabilities", "--dicom-seg")
     assert result.exit_code == 0, result.output
     (row,) = json.loads(result.stdout)
     assert row["slices"] == 3 and len(row["overlays"]) == 3
@@ -328,6 +331,31 @@ def test_dicom_slices_train_with_a_ct_window_and_segment_to_png_or_a_volume(tmp_
     voxel = float(dataset.PixelSpacing[0]) ** 2 * 5
     foreground = row["areas"]["foreground"]
     assert foreground["volume_mm3"] == pytest.approx(foreground["pixels"] * voxel, rel=1e-4)
+    # The DICOM SEG: each slice of the label volume, on the file of that slice.
+    volume = np.asarray(written.dataobj)
+    in_order = [tmp_path / "series" / f"IM{index:04d}" for index in (1, 2, 0)]  # bottom up
+    assert_segments_its_images(row["dicom_seg"], in_order,
+                               [np.flipud(volume[:, :, k].T) for k in range(3)])
+    result = invoke("segment", run, root / "val" / "masks" / "s3.png", "--output",
+                    tmp_path / "png", "--dicom-seg", "--json")
+    assert result.exit_code == 0 and "s3.png: not DICOM; no DICOM SEG" in result.stderr
+    assert "dicom_seg" not in json.loads(result.stdout)[0]
+
+
+def assert_segments_its_images(seg_path, images, classes):
+    """A DICOM SEG (read back with highdicom) whose segment 1, `foreground`, is `classes` on
+    each of `images` (DICOM files), and that references them."""
+    import highdicom as hd
+    import pydicom
+
+    seg = hd.seg.segread(seg_path)
+    assert seg.number_of_segments == 1
+    assert seg.get_segment_description(1).segment_label == "foreground"
+    uids = [pydicom.dcmread(path).SOPInstanceUID for path in images]
+    pixels = seg.get_pixels_by_source_instance(source_sop_instance_uids=uids,
+                                               segment_numbers=[1], combine_segments=True)
+    assert any(mask.any() for mask in classes)  # something was segmented
+    assert np.array_equal(pixels, np.stack(classes)), "SEG frames differ from the masks"
 
 
 def write_series_case(images: Path, masks: Path, case: str, number: int) -> list[np.ndarray]:

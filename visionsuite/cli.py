@@ -169,10 +169,13 @@ def classify_command(run, images, top_k, as_json):
 @click.option("--probabilities", is_flag=True,
               help="Also write each class's probability map but class 0's: 16-bit PNG "
                    "(value / 65535), float32 NIfTI for volumes.")
+@click.option("--dicom-seg", is_flag=True,
+              help="Also write a DICOM Segmentation (SEG) of each DICOM series or file, "
+                   "referencing its images, for PACS and DICOM viewers.")
 @click.option("--json", "as_json", is_flag=True, help="Print per-image class areas as JSON.")
 @friendly_errors
 def segment_command(run, images, output, overlay, threshold, window, all_components,
-                    probabilities, as_json):
+                    probabilities, dicom_seg, as_json):
     """Segment IMAGES (files or folders, any size; DICOM and NIfTI too) with RUN; one mask PNG
     per image at the image's size (0/255 for 2 classes, else class indices); a NIfTI volume
     or a DICOM series gets a NIfTI label volume in its geometry, a TIFF stack a TIFF stack of
@@ -182,7 +185,8 @@ def segment_command(run, images, output, overlay, threshold, window, all_compone
 
     results = segment_images(run, images, output, overlay, threshold,
                              window=list(window) if window else None,
-                             all_components=all_components, probabilities=probabilities)
+                             all_components=all_components, probabilities=probabilities,
+                             dicom_seg=dicom_seg)
     if as_json:
         click.echo(json.dumps(results, indent=2))
         return

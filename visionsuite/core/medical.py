@@ -29,6 +29,8 @@ One percentile range per file keeps every slice of a volume windowed alike; a DI
   is resampled onto the series' voxels through the two affines (`label_slices_for`), so a
   label volume stored in another orientation still marks the right pixels; so is a NIfTI
   label volume of another size than its NIfTI image.
+- `labels_to_dicom_seg` writes the masks of DICOM images as a DICOM Segmentation (SEG,
+  highdicom) that references them, as PACS and DICOM viewers (OHIF, 3D Slicer) load results.
 """
 
 from __future__ import annotations
@@ -195,6 +197,41 @@ def voxel_spacing(path: str | Path) -> tuple[float, float, float] | None:
         return None
     x, y, z = spacing  # rows run along y, columns along x
     return z, y, x
+
+
+def labels_to_dicom_seg(labels: list[np.ndarray], sources: list[Path], names: list[str],
+                        output: str | Path, model: str) -> Path:
+    """A binary DICOM Segmentation of the class indices `labels` of the single-frame DICOM
+    files `sources` (one array each, in their order): one segment per class but 0, labelled
+    with its name, each frame referencing the image it segments. Written atomically."""
+    import highdicom as hd
+    import pydicom
+    from pydicom.sr.codedict import codes
+
+    from visionsuite import __version__
+
+    images = [pydicom.dcmread(path) for path in sources]
+    algorithm = hd.AlgorithmIdentificationSequence(
+        name="visionsuite", version=__version__, family=codes.cid7162.ArtificialIntelligence)
+    # Class names are free text: each segment gets the generic category and type 3D Slicer
+    # gives a new segment ("Tissue"), and its label names it.
+    segments = [hd.seg.SegmentDescription(
+        segment_number=number, segment_label=name[:64],
+        segmented_property_category=codes.SCT.Tissue, segmented_property_type=codes.SCT.Tissue,
+        algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
+        algorithm_identification=algorithm) for number, name in enumerate(names[1:], 1)]
+    segmentation = hd.seg.Segmentation(
+        source_images=images, pixel_array=np.stack(labels).astype(np.uint8),
+        segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
+        segment_descriptions=segments, series_instance_uid=hd.UID(),
+        series_number=1000 + int(images[0].get("SeriesNumber", 0) or 0),
+        sop_instance_uid=hd.UID(), instance_number=1, manufacturer="visionsuite",
+        manufacturer_model_name=model[-64:], software_versions=__version__,
+        device_serial_number="0", series_description="visionsuite segmentation")
+    output = Path(output)
+    with atomic_path(output, suffix=".dcm") as tmp:
+        segmentation.save_as(tmp)
+    return output
 
 
 def labels_to_nifti(labels: list[np.ndarray], reference: str | Path, output: str | Path,

@@ -11,12 +11,13 @@ import numpy as np
 from visionsuite.core.files import RUNS, atomic_path, unique_stem
 from visionsuite.core.images import UnreadableImage, fit_within, read_image_slices
 from visionsuite.core.medical import (DicomSeries, file_stem, is_medical_file, is_nifti,
-                                      labels_to_nifti, probabilities_to_nifti,
+                                      labels_to_dicom_seg, labels_to_nifti,
+                                      probabilities_to_nifti,
                                       read_series_slices, series_labels_to_nifti,
                                       series_probabilities_to_nifti, stack_dicom_series,
                                       voxel_volume_mm3)
 from visionsuite.core.plots import colorize, shown_image
-from visionsuite.errors import VisionsuiteError
+from visionsuite.errors import VisionsuiteError, first_line
 from visionsuite.tasks.segment.colours import colours_rgb
 from visionsuite.tasks.segment.components import class_numbers, keep_largest_components
 from visionsuite.tasks.segment.data import ChannelFiles, channel_groups, read_channel_files
@@ -40,7 +41,8 @@ def _foreground_threshold(threshold: float | None, classes: int) -> float:
 def segment_images(run: str, inputs, output: str | Path | None = None, overlay: bool = False,
                    threshold: float | None = None, tile_overlap: float | None = None,
                    window: list[float] | None = None,
-                   all_components: bool = False, probabilities: bool = False) -> list[dict]:
+                   all_components: bool = False, probabilities: bool = False,
+                   dicom_seg: bool = False) -> list[dict]:
     """Segment each image in `inputs` with RUN; write `<stem>.png` masks at the input's size
     (0/255 for 2 classes, else class indices; palette PNGs of class indices in the colours of
     a run trained on colour masks) and, with `overlay`, `<stem>_overlay.png`.
@@ -51,7 +53,8 @@ def segment_images(run: str, inputs, output: str | Path | None = None, overlay: 
     each file as in training. Where training chose to keep only the largest connected
     component of some classes (components.py), each image, or volume, is post-processed so,
     unless `all_components`. With `probabilities`, also each class's probability maps
-    (_write_probabilities).
+    (_write_probabilities); with `dicom_seg`, a DICOM Segmentation of each DICOM series or
+    single-frame DICOM file (_write_dicom_seg).
     Returns per-image class areas (and volumes in mm^3 for volumes)."""
     from visionsuite.core.evaluate import load_run_config
     from visionsuite.core.files import new_run_dir, writable_folder
@@ -124,9 +127,39 @@ def segment_images(run: str, inputs, output: str | Path | None = None, overlay: 
         if probabilities:
             results[-1]["probabilities"] = _write_probabilities(maps, reference, labels,
                                                                 folder, stem)
+        if dicom_seg:
+            written = _write_dicom_seg(item, predicted, labels, class_count, folder, stem,
+                                       source)
+            results[-1] |= {"dicom_seg": written} if written else {}
     if not results:
         raise VisionsuiteError("none of the images could be read")
     return results
+
+
+def _write_dicom_seg(item, predicted: list[np.ndarray], labels: list[str], class_count: int,
+                     folder: Path, stem: str, source) -> str | None:
+    """`<stem>_seg.dcm`, the DICOM Segmentation of a DICOM series or single-frame DICOM file
+    (medical.labels_to_dicom_seg); for any other input, or DICOM files highdicom cannot
+    reference, a warning and None: the masks written beside it stay."""
+    from visionsuite.core.progress import warn
+
+    sources = item.paths if isinstance(item, DicomSeries) else [item]
+    name = item.name if isinstance(item, DicomSeries) else str(item)
+    if isinstance(item, ChannelFiles) or not is_medical_file(sources[0]) \
+            or is_nifti(sources[0]):
+        warn(f"{name}: not DICOM; no DICOM SEG")
+        return None
+    if len(predicted) != len(sources):
+        warn(f"{name}: a multi-frame DICOM file; no DICOM SEG (its frames' masks are PNGs)")
+        return None
+    names = labels if len(labels) == class_count else [f"class_{i}" for i in range(class_count)]
+    model = source.run_dir.name if source.run_dir is not None else source.path.name
+    try:
+        return str(labels_to_dicom_seg(predicted, sources, names, folder / f"{stem}_seg.dcm",
+                                       model))
+    except (AttributeError, KeyError, TypeError, ValueError) as err:  # highdicom's checks
+        warn(f"{name}: no DICOM SEG: {first_line(str(err))}")
+        return None
 
 
 def _read_input(item, channels: int, window: list[float] | None) -> list[np.ndarray]:
