@@ -336,10 +336,19 @@ def test_dicom_slices_train_with_a_ct_window_and_segment_to_png_or_a_volume(tmp_
     in_order = [tmp_path / "series" / f"IM{index:04d}" for index in (1, 2, 0)]  # bottom up
     assert_segments_its_images(row["dicom_seg"], in_order,
                                [np.flipud(volume[:, :, k].T) for k in range(3)])
-    result = invoke("segment", run, root / "val" / "masks" / "s3.png", "--output",
-                    tmp_path / "png", "--dicom-seg", "--json")
-    assert result.exit_code == 0 and "s3.png: not DICOM; no DICOM SEG" in result.stderr
-    assert "dicom_seg" not in json.loads(result.stdout)[0]
+    # A secondary capture's frames, whose SEG highdicom cannot read back, and a file that is
+    # not DICOM: their masks alone, and a warning; no SEG file left behind.
+    frames = get_testdata_file("SC_rgb_rle_2frame.dcm", download=False)
+    result = invoke("segment", run, frames, root / "val" / "masks" / "s3.png", "--output",
+                    tmp_path / "more", "--dicom-seg", "--json")
+    assert result.exit_code == 0, result.output
+    two, png = json.loads(result.stdout)
+    assert "dicom_seg" not in two and len(two["masks"]) == 2
+    assert "SC_rgb_rle_2frame.dcm: no DICOM SEG: the SEG written does not read back" \
+        in result.stderr
+    assert not list((tmp_path / "more").glob("*.dcm*")) and \
+        not list((tmp_path / "more").glob(".*"))
+    assert "dicom_seg" not in png and "s3.png: not DICOM; no DICOM SEG" in result.stderr
 
 
 def assert_segments_its_images(seg_path, images, classes):

@@ -201,9 +201,10 @@ def voxel_spacing(path: str | Path) -> tuple[float, float, float] | None:
 
 def labels_to_dicom_seg(labels: list[np.ndarray], sources: list[Path], names: list[str],
                         output: str | Path, model: str) -> Path:
-    """A binary DICOM Segmentation of the class indices `labels` of the single-frame DICOM
-    files `sources` (one array each, in their order): one segment per class but 0, labelled
-    with its name, each frame referencing the image it segments. Written atomically."""
+    """A binary DICOM Segmentation of the class indices `labels` of the frames of the DICOM
+    files `sources` (a series' files in its order, or one file's frames): one segment per
+    class but 0, labelled with its name, each frame referencing the image it segments.
+    Written atomically, and only if highdicom reads it back (ValueError otherwise)."""
     import highdicom as hd
     import pydicom
     from pydicom.sr.codedict import codes
@@ -231,6 +232,10 @@ def labels_to_dicom_seg(labels: list[np.ndarray], sources: list[Path], names: li
     output = Path(output)
     with atomic_path(output, suffix=".dcm") as tmp:
         segmentation.save_as(tmp)
+        try:  # highdicom writes some SEGs it cannot read (frames without pixel spacing)
+            hd.seg.segread(tmp)
+        except (AttributeError, KeyError, TypeError, ValueError) as err:
+            raise ValueError(f"the SEG written does not read back ({err})") from None
     return output
 
 

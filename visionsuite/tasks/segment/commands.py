@@ -138,9 +138,11 @@ def segment_images(run: str, inputs, output: str | Path | None = None, overlay: 
 
 def _write_dicom_seg(item, predicted: list[np.ndarray], labels: list[str], class_count: int,
                      folder: Path, stem: str, source) -> str | None:
-    """`<stem>_seg.dcm`, the DICOM Segmentation of a DICOM series or single-frame DICOM file
-    (medical.labels_to_dicom_seg); for any other input, or DICOM files highdicom cannot
-    reference, a warning and None: the masks written beside it stay."""
+    """`<stem>_seg.dcm`, the DICOM Segmentation of a DICOM series or file
+    (medical.labels_to_dicom_seg); for any other input, or DICOM files whose SEG highdicom
+    refuses to write (ultrasound cine: frames without a frame of reference) or cannot read
+    back (a secondary capture's frames without pixel spacing), a warning and None: the masks
+    written beside it stay."""
     from visionsuite.core.progress import warn
 
     sources = item.paths if isinstance(item, DicomSeries) else [item]
@@ -148,9 +150,6 @@ def _write_dicom_seg(item, predicted: list[np.ndarray], labels: list[str], class
     if isinstance(item, ChannelFiles) or not is_medical_file(sources[0]) \
             or is_nifti(sources[0]):
         warn(f"{name}: not DICOM; no DICOM SEG")
-        return None
-    if len(predicted) != len(sources):
-        warn(f"{name}: a multi-frame DICOM file; no DICOM SEG (its frames' masks are PNGs)")
         return None
     names = labels if len(labels) == class_count else [f"class_{i}" for i in range(class_count)]
     model = source.run_dir.name if source.run_dir is not None else source.path.name
