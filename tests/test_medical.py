@@ -513,3 +513,26 @@ def test_a_label_volume_of_its_images_size_pairs_voxel_by_voxel_whatever_its_aff
     assert all(np.array_equal(a, b)
                for a, b in zip(found, read_label_slices(tmp_path / "label.nii.gz")))
     assert "label.nii.gz: its affine differs from its image ct.nii.gz's" in capfd.readouterr().err
+
+
+def test_a_dicom_seg_holds_one_segment_a_class_on_each_image_of_its_series(tmp_path):
+    import highdicom as hd
+
+    from visionsuite.core.medical import labels_to_dicom_seg
+
+    files = _copy_shuffled(SERIES_SAMPLES / "98892001" / "CT5N", tmp_path / "chest")
+    (series,), _ = stack_dicom_series(files)
+    shape = pydicom.dcmread(series.paths[0]).pixel_array.shape
+    labels = [np.zeros(shape, np.uint8) for _ in series.paths]
+    labels[0][2:6, 3:9] = 1
+    labels[-1][8:12, 1:4] = 2  # a second class, on another slice only
+    written = labels_to_dicom_seg(labels, series.paths, ["background", "lung", "nodule"],
+                                  tmp_path / "out" / "chest_seg.dcm", "exp")
+    assert [path.name for path in (tmp_path / "out").iterdir()] == ["chest_seg.dcm"]
+    seg = hd.seg.segread(written)
+    assert [seg.get_segment_description(n).segment_label for n in (1, 2)] == ["lung", "nodule"]
+    assert seg.SegmentationType == "BINARY" and seg.Manufacturer == "visionsuite"
+    uids = [pydicom.dcmread(path).SOPInstanceUID for path in series.paths]
+    back = seg.get_pixels_by_source_instance(source_sop_instance_uids=uids, segment_numbers=[1, 2],
+                                             combine_segments=True, relabel=True)
+    assert np.array_equal(back, np.stack(labels))

@@ -36,6 +36,7 @@ One percentile range per file keeps every slice of a volume windowed alike; a DI
 from __future__ import annotations
 
 import functools
+import warnings
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -221,14 +222,16 @@ def labels_to_dicom_seg(labels: list[np.ndarray], sources: list[Path], names: li
         segmented_property_category=codes.SCT.Tissue, segmented_property_type=codes.SCT.Tissue,
         algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
         algorithm_identification=algorithm) for number, name in enumerate(names[1:], 1)]
-    segmentation = hd.seg.Segmentation(
-        source_images=images, pixel_array=np.stack(labels).astype(np.uint8),
-        segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
-        segment_descriptions=segments, series_instance_uid=hd.UID(),
-        series_number=1000 + int(images[0].get("SeriesNumber", 0) or 0),
-        sop_instance_uid=hd.UID(), instance_number=1, manufacturer="visionsuite",
-        manufacturer_model_name=model[-64:], software_versions=__version__,
-        device_serial_number="0", series_description="visionsuite segmentation")
+    with warnings.catch_warnings():  # highdicom's, on the sources' patient names
+        warnings.filterwarnings("ignore", module="highdicom")
+        segmentation = hd.seg.Segmentation(
+            source_images=images, pixel_array=np.stack(labels).astype(np.uint8),
+            segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
+            segment_descriptions=segments, series_instance_uid=hd.UID(),
+            series_number=1000 + int(images[0].get("SeriesNumber", 0) or 0),
+            sop_instance_uid=hd.UID(), instance_number=1, manufacturer="visionsuite",
+            manufacturer_model_name=model[-64:], software_versions=__version__,
+            device_serial_number="0", series_description="visionsuite segmentation")
     output = Path(output)
     with atomic_path(output, suffix=".dcm") as tmp:
         segmentation.save_as(tmp)
