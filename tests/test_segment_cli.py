@@ -494,10 +494,11 @@ def test_multi_modal_mri_trains_on_every_channel_and_segments_into_a_label_volum
     images = root / "imagesTr"
     case = val[0]
     result = invoke("segment", run, images / f"{case}_0000.nii.gz", images / f"{case}_0001.nii.gz",
-                    "--output", tmp_path / "out", "--json", "--overlay")
+                    "--output", tmp_path / "out", "--json", "--overlay", "--dicom-seg")
     assert result.exit_code == 0, result.output
     (row,) = json.loads(result.stdout)
     assert row["mask"].endswith(f"{case}.nii.gz") and len(row["channels"]) == 2
+    assert f"{case}: not DICOM; no DICOM SEG" in result.stderr and "dicom_seg" not in row
     written = nib.load(row["mask"])
     assert written.shape == (48, 40, 4) and np.allclose(written.affine, np.diag([0.9, 0.9, 3, 1]))
     predicted = np.asarray(written.dataobj)

@@ -54,7 +54,7 @@ def segment_images(run: str, inputs, output: str | Path | None = None, overlay: 
     component of some classes (components.py), each image, or volume, is post-processed so,
     unless `all_components`. With `probabilities`, also each class's probability maps
     (_write_probabilities); with `dicom_seg`, a DICOM Segmentation of each DICOM series or
-    single-frame DICOM file (_write_dicom_seg).
+    file (_write_dicom_seg).
     Returns per-image class areas (and volumes in mm^3 for volumes)."""
     from visionsuite.core.evaluate import load_run_config
     from visionsuite.core.files import new_run_dir, writable_folder
@@ -145,10 +145,12 @@ def _write_dicom_seg(item, predicted: list[np.ndarray], labels: list[str], class
     written beside it stay."""
     from visionsuite.core.progress import warn
 
+    if isinstance(item, ChannelFiles):  # NIfTI channels of one case
+        warn(f"{item.case}: not DICOM; no DICOM SEG")
+        return None
     sources = item.paths if isinstance(item, DicomSeries) else [item]
     name = item.name if isinstance(item, DicomSeries) else str(item)
-    if isinstance(item, ChannelFiles) or not is_medical_file(sources[0]) \
-            or is_nifti(sources[0]):
+    if not is_medical_file(sources[0]) or is_nifti(sources[0]):
         warn(f"{name}: not DICOM; no DICOM SEG")
         return None
     names = labels if len(labels) == class_count else [f"class_{i}" for i in range(class_count)]
@@ -156,7 +158,8 @@ def _write_dicom_seg(item, predicted: list[np.ndarray], labels: list[str], class
     try:
         return str(labels_to_dicom_seg(predicted, sources, names, folder / f"{stem}_seg.dcm",
                                        model))
-    except (AttributeError, KeyError, TypeError, ValueError) as err:  # highdicom's checks
+    except (AttributeError, KeyError, NotImplementedError, TypeError,
+            ValueError) as err:  # highdicom's checks of the sources
         warn(f"{name}: no DICOM SEG: {first_line(str(err))}")
         return None
 
