@@ -536,3 +536,20 @@ def test_a_dicom_seg_holds_one_segment_a_class_on_each_image_of_its_series(tmp_p
     back = seg.get_pixels_by_source_instance(source_sop_instance_uids=uids, segment_numbers=[1, 2],
                                              combine_segments=True, relabel=True)
     assert np.array_equal(back, np.stack(labels))
+
+
+def test_a_dicom_seg_that_does_not_read_back_is_not_kept(tmp_path, monkeypatch):
+    import highdicom as hd
+
+    from visionsuite.core.medical import labels_to_dicom_seg
+
+    def unreadable(path):
+        raise AttributeError("Sequence does not have the required attributes")
+
+    monkeypatch.setattr(hd.seg, "segread", unreadable)
+    source = dicom_sample("CT_small.dcm")
+    labels = [np.zeros(pydicom.dcmread(source).pixel_array.shape, np.uint8)]
+    with pytest.raises(ValueError, match="the SEG written does not read back"):
+        labels_to_dicom_seg(labels, [source], ["background", "bone"], tmp_path / "x_seg.dcm",
+                            "exp")
+    assert list(tmp_path.iterdir()) == []  # neither the SEG nor its temporary file
