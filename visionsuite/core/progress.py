@@ -21,3 +21,13 @@ def warn(message: str) -> None:
     from tqdm import tqdm
 
     tqdm.write(f"warning: {message}", file=sys.stderr)
+
+
+def warn_some(messages: list[str], more: str, shown: int = 10) -> None:
+    """The first `shown` of `messages` as warnings, then one that counts the others (`more`,
+    formatted with their count): a folder of thousands of photos (LFW's 13233) stays one
+    screen of warnings."""
+    for message in messages[:shown]:
+        warn(message)
+    if len(messages) > shown:
+        warn(more.format(len(messages) - shown))

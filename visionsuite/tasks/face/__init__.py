@@ -191,16 +191,14 @@ def _warn_of_single_images(people: list[str], folder: Path) -> None:
 
 
 def _decode(items, names: list[str], config: Config, split: str) -> FaceSplit:
-    from visionsuite.tasks.face.faces import NAMED_PHOTOS, face_mode, prepare_faces
+    from visionsuite.core.progress import warn_some
+    from visionsuite.tasks.face.faces import face_mode, prepare_faces
 
     paths = [path for path, _ in items]
     faces = prepare_faces(paths, config.data.image_size, config.data.channels,
                           config.data.face_detect, config.data.workers, desc=f"decoding {split}")
-    for message in faces.skipped[:NAMED_PHOTOS]:
-        print(f"warning: {message}; skipped", file=sys.stderr)
-    if len(faces.skipped) > NAMED_PHOTOS:
-        print(f"warning: {len(faces.skipped) - NAMED_PHOTOS} more {split} images skipped "
-              "(`visionsuite data check face` names more)", file=sys.stderr)
+    warn_some([f"{message}; skipped" for message in faces.skipped],
+              f"{{}} more {split} images skipped (`visionsuite data check face` names more)")
     if face_mode(config.data.face_detect) != "false":
         print(f"{split}: {faces.summary}", file=sys.stderr)
         if not faces.kept and any("no face found" in m for m in faces.skipped):

@@ -57,17 +57,15 @@ class Embedder:
     def embed_files(self, paths: list[Path], desc: str = "embedding"):
         """(embeddings of the images in which a face was found, kept indices, skip messages).
         A photo of several faces is warned about: its largest face is the one embedded."""
-        from visionsuite.core.progress import warn
-        from visionsuite.tasks.face.faces import NAMED_PHOTOS, prepare_faces
+        from visionsuite.core.progress import warn_some
+        from visionsuite.tasks.face.faces import prepare_faces
 
         faces = prepare_faces(paths, self.image_size, self.channels, self.detect, desc=desc,
                               crop_shape=self.crop_shape, framing=self.framing)
-        for index, count in faces.crowded[:NAMED_PHOTOS]:  # a group photo among one's own
-            warn(f"{paths[index]}: {count} faces found; the largest is used (identify "
-                 "--every-face takes each)")
-        if len(faces.crowded) > NAMED_PHOTOS:  # LFW's photos often hold a face behind
-            warn(f"{len(faces.crowded) - NAMED_PHOTOS} more photos hold several faces; the "
-                 "largest of each is used")
+        # A group photo among one person's; LFW's photos often hold a face behind the first.
+        warn_some([f"{paths[index]}: {count} faces found; the largest is used (identify "
+                   "--every-face takes each)" for index, count in faces.crowded],
+                  "{} more photos hold several faces; the largest of each is used")
         if not len(faces.kept):
             return np.zeros((0, 0), np.float32), [], faces.skipped
         return self.embed(faces.images), faces.kept, faces.skipped

@@ -88,11 +88,6 @@ class Face:
     faces: int = 0  # faces found; the largest is the one cropped
 
 
-# Photos named one by one in a warning (several faces, no face, unreadable); the rest are
-# counted: LFW's 13233 photos would give hundreds of lines.
-NAMED_PHOTOS = 10
-
-
 @dataclass
 class FaceSet:
     images: np.ndarray  # (N, S, S, C) uint8

@@ -172,10 +172,16 @@ def face_metrics(embeddings: np.ndarray, identities: np.ndarray,
                    same_pairs=int(len(positives)), different_pairs=int(different_pairs))
     if len(negatives) < different_pairs:
         metrics["different_pairs_sampled"] = int(len(negatives))
-    far, tar, _ = roc_curve(positives, negatives)
-    keep = np.unique(np.linspace(0, len(far) - 1, min(len(far), 400)).astype(int))
-    metrics["roc"] = {"far": far[keep].round(6).tolist(), "tar": tar[keep].round(6).tolist()}
+    metrics["roc"] = roc_points(positives, negatives)
     return metrics
+
+
+def roc_points(positives: np.ndarray, negatives: np.ndarray, count: int = 400) -> dict:
+    """At most `count` points of the ROC curve, evenly spread over its thresholds: enough to
+    plot it, few enough for metrics.json."""
+    far, tar, _ = roc_curve(positives, negatives)
+    keep = np.unique(np.linspace(0, len(far) - 1, min(len(far), count)).astype(int))
+    return {"far": far[keep].round(6).tolist(), "tar": tar[keep].round(6).tolist()}
 
 
 def hardest_identities(vectors: np.ndarray, identities: np.ndarray, cut: float,

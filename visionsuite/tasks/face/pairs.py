@@ -196,7 +196,7 @@ def pair_metrics(embeddings: np.ndarray, pairs: PairList, threshold: float | Non
     FAR 1e-2 and 1e-3, accuracy at the model's threshold and, for a list of folds, LFW's
     accuracy (the mean over folds, each at the threshold most accurate on the others)."""
     from visionsuite.tasks.face.metrics import (FAR_TARGETS, equal_error_rate, roc_auc,
-                                                roc_curve, threshold_at_far)
+                                                roc_points, threshold_at_far)
 
     scores = np.einsum("ij,ij->i", embeddings[pairs.first], embeddings[pairs.second])
     positives, negatives = scores[pairs.same], scores[~pairs.same]
@@ -219,9 +219,7 @@ def pair_metrics(embeddings: np.ndarray, pairs: PairList, threshold: float | Non
         metrics["folds"] = folds
     metrics.update(pairs=int(len(scores)), same_pairs=int(len(positives)),
                    different_pairs=int(len(negatives)), images=len(pairs.paths))
-    far, tar, _ = roc_curve(positives, negatives)
-    keep = np.unique(np.linspace(0, len(far) - 1, min(len(far), 400)).astype(int))
-    metrics["roc"] = {"far": far[keep].round(6).tolist(), "tar": tar[keep].round(6).tolist()}
+    metrics["roc"] = roc_points(positives, negatives)
     return metrics
 
 
@@ -263,19 +261,16 @@ def evaluate_pairs(run, pairs_file, data=None, json_path=None, detect=None) -> d
     face found and cut out as `verify` does; pairs with an image without a face are left
     out and counted."""
     from visionsuite.core.files import writable_file, write_json
-    from visionsuite.core.progress import warn
+    from visionsuite.core.progress import warn_some
     from visionsuite.tasks.face.commands import load_embedder
-    from visionsuite.tasks.face.faces import NAMED_PHOTOS
 
     if json_path:
         writable_file(json_path, "the metrics file", "--json")
     embedder = load_embedder(run, detect)
     pairs = read_pairs(pairs_file, data)
     embeddings, kept, skipped = embedder.embed_files(pairs.paths)
-    for message in skipped[:NAMED_PHOTOS]:
-        warn(f"{message}; its pairs left out")
-    if len(skipped) > NAMED_PHOTOS:
-        warn(f"{len(skipped) - NAMED_PHOTOS} more photos without a face; their pairs left out")
+    warn_some([f"{message}; its pairs left out" for message in skipped],
+              "{} more photos without a face; their pairs left out")
     scored = pairs.keep_images(kept)
     metrics = pair_metrics(embeddings, scored, embedder.threshold)
     result = {"model": str(embedder.source.path), "format": embedder.source.kind,
