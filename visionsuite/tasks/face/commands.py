@@ -264,10 +264,10 @@ def identify_every_face(run, inputs, gallery: str | Path, top_k: int = 5,
     and the folder (`output`, else a new runs/identify/identifyN) where each image is drawn
     with its faces' boxes and names (grey: unknown)."""
     from visionsuite.core.files import RUNS, new_run_dir, unique_stem, writable_folder
-    from visionsuite.core.images import UnreadableImage, collect_images
+    from visionsuite.core.images import UnreadableImage, collect_images, read_image
     from visionsuite.core.plots import save_drawn
     from visionsuite.core.progress import progress
-    from visionsuite.tasks.face.faces import SQUARE, every_face
+    from visionsuite.tasks.face.faces import SQUARE, faces_in
 
     embedder = load_embedder(run, detect=True)
     people = _gallery_people(gallery, embedder)
@@ -278,11 +278,11 @@ def identify_every_face(run, inputs, gallery: str | Path, top_k: int = 5,
     results, used = [], set()
     for path in progress(paths, total=len(paths), desc="identifying every face"):
         try:
-            boxes, crops = every_face(path, embedder.image_size, embedder.channels,
-                                      embedder.framing or SQUARE)
+            photo = read_image(path, None, embedder.channels)
         except UnreadableImage as err:
             results.append({"image": str(path), "error": str(err)})
             continue
+        boxes, crops = faces_in(photo, embedder.image_size, embedder.framing or SQUARE)
         if not boxes:
             results.append({"image": str(path), "error": f"{path}: no face found"})
             continue
@@ -291,11 +291,12 @@ def identify_every_face(run, inputs, gallery: str | Path, top_k: int = 5,
                                                          top_k)}
                  for (x, y, w, h), row in zip(boxes, scores)]
         drawn = folder / f"{unique_stem(path.stem, used)}.png"
-        save_drawn(path, [{"box": face["box"], "class": face["identity"],
-                           "class_id": names.index(face["identity"])
-                           if face["identity"] in names else None,
-                           "score": face["candidates"][0]["similarity"]} for face in faces],
-                   drawn)
+        boxes_drawn = [{"box": face["box"], "class": face["identity"],
+                        "class_id": names.index(face["identity"])
+                        if face["identity"] in names else None,
+                        "score": face["candidates"][0]["similarity"]} for face in faces]
+        # on the photo as decoded (not decoded again), unless the model reads it grey
+        save_drawn(photo if photo.shape[-1] == 3 else path, boxes_drawn, drawn)
         results.append({"image": str(path), "faces": faces, "drawn": str(drawn)})
     if output is None and not any("faces" in result for result in results):
         folder.rmdir()  # nothing drawn: no empty run folder left behind

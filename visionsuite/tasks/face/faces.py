@@ -247,7 +247,13 @@ def every_face(path: Path, size: int, channels: int, framing: Framing = SQUARE
     """Every face found in the photo at `path` (a group photo): their boxes (x, y, w, h,
     largest first, on the image as shown upright) and their crops, aligned, framed as
     `framing` says and resized, (N, size, size, channels) uint8."""
-    full = read_image(path, None, channels)
+    return faces_in(read_image(path, None, channels), size, framing)
+
+
+def faces_in(full: np.ndarray, size: int, framing: Framing = SQUARE
+             ) -> tuple[list[tuple], np.ndarray]:
+    """every_face of a decoded photo, (H, W, channels) uint8 as read_image gives it."""
+    channels = full.shape[-1]
     gray = _gray(full, channels)
     boxes = find_faces(gray)
     crops = [crop_face(full, box, find_eyes(gray, box), size, framing) for box in boxes]
