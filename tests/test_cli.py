@@ -227,13 +227,15 @@ def test_a_model_of_another_task_is_a_one_line_error_before_anything_is_written(
 
 def test_evaluate_classify_and_benchmark_a_run(tiny_run, shapes_dir, tmp_path):
     report = tmp_path / "metrics.json"
-    result = invoke("evaluate", tiny_run, "--json", report)
+    result = invoke("evaluate", tiny_run, "--json", report, "--plots", tmp_path / "plots")
     assert result.exit_code == 0, result.output
     assert "accuracy" in result.output
     assert "circle" in result.output.split("per class:")[1]  # the task's detail table
     metrics = json.loads(report.read_text())
     assert metrics["format"] == "keras" and metrics["task"] == "classify"
     assert metrics["images"] == 12
+    drawn = tmp_path / "plots" / "val_confusion_matrix.png"
+    assert metrics["plots"] == [str(drawn)] and drawn.read_bytes().startswith(b"\x89PNG")
 
     image = next((shapes_dir / "val" / "square").iterdir())
     result = invoke("classify", tiny_run, image, shapes_dir / "val" / "circle", "--top-k", 2,

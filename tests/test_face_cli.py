@@ -270,11 +270,11 @@ def test_evaluate_pairs_of_every_val_pair_scores_as_evaluate_does(face_run, face
     assert "cv_accuracy" not in scored  # one set of pairs: no folds
 
 
-def test_evaluate_pairs_in_lfw_folds_gives_lfw_accuracy(face_run, faces_data, tmp_path):
-    """LFW's pairs.txt layout over the val people (numbered files, `<person>/<n>.png`):
-    4 folds, each of 8 same- and 8 different-person pairs."""
+def _lfw_layout_pairs(people_folder: Path) -> list[str]:
+    """LFW's pairs.txt layout over the people of `people_folder` (numbered files,
+    `<person>/<n>.png`, 8 each): 4 folds, each of 8 same- and 8 different-person pairs."""
     rng = np.random.default_rng(0)
-    people = sorted(path.name for path in (faces_data / "val").iterdir())
+    people = sorted(path.name for path in people_folder.iterdir())
     lines = ["4\t8"]
     for _ in range(4):
         for _ in range(8):
@@ -284,6 +284,12 @@ def test_evaluate_pairs_in_lfw_folds_gives_lfw_accuracy(face_run, faces_data, tm
             one, other = rng.choice(len(people), 2, replace=False)
             lines.append(f"{people[one]}\t{rng.integers(8)}\t{people[other]}\t"
                          f"{rng.integers(8)}")
+    return lines
+
+
+def test_evaluate_pairs_in_lfw_folds_gives_lfw_accuracy(face_run, faces_data, tmp_path):
+    """LFW's pairs.txt layout over the val people: LFW's accuracy, fold by fold."""
+    lines = _lfw_layout_pairs(faces_data / "val")
     (tmp_path / "pairs.txt").write_text("\n".join(lines) + "\n")
     result = invoke("evaluate", face_run, "--pairs", tmp_path / "pairs.txt", "--data",
                     faces_data / "val", "--json", tmp_path / "lfw.json")
@@ -295,6 +301,34 @@ def test_evaluate_pairs_in_lfw_folds_gives_lfw_accuracy(face_run, faces_data, tm
     assert metrics["cv_accuracy_se"] == pytest.approx(np.std(accuracies, ddof=1) / 2)
     assert metrics["cv_accuracy"] > 0.75, metrics  # the 30 epochs' AUC is about 0.94
     assert "folds (LFW's protocol): accuracy" in result.output
+    wrong = metrics["false_rejects"] + metrics["false_accepts"]
+    assert wrong == round((1 - metrics["accuracy"]) * 64)
+    assert len(metrics["wrong_pairs"]) == min(metrics["false_rejects"], 10) + \
+        min(metrics["false_accepts"], 10)
+    if wrong:  # the table names each pair's line in pairs.txt
+        assert "pairs judged wrong at the model's threshold" in result.output
+        first = metrics["wrong_pairs"][0]
+        assert lines[first["line"] - 1].split("\t")[0] == first["image_a"].split("/")[0]
+
+
+def test_evaluate_pairs_draws_the_roc_curve_in_the_plots_folder(face_run, faces_data, tmp_path):
+    val = faces_data / "val"
+    people = sorted(path.name for path in val.iterdir())
+    lines = [f"{people[0]}/0.png {people[0]}/1.png 1", f"{people[0]}/0.png {people[1]}/0.png 0"]
+    (tmp_path / "mine.txt").write_text("\n".join(lines) + "\n")
+    plots = tmp_path / "plots"
+    result = invoke("evaluate", face_run, "--pairs", tmp_path / "mine.txt", "--data", val,
+                    "--plots", plots, "--json", tmp_path / "mine.json")
+    assert result.exit_code == 0, result.output
+    with Image.open(plots / "mine_roc.png") as roc:
+        assert roc.format == "PNG" and roc.width > 200
+    assert f"plots: {plots / 'mine_roc.png'}" in result.output
+    assert json.loads((tmp_path / "mine.json").read_text())["plots"] == \
+        [str(plots / "mine_roc.png")]
+    (tmp_path / "file").write_text("")
+    assert_one_line_error(invoke("evaluate", face_run, "--pairs", tmp_path / "mine.txt",
+                                 "--data", val, "--plots", tmp_path / "file" / "plots"),
+                          "cannot write the plots there")
 
 
 def test_evaluate_pairs_refuses_a_split_beside_it_and_pairs_of_missing_images(face_run,

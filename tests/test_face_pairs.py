@@ -7,7 +7,7 @@ from PIL import Image
 
 from visionsuite.errors import VisionsuiteError
 from visionsuite.tasks.face.pairs import (cross_validated_accuracy, most_accurate_threshold,
-                                          pair_metrics, read_pairs)
+                                          pair_metrics, read_pairs, wrong_pairs)
 
 
 def _people(root, named: dict) -> None:
@@ -136,6 +136,41 @@ def test_pair_metrics_of_separable_embeddings_and_of_pairs_left_out(tmp_path):
     fewer = pairs.keep_images(kept)
     assert len(fewer.same) == 5 and fewer.same.sum() == 4
     assert pair_metrics(embeddings[kept], fewer, None)["roc_auc"] == 1.0
+
+
+def test_the_pairs_judged_wrong_name_their_lines_and_images_worst_first(tmp_path):
+    lfw = _lfw(tmp_path)
+    (tmp_path / "pairs.txt").write_text(LFW_TWO_FOLDS)
+    pairs = read_pairs(tmp_path / "pairs.txt", lfw)
+    assert pairs.lines.tolist() == list(range(2, 10))  # line 1 is the header
+    # Lines 2..9: same .9 .3 | different .2 .6 | same .1 .8 | different .7 .4
+    scores = np.array([0.9, 0.3, 0.2, 0.6, 0.1, 0.8, 0.7, 0.4])
+    rows = wrong_pairs(scores, pairs, cut=0.5)
+    assert [(row["line"], row["pair"], row["similarity"]) for row in rows] == [
+        (6, "same", 0.1), (3, "same", 0.3), (8, "different", 0.7), (5, "different", 0.6)]
+    assert (rows[0]["image_a"], rows[0]["image_b"]) == ("Ann_Lee/Ann_Lee_0002.jpg",
+                                                        "Ann_Lee/Ann_Lee_0003.jpg")
+    assert [row["line"] for row in wrong_pairs(scores, pairs, 0.5, shown=1)] == [6, 8]
+    # After pairs are left out, each keeps its own line.
+    kept = [i for i, path in enumerate(pairs.paths) if path.parent.name != "Cy"]
+    assert pairs.keep_images(kept).lines.tolist() == [2, 3, 4, 6, 7]
+
+
+def test_pair_metrics_count_the_wrong_pairs_at_the_models_threshold_else_the_best(tmp_path):
+    lfw = _lfw(tmp_path)
+    (tmp_path / "pairs.txt").write_text(LFW_TWO_FOLDS)
+    pairs = read_pairs(tmp_path / "pairs.txt", lfw)
+    person = [path.parent.name for path in pairs.paths]
+    axes = {"Ann_Lee": [1, 0, 0], "Bo": [0, 1, 0], "Cy": [0, 0, 1]}
+    embeddings = np.array([axes[name] for name in person], float)
+    metrics = pair_metrics(embeddings, pairs, threshold=1.5)  # refuses every pair
+    assert (metrics["false_rejects"], metrics["false_accepts"]) == (4, 0)
+    assert [row["pair"] for row in metrics["wrong_pairs"]] == ["same"] * 4
+    assert metrics["judged_at"] == "the model's threshold 1.5000"
+    metrics = pair_metrics(embeddings, pairs, threshold=None)  # separable: none wrong
+    assert (metrics["false_rejects"], metrics["false_accepts"], metrics["wrong_pairs"]) == \
+        (0, 0, [])
+    assert "most accurate threshold on these pairs" in metrics["judged_at"]
 
 
 def test_pairs_of_photos_without_a_face_are_left_out_and_counted(tmp_path, monkeypatch, capsys):

@@ -165,15 +165,25 @@ def test_evaluate_scores_the_test_split_and_says_so(tiny_run, shapes_dir, tmp_pa
 
 def assert_the_test_split_scores_as_val_did(run: Path, data: Path, tmp_path: Path) -> dict:
     """Evaluates `run` on `data`'s val split, then on its test split (a copy of val, laid out
-    as the format keeps a test split): the same metrics, each labelled with its split."""
-    reports = {}
+    as the format keeps a test split): the same metrics, each labelled with its split, and
+    with --plots the plots training drew for val, named after the split."""
+    from PIL import Image
+
+    reports, plots = {}, tmp_path / "plots"
+    trained = {path.name.removeprefix("val_") for path in Path(run).glob("*.png")} - {"curves.png"}
     for split in ("val", "test"):
         path = tmp_path / f"{split}.json"
-        result = invoke("evaluate", run, "--data", data, "--split", split, "--json", path)
+        result = invoke("evaluate", run, "--data", data, "--split", split, "--json", path,
+                        "--plots", plots)
         assert result.exit_code == 0, result.output
         reports[split] = json.loads(path.read_text())
         assert reports[split].pop("split") == split
         reports[split].pop("seconds")
+        drawn = [Path(each) for each in reports[split].pop("plots")]
+        assert {each.name for each in drawn} == {f"{split}_{name}" for name in trained}
+        for each in drawn:
+            with Image.open(each) as image:
+                assert image.format == "PNG"
     assert reports["test"] == reports["val"]
     return reports["test"]
 

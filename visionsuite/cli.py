@@ -106,8 +106,12 @@ def train(task, config_path, data, epochs, batch_size, image_size, backbone, out
 @click.option("--detect/--no-detect", default=None,
               help="With --pairs: find and crop faces, or take the images as face crops [as "
                    "the model was trained: data.face_detect].")
+@click.option("--plots", type=click.Path(file_okay=False),
+              help="Also draw the split's plots in this folder, as training draws val's: "
+                   "confusion matrix, PR curves or ROC, and the worst predictions beside the "
+                   "truth (SPLIT_*.png; with --pairs, PAIRS_roc.png).")
 @friendly_errors
-def evaluate(run, data, json_path, split, pairs, detect):
+def evaluate(run, data, json_path, split, pairs, detect, plots):
     """Evaluate RUN (a run folder, a .keras or a .tflite file) on the val split, or with
     --split test on the test split that training never saw."""
     from visionsuite.core.evaluate import evaluate as run_evaluation
@@ -120,16 +124,18 @@ def evaluate(run, data, json_path, split, pairs, detect):
         if split != "val":
             raise VisionsuiteError("--pairs names the pairs to score: give it or --split, "
                                    "not both")
-        result = evaluate_pairs(run, pairs, data, json_path, detect)
+        result = evaluate_pairs(run, pairs, data, json_path, detect, plots)
     elif detect is not None:
         raise VisionsuiteError("--detect/--no-detect: for --pairs; a split is read as the "
                                "model was trained")
     else:
-        result = run_evaluation(run, data, json_path, split=split)
+        result = run_evaluation(run, data, json_path, split=split, plots=plots)
     headline = {k: v for k, v in result.items() if isinstance(v, (int, float)) and k != "seconds"}
     click.echo(table([{"model": result["model"], "format": result["format"],
                        "split": result["split"], **headline}]))
     click.echo(detail_text(get_task(result["task"]).detail_tables(result)), nl=False)
+    if result.get("plots"):
+        click.echo("plots: " + ", ".join(result["plots"]))
 
 
 @cli.command("classify")

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from visionsuite.config import Config, config_from_dict, load_config, read_yaml
-from visionsuite.core.files import writable_file, write_json
+from visionsuite.core.files import writable_file, writable_folder, write_json
 from visionsuite.core.models import ModelSource, load_predictor, resolve_model
 from visionsuite.core.splits import EVERY_IMAGE, HELD_OUT_SPLITS
 from visionsuite.errors import VisionsuiteError
@@ -54,15 +54,20 @@ def _same_folder(path: str, other: str | None) -> bool:
 
 
 def evaluate(run: str | Path, data: str | None = None, json_path: str | Path | None = None,
-             threads: int | None = None, split: str = "val") -> dict:
+             threads: int | None = None, split: str = "val",
+             plots: str | Path | None = None) -> dict:
     """The task's metrics of RUN on a dataset's `split` (HELD_OUT_SPLITS): its val split, or
-    its test split, which training never saw (a dataset without one is an error)."""
+    its test split, which training never saw (a dataset without one is an error). `plots`: a
+    folder for the task's PNGs of that split, as training draws them for val (confusion
+    matrix, PR curves or ROC; the worst predictions beside the truth), named `<split>_*.png`."""
     from visionsuite.tasks import get_task
 
     if split not in HELD_OUT_SPLITS:
         raise VisionsuiteError(f"split '{split}': expected one of {', '.join(HELD_OUT_SPLITS)}")
     if json_path:
         writable_file(json_path, "the metrics file", "--json")
+    if plots:
+        writable_folder(Path(plots), "the plots", "--plots")
     source = resolve_model(run)
     predictor = load_predictor(source, threads)
     config = load_run_config(source, data, predictor.image_size, predictor.channels,
@@ -79,6 +84,21 @@ def evaluate(run: str | Path, data: str | None = None, json_path: str | Path | N
               "data": dataset.source, "split": split,
               "seconds": round(time.perf_counter() - started, 3),
               "skipped_images": len(dataset.val.skipped), **metrics}
+    if plots:
+        result["plots"] = [str(path) for path in draw_plots(task, Path(plots), f"{split}_",
+                                                            metrics, dataset, outputs)]
     if json_path:
         write_json(json_path, result)
     return result
+
+
+def draw_plots(task, folder: Path, prefix: str, metrics: dict, dataset=None,
+               outputs=None) -> list[Path]:
+    """The task's plots of `metrics` in `folder` (made if need be), and, given the `dataset`
+    its held-out split's `outputs` came from, its predictions beside the truth."""
+    folder.mkdir(parents=True, exist_ok=True)
+    labels = dataset.labels if dataset is not None else []
+    paths = task.plot(metrics, labels, folder, prefix)
+    if dataset is not None:
+        paths += task.plot_predictions(outputs, dataset.val, labels, folder, metrics, prefix)
+    return paths

@@ -209,7 +209,7 @@ class Task:
         return []
 
     def plot_predictions(self, outputs, split: Split, labels: list[str], folder: Path,
-                         metrics: dict) -> list[Path]:
+                         metrics: dict, prefix: str = "val_") -> list[Path]:
         """PNGs of predictions next to the truth, where a picture says more than the metrics
         (`metrics`: what evaluate made of them)."""
         return []

@@ -133,10 +133,10 @@ class DetectTask(Task):
         return [path]
 
     def plot_predictions(self, outputs, split: Split, labels: list[str], folder: Path,
-                         metrics: dict):
+                         metrics: dict, prefix: str = "val_"):
         from visionsuite.tasks.detect.predict import plot_detection_grid
 
-        path = folder / "val_predictions.png"
+        path = folder / f"{prefix}predictions.png"
         plot_detection_grid(split, outputs, labels, path)
         return [path]
 

@@ -147,6 +147,11 @@ class FaceTask(Task):
             tables.append((f"folds (LFW's protocol): accuracy {metrics['cv_accuracy']:.4f} +- "
                            f"{metrics['cv_accuracy_se']:.4f} (standard error), each fold at the "
                            "threshold most accurate on the others:", metrics["folds"]))
+        if metrics.get("wrong_pairs"):  # evaluate --pairs
+            tables.append((f"pairs judged wrong at {metrics['judged_at']} "
+                           f"({metrics['false_rejects']} same-person pairs refused, "
+                           f"{metrics['false_accepts']} different-person pairs accepted; the "
+                           "worst of each first):", metrics["wrong_pairs"]))
         return tables
 
     def agreement(self, outputs_a, outputs_b) -> float | None:
@@ -157,7 +162,7 @@ class FaceTask(Task):
     def plot(self, metrics: dict, labels: list[str], folder: Path, prefix: str = "") -> list[Path]:
         from visionsuite.tasks.face.metrics import plot_roc
 
-        return [plot_roc({"val": metrics}, folder / f"{prefix}roc.png")]
+        return [plot_roc({prefix.rstrip("_") or "val": metrics}, folder / f"{prefix}roc.png")]
 
     def tflite_metadata(self, labels: list[str], quantized_input: bool):
         from visionsuite.core.metadata import MetadataSpec

@@ -31,6 +31,7 @@ from visionsuite.errors import VisionsuiteError
 SEPARATORS = re.compile(r"[,;\s]+")
 NUMBER = re.compile(r"\d+")
 SHOWN_MISSING = 3  # images named in an error about missing ones
+SHOWN_WRONG = 10  # pairs of each kind in the table of pairs judged wrong
 
 
 @dataclass
@@ -42,6 +43,7 @@ class PairList:
     second: np.ndarray
     same: np.ndarray  # bool: a same-person pair
     folds: np.ndarray  # fold of each pair, 0..folds-1 (all 0: one set)
+    lines: np.ndarray  # each pair's line number in the file
 
     @property
     def fold_count(self) -> int:
@@ -55,7 +57,7 @@ class PairList:
         first, second = position[self.first], position[self.second]
         both = (first >= 0) & (second >= 0)
         return PairList(self.file, self.root, [self.paths[i] for i in kept], first[both],
-                        second[both], self.same[both], self.folds[both])
+                        second[both], self.same[both], self.folds[both], self.lines[both])
 
 
 def read_pairs(file: str | Path, root: str | Path | None = None) -> PairList:
@@ -93,7 +95,7 @@ def read_pairs(file: str | Path, root: str | Path | None = None) -> PairList:
                                f"missing: {shown}{more}); pass the images' folder as --data")
     same = np.array([is_same for is_same, _, _ in parsed], bool)
     return PairList(file, root, list(paths), np.array(first, int), np.array(second, int), same,
-                    _folds(file, same, header))
+                    _folds(file, same, header), np.array([number for number, _ in rows], int))
 
 
 def _header(rows: list) -> tuple[tuple[int, int] | None, list]:
@@ -198,11 +200,8 @@ def pair_metrics(embeddings: np.ndarray, pairs: PairList, threshold: float | Non
     from visionsuite.tasks.face.metrics import (FAR_TARGETS, equal_error_rate, roc_auc,
                                                 roc_points, threshold_at_far)
 
-    scores = np.einsum("ij,ij->i", embeddings[pairs.first], embeddings[pairs.second])
-    positives, negatives = scores[pairs.same], scores[~pairs.same]
-    if not len(positives) or not len(negatives):
-        raise VisionsuiteError(f"{pairs.file}: scoring needs same- and different-person pairs "
-                               "with a face found in both images")
+    scores = pair_scores(embeddings, pairs)
+    positives, negatives = _both_kinds(scores, pairs)
     metrics = {"roc_auc": roc_auc(positives, negatives),
                "eer": equal_error_rate(positives, negatives)}
     for far in FAR_TARGETS:
@@ -211,6 +210,12 @@ def pair_metrics(embeddings: np.ndarray, pairs: PairList, threshold: float | Non
     if threshold is not None:
         metrics["accuracy"] = float(((scores >= threshold) == pairs.same).mean())
         metrics["threshold"] = float(threshold)
+    cut = threshold if threshold is not None else most_accurate_threshold(scores, pairs.same)
+    metrics["judged_at"] = (f"the model's threshold {cut:.4f}" if threshold is not None else
+                            f"{cut:.4f}, the most accurate threshold on these pairs")
+    metrics["false_rejects"] = int((positives < cut).sum())
+    metrics["false_accepts"] = int((negatives >= cut).sum())
+    metrics["wrong_pairs"] = wrong_pairs(scores, pairs, cut)
     if pairs.fold_count >= 2:
         folds = cross_validated_accuracy(scores, pairs.same, pairs.folds)
         accuracies = np.array([fold["accuracy"] for fold in folds])
@@ -221,6 +226,41 @@ def pair_metrics(embeddings: np.ndarray, pairs: PairList, threshold: float | Non
                    different_pairs=int(len(negatives)), images=len(pairs.paths))
     metrics["roc"] = roc_points(positives, negatives)
     return metrics
+
+
+def pair_scores(embeddings: np.ndarray, pairs: PairList) -> np.ndarray:
+    """The cosine similarity of each pair, from the unit `embeddings` of pairs.paths."""
+    return np.einsum("ij,ij->i", embeddings[pairs.first], embeddings[pairs.second])
+
+
+def _both_kinds(scores: np.ndarray, pairs: PairList) -> tuple[np.ndarray, np.ndarray]:
+    """The scores of the same-person pairs and of the others: an error if either is none."""
+    positives, negatives = scores[pairs.same], scores[~pairs.same]
+    if not len(positives) or not len(negatives):
+        raise VisionsuiteError(f"{pairs.file}: scoring needs same- and different-person pairs "
+                               "with a face found in both images")
+    return positives, negatives
+
+
+def wrong_pairs(scores: np.ndarray, pairs: PairList, cut: float,
+                shown: int = SHOWN_WRONG) -> list[dict]:
+    """The pairs judged wrong at `cut`, worst first: the `shown` same-person pairs of the
+    lowest similarity below it, then the `shown` different-person pairs of the highest at or
+    above it, each with its line in the file and its images under the root, to look at."""
+    missed = np.flatnonzero(pairs.same & (scores < cut))
+    accepted = np.flatnonzero(~pairs.same & (scores >= cut))
+    chosen = [*missed[np.argsort(scores[missed], kind="stable")][:shown],
+              *accepted[np.argsort(-scores[accepted], kind="stable")][:shown]]
+
+    root = pairs.root.resolve()  # the images' paths are resolved (files.inside)
+
+    def name(index: int) -> str:
+        path = pairs.paths[index]
+        return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
+
+    return [{"line": int(pairs.lines[i]), "pair": "same" if pairs.same[i] else "different",
+             "similarity": round(float(scores[i]), 4), "image_a": name(pairs.first[i]),
+             "image_b": name(pairs.second[i])} for i in chosen]
 
 
 def cross_validated_accuracy(scores: np.ndarray, same: np.ndarray,
@@ -256,16 +296,21 @@ def most_accurate_threshold(scores: np.ndarray, same: np.ndarray) -> float:
     return float((ordered[k - 1] + ordered[k]) / 2)
 
 
-def evaluate_pairs(run, pairs_file, data=None, json_path=None, detect=None) -> dict:
+def evaluate_pairs(run, pairs_file, data=None, json_path=None, detect=None,
+                   plots=None) -> dict:
     """RUN's verification of the pairs of `pairs_file` (images under `data`), each image's
     face found and cut out as `verify` does; pairs with an image without a face are left
-    out and counted."""
-    from visionsuite.core.files import writable_file, write_json
+    out and counted. `plots`: a folder for the ROC curve, `<pairs file's stem>_roc.png`."""
+    from visionsuite.core.evaluate import draw_plots
+    from visionsuite.core.files import writable_file, writable_folder, write_json
     from visionsuite.core.progress import warn_some
+    from visionsuite.tasks import get_task
     from visionsuite.tasks.face.commands import load_embedder
 
     if json_path:
         writable_file(json_path, "the metrics file", "--json")
+    if plots:
+        writable_folder(Path(plots), "the plots", "--plots")
     embedder = load_embedder(run, detect)
     pairs = read_pairs(pairs_file, data)
     embeddings, kept, skipped = embedder.embed_files(pairs.paths)
@@ -277,6 +322,9 @@ def evaluate_pairs(run, pairs_file, data=None, json_path=None, detect=None) -> d
               "task": "face", "data": str(pairs.root), "split": f"pairs {pairs.file.name}",
               "pairs_file": str(pairs.file), **metrics,
               "pairs_left_out": int(len(pairs.same) - len(scored.same))}
+    if plots:
+        result["plots"] = [str(path) for path in draw_plots(
+            get_task("face"), Path(plots), f"{pairs.file.stem}_", metrics)]
     if json_path:
         write_json(json_path, result)
     return result

@@ -357,11 +357,11 @@ class SegmentTask(Task):
         return [path]
 
     def plot_predictions(self, outputs, split: Split, labels: list[str], folder: Path,
-                         metrics: dict):
+                         metrics: dict, prefix: str = "val_"):
         from visionsuite.core.plots import plot_segmentation_grid
         from visionsuite.tasks.segment.components import post_process
 
-        path = folder / "val_predictions.png"
+        path = folder / f"{prefix}predictions.png"
         scores = metrics["per_image"]
         # the images that need a look: the lowest mean Dice first
         order = sorted(range(len(scores)), key=lambda i: scores[i]["dice"])[:GRID_ROWS]
