@@ -331,6 +331,10 @@ def test_held_out_identities_come_from_a_test_folder_or_by_fraction(tmp_path):
     held, trained = by_fraction.names["val"], by_fraction.names["train"]
     assert len(held) == 2 and sorted(held + trained) == ["a", "b", "c", "d"]
     assert {path.parent.name for path, _ in by_fraction.splits["val"]} == set(held)
+    # data.val_pairs picks the epoch: no one is held out.
+    everyone = index_identities(tmp_path / "train", val_fraction=0.25, everyone_trains=True)
+    assert everyone.names == {"train": ["a", "b", "c", "d"], "val": []}
+    assert len(everyone.splits["train"]) == 8 and not everyone.splits["val"]
     # Kaggle's names: Training/ and Testing/.
     (tmp_path / "train").rename(tmp_path / "Training")
     (tmp_path / "test").rename(tmp_path / "Testing")

@@ -311,6 +311,47 @@ def test_evaluate_pairs_in_lfw_folds_gives_lfw_accuracy(face_run, faces_data, tm
         assert lines[first["line"] - 1].split("\t")[0] == first["image_a"].split("/")[0]
 
 
+def test_training_picks_its_epoch_and_threshold_on_a_pairs_file(faces_data, tmp_path):
+    """data.val_pairs: LFW's layout over the val people, in a folder of their own beside the
+    file (lfw_home/pairs.txt, lfw_home/people/). The pairs pick the epoch and the threshold in
+    place of held-out people; evaluate and export score the pairs again, and another dataset
+    is scored on its people."""
+    home = tmp_path / "lfw_home"
+    shutil.copytree(faces_data / "val", home / "people")
+    (home / "pairs.txt").write_text("\n".join(_lfw_layout_pairs(home / "people")) + "\n")
+    missing = invoke("train", "face", "--data", faces_data, "--set",
+                     f"data.val_pairs={tmp_path / 'none.txt'}")
+    assert_one_line_error(missing, "none.txt: no such pairs file")
+    result = invoke("train", "face", "--data", faces_data, "--output", tmp_path / "runs",
+                    "--name", "paired", *TINY_FACE, "--epochs", 3,
+                    "--set", f"data.val_pairs={home / 'pairs.txt'}")
+    assert result.exit_code == 0, result.output
+    assert f"val: the pairs of {home / 'pairs.txt'}" in result.output
+    run = tmp_path / "runs" / "face" / "paired"
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["pairs"] == 64 and len(metrics["folds"]) == 4 and "rank1" not in metrics
+    settings = json.loads((run / "inference.json").read_text())
+    assert settings["threshold"] == round(metrics["best_threshold"], 6)
+    assert settings["chosen_on"].startswith(f"{home / 'pairs.txt'}: 64 pairs of")
+    history = (run / "history.csv").read_text().splitlines()[0].split(",")
+    assert "val_cv_accuracy" in history and "val_rank1" not in history
+    assert (run / "roc.png").is_file()
+    again = invoke("evaluate", run, "--json", tmp_path / "again.json")
+    assert again.exit_code == 0, again.output
+    scored = json.loads((tmp_path / "again.json").read_text())
+    assert scored["cv_accuracy"] == pytest.approx(metrics["cv_accuracy"])
+    assert scored["roc_auc"] == pytest.approx(metrics["roc_auc"])
+    exported = invoke("export", run, "--quantize", "dynamic", "--output", tmp_path)
+    assert exported.exit_code == 0, exported.output
+    report = json.loads((tmp_path / "paired-dynamic.json").read_text())
+    assert report["keras"]["cv_accuracy"] == pytest.approx(metrics["cv_accuracy"])
+    assert "cv_accuracy" in report["tflite"] and "rank1" not in report["tflite"]
+    shutil.copytree(faces_data, tmp_path / "other")
+    other = invoke("evaluate", run, "--data", tmp_path / "other", "--json", tmp_path / "o.json")
+    assert other.exit_code == 0, other.output
+    assert "rank1" in json.loads((tmp_path / "o.json").read_text())  # its people
+
+
 def test_evaluate_pairs_draws_the_roc_curve_in_the_plots_folder(face_run, faces_data, tmp_path):
     val = faces_data / "val"
     people = sorted(path.name for path in val.iterdir())

@@ -85,6 +85,10 @@ class DataConfig:
     # face: auto (find faces; a set whose faces fill the frame is used whole) | true (crop
     # each image's face; images without one are skipped) | false (the images are face crops)
     face_detect: bool | str = "auto"
+    # face: a file of verification pairs (LFW's pairs.txt, or lines 'IMAGE_A IMAGE_B 1|0';
+    # evaluate --pairs' formats, its images found as there without --data) that picks the
+    # epoch and the threshold instead of held-out people: every person of train trains
+    val_pairs: str | None = None
 
 
 @dataclass
@@ -415,7 +419,7 @@ TASK_KEYS = {
     **{f"data.{key}": ("segment",) for key in (
         "binary_masks", "colors", "regions", "surface_tolerance", "crops_per_image",
         "tile_overlap", "max_size", "window", "rle_order")},
-    "data.face_detect": ("face",),
+    "data.face_detect": ("face",), "data.val_pairs": ("face",),
     **{f"data.{key}": ("classify",) for key in ("image_column", "label_column")},
     **{f"model.{key}": ("segment",) for key in ("levels", "filters", "norm", "upsample",
                                                  "keep_largest_component")},

@@ -27,6 +27,7 @@ class FaceSplit(Split):
     faces: str = ""  # how the images became faces: "whole images" or "detected faces"
     typical_shape: tuple[int, int] | None = None  # (height, width) of most images, as read
     framing: object = None  # faces.Framing of the faces in a set of whole crops
+    pairs: object = None  # pairs.PairList of the images (data.val_pairs): scored on its pairs
 
 
 class FaceTask(Task):
@@ -49,17 +50,22 @@ class FaceTask(Task):
             raise VisionsuiteError("data.classes does not apply to faces: the identities are "
                                    "the dataset's person folders")
         root = resolve_dataset(config.data.path, "face")
-        index = index_identities(root, config.data.val_fraction, config.data.split_seed, train,
-                                 held_out)
-        splits = {}
-        for name in (("train", "val") if train else ("val",)):
-            _warn_of_single_images(index.single_image_identities(name), index.folders[name])
-            splits[name] = _decode(index.splits[name], index.names[name], config, name)
-        if len(np.unique(splits["val"].targets)) < 2:
+        pairs = _val_pairs(config, held_out)  # in place of held-out people, if any
+        splits, names = {}, labels or []
+        if train or pairs is None:
+            index = index_identities(root, config.data.val_fraction, config.data.split_seed,
+                                     train, held_out, everyone_trains=pairs is not None)
+            for name in (["train"] if train else []) + (["val"] if pairs is None else []):
+                _warn_of_single_images(index.single_image_identities(name), index.folders[name])
+                splits[name] = _decode(index.splits[name], index.names[name], config, name)
+            names = labels or index.names.get("train") or []
+        if pairs is not None:
+            splits["val"] = _decode_pairs(pairs, config)
+        elif len(np.unique(splits["val"].targets)) < 2:
             raise VisionsuiteError(f"{root}: verification needs at least 2 held-out identities "
                                    "with readable faces")
-        names = labels or index.names.get("train") or []
-        return TaskData(list(names), splits["val"], splits.get("train"), str(root))
+        source = f"{root}, val: the pairs of {pairs.file}" if pairs else str(root)
+        return TaskData(list(names), splits["val"], splits.get("train"), source)
 
     def check_data(self, path: str, held_out: str = "val") -> DataReport:
         from visionsuite.tasks.face.commands import check_face_folders
@@ -111,6 +117,10 @@ class FaceTask(Task):
         from visionsuite.tasks.face.metrics import face_metrics
 
         threshold = (settings or {}).get("threshold")
+        if getattr(split, "pairs", None) is not None:
+            from visionsuite.tasks.face.pairs import chosen_pairs_metrics
+
+            return chosen_pairs_metrics(outputs, split.pairs, threshold)
         return face_metrics(outputs, np.asarray(split.targets), threshold, split.names)
 
     def inference_settings(self, metrics: dict, data: TaskData, config: Config) -> dict:
@@ -124,7 +134,10 @@ class FaceTask(Task):
         settings = {"threshold": round(metrics["best_threshold"], 6),
                     "threshold_rule": "highest balanced accuracy (mean of TAR and 1 - FAR)",
                     "chosen_on": f"{data.source}: {metrics['identities']} held-out "
-                                 f"identities, {metrics['images']} images"}
+                                 f"identities, {metrics['images']} images"
+                    if "identities" in metrics else
+                    f"{data.val.pairs.file}: {metrics['pairs']} pairs of "
+                    f"{metrics['images']} images"}
         train = data.train
         if train is not None and train.faces == "whole images" and train.typical_shape:
             # faces.py: images of this size are taken as face crops, as in training
@@ -135,8 +148,8 @@ class FaceTask(Task):
 
     def headline(self, metrics: dict) -> dict[str, float]:
         keys = ("roc_auc", "tar_at_far_0.01", "tar_at_far_0.001", "eer", "rank1", "accuracy",
-                "threshold")
-        return {key: metrics[key] for key in keys}
+                "cv_accuracy", "threshold")
+        return {key: metrics[key] for key in keys if key in metrics}  # pairs: no rank-1
 
     def detail_tables(self, metrics: dict) -> list[tuple[str, list[dict]]]:
         tables = []
@@ -193,6 +206,31 @@ def _warn_of_single_images(people: list[str], folder: Path) -> None:
     elif people:
         print(f"warning: {folder}: {len(people)} identities have a single image, so no "
               f"same-person pair: {named_few(people)}", file=sys.stderr)
+
+
+def _val_pairs(config: Config, held_out: str):
+    """data.val_pairs read (pairs.read_pairs), where they stand for the val split: not for
+    --split test, nor on another dataset evaluated whole (EVERY_IMAGE)."""
+    from visionsuite.core.splits import EVERY_IMAGE
+    from visionsuite.tasks.face.pairs import read_pairs
+
+    if not config.data.val_pairs or held_out != "val" or \
+            config.data.val_fraction == EVERY_IMAGE:
+        return None
+    return read_pairs(Path(config.data.val_pairs).expanduser())
+
+
+def _decode_pairs(pairs, config: Config) -> FaceSplit:
+    """The faces of the pairs' images, as a val split scored on the pairs; the pairs of an
+    image without a face are left out, and counted."""
+    split = _decode([(path, 0) for path in pairs.paths], [], config, "val pairs")
+    position = {path: index for index, path in enumerate(pairs.paths)}
+    split.pairs = pairs.keep_images([position[path] for path in split.paths])
+    left_out = len(pairs.same) - len(split.pairs.same)
+    if left_out:
+        print(f"warning: {pairs.file}: {left_out} pairs left out (an image without a face)",
+              file=sys.stderr)
+    return split
 
 
 def _decode(items, names: list[str], config: Config, split: str) -> FaceSplit:

@@ -63,9 +63,11 @@ def named_few(people: list[str], shown: int = SINGLES_SHOWN) -> str:
 
 
 def index_identities(root: str | Path, val_fraction: float = 0.2, seed: int = 0,
-                     train: bool = True, held_out: str = "val") -> IdentityIndex:
+                     train: bool = True, held_out: str = "val",
+                     everyone_trains: bool = False) -> IdentityIndex:
     """The identities of `root`'s train and held-out splits (`held_out` "test": its test/
-    folder, not its val/)."""
+    folder, not its val/). `everyone_trains`: something else picks the epoch (data.val_pairs),
+    so no people are held out of a set without a held-out folder."""
     root = Path(root)
     if not root.is_dir():
         raise VisionsuiteError(f"{root}: dataset folder not found" if not root.exists()
@@ -89,7 +91,10 @@ def index_identities(root: str | Path, val_fraction: float = 0.2, seed: int = 0,
     else:
         folder = train_dir or root
         items, identities = scan_people(root, folder, odd)
-        index = _hold_out_identities(root, folder, items, identities, val_fraction, seed, odd)
+        index = IdentityIndex(root, {"train": items, "val": []},
+                              {"train": list(identities), "val": []},
+                              {"train": folder, "val": folder}, odd) if everyone_trains \
+            else _hold_out_identities(root, folder, items, identities, val_fraction, seed, odd)
     index.named_by_file = any(_named_by_file(index.folders[split]) for split in index.splits)
     return index
 

@@ -242,6 +242,20 @@ def _both_kinds(scores: np.ndarray, pairs: PairList) -> tuple[np.ndarray, np.nda
     return positives, negatives
 
 
+def chosen_pairs_metrics(embeddings: np.ndarray, pairs: PairList,
+                         threshold: float | None = None) -> dict:
+    """pair_metrics of a val split of pairs (data.val_pairs), with what face_metrics adds for a
+    split of people: `best_threshold` (of the highest balanced accuracy, which training saves)
+    and the threshold used: the model's, else that one."""
+    from visionsuite.tasks.face.metrics import best_threshold, unit
+
+    vectors = unit(embeddings)
+    best = best_threshold(*_both_kinds(pair_scores(vectors, pairs), pairs))
+    metrics = pair_metrics(vectors, pairs, best if threshold is None else threshold)
+    return {**metrics, "best_threshold": best,
+            "threshold_source": "the model's" if threshold is not None else "best on this data"}
+
+
 def wrong_pairs(scores: np.ndarray, pairs: PairList, cut: float,
                 shown: int = SHOWN_WRONG) -> list[dict]:
     """The pairs judged wrong at `cut`, worst first: the `shown` same-person pairs of the

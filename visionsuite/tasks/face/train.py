@@ -1,4 +1,5 @@
-"""Measuring verification on the held-out identities after each training epoch."""
+"""Measuring verification on the held-out identities (or data.val_pairs) after each
+training epoch."""
 
 from __future__ import annotations
 
@@ -7,11 +8,16 @@ import keras
 from visionsuite.config import Config
 
 
+# What each epoch logs as val_<key>: a split of people has a rank-1, a pairs file of folds
+# (data.val_pairs) LFW's accuracy.
+LOGGED = ("roc_auc", "tar_at_far_0.01", "rank1", "cv_accuracy", "eer")
+
+
 class VerificationCallback(keras.callbacks.Callback):
-    """ROC AUC, TAR at FAR 1e-2, rank-1 and EER of the held-out identities, as `val_roc_auc`,
-    `val_tar_at_far_0.01`, `val_rank1` and `val_eer` in the epoch logs, and
-    `val_selection_tar`, what picks the best checkpoint: the TAR, or 0 where the embedding has
-    nearly collapsed (metrics.collapsed).
+    """ROC AUC, TAR at FAR 1e-2, rank-1 (or LFW's accuracy) and EER of the held-out
+    identities (or data.val_pairs), as `val_roc_auc`, `val_tar_at_far_0.01`, ... (LOGGED) in
+    the epoch logs, and `val_selection_tar`, what picks the best checkpoint: the TAR, or 0
+    where the embedding has nearly collapsed (metrics.collapsed).
 
     Held-out identities are other people, so Keras has no val loss to compute: this embeds the
     val faces itself, with the weights that would be saved (the moving average when EMA is on),
@@ -33,10 +39,8 @@ class VerificationCallback(keras.callbacks.Callback):
         outputs = self.predictor.predict(self.data.val.images)
         metrics = self.task.evaluate(outputs, self.data.val, self.data.labels)
         if logs is not None:
-            logs.update({"val_roc_auc": metrics["roc_auc"],
-                         "val_tar_at_far_0.01": metrics["tar_at_far_0.01"],
-                         "val_rank1": metrics["rank1"], "val_eer": metrics["eer"],
-                         "val_selection_tar": selection_tar(metrics)})
+            logs.update({f"val_{key}": metrics[key] for key in LOGGED if key in metrics})
+            logs["val_selection_tar"] = selection_tar(metrics)
 
 
 def selection_tar(metrics: dict) -> float:
