@@ -110,6 +110,18 @@ def test_lfw_style_pairs_of_the_test_people_score_as_all_their_pairs_do(orl_run,
     assert (every["same_pairs"], every["different_pairs"]) == (450, 4500)
     assert every["roc_auc"] == pytest.approx(metrics["roc_auc"], abs=1e-4)
 
+    _write_lfw_layout_of_the_test_people(tmp_path / "pairs.txt")
+    lfw = evaluate_pairs(orl_run, tmp_path / "pairs.txt", test)
+    assert len(lfw["folds"]) == 5 and lfw["pairs"] == 450
+    # 25 short epochs: AUC about 0.95, so about 0.9 of balanced pairs right.
+    assert lfw["cv_accuracy"] > 0.8 and lfw["cv_accuracy_se"] < 0.05, lfw
+
+
+def _write_lfw_layout_of_the_test_people(path) -> None:
+    """LFW's pairs.txt layout of s31-s40: 5 folds of 45 same- and 45 different-person pairs,
+    ORL's numbered files named as `s31 1 2`."""
+    from itertools import combinations
+
     rng = np.random.default_rng(0)
     same = [(a, i, j) for a in range(31, 41) for i, j in combinations(range(1, 11), 2)]
     same = [same[k] for k in rng.permutation(len(same))[:225]]
@@ -119,11 +131,30 @@ def test_lfw_style_pairs_of_the_test_people_score_as_all_their_pairs_do(orl_run,
         for _ in range(45):
             a, b = rng.choice(range(31, 41), 2, replace=False)
             lines.append(f"s{a} {rng.integers(1, 11)} s{b} {rng.integers(1, 11)}")
-    (tmp_path / "pairs.txt").write_text("\n".join(lines))
-    lfw = evaluate_pairs(orl_run, tmp_path / "pairs.txt", test)
-    assert len(lfw["folds"]) == 5 and lfw["pairs"] == 450
-    # 25 short epochs: AUC about 0.95, so about 0.9 of balanced pairs right.
-    assert lfw["cv_accuracy"] > 0.8 and lfw["cv_accuracy_se"] < 0.05, lfw
+    path.write_text("\n".join(lines))
+
+
+def test_training_selects_on_a_pairs_file_of_other_people(tmp_path):
+    """data.val_pairs: ORL's 30 train people train, and LFW's layout of the 10 test people
+    picks the epoch and the threshold."""
+    from visionsuite.config import load_config
+    from visionsuite.core.train import train
+
+    root = require(ORL)
+    _write_lfw_layout_of_the_test_people(tmp_path / "pairs.txt")
+    config = load_config("face", overrides={"data.path": str(root)}, sets=(
+        *QUICK_SETS, f"data.val_pairs={tmp_path / 'pairs.txt'}",
+        f"data.val_pairs_images={root / 'test'}"))
+    run = train(config, output=tmp_path, name="paired")
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert (metrics["pairs"], metrics["images"], len(metrics["folds"])) == (450, 100, 5)
+    # 25 short epochs: about 0.9 of balanced pairs right (the run above, on all pairs).
+    assert metrics["cv_accuracy"] > 0.8 and metrics["roc_auc"] > 0.9, metrics
+    settings = json.loads((run / "inference.json").read_text())
+    assert settings["threshold"] == round(metrics["best_threshold"], 6)
+    # ORL's hardest test person: s31, photographed in two sessions.
+    refused = [row for row in metrics["wrong_pairs"] if row["pair"] == "same"]
+    assert refused and refused[0]["image_a"].startswith("s31/"), refused
 
 
 @pytest.fixture(scope="module")

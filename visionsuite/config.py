@@ -86,9 +86,11 @@ class DataConfig:
     # each image's face; images without one are skipped) | false (the images are face crops)
     face_detect: bool | str = "auto"
     # face: a file of verification pairs (LFW's pairs.txt, or lines 'IMAGE_A IMAGE_B 1|0';
-    # evaluate --pairs' formats, its images found as there without --data) that picks the
-    # epoch and the threshold instead of held-out people: every person of train trains
+    # evaluate --pairs' formats) that picks the epoch and the threshold instead of held-out
+    # people: every person of train trains. Its images are under val_pairs_images; empty =
+    # found as evaluate --pairs finds them without --data (beside the file)
     val_pairs: str | None = None
+    val_pairs_images: str | None = None
 
 
 @dataclass
@@ -420,6 +422,7 @@ TASK_KEYS = {
         "binary_masks", "colors", "regions", "surface_tolerance", "crops_per_image",
         "tile_overlap", "max_size", "window", "rle_order")},
     "data.face_detect": ("face",), "data.val_pairs": ("face",),
+    "data.val_pairs_images": ("face",),
     **{f"data.{key}": ("classify",) for key in ("image_column", "label_column")},
     **{f"model.{key}": ("segment",) for key in ("levels", "filters", "norm", "upsample",
                                                  "keep_largest_component")},

@@ -217,7 +217,9 @@ def _val_pairs(config: Config, held_out: str):
     if not config.data.val_pairs or held_out != "val" or \
             config.data.val_fraction == EVERY_IMAGE:
         return None
-    return read_pairs(Path(config.data.val_pairs).expanduser())
+    images = config.data.val_pairs_images
+    return read_pairs(Path(config.data.val_pairs).expanduser(),
+                      Path(images).expanduser() if images else None)
 
 
 def _decode_pairs(pairs, config: Config) -> FaceSplit:
