@@ -120,13 +120,18 @@ def test_the_most_accurate_threshold_and_lfw_accuracy_by_hand():
     assert [fold["threshold"] for fold in folds] == pytest.approx([0.35, 0.6])
 
 
-def test_pair_metrics_of_separable_embeddings_and_of_pairs_left_out(tmp_path):
+def _separable_pairs(tmp_path):
+    """LFW_TWO_FOLDS read, the person of each image, and embeddings one axis per person."""
     lfw = _lfw(tmp_path)
     (tmp_path / "pairs.txt").write_text(LFW_TWO_FOLDS)
     pairs = read_pairs(tmp_path / "pairs.txt", lfw)
     person = [path.parent.name for path in pairs.paths]
     axes = {"Ann_Lee": [1, 0, 0], "Bo": [0, 1, 0], "Cy": [0, 0, 1]}
-    embeddings = np.array([axes[name] for name in person], float)
+    return pairs, person, np.array([axes[name] for name in person], float)
+
+
+def test_pair_metrics_of_separable_embeddings_and_of_pairs_left_out(tmp_path):
+    pairs, person, embeddings = _separable_pairs(tmp_path)
     metrics = pair_metrics(embeddings, pairs, threshold=0.5)
     assert metrics["roc_auc"] == 1.0 and metrics["accuracy"] == 1.0
     assert metrics["cv_accuracy"] == 1.0 and metrics["cv_accuracy_se"] == 0.0
@@ -157,12 +162,7 @@ def test_the_pairs_judged_wrong_name_their_lines_and_images_worst_first(tmp_path
 
 
 def test_pair_metrics_count_the_wrong_pairs_at_the_models_threshold_else_the_best(tmp_path):
-    lfw = _lfw(tmp_path)
-    (tmp_path / "pairs.txt").write_text(LFW_TWO_FOLDS)
-    pairs = read_pairs(tmp_path / "pairs.txt", lfw)
-    person = [path.parent.name for path in pairs.paths]
-    axes = {"Ann_Lee": [1, 0, 0], "Bo": [0, 1, 0], "Cy": [0, 0, 1]}
-    embeddings = np.array([axes[name] for name in person], float)
+    pairs, _, embeddings = _separable_pairs(tmp_path)
     metrics = pair_metrics(embeddings, pairs, threshold=1.5)  # refuses every pair
     assert (metrics["false_rejects"], metrics["false_accepts"]) == (4, 0)
     assert [row["pair"] for row in metrics["wrong_pairs"]] == ["same"] * 4
