@@ -108,9 +108,9 @@ def shown_image(image: np.ndarray) -> np.ndarray:
 
 
 def plot_segmentation_grid(images, truths, predictions, labels: list[str], names: list[str],
-                           path: Path, rows: int = 6) -> Path:
+                           path: Path, rows: int = 6, split: str = "val") -> Path:
     """One row per image (at most `rows`): the image, the true mask, the predicted mask; a
-    legend of the classes' colours above."""
+    legend of the classes' colours above, titled with the `split` they are of."""
     from matplotlib.patches import Patch
 
     plt = _pyplot()
@@ -132,7 +132,7 @@ def plot_segmentation_grid(images, truths, predictions, labels: list[str], names
                for index, name in enumerate(labels[:len(PALETTE)])]
     classes.append(Patch(facecolor=colorize(np.array(255)) / 255, label="ignored"))
     figure.legend(handles=classes, loc="lower center", bbox_to_anchor=(0.5, 1.0),
-                  ncol=min(len(classes), 6), fontsize=9, frameon=False, title="val")
+                  ncol=min(len(classes), 6), fontsize=9, frameon=False, title=split)
     figure.tight_layout()
     _save(figure, path)
     return path

@@ -376,7 +376,8 @@ class SegmentTask(Task):
         plot_segmentation_grid([split.images[i] for i in order],
                                [split.targets[i] for i in order], shown, labels,
                                [f"{scores[i]['image']} (Dice {scores[i]['dice']:.3f})"
-                                for i in order], path, rows=GRID_ROWS)
+                                for i in order], path, rows=GRID_ROWS,
+                               split=prefix.rstrip("_") or "val")
         return [path]
 
     def tflite_metadata(self, labels: list[str], quantized_input: bool):
