@@ -175,6 +175,57 @@ def test_masks_beside_their_images_pair_in_each_folder_and_each_patient_stays_on
         index_pairs(root, 0.2)
 
 
+def test_k_folds_hold_each_pair_out_once_and_each_case_whole(tmp_path):
+    """data.folds / data.fold: the folds of one seed are disjoint val splits that together
+    hold every pair once, about equal; a case folder (a patient) stays in one fold."""
+    from visionsuite.tasks.segment.data import Fold
+
+    root = make_segment_folder(tmp_path / "d", train=11, val=0) / "train"
+    vals = [{p.image.name for p in index_pairs(root, Fold(k, 5), seed=3).splits["val"]}
+            for k in range(5)]
+    assert sorted(len(val) for val in vals) == [2, 2, 2, 2, 3]
+    assert set.union(*vals) == {f"{i}.png" for i in range(11)}
+    assert sum(len(val) for val in vals) == 11  # disjoint
+    first = index_pairs(root, Fold(0, 5), seed=3)
+    assert {p.image.name for p in first.splits["train"]} == {f"{i}.png" for i in range(11)} - \
+        vals[0]
+
+    patients = tmp_path / "kaggle_3m"
+    for patient in range(12):
+        for slice_number in (1, 2):
+            stem = patients / f"TCGA_{patient:02d}" / f"TCGA_{patient:02d}_{slice_number}"
+            _save_disc(stem.with_suffix(".tif"), slice_number, mask=False)
+            _save_disc(stem.with_name(stem.name + "_mask.tif"), slice_number, mask=True)
+    held = [index_pairs(patients, Fold(k, 4)).splits["val"] for k in range(4)]
+    cases = [{p.image.parent.name for p in val} for val in held]
+    assert [len(case) for case in cases] == [3, 3, 3, 3] and len(set.union(*cases)) == 12
+    assert all(len(val) == 6 for val in held)  # both slices of each of its 3 patients
+    with pytest.raises(VisionsuiteError, match="holds no pairs: 11 pairs are too few"):
+        index_pairs(root, Fold(11, 12))
+
+
+def test_k_fold_settings_are_checked_and_a_set_with_its_own_val_is_refused(tmp_path):
+    from visionsuite.config import load_config
+    from visionsuite.tasks import get_task
+
+    split = make_segment_folder(tmp_path / "d", train=6, val=2)
+    task = get_task("segment")
+    for sets, message in ((("data.folds=5", "data.fold=5"), "a fold from 0 to folds - 1"),
+                          (("data.folds=1",), "2 folds or more"),
+                          (("data.fold=2",), "data.fold=2: a fold of what")):
+        config = load_config("segment", overrides={"data.path": str(split)}, sets=sets)
+        with pytest.raises(VisionsuiteError, match=message):
+            task.load_data(config)
+    config = load_config("segment", overrides={"data.path": str(split)}, sets=("data.folds=3",))
+    with pytest.raises(VisionsuiteError, match="has a val split of its own"):
+        task.load_data(config)
+    config = load_config("segment", overrides={"data.path": str(split / "train")},
+                         sets=("data.folds=3", "data.fold=1"))
+    data = task.load_data(config)
+    assert (len(data.train), len(data.val)) == (4, 2)
+    assert data.source.endswith("val: fold 1 of 3 (seed 0)")
+
+
 def test_masks_beside_their_images_merge_a_second_lesions_mask_and_split_each_class_folder(
         tmp_path):
     """BUSI as it comes: benign/, malignant/ and normal/ folders of 'benign (1).png' beside

@@ -73,6 +73,11 @@ class DataConfig:
     # structure's own ({kidney: 1, tumour: 2}: classes or regions); empty = none
     surface_tolerance: float | dict[str, float] | None = None
     crops_per_image: int = 8  # random crops per image and epoch
+    # segment, k-fold cross-validation of a dataset without a val split: split it into
+    # `folds` seeded folds (whole cases where it has case folders) and validate on fold
+    # `fold` (0 .. folds-1), one run per fold; 0 = a val_fraction split
+    folds: int = 0
+    fold: int = 0
     tile_overlap: float = 0.25  # overlap of inference tiles, fraction of the tile side
     # images whose longer side exceeds this many pixels are scaled down to it (masks
     # nearest-neighbour) for training, metrics and prediction, and predicted masks scaled back
@@ -394,7 +399,8 @@ RANGES = {
     "data.val_fraction": _between(0, 1), "data.crops_per_image": _at_least(1),
     "data.tile_overlap": _below(0, 1), "data.workers": _at_least(0),
     "data.max_size": _at_least(16), "data.surface_tolerance": _above(0),
-    "data.rle_order": _one_of("column", "row"),
+    "data.rle_order": _one_of("column", "row"), "data.folds": _at_least(0),
+    "data.fold": _at_least(0),
     **{f"augment.{key}": _between(0, 1) for key in (
         "flip", "vflip", "rotate90", "erase", "mosaic", "brightness", "contrast", "hue",
         "saturation", "foreground_crops")},
@@ -420,7 +426,7 @@ RANGES = {
 TASK_KEYS = {
     **{f"data.{key}": ("segment",) for key in (
         "binary_masks", "colors", "regions", "surface_tolerance", "crops_per_image",
-        "tile_overlap", "max_size", "window", "rle_order")},
+        "tile_overlap", "max_size", "window", "rle_order", "folds", "fold")},
     "data.face_detect": ("face",), "data.val_pairs": ("face",),
     "data.val_pairs_images": ("face",),
     **{f"data.{key}": ("classify",) for key in ("image_column", "label_column")},

@@ -294,6 +294,9 @@ def _fraction_split(root: Path, pairs: list[Pair], val_fraction: float,
     if not train:
         raise VisionsuiteError(f"{root}: data.val_fraction={val_fraction} leaves no pairs to "
                                "train on")
+    if not val:  # a Fold past the cases there are
+        raise VisionsuiteError(f"{root}: data.val_fraction={val_fraction} holds no pairs: "
+                               f"{len(pairs)} pairs are too few for so many folds")
     return {"train": train, "val": val}
 
 
@@ -507,9 +510,26 @@ def _split_folder(parent: Path, names: tuple[str, ...]) -> Path | None:
     return found
 
 
+class Fold(float):
+    """data.fold of data.folds where a val_fraction goes (a float, 1 / folds, to every check
+    of one): _split_pairs deals the pairs (or cases) into `folds` seeded folds, and this
+    one is val. Each fold of one seed is a different val split; together they hold each pair
+    once."""
+
+    def __new__(cls, fold: int, folds: int):
+        made = super().__new__(cls, 1 / folds)
+        made.fold, made.folds = fold, folds
+        return made
+
+    def __str__(self) -> str:
+        return f"{1 / self.folds:g} (fold {self.fold} of {self.folds})"
+
+
 def _split_pairs(pairs: list[Pair], fraction: float, seed: int):
     """A seeded split of pairs into train and val. Pairs of one images/ folder: `fraction` of
-    them. Side-by-side pairs in several folders: see CASE_FOLDERS."""
+    them. Side-by-side pairs in several folders: see CASE_FOLDERS. A Fold: every fold-th of
+    the shuffled pairs (or cases), each folder's in turn, so each fold takes its share of
+    each folder."""
     rng = random.Random(seed)
     by_folder: dict[Path, list[Pair]] = {}
     for pair in pairs:
@@ -517,8 +537,16 @@ def _split_pairs(pairs: list[Pair], fraction: float, seed: int):
     if len(by_folder) >= CASE_FOLDERS:
         cases = sorted(by_folder)
         rng.shuffle(cases)
-        held_out = set(cases[:max(1, round(len(cases) * fraction))])
+        held_out = set(cases[fraction.fold::fraction.folds] if isinstance(fraction, Fold)
+                       else cases[:max(1, round(len(cases) * fraction))])
         val = [pair for pair in pairs if pair.image.parent in held_out]
+    elif isinstance(fraction, Fold):
+        dealt = []
+        for group in by_folder.values():
+            shuffled = group[:]
+            rng.shuffle(shuffled)
+            dealt += shuffled
+        val = dealt[fraction.fold::fraction.folds]
     else:
         val = []
         for group in by_folder.values():
