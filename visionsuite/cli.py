@@ -138,6 +138,29 @@ def evaluate(run, data, json_path, split, pairs, detect, plots):
         click.echo("plots: " + ", ".join(result["plots"]))
 
 
+@cli.command()
+@click.argument("runs", nargs=-1, required=True, type=click.Path())
+@click.option("--json", "json_path", type=click.Path(), help="Also write the table here.")
+@friendly_errors(tensorflow=False)
+def compare(runs, json_path):
+    """The val metrics of RUNS (run folders of one task) side by side, with their mean and
+    standard deviation: the folds of a cross-validation, seeds, recipes."""
+    from visionsuite.core.compare import compare_runs
+    from visionsuite.core.files import writable_file, write_json
+    from visionsuite.core.report import table
+
+    if json_path:
+        writable_file(json_path, "the comparison", "--json")
+    result = compare_runs(list(runs))
+    summary = [{"run": name, "val": "-", **result[key]} for name, key in
+               (("mean", "mean"), ("std", "std")) if result[key]]
+    click.echo(table(result["runs"] + summary))
+    if result["folds_note"]:
+        click.echo(f"warning: {result['folds_note']}", err=True)
+    if json_path:
+        write_json(json_path, result)
+
+
 @cli.command("classify")
 @click.argument("run", type=click.Path())
 @click.argument("images", nargs=-1, required=True, type=click.Path())
