@@ -29,6 +29,31 @@ def test_single_folder_is_split_per_class_and_reproducibly(tmp_path: Path):
     assert not {p for p, _ in first.splits["val"]} & {p for p, _ in first.splits["train"]}
 
 
+def test_k_folds_are_stratified_and_hold_each_image_out_once(tmp_path: Path):
+    """data.folds / data.fold: each fold takes its share of every class; the folds of one
+    seed are disjoint and hold every image once; the data line names the fold."""
+    from visionsuite.config import load_config
+    from visionsuite.core.splits import Fold
+    from visionsuite.tasks import get_task
+
+    root = make_shapes_folder(tmp_path / "d", per_class=10, val_per_class=0) / "train"
+    vals = [index_image_folders(root, Fold(k, 3), seed=3).splits["val"] for k in range(3)]
+    for val in vals:  # 10 per class: 4, 3, 3 of each
+        counts = np.bincount([label for _, label in val], minlength=3)
+        assert counts.min() == counts.max() and counts[0] in (3, 4)
+    held = [path for val in vals for path, _ in val]
+    assert len(held) == len(set(held)) == 30
+    config = load_config("classify", overrides={"data.path": str(root), "data.image_size": 32},
+                         sets=("data.folds=3", "data.fold=2"))
+    data = get_task("classify").load_data(config)
+    assert (len(data.train), len(data.val)) == (21, 9)  # images 2, 5 and 8 of each class
+    assert data.source.endswith("val: fold 2 of 3 (seed 0)")
+    # train/ and val/: a val split of its own
+    config.data.path = str(make_shapes_folder(tmp_path / "e", per_class=4, val_per_class=2))
+    with pytest.raises(VisionsuiteError, match="has a val split of its own"):
+        get_task("classify").load_data(config)
+
+
 def test_split_folders_are_known_by_the_names_datasets_come_with(tmp_path: Path):
     """Kaggle's Training/ and Testing/ (any case), and test/ as val where there is no val/;
     before, Training/ and Testing/ were taken for two classes."""

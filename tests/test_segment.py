@@ -178,7 +178,7 @@ def test_masks_beside_their_images_pair_in_each_folder_and_each_patient_stays_on
 def test_k_folds_hold_each_pair_out_once_and_each_case_whole(tmp_path):
     """data.folds / data.fold: the folds of one seed are disjoint val splits that together
     hold every pair once, about equal; a case folder (a patient) stays in one fold."""
-    from visionsuite.tasks.segment.data import Fold
+    from visionsuite.core.splits import Fold
 
     root = make_segment_folder(tmp_path / "d", train=11, val=0) / "train"
     vals = [{p.image.name for p in index_pairs(root, Fold(k, 5), seed=3).splits["val"]}

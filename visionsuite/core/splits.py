@@ -21,6 +21,52 @@ TEST_SET_NOTE = "no train/ folder: a test set, for `visionsuite evaluate RUN --d
 TEST_SPLIT_NOTE = "the test split alone, as `visionsuite evaluate RUN --split test` reads it"
 
 
+class Fold(float):
+    """data.fold of data.folds (k-fold cross-validation) where a val_fraction goes: a float,
+    1 / folds, to every check of one; the task's split deals the images (or cases) of a set
+    without a val split into `folds` seeded folds, and this one is val. Each fold of one seed
+    is a different val split; together they hold each image once."""
+
+    def __new__(cls, fold: int, folds: int):
+        made = super().__new__(cls, 1 / folds)
+        made.fold, made.folds = fold, folds
+        return made
+
+    def __str__(self) -> str:
+        return f"{1 / self.folds:g} (fold {self.fold} of {self.folds})"
+
+
+def held_out_share(config) -> float:
+    """What a set without a val split holds out: data.fold of data.folds (a Fold), else
+    data.val_fraction (EVERY_IMAGE too: another dataset, evaluated whole)."""
+    folds, fold = config.data.folds, config.data.fold
+    if not folds or config.data.val_fraction == EVERY_IMAGE:
+        if fold and not folds:
+            raise VisionsuiteError(f"data.fold={fold}: a fold of what? set data.folds too "
+                                   "(e.g. 5)")
+        return config.data.val_fraction
+    if folds < 2 or fold >= folds:
+        raise VisionsuiteError(f"data.folds={folds}, data.fold={fold}: cross-validation needs "
+                               "2 folds or more, and a fold from 0 to folds - 1")
+    return Fold(fold, folds)
+
+
+def fold_of(share: float, held_out: str, split_by_fraction: bool, root: Path) -> Fold | None:
+    """The Fold that chose a run's val split, or None where it is the dataset's own (or the
+    test split); a Fold asked of a set with a val split of its own is an error."""
+    fold = share if isinstance(share, Fold) and held_out == "val" else None
+    if fold is not None and not split_by_fraction:
+        raise VisionsuiteError(f"{root}: data.folds={fold.folds}: the dataset has a val split "
+                               "of its own; folds split a set without one")
+    return fold
+
+
+def fold_source(root: Path, fold: Fold | None, seed: int) -> str:
+    """How the data line names the dataset: with the fold that is its val split."""
+    return f"{root}, val: fold {fold.fold} of {fold.folds} (seed {seed})" if fold is not None \
+        else str(root)
+
+
 def held_out_names(split: str) -> tuple[str, ...]:
     """The folder names of a held-out split (HELD_OUT_SPLITS); val's include test/, which
     serves as val where there is no val/ (as Ultralytics takes it)."""

@@ -15,7 +15,8 @@ from visionsuite.core.class_folders import scan_class_folders
 from visionsuite.core.data import check_cache_fits, decode_images
 from visionsuite.core.files import TRAIN_FOLDER_NAMES, held_out_only, named_folder, sub_folders
 from visionsuite.core.image_tables import image_lookup, image_table_files, natural_order
-from visionsuite.core.splits import EVERY_IMAGE, held_out_names, no_test_split, test_set_note
+from visionsuite.core.splits import (EVERY_IMAGE, Fold, fold_of, fold_source, held_out_names,
+                                     held_out_share, no_test_split, test_set_note)
 from visionsuite.errors import VisionsuiteError
 from visionsuite.tasks.base import DataReport, Split, Task, TaskData
 from visionsuite.tasks.classify.labels import labelled_by_tables, names_classes, read_label_table
@@ -224,6 +225,11 @@ def _split_by_fraction(items, fraction: float, seed: int, root: Path):
     for label in sorted({label for _, label in items}):
         members = [item for item in items if item[1] == label]
         random.Random(seed * 1000 + label).shuffle(members)
+        if isinstance(fraction, Fold):  # stratified k-fold: every folds-th of each class
+            val += members[fraction.fold::fraction.folds]
+            train += [item for i, item in enumerate(members)
+                      if i % fraction.folds != fraction.fold]
+            continue
         count = max(1, round(len(members) * fraction)) if len(members) > 1 else 0
         val += members[:count]
         train += members[count:]
@@ -239,9 +245,11 @@ class ClassifyTask(Task):
         from visionsuite.datasets import resolve_dataset
 
         root = resolve_dataset(config.data.path, "classify")
-        index = index_image_folders(root, config.data.val_fraction, config.data.split_seed,
+        share = held_out_share(config)  # data.val_fraction, or data.fold of data.folds
+        index = index_image_folders(root, share, config.data.split_seed,
                                     config.data.classes, held_out,
                                     (config.data.image_column, config.data.label_column))
+        fold = fold_of(share, held_out, index.split_by_fraction, root)
         if index.left_out:
             print(f"data: the {len(index.classes)} classes of data.classes; classes left out: "
                   f"{', '.join(index.left_out)}", file=sys.stderr)
@@ -265,7 +273,8 @@ class ClassifyTask(Task):
             config.train.class_weights = balanced_weights(splits["train"].targets,
                                                           len(index.classes))
             print(f"train.class_weights=balanced: {config.train.class_weights}", file=sys.stderr)
-        return TaskData(labels or index.classes, splits["val"], splits.get("train"), str(root))
+        return TaskData(labels or index.classes, splits["val"], splits.get("train"),
+                        fold_source(root, fold, config.data.split_seed))
 
     def check_model(self, config: Config) -> None:
         super().check_model(config)

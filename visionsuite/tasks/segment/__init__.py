@@ -27,11 +27,12 @@ import numpy as np
 
 from visionsuite.config import Config
 from visionsuite.core.augment import AUGMENTATIONS
+from visionsuite.core.splits import fold_of, fold_source, held_out_share
 from visionsuite.errors import VisionsuiteError
 from visionsuite.tasks.base import DataReport, Split, Task, TaskData
 from visionsuite.tasks.segment.colours import (check_colour_names, colour_class_names,
                                                colour_name, parse_colours)
-from visionsuite.tasks.segment.data import (IGNORE, Fold, channel_names, check_pairs_fit,
+from visionsuite.tasks.segment.data import (IGNORE, channel_names, check_pairs_fit,
                                             check_segmentation_folders, class_map,
                                             classes_from_colours, decode_pairs, image_channels,
                                             index_pairs, pad_stack, sided_class_names, to_split)
@@ -56,23 +57,6 @@ def _warn_of_mirrored_sides(names: list[str], config: Config) -> None:
         sets = " ".join(f"--set {key}=0" for key in moving)
         warn(f"classes {', '.join(sided)} name sides, which {' and '.join(moving)} move to the "
              f"other side of the image; {sets} keeps the sides apart")
-
-
-def _held_out_share(config: Config) -> float:
-    """What index_pairs holds out of a set without a val split: data.fold of data.folds
-    (cross-validation), else data.val_fraction (EVERY_IMAGE too: another dataset, whole)."""
-    from visionsuite.core.splits import EVERY_IMAGE
-
-    folds, fold = config.data.folds, config.data.fold
-    if not folds or config.data.val_fraction == EVERY_IMAGE:
-        if fold and not folds:
-            raise VisionsuiteError(f"data.fold={fold}: a fold of what? set data.folds too "
-                                   "(e.g. 5)")
-        return config.data.val_fraction
-    if folds < 2 or fold >= folds:
-        raise VisionsuiteError(f"data.folds={folds}, data.fold={fold}: cross-validation needs "
-                               "2 folds or more, and a fold from 0 to folds - 1")
-    return Fold(fold, folds)
 
 
 def _take_image_channels(index, splits: tuple[str, ...], config: Config,
@@ -154,14 +138,10 @@ class SegmentTask(Task):
                 f"data.max_size ({config.data.max_size}) is smaller than data.image_size "
                 f"({config.data.image_size}), the side of the training crops and tiles")
         root = resolve_dataset(config.data.path, "segment")
-        share = _held_out_share(config)
+        share = held_out_share(config)  # data.val_fraction, or data.fold of data.folds
         index = index_pairs(root, share, config.data.split_seed, held_out,
                             config.data.rle_order, train)
-        # the run's val split, as data.fold of data.folds chose it, or the dataset's own
-        fold = share if isinstance(share, Fold) and held_out == "val" else None
-        if fold is not None and not index.split_by_fraction:
-            raise VisionsuiteError(f"{root}: data.folds={fold.folds}: the dataset has a val "
-                                   "split of its own; folds split a set without one")
+        fold = fold_of(share, held_out, index.split_by_fraction, root)
         wanted = ("train", "val") if train else ("val",)
         own_channels = _take_image_channels(index, wanted, config, train)
         if config.data.regions and (config.data.classes or labels):  # before decoding
@@ -197,9 +177,8 @@ class SegmentTask(Task):
         splits["val"].surface_tolerance = _known_structures(
             config.data.surface_tolerance, mapping.names, splits["val"].regions)
         splits["val"].choose_largest_component = config.model.keep_largest_component
-        source = f"{root}, val: fold {fold.fold} of {fold.folds} (seed " \
-                 f"{config.data.split_seed})" if fold is not None else str(root)
-        return TaskData(mapping.names, splits["val"], splits.get("train"), source,
+        return TaskData(mapping.names, splits["val"], splits.get("train"),
+                        fold_source(root, fold, config.data.split_seed),
                         channel_names(index, own_channels) if own_channels else None)
 
     def inference_settings(self, metrics: dict, data: TaskData, config: Config) -> dict:

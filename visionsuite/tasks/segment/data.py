@@ -25,7 +25,8 @@ from visionsuite.core.images import (INSTANCE_HINT, QUARTER_TURNS, UnreadableIma
 from visionsuite.core.image_tables import image_lookup, image_table_files
 from visionsuite.core.medical import (file_stem, is_medical_file, is_nifti, label_slices_for,
                                       read_header, series_folder, voxel_spacing)
-from visionsuite.core.splits import EVERY_IMAGE, held_out_names, no_test_split, test_set_note
+from visionsuite.core.splits import (EVERY_IMAGE, Fold, held_out_names, no_test_split,
+                                     test_set_note)
 from visionsuite.core.yolo import YOLO_TEST, yolo_label_path, yolo_splits, yolo_yaml
 from visionsuite.errors import VisionsuiteError, first_line
 from visionsuite.tasks.base import DataReport, Split
@@ -508,21 +509,6 @@ def _split_folder(parent: Path, names: tuple[str, ...]) -> Path | None:
         worded = [path for path in sub_folders(parent) if _words(path.name) & set(names)]
         found = worded[0] if len(worded) == 1 else None
     return found
-
-
-class Fold(float):
-    """data.fold of data.folds where a val_fraction goes (a float, 1 / folds, to every check
-    of one): _split_pairs deals the pairs (or cases) into `folds` seeded folds, and this
-    one is val. Each fold of one seed is a different val split; together they hold each pair
-    once."""
-
-    def __new__(cls, fold: int, folds: int):
-        made = super().__new__(cls, 1 / folds)
-        made.fold, made.folds = fold, folds
-        return made
-
-    def __str__(self) -> str:
-        return f"{1 / self.folds:g} (fold {self.fold} of {self.folds})"
 
 
 def _split_pairs(pairs: list[Pair], fraction: float, seed: int):
