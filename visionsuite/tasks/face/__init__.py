@@ -225,13 +225,14 @@ def _val_pairs(config: Config, held_out: str):
 def _decode_pairs(pairs, config: Config) -> FaceSplit:
     """The faces of the pairs' images, as a val split scored on the pairs; the pairs of an
     image without a face are left out, and counted."""
+    from visionsuite.core.progress import warn
+
     split = _decode([(path, 0) for path in pairs.paths], [], config, "val pairs")
     position = {path: index for index, path in enumerate(pairs.paths)}
     split.pairs = pairs.keep_images([position[path] for path in split.paths])
     left_out = len(pairs.same) - len(split.pairs.same)
     if left_out:
-        print(f"warning: {pairs.file}: {left_out} pairs left out (an image without a face)",
-              file=sys.stderr)
+        warn(f"{pairs.file}: {left_out} pairs left out (an image without a face)")
     return split
 
 
