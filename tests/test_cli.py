@@ -16,7 +16,7 @@ from visionsuite.cli import cli
 
 SUBCOMMANDS = [[], ["train"], ["evaluate"], ["classify"], ["export"], ["benchmark"], ["data"],
                ["data", "check"], ["models"], ["segment"], ["detect"], ["embed"], ["verify"],
-               ["enroll"], ["identify"]]
+               ["enroll"], ["identify"], ["compare"], ["ensemble"], ["gallery"]]
 
 
 def invoke(*args):

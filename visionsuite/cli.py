@@ -161,6 +161,32 @@ def compare(runs, json_path):
         write_json(json_path, result)
 
 
+@cli.command()
+@click.argument("runs", nargs=-1, required=True, type=click.Path())
+@click.option("--data", help="Validate on this dataset's val split: one none of the members "
+                             "trained on [the members' own val split, if they share it].")
+@click.option("--output", default="runs", show_default=True, help="Folder of run folders.")
+@click.option("--name", help="Run name [ensemble, ensemble2, ...].")
+@friendly_errors
+def ensemble(runs, data, output, name):
+    """One model of RUNS (run folders of one task: a cross-validation's folds, seeds), averaging
+    their probabilities (face: their embeddings' cosines), saved as a run folder that evaluate,
+    export and prediction take; prints its val metrics under each member's on the same images,
+    and the run folder as the last line."""
+    from visionsuite.config import read_yaml
+    from visionsuite.core.ensemble import ensemble_runs
+    from visionsuite.core.report import detail_text, table
+    from visionsuite.tasks import get_task
+
+    run_dir = ensemble_runs(list(runs), data, output, name)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    task = get_task(read_yaml(run_dir / "config.yaml")["task"])
+    click.echo(table(metrics["members"] + [{"run": f"ensemble of {len(runs)}",
+                                            **task.headline(metrics)}]))
+    click.echo(detail_text(task.detail_tables(metrics)), nl=False)
+    click.echo(str(run_dir))
+
+
 @cli.command("classify")
 @click.argument("run", type=click.Path())
 @click.argument("images", nargs=-1, required=True, type=click.Path())

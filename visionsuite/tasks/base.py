@@ -62,6 +62,9 @@ class Task:
     augmentations = AUGMENTATIONS
     # model.backbone names the task builds itself, besides the zoo's (core.backbones)
     own_backbones: tuple[str, ...] = ()
+    # inference.json keys chosen on val (inference_settings), which an ensemble (core.ensemble)
+    # chooses again on its own val outputs rather than take from a member
+    learned_settings: tuple[str, ...] = ()
 
     def check_model(self, config: Config) -> None:
         """One-line errors for model settings that need no data (here an unknown
@@ -171,6 +174,13 @@ class Task:
     def train_samples(self, config: Config, data: TaskData) -> int:
         """Training samples per epoch (the learning-rate schedule counts steps from it)."""
         return len(data.train)
+
+    def combine_outputs(self, outputs: list):
+        """The Keras tensor of an ensemble (core.ensemble) from its members' output tensors:
+        here the mean of their probabilities (softmax classes, per image or per pixel)."""
+        import keras
+
+        return keras.layers.Average(name="mean_probabilities")(outputs)
 
     def predict(self, predictor, split: Split, config: Config):
         """Model outputs for every image of `split` (a Keras or TFLite predictor)."""

@@ -38,6 +38,12 @@ class DetectTask(Task):
     augmentations = ("mosaic", "flip", "vflip", "rotate90", "zoom", "translate", "rotate",
                      "hue", "saturation", "brightness", "contrast")
 
+    def combine_outputs(self, outputs: list):
+        # The heads' raw outputs (box distances and class scores per anchor) of two detectors
+        # do not average into a third's: ensembles of detectors fuse their boxes after NMS.
+        raise VisionsuiteError("detect runs cannot be ensembled: detectors' boxes need fusing "
+                               "after NMS (weighted box fusion), which visionsuite lacks")
+
     def load_data(self, config: Config, train: bool = True, labels: list[str] | None = None,
                   held_out: str = "val") -> TaskData:
         from visionsuite.core.data import check_cache_fits

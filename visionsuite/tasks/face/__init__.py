@@ -38,6 +38,7 @@ class FaceTask(Task):
     # alone still kept such an epoch in a short triplet run, so collapsed epochs score 0.
     monitor = "val_selection_tar"
     agreement_meaning = "mean cosine similarity of the embeddings of each val face"
+    learned_settings = ("threshold", "threshold_rule", "chosen_on")
 
     def load_data(self, config: Config, train: bool = True, labels: list[str] | None = None,
                   held_out: str = "val") -> TaskData:
@@ -122,6 +123,16 @@ class FaceTask(Task):
 
             return chosen_pairs_metrics(outputs, split.pairs, threshold)
         return face_metrics(outputs, np.asarray(split.targets), threshold, split.names)
+
+    def combine_outputs(self, outputs: list):
+        """The members' unit embeddings side by side, scaled by 1/sqrt(K): a unit vector whose
+        cosine similarity to another is the mean of the members' cosines."""
+        import math
+
+        import keras
+
+        joined = keras.layers.Concatenate(name="member_embeddings")(outputs)
+        return keras.layers.Rescaling(1 / math.sqrt(len(outputs)), name="embedding")(joined)
 
     def inference_settings(self, metrics: dict, data: TaskData, config: Config) -> dict:
         from visionsuite.tasks.face.metrics import collapsed

@@ -128,6 +128,7 @@ class SegmentTask(Task):
     monitor = "val_dice"
     images_own_channels = True
     augmentations = AUGMENTATIONS + ("foreground_crops",)
+    learned_settings = ("keep_largest_component",)
 
     def load_data(self, config: Config, train: bool = True, labels: list[str] | None = None,
                   held_out: str = "val") -> TaskData:
