@@ -420,3 +420,25 @@ def test_coco_paths_of_the_exporting_machine_are_read_by_base_name_inside_the_da
     (root / "result.json").write_text(json.dumps(_coco_spec(names + ["../../e.png"])))
     with pytest.raises(VisionsuiteError, match=r"\.\./e\.png: path leaves the dataset folder"):
         index_detection(root)  # e.png is beside the dataset, not in it
+
+
+def test_k_folds_hold_each_image_out_once_and_a_val_split_of_its_own_refuses_them(tmp_path):
+    from visionsuite.config import load_config
+    from visionsuite.core.splits import Fold
+    from visionsuite.tasks import get_task
+
+    root = voc_dataset(tmp_path / "voc")
+    (root / "train.txt").unlink()
+    (root / "val.txt").unlink()
+    vals = [index_detection(root, Fold(k, 3), seed=1).val for k in range(3)]
+    assert sorted(a.image.name for val in vals for a in val) == ["a.jpg", "b.jpg", "c.jpg"]
+    with pytest.raises(VisionsuiteError, match="3 annotated images are too few"):
+        index_detection(root, Fold(0, 4))
+    config = load_config("detect", overrides={"data.path": str(root), "data.image_size": 32},
+                         sets=("data.folds=3", "data.fold=1"))
+    data = get_task("detect").load_data(config)
+    assert (len(data.train), len(data.val)) == (2, 1)
+    assert data.source.endswith("val: fold 1 of 3 (seed 0)")
+    config.data.path = str(voc_dataset(tmp_path / "lists"))  # train.txt and val.txt
+    with pytest.raises(VisionsuiteError, match="has a val split of its own"):
+        get_task("detect").load_data(config)

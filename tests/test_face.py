@@ -313,16 +313,21 @@ def test_a_set_of_crops_gives_its_framing_and_a_face_found_in_a_photo_is_cut_ali
     assert np.abs(square - whole).mean() > 10
 
 
-def test_held_out_identities_come_from_a_test_folder_or_by_fraction(tmp_path):
+def _people(folder: Path, people: str) -> None:
+    """Two small grey photos in a folder of each of `people` (one letter each) in `folder`."""
     from PIL import Image
 
+    for person in people:
+        (folder / person).mkdir(parents=True)
+        for i in range(2):
+            Image.new("L", (8, 8), 40 * i).save(folder / person / f"{i}.png")
+
+
+def test_held_out_identities_come_from_a_test_folder_or_by_fraction(tmp_path):
     from visionsuite.tasks.face.data import index_identities
 
-    for split, people in (("train", "abcd"), ("test", "xy")):
-        for person in people:
-            (tmp_path / split / person).mkdir(parents=True)
-            for i in range(2):
-                Image.new("L", (8, 8)).save(tmp_path / split / person / f"{i}.png")
+    _people(tmp_path / "train", "abcd")
+    _people(tmp_path / "test", "xy")
     index = index_identities(tmp_path)
     assert index.names == {"val": ["x", "y"], "train": ["a", "b", "c", "d"]}
     # No held-out folder: whole identities are held out, never some of a person's images.
@@ -339,6 +344,38 @@ def test_held_out_identities_come_from_a_test_folder_or_by_fraction(tmp_path):
     (tmp_path / "train").rename(tmp_path / "Training")
     (tmp_path / "test").rename(tmp_path / "Testing")
     assert index_identities(tmp_path).names == {"val": ["x", "y"], "train": ["a", "b", "c", "d"]}
+
+
+def test_k_folds_hold_out_whole_people_each_once(tmp_path):
+    """data.folds / data.fold for faces: each fold holds out whole people; the folds of one
+    seed are disjoint and hold everyone once; a set with a test/ folder, too few people, and
+    folds beside data.val_pairs are refused."""
+    from visionsuite.core.splits import Fold
+    from visionsuite.tasks import get_task
+    from visionsuite.tasks.face.data import index_identities
+
+    _people(tmp_path / "train", "abcdefg")
+    folds = [index_identities(tmp_path / "train", Fold(k, 3), seed=2) for k in range(3)]
+    held = [person for index in folds for person in index.names["val"]]
+    assert sorted(held) == list("abcdefg") and [len(i.names["val"]) for i in folds] == [3, 2, 2]
+    for index in folds:
+        assert {path.parent.name for path, _ in index.splits["val"]} == set(index.names["val"])
+        assert not set(index.names["train"]) & set(index.names["val"])
+    with pytest.raises(VisionsuiteError, match="7 identities are too few to hold 1 out"):
+        index_identities(tmp_path / "train", Fold(0, 7))
+    config = load_config("face", overrides={"data.path": str(tmp_path / "train")},
+                         sets=("data.folds=3", "data.fold=1", "data.image_size=16",
+                               "data.face_detect=false"))
+    data = get_task("face").load_data(config)
+    assert (len(data.train), len(data.val)) == (10, 4)
+    assert data.source.endswith("val: fold 1 of 3 (seed 0)")
+    config.data.val_pairs = str(tmp_path / "pairs.txt")
+    with pytest.raises(VisionsuiteError, match="data.folds=3: the pairs of data.val_pairs"):
+        get_task("face").load_data(config)
+    _people(tmp_path / "test", "xy")
+    config.data.val_pairs, config.data.path = None, str(tmp_path)
+    with pytest.raises(VisionsuiteError, match="has a val split of its own"):
+        get_task("face").load_data(config)
 
 
 def test_one_folder_of_everyones_photos_names_the_people_in_the_file_names(tmp_path):

@@ -73,10 +73,10 @@ class DataConfig:
     # structure's own ({kidney: 1, tumour: 2}: classes or regions); empty = none
     surface_tolerance: float | dict[str, float] | None = None
     crops_per_image: int = 8  # random crops per image and epoch
-    # classify, segment: k-fold cross-validation of a dataset without a val split: split it
-    # into `folds` seeded folds (classify: stratified by class; segment: whole cases where it
-    # has case folders) and validate on fold `fold` (0 .. folds-1), one run per fold; 0 = a
-    # val_fraction split
+    # k-fold cross-validation of a dataset without a val split: split it into `folds`
+    # seeded folds (classify: stratified by class; segment: whole cases where it has case
+    # folders; face: whole people) and validate on fold `fold` (0 .. folds-1), one run per
+    # fold; 0 = a val_fraction split
     folds: int = 0
     fold: int = 0
     tile_overlap: float = 0.25  # overlap of inference tiles, fraction of the tile side
@@ -428,7 +428,6 @@ TASK_KEYS = {
     **{f"data.{key}": ("segment",) for key in (
         "binary_masks", "colors", "regions", "surface_tolerance", "crops_per_image",
         "tile_overlap", "max_size", "window", "rle_order")},
-    **{f"data.{key}": ("classify", "segment") for key in ("folds", "fold")},
     "data.face_detect": ("face",), "data.val_pairs": ("face",),
     "data.val_pairs_images": ("face",),
     **{f"data.{key}": ("classify",) for key in ("image_column", "label_column")},

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from visionsuite.config import Config
+from visionsuite.core.splits import fold_of, fold_source, held_out_share
 from visionsuite.errors import VisionsuiteError
 from visionsuite.tasks.base import DataReport, Split, Task, TaskData
 from visionsuite.tasks.detect.data import (Annotation, clean_boxes, describe_counts,
@@ -50,8 +51,9 @@ class DetectTask(Task):
         from visionsuite.datasets import resolve_dataset
 
         root = resolve_dataset(config.data.path, "detect")
-        index = index_detection(root, config.data.val_fraction, config.data.split_seed,
-                                held_out, train)
+        share = held_out_share(config)  # data.val_fraction, or data.fold of data.folds
+        index = index_detection(root, share, config.data.split_seed, held_out, train)
+        fold = fold_of(share, held_out, index.split_by_fraction, root)
         for message in index.missing:
             print(f"warning: {message}; skipped", file=sys.stderr)
         names = labels or config.data.classes or index.labels
@@ -70,7 +72,8 @@ class DetectTask(Task):
                                          config.data.image_size, config.data.workers, name)
         if len(splits["val"]) == 0:
             raise VisionsuiteError(f"{root}: the val split holds no readable images")
-        return TaskData(list(names), splits["val"], splits.get("train"), str(root))
+        return TaskData(list(names), splits["val"], splits.get("train"),
+                        fold_source(root, fold, config.data.split_seed))
 
     def check_data(self, path: str, held_out: str = "val") -> DataReport:
         from visionsuite.tasks.detect.checks import check_detection_folder

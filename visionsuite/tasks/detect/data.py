@@ -28,7 +28,7 @@ import numpy as np
 
 from visionsuite.core.coco import (COCO_TEST, category_names, coco_file_name, coco_files,
                                    coco_image, coco_image_folder, load_coco)
-from visionsuite.core.splits import no_test_split
+from visionsuite.core.splits import Fold, no_test_split
 from visionsuite.core.yolo import YOLO_TEST, yolo_label_path, yolo_splits, yolo_yaml
 from visionsuite.core.images import upright_size
 from visionsuite.errors import VisionsuiteError
@@ -72,6 +72,7 @@ class DetectionIndex:
     train: list[Annotation]
     val: list[Annotation]
     missing: list[str] = field(default_factory=list)  # referenced images that do not exist
+    split_by_fraction: bool = False  # val was drawn from train (no val split of its own)
 
 
 def index_detection(root: str | Path, val_fraction: float = 0.2, seed: int = 0,
@@ -98,17 +99,26 @@ def index_detection(root: str | Path, val_fraction: float = 0.2, seed: int = 0,
         raise no_test_split(root, TEST_SPLIT_FILES[index.format])
     if not index.val and index.train:
         index.train, index.val = _split(index.train, val_fraction, seed)
+        index.split_by_fraction = True
     if not index.train and not index.val:
         raise VisionsuiteError(f"{root}: no annotated images found ({index.format})")
     return index
 
 
 def _split(items: list[Annotation], fraction: float, seed: int):
+    """(train, val) of a set without a val split: a seeded `fraction` of the images, or a
+    Fold's share of them (every folds-th of the seeded order)."""
     if fraction >= 1:  # EVERY_IMAGE: evaluation on another dataset
         return [], list(items)
     order = np.random.default_rng(seed).permutation(len(items))
-    count = max(1, int(round(len(items) * fraction))) if len(items) > 1 else 0
-    val = set(order[:count].tolist())
+    if isinstance(fraction, Fold):
+        if len(items) < fraction.folds:
+            raise VisionsuiteError(f"data.folds={fraction.folds}: {len(items)} annotated images "
+                                   "are too few for so many folds")
+        val = set(order[fraction.fold::fraction.folds].tolist())
+    else:
+        count = max(1, int(round(len(items) * fraction))) if len(items) > 1 else 0
+        val = set(order[:count].tolist())
     return ([a for i, a in enumerate(items) if i not in val],
             [a for i, a in enumerate(items) if i in val])
 

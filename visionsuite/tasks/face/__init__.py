@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from visionsuite.config import Config
+from visionsuite.core.splits import Fold, fold_of, fold_source, held_out_share
 from visionsuite.errors import VisionsuiteError
 from visionsuite.tasks.base import DataReport, Split, Task, TaskData
 
@@ -51,11 +52,17 @@ class FaceTask(Task):
             raise VisionsuiteError("data.classes does not apply to faces: the identities are "
                                    "the dataset's person folders")
         root = resolve_dataset(config.data.path, "face")
+        share = held_out_share(config)  # data.val_fraction, or data.fold of data.folds
+        if config.data.val_pairs and isinstance(share, Fold):
+            raise VisionsuiteError(f"data.folds={share.folds}: the pairs of data.val_pairs "
+                                   "choose the epoch, and every person trains; leave out "
+                                   "data.folds (or data.val_pairs)")
         pairs = _val_pairs(config, held_out)  # in place of held-out people, if any
-        splits, names = {}, labels or []
+        splits, names, fold = {}, labels or [], None
         if train or pairs is None:
-            index = index_identities(root, config.data.val_fraction, config.data.split_seed,
+            index = index_identities(root, share, config.data.split_seed,
                                      train, held_out, everyone_trains=pairs is not None)
+            fold = fold_of(share, held_out, index.held_out_by_fraction, root)
             for name in (["train"] if train else []) + (["val"] if pairs is None else []):
                 _warn_of_single_images(index.single_image_identities(name), index.folders[name])
                 splits[name] = _decode(index.splits[name], index.names[name], config, name)
@@ -65,7 +72,8 @@ class FaceTask(Task):
         elif len(np.unique(splits["val"].targets)) < 2:
             raise VisionsuiteError(f"{root}: verification needs at least 2 held-out identities "
                                    "with readable faces")
-        source = f"{root}, val: the pairs of {pairs.file}" if pairs else str(root)
+        source = f"{root}, val: the pairs of {pairs.file}" if pairs else \
+            fold_source(root, fold, config.data.split_seed)
         return TaskData(list(names), splits["val"], splits.get("train"), source)
 
     def check_data(self, path: str, held_out: str = "val") -> DataReport:

@@ -30,7 +30,7 @@ import numpy as np
 from visionsuite.core.class_folders import scan_class_folders
 from visionsuite.core.files import TRAIN_FOLDER_NAMES, named_folder, sub_folders
 from visionsuite.core.images import IMAGE_EXTENSIONS, folder_image_files
-from visionsuite.core.splits import held_out_names, no_test_split
+from visionsuite.core.splits import Fold, held_out_names, no_test_split
 from visionsuite.errors import VisionsuiteError
 
 # A person's name, then a separator and the rest of a file's name (Yale's 'subject01.happy').
@@ -150,13 +150,16 @@ def _hold_out_identities(root, folder, items, identities, fraction, seed, odd) -
                                f"data.val_fraction={fraction} cannot hold some out")
     order = list(range(len(identities)))
     random.Random(seed).shuffle(order)
-    count = max(2, round(len(identities) * fraction))
-    if len(identities) - count < 2:
+    # a Fold holds out every folds-th person of the seeded order: whole people, as ever
+    held = order[fraction.fold::fraction.folds] if isinstance(fraction, Fold) \
+        else order[:max(2, round(len(identities) * fraction))]
+    if len(held) < 2 or len(identities) - len(held) < 2:
         raise VisionsuiteError(f"{root}: {len(identities)} identities are too few to hold "
-                               f"{count} out for verification and train on the rest")
-    held = sorted(order[:count])
+                               f"{len(held)} out for verification and train on the rest"
+                               + (f" (data.folds={fraction.folds})"
+                                  if isinstance(fraction, Fold) else ""))
     splits, names = {}, {}
-    for split, chosen in (("train", sorted(order[count:])), ("val", held)):
+    for split, chosen in (("train", sorted(set(order) - set(held))), ("val", sorted(held))):
         remap = {old: new for new, old in enumerate(chosen)}
         splits[split] = [(path, remap[i]) for path, i in items if i in remap]
         names[split] = [identities[i] for i in chosen]
