@@ -9,11 +9,11 @@ import yaml
 from test_cli import assert_one_line_error, invoke
 
 
-def _run(folder, task="classify", folds=0, fold=0, **metrics):
+def _run(folder, task="classify", folds=0, fold=0, path="d", **metrics):
     """A finished run folder as training leaves it: config.yaml and metrics.json."""
     folder.mkdir(parents=True)
     (folder / "config.yaml").write_text(yaml.safe_dump(
-        {"task": task, "data": {"folds": folds, "fold": fold, "split_seed": 0}}))
+        {"task": task, "data": {"path": path, "folds": folds, "fold": fold, "split_seed": 0}}))
     (folder / "metrics.json").write_text(json.dumps(metrics))
     return folder
 
@@ -40,7 +40,8 @@ def test_missing_and_repeated_folds_are_named_and_runs_of_two_tasks_refused(tmp_
     assert result.exit_code == 0, result.output
     assert "warning: fold 0, 2, 3, 4 missing; fold 1 repeated (of 5 folds)" in result.output
     other_split = _run(tmp_path / "c", folds=3, fold=0, accuracy=0.9)
-    assert "folds of different splits" in invoke("compare", first, other_split).output
+    warned = invoke("compare", first, other_split).output
+    assert "folds of different splits" in warned and "different images" not in warned
     plain = _run(tmp_path / "plain", accuracy=0.7)
     single = invoke("compare", plain)
     assert single.exit_code == 0 and "std" not in single.output  # one run: no spread
@@ -53,3 +54,17 @@ def test_missing_and_repeated_folds_are_named_and_runs_of_two_tasks_refused(tmp_
                           "no metrics.json: the run has not finished")
     assert_one_line_error(invoke("compare", tmp_path / "nothing"),
                           "nothing: not a run folder (no config.yaml)")
+
+
+def test_runs_validated_on_different_images_are_warned_of(tmp_path):
+    seeds = [_run(tmp_path / f"seed{k}", accuracy=0.8) for k in range(2)]
+    assert "warning" not in invoke("compare", *seeds).output  # one val split
+    other = _run(tmp_path / "other", path="elsewhere", accuracy=0.9)
+    fold = _run(tmp_path / "fold0", folds=5, fold=0, accuracy=0.9)
+    for odd_one in (other, fold):
+        result = invoke("compare", *seeds, odd_one)
+        assert result.exit_code == 0, result.output
+        assert "warning: the runs were validated on different images" in result.output
+    moved = [_run(tmp_path / f"f{k}", folds=2, fold=k, path=f"p{k}", accuracy=0.9)
+             for k in range(2)]
+    assert "different images" in invoke("compare", *moved).output  # folds of two datasets

@@ -155,8 +155,9 @@ def compare(runs, json_path):
     summary = [{"run": name, "val": "-", **result[key]} for name, key in
                (("mean", "mean"), ("std", "std")) if result[key]]
     click.echo(table(result["runs"] + summary))
-    if result["folds_note"]:
-        click.echo(f"warning: {result['folds_note']}", err=True)
+    for note in (result["folds_note"], result["val_note"]):
+        if note:
+            click.echo(f"warning: {note}", err=True)
     if json_path:
         write_json(json_path, result)
 

@@ -14,14 +14,16 @@ from visionsuite.errors import VisionsuiteError
 
 
 def compare_runs(runs: list[str | Path]) -> dict:
-    """{"task", "runs": [{"run", "val", <headline metrics>}], "mean", "std", "folds_note"}:
-    `std` is the sample standard deviation, over two runs or more; `folds_note` says which
-    folds of a cross-validation are missing or repeated, where the runs are folds."""
+    """{"task", "runs": [{"run", "val", <headline metrics>}], "mean", "std", "folds_note",
+    "val_note"}: `std` is the sample standard deviation, over two runs or more; `folds_note`
+    says which folds of a cross-validation are missing or repeated, where the runs are folds;
+    `val_note` says where runs that are not one cross-validation's folds were validated on
+    different images (another dataset or split), whose metrics are not like for like."""
     from visionsuite.tasks import get_task
 
     if not runs:
         raise VisionsuiteError("name the run folders to compare")
-    rows, task, folds = [], None, []
+    rows, task, folds, vals = [], None, [], []
     for run in runs:
         config, metrics = _finished_run(Path(run))
         if task is not None and config["task"] != task:
@@ -32,6 +34,7 @@ def compare_runs(runs: list[str | Path]) -> dict:
         fold = (data.get("fold", 0), data["folds"], data.get("split_seed", 0)) \
             if data.get("folds") else None
         folds.append(fold)
+        vals.append(_val_split(data))
         rows.append({"run": str(run), "val": f"fold {fold[0]} of {fold[1]}" if fold else "val",
                      **get_task(task).headline(metrics)})
     # the metrics every run has a number for (a run's HD95 can be None: a class it missed)
@@ -42,7 +45,8 @@ def compare_runs(runs: list[str | Path]) -> dict:
             "mean": {key: float(column.mean()) for key, column in values.items()},
             "std": {key: float(column.std(ddof=1)) for key, column in values.items()}
             if len(rows) >= 2 else {},
-            "folds_note": _folds_note(folds)}
+            "folds_note": _folds_note(folds),
+            "val_note": _val_note(vals, folds)}
 
 
 def _finished_run(folder: Path) -> tuple[dict, dict]:
@@ -80,3 +84,22 @@ def _folds_note(folds: list[tuple | None]) -> str | None:
     problems = ([f"fold {', '.join(map(str, missing))} missing"] if missing else []) + \
         ([f"fold {', '.join(map(str, repeated))} repeated"] if repeated else [])
     return f"{'; '.join(problems)} (of {count} folds)" if problems else None
+
+
+def _val_split(data: dict) -> tuple:
+    """What chose a run's val images, but the fold: its dataset, its val fraction and seed,
+    its number of folds, its pairs file."""
+    path = data.get("path")
+    return (str(Path(path).expanduser().resolve()) if path else None, data.get("val_fraction"),
+            data.get("split_seed"), data.get("folds") or 0, data.get("val_pairs"))
+
+
+def _val_note(vals: list[tuple], folds: list[tuple | None]) -> str | None:
+    """Where the runs were validated on different images: runs of other datasets or splits,
+    or a run beside the folds of a cross-validation (whose folds differ by design)."""
+    if len(set(vals)) == 1:
+        return None
+    if None not in folds and len({fold[1:] for fold in folds}) > 1:
+        return None  # _folds_note says they are folds of different splits
+    return "the runs were validated on different images (another dataset, val split or fold " \
+           "set): their metrics are not measured on the same images"
