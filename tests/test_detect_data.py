@@ -442,3 +442,23 @@ def test_k_folds_hold_each_image_out_once_and_a_val_split_of_its_own_refuses_the
     config.data.path = str(voc_dataset(tmp_path / "lists"))  # train.txt and val.txt
     with pytest.raises(VisionsuiteError, match="has a val split of its own"):
         get_task("detect").load_data(config)
+
+
+def test_data_check_names_images_in_no_split(tmp_path):
+    """A photo added to the folder but to neither list nor annotation file is never trained on:
+    data check says so, and is silent where every image is listed, or a test split may hold
+    the rest."""
+    from visionsuite.tasks.detect import TASK
+    from visionsuite.tasks.detect.checks import check_detection_folder
+
+    root = voc_dataset(tmp_path / "voc")
+    assert "in no split" not in check_detection_folder(str(root)).text
+    _image(root / "images" / "new.jpg")
+    (root / "images" / "notes.txt").write_text("not an image")
+    text = check_detection_folder(str(root)).text
+    assert f"1 image(s) beside the annotated ones are in no split (not in the annotations or " \
+           f"lists; not trained on): {root / 'images' / 'new.jpg'}" in text
+    (root / "test.txt").write_text("new\n")
+    assert "in no split" not in check_detection_folder(str(root)).text
+    assert TASK.unread_test_split(root) == "test.txt"  # data check points at --split test
+    assert TASK.unread_test_split(tmp_path / "voc" / "images") is None

@@ -80,6 +80,13 @@ class DetectTask(Task):
 
         return check_detection_folder(path, held_out)
 
+    def unread_test_split(self, root: Path) -> str | None:
+        from visionsuite.tasks.detect.data import voc_test_list
+
+        listed = voc_test_list(root)
+        return str(listed.relative_to(root)) if listed is not None \
+            else super().unread_test_split(root)
+
     def check_model(self, config: Config) -> None:
         super().check_model(config)
         check_detector_settings(config)

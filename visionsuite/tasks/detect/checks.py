@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 
 from visionsuite.errors import VisionsuiteError
 from visionsuite.tasks.base import DataReport
@@ -16,6 +17,7 @@ def check_detection_folder(path: str, held_out: str = "val") -> DataReport:
     """`visionsuite data check detect PATH`: images and boxes per class in each split, and
     every box problem by file; `held_out` "test": the test split alone."""
     from visionsuite.core.data import load_in_parallel
+    from visionsuite.tasks.detect import TASK
     from visionsuite.core.images import stored_geometry
     from visionsuite.core.splits import test_set_note
 
@@ -53,6 +55,8 @@ def check_detection_folder(path: str, held_out: str = "val") -> DataReport:
                                              "ignored by mAP)" if ignored else ""))
     for message in index.missing:
         lines.append(f"  missing image: {message}")
+    if held_out == "val" and TASK.unread_test_split(Path(path)) is None:
+        lines += unused_images(index.train + index.val)
     for message in unreadable[:SHOWN]:
         lines.append(f"  unreadable: {message}")
     for kind, entries in problems.items():
@@ -63,3 +67,24 @@ def check_detection_folder(path: str, held_out: str = "val") -> DataReport:
     usable = (bool(index.train) or held_out == "test") and bool(index.val)
     problem = "" if usable else f"{path}: a split is empty"
     return DataReport("\n".join(lines), usable, problem)
+
+
+def unused_images(annotations: list) -> list[str]:
+    """Lines on the images beside the annotated ones that neither train nor val reads: photos
+    added to the folder but left out of the annotation file or lists, so never trained on.
+    (Not asked of a set with a test split, whose images may share the folder.)"""
+    from visionsuite.core.files import holds_data
+    from visionsuite.core.images import is_image_file
+
+    read = {a.image.resolve() for a in annotations}
+    # listed, never opened: no file here is read, so none needs the dataset-root check
+    unused = sorted(path for folder in {a.image.parent for a in annotations} if folder.is_dir()
+                    for path in folder.iterdir()
+                    if holds_data(path.name) and is_image_file(path)
+                    and path.resolve() not in read)
+    if not unused:
+        return []
+    shown = ", ".join(str(path) for path in unused[:SHOWN])
+    more = f" and {len(unused) - SHOWN} more" if len(unused) > SHOWN else ""
+    return [f"  {len(unused)} image(s) beside the annotated ones are in no split (not in the "
+            f"annotations or lists; not trained on): {shown}{more}"]

@@ -139,6 +139,20 @@ def _first_dir(root: Path, names) -> Path | None:
     return next((root / n for n in names if (root / n).is_dir()), None)
 
 
+def _voc_list(root: Path, split: str) -> Path | None:
+    """A VOC set's list of a split's images: SPLIT.txt beside the annotations or in
+    ImageSets/Main/."""
+    return next((folder / f"{split}.txt" for folder in (root, root / "ImageSets" / "Main")
+                 if (folder / f"{split}.txt").is_file()), None)
+
+
+def voc_test_list(root: Path) -> Path | None:
+    """The test list of the VOC set in `root` (its VOCdevkit), if it is one and has one."""
+    voc = _voc_root(root) if root.is_dir() and yolo_yaml(root) is None and \
+        not any(coco_files(root).values()) else None
+    return _voc_list(voc, "test") if voc is not None else None
+
+
 def read_voc(root: Path, held_out: str = "val", train: bool = True) -> DetectionIndex:
     """A Pascal VOC set: its train and `held_out` lists (train.txt, val.txt or test.txt,
     beside the annotations or in ImageSets/Main/), else every annotation as train; without
@@ -147,10 +161,9 @@ def read_voc(root: Path, held_out: str = "val", train: bool = True) -> Detection
     images = _first_dir(root, ("images", "JPEGImages")) or root
     splits = {}
     for split, listed in (("train", "train"), ("val", held_out)):
-        for folder in (root, root / "ImageSets" / "Main"):
-            if (folder / f"{listed}.txt").is_file():
-                splits[split] = _read_list(folder / f"{listed}.txt")
-                break
+        found = _voc_list(root, listed)
+        if found is not None:
+            splits[split] = _read_list(found)
     if not train and "val" in splits:
         splits.pop("train", None)
     xml_files = sorted(annotations.glob("*.xml"))
