@@ -148,3 +148,17 @@ def test_face_ensembles_choose_their_own_threshold_and_keep_the_members_crop_set
     settings = _settings(member, get_task("face"), metrics, data, None)
     assert settings["threshold"] == 0.55 and settings["crop_shape"] == [92, 112]
     assert settings["chosen_on"] == "orl: 10 held-out identities, 100 images"
+
+
+def test_face_members_may_have_trained_on_different_people():
+    """The folds of a face cross-validation each train on other people: their labels.txt (the
+    people trained on) differ, and the ensemble's names them all."""
+    from types import SimpleNamespace
+
+    from visionsuite.core.ensemble import _labels
+    from visionsuite.tasks import get_task
+
+    members = [SimpleNamespace(source=SimpleNamespace(labels=people)) for people in
+               (["ann", "bob"], ["bob", "cy"])]
+    assert _labels(members, get_task("face")) == ["ann", "bob", "cy"]
+    assert _labels(members, get_task("classify")) == ["ann", "bob"]

@@ -46,7 +46,7 @@ def ensemble_runs(runs: list[str | Path], data: str | None = None, output: str |
     check_new_run(Path(output) / config.task, name)
     model = _combined_model(members, task)
 
-    dataset = task.load_data(config, train=False, labels=members[0].source.labels)
+    dataset = task.load_data(config, train=False, labels=_labels(members, task))
     rows = _member_rows(members, task, dataset, config)
     outputs, metrics = _evaluate(model, task, dataset, config)
     metrics["members"] = rows
@@ -73,6 +73,13 @@ def _member(run: Path) -> Member:
     return Member(run, config, resolve_model(run))
 
 
+def _labels(members: list[Member], task) -> list[str]:
+    """The classes the members share, or (face) everyone any of them trained on."""
+    if task.labels_name_outputs:
+        return members[0].source.labels
+    return sorted(set().union(*(member.source.labels or [] for member in members)))
+
+
 def _check_alike(members: list[Member], task) -> None:
     """One-line errors for members that cannot be combined: another task, other classes, or
     images read another way."""
@@ -83,7 +90,7 @@ def _check_alike(members: list[Member], task) -> None:
         if member.config.task != first.config.task:
             raise VisionsuiteError(f"{member.run}: a {member.config.task} run; {first.run} is a "
                                    f"{first.config.task} run")
-        if member.source.labels != first.source.labels:
+        if task.labels_name_outputs and member.source.labels != first.source.labels:
             raise VisionsuiteError(f"{member.run}: its classes (labels.txt) differ from "
                                    f"{first.run}'s")
         for key, value in reading.items():

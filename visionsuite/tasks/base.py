@@ -65,6 +65,9 @@ class Task:
     # inference.json keys chosen on val (inference_settings), which an ensemble (core.ensemble)
     # chooses again on its own val outputs rather than take from a member
     learned_settings: tuple[str, ...] = ()
+    # Whether labels.txt names the model's outputs (classes), which the members of an ensemble
+    # must then share; face's names the people it trained on, whose embeddings name no one.
+    labels_name_outputs = True
 
     def check_model(self, config: Config) -> None:
         """One-line errors for model settings that need no data (here an unknown
