@@ -554,6 +554,30 @@ def test_every_face_of_a_group_photo_is_identified_and_drawn(face_run, faces_dat
         "each)" in result.stderr
 
 
+def test_embed_every_face_gives_each_face_its_box_and_embedding(face_run, faces_data, tmp_path):
+    from test_face import group_photo
+
+    group_photo(tmp_path / "portrait.png", scales=(1.0,))
+    group_photo(tmp_path / "group.png")  # three copies of her portrait, 1.0, 0.75, 0.55
+    cartoon = sorted(person(faces_data, "val", 1).glob("*.png"))[0]
+    result = invoke("embed", face_run, tmp_path / "portrait.png", tmp_path / "group.png",
+                    cartoon, "--every-face", "--json")
+    assert result.exit_code == 0, result.output
+    portrait, group, missed = json.loads(result.stdout)
+    assert len(portrait["faces"]) == 1 and "no face found" in missed["error"]
+    her = np.array(portrait["faces"][0]["embedding"])
+    widths = [face["box"][2] - face["box"][0] for face in group["faces"]]
+    assert len(widths) == 3 and widths == sorted(widths, reverse=True)
+    for face in group["faces"]:  # each copy of her face embeds as her portrait does
+        assert float(np.dot(face["embedding"], her)) > 0.9
+    table = invoke("embed", face_run, tmp_path / "group.png", cartoon, "--every-face")
+    rows = [line.split() for line in table.stdout.splitlines()[2:]]
+    assert [row[1:5] for row in rows[:3]] == [list(map(str, f["box"])) for f in group["faces"]]
+    assert rows[3][1] == "-" and "no face found" in table.stdout
+    assert_one_line_error(invoke("embed", face_run, cartoon, "--every-face", "--no-detect"),
+                          "cannot take --no-detect")
+
+
 def test_data_check_names_twenty_unreadable_images_and_counts_the_rest(faces_data, tmp_path):
     data = tmp_path / "faces"
     shutil.copytree(faces_data, data)

@@ -296,21 +296,33 @@ def face_detect_option(command):
 @click.argument("run", type=click.Path())
 @click.argument("images", nargs=-1, required=True)
 @face_detect_option
+@click.option("--every-face", is_flag=True,
+              help="Embed every face found in each image (group photos), with its box.")
 @click.option("--json", "as_json", is_flag=True, help="Print the embeddings as JSON.")
 @friendly_errors
-def embed_command(run, images, detect, as_json):
+def embed_command(run, images, detect, every_face, as_json):
     """Face embeddings (unit vectors) of IMAGES (files or folders) with RUN (a face run folder,
     .keras or .tflite)."""
     from visionsuite.core.report import table
-    from visionsuite.tasks.face.commands import embed_images
+    from visionsuite.tasks.face.commands import embed_every_face, embed_images
 
-    results = embed_images(run, images, detect)
+    if every_face and detect is False:
+        raise VisionsuiteError("--every-face finds the faces in each image; it cannot take "
+                               "--no-detect")
+    results = embed_every_face(run, images) if every_face else embed_images(run, images, detect)
     if as_json:
         click.echo(json.dumps(results, indent=2))
         return
-    click.echo(table([{"image": r["image"], "dims": len(r.get("embedding", [])),
-                       "first values": " ".join(f"{v:+.3f}" for v in r["embedding"][:4])
-                       if "embedding" in r else r["error"]} for r in results]))
+    rows = []
+    for result in results:  # --every-face: a row per face, with its box
+        for face in result.get("faces", [result]):
+            box = {"face (x1 y1 x2 y2)": " ".join(map(str, face["box"])) if "box" in face
+                   else "-"} if every_face else {}
+            rows.append({"image": result["image"], **box,
+                         "dims": len(face.get("embedding", [])),
+                         "first values": " ".join(f"{v:+.3f}" for v in face["embedding"][:4])
+                         if "embedding" in face else face["error"]})
+    click.echo(table(rows))
 
 
 @cli.command("verify")

@@ -264,10 +264,8 @@ def identify_every_face(run, inputs, gallery: str | Path, top_k: int = 5,
     and the folder (`output`, else a new runs/identify/identifyN) where each image is drawn
     with its faces' boxes and names (grey: unknown)."""
     from visionsuite.core.files import RUNS, new_run_dir, unique_stem, writable_folder
-    from visionsuite.core.images import UnreadableImage, collect_images, read_image
+    from visionsuite.core.images import collect_images
     from visionsuite.core.plots import save_drawn
-    from visionsuite.core.progress import progress
-    from visionsuite.tasks.face.faces import SQUARE, faces_in
 
     embedder = load_embedder(run, detect=True)
     people = _gallery_people(gallery, embedder)
@@ -276,20 +274,14 @@ def identify_every_face(run, inputs, gallery: str | Path, top_k: int = 5,
     folder = new_run_dir(Path(RUNS) / "identify", None, "identify") if output is None \
         else writable_folder(Path(output), "the drawn images")
     results, used = [], set()
-    for path in progress(paths, total=len(paths), desc="identifying every face"):
-        try:
-            photo = read_image(path, None, embedder.channels)
-        except UnreadableImage as err:
-            results.append({"image": str(path), "error": str(err)})
+    for path, photo, boxes, embeddings in _every_face(embedder, paths,
+                                                      "identifying every face"):
+        if photo is None:  # boxes: the error
+            results.append({"image": str(path), "error": boxes})
             continue
-        boxes, crops = faces_in(photo, embedder.image_size, embedder.framing or SQUARE)
-        if not boxes:
-            results.append({"image": str(path), "error": f"{path}: no face found"})
-            continue
-        names, scores = _best_similarity_per_person(embedder.embed(crops), people)
-        faces = [{"box": [x, y, x + w, y + h], **_ranked(row, names, embedder.threshold,
-                                                         top_k)}
-                 for (x, y, w, h), row in zip(boxes, scores)]
+        names, scores = _best_similarity_per_person(embeddings, people)
+        faces = [{"box": box, **_ranked(row, names, embedder.threshold, top_k)}
+                 for box, row in zip(boxes, scores)]
         drawn = folder / f"{unique_stem(path.stem, used)}.png"
         boxes_drawn = [{"box": face["box"], "class": face["identity"],
                         "class_id": names.index(face["identity"])
@@ -301,6 +293,44 @@ def identify_every_face(run, inputs, gallery: str | Path, top_k: int = 5,
     if output is None and not any("faces" in result for result in results):
         folder.rmdir()  # nothing drawn: no empty run folder left behind
     return results, folder
+
+
+def embed_every_face(run, inputs) -> list[dict]:
+    """The embedding of every face found in each image of `inputs` (group photos, albums to
+    cluster): {"image", "faces": [{"box": [x1, y1, x2, y2], "embedding"}]} (largest face
+    first), or {"image", "error"} where none was found or it is unreadable."""
+    from visionsuite.core.images import collect_images
+
+    embedder = load_embedder(run, detect=True)
+    results = []
+    for path, photo, boxes, embeddings in _every_face(embedder, collect_images(inputs),
+                                                      "embedding every face"):
+        results.append({"image": str(path), "error": boxes} if photo is None else
+                       {"image": str(path), "faces": [
+                           {"box": box, "embedding": [round(float(v), 6) for v in vector]}
+                           for box, vector in zip(boxes, embeddings)]})
+    return results
+
+
+def _every_face(embedder: Embedder, paths: list[Path], desc: str):
+    """For each image: (path, photo as decoded, boxes [x1, y1, x2, y2] of its faces, largest
+    first, their unit embeddings), each face cut out as training cut its crops; or (path, None,
+    the error, None) where it is unreadable or holds no face."""
+    from visionsuite.core.images import UnreadableImage, read_image
+    from visionsuite.core.progress import progress
+    from visionsuite.tasks.face.faces import SQUARE, faces_in
+
+    for path in progress(paths, total=len(paths), desc=desc):
+        try:
+            photo = read_image(path, None, embedder.channels)
+        except UnreadableImage as err:
+            yield path, None, str(err), None
+            continue
+        boxes, crops = faces_in(photo, embedder.image_size, embedder.framing or SQUARE)
+        if not boxes:
+            yield path, None, f"{path}: no face found", None
+            continue
+        yield path, photo, [[x, y, x + w, y + h] for x, y, w, h in boxes], embedder.embed(crops)
 
 
 def _gallery_people(gallery: str | Path, embedder: Embedder) -> dict:
