@@ -17,9 +17,9 @@ def check_detection_folder(path: str, held_out: str = "val") -> DataReport:
     """`visionsuite data check detect PATH`: images and boxes per class in each split, and
     every box problem by file; `held_out` "test": the test split alone."""
     from visionsuite.core.data import load_in_parallel
-    from visionsuite.tasks.detect import TASK
     from visionsuite.core.images import stored_geometry
     from visionsuite.core.splits import test_set_note
+    from visionsuite.tasks.detect import TASK
 
     try:
         index = index_detection(path, held_out=held_out, train=held_out != "test")
