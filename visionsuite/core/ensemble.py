@@ -50,7 +50,8 @@ def ensemble_runs(runs: list[str | Path], data: str | None = None, output: str |
     rows = _member_rows(members, task, dataset, config)
     outputs, metrics = _evaluate(model, task, dataset, config)
     metrics["members"] = rows
-    settings = _settings(members[0].source.settings, task, metrics, dataset, config)
+    settings = _settings([member.source.settings for member in members], task, metrics,
+                         dataset, config)
 
     run_dir = new_run_dir(Path(output) / config.task, name, stem="ensemble")
     try:
@@ -99,7 +100,8 @@ def _check_alike(members: list[Member], task) -> None:
                     f"{member.run}: data.{key}={getattr(member.config.data, key)}, where "
                     f"{first.run} has {value}: members must read images alike")
         carried = _carried(first.source.settings, task)
-        if _carried(member.source.settings, task) != carried:
+        if _carried(member.source.settings, task) != carried or \
+                set(member.source.settings) != set(first.source.settings):
             raise VisionsuiteError(f"{member.run}: its inference settings (inference.json) "
                                    f"differ from {first.run}'s")
 
@@ -170,13 +172,29 @@ def _evaluate(model, task, dataset, config: Config):
 
 
 def _carried(settings: dict, task) -> dict:
-    return {k: v for k, v in settings.items() if k not in task.learned_settings}
+    """The inference settings every member must share: not those learned on val, nor those
+    measured on each member's training data."""
+    return {k: v for k, v in settings.items()
+            if k not in task.learned_settings + task.averaged_settings}
 
 
-def _settings(first: dict, task, metrics: dict, dataset, config: Config) -> dict:
-    """The members' inference settings, but those learned on val (face's threshold) learned
+def _settings(members: list[dict], task, metrics: dict, dataset, config: Config) -> dict:
+    """The members' shared inference settings, the mean of those measured on each member's
+    training data (face's crop framing), and those learned on val (face's threshold) learned
     again on the ensemble's."""
-    return _carried(first, task) | task.inference_settings(metrics, dataset, config)
+    averaged = {key: _mean([settings[key] for settings in members])
+                for key in task.averaged_settings if key in members[0]}
+    return _carried(members[0], task) | averaged | \
+        task.inference_settings(metrics, dataset, config)
+
+
+def _mean(values: list):
+    """The mean of numbers, or of lists or dicts of numbers alike, rounded as saved."""
+    if isinstance(values[0], dict):
+        return {key: _mean([value[key] for value in values]) for key in values[0]}
+    if isinstance(values[0], list):
+        return [_mean(list(items)) for items in zip(*values)]
+    return round(sum(values) / len(values), 4)
 
 
 def _write_run(run_dir: Path, model, config: Config, dataset, members: list[Member],

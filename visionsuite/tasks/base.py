@@ -65,6 +65,9 @@ class Task:
     # inference.json keys chosen on val (inference_settings), which an ensemble (core.ensemble)
     # chooses again on its own val outputs rather than take from a member
     learned_settings: tuple[str, ...] = ()
+    # inference.json keys measured on each run's training data (face's crop framing), which
+    # differ a little between the members of an ensemble: it takes their mean
+    averaged_settings: tuple[str, ...] = ()
     # Whether labels.txt names the model's outputs (classes), which the members of an ensemble
     # must then share; face's names the people it trained on, whose embeddings name no one.
     labels_name_outputs = True

@@ -40,6 +40,7 @@ class FaceTask(Task):
     monitor = "val_selection_tar"
     agreement_meaning = "mean cosine similarity of the embeddings of each val face"
     learned_settings = ("threshold", "threshold_rule", "chosen_on")
+    averaged_settings = ("crop_framing",)
     labels_name_outputs = False
 
     def load_data(self, config: Config, train: bool = True, labels: list[str] | None = None,
