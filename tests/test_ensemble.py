@@ -105,6 +105,8 @@ def test_members_that_cannot_be_combined_are_refused_in_one_line(tmp_path, tiny_
     assert_one_line_error(invoke("ensemble", tiny_run, other_classes, "--output", tmp_path),
                           "its classes (labels.txt) differ")
     assert not (tmp_path / "classify").exists()  # no run folder left behind
+    fewer_threads = altered("threads", lambda c: c["data"].update(workers=1))
+    assert invoke("ensemble", tiny_run, fewer_threads, "--output", tmp_path).exit_code == 0
 
 
 def test_detectors_are_refused_before_any_data_is_read(tmp_path, tiny_run):

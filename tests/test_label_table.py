@@ -231,3 +231,30 @@ def test_a_split_column_divides_one_tables_rows(tmp_path, column, values):
     table.write_text(table.read_text().replace(values["val"], "holdout", 1))
     with pytest.raises(VisionsuiteError, match=r"labels.csv:\d+: split 'holdout' is none of"):
         index_image_folders(tmp_path)
+
+
+def test_a_fold_column_gives_the_folds_of_a_cross_validation(tmp_path):
+    """Kaggle notebooks' train_folds.csv: a `kfold` column numbers each row's fold; data.folds
+    validates on the rows of data.fold, where without the column the folds are drawn."""
+    from visionsuite.core.splits import Fold
+
+    labels = _shapes_table_set(tmp_path, per_class=4)
+    stems = sorted(labels)
+    fold = {stem: number % 3 for number, stem in enumerate(stems)}
+    table = tmp_path / "train_folds.csv"
+    table.write_text("image_id,label,kfold\n" + "".join(
+        f"{stem},{labels[stem]},{fold[stem]}\n" for stem in stems))
+    for k in range(3):
+        index = index_image_folders(tmp_path, Fold(k, 3))
+        assert sorted(path.stem for path, _ in index.splits["val"]) == \
+            [stem for stem in stems if fold[stem] == k]
+        assert len(index.splits["train"]) == 12 - len(index.splits["val"])
+    assert index.notes[0].endswith("folds for data.folds: column kfold)")
+    with pytest.raises(VisionsuiteError, match="train_folds.csv's column kfold numbers folds "
+                                               "0, 1, 2, not 0 to 3"):
+        index_image_folders(tmp_path, Fold(0, 4))
+    assert len(index_image_folders(tmp_path, 0.25).splits["val"]) == 3  # no folds: by fraction
+    table.write_text(table.read_text().replace(f"{stems[2]},{labels[stems[2]]},2",
+                                               f"{stems[2]},{labels[stems[2]]},two"))
+    with pytest.raises(VisionsuiteError, match=r"train_folds.csv:4: fold 'two' is not a whole"):
+        index_image_folders(tmp_path)

@@ -15,10 +15,12 @@ from visionsuite.config import Config, config_from_dict, read_yaml, save_config
 from visionsuite.errors import VisionsuiteError
 
 # data keys that only choose which images train and which validate: members may differ in
-# them (the folds of a cross-validation, seeds of the split). Every other data key decides how
-# an image is read, and must agree.
-SELECTION_KEYS = ("path", "folds", "fold", "val_fraction", "split_seed", "workers",
-                  "val_pairs", "val_pairs_images")
+# them (the folds of a cross-validation, seeds of the split), and the ensemble validates on
+# the images they choose where they agree. With TRAINING_KEYS (how training feeds its
+# images), they are the keys that do not decide how an image is read: every other must agree.
+SELECTION_KEYS = ("path", "folds", "fold", "val_fraction", "split_seed", "val_pairs",
+                  "val_pairs_images")
+TRAINING_KEYS = ("workers", "crops_per_image")
 ENSEMBLE_FILE = "ensemble.json"
 
 
@@ -86,7 +88,7 @@ def _check_alike(members: list[Member], task) -> None:
     images read another way."""
     first = members[0]
     reading = {key: value for key, value in vars(first.config.data).items()
-               if key not in SELECTION_KEYS}
+               if key not in SELECTION_KEYS + TRAINING_KEYS}
     for member in members[1:]:
         if member.config.task != first.config.task:
             raise VisionsuiteError(f"{member.run}: a {member.config.task} run; {first.run} is a "
@@ -125,7 +127,8 @@ def _ensemble_config(members: list[Member], data: str | None) -> Config:
         raise VisionsuiteError(f"{data}: the members trained on it, each validating on other "
                                "images; pass a dataset none of them trained on")
     config.data.path = data
-    config.data.folds = config.data.fold = 0  # --data's own val split
+    config.data.folds = config.data.fold = 0  # --data's own val split: its people, not pairs
+    config.data.val_pairs = config.data.val_pairs_images = None
     return config
 
 

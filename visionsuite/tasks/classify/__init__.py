@@ -121,15 +121,36 @@ def _index_label_tables(root: Path, val_fraction: float, seed: int, classes: lis
              for split, listed in rows.items()}
     notes = [f"labels: {table.path.name} (images: column {table.image_column}; classes: "
              f"{table.label_from}" + (f"; splits: column {table.split_column}"
-                                      if table.split_column else "") + ")"
+                                      if table.split_column else "")
+             + (f"; folds for data.folds: column {table.fold_column}"
+                if table.fold_column else "") + ")"
              for table in read.values()]
     left_out = [name for name in found if name not in number]
     if held_out == "test" or ("train" in items and "val" in items):
         splits = {"train": items.get("train", []), "val": items.get("val", items.get("test"))}
         return FolderIndex(root, chosen, splits, [], False, {}, left_out, notes)
     every = items.get("train", []) + items.get("all", []) + items.get("val", [])
-    train, val = _split_by_fraction(every, val_fraction, seed, root)
+    train, val = _split_by_column_folds(every, val_fraction, read) or \
+        _split_by_fraction(every, val_fraction, seed, root)
     return FolderIndex(root, chosen, {"train": train, "val": val}, [], True, {}, left_out, notes)
+
+
+def _split_by_column_folds(items, fraction: float, read: dict):
+    """(train, val) by the tables' fold column, where data.folds asks for a fold (a Fold) and
+    a fold column gives every row's; None otherwise (the folds are drawn by the seed)."""
+    tables = list(read.values())
+    if not isinstance(fraction, Fold) or not all(table.folds for table in tables):
+        return None
+    fold_of = {image: fold for table in tables
+               for (image, _), fold in zip(table.rows, table.folds)}
+    numbers = sorted(set(fold_of.values()))
+    if numbers != list(range(fraction.folds)):
+        named = ", ".join(f"{table.path.name}'s column {table.fold_column}" for table in tables)
+        raise VisionsuiteError(f"data.folds={fraction.folds}: {named} numbers folds "
+                               f"{', '.join(map(str, numbers[:10]))}, not 0 to "
+                               f"{fraction.folds - 1}")
+    return ([item for item in items if fold_of[item[0]] != fraction.fold],
+            [item for item in items if fold_of[item[0]] == fraction.fold])
 
 
 def _split_column_test_rows(root: Path, tables: dict[str, Path]) -> str | None:

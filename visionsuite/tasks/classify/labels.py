@@ -3,7 +3,8 @@ reads the table), as Kaggle and medical sets ship them: HAM10000's metadata (`im
 APTOS' `train.csv` (`id_code`, `diagnosis`), ISIC 2018's ground truth (`image`, then one column
 per class holding the one 1 of its row). The class column is data.label_column, else one named
 as labels are (`label`, `class`, `dx`, `diagnosis`, ...), else the one-hot columns. A `split`
-column (or fastai's `is_valid`) divides one table's rows.
+column (or fastai's `is_valid`) divides one table's rows; a `fold` (or `kfold`) column, as
+Kaggle notebooks' `train_folds.csv` carry, gives each row's fold for data.folds.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ LABEL_COLUMN_NAMES = ("label", "labels", "class", "class_name", "category", "dia
 # A column giving each row's split: `split` (train, val, test, ...) or fastai's `is_valid`.
 SPLIT_COLUMN = "split"
 VALID_COLUMN = "is_valid"
+# A column giving each row's fold of a k-fold cross-validation (0 .. k-1), read for data.folds.
+FOLD_COLUMNS = ("fold", "kfold")
 TRUE_VALUES, FALSE_VALUES = ("true", "1", "yes"), ("false", "0", "no")
 ONE_HOT_VALUES = {"0", "1", "0.0", "1.0"}
 
@@ -34,6 +37,8 @@ class LabelTable:
     label_from: str  # "column dx", or "one-hot columns MEL, NV, ..."
     splits: list[str] | None = None  # each row's split, where a split column gives it
     split_column: str | None = None
+    folds: list[int] | None = None  # each row's fold, where a fold column gives it
+    fold_column: str | None = None
 
 
 def names_classes(header: list[str], rows: list[list[str]],
@@ -66,6 +71,7 @@ def read_label_table(root: Path, path: Path, images: dict[str, Path | None],
     header, numbered, where = table.header, table.rows, table.header.index(table.image_column)
     names, label_from = _class_names(path, header, numbered, where, label_column)
     split_column, splits = _row_splits(path, header, numbered)
+    fold_column, folds = _row_folds(path, header, numbered)
     found = []
     for (number, row), name in zip(numbered, names):
         image = row_image(root, f"{path}:{number}", row[where], images)
@@ -73,7 +79,26 @@ def read_label_table(root: Path, path: Path, images: dict[str, Path | None],
             raise VisionsuiteError(f"{path}:{number}: image '{row[where].strip()}' has no "
                                    "class")
         found.append((image, name))
-    return LabelTable(path, found, table.image_column, label_from, splits, split_column)
+    return LabelTable(path, found, table.image_column, label_from, splits, split_column, folds,
+                      fold_column)
+
+
+def _row_folds(path: Path, header: list[str],
+               numbered: list[tuple[int, list[str]]]) -> tuple[str | None, list[int] | None]:
+    """Each row's fold where a fold column gives it (whole numbers); another value is an error
+    naming file and line."""
+    lowered = [name.lower() for name in header]
+    index = next((lowered.index(name) for name in FOLD_COLUMNS if name in lowered), None)
+    if index is None:
+        return None, None
+    folds = []
+    for number, row in numbered:
+        value = row[index].strip()
+        if not value.isdigit():
+            raise VisionsuiteError(f"{path}:{number}: fold '{value}' is not a whole number "
+                                   f"(column {header[index]})")
+        folds.append(int(value))
+    return header[index], folds
 
 
 def _row_splits(path: Path, header: list[str],
