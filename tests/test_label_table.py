@@ -250,6 +250,8 @@ def test_a_fold_column_gives_the_folds_of_a_cross_validation(tmp_path):
             [stem for stem in stems if fold[stem] == k]
         assert len(index.splits["train"]) == 12 - len(index.splits["val"])
     assert index.notes[0].endswith("folds for data.folds: column kfold)")
+    assert index.folds_by == "column kfold"
+    assert index_image_folders(tmp_path, 0.25).folds_by is None
     with pytest.raises(VisionsuiteError, match="train_folds.csv's column kfold numbers folds "
                                                "0, 1, 2, not 0 to 3"):
         index_image_folders(tmp_path, Fold(0, 4))

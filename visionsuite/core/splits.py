@@ -61,10 +61,11 @@ def fold_of(share: float, held_out: str, split_by_fraction: bool, root: Path) ->
     return fold
 
 
-def fold_source(root: Path, fold: Fold | None, seed: int) -> str:
-    """How the data line names the dataset: with the fold that is its val split."""
-    return f"{root}, val: fold {fold.fold} of {fold.folds} (seed {seed})" if fold is not None \
-        else str(root)
+def fold_source(root: Path, fold: Fold | None, seed: int, by: str | None = None) -> str:
+    """How the data line names the dataset: with the fold that is its val split, and what
+    dealt the folds (`by`: a table's column; else the seed)."""
+    return f"{root}, val: fold {fold.fold} of {fold.folds} ({by or f'seed {seed}'})" \
+        if fold is not None else str(root)
 
 
 def held_out_names(split: str) -> tuple[str, ...]:

@@ -33,6 +33,7 @@ class FolderIndex:
     folders: dict[str, str] = field(default_factory=dict)  # split -> the folder it was read from
     left_out: list[str] = field(default_factory=list)  # class folders not in data.classes
     notes: list[str] = field(default_factory=list)  # data check's lines on how it was read
+    folds_by: str | None = None  # what dealt data.folds' folds where not the seed: a column
 
 
 def index_image_folders(root: str | Path, val_fraction: float = 0.2, seed: int = 0,
@@ -130,9 +131,10 @@ def _index_label_tables(root: Path, val_fraction: float, seed: int, classes: lis
         splits = {"train": items.get("train", []), "val": items.get("val", items.get("test"))}
         return FolderIndex(root, chosen, splits, [], False, {}, left_out, notes)
     every = items.get("train", []) + items.get("all", []) + items.get("val", [])
-    train, val = _split_by_column_folds(every, val_fraction, read) or \
-        _split_by_fraction(every, val_fraction, seed, root)
-    return FolderIndex(root, chosen, {"train": train, "val": val}, [], True, {}, left_out, notes)
+    by_column = _split_by_column_folds(every, val_fraction, read)
+    train, val = by_column or _split_by_fraction(every, val_fraction, seed, root)
+    return FolderIndex(root, chosen, {"train": train, "val": val}, [], True, {}, left_out, notes,
+                       f"column {read[next(iter(read))].fold_column}" if by_column else None)
 
 
 def _split_by_column_folds(items, fraction: float, read: dict):
@@ -295,7 +297,7 @@ class ClassifyTask(Task):
                                                           len(index.classes))
             print(f"train.class_weights=balanced: {config.train.class_weights}", file=sys.stderr)
         return TaskData(labels or index.classes, splits["val"], splits.get("train"),
-                        fold_source(root, fold, config.data.split_seed))
+                        fold_source(root, fold, config.data.split_seed, index.folds_by))
 
     def check_model(self, config: Config) -> None:
         super().check_model(config)
