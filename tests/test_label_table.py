@@ -258,5 +258,6 @@ def test_a_fold_column_gives_the_folds_of_a_cross_validation(tmp_path):
     assert len(index_image_folders(tmp_path, 0.25).splits["val"]) == 3  # no folds: by fraction
     table.write_text(table.read_text().replace(f"{stems[2]},{labels[stems[2]]},2",
                                                f"{stems[2]},{labels[stems[2]]},two"))
+    assert len(index_image_folders(tmp_path).splits["val"]) == 3  # not asked for folds
     with pytest.raises(VisionsuiteError, match=r"train_folds.csv:4: fold 'two' is not a whole"):
-        index_image_folders(tmp_path)
+        index_image_folders(tmp_path, Fold(0, 3))

@@ -143,6 +143,9 @@ def _split_by_column_folds(items, fraction: float, read: dict):
     tables = list(read.values())
     if not isinstance(fraction, Fold) or not all(table.folds for table in tables):
         return None
+    problem = next((table.fold_problem for table in tables if table.fold_problem), None)
+    if problem:
+        raise VisionsuiteError(problem)
     fold_of = {image: fold for table in tables
                for (image, _), fold in zip(table.rows, table.folds)}
     numbers = sorted(set(fold_of.values()))

@@ -39,6 +39,7 @@ class LabelTable:
     split_column: str | None = None
     folds: list[int] | None = None  # each row's fold, where a fold column gives it
     fold_column: str | None = None
+    fold_problem: str | None = None  # its first value that is no fold: an error for data.folds
 
 
 def names_classes(header: list[str], rows: list[list[str]],
@@ -71,7 +72,7 @@ def read_label_table(root: Path, path: Path, images: dict[str, Path | None],
     header, numbered, where = table.header, table.rows, table.header.index(table.image_column)
     names, label_from = _class_names(path, header, numbered, where, label_column)
     split_column, splits = _row_splits(path, header, numbered)
-    fold_column, folds = _row_folds(path, header, numbered)
+    fold_column, folds, fold_problem = _row_folds(path, header, numbered)
     found = []
     for (number, row), name in zip(numbered, names):
         image = row_image(root, f"{path}:{number}", row[where], images)
@@ -80,25 +81,24 @@ def read_label_table(root: Path, path: Path, images: dict[str, Path | None],
                                    "class")
         found.append((image, name))
     return LabelTable(path, found, table.image_column, label_from, splits, split_column, folds,
-                      fold_column)
+                      fold_column, fold_problem)
 
 
-def _row_folds(path: Path, header: list[str],
-               numbered: list[tuple[int, list[str]]]) -> tuple[str | None, list[int] | None]:
-    """Each row's fold where a fold column gives it (whole numbers); another value is an error
-    naming file and line."""
+def _row_folds(path: Path, header: list[str], numbered: list[tuple[int, list[str]]]):
+    """(the fold column, each row's fold, the first value that is not a whole number: the
+    error data.folds raises, while a table not asked for folds reads as before)."""
     lowered = [name.lower() for name in header]
     index = next((lowered.index(name) for name in FOLD_COLUMNS if name in lowered), None)
     if index is None:
-        return None, None
-    folds = []
+        return None, None, None
+    folds, problem = [], None
     for number, row in numbered:
         value = row[index].strip()
-        if not value.isdigit():
-            raise VisionsuiteError(f"{path}:{number}: fold '{value}' is not a whole number "
-                                   f"(column {header[index]})")
-        folds.append(int(value))
-    return header[index], folds
+        if not value.isdigit() and problem is None:
+            problem = f"{path}:{number}: fold '{value}' is not a whole number (column " \
+                      f"{header[index]})"
+        folds.append(int(value) if value.isdigit() else -1)
+    return header[index], folds, problem
 
 
 def _row_splits(path: Path, header: list[str],
