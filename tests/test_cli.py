@@ -16,7 +16,8 @@ from visionsuite.cli import cli
 
 SUBCOMMANDS = [[], ["train"], ["evaluate"], ["classify"], ["export"], ["benchmark"], ["data"],
                ["data", "check"], ["models"], ["segment"], ["detect"], ["embed"], ["verify"],
-               ["enroll"], ["identify"], ["compare"], ["ensemble"], ["gallery"]]
+               ["enroll"], ["identify"], ["compare"], ["ensemble"], ["gallery"],
+               ["cross-validate"]]
 
 
 def invoke(*args):

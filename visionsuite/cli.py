@@ -56,39 +56,82 @@ def cli():
     """visionsuite: train, evaluate and export vision models to quantized TFLite."""
 
 
-@cli.command()
-@click.argument("task", type=click.Choice(TASK_NAMES))
-@click.option("--config", "config_path", type=click.Path(),
-              help="YAML file of the keys to change from configs/TASK.yaml.")
-@click.option("--data", help="Dataset folder [the config's, else the embedded default].")
-@click.option("--epochs", type=int)
-@click.option("--batch-size", type=int)
-@click.option("--image-size", type=int)
-@click.option("--backbone", help="Backbone name, see `visionsuite models`.")
-@click.option("--output", default="runs", show_default=True, help="Folder of run folders.")
-@click.option("--name", help="Run name [exp, exp2, ...].")
-@click.option("--resume", type=click.Path(), help="Continue the run in this run folder.")
-@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
-              help="Override any config key, e.g. --set train.lr=0.001 (repeatable).")
-@friendly_errors
-def train(task, config_path, data, epochs, batch_size, image_size, backbone, output, name,
-          resume, sets):
-    """Train a TASK model; prints the run folder as the last line."""
+def recipe_options(command):
+    """The options of `train` and `cross-validate` that make a run's config."""
+    options = [
+        click.argument("task", type=click.Choice(TASK_NAMES)),
+        click.option("--config", "config_path", type=click.Path(),
+                     help="YAML file of the keys to change from configs/TASK.yaml."),
+        click.option("--data", help="Dataset folder [the config's, else the embedded default]."),
+        click.option("--epochs", type=int),
+        click.option("--batch-size", type=int),
+        click.option("--image-size", type=int),
+        click.option("--backbone", help="Backbone name, see `visionsuite models`."),
+        click.option("--output", default="runs", show_default=True,
+                     help="Folder of run folders."),
+        click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+                     help="Override any config key, e.g. --set train.lr=0.001 (repeatable)."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def recipe_config(task, config_path, data, epochs, batch_size, image_size, backbone, sets,
+                  whole: bool = False):
     from visionsuite.config import load_config
-    from visionsuite.core.train import train as run_training
     from visionsuite.tasks import get_task
 
     get_task(task)  # says clearly when a task is not available yet
+    overrides = {"data.path": data, "train.epochs": epochs, "train.batch_size": batch_size,
+                 "data.image_size": image_size, "model.backbone": backbone}
+    return load_config(task, config_path, overrides, sets, whole=whole)
+
+
+@cli.command()
+@recipe_options
+@click.option("--name", help="Run name [exp, exp2, ...].")
+@click.option("--resume", type=click.Path(), help="Continue the run in this run folder.")
+@friendly_errors
+def train(task, config_path, data, epochs, batch_size, image_size, backbone, output, sets, name,
+          resume):
+    """Train a TASK model; prints the run folder as the last line."""
+    from visionsuite.core.train import train as run_training
+
     if resume:
         if config_path:
             raise VisionsuiteError("--resume continues with the run's own config.yaml; "
                                    "leave out --config (overrides such as --epochs still apply)")
         config_path = os.path.join(resume, "config.yaml")
-    overrides = {"data.path": data, "train.epochs": epochs, "train.batch_size": batch_size,
-                 "data.image_size": image_size, "model.backbone": backbone}
-    config = load_config(task, config_path, overrides, sets, whole=bool(resume))
+    config = recipe_config(task, config_path, data, epochs, batch_size, image_size, backbone,
+                           sets, whole=bool(resume))
     run_dir = run_training(config, output=output, name=name, resume=resume)
     click.echo(str(run_dir))
+
+
+@cli.command("cross-validate")
+@recipe_options
+@click.option("--folds", default=5, show_default=True, type=click.IntRange(2))
+@click.option("--name", help="Name of the fold runs, NAME_fold0 ... [cv, cv2, ...]; again, it "
+                             "keeps the folds that have finished.")
+@click.option("--json", "json_path", type=click.Path(), help="Also write the table here.")
+@friendly_errors
+def cross_validate(task, config_path, data, epochs, batch_size, image_size, backbone, output,
+                   sets, folds, name, json_path):
+    """k-fold cross-validation of TASK on a dataset without a val split: one run per fold
+    (each validating on its fold, training on the others), then their val metrics side by side
+    with the mean and standard deviation, as `compare` shows them."""
+    from visionsuite.core.crossval import cross_validate as run_folds
+    from visionsuite.core.files import writable_file, write_json
+
+    if json_path:
+        writable_file(json_path, "the table", "--json")
+    config = recipe_config(task, config_path, data, epochs, batch_size, image_size, backbone,
+                           sets)
+    _, comparison = run_folds(config, folds, output, name)
+    _echo_comparison(comparison)
+    if json_path:
+        write_json(json_path, comparison)
 
 
 @cli.command()
@@ -147,19 +190,24 @@ def compare(runs, json_path):
     standard deviation: the folds of a cross-validation, seeds, recipes."""
     from visionsuite.core.compare import compare_runs
     from visionsuite.core.files import writable_file, write_json
-    from visionsuite.core.report import table
 
     if json_path:
         writable_file(json_path, "the comparison", "--json")
     result = compare_runs(list(runs))
+    _echo_comparison(result)
+    if json_path:
+        write_json(json_path, result)
+
+
+def _echo_comparison(result: dict) -> None:
+    from visionsuite.core.report import table
+
     summary = [{"run": name, "val": "-", **result[key]} for name, key in
                (("mean", "mean"), ("std", "std")) if result[key]]
     click.echo(table(result["runs"] + summary))
     for note in (result["folds_note"], result["val_note"]):
         if note:
             click.echo(f"warning: {note}", err=True)
-    if json_path:
-        write_json(json_path, result)
 
 
 @cli.command()
