@@ -36,8 +36,9 @@ def fold_runs(tmp_path_factory, shapes_dir):
 
 def test_an_ensemble_is_a_run_of_the_mean_probabilities_beside_its_members(
         tmp_path, tiny_run, second_run, shapes_dir):
-    from visionsuite.core.models import KerasPredictor, load_keras_model
     from visionsuite.core.evaluate import evaluate
+    from visionsuite.core.export import export
+    from visionsuite.core.models import KerasPredictor, load_keras_model
 
     result = invoke("ensemble", tiny_run, second_run, "--output", tmp_path, "--name", "both")
     assert result.exit_code == 0, result.output
@@ -58,6 +59,9 @@ def test_an_ensemble_is_a_run_of_the_mean_probabilities_beside_its_members(
     assert json.loads((run / "ensemble.json").read_text())["members"] == \
         [str(tiny_run.resolve()), str(second_run.resolve())]
     assert evaluate(run)["accuracy"] == pytest.approx(metrics["accuracy"])
+    report = export(run, "int8")  # one .tflite holding both members
+    assert report["agreement"] >= 0.75, report  # same class as Keras on most val images
+    assert evaluate(report["file"])["accuracy"] == report["tflite"]["accuracy"]
     assert (run / "confusion_matrix.png").is_file()
     assert_one_line_error(invoke("ensemble", tiny_run, second_run, "--output", tmp_path,
                                  "--name", "both"), "run folder already exists")
