@@ -239,7 +239,7 @@ def load_config(
     else:
         shipped = default_config_path(task)
         config = _build(Config, _task_yaml(shipped, task), str(shipped), "")
-        for key, value in _dotted_items(_task_yaml(path, task) if path else {}):
+        for key, value in dotted_items(_task_yaml(path, task) if path else {}):
             set_key(config, key, value, str(path))
             explicit.add(key)
     for key, value in (overrides or {}).items():
@@ -265,7 +265,7 @@ def _task_yaml(path: str | Path, task: str) -> dict:
     return raw
 
 
-def _dotted_items(raw: dict):
+def dotted_items(raw: dict):
     """(section.key, value) of a config file's mapping; a section left empty sets nothing."""
     sections = Config()
     for name, value in raw.items():

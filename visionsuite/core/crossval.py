@@ -10,7 +10,7 @@ import copy
 import sys
 from pathlib import Path
 
-from visionsuite.config import Config, read_yaml
+from visionsuite.config import Config, dotted_items, read_yaml
 from visionsuite.errors import VisionsuiteError
 
 # Keys that training resolves before it saves config.yaml ("balanced" class weights become
@@ -61,19 +61,10 @@ def _check_finished_alike(run: Path, config: Config) -> None:
     if not (run / "metrics.json").is_file():
         raise VisionsuiteError(f"{run}: this fold's run has not finished; `visionsuite train "
                                f"{config.task} --resume {run}` it, then cross-validate again")
-    saved = _flat(read_yaml(run / "config.yaml")) if (run / "config.yaml").is_file() else {}
-    asked = _flat(config.to_dict())
+    saved = dict(dotted_items(read_yaml(run / "config.yaml"))) \
+        if (run / "config.yaml").is_file() else {}
+    asked = dict(dotted_items(config.to_dict()))
     changed = [key for key in asked if key not in RESOLVED_KEYS and saved.get(key) != asked[key]]
     if changed:
         raise VisionsuiteError(f"{run}: trained with {changed[0]}={saved.get(changed[0])}, not "
                                f"{asked[changed[0]]}; choose another --name for this recipe")
-
-
-def _flat(tree: dict, prefix: str = "") -> dict:
-    flat = {}
-    for key, value in tree.items():
-        if isinstance(value, dict) and prefix.count(".") < 1:  # sections, not dict values
-            flat.update(_flat(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat

@@ -11,7 +11,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from visionsuite.config import Config, config_from_dict, read_yaml, save_config
+from visionsuite.config import Config, config_from_dict, save_config
 from visionsuite.errors import VisionsuiteError
 
 # data keys that only choose which images train and which validate: members may differ in
@@ -67,13 +67,14 @@ def ensemble_runs(runs: list[str | Path], data: str | None = None, output: str |
 
 
 def _member(run: Path) -> Member:
+    from visionsuite.core.evaluate import load_run_config
     from visionsuite.core.models import resolve_model
 
     if not (run / "config.yaml").is_file() or not (run / "model.keras").is_file():
         raise VisionsuiteError(f"{run}: not a finished run folder (no config.yaml and "
                                "model.keras in it)")
-    config = config_from_dict(read_yaml(run / "config.yaml"), str(run / "config.yaml"))
-    return Member(run, config, resolve_model(run))
+    source = resolve_model(run)
+    return Member(run, load_run_config(source), source)
 
 
 def _labels(members: list[Member], task) -> list[str]:

@@ -84,11 +84,12 @@ def index_detection(root: str | Path, val_fraction: float = 0.2, seed: int = 0,
     root = Path(root)
     if not root.is_dir():
         raise VisionsuiteError(f"{root}: dataset folder not found")
-    if yolo_yaml(root) is not None:
+    found = _format_of(root)
+    if found == "yolo":
         index = read_yolo(root, held_out, train)
-    elif any(coco_files(root).values()):
+    elif found == "coco":
         index = read_coco(root, held_out, train)
-    elif _voc_root(root) is not None:
+    elif found == "voc":
         index = read_voc(_voc_root(root), held_out, train)
     else:
         raise VisionsuiteError(
@@ -146,11 +147,20 @@ def _voc_list(root: Path, split: str) -> Path | None:
                  if (folder / f"{split}.txt").is_file()), None)
 
 
+def _format_of(root: Path) -> str | None:
+    """Which of the formats the dataset folder `root` is in, tried in this order."""
+    if yolo_yaml(root) is not None:
+        return "yolo"
+    if any(coco_files(root).values()):
+        return "coco"
+    return "voc" if _voc_root(root) is not None else None
+
+
 def voc_test_list(root: Path) -> Path | None:
     """The test list of the VOC set in `root` (its VOCdevkit), if it is one and has one."""
-    voc = _voc_root(root) if root.is_dir() and yolo_yaml(root) is None and \
-        not any(coco_files(root).values()) else None
-    return _voc_list(voc, "test") if voc is not None else None
+    if not root.is_dir() or _format_of(root) != "voc":
+        return None
+    return _voc_list(_voc_root(root), "test")
 
 
 def read_voc(root: Path, held_out: str = "val", train: bool = True) -> DetectionIndex:
