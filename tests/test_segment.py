@@ -746,6 +746,69 @@ def test_tiled_inference_is_seamless_at_any_size(height, width):
     assert np.allclose(probs, per_pixel(image[None])[0], atol=1e-5)
 
 
+def _augmented_views(image: np.ndarray, flip: bool, vflip: bool, turn: bool) -> set[bytes]:
+    """Every view of `image` that training's flips and quarter turns can reach."""
+    views, frontier = {image.tobytes(): image}, [image]
+    steps = [step for step, used in ((np.fliplr, flip), (np.flipud, vflip), (np.rot90, turn))
+             if used]
+    while frontier:
+        reached = frontier.pop()
+        for step in steps:
+            view = np.ascontiguousarray(step(reached))
+            if view.tobytes() not in views:
+                views[view.tobytes()] = view
+                frontier.append(view)
+    return set(views)
+
+
+@pytest.mark.parametrize("flip, vflip, turn", [(f, v, t) for f in (0, 1) for v in (0, 1)
+                                               for t in (0, 1)])
+def test_tta_averages_over_exactly_the_views_training_showed(flip, vflip, turn):
+    """data.tta: the symmetries are those the run's augmentation reaches (8 with quarter turns
+    and a flip, 4 with both flips, 2 with one, ...), and each prediction is turned back."""
+    from visionsuite.config import AugmentConfig
+    from visionsuite.tasks.segment.tiles import trained_symmetries, with_symmetries
+
+    augment = AugmentConfig(flip=0.5 * flip, vflip=0.5 * vflip, rotate90=0.5 * turn)
+    symmetries = trained_symmetries(augment)
+    tile = np.arange(16, dtype=np.float32).reshape(1, 4, 4, 1)  # no symmetry of its own
+    seen = []
+
+    def recording(tiles):
+        seen.append(tiles[0, ..., 0].tobytes())
+        return tiles  # an identity "model": each view turned back is the tile again
+
+    averaged = with_symmetries(recording, symmetries)(tile)
+    assert set(seen) == _augmented_views(tile[0, ..., 0], flip, vflip, turn)
+    assert len(seen) == len(symmetries)
+    assert np.allclose(averaged, tile)
+
+    def left_to_right(tiles):  # knows left from right: its views average towards the middle
+        ramp = np.broadcast_to(np.arange(4, dtype=np.float32), tiles.shape[:3])
+        return ramp[..., None]
+
+    ramp = with_symmetries(left_to_right, symmetries)(tile)[0, ..., 0]
+    if flip or turn:
+        assert np.allclose(ramp, 1.5)
+    else:
+        assert np.allclose(ramp, np.arange(4))
+
+
+def test_tiled_inference_with_tta_keeps_a_per_pixel_model_unchanged():
+    from visionsuite.config import AugmentConfig
+    from visionsuite.tasks.segment.tiles import trained_symmetries, with_symmetries
+
+    image = np.random.default_rng(2).integers(0, 256, (37, 53, 3), np.uint8)
+
+    def per_pixel(tiles):
+        foreground = tiles[..., :1].astype(np.float32) / 255.0
+        return np.concatenate([1 - foreground, foreground], axis=-1)
+
+    every = trained_symmetries(AugmentConfig(flip=0.5, rotate90=0.5))
+    probs = sliding_window(with_symmetries(per_pixel, every), image, tile=16, overlap=0.25)
+    assert np.allclose(probs, per_pixel(image[None])[0], atol=1e-5)
+
+
 def test_a_scaled_down_prediction_comes_back_aligned_at_the_images_size():
     """data.max_size: predicted on the image scaled down, the mask is scaled back up in place
     (a disc's prediction lands on the disc, its edges only differ), for 2 and for 3 classes."""

@@ -97,6 +97,51 @@ def test_evaluate_scores_a_test_folder_with_split_test(segment_run, segment_data
     assert "dice" in assert_the_test_split_scores_as_val_did(segment_run, data, tmp_path)
 
 
+def test_tta_predicts_every_tile_in_each_trained_view(segment_run, segment_data, tmp_path,
+                                                     monkeypatch, tiny_run):
+    """--tta: the shipped recipe trains with both flips and quarter turns, so each tile is
+    predicted in the square's 8 views; data.tta in a run's config turns it on, --no-tta off.
+    A model of another task refuses it."""
+    import yaml
+
+    from visionsuite.core.models import KerasPredictor
+
+    tiles_seen = []
+    plain_predict = KerasPredictor.predict
+
+    def counting(self, images):
+        tiles_seen.append(len(images))
+        return plain_predict(self, images)
+
+    monkeypatch.setattr(KerasPredictor, "predict", counting)
+
+    def tiles_of(*args):
+        tiles_seen.clear()
+        result = invoke(*args)
+        assert result.exit_code == 0, result.output
+        return sum(tiles_seen), result
+
+    plain, _ = tiles_of("evaluate", segment_run)
+    with_tta, result = tiles_of("evaluate", segment_run, "--tta")
+    assert plain > 0 and with_tta == 8 * plain
+    assert "dice" in result.stdout
+    masks, result = tiles_of("segment", segment_run, segment_data / "val" / "images", "--tta",
+                             "--output", tmp_path / "masks", "--json")
+    assert masks == with_tta  # the same 2 val images
+    assert np.array(Image.open(json.loads(result.stdout)[0]["mask"])).shape == (37, 50)
+
+    run = tmp_path / "tta_run"
+    shutil.copytree(segment_run, run)
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    config["data"]["tta"] = True
+    (run / "config.yaml").write_text(yaml.safe_dump(config))
+    assert tiles_of("evaluate", run)[0] == with_tta
+    assert tiles_of("evaluate", run, "--no-tta")[0] == plain
+
+    assert_one_line_error(invoke("evaluate", tiny_run, "--tta"), "--tta", "for segment models",
+                          "classify model")
+
+
 def test_the_embedded_default_learns_its_nuclei_inside_the_field_of_view(tmp_path):
     """`visionsuite train segment` without --data: the generated cells, their own recipe."""
     from visionsuite.datasets import CELLS_IMAGES, CELLS_SIZE, cells_dataset

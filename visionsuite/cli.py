@@ -134,6 +134,14 @@ def cross_validate(task, config_path, data, epochs, batch_size, image_size, back
         write_json(json_path, comparison)
 
 
+def tta_option(command):
+    return click.option(
+        "--tta/--no-tta", default=None,
+        help="Segment models: test-time augmentation, each tile's prediction averaged over "
+             "the flips and quarter turns the model trained with (up to 8x slower) [as "
+             "trained: data.tta].")(command)
+
+
 @cli.command()
 @click.argument("run", type=click.Path())
 @click.option("--data", help="Dataset folder [the run's].")
@@ -153,8 +161,9 @@ def cross_validate(task, config_path, data, epochs, batch_size, image_size, back
               help="Also draw the split's plots in this folder, as training draws val's: "
                    "confusion matrix, PR curves or ROC, and the worst predictions beside the "
                    "truth (SPLIT_*.png; with --pairs, PAIRS_roc.png).")
+@tta_option
 @friendly_errors
-def evaluate(run, data, json_path, split, pairs, detect, plots):
+def evaluate(run, data, json_path, split, pairs, detect, plots, tta):
     """Evaluate RUN (a run folder, a .keras or a .tflite file) on the val split, or with
     --split test on the test split that training never saw."""
     from visionsuite.core.evaluate import evaluate as run_evaluation
@@ -164,15 +173,15 @@ def evaluate(run, data, json_path, split, pairs, detect, plots):
     if pairs:
         from visionsuite.tasks.face.pairs import evaluate_pairs
 
-        if split != "val":
-            raise VisionsuiteError("--pairs names the pairs to score: give it or --split, "
-                                   "not both")
+        if split != "val" or tta is not None:
+            raise VisionsuiteError(f"--pairs names the face pairs to score: give it or "
+                                   f"{'--split' if split != 'val' else '--tta'}, not both")
         result = evaluate_pairs(run, pairs, data, json_path, detect, plots)
     elif detect is not None:
         raise VisionsuiteError("--detect/--no-detect: for --pairs; a split is read as the "
                                "model was trained")
     else:
-        result = run_evaluation(run, data, json_path, split=split, plots=plots)
+        result = run_evaluation(run, data, json_path, split=split, plots=plots, tta=tta)
     headline = {k: v for k, v in result.items() if isinstance(v, (int, float)) and k != "seconds"}
     click.echo(table([{"model": result["model"], "format": result["format"],
                        "split": result["split"], **headline}]))
@@ -276,10 +285,11 @@ def classify_command(run, images, top_k, as_json):
 @click.option("--dicom-seg", is_flag=True,
               help="Also write a DICOM Segmentation (SEG) of each DICOM series or file, "
                    "referencing its images, for PACS and DICOM viewers.")
+@tta_option
 @click.option("--json", "as_json", is_flag=True, help="Print per-image class areas as JSON.")
 @friendly_errors
 def segment_command(run, images, output, overlay, threshold, window, all_components,
-                    probabilities, dicom_seg, as_json):
+                    probabilities, dicom_seg, tta, as_json):
     """Segment IMAGES (files or folders, any size; DICOM and NIfTI too) with RUN; one mask PNG
     per image at the image's size (0/255 for 2 classes, else class indices); a NIfTI volume
     or a DICOM series gets a NIfTI label volume in its geometry, a TIFF stack a TIFF stack of
@@ -290,7 +300,7 @@ def segment_command(run, images, output, overlay, threshold, window, all_compone
     results = segment_images(run, images, output, overlay, threshold,
                              window=list(window) if window else None,
                              all_components=all_components, probabilities=probabilities,
-                             dicom_seg=dicom_seg)
+                             dicom_seg=dicom_seg, tta=tta)
     if as_json:
         click.echo(json.dumps(results, indent=2))
         return

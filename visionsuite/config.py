@@ -80,6 +80,9 @@ class DataConfig:
     folds: int = 0
     fold: int = 0
     tile_overlap: float = 0.25  # overlap of inference tiles, fraction of the tile side
+    # segment: test-time augmentation: each tile also predicted in the flips and quarter turns
+    # the run trained with (augment.flip, vflip, rotate90), and the predictions averaged
+    tta: bool = False
     # images whose longer side exceeds this many pixels are scaled down to it (masks
     # nearest-neighbour) for training, metrics and prediction, and predicted masks scaled back
     # to the image's own size; empty = every image at its own size
@@ -427,7 +430,7 @@ RANGES = {
 TASK_KEYS = {
     **{f"data.{key}": ("segment",) for key in (
         "binary_masks", "colors", "regions", "surface_tolerance", "crops_per_image",
-        "tile_overlap", "max_size", "window", "rle_order")},
+        "tile_overlap", "tta", "max_size", "window", "rle_order")},
     "data.face_detect": ("face",), "data.val_pairs": ("face",),
     "data.val_pairs_images": ("face",),
     **{f"data.{key}": ("classify",) for key in ("image_column", "label_column")},

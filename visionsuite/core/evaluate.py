@@ -6,7 +6,7 @@ import sys
 import time
 from pathlib import Path
 
-from visionsuite.config import Config, config_from_dict, load_config, read_yaml
+from visionsuite.config import TASK_KEYS, Config, config_from_dict, load_config, read_yaml
 from visionsuite.core.files import writable_file, writable_folder, write_json
 from visionsuite.core.models import ModelSource, load_predictor, resolve_model
 from visionsuite.core.splits import EVERY_IMAGE, HELD_OUT_SPLITS
@@ -55,11 +55,12 @@ def _same_folder(path: str, other: str | None) -> bool:
 
 def evaluate(run: str | Path, data: str | None = None, json_path: str | Path | None = None,
              threads: int | None = None, split: str = "val",
-             plots: str | Path | None = None) -> dict:
+             plots: str | Path | None = None, tta: bool | None = None) -> dict:
     """The task's metrics of RUN on a dataset's `split` (HELD_OUT_SPLITS): its val split, or
     its test split, which training never saw (a dataset without one is an error). `plots`: a
     folder for the task's PNGs of that split, as training draws them for val (confusion
-    matrix, PR curves or ROC; the worst predictions beside the truth), named `<split>_*.png`."""
+    matrix, PR curves or ROC; the worst predictions beside the truth), named `<split>_*.png`.
+    `tta`: test-time augmentation on or off, where the task has it [as the run: data.tta]."""
     from visionsuite.tasks import get_task
 
     if split not in HELD_OUT_SPLITS:
@@ -72,6 +73,8 @@ def evaluate(run: str | Path, data: str | None = None, json_path: str | Path | N
     predictor = load_predictor(source, threads)
     config = load_run_config(source, data, predictor.image_size, predictor.channels,
                              needs_data=True, all_of_other_data=split == "val")
+    if tta is not None:
+        _set_tta(config, tta, run)
     task = get_task(config.task)
     if config.data.val_fraction == EVERY_IMAGE:
         print(f"data: {data} is not the dataset the model was trained on: its val split, or "
@@ -90,6 +93,14 @@ def evaluate(run: str | Path, data: str | None = None, json_path: str | Path | N
     if json_path:
         write_json(json_path, result)
     return result
+
+
+def _set_tta(config: Config, tta: bool, run) -> None:
+    readers = TASK_KEYS["data.tta"]
+    if config.task not in readers:
+        raise VisionsuiteError(f"--tta/--no-tta: for {' and '.join(readers)} models; {run} is "
+                               f"a {config.task} model")
+    config.data.tta = tta
 
 
 def draw_plots(task, folder: Path, prefix: str, metrics: dict, dataset=None,

@@ -39,7 +39,8 @@ from visionsuite.tasks.segment.data import (IGNORE, channel_names, check_pairs_f
 from visionsuite.tasks.segment.metrics import predict_classes, segmentation_metrics
 from visionsuite.tasks.segment.model import (OWN_BACKBONES, build_unet, check_unet_settings,
                                              keras_parts, parse_loss)
-from visionsuite.tasks.segment.tiles import sliding_window, val_tiles
+from visionsuite.tasks.segment.tiles import (sliding_window, trained_symmetries, val_tiles,
+                                             with_symmetries)
 
 WORST_IMAGES_SHOWN = 10  # in the terminal; metrics.json keeps every image's scores
 GRID_ROWS = 6  # val images in val_predictions.png: the worst by mean Dice
@@ -270,8 +271,11 @@ class SegmentTask(Task):
         from visionsuite.core.progress import progress
 
         overlap = config.data.tile_overlap
-        return [sliding_window(predictor.predict, image, predictor.image_size, overlap)
-                for image in progress(split.images, total=len(split), desc="segmenting")]
+        symmetries = trained_symmetries(config.augment) if config.data.tta else []
+        predict_tiles = with_symmetries(predictor.predict, symmetries)
+        views = f" ({len(symmetries)} views a tile)" if len(symmetries) > 1 else ""
+        return [sliding_window(predict_tiles, image, predictor.image_size, overlap)
+                for image in progress(split.images, total=len(split), desc="segmenting" + views)]
 
     def calibration_images(self, split: Split, count: int, seed: int, size: int) -> np.ndarray:
         """Random tiles of the split's images (the model takes tiles, not whole images)."""

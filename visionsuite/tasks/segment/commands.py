@@ -22,7 +22,7 @@ from visionsuite.tasks.segment.colours import colours_rgb
 from visionsuite.tasks.segment.components import class_numbers, keep_largest_components
 from visionsuite.tasks.segment.data import ChannelFiles, channel_groups, read_channel_files
 from visionsuite.tasks.segment.metrics import predict_classes
-from visionsuite.tasks.segment.tiles import sliding_window
+from visionsuite.tasks.segment.tiles import sliding_window, trained_symmetries, with_symmetries
 
 
 def _foreground_threshold(threshold: float | None, classes: int) -> float:
@@ -42,7 +42,7 @@ def segment_images(run: str, inputs, output: str | Path | None = None, overlay: 
                    threshold: float | None = None, tile_overlap: float | None = None,
                    window: list[float] | None = None,
                    all_components: bool = False, probabilities: bool = False,
-                   dicom_seg: bool = False) -> list[dict]:
+                   dicom_seg: bool = False, tta: bool | None = None) -> list[dict]:
     """Segment each image in `inputs` with RUN; write `<stem>.png` masks at the input's size
     (0/255 for 2 classes, else class indices; palette PNGs of class indices in the colours of
     a run trained on colour masks) and, with `overlay`, `<stem>_overlay.png`.
@@ -54,8 +54,10 @@ def segment_images(run: str, inputs, output: str | Path | None = None, overlay: 
     component of some classes (components.py), each image, or volume, is post-processed so,
     unless `all_components`. With `probabilities`, also each class's probability maps
     (_write_probabilities); with `dicom_seg`, a DICOM Segmentation of each DICOM series or
-    file (_write_dicom_seg).
+    file (_write_dicom_seg). `tta`: average each tile's predictions over the flips and
+    quarter turns the run trained with (tiles.trained_symmetries) [as the run: data.tta].
     Returns per-image class areas (and volumes in mm^3 for volumes)."""
+    from visionsuite.config import load_config
     from visionsuite.core.evaluate import load_run_config
     from visionsuite.core.files import new_run_dir, writable_folder
     from visionsuite.core.images import collect_images
@@ -66,15 +68,16 @@ def segment_images(run: str, inputs, output: str | Path | None = None, overlay: 
     require_task(source, "segment", run)
     predictor = load_predictor(source)
     labels = source.labels or [f"class_{i}" for i in range(2)]
-    overlap = tile_overlap
-    colours = source.settings.get("mask_colors")  # a run trained on colour masks
-    if source.run_dir is not None:
-        trained = load_run_config(source).data
-        overlap = trained.tile_overlap if overlap is None else overlap
-        window = window or trained.window
-        colours = colours or trained.colors
+    # A bare model file carries no config: the shipped recipe's settings are assumed.
+    trained = load_run_config(source) if source.run_dir is not None else load_config("segment")
+    overlap = trained.data.tile_overlap if tile_overlap is None else tile_overlap
+    window = window or trained.data.window
+    # a run trained on colour masks
+    colours = source.settings.get("mask_colors") or trained.data.colors
+    tta = trained.data.tta if tta is None else tta
+    predict_tiles = with_symmetries(predictor.predict,
+                                    trained_symmetries(trained.augment) if tta else [])
     palette = _palette(colours, len(labels))
-    overlap = 0.25 if overlap is None else overlap
     max_size = source.settings.get("max_size")  # the scale the model was trained at
     threshold = _foreground_threshold(threshold, len(labels))
     kept = [] if all_components else source.settings.get("keep_largest_component", [])
@@ -105,7 +108,7 @@ def segment_images(run: str, inputs, output: str | Path | None = None, overlay: 
         for index, image in enumerate(images):
             if len(images) > 1:  # a volume's slices take long: the bar moves with them
                 bar.set_postfix_str(f"slice {index + 1}/{len(images)}")
-            probs = _at_own_size(sliding_window(predictor.predict, fit_within(image, max_size),
+            probs = _at_own_size(sliding_window(predict_tiles, fit_within(image, max_size),
                                                 predictor.image_size, overlap), image.shape)
             predicted.append(predict_classes(probs, threshold).astype(np.uint8))
             maps += [probs.astype(np.float32)] if probabilities else []

@@ -1,5 +1,6 @@
 """Whole images of any size through a fixed-size model: overlapping tiles blended with a smooth
-window, and the non-overlapping val tiles Keras validates on during training."""
+window, optionally averaged over the symmetries the model trained with (test-time
+augmentation), and the non-overlapping val tiles Keras validates on during training."""
 
 from __future__ import annotations
 
@@ -25,6 +26,48 @@ def blend_window(tile: int) -> np.ndarray:
     ramp = np.sin(np.pi * (np.arange(tile) + 0.5) / tile) ** 2
     ramp = np.maximum(ramp, 1e-3)
     return np.outer(ramp, ramp).astype(np.float32)
+
+
+# A symmetry of the square, as (quarter turns, mirrored): the tile is mirrored left-right
+# first, then turned counter-clockwise; its inverse undoes the turns, then the mirror.
+Symmetry = tuple[int, bool]
+
+
+def trained_symmetries(augment) -> list[Symmetry]:
+    """The symmetries of the square that a run's augmentation (augment.flip, vflip, rotate90)
+    showed its model: the group they generate. Averaging over those a model has learned is
+    nnU-Net's test-time mirroring; over others it would blur a model that knows up from down."""
+    turns, mirror = augment.rotate90 > 0, augment.flip > 0 or augment.vflip > 0
+    if turns:
+        return [(k, mirrored) for mirrored in ((False, True) if mirror else (False,))
+                for k in range(4)]
+    group = [(0, False)]
+    if augment.flip > 0:
+        group.append((0, True))
+    if augment.vflip > 0:
+        group.append((2, True))  # a vertical flip is a left-right one turned twice
+    if augment.flip > 0 and augment.vflip > 0:
+        group.append((2, False))  # both flips: half a turn
+    return group
+
+
+def with_symmetries(predict_tiles, symmetries: list[Symmetry]):
+    """`predict_tiles` averaged over each symmetry: the tiles transformed, predicted, and the
+    outputs transformed back. Tiles are square, so quarter turns keep their shape."""
+    if len(symmetries) <= 1:
+        return predict_tiles
+
+    def predict(tiles: np.ndarray) -> np.ndarray:
+        total = None
+        for turns, mirrored in symmetries:
+            seen = tiles[:, :, ::-1] if mirrored else tiles
+            seen = np.ascontiguousarray(np.rot90(seen, turns, axes=(1, 2)))
+            output = np.rot90(np.asarray(predict_tiles(seen), np.float32), -turns, axes=(1, 2))
+            output = output[:, :, ::-1] if mirrored else output
+            total = output if total is None else total + output
+        return total / len(symmetries)
+
+    return predict
 
 
 def sliding_window(predict_tiles, image: np.ndarray, tile: int, overlap: float,
