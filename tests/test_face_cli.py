@@ -311,6 +311,37 @@ def test_evaluate_pairs_in_lfw_folds_gives_lfw_accuracy(face_run, faces_data, tm
         assert lines[first["line"] - 1].split("\t")[0] == first["image_a"].split("/")[0]
 
 
+def test_an_insightface_bin_of_the_same_pairs_scores_as_its_pairs_file(face_run, faces_data,
+                                                                       tmp_path):
+    """The pairs of the LFW layout packed as InsightFace packs lfw.bin (the images' bytes,
+    then a flag per pair) give the same verification figures; its folds are InsightFace's 10
+    of consecutive pairs, and its wrong pairs are named by pair number and image."""
+    import pickle
+
+    from visionsuite.tasks.face.pairs import read_pairs
+
+    lines = _lfw_layout_pairs(faces_data / "val")
+    (tmp_path / "pairs.txt").write_text("\n".join(lines) + "\n")
+    listed = read_pairs(tmp_path / "pairs.txt", faces_data / "val")
+    images = [path.read_bytes() for a, b in zip(listed.first, listed.second)
+              for path in (listed.paths[a], listed.paths[b])]
+    (tmp_path / "pairs.bin").write_bytes(pickle.dumps((images, listed.same.tolist())))
+    scores = {}
+    for name, extra in (("pairs.txt", ("--data", faces_data / "val")), ("pairs.bin", ())):
+        result = invoke("evaluate", face_run, "--pairs", tmp_path / name, *extra,
+                        "--json", tmp_path / f"{name}.json")
+        assert result.exit_code == 0, result.output
+        scores[name] = json.loads((tmp_path / f"{name}.json").read_text())
+    packed = scores["pairs.bin"]
+    for key in ("roc_auc", "eer", "accuracy", "tar_at_far_0.01", "false_rejects",
+                "false_accepts", "pairs", "same_pairs"):
+        assert packed[key] == pytest.approx(scores["pairs.txt"][key], abs=1e-6), key
+    assert [fold["pairs"] for fold in packed["folds"]] == [7] * 4 + [6] * 6  # KFold's
+    assert packed["data"] == str(tmp_path / "pairs.bin")
+    for row in packed["wrong_pairs"]:
+        assert row["image_a"] == f"pairs.bin[{2 * row['pair_number'] - 2}]"
+
+
 def test_training_picks_its_epoch_and_threshold_on_a_pairs_file(faces_data, tmp_path):
     """data.val_pairs: LFW's layout over the val people, in a folder of their own beside the
     file (lfw_home/pairs.txt, lfw_home/people/). The pairs pick the epoch and the threshold in

@@ -202,3 +202,83 @@ def test_pairs_of_photos_without_a_face_are_left_out_and_counted(tmp_path, monke
     assert "2 more photos without a face; their pairs left out" in err
     assert result["pairs_left_out"] == 12 and result["same_pairs"] == 2
     assert result["roc_auc"] == 1.0 and result["different_pairs"] == 13
+
+
+def _encoded(shade: int, kind: str = "JPEG") -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (12, 12), (shade, 255 - shade, 40)).save(buffer, kind)
+    return buffer.getvalue()
+
+
+def _python2_pickle(images: list[bytes], same: list[bool]) -> bytes:
+    """What InsightFace's Python 2 tools wrote: protocol 2, images as str (BINSTRING)."""
+    import struct
+
+    images_part = b"](" + b"".join(b"T" + struct.pack("<I", len(image)) + image
+                                   for image in images) + b"e"
+    flags_part = b"](" + b"".join(b"\x88" if flag else b"\x89" for flag in same) + b"e"
+    return b"\x80\x02" + images_part + flags_part + b"\x86."
+
+
+@pytest.mark.parametrize("writer", ["python2", "protocol2", "protocol5"])
+def test_insightface_bin_pairs_are_read_with_their_images_in_ten_folds(tmp_path, writer):
+    """lfw.bin, agedb_30.bin, ...: a pickle of (encoded images, a flag per pair), pair i being
+    images 2i and 2i+1, scored in 10 folds of consecutive pairs; Python 2's pickles, whose
+    images were str, and Python 3's at protocol 2 (bytes through _codecs) and 5 alike."""
+    import pickle
+
+    images = [_encoded(shade) for shade in range(0, 240, 6)]  # 40 images: 20 pairs
+    images[3] = _encoded(99, "PNG")
+    same = [index % 2 == 0 for index in range(20)]
+    packed = _python2_pickle(images, same) if writer == "python2" else \
+        pickle.dumps((images, same), protocol=int(writer[-1]))
+    (tmp_path / "lfw.bin").write_bytes(packed)
+    pairs = read_pairs(tmp_path / "lfw.bin")
+    assert pairs.packed and pairs.images_source == str(tmp_path / "lfw.bin")
+    assert [path.read_bytes() for path in pairs.paths] == images
+    assert pairs.paths[3].suffix == ".png" and pairs.paths[2].suffix == ".jpg"
+    assert pairs.first.tolist() == list(range(0, 40, 2))
+    assert pairs.second.tolist() == list(range(1, 40, 2))
+    assert pairs.same.tolist() == same
+    assert pairs.folds.tolist() == [fold for fold in range(10) for _ in range(2)]
+    assert pairs.lines.tolist() == list(range(1, 21))  # pair numbers
+    assert not (tmp_path / "lfw").exists()  # nothing is written beside the file
+    scores = np.where(pairs.same, 0.2, 0.8)  # every pair wrong at 0.5
+    first = wrong_pairs(scores, pairs, cut=0.5)[0]
+    assert first == {"pair_number": 1, "pair": "same", "similarity": 0.2,
+                     "image_a": "lfw.bin[0]", "image_b": "lfw.bin[1]"}
+
+
+def test_a_bin_that_would_run_code_or_is_no_pair_set_is_refused(tmp_path):
+    """A pickle builds objects by calling what it names: a .bin naming anything but lists of
+    images and booleans is an error, and what it names is never called."""
+    import pickle
+
+    marker = tmp_path / "ran"
+
+    class Payload:
+        def __reduce__(self):
+            return open, (str(marker), "w")
+
+    images = [_encoded(shade) for shade in (10, 20)]
+    cases = {
+        "payload.bin": pickle.dumps((images, [Payload()])),
+        "numpy.bin": pickle.dumps((images, np.array([True]))),
+        "odd.bin": pickle.dumps((images + images[:1], [True])),
+        "flags.bin": pickle.dumps((images, ["yes"])),
+        "text.bin": b"Ann_Lee 1 2\n",
+        "cut.bin": pickle.dumps((images, [True]))[:-20],
+    }
+    expected = {"payload.bin": "names io.open", "numpy.bin": "names numpy",
+                "odd.bin": "3 images for 1 pairs", "flags.bin": "same-person flags",
+                "text.bin": "not an InsightFace .bin", "cut.bin": "not an InsightFace .bin"}
+    for name, content in cases.items():
+        (tmp_path / name).write_bytes(content)
+        with pytest.raises(VisionsuiteError, match=expected[name]) as raised:
+            read_pairs(tmp_path / name)
+        assert str(raised.value).startswith(str(tmp_path / name)), raised.value
+    assert not marker.exists()
+    with pytest.raises(VisionsuiteError, match="holds its images"):
+        read_pairs(tmp_path / "payload.bin", tmp_path)

@@ -153,7 +153,8 @@ def tta_option(command):
               help="Face runs: score the verification pairs of this file instead (LFW's "
                    "pairs.txt: folds of same- and different-person pairs, LFW's accuracy "
                    "over them; or lines 'IMAGE_A IMAGE_B 1|0'), the images under --data [the "
-                   "file's folder].")
+                   "file's folder]; or an InsightFace .bin (lfw.bin, agedb_30.bin, ...), "
+                   "which holds its images.")
 @click.option("--detect/--no-detect", default=None,
               help="With --pairs: find and crop faces, or take the images as face crops [as "
                    "the model was trained: data.face_detect].")

@@ -94,10 +94,11 @@ class DataConfig:
     # face: auto (find faces; a set whose faces fill the frame is used whole) | true (crop
     # each image's face; images without one are skipped) | false (the images are face crops)
     face_detect: bool | str = "auto"
-    # face: a file of verification pairs (LFW's pairs.txt, or lines 'IMAGE_A IMAGE_B 1|0';
-    # evaluate --pairs' formats) that picks the epoch and the threshold instead of held-out
-    # people: every person of train trains. Its images are under val_pairs_images; empty =
-    # found as evaluate --pairs finds them without --data (beside the file)
+    # face: a file of verification pairs (LFW's pairs.txt, lines 'IMAGE_A IMAGE_B 1|0', or
+    # an InsightFace .bin holding its images; evaluate --pairs' formats) that picks the
+    # epoch and the threshold instead of held-out people: every person of train trains. Its
+    # images are under val_pairs_images; empty = found as evaluate --pairs finds them
+    # without --data (beside the file)
     val_pairs: str | None = None
     val_pairs_images: str | None = None
 

@@ -14,11 +14,21 @@ finds `<person>/<number>.*` (ORL's `s31/1.pgm`). Lists of one's own pairs are li
 image paths under the root and 1 (same person) or 0. Without a header, LFW's layout of folds
 (a block of same-person pairs, then one of as many different-person pairs, repeated) is
 recognised; any other list is one set, scored without the folds' accuracy.
+
+InsightFace's packed verification sets (`lfw.bin`, `cfp_fp.bin`, `agedb_30.bin`, ... beside
+MS1M and CASIA's training images) hold their aligned face crops themselves: a pickle of
+(encoded images, one same-person flag per pair), the pair i being images 2i and 2i+1, scored
+in 10 folds of consecutive pairs. Such a file is read without running any code it might hold
+(_DataOnlyUnpickler), its images decoded from a temporary folder.
 """
 
 from __future__ import annotations
 
+import atexit
+import pickle
 import re
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +42,8 @@ SEPARATORS = re.compile(r"[,;\s]+")
 NUMBER = re.compile(r"\d+")
 SHOWN_MISSING = 3  # images named in an error about missing ones
 SHOWN_WRONG = 10  # pairs of each kind in the table of pairs judged wrong
+PNG_SIGNATURE = b"\x89PNG"  # a .bin's images are JPEG, or else PNG
+PACKED_FOLDS = 10  # InsightFace scores its .bin sets in 10 folds of consecutive pairs
 
 
 @dataclass
@@ -43,7 +55,8 @@ class PairList:
     second: np.ndarray
     same: np.ndarray  # bool: a same-person pair
     folds: np.ndarray  # fold of each pair, 0..folds-1 (all 0: one set)
-    lines: np.ndarray  # each pair's line number in the file
+    lines: np.ndarray  # each pair's line number in the file (a .bin's: its pair number)
+    packed: bool = False  # the images came inside the file (a .bin), not from the root
 
     @property
     def fold_count(self) -> int:
@@ -57,7 +70,13 @@ class PairList:
         first, second = position[self.first], position[self.second]
         both = (first >= 0) & (second >= 0)
         return PairList(self.file, self.root, [self.paths[i] for i in kept], first[both],
-                        second[both], self.same[both], self.folds[both], self.lines[both])
+                        second[both], self.same[both], self.folds[both], self.lines[both],
+                        self.packed)
+
+    @property
+    def images_source(self) -> str:
+        """Where the images are, to show: the file that holds them, else their folder."""
+        return str(self.file if self.packed else self.root)
 
 
 def read_pairs(file: str | Path, root: str | Path | None = None) -> PairList:
@@ -67,6 +86,11 @@ def read_pairs(file: str | Path, root: str | Path | None = None) -> PairList:
     file = Path(file)
     if not file.is_file():
         raise VisionsuiteError(f"{file}: no such pairs file")
+    if file.suffix.lower() == ".bin":
+        if root is not None:
+            raise VisionsuiteError(f"{file}: an InsightFace .bin holds its images; leave out "
+                                   "the images' folder (--data, data.val_pairs_images)")
+        return read_packed_pairs(file)
     try:
         lines = file.read_text(encoding="utf-8-sig").splitlines()
     except (OSError, UnicodeDecodeError) as err:
@@ -96,6 +120,65 @@ def read_pairs(file: str | Path, root: str | Path | None = None) -> PairList:
     same = np.array([is_same for is_same, _, _ in parsed], bool)
     return PairList(file, root, list(paths), np.array(first, int), np.array(second, int), same,
                     _folds(file, same, header), np.array([number for number, _ in rows], int))
+
+
+class _DataOnlyUnpickler(pickle.Unpickler):
+    """Unpickles lists, tuples, bytes, strings, numbers and booleans only. Any other object
+    is built by calling a class or function the pickle names, which is how a pickle from the
+    internet runs code: each is refused, but the byte-string codec that Python 3's protocol-2
+    pickles of bytes call."""
+
+    def find_class(self, module: str, name: str):
+        if (module, name) == ("_codecs", "encode"):
+            import _codecs
+
+            return _codecs.encode
+        raise pickle.UnpicklingError(f"it names {module}.{name}")
+
+
+def read_packed_pairs(file: Path) -> PairList:
+    """The pairs of an InsightFace .bin (module docstring), its images written to a temporary
+    folder, which is removed when the process ends."""
+    try:
+        with open(file, "rb") as stream:
+            # encoding='bytes': the images of the Python 2 pickles InsightFace shipped
+            loaded = _DataOnlyUnpickler(stream, encoding="bytes").load()
+    except Exception as err:  # noqa: BLE001  a damaged pickle fails in any of a dozen ways
+        raise VisionsuiteError(f"{file}: not an InsightFace .bin of face pairs, only lists "
+                               f"of images and booleans are read ({err})") from None
+    images, same = _packed_contents(file, loaded)
+    folder = Path(tempfile.mkdtemp(prefix="visionsuite-pairs-"))
+    atexit.register(shutil.rmtree, folder, True)
+    paths = []
+    for index, encoded in enumerate(images):
+        path = folder / f"{index}{'.png' if encoded.startswith(PNG_SIGNATURE) else '.jpg'}"
+        path.write_bytes(encoded)
+        paths.append(path)
+    count = len(same)
+    folds = np.zeros(count, int)
+    if count >= 2 * PACKED_FOLDS:  # as scikit-learn's KFold, which InsightFace scores with
+        sizes = np.full(PACKED_FOLDS, count // PACKED_FOLDS)
+        sizes[:count % PACKED_FOLDS] += 1
+        folds = np.repeat(np.arange(PACKED_FOLDS), sizes)
+    return PairList(file, folder, paths, np.arange(0, 2 * count, 2), np.arange(1, 2 * count, 2),
+                    same, folds, np.arange(1, count + 1), packed=True)
+
+
+def _packed_contents(file: Path, loaded) -> tuple[list[bytes], np.ndarray]:
+    """The encoded images and same-person flags of an unpickled .bin, checked."""
+    if not isinstance(loaded, (tuple, list)) or len(loaded) != 2 or \
+            not all(isinstance(part, (tuple, list)) for part in loaded):
+        raise VisionsuiteError(f"{file}: expected InsightFace's (images, same-person flags) "
+                               "pair of lists")
+    images, flags = loaded
+    if not all(isinstance(image, (bytes, bytearray)) for image in images) or \
+            not all(isinstance(flag, (bool, int)) and flag in (0, 1) for flag in flags):
+        raise VisionsuiteError(f"{file}: expected encoded images and same-person flags "
+                               "(True/False)")
+    if not flags or len(images) != 2 * len(flags):
+        raise VisionsuiteError(f"{file}: {len(images)} images for {len(flags)} pairs; each "
+                               "pair needs two")
+    return [bytes(image) for image in images], np.array(flags, bool)
 
 
 def _header(rows: list) -> tuple[tuple[int, int] | None, list]:
@@ -270,9 +353,12 @@ def wrong_pairs(scores: np.ndarray, pairs: PairList, cut: float,
 
     def name(index: int) -> str:
         path = pairs.paths[index]
+        if pairs.packed:  # the image's number in the .bin (from 0), as InsightFace counts
+            return f"{pairs.file.name}[{path.stem}]"
         return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
 
-    return [{"line": int(pairs.lines[i]), "pair": "same" if pairs.same[i] else "different",
+    number = "pair_number" if pairs.packed else "line"
+    return [{number: int(pairs.lines[i]), "pair": "same" if pairs.same[i] else "different",
              "similarity": round(float(scores[i]), 4), "image_a": name(pairs.first[i]),
              "image_b": name(pairs.second[i])} for i in chosen]
 
@@ -333,7 +419,8 @@ def evaluate_pairs(run, pairs_file, data=None, json_path=None, detect=None,
     scored = pairs.keep_images(kept)
     metrics = pair_metrics(embeddings, scored, embedder.threshold)
     result = {"model": str(embedder.source.path), "format": embedder.source.kind,
-              "task": "face", "data": str(pairs.root), "split": f"pairs {pairs.file.name}",
+              "task": "face", "data": pairs.images_source,
+              "split": f"pairs {pairs.file.name}",
               "pairs_file": str(pairs.file), **metrics,
               "pairs_left_out": int(len(pairs.same) - len(scored.same))}
     if plots:
