@@ -25,6 +25,7 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -274,22 +275,22 @@ def identify_every_face(run, inputs, gallery: str | Path, top_k: int = 5,
     folder = new_run_dir(Path(RUNS) / "identify", None, "identify") if output is None \
         else writable_folder(Path(output), "the drawn images")
     results, used = [], set()
-    for path, photo, boxes, embeddings in _every_face(embedder, paths,
-                                                      "identifying every face"):
-        if photo is None:  # boxes: the error
-            results.append({"image": str(path), "error": boxes})
+    for found in _every_face(embedder, paths, "identifying every face"):
+        if found.error:
+            results.append({"image": str(found.path), "error": found.error})
             continue
-        names, scores = _best_similarity_per_person(embeddings, people)
+        names, scores = _best_similarity_per_person(found.embeddings, people)
         faces = [{"box": box, **_ranked(row, names, embedder.threshold, top_k)}
-                 for box, row in zip(boxes, scores)]
-        drawn = folder / f"{unique_stem(path.stem, used)}.png"
+                 for box, row in zip(found.boxes, scores)]
+        drawn = folder / f"{unique_stem(found.path.stem, used)}.png"
         boxes_drawn = [{"box": face["box"], "class": face["identity"],
                         "class_id": names.index(face["identity"])
                         if face["identity"] in names else None,
                         "score": face["candidates"][0]["similarity"]} for face in faces]
         # on the photo as decoded (not decoded again), unless the model reads it grey
-        save_drawn(photo if photo.shape[-1] == 3 else path, boxes_drawn, drawn)
-        results.append({"image": str(path), "faces": faces, "drawn": str(drawn)})
+        save_drawn(found.photo if found.photo.shape[-1] == 3 else found.path, boxes_drawn,
+                   drawn)
+        results.append({"image": str(found.path), "faces": faces, "drawn": str(drawn)})
     if output is None and not any("faces" in result for result in results):
         folder.rmdir()  # nothing drawn: no empty run folder left behind
     return results, folder
@@ -303,19 +304,25 @@ def embed_every_face(run, inputs) -> list[dict]:
 
     embedder = load_embedder(run, detect=True)
     results = []
-    for path, photo, boxes, embeddings in _every_face(embedder, collect_images(inputs),
-                                                      "embedding every face"):
-        results.append({"image": str(path), "error": boxes} if photo is None else
-                       {"image": str(path), "faces": [
+    for found in _every_face(embedder, collect_images(inputs), "embedding every face"):
+        results.append({"image": str(found.path), "error": found.error} if found.error else
+                       {"image": str(found.path), "faces": [
                            {"box": box, "embedding": [round(float(v), 6) for v in vector]}
-                           for box, vector in zip(boxes, embeddings)]})
+                           for box, vector in zip(found.boxes, found.embeddings)]})
     return results
 
 
+class PhotoFaces(NamedTuple):
+    """The faces of one photo (_every_face), or why it has none."""
+    path: Path
+    photo: np.ndarray | None = None  # as decoded
+    boxes: list | None = None  # [x1, y1, x2, y2] of each face, largest first
+    embeddings: np.ndarray | None = None  # their unit embeddings
+    error: str | None = None  # unreadable, or no face found
+
+
 def _every_face(embedder: Embedder, paths: list[Path], desc: str):
-    """For each image: (path, photo as decoded, boxes [x1, y1, x2, y2] of its faces, largest
-    first, their unit embeddings), each face cut out as training cut its crops; or (path, None,
-    the error, None) where it is unreadable or holds no face."""
+    """PhotoFaces of each image, each face cut out as training cut its crops."""
     from visionsuite.core.images import UnreadableImage, read_image
     from visionsuite.core.progress import progress
     from visionsuite.tasks.face.faces import SQUARE, faces_in
@@ -324,13 +331,14 @@ def _every_face(embedder: Embedder, paths: list[Path], desc: str):
         try:
             photo = read_image(path, None, embedder.channels)
         except UnreadableImage as err:
-            yield path, None, str(err), None
+            yield PhotoFaces(path, error=str(err))
             continue
         boxes, crops = faces_in(photo, embedder.image_size, embedder.framing or SQUARE)
         if not boxes:
-            yield path, None, f"{path}: no face found", None
+            yield PhotoFaces(path, error=f"{path}: no face found")
             continue
-        yield path, photo, [[x, y, x + w, y + h] for x, y, w, h in boxes], embedder.embed(crops)
+        yield PhotoFaces(path, photo, [[x, y, x + w, y + h] for x, y, w, h in boxes],
+                         embedder.embed(crops))
 
 
 def _gallery_people(gallery: str | Path, embedder: Embedder) -> dict:
