@@ -282,3 +282,28 @@ def test_a_bin_that_would_run_code_or_is_no_pair_set_is_refused(tmp_path):
     assert not marker.exists()
     with pytest.raises(VisionsuiteError, match="holds its images"):
         read_pairs(tmp_path / "payload.bin", tmp_path)
+
+
+def test_a_bin_as_data_val_pairs_is_the_val_split_of_its_packed_faces(tmp_path):
+    """data.val_pairs=lfw.bin: the val split is the .bin's images, scored on its pairs, with
+    no folder of images beside it; a folder given for them is an error."""
+    import pickle
+
+    from visionsuite.config import load_config
+    from visionsuite.tasks.face import TASK
+
+    images = [_encoded(shade, "PNG") for shade in range(0, 240, 6)]
+    same = [index % 2 == 0 for index in range(20)]
+    (tmp_path / "lfw.bin").write_bytes(pickle.dumps((images, same)))
+    config = load_config("face", overrides={"data.path": str(tmp_path),
+                                            "data.val_pairs": str(tmp_path / "lfw.bin"),
+                                            "data.face_detect": False,
+                                            "data.image_size": 16})
+    data = TASK.load_data(config, train=False)
+    assert len(data.val.paths) == 40 and data.val.images.shape[1:3] == (16, 16)
+    assert data.val.pairs.packed and data.val.pairs.same.tolist() == same
+    assert data.val.pairs.fold_count == 10
+    assert data.source == f"{tmp_path}, val: the pairs of {tmp_path / 'lfw.bin'}"
+    config.data.val_pairs_images = str(tmp_path)
+    with pytest.raises(VisionsuiteError, match="holds its images"):
+        TASK.load_data(config, train=False)
