@@ -609,6 +609,38 @@ def test_embed_every_face_gives_each_face_its_box_and_embedding(face_run, faces_
                           "cannot take --no-detect")
 
 
+def test_verify_every_face_finds_her_in_a_group_photo_and_says_which_face(face_run, faces_data,
+                                                                          tmp_path):
+    """verify --every-face: every face of one photo against every face of the other; the
+    most similar two decide, and the answer names their boxes."""
+    from test_face import group_photo
+
+    group_photo(tmp_path / "portrait.png", scales=(1.0,))
+    group_photo(tmp_path / "group.png")  # three copies of her portrait, 1.0, 0.75, 0.55
+    result = invoke("verify", face_run, tmp_path / "portrait.png", tmp_path / "group.png",
+                    "--every-face", "--json")
+    assert result.exit_code == 0, result.output
+    verdict = json.loads(result.stdout)
+    assert verdict["same_person"] and verdict["similarity"] > 0.9, verdict
+    assert len(verdict["faces_a"]) == 1 and len(verdict["faces_b"]) == 3
+    similarities = np.array(verdict["similarities"])
+    assert similarities.shape == (1, 3) and (similarities > 0.9).all()
+    assert verdict["face_a"] == verdict["faces_a"][0]
+    assert verdict["faces_b"][int(similarities[0].argmax())] == verdict["face_b"]
+    assert verdict["similarity"] == pytest.approx(similarities.max(), abs=1e-6)
+    text = invoke("verify", face_run, tmp_path / "group.png", tmp_path / "portrait.png",
+                  "--every-face")
+    assert text.exit_code == 0, text.output
+    assert text.stdout.startswith("same person: similarity ")
+    assert f"{' '.join(map(str, verdict['face_b']))} of 3 and " in text.stdout
+    cartoon = sorted(person(faces_data, "val", 1).glob("*.png"))[0]
+    assert_one_line_error(invoke("verify", face_run, tmp_path / "group.png", cartoon,
+                                 "--every-face"), cartoon.name,
+                          "no face found")
+    assert_one_line_error(invoke("verify", face_run, tmp_path / "group.png", cartoon,
+                                 "--every-face", "--no-detect"), "cannot take --no-detect")
+
+
 def test_data_check_names_twenty_unreadable_images_and_counts_the_rest(faces_data, tmp_path):
     data = tmp_path / "faces"
     shutil.copytree(faces_data, data)

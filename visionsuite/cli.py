@@ -351,6 +351,12 @@ def face_detect_option(command):
              "trained: data.face_detect].")(command)
 
 
+def _refuse_every_face_without_detection(every_face: bool, detect: bool | None) -> None:
+    if every_face and detect is False:
+        raise VisionsuiteError("--every-face finds the faces in each image; it cannot take "
+                               "--no-detect")
+
+
 @cli.command("embed")
 @click.argument("run", type=click.Path())
 @click.argument("images", nargs=-1, required=True)
@@ -365,9 +371,7 @@ def embed_command(run, images, detect, every_face, as_json):
     from visionsuite.core.report import table
     from visionsuite.tasks.face.commands import embed_every_face, embed_images
 
-    if every_face and detect is False:
-        raise VisionsuiteError("--every-face finds the faces in each image; it cannot take "
-                               "--no-detect")
+    _refuse_every_face_without_detection(every_face, detect)
     results = embed_every_face(run, images) if every_face else embed_images(run, images, detect)
     if as_json:
         click.echo(json.dumps(results, indent=2))
@@ -390,20 +394,29 @@ def embed_command(run, images, detect, every_face, as_json):
 @click.argument("image_b", type=click.Path())
 @face_detect_option
 @click.option("--threshold", type=float, help="Cosine similarity to accept [the model's].")
+@click.option("--every-face", is_flag=True,
+              help="Photos of several people: every face of IMAGE_A against every face of "
+                   "IMAGE_B (is anyone of one in the other?); the most similar two decide, "
+                   "and their boxes are printed.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @friendly_errors
-def verify_command(run, image_a, image_b, detect, threshold, as_json):
+def verify_command(run, image_a, image_b, detect, threshold, every_face, as_json):
     """Are IMAGE_A and IMAGE_B the same person? Prints the cosine similarity and the threshold
     used; the exit code is 0 either way."""
-    from visionsuite.tasks.face.commands import verify
+    from visionsuite.tasks.face.commands import verify, verify_every_face
 
-    result = verify(run, image_a, image_b, detect, threshold)
+    _refuse_every_face_without_detection(every_face, detect)
+    result = verify_every_face(run, image_a, image_b, threshold) if every_face else \
+        verify(run, image_a, image_b, detect, threshold)
     if as_json:
         click.echo(json.dumps(result, indent=2))
         return
     verdict = "same person" if result["same_person"] else "different people"
+    faces = (f"; faces {' '.join(map(str, result['face_a']))} of {len(result['faces_a'])} "
+             f"and {' '.join(map(str, result['face_b']))} of {len(result['faces_b'])} "
+             "(x1 y1 x2 y2)") if every_face else ""
     click.echo(f"{verdict}: similarity {result['similarity']:.4f} "
-               f"(threshold {result['threshold']:.4f})")
+               f"(threshold {result['threshold']:.4f}){faces}")
 
 
 @cli.command("enroll")
@@ -503,9 +516,7 @@ def _identify_every_face(run, images, gallery, top_k, detect, every_face, output
     if not every_face:
         raise VisionsuiteError("--output is where --every-face draws its images; add "
                                "--every-face")
-    if detect is False:
-        raise VisionsuiteError("--every-face finds the faces in each image; it cannot take "
-                               "--no-detect")
+    _refuse_every_face_without_detection(every_face, detect)
     results, folder = identify_every_face(run, images, gallery, top_k, output)
     if all("error" in result for result in results):
         raise VisionsuiteError(no_face_message([result["error"] for result in results]))

@@ -151,21 +151,55 @@ def verify(run, image_a, image_b, detect: bool | None = None,
            threshold: float | None = None) -> dict:
     """Same person or not: the cosine similarity of the two faces against the threshold."""
     embedder = load_embedder(run, detect)
-    threshold = threshold if threshold is not None else embedder.threshold
-    if threshold is None:
-        raise VisionsuiteError(f"{run}: the model carries no verification threshold (a run "
-                               "folder's inference.json, or an exported file); pass --threshold")
-    if not -1 <= threshold <= 1:
-        raise VisionsuiteError(f"--threshold {threshold}: a cosine similarity, between -1 and 1")
-    paths = [Path(image_a), Path(image_b)]
-    for path in paths:
-        require_image_file(path)
+    threshold = _verification_threshold(run, embedder, threshold)
+    paths = _two_image_files(image_a, image_b)
     embeddings, kept, skipped = embedder.embed_files(paths, desc="verifying")
     if len(kept) < 2:
         raise VisionsuiteError(no_face_message(skipped))
     similarity = float(embeddings[0] @ embeddings[1])
     return {"images": [str(p) for p in paths], "same_person": similarity >= threshold,
             "similarity": round(similarity, 6), "threshold": round(float(threshold), 6)}
+
+
+def verify_every_face(run, image_a, image_b, threshold: float | None = None) -> dict:
+    """`verify` of photos of several people (is anyone of IMAGE_A in IMAGE_B?): every face
+    found in one against every face in the other; the most similar two decide. Adds their
+    boxes [x1, y1, x2, y2] (`face_a`, `face_b`), every face's box (`faces_a`, `faces_b`,
+    largest first) and each pair's similarity (`similarities`, a row per face of IMAGE_A)."""
+    embedder = load_embedder(run, detect=True)
+    threshold = _verification_threshold(run, embedder, threshold)
+    found = list(_every_face(embedder, _two_image_files(image_a, image_b),
+                             "verifying every face"))
+    errors = [photo.error for photo in found if photo.error]
+    if errors:
+        raise VisionsuiteError(no_face_message(errors))
+    first, second = found
+    similarities = first.embeddings @ second.embeddings.T
+    a, b = np.unravel_index(int(np.argmax(similarities)), similarities.shape)
+    best = float(similarities[a, b])
+    return {"images": [str(first.path), str(second.path)], "same_person": best >= threshold,
+            "similarity": round(best, 6), "threshold": round(float(threshold), 6),
+            "face_a": first.boxes[a], "face_b": second.boxes[b], "faces_a": first.boxes,
+            "faces_b": second.boxes,
+            "similarities": np.round(similarities, 6).astype(float).tolist()}
+
+
+def _verification_threshold(run, embedder: Embedder, threshold: float | None) -> float:
+    """--threshold, else the model's; an error where neither is, or out of range."""
+    threshold = threshold if threshold is not None else embedder.threshold
+    if threshold is None:
+        raise VisionsuiteError(f"{run}: the model carries no verification threshold (a run "
+                               "folder's inference.json, or an exported file); pass --threshold")
+    if not -1 <= threshold <= 1:
+        raise VisionsuiteError(f"--threshold {threshold}: a cosine similarity, between -1 and 1")
+    return threshold
+
+
+def _two_image_files(image_a, image_b) -> list[Path]:
+    paths = [Path(image_a), Path(image_b)]
+    for path in paths:
+        require_image_file(path)
+    return paths
 
 
 def require_image_file(path: Path) -> None:
