@@ -32,23 +32,27 @@ def blend_window(tile: int) -> np.ndarray:
 # first, then turned counter-clockwise; its inverse undoes the turns, then the mirror.
 Symmetry = tuple[int, bool]
 
+# The view that training's augmentation (core/augment.py) makes of a crop with each of its
+# exact operations, (flip, vflip, quarter turn) on or off: its quarter turn is clockwise and
+# comes before the flips. A test derives the same table from make_augment itself.
+AUGMENTED_VIEWS: dict[tuple[bool, bool, bool], Symmetry] = {
+    (False, False, False): (0, False), (False, False, True): (3, False),
+    (False, True, False): (2, True), (False, True, True): (3, True),
+    (True, False, False): (0, True), (True, False, True): (1, True),
+    (True, True, False): (2, False), (True, True, True): (1, False),
+}
+
 
 def trained_symmetries(augment) -> list[Symmetry]:
-    """The symmetries of the square that a run's augmentation (augment.flip, vflip, rotate90)
-    showed its model: the group they generate. Averaging over those a model has learned is
-    nnU-Net's test-time mirroring; over others it would blur a model that knows up from down."""
-    turns, mirror = augment.rotate90 > 0, augment.flip > 0 or augment.vflip > 0
-    if turns:
-        return [(k, mirrored) for mirrored in ((False, True) if mirror else (False,))
-                for k in range(4)]
-    group = [(0, False)]
-    if augment.flip > 0:
-        group.append((0, True))
-    if augment.vflip > 0:
-        group.append((2, True))  # a vertical flip is a left-right one turned twice
-    if augment.flip > 0 and augment.vflip > 0:
-        group.append((2, False))  # both flips: half a turn
-    return group
+    """The views of a tile that a run's augmentation (augment.flip, vflip, rotate90) showed
+    its model: all 8 symmetries of the square with both flips and quarter turns, 2 with a
+    horizontal flip alone. Averaging over those a model has learned is nnU-Net's test-time
+    mirroring; over others it would blur a model that knows up from down."""
+    flips = (False, True) if augment.flip > 0 else (False,)
+    vflips = (False, True) if augment.vflip > 0 else (False,)
+    turns = (False, True) if augment.rotate90 > 0 else (False,)
+    return sorted({AUGMENTED_VIEWS[(flip, vflip, turn)]
+                   for flip in flips for vflip in vflips for turn in turns})
 
 
 def with_symmetries(predict_tiles, symmetries: list[Symmetry]):
