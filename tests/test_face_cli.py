@@ -90,6 +90,37 @@ def test_verify_says_same_or_not_with_the_similarity_and_exit_code_0(face_run, f
     assert text.exit_code == 0 and "similarity" in text.output and "threshold" in text.output
 
 
+def test_verify_and_identify_judge_at_a_false_accept_rate_measured_in_training(face_run,
+                                                                               faces_data,
+                                                                               tmp_path):
+    """--far: the threshold at which training's held-out people accepted that share of their
+    different-person pairs, saved in the run (and in exported files); a rate not measured,
+    or --far beside --threshold, is a one-line error."""
+    metrics = json.loads((face_run / "metrics.json").read_text())
+    measured = json.loads((face_run / "inference.json").read_text())["thresholds_at_far"]
+    assert list(measured) == ["0.01", "0.001"]
+    for far, cut in measured.items():
+        assert cut == round(metrics["thresholds_at_far"][far], 6)
+    assert measured["0.001"] >= measured["0.01"]
+    a, b = sorted(person(faces_data, "val", 1).glob("*.png"))[:2]
+    for far, written in (("0.01", "0.01"), ("0.001", "1e-3")):
+        verdict = invoke("verify", face_run, a, b, "--far", written, "--json")
+        assert verdict.exit_code == 0, verdict.output
+        result = json.loads(verdict.stdout)
+        assert result["threshold"] == pytest.approx(measured[far], abs=1e-6)
+        assert result["same_person"] == (result["similarity"] >= measured[far])
+    gallery = tmp_path / "gallery.json"
+    assert invoke("enroll", face_run, person(faces_data, "val", 1), "--gallery",
+                  gallery).exit_code == 0
+    found = invoke("identify", face_run, a, "--gallery", gallery, "--far", "0.001", "--json")
+    assert found.exit_code == 0, found.output
+    assert json.loads(found.stdout)["threshold"] == pytest.approx(measured["0.001"], abs=1e-6)
+    assert_one_line_error(invoke("verify", face_run, a, b, "--far", "0.05"),
+                          "no threshold measured at FAR 0.05 (measured at: 0.01, 0.001)")
+    assert_one_line_error(invoke("identify", face_run, a, "--gallery", gallery, "--far",
+                                 "0.01", "--threshold", "0.5"), "give one")
+
+
 def test_verify_refuses_a_folder_and_a_threshold_no_similarity_reaches(face_run, faces_data):
     a = sorted(person(faces_data, "val", 1).glob("*.png"))[0]
     assert_one_line_error(invoke("verify", face_run, a, a.parent),
@@ -434,6 +465,7 @@ def test_int8_export_runs_in_mediapipe_image_embedder(face_run, faces_data, tmp_
     assert abs(report["tflite"]["roc_auc"] - report["keras"]["roc_auc"]) < 0.03, report
     settings = json.loads((face_run / "inference.json").read_text())
     assert tflite_settings(path)["threshold"] == settings["threshold"]
+    assert tflite_settings(path)["thresholds_at_far"] == settings["thresholds_at_far"]
     metadata = read_metadata(path.read_bytes())
     assert metadata["outputs"][0]["name"] == "embedding"
 

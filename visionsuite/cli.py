@@ -351,6 +351,15 @@ def face_detect_option(command):
              "trained: data.face_detect].")(command)
 
 
+def operating_point_options(command):
+    command = click.option(
+        "--far", type=click.FloatRange(0, 1, min_open=True),
+        help="Judge at the threshold training measured at this false accept rate on its "
+             "held-out people (0.01, 0.001), instead of the model's.")(command)
+    return click.option("--threshold", type=float,
+                        help="Cosine similarity to accept [the model's].")(command)
+
+
 def _refuse_every_face_without_detection(every_face: bool, detect: bool | None) -> None:
     if every_face and detect is False:
         raise VisionsuiteError("--every-face finds the faces in each image; it cannot take "
@@ -393,21 +402,21 @@ def embed_command(run, images, detect, every_face, as_json):
 @click.argument("image_a", type=click.Path())
 @click.argument("image_b", type=click.Path())
 @face_detect_option
-@click.option("--threshold", type=float, help="Cosine similarity to accept [the model's].")
+@operating_point_options
 @click.option("--every-face", is_flag=True,
               help="Photos of several people: every face of IMAGE_A against every face of "
                    "IMAGE_B (is anyone of one in the other?); the most similar two decide, "
                    "and their boxes are printed.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @friendly_errors
-def verify_command(run, image_a, image_b, detect, threshold, every_face, as_json):
+def verify_command(run, image_a, image_b, detect, threshold, far, every_face, as_json):
     """Are IMAGE_A and IMAGE_B the same person? Prints the cosine similarity and the threshold
     used; the exit code is 0 either way."""
     from visionsuite.tasks.face.commands import verify, verify_every_face
 
     _refuse_every_face_without_detection(every_face, detect)
-    result = verify_every_face(run, image_a, image_b, threshold) if every_face else \
-        verify(run, image_a, image_b, detect, threshold)
+    result = verify_every_face(run, image_a, image_b, threshold, far) if every_face else \
+        verify(run, image_a, image_b, detect, threshold, far)
     if as_json:
         click.echo(json.dumps(result, indent=2))
         return
@@ -473,13 +482,15 @@ def gallery_command(gallery, remove, as_json):
               "made by `visionsuite enroll`.")
 @click.option("--top-k", default=5, show_default=True, type=click.IntRange(1))
 @face_detect_option
+@operating_point_options
 @click.option("--every-face", is_flag=True, help="Identify every face found in each image "
               "(group photos), each drawn with its name into --output.")
 @click.option("--output", type=click.Path(), help="Folder for the drawn images of "
               "--every-face [runs/identify/identifyN].")
 @click.option("--json", "as_json", is_flag=True, help="Print the result(s) as JSON.")
 @friendly_errors
-def identify_command(run, images, gallery, top_k, detect, every_face, output, as_json):
+def identify_command(run, images, gallery, top_k, detect, threshold, far, every_face, output,
+                     as_json):
     """Who is in each of IMAGES (files or folders)? For one image, the gallery's people ranked
     by similarity; for several, one line each with the best match. `unknown` when even the
     best is below the model's threshold. Each image's largest face, unless --every-face."""
@@ -487,17 +498,18 @@ def identify_command(run, images, gallery, top_k, detect, every_face, output, as
     from visionsuite.tasks.face.commands import identify, identify_images, no_face_message
 
     if every_face or output:
-        _identify_every_face(run, images, gallery, top_k, detect, every_face, output, as_json)
+        _identify_every_face(run, images, gallery, top_k, detect, every_face, output, as_json,
+                             threshold, far)
         return
     if len(images) == 1 and not Path(images[0]).is_dir():
-        result = identify(run, images[0], gallery, top_k, detect)
+        result = identify(run, images[0], gallery, top_k, detect, threshold, far)
         if as_json:
             click.echo(json.dumps(result, indent=2))
             return
         click.echo(table(result["candidates"]))
         click.echo(f"identity: {result['identity']}")
         return
-    results = identify_images(run, images, gallery, top_k, detect)
+    results = identify_images(run, images, gallery, top_k, detect, threshold, far)
     if all("error" in result for result in results):
         raise VisionsuiteError(no_face_message([result["error"] for result in results]))
     if as_json:
@@ -509,7 +521,8 @@ def identify_command(run, images, gallery, top_k, detect, every_face, output, as
             click.echo(f"warning: {result['error']}", err=True)
 
 
-def _identify_every_face(run, images, gallery, top_k, detect, every_face, output, as_json):
+def _identify_every_face(run, images, gallery, top_k, detect, every_face, output, as_json,
+                         threshold, far):
     from visionsuite.core.report import table
     from visionsuite.tasks.face.commands import identify_every_face, no_face_message
 
@@ -517,7 +530,7 @@ def _identify_every_face(run, images, gallery, top_k, detect, every_face, output
         raise VisionsuiteError("--output is where --every-face draws its images; add "
                                "--every-face")
     _refuse_every_face_without_detection(every_face, detect)
-    results, folder = identify_every_face(run, images, gallery, top_k, output)
+    results, folder = identify_every_face(run, images, gallery, top_k, output, threshold, far)
     if all("error" in result for result in results):
         raise VisionsuiteError(no_face_message([result["error"] for result in results]))
     if as_json:

@@ -39,7 +39,7 @@ class FaceTask(Task):
     # alone still kept such an epoch in a short triplet run, so collapsed epochs score 0.
     monitor = "val_selection_tar"
     agreement_meaning = "mean cosine similarity of the embeddings of each val face"
-    learned_settings = ("threshold", "threshold_rule", "chosen_on")
+    learned_settings = ("threshold", "threshold_rule", "chosen_on", "thresholds_at_far")
     averaged_settings = ("crop_framing",)
     labels_name_outputs = False
 
@@ -159,6 +159,10 @@ class FaceTask(Task):
                     if "identities" in metrics else
                     f"{data.val.pairs.file}: {metrics['pairs']} pairs of "
                     f"{metrics['images']} images"}
+        # The operating points of verify/identify --far: where it accepted that share of
+        # the held-out different-person pairs.
+        settings["thresholds_at_far"] = {far: round(cut, 6) for far, cut in
+                                         metrics["thresholds_at_far"].items()}
         train = data.train
         if train is not None and train.faces == "whole images" and train.typical_shape:
             # faces.py: images of this size are taken as face crops, as in training

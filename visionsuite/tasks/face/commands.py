@@ -83,9 +83,11 @@ class Embedder:
         return unit(self.predictor.predict(probe_image(self.image_size, self.channels)))[0]
 
 
-def load_embedder(run: str | Path, detect: bool | None = None) -> Embedder:
+def load_embedder(run: str | Path, detect: bool | None = None, threshold: float | None = None,
+                  far: float | None = None) -> Embedder:
     """RUN (a face run folder, its .keras or an exported .tflite) with the face-finding mode
-    it was trained with, unless `detect` says otherwise."""
+    it was trained with, unless `detect` says otherwise, and the threshold to judge by
+    (_operating_threshold)."""
     from visionsuite.config import config_from_dict, read_yaml
     from visionsuite.core.models import load_predictor, require_task, resolve_model
     from visionsuite.tasks.face.faces import Framing
@@ -99,12 +101,33 @@ def load_embedder(run: str | Path, detect: bool | None = None) -> Embedder:
         mode = str(config.data.face_detect).lower()
     if detect is not None:
         mode = "true" if detect else "false"
+    threshold = _operating_threshold(run, source.settings, threshold, far)
     predictor = load_predictor(source)
-    threshold = source.settings.get("threshold")
     crop_shape = source.settings.get("crop_shape")
-    return Embedder(predictor, source, mode, float(threshold) if threshold is not None else None,
-                    tuple(crop_shape) if crop_shape else None,
+    return Embedder(predictor, source, mode, threshold, tuple(crop_shape) if crop_shape else None,
                     Framing.from_json(source.settings.get("crop_framing")))
+
+
+def _operating_threshold(run, settings: dict, threshold: float | None,
+                         far: float | None) -> float | None:
+    """`threshold` (--threshold), else the threshold training measured at the false accept
+    rate `far` (--far) on its held-out people, else the model's own (None where it has none)."""
+    if threshold is not None and far is not None:
+        raise VisionsuiteError("--threshold and --far both choose the threshold; give one")
+    if far is not None:
+        measured = settings.get("thresholds_at_far") or {}
+        if f"{far:g}" not in measured:
+            held = ", ".join(measured) if measured else "none (trained before they were saved)"
+            raise VisionsuiteError(f"{run}: no threshold measured at FAR {far:g} (measured at: "
+                                   f"{held}); pass --threshold")
+        return float(measured[f"{far:g}"])
+    if threshold is not None:
+        if not -1 <= threshold <= 1:
+            raise VisionsuiteError(f"--threshold {threshold}: a cosine similarity, between -1 "
+                                   "and 1")
+        return float(threshold)
+    saved = settings.get("threshold")
+    return float(saved) if saved is not None else None
 
 
 def probe_image(size: int, channels: int) -> np.ndarray:
@@ -148,10 +171,11 @@ def skipped_path(message: str, inputs) -> str:
 
 
 def verify(run, image_a, image_b, detect: bool | None = None,
-           threshold: float | None = None) -> dict:
-    """Same person or not: the cosine similarity of the two faces against the threshold."""
-    embedder = load_embedder(run, detect)
-    threshold = _verification_threshold(run, embedder, threshold)
+           threshold: float | None = None, far: float | None = None) -> dict:
+    """Same person or not: the cosine similarity of the two faces against the threshold
+    (`threshold`, else the one measured at FAR `far`, else the model's)."""
+    embedder = load_embedder(run, detect, threshold, far)
+    threshold = _verification_threshold(run, embedder)
     paths = _two_image_files(image_a, image_b)
     embeddings, kept, skipped = embedder.embed_files(paths, desc="verifying")
     if len(kept) < 2:
@@ -161,13 +185,14 @@ def verify(run, image_a, image_b, detect: bool | None = None,
             "similarity": round(similarity, 6), "threshold": round(float(threshold), 6)}
 
 
-def verify_every_face(run, image_a, image_b, threshold: float | None = None) -> dict:
+def verify_every_face(run, image_a, image_b, threshold: float | None = None,
+                      far: float | None = None) -> dict:
     """`verify` of photos of several people (is anyone of IMAGE_A in IMAGE_B?): every face
     found in one against every face in the other; the most similar two decide. Adds their
     boxes [x1, y1, x2, y2] (`face_a`, `face_b`), every face's box (`faces_a`, `faces_b`,
     largest first) and each pair's similarity (`similarities`, a row per face of IMAGE_A)."""
-    embedder = load_embedder(run, detect=True)
-    threshold = _verification_threshold(run, embedder, threshold)
+    embedder = load_embedder(run, True, threshold, far)
+    threshold = _verification_threshold(run, embedder)
     found = list(_every_face(embedder, _two_image_files(image_a, image_b),
                              "verifying every face"))
     errors = [photo.error for photo in found if photo.error]
@@ -184,15 +209,11 @@ def verify_every_face(run, image_a, image_b, threshold: float | None = None) -> 
             "similarities": np.round(similarities, 6).astype(float).tolist()}
 
 
-def _verification_threshold(run, embedder: Embedder, threshold: float | None) -> float:
-    """--threshold, else the model's; an error where neither is, or out of range."""
-    threshold = threshold if threshold is not None else embedder.threshold
-    if threshold is None:
+def _verification_threshold(run, embedder: Embedder) -> float:
+    if embedder.threshold is None:
         raise VisionsuiteError(f"{run}: the model carries no verification threshold (a run "
                                "folder's inference.json, or an exported file); pass --threshold")
-    if not -1 <= threshold <= 1:
-        raise VisionsuiteError(f"--threshold {threshold}: a cosine similarity, between -1 and 1")
-    return threshold
+    return embedder.threshold
 
 
 def _two_image_files(image_a, image_b) -> list[Path]:
@@ -262,25 +283,27 @@ def _refuse_a_folder_of_people(folder: Path, paths: list[Path]) -> None:
             f"of people; enroll one folder per person (e.g. {folder}/*)")
 
 
-def identify(run, image, gallery: str | Path, top_k: int = 5,
-             detect: bool | None = None) -> dict:
+def identify(run, image, gallery: str | Path, top_k: int = 5, detect: bool | None = None,
+             threshold: float | None = None, far: float | None = None) -> dict:
     """The gallery's people ranked by similarity to the face in `image`; `unknown` when the
-    best is below the threshold."""
+    best is below the threshold (`threshold`, else the one measured at FAR `far`, else the
+    model's)."""
     path = Path(image)
     require_image_file(path)
-    result = identify_images(run, [path], gallery, top_k, detect)[0]
+    result = identify_images(run, [path], gallery, top_k, detect, threshold, far)[0]
     if "error" in result:
         raise VisionsuiteError(no_face_message([result["error"]]))
     return result
 
 
 def identify_images(run, inputs, gallery: str | Path, top_k: int = 5,
-                    detect: bool | None = None) -> list[dict]:
+                    detect: bool | None = None, threshold: float | None = None,
+                    far: float | None = None) -> list[dict]:
     """`identify` for each image of `inputs` (files or folders), embedded in batches with the
     model loaded once: one result per image, or {"image", "error"} where no face was found."""
     from visionsuite.core.images import collect_images
 
-    embedder = load_embedder(run, detect)
+    embedder = load_embedder(run, detect, threshold, far)
     people = _gallery_people(gallery, embedder)
     paths = collect_images([str(item) for item in inputs])
     embeddings, kept, skipped = embedder.embed_files(paths, desc="identifying")
@@ -292,7 +315,8 @@ def identify_images(run, inputs, gallery: str | Path, top_k: int = 5,
 
 
 def identify_every_face(run, inputs, gallery: str | Path, top_k: int = 5,
-                        output: str | Path | None = None) -> tuple[list[dict], Path]:
+                        output: str | Path | None = None, threshold: float | None = None,
+                        far: float | None = None) -> tuple[list[dict], Path]:
     """`identify` for every face found in each image of `inputs` (group photos): one result
     per image, {"image", "faces": [{"box": [x1, y1, x2, y2], "identity", ...}], "drawn"}
     (largest face first), or {"image", "error"} where none was found or it is unreadable;
@@ -302,7 +326,7 @@ def identify_every_face(run, inputs, gallery: str | Path, top_k: int = 5,
     from visionsuite.core.images import collect_images
     from visionsuite.core.plots import save_drawn
 
-    embedder = load_embedder(run, detect=True)
+    embedder = load_embedder(run, True, threshold, far)
     people = _gallery_people(gallery, embedder)
     paths = collect_images([str(item) for item in inputs],
                            outputs=() if output is None else (output,))

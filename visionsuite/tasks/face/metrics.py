@@ -166,6 +166,7 @@ def face_metrics(embeddings: np.ndarray, identities: np.ndarray,
     cuts = {far: threshold_at_far(negatives, far) for far in FAR_TARGETS}
     for far, cut in cuts.items():
         metrics[f"tar_at_far_{far:g}"] = float((positives >= cut).mean())
+    metrics["thresholds_at_far"] = {f"{far:g}": cut for far, cut in cuts.items()}
     metrics["rank1"], metrics["rank1_probes"] = rank1(embeddings, identities)
     metrics["hardest_identities"] = hardest_identities(vectors, identities, cuts[1e-2], names)
     metrics.update(images=int(len(identities)), identities=int(len(np.unique(identities))),

@@ -287,9 +287,10 @@ def pair_metrics(embeddings: np.ndarray, pairs: PairList, threshold: float | Non
     positives, negatives = _both_kinds(scores, pairs)
     metrics = {"roc_auc": roc_auc(positives, negatives),
                "eer": equal_error_rate(positives, negatives)}
-    for far in FAR_TARGETS:
-        metrics[f"tar_at_far_{far:g}"] = float((positives >= threshold_at_far(negatives, far))
-                                               .mean())
+    cuts = {far: threshold_at_far(negatives, far) for far in FAR_TARGETS}
+    for far, cut in cuts.items():
+        metrics[f"tar_at_far_{far:g}"] = float((positives >= cut).mean())
+    metrics["thresholds_at_far"] = {f"{far:g}": cut for far, cut in cuts.items()}
     if threshold is not None:
         metrics["accuracy"] = float(((scores >= threshold) == pairs.same).mean())
         metrics["threshold"] = float(threshold)
