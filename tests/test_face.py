@@ -525,7 +525,8 @@ def test_a_collapsed_embedding_is_warned_about(capsys):
     from visionsuite.tasks.face import TASK
 
     data = SimpleNamespace(source="orl", train=None)
-    metrics = {"best_threshold": 0.9987, "identities": 10, "images": 100}
+    metrics = {"best_threshold": 0.9987, "identities": 10, "images": 100,
+               "thresholds_at_far": {"0.01": 0.9991, "0.001": 0.9995}}
     assert TASK.inference_settings(metrics, data, None)["threshold"] == 0.9987
     assert "nearly collapsed" in capsys.readouterr().err
     TASK.inference_settings({**metrics, "best_threshold": 0.45}, data, None)
