@@ -136,7 +136,8 @@ def timed_training(task_name: str, data: str, workdir: str, summary,
 
 def machine_facts() -> dict:
     """The CPU a benchmark ran on: its figures depend on it (bfloat16 training where the CPU
-    has AMX, int8 kernels by its vector instructions), so the JSON says which it was."""
+    has AMX or AVX512-BF16, int8 kernels by its vector instructions), so the JSON says which
+    it was."""
     flags, model = set(), platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as file:
@@ -149,4 +150,4 @@ def machine_facts() -> dict:
     except OSError:
         pass
     return {"cpus": os.cpu_count(), "cpu": model, "amx": "amx_tile" in flags,
-            "avx512_vnni": "avx512_vnni" in flags}
+            "avx512_bf16": "avx512_bf16" in flags, "avx512_vnni": "avx512_vnni" in flags}

@@ -4,7 +4,8 @@ with Keras' batch norm or the fused one (`FusedBatchNormalization`), in float32 
 Random images and targets (step time does not depend on their values), the shipped config of
 each task (its image size and batch size), a mean-squared loss on every output (the backward
 pass is the same whatever the loss), median of timed steps after two warm-up steps. bfloat16 is
-timed where the CPU has AMX (see `amx_bfloat16_cpu`); elsewhere it is emulated and slow.
+timed where the CPU computes it (AMX or AVX512-BF16: `bfloat16_units`); elsewhere it is
+emulated and slow.
 
     python benchmarks/train_step.py [--tasks segment,classify,face,detect] [--steps 8]
 """
@@ -31,7 +32,7 @@ from common import keras_batch_norm_twin  # noqa: E402
 from visionsuite.config import load_config  # noqa: E402
 from visionsuite.core.files import write_json  # noqa: E402
 from visionsuite.core.report import table  # noqa: E402
-from visionsuite.core.train import amx_bfloat16_cpu, dtype_policy  # noqa: E402
+from visionsuite.core.train import bfloat16_units, dtype_policy  # noqa: E402
 from visionsuite.tasks import get_task  # noqa: E402
 
 LABELS = {"classify": ["a", "b", "c"], "segment": ["background", "foreground"],
@@ -67,7 +68,8 @@ def main():
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--output", default="benchmarks/results/train_step.json")
     args = parser.parse_args()
-    policies = ["float32"] + (["mixed_bfloat16"] if amx_bfloat16_cpu() else [])
+    units = bfloat16_units()
+    policies = ["float32"] + (["mixed_bfloat16"] if units else [])
     rows = []
     for task_name in args.tasks.split(","):
         row = {"task": task_name}
@@ -81,7 +83,7 @@ def main():
             value for key, value in row.items() if key.endswith("_s")), 2)
         rows.append(row)
     print("\ntrain-step seconds (median)\n" + table(rows))
-    write_json(args.output, {"cpus": os.cpu_count(), "amx_bfloat16": amx_bfloat16_cpu(),
+    write_json(args.output, {"cpus": os.cpu_count(), "bfloat16_units": units,
                              "rows": rows})
     print(f"\nwrote {args.output}")
 

@@ -17,11 +17,18 @@ def test_mixed_precision_settings_name_keras_policies():
 
 
 def test_auto_precision_is_bfloat16_only_on_a_cpu_with_amx(tmp_path):
-    amx, older = tmp_path / "amx", tmp_path / "older"
+    """AMX (Xeon 4th generation on); AVX512-BF16 alone (AMD's Zen 4) computes bfloat16 too,
+    but auto keeps it float32 (compute_policy says why); a CPU with neither would emulate it."""
+    from visionsuite.core.train import bfloat16_units
+
+    amx, zen4, older = tmp_path / "amx", tmp_path / "zen4", tmp_path / "older"
     amx.write_text("processor\t: 0\nflags\t\t: fpu avx512f avx512_bf16 amx_bf16 amx_tile\n")
-    older.write_text("processor\t: 0\nflags\t\t: fpu avx2 avx512f avx512_bf16\n")
+    zen4.write_text("processor\t: 0\nflags\t\t: fpu avx2 avx512f avx512_vnni avx512_bf16\n")
+    older.write_text("processor\t: 0\nflags\t\t: fpu avx2 avx512f avx512_vnni\n")
+    assert bfloat16_units(amx) == ["amx_bf16", "avx512_bf16"]
+    assert bfloat16_units(zen4) == ["avx512_bf16"]
     assert compute_policy("auto", amx) == "mixed_bfloat16"
-    assert compute_policy("auto", older) == "float32"
+    assert compute_policy("auto", zen4) == compute_policy("auto", older) == "float32"
     assert compute_policy("auto", tmp_path / "absent") == "float32"
 
 
@@ -33,7 +40,7 @@ def test_auto_precision_is_bfloat16_only_on_a_cpu_with_amx(tmp_path):
     ({"model.backbone": "resnet18"}, True),  # a nested encoder: 0.63x
     ({"model.backbone": "mobilenetv2", "model.width": 0.35}, False),  # cautious: 0.84x
 ])
-def test_auto_precision_keeps_bfloat16_for_models_whose_channels_suit_amx(overrides, suits):
+def test_auto_precision_keeps_bfloat16_for_models_whose_channels_suit_it(overrides, suits):
     from visionsuite.config import load_config
     from visionsuite.core.train import _build_model, dtype_policy
     from visionsuite.tasks import get_task
@@ -42,7 +49,7 @@ def test_auto_precision_keeps_bfloat16_for_models_whose_channels_suit_amx(overri
                                                **overrides})
     assert config.train.mixed_precision == "auto"
     task, labels = get_task("segment"), ["background", "cell"]
-    with dtype_policy("mixed_bfloat16"):  # as train() sets it on a CPU with AMX
+    with dtype_policy("mixed_bfloat16"):  # as train() sets it on a CPU that computes it
         keras.utils.set_random_seed(0)
         model = _build_model(task, config, labels)
     with dtype_policy("float32"):
@@ -55,7 +62,7 @@ def test_auto_precision_keeps_bfloat16_for_models_whose_channels_suit_amx(overri
 
 
 def test_auto_precision_leaves_out_a_segmentation_head_but_not_a_classifiers_last_conv():
-    from visionsuite.core.train import amx_suits
+    from visionsuite.core.train import bfloat16_suits
 
     def model(last_filters: int, classifier: bool):
         inputs = keras.Input((8, 8, 3))
@@ -65,9 +72,9 @@ def test_auto_precision_leaves_out_a_segmentation_head_but_not_a_classifiers_las
             x = keras.layers.Dense(3)(keras.layers.GlobalAveragePooling2D()(x))
         return keras.Model(inputs, x)
 
-    assert amx_suits(model(3, classifier=False))  # 3 classes: the head's channels
-    assert not amx_suits(model(20, classifier=True))  # a hidden layer of 20 channels
-    assert amx_suits(model(32, classifier=True))
+    assert bfloat16_suits(model(3, classifier=False))  # 3 classes: the head's channels
+    assert not bfloat16_suits(model(20, classifier=True))  # a hidden layer of 20 channels
+    assert bfloat16_suits(model(32, classifier=True))
 
 
 def test_a_model_trained_in_bfloat16_is_saved_as_a_float32_twin():

@@ -52,6 +52,7 @@ def train(config: Config, output: str | Path = "runs", name: str | None = None,
 
 MIXED_PRECISION = {False: "float32", True: "mixed_float16", "float16": "mixed_float16",
                    "bfloat16": "mixed_bfloat16"}
+BFLOAT16_UNIT_NAMES = {"amx_bf16": "AMX", "avx512_bf16": "AVX512-BF16"}
 
 
 def check_recipe(config: Config) -> None:
@@ -65,33 +66,40 @@ def check_recipe(config: Config) -> None:
 
 
 def compute_policy(setting: bool | str, cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
-    """The Keras dtype policy that train.mixed_precision names; auto is bfloat16 where
-    `amx_bfloat16_cpu` says so, else float32."""
+    """The Keras dtype policy that train.mixed_precision names; auto is bfloat16 where the CPU
+    has AMX (`bfloat16_units`), else float32. AVX512-BF16 alone (AMD's Zen 4) trained the
+    shipped U-Net 1.65x as fast in bfloat16 too, and membrane's Dice did not fall (0.8168 /
+    0.9251 after 83 epochs in 19 minutes, against 0.8145 / 0.9242 after 48 in float32), but
+    there our pipeline ran at 0.930 of a plain model.fit at the same precision (0.983 in
+    float32; #3 wants 0.95, benchmarks/segment.py): auto stays float32 there until that
+    overhead is found, and train.mixed_precision=bfloat16 gives the speed."""
     if setting == "auto":
-        return "mixed_bfloat16" if amx_bfloat16_cpu(cpuinfo) else "float32"
+        return "mixed_bfloat16" if "amx_bf16" in bfloat16_units(cpuinfo) else "float32"
     if setting not in MIXED_PRECISION:
         raise VisionsuiteError(f"train.mixed_precision must be auto, false, bfloat16 or "
                                f"float16, got '{setting}'")
     return MIXED_PRECISION[setting]
 
 
-def amx_bfloat16_cpu(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
-    """Whether training runs on a CPU with AMX's bfloat16 matrix units (as Linux lists its
-    flags) and no GPU. There the shipped U-Net's step took 0.31 s in bfloat16 against 0.67 s
-    in float32 (oneDNN runs the convolutions on AMX; benchmarks/train_step.py), and membrane's
-    Dice did not fall. CPUs without bfloat16 arithmetic emulate it, slower than float32;
-    bfloat16 on GPUs and on AVX512-BF16 alone was not measured, so auto leaves them float32."""
+def bfloat16_units(cpuinfo: Path = Path("/proc/cpuinfo")) -> list[str]:
+    """The bfloat16 instructions of a CPU without a GPU, as Linux lists its flags: amx_bf16
+    (AMX's matrix tiles, Xeon 4th generation on) and avx512_bf16 (bfloat16 dot products in
+    vector registers: AMD's Zen 4, and the same Xeons); empty on a machine with a GPU, or a
+    CPU that would emulate bfloat16, slower than float32. oneDNN runs convolutions on either:
+    the shipped U-Net's step (fused batch norm; benchmarks/train_step.py) took 0.31 s in
+    bfloat16 against 0.67 s in float32 on an AMX Xeon, 0.50 s against 0.82 s on an AMD EPYC
+    with AVX512-BF16 alone. bfloat16 on GPUs was not measured, so auto leaves them float32."""
     import tensorflow as tf
 
     if tf.config.list_physical_devices("GPU"):
-        return False
+        return []
     try:
         text = cpuinfo.read_text(errors="replace")
     except OSError:
-        return False
+        return []
     flags = next((line.partition(":")[2].split() for line in text.splitlines()
                   if line.startswith("flags")), [])
-    return "amx_bf16" in flags
+    return [unit for unit in BFLOAT16_UNIT_NAMES if unit in flags]
 
 
 def float32_twin(model):
@@ -175,16 +183,18 @@ def _train(task, config: Config, output, name, resume, callbacks, started) -> Pa
 
 def _build_model(task, config: Config, labels: list[str]):
     """The task's model under the dtype policy in force; with train.mixed_precision=auto, in
-    float32 instead when its convolutions do not suit AMX (`amx_suits`)."""
+    float32 instead when its convolutions do not suit bfloat16 (`bfloat16_suits`)."""
     model = task.build_model(config, labels)
     if config.train.mixed_precision != "auto" or keras.config.dtype_policy().name == "float32":
         return model
-    if amx_suits(model):
-        print("precision: bfloat16 compute, float32 weights (train.mixed_precision=auto on a "
-              "CPU with AMX)", file=sys.stderr)
+    units = " and ".join(BFLOAT16_UNIT_NAMES[unit] for unit in bfloat16_units()) or "bfloat16"
+    if bfloat16_suits(model):
+        print(f"precision: bfloat16 compute, float32 weights (train.mixed_precision=auto on a "
+              f"CPU with {units})", file=sys.stderr)
         return model
-    print("precision: float32 (train.mixed_precision=auto: this CPU has AMX, but the model's "
-          "channels are not multiples of 16, where bfloat16 trained slower)", file=sys.stderr)
+    print(f"precision: float32 (train.mixed_precision=auto: this CPU has {units}, but the "
+          "model's channels are not multiples of 16, where bfloat16 trained slower)",
+          file=sys.stderr)
     keras.config.set_dtype_policy("float32")  # until train() restores the caller's
     # Built again from the seed rather than copied (float32_twin): the copy's own build draws
     # from the random state, and the run then differed from a float32 one (val Dice 0.9874
@@ -193,16 +203,20 @@ def _build_model(task, config: Config, labels: list[str]):
     return task.build_model(config, labels)
 
 
-def amx_suits(model) -> bool:
-    """Whether bfloat16 on AMX surely speeds up training `model`: every convolution's channel
-    count is a multiple of 16 (the rows of an AMX tile); a last convolution that no Dense layer
-    follows, a segmentation head (a channel a class), is left out. Steps of the U-Net here,
-    bfloat16 against float32, by its first level's filters: 16: 0.50x (256-px crops), 0.56x (128
-    px); 32: 0.47x; 48: 0.36x; but 8: 3.5x (the embedded default, 96 px) to 4.6x, 12: 2.4x, 20:
-    1.65x, 24: 1.3-1.5x (oneDNN's other path took some 400 ms a 128-px batch whatever the
-    width). Cautious: 40 filters (0.72x) and MobileNetV2 encoders (0.79-0.84x; ResNet-18's,
-    0.63x, suit) were faster in bfloat16 all the same, and train.mixed_precision=bfloat16 gives
-    them that (throwaway /tmp/an/bfsweep.py, bfsweep2.py)."""
+def bfloat16_suits(model) -> bool:
+    """Whether bfloat16 (AMX or AVX512-BF16) surely speeds up training `model`: every
+    convolution's channel count is a multiple of 16 (the rows of an AMX tile); a last
+    convolution that no Dense layer follows, a segmentation head (a channel a class), is left
+    out. Steps of the U-Net on an AMX Xeon, bfloat16 against float32, by its first level's
+    filters: 16: 0.50x (256-px crops), 0.56x (128 px); 32: 0.47x; 48: 0.36x; but 8: 3.5x (the
+    embedded default, 96 px) to 4.6x, 12: 2.4x, 20: 1.65x, 24: 1.3-1.5x (oneDNN's other path
+    took some 400 ms a 128-px batch whatever the width). Cautious: 40 filters (0.72x) and
+    MobileNetV2 encoders (0.79-0.84x; ResNet-18's, 0.63x, suit) were faster in bfloat16 all the
+    same, and train.mixed_precision=bfloat16 gives them that (throwaway /tmp/an/bfsweep.py,
+    bfsweep2.py). On an AMD EPYC with AVX512-BF16 alone the rule holds: 16 filters 0.60x (256
+    px), 32: 0.56x, ResNet-18's encoder 0.68x; 8: 1.6-1.9x, 24: 0.86x, MobileNetV2 0.87x
+    (/tmp/an/bfsweep48.py). MobileFaceNet suits by it, yet its depthwise layers made its step
+    1.15x (AMX) and 1.2x (AVX512-BF16) slower: the face config trains in float32."""
     layers = list(_flat_layers(model))
     convolutions = [layer for layer in layers if _conv_channels(layer) is not None]
     if convolutions and not any(isinstance(layer, keras.layers.Dense)
