@@ -92,6 +92,14 @@ def threshold_at_far(negatives: np.ndarray, far: float) -> float:
     return float(np.nextafter(ordered[allowed], np.inf))
 
 
+def far_operating_points(positives: np.ndarray, negatives: np.ndarray) -> dict:
+    """TAR at each of FAR_TARGETS (`tar_at_far_0.01`, ...) and the threshold it was measured
+    at (`thresholds_at_far`, keyed "0.01", ...: what verify and identify --far judge by)."""
+    cuts = {f"{far:g}": threshold_at_far(negatives, far) for far in FAR_TARGETS}
+    return {**{f"tar_at_far_{far}": float((positives >= cut).mean())
+               for far, cut in cuts.items()}, "thresholds_at_far": cuts}
+
+
 def roc_curve(positives: np.ndarray, negatives: np.ndarray):
     """(FAR, TAR, thresholds) at every distinct score, thresholds decreasing."""
     scores = np.concatenate([positives, negatives])
@@ -163,12 +171,10 @@ def face_metrics(embeddings: np.ndarray, identities: np.ndarray,
         "far_at_threshold": float(accepted_neg.mean()),
         "best_threshold": best,
     }
-    cuts = {far: threshold_at_far(negatives, far) for far in FAR_TARGETS}
-    for far, cut in cuts.items():
-        metrics[f"tar_at_far_{far:g}"] = float((positives >= cut).mean())
-    metrics["thresholds_at_far"] = {f"{far:g}": cut for far, cut in cuts.items()}
+    metrics.update(far_operating_points(positives, negatives))
     metrics["rank1"], metrics["rank1_probes"] = rank1(embeddings, identities)
-    metrics["hardest_identities"] = hardest_identities(vectors, identities, cuts[1e-2], names)
+    metrics["hardest_identities"] = hardest_identities(
+        vectors, identities, metrics["thresholds_at_far"][f"{1e-2:g}"], names)
     metrics.update(images=int(len(identities)), identities=int(len(np.unique(identities))),
                    same_pairs=int(len(positives)), different_pairs=int(different_pairs))
     if len(negatives) < different_pairs:

@@ -280,17 +280,14 @@ def pair_metrics(embeddings: np.ndarray, pairs: PairList, threshold: float | Non
     """Verification of `pairs` from the unit `embeddings` of pairs.paths: ROC AUC, EER, TAR at
     FAR 1e-2 and 1e-3, accuracy at the model's threshold and, for a list of folds, LFW's
     accuracy (the mean over folds, each at the threshold most accurate on the others)."""
-    from visionsuite.tasks.face.metrics import (FAR_TARGETS, equal_error_rate, roc_auc,
-                                                roc_points, threshold_at_far)
+    from visionsuite.tasks.face.metrics import (equal_error_rate, far_operating_points,
+                                                roc_auc, roc_points)
 
     scores = pair_scores(embeddings, pairs)
     positives, negatives = _both_kinds(scores, pairs)
     metrics = {"roc_auc": roc_auc(positives, negatives),
                "eer": equal_error_rate(positives, negatives)}
-    cuts = {far: threshold_at_far(negatives, far) for far in FAR_TARGETS}
-    for far, cut in cuts.items():
-        metrics[f"tar_at_far_{far:g}"] = float((positives >= cut).mean())
-    metrics["thresholds_at_far"] = {f"{far:g}": cut for far, cut in cuts.items()}
+    metrics.update(far_operating_points(positives, negatives))
     if threshold is not None:
         metrics["accuracy"] = float(((scores >= threshold) == pairs.same).mean())
         metrics["threshold"] = float(threshold)
