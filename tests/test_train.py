@@ -16,9 +16,9 @@ def test_mixed_precision_settings_name_keras_policies():
         compute_policy("int8")
 
 
-def test_auto_precision_is_bfloat16_only_on_a_cpu_with_amx(tmp_path):
-    """AMX (Xeon 4th generation on); AVX512-BF16 alone (AMD's Zen 4) computes bfloat16 too,
-    but auto keeps it float32 (compute_policy says why); a CPU with neither would emulate it."""
+def test_auto_precision_is_bfloat16_on_a_cpu_that_computes_it(tmp_path):
+    """AMX (Xeon 4th generation on) or AVX512-BF16 alone (AMD's Zen 4); a CPU with neither
+    would emulate bfloat16, slower than float32."""
     from visionsuite.core.train import bfloat16_units
 
     amx, zen4, older = tmp_path / "amx", tmp_path / "zen4", tmp_path / "older"
@@ -27,8 +27,8 @@ def test_auto_precision_is_bfloat16_only_on_a_cpu_with_amx(tmp_path):
     older.write_text("processor\t: 0\nflags\t\t: fpu avx2 avx512f avx512_vnni\n")
     assert bfloat16_units(amx) == ["amx_bf16", "avx512_bf16"]
     assert bfloat16_units(zen4) == ["avx512_bf16"]
-    assert compute_policy("auto", amx) == "mixed_bfloat16"
-    assert compute_policy("auto", zen4) == compute_policy("auto", older) == "float32"
+    assert compute_policy("auto", amx) == compute_policy("auto", zen4) == "mixed_bfloat16"
+    assert compute_policy("auto", older) == "float32"
     assert compute_policy("auto", tmp_path / "absent") == "float32"
 
 

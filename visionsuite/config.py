@@ -188,10 +188,10 @@ class TrainConfig:
     max_minutes: float | None = None
     checkpoint_seconds: float = 60.0  # save last.keras (for --resume) at most this often
     seed: int = 0
-    # auto (bfloat16 on CPUs with AMX for models whose convolutions' channels are multiples
-    # of 16, else float32: core.train.bfloat16_suits) | false | bfloat16 (CPUs with AMX or
-    # AVX512-BF16, recent GPUs) | float16 (GPUs; true means float16). Weights, the saved model
-    # and exports stay float32.
+    # auto (bfloat16 on CPUs with AMX or AVX512-BF16 for models whose convolutions' channels
+    # are multiples of 16, else float32: core.train.bfloat16_suits) | false | bfloat16 (those
+    # CPUs, recent GPUs) | float16 (GPUs; true means float16). Weights, the saved model and
+    # exports stay float32.
     mixed_precision: bool | str = False
     jit_compile: bool | str = "auto"  # XLA: auto (Keras: off on CPU-only machines) | true | false
     tensorboard: bool = True

@@ -67,14 +67,16 @@ def check_recipe(config: Config) -> None:
 
 def compute_policy(setting: bool | str, cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
     """The Keras dtype policy that train.mixed_precision names; auto is bfloat16 where the CPU
-    has AMX (`bfloat16_units`), else float32. AVX512-BF16 alone (AMD's Zen 4) trained the
-    shipped U-Net 1.65x as fast in bfloat16 too, and membrane's Dice did not fall (0.8168 /
-    0.9251 after 83 epochs in 19 minutes, against 0.8145 / 0.9242 after 48 in float32), but
-    there our pipeline ran at 0.930 of a plain model.fit at the same precision (0.983 in
-    float32; #3 wants 0.95, benchmarks/segment.py): auto stays float32 there until that
-    overhead is found, and train.mixed_precision=bfloat16 gives the speed."""
+    computes it (`bfloat16_units`: AMX, or AVX512-BF16 alone as on AMD's Zen 4), else float32.
+    On Zen 4 bfloat16 trained the shipped U-Net 1.65x as fast and membrane's Dice did not fall
+    (0.8168 / 0.9251 after 83 epochs in 19 minutes, against 0.8145 / 0.9242 after 48 in
+    float32). An overhead of our pipeline there (0.930 of a plain model.fit at that precision,
+    once) was looked for and not found: step by step, with and without the EMA, AdamW, the loss,
+    the metrics or the input pipeline, ours ran as fast as the plain loop within the machine's
+    noise (throwaway /tmp/an/bfprof*.py). _build_model still keeps float32 for models whose
+    channels do not suit bfloat16 (`bfloat16_suits`)."""
     if setting == "auto":
-        return "mixed_bfloat16" if "amx_bf16" in bfloat16_units(cpuinfo) else "float32"
+        return "mixed_bfloat16" if bfloat16_units(cpuinfo) else "float32"
     if setting not in MIXED_PRECISION:
         raise VisionsuiteError(f"train.mixed_precision must be auto, false, bfloat16 or "
                                f"float16, got '{setting}'")
