@@ -100,15 +100,36 @@ def keras_batch_norm_twin(model):
 def training_or_finished_run(run_arg, earlier: dict, data: str, workdir: str, full_training,
                              summary) -> tuple:
     """(run folder, its training row): a fresh `full_training(data, workdir)`, or the finished
-    run named by --run, keeping the wall time an earlier benchmark measured for that run."""
+    run named by --run: the training time and epochs it recorded itself (`recorded_training`),
+    with the row an earlier benchmark measured for that run where there is one, else its
+    scores (`summary`)."""
     from pathlib import Path
 
     if not run_arg:
         return full_training(data, workdir)
     run = Path(run_arg)
+    row = {"run": str(run), **recorded_training(run)}
     if earlier.get("training", {}).get("run") == str(run):
-        return run, earlier["training"]
-    return run, {"run": str(run), **summary(run)}
+        return run, {**row, **earlier["training"]}
+    return run, {**row, **summary(run)}
+
+
+def recorded_training(run) -> dict:
+    """A finished run's own record of its training (state.json): minutes from the start of
+    `train` to its last epoch (the evaluation after it not included), epochs trained, and the
+    epochs and time budget its config.yaml planned."""
+    import yaml
+
+    state_file, config_file = run / "state.json", run / "config.yaml"
+    if not (state_file.is_file() and config_file.is_file()):
+        return {}
+    state = json.loads(state_file.read_text())
+    recipe = (yaml.safe_load(config_file.read_text()) or {}).get("train", {})
+    row = {"epochs": state["epoch"] + 1, "planned_epochs": recipe.get("epochs"),
+           "max_minutes": recipe.get("max_minutes")}
+    if "train_seconds" in state:
+        row["train_minutes"] = round(state["train_seconds"] / 60, 2)
+    return row
 
 
 def timed_training(task_name: str, data: str, workdir: str, summary,
