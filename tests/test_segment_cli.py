@@ -664,7 +664,7 @@ def test_a_run_resumes_in_a_new_process(segment_run, tmp_path):
 
     run = shutil.copytree(segment_run, tmp_path / "run")
     printed = resume_in_new_process("segment", run, epochs=3)
-    # mixed_precision auto: a 4-filter U-Net trains in float32, with AMX or without
+    # mixed_precision auto: a 4-filter U-Net trains in float32, with AMX, AVX512-BF16 or neither
     assert "precision: float32 compute, as the run was trained" in printed
 
 

@@ -73,8 +73,9 @@ def compute_policy(setting: bool | str, cpuinfo: Path = Path("/proc/cpuinfo")) -
     float32). An overhead of our pipeline there (0.930 of a plain model.fit at that precision,
     once) was looked for and not found: step by step, with and without the EMA, AdamW, the loss,
     the metrics or the input pipeline, ours ran as fast as the plain loop within the machine's
-    noise (throwaway /tmp/an/bfprof*.py). _build_model still keeps float32 for models whose
-    channels do not suit bfloat16 (`bfloat16_suits`)."""
+    noise (throwaway /tmp/an/bfprof*.py), and benchmarks/segment.py then gave 0.999.
+    _build_model still keeps float32 for models whose channels do not suit bfloat16
+    (`bfloat16_suits`)."""
     if setting == "auto":
         return "mixed_bfloat16" if bfloat16_units(cpuinfo) else "float32"
     if setting not in MIXED_PRECISION:
