@@ -118,13 +118,13 @@ def recorded_training(run) -> dict:
     """A finished run's own record of its training (state.json): minutes from the start of
     `train` to its last epoch (the evaluation after it not included), epochs trained, and the
     epochs and time budget its config.yaml planned."""
-    import yaml
+    from visionsuite.config import read_yaml
 
     state_file, config_file = run / "state.json", run / "config.yaml"
     if not (state_file.is_file() and config_file.is_file()):
         return {}
     state = json.loads(state_file.read_text())
-    recipe = (yaml.safe_load(config_file.read_text()) or {}).get("train", {})
+    recipe = read_yaml(config_file).get("train", {})
     row = {"epochs": state["epoch"] + 1, "planned_epochs": recipe.get("epochs"),
            "max_minutes": recipe.get("max_minutes")}
     if "train_seconds" in state:
