@@ -299,6 +299,23 @@ def test_the_throughput_benchmark_times_every_epoch_and_leaves_the_config_as_giv
     assert config.train.max_minutes == 0.001
 
 
+def test_a_finished_run_given_to_a_benchmark_carries_its_own_training_record(tmp_path):
+    import json
+
+    from conftest import load_benchmark
+
+    common = load_benchmark("common")
+    assert common.recorded_training(tmp_path) == {}  # not a run: no row of its own
+    (tmp_path / "state.json").write_text(json.dumps({"epoch": 82, "train_seconds": 1132.8}))
+    (tmp_path / "config.yaml").write_text("task: segment\ntrain:\n  epochs: 100\n"
+                                          "  max_minutes: 19\n")
+    assert common.recorded_training(tmp_path) == {"epochs": 83, "planned_epochs": 100,
+                                                  "max_minutes": 19, "train_minutes": 18.88}
+    # A run of an earlier version, whose state.json has no training time.
+    (tmp_path / "state.json").write_text(json.dumps({"epoch": 47}))
+    assert "train_minutes" not in common.recorded_training(tmp_path)
+
+
 class _CtrlC(keras.callbacks.Callback):
     """Presses Ctrl-C `times` times during the second epoch's first step."""
 
