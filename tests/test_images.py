@@ -71,6 +71,39 @@ def test_a_tiff_stack_reads_as_one_slice_per_page_and_a_pyramid_as_one_image(tmp
     assert read_image(stack, channels=1)[..., 0].tolist() == pages[0].tolist()  # first page
 
 
+@pytest.mark.parametrize("maximum, window", [
+    (0, [127.5, 255.0]), (255, [127.5, 255.0]), (256, [255.5, 511.0]),  # 8-bit values
+    (1023, [511.5, 1023.0]), (3000, [2047.5, 4095.0]), (4095, [2047.5, 4095.0]),  # 10, 12-bit
+    (4096, [4095.5, 8191.0]), (65535, [32767.5, 65535.0]),
+])
+def test_a_sets_bit_depth_is_the_smallest_that_holds_its_largest_value(maximum, window):
+    from visionsuite.core.images import bit_depth_window
+
+    assert bit_depth_window(maximum) == window
+
+
+def test_a_window_maps_16_bit_pages_and_the_deepest_value_is_measured_over_them(
+        tmp_path: Path):
+    from visionsuite.core.images import deep_maximum, read_image_slices
+    from visionsuite.errors import VisionsuiteError
+
+    stack = tmp_path / "twelve.tif"  # a 12-bit camera's pages
+    Image.fromarray(np.array([[0, 4095]], np.uint16)).save(
+        stack, save_all=True, append_images=[Image.fromarray(np.array([[2048, 5000]],
+                                                                      np.uint16))])
+    assert deep_maximum(stack) == 5000
+    pages = read_image_slices(stack, 1, [2047.5, 4095.0])
+    assert [page[..., 0].tolist() for page in pages] == [[[0, 255]], [[128, 255]]]  # clipped
+    assert [page[..., 0].tolist() for page in read_image_slices(stack, 1)] == \
+        [[[0, 16]], [[8, 19]]]  # without one, from 0..65535: 16 grey levels for 12 bits
+    eight = tmp_path / "eight.png"
+    Image.fromarray(np.array([[0, 200]], np.uint8)).save(eight)
+    assert deep_maximum(eight) is None  # not deep: no window applies to it
+    assert read_image_slices(eight, 1, [2047.5, 4095.0])[0][..., 0].tolist() == [[0, 200]]
+    with pytest.raises(VisionsuiteError, match=r"data.window must be \[center, width\]"):
+        read_image_slices(stack, 1, [100.0, 0.0])
+
+
 def test_transparent_pixels_become_white(tmp_path: Path):
     path = tmp_path / "alpha.png"
     rgba = np.zeros((4, 4, 4), np.uint8)

@@ -729,6 +729,19 @@ def test_roi_pixels_are_ignored_and_16_bit_tiff_images_are_scaled(tmp_path):
     assert set(np.unique(data.train.targets[0][:, :20])) <= {0, 1}
     image = data.train.images[0]
     assert image.dtype == np.uint8 and image.max() > 200  # scaled, not clipped or all black
+    assert config.data.window == [32767.5, 65535.0]  # values up to 59950: 16-bit
+    config = load_config("segment", overrides={"data.path": str(root)})
+    TASK.load_data(config, labels=data.labels)  # a trained run's data (export's calibration)
+    assert config.data.window is None  # is read as that run was trained, not measured anew
+    config = load_config("segment", overrides={"data.path": str(root)},
+                         sets=("data.window=[30000, 60000]",))
+    TASK.load_data(config)
+    assert config.data.window == [30000, 60000]  # the user's window stays
+    (root / "train" / "images" / "0.tif").unlink()
+    Image.fromarray(image[..., 0]).save(root / "train" / "images" / "0.png")
+    config = load_config("segment", overrides={"data.path": str(root)})
+    TASK.load_data(config)
+    assert config.data.window is None  # 8-bit images: no window to measure
 
 
 @pytest.mark.parametrize("height, width", [(37, 53), (64, 64), (20, 90), (10, 12)])

@@ -258,6 +258,47 @@ def test_tiff_stacks_evaluate_as_their_pages_and_segment_into_a_mask_stack(
     assert soft.n_frames == 2 and soft.size == (50, 37) and soft.mode.startswith("I;16")
 
 
+def test_12_bit_images_train_and_segment_from_their_bit_depth_also_from_the_exported_file(
+        segment_data, tmp_path):
+    """A 12-bit camera's images in 16-bit TIFFs (values up to 4095): read from 0..4095 by the
+    run, evaluate, the exported file and segment, not from 0..65535 (16 grey levels)."""
+    from visionsuite.core.images import read_image_slices
+    from visionsuite.core.models import resolve_model
+
+    from visionsuite.config import read_yaml
+
+    data, deepest = tmp_path / "twelve", 0
+    shutil.copytree(segment_data, data)
+    for path in sorted(data.glob("*/images/*.png")):
+        twelve = np.asarray(Image.open(path).convert("L")).astype(np.uint16) * 16
+        Image.fromarray(twelve).save(path.with_suffix(".tif"))
+        path.unlink()
+        deepest = max(deepest, int(twelve.max()))
+    assert 2048 <= deepest <= 4095
+    result = invoke("data", "check", "segment", data)
+    assert f"16-bit images with values up to {deepest}: read as 12-bit, 0..4095 to 0..255 " \
+           "(data.window=[2047.5, 4095.0]) by a new run" in result.output
+    result = invoke("train", "segment", "--data", data, "--output", tmp_path, *TINY_SEGMENT)
+    assert result.exit_code == 0, result.output
+    run = tmp_path / "segment" / "exp"
+    assert "read as 12-bit" in result.output
+    assert read_yaml(run / "config.yaml")["data"]["window"] == [2047.5, 4095.0]
+    image = read_image_slices(next(data.glob("val/images/*.tif")), 3, [2047.5, 4095.0])[0]
+    assert 200 < image.max() and len(np.unique(image)) > 64  # the PNG's own grey levels
+    result = invoke("export", run, "--quantize", "float16")
+    assert result.exit_code == 0, result.output
+    bare = tmp_path / "bare.tflite"
+    shutil.copy(next((run / "exported").glob("*.tflite")), bare)
+    assert resolve_model(bare).settings["window"] == [2047.5, 4095.0]  # packed in the file
+    masks = []
+    for model in (run, bare):
+        result = invoke("segment", model, data / "val" / "images", "--output",
+                        tmp_path / f"{model.name}_masks", "--json", "--all-components")
+        assert result.exit_code == 0, result.output
+        masks.append(np.array(Image.open(json.loads(result.stdout)[0]["mask"])))
+    assert np.mean(masks[0] == masks[1]) > 0.98
+
+
 def write_nifti_pair(images, masks, stem: str, seed: int, affine) -> None:
     """A 40x36x3 volume of noisy bright discs (intensities in CT-like units) and its labels."""
     import nibabel as nib

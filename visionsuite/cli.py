@@ -276,7 +276,8 @@ def classify_command(run, images, top_k, as_json):
 @click.option("--threshold", type=float,
               help="Foreground probability threshold of 2-class models [0.5].")
 @click.option("--window", nargs=2, type=float, metavar="CENTER WIDTH",
-              help="DICOM/NIfTI intensity window [as trained: data.window, else the file's].")
+              help="Intensity window of DICOM, NIfTI and 16-bit images [as trained: "
+                   "data.window, else the file's].")
 @click.option("--all-components", is_flag=True,
               help="Keep every connected component: skip the largest-component "
                    "post-processing that training chose on val, if any.")

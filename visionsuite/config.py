@@ -87,9 +87,10 @@ class DataConfig:
     # nearest-neighbour) for training, metrics and prediction, and predicted masks scaled back
     # to the image's own size; empty = every image at its own size
     max_size: int | None = None
-    # DICOM/NIfTI intensities: [center, width] (CT: [40, 400] soft tissue, [-600, 1500] lung);
-    # empty = the file's own window (DICOM WindowCenter/Width, NIfTI cal_min/max), else its
-    # 0.5-99.5 percentile range
+    # DICOM, NIfTI and 16-bit intensities: [center, width] (CT: [40, 400] soft tissue,
+    # [-600, 1500] lung); empty = the file's own window (DICOM WindowCenter/Width, NIfTI
+    # cal_min/max), else its 0.5-99.5 percentile range; 16-bit PNG/TIFF: the dataset's bit
+    # depth, which a new segment run measures and keeps here (images.bit_depth_window)
     window: list[float] | None = None
     # face: auto (find faces; a set whose faces fill the frame is used whole) | true (crop
     # each image's face; images without one are skipped) | false (the images are face crops)

@@ -8,7 +8,10 @@ the classic Yale faces are GIFs named `subject01.happy`, and DICOM series often 
 Modes are converted deliberately:
 - 16-bit grayscale is scaled linearly from its full range to 0..255 (not clipped, which would
   turn most 16-bit images white); 32-bit integer and float grayscale from the range they fit
-  (floats 0..1), or their own minimum to maximum where they hold negative values;
+  (floats 0..1), or their own minimum to maximum where they hold negative values. A window
+  (segment's data.window) replaces that range where a reader is given one: segment measures
+  its training set's bit depth (`bit_depth_window`), since a 12-bit camera's 0..4095 scaled
+  from 0..65535 would keep 16 of 256 grey levels;
 - RGBA and LA are composited on white, since colour under transparent pixels is undefined;
 - palette images go through RGBA so that a transparent palette entry is handled the same way;
 - EXIF orientation is applied, so a phone photo is seen upright, as a person sees it.
@@ -34,6 +37,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from visionsuite.core.files import RUNS, holds_data, inside
 from visionsuite.errors import VisionsuiteError
 
+DEEP_INTEGER_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")  # Pillow's 16- and 32-bit grey
 IMAGE_EXTENSIONS = (
     ".jpg", ".jpeg", ".png", ".bmp", ".gif", ".pgm", ".ppm", ".pbm", ".pnm", ".tif", ".tiff",
     ".webp", ".heic", ".heif", ".avif",
@@ -169,23 +173,56 @@ def read_image(path: str | Path, size: int | None = None, channels: int = 3,
         return _upright_uint8(image, channels, size)
 
 
-def _upright_uint8(image: Image.Image, channels: int, size: int | None) -> np.ndarray:
+def _upright_uint8(image: Image.Image, channels: int, size: int | None,
+                   window: list[float] | None = None) -> np.ndarray:
     image.load()
-    return _to_uint8(ImageOps.exif_transpose(image), channels, size)
+    return _to_uint8(ImageOps.exif_transpose(image), channels, size, window)
 
 
 def read_image_slices(path: str | Path, channels: int = 3,
                       window: list[float] | None = None) -> list[np.ndarray]:
     """A file's images at their own size: one for 2-D formats, one per slice (or frame) for
-    DICOM and NIfTI, one per page for a TIFF stack."""
+    DICOM and NIfTI, one per page for a TIFF stack. `window` ([center, width]) maps the
+    values of every image deeper than 8 bits (DICOM, NIfTI, 16-bit, float) to 0..255."""
     from visionsuite.core.medical import is_medical_file, read_slices
 
     if is_medical_file(Path(path)):
         return read_slices(path, channels, window)
     with _opened(Path(path)) as image:  # opened once: the pages, or the one image
         if stack_pages(image) > 1:
-            return [_to_uint8(page, channels, None) for page in _pages(image)]
-        return [_upright_uint8(image, channels, None)]
+            return [_to_uint8(page, channels, None, window) for page in _pages(image)]
+        return [_upright_uint8(image, channels, None, window)]
+
+
+def deep_maximum(path: str | Path) -> int | None:
+    """The largest value of a 2-D image file stored in 16-bit (or 32-bit) integers, over
+    every page of a stack; None for any other file (8-bit, float, colour, DICOM, NIfTI)."""
+    from visionsuite.core.medical import is_medical_file
+
+    if Path(path).is_dir() or is_medical_file(Path(path)):
+        return None
+    with _opened(Path(path)) as image:
+        if image.mode not in DEEP_INTEGER_MODES:
+            return None
+        pages = _pages(image) if stack_pages(image) > 1 else [image]
+        return max(int(np.asarray(page).max(initial=0)) for page in pages)
+
+
+def bit_depth_window(maximum: int) -> list[float]:
+    """[center, width] of 0 to the top of the smallest bit depth (of at least 8 bits) that
+    holds `maximum`: a set whose 16-bit files hold a 12-bit camera's values (at most 4095) is
+    read from 0..4095, every image of it alike, rather than from 0..65535 (16 grey levels)."""
+    top = 2 ** max(8, int(maximum).bit_length()) - 1
+    return [top / 2, float(top)]
+
+
+def window_bounds(window: list[float] | tuple[float, float]) -> tuple[float, float]:
+    """The values data.window ([center, width]) maps to 0 and 255."""
+    if len(window) != 2 or float(window[1]) <= 0:
+        raise VisionsuiteError(f"data.window must be [center, width] with width > 0, "
+                               f"got {list(window)}")
+    center, width = float(window[0]), float(window[1])
+    return center - width / 2, center + width / 2
 
 
 def read_mask_slices(path: str | Path, binary: bool = False) -> list[np.ndarray]:
@@ -321,8 +358,9 @@ def fit_within(array: np.ndarray, max_size: int | None, nearest: bool = False) -
     return resized.reshape((height, width) + array.shape[2:])
 
 
-def _to_uint8(image: Image.Image, channels: int, size: int | None) -> np.ndarray:
-    image = _to_8bit(image)
+def _to_uint8(image: Image.Image, channels: int, size: int | None,
+              window: list[float] | None = None) -> np.ndarray:
+    image = _to_8bit(image, window)
     if image.mode == "P":
         image = image.convert("RGBA")
     if image.mode in ("RGBA", "LA", "PA"):
@@ -336,11 +374,11 @@ def _to_uint8(image: Image.Image, channels: int, size: int | None) -> np.ndarray
     return array[..., None] if channels == 1 else array
 
 
-def _to_8bit(image: Image.Image) -> Image.Image:
-    if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+def _to_8bit(image: Image.Image, window: list[float] | None = None) -> Image.Image:
+    if image.mode in DEEP_INTEGER_MODES + ("F",):
         array = np.asarray(image, dtype=np.float64)
         array = np.where(np.isfinite(array), array, 0.0)  # NaN: no signal, as in masked floats
-        low, top = _intensity_range(image.mode, array)
+        low, top = window_bounds(window) if window else _intensity_range(image.mode, array)
         scaled = np.clip((array - low) * (255.0 / (top - low)), 0, 255).round()
         return Image.fromarray(scaled.astype(np.uint8), mode="L")
     if image.mode == "1":

@@ -45,7 +45,7 @@ import numpy as np
 
 from visionsuite.core.files import atomic_path
 from visionsuite.core.images import (IMAGE_EXTENSIONS, INSTANCE_HINT, UnreadableImage,
-                                     content_kind)
+                                     content_kind, window_bounds)
 from visionsuite.errors import VisionsuiteError
 
 DICOM_SUFFIXES = (".dcm", ".dicom")
@@ -710,10 +710,8 @@ def _window(values: np.ndarray, own: tuple[float, float] | None, window
     """(center, width): `window` (data.window) if set, else the file's `own`, else the
     values' percentile range."""
     if window:
-        if len(window) != 2 or float(window[1]) <= 0:
-            raise VisionsuiteError(f"data.window must be [center, width] with width > 0, "
-                                   f"got {list(window)}")
-        return float(window[0]), float(window[1])
+        low, high = window_bounds(window)
+        return (low + high) / 2, high - low
     if own is not None:
         return own
     low, high = np.percentile(values, PERCENTILES)

@@ -21,6 +21,7 @@ AUC), surface (HD95, ASSD), components (largest-component post-processing), comm
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -32,10 +33,11 @@ from visionsuite.errors import VisionsuiteError
 from visionsuite.tasks.base import DataReport, Split, Task, TaskData
 from visionsuite.tasks.segment.colours import (check_colour_names, colour_class_names,
                                                colour_name, parse_colours)
-from visionsuite.tasks.segment.data import (IGNORE, channel_names, check_pairs_fit,
-                                            check_segmentation_folders, class_map,
-                                            classes_from_colours, decode_pairs, image_channels,
-                                            index_pairs, pad_stack, sided_class_names, to_split)
+from visionsuite.tasks.segment.data import (IGNORE, bit_depth_note, channel_names,
+                                            check_pairs_fit, check_segmentation_folders,
+                                            class_map, classes_from_colours, decode_pairs,
+                                            deepest_value, image_channels, index_pairs,
+                                            pad_stack, sided_class_names, to_split)
 from visionsuite.tasks.segment.metrics import predict_classes, segmentation_metrics
 from visionsuite.tasks.segment.model import (OWN_BACKBONES, build_unet, check_unet_settings,
                                              keras_parts, parse_loss)
@@ -118,6 +120,20 @@ def _known_structures(tolerance: float | dict[str, float] | None, labels: list[s
     return tolerance
 
 
+def _window_of_bit_depth(pairs, config: Config) -> None:
+    """A new run on 16-bit images reads them from the range of its dataset's bit depth:
+    data.window, kept in config.yaml and inference.json for evaluate, export and segment
+    (see bit_depth_window)."""
+    from visionsuite.core.images import bit_depth_window
+
+    deepest = deepest_value(pairs, config.data.workers)
+    if deepest is None:
+        return
+    config.data.window = bit_depth_window(deepest)
+    print(f"data: {bit_depth_note(deepest, config.data.window)}, kept in config.yaml",
+          file=sys.stderr)
+
+
 def _holds_labels(mask: np.ndarray) -> bool:
     """Whether a target mask marks any pixel with a class other than 0 (not ignored)."""
     return bool(((mask > 0) & (mask != IGNORE)).any())
@@ -150,6 +166,9 @@ class SegmentTask(Task):
             _region_classes(config.data.regions, labels or config.data.classes)
         check_pairs_fit(root, {name: index.splits[name] for name in wanted},
                         config.data.channels, config.data.max_size, config.data.workers)
+        if train and labels is None and not config.data.window:  # training (export: labels)
+            # measured on every split: the folds of a cross-validation read alike
+            _window_of_bit_depth([p for pairs in index.splits.values() for p in pairs], config)
         decoded, kept, skipped = {}, {}, {}
         for name in wanted:
             decoded[name], kept[name], skipped[name] = decode_pairs(
@@ -191,11 +210,14 @@ class SegmentTask(Task):
             settings["keep_largest_component"] = metrics["keep_largest_component"]
         if data.channel_names:  # images of their own channels must come so to `segment`
             settings["image_channels"] = data.channel_names
+        if config.data.window:  # deep images (16-bit, DICOM, NIfTI) windowed as in training
+            settings["window"] = config.data.window
         return settings | ({"mask_colors": config.data.colors} if config.data.colors else {})
 
     def settings_into_config(self, settings: dict, config: Config) -> None:
         config.data.max_size = settings.get("max_size")
         config.data.colors = settings.get("mask_colors")
+        config.data.window = settings.get("window")
         if settings.get("image_channels"):
             config.data.channels = len(settings["image_channels"])
 

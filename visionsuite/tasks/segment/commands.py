@@ -48,9 +48,9 @@ def segment_images(run: str, inputs, output: str | Path | None = None, overlay: 
     a run trained on colour masks) and, with `overlay`, `<stem>_overlay.png`.
     A NIfTI volume gives `<stem>.nii.gz`, class indices with the input's affine and header;
     the files of a DICOM series (core.medical.stack_dicom_series) one `<folder>.nii.gz` in the
-    series' geometry; a multi-frame DICOM `<stem>_<frame>.png` per frame. DICOM/NIfTI
-    intensities are windowed by `window` ([center, width]), else as the run was trained,
-    each file as in training. Where training chose to keep only the largest connected
+    series' geometry; a multi-frame DICOM `<stem>_<frame>.png` per frame. DICOM, NIfTI and
+    16-bit intensities are windowed by `window` ([center, width]), else as the run was
+    trained, each file as in training. Where training chose to keep only the largest connected
     component of some classes (components.py), each image, or volume, is post-processed so,
     unless `all_components`. With `probabilities`, also each class's probability maps
     (_write_probabilities); with `dicom_seg`, a DICOM Segmentation of each DICOM series or
@@ -71,7 +71,7 @@ def segment_images(run: str, inputs, output: str | Path | None = None, overlay: 
     # A bare model file carries no config: the shipped recipe's settings are assumed.
     trained = load_run_config(source) if source.run_dir is not None else load_config("segment")
     overlap = trained.data.tile_overlap if tile_overlap is None else tile_overlap
-    window = window or trained.data.window
+    window = window or source.settings.get("window") or trained.data.window
     # a run trained on colour masks
     colours = source.settings.get("mask_colors") or trained.data.colors
     tta = trained.data.tta if tta is None else tta

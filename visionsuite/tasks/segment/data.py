@@ -17,11 +17,12 @@ from visionsuite.core.coco import (COCO_TEST, category_names, coco_file_name, co
                                    coco_image, coco_image_folder, load_coco)
 from visionsuite.core.files import (TRAIN_FOLDER_NAMES, held_out_only, holds_data, inside,
                                     named_folder, sub_folders)
-from visionsuite.core.images import (INSTANCE_HINT, QUARTER_TURNS, UnreadableImage,
-                                     fit_within, fitted_size, folder_image_files, inspect_image,
-                                     other_files_note, read_image_slices, read_mask_slices,
-                                     stored_geometry, tiff_stack_depth, turn_upright,
-                                     upright_size)
+from visionsuite.core.images import (DEEP_INTEGER_MODES, INSTANCE_HINT, QUARTER_TURNS,
+                                     UnreadableImage, bit_depth_window, deep_maximum,
+                                     fit_within, fitted_size, folder_image_files,
+                                     inspect_image, other_files_note, read_image_slices,
+                                     read_mask_slices, stored_geometry, tiff_stack_depth,
+                                     turn_upright, upright_size)
 from visionsuite.core.image_tables import image_lookup, image_table_files
 from visionsuite.core.medical import (file_stem, is_medical_file, is_nifti, label_slices_for,
                                       read_header, series_folder, voxel_spacing)
@@ -1292,6 +1293,38 @@ def _upright_masks(image: Path, masks: list[np.ndarray]) -> list[np.ndarray]:
     return [turn_upright(masks[0], orientation)]
 
 
+def deepest_value(pairs: list[Pair], workers: int = 0) -> int | None:
+    """The largest value in the 16-bit (or 32-bit integer) image files of `pairs` (every
+    channel file), None where they hold none or any is DICOM or NIfTI (whose files carry
+    windows of their own): what a new run's data.window is measured from (bit_depth_window).
+    Files that cannot be read are left to decoding to report."""
+    from visionsuite.core.data import load_in_parallel
+
+    files = [path for pair in pairs for path in (pair.image,) + tuple(pair.channels)]
+    if any(path.is_dir() or is_medical_file(path) for path in files):
+        return None
+    found, _ = load_in_parallel(deep_maximum, files, workers, "measuring bit depth")
+    found = [value for value in found if value is not None]
+    return max(found) if found else None
+
+
+def bit_depth_note(deepest: int, window: list[float]) -> str:
+    """How a set's 16-bit images are read (`deepest_value`, its bit_depth_window)."""
+    top = int(window[1])
+    return (f"16-bit images with values up to {deepest}: read as {top.bit_length()}-bit, "
+            f"0..{top} to 0..255 (data.window={window})")
+
+
+def _bit_depth_line(index: PairIndex, modes: Counter) -> list[str]:
+    if not any(mode in DEEP_INTEGER_MODES for mode in modes):
+        return []
+    deepest = deepest_value([pair for pairs in index.splits.values() for pair in pairs])
+    if deepest is None:
+        return []
+    return [bit_depth_note(deepest, bit_depth_window(deepest)) + " by a new run; set "
+            "data.window to read another range"]
+
+
 def decode_pairs(pairs: list[Pair], channels: int, workers: int = 0, desc: str = "decoding",
                  window: list[float] | None = None, binary: bool = False,
                  max_size: int | None = None):
@@ -1563,6 +1596,7 @@ def check_segmentation_folders(path: str, held_out: str = "val") -> DataReport:
     lines += [table(rows), "",
              "sizes: " + ", ".join(f"{s} ({n})" for s, n in sizes.most_common(5)),
              "modes: " + ", ".join(f"{m} ({n})" for m, n in modes.most_common()),
+             *_bit_depth_line(index, modes),
              *_voxels_line(voxels), values_line]
     if mapping is not None:
         total = max(int(counts.sum()), 1)
