@@ -104,6 +104,44 @@ def test_a_window_maps_16_bit_pages_and_the_deepest_value_is_measured_over_them(
         read_image_slices(stack, 1, [100.0, 0.0])
 
 
+def save_hyperstack(path: Path, pages: list[np.ndarray], channels: int) -> Path:
+    """A TIFF as Fiji saves a hyperstack: `pages` in ImageJ's order (channel first), its
+    ImageDescription naming the channels."""
+    from PIL import TiffImagePlugin
+
+    description = TiffImagePlugin.ImageFileDirectory_v2()
+    description[270] = (f"ImageJ=1.54f\nimages={len(pages)}\nchannels={channels}\n"
+                        f"slices={len(pages) // channels}\nhyperstack=true\nmode=composite\n")
+    Image.fromarray(pages[0]).save(path, save_all=True, tiffinfo=description,
+                                   append_images=[Image.fromarray(p) for p in pages[1:]])
+    return path
+
+
+def test_an_imagej_hyperstack_reads_as_slices_of_its_channels(tmp_path: Path):
+    from visionsuite.core.images import read_image_slices, tiff_channels, tiff_stack_depth
+
+    # 3 slices of 2 channels, 12-bit: page k holds slice k // 2, channel k % 2
+    pages = [np.full((4, 5), 1000 * (k // 2) + k % 2 * 4000, np.uint16) for k in range(6)]
+    stack = save_hyperstack(tmp_path / "cells.tif", pages, channels=2)
+    assert tiff_channels(stack) == 2 and tiff_stack_depth(stack) == 3
+    slices = read_image_slices(stack, 2, [2047.5, 4095.0])
+    assert [s.shape for s in slices] == [(4, 5, 2)] * 3
+    assert [s[0, 0].tolist() for s in slices] == [[0, 249], [62, 255], [125, 255]]
+    with pytest.raises(UnreadableImage, match="2 channels \\(an ImageJ hyperstack\\), but the "
+                                              "model takes 3"):
+        read_image_slices(stack, 3)
+    # Without channels (a plain stack, one channel of ImageJ's, or pages that do not divide
+    # into them) every page is a slice.
+    for name, count in (("plain.tif", None), ("one.tif", 1), ("odd.tif", 4)):
+        path = tmp_path / name
+        if count is None:
+            Image.fromarray(pages[0]).save(path, save_all=True,
+                                           append_images=[Image.fromarray(p) for p in pages[1:]])
+        else:
+            save_hyperstack(path, pages, channels=count)
+        assert tiff_channels(path) == 1 and tiff_stack_depth(path) == 6, name
+
+
 def test_transparent_pixels_become_white(tmp_path: Path):
     path = tmp_path / "alpha.png"
     rgba = np.zeros((4, 4, 4), np.uint8)

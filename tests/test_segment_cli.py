@@ -299,6 +299,33 @@ def test_12_bit_images_train_and_segment_from_their_bit_depth_also_from_the_expo
     assert np.mean(masks[0] == masks[1]) > 0.98
 
 
+def test_imagej_hyperstacks_train_on_their_channels_and_segment(segment_data, tmp_path):
+    """Fluorescence microscopy as Fiji saves it: a 16-bit hyperstack of two channels per
+    image (the discs bright in the first, noise in the second)."""
+    from test_images import save_hyperstack
+
+    data = tmp_path / "cells"
+    shutil.copytree(segment_data, data)
+    rng = np.random.default_rng(0)
+    for path in sorted(data.glob("*/images/*.png")):
+        first = np.asarray(Image.open(path).convert("L")).astype(np.uint16) * 16
+        second = rng.integers(0, 4096, first.shape).astype(np.uint16)
+        save_hyperstack(path.with_suffix(".tif"), [first, second], channels=2)
+        path.unlink()
+    result = invoke("data", "check", "segment", data)
+    assert "images of 2 channels: channel 0, channel 1" in result.output, result.output
+    result = invoke("train", "segment", "--data", data, "--output", tmp_path, *TINY_SEGMENT)
+    assert result.exit_code == 0, result.output
+    assert "the images have 2 channels" in result.output
+    run = tmp_path / "segment" / "exp"
+    result = invoke("segment", run, data / "val" / "images", "--output", tmp_path / "masks",
+                    "--overlay", "--json")
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)
+    assert len(rows) == 2 and np.array(Image.open(rows[0]["mask"])).shape == (37, 50)
+    assert Image.open(rows[0]["overlay"]).size == (50, 37)
+
+
 def write_nifti_pair(images, masks, stem: str, seed: int, affine) -> None:
     """A 40x36x3 volume of noisy bright discs (intensities in CT-like units) and its labels."""
     import nibabel as nib

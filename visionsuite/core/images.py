@@ -182,16 +182,48 @@ def _upright_uint8(image: Image.Image, channels: int, size: int | None,
 def read_image_slices(path: str | Path, channels: int = 3,
                       window: list[float] | None = None) -> list[np.ndarray]:
     """A file's images at their own size: one for 2-D formats, one per slice (or frame) for
-    DICOM and NIfTI, one per page for a TIFF stack. `window` ([center, width]) maps the
+    DICOM and NIfTI, one per page for a TIFF stack, one per slice of an ImageJ hyperstack
+    (its channels the image's, `hyperstack_channels`). `window` ([center, width]) maps the
     values of every image deeper than 8 bits (DICOM, NIfTI, 16-bit, float) to 0..255."""
     from visionsuite.core.medical import is_medical_file, read_slices
 
     if is_medical_file(Path(path)):
         return read_slices(path, channels, window)
     with _opened(Path(path)) as image:  # opened once: the pages, or the one image
+        own = hyperstack_channels(image)
+        if own > 1:
+            if channels != own:
+                raise UnreadableImage(f"{path}: {own} channels (an ImageJ hyperstack), but "
+                                      f"the model takes {channels}")
+            pages = [_to_uint8(page, 1, None, window) for page in _pages(image)]
+            return [np.concatenate(pages[start:start + own], axis=-1)
+                    for start in range(0, len(pages), own)]
         if stack_pages(image) > 1:
             return [_to_uint8(page, channels, None, window) for page in _pages(image)]
         return [_upright_uint8(image, channels, None, window)]
+
+
+def hyperstack_channels(image: Image.Image) -> int:
+    """The channels of an opened ImageJ hyperstack, Fiji's multi-channel TIFF (fluorescence
+    microscopy: nuclei, membrane, ...): its ImageDescription starts `ImageJ=` and says
+    `channels=C`, and its grey pages are C per slice, channel first (ImageJ's XYCZT order).
+    1 for any other image."""
+    if image.format != "TIFF" or image.mode not in ("L", "F") + DEEP_INTEGER_MODES:
+        return 1
+    description = image.tag_v2.get(270)  # ImageDescription
+    if not isinstance(description, str) or not description.startswith("ImageJ="):
+        return 1
+    found = re.search(r"^channels=(\d+)\s*$", description, re.MULTILINE)
+    count = int(found.group(1)) if found else 1
+    return count if count > 1 and stack_pages(image) % count == 0 else 1
+
+
+def tiff_channels(path: str | Path) -> int:
+    """hyperstack_channels of the file at `path`, from its headers (1 for other files)."""
+    if Path(path).suffix.lower() not in (".tif", ".tiff"):
+        return 1
+    with _opened(Path(path)) as image:
+        return hyperstack_channels(image)
 
 
 def deep_maximum(path: str | Path) -> int | None:
@@ -255,9 +287,10 @@ def stack_pages(image: Image.Image) -> int:
 
 
 def tiff_stack_depth(path: str | Path) -> int:
-    """stack_pages of the file at `path`, from its headers (1 for other files)."""
+    """The slices of the file at `path`, from its headers: stack_pages, a hyperstack's
+    divided by its channels (1 for other files)."""
     with _opened(Path(path)) as image:
-        return stack_pages(image)
+        return stack_pages(image) // hyperstack_channels(image)
 
 
 def _pages(image: Image.Image) -> Iterator[Image.Image]:

@@ -21,8 +21,8 @@ from visionsuite.core.images import (DEEP_INTEGER_MODES, INSTANCE_HINT, QUARTER_
                                      UnreadableImage, bit_depth_window, deep_maximum,
                                      fit_within, fitted_size, folder_image_files,
                                      inspect_image, other_files_note, read_image_slices,
-                                     read_mask_slices, stored_geometry, tiff_stack_depth,
-                                     turn_upright, upright_size)
+                                     read_mask_slices, stored_geometry, tiff_channels,
+                                     tiff_stack_depth, turn_upright, upright_size)
 from visionsuite.core.image_tables import image_lookup, image_table_files
 from visionsuite.core.medical import (file_stem, is_medical_file, is_nifti, label_slices_for,
                                       read_header, series_folder, voxel_spacing)
@@ -1023,7 +1023,7 @@ def case_members(paths: list[str]) -> list[list[int]]:
 
 def image_channels(pairs: list[Pair]) -> int | None:
     """The channels of images that carry their own (a file per channel as nnU-Net stores
-    them, the volumes of 4-D NIfTI files), else None: data.channels decides (grey or RGB).
+    them, the volumes of 4-D NIfTI files, ImageJ hyperstacks' channels), else None: data.channels decides (grey or RGB).
     Images of different channel counts are an error naming two of them."""
     first: dict[int, Path] = {}
     for pair in pairs:
@@ -1034,7 +1034,9 @@ def image_channels(pairs: list[Pair]) -> int | None:
             if count is None:
                 continue  # decoding reports it
         else:
-            count = 1
+            count = _tiff_channels_or_none(pair.image)  # an ImageJ hyperstack's, else 1
+            if count is None:
+                continue  # decoding reports it
         first.setdefault(count, pair.image)
         if len(first) > 1:
             (one, a), (other, b) = sorted(first.items())[:2]
@@ -1094,11 +1096,13 @@ def channel_groups(inputs: list, names: list[str]) -> tuple[list, list[Path]]:
         elif isinstance(item, Path) and is_nifti(item) \
                 and _header_channels(item) in (count, None):
             found.append(item)
+        elif isinstance(item, Path) and _tiff_channels_or_none(item) in (count, None):
+            found.append(item)  # an ImageJ hyperstack of the model's channels
         else:
             shown = item.paths[0].parent if hasattr(item, "paths") else item
             raise VisionsuiteError(f"{shown}: one channel, but the model takes {wanted}: give "
-                                   "each case's files of every channel, or 4-D NIfTI "
-                                   f"volumes of {count}")
+                                   "each case's files of every channel, 4-D NIfTI volumes "
+                                   f"or ImageJ hyperstacks of {count}")
     for (folder, case), files in sorted(cases.items()):
         if sorted(files) != list(range(count)):
             raise VisionsuiteError(f"{folder}: case {case} has the channel files of "
@@ -1110,6 +1114,14 @@ def channel_groups(inputs: list, names: list[str]) -> tuple[list, list[Path]]:
         raise VisionsuiteError(f"{sorted(set(labels) - set(left_out))[0]}: labels without the "
                                "channel files of their case")
     return found, left_out
+
+
+def _tiff_channels_or_none(path: Path) -> int | None:
+    """tiff_channels, None for a file that cannot be read (reading it reports it)."""
+    try:
+        return tiff_channels(path)
+    except UnreadableImage:
+        return None
 
 
 def _channel_of(path: Path, names: list[str]) -> tuple[str, int] | None:
@@ -1590,8 +1602,10 @@ def check_segmentation_folders(path: str, held_out: str = "val") -> DataReport:
     lines = [f"segment dataset {index.root}{split_note}"]
     lines += [f"  {folder}" for folder in index.folders]
     lines += [f"  {test_set_note(held_out)}"] if test_set else []
-    if own_channels:
-        lines.append(f"  images of {own_channels} channels, each windowed on its own: "
+    if own_channels:  # DICOM and NIfTI channels are windowed each on its own (MRI)
+        medical = any(is_medical_file(p.image) for pairs in index.splits.values() for p in pairs)
+        lines.append(f"  images of {own_channels} channels"
+                     f"{', each windowed on its own' if medical else ''}: "
                      + ", ".join(channel_names(index, own_channels)))
     lines += [table(rows), "",
              "sizes: " + ", ".join(f"{s} ({n})" for s, n in sizes.most_common(5)),
