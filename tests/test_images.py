@@ -127,7 +127,7 @@ def test_an_imagej_hyperstack_reads_as_slices_of_its_channels(tmp_path: Path):
     slices = read_image_slices(stack, 2, [2047.5, 4095.0])
     assert [s.shape for s in slices] == [(4, 5, 2)] * 3
     assert [s[0, 0].tolist() for s in slices] == [[0, 249], [62, 255], [125, 255]]
-    with pytest.raises(UnreadableImage, match="2 channels \\(an ImageJ hyperstack\\), but the "
+    with pytest.raises(UnreadableImage, match="2 channels \\(a multi-channel TIFF\\), but the "
                                               "model takes 3"):
         read_image_slices(stack, 3)
     # Without channels (a plain stack, one channel of ImageJ's, or pages that do not divide
@@ -140,6 +140,32 @@ def test_an_imagej_hyperstack_reads_as_slices_of_its_channels(tmp_path: Path):
         else:
             save_hyperstack(path, pages, channels=count)
         assert tiff_channels(path) == 1 and tiff_stack_depth(path) == 6, name
+
+
+@pytest.mark.parametrize("order, page_of", [
+    ("XYCZT", lambda c, z: 2 * z + c),  # the channels of each slice together
+    ("XYZCT", lambda c, z: 3 * c + z),  # every slice of one channel, then the next
+])
+def test_an_ome_tiff_reads_as_slices_of_its_channels_in_its_dimension_order(
+        tmp_path: Path, order, page_of):
+    from PIL import TiffImagePlugin
+
+    from visionsuite.core.images import read_image_slices, tiff_channels, tiff_stack_depth
+
+    pages = [np.full((4, 5), 10 * page, np.uint8) for page in range(6)]  # 2 channels, 3 z
+    description = TiffImagePlugin.ImageFileDirectory_v2()
+    description[270] = (
+        '<?xml version="1.0" encoding="UTF-8"?><OME xmlns="http://www.openmicroscopy.org/'
+        'Schemas/OME/2016-06"><Image ID="Image:0"><Pixels ID="Pixels:0" DimensionOrder='
+        f'"{order}" Type="uint8" SizeX="5" SizeY="4" SizeC="2" SizeZ="3" SizeT="1">'
+        '<Channel ID="Channel:0:0" SamplesPerPixel="1"/><TiffData/></Pixels></Image></OME>')
+    path = tmp_path / "cells.ome.tif"
+    Image.fromarray(pages[0]).save(path, save_all=True, tiffinfo=description,
+                                   append_images=[Image.fromarray(p) for p in pages[1:]])
+    assert tiff_channels(path) == 2 and tiff_stack_depth(path) == 3
+    slices = read_image_slices(path, 2)
+    assert [s[0, 0].tolist() for s in slices] == \
+        [[10 * page_of(0, z), 10 * page_of(1, z)] for z in range(3)]
 
 
 def test_transparent_pixels_become_white(tmp_path: Path):

@@ -182,48 +182,85 @@ def _upright_uint8(image: Image.Image, channels: int, size: int | None,
 def read_image_slices(path: str | Path, channels: int = 3,
                       window: list[float] | None = None) -> list[np.ndarray]:
     """A file's images at their own size: one for 2-D formats, one per slice (or frame) for
-    DICOM and NIfTI, one per page for a TIFF stack, one per slice of an ImageJ hyperstack
-    (its channels the image's, `hyperstack_channels`). `window` ([center, width]) maps the
-    values of every image deeper than 8 bits (DICOM, NIfTI, 16-bit, float) to 0..255."""
+    DICOM and NIfTI, one per page for a TIFF stack, one per slice of a multi-channel TIFF
+    (ImageJ hyperstack, OME-TIFF: its channels the image's, `hyperstack_layout`). `window`
+    ([center, width]) maps the values of every image deeper than 8 bits (DICOM, NIfTI,
+    16-bit, float) to 0..255."""
     from visionsuite.core.medical import is_medical_file, read_slices
 
     if is_medical_file(Path(path)):
         return read_slices(path, channels, window)
     with _opened(Path(path)) as image:  # opened once: the pages, or the one image
-        own = hyperstack_channels(image)
+        own, slices = hyperstack_layout(image)
         if own > 1:
             if channels != own:
-                raise UnreadableImage(f"{path}: {own} channels (an ImageJ hyperstack), but "
+                raise UnreadableImage(f"{path}: {own} channels (a multi-channel TIFF), but "
                                       f"the model takes {channels}")
             pages = [_to_uint8(page, 1, None, window) for page in _pages(image)]
-            return [np.concatenate(pages[start:start + own], axis=-1)
-                    for start in range(0, len(pages), own)]
+            return [np.concatenate([pages[index] for index in slice_pages], axis=-1)
+                    for slice_pages in slices]
         if stack_pages(image) > 1:
             return [_to_uint8(page, channels, None, window) for page in _pages(image)]
         return [_upright_uint8(image, channels, None, window)]
 
 
-def hyperstack_channels(image: Image.Image) -> int:
-    """The channels of an opened ImageJ hyperstack, Fiji's multi-channel TIFF (fluorescence
-    microscopy: nuclei, membrane, ...): its ImageDescription starts `ImageJ=` and says
-    `channels=C`, and its grey pages are C per slice, channel first (ImageJ's XYCZT order).
-    1 for any other image."""
+def hyperstack_layout(image: Image.Image) -> tuple[int, list[list[int]]]:
+    """(channels, the page of each channel of each slice) of an opened multi-channel TIFF of
+    grey pages, as microscopes and Fiji save fluorescence images (nuclei, membrane, ...):
+    - an ImageJ hyperstack: its ImageDescription starts `ImageJ=` and says `channels=C`; the
+      pages are C per slice, channel first (ImageJ's XYCZT order);
+    - an OME-TIFF: its description's OME-XML Pixels element gives SizeC, SizeZ, SizeT and the
+      DimensionOrder in which the pages run (XYZCT: every slice of one channel, then the next).
+    The slices run through z, then time. (1, []) for any other image: every page a slice."""
+    plain = (1, [])
     if image.format != "TIFF" or image.mode not in ("L", "F") + DEEP_INTEGER_MODES:
-        return 1
-    description = image.tag_v2.get(270)  # ImageDescription
-    if not isinstance(description, str) or not description.startswith("ImageJ="):
-        return 1
-    found = re.search(r"^channels=(\d+)\s*$", description, re.MULTILINE)
-    count = int(found.group(1)) if found else 1
-    return count if count > 1 and stack_pages(image) % count == 0 else 1
+        return plain
+    description = image.tag_v2.get(270)  # ImageDescription, on the first page
+    if not isinstance(description, str):
+        return plain
+    sizes, order = _imagej_sizes(description) or _ome_sizes(description) or ({}, "")
+    pages = stack_pages(image) if sizes.get("C", 1) > 1 else 0
+    if not pages or np.prod(list(sizes.values())) != pages:
+        return plain
+    strides, step = {}, 1
+    for letter in order:  # the first letter runs fastest through the pages
+        strides[letter], step = step, step * sizes[letter]
+    return sizes["C"], [[c * strides["C"] + z * strides["Z"] + t * strides["T"]
+                         for c in range(sizes["C"])]
+                        for t in range(sizes["T"]) for z in range(sizes["Z"])]
+
+
+def _imagej_sizes(description: str) -> tuple[dict[str, int], str] | None:
+    if not description.startswith("ImageJ="):
+        return None
+    found = dict(re.findall(r"^(channels|images)=(\d+)\s*$", description, re.MULTILINE))
+    channels, images = int(found.get("channels", 1)), int(found.get("images", 0))
+    if channels < 2 or not images or images % channels:
+        return None
+    return {"C": channels, "Z": images // channels, "T": 1}, "CZT"
+
+
+def _ome_sizes(description: str) -> tuple[dict[str, int], str] | None:
+    pixels = re.search(r"<(?:\w+:)?Pixels\s([^>]*)>", description)  # the first image's
+    if not description.lstrip().startswith("<?xml") or not pixels:
+        return None
+    attributes = dict(re.findall(r'(\w+)="([^"]*)"', pixels.group(1)))
+    order = attributes.get("DimensionOrder", "")
+    if sorted(order[2:]) != ["C", "T", "Z"] or not order.startswith("XY"):
+        return None
+    try:
+        return {letter: int(attributes.get(f"Size{letter}", 1)) for letter in "CZT"}, order[2:]
+    except ValueError:
+        return None
 
 
 def tiff_channels(path: str | Path) -> int:
-    """hyperstack_channels of the file at `path`, from its headers (1 for other files)."""
+    """The channels of a multi-channel TIFF at `path` (hyperstack_layout), from its headers;
+    1 for other files."""
     if Path(path).suffix.lower() not in (".tif", ".tiff"):
         return 1
     with _opened(Path(path)) as image:
-        return hyperstack_channels(image)
+        return hyperstack_layout(image)[0]
 
 
 def deep_maximum(path: str | Path) -> int | None:
@@ -287,10 +324,10 @@ def stack_pages(image: Image.Image) -> int:
 
 
 def tiff_stack_depth(path: str | Path) -> int:
-    """The slices of the file at `path`, from its headers: stack_pages, a hyperstack's
-    divided by its channels (1 for other files)."""
+    """The slices of the file at `path`, from its headers: stack_pages, a multi-channel
+    TIFF's divided by its channels (1 for other files)."""
     with _opened(Path(path)) as image:
-        return stack_pages(image) // hyperstack_channels(image)
+        return stack_pages(image) // hyperstack_layout(image)[0]
 
 
 def _pages(image: Image.Image) -> Iterator[Image.Image]:

@@ -1023,7 +1023,7 @@ def case_members(paths: list[str]) -> list[list[int]]:
 
 def image_channels(pairs: list[Pair]) -> int | None:
     """The channels of images that carry their own (a file per channel as nnU-Net stores
-    them, the volumes of 4-D NIfTI files, ImageJ hyperstacks' channels), else None: data.channels decides (grey or RGB).
+    them, the volumes of 4-D NIfTI files, multi-channel TIFFs' channels), else None: data.channels decides (grey or RGB).
     Images of different channel counts are an error naming two of them."""
     first: dict[int, Path] = {}
     for pair in pairs:
@@ -1034,7 +1034,7 @@ def image_channels(pairs: list[Pair]) -> int | None:
             if count is None:
                 continue  # decoding reports it
         else:
-            count = _tiff_channels_or_none(pair.image)  # an ImageJ hyperstack's, else 1
+            count = _tiff_channels_or_none(pair.image)  # a multi-channel TIFF's, else 1
             if count is None:
                 continue  # decoding reports it
         first.setdefault(count, pair.image)
@@ -1097,12 +1097,12 @@ def channel_groups(inputs: list, names: list[str]) -> tuple[list, list[Path]]:
                 and _header_channels(item) in (count, None):
             found.append(item)
         elif isinstance(item, Path) and _tiff_channels_or_none(item) in (count, None):
-            found.append(item)  # an ImageJ hyperstack of the model's channels
+            found.append(item)  # a multi-channel TIFF of the model's channels
         else:
             shown = item.paths[0].parent if hasattr(item, "paths") else item
             raise VisionsuiteError(f"{shown}: one channel, but the model takes {wanted}: give "
                                    "each case's files of every channel, 4-D NIfTI volumes "
-                                   f"or ImageJ hyperstacks of {count}")
+                                   f"or multi-channel TIFFs of {count}")
     for (folder, case), files in sorted(cases.items()):
         if sorted(files) != list(range(count)):
             raise VisionsuiteError(f"{folder}: case {case} has the channel files of "
