@@ -1023,8 +1023,9 @@ def case_members(paths: list[str]) -> list[list[int]]:
 
 def image_channels(pairs: list[Pair]) -> int | None:
     """The channels of images that carry their own (a file per channel as nnU-Net stores
-    them, the volumes of 4-D NIfTI files, multi-channel TIFFs' channels), else None: data.channels decides (grey or RGB).
-    Images of different channel counts are an error naming two of them."""
+    them, the volumes of 4-D NIfTI files, the channels of multi-channel TIFFs), else None:
+    data.channels decides (grey or RGB). Images of different channel counts are an error
+    naming two of them."""
     first: dict[int, Path] = {}
     for pair in pairs:
         if pair.channels:
