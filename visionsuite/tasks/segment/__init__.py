@@ -11,12 +11,15 @@ fixed-size .tflite and the Keras model see exactly the same tiles.
 DICOM files and NIfTI volumes (core.medical) are images like any other, read as their 2-D
 slices with intensity windowing; a NIfTI input is segmented into a NIfTI label volume with
 its affine, a DICOM series (a file a slice) into one in the series' geometry. Multi-modal
-MRI (a file per channel as nnU-Net stores it, or 4-D NIfTI) trains on all its channels.
+MRI (a file per channel as nnU-Net stores it, or 4-D NIfTI) and multi-channel microscopy
+TIFFs (ImageJ hyperstacks, OME-TIFF) train on all their channels; 16-bit images are read from
+their dataset's bit depth.
 
-Modules: data (pairs, mask classes, decoding, `data check`), colours (colour masks), tiles
-(tiled whole-image inference), model (U-Net, loss, training metric), metrics (Dice, IoU, ROC
-AUC), surface (HD95, ASSD), components (largest-component post-processing), commands
-(`visionsuite segment`); this one plugs them into the core as the task.
+Modules: data (pairs, mask classes, decoding, `data check`), colours (colour masks), labelme
+(LabelMe's JSON shapes), rle_tables (Kaggle's run-length CSVs), tiles (tiled whole-image
+inference), model (U-Net, loss, training metric), metrics (Dice, IoU, ROC AUC), surface
+(HD95, ASSD), components (largest-component post-processing), commands (`visionsuite
+segment`); this one plugs them into the core as the task.
 """
 
 from __future__ import annotations

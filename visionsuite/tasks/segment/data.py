@@ -1,7 +1,7 @@
 """Segmentation data: image/mask pairs by file stem (with optional ROI masks) or images with
-their COCO or YOLO polygons, the mask values and their classes, decoding (DICOM/NIfTI slices
-included), `data check segment`, and the training crops' sampler that oversamples labelled
-slices (labelled_crop_batches)."""
+their COCO, YOLO or LabelMe polygons, the mask values and their classes, decoding
+(DICOM/NIfTI slices included), `data check segment`, and the training crops' sampler that
+oversamples labelled slices (labelled_crop_batches)."""
 
 from __future__ import annotations
 
@@ -33,6 +33,8 @@ from visionsuite.errors import VisionsuiteError, first_line
 from visionsuite.tasks.base import DataReport, Split
 from visionsuite.tasks.segment.colours import (colour_class_names, colour_classes, colour_name,
                                                grey_colour, indexed_colours)
+from visionsuite.tasks.segment.labelme import class_names as labelme_class_names
+from visionsuite.tasks.segment.labelme import labelme_files, read_labelme
 from visionsuite.tasks.segment.rle_tables import (RLE_ORDERS, RunLengths, decode_run_lengths,
                                                   holds_codes, read_rle_table, rle_class_names)
 from visionsuite.tasks.segment.surface import measurable
@@ -245,6 +247,8 @@ def _index_pairs(root: Path, val_fraction: float, seed: int, held_out: str,
         return _coco_index(root, coco, val_fraction, seed)
     if yolo_yaml(root) is not None:  # Ultralytics' YOLO polygons
         return _yolo_index(root, val_fraction, seed, held_out, train)
+    if labelme_files(root) and not _has_mask_images(root):  # LabelMe's JSON beside images
+        return _labelme_index(root, val_fraction, seed, held_out, train)
     # Kaggle's run-length codes in a CSV
     index = _rle_index(root, val_fraction, seed, held_out, rle_order) \
         if any(root.glob("*.csv")) else None
@@ -360,6 +364,48 @@ def _yolo_index(root: Path, val_fraction: float, seed: int, held_out: str,
     splits, by_fraction = _labelled_splits(root, pairs, val_fraction, seed)
     return PairIndex(root, splits, [], by_fraction, note, ["background", *names],
                      yolo_yaml(root).name)
+
+
+def _has_mask_images(root: Path, folder: Path | None = None, depth: int = 3) -> bool:
+    """Whether a folder named as masks (masks/, SegmentationClass/, ...) holds images, down to
+    `depth` levels below `folder` (the dataset `root`): such masks, as labelme2voc exports
+    them, are taken over the LabelMe files they were drawn from."""
+    return any(_named_as_masks(sub.name) and _holds_images(root, sub)
+               or depth > 1 and _has_mask_images(root, sub, depth - 1)
+               for sub in sub_folders(folder or root))
+
+
+def _labelme_index(root: Path, val_fraction: float, seed: int, held_out: str,
+                   train: bool) -> PairIndex:
+    """Pairs of images annotated in LabelMe (labelme.py): the JSON files of train/ and val/
+    (or test/) where the dataset has such folders, else all of them split by val_fraction."""
+    train_dir, held_dir = named_folder(root, TRAIN_FOLDER_NAMES), \
+        named_folder(root, held_out_names(held_out))
+    if held_out == "test" and held_dir is None:
+        raise no_test_split(root, "a test/ folder of images and LabelMe files")
+    if held_dir is not None and (held_out == "test" or not train):
+        found = {"val": labelme_files(held_dir)}  # the held-out images alone, all of them
+        val_fraction = EVERY_IMAGE
+    elif train_dir is not None and held_dir is not None:
+        found = {"train": labelme_files(train_dir), "val": labelme_files(held_dir)}
+    else:
+        found = {"train": labelme_files(root), "val": []}
+    read = {split: [read_labelme(path, root) for path in files] for split, files in found.items()}
+    names = labelme_class_names([image for images in read.values() for image in images])
+    values = {name: value for value, name in enumerate(names)}
+    pairs = {split: [Pair(image.image, image.json, shapes=tuple(
+        (values[label], [polygon]) for label, polygon in image.shapes), shapes_size=image.size)
+        for image in images] for split, images in read.items()}
+    left_out = sum(image.left_out for images in read.values() for image in images)
+    note = ["LabelMe: " + ", ".join(f"{split}: {len(found)} images"
+                                    for split, found in pairs.items() if found)
+            + (f"; {left_out} shapes without an area (lines, points) or labelled background "
+               "left out" if left_out else "")]
+    if "train" not in pairs:
+        return PairIndex(root, {"train": [], "val": pairs["val"]}, [], False, note, names,
+                         "the LabelMe files")
+    splits, by_fraction = _labelled_splits(root, pairs, val_fraction, seed)
+    return PairIndex(root, splits, [], by_fraction, note, names, "the LabelMe files")
 
 
 def _rle_index(root: Path, val_fraction: float, seed: int, held_out: str,

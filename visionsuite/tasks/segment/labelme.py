@@ -1,0 +1,119 @@
+"""Masks drawn in LabelMe (the common desktop annotation tool): a JSON file beside each image,
+its `shapes` the drawn regions, each with a `label`, a `shape_type` and its `points` in the
+image's pixels as LabelMe showed it (EXIF orientation applied), `imagePath` the image relative
+to the JSON, `imageWidth` and `imageHeight` its size.
+
+Polygons, rectangles (two corners) and circles (the centre and a point on the circle) are
+filled in as their label's class; lines, line strips and points have no area and are left out
+and counted. The classes are background, then every label found, in name order; shapes
+labelled `background` or `_background_` (labelme2voc's name of class 0) are left out too,
+every pixel not drawn being background. An image
+named by `imagePath` must lie inside the dataset (a path that leaves it is refused); where it
+is not there, the image beside the JSON with its stem is taken, as LabelMe finds it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from visionsuite.core.files import inside
+from visionsuite.core.images import IMAGE_EXTENSIONS
+from visionsuite.errors import VisionsuiteError
+
+BACKGROUND_LABELS = ("background", "_background_")
+AREA_SHAPES = ("polygon", "rectangle", "circle")
+CIRCLE_POINTS = 64  # corners of the polygon a circle is drawn as
+CHECKED_FILES = 20  # JSON files read to tell a LabelMe set from other JSON (dataset.json)
+
+
+@dataclass
+class LabelmeImage:
+    json: Path
+    image: Path
+    size: tuple[int, int]  # (width, height) the JSON gives
+    shapes: list[tuple[str, list[float]]]  # (label, polygon x1, y1, x2, y2, ...)
+    left_out: int  # shapes without an area (lines, points), and background's
+
+
+def labelme_files(folder: Path) -> list[Path]:
+    """The LabelMe JSON files under `folder`, in name order; [] where the first JSON files
+    found are none (a dataset.json, COCO's files)."""
+    found = sorted(path for path in folder.rglob("*.json")
+                   if not any(part.startswith(".") for part in path.relative_to(folder).parts))
+    if not any(_is_labelme(path) for path in found[:CHECKED_FILES]):
+        return []
+    return [path for path in found if _is_labelme(path)]
+
+
+def _is_labelme(path: Path) -> bool:
+    try:
+        with path.open("rb") as file:
+            head = file.read(65536)  # a LabelMe file names its shapes first
+    except OSError:
+        return False
+    return b'"shapes"' in head and (b'"imagePath"' in head or b'"imageHeight"' in head)
+
+
+def read_labelme(path: Path, root: Path) -> LabelmeImage:
+    """One LabelMe file's image and shapes; a file that is no LabelMe JSON, or whose image
+    is not found, is an error naming it."""
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+        shapes, width, height = (document["shapes"], int(document["imageWidth"]),
+                                 int(document["imageHeight"]))
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise VisionsuiteError(f"{path}: not a LabelMe file ({type(err).__name__}: {err})"
+                               ) from None
+    image = _image_of(path, document.get("imagePath"), root)
+    drawn, left_out = [], 0
+    for number, shape in enumerate(shapes):
+        try:
+            kind = shape.get("shape_type") or "polygon"
+            label = str(shape["label"])
+            points = np.asarray(shape["points"], np.float64).reshape(-1, 2)
+        except (AttributeError, KeyError, TypeError, ValueError):
+            raise VisionsuiteError(f"{path}: shape {number} has no label and points "
+                                   "[[x, y], ...]") from None
+        if kind not in AREA_SHAPES or label in BACKGROUND_LABELS:
+            left_out += 1
+            continue
+        drawn.append((label, _polygon(kind, points, path, number)))
+    return LabelmeImage(path, image, (width, height), drawn, left_out)
+
+
+def _image_of(path: Path, named, root: Path) -> Path:
+    if isinstance(named, str) and named:
+        candidate = inside(root, path.parent.relative_to(root) / named.replace("\\", "/"))
+        if candidate.is_file():
+            return candidate
+    beside = [path.with_suffix(ending) for ending in IMAGE_EXTENSIONS
+              + tuple(ending.upper() for ending in IMAGE_EXTENSIONS)]
+    found = next((candidate for candidate in beside if candidate.is_file()), None)
+    if found is None:
+        raise VisionsuiteError(f"{path}: its image {named or path.stem} is not there (LabelMe "
+                               "keeps the image beside its JSON)")
+    return found
+
+
+def _polygon(kind: str, points: np.ndarray, path: Path, number: int) -> list[float]:
+    """A shape as the corners of a polygon, flat: x1, y1, x2, y2, ..."""
+    if kind == "rectangle" and len(points) == 2:
+        (x0, y0), (x1, y1) = points
+        points = np.array([(x0, y0), (x1, y0), (x1, y1), (x0, y1)])
+    elif kind == "circle" and len(points) == 2:
+        centre, edge = points
+        radius = float(np.hypot(*(edge - centre)))
+        angles = np.linspace(0, 2 * np.pi, CIRCLE_POINTS, endpoint=False)
+        points = centre + radius * np.stack([np.cos(angles), np.sin(angles)], axis=-1)
+    elif kind != "polygon" or len(points) < 3:
+        raise VisionsuiteError(f"{path}: shape {number}, a {kind}, has {len(points)} points")
+    return points.ravel().tolist()
+
+
+def class_names(images: list[LabelmeImage]) -> list[str]:
+    """background, then every label drawn, in name order."""
+    return ["background", *sorted({label for image in images for label, _ in image.shapes})]
