@@ -122,3 +122,19 @@ def test_masks_exported_from_labelme_files_are_taken_and_a_folder_of_them_is_no_
     pairs = [p for s in index_pairs(tmp_path / "apart").splits.values() for p in s]
     assert len(pairs) == 4 and {p.mask.suffix for p in pairs} == {".json"}
     assert {p.image.parent.name for p in pairs} == {"images"}
+
+
+def test_a_labelme_file_is_told_by_its_ends_however_many_shapes_and_image_bytes_it_holds(
+        tmp_path):
+    import base64
+
+    from visionsuite.tasks.segment.labelme import labelme_files
+
+    many = [{"label": "nucleus", "points": [[k % 60, 1], [k % 60 + 2, 1], [k % 60 + 1, 3]]}
+            for k in range(3000)]  # some 300 kB of shapes before imagePath
+    path = write_labelme(tmp_path, "slide", many)
+    document = json.loads(path.read_text())
+    document["imageData"] = base64.b64encode(bytes(300_000)).decode()  # LabelMe's default
+    path.write_text(json.dumps(document))
+    (tmp_path / "dataset.json").write_text(json.dumps({"labels": {"0": "background"}}))
+    assert labelme_files(tmp_path) == [path]

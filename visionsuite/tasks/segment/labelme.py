@@ -49,13 +49,18 @@ def labelme_files(folder: Path) -> list[Path]:
     return [path for path in found if _is_labelme(path)]
 
 
-def _is_labelme(path: Path) -> bool:
+def _is_labelme(path: Path, span: int = 65536) -> bool:
+    """Whether a JSON file is LabelMe's, from its ends alone: it begins with its shapes and
+    ends with the image's size, however many shapes and embedded image bytes (imageData) lie
+    between."""
     try:
         with path.open("rb") as file:
-            head = file.read(65536)  # a LabelMe file names its shapes first
+            head = file.read(span)
+            file.seek(max(file.seek(0, 2) - span, 0))
+            tail = file.read(span)
     except OSError:
         return False
-    return b'"shapes"' in head and (b'"imagePath"' in head or b'"imageHeight"' in head)
+    return b'"shapes"' in head and (b'"imageHeight"' in tail or b'"imagePath"' in head)
 
 
 def read_labelme(path: Path, root: Path) -> LabelmeImage:
