@@ -138,3 +138,18 @@ def test_a_labelme_file_is_told_by_its_ends_however_many_shapes_and_image_bytes_
     path.write_text(json.dumps(document))
     (tmp_path / "dataset.json").write_text(json.dumps({"labels": {"0": "background"}}))
     assert labelme_files(tmp_path) == [path]
+
+
+def test_a_labelme_file_linked_from_outside_the_dataset_is_refused(tmp_path):
+    from visionsuite.errors import VisionsuiteError
+    from visionsuite.tasks.segment.data import index_pairs
+
+    for number in range(3):
+        write_labelme(tmp_path / "set", f"cell{number}", shapes_of(number))
+    outside = write_labelme(tmp_path / "elsewhere", "secret", shapes_of())
+    (tmp_path / "set" / "linked").symlink_to(outside.parent, target_is_directory=True)
+    pairs = [p for s in index_pairs(tmp_path / "set").splits.values() for p in s]
+    assert len(pairs) == 3  # a linked folder is not searched
+    (tmp_path / "set" / "secret.json").symlink_to(outside)
+    with pytest.raises(VisionsuiteError, match="secret.json: path leaves the dataset folder"):
+        index_pairs(tmp_path / "set")

@@ -65,7 +65,8 @@ def _is_labelme(path: Path, span: int = 65536) -> bool:
 
 def read_labelme(path: Path, root: Path) -> LabelmeImage:
     """One LabelMe file's image and shapes; a file that is no LabelMe JSON, or whose image
-    is not found, is an error naming it."""
+    is not found, is an error naming it, as is one that a link takes out of the dataset."""
+    inside(root, path.relative_to(root))
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
         shapes, width, height = (document["shapes"], int(document["imageWidth"]),
