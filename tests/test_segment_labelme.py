@@ -9,6 +9,7 @@ from PIL import Image
 
 from test_cli import invoke
 from test_segment_cli import TINY_SEGMENT
+from visionsuite.errors import VisionsuiteError
 
 HEIGHT, WIDTH = 48, 64
 
@@ -47,7 +48,7 @@ def test_labelme_shapes_are_filled_as_their_labels_classes(tmp_path):
     index = index_pairs(tmp_path)
     assert index.class_names == ["background", "debris", "nucleus"]  # labels in name order
     assert [len(index.splits[s]) for s in ("train", "val")] == [3, 2]
-    assert "10 shapes without an area (lines, points) or labelled background" in index.folders[0]
+    assert "5 shapes without an area (lines, points) left out" in index.folders[0]
     (mask,) = _read_masks(index.splits["val"][1], binary=False)
     assert mask.shape == (HEIGHT, WIDTH)
     assert mask[24, 21] == 2 and mask[14, 48] == 1 and mask[0, 0] == 0 and mask[3, 3] == 0
@@ -55,8 +56,36 @@ def test_labelme_shapes_are_filled_as_their_labels_classes(tmp_path):
     assert int((mask == 1).sum()) == 14 * 10  # the rectangle, corner to corner, as COCO fills
 
 
+def test_labelme_ai_masks_are_placed_at_their_box_and_background_shapes_cut_holes(tmp_path):
+    import base64
+    import io
+
+    from visionsuite.tasks.segment.data import _read_masks, index_pairs
+
+    blob = np.zeros((6, 8), np.uint8)
+    blob[1:5, 2:7] = 1  # 20 pixels, as LabelMe encodes a mask: a PNG of its box
+    encoded = io.BytesIO()
+    Image.fromarray(blob).save(encoded, format="PNG")
+    shapes = [{"label": "debris", "points": [[30, 10], [37, 15]], "shape_type": "mask",
+               "mask": base64.b64encode(encoded.getvalue()).decode()},
+              {"label": "nucleus", "points": [[10, 14], [30, 34]], "shape_type": "rectangle"},
+              {"label": "_background_", "points": [[15, 19], [25, 29]],
+               "shape_type": "rectangle"}]
+    for number in range(2):
+        write_labelme(tmp_path / "set", f"cell{number}", shapes)
+    for binary in (False, True):
+        (mask,) = _read_masks(index_pairs(tmp_path / "set").splits["val"][0], binary=binary)
+        debris, nucleus = (1, 2) if not binary else (255, 255)
+        assert (mask[10:16, 30:38] == debris).sum() == 20 and mask[11, 32] == debris
+        assert (mask == nucleus).sum() == (20 if binary else 0) + 20 * 20 - 10 * 10
+        assert mask[24, 20] == 0 and mask[16, 12] == nucleus  # the hole, and around it
+    shapes[0]["points"] = [[60, 10], [67, 15]]  # the box would leave the 64-px image
+    write_labelme(tmp_path / "set", "cell0", shapes)
+    with pytest.raises(VisionsuiteError, match="shape 0, a mask of 8x6 at \\(60, 10\\), leaves"):
+        index_pairs(tmp_path / "set")
+
+
 def test_a_flat_labelme_folder_is_split_by_fraction_and_bad_files_name_themselves(tmp_path):
-    from visionsuite.errors import VisionsuiteError
     from visionsuite.tasks.segment.data import index_pairs
 
     for number in range(5):
@@ -141,7 +170,6 @@ def test_a_labelme_file_is_told_by_its_ends_however_many_shapes_and_image_bytes_
 
 
 def test_a_labelme_file_linked_from_outside_the_dataset_is_refused(tmp_path):
-    from visionsuite.errors import VisionsuiteError
     from visionsuite.tasks.segment.data import index_pairs
 
     for number in range(3):

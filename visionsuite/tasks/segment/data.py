@@ -34,6 +34,7 @@ from visionsuite.tasks.base import DataReport, Split
 from visionsuite.tasks.segment.colours import (colour_class_names, colour_classes, colour_name,
                                                grey_colour, indexed_colours)
 from visionsuite.tasks.segment.labelme import class_names as labelme_class_names
+from visionsuite.tasks.segment.labelme import class_values as labelme_class_values
 from visionsuite.tasks.segment.labelme import labelme_files, read_labelme
 from visionsuite.tasks.segment.rle_tables import (RLE_ORDERS, RunLengths, decode_run_lengths,
                                                   holds_codes, read_rle_table, rle_class_names)
@@ -392,15 +393,15 @@ def _labelme_index(root: Path, val_fraction: float, seed: int, held_out: str,
         found = {"train": labelme_files(root), "val": []}
     read = {split: [read_labelme(path, root) for path in files] for split, files in found.items()}
     names = labelme_class_names([image for images in read.values() for image in images])
-    values = {name: value for value, name in enumerate(names)}
+    values = labelme_class_values(names)
     pairs = {split: [Pair(image.image, image.json, shapes=tuple(
-        (values[label], [polygon]) for label, polygon in image.shapes), shapes_size=image.size)
+        (values[label], drawn) for label, drawn in image.shapes), shapes_size=image.size)
         for image in images] for split, images in read.items()}
     left_out = sum(image.left_out for images in read.values() for image in images)
     note = ["LabelMe: " + ", ".join(f"{split}: {len(found)} images"
                                     for split, found in pairs.items() if found)
-            + (f"; {left_out} shapes without an area (lines, points) or labelled background "
-               "left out" if left_out else "")]
+            + (f"; {left_out} shapes without an area (lines, points) left out"
+               if left_out else "")]
     if "train" not in pairs:
         return PairIndex(root, {"train": [], "val": pairs["val"]}, [], False, note, names,
                          "the LabelMe files")
@@ -1286,7 +1287,7 @@ def _smaller_on_top(layers: list[tuple[int, list[np.ndarray]]], shapes: list[tup
     masks = [np.zeros(shape, np.uint8) for shape in shapes]
     for value, found in sorted(layers, key=lambda layer: -sum(m.sum() for m in layer[1])):
         for mask, of_class in zip(masks, found):
-            mask[of_class] = 255 if binary else value
+            mask[of_class] = 255 if binary and value else value  # 0: a hole (LabelMe's)
     return masks
 
 

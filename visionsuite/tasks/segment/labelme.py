@@ -3,13 +3,14 @@ its `shapes` the drawn regions, each with a `label`, a `shape_type` and its `poi
 image's pixels as LabelMe showed it (EXIF orientation applied), `imagePath` the image relative
 to the JSON, `imageWidth` and `imageHeight` its size.
 
-Polygons, rectangles (two corners) and circles (the centre and a point on the circle) are
-filled in as their label's class; lines, line strips and points have no area and are left out
-and counted. The classes are background, then every label found, in name order; shapes
-labelled `background` or `_background_` (labelme2voc's name of class 0) are left out too,
-every pixel not drawn being background. An image
-named by `imagePath` must lie inside the dataset (a path that leaves it is refused); where it
-is not there, the image beside the JSON with its stem is taken, as LabelMe finds it.
+Polygons, rectangles (two corners), circles (the centre and a point on the circle) and masks
+(LabelMe's AI masks: a base64 PNG of the box between its two points) are filled in as their
+label's class; lines, line strips and points have no area and are left out and counted. The
+classes are background, then every label found, in name order. Shapes labelled `background`
+or `_background_` (labelme2voc's name of class 0) draw background, as LabelMe's examples
+take them: a hole cut out of what they lie on. An image named by `imagePath` must lie inside
+the dataset (a path that leaves it is refused); where it is not there, the image beside the
+JSON with its stem is taken, as LabelMe finds it.
 """
 
 from __future__ import annotations
@@ -35,8 +36,9 @@ class LabelmeImage:
     json: Path
     image: Path
     size: tuple[int, int]  # (width, height) the JSON gives
-    shapes: list[tuple[str, list[float]]]  # (label, polygon x1, y1, x2, y2, ...)
-    left_out: int  # shapes without an area (lines, points), and background's
+    # (label, COCO segmentation: [polygon x1, y1, x2, y2, ...], or RLE of a mask)
+    shapes: list[tuple[str, object]]
+    left_out: int  # shapes without an area (lines, points)
 
 
 def labelme_files(folder: Path) -> list[Path]:
@@ -84,10 +86,13 @@ def read_labelme(path: Path, root: Path) -> LabelmeImage:
         except (AttributeError, KeyError, TypeError, ValueError):
             raise VisionsuiteError(f"{path}: shape {number} has no label and points "
                                    "[[x, y], ...]") from None
-        if kind not in AREA_SHAPES or label in BACKGROUND_LABELS:
+        if kind == "mask":
+            drawn.append((label, _mask(shape.get("mask"), points, (width, height), path,
+                                       number)))
+        elif kind in AREA_SHAPES:
+            drawn.append((label, [_polygon(kind, points, path, number)]))
+        else:
             left_out += 1
-            continue
-        drawn.append((label, _polygon(kind, points, path, number)))
     return LabelmeImage(path, image, (width, height), drawn, left_out)
 
 
@@ -103,6 +108,33 @@ def _image_of(path: Path, named, root: Path) -> Path:
         raise VisionsuiteError(f"{path}: its image {named or path.stem} is not there (LabelMe "
                                "keeps the image beside its JSON)")
     return found
+
+
+def _mask(encoded, points: np.ndarray, size: tuple[int, int], path: Path, number: int) -> dict:
+    """A mask shape as COCO's RLE of the whole image: its PNG (LabelMe's img_arr_to_b64)
+    placed at the box's first corner."""
+    import base64
+    import io
+
+    from PIL import Image, UnidentifiedImageError
+    from pycocotools import mask as coco_mask
+
+    try:
+        with Image.open(io.BytesIO(base64.b64decode(encoded, validate=True))) as png:
+            drawn = np.asarray(png.convert("L")) > 0
+        left, top = (int(round(value)) for value in points[0])
+    except (TypeError, ValueError, IndexError, OSError, UnidentifiedImageError):
+        raise VisionsuiteError(f"{path}: shape {number}, a mask, holds no PNG mask at its "
+                               "first point") from None
+    width, height = size
+    whole = np.zeros((height, width), np.uint8, order="F")
+    if not (0 <= left and 0 <= top and left + drawn.shape[1] <= width
+            and top + drawn.shape[0] <= height):
+        raise VisionsuiteError(f"{path}: shape {number}, a mask of {drawn.shape[1]}x"
+                               f"{drawn.shape[0]} at ({left}, {top}), leaves the "
+                               f"{width}x{height} image")
+    whole[top:top + drawn.shape[0], left:left + drawn.shape[1]] = drawn
+    return coco_mask.encode(whole)
 
 
 def _polygon(kind: str, points: np.ndarray, path: Path, number: int) -> list[float]:
@@ -121,5 +153,12 @@ def _polygon(kind: str, points: np.ndarray, path: Path, number: int) -> list[flo
 
 
 def class_names(images: list[LabelmeImage]) -> list[str]:
-    """background, then every label drawn, in name order."""
-    return ["background", *sorted({label for image in images for label, _ in image.shapes})]
+    """background, then every other label drawn, in name order."""
+    labels = {label for image in images for label, _ in image.shapes}
+    return ["background", *sorted(labels - set(BACKGROUND_LABELS))]
+
+
+def class_values(names: list[str]) -> dict[str, int]:
+    """The class index of each label: background's (0) for BACKGROUND_LABELS."""
+    return {name: value for value, name in enumerate(names)} \
+        | {label: 0 for label in BACKGROUND_LABELS}
