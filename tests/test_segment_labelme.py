@@ -96,6 +96,12 @@ def test_a_flat_labelme_folder_is_split_by_fraction_and_bad_files_name_themselve
     moved = write_labelme(tmp_path / "set", "cell5", shapes_of(), image_path="C:\\\\old\\x.jpg")
     assert {p.image.name for s in index_pairs(tmp_path / "set").splits.values() for p in s} \
         >= {"cell5.jpg"}
+    # an absolute imagePath (the annotator's disk): its name beside the JSON
+    write_labelme(tmp_path / "set", "cell6", shapes_of(), image_path="/home/me/renamed.jpg")
+    (tmp_path / "set" / "cell6.jpg").rename(tmp_path / "set" / "renamed.jpg")
+    assert {p.image.name for s in index_pairs(tmp_path / "set").splits.values() for p in s} \
+        >= {"renamed.jpg"}
+    (tmp_path / "set" / "cell6.json").unlink()
     moved.with_suffix(".jpg").unlink()
     with pytest.raises(VisionsuiteError, match="cell5.json: its image .* is not there"):
         index_pairs(tmp_path / "set")

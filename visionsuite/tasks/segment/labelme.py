@@ -10,12 +10,14 @@ classes are background, then every label found, in name order. Shapes labelled `
 or `_background_` (labelme2voc's name of class 0) draw background, as LabelMe's examples
 take them: a hole cut out of what they lie on. An image named by `imagePath` must lie inside
 the dataset (a path that leaves it is refused); where it is not there, the image beside the
-JSON with its stem is taken, as LabelMe finds it.
+JSON with its stem is taken, as LabelMe finds it (an absolute path, the annotator's disk, is
+looked for by its name beside the JSON).
 """
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -97,8 +99,14 @@ def read_labelme(path: Path, root: Path) -> LabelmeImage:
 
 
 def _image_of(path: Path, named, root: Path) -> Path:
-    if isinstance(named, str) and named:
-        candidate = inside(root, path.parent.relative_to(root) / named.replace("\\", "/"))
+    """The image `named` (imagePath) relative to the JSON, refused where it climbs out of the
+    dataset; an absolute one (the annotator's disk, C:\\...) by its name beside the JSON;
+    else the image beside the JSON with its stem."""
+    named = named.replace("\\", "/") if isinstance(named, str) else ""
+    if re.match(r"/|[A-Za-z]:/", named):
+        named = named.rsplit("/", 1)[-1]
+    if named:
+        candidate = inside(root, path.parent.relative_to(root) / named)
         if candidate.is_file():
             return candidate
     beside = [path.with_suffix(ending) for ending in IMAGE_EXTENSIONS
