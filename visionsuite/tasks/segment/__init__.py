@@ -36,11 +36,11 @@ from visionsuite.errors import VisionsuiteError
 from visionsuite.tasks.base import DataReport, Split, Task, TaskData
 from visionsuite.tasks.segment.colours import (check_colour_names, colour_class_names,
                                                colour_name, parse_colours)
-from visionsuite.tasks.segment.data import (IGNORE, bit_depth_note, channel_names,
-                                            check_pairs_fit, check_segmentation_folders,
-                                            class_map, classes_from_colours, decode_pairs,
-                                            deepest_value, image_channels, index_pairs,
-                                            pad_stack, sided_class_names, to_split)
+from visionsuite.tasks.segment.data import (IGNORE, channel_names, check_pairs_fit,
+                                            check_segmentation_folders, class_map,
+                                            classes_from_colours, decode_pairs, image_channels,
+                                            index_pairs, measured_window, pad_stack,
+                                            sided_class_names, to_split)
 from visionsuite.tasks.segment.metrics import predict_classes, segmentation_metrics
 from visionsuite.tasks.segment.model import (OWN_BACKBONES, build_unet, check_unet_settings,
                                              keras_parts, parse_loss)
@@ -126,15 +126,11 @@ def _known_structures(tolerance: float | dict[str, float] | None, labels: list[s
 def _window_of_bit_depth(pairs, config: Config) -> None:
     """A new run on 16-bit images reads them from the range of its dataset's bit depth:
     data.window, kept in config.yaml and inference.json for evaluate, export and segment
-    (see bit_depth_window)."""
-    from visionsuite.core.images import bit_depth_window
-
-    deepest = deepest_value(pairs, config.data.workers)
-    if deepest is None:
-        return
-    config.data.window = bit_depth_window(deepest)
-    print(f"data: {bit_depth_note(deepest, config.data.window)}, kept in config.yaml",
-          file=sys.stderr)
+    (see measured_window)."""
+    measured = measured_window(pairs, config.data.workers)
+    if measured is not None:
+        config.data.window, note = measured
+        print(f"data: {note}, kept in config.yaml", file=sys.stderr)
 
 
 def _holds_labels(mask: np.ndarray) -> bool:

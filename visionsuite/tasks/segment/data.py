@@ -248,8 +248,9 @@ def _index_pairs(root: Path, val_fraction: float, seed: int, held_out: str,
         return _coco_index(root, coco, val_fraction, seed)
     if yolo_yaml(root) is not None:  # Ultralytics' YOLO polygons
         return _yolo_index(root, val_fraction, seed, held_out, train)
-    if labelme_files(root) and not _has_mask_images(root):  # LabelMe's JSON beside images
-        return _labelme_index(root, val_fraction, seed, held_out, train)
+    labelme = labelme_files(root)  # LabelMe's JSON beside the images
+    if labelme and not _has_mask_images(root):
+        return _labelme_index(root, labelme, val_fraction, seed, held_out, train)
     # Kaggle's run-length codes in a CSV
     index = _rle_index(root, val_fraction, seed, held_out, rle_order) \
         if any(root.glob("*.csv")) else None
@@ -367,6 +368,10 @@ def _yolo_index(root: Path, val_fraction: float, seed: int, held_out: str,
                      yolo_yaml(root).name)
 
 
+def _files_in(files: list[Path], folder: Path) -> list[Path]:
+    return [path for path in files if folder in path.parents]
+
+
 def _has_mask_images(root: Path, folder: Path | None = None, depth: int = 3) -> bool:
     """Whether a folder named as masks (masks/, SegmentationClass/, ...) holds images, down to
     `depth` levels below `folder` (the dataset `root`): such masks, as labelme2voc exports
@@ -376,21 +381,22 @@ def _has_mask_images(root: Path, folder: Path | None = None, depth: int = 3) -> 
                for sub in sub_folders(folder or root))
 
 
-def _labelme_index(root: Path, val_fraction: float, seed: int, held_out: str,
-                   train: bool) -> PairIndex:
-    """Pairs of images annotated in LabelMe (labelme.py): the JSON files of train/ and val/
-    (or test/) where the dataset has such folders, else all of them split by val_fraction."""
+def _labelme_index(root: Path, files: list[Path], val_fraction: float, seed: int,
+                   held_out: str, train: bool) -> PairIndex:
+    """Pairs of images annotated in LabelMe (labelme.py; `files`, the dataset's JSON files):
+    those of train/ and val/ (or test/) where the dataset has such folders, else all of them
+    split by val_fraction."""
     train_dir, held_dir = named_folder(root, TRAIN_FOLDER_NAMES), \
         named_folder(root, held_out_names(held_out))
     if held_out == "test" and held_dir is None:
         raise no_test_split(root, "a test/ folder of images and LabelMe files")
     if held_dir is not None and (held_out == "test" or not train):
-        found = {"val": labelme_files(held_dir)}  # the held-out images alone, all of them
+        found = {"val": _files_in(files, held_dir)}  # the held-out images alone, all of them
         val_fraction = EVERY_IMAGE
     elif train_dir is not None and held_dir is not None:
-        found = {"train": labelme_files(train_dir), "val": labelme_files(held_dir)}
+        found = {"train": _files_in(files, train_dir), "val": _files_in(files, held_dir)}
     else:
-        found = {"train": labelme_files(root), "val": []}
+        found = {"train": files, "val": []}
     read = {split: [read_labelme(path, root) for path in files] for split, files in found.items()}
     names = labelme_class_names([image for images in read.values() for image in images])
     values = labelme_class_values(names)
@@ -1353,11 +1359,11 @@ def _upright_masks(image: Path, masks: list[np.ndarray]) -> list[np.ndarray]:
     return [turn_upright(masks[0], orientation)]
 
 
-def deepest_value(pairs: list[Pair], workers: int = 0) -> int | None:
-    """The largest value in the 16-bit (or 32-bit integer) image files of `pairs` (every
-    channel file), None where they hold none or any is DICOM or NIfTI (whose files carry
-    windows of their own): what a new run's data.window is measured from (bit_depth_window).
-    Files that cannot be read are left to decoding to report."""
+def measured_window(pairs: list[Pair], workers: int = 0) -> tuple[list[float], str] | None:
+    """data.window for a new run on 16-bit images: the bit_depth_window of the largest value
+    in the image files of `pairs` (every channel file), and a line saying how they are read;
+    None where they hold no 16-bit image or any is DICOM or NIfTI (whose files carry windows
+    of their own). Files that cannot be read are left to decoding to report."""
     from visionsuite.core.data import load_in_parallel
 
     files = [path for pair in pairs for path in (pair.image,) + tuple(pair.channels)]
@@ -1365,24 +1371,20 @@ def deepest_value(pairs: list[Pair], workers: int = 0) -> int | None:
         return None
     found, _ = load_in_parallel(deep_maximum, files, workers, "measuring bit depth")
     found = [value for value in found if value is not None]
-    return max(found) if found else None
-
-
-def bit_depth_note(deepest: int, window: list[float]) -> str:
-    """How a set's 16-bit images are read (`deepest_value`, its bit_depth_window)."""
+    if not found:
+        return None
+    window = bit_depth_window(max(found))
     top = int(window[1])
-    return (f"16-bit images with values up to {deepest}: read as {top.bit_length()}-bit, "
-            f"0..{top} to 0..255 (data.window={window})")
+    return window, (f"16-bit images with values up to {max(found)}: read as "
+                    f"{top.bit_length()}-bit, 0..{top} to 0..255 (data.window={window})")
 
 
 def _bit_depth_line(index: PairIndex, modes: Counter) -> list[str]:
     if not any(mode in DEEP_INTEGER_MODES for mode in modes):
         return []
-    deepest = deepest_value([pair for pairs in index.splits.values() for pair in pairs])
-    if deepest is None:
-        return []
-    return [bit_depth_note(deepest, bit_depth_window(deepest)) + " by a new run; set "
-            "data.window to read another range"]
+    measured = measured_window([pair for pairs in index.splits.values() for pair in pairs])
+    return [measured[1] + " by a new run; set data.window to read another range"] \
+        if measured else []
 
 
 def decode_pairs(pairs: list[Pair], channels: int, workers: int = 0, desc: str = "decoding",
