@@ -46,6 +46,7 @@ from visionsuite.tasks.segment.model import (OWN_BACKBONES, build_unet, check_un
                                              keras_parts, parse_loss)
 from visionsuite.tasks.segment.tiles import (sliding_window, trained_symmetries, val_tiles,
                                              with_symmetries)
+from visionsuite.tasks.segment.voc import read_voc_set, voc_segmentation_folder
 
 WORST_IMAGES_SHOWN = 10  # in the terminal; metrics.json keeps every image's scores
 GRID_ROWS = 6  # val images in val_predictions.png: the worst by mean Dice
@@ -177,10 +178,12 @@ class SegmentTask(Task):
         # Binary masks are background and foreground, whatever classes dataset.json names.
         names = labels or config.data.classes or (
             None if config.data.binary_masks else index.class_names)
-        colours = classes_from_colours(decoded, kept, config.data.colors)
+        given = config.data.colors or (None if config.data.binary_masks
+                                       else index.class_colours)  # CVAT's labelmap.txt
+        colours = classes_from_colours(decoded, kept, given)
         if colours is not None:
             names = names or colour_class_names(colours)
-            check_colour_names(config.data.classes, config.data.colors, colours)
+            check_colour_names(config.data.classes, given, colours)
             config.data.colors = [colour_name(code) for code in colours]  # kept in config.yaml
         values = set()
         for items in decoded.values():
@@ -222,6 +225,15 @@ class SegmentTask(Task):
 
     def check_data(self, path: str, held_out: str = "val") -> DataReport:
         return check_segmentation_folders(path, held_out)
+
+    def unread_test_split(self, root: Path) -> str | None:
+        """Also a Pascal VOC set's ImageSets/Segmentation/test.txt."""
+        try:  # a set that cannot be read is data check's problem to report, not this one's
+            voc = voc_segmentation_folder(Path(root)) if Path(root).is_dir() else None
+            listed = read_voc_set(voc).lists.get("test") if voc is not None else None
+        except VisionsuiteError:
+            return None
+        return str(listed.relative_to(root)) if listed else super().unread_test_split(root)
 
     def check_model(self, config: Config) -> None:
         super().check_model(config)
@@ -364,7 +376,8 @@ class SegmentTask(Task):
         if metrics.get("largest_component_trials"):
             tables.append(("post-processing, chosen on val (only the largest connected "
                            "component of the structure; kept where its case Dice rises):",
-                           metrics["largest_component_trials"]))
+                           [{**trial, "structure": _shown_structure(trial["structure"])}
+                            for trial in metrics["largest_component_trials"]]))
         tables += _worst_first(metrics.get("per_volume") or [], ("volume", "slices"),
                                ("hd95", "assd", "nsd"), "val volumes by mean Dice, slices pooled",
                                unit)
@@ -426,6 +439,13 @@ class SegmentTask(Task):
             std=1.0,
             output_is_image=True,
         )
+
+
+def _shown_structure(name: str) -> str:
+    """A structure of the post-processing table as shown: all foreground classes of many
+    (Pascal VOC's 20) by their count, not named one by one across the terminal."""
+    parts = name.split("+")
+    return name if len(parts) <= 3 else f"all {len(parts)} foreground classes"
 
 
 def _worst_first(scored: list[dict], before: tuple[str, ...], after: tuple[str, ...],

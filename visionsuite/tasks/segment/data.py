@@ -1,7 +1,7 @@
 """Segmentation data: image/mask pairs by file stem (with optional ROI masks) or images with
-their COCO, YOLO or LabelMe polygons, the mask values and their classes, decoding
-(DICOM/NIfTI slices included), `data check segment`, and the training crops' sampler that
-oversamples labelled slices (labelled_crop_batches)."""
+their COCO, YOLO or LabelMe polygons or in Pascal VOC's lists, the mask values and their
+classes, decoding (DICOM/NIfTI slices included), `data check segment`, and the training
+crops' sampler that oversamples labelled slices (labelled_crop_batches)."""
 
 from __future__ import annotations
 
@@ -32,13 +32,15 @@ from visionsuite.core.yolo import YOLO_TEST, yolo_label_path, yolo_splits, yolo_
 from visionsuite.errors import VisionsuiteError, first_line
 from visionsuite.tasks.base import DataReport, Split
 from visionsuite.tasks.segment.colours import (colour_class_names, colour_classes, colour_name,
-                                               grey_colour, indexed_colours)
+                                               grey_colour, indexed_colours, parse_colours)
 from visionsuite.tasks.segment.labelme import class_names as labelme_class_names
 from visionsuite.tasks.segment.labelme import class_values as labelme_class_values
 from visionsuite.tasks.segment.labelme import labelme_files, read_labelme
 from visionsuite.tasks.segment.rle_tables import (RLE_ORDERS, RunLengths, decode_run_lengths,
                                                   holds_codes, read_rle_table, rle_class_names)
 from visionsuite.tasks.segment.surface import measurable
+from visionsuite.tasks.segment.voc import (OBJECTS, VocSet, listed_pairs, read_voc_set,
+                                           voc_segmentation_folder)
 
 IGNORE = 255  # target value of pixels left out of the loss and the metrics
 # Folder names, as our layout has them first, then as public datasets come: DRIVE
@@ -102,6 +104,7 @@ class PairIndex:
     class_names: list[str] | None = None  # the dataset's own (MSD's dataset.json), if any
     names_from: str = ""  # where class_names come from, for data check
     channel_names: list[str] | None = None  # of multi-channel images (dataset.json's), if any
+    class_colours: list[str] | None = None  # of colour masks, where the set gives them (CVAT)
 
 
 def index_pairs(root: str | Path, val_fraction: float = 0.2, seed: int = 0,
@@ -248,6 +251,9 @@ def _index_pairs(root: Path, val_fraction: float, seed: int, held_out: str,
         return _coco_index(root, coco, val_fraction, seed)
     if yolo_yaml(root) is not None:  # Ultralytics' YOLO polygons
         return _yolo_index(root, val_fraction, seed, held_out, train)
+    voc = voc_segmentation_folder(root)  # Pascal VOC's lists, CVAT's Segmentation mask
+    if voc is not None:
+        return _voc_index(root, read_voc_set(voc), val_fraction, seed, held_out, train)
     labelme = labelme_files(root)  # LabelMe's JSON beside the images
     if labelme and not _has_mask_images(root):
         return _labelme_index(root, labelme, val_fraction, seed, held_out, train)
@@ -413,6 +419,34 @@ def _labelme_index(root: Path, files: list[Path], val_fraction: float, seed: int
                          "the LabelMe files")
     splits, by_fraction = _labelled_splits(root, pairs, val_fraction, seed)
     return PairIndex(root, splits, [], by_fraction, note, names, "the LabelMe files")
+
+
+def _voc_index(root: Path, voc: VocSet, val_fraction: float, seed: int, held_out: str,
+               train: bool) -> PairIndex:
+    """Pairs of a Pascal VOC segmentation set (voc.py): its train and val (or test) lists, or
+    its one list split by val_fraction."""
+    if held_out == "test" and "test" not in voc.lists:
+        raise no_test_split(root, "ImageSets/Segmentation/test.txt")
+    held = "test" if held_out == "test" else "val"
+    if held in voc.lists and (held_out == "test" or not train):
+        wanted, val_fraction = {"val": held}, EVERY_IMAGE  # the held-out list alone, all of it
+    elif "all" in voc.lists:
+        wanted = {"train": "all"}
+    else:
+        wanted = {"train": "train", "val": "val"}
+    read = listed_pairs(voc, tuple(wanted.values()))
+    pairs = {split: [Pair(image, mask) for image, mask in read[listed]]
+             for split, listed in wanted.items()}
+    folder = voc.folder.relative_to(root).as_posix() + "/" if voc.folder != root else ""
+    note = ["Pascal VOC: " + ", ".join(
+        f"{split}: {voc.lists[listed].relative_to(root)} ({len(pairs[split])} images)"
+        for split, listed in wanted.items())
+        + f"; images: {folder}JPEGImages/, masks: {folder}SegmentationClass/"
+        + (" (instance masks in SegmentationObject/ not read)"
+           if named_folder(voc.folder, (OBJECTS.lower(),)) else "")]
+    splits, by_fraction = _labelled_splits(root, {"train": [], **pairs}, val_fraction, seed)
+    return PairIndex(root, splits, [], by_fraction, note, voc.class_names, voc.names_from,
+                     class_colours=voc.class_colours)
 
 
 def _rle_index(root: Path, val_fraction: float, seed: int, held_out: str,
@@ -1568,18 +1602,23 @@ def _pixel_counts(values: np.ndarray, keys: np.ndarray) -> Counter:
     return Counter({int(keys[i]): int(counts[i]) for i in np.flatnonzero(counts)})
 
 
-def _mask_classes(every: Counter, inside: Counter, colour: bool, names: list[str] | None):
+def _mask_classes(every: Counter, inside: Counter, colour: bool, names: list[str] | None,
+                  colours: list[str] | None = None):
     """data check's reading of the pixels of each (mask value or colour code, colour?) found:
     the line that lists the values (or colours), the class map, the pixels of each class
     inside the regions of interest and "", or the line, None, None and the error where the
     values make no classes. `names`: the dataset's own class names (dataset.json), for masks
-    of class values."""
+    of class values, and `colours` their colours (CVAT's labelmap.txt), for colour masks."""
     if colour:  # a grey mask among colour ones: value v is the colour (v, v, v)
         every, inside = ({(k if c else grey_colour(k)): n for (k, c), n in counts.items()}
                          for counts in (every, inside))
-        codes = sorted(every)
-        line = "mask colours: " + ", ".join(colour_name(c) for c in codes[:20])
-        values, names = set(range(len(codes))), colour_class_names(codes)
+        line = "mask colours: " + ", ".join(colour_name(c) for c in sorted(every)[:20])
+        codes = parse_colours(colours) if colours else sorted(every)
+        unknown = sorted(set(every) - set(codes))
+        if unknown:
+            return line, None, None, (f"mask colours {', '.join(map(colour_name, unknown[:4]))}"
+                                      f" are none of the classes' ({', '.join(colours)})")
+        values, names = set(range(len(codes))), names if colours else colour_class_names(codes)
         inside = Counter({codes.index(k): n for k, n in inside.items()})
     else:
         every, inside = ({k: n for (k, _), n in counts.items()} for counts in (every, inside))
@@ -1589,6 +1628,8 @@ def _mask_classes(every: Counter, inside: Counter, colour: bool, names: list[str
         mapping = class_map(values, names)
     except VisionsuiteError as err:
         return line, None, None, str(err)
+    if not colour and IGNORE in values and mapping.lookup[IGNORE] == IGNORE:
+        line += f" ({IGNORE}: void, left out of the loss and the metrics)"
     outside = sorted(value for value in values if mapping.lookup[value] < 0)
     if outside:
         return line, None, None, (f"mask values {outside[:8]} are outside the "
@@ -1645,7 +1686,7 @@ def check_segmentation_folders(path: str, held_out: str = "val") -> DataReport:
                      "skipped": len(skipped),
                      "roi": "yes" if any(p.roi for p in pairs) else "no"})
     values_line, mapping, counts, error = _mask_classes(every_value, inside, colour,
-                                                        index.class_names)
+                                                        index.class_names, index.class_colours)
     if error:
         problem = f"{path}: {error}"
     split_note = " (val split by val_fraction 0.2, seed 0)" if index.split_by_fraction else ""
@@ -1667,10 +1708,11 @@ def check_segmentation_folders(path: str, held_out: str = "val") -> DataReport:
         shown = [f"{i} {name} ({100 * counts[i] / total:.1f}% of pixels)"
                  for i, name in enumerate(mapping.names[:SHOWN_CLASSES])]
         more = len(mapping.names) - SHOWN_CLASSES
-        named = f" (named in {index.names_from})" if index.class_names and not colour else ""
+        named = f" (named in {index.names_from})" if index.class_names \
+            and (index.class_colours or not colour) else ""
         lines.append(f"classes{named}: " + ", ".join(shown)
                      + (f", ... ({more} more)" if more > 0 else ""))
-        if more > 0:
+        if more > 0 and not index.class_names:
             lines.append(f"  {len(mapping.names)} classes: {INSTANCE_HINT}")
     if not test_set:
         lines.append(_memory_line(index, channels))
