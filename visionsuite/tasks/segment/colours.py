@@ -11,6 +11,7 @@ did, and `visionsuite segment` writes masks in them (palette PNGs of class indic
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import numpy as np
@@ -127,3 +128,41 @@ def check_colour_names(classes: list[str] | None, given: list[str] | None,
         raise VisionsuiteError(
             "the masks are colour masks: set data.colors to the colour of each of data.classes, "
             f"in its order (found: {', '.join(colour_name(code) for code in colours)})")
+
+
+COLOUR_TABLE_NAMES = ("name", "class", "class_name", "classname", "label")
+
+
+def colour_table(root: Path) -> tuple[list[str], list[str], str] | None:
+    """The classes of a CSV table of class colours at the top of `root`, header `name,r,g,b`
+    and a row per class, as CamVid (class_dict.csv), DeepGlobe and the Massachusetts roads
+    (label_class_dict.csv) come: the names and '#rrggbb' colours in its order, and its file
+    name; None where there is no such table."""
+    for path in sorted(root.glob("*.csv")):
+        with path.open(newline="", errors="replace") as handle:
+            reader = csv.reader(handle)
+            header = [cell.strip().lower() for cell in next(reader, [])]
+            if header[1:] != ["r", "g", "b"] or header[0] not in COLOUR_TABLE_NAMES:
+                continue  # another table (run-length codes, metadata): its header alone read
+            rows = [(number, row[0], row[1:]) for number, row in enumerate(reader, 2) if row]
+        names, colours = named_colours(path, rows, "a class name and its r, g and b from 0 "
+                                                   "to 255")
+        return names, colours, path.name
+    return None
+
+
+def named_colours(path: Path, rows: list[tuple[int, str, list[str]]],
+                  expected: str) -> tuple[list[str], list[str]]:
+    """The class names and '#rrggbb' colours of a file's rows, (line number, name, [r, g, b]
+    as text) each; a row that is not `expected`, or a name or colour given twice, is an error
+    naming the file."""
+    names, colours = [], []
+    for number, name, rgb in rows:
+        if len(rgb) != 3 or not all(v.strip().isdigit() and int(v) < 256 for v in rgb):
+            raise VisionsuiteError(f"{path}:{number}: expected {expected}, got "
+                                   f"{','.join([name, *rgb])!r}")
+        names.append(name.strip())
+        colours.append("#" + "".join(f"{int(v):02x}" for v in rgb))
+    if len(set(names)) != len(names) or len(set(colours)) != len(colours):
+        raise VisionsuiteError(f"{path}: a class name or colour is given twice")
+    return names, colours

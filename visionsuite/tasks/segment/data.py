@@ -32,7 +32,8 @@ from visionsuite.core.yolo import YOLO_TEST, yolo_label_path, yolo_splits, yolo_
 from visionsuite.errors import VisionsuiteError, first_line
 from visionsuite.tasks.base import DataReport, Split
 from visionsuite.tasks.segment.colours import (colour_class_names, colour_classes, colour_name,
-                                               grey_colour, indexed_colours, parse_colours)
+                                               colour_table, grey_colour, indexed_colours,
+                                               parse_colours)
 from visionsuite.tasks.segment.labelme import class_names as labelme_class_names
 from visionsuite.tasks.segment.labelme import class_values as labelme_class_values
 from visionsuite.tasks.segment.labelme import labelme_files, read_labelme
@@ -54,7 +55,7 @@ IMAGE_FOLDER_NAMES = ("images", "imagestr")
 # Words that name a folder of masks, where the names above are not used: one folder not named
 # with these words (Original/) beside folders named so (Ground Truth/) is images and masks.
 MASK_FOLDER_WORDS = {"mask", "masks", "label", "labels", "gt", "groundtruth", "annotation",
-                     "annotations", "segmentation", "segmentations", "manual", "ann"}
+                     "annotations", "segmentation", "segmentations", "manual", "ann", "annot"}
 DATASET_JSON = "dataset.json"
 # nnU-Net's image per channel: case_0000.nii.gz (, case_0001...) for labelsTr/case.nii.gz.
 CHANNEL_FILE = re.compile(r"(?P<case>.+)_(?P<channel>\d{4})")
@@ -124,6 +125,9 @@ def index_pairs(root: str | Path, val_fraction: float = 0.2, seed: int = 0,
     if index.class_names is None:  # COCO's categories name them already
         index.class_names = folder_classes or _dataset_class_names(described)
         index.names_from = "the masks' folders" if folder_classes else DATASET_JSON
+    table = colour_table(index.root) if index.class_names is None else None
+    if table is not None:  # CamVid's class_dict.csv
+        index.class_names, index.class_colours, index.names_from = table
     index.channel_names = _dataset_channel_names(described) or _channel_endings(pairs)
     return index
 
@@ -641,7 +645,7 @@ def _folders_read(root: Path, splits: dict[str, Path]) -> list[str]:
     for name, folder in splits.items():
         found = _pair_folders(root, folder)
         parts = [f"{kind}: {path.name}/" for kind, path in zip(("images", "masks", "roi"), found)
-                 if path and path.name != kind]
+                 if path and path.name != kind and path != folder]
         parts += [f"left out: {path.name}/" for path in sub_folders(folder)
                   if _named_as_masks(path.name) and path not in found[1:]]
         if (folder.name != name and folder != root) or parts:
@@ -659,7 +663,25 @@ def _pair_folders(root: Path, folder: Path) -> tuple[Path | None, Path | None, P
     images = named_folder(folder, IMAGE_FOLDER_NAMES)
     if images is None or masks is None:
         images, masks = _two_folders(root, folder, images, masks, roi)
+    if images is None and masks is None and roi is None:
+        sibling = _sibling_masks(root, folder)
+        if sibling is not None:  # the split folder is the images
+            return folder, sibling, None
     return images, masks, roi
+
+
+def _sibling_masks(root: Path, folder: Path) -> Path | None:
+    """The masks of a split folder of images in a folder beside it named after it, as CamVid
+    (train/ and train_labels/; SegNet's trainannot/) and the Massachusetts roads come; None
+    where there is none, or `folder` is the dataset root."""
+    if folder == root:
+        return None
+    for path in sub_folders(folder.parent):
+        rest = path.name[len(folder.name):].strip(" _-.")
+        if path.name.lower().startswith(folder.name.lower()) and rest \
+                and _named_as_masks(rest):
+            return path
+    return None
 
 
 def _two_folders(root: Path, folder: Path, images: Path | None, masks: Path | None,
@@ -897,6 +919,8 @@ def _side_by_side_pairs(root: Path, folder: Path, odd: list[Path]) -> list[Pair]
     if not masks:
         return _pairs_by_ending(images, odd, odd_here)
     odd += odd_here
+    if images and set(images) != set(masks):
+        images = _without_image_ending(images, set(masks)) or images
     lonely_images = sorted(str(images[key].relative_to(folder)) for key in images
                            if key not in masks)
     lonely_masks = sorted(str(found[0].relative_to(folder)) for key, found in masks.items()
@@ -910,6 +934,22 @@ def _side_by_side_pairs(root: Path, folder: Path, odd: list[Path]) -> list[Pair]
     return [Pair(images[key], found[0], more_masks=tuple(found[1:]))
             for key, found in sorted(masks.items(),
                                      key=lambda item: (str(item[0][0]), _natural(item[0][1])))]
+
+
+def _without_image_ending(images: dict[tuple[Path, str], Path],
+                          masks: set[tuple[Path, str]]) -> dict[tuple[Path, str], Path] | None:
+    """The images by their stems less an ending that they all have, where that pairs every
+    mask with an image: DeepGlobe's 100694_sat.jpg with 100694_mask.png; None where no such
+    ending does."""
+    _, stem = next(iter(images))
+    for cut in (i for i, char in enumerate(stem) if char == "_" and i > 0):
+        ending = stem[cut:]
+        if all(name.endswith(ending) and len(name) > len(ending) for _, name in images):
+            cut_off = {(parent, name[:-len(ending)]): path
+                       for (parent, name), path in images.items()}
+            if masks <= set(cut_off):
+                return cut_off
+    return None
 
 
 def _pairs_by_ending(images: dict[tuple[Path, str], Path], odd: list[Path],

@@ -27,6 +27,7 @@ from pathlib import Path
 
 from visionsuite.core.files import inside, named_folder
 from visionsuite.core.images import is_image_file
+from visionsuite.tasks.segment.colours import named_colours
 from visionsuite.errors import VisionsuiteError
 
 LISTS = ("ImageSets", "Segmentation")
@@ -82,29 +83,23 @@ def read_voc_set(folder: Path) -> VocSet:
         names, colours = read_labelmap(labelmap)
         return VocSet(folder, lists, names, colours, LABELMAP)
     if VOC_FOLDER.fullmatch(folder.name):
-        return VocSet(folder, lists, list(VOC_CLASSES), None, "Pascal VOC's list, without a labelmap.txt")
+        return VocSet(folder, lists, list(VOC_CLASSES), None,
+                      "Pascal VOC's list, without a labelmap.txt")
     return VocSet(folder, lists, None, None, "")
 
 
 def read_labelmap(path: Path) -> tuple[list[str], list[str]]:
     """CVAT's (Datumaro's) labelmap.txt: a line `name:r,g,b:parts:actions` per class, in class
     order; the names and '#rrggbb' colours."""
-    names, colours = [], []
-    for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
-        if not line.strip() or line.lstrip().startswith("#"):
-            continue
-        fields = line.split(":")
-        rgb = fields[1].split(",") if len(fields) > 1 else []
-        if len(rgb) != 3 or not all(v.strip().isdigit() and int(v) < 256 for v in rgb):
-            raise VisionsuiteError(f"{path}:{number}: expected `name:r,g,b:parts:actions`, "
-                                   f"got {line.strip()!r}")
-        names.append(fields[0].strip())
-        colours.append("#" + "".join(f"{int(v):02x}" for v in rgb))
+    rows = [(number, *(line.split(":") + [""])[:2])
+            for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1)
+            if line.strip() and not line.lstrip().startswith("#")]
+    names, colours = named_colours(path, [(number, name, rgb.split(",") if rgb else [])
+                                          for number, name, rgb in rows],
+                                   "`name:r,g,b:parts:actions`")
     if len(names) < 2:
         raise VisionsuiteError(f"{path}: {len(names)} class(es); a segmentation needs two, "
                                "background first")
-    if len(set(names)) != len(names) or len(set(colours)) != len(colours):
-        raise VisionsuiteError(f"{path}: a class name or colour is given twice")
     return names, colours
 
 

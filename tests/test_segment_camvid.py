@@ -1,0 +1,117 @@
+"""Segmentation sets laid out as CamVid, DeepGlobe and the Massachusetts roads come: split
+folders beside their masks' folders (train/, train_labels/), masks beside images each with its
+own ending (_sat.jpg, _mask.png), and the class colours in a class_dict.csv."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from test_cli import invoke
+from test_segment_cli import TINY_SEGMENT
+from visionsuite.errors import VisionsuiteError
+
+HEIGHT, WIDTH = 36, 48
+CLASSES = {"Sky": (128, 128, 128), "Building": (128, 0, 0), "Road": (128, 64, 128),
+           "Void": (0, 0, 0)}
+
+
+def scene(number: int) -> tuple[np.ndarray, np.ndarray]:
+    """A street-like image (sky, buildings, road, a void corner) and its colour mask."""
+    classes = np.zeros((HEIGHT, WIDTH), np.uint8)
+    horizon = 10 + number % 4
+    classes[horizon:2 * horizon] = 1
+    classes[2 * horizon:] = 2
+    classes[-6:, :6] = 3
+    shades = np.array([[200, 200, 230], [130, 60, 50], [80, 80, 90], [0, 0, 0]], np.uint8)
+    noise = np.random.default_rng(number).integers(0, 20, (HEIGHT, WIDTH, 3))
+    image = np.clip(shades[classes] + noise, 0, 255).astype(np.uint8)
+    return image, np.array(list(CLASSES.values()), np.uint8)[classes]
+
+
+def class_dict(root: Path, name: str = "class_dict.csv") -> None:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / name).write_text("name,r,g,b\n" + "".join(
+        f"{label},{r},{g},{b}\n" for label, (r, g, b) in CLASSES.items()))
+
+
+def camvid(root: Path, counts: dict[str, int]) -> Path:
+    """CamVid as Kaggle ships it: SPLIT/NAME.png beside SPLIT_labels/NAME_L.png."""
+    class_dict(root)
+    number = 0
+    for split, count in counts.items():
+        (root / split).mkdir()
+        (root / f"{split}_labels").mkdir()
+        for _ in range(count):
+            image, mask = scene(number)
+            Image.fromarray(image).save(root / split / f"0001TP_{number:06d}.png")
+            Image.fromarray(mask).save(root / f"{split}_labels" / f"0001TP_{number:06d}_L.png")
+            number += 1
+    return root
+
+
+def test_split_folders_beside_their_masks_folders_pair_and_name_classes_from_class_dict(
+        tmp_path):
+    from visionsuite.tasks.segment.data import index_pairs
+
+    root = camvid(tmp_path / "CamVid", {"train": 4, "val": 2, "test": 2})
+    index = index_pairs(root)
+    assert [len(index.splits[s]) for s in ("train", "val")] == [4, 2]
+    assert {p.mask.parent.name for p in index.splits["val"]} == {"val_labels"}
+    assert "train: train/ (masks: train_labels/)" in index.folders
+    assert index.class_names == list(CLASSES)  # the table's order, Void included
+    assert index.class_colours == ["#808080", "#800000", "#804080", "#000000"]
+    test = index_pairs(root, 0.2, held_out="test")
+    assert {p.mask.parent.name for p in test.splits["val"]} == {"test_labels"}
+    # SegNet's CamVid: trainannot/ beside train/, masks named as their images
+    (root / "train_labels").rename(root / "trainannot")
+    for mask in (root / "trainannot").iterdir():
+        mask.rename(mask.with_name(mask.name.replace("_L", "")))
+    assert {p.mask.parent.name for p in index_pairs(root).splits["train"]} == {"trainannot"}
+
+
+def test_masks_beside_images_that_all_have_an_ending_of_their_own_pair(tmp_path):
+    from visionsuite.tasks.segment.data import index_pairs
+
+    class_dict(tmp_path / "deepglobe")
+    (tmp_path / "deepglobe" / "train").mkdir()
+    for number in range(5):
+        image, mask = scene(number)
+        Image.fromarray(image).save(tmp_path / "deepglobe" / "train" / f"{100 + number}_sat.jpg")
+        Image.fromarray(mask).save(tmp_path / "deepglobe" / "train" / f"{100 + number}_mask.png")
+    index = index_pairs(tmp_path / "deepglobe")
+    pairs = [pair for split in index.splits.values() for pair in split]
+    assert sorted((p.image.name, p.mask.name) for p in pairs)[0] == ("100_sat.jpg",
+                                                                     "100_mask.png")
+    assert len(pairs) == 5
+    (tmp_path / "deepglobe" / "train" / "104_mask.png").unlink()  # unpaired: still an error
+    with pytest.raises(VisionsuiteError, match="unpaired files: 1 image"):
+        index_pairs(tmp_path / "deepglobe")
+
+
+def test_a_bad_class_colour_table_is_one_line_naming_its_row(tmp_path):
+    from visionsuite.tasks.segment.data import index_pairs
+
+    root = camvid(tmp_path / "set", {"train": 3, "val": 2})
+    (root / "class_dict.csv").write_text("name,r,g,b\nSky,128,128,128\nRoad,128,64\n")
+    with pytest.raises(VisionsuiteError, match=r"class_dict.csv:3: expected a class name and "
+                                               "its r, g and b"):
+        index_pairs(root)
+
+
+def test_a_camvid_set_trains_and_scores_its_test_split_with_only_data(tmp_path):
+    root = camvid(tmp_path / "CamVid", {"train": 4, "val": 2, "test": 2})
+    result = invoke("data", "check", "segment", root)
+    assert result.exit_code == 0, result.output
+    assert "classes (named in class_dict.csv): 0 Sky" in result.output, result.output
+    result = invoke("train", "segment", "--data", root, "--output", tmp_path, *TINY_SEGMENT)
+    assert result.exit_code == 0, result.output
+    run = tmp_path / "segment" / "exp"
+    assert (run / "labels.txt").read_text().split() == list(CLASSES)
+    result = invoke("evaluate", run, "--split", "test", "--json", tmp_path / "test.json")
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((tmp_path / "test.json").read_text())
+    assert metrics["pixels"] == 2 * HEIGHT * WIDTH
+    assert set(metrics["per_class"]) == set(CLASSES)
