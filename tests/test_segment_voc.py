@@ -175,3 +175,17 @@ def test_the_post_processing_table_counts_many_foreground_classes_instead_of_nam
 
     assert _shown_structure("kidney+tumour") == "kidney+tumour"
     assert _shown_structure("+".join(VOC_CLASSES[1:])) == "all 20 foreground classes"
+
+
+def test_a_voc_test_archive_is_read_for_evaluation_alone(tmp_path):
+    from visionsuite.core.splits import EVERY_IMAGE
+    from visionsuite.tasks.segment.data import index_pairs
+
+    root = voc_set(tmp_path / "VOCdevkit" / "VOC2007", {"test": range(3)})
+    with pytest.raises(VisionsuiteError, match="no list of training images .* `--split test` "
+                                               "reads test.txt"):
+        index_pairs(root)
+    for held_out in ("val", "test"):  # evaluate --data VOCtest, and its --split test
+        index = index_pairs(root, EVERY_IMAGE, held_out=held_out, train=False)
+        assert len(index.splits["val"]) == 3 and index.splits["train"] == []
+    assert len(index_pairs(root, 0.2, held_out="test").splits["val"]) == 3  # data check's

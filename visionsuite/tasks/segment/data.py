@@ -432,6 +432,12 @@ def _voc_index(root: Path, voc: VocSet, val_fraction: float, seed: int, held_out
     if held_out == "test" and "test" not in voc.lists:
         raise no_test_split(root, "ImageSets/Segmentation/test.txt")
     held = "test" if held_out == "test" else "val"
+    if not {"train", "all"} & set(voc.lists):  # VOC's test archive: its test.txt alone
+        if (train and held_out != "test") or "test" not in voc.lists:
+            raise VisionsuiteError(f"{root}: no list of training images in "
+                                   "ImageSets/Segmentation/ (train.txt and val.txt, or one list "
+                                   "such as CVAT's default.txt); `--split test` reads test.txt")
+        held = "test"
     if held in voc.lists and (held_out == "test" or not train):
         wanted, val_fraction = {"val": held}, EVERY_IMAGE  # the held-out list alone, all of it
     elif "all" in voc.lists:

@@ -27,8 +27,8 @@ from pathlib import Path
 
 from visionsuite.core.files import inside, named_folder
 from visionsuite.core.images import is_image_file
-from visionsuite.tasks.segment.colours import named_colours
 from visionsuite.errors import VisionsuiteError
+from visionsuite.tasks.segment.colours import named_colours
 
 LISTS = ("ImageSets", "Segmentation")
 IMAGES, MASKS, OBJECTS = "JPEGImages", "SegmentationClass", "SegmentationObject"
@@ -74,10 +74,9 @@ def read_voc_set(folder: Path) -> VocSet:
     if "train" in listed and "val" in listed:
         lists |= {"train": listed["train"], "val": listed["val"]}
     else:  # one list of everything (CVAT's default.txt, trainval.txt), split by fraction
-        everything = [listed[name] for name in ("trainval", "default", "train", "val")
-                      if name in listed] + [path for name, path in listed.items()
-                                            if name != "test"]
-        lists |= {"all": everything[0]} if everything else {}
+        named = [name for name in ("trainval", "default", "train", "val") if name in listed] \
+            or [name for name in listed if name != "test"]
+        lists |= {"all": listed[named[0]]} if named else {}
     labelmap = folder / LABELMAP
     if labelmap.is_file():
         names, colours = read_labelmap(labelmap)
