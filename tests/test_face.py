@@ -419,6 +419,47 @@ def test_one_folder_of_everyones_photos_names_the_people_in_the_file_names(tmp_p
         index_identities(root)
 
 
+def test_a_list_of_each_images_person_names_the_people_as_celeba_ships_them(tmp_path):
+    """CelebA: Img/img_align_celeba/000001.jpg ..., Anno/identity_CelebA.txt of lines
+    `000001.jpg 2880`; people held out whole, by fraction."""
+    from PIL import Image
+
+    from visionsuite.tasks.face.commands import check_face_folders
+    from visionsuite.tasks.face.data import index_identities
+
+    images = tmp_path / "celeba" / "Img" / "img_align_celeba"
+    images.mkdir(parents=True)
+    (tmp_path / "celeba" / "Anno").mkdir()
+    lines = []
+    for number in range(1, 13):
+        Image.new("L", (8, 8), 20 * number).save(images / f"{number:06d}.jpg")
+        lines.append(f"{number:06d}.jpg {1000 + number % 4 * 7}")
+    listed = tmp_path / "celeba" / "Anno" / "identity_CelebA.txt"
+    listed.write_text("\n".join(lines) + "\n")
+    index = index_identities(tmp_path / "celeba", val_fraction=0.5)
+    assert index.listed_in == listed and index.held_out_by_fraction
+    assert sorted(index.names["train"] + index.names["val"]) == ["1000", "1007", "1014", "1021"]
+    people = {path.name: index.names[split][i]
+              for split, items in index.splits.items() for path, i in items}
+    assert people["000004.jpg"] == "1000" and people["000001.jpg"] == "1007"
+    assert {people[path.name] for path, _ in index.splits["val"]} == set(index.names["val"])
+    assert "  people named in Anno/identity_CelebA.txt (12 images)" in \
+        check_face_folders(str(tmp_path / "celeba")).text.splitlines()
+    listed.write_text("image_id,identity\n000001.jpg,5\n000002.jpg,5\n000003.jpg,6\n"
+                      "000004.jpg,6\n")  # a CSV with its header
+    assert index_identities(tmp_path / "celeba", val_fraction=1.0).names["val"] == ["5", "6"]
+    for text, error in (("000001.jpg 5\n000099.jpg 6\n", "identity_CelebA.txt:2: image "
+                         "'000099.jpg' is not there"),
+                        ("000001.jpg 5\n000001.jpg 6\n", "identity_CelebA.txt:2: 000001.jpg "
+                         "is listed as 5 and as 6"),
+                        ("000001.jpg 5 extra\n", "identity_CelebA.txt:1: expected an image and "
+                         "its person"),
+                        ("000001.jpg 5\n../outside.jpg 6\n", "path leaves the dataset")):
+        listed.write_text(text)
+        with pytest.raises(VisionsuiteError, match=error):
+            index_identities(tmp_path / "celeba")
+
+
 def test_evaluation_on_people_without_a_held_out_folder_takes_them_all(tmp_path):
     from PIL import Image
 

@@ -12,6 +12,10 @@ A folder of everyone's photos, without person folders, names each person in its 
 before the last separator: the Yale faces as they come (`yalefaces/subject01.happy`), or
 LFW-style `Aaron_Eckhart_0001.jpg`.
 
+A list of each image's person, as CelebA ships its identities (`Anno/identity_CelebA.txt`,
+lines `000001.jpg 2880`; at the dataset's top or one folder below, named identity...), names
+the people instead: every image it lists, found below the root by its path or file name.
+
 identity_batches deals the "PK" batches (people x photos each) that batch-hard triplet
 training needs.
 """
@@ -29,6 +33,7 @@ import numpy as np
 
 from visionsuite.core.class_folders import scan_class_folders
 from visionsuite.core.files import TRAIN_FOLDER_NAMES, named_folder, sub_folders
+from visionsuite.core.image_tables import find_image, image_lookup, natural_order, row_image
 from visionsuite.core.images import IMAGE_EXTENSIONS, folder_image_files
 from visionsuite.core.splits import Fold, held_out_names, no_test_split
 from visionsuite.errors import VisionsuiteError
@@ -37,6 +42,7 @@ from visionsuite.errors import VisionsuiteError
 PERSON_IN_NAME = re.compile(r"(?P<person>.+)[._\- ][^._\- ]+")
 # Single-image identities named in a warning or a report: LFW holds 4069 of its 5749 people.
 SINGLES_SHOWN = 10
+IDENTITY_LIST = re.compile(r"identit(y|ies)\w*\.(txt|csv)", re.IGNORECASE)
 
 
 @dataclass
@@ -48,6 +54,7 @@ class IdentityIndex:
     odd_files: list[Path] = field(default_factory=list)
     held_out_by_fraction: bool = False
     named_by_file: bool = False  # people named in the file names of one folder, not folders
+    listed_in: Path | None = None  # the list naming each image's person (CelebA's), if any
 
     def single_image_identities(self, split: str) -> list[str]:
         counts: dict[int, int] = {}
@@ -77,6 +84,14 @@ def index_identities(root: str | Path, val_fraction: float = 0.2, seed: int = 0,
     if held_out == "test" and held_dir is None:
         raise no_test_split(root, "a test/ folder of identity folders")
     odd: list[Path] = []
+    listed = identity_list(root)
+    if listed is not None and held_dir is None:
+        items, people = people_by_list(root, listed)
+        index = IdentityIndex(root, {"train": items, "val": []}, {"train": people, "val": []},
+                              {"train": root, "val": root}, odd) if everyone_trains \
+            else _hold_out_identities(root, root, items, people, val_fraction, seed, odd)
+        index.listed_in = listed
+        return index
     if held_dir is not None and (train_dir is not None or not train):
         held, held_names = scan_people(root, held_dir, odd)
         splits, names = {"val": held}, {"val": held_names}
@@ -107,6 +122,45 @@ def scan_people(root: Path, folder: Path, odd: list[Path]):
         if found is not None:
             return found
     return scan_class_folders(root, folder, None, odd, kind="person")
+
+
+def identity_list(root: Path) -> Path | None:
+    """The file naming each image's person (IDENTITY_LIST) at the top of `root` or one folder
+    below (CelebA's Anno/), if any; several are an error."""
+    found = [path for folder in (root, *sub_folders(root)) for path in sorted(folder.iterdir())
+             if path.is_file() and IDENTITY_LIST.fullmatch(path.name)]
+    if len(found) > 1:
+        raise VisionsuiteError(f"{root}: several lists of identities "
+                               f"({', '.join(str(p.relative_to(root)) for p in found)}); "
+                               "keep the one that names the people")
+    return found[0] if found else None
+
+
+def people_by_list(root: Path, listed: Path) -> tuple[list[tuple[Path, int]], list[str]]:
+    """(file, identity index) of every image a list names (lines `IMAGE PERSON`, or a CSV's
+    rows of the two, a header line passed over), and the people in natural order. An image
+    that is not there, or is listed as two people, is an error naming the line."""
+    images = image_lookup(root)
+    person_of: dict[Path, str] = {}
+    for number, line in enumerate(listed.read_text(errors="replace").splitlines(), 1):
+        fields = line.replace(",", " ").split()
+        if not fields:
+            continue
+        if len(fields) != 2:
+            raise VisionsuiteError(f"{listed}:{number}: expected an image and its person, "
+                                   f"got {line.strip()!r}")
+        if number == 1 and Path(fields[0]).suffix.lower() not in IMAGE_EXTENSIONS \
+                and find_image(root, fields[0], images) is None:
+            continue  # a CSV's header: image_id,identity
+        image = row_image(root, f"{listed}:{number}", fields[0], images)
+        if person_of.setdefault(image, fields[1]) != fields[1]:
+            raise VisionsuiteError(f"{listed}:{number}: {fields[0]} is listed as "
+                                   f"{person_of[image]} and as {fields[1]}")
+    if not person_of:
+        raise VisionsuiteError(f"{listed}: lists no images")
+    people = natural_order(set(person_of.values()))
+    number_of = {person: index for index, person in enumerate(people)}
+    return [(image, number_of[person]) for image, person in person_of.items()], people
 
 
 def _named_by_file(folder: Path) -> bool:
