@@ -115,3 +115,27 @@ def test_a_camvid_set_trains_and_scores_its_test_split_with_only_data(tmp_path):
     metrics = json.loads((tmp_path / "test.json").read_text())
     assert metrics["pixels"] == 2 * HEIGHT * WIDTH
     assert set(metrics["per_class"]) == set(CLASSES)
+
+
+def test_a_test_folder_of_images_without_masks_is_left_out_and_val_split_by_fraction(
+        tmp_path):
+    """Kaggle's and the challenges' test/ of images alone."""
+    from visionsuite.tasks.segment.data import index_pairs
+
+    root = camvid(tmp_path / "set", {"train": 5})
+    (root / "test").mkdir()
+    for number in range(2):
+        Image.fromarray(scene(number)[0]).save(root / "test" / f"{number}_sat.jpg")
+    index = index_pairs(root)
+    assert index.split_by_fraction and len(index.splits["val"]) == 1
+    assert "test/: images without masks, not read (`visionsuite segment RUN test/` predicts " \
+        "them)" in index.folders
+    with pytest.raises(VisionsuiteError, match="test: images without masks, nothing to score"):
+        index_pairs(root, 0.2, held_out="test")
+    (root / "val").mkdir()  # a labelled val/ beside it: test/ is still no test split to score
+    (root / "val_labels").mkdir()
+    image, mask = scene(9)
+    Image.fromarray(image).save(root / "val" / "9.png")
+    Image.fromarray(mask).save(root / "val_labels" / "9.png")
+    result = invoke("data", "check", "segment", root)
+    assert result.exit_code == 0 and "test split:" not in result.output, result.output

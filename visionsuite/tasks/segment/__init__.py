@@ -31,7 +31,8 @@ import numpy as np
 
 from visionsuite.config import Config
 from visionsuite.core.augment import AUGMENTATIONS
-from visionsuite.core.splits import fold_of, fold_source, held_out_share
+from visionsuite.core.files import named_folder
+from visionsuite.core.splits import TEST_FOLDER_NAMES, fold_of, fold_source, held_out_share
 from visionsuite.errors import VisionsuiteError
 from visionsuite.tasks.base import DataReport, Split, Task, TaskData
 from visionsuite.tasks.segment.colours import (check_colour_names, colour_class_names,
@@ -40,7 +41,7 @@ from visionsuite.tasks.segment.data import (IGNORE, channel_names, check_pairs_f
                                             check_segmentation_folders, class_map,
                                             classes_from_colours, decode_pairs, image_channels,
                                             index_pairs, measured_window, pad_stack,
-                                            sided_class_names, to_split)
+                                            sided_class_names, to_split, unlabelled_folder)
 from visionsuite.tasks.segment.metrics import predict_classes, segmentation_metrics
 from visionsuite.tasks.segment.model import (OWN_BACKBONES, build_unet, check_unet_settings,
                                              keras_parts, parse_loss)
@@ -227,13 +228,18 @@ class SegmentTask(Task):
         return check_segmentation_folders(path, held_out)
 
     def unread_test_split(self, root: Path) -> str | None:
-        """Also a Pascal VOC set's ImageSets/Segmentation/test.txt."""
+        """Also a Pascal VOC set's ImageSets/Segmentation/test.txt; not a test/ of images
+        without masks, which has nothing to score."""
         try:  # a set that cannot be read is data check's problem to report, not this one's
             voc = voc_segmentation_folder(Path(root)) if Path(root).is_dir() else None
             listed = read_voc_set(voc).lists.get("test") if voc is not None else None
         except VisionsuiteError:
             return None
-        return str(listed.relative_to(root)) if listed else super().unread_test_split(root)
+        if listed:
+            return str(listed.relative_to(root))
+        found = super().unread_test_split(root)
+        test = named_folder(Path(root), TEST_FOLDER_NAMES) if found else None
+        return None if test is not None and unlabelled_folder(Path(root), test) else found
 
     def check_model(self, config: Config) -> None:
         super().check_model(config)

@@ -26,8 +26,8 @@ from visionsuite.core.images import (DEEP_INTEGER_MODES, INSTANCE_HINT, QUARTER_
 from visionsuite.core.image_tables import image_lookup, image_table_files
 from visionsuite.core.medical import (file_stem, is_medical_file, is_nifti, label_slices_for,
                                       read_header, series_folder, voxel_spacing)
-from visionsuite.core.splits import (EVERY_IMAGE, Fold, held_out_names, no_test_split,
-                                     test_set_note)
+from visionsuite.core.splits import (EVERY_IMAGE, TEST_FOLDER_NAMES, Fold, held_out_names,
+                                     no_test_split, test_set_note)
 from visionsuite.core.yolo import YOLO_TEST, yolo_label_path, yolo_splits, yolo_yaml
 from visionsuite.errors import VisionsuiteError, first_line
 from visionsuite.tasks.base import DataReport, Split
@@ -275,6 +275,15 @@ def _index_pairs(root: Path, val_fraction: float, seed: int, held_out: str,
             for name, folders in inside_kinds.items()])
     train_dir = named_folder(root, TRAIN_FOLDER_NAMES) or root / "train"
     val_dir = named_folder(root, held_out_names(held_out))
+    unlabelled = []
+    if val_dir is not None and val_dir.name.lower() in TEST_FOLDER_NAMES \
+            and unlabelled_folder(root, val_dir):  # a competition's test/ of images alone
+        if held_out == "test" or not train_dir.is_dir():
+            raise VisionsuiteError(f"{val_dir}: images without masks, nothing to score; "
+                                   f"`visionsuite segment RUN {val_dir}` predicts them")
+        unlabelled = [f"{val_dir.name}/: images without masks, not read (`visionsuite segment "
+                      f"RUN {val_dir.name}/` predicts them)"]
+        val_dir = None
     if held_out == "test":
         if val_dir is None:
             raise no_test_split(root, "a test/ folder of images and masks")
@@ -292,12 +301,25 @@ def _index_pairs(root: Path, val_fraction: float, seed: int, held_out: str,
                          False, _folders_read(root, {"val": val_dir}))
     folder = train_dir if train_dir.is_dir() else root
     pairs = _pair_folder(root, folder, odd)
-    folders = _folders_read(root, {"train" if folder != root else "pairs": folder})
+    folders = _folders_read(root, {"train" if folder != root else "pairs": folder}) + unlabelled
     if val_fraction >= 1:  # EVERY_IMAGE: evaluation on another dataset
         return PairIndex(root, {"train": [], "val": pairs}, odd, True,
                          folders + _side_by_side_note(pairs, split=False))
     return PairIndex(root, _fraction_split(root, pairs, val_fraction, seed), odd, True,
                      folders + _side_by_side_note(pairs, split=True))
+
+
+def unlabelled_folder(root: Path, folder: Path) -> bool:
+    """Whether a folder holds images and no masks at all, as a competition ships its test/:
+    no masks folder in or beside it, no file named as a mask. (A val/ without masks is taken
+    for a mistake, and pairing it names what is missing.)"""
+    if _pair_folders(root, folder)[1] is not None:
+        return False
+    if any(path.is_dir() and _named_as_masks(path.name)
+           or path.is_file() and SIDE_MASK.fullmatch(file_stem(path))
+           for path in folder.rglob("*")):
+        return False
+    return _holds_images(root, folder)
 
 
 def _fraction_split(root: Path, pairs: list[Pair], val_fraction: float,
