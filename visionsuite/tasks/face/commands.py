@@ -547,6 +547,9 @@ def check_face_folders(path: str, held_out: str = "val"):
         split, items = next((s, i) for s, i in index.splits.items() if i)
         lines.append(f"  people named by the file names ({items[0][0].name}: "
                      f"{index.names[split][items[0][1]]})")
+    if index.packed_in is not None:
+        lines.append(f"  faces packed in {index.packed_in.name} (RecordIO), unpacked to a "
+                     "temporary folder, a person per label")
     if index.listed_in is not None:
         listed = sum(len(items) for items in index.splits.values())
         lines.append(f"  people named in {index.listed_in.relative_to(index.root)} "

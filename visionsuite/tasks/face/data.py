@@ -12,6 +12,9 @@ A folder of everyone's photos, without person folders, names each person in its 
 before the last separator: the Yale faces as they come (`yalefaces/subject01.happy`), or
 LFW-style `Aaron_Eckhart_0001.jpg`.
 
+InsightFace's packs of face crops (`train.rec`, MXNet RecordIO: CASIA-WebFace, MS1M) are
+unpacked, a folder per label, to a temporary folder that is removed when the process ends.
+
 A list of each image's person, as CelebA ships its identities (`Anno/identity_CelebA.txt`,
 lines `000001.jpg 2880`; at the dataset's top or one folder below, named identity...), names
 the people instead: every image it lists, found below the root by its path or file name.
@@ -22,9 +25,13 @@ training needs.
 
 from __future__ import annotations
 
+import atexit
+import functools
 import random
 import re
+import shutil
 import sys
+import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +50,7 @@ PERSON_IN_NAME = re.compile(r"(?P<person>.+)[._\- ][^._\- ]+")
 # Single-image identities named in a warning or a report: LFW holds 4069 of its 5749 people.
 SINGLES_SHOWN = 10
 IDENTITY_LIST = re.compile(r"identit(y|ies)\w*\.(txt|csv)", re.IGNORECASE)
+PACKED_FACES = "train.rec"  # InsightFace's RecordIO pack of face crops
 
 
 @dataclass
@@ -55,6 +63,7 @@ class IdentityIndex:
     held_out_by_fraction: bool = False
     named_by_file: bool = False  # people named in the file names of one folder, not folders
     listed_in: Path | None = None  # the list naming each image's person (CelebA's), if any
+    packed_in: Path | None = None  # the RecordIO pack the images came out of, if any
 
     def single_image_identities(self, split: str) -> list[str]:
         counts: dict[int, int] = {}
@@ -85,12 +94,17 @@ def index_identities(root: str | Path, val_fraction: float = 0.2, seed: int = 0,
         raise no_test_split(root, "a test/ folder of identity folders")
     odd: list[Path] = []
     listed = identity_list(root)
-    if listed is not None and held_dir is None:
-        items, people = people_by_list(root, listed)
+    packed = root / PACKED_FACES
+    if (listed is not None or packed.is_file()) and held_dir is None:
+        if listed is not None:
+            items, people = people_by_list(root, listed)
+        else:
+            folder = unpacked_faces(packed, packed.stat().st_size, packed.stat().st_mtime_ns)
+            items, people = scan_people(folder, folder, odd)
         index = IdentityIndex(root, {"train": items, "val": []}, {"train": people, "val": []},
                               {"train": root, "val": root}, odd) if everyone_trains \
             else _hold_out_identities(root, root, items, people, val_fraction, seed, odd)
-        index.listed_in = listed
+        index.listed_in, index.packed_in = listed, None if listed else packed
         return index
     if held_dir is not None and (train_dir is not None or not train):
         held, held_names = scan_people(root, held_dir, odd)
@@ -161,6 +175,27 @@ def people_by_list(root: Path, listed: Path) -> tuple[list[tuple[Path, int]], li
     people = natural_order(set(person_of.values()))
     number_of = {person: index for index, person in enumerate(people)}
     return [(image, number_of[person]) for image, person in person_of.items()], people
+
+
+@functools.lru_cache(maxsize=2)
+def unpacked_faces(packed: Path, size: int, modified: int) -> Path:
+    """The images of a RecordIO pack (core/recordio.py) written to a temporary folder of a
+    folder per label, removed when the process ends; once per process for a file of that
+    `size` and `modified` time."""
+    from visionsuite.core.progress import progress
+    from visionsuite.core.recordio import labelled_images
+
+    # named so that a message about one of its faces points at the pack and the record
+    folder = Path(tempfile.mkdtemp(prefix=f"visionsuite-{packed.name}-"))
+    atexit.register(shutil.rmtree, folder, True)
+    for number, label, image in progress(labelled_images(packed), desc=f"unpacking {packed.name}"):
+        person = folder / str(label)
+        person.mkdir(exist_ok=True)
+        suffix = ".png" if image.startswith(b"\x89PNG") else ".jpg"
+        (person / f"record{number}{suffix}").write_bytes(image)
+    if not any(folder.iterdir()):
+        raise VisionsuiteError(f"{packed}: holds no images")
+    return folder
 
 
 def _named_by_file(folder: Path) -> bool:
