@@ -56,6 +56,17 @@ def test_labelme_shapes_are_filled_as_their_labels_classes(tmp_path):
     assert int((mask == 1).sum()) == 14 * 10  # the rectangle, corner to corner, as COCO fills
 
 
+def test_a_rectangle_of_four_corners_is_filled_as_one_of_two():
+    from visionsuite.tasks.segment.labelme import _polygon
+
+    two = _polygon("rectangle", np.array([[41.0, 9], [55, 19]]), Path("a.json"), 0)
+    four = _polygon("rectangle", np.array([[41.0, 9], [55, 9], [55, 19], [41, 19]]),
+                    Path("a.json"), 0)
+    assert two == four
+    with pytest.raises(VisionsuiteError, match="a.json: shape 0, a rectangle, has 3 points"):
+        _polygon("rectangle", np.array([[41.0, 9], [55, 9], [55, 19]]), Path("a.json"), 0)
+
+
 def test_labelme_ai_masks_are_placed_at_their_box_and_background_shapes_cut_holes(tmp_path):
     import base64
     import io

@@ -3,15 +3,15 @@ its `shapes` the drawn regions, each with a `label`, a `shape_type` and its `poi
 image's pixels as LabelMe showed it (EXIF orientation applied), `imagePath` the image relative
 to the JSON, `imageWidth` and `imageHeight` its size.
 
-Polygons, rectangles (two corners), circles (the centre and a point on the circle) and masks
-(LabelMe's AI masks: a base64 PNG of the box between its two points) are filled in as their
-label's class; lines, line strips and points have no area and are left out and counted. The
-classes are background, then every label found, in name order. Shapes labelled `background`
-or `_background_` (labelme2voc's name of class 0) draw background, as LabelMe's examples
-take them: a hole cut out of what they lie on. An image named by `imagePath` must lie inside
-the dataset (a path that leaves it is refused); where it is not there, the image beside the
-JSON with its stem is taken, as LabelMe finds it (an absolute path, the annotator's disk, is
-looked for by its name beside the JSON).
+Polygons, rectangles (two corners, or all four), circles (the centre and a point on the
+circle) and masks (LabelMe's AI masks: a base64 PNG of the box between its two points) are
+filled in as their label's class; lines, line strips and points have no area and are left
+out and counted. The classes are background, then every label found, in name order. Shapes
+labelled `background` or `_background_` (labelme2voc's name of class 0) draw background, as
+LabelMe's examples take them: a hole cut out of what they lie on. An image named by
+`imagePath` must lie inside the dataset (a path that leaves it is refused); where it is not
+there, the image beside the JSON with its stem is taken, as LabelMe finds it (an absolute
+path, the annotator's disk, is looked for by its name beside the JSON).
 """
 
 from __future__ import annotations
@@ -155,6 +155,8 @@ def _polygon(kind: str, points: np.ndarray, path: Path, number: int) -> list[flo
         radius = float(np.hypot(*(edge - centre)))
         angles = np.linspace(0, 2 * np.pi, CIRCLE_POINTS, endpoint=False)
         points = centre + radius * np.stack([np.cos(angles), np.sin(angles)], axis=-1)
+    elif kind == "rectangle" and len(points) == 4:  # its corners, as some converters write it
+        pass
     elif kind != "polygon" or len(points) < 3:
         raise VisionsuiteError(f"{path}: shape {number}, a {kind}, has {len(points)} points")
     return points.ravel().tolist()
