@@ -189,3 +189,17 @@ def test_a_voc_test_archive_is_read_for_evaluation_alone(tmp_path):
         index = index_pairs(root, EVERY_IMAGE, held_out=held_out, train=False)
         assert len(index.splits["val"]) == 3 and index.splits["train"] == []
     assert len(index_pairs(root, 0.2, held_out="test").splits["val"]) == 3  # data check's
+
+
+def test_masks_written_for_a_run_trained_on_voc_palette_masks_show_its_palette(tmp_path):
+    root = voc_set(tmp_path / "VOC2012", {"train": range(6), "val": range(6, 8)})
+    result = invoke("train", "segment", "--data", root, "--output", tmp_path, *TINY_SEGMENT)
+    assert result.exit_code == 0, result.output
+    run = tmp_path / "segment" / "exp"
+    result = invoke("segment", run, root / "JPEGImages" / "2007_000001.jpg", "--output",
+                    tmp_path / "masks")
+    assert result.exit_code == 0, result.output
+    written = Image.open(tmp_path / "masks" / "2007_000001.png")
+    assert written.mode == "P"  # class indices, shown in VOC's colours as its masks are
+    assert written.getpalette()[:9] == voc_palette()[:9]
+    assert set(np.unique(np.asarray(written))) <= set(range(21))

@@ -36,7 +36,7 @@ from visionsuite.core.splits import TEST_FOLDER_NAMES, fold_of, fold_source, hel
 from visionsuite.errors import VisionsuiteError
 from visionsuite.tasks.base import DataReport, Split, Task, TaskData
 from visionsuite.tasks.segment.colours import (check_colour_names, colour_class_names,
-                                               colour_name, parse_colours)
+                                               colour_name, palette_colours, parse_colours)
 from visionsuite.tasks.segment.data import (IGNORE, channel_names, check_pairs_fit,
                                             check_segmentation_folders, class_map,
                                             classes_from_colours, decode_pairs, image_channels,
@@ -193,6 +193,9 @@ class SegmentTask(Task):
         mapping = class_map(values, names)
         if train:
             _warn_of_mirrored_sides(mapping.names, config)
+        if colours is None and labels is None and not config.data.binary_masks \
+                and not config.data.colors and kept["val"]:  # VOC's palette PNGs
+            config.data.colors = palette_colours(kept["val"][0].mask, len(mapping.names))
         splits = {name: to_split(decoded[name], kept[name], skipped[name], mapping)
                   for name in decoded}
         if len(splits["val"]) == 0:

@@ -166,3 +166,24 @@ def named_colours(path: Path, rows: list[tuple[int, str, list[str]]],
     if len(set(names)) != len(names) or len(set(colours)) != len(colours):
         raise VisionsuiteError(f"{path}: a class name or colour is given twice")
     return names, colours
+
+
+def palette_colours(path: Path, count: int) -> list[str] | None:
+    """The colours of the first `count` indices of a palette mask's palette (VOC's: class
+    indices shown in colour), so that masks written for a run trained on such masks show
+    them alike; None for any other mask, a grey palette (its values are read, not its
+    indices), or a palette that gives two classes one colour."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            if image.mode != "P":
+                return None
+            palette = np.asarray(image.getpalette() or [], np.uint8).reshape(-1, 3)
+    except OSError:
+        return None
+    grey = (palette[:, 0] == palette[:, 1]).all() and (palette[:, 1] == palette[:, 2]).all()
+    codes = [int(r) << 16 | int(g) << 8 | int(b) for r, g, b in palette[:count]]
+    if grey or len(codes) < count or len(set(codes)) < count:
+        return None
+    return [colour_name(code) for code in codes]
