@@ -504,6 +504,7 @@ def write_series_case(images: Path, masks: Path, case: str, number: int) -> list
         pixels = np.roll(dataset.pixel_array, 9 * (k + number), axis=0)
         dataset.PixelData = pixels.tobytes()
         dataset.ImagePositionPatient[2] = -75.7 + 5 * k
+        dataset.SOPInstanceUID = f"1.2.826.0.1.3680043.2.1125.{number}.{k + 1}"
         dataset.save_as(images / case / f"IM{2 - k:04d}")
         hounsfield = pixels * float(dataset.RescaleSlope) + float(dataset.RescaleIntercept)
         expected.append((hounsfield > 100).astype(np.uint8))
@@ -541,6 +542,44 @@ def test_dicom_series_folders_train_with_label_volumes_in_their_geometry(tmp_pat
     metrics = json.loads((tmp_path / "runs" / "segment" / "exp" / "metrics.json").read_text())
     assert metrics["pixels"] == 3 * 128 * 128
     assert metrics["distance_unit"] == "mm"  # the series measured as one volume
+
+
+def test_dicom_series_train_with_their_dicom_seg_labels_named_by_its_segments(tmp_path):
+    """TCIA's and 3D Slicer's labels of a series: a DICOM SEG (masks/<case>.dcm), its frames
+    referencing the slices they label; two segments, the second on one slice only."""
+    from visionsuite.core.medical import labels_to_dicom_seg, series_folder
+    from visionsuite.tasks.segment.data import decode_pairs, index_pairs
+
+    root = tmp_path / "ct"
+    expected = {}
+    for number, (split, case) in enumerate((("train", "p1"), ("train", "p2"), ("val", "p3"))):
+        masks = write_series_case(root / split / "images", root / split / "masks", case, number)
+        (root / split / "masks" / f"{case}.nii.gz").unlink()
+        masks[1][:6, :6] = 2  # a calcification, say
+        expected[case] = masks
+        labels_to_dicom_seg(masks, series_folder(root / split / "images" / case).paths,
+                            ["background", "bone", "calcification"],
+                            root / split / "masks" / f"{case}.dcm", "test")
+    index = index_pairs(root)
+    assert index.class_names == ["background", "bone", "calcification"]
+    assert index.names_from == "the segments of p1.dcm (DICOM SEG)"
+    decoded, _, _ = decode_pairs(index.splits["val"], 3, workers=1, window=[40, 400])
+    for item, mask in zip(decoded, expected["p3"]):
+        assert np.array_equal(item.mask, mask)
+    result = invoke("data", "check", "segment", root)
+    assert result.exit_code == 0, result.output
+    assert "classes (named in the segments of p1.dcm (DICOM SEG)): 0 background" in \
+        result.output, result.output
+    result = invoke("train", "segment", "--data", root, "--output", tmp_path / "runs",
+                    *TINY_SEGMENT, "--set", "data.window=[40, 400]")
+    assert result.exit_code == 0, result.output
+    run = tmp_path / "runs" / "segment" / "exp"
+    assert (run / "labels.txt").read_text().split() == ["background", "bone", "calcification"]
+    # a SEG of another series: one line naming it
+    (root / "val" / "masks" / "p3.dcm").write_bytes((root / "train" / "masks" / "p1.dcm")
+                                                    .read_bytes())
+    result = invoke("data", "check", "segment", root)
+    assert "p3.dcm: a DICOM SEG of other images than p3's" in result.output, result.output
 
 
 def two_channel_volumes(rng, size=(48, 40, 4)) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

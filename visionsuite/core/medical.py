@@ -435,6 +435,58 @@ def label_slices_for(path: str | Path, image: str | Path,
                            f"its image {image.name}")
 
 
+def is_dicom_seg(path: Path) -> bool:
+    """Whether a file is a DICOM Segmentation (a SEG: labels as 3D Slicer, OHIF and the Cancer
+    Imaging Archive's collections store them, one segment a structure)."""
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+
+    if not path.is_file() or not is_medical_file(path) or is_nifti(path):
+        return False
+    try:
+        header = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["Modality"])
+    except (InvalidDicomError, OSError, ValueError, EOFError):
+        return False
+    return str(header.get("Modality", "")).strip() == "SEG"
+
+
+def seg_segment_names(path: Path) -> list[str]:
+    """background, then the labels of a DICOM SEG's segments in their numbers' order."""
+    import pydicom
+
+    header = pydicom.dcmread(path, stop_before_pixels=True)
+    segments = sorted(header.get("SegmentSequence", []), key=lambda item: item.SegmentNumber)
+    return ["background"] + [str(item.get("SegmentLabel", "") or f"segment_{item.SegmentNumber}")
+                             for item in segments]
+
+
+def seg_label_slices(path: Path, image: Path, binary: bool = False) -> list[np.ndarray]:
+    """A DICOM SEG's labels on the slices of the image it segments (a series folder, in
+    read_slices' order, or one DICOM file): each pixel the number of the segment covering it
+    (0: none; 255 for any, `binary`), its frames matched to the images they reference, a slice
+    no frame references being empty. A SEG referencing none of them is an error."""
+    import highdicom as hd
+    import pydicom
+
+    paths = _series_of_folder(image).paths if image.is_dir() else [image]
+    uids = [str(pydicom.dcmread(p, stop_before_pixels=True,
+                                specific_tags=["SOPInstanceUID"]).SOPInstanceUID) for p in paths]
+    try:
+        seg = hd.seg.segread(path)
+        referenced = {uid for _, _, uid in seg.get_source_image_uids()}
+        if not referenced & set(uids):
+            raise UnreadableMedical(f"{path}: a DICOM SEG of other images than {image.name}'s")
+        numbers = [int(item.SegmentNumber) for item in seg.SegmentSequence]
+        labels = seg.get_pixels_by_source_instance(
+            source_sop_instance_uids=uids, segment_numbers=numbers, combine_segments=True,
+            assert_missing_frames_are_empty=True, skip_overlap_checks=True)
+    except (AttributeError, KeyError, ValueError, RuntimeError) as err:
+        raise UnreadableMedical(f"{path}: unreadable DICOM SEG ({err})") from None
+    if binary:
+        labels = np.where(labels > 0, 255, 0)
+    return [plane.astype(np.uint8) for plane in labels]
+
+
 def _shape3(volume) -> tuple[int, int, int]:
     shape = tuple(int(n) for n in volume.shape)
     return shape[:3] if len(shape) >= 3 else shape + (1,)
