@@ -553,3 +553,22 @@ def test_a_dicom_seg_that_does_not_read_back_is_not_kept(tmp_path, monkeypatch):
         labels_to_dicom_seg(labels, [source], ["background", "bone"], tmp_path / "x_seg.dcm",
                             "exp")
     assert list(tmp_path.iterdir()) == []  # neither the SEG nor its temporary file
+
+
+def test_a_dicom_seg_labels_a_single_dicom_image(tmp_path):
+    from visionsuite.core.medical import (is_dicom_seg, labels_to_dicom_seg, read_slices,
+                                          seg_label_slices)
+
+    source = dicom_sample("CT_small.dcm")
+    count = len(read_slices(source))
+    shape = pydicom.dcmread(source).pixel_array.shape[-2:]
+    labels = [np.zeros(shape, np.uint8) for _ in range(count)]
+    labels[-1][2:9, 4:12] = 1
+    labels[0][1:3, 1:3] = 2
+    seg = labels_to_dicom_seg(labels, [source], ["background", "a", "b"], tmp_path / "s.dcm",
+                              "test")
+    assert is_dicom_seg(seg) and not is_dicom_seg(source)
+    read = seg_label_slices(seg, source)
+    assert len(read) == count and all(np.array_equal(a, b) for a, b in zip(read, labels))
+    binary = seg_label_slices(seg, source, binary=True)
+    assert set(np.unique(binary[-1])) == {0, 255}

@@ -462,9 +462,10 @@ def seg_segment_names(path: Path) -> list[str]:
 
 def seg_label_slices(path: Path, image: Path, binary: bool = False) -> list[np.ndarray]:
     """A DICOM SEG's labels on the slices of the image it segments (a series folder, in
-    read_slices' order, or one DICOM file): each pixel the number of the segment covering it
-    (0: none; 255 for any, `binary`), its frames matched to the images they reference, a slice
-    no frame references being empty. A SEG referencing none of them is an error."""
+    read_slices' order, or one single-frame DICOM file): each pixel the number of the segment
+    covering it (0: none; 255 for any, `binary`), the SEG's frames matched to the images they
+    reference, an image that none references being empty. A SEG referencing none of them is
+    an error. (A multi-frame image's SEG is matched as one image: its frames are not.)"""
     import highdicom as hd
     import pydicom
 
