@@ -575,6 +575,17 @@ def test_dicom_series_train_with_their_dicom_seg_labels_named_by_its_segments(tm
     assert result.exit_code == 0, result.output
     run = tmp_path / "runs" / "segment" / "exp"
     assert (run / "labels.txt").read_text().split() == ["background", "bone", "calcification"]
+    # segment on a case folder as TCIA lays one out, its SEG beside its series: the SEG left out
+    case = tmp_path / "case"
+    case.mkdir()
+    (root / "val" / "images" / "p3").rename(case / "p3")
+    (root / "val" / "masks" / "p3.dcm").rename(case / "p3_seg.dcm")
+    result = invoke("segment", run, case, "--output", tmp_path / "predicted", "--json")
+    assert result.exit_code == 0, result.output
+    assert "p3_seg.dcm: a DICOM SEG (labels of other images), not an image; left out" in \
+        result.output
+    assert [Path(row["image"]).name for row in json.loads(result.stdout)] == ["p3"]
+    (case / "p3").rename(root / "val" / "images" / "p3")
     # a SEG of another series: one line naming it
     (root / "val" / "masks" / "p3.dcm").write_bytes((root / "train" / "masks" / "p1.dcm")
                                                     .read_bytes())
