@@ -556,7 +556,7 @@ def test_a_dicom_seg_that_does_not_read_back_is_not_kept(tmp_path, monkeypatch):
 
 
 def test_a_dicom_seg_labels_a_single_dicom_image(tmp_path):
-    from visionsuite.core.medical import (is_dicom_seg, labels_to_dicom_seg, read_slices,
+    from visionsuite.core.medical import (dicom_labels_kind, labels_to_dicom_seg, read_slices,
                                           seg_label_slices)
 
     source = dicom_sample("CT_small.dcm")
@@ -567,7 +567,7 @@ def test_a_dicom_seg_labels_a_single_dicom_image(tmp_path):
     labels[0][1:3, 1:3] = 2
     seg = labels_to_dicom_seg(labels, [source], ["background", "a", "b"], tmp_path / "s.dcm",
                               "test")
-    assert is_dicom_seg(seg) and not is_dicom_seg(source)
+    assert dicom_labels_kind(seg) == "SEG" and dicom_labels_kind(source) is None
     read = seg_label_slices(seg, source)
     assert len(read) == count and all(np.array_equal(a, b) for a, b in zip(read, labels))
     binary = seg_label_slices(seg, source, binary=True)

@@ -593,6 +593,104 @@ def test_dicom_series_train_with_their_dicom_seg_labels_named_by_its_segments(tm
     assert "p3.dcm: a DICOM SEG of other images than p3's" in result.output, result.output
 
 
+def write_rtstruct(path: Path, slices: list[Path],
+                   structures: list[tuple[str, list[tuple[int, list, bool]]]]) -> None:
+    """An RTSTRUCT outlining `structures` (name, contours: slice index, corners as (column,
+    row) pixel centres, whether the contour names its slice) on the series `slices`, in
+    patient mm as planning systems store them; a POINT contour of the first as well."""
+    import pydicom
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    headers = [pydicom.dcmread(item) for item in slices]
+
+    def patient(index: int, corners) -> list[float]:
+        header = headers[index]
+        origin = np.array(header.ImagePositionPatient, float)
+        along_row, along_column = (np.array(header.ImageOrientationPatient[:3], float),
+                                   np.array(header.ImageOrientationPatient[3:], float))
+        rows, columns = (float(v) for v in header.PixelSpacing)
+        return [float(v) for col, row in corners
+                for v in origin + col * columns * along_row + row * rows * along_column]
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.481.3"
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    dataset = Dataset()
+    dataset.file_meta = meta
+    dataset.SOPClassUID, dataset.SOPInstanceUID = meta.MediaStorageSOPClassUID, \
+        meta.MediaStorageSOPInstanceUID
+    dataset.Modality = "RTSTRUCT"
+    dataset.StructureSetROISequence, dataset.ROIContourSequence = [], []
+    for number, (name, contours) in enumerate(structures, 1):
+        roi = Dataset()
+        roi.ROINumber, roi.ROIName = number, name
+        dataset.StructureSetROISequence.append(roi)
+        outline = Dataset()
+        outline.ReferencedROINumber = number
+        outline.ContourSequence = []
+        for index, corners, names_slice in contours + ([(0, [(5, 5)], True)] if number == 1
+                                                       else []):
+            contour = Dataset()
+            contour.ContourGeometricType = "CLOSED_PLANAR" if len(corners) > 1 else "POINT"
+            contour.NumberOfContourPoints = len(corners)
+            contour.ContourData = patient(index, corners)
+            if names_slice:
+                image = Dataset()
+                image.ReferencedSOPInstanceUID = headers[index].SOPInstanceUID
+                contour.ContourImageSequence = [image]
+            outline.ContourSequence.append(contour)
+        dataset.ROIContourSequence.append(outline)
+    dataset.save_as(path, enforce_file_format=True)
+
+
+def square(low: int, high: int, left: int | None = None, right: int | None = None) -> list:
+    left, right = (low, high) if left is None else (left, right)
+    return [(left, low), (right, low), (right, high), (left, high)]
+
+
+def test_dicom_series_train_with_rtstruct_contours_filled_on_their_slices(tmp_path):
+    """A radiotherapy structure set: a body outlined on every slice (a hole cut on the middle
+    one by a contour inside it; the last contour found by its plane, naming no slice) and a
+    tumour in it on the first slice, kept over the body."""
+    from visionsuite.core.medical import series_folder
+    from visionsuite.tasks.segment.data import decode_pairs, index_pairs
+
+    root = tmp_path / "rt"
+    for number, (split, case) in enumerate((("train", "p1"), ("train", "p2"), ("val", "p3"))):
+        write_series_case(root / split / "images", root / split / "masks", case, number)
+        (root / split / "masks" / f"{case}.nii.gz").unlink()
+        slices = series_folder(root / split / "images" / case).paths
+        write_rtstruct(root / split / "masks" / f"{case}.dcm", slices, [
+            ("body", [(0, square(20, 100), True), (1, square(20, 100), True),
+                      (1, square(40, 60), True), (2, square(20, 100), False)]),
+            ("tumour", [(0, square(70, 90, 30, 50), True)])])
+    index = index_pairs(root)
+    assert index.class_names == ["background", "body", "tumour"]
+    assert index.names_from == "the structures of p1.dcm (DICOM RTSTRUCT)"
+    decoded, _, _ = decode_pairs(index.splits["val"], 3, workers=1, window=[40, 400])
+    first, middle, last = (item.mask for item in decoded)
+    assert (first == 2).sum() == 21 * 21 and first[80, 40] == 2 and first[30, 30] == 1
+    assert (first > 0).sum() == 81 * 81 and first[5, 5] == 0  # the POINT is no area
+    assert (middle == 1).sum() == 81 * 81 - 21 * 21 and middle[50, 50] == 0
+    assert (last == 1).sum() == 81 * 81
+    result = invoke("data", "check", "segment", root)
+    assert result.exit_code == 0, result.output
+    assert "classes (named in the structures of p1.dcm (DICOM RTSTRUCT)): 0 background" in \
+        result.output, result.output
+    import pydicom
+
+    slices = series_folder(root / "val" / "images" / "p3").paths
+    write_rtstruct(root / "val" / "masks" / "p3.dcm", slices,
+                   [("body", [(0, square(2, 9), False)])])
+    header = pydicom.dcmread(root / "val" / "masks" / "p3.dcm")
+    header.ROIContourSequence[0].ContourSequence[0].ContourData[2] += 2.0  # off every slice
+    header.save_as(root / "val" / "masks" / "p3.dcm")
+    result = invoke("data", "check", "segment", root)
+    assert "p3.dcm: a contour of body lies on no slice of p3" in result.output, result.output
+
+
 def two_channel_volumes(rng, size=(48, 40, 4)) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A FLAIR-like volume (bright squares A), a T1-like one (squares B near A, on another
     intensity scale) and the lesion where A and B overlap, which no one channel shows."""

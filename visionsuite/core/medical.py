@@ -435,19 +435,37 @@ def label_slices_for(path: str | Path, image: str | Path,
                            f"its image {image.name}")
 
 
-def is_dicom_seg(path: Path) -> bool:
-    """Whether a file is a DICOM Segmentation (a SEG: labels as 3D Slicer, OHIF and the Cancer
-    Imaging Archive's collections store them, one segment a structure)."""
+def dicom_labels_kind(path: Path) -> str | None:
+    """"SEG" for a DICOM Segmentation (labels as 3D Slicer, OHIF and the Cancer Imaging
+    Archive's collections store them, one segment a structure), "RTSTRUCT" for a radiotherapy
+    structure set (each structure's contours, slice by slice, as planning systems export
+    organs at risk and targets); None for any other file."""
     import pydicom
     from pydicom.errors import InvalidDicomError
 
     if not path.is_file() or not is_medical_file(path) or is_nifti(path):
-        return False
+        return None
     try:
         header = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["Modality"])
     except (InvalidDicomError, OSError, ValueError, EOFError):
-        return False
-    return str(header.get("Modality", "")).strip() == "SEG"
+        return None
+    modality = str(header.get("Modality", "")).strip()
+    return modality if modality in ("SEG", "RTSTRUCT") else None
+
+
+def dicom_label_names(path: Path) -> list[str]:
+    """background, then a SEG's segment labels in their numbers' order, or an RTSTRUCT's
+    structure names in their ROI numbers' order."""
+    if dicom_labels_kind(path) == "RTSTRUCT":
+        return ["background"] + [name for _, name in _structures(path)]
+    return seg_segment_names(path)
+
+
+def dicom_label_slices(path: Path, image: Path, binary: bool = False) -> list[np.ndarray]:
+    """The labels of a DICOM SEG or RTSTRUCT on the slices of the image it labels."""
+    if dicom_labels_kind(path) == "RTSTRUCT":
+        return rtstruct_label_slices(path, image, binary)
+    return seg_label_slices(path, image, binary)
 
 
 def seg_segment_names(path: Path) -> list[str]:
@@ -486,6 +504,104 @@ def seg_label_slices(path: Path, image: Path, binary: bool = False) -> list[np.n
     if binary:
         labels = np.where(labels > 0, 255, 0)
     return [plane.astype(np.uint8) for plane in labels]
+
+
+def _structures(path: Path, dataset=None) -> list[tuple[int, str]]:
+    """(ROI number, name) of an RTSTRUCT's structures, in number order."""
+    import pydicom
+
+    dataset = dataset or pydicom.dcmread(path, stop_before_pixels=True)
+    return sorted((int(item.ROINumber), str(item.get("ROIName", "") or f"roi_{item.ROINumber}"))
+                  for item in dataset.get("StructureSetROISequence", []))
+
+
+def rtstruct_label_slices(path: Path, image: Path, binary: bool = False) -> list[np.ndarray]:
+    """An RTSTRUCT's structures filled in on the slices of the image it outlines (a series
+    folder, in read_slices' order, or one DICOM file): each closed contour (patient mm) is put
+    on the slice it references, else the slice its plane lies on, and projected onto that
+    slice's pixels; the contours of one structure on one slice fill even-odd (a contour inside
+    another cuts a hole, as planning systems draw them); structures are classes 1.. in ROI
+    number order, a smaller structure kept over a larger one where they overlap (a target in
+    its organ); 255 for any, `binary`. Contours of points and open lines have no area and are
+    left out. One that lies on no slice is an error naming the structure."""
+    import cv2
+    import pydicom
+
+    paths = _series_of_folder(image).paths if image.is_dir() else [image]
+    headers = [pydicom.dcmread(p, stop_before_pixels=True) for p in paths]
+    planes = [_plane(header, p) for header, p in zip(headers, paths)]
+    by_uid = {str(header.SOPInstanceUID): index for index, header in enumerate(headers)}
+    dataset = pydicom.dcmread(path, stop_before_pixels=True)
+    structures = _structures(path, dataset)
+    shape = (int(headers[0].Rows), int(headers[0].Columns))
+    filled = {number: np.zeros((len(paths), *shape), bool) for number, _ in structures}
+    names = dict(structures)
+    for roi in dataset.get("ROIContourSequence", []):
+        number = int(roi.ReferencedROINumber)
+        if number not in filled:
+            continue
+        for contour in roi.get("ContourSequence", []):
+            if str(contour.get("ContourGeometricType", "CLOSED_PLANAR")) != "CLOSED_PLANAR":
+                continue
+            points = np.asarray(contour.ContourData, float).reshape(-1, 3)
+            referenced = [str(item.ReferencedSOPInstanceUID)
+                          for item in contour.get("ContourImageSequence", [])]
+            index = next((by_uid[uid] for uid in referenced if uid in by_uid), None)
+            index = _slice_of(points, planes) if index is None else index
+            if index is None:
+                raise UnreadableMedical(f"{path}: a contour of {names[number]} lies on no "
+                                        f"slice of {image.name}")
+            drawn = np.zeros(shape, np.uint8)
+            cv2.fillPoly(drawn, [np.round(planes[index].pixels(points) * 16).astype(np.int32)],
+                         1, lineType=cv2.LINE_8, shift=4)
+            filled[number][index] ^= drawn.astype(bool)
+    labels = np.zeros((len(paths), *shape), np.uint8)
+    order = sorted(structures, key=lambda item: -int(filled[item[0]].sum()))  # large first
+    value = {number: position for position, (number, _) in enumerate(structures, 1)}
+    for number, _ in order:
+        labels[filled[number]] = 255 if binary else value[number]
+    return list(labels)
+
+
+@dataclass
+class _Plane:
+    """A slice's place in the patient: its first pixel's centre, the directions of its rows
+    and columns, and its pixel spacing (between rows, between columns), in mm."""
+
+    origin: np.ndarray
+    along_row: np.ndarray  # the direction in which the column index grows
+    along_column: np.ndarray  # the direction in which the row index grows
+    spacing: np.ndarray
+
+    def pixels(self, points: np.ndarray) -> np.ndarray:
+        """Patient points (N, 3) as (column, row) pixel coordinates on the slice."""
+        offset = points - self.origin
+        return np.stack([offset @ self.along_row / self.spacing[1],
+                         offset @ self.along_column / self.spacing[0]], axis=-1)
+
+    def distance(self, points: np.ndarray) -> float:
+        normal = np.cross(self.along_row, self.along_column)
+        return float(np.abs((points - self.origin) @ normal).max())
+
+
+def _plane(header, path: Path) -> _Plane:
+    position = _vector(header.get("ImagePositionPatient"), 3)
+    orientation = _vector(header.get("ImageOrientationPatient"), 6)
+    spacing = _vector(header.get("PixelSpacing"), 2)
+    if position is None or orientation is None or spacing is None:
+        raise UnreadableMedical(f"{path}: no patient geometry (position, orientation, pixel "
+                                "spacing) to put an RTSTRUCT's contours on")
+    return _Plane(position, orientation[:3], orientation[3:], spacing)
+
+
+def _slice_of(points: np.ndarray, planes: list[_Plane]) -> int | None:
+    """The slice whose plane a contour lies on (within a tenth of the slices' spacing, or
+    0.1 mm for one slice), else None."""
+    distances = [plane.distance(points) for plane in planes]
+    step = float(np.min(np.diff(sorted(float(p.origin @ np.cross(p.along_row, p.along_column))
+                                       for p in planes)))) if len(planes) > 1 else 1.0
+    best = int(np.argmin(distances))
+    return best if distances[best] <= max(0.1 * step, 0.1) else None
 
 
 def _shape3(volume) -> tuple[int, int, int]:

@@ -10,9 +10,9 @@ import numpy as np
 
 from visionsuite.core.files import RUNS, atomic_path, unique_stem
 from visionsuite.core.images import UnreadableImage, fit_within, read_image_slices
-from visionsuite.core.medical import (DicomSeries, file_stem, is_dicom_seg, is_medical_file,
-                                      is_nifti, labels_to_dicom_seg, labels_to_nifti,
-                                      probabilities_to_nifti, read_series_slices,
+from visionsuite.core.medical import (DicomSeries, dicom_labels_kind, file_stem,
+                                      is_medical_file, is_nifti, labels_to_dicom_seg,
+                                      labels_to_nifti, probabilities_to_nifti, read_series_slices,
                                       series_labels_to_nifti, series_probabilities_to_nifti,
                                       stack_dicom_series, voxel_volume_mm3)
 from visionsuite.core.plots import colorize, shown_image
@@ -87,8 +87,9 @@ def segment_images(run: str, inputs, output: str | Path | None = None, overlay: 
     items, notes = stack_dicom_series(collect_images(inputs, outputs=(output,) if output else ()))
     for note in notes:
         warn(note)
-    for path in [item for item in items if isinstance(item, Path) and is_dicom_seg(item)]:
-        warn(f"{path}: a DICOM SEG (labels of other images), not an image; left out")
+    for path in [item for item in items if isinstance(item, Path) and dicom_labels_kind(item)]:
+        warn(f"{path}: a DICOM {dicom_labels_kind(path)} (labels of other images), not an "
+             "image; left out")
         items.remove(path)
     if source.settings.get("image_channels"):  # multi-modal MRI: a file per channel, or 4-D
         items, labels_left_out = channel_groups(items, source.settings["image_channels"])

@@ -24,9 +24,9 @@ from visionsuite.core.images import (DEEP_INTEGER_MODES, INSTANCE_HINT, QUARTER_
                                      read_mask_slices, stored_geometry, tiff_channels,
                                      tiff_stack_depth, turn_upright, upright_size)
 from visionsuite.core.image_tables import image_lookup, image_table_files
-from visionsuite.core.medical import (file_stem, is_dicom_seg, is_medical_file, is_nifti,
-                                      label_slices_for, read_header, seg_label_slices,
-                                      seg_segment_names, series_folder, voxel_spacing)
+from visionsuite.core.medical import (dicom_label_names, dicom_label_slices, dicom_labels_kind,
+                                      file_stem, is_medical_file, is_nifti, label_slices_for,
+                                      read_header, series_folder, voxel_spacing)
 from visionsuite.core.splits import (EVERY_IMAGE, TEST_FOLDER_NAMES, Fold, held_out_names,
                                      no_test_split, test_set_note)
 from visionsuite.core.yolo import YOLO_TEST, yolo_label_path, yolo_splits, yolo_yaml
@@ -129,9 +129,11 @@ def index_pairs(root: str | Path, val_fraction: float = 0.2, seed: int = 0,
     table = colour_table(index.root) if index.class_names is None else None
     if table is not None:  # CamVid's class_dict.csv
         index.class_names, index.class_colours, index.names_from = table
-    if index.class_names is None and pairs and is_dicom_seg(pairs[0].mask):
-        index.class_names = seg_segment_names(pairs[0].mask)
-        index.names_from = f"the segments of {pairs[0].mask.name} (DICOM SEG)"
+    kind = dicom_labels_kind(pairs[0].mask) if index.class_names is None and pairs else None
+    if kind:  # a DICOM SEG's segments, an RTSTRUCT's structures
+        index.class_names = dicom_label_names(pairs[0].mask)
+        index.names_from = f"the {'segments' if kind == 'SEG' else 'structures'} of " \
+            f"{pairs[0].mask.name} (DICOM {kind})"
     index.channel_names = _dataset_channel_names(described) or _channel_endings(pairs)
     return index
 
@@ -1448,8 +1450,8 @@ def _drawn_classes(pair: Pair, binary: bool) -> np.ndarray:
 def _mask_slices(pair: Pair, path: Path, binary: bool) -> list[np.ndarray]:
     """A mask file's slices; the label volume of a DICOM series folder, or of a NIfTI volume
     of another size, is resampled onto the image's slices through the two affines."""
-    if is_dicom_seg(path):  # a DICOM SEG of a series or one DICOM image
-        return seg_label_slices(path, pair.image, binary)
+    if dicom_labels_kind(path):  # a DICOM SEG or RTSTRUCT of a series or one DICOM image
+        return dicom_label_slices(path, pair.image, binary)
     if pair.image.is_dir() or (is_nifti(pair.image) and is_nifti(path)):
         return label_slices_for(path, pair.image, binary)
     return read_mask_slices(path, binary)
