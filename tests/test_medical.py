@@ -572,3 +572,57 @@ def test_a_dicom_seg_labels_a_single_dicom_image(tmp_path):
     assert len(read) == count and all(np.array_equal(a, b) for a, b in zip(read, labels))
     binary = seg_label_slices(seg, source, binary=True)
     assert set(np.unique(binary[-1])) == {0, 255}
+
+
+def itk_volume(values: np.ndarray, spacing=(0.8, 0.7, 2.5), origin=(12.0, -30.5, 7.0),
+               direction=(0, 1, 0, -1, 0, 0, 0, 0, 1)):
+    """A SimpleITK image of `values` (z, y, x) turned a quarter in the patient (LPS+)."""
+    import SimpleITK as sitk
+
+    image = sitk.GetImageFromArray(values)
+    image.SetSpacing(spacing)
+    image.SetOrigin(origin)
+    image.SetDirection(direction)
+    return image
+
+
+@pytest.mark.parametrize("suffix", [".nrrd", ".mha", ".mhd"])
+def test_nrrd_and_metaimage_volumes_read_as_the_nifti_itk_writes_of_them(tmp_path, suffix):
+    import nibabel as nib
+    import SimpleITK as sitk
+
+    from visionsuite.core.medical import _load_volume, read_slices, voxel_spacing
+
+    values = np.random.default_rng(0).integers(-1000, 1000, (4, 6, 5)).astype(np.int16)
+    image = itk_volume(values)
+    sitk.WriteImage(image, str(tmp_path / f"scan{suffix}"))
+    sitk.WriteImage(image, str(tmp_path / "scan.nii.gz"))  # ITK's own LPS -> RAS
+    ours, theirs = _load_volume(tmp_path / f"scan{suffix}"), nib.load(tmp_path / "scan.nii.gz")
+    assert np.allclose(ours.affine, theirs.affine, atol=1e-5)
+    assert np.array_equal(np.asarray(ours.dataobj), np.asarray(theirs.dataobj))
+    read = read_slices(tmp_path / f"scan{suffix}", 1, window=[0, 2000])
+    assert len(read) == 4 and all(np.array_equal(a, b) for a, b in zip(
+        read, read_slices(tmp_path / "scan.nii.gz", 1, window=[0, 2000])))
+    assert voxel_spacing(tmp_path / f"scan{suffix}") == pytest.approx((2.5, 0.7, 0.8))
+
+
+def test_a_slicer_segmentation_names_its_classes_and_overlapping_layers_are_refused(tmp_path):
+    import SimpleITK as sitk
+
+    from visionsuite.core.medical import label_names_of, read_label_slices
+
+    labels = np.zeros((3, 6, 5), np.uint8)
+    labels[1, 2:4, 1:3], labels[2, 0, 0] = 2, 1
+    image = itk_volume(labels)
+    for number, (name, value) in enumerate((("tumour", 2), ("liver", 1))):
+        image.SetMetaData(f"Segment{number}_Name", name)
+        image.SetMetaData(f"Segment{number}_LabelValue", str(value))
+        image.SetMetaData(f"Segment{number}_Layer", "0")
+    sitk.WriteImage(image, str(tmp_path / "case.seg.nrrd"))
+    assert label_names_of(tmp_path / "case.seg.nrrd") == (
+        ["background", "liver", "tumour"], "the segments of case.seg.nrrd (3D Slicer)")
+    assert [int(s.max()) for s in read_label_slices(tmp_path / "case.seg.nrrd")] == [0, 2, 1]
+    layers = sitk.Compose([itk_volume(labels), itk_volume(labels)])
+    sitk.WriteImage(layers, str(tmp_path / "layers.seg.nrrd"))
+    with pytest.raises(VisionsuiteError, match="layers.seg.nrrd: 2 values a voxel"):
+        read_label_slices(tmp_path / "layers.seg.nrrd")

@@ -691,6 +691,55 @@ def test_dicom_series_train_with_rtstruct_contours_filled_on_their_slices(tmp_pa
     assert "p3.dcm: a contour of body lies on no slice of p3" in result.output, result.output
 
 
+def test_nrrd_volumes_with_slicer_segmentations_train_and_segment_in_their_geometry(tmp_path):
+    """3D Slicer's files: case.nrrd volumes, their case.seg.nrrd segmentations naming the
+    segments; a MetaImage (.mha) volume segmented into a NIfTI label volume that overlays it."""
+    import nibabel as nib
+    import SimpleITK as sitk
+
+    def itk(values, segments=()):
+        image = sitk.GetImageFromArray(values)
+        image.SetSpacing((0.9, 0.9, 3.0))
+        image.SetOrigin((-40.0, 25.0, 12.0))
+        for number, name in enumerate(segments):
+            image.SetMetaData(f"Segment{number}_Name", name)
+            image.SetMetaData(f"Segment{number}_LabelValue", str(number + 1))
+        return image
+
+    rng = np.random.default_rng(0)
+    root = tmp_path / "slicer"
+    for split, cases in (("train", 3), ("val", 1)):
+        for folder in ("images", "masks"):
+            (root / split / folder).mkdir(parents=True)
+        for case in range(cases):
+            labels = np.zeros((2, 40, 48), np.uint8)
+            labels[:, 8 + case:24 + case, 10:30] = 1
+            labels[1, 12:16, 14:18] = 2
+            scan = (labels * 300.0 + rng.normal(0, 20, labels.shape)).astype(np.int16)
+            sitk.WriteImage(itk(scan), str(root / split / "images" / f"case{case}.nrrd"))
+            sitk.WriteImage(itk(labels, ("kidney", "cyst")),
+                            str(root / split / "masks" / f"case{case}.seg.nrrd"))
+    result = invoke("data", "check", "segment", root)
+    assert result.exit_code == 0, result.output
+    assert "classes (named in the segments of case0.seg.nrrd (3D Slicer)): 0 background" in \
+        result.output, result.output
+    assert "NRRD" in result.output
+    result = invoke("train", "segment", "--data", root, "--output", tmp_path / "runs",
+                    *TINY_SEGMENT, "--set", "data.window=[150, 600]")
+    assert result.exit_code == 0, result.output
+    run = tmp_path / "runs" / "segment" / "exp"
+    assert (run / "labels.txt").read_text().split() == ["background", "kidney", "cyst"]
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["pixels"] == 2 * 40 * 48 and metrics["distance_unit"] == "mm"
+    sitk.WriteImage(itk(scan), str(tmp_path / "new.mha"))
+    result = invoke("segment", run, tmp_path / "new.mha", "--output", tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    written, scan_nifti = nib.load(tmp_path / "out" / "new.nii.gz"), tmp_path / "new.nii.gz"
+    sitk.WriteImage(itk(scan), str(scan_nifti))  # ITK's own NIfTI of the input
+    assert np.allclose(written.affine, nib.load(scan_nifti).affine, atol=1e-5)
+    assert written.shape == (48, 40, 2)
+
+
 def two_channel_volumes(rng, size=(48, 40, 4)) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A FLAIR-like volume (bright squares A), a T1-like one (squares B near A, on another
     intensity scale) and the lesion where A and B overlap, which no one channel shows."""

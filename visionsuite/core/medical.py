@@ -1,4 +1,5 @@
-"""DICOM and NIfTI files as 2D slices, and label volumes written back in the input's geometry.
+"""DICOM, NIfTI, NRRD and MetaImage files as 2D slices, and label volumes written back in the
+input's geometry.
 
 - DICOM (pydicom): one file holds one slice, or several frames. Stored values go through the
   modality LUT (RescaleSlope/Intercept: Hounsfield units for CT), then through an intensity
@@ -14,7 +15,9 @@
   becomes the image `flipud(volume[:, :, k].T)` (rows along the second voxel axis, reversed;
   columns along the first): upright for the usual RAS/LAS storage. `labels_to_nifti` undoes
   that exactly and writes the mask with the input's affine and header, so it overlays the
-  input in any viewer.
+  input in any viewer. NRRD and MetaImage volumes (3D Slicer's .nrrd and .seg.nrrd, the
+  challenges' .mha) are read through SimpleITK into the same NIfTI image (their LPS+ geometry
+  turned to RAS+), and so take the same road, their predictions written as NIfTI.
 One percentile range per file keeps every slice of a volume windowed alike; a DICOM series
 (one file per slice) should set data.window so that its slices are, too.
 - A DICOM series (single-frame files sharing a SeriesInstanceUID, as scanners write them) is
@@ -50,7 +53,12 @@ from visionsuite.errors import VisionsuiteError
 
 DICOM_SUFFIXES = (".dcm", ".dicom")
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
-MEDICAL_SUFFIXES = DICOM_SUFFIXES + NIFTI_SUFFIXES
+# Volumes NIfTI's pipeline takes through SimpleITK: NRRD (3D Slicer's own, its segmentations
+# .seg.nrrd) and MetaImage (.mha, .mhd: grand-challenge.org's and many MICCAI challenges').
+ITK_SUFFIXES = (".nrrd", ".nhdr", ".mha", ".mhd")
+VOLUME_SUFFIXES = NIFTI_SUFFIXES + ITK_SUFFIXES
+DOUBLE_SUFFIXES = (".nii.gz", ".seg.nrrd")  # a file's stem is its name without both
+MEDICAL_SUFFIXES = DICOM_SUFFIXES + VOLUME_SUFFIXES
 PERCENTILES = (0.5, 99.5)  # the window when neither the config nor the file gives one
 
 
@@ -70,16 +78,19 @@ def is_medical_file(path: Path) -> bool:
     return path.suffix.lower() not in IMAGE_EXTENSIONS and content_kind(path) == "dicom"
 
 
-def is_nifti(path: Path) -> bool:
-    return path.name.lower().endswith(NIFTI_SUFFIXES)
+def is_volume(path: Path) -> bool:
+    """NIfTI, NRRD or MetaImage by extension: a volume read as its slices."""
+    return path.name.lower().endswith(VOLUME_SUFFIXES)
 
 
 def file_stem(path: Path) -> str:
-    """The name without its extension; `.nii.gz` counts as one. A name that ends in no image or
-    medical extension is its own stem: `IM0001.320` and `IM0001.321` are two slices of a series
-    (and their masks `IM0001.320.png`, ...), not one stem twice."""
-    if path.name.lower().endswith(".nii.gz"):
-        return path.name[:-len(".nii.gz")]
+    """The name without its extension; `.nii.gz` and Slicer's `.seg.nrrd` count as one. A
+    name that ends in no image or medical extension is its own stem: `IM0001.320` and
+    `IM0001.321` are two slices of a series (and their masks `IM0001.320.png`, ...), not one
+    stem twice."""
+    double = next((end for end in DOUBLE_SUFFIXES if path.name.lower().endswith(end)), None)
+    if double:
+        return path.name[:-len(double)]
     known = path.suffix.lower() in IMAGE_EXTENSIONS or path.suffix.lower() in MEDICAL_SUFFIXES
     return path.stem if known else path.name
 
@@ -180,7 +191,7 @@ def describe(path: str | Path) -> str:
 def voxel_volume_mm3(path: str | Path) -> float | None:
     """Volume of one voxel of a NIfTI file in mm^3 (None for other files)."""
     path = Path(path)
-    return float(np.prod(voxel_spacing(path))) if is_nifti(path) else None
+    return float(np.prod(voxel_spacing(path))) if is_volume(path) else None
 
 
 def voxel_spacing(path: str | Path) -> tuple[float, float, float] | None:
@@ -259,10 +270,8 @@ def probabilities_to_nifti(maps: list[np.ndarray], reference: str | Path,
 
 def _volume_like(slices: list[np.ndarray], reference: str | Path, dtype):
     """Per-slice arrays as a NIfTI image of `reference`'s shape, affine and header."""
-    import nibabel as nib
-
     reference = Path(reference)
-    image = nib.load(reference)
+    image = _load_volume(reference)
     volume = np.stack([np.flipud(item).T for item in slices], axis=2).astype(dtype)
     shape = image.shape[:3] if len(image.shape) >= 3 else image.shape + (1,)
     if volume.shape != tuple(shape):
@@ -307,7 +316,7 @@ def stack_dicom_series(paths: list[Path]) -> tuple[list, list[str]]:
     whose slices do not stack into a regular volume (uneven spacing, two slices at one
     position, mixed sizes, no geometry), whose files then stay single slices."""
     headers = {path: header for path in paths
-               if is_medical_file(path) and not is_nifti(path)
+               if is_medical_file(path) and not is_volume(path)
                and (header := _slice_header(path)) is not None}
     members: dict[str, list[Path]] = defaultdict(list)
     for path, header in headers.items():
@@ -377,7 +386,7 @@ def series_folder(folder: Path) -> DicomSeries | None:
 def _folder_series(folder: str) -> tuple[DicomSeries | None, str]:
     files = [path for path in sorted(Path(folder).iterdir())
              if path.is_file() and not path.name.startswith(".")
-             and is_medical_file(path) and not is_nifti(path)]
+             and is_medical_file(path) and not is_volume(path)]
     if not files:
         return None, ""
     # Files that are no slice of a series (a DICOMDIR, a report) are left out.
@@ -411,16 +420,16 @@ def label_slices_for(path: str | Path, image: str | Path,
     stored in another orientation or axis order still land on their pixels; a label volume of
     the NIfTI image's size pairs voxel by voxel. Raw values, as read_label_slices."""
     path, image = Path(path), Path(image)
-    if not is_nifti(path):
-        raise UnreadableMedical(f"{path}: the mask of {image.name} must be a NIfTI label "
-                                "volume (.nii, .nii.gz)")
+    if not is_volume(path):
+        raise UnreadableMedical(f"{path}: the mask of {image.name} must be a label volume "
+                                "(NIfTI, NRRD, MetaImage), a DICOM SEG or an RTSTRUCT")
     if image.is_dir():  # a DICOM series
         series = _series_of_folder(image)
         columns, rows = _read(series.paths[0], header_only=True).size
-        return _labels_on_grid(_load_nifti(path), path, series.affine,
+        return _labels_on_grid(_load_volume(path), path, series.affine,
                                (columns, rows, len(series.paths)), binary,
                                f"DICOM series {image}")
-    reference, labels = _load_nifti(image), _load_nifti(path)
+    reference, labels = _load_volume(image), _load_volume(path)
     shape = _shape3(reference)
     if _shape3(labels) == shape:
         # Voxel by voxel as stored, whatever the affines say: masks saved beside their image
@@ -443,7 +452,7 @@ def dicom_labels_kind(path: Path) -> str | None:
     import pydicom
     from pydicom.errors import InvalidDicomError
 
-    if not path.is_file() or not is_medical_file(path) or is_nifti(path):
+    if not path.is_file() or not is_medical_file(path) or is_volume(path):
         return None
     try:
         header = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["Modality"])
@@ -453,12 +462,48 @@ def dicom_labels_kind(path: Path) -> str | None:
     return modality if modality in ("SEG", "RTSTRUCT") else None
 
 
-def dicom_label_names(path: Path) -> list[str]:
-    """background, then a SEG's segment labels in their numbers' order, or an RTSTRUCT's
-    structure names in their ROI numbers' order."""
-    if dicom_labels_kind(path) == "RTSTRUCT":
-        return ["background"] + [name for _, name in _structures(path)]
-    return seg_segment_names(path)
+def label_names_of(path: Path) -> tuple[list[str], str] | None:
+    """The class names a label file gives, and where they come from: background, then a DICOM
+    SEG's segment labels in their numbers' order, an RTSTRUCT's structure names in their ROI
+    numbers' order, or a 3D Slicer segmentation's (.seg.nrrd) segment names in their label
+    values' order (where those are 1, 2, ...); None for any other file."""
+    kind = dicom_labels_kind(path)
+    if kind == "RTSTRUCT":
+        names = [name for _, name in _structures(path)]
+    elif kind == "SEG":
+        names = seg_segment_names(path)[1:]
+    elif path.name.lower().endswith(".seg.nrrd"):
+        names = _slicer_segment_names(path)
+    else:
+        return None
+    what = "the structures" if kind == "RTSTRUCT" else "the segments"
+    source = f"DICOM {kind}" if kind else "3D Slicer"
+    return (["background", *names], f"{what} of {path.name} ({source})") if names else None
+
+
+def _slicer_segment_names(path: Path) -> list[str]:
+    """A .seg.nrrd's segment names (its header's SegmentN_Name) in the order of their label
+    values, where those are 1, 2, ... in one layer; [] otherwise."""
+    import SimpleITK as sitk
+
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(path))
+    try:
+        reader.ReadImageInformation()
+    except RuntimeError:
+        return []
+    keys = set(reader.GetMetaDataKeys())
+    segments = []
+    for number in range(len(keys)):
+        if f"Segment{number}_Name" not in keys:
+            break
+        value = reader.GetMetaData(f"Segment{number}_LabelValue") \
+            if f"Segment{number}_LabelValue" in keys else ""
+        segments.append((int(value) if value.strip().isdigit() else -1,
+                         reader.GetMetaData(f"Segment{number}_Name")))
+    segments.sort()
+    return [name for _, name in segments] \
+        if [value for value, _ in segments] == list(range(1, len(segments) + 1)) else []
 
 
 def dicom_label_slices(path: Path, image: Path, binary: bool = False) -> list[np.ndarray]:
@@ -609,13 +654,46 @@ def _shape3(volume) -> tuple[int, int, int]:
     return shape[:3] if len(shape) >= 3 else shape + (1,)
 
 
-def _load_nifti(path: Path):
+def volume_format(path: Path) -> str:
+    name = path.name.lower()
+    return "NIfTI" if name.endswith(NIFTI_SUFFIXES) else \
+        "NRRD" if name.endswith((".nrrd", ".nhdr")) else "MetaImage"
+
+
+def _load_volume(path: Path):
+    """A volume file as a nibabel NIfTI image: NIfTI as it is; NRRD and MetaImage through
+    SimpleITK, their voxels turned to NIfTI's (x, y, z) order and their patient geometry
+    (ITK's LPS+ origin, direction and spacing) to NIfTI's RAS+ affine, so that everything
+    after reads, resamples and writes them as NIfTI volumes."""
     import nibabel as nib
 
+    if volume_format(path) == "NIfTI":
+        try:
+            return nib.load(path)
+        except (OSError, ValueError, EOFError, nib.filebasedimages.ImageFileError) as err:
+            raise UnreadableMedical(f"{path}: unreadable NIfTI file ({err})") from None
+    import SimpleITK as sitk
+
     try:
-        return nib.load(path)
-    except (OSError, ValueError, EOFError, nib.filebasedimages.ImageFileError) as err:
-        raise UnreadableMedical(f"{path}: unreadable NIfTI file ({err})") from None
+        image = sitk.ReadImage(str(path))
+    except RuntimeError as err:
+        raise UnreadableMedical(f"{path}: unreadable {volume_format(path)} file "
+                                f"({str(err).strip().splitlines()[-1]})") from None
+    if image.GetNumberOfComponentsPerPixel() > 1:
+        raise UnreadableMedical(f"{path}: {image.GetNumberOfComponentsPerPixel()} values a "
+                                "voxel (a segmentation of overlapping layers, a vector "
+                                "image); save one label per voxel (3D Slicer: export the "
+                                "segmentation to a labelmap)")
+    dimension = image.GetDimension()
+    rotation, spacing, origin = np.eye(3), np.ones(3), np.zeros(3)
+    rotation[:dimension, :dimension] = np.reshape(image.GetDirection(), (dimension, dimension))
+    spacing[:dimension], origin[:dimension] = image.GetSpacing(), image.GetOrigin()
+    affine = np.eye(4)
+    affine[:3, :3], affine[:3, 3] = rotation * spacing, origin
+    volume = nib.Nifti1Image(np.ascontiguousarray(sitk.GetArrayFromImage(image).T),
+                             np.diag([-1.0, -1.0, 1.0, 1.0]) @ affine)
+    volume.header.set_xyzt_units("mm")
+    return volume
 
 
 def _labels_on_grid(volume, path: Path, affine: np.ndarray, shape: tuple[int, int, int],
@@ -626,7 +704,8 @@ def _labels_on_grid(volume, path: Path, affine: np.ndarray, shape: tuple[int, in
     try:
         labels = np.asarray(volume.dataobj)
     except (OSError, ValueError, EOFError) as err:
-        raise UnreadableMedical(f"{path}: unreadable NIfTI file ({err})") from None
+        raise UnreadableMedical(f"{path}: unreadable {volume_format(path)} file ({err})") \
+            from None
     labels = labels.reshape(labels.shape[:3] if labels.ndim >= 3 else labels.shape + (1,))
     to_labels = np.linalg.inv(volume.affine) @ affine
     columns, rows, count = shape
@@ -751,7 +830,7 @@ def _folders_of(files: list[Path]) -> str:
 
 
 def _read(path: Path, labels: bool = False, header_only: bool = False) -> Slices:
-    if is_nifti(path):
+    if is_volume(path):
         return _read_nifti(path, header_only)
     if is_medical_file(path):  # DICOM by its extension or its marker
         return _read_dicom(path, labels, header_only)
@@ -761,8 +840,9 @@ def _read(path: Path, labels: bool = False, header_only: bool = False) -> Slices
 def _read_nifti(path: Path, header_only: bool) -> Slices:
     import nibabel as nib
 
+    kind = volume_format(path)
     try:
-        image = nib.load(path)
+        image = _load_volume(path)
         zooms = tuple(float(z) for z in image.header.get_zooms()[:3])
         shape = image.shape
         if len(shape) == 4 and shape[3] == 1:
@@ -778,13 +858,13 @@ def _read_nifti(path: Path, header_only: bool) -> Slices:
         if header_only:
             # Slice k is flipud(volume[:, :, k].T): as wide as the first axis is long.
             count = int(shape[2]) if len(shape) >= 3 else 1
-            return Slices(np.zeros((0, 0, 0), np.float32), own, "NIfTI", spacing,
+            return Slices(np.zeros((0, 0, 0), np.float32), own, kind, spacing,
                           (int(shape[0]), int(shape[1])), count, channels)
         volume = np.asarray(image.dataobj, dtype=np.float32).reshape(shape)
     except UnreadableMedical:
         raise
     except (OSError, ValueError, EOFError, nib.filebasedimages.ImageFileError) as err:
-        raise UnreadableMedical(f"{path}: unreadable NIfTI file ({err})") from None
+        raise UnreadableMedical(f"{path}: unreadable {kind} file ({err})") from None
     if volume.ndim == 2:
         volume = volume[:, :, None]
     if not np.isfinite(volume).all():
@@ -792,7 +872,7 @@ def _read_nifti(path: Path, header_only: bool) -> Slices:
     # swapaxes, not .T: a 4-D volume's slices keep their channels last
     values = np.stack([np.flipud(np.swapaxes(volume[:, :, k], 0, 1))
                        for k in range(volume.shape[2])])
-    return Slices(values, own, "NIfTI", spacing, channels=channels)
+    return Slices(values, own, kind, spacing, channels=channels)
 
 
 def _read_dicom(path: Path, labels: bool, header_only: bool) -> Slices:

@@ -11,7 +11,7 @@ import numpy as np
 from visionsuite.core.files import RUNS, atomic_path, unique_stem
 from visionsuite.core.images import UnreadableImage, fit_within, read_image_slices
 from visionsuite.core.medical import (DicomSeries, dicom_labels_kind, file_stem,
-                                      is_medical_file, is_nifti, labels_to_dicom_seg,
+                                      is_medical_file, is_volume, labels_to_dicom_seg,
                                       labels_to_nifti, probabilities_to_nifti, read_series_slices,
                                       series_labels_to_nifti, series_probabilities_to_nifti,
                                       stack_dicom_series, voxel_volume_mm3)
@@ -156,7 +156,7 @@ def _write_dicom_seg(item, predicted: list[np.ndarray], labels: list[str], class
         return None
     sources = item.paths if isinstance(item, DicomSeries) else [item]
     name = item.name if isinstance(item, DicomSeries) else str(item)
-    if not is_medical_file(sources[0]) or is_nifti(sources[0]):
+    if not is_medical_file(sources[0]) or is_volume(sources[0]):
         warn(f"{name}: not DICOM; no DICOM SEG")
         return None
     names = labels if len(labels) == class_count else [f"class_{i}" for i in range(class_count)]
@@ -204,7 +204,7 @@ def _write_segmentation(path: Path, images: list[np.ndarray], predicted: list[np
     result = {"image": str(path)}
     numbered = len(images) > 1
     binary = class_count == 2
-    if is_nifti(path):
+    if is_volume(path):
         result["mask"] = str(labels_to_nifti(predicted, path, folder / f"{stem}.nii.gz",
                                              class_count))
     elif numbered and not is_medical_file(path):  # a TIFF stack: one mask stack, page by page
@@ -242,7 +242,7 @@ def _write_probabilities(maps: list[np.ndarray], reference, labels: list[str], f
         if isinstance(reference, DicomSeries):
             written[name] = str(series_probabilities_to_nifti(slices, reference,
                                                               folder / f"{base}.nii.gz"))
-        elif is_nifti(reference):
+        elif is_volume(reference):
             written[name] = str(probabilities_to_nifti(slices, reference,
                                                        folder / f"{base}.nii.gz"))
         elif numbered and not is_medical_file(reference):

@@ -24,9 +24,10 @@ from visionsuite.core.images import (DEEP_INTEGER_MODES, INSTANCE_HINT, QUARTER_
                                      read_mask_slices, stored_geometry, tiff_channels,
                                      tiff_stack_depth, turn_upright, upright_size)
 from visionsuite.core.image_tables import image_lookup, image_table_files
-from visionsuite.core.medical import (dicom_label_names, dicom_label_slices, dicom_labels_kind,
-                                      file_stem, is_medical_file, is_nifti, label_slices_for,
-                                      read_header, series_folder, voxel_spacing)
+from visionsuite.core.medical import (dicom_label_slices, dicom_labels_kind, file_stem,
+                                      is_medical_file, is_volume, label_names_of,
+                                      label_slices_for, read_header, series_folder,
+                                      voxel_spacing)
 from visionsuite.core.splits import (EVERY_IMAGE, TEST_FOLDER_NAMES, Fold, held_out_names,
                                      no_test_split, test_set_note)
 from visionsuite.core.yolo import YOLO_TEST, yolo_label_path, yolo_splits, yolo_yaml
@@ -129,11 +130,9 @@ def index_pairs(root: str | Path, val_fraction: float = 0.2, seed: int = 0,
     table = colour_table(index.root) if index.class_names is None else None
     if table is not None:  # CamVid's class_dict.csv
         index.class_names, index.class_colours, index.names_from = table
-    kind = dicom_labels_kind(pairs[0].mask) if index.class_names is None and pairs else None
-    if kind:  # a DICOM SEG's segments, an RTSTRUCT's structures
-        index.class_names = dicom_label_names(pairs[0].mask)
-        index.names_from = f"the {'segments' if kind == 'SEG' else 'structures'} of " \
-            f"{pairs[0].mask.name} (DICOM {kind})"
+    named = label_names_of(pairs[0].mask) if index.class_names is None and pairs else None
+    if named:  # a DICOM SEG's segments, an RTSTRUCT's structures, a .seg.nrrd's segments
+        index.class_names, index.names_from = named
     index.channel_names = _dataset_channel_names(described) or _channel_endings(pairs)
     return index
 
@@ -902,7 +901,7 @@ def _case_volumes(case: Path, paths: list[Path]) -> dict[str, Path] | None:
     for path in paths:
         stem = file_stem(path)
         ending = stem[len(case.name) + 1:]
-        if not is_nifti(path) or not ending or _case_before(stem, ending) != case.name:
+        if not is_volume(path) or not ending or _case_before(stem, ending) != case.name:
             return None
         found[ending.lower()] = path
     return found
@@ -1191,7 +1190,7 @@ def image_channels(pairs: list[Pair]) -> int | None:
     for pair in pairs:
         if pair.channels:
             count = 1 + len(pair.channels)
-        elif is_nifti(pair.image):
+        elif is_volume(pair.image):
             count = _header_channels(pair.image)
             if count is None:
                 continue  # decoding reports it
@@ -1255,7 +1254,7 @@ def channel_groups(inputs: list, names: list[str]) -> tuple[list, list[Path]]:
             cases.setdefault((item.parent, case[0]), {})[case[1]] = item
         elif isinstance(item, Path) and _label_of(item):
             labels.append(item)
-        elif isinstance(item, Path) and is_nifti(item) \
+        elif isinstance(item, Path) and is_volume(item) \
                 and _header_channels(item) in (count, None):
             found.append(item)
         elif isinstance(item, Path) and _tiff_channels_or_none(item) in (count, None):
@@ -1452,7 +1451,7 @@ def _mask_slices(pair: Pair, path: Path, binary: bool) -> list[np.ndarray]:
     of another size, is resampled onto the image's slices through the two affines."""
     if dicom_labels_kind(path):  # a DICOM SEG or RTSTRUCT of a series or one DICOM image
         return dicom_label_slices(path, pair.image, binary)
-    if pair.image.is_dir() or (is_nifti(pair.image) and is_nifti(path)):
+    if pair.image.is_dir() or (is_volume(pair.image) and is_volume(path)):
         return label_slices_for(path, pair.image, binary)
     return read_mask_slices(path, binary)
 
