@@ -740,6 +740,55 @@ def test_nrrd_volumes_with_slicer_segmentations_train_and_segment_in_their_geome
     assert written.shape == (48, 40, 2)
 
 
+def test_kits_case_folders_and_lits_numbered_volumes_pair_with_only_data(tmp_path):
+    """KiTS: case_00000/imaging.nii.gz beside segmentation.nii.gz (KiTS21's aggregated_*
+    labels left out); LiTS: volume-0.nii beside segmentation-0.nii in its training batches."""
+    import nibabel as nib
+
+    from visionsuite.errors import VisionsuiteError
+    from visionsuite.tasks.segment.data import decode_pairs, index_pairs
+
+    rng = np.random.default_rng(0)
+
+    def volumes(number: int) -> tuple:
+        labels = np.zeros((32, 24, 2), np.uint8)
+        labels[6 + number:18 + number, 4:16] = 1
+        labels[8:11, 6:9, 1] = 2
+        scan = (labels * 200.0 + rng.normal(0, 20, labels.shape)).astype(np.int16)
+        return nib.Nifti1Image(scan, np.eye(4)), nib.Nifti1Image(labels, np.eye(4)), labels
+
+    expected = {}
+    for number in range(4):
+        case = tmp_path / "kits" / f"case_{number:05d}"
+        case.mkdir(parents=True)
+        scan, labels, expected[case.name] = volumes(number)
+        nib.save(scan, case / "imaging.nii.gz")
+        nib.save(labels, case / "segmentation.nii.gz")
+        nib.save(labels, case / "aggregated_MAJ_seg.nii.gz")
+        batch = tmp_path / "lits" / f"Training Batch {1 + number // 2}"
+        batch.mkdir(parents=True, exist_ok=True)
+        nib.save(scan, batch / f"volume-{number}.nii")
+        nib.save(labels, batch / f"segmentation-{number}.nii")
+    index = index_pairs(tmp_path / "kits", 0.25)
+    (val,) = index.splits["val"]
+    assert len(index.splits["train"]) == 3 and val.mask.name == "segmentation.nii.gz"
+    assert [p.name for p in val.left_out] == ["aggregated_MAJ_seg.nii.gz"]
+    decoded, _, _ = decode_pairs([val], 3, workers=1)
+    assert [int(item.mask.max()) for item in decoded] == [1, 2]
+    first_slice = expected[val.image.parent.name][:, :, 0]
+    assert np.array_equal(decoded[0].mask, np.flipud(first_slice.T))  # NIfTI's slice, upright
+    lits = index_pairs(tmp_path / "lits", 0.25)
+    pairs = lits.splits["train"] + lits.splits["val"]
+    assert sorted((p.image.name, p.mask.name) for p in pairs)[0] == ("volume-0.nii",
+                                                                     "segmentation-0.nii")
+    assert len(pairs) == 4
+    (tmp_path / "kits" / "case_00002" / "segmentation.nii.gz").unlink()
+    (tmp_path / "kits" / "case_00002" / "aggregated_MAJ_seg.nii.gz").unlink()
+    with pytest.raises(VisionsuiteError, match="case_00002: expected an image volume and its "
+                                               "labels, as case_00000 has"):
+        index_pairs(tmp_path / "kits")
+
+
 def two_channel_volumes(rng, size=(48, 40, 4)) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A FLAIR-like volume (bright squares A), a T1-like one (squares B near A, on another
     intensity scale) and the lesion where A and B overlap, which no one channel shows."""

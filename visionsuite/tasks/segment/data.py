@@ -63,6 +63,11 @@ DATASET_JSON = "dataset.json"
 CHANNEL_FILE = re.compile(r"(?P<case>.+)_(?P<channel>\d{4})")
 # A case folder's label volume beside a volume per channel (BraTS's <case>_seg.nii.gz)
 CASE_LABEL_ENDINGS = ("seg", "label", "labels", "mask", "gt")
+# A case folder's image and label volumes by name, as KiTS names them (imaging, segmentation),
+# and label files numbered as their images, as LiTS names them (segmentation-0, volume-0).
+CASE_IMAGE_NAMES = ("imaging", "image", "img", "volume", "ct", "mri", "scan", "data")
+CASE_LABEL_NAMES = ("segmentation", "seg", "label", "labels", "mask", "gt")
+NUMBERED_FILE = re.compile(r"(?P<word>[A-Za-z]+)[-_ ]?(?P<number>\d+)")
 ROI_FOLDER_NAMES = ("roi", "fov", "mask")  # mask/ is the ROI where the labels are elsewhere
 SHOWN_CLASSES = 20  # classes listed by data check
 # Masks saved beside their images and named after them, in a folder without images/ and
@@ -591,20 +596,30 @@ def _coco_pairs(root: Path, path: Path, spec: dict, values: dict[int, int]) -> l
     return pairs
 
 
+def _case_folders(by_folder: dict[Path, list[Pair]]) -> bool:
+    """Whether the folders of pairs are cases, each kept on one side of a split: CASE_FOLDERS
+    or more of them, or several of one pair each (KiTS' case_00000/)."""
+    return len(by_folder) >= CASE_FOLDERS or len(by_folder) > 1 \
+        and all(len(found) == 1 for found in by_folder.values())
+
+
 def _side_by_side_note(pairs: list[Pair], split: bool) -> list[str]:
     """data check's line on masks found beside their images, and on how they were split."""
     if not pairs or pairs[0].image.parent != pairs[0].mask.parent:
         return []
-    folders = len({pair.image.parent for pair in pairs})
-    how = ""
-    if split and folders >= CASE_FOLDERS:
+    by_folder: dict[Path, list[Pair]] = {}
+    for pair in pairs:
+        by_folder.setdefault(pair.image.parent, []).append(pair)
+    folders, how = len(by_folder), ""
+    if split and _case_folders(by_folder):
         how = "; the val split takes whole folders (each one case, kept on one side)"
     elif split and folders > 1:
         how = "; the val split takes its share of each folder"
     first = pairs[0]
-    ending = file_stem(first.mask)[len(file_stem(first.image)):]
-    ending = "_mask" if SIDE_MASK.fullmatch(file_stem(first.mask)) else ending
-    return [f"masks beside their images (<name>{ending}): {len(pairs)} pairs in {folders} "
+    image, mask = file_stem(first.image), file_stem(first.mask)
+    named = "<name>_mask" if SIDE_MASK.fullmatch(mask) else f"<name>{mask[len(image):]}" \
+        if mask.startswith(image) else f"as {first.image.name} and {first.mask.name}"
+    return [f"masks beside their images ({named}): {len(pairs)} pairs in {folders} "
             f"folder(s){how}"]
 
 
@@ -645,7 +660,7 @@ def _split_pairs(pairs: list[Pair], fraction: float, seed: int):
     by_folder: dict[Path, list[Pair]] = {}
     for pair in pairs:
         by_folder.setdefault(pair.image.parent, []).append(pair)
-    if len(by_folder) >= CASE_FOLDERS:
+    if _case_folders(by_folder):
         cases = sorted(by_folder)
         rng.shuffle(cases)
         held_out = set(cases[fraction.fold::fraction.folds] if isinstance(fraction, Fold)
@@ -767,7 +782,8 @@ def _pair_folder(root: Path, folder: Path, odd: list[Path]) -> list[Pair]:
     images_dir, masks_dir, roi_dir = _pair_folders(root, folder)
     if images_dir is None and masks_dir is None:
         pairs = _side_by_side_pairs(root, folder, odd) or _case_folder_pairs(root, folder, odd) \
-            or _channel_case_pairs(root, folder, odd)
+            or _channel_case_pairs(root, folder, odd) or _named_case_pairs(root, folder, odd) \
+            or _numbered_pairs(root, folder, odd)
         if pairs:
             return pairs
         raise VisionsuiteError(f"{folder}: expected images/ and masks/ folders, or masks beside "
@@ -865,6 +881,52 @@ def _case_folder_pairs(root: Path, folder: Path, odd: list[Path]) -> list[Pair] 
         else:
             pairs += _pair_folder(root, case, odd)
     return pairs
+
+
+def _named_case_pairs(root: Path, folder: Path, odd: list[Path]) -> list[Pair] | None:
+    """A folder per case holding a volume named as an image and one named as its labels, as
+    KiTS comes (case_00000/imaging.nii.gz and segmentation.nii.gz); its other volumes (KiTS21's
+    aggregated_MAJ_seg.nii.gz, ...) are left out. None unless the first case folder is such;
+    after it, a case without the two is an error naming it."""
+    pairs: list[Pair] = []
+    for case in sub_folders(folder):
+        scratch: list[Path] = []
+        volumes = {file_stem(path).lower(): path
+                   for path in folder_image_files(root, case, scratch) if is_volume(path)}
+        image = next((volumes[name] for name in CASE_IMAGE_NAMES if name in volumes), None)
+        labels = next((volumes[name] for name in CASE_LABEL_NAMES if name in volumes), None)
+        if image is None or labels is None:
+            if not pairs:
+                return None
+            raise VisionsuiteError(f"{case}: expected an image volume and its labels, as "
+                                   f"{pairs[0].image.parent.name} has ({pairs[0].image.name}, "
+                                   f"{pairs[0].mask.name})")
+        odd += scratch
+        pairs.append(Pair(image, labels, left_out=tuple(
+            path for path in volumes.values() if path not in (image, labels))))
+    return pairs or None
+
+
+def _numbered_pairs(root: Path, folder: Path, odd: list[Path]) -> list[Pair] | None:
+    """Image and label files side by side that share a number, the labels named so, as LiTS
+    comes (volume-0.nii with segmentation-0.nii, in Training Batch 1/ and 2/); None where the
+    files do not all pair so."""
+    odd_here: list[Path] = []
+    images: dict[tuple[Path, str], Path] = {}
+    labels: dict[tuple[Path, str], Path] = {}
+    for path in folder_image_files(root, folder, odd_here, recursive=True):
+        match = NUMBERED_FILE.fullmatch(file_stem(path))
+        if match is None:
+            return None
+        found = labels if match["word"].lower() in CASE_LABEL_NAMES else images
+        if (path.parent, match["number"]) in found:
+            return None
+        found[path.parent, match["number"]] = path
+    if not labels or set(images) != set(labels):
+        return None
+    odd += odd_here
+    return [Pair(images[key], labels[key])
+            for key in sorted(images, key=lambda key: (str(key[0]), int(key[1])))]
 
 
 def _channel_case_pairs(root: Path, folder: Path, odd: list[Path]) -> list[Pair] | None:
