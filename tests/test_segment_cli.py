@@ -789,6 +789,39 @@ def test_kits_case_folders_and_lits_numbered_volumes_pair_with_only_data(tmp_pat
         index_pairs(tmp_path / "kits")
 
 
+def test_acdc_patients_pair_their_labelled_frames_and_leave_their_cines_out(tmp_path):
+    """ACDC: patient001/patient001_frame01.nii.gz beside patient001_frame01_gt.nii.gz (and
+    frame 12's), the unlabelled cine patient001_4d.nii.gz and Info.cfg in the same folder."""
+    import nibabel as nib
+
+    from visionsuite.errors import VisionsuiteError
+    from visionsuite.tasks.segment.data import index_pairs
+
+    labels = np.zeros((24, 20, 2), np.uint8)
+    labels[6:14, 5:12] = 3
+    for number in range(1, 4):
+        patient = tmp_path / "acdc" / "training" / f"patient{number:03d}"
+        patient.mkdir(parents=True)
+        for frame in (1, 12):
+            stem = f"patient{number:03d}_frame{frame:02d}"
+            nib.save(nib.Nifti1Image(labels.astype(np.int16) * 90, np.eye(4)),
+                     patient / f"{stem}.nii.gz")
+            nib.save(nib.Nifti1Image(labels, np.eye(4)), patient / f"{stem}_gt.nii.gz")
+        nib.save(nib.Nifti1Image(np.zeros((24, 20, 2, 5), np.float32), np.eye(4)),
+                 patient / f"patient{number:03d}_4d.nii.gz")
+        (patient / "Info.cfg").write_text("ED: 1\nES: 12\n")
+    index = index_pairs(tmp_path / "acdc")
+    pairs = index.splits["train"] + index.splits["val"]
+    assert sorted(p.mask.name for p in pairs)[:2] == ["patient001_frame01_gt.nii.gz",
+                                                      "patient001_frame12_gt.nii.gz"]
+    assert len(pairs) == 6 and not any("_4d" in p.image.name for p in pairs)
+    assert "left out, one image and one mask making a pair: the files ending *_4d (3)" in \
+        "\n".join(index.folders)
+    (tmp_path / "acdc" / "training" / "patient002" / "patient002_frame12_gt.nii.gz").unlink()
+    with pytest.raises(VisionsuiteError, match="expected images/ and masks/ folders"):
+        index_pairs(tmp_path / "acdc")  # a missing mask is no kind of image of its own
+
+
 def two_channel_volumes(rng, size=(48, 40, 4)) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A FLAIR-like volume (bright squares A), a T1-like one (squares B near A, on another
     intensity scale) and the lesion where A and B overlap, which no one channel shows."""

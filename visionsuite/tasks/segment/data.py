@@ -242,7 +242,8 @@ def _left_out_note(pairs: list[Pair]) -> list[str]:
             stem = file_stem(path)
             base = max((file_stem(p) for p in (pair.image, pair.mask)
                         if stem.startswith(file_stem(p))), key=len, default="")
-            endings[stem[len(base):] if base else path.name] += 1
+            endings[stem[len(base):] if base else
+                    f"*{stem[stem.rfind('_'):]}" if "_" in stem else path.name] += 1
     if not endings:
         return []
     listed = ", ".join(f"{ending} ({count})" for ending, count in sorted(endings.items()))
@@ -1053,8 +1054,11 @@ def _pairs_by_ending(images: dict[tuple[Path, str], Path], odd: list[Path],
     CHASE_DB1 comes (Image_01L.jpg, Image_01L_1stHO.png, Image_01L_2ndHO.png): files named
     after another with an ending are labels, and an ending that every image has a file of
     names its masks; of several (two observers'), the first, as DRIVE, STARE and CHASE_DB1
-    results are scored on the first observer's. The other labels are left out. None where no
-    ending pairs every image."""
+    results are scored on the first observer's. The other labels are left out. Images of an
+    ending of their own that no image with labels has are left out too, as ACDC keeps each
+    patient's unlabelled cine (patient001_4d.nii.gz) beside the frames labelled
+    (patient001_frame01.nii.gz, patient001_frame01_gt.nii.gz). None where no ending pairs
+    every other image."""
     endings: dict[str, set] = {}
     for parent, stem in images:
         for cut in (i for i, char in enumerate(stem) if char == "_" and i > 0):
@@ -1065,14 +1069,33 @@ def _pairs_by_ending(images: dict[tuple[Path, str], Path], odd: list[Path],
                      for end in endings)}
     bases = set(images) - labels
     full = sorted((end for end, found in endings.items() if found == bases), key=_natural)
+    unlabelled: set = set()
+    if bases and not full:  # ACDC's cines
+        full = sorted((end for end, found in endings.items()
+                       if _one_kind_apart(bases - found, found)), key=_natural)
+        unlabelled = bases - endings[full[0]] if full else set()
     if not bases or not full:
         return None
     odd += odd_here
     others = sorted(set(endings) - {full[0]}, key=_natural)
-    return [Pair(images[key], images[key[0], key[1] + full[0]],
-                 left_out=tuple(images[key[0], key[1] + end] for end in others
-                                if (key[0], key[1] + end) in images))
-            for key in sorted(bases, key=lambda key: (str(key[0]), _natural(key[1])))]
+    apart = {parent: [images[key] for key in sorted(unlabelled) if key[0] == parent]
+             for parent, _ in unlabelled}
+    pairs = [Pair(images[key], images[key[0], key[1] + full[0]],
+                  left_out=tuple(images[key[0], key[1] + end] for end in others
+                                 if (key[0], key[1] + end) in images)
+                  + tuple(apart.pop(key[0], [])))
+             for key in sorted(bases - unlabelled,
+                               key=lambda key: (str(key[0]), _natural(key[1])))]
+    return pairs
+
+
+def _one_kind_apart(unlabelled: set, labelled: set) -> bool:
+    """Whether images without labels are of a kind of their own: two or more, their names
+    all ending as no labelled image's does (ACDC's _4d), not a mask or two gone missing."""
+    endings = {stem[stem.rfind("_"):] if "_" in stem else None for _, stem in unlabelled}
+    ending = next(iter(endings))
+    return len(unlabelled) >= 2 and len(endings) == 1 and ending is not None \
+        and not any(stem.endswith(ending) for _, stem in labelled)
 
 
 def _by_stem(root: Path, folder: Path, odd: list[Path], series: bool = False
