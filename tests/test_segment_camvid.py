@@ -139,3 +139,25 @@ def test_a_test_folder_of_images_without_masks_is_left_out_and_val_split_by_frac
     Image.fromarray(mask).save(root / "val_labels" / "9.png")
     result = invoke("data", "check", "segment", root)
     assert result.exit_code == 0 and "test split:" not in result.output, result.output
+
+
+def test_a_set_inside_an_archives_wrapper_folder_is_found_in_it(tmp_path):
+    """BTCV unpacks to RawData/Training/{img,label}/ beside a readme: --data names the
+    archive's folder. A lone train/ is a split, not a wrapper, and a table beside the one
+    folder makes it a dataset's own folder."""
+    from visionsuite.tasks.segment.data import index_pairs
+
+    inner = camvid(tmp_path / "btcv" / "RawData", {"train": 3, "val": 2})
+    (tmp_path / "btcv" / "README.md").write_text("Multi-atlas labelling beyond the cranial vault")
+    index = index_pairs(tmp_path / "btcv")
+    assert index.root == inner and [len(index.splits[s]) for s in ("train", "val")] == [3, 2]
+    import shutil
+
+    from test_segment import make_segment_folder
+
+    lone = make_segment_folder(tmp_path / "lone", train=5)
+    shutil.rmtree(lone / "val")
+    assert index_pairs(lone).split_by_fraction  # its train/ split by fraction, as ever
+    (tmp_path / "btcv" / "metadata.csv").write_text("case,age\n1,40\n")
+    with pytest.raises(VisionsuiteError, match="expected images/ and masks/ folders"):
+        index_pairs(tmp_path / "btcv")

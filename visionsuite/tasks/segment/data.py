@@ -15,8 +15,8 @@ import numpy as np
 
 from visionsuite.core.coco import (COCO_TEST, category_names, coco_file_name, coco_files,
                                    coco_image, coco_image_folder, load_coco)
-from visionsuite.core.files import (TRAIN_FOLDER_NAMES, held_out_only, holds_data, inside,
-                                    named_folder, sub_folders)
+from visionsuite.core.files import (TRAIN_FOLDER_NAMES, VAL_FOLDER_NAMES, held_out_only,
+                                    holds_data, inside, named_folder, sub_folders)
 from visionsuite.core.images import (DEEP_INTEGER_MODES, INSTANCE_HINT, QUARTER_TURNS,
                                      UnreadableImage, bit_depth_window, deep_maximum,
                                      fit_within, fitted_size, folder_image_files,
@@ -78,6 +78,9 @@ SIDE_MASK = re.compile(r"(?P<image>.+)_mask(?:_\d+)?", re.IGNORECASE)
 # one case (LGG's patients), whose slices must not be on both sides. In fewer folders (BUSI's
 # benign/, malignant/, normal/), the split takes the same share of each folder.
 CASE_FOLDERS = 10
+# Files beside a wrapper folder that make it no dataset folder of its own (_wrapper_content).
+DOCUMENT_SUFFIXES = (".txt", ".md", ".rst", ".pdf", ".html", ".htm", ".docx", ".zip", ".gz",
+                     ".tgz", ".tar", ".7z", ".rar")
 
 
 @dataclass
@@ -256,6 +259,9 @@ def _index_pairs(root: Path, val_fraction: float, seed: int, held_out: str,
         raise VisionsuiteError(f"{root}: dataset folder not found")
     if not root.is_dir():
         raise VisionsuiteError(f"{root}: expected a dataset folder, got a file")
+    inner = _wrapper_content(root)
+    if inner is not None:  # an archive's folder around the set (BTCV's RawData/)
+        return _index_pairs(inner, val_fraction, seed, held_out, rle_order, train)
     odd: list[Path] = []
     if any(coco_files(root).values()):  # COCO polygons: Roboflow's, CVAT's ... (core/coco.py)
         coco = coco_files(root, held_out)
@@ -331,6 +337,23 @@ def unlabelled_folder(root: Path, folder: Path) -> bool:
            for path in folder.rglob("*")):
         return False
     return _holds_images(root, folder)
+
+
+def _wrapper_content(root: Path) -> Path | None:
+    """The one folder inside `root` where `root` holds nothing else but documents (a readme,
+    a licence, the archive), as archives unpack into a folder around the set (BTCV's
+    RawData/); None where `root` is the set itself, or its one folder is a part of a set (a
+    split, the images, the masks, a DICOM series)."""
+    folders = sub_folders(root)
+    if len(folders) != 1:
+        return None
+    files = [path for path in root.iterdir() if path.is_file() and holds_data(path.name)]
+    inner = folders[0]
+    if any(path.suffix.lower() not in DOCUMENT_SUFFIXES for path in files) \
+            or inner.name.lower() in TRAIN_FOLDER_NAMES + VAL_FOLDER_NAMES + IMAGE_FOLDER_NAMES \
+            or _named_as_masks(inner.name) or series_folder(inner) is not None:
+        return None
+    return inner
 
 
 def _fraction_split(root: Path, pairs: list[Pair], val_fraction: float,
