@@ -161,3 +161,34 @@ def test_a_set_inside_an_archives_wrapper_folder_is_found_in_it(tmp_path):
     (tmp_path / "btcv" / "metadata.csv").write_text("case,age\n1,40\n")
     with pytest.raises(VisionsuiteError, match="expected images/ and masks/ folders"):
         index_pairs(tmp_path / "btcv")
+
+
+def test_split_and_kind_named_folders_side_by_side_pair_as_kaggle_and_tn3k_lay_them_out(
+        tmp_path):
+    """train_images/ with train_masks/ (val_ likewise, a test_images/ of images alone), and
+    TN3K's trainval-image/ with trainval-mask/ and test-image/ with test-mask/."""
+    from visionsuite.tasks.segment.data import index_pairs
+
+    def folders(root: Path, kinds: dict[str, tuple[str | None, int]]) -> Path:
+        """{images folder: (its masks folder or None, how many)}."""
+        for images, (masks, count) in kinds.items():
+            for number in range(count):
+                image, mask = scene(number)
+                for folder, array in ((images, image), (masks, mask)):
+                    if folder is not None:
+                        (root / folder).mkdir(parents=True, exist_ok=True)
+                        Image.fromarray(array).save(root / folder / f"{folder[:2]}{number}.png")
+        return root
+
+    kaggle = folders(tmp_path / "kaggle", {"train_images": ("train_masks", 4),
+                                           "val_images": ("val_masks", 2),
+                                           "test_images": (None, 2)})
+    index = index_pairs(kaggle)
+    assert [len(index.splits[s]) for s in ("train", "val")] == [4, 2]
+    assert "val: images: val_images/, masks: val_masks/" in index.folders
+    tn3k = folders(tmp_path / "tn3k", {"trainval-image": ("trainval-mask", 5),
+                                       "test-image": ("test-mask", 2)})
+    index = index_pairs(tn3k)  # test/ serves as val where there is no val/, as ever
+    assert [len(index.splits[s]) for s in ("train", "val")] == [5, 2]
+    test = index_pairs(tn3k, 0.2, held_out="test")
+    assert {p.mask.parent.name for p in test.splits["val"]} == {"test-mask"}

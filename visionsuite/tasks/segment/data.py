@@ -290,6 +290,9 @@ def _index_pairs(root: Path, val_fraction: float, seed: int, held_out: str,
             f"{name}: " + ", ".join(f"{kind}: {path.relative_to(root)}/" for kind, path
                                     in zip(("images", "masks", "roi"), folders) if path)
             for name, folders in inside_kinds.items()])
+    worded = _worded_splits(root, held_out)
+    if worded is not None:
+        return _worded_index(root, worded, val_fraction, seed, held_out, odd)
     train_dir = named_folder(root, TRAIN_FOLDER_NAMES) or root / "train"
     val_dir = named_folder(root, held_out_names(held_out))
     unlabelled = []
@@ -337,6 +340,42 @@ def unlabelled_folder(root: Path, folder: Path) -> bool:
            for path in folder.rglob("*")):
         return False
     return _holds_images(root, folder)
+
+
+def _worded_splits(root: Path, held_out: str) -> dict[str, tuple[Path, Path]] | None:
+    """Each split's images and masks folders where they lie side by side at the top, named
+    with the split's word and their kind's, as Kaggle lays sets out (train_images/ with
+    train_masks/, val_images/ with val_masks/, a test_images/ of images alone) and TN3K
+    (trainval-image/ with trainval-mask/); None where the set is not so (a train/ folder of
+    its own is a split folder)."""
+    if named_folder(root, TRAIN_FOLDER_NAMES) is not None:
+        return None
+    folders = sub_folders(root)
+    found = {}
+    for split, names in (("train", TRAIN_FOLDER_NAMES + ("trainval",)),
+                         ("val", held_out_names(held_out))):
+        for word in names:
+            named = [path for path in folders if word in _words(path.name)]
+            masks = [path for path in named if _named_as_masks(path.name)]
+            images = [path for path in named if path not in masks]
+            if len(images) == 1 and len(masks) == 1:
+                found[split] = (images[0], masks[0])
+                break
+    return found if "train" in found or held_out == "test" and "val" in found else None
+
+
+def _worded_index(root: Path, worded: dict[str, tuple[Path, Path]], val_fraction: float,
+                  seed: int, held_out: str, odd: list[Path]) -> PairIndex:
+    """The pairs of _worded_splits' folders: as listed, the train ones split by val_fraction
+    where there is no held-out pair of folders."""
+    pairs = {split: _pair_dirs(root, images, masks, None, odd)
+             for split, (images, masks) in worded.items()}
+    folders = [f"{held_out if split == 'val' else split}: images: {images.name}/, masks: "
+               f"{masks.name}/" for split, (images, masks) in worded.items()]
+    if held_out == "test":
+        return PairIndex(root, {"train": [], "val": pairs["val"]}, odd, False, folders[-1:])
+    splits, by_fraction = _labelled_splits(root, {"train": [], **pairs}, val_fraction, seed)
+    return PairIndex(root, splits, odd, by_fraction, folders)
 
 
 def _wrapper_content(root: Path) -> Path | None:
