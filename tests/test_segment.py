@@ -280,11 +280,16 @@ def test_a_folder_of_images_beside_one_named_as_masks_pairs_under_any_names(tmp_
     report = check_segmentation_folders(str(root))
     assert report.usable, report.problem
     named = [f"images: {images}/"] + ([f"masks: {masks}/"] if masks != "masks" else [])
-    assert f"  pairs: ./ ({', '.join(named)})" in report.text.splitlines()
+    split_named = "Training" in images  # ISIC's names say the split: a train split's folders
+    shown = f"  train: {', '.join(named)}" if split_named else f"  pairs: ./ ({', '.join(named)})"
+    assert shown in report.text.splitlines()
     (root / "notes").mkdir()  # a folder of no images is not taken for the images
     (root / "notes" / "README.txt").write_text("segmented by two readers")
     assert len(index_pairs(root, 0.2).splits["val"]) == 1
     _save_disc(root / "previews" / "1.png", 1, mask=False)  # which images are meant is not told
+    if split_named:  # ... unless the folders' names tell it
+        assert len(index_pairs(root, 0.2).splits["train"]) == 4
+        return
     with pytest.raises(VisionsuiteError, match="expected images/ and masks/ folders"):
         index_pairs(root, 0.2)
 
