@@ -36,6 +36,8 @@ from visionsuite.tasks.base import DataReport, Split
 from visionsuite.tasks.segment.colours import (colour_class_names, colour_classes, colour_name,
                                                colour_table, grey_colour, indexed_colours,
                                                parse_colours)
+from visionsuite.tasks.segment.geojson import class_names as geojson_class_names
+from visionsuite.tasks.segment.geojson import geojson_files, read_geojson
 from visionsuite.tasks.segment.labelme import class_names as labelme_class_names
 from visionsuite.tasks.segment.labelme import class_values as labelme_class_values
 from visionsuite.tasks.segment.labelme import labelme_files, read_labelme
@@ -278,6 +280,9 @@ def _index_pairs(root: Path, val_fraction: float, seed: int, held_out: str,
     labelme = labelme_files(root)  # LabelMe's JSON beside the images
     if labelme and not _has_mask_images(root):
         return _labelme_index(root, labelme, val_fraction, seed, held_out, train)
+    geojson = geojson_files(root)  # QuPath's GeoJSON of each image
+    if geojson and not _has_mask_images(root):
+        return _geojson_index(root, geojson, val_fraction, seed, held_out, train)
     # Kaggle's run-length codes in a CSV
     index = _rle_index(root, val_fraction, seed, held_out, rle_order) \
         if any(root.glob("*.csv")) else None
@@ -491,17 +496,8 @@ def _labelme_index(root: Path, files: list[Path], val_fraction: float, seed: int
     """Pairs of images annotated in LabelMe (labelme.py; `files`, the dataset's JSON files):
     those of train/ and val/ (or test/) where the dataset has such folders, else all of them
     split by val_fraction."""
-    train_dir, held_dir = named_folder(root, TRAIN_FOLDER_NAMES), \
-        named_folder(root, held_out_names(held_out))
-    if held_out == "test" and held_dir is None:
-        raise no_test_split(root, "a test/ folder of images and LabelMe files")
-    if held_dir is not None and (held_out == "test" or not train):
-        found = {"val": _files_in(files, held_dir)}  # the held-out images alone, all of them
-        val_fraction = EVERY_IMAGE
-    elif train_dir is not None and held_dir is not None:
-        found = {"train": _files_in(files, train_dir), "val": _files_in(files, held_dir)}
-    else:
-        found = {"train": files, "val": []}
+    found, val_fraction = _split_files(root, files, held_out, train, val_fraction,
+                                       "a test/ folder of images and LabelMe files")
     read = {split: [read_labelme(path, root) for path in files] for split, files in found.items()}
     names = labelme_class_names([image for images in read.values() for image in images])
     values = labelme_class_values(names)
@@ -552,6 +548,51 @@ def _voc_index(root: Path, voc: VocSet, val_fraction: float, seed: int, held_out
     splits, by_fraction = _labelled_splits(root, {"train": [], **pairs}, val_fraction, seed)
     return PairIndex(root, splits, [], by_fraction, note, voc.class_names, voc.names_from,
                      class_colours=voc.class_colours)
+
+
+def _geojson_index(root: Path, files: list[Path], val_fraction: float, seed: int,
+                   held_out: str, train: bool) -> PairIndex:
+    """Pairs of images annotated in GeoJSON (geojson.py; `files`, the dataset's): those of
+    train/ and val/ (or test/) where the dataset has such folders, else all of them split by
+    val_fraction; each image with its polygons, holes cut as background (class 0)."""
+    found, val_fraction = _split_files(root, files, held_out, train, val_fraction,
+                                       "a test/ folder of images and GeoJSON files")
+    images = image_lookup(root)
+    read = {split: [read_geojson(path, root, images) for path in paths]
+            for split, paths in found.items()}
+    names = geojson_class_names([image for listed in read.values() for image in listed])
+    values = {name: value for value, name in enumerate(names)}
+    pairs = {split: [Pair(image.image, image.file, shapes=tuple(
+        (0 if label is None else values[label], [ring]) for label, ring in image.rings),
+        shapes_size=stored_geometry(image.image)[0]) for image in listed]
+        for split, listed in read.items()}
+    left_out = sum(image.left_out for listed in read.values() for image in listed)
+    note = ["GeoJSON: " + ", ".join(f"{split}: {len(found)} images"
+                                    for split, found in pairs.items() if found)
+            + (f"; {left_out} features without an area (points, lines) left out"
+               if left_out else "")]
+    if "train" not in pairs:
+        return PairIndex(root, {"train": [], "val": pairs["val"]}, [], False, note, names,
+                         "the GeoJSON files")
+    splits, by_fraction = _labelled_splits(root, pairs, val_fraction, seed)
+    return PairIndex(root, splits, [], by_fraction, note, names, "the GeoJSON files")
+
+
+def _split_files(root: Path, files: list[Path], held_out: str, train: bool,
+                 val_fraction: float, expected: str) -> tuple[dict[str, list[Path]], float]:
+    """Annotation files by split: those in train/ and val/ (or test/) where the dataset has
+    such folders (the held-out ones alone, all of them, for an evaluation), else all as train
+    to be split by val_fraction; and the val_fraction to split by."""
+    train_dir, held_dir = named_folder(root, TRAIN_FOLDER_NAMES), \
+        named_folder(root, held_out_names(held_out))
+    if held_out == "test" and held_dir is None:
+        raise no_test_split(root, expected)
+    if held_dir is not None and (held_out == "test" or not train):
+        return {"val": _files_in(files, held_dir)}, EVERY_IMAGE
+    if train_dir is not None and held_dir is not None:
+        return {"train": _files_in(files, train_dir), "val": _files_in(files, held_dir)}, \
+            val_fraction
+    return {"train": files, "val": []}, val_fraction
 
 
 def _rle_index(root: Path, val_fraction: float, seed: int, held_out: str,
