@@ -505,15 +505,23 @@ def _labelme_index(root: Path, files: list[Path], val_fraction: float, seed: int
         (values[label], drawn) for label, drawn in image.shapes), shapes_size=image.size)
         for image in images] for split, images in read.items()}
     left_out = sum(image.left_out for images in read.values() for image in images)
-    note = ["LabelMe: " + ", ".join(f"{split}: {len(found)} images"
-                                    for split, found in pairs.items() if found)
-            + (f"; {left_out} shapes without an area (lines, points) left out"
-               if left_out else "")]
+    return _annotated_index(root, pairs, names, "LabelMe", f"{left_out} shapes without an area "
+                            "(lines, points)" if left_out else "", val_fraction, seed)
+
+
+def _annotated_index(root: Path, pairs: dict[str, list[Pair]], names: list[str], source: str,
+                     left_out: str, val_fraction: float, seed: int) -> PairIndex:
+    """The index of images with their annotation files (LabelMe's, GeoJSON): `pairs` by
+    split (val alone for an evaluation), split by val_fraction where there is no val;
+    data check's line counts them and the annotations `left_out` (described)."""
+    note = [f"{source}: " + ", ".join(f"{split}: {len(found)} images"
+                                      for split, found in pairs.items() if found)
+            + (f"; {left_out} left out" if left_out else "")]
     if "train" not in pairs:
         return PairIndex(root, {"train": [], "val": pairs["val"]}, [], False, note, names,
-                         "the LabelMe files")
+                         f"the {source} files")
     splits, by_fraction = _labelled_splits(root, pairs, val_fraction, seed)
-    return PairIndex(root, splits, [], by_fraction, note, names, "the LabelMe files")
+    return PairIndex(root, splits, [], by_fraction, note, names, f"the {source} files")
 
 
 def _voc_index(root: Path, voc: VocSet, val_fraction: float, seed: int, held_out: str,
@@ -567,15 +575,8 @@ def _geojson_index(root: Path, files: list[Path], val_fraction: float, seed: int
         shapes_size=stored_geometry(image.image)[0]) for image in listed]
         for split, listed in read.items()}
     left_out = sum(image.left_out for listed in read.values() for image in listed)
-    note = ["GeoJSON: " + ", ".join(f"{split}: {len(found)} images"
-                                    for split, found in pairs.items() if found)
-            + (f"; {left_out} features without an area (points, lines) left out"
-               if left_out else "")]
-    if "train" not in pairs:
-        return PairIndex(root, {"train": [], "val": pairs["val"]}, [], False, note, names,
-                         "the GeoJSON files")
-    splits, by_fraction = _labelled_splits(root, pairs, val_fraction, seed)
-    return PairIndex(root, splits, [], by_fraction, note, names, "the GeoJSON files")
+    return _annotated_index(root, pairs, names, "GeoJSON", f"{left_out} features without an "
+                            "area (points, lines)" if left_out else "", val_fraction, seed)
 
 
 def _split_files(root: Path, files: list[Path], held_out: str, train: bool,
