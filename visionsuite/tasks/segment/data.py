@@ -36,11 +36,11 @@ from visionsuite.tasks.base import DataReport, Split
 from visionsuite.tasks.segment.colours import (colour_class_names, colour_classes, colour_name,
                                                colour_table, grey_colour, indexed_colours,
                                                parse_colours)
-from visionsuite.tasks.segment.geojson import class_names as geojson_class_names
-from visionsuite.tasks.segment.geojson import geojson_files, read_geojson
 from visionsuite.tasks.segment.labelme import class_names as labelme_class_names
 from visionsuite.tasks.segment.labelme import class_values as labelme_class_values
 from visionsuite.tasks.segment.labelme import labelme_files, read_labelme
+from visionsuite.tasks.segment.outlines import class_names as outline_class_names
+from visionsuite.tasks.segment.outlines import outline_files, read_outlines
 from visionsuite.tasks.segment.rle_tables import (RLE_ORDERS, RunLengths, decode_run_lengths,
                                                   holds_codes, read_rle_table, rle_class_names)
 from visionsuite.tasks.segment.surface import measurable
@@ -280,9 +280,10 @@ def _index_pairs(root: Path, val_fraction: float, seed: int, held_out: str,
     labelme = labelme_files(root)  # LabelMe's JSON beside the images
     if labelme and not _has_mask_images(root):
         return _labelme_index(root, labelme, val_fraction, seed, held_out, train)
-    geojson = geojson_files(root)  # QuPath's GeoJSON of each image
-    if geojson and not _has_mask_images(root):
-        return _geojson_index(root, geojson, val_fraction, seed, held_out, train)
+    outlines = outline_files(root)  # QuPath's GeoJSON, Aperio's XML of each image
+    if len(outlines) == 1 and not _has_mask_images(root):
+        (source, files), = outlines.items()
+        return _outlines_index(root, source, files, val_fraction, seed, held_out, train)
     # Kaggle's run-length codes in a CSV
     index = _rle_index(root, val_fraction, seed, held_out, rle_order) \
         if any(root.glob("*.csv")) else None
@@ -558,24 +559,25 @@ def _voc_index(root: Path, voc: VocSet, val_fraction: float, seed: int, held_out
                      class_colours=voc.class_colours)
 
 
-def _geojson_index(root: Path, files: list[Path], val_fraction: float, seed: int,
-                   held_out: str, train: bool) -> PairIndex:
-    """Pairs of images annotated in GeoJSON (geojson.py; `files`, the dataset's): those of
-    train/ and val/ (or test/) where the dataset has such folders, else all of them split by
-    val_fraction; each image with its polygons, holes cut as background (class 0)."""
+def _outlines_index(root: Path, source: str, files: list[Path], val_fraction: float,
+                    seed: int, held_out: str, train: bool) -> PairIndex:
+    """Pairs of images outlined in a file each (outlines.py: GeoJSON, Aperio XML; `files`,
+    the dataset's): those of train/ and val/ (or test/) where the dataset has such folders,
+    else all of them split by val_fraction; each image with its outlines, holes cut as
+    background (class 0)."""
     found, val_fraction = _split_files(root, files, held_out, train, val_fraction,
-                                       "a test/ folder of images and GeoJSON files")
+                                       f"a test/ folder of images and {source} files")
     images = image_lookup(root)
-    read = {split: [read_geojson(path, root, images) for path in paths]
+    read = {split: [read_outlines(path, root, images) for path in paths]
             for split, paths in found.items()}
-    names = geojson_class_names([image for listed in read.values() for image in listed])
+    names = outline_class_names([image for listed in read.values() for image in listed])
     values = {name: value for value, name in enumerate(names)}
     pairs = {split: [Pair(image.image, image.file, shapes=tuple(
         (0 if label is None else values[label], [ring]) for label, ring in image.rings),
         shapes_size=stored_geometry(image.image)[0]) for image in listed]
         for split, listed in read.items()}
     left_out = sum(image.left_out for listed in read.values() for image in listed)
-    return _annotated_index(root, pairs, names, "GeoJSON", f"{left_out} features without an "
+    return _annotated_index(root, pairs, names, source, f"{left_out} drawings without an "
                             "area (points, lines)" if left_out else "", val_fraction, seed)
 
 

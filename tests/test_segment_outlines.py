@@ -59,7 +59,7 @@ def test_geojson_polygons_are_filled_as_their_classes_with_holes_cut(tmp_path):
     index = index_pairs(tmp_path)
     assert index.class_names == ["background", "Nucleus", "Tumor", "foreground"]
     assert [len(index.splits[s]) for s in ("train", "val")] == [3, 2]
-    assert "5 features without an area (points, lines) left out" in index.folders[0]
+    assert "5 drawings without an area (points, lines) left out" in index.folders[0]
     (mask,) = _read_masks(index.splits["val"][0], binary=False)
     assert mask.shape == (HEIGHT, WIDTH)
     assert mask[8, 8] == 2 and mask[15, 15] == 0 and mask[34, 44] == 1 and mask[4, 46] == 3
@@ -103,3 +103,44 @@ def test_bad_geojson_files_are_one_line_errors_naming_them(tmp_path):
     with pytest.raises(VisionsuiteError, match="slide1.geojson: feature 0 has a ring that is "
                                                "no list of"):
         index_pairs(tmp_path / "set")
+
+
+def write_aperio(path: Path, layers: dict[str, list[tuple[str, list, bool]]]) -> None:
+    """An Aperio ImageScope XML file: a layer (Annotation) per class name ("" for none), each
+    of regions (type, vertices, hole?)."""
+    parts = ['<?xml version="1.0"?>\n<Annotations MicronsPerPixel="0.252100">']
+    for number, (name, regions) in enumerate(layers.items(), 1):
+        parts.append(f'<Annotation Id="{number}" Name="{name}" Type="4"><Attributes>'
+                     '<Attribute Name="Description" Id="0" Value=""/></Attributes><Regions>')
+        for index, (kind, vertices, hole) in enumerate(regions, 1):
+            parts.append(f'<Region Id="{index}" Type="{kind}" NegativeROA="{int(hole)}">'
+                         '<Attributes/><Vertices>' + "".join(
+                             f'<Vertex X="{x}" Y="{y}" Z="0"/>' for x, y in vertices)
+                         + '</Vertices></Region>')
+        parts.append("</Regions></Annotation>")
+    path.write_text("".join(parts) + "</Annotations>")
+
+
+def test_aperio_xml_regions_are_filled_as_their_layers_class_as_monuseg_ships_them(tmp_path):
+    """MoNuSeg: Tissue Images/TCGA-*.tif beside Annotations/TCGA-*.xml; a layer of nuclei
+    (freehand regions, a hole marked NegativeROA, an ellipse), a ruler left out."""
+    from visionsuite.tasks.segment.data import _read_masks, index_pairs
+
+    root = tmp_path / "MoNuSeg"
+    for number in range(4):
+        write_slide(root / "Tissue Images", f"TCGA-{number}", [], seed=number)
+        (root / "Tissue Images" / f"TCGA-{number}.geojson").unlink()
+        (root / "Annotations").mkdir(exist_ok=True)
+        write_aperio(root / "Annotations" / f"TCGA-{number}.xml", {
+            "": [("0", square(6, 6, 20)[:-1], False), ("0", square(12, 12, 6)[:-1], True),
+                 ("2", [[40, 30], [48, 38]], False), ("4", [[1, 1], [5, 5]], False)]})
+    index = index_pairs(root)
+    assert index.class_names == ["background", "foreground"]
+    assert "Aperio XML: train: 4 images; 4 drawings without an area" in index.folders[0]
+    pairs = index.splits["train"] + index.splits["val"]
+    (mask,) = _read_masks(next(p for p in pairs if p.image.stem == "TCGA-0"), binary=False)
+    assert mask[8, 8] == 1 and mask[15, 15] == 0 and mask[34, 44] == 1 and mask[30, 40] == 0
+    ellipse = int((mask[28:40, 38:50] == 1).sum())
+    assert abs(ellipse - np.pi * 16) < 12  # the ellipse in its corners, radius 4
+    result = invoke("data", "check", "segment", root)
+    assert result.exit_code == 0 and "classes (named in the Aperio XML files)" in result.output
