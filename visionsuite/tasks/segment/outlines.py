@@ -47,15 +47,12 @@ class OutlinedImage:
 def outline_files(root: Path) -> dict[str, list[Path]]:
     """The GeoJSON and Aperio XML files below `root` by format, in name order, hidden folders
     left out; an XML file is Aperio's by its root element (VOC's XML are not)."""
-    found = {"GeoJSON": [], "Aperio XML": []}
-    for path in sorted(root.rglob("*")):
-        if not path.is_file() or not all(holds_data(part)
-                                         for part in path.relative_to(root).parts):
-            continue
-        if path.suffix.lower() == ".geojson":
-            found["GeoJSON"].append(path)
-        elif path.suffix.lower() == ".xml" and _is_aperio(path):
-            found["Aperio XML"].append(path)
+    def files(pattern: str) -> list[Path]:
+        return sorted(path for path in root.rglob(pattern) if path.is_file()
+                      and all(holds_data(part) for part in path.relative_to(root).parts))
+
+    found = {"GeoJSON": files("*.geojson"),
+             "Aperio XML": [path for path in files("*.xml") if _is_aperio(path)]}
     return {kind: paths for kind, paths in found.items() if paths}
 
 
