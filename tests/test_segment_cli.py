@@ -817,6 +817,9 @@ def test_acdc_patients_pair_their_labelled_frames_and_leave_their_cines_out(tmp_
     assert len(pairs) == 6 and not any("_4d" in p.image.name for p in pairs)
     assert "left out, one image and one mask making a pair: the files ending *_4d (3)" in \
         "\n".join(index.folders)
+    from visionsuite.tasks.segment.data import _one_kind_apart
+
+    assert not _one_kind_apart(set(), {(tmp_path, "patient001_frame01")})  # none apart
     (tmp_path / "acdc" / "training" / "patient002" / "patient002_frame12_gt.nii.gz").unlink()
     with pytest.raises(VisionsuiteError, match="expected images/ and masks/ folders"):
         index_pairs(tmp_path / "acdc")  # a missing mask is no kind of image of its own

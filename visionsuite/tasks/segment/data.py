@@ -1199,9 +1199,10 @@ def _one_kind_apart(unlabelled: set, labelled: set) -> bool:
     """Whether images without labels are of a kind of their own: two or more, their names
     all ending as no labelled image's does (ACDC's _4d), not a mask or two gone missing."""
     endings = {stem[stem.rfind("_"):] if "_" in stem else None for _, stem in unlabelled}
+    if len(unlabelled) < 2 or len(endings) != 1 or None in endings:
+        return False
     ending = next(iter(endings))
-    return len(unlabelled) >= 2 and len(endings) == 1 and ending is not None \
-        and not any(stem.endswith(ending) for _, stem in labelled)
+    return not any(stem.endswith(ending) for _, stem in labelled)
 
 
 def _by_stem(root: Path, folder: Path, odd: list[Path], series: bool = False
