@@ -1,7 +1,9 @@
-"""Segmentation data: image/mask pairs by file stem (with optional ROI masks) or images with
-their COCO, YOLO or LabelMe polygons or in Pascal VOC's lists, the mask values and their
-classes, decoding (DICOM/NIfTI slices included), `data check segment`, and the training
-crops' sampler that oversamples labelled slices (labelled_crop_batches)."""
+"""Segmentation data: image/mask pairs by file stem (with optional ROI masks), or as public
+sets lay them out (Pascal VOC's lists, case folders, split folders named with their kind),
+or images with their COCO, YOLO, LabelMe, GeoJSON or Aperio outlines; the mask values and
+their classes, decoding (DICOM/NIfTI slices included, DICOM SEG and RTSTRUCT labels), `data
+check segment`, and the training crops' sampler that oversamples labelled slices
+(labelled_crop_batches)."""
 
 from __future__ import annotations
 
