@@ -506,9 +506,11 @@ def _slicer_segment_names(path: Path) -> list[str]:
         if [value for value, _ in segments] == list(range(1, len(segments) + 1)) else []
 
 
-def dicom_label_slices(path: Path, image: Path, binary: bool = False) -> list[np.ndarray]:
-    """The labels of a DICOM SEG or RTSTRUCT on the slices of the image it labels."""
-    if dicom_labels_kind(path) == "RTSTRUCT":
+def dicom_label_slices(path: Path, image: Path, kind: str,
+                       binary: bool = False) -> list[np.ndarray]:
+    """The labels of a DICOM SEG or RTSTRUCT (`kind`, dicom_labels_kind's) on the slices of
+    the image it labels."""
+    if kind == "RTSTRUCT":
         return rtstruct_label_slices(path, image, binary)
     return seg_label_slices(path, image, binary)
 

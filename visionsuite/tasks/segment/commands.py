@@ -87,10 +87,11 @@ def segment_images(run: str, inputs, output: str | Path | None = None, overlay: 
     items, notes = stack_dicom_series(collect_images(inputs, outputs=(output,) if output else ()))
     for note in notes:
         warn(note)
-    for path in [item for item in items if isinstance(item, Path) and dicom_labels_kind(item)]:
-        warn(f"{path}: a DICOM {dicom_labels_kind(path)} (labels of other images), not an "
-             "image; left out")
-        items.remove(path)
+    label_files = {item: kind for item in items if isinstance(item, Path)
+                   and (kind := dicom_labels_kind(item))}
+    for path, kind in label_files.items():
+        warn(f"{path}: a DICOM {kind} (labels of other images), not an image; left out")
+    items = [item for item in items if not (isinstance(item, Path) and item in label_files)]
     if source.settings.get("image_channels"):  # multi-modal MRI: a file per channel, or 4-D
         items, labels_left_out = channel_groups(items, source.settings["image_channels"])
         for path in labels_left_out:

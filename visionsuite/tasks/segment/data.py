@@ -705,6 +705,14 @@ def _coco_pairs(root: Path, path: Path, spec: dict, values: dict[int, int]) -> l
     return pairs
 
 
+def _pairs_by_folder(pairs: list[Pair]) -> dict[Path, list[Pair]]:
+    """The pairs by the folder of their image."""
+    by_folder: dict[Path, list[Pair]] = {}
+    for pair in pairs:
+        by_folder.setdefault(pair.image.parent, []).append(pair)
+    return by_folder
+
+
 def _case_folders(by_folder: dict[Path, list[Pair]]) -> bool:
     """Whether the folders of pairs are cases, each kept on one side of a split: CASE_FOLDERS
     or more of them, or several of one pair each (KiTS' case_00000/)."""
@@ -716,9 +724,7 @@ def _side_by_side_note(pairs: list[Pair], split: bool) -> list[str]:
     """data check's line on masks found beside their images, and on how they were split."""
     if not pairs or pairs[0].image.parent != pairs[0].mask.parent:
         return []
-    by_folder: dict[Path, list[Pair]] = {}
-    for pair in pairs:
-        by_folder.setdefault(pair.image.parent, []).append(pair)
+    by_folder = _pairs_by_folder(pairs)
     folders, how = len(by_folder), ""
     if split and _case_folders(by_folder):
         how = "; the val split takes whole folders (each one case, kept on one side)"
@@ -766,9 +772,7 @@ def _split_pairs(pairs: list[Pair], fraction: float, seed: int):
     the shuffled pairs (or cases), each folder's in turn, so each fold takes its share of
     each folder."""
     rng = random.Random(seed)
-    by_folder: dict[Path, list[Pair]] = {}
-    for pair in pairs:
-        by_folder.setdefault(pair.image.parent, []).append(pair)
+    by_folder = _pairs_by_folder(pairs)
     if _case_folders(by_folder):
         cases = sorted(by_folder)
         rng.shuffle(cases)
@@ -1643,8 +1647,9 @@ def _drawn_classes(pair: Pair, binary: bool) -> np.ndarray:
 def _mask_slices(pair: Pair, path: Path, binary: bool) -> list[np.ndarray]:
     """A mask file's slices; the label volume of a DICOM series folder, or of a NIfTI volume
     of another size, is resampled onto the image's slices through the two affines."""
-    if dicom_labels_kind(path):  # a DICOM SEG or RTSTRUCT of a series or one DICOM image
-        return dicom_label_slices(path, pair.image, binary)
+    kind = dicom_labels_kind(path)
+    if kind:  # a DICOM SEG or RTSTRUCT of a series or one DICOM image
+        return dicom_label_slices(path, pair.image, kind, binary)
     if pair.image.is_dir() or (is_volume(pair.image) and is_volume(path)):
         return label_slices_for(path, pair.image, binary)
     return read_mask_slices(path, binary)
