@@ -173,6 +173,13 @@ def holds_data(name: str) -> bool:
     return not name.startswith(".") and name != "__MACOSX"
 
 
+def data_files(root: Path, pattern: str) -> list[Path]:
+    """The files below `root` whose names match `pattern`, in path order, those in folders
+    no dataset is in (holds_data) left out."""
+    return sorted(path for path in Path(root).rglob(pattern) if path.is_file()
+                  and all(holds_data(part) for part in path.relative_to(root).parts))
+
+
 def sub_folders(root: Path) -> list[Path]:
     """The sub-folders of `root` that can hold data (`holds_data`), sorted."""
     return sorted(path for path in Path(root).iterdir()

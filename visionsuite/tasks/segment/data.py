@@ -1,9 +1,9 @@
 """Segmentation data: image/mask pairs by file stem (with optional ROI masks), or as public
 sets lay them out (Pascal VOC's lists, case folders, split folders named with their kind),
-or images with their COCO, YOLO, LabelMe, GeoJSON or Aperio outlines; the mask values and
-their classes, decoding (DICOM/NIfTI slices included, DICOM SEG and RTSTRUCT labels), `data
-check segment`, and the training crops' sampler that oversamples labelled slices
-(labelled_crop_batches)."""
+or images with their COCO, YOLO, LabelMe, GeoJSON, Aperio, CVAT or VIA shapes; the mask
+values and their classes, decoding (DICOM/NIfTI slices included, DICOM SEG and RTSTRUCT
+labels), `data check segment`, and the training crops' sampler that oversamples labelled
+slices (labelled_crop_batches)."""
 
 from __future__ import annotations
 
@@ -38,14 +38,16 @@ from visionsuite.tasks.base import DataReport, Split
 from visionsuite.tasks.segment.colours import (colour_class_names, colour_classes, colour_name,
                                                colour_table, grey_colour, indexed_colours,
                                                parse_colours)
+from visionsuite.tasks.segment.cvat import cvat_files, read_cvat
 from visionsuite.tasks.segment.labelme import class_names as labelme_class_names
-from visionsuite.tasks.segment.labelme import class_values as labelme_class_values
 from visionsuite.tasks.segment.labelme import labelme_files, read_labelme
 from visionsuite.tasks.segment.outlines import class_names as outline_class_names
 from visionsuite.tasks.segment.outlines import outline_files, read_outlines
 from visionsuite.tasks.segment.rle_tables import (RLE_ORDERS, RunLengths, decode_run_lengths,
                                                   holds_codes, read_rle_table, rle_class_names)
+from visionsuite.tasks.segment.shapes import BoxRuns, ListedImage, class_values, names_in_order
 from visionsuite.tasks.segment.surface import measurable
+from visionsuite.tasks.segment.via import read_via, via_files
 from visionsuite.tasks.segment.voc import (OBJECTS, VocSet, listed_pairs, read_voc_set,
                                            voc_segmentation_folder)
 
@@ -107,6 +109,8 @@ class Pair:
     # YOLO's polygons, normalised to the image as it is shown, and for run-length codes
     shapes: tuple[tuple[int, object], ...] | None = None
     shapes_size: tuple[int, int] | None = None
+    # each shape's z order, where the file gives one (CVAT's): higher drawn over lower
+    shape_orders: tuple[float, ...] | None = None
 
 
 @dataclass
@@ -286,6 +290,9 @@ def _index_pairs(root: Path, val_fraction: float, seed: int, held_out: str,
     if len(outlines) == 1 and not _has_mask_images(root):
         (source, files), = outlines.items()
         return _outlines_index(root, source, files, val_fraction, seed, held_out, train)
+    listed = _listing_files(root)  # CVAT's XML, VIA's JSON: a file of many images' shapes
+    if listed is not None and not _has_mask_images(root):
+        return _listed_index(root, *listed, val_fraction, seed, held_out, train)
     # Kaggle's run-length codes in a CSV
     index = _rle_index(root, val_fraction, seed, held_out, rle_order) \
         if any(root.glob("*.csv")) else None
@@ -503,7 +510,7 @@ def _labelme_index(root: Path, files: list[Path], val_fraction: float, seed: int
                                        "a test/ folder of images and LabelMe files")
     read = {split: [read_labelme(path, root) for path in files] for split, files in found.items()}
     names = labelme_class_names([image for images in read.values() for image in images])
-    values = labelme_class_values(names)
+    values = class_values(names)
     pairs = {split: [Pair(image.image, image.json, shapes=tuple(
         (values[label], drawn) for label, drawn in image.shapes), shapes_size=image.size)
         for image in images] for split, images in read.items()}
@@ -513,18 +520,21 @@ def _labelme_index(root: Path, files: list[Path], val_fraction: float, seed: int
 
 
 def _annotated_index(root: Path, pairs: dict[str, list[Pair]], names: list[str], source: str,
-                     left_out: str, val_fraction: float, seed: int) -> PairIndex:
+                     left_out: str, val_fraction: float, seed: int,
+                     names_from: str = "") -> PairIndex:
     """The index of images with their annotation files (LabelMe's, GeoJSON): `pairs` by
     split (val alone for an evaluation), split by val_fraction where there is no val;
-    data check's line counts them and the annotations `left_out` (described)."""
+    data check's line counts them and the annotations `left_out` (described); the class
+    names come from `names_from` (the files, by default)."""
     note = [f"{source}: " + ", ".join(f"{split}: {len(found)} images"
                                       for split, found in pairs.items() if found)
             + (f"; {left_out} left out" if left_out else "")]
     if "train" not in pairs:
         return PairIndex(root, {"train": [], "val": pairs["val"]}, [], False, note, names,
-                         f"the {source} files")
+                         names_from or f"the {source} files")
     splits, by_fraction = _labelled_splits(root, pairs, val_fraction, seed)
-    return PairIndex(root, splits, [], by_fraction, note, names, f"the {source} files")
+    return PairIndex(root, splits, [], by_fraction, note, names,
+                     names_from or f"the {source} files")
 
 
 def _voc_index(root: Path, voc: VocSet, val_fraction: float, seed: int, held_out: str,
@@ -581,6 +591,78 @@ def _outlines_index(root: Path, source: str, files: list[Path], val_fraction: fl
     left_out = sum(image.left_out for listed in read.values() for image in listed)
     return _annotated_index(root, pairs, names, source, f"{left_out} drawings without an "
                             "area (points, lines)" if left_out else "", val_fraction, seed)
+
+
+def _listing_files(root: Path) -> tuple[str, list[Path]] | None:
+    """The files below `root` that each list many images' shapes, of the first format found
+    (cvat.py, via.py), with the format's name; None where there are none."""
+    for source, find in (("CVAT", cvat_files), ("VIA", via_files)):
+        found = find(root)
+        if found:
+            return source, found
+    return None
+
+
+def _listed_index(root: Path, source: str, files: list[Path], val_fraction: float, seed: int,
+                  held_out: str, train: bool) -> PairIndex:
+    """Pairs of images whose shapes CVAT's XML or VIA's JSON `files` list: split by the
+    subsets the files give (CVAT's Train and Validation), else by the train/ and val/ (or
+    test/) folders they lie in, else split by val_fraction. Images with nothing drawn are
+    all background."""
+    lookup = image_lookup(root)
+    images, declared, left_out, attributes = [], [], 0, set()
+    for path in files:
+        if source == "CVAT":
+            found, named, drawn_without_area = read_cvat(path, root, lookup)
+        else:
+            found, named, attribute, drawn_without_area = read_via(path, root, lookup)
+            attributes.add(attribute)
+        images, declared = images + found, declared + named
+        left_out += drawn_without_area
+    listed = _subset_splits(images, held_out, train)
+    if listed is None:
+        by_file, val_fraction = _split_files(root, files, held_out, train, val_fraction,
+                                             f"a test/ folder of images and {source} files")
+        listed = {split: [image for image in images if image.file in paths]
+                  for split, paths in by_file.items()}
+    names = names_in_order(images, declared)
+    values = class_values(names)
+    pairs = {split: [Pair(image.image, image.file, shapes=tuple(
+        (values[label], [drawn] if isinstance(drawn, list) else drawn)  # COCO's polygons
+        for label, drawn, _ in image.shapes), shapes_size=image.size,
+        shape_orders=tuple(order for _, _, order in image.shapes)) for image in found]
+        for split, found in listed.items()}
+    kept = {id(image): image for found in listed.values() for image in found}
+    others = Counter(image.subset for image in images if image.subset and id(image) not in kept)
+    blank = sum(not image.shapes for image in kept.values())
+    notes = [f"{left_out} shapes without an area (polylines, points)" if left_out else "",
+             *(f"{count} images of subset {subset}" for subset, count in sorted(others.items())),
+             f"nothing drawn on {blank} images: all background" if blank else ""]
+    attribute = next(iter(attributes), "") if len(attributes) == 1 else ""
+    return _annotated_index(root, pairs, names, source, "; ".join(filter(None, notes)),
+                            val_fraction, seed, f"the VIA files' region attribute "
+                            f"'{attribute}'" if attribute else "")
+
+
+def _subset_splits(images: list[ListedImage], held_out: str, train: bool
+                   ) -> dict[str, list[ListedImage]] | None:
+    """Images by split where the files put them in subsets named as splits (CVAT's Train,
+    Validation, Test): val is the Validation subset, else Test; for an evaluation, or
+    `held_out` "test", the held-out subset alone, all of it. Other held-out subsets are not
+    trained on. None where no image is in a held-out subset (or the test one, for "test")."""
+    held_names = [TEST_FOLDER_NAMES] if held_out == "test" else \
+        [tuple(name for name in VAL_FOLDER_NAMES if name not in TEST_FOLDER_NAMES),
+         TEST_FOLDER_NAMES]
+    for names in held_names:
+        held = [image for image in images if image.subset.lower() in names]
+        if held:
+            break
+    else:
+        return None
+    if held_out == "test" or not train:
+        return {"val": held}
+    return {"train": [image for image in images if image.subset.lower() not in
+                      names + TEST_FOLDER_NAMES], "val": held}
 
 
 def _split_files(root: Path, files: list[Path], held_out: str, train: bool,
@@ -1591,12 +1673,16 @@ def _class_indices(pair: Pair, binary: bool) -> list[np.ndarray]:
 
 
 def _smaller_on_top(layers: list[tuple[int, list[np.ndarray]]], shapes: list[tuple],
-                    binary: bool) -> list[np.ndarray]:
+                    binary: bool, orders: tuple[float, ...] | None = None) -> list[np.ndarray]:
     """Class indices (255 for every class, `binary`) of each slice from (class value, its
     slices' bool masks) layers, the smaller layers painted last: where two overlap, what lies
-    inside or over the other (a tumour in its organ) keeps its class."""
+    inside or over the other (a tumour in its organ) keeps its class. Where the layers have
+    z `orders` (CVAT's), the higher are painted over the lower, and the smaller over the
+    larger among equals."""
     masks = [np.zeros(shape, np.uint8) for shape in shapes]
-    for value, found in sorted(layers, key=lambda layer: -sum(m.sum() for m in layer[1])):
+    orders = orders or (0,) * len(layers)
+    for _, (value, found) in sorted(zip(orders, layers), key=lambda layer: (
+            layer[0], -sum(m.sum() for m in layer[1][1]))):
         for mask, of_class in zip(masks, found):
             mask[of_class] = 255 if binary and value else value  # 0: a hole (LabelMe's)
     return masks
@@ -1620,6 +1706,9 @@ def _drawn_classes(pair: Pair, binary: bool) -> np.ndarray:
         if isinstance(segmentation, RunLengths):
             layers.append((value, [decode_run_lengths(segmentation, height, width)]))
             continue
+        if isinstance(segmentation, BoxRuns):  # CVAT's masks, checked to fit when read
+            layers.append((value, [segmentation.drawn(height, width)]))
+            continue
         if pair.shapes_size is None:
             segmentation = [(np.reshape(polygon, (-1, 2)) * (width, height)).ravel().tolist()
                             for polygon in segmentation]
@@ -1641,7 +1730,7 @@ def _drawn_classes(pair: Pair, binary: bool) -> np.ndarray:
                                    f"{drawn.shape[1]}x{drawn.shape[0]}, its image "
                                    f"{width}x{height}")
         layers.append((value, [drawn.astype(bool)]))
-    return _smaller_on_top(layers, [(height, width)], binary)[0]
+    return _smaller_on_top(layers, [(height, width)], binary, pair.shape_orders)[0]
 
 
 def _mask_slices(pair: Pair, path: Path, binary: bool) -> list[np.ndarray]:

@@ -26,10 +26,9 @@ import numpy as np
 from visionsuite.core.files import inside
 from visionsuite.core.images import IMAGE_EXTENSIONS
 from visionsuite.errors import VisionsuiteError
+from visionsuite.tasks.segment.shapes import BACKGROUND_LABELS, ellipse_ring
 
-BACKGROUND_LABELS = ("background", "_background_")
 AREA_SHAPES = ("polygon", "rectangle", "circle")
-CIRCLE_POINTS = 64  # corners of the polygon a circle is drawn as
 CHECKED_FILES = 20  # JSON files read to tell a LabelMe set from other JSON (dataset.json)
 
 
@@ -153,8 +152,7 @@ def _polygon(kind: str, points: np.ndarray, path: Path, number: int) -> list[flo
     elif kind == "circle" and len(points) == 2:
         centre, edge = points
         radius = float(np.hypot(*(edge - centre)))
-        angles = np.linspace(0, 2 * np.pi, CIRCLE_POINTS, endpoint=False)
-        points = centre + radius * np.stack([np.cos(angles), np.sin(angles)], axis=-1)
+        return ellipse_ring(tuple(centre), (radius, radius))
     elif kind == "rectangle" and len(points) == 4:  # its corners, as some converters write it
         pass
     elif kind != "polygon" or len(points) < 3:
@@ -166,9 +164,3 @@ def class_names(images: list[LabelmeImage]) -> list[str]:
     """background, then every other label drawn, in name order."""
     labels = {label for image in images for label, _ in image.shapes}
     return ["background", *sorted(labels - set(BACKGROUND_LABELS))]
-
-
-def class_values(names: list[str]) -> dict[str, int]:
-    """The class index of each label: background's (0) for BACKGROUND_LABELS."""
-    return {name: value for value, name in enumerate(names)} \
-        | {label: 0 for label in BACKGROUND_LABELS}

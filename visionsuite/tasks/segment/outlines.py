@@ -25,12 +25,12 @@ from xml.etree import ElementTree
 
 import numpy as np
 
-from visionsuite.core.files import holds_data, inside
+from visionsuite.core.files import data_files, inside
 from visionsuite.errors import VisionsuiteError
+from visionsuite.tasks.segment.shapes import ellipse_ring
 
 UNCLASSIFIED = "foreground"
 AREA_TYPES = ("Polygon", "MultiPolygon")
-ELLIPSE_POINTS = 64  # corners of the polygon an Aperio ellipse is drawn as
 # Aperio region types: 0 freehand, 1 rectangle, 2 ellipse (3 arrow, 4 ruler, 5 pin: no area)
 APERIO_OUTLINES, APERIO_ELLIPSE = ("0", "1"), "2"
 
@@ -47,12 +47,8 @@ class OutlinedImage:
 def outline_files(root: Path) -> dict[str, list[Path]]:
     """The GeoJSON and Aperio XML files below `root` by format, in name order, hidden folders
     left out; an XML file is Aperio's by its root element (VOC's XML are not)."""
-    def files(pattern: str) -> list[Path]:
-        return sorted(path for path in root.rglob(pattern) if path.is_file()
-                      and all(holds_data(part) for part in path.relative_to(root).parts))
-
-    found = {"GeoJSON": files("*.geojson"),
-             "Aperio XML": [path for path in files("*.xml") if _is_aperio(path)]}
+    found = {"GeoJSON": data_files(root, "*.geojson"),
+             "Aperio XML": [path for path in data_files(root, "*.xml") if _is_aperio(path)]}
     return {kind: paths for kind, paths in found.items() if paths}
 
 
@@ -91,19 +87,16 @@ def read_aperio(path: Path) -> tuple[list[tuple[str | None, list[float]]], int]:
                                        "vertex without X and Y") from None
             kind = region.get("Type", "0")
             if kind == APERIO_ELLIPSE and len(points) == 2:
-                points = _ellipse(points)
+                ring = ellipse_ring(tuple(points.mean(axis=0)),
+                                    tuple(np.abs(points[1] - points[0]) / 2))
             elif kind not in APERIO_OUTLINES or len(points) < 3:
                 left_out += 1
                 continue
+            else:
+                ring = points.ravel().tolist()
             hole = region.get("NegativeROA", "0") == "1"
-            rings.append((None if hole else label, points.ravel().tolist()))
+            rings.append((None if hole else label, ring))
     return rings, left_out
-
-
-def _ellipse(corners: np.ndarray) -> np.ndarray:
-    centre, radii = corners.mean(axis=0), np.abs(corners[1] - corners[0]) / 2
-    angles = np.linspace(0, 2 * np.pi, ELLIPSE_POINTS, endpoint=False)
-    return centre + radii * np.stack([np.cos(angles), np.sin(angles)], axis=-1)
 
 
 def read_geojson(path: Path) -> tuple[list[tuple[str | None, list[float]]], int]:
