@@ -90,6 +90,19 @@ def test_a_test_set_that_ships_its_test_folder_alone_is_evaluated_whole(tmp_path
     assert report.usable and "  no train/ folder: a test set" in report.text, report.text
 
 
+def test_a_set_inside_an_archives_wrapper_folder_is_found_in_it(tmp_path: Path):
+    """Kaggle's archive.zip unpacks to archive/<set>/train/...: --data may name archive/. A
+    table beside the one folder makes it a dataset's own folder (an error, as before)."""
+    make_shapes_folder(tmp_path / "archive" / "Pets" / "shapes", per_class=2, val_per_class=1)
+    (tmp_path / "archive" / "LICENSE.txt").write_text("CC0")
+    index = index_image_folders(tmp_path / "archive")
+    assert index.root == tmp_path / "archive" / "Pets" / "shapes"
+    assert (len(index.splits["train"]), len(index.splits["val"])) == (6, 3)
+    (tmp_path / "archive" / "notes.json").write_text("{}")
+    with pytest.raises(VisionsuiteError, match="expected one sub-folder per class"):
+        index_image_folders(tmp_path / "archive")
+
+
 def test_missing_folder_and_empty_class_are_one_line_errors(tmp_path: Path):
     with pytest.raises(VisionsuiteError, match="dataset folder not found"):
         index_image_folders(tmp_path / "nope")

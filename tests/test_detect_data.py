@@ -212,6 +212,17 @@ def test_malformed_coco_json_names_the_file(tmp_path):
 def test_a_folder_in_no_known_format_says_what_was_expected(tmp_path):
     with pytest.raises(VisionsuiteError, match="not a detection dataset"):
         index_detection(tmp_path)
+    (tmp_path / "archive" / "notes").mkdir(parents=True)  # a wrapper of nothing
+    with pytest.raises(VisionsuiteError, match="notes: not a detection dataset"):
+        index_detection(tmp_path / "archive")
+
+
+def test_a_set_inside_an_archives_wrapper_folder_is_found_in_it(tmp_path):
+    """Kaggle's raccoon archive unpacks to archive/raccoon/...: --data may name archive/."""
+    voc_dataset(tmp_path / "archive" / "raccoon")
+    (tmp_path / "archive" / "README.md").write_text("Raccoons, in VOC")
+    index = index_detection(tmp_path / "archive")
+    assert index.format == "voc" and [a.image.stem for a in index.val] == ["b"]
 
 
 def _turned_photo(path: Path, orientation: int, box=(10, 5, 30, 20), size=(80, 60)) -> None:

@@ -323,6 +323,24 @@ def _people(folder: Path, people: str) -> None:
             Image.new("L", (8, 8), 40 * i).save(folder / person / f"{i}.png")
 
 
+def test_people_inside_an_archives_wrapper_folders_and_in_video_folders_are_found(tmp_path):
+    """LFW's deep-funnelled archive unpacks to lfw-deepfunneled/lfw-deepfunneled/<person>/,
+    CASIA-WebFace's to CASIA-WebFace/<id>/, YouTube Faces' to aligned_images_DB/<person>/
+    <video>/: --data may name the outer folder; a person's videos are one person."""
+    from visionsuite.tasks.face.data import index_identities
+
+    inner = tmp_path / "lfw" / "lfw-deepfunneled" / "lfw-deepfunneled"
+    _people(inner, "abcde")
+    (tmp_path / "lfw" / "README.txt").write_text("Labeled Faces in the Wild")
+    index = index_identities(tmp_path / "lfw", val_fraction=0.4)
+    assert index.root == inner and len(index.names["train"]) == 3
+    assert sorted(index.names["train"] + index.names["val"]) == list("abcde")
+    for person in "abc":
+        _people(tmp_path / "ytf" / "aligned_images_DB" / person, "01")  # two videos each
+    index = index_identities(tmp_path / "ytf", everyone_trains=True)
+    assert index.names["train"] == list("abc") and len(index.splits["train"]) == 12
+
+
 def test_held_out_identities_come_from_a_test_folder_or_by_fraction(tmp_path):
     from visionsuite.tasks.face.data import index_identities
 

@@ -173,6 +173,27 @@ def holds_data(name: str) -> bool:
     return not name.startswith(".") and name != "__MACOSX"
 
 
+# Files beside a wrapper folder that make it no dataset folder of its own (wrapper_content).
+DOCUMENT_SUFFIXES = (".txt", ".md", ".rst", ".pdf", ".html", ".htm", ".docx", ".zip", ".gz",
+                     ".tgz", ".tar", ".7z", ".rar")
+
+
+def wrapper_content(root: Path) -> Path | None:
+    """The one folder inside `root` where `root` holds nothing else but documents (a readme,
+    a licence, the archive), as archives unpack into a folder around the set (Kaggle's
+    archive/, LFW's lfw-deepfunneled/lfw-deepfunneled/, BTCV's RawData/); None where `root`
+    is the set itself, or its one folder is a split of it (train/, val/, test/)."""
+    folders = sub_folders(root)
+    if len(folders) != 1:
+        return None
+    files = [path for path in Path(root).iterdir() if path.is_file() and holds_data(path.name)]
+    inner = folders[0]
+    if any(path.suffix.lower() not in DOCUMENT_SUFFIXES for path in files) \
+            or inner.name.lower() in TRAIN_FOLDER_NAMES + VAL_FOLDER_NAMES:
+        return None
+    return inner
+
+
 def data_files(root: Path, pattern: str) -> list[Path]:
     """The files below `root` whose names match `pattern`, in path order, those in folders
     no dataset is in (holds_data) left out."""

@@ -13,7 +13,8 @@ import numpy as np
 from visionsuite.config import Config
 from visionsuite.core.class_folders import scan_class_folders
 from visionsuite.core.data import check_cache_fits, decode_images
-from visionsuite.core.files import TRAIN_FOLDER_NAMES, held_out_only, named_folder, sub_folders
+from visionsuite.core.files import (TRAIN_FOLDER_NAMES, held_out_only, named_folder, sub_folders,
+                                    wrapper_content)
 from visionsuite.core.image_tables import image_lookup, image_table_files, natural_order
 from visionsuite.core.splits import (EVERY_IMAGE, Fold, fold_of, fold_source, held_out_names,
                                      held_out_share, no_test_split, test_set_note)
@@ -56,6 +57,9 @@ def index_image_folders(root: str | Path, val_fraction: float = 0.2, seed: int =
         return index
     train_dir = named_folder(root, TRAIN_FOLDER_NAMES)
     val_dir = named_folder(root, held_out_names(held_out))
+    inner = wrapper_content(root) if train_dir is None and val_dir is None else None
+    if inner is not None:  # the folder an archive unpacked around the set
+        return index_image_folders(inner, val_fraction, seed, classes, held_out, columns)
     odd: list[Path] = []
     chosen = _chosen_classes(classes)
     if held_out == "test" and val_dir is None:

@@ -28,6 +28,7 @@ import numpy as np
 
 from visionsuite.core.coco import (COCO_TEST, category_names, coco_file_name, coco_files,
                                    coco_image, coco_image_folder, load_coco)
+from visionsuite.core.files import wrapper_content
 from visionsuite.core.splits import Fold, no_test_split
 from visionsuite.core.yolo import YOLO_TEST, yolo_label_path, yolo_splits, yolo_yaml
 from visionsuite.core.images import upright_size
@@ -91,6 +92,8 @@ def index_detection(root: str | Path, val_fraction: float = 0.2, seed: int = 0,
         index = read_coco(root, held_out, train)
     elif found == "voc":
         index = read_voc(_voc_root(root), held_out, train)
+    elif wrapper_content(root) is not None:  # the folder an archive unpacked around the set
+        return index_detection(wrapper_content(root), val_fraction, seed, held_out, train)
     else:
         raise VisionsuiteError(
             f"{root}: not a detection dataset: expected data.yaml (YOLO), COCO files "

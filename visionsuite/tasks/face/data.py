@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from visionsuite.core.class_folders import scan_class_folders
-from visionsuite.core.files import TRAIN_FOLDER_NAMES, named_folder, sub_folders
+from visionsuite.core.files import TRAIN_FOLDER_NAMES, named_folder, sub_folders, wrapper_content
 from visionsuite.core.image_tables import find_image, image_lookup, natural_order, row_image
 from visionsuite.core.images import IMAGE_EXTENSIONS, folder_image_files
 from visionsuite.core.splits import Fold, held_out_names, no_test_split
@@ -95,6 +95,10 @@ def index_identities(root: str | Path, val_fraction: float = 0.2, seed: int = 0,
     odd: list[Path] = []
     listed = identity_list(root)
     packed = root / PACKED_FACES
+    inner = wrapper_content(root) if listed is None and not packed.is_file() \
+        and held_dir is None and train_dir is None else None
+    if inner is not None:  # the folder an archive unpacked around the set
+        return index_identities(inner, val_fraction, seed, train, held_out, everyone_trains)
     if (listed is not None or packed.is_file()) and held_dir is None:
         if listed is not None:
             items, people = people_by_list(root, listed)

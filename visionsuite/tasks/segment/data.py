@@ -18,7 +18,8 @@ import numpy as np
 from visionsuite.core.coco import (COCO_TEST, category_names, coco_file_name, coco_files,
                                    coco_image, coco_image_folder, load_coco)
 from visionsuite.core.files import (TRAIN_FOLDER_NAMES, VAL_FOLDER_NAMES, held_out_only,
-                                    holds_data, inside, named_folder, sub_folders)
+                                    holds_data, inside, named_folder, sub_folders,
+                                    wrapper_content)
 from visionsuite.core.images import (DEEP_INTEGER_MODES, INSTANCE_HINT, QUARTER_TURNS,
                                      UnreadableImage, bit_depth_window, deep_maximum,
                                      fit_within, fitted_size, folder_image_files,
@@ -84,9 +85,6 @@ SIDE_MASK = re.compile(r"(?P<image>.+)_mask(?:_\d+)?", re.IGNORECASE)
 # one case (LGG's patients), whose slices must not be on both sides. In fewer folders (BUSI's
 # benign/, malignant/, normal/), the split takes the same share of each folder.
 CASE_FOLDERS = 10
-# Files beside a wrapper folder that make it no dataset folder of its own (_wrapper_content).
-DOCUMENT_SUFFIXES = (".txt", ".md", ".rst", ".pdf", ".html", ".htm", ".docx", ".zip", ".gz",
-                     ".tgz", ".tar", ".7z", ".rar")
 
 
 @dataclass
@@ -394,17 +392,10 @@ def _worded_index(root: Path, worded: dict[str, tuple[Path, Path]], val_fraction
 
 
 def _wrapper_content(root: Path) -> Path | None:
-    """The one folder inside `root` where `root` holds nothing else but documents (a readme,
-    a licence, the archive), as archives unpack into a folder around the set (BTCV's
-    RawData/); None where `root` is the set itself, or its one folder is a part of a set (a
-    split, the images, the masks, a DICOM series)."""
-    folders = sub_folders(root)
-    if len(folders) != 1:
-        return None
-    files = [path for path in root.iterdir() if path.is_file() and holds_data(path.name)]
-    inner = folders[0]
-    if any(path.suffix.lower() not in DOCUMENT_SUFFIXES for path in files) \
-            or inner.name.lower() in TRAIN_FOLDER_NAMES + VAL_FOLDER_NAMES + IMAGE_FOLDER_NAMES \
+    """core.files.wrapper_content's folder around the set (BTCV's RawData/), unless it is a
+    part of a set of pairs: the images, the masks, a DICOM series."""
+    inner = wrapper_content(root)
+    if inner is None or inner.name.lower() in IMAGE_FOLDER_NAMES \
             or _named_as_masks(inner.name) or series_folder(inner) is not None:
         return None
     return inner
