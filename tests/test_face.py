@@ -324,15 +324,16 @@ def _people(folder: Path, people: str) -> None:
 
 
 def test_people_inside_an_archives_wrapper_folders_and_in_video_folders_are_found(tmp_path):
-    """LFW's deep-funnelled archive unpacks to lfw-deepfunneled/lfw-deepfunneled/<person>/,
-    CASIA-WebFace's to CASIA-WebFace/<id>/, YouTube Faces' to aligned_images_DB/<person>/
+    """LFW's deep-funnelled archive unpacks to lfw-deepfunneled/lfw-deepfunneled/<person>/
+    (Kaggle's beside LFW's lists as CSVs), CASIA-WebFace's to CASIA-WebFace/<id>/, YouTube Faces' to aligned_images_DB/<person>/
     <video>/: --data may name the outer folder; a person's videos are one person."""
     from visionsuite.tasks.face.data import index_identities
 
     inner = tmp_path / "lfw" / "lfw-deepfunneled" / "lfw-deepfunneled"
     _people(inner, "abcde")
     (tmp_path / "lfw" / "README.txt").write_text("Labeled Faces in the Wild")
-    index = index_identities(tmp_path / "lfw", val_fraction=0.4)
+    (tmp_path / "lfw" / "pairs.csv").write_text("name,imagenum1,imagenum2,\na,1,2,\n")
+    index = index_identities(tmp_path / "lfw", val_fraction=0.4)  # as Kaggle's copy comes
     assert index.root == inner and len(index.names["train"]) == 3
     assert sorted(index.names["train"] + index.names["val"]) == list("abcde")
     for person in "abc":

@@ -178,17 +178,18 @@ DOCUMENT_SUFFIXES = (".txt", ".md", ".rst", ".pdf", ".html", ".htm", ".docx", ".
                      ".tgz", ".tar", ".7z", ".rar")
 
 
-def wrapper_content(root: Path) -> Path | None:
+def wrapper_content(root: Path, beside: tuple[str, ...] = ()) -> Path | None:
     """The one folder inside `root` where `root` holds nothing else but documents (a readme,
-    a licence, the archive), as archives unpack into a folder around the set (Kaggle's
-    archive/, LFW's lfw-deepfunneled/lfw-deepfunneled/, BTCV's RawData/); None where `root`
-    is the set itself, or its one folder is a split of it (train/, val/, test/)."""
+    a licence, the archive) or files ending in `beside` (that the task does not read there),
+    as archives unpack into a folder around the set (Kaggle's archive/, LFW's
+    lfw-deepfunneled/lfw-deepfunneled/, BTCV's RawData/); None where `root` is the set
+    itself, or its one folder is a split of it (train/, val/, test/)."""
     folders = sub_folders(root)
     if len(folders) != 1:
         return None
     files = [path for path in Path(root).iterdir() if path.is_file() and holds_data(path.name)]
     inner = folders[0]
-    if any(path.suffix.lower() not in DOCUMENT_SUFFIXES for path in files) \
+    if any(path.suffix.lower() not in DOCUMENT_SUFFIXES + beside for path in files) \
             or inner.name.lower() in TRAIN_FOLDER_NAMES + VAL_FOLDER_NAMES:
         return None
     return inner

@@ -95,8 +95,10 @@ def index_identities(root: str | Path, val_fraction: float = 0.2, seed: int = 0,
     odd: list[Path] = []
     listed = identity_list(root)
     packed = root / PACKED_FACES
-    inner = wrapper_content(root) if listed is None and not packed.is_file() \
-        and held_dir is None and train_dir is None else None
+    # Kaggle's LFW: archive/lfw-deepfunneled/ beside LFW's lists as CSVs (pairs.csv, which
+    # `evaluate --pairs` reads; people.csv ...), none of them a list of each image's person
+    inner = wrapper_content(root, beside=(".csv",)) if listed is None \
+        and not packed.is_file() and held_dir is None and train_dir is None else None
     if inner is not None:  # the folder an archive unpacked around the set
         return index_identities(inner, val_fraction, seed, train, held_out, everyone_trains)
     if (listed is not None or packed.is_file()) and held_dir is None:
