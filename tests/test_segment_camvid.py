@@ -91,6 +91,28 @@ def test_masks_beside_images_that_all_have_an_ending_of_their_own_pair(tmp_path)
         index_pairs(tmp_path / "deepglobe")
 
 
+def test_cellpose_instance_masks_pair_with_their_images_and_train_as_foreground(tmp_path):
+    """Cellpose's sets: 000_img.png beside 000_masks.png, a 16-bit image numbering the cells
+    1..N, in train/ and test/."""
+    from visionsuite.tasks.segment.data import _read_masks, index_pairs
+
+    rng = np.random.default_rng(0)
+    for split, count in (("train", 4), ("test", 2)):
+        (tmp_path / "cellpose" / split).mkdir(parents=True)
+        for number in range(count):
+            image, mask = np.zeros((32, 32), np.uint8), np.zeros((32, 32), np.uint16)
+            for cell in range(1, 301):  # more cells than 8 bits can number
+                y, x = rng.integers(0, 30, 2)
+                mask[y:y + 2, x:x + 2], image[y:y + 2, x:x + 2] = cell, 200
+            Image.fromarray(image).save(tmp_path / "cellpose" / split / f"{number:03d}_img.png")
+            Image.fromarray(mask).save(tmp_path / "cellpose" / split / f"{number:03d}_masks.png")
+    index = index_pairs(tmp_path / "cellpose")
+    assert [(p.image.name, p.mask.name) for p in index.splits["val"]] == [
+        ("000_img.png", "000_masks.png"), ("001_img.png", "001_masks.png")]
+    (mask,) = _read_masks(index.splits["val"][0], binary=True)
+    assert set(np.unique(mask)) == {0, 255} and (mask > 0).sum() > 100
+
+
 def test_a_bad_class_colour_table_is_one_line_naming_its_row(tmp_path):
     from visionsuite.tasks.segment.data import index_pairs
 

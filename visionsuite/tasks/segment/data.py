@@ -79,8 +79,9 @@ ROI_FOLDER_NAMES = ("roi", "fov", "mask")  # mask/ is the ROI where the labels a
 SHOWN_CLASSES = 20  # classes listed by data check
 # Masks saved beside their images and named after them, in a folder without images/ and
 # masks/: LGG MRI (kaggle_3m: one folder per patient of TCGA_..._1.tif and TCGA_..._1_mask.tif)
-# and BUSI (benign (1).png with benign (1)_mask.png and, for a second lesion, _mask_1.png).
-SIDE_MASK = re.compile(r"(?P<image>.+)_mask(?:_\d+)?", re.IGNORECASE)
+# and BUSI (benign (1).png with benign (1)_mask.png and, for a second lesion, _mask_1.png);
+# Cellpose's 000_img.png with 000_masks.png (the images' own ending: _without_image_ending).
+SIDE_MASK = re.compile(r"(?P<image>.+)_masks?(?:_\d+)?", re.IGNORECASE)
 # Side-by-side pairs in at least this many folders are split folder by folder: a folder is then
 # one case (LGG's patients), whose slices must not be on both sides. In fewer folders (BUSI's
 # benign/, malignant/, normal/), the split takes the same share of each folder.
