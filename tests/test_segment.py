@@ -697,26 +697,74 @@ def test_instance_masks_train_as_foreground_with_binary_masks(tmp_path, capsys):
     cells[5:15, 5:15], cells[18:25, 20:30] = 7, 300
     for split in ("train", "val"):
         Image.fromarray(cells).save(root / split / "masks" / "0.png")
-    plain = TASK.load_data(load_config("segment", overrides={"data.path": str(root)}))
-    assert len(plain.train) == 3  # that pair is skipped, and the warning says why
+    as_classes = TASK.load_data(load_config("segment", overrides={"data.path": str(root)},
+                                            sets=["data.binary_masks=false"]))
+    assert len(as_classes.train) == 3  # that pair is skipped, and the warning says why
     assert "0.png: mask values up to 300; class indices must be 0..255 (if they number " \
            "objects, set data.binary_masks=true); pair skipped" in capsys.readouterr().err
-    config = load_config("segment", overrides={"data.path": str(root)},
-                         sets=["data.binary_masks=true"])
-    data = TASK.load_data(config)
-    assert data.labels == ["background", "foreground"]
-    assert np.array_equal(data.train.targets[0], (cells > 0).astype(np.uint8))
+    for sets in ([], ["data.binary_masks=true"]):  # auto: values above 255 number objects
+        config = load_config("segment", overrides={"data.path": str(root)}, sets=sets)
+        data = TASK.load_data(config)
+        assert data.labels == ["background", "foreground"] and config.data.binary_masks is True
+        assert np.array_equal(data.train.targets[0], (cells > 0).astype(np.uint8))
     three = load_config("segment", overrides={"data.path": str(root)},
                         sets=["data.binary_masks=true", "data.classes=[bg, cell, nucleus]"])
     with pytest.raises(VisionsuiteError, match="data.classes names 3 classes, but "
                        r"data.binary_masks=true reads masks as 2 \(background, foreground\)"):
         TASK.check_settings(three)
-    # 8-bit instance masks read as many classes: data check says what to do.
-    for index in range(4):
+    # 8-bit values that are no numbered objects (each value in many places) are classes,
+    # and data check says what to do where they do number objects.
+    for mask in sorted(root.glob("*/masks/*.png")):
         numbered = np.arange(30 * 40, dtype=np.uint8).reshape(30, 40) % 40
-        Image.fromarray(numbered).save(root / "train" / "masks" / f"{index}.png")
+        Image.fromarray(numbered).save(mask)
     report = check_segmentation_folders(str(root))
     assert "40 classes: if they number objects, set data.binary_masks=true" in report.text
+
+
+def test_masks_that_number_objects_1_to_n_are_told_from_class_masks():
+    from visionsuite.tasks.segment.data import _numbered_objects
+
+    cells = np.zeros((60, 60), np.uint8)
+    for number in range(1, 37):  # 36 cells, one region each
+        row, column = divmod(number - 1, 6)
+        cells[row * 10 + 1:row * 10 + 8, column * 10 + 1:column * 10 + 8] = number
+    assert _numbered_objects(cells) == 36
+    gap = np.where(cells == 5, 0, cells)  # 1..36 without 5: classes, or a set's track ids
+    assert _numbered_objects(gap) == 0
+    spread = np.where(cells > 0, (cells.astype(int) - 1) % 12 + 1, 0)  # 12 classes, 3 places
+    assert _numbered_objects(spread.astype(np.uint8)) == 0
+    assert _numbered_objects(np.where(cells > 7, 0, cells)) == 0  # too few values to tell
+
+
+def test_a_cellpose_set_of_8_bit_numbered_masks_trains_as_foreground_without_settings(
+        tmp_path):
+    from visionsuite.config import load_config
+    from visionsuite.tasks.segment import TASK
+    from visionsuite.tasks.segment.data import check_segmentation_folders
+
+    rng = np.random.default_rng(0)
+    for split, count in (("train", 4), ("val", 2)):
+        for folder in ("images", "masks"):
+            (tmp_path / split / folder).mkdir(parents=True)
+        for index in range(count):
+            image, cells = np.full((48, 48), 20, np.uint8), np.zeros((48, 48), np.uint8)
+            places = rng.permutation(36)[:rng.integers(10, 30)]
+            for number, place in enumerate(places, 1):
+                row, column = divmod(int(place), 6)
+                cells[row * 8 + 1:row * 8 + 7, column * 8 + 1:column * 8 + 7] = number
+            image[cells > 0] = 200
+            Image.fromarray(image).save(tmp_path / split / "images" / f"{index}.png")
+            Image.fromarray(cells).save(tmp_path / split / "masks" / f"{index}.png")
+    report = check_segmentation_folders(str(tmp_path))
+    assert "classes: 0 background" in report.text and "1 foreground" in report.text
+    assert "masks number objects 1..N (instance masks): read as foreground" in report.text
+    config = load_config("segment", overrides={"data.path": str(tmp_path)})
+    data = TASK.load_data(config)
+    assert data.labels == ["background", "foreground"] and config.data.binary_masks is True
+    named = load_config("segment", overrides={"data.path": str(tmp_path)},
+                        sets=["data.classes=[" + ", ".join(f"c{i}" for i in range(40)) + "]"])
+    TASK.load_data(named)  # classes named: the values are those classes
+    assert named.data.binary_masks is False
 
 
 def test_roi_pixels_are_ignored_and_16_bit_tiff_images_are_scaled(tmp_path):

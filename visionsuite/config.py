@@ -58,7 +58,9 @@ class DataConfig:
     # empty = found (the column whose values name images; label, class, dx, ... or one-hot)
     image_column: str | None = None
     label_column: str | None = None
-    binary_masks: bool = False  # every mask value but 0 is foreground (instance masks: 1..N)
+    # segment: every mask value but 0 is foreground (true), each a class (false), or true
+    # where the masks number objects 1..N (auto: instance masks, as Cellpose's)
+    binary_masks: bool | str = "auto"
     # segment, colour masks: the colour ('#rrggbb') of each class, in class order; empty =
     # the colours found, black first (training saves them here in the run's config.yaml)
     colors: list[str] | None = None

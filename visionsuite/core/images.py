@@ -533,6 +533,12 @@ def read_mask(path: str | Path, binary: bool = False) -> np.ndarray:
     return _checked_mask(_mask_values(path), path, binary)
 
 
+def mask_values(path: str | Path) -> np.ndarray:
+    """A mask file's raw values (its first page's), before the checks read_mask makes: 16-bit
+    values above 255 kept, colour masks as COLOUR_CODES."""
+    return _mask_values(Path(path))
+
+
 def colour_code(rgb: np.ndarray) -> np.ndarray:
     """(..., 3) uint8 colours as one COLOUR_CODES number each, 0xRRGGBB (black is 0)."""
     rgb = rgb.astype(COLOUR_CODES)

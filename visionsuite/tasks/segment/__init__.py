@@ -40,8 +40,9 @@ from visionsuite.tasks.segment.colours import (check_colour_names, colour_class_
 from visionsuite.tasks.segment.data import (IGNORE, channel_names, check_pairs_fit,
                                             check_segmentation_folders, class_map,
                                             classes_from_colours, decode_pairs, image_channels,
-                                            index_pairs, measured_window, pad_stack,
-                                            sided_class_names, to_split, unlabelled_folder)
+                                            index_pairs, measured_window, numbers_objects,
+                                            pad_stack, sided_class_names, to_split,
+                                            unlabelled_folder)
 from visionsuite.tasks.segment.metrics import predict_classes, segmentation_metrics
 from visionsuite.tasks.segment.model import (OWN_BACKBONES, build_unet, check_unet_settings,
                                              keras_parts, parse_loss)
@@ -135,6 +136,21 @@ def _window_of_bit_depth(pairs, config: Config) -> None:
         print(f"data: {note}, kept in config.yaml", file=sys.stderr)
 
 
+def _choose_binary_masks(config: Config, index, pairs, labels: list[str] | None) -> None:
+    """data.binary_masks=auto becomes true where the masks number objects (numbers_objects:
+    instance masks, read as foreground), false where classes are named (data.classes, the
+    dataset's own names, data.colors, a run's labels) or the masks hold classes; kept in
+    config.yaml, so that evaluate and export read the masks as training did."""
+    if config.data.binary_masks != "auto":
+        return
+    named = labels or config.data.classes or index.class_names or config.data.colors
+    config.data.binary_masks = not named and numbers_objects(pairs)
+    if config.data.binary_masks:
+        print("data: the masks number objects 1..N (instance masks): read as foreground, "
+              "every value but 0 (data.binary_masks=auto; false keeps each value a class)",
+              file=sys.stderr)
+
+
 def _holds_labels(mask: np.ndarray) -> bool:
     """Whether a target mask marks any pixel with a class other than 0 (not ignored)."""
     return bool(((mask > 0) & (mask != IGNORE)).any())
@@ -167,6 +183,8 @@ class SegmentTask(Task):
             _region_classes(config.data.regions, labels or config.data.classes)
         check_pairs_fit(root, {name: index.splits[name] for name in wanted},
                         config.data.channels, config.data.max_size, config.data.workers)
+        _choose_binary_masks(config, index, [p for name in wanted for p in index.splits[name]],
+                             labels)
         if train and labels is None and not config.data.window:  # training (export: labels)
             # measured on every split: the folds of a cross-validation read alike
             _window_of_bit_depth([p for pairs in index.splits.values() for p in pairs], config)
@@ -257,14 +275,17 @@ class SegmentTask(Task):
                         f"model.{key}={getattr(config.model, key)}: it scales a backbone "
                         "encoder (model.backbone=resnet18, ...); the U-Net's own size is "
                         "model.filters and model.levels")
-        if config.data.binary_masks and config.data.classes \
+        if config.data.binary_masks not in (True, False, "auto"):
+            raise VisionsuiteError(f"data.binary_masks={config.data.binary_masks}: expected "
+                                   "auto, true or false")
+        if config.data.binary_masks is True and config.data.classes \
                 and len(config.data.classes) != 2:
             raise VisionsuiteError(
                 f"data.classes names {len(config.data.classes)} classes, but "
                 "data.binary_masks=true reads masks as 2 (background, foreground)")
         if config.data.colors:
             parse_colours(config.data.colors)  # a bad colour is an error before decoding
-            if config.data.binary_masks:
+            if config.data.binary_masks is True:
                 raise VisionsuiteError("data.colors goes unused with data.binary_masks=true "
                                        "(every colour but black is foreground); leave one out")
 

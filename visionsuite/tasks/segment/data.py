@@ -23,9 +23,10 @@ from visionsuite.core.files import (TRAIN_FOLDER_NAMES, VAL_FOLDER_NAMES, held_o
 from visionsuite.core.images import (DEEP_INTEGER_MODES, INSTANCE_HINT, QUARTER_TURNS,
                                      UnreadableImage, bit_depth_window, deep_maximum,
                                      fit_within, fitted_size, folder_image_files,
-                                     inspect_image, other_files_note, read_image_slices,
-                                     read_mask_slices, stored_geometry, tiff_channels,
-                                     tiff_stack_depth, turn_upright, upright_size)
+                                     inspect_image, is_colour_mask, mask_values,
+                                     other_files_note, read_image_slices, read_mask_slices,
+                                     stored_geometry, tiff_channels, tiff_stack_depth,
+                                     turn_upright, upright_size)
 from visionsuite.core.image_tables import image_lookup, image_table_files
 from visionsuite.core.medical import (dicom_label_slices, dicom_labels_kind, file_stem,
                                       is_medical_file, is_volume, label_names_of,
@@ -53,6 +54,9 @@ from visionsuite.tasks.segment.voc import (OBJECTS, VocSet, listed_pairs, read_v
                                            voc_segmentation_folder)
 
 IGNORE = 255  # target value of pixels left out of the loss and the metrics
+# data.binary_masks=auto (numbers_objects): the masks looked at, and how many values running
+# 1..N in a mask make it one that numbers objects
+INSTANCE_SAMPLE, OBJECT_COUNT = 16, 8
 # Folder names, as our layout has them first, then as public datasets come: DRIVE
 # (training/, test/ (core.files.named_folder); images/, 1st_manual/ labels, mask/ field of
 # view) and HRF (images/, manual1/, mask/).
@@ -1363,6 +1367,53 @@ class ClassMap:
     binary_255: bool  # masks are 0/255
 
 
+def numbers_objects(pairs: list[Pair]) -> bool:
+    """Whether the masks number objects rather than classes (instance masks, as Cellpose's
+    and StarDist's label images come): of up to INSTANCE_SAMPLE mask files spread over
+    `pairs`, one holds values above 255 (no class index here), or most number OBJECT_COUNT
+    or more objects 1..N without a gap, each one region (_numbered_objects), N not the same
+    in all. Class-index masks hold a few values, or the same classes, or classes spread over
+    several regions (cars, poles), or with gaps, image after image. Drawn, per-class and
+    medical masks are class masks."""
+    files = [pair.mask for pair in pairs if pair.shapes is None and not pair.class_masks
+             and pair.mask.is_file() and not is_medical_file(pair.mask)]
+    counts = []
+    for path in files[::max(1, len(files) // INSTANCE_SAMPLE)][:INSTANCE_SAMPLE]:
+        try:
+            values = mask_values(path)
+        except (UnreadableImage, OSError, ValueError):
+            continue  # decoding reports it
+        if is_colour_mask(values) or values.ndim != 2:
+            return False
+        if values.max(initial=0) > 255:
+            return True
+        counts.append(_numbered_objects(values))
+    numbered = [count for count in counts if count]
+    return 2 * len(numbered) > len(counts) and len(set(numbered)) > 1
+
+
+def _numbered_objects(mask: np.ndarray) -> int:
+    """N where the mask's values other than 0 run 1..N without a gap, N >= OBJECT_COUNT,
+    and each of nine in ten is one connected region; else 0."""
+    import cv2
+
+    order = np.argsort(mask, axis=None, kind="stable")
+    values, starts = np.unique(mask.ravel()[order], return_index=True)
+    count = len(values) - (values[0] == 0)
+    if count < OBJECT_COUNT or values[-1] != count:
+        return 0
+    rows, columns = np.unravel_index(order, mask.shape)
+    whole = 0
+    for value, start, end in zip(values, starts, [*starts[1:], order.size]):
+        if value == 0:
+            continue
+        ys, xs = rows[start:end], columns[start:end]
+        crop = np.zeros((ys.max() - ys.min() + 1, xs.max() - xs.min() + 1), np.uint8)
+        crop[ys - ys.min(), xs - xs.min()] = 1
+        whole += cv2.connectedComponents(crop, connectivity=8)[0] == 2  # background + one
+    return count if 10 * whole >= 9 * count else 0
+
+
 def class_map(values: set[int], names: list[str] | None) -> ClassMap:
     """How raw mask values become class indices. With `names` (K classes): values 0..K-1, and
     255 as the foreground of a 2-class 0/255 mask. Without: 0/255 and 0/1 masks are binary
@@ -1920,12 +1971,13 @@ def _memory_line(index: PairIndex, channels: int) -> str:
     return line + (f"; {MAX_SIZE_ADVICE}" if needed > available else "")
 
 
-def _summarise_pair(pair: Pair, channels: int) -> list[tuple[str, Counter, Counter, bool]]:
+def _summarise_pair(pair: Pair, channels: int, binary: bool
+                    ) -> list[tuple[str, Counter, Counter, bool]]:
     """For data check, each slice of a pair as its size ("WxH") and the pixel counts of each
-    raw mask value (of a colour mask: each colour code), everywhere and inside its region of
-    interest, whether it is a colour mask, and its voxel size."""
+    raw mask value (of a colour mask: each colour code; `binary`: 0 or 255), everywhere and
+    inside its region of interest, whether it is a colour mask, and its voxel size."""
     summaries = []
-    for item in _decode_pair(pair, channels, None, False):
+    for item in _decode_pair(pair, channels, None, binary):
         inside = item.mask if item.roi is None else item.mask[item.roi]
         keys = item.colours if item.colours is not None else np.arange(256)
         summaries.append((f"{item.image.shape[1]}x{item.image.shape[0]}",
@@ -2008,6 +2060,10 @@ def check_segmentation_folders(path: str, held_out: str = "val") -> DataReport:
     from visionsuite.core.data import load_in_parallel
 
     channels = own_channels or 3
+    # as training reads them with data.binary_masks=auto
+    binary = not index.class_names and numbers_objects(
+        [pair for name, pairs in index.splits.items() if name != "train" or not test_set
+         for pair in pairs])
 
     rows, sizes, modes, voxels, unreadable = [], Counter(), Counter(), Counter(), []
     # pixels of each (raw mask value or colour code, colour mask?), everywhere and inside the
@@ -2019,8 +2075,9 @@ def check_segmentation_folders(path: str, held_out: str = "val") -> DataReport:
             continue
         split = held_out if name == "val" else name
         try:  # each pair is summarised where it is decoded: a large set never sits in RAM
-            summaries, skipped = load_in_parallel(lambda pair: _summarise_pair(pair, channels),
-                                                  pairs, desc=f"checking {split}")
+            summaries, skipped = load_in_parallel(
+                lambda pair: _summarise_pair(pair, channels, binary), pairs,
+                desc=f"checking {split}")
         except VisionsuiteError as err:
             return DataReport(f"segment dataset {index.root}", False, str(err))
         unreadable += skipped
@@ -2069,6 +2126,9 @@ def check_segmentation_folders(path: str, held_out: str = "val") -> DataReport:
                      + (f", ... ({more} more)" if more > 0 else ""))
         if more > 0 and not index.class_names:
             lines.append(f"  {len(mapping.names)} classes: {INSTANCE_HINT}")
+    if binary:
+        lines.append("  the masks number objects 1..N (instance masks): read as foreground, as "
+                     "training reads them (data.binary_masks=auto)")
     if not test_set:
         lines.append(_memory_line(index, channels))
     lines.append(f"unreadable pairs: {len(unreadable)}")
