@@ -144,7 +144,7 @@ def _choose_binary_masks(config: Config, index, pairs, labels: list[str] | None)
     if config.data.binary_masks != "auto":
         return
     named = labels or config.data.classes or index.class_names or config.data.colors
-    config.data.binary_masks = not named and numbers_objects(pairs)
+    config.data.binary_masks = not named and (index.numbered_masks or numbers_objects(pairs))
     if config.data.binary_masks:
         print("data: the masks number objects 1..N (instance masks): read as foreground, "
               "every value but 0 (data.binary_masks=auto; false keeps each value a class)",

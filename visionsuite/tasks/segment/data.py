@@ -40,6 +40,7 @@ from visionsuite.tasks.base import DataReport, Split
 from visionsuite.tasks.segment.colours import (colour_class_names, colour_classes, colour_name,
                                                colour_table, grey_colour, indexed_colours,
                                                parse_colours)
+from visionsuite.tasks.segment.ctc import CtcSet, ctc_sequences, read_ctc
 from visionsuite.tasks.segment.cvat import cvat_files, read_cvat
 from visionsuite.tasks.segment.labelme import class_names as labelme_class_names
 from visionsuite.tasks.segment.labelme import labelme_files, read_labelme
@@ -127,6 +128,7 @@ class PairIndex:
     names_from: str = ""  # where class_names come from, for data check
     channel_names: list[str] | None = None  # of multi-channel images (dataset.json's), if any
     class_colours: list[str] | None = None  # of colour masks, where the set gives them (CVAT)
+    numbered_masks: bool = False  # the layout's masks number objects (the CTC's): foreground
 
 
 def index_pairs(root: str | Path, val_fraction: float = 0.2, seed: int = 0,
@@ -296,6 +298,9 @@ def _index_pairs(root: Path, val_fraction: float, seed: int, held_out: str,
     listed = _listing_files(root)  # CVAT's XML, VIA's JSON: a file of many images' shapes
     if listed is not None and not _has_mask_images(root):
         return _listed_index(root, *listed, val_fraction, seed, held_out, train)
+    sequences = ctc_sequences(root)  # the Cell Tracking Challenge's 01/ beside 01_GT/SEG/
+    if sequences:
+        return _ctc_index(root, read_ctc(root, sequences), val_fraction, seed, held_out)
     # Kaggle's run-length codes in a CSV
     index = _rle_index(root, val_fraction, seed, held_out, rle_order) \
         if any(root.glob("*.csv")) else None
@@ -394,6 +399,26 @@ def _worded_index(root: Path, worded: dict[str, tuple[Path, Path]], val_fraction
         return PairIndex(root, {"train": [], "val": pairs["val"]}, odd, False, folders[-1:])
     splits, by_fraction = _labelled_splits(root, {"train": [], **pairs}, val_fraction, seed)
     return PairIndex(root, splits, odd, by_fraction, folders)
+
+
+def _ctc_index(root: Path, found: CtcSet, val_fraction: float, seed: int,
+               held_out: str) -> PairIndex:
+    """Pairs of a Cell Tracking Challenge set (ctc.py): frames with their segmentation,
+    split by val_fraction (its test sets come without any); the masks number cells."""
+    if held_out == "test":
+        raise no_test_split(root, "a test/ folder of images and masks (the Cell Tracking "
+                                  "Challenge's test sequences come without segmentations)")
+    pairs = [Pair(image, mask) for image, mask in found.pairs]
+    truth = ", ".join(f"{sequence}_{kind}/SEG/" for sequence, kind in found.truth.items())
+    note = [f"Cell Tracking Challenge: {len(pairs)} frames segmented in {truth}"
+            + (f"; {found.unlabelled} frames without a segmentation left out"
+               if found.unlabelled else "")
+            + (f"; {found.slice_masks} annotations of single slices (man_seg_T_Z.tif) left "
+               "out" if found.slice_masks else "")
+            + "; TRA/ markers not read"]
+    index = PairIndex(root, _fraction_split(root, pairs, val_fraction, seed), [], True, note)
+    index.numbered_masks = True
+    return index
 
 
 def _wrapper_content(root: Path) -> Path | None:
@@ -2061,9 +2086,9 @@ def check_segmentation_folders(path: str, held_out: str = "val") -> DataReport:
 
     channels = own_channels or 3
     # as training reads them with data.binary_masks=auto
-    binary = not index.class_names and numbers_objects(
+    binary = not index.class_names and (index.numbered_masks or numbers_objects(
         [pair for name, pairs in index.splits.items() if name != "train" or not test_set
-         for pair in pairs])
+         for pair in pairs]))
 
     rows, sizes, modes, voxels, unreadable = [], Counter(), Counter(), Counter(), []
     # pixels of each (raw mask value or colour code, colour mask?), everywhere and inside the
