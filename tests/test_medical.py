@@ -11,7 +11,7 @@ from nibabel.testing import data_path as NIBABEL_DATA
 from pydicom.data import get_testdata_file
 
 from visionsuite.core.images import UnreadableImage, read_image
-from visionsuite.core.medical import (DicomSeries, describe, file_stem, labels_to_nifti,
+from visionsuite.core.medical import (DicomSeries, describe, file_stem, labels_to_volume,
                                       read_label_slices, read_slices, series_labels_to_nifti,
                                       stack_dicom_series, voxel_spacing, voxel_volume_mm3)
 from visionsuite.errors import VisionsuiteError
@@ -133,7 +133,7 @@ def test_label_volume_keeps_the_inputs_geometry_and_reads_back_the_same(tmp_path
     reference = nifti_sample("anatomical.nii")
     slices = read_slices(reference, channels=1)
     labels = [(image[..., 0] > 128).astype(np.uint8) for image in slices]
-    written = labels_to_nifti(labels, reference, tmp_path / "out" / "anatomical.nii.gz", 2)
+    written = labels_to_volume(labels, reference, tmp_path / "out" / "anatomical.nii.gz", 2)
     image, source = nib.load(written), nib.load(reference)
     assert image.shape == source.shape
     assert np.allclose(image.affine, source.affine)
@@ -604,6 +604,29 @@ def test_nrrd_and_metaimage_volumes_read_as_the_nifti_itk_writes_of_them(tmp_pat
     assert len(read) == 4 and all(np.array_equal(a, b) for a, b in zip(
         read, read_slices(tmp_path / "scan.nii.gz", 1, window=[0, 2000])))
     assert voxel_spacing(tmp_path / f"scan{suffix}") == pytest.approx((2.5, 0.7, 0.8))
+
+
+@pytest.mark.parametrize("suffix", [".nrrd", ".mha", ".mhd"])
+def test_predictions_of_nrrd_and_metaimage_volumes_are_written_in_their_format_over_them(
+        tmp_path, suffix):
+    import SimpleITK as sitk
+
+    from visionsuite.core.medical import volume_suffix
+
+    values = np.random.default_rng(0).choice([-1000, 1000], (4, 6, 5)).astype(np.int16)
+    sitk.WriteImage(itk_volume(values), str(tmp_path / f"scan{suffix}"))
+    reference = tmp_path / f"scan{suffix}"  # bright voxels are to be labelled, dark not
+    slices = read_slices(reference, 1, window=[0, 2000])
+    labels = [(item[..., 0] > 128).astype(np.uint8) for item in slices]
+    output = tmp_path / "out" / f"scan{volume_suffix(reference)}"
+    assert output.suffix == (".nrrd" if suffix == ".nrrd" else ".mha")
+    assert labels_to_volume(labels, reference, output, 2) == output
+    written, like = sitk.ReadImage(str(output)), sitk.ReadImage(str(reference))
+    assert written.GetSize() == like.GetSize() and written.GetOrigin() == like.GetOrigin()
+    assert written.GetSpacing() == like.GetSpacing()
+    assert written.GetDirection() == pytest.approx(like.GetDirection())
+    assert np.array_equal(sitk.GetArrayFromImage(written) > 0, sitk.GetArrayFromImage(like) > 0)
+    assert all(np.array_equal(a, b) for a, b in zip(read_label_slices(output), labels))
 
 
 def test_a_slicer_segmentation_names_its_classes_and_overlapping_layers_are_refused(tmp_path):

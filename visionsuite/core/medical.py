@@ -13,7 +13,7 @@ input's geometry.
   Decathlon's multi-modal MRI: FLAIR, T1, T1gd, T2 along the fourth axis) is one image of as
   many channels, each windowed on its own: MRI intensities have no common scale. Slice k
   becomes the image `flipud(volume[:, :, k].T)` (rows along the second voxel axis, reversed;
-  columns along the first): upright for the usual RAS/LAS storage. `labels_to_nifti` undoes
+  columns along the first): upright for the usual RAS/LAS storage. `labels_to_volume` undoes
   that exactly and writes the mask with the input's affine and header, so it overlays the
   input in any viewer. NRRD and MetaImage volumes (3D Slicer's .nrrd and .seg.nrrd, the
   challenges' .mha) are read through SimpleITK into the same NIfTI image (their LPS+ geometry
@@ -253,19 +253,29 @@ def labels_to_dicom_seg(labels: list[np.ndarray], sources: list[Path], names: li
     return output
 
 
-def labels_to_nifti(labels: list[np.ndarray], reference: str | Path, output: str | Path,
-                    class_count: int) -> Path:
-    """Write per-slice class indices as a NIfTI label volume with `reference`'s shape, affine
-    and header (written atomically; the extension picks .nii or .nii.gz)."""
+def volume_suffix(reference: str | Path) -> str:
+    """The extension of a volume's predictions: its own format's, so that they open over it
+    where it came from (3D Slicer's NRRD as .nrrd, MetaImage as one .mha file), NIfTI's
+    .nii.gz."""
+    return {"NIfTI": ".nii.gz", "NRRD": ".nrrd"}.get(volume_format(Path(reference)), ".mha")
+
+
+def labels_to_volume(labels: list[np.ndarray], reference: str | Path, output: str | Path,
+                     class_count: int) -> Path:
+    """Write per-slice class indices as a label volume with `reference`'s shape and geometry
+    (written atomically): NIfTI with its affine and header (the extension picks .nii or
+    .nii.gz), or NRRD or MetaImage with its origin, spacing and directions
+    (volume_suffix)."""
     return _save_volume(_volume_like(labels, reference, np.uint8), Path(output), np.uint8,
-                        max(class_count - 1, 1))
+                        max(class_count - 1, 1), Path(reference))
 
 
-def probabilities_to_nifti(maps: list[np.ndarray], reference: str | Path,
-                           output: str | Path) -> Path:
-    """Write one class's per-slice probabilities (0..1) as a float32 NIfTI volume with
-    `reference`'s shape, affine and header (written atomically)."""
-    return _save_volume(_volume_like(maps, reference, np.float32), Path(output), np.float32, 1)
+def probabilities_to_volume(maps: list[np.ndarray], reference: str | Path,
+                            output: str | Path) -> Path:
+    """Write one class's per-slice probabilities (0..1) as a float32 volume with
+    `reference`'s shape and geometry (as labels_to_volume)."""
+    return _save_volume(_volume_like(maps, reference, np.float32), Path(output), np.float32, 1,
+                        Path(reference))
 
 
 def _volume_like(slices: list[np.ndarray], reference: str | Path, dtype):
@@ -725,16 +735,35 @@ def _labels_on_grid(volume, path: Path, affine: np.ndarray, shape: tuple[int, in
     return slices
 
 
-def _save_volume(image, output: Path, dtype, top: float) -> Path:
-    """A label (uint8) or probability (float32) volume, its display range 0..`top`."""
+def _save_volume(image, output: Path, dtype, top: float, reference: Path | None = None
+                 ) -> Path:
+    """A label (uint8) or probability (float32) volume, its display range 0..`top`; NRRD
+    and MetaImage outputs through SimpleITK in the geometry of `reference`, one of theirs."""
     import nibabel as nib
 
+    if reference is not None and volume_format(output) != "NIfTI":
+        return _save_itk_volume(np.asarray(image.dataobj, dtype), reference, output)
     image.header.set_data_dtype(dtype)
     image.header.set_slope_inter(1.0, 0.0)
     image.header["cal_min"], image.header["cal_max"] = 0, top
     suffix = ".nii.gz" if output.name.lower().endswith(".gz") else ".nii"
     with atomic_path(output, suffix=suffix) as tmp:
         nib.save(image, tmp)
+    return output
+
+
+def _save_itk_volume(voxels: np.ndarray, reference: Path, output: Path) -> Path:
+    """NIfTI-ordered (x, y, z) voxels written as `output` (.nrrd, .mha) with the origin,
+    spacing and directions of the NRRD or MetaImage `reference` (_load_volume's way back:
+    ITK keeps its voxels z, y, x)."""
+    import SimpleITK as sitk
+
+    like = sitk.ReadImage(str(reference))
+    image = sitk.GetImageFromArray(np.ascontiguousarray(
+        voxels.T.reshape(tuple(reversed(like.GetSize())))))
+    image.CopyInformation(like)
+    with atomic_path(output, suffix=volume_suffix(output)) as tmp:
+        sitk.WriteImage(image, str(tmp), True)  # compressed
     return output
 
 

@@ -1,4 +1,5 @@
-"""`visionsuite segment`: masks (PNG, or NIfTI volumes) and overlays for images of any size."""
+"""`visionsuite segment`: masks (PNG, or volumes in the input's format) and overlays for images
+of any size."""
 
 from __future__ import annotations
 
@@ -12,9 +13,10 @@ from visionsuite.core.files import RUNS, atomic_path, unique_stem
 from visionsuite.core.images import UnreadableImage, fit_within, read_image_slices
 from visionsuite.core.medical import (DicomSeries, dicom_labels_kind, file_stem,
                                       is_medical_file, is_volume, labels_to_dicom_seg,
-                                      labels_to_nifti, probabilities_to_nifti, read_series_slices,
-                                      series_labels_to_nifti, series_probabilities_to_nifti,
-                                      stack_dicom_series, voxel_volume_mm3)
+                                      labels_to_volume, probabilities_to_volume,
+                                      read_series_slices, series_labels_to_nifti,
+                                      series_probabilities_to_nifti, stack_dicom_series,
+                                      volume_suffix, voxel_volume_mm3)
 from visionsuite.core.plots import colorize, shown_image
 from visionsuite.errors import VisionsuiteError, first_line
 from visionsuite.tasks.segment.colours import colours_rgb
@@ -45,7 +47,8 @@ def segment_images(run: str, inputs, output: str | Path | None = None, overlay: 
     """Segment each image in `inputs` with RUN; write `<stem>.png` masks at the input's size
     (0/255 for 2 classes, else class indices; palette PNGs of class indices in the colours of
     a run trained on colour masks) and, with `overlay`, `<stem>_overlay.png`.
-    A NIfTI volume gives `<stem>.nii.gz`, class indices with the input's affine and header;
+    A NIfTI volume gives `<stem>.nii.gz`, class indices with the input's affine and header
+    (an NRRD or MetaImage volume `<stem>.nrrd` or `<stem>.mha` in its geometry);
     the files of a DICOM series (core.medical.stack_dicom_series) one `<folder>.nii.gz` in the
     series' geometry; a multi-frame DICOM `<stem>_<frame>.png` per frame. DICOM, NIfTI and
     16-bit intensities are windowed by `window` ([center, width]), else as the run was
@@ -206,8 +209,9 @@ def _write_segmentation(path: Path, images: list[np.ndarray], predicted: list[np
     numbered = len(images) > 1
     binary = class_count == 2
     if is_volume(path):
-        result["mask"] = str(labels_to_nifti(predicted, path, folder / f"{stem}.nii.gz",
-                                             class_count))
+        result["mask"] = str(labels_to_volume(predicted, path,
+                                              folder / f"{stem}{volume_suffix(path)}",
+                                              class_count))
     elif numbered and not is_medical_file(path):  # a TIFF stack: one mask stack, page by page
         result["mask"] = str(_save_tiff_stack([c * 255 if binary else c for c in predicted],
                                               folder / f"{stem}.tif"))
@@ -244,8 +248,8 @@ def _write_probabilities(maps: list[np.ndarray], reference, labels: list[str], f
             written[name] = str(series_probabilities_to_nifti(slices, reference,
                                                               folder / f"{base}.nii.gz"))
         elif is_volume(reference):
-            written[name] = str(probabilities_to_nifti(slices, reference,
-                                                       folder / f"{base}.nii.gz"))
+            written[name] = str(probabilities_to_volume(
+                slices, reference, folder / f"{base}{volume_suffix(reference)}"))
         elif numbered and not is_medical_file(reference):
             written[name] = str(_save_tiff_stack([_sixteen_bit(item) for item in slices],
                                                  folder / f"{base}.tif"))
