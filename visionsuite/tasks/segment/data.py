@@ -1,14 +1,15 @@
 """Segmentation data: image/mask pairs by file stem (with optional ROI masks), or as public
 sets lay them out (Pascal VOC's lists, case folders, split folders named with their kind),
-or images with their COCO, YOLO, LabelMe, GeoJSON, Aperio, CVAT or VIA shapes; the mask
-values and their classes, decoding (DICOM/NIfTI slices included, DICOM SEG and RTSTRUCT
-labels), `data check segment`, and the training crops' sampler that oversamples labelled
-slices (labelled_crop_batches)."""
+or images with their COCO, YOLO, LabelMe, GeoJSON, Aperio, CVAT, VIA or Supervisely shapes;
+the mask values and their classes, decoding (DICOM/NIfTI slices included, DICOM SEG and
+RTSTRUCT labels), `data check segment`, and the training crops' sampler that oversamples
+labelled slices (labelled_crop_batches)."""
 
 from __future__ import annotations
 
 import random
 import re
+import zlib
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,7 +49,9 @@ from visionsuite.tasks.segment.outlines import class_names as outline_class_name
 from visionsuite.tasks.segment.outlines import outline_files, read_outlines
 from visionsuite.tasks.segment.rle_tables import (RLE_ORDERS, RunLengths, decode_run_lengths,
                                                   holds_codes, read_rle_table, rle_class_names)
-from visionsuite.tasks.segment.shapes import BoxRuns, ListedImage, class_values, names_in_order
+from visionsuite.tasks.segment.shapes import (ListedImage, PlacedMask, class_values,
+                                              names_in_order)
+from visionsuite.tasks.segment.supervisely import read_supervisely, supervisely_files
 from visionsuite.tasks.segment.surface import measurable
 from visionsuite.tasks.segment.via import read_via, via_files
 from visionsuite.tasks.segment.voc import (OBJECTS, VocSet, listed_pairs, read_voc_set,
@@ -295,8 +298,10 @@ def _index_pairs(root: Path, val_fraction: float, seed: int, held_out: str,
     if len(outlines) == 1 and not _has_mask_images(root):
         (source, files), = outlines.items()
         return _outlines_index(root, source, files, val_fraction, seed, held_out, train)
-    listed = _listing_files(root)  # CVAT's XML, VIA's JSON: a file of many images' shapes
-    if listed is not None and not _has_mask_images(root):
+    # CVAT's XML, VIA's JSON: a file of many images' shapes; a Supervisely project's files
+    # (its masks_machine/ beside them, where exported, are not taken over them)
+    listed = _listing_files(root)
+    if listed is not None and (listed[0] == "Supervisely" or not _has_mask_images(root)):
         return _listed_index(root, *listed, val_fraction, seed, held_out, train)
     sequences = ctc_sequences(root)  # the Cell Tracking Challenge's 01/ beside 01_GT/SEG/
     if sequences:
@@ -615,21 +620,23 @@ def _outlines_index(root: Path, source: str, files: list[Path], val_fraction: fl
 
 
 def _listing_files(root: Path) -> tuple[str, list[Path]] | None:
-    """The files below `root` that each list many images' shapes, of the first format found
-    (cvat.py, via.py), with the format's name; None where there are none."""
-    for source, find in (("CVAT", cvat_files), ("VIA", via_files)):
+    """The files that list the images' shapes, of the first format found (cvat.py, via.py,
+    supervisely.py), with the format's name; None where there are none."""
+    for source, find in (("CVAT", cvat_files), ("VIA", via_files),
+                         ("Supervisely", supervisely_files)):
         found = find(root)
         if found:
             return source, found
     return None
 
 
-def _listed_index(root: Path, source: str, files: list[Path], val_fraction: float, seed: int,
-                  held_out: str, train: bool) -> PairIndex:
-    """Pairs of images whose shapes CVAT's XML or VIA's JSON `files` list: split by the
-    subsets the files give (CVAT's Train and Validation), else by the train/ and val/ (or
-    test/) folders they lie in, else split by val_fraction. Images with nothing drawn are
-    all background."""
+def _read_listings(root: Path, source: str, files: list[Path]
+                   ) -> tuple[list[ListedImage], list[str], int, str]:
+    """The images of `files` of a format (_listing_files) with their shapes, the class names
+    the files declare in order, the count of shapes without an area, and the region
+    attribute that VIA's classes are read from ('' for none or several)."""
+    if source == "Supervisely":  # a file per image, the classes in the project's meta.json
+        return (*read_supervisely(root, files), "")
     lookup = image_lookup(root)
     images, declared, left_out, attributes = [], [], 0, set()
     for path in files:
@@ -638,8 +645,19 @@ def _listed_index(root: Path, source: str, files: list[Path], val_fraction: floa
         else:
             found, named, attribute, drawn_without_area = read_via(path, root, lookup)
             attributes.add(attribute)
-        images, declared = images + found, declared + named
+        images += found
+        declared += named
         left_out += drawn_without_area
+    return images, declared, left_out, next(iter(attributes)) if len(attributes) == 1 else ""
+
+
+def _listed_index(root: Path, source: str, files: list[Path], val_fraction: float, seed: int,
+                  held_out: str, train: bool) -> PairIndex:
+    """Pairs of images whose shapes CVAT's XML, VIA's JSON or Supervisely's `files` list:
+    split by the subsets the files give (CVAT's Train and Validation, Supervisely's dataset
+    folders), else by the train/ and val/ (or test/) folders they lie in, else split by
+    val_fraction. Images with nothing drawn are all background."""
+    images, declared, left_out, attribute = _read_listings(root, source, files)
     listed = _subset_splits(images, held_out, train)
     if listed is None:
         by_file, val_fraction = _split_files(root, files, held_out, train, val_fraction,
@@ -659,7 +677,6 @@ def _listed_index(root: Path, source: str, files: list[Path], val_fraction: floa
     notes = [f"{left_out} shapes without an area (polylines, points)" if left_out else "",
              *(f"{count} images of subset {subset}" for subset, count in sorted(others.items())),
              f"nothing drawn on {blank} images: all background" if blank else ""]
-    attribute = next(iter(attributes), "") if len(attributes) == 1 else ""
     return _annotated_index(root, pairs, names, source, "; ".join(filter(None, notes)),
                             val_fraction, seed, f"the VIA files' region attribute "
                             f"'{attribute}'" if attribute else "")
@@ -1774,8 +1791,13 @@ def _drawn_classes(pair: Pair, binary: bool) -> np.ndarray:
         if isinstance(segmentation, RunLengths):
             layers.append((value, [decode_run_lengths(segmentation, height, width)]))
             continue
-        if isinstance(segmentation, BoxRuns):  # CVAT's masks, checked to fit when read
-            layers.append((value, [segmentation.drawn(height, width)]))
+        if isinstance(segmentation, PlacedMask):  # CVAT's runs, Supervisely's bitmaps
+            try:
+                layers.append((value, [segmentation.drawn(height, width)]))
+            except (ValueError, OSError, zlib.error):
+                raise VisionsuiteError(f"{pair.mask}: a mask of {pair.image.name} cannot be "
+                                       "decoded (a bitmap that is no base64 of a zlib "
+                                       "compressed PNG)") from None
             continue
         if pair.shapes_size is None:
             segmentation = [(np.reshape(polygon, (-1, 2)) * (width, height)).ravel().tolist()

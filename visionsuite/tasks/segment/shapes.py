@@ -1,7 +1,8 @@
-"""What annotation tools that list many images in one file (CVAT's XML, VIA's JSON) draw, in
-the forms the masks are filled from (data._drawn_classes): polygons as COCO's flat
-[x1, y1, x2, y2, ...] in the image's pixels, and CVAT's masks as runs within their box.
-Ellipses, circles and turned boxes become polygons here."""
+"""What annotation tools that list many images (CVAT's XML, VIA's JSON, Supervisely's
+projects) draw, in the forms the masks are filled from (data._drawn_classes): polygons as
+COCO's flat [x1, y1, x2, y2, ...] in the image's pixels, and masks of part of an image
+(PlacedMask: CVAT's runs within their box, Supervisely's bitmaps). Ellipses, circles and
+turned boxes become polygons here."""
 
 from __future__ import annotations
 
@@ -17,8 +18,16 @@ ELLIPSE_POINTS = 64  # corners of the polygon an ellipse or circle is drawn as
 BACKGROUND_LABELS = ("background", "_background_")  # shapes that cut holes (class 0)
 
 
+class PlacedMask:
+    """A mask drawn over part of an image, decoded only when it is drawn."""
+
+    def drawn(self, height: int, width: int) -> np.ndarray:
+        """The (height, width) bool mask of the whole image."""
+        raise NotImplementedError
+
+
 @dataclass(frozen=True)
-class BoxRuns:
+class BoxRuns(PlacedMask):
     """A mask as CVAT stores one: runs of 0 and 1 in turn, 0s first, row by row through its
     box of `width` x `height` pixels at (`left`, `top`) of the image."""
 
@@ -50,7 +59,7 @@ class ListedImage:
     file: Path  # the annotation file
     image: Path
     size: tuple[int, int]  # (width, height) the shapes are drawn at
-    # (label, a polygon [x1, y1, ...] or BoxRuns, its z order: higher drawn over lower)
+    # (label, a polygon [x1, y1, ...] or a PlacedMask, its z order: higher drawn over lower)
     shapes: list[tuple[str, object, int]]
     subset: str = ""  # the split the file puts it in (CVAT's Train, Validation), if any
 

@@ -1,7 +1,11 @@
-"""Segmentation sets annotated in CVAT's XML ("CVAT for images 1.1") and in the VGG Image
-Annotator's JSON: one file listing many images' shapes."""
+"""Segmentation sets as annotation tools export them: CVAT's XML ("CVAT for images 1.1") and
+the VGG Image Annotator's JSON (one file listing many images' shapes), and Supervisely's
+projects (a file per image, the classes in meta.json)."""
 
+import base64
+import io
 import json
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -232,3 +236,91 @@ def test_bad_via_files_are_one_line_errors_naming_them(tmp_path):
     with pytest.raises(VisionsuiteError, match="via_region_data.json: its image a.jpg is not "
                        "in the dataset"):
         index_pairs(folder)
+
+
+def supervisely_bitmap(mask: np.ndarray) -> str:
+    """A mask as Supervisely stores a bitmap: a base64 of a zlib-compressed palette PNG whose
+    index 0 is transparent."""
+    png = Image.fromarray(mask.astype(np.uint8))
+    png.putpalette([0, 0, 0, 255, 255, 255])
+    buffer = io.BytesIO()
+    png.save(buffer, format="PNG", transparency=0)
+    return base64.b64encode(zlib.compress(buffer.getvalue())).decode()
+
+
+def write_supervisely(root: Path, datasets: dict[str, int], objects: list[dict]) -> Path:
+    """A Supervisely project: meta.json, and each dataset's img/ and ann/ of `count` images
+    with the same `objects`."""
+    root.mkdir(parents=True)
+    (root / "meta.json").write_text(json.dumps({"classes": [
+        {"title": "nucleus", "shape": "bitmap", "color": "#FF0000"},
+        {"title": "cell", "shape": "polygon", "color": "#00FF00"},
+        {"title": "vessel", "shape": "polygon", "color": "#0000FF"}], "tags": []}))
+    for dataset, count in datasets.items():
+        (root / dataset / "ann").mkdir(parents=True)
+        for number in range(count):
+            write_image(root / dataset / "img" / f"s{number}.png", seed=number)
+            (root / dataset / "ann" / f"s{number}.png.json").write_text(json.dumps({
+                "description": "", "tags": [], "size": {"height": HEIGHT, "width": WIDTH},
+                "objects": objects}))
+    return root
+
+
+def supervisely_objects() -> list[dict]:
+    """A cell with a hole, a nucleus as a bitmap partly out of the image, a point."""
+    nucleus = np.zeros((6, 8), bool)
+    nucleus[1:5, 2:7] = True
+    return [{"classTitle": "cell", "geometryType": "polygon", "points": {
+                "exterior": [[5, 5], [25, 5], [25, 20], [5, 20]],
+                "interior": [[[10, 10], [14, 10], [14, 14], [10, 14]]]}},
+            {"classTitle": "nucleus", "geometryType": "bitmap",
+             "bitmap": {"data": supervisely_bitmap(nucleus), "origin": [50, 30]}},
+            {"classTitle": "cell", "geometryType": "point",
+             "points": {"exterior": [[1, 1]], "interior": []}}]
+
+
+def test_a_supervisely_project_trains_with_only_data_its_datasets_its_splits(tmp_path):
+    from visionsuite.tasks.segment.data import _read_masks, index_pairs
+
+    root = write_supervisely(tmp_path / "project", {"train": 4, "test": 2},
+                             supervisely_objects())
+    (root / "train" / "masks_machine").mkdir()  # exported masks beside: the JSON is read
+    Image.fromarray(np.zeros((HEIGHT, WIDTH), np.uint8)).save(
+        root / "train" / "masks_machine" / "s0.png")
+    index = index_pairs(root)
+    assert index.class_names == ["background", "nucleus", "cell"]
+    assert [len(index.splits[s]) for s in ("train", "val")] == [4, 2]
+    assert {p.image.parent.parent.name for p in index.splits["val"]} == {"test"}
+    (mask,) = _read_masks(index.splits["train"][0], binary=False)
+    assert mask[7, 7] == 2 and mask[12, 12] == 0 and mask[3, 3] == 0  # the hole cut
+    # the bitmap's 4x5 object at (52, 31), cut at the image's right edge (56)
+    assert (mask == 1).sum() == 4 * 4 and mask[31:35, 52:56].min() == 1
+    result = invoke("train", "segment", "--data", root, "--output", tmp_path, *TINY_SEGMENT)
+    assert result.exit_code == 0, result.output
+    run = tmp_path / "segment" / "exp"
+    assert (run / "labels.txt").read_text().split() == ["background", "nucleus", "cell"]
+
+
+def test_bad_supervisely_files_are_one_line_errors_naming_them(tmp_path):
+    from visionsuite.tasks.segment.data import _read_masks, index_pairs
+
+    root = write_supervisely(tmp_path / "broken", {"ds0": 3}, [
+        {"classTitle": "cell", "geometryType": "bitmap",
+         "bitmap": {"data": base64.b64encode(b"not zlib").decode(), "origin": [1, 1]}}])
+    index = index_pairs(root)
+    with pytest.raises(VisionsuiteError, match=r"s\d.png.json: a mask of s\d.png cannot be "
+                                               "decoded"):
+        _read_masks(index.splits["train"][0], binary=False)
+    path = root / "ds0" / "ann" / "s1.png.json"
+    path.write_text(json.dumps({"objects": []}))
+    with pytest.raises(VisionsuiteError, match="s1.png.json: not a Supervisely annotation"):
+        index_pairs(root)
+    path.write_text(json.dumps({"size": {"height": 4, "width": 4}, "objects": [
+        {"classTitle": "cell", "geometryType": "polygon", "points": {}}]}))
+    with pytest.raises(VisionsuiteError, match="s1.png.json: object 0, a polygon, lacks its "
+                                               "points"):
+        index_pairs(root)
+    (root / "ds0" / "img" / "s1.png").unlink()
+    path.write_text(json.dumps({"size": {"height": 4, "width": 4}, "objects": []}))
+    with pytest.raises(VisionsuiteError, match="s1.png.json: its image s1.png is not in"):
+        index_pairs(root)
