@@ -140,9 +140,38 @@ def test_bad_cvat_files_are_one_line_errors_naming_them(tmp_path):
         index_pairs(folder)
     path.write_text("<annotations><version>1.1</version><meta/><track id='0' label='cell'>"
                     "<box frame='0' xtl='1' ytl='1' xbr='5' ybr='5'/></track></annotations>")
-    with pytest.raises(VisionsuiteError, match="CVAT for video .* export the task as 'CVAT "
-                       "for images 1.1'"):
+    with pytest.raises(VisionsuiteError, match="CVAT for video without its frames in .*"
+                       r"images \(export with 'Save images'\)"):
         index_pairs(folder)
+
+
+def test_a_cvat_video_export_is_read_as_its_frames_with_what_its_tracks_draw(tmp_path):
+    from visionsuite.tasks.segment.data import _read_masks, index_pairs
+
+    for number in range(5):
+        write_image(tmp_path / "images" / f"frame_{number:06d}.PNG", seed=number)
+    # a polyp tracked through frames 0-3 (gone from frame 3 on), a tool on frame 4 alone
+    track = "".join(f'<polygon frame="{frame}" outside="{int(frame == 3)}" occluded="0" '
+                    f'keyframe="1" points="{5 + frame},5;{25 + frame},5;{25 + frame},20;'
+                    f'{5 + frame},20" z_order="0"/>' for frame in range(4))
+    (tmp_path / "annotations.xml").write_text(
+        '<?xml version="1.0" encoding="utf-8"?><annotations><version>1.1</version><meta>'
+        "<task><mode>interpolation</mode><labels><label><name>polyp</name></label><label>"
+        "<name>tool</name></label></labels></task></meta>"
+        f'<track id="0" label="polyp" source="manual">{track}</track>'
+        '<track id="1" label="tool" source="manual"><box frame="4" outside="0" occluded="0" '
+        'keyframe="1" xtl="30" ytl="28" xbr="40" ybr="36" z_order="0"/>'
+        '<points frame="4" outside="0" occluded="0" keyframe="1" points="1,1"/></track>'
+        "</annotations>")
+    index = index_pairs(tmp_path, val_fraction=0.4)
+    assert index.class_names == ["background", "polyp", "tool"]
+    pairs = sorted(index.splits["train"] + index.splits["val"], key=lambda p: p.image.name)
+    assert [p.image.name for p in pairs] == [f"frame_{n:06d}.PNG" for n in range(5)]
+    masks = [_read_masks(pair, binary=False)[0] for pair in pairs]
+    assert [int((mask == 1).sum() > 0) for mask in masks] == [1, 1, 1, 0, 0]
+    assert masks[0][10, 6] == 1 and masks[2][10, 6] == 0  # the polygon moved with the frames
+    assert masks[4][32, 35] == 2 and "nothing drawn on 1 images" in index.folders[0]
+    assert "1 shapes without an area" in index.folders[0]
 
 
 def via_region(shape: dict, **attributes) -> dict:

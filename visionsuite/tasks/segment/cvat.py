@@ -16,17 +16,22 @@ Polygons, masks, boxes and ellipses are filled as their label's class, as CVAT's
 "Segmentation mask" export fills them (turned by their rotation in degrees, masks as runs
 within their box: shapes.BoxRuns), the higher z_order over the lower; polylines, points,
 skeletons, cuboids and tags have no area and are left out and counted. The classes are
-background, then the labels in the order the file's meta declares them. CVAT for video's
-tracks are refused with a line saying to export for images.
+background, then the labels in the order the file's meta declares them.
+
+"CVAT for video 1.1" (a video task: `<track>`s of shapes, one per frame they are on, with
+`outside="1"` where the object has left) is read as its frames, `images/frame_000000.png`
+... as CVAT saves them with 'Save images', each with the shapes its tracks draw on it.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from xml.etree import ElementTree
 
 from visionsuite.core.files import data_files, inside
+from visionsuite.core.images import stored_geometry
 from visionsuite.errors import VisionsuiteError
 from visionsuite.tasks.segment.shapes import BoxRuns, ListedImage, box_ring, ellipse_ring
 from visionsuite.tasks.segment.shapes import listed_image_path
@@ -34,6 +39,7 @@ from visionsuite.tasks.segment.shapes import listed_image_path
 AREA_SHAPES = ("polygon", "mask", "box", "ellipse")
 NO_AREA = ("polyline", "points", "skeleton", "cuboid", "tag")
 IMAGE_FOLDERS = ("images", "")  # where an export with 'Save images' puts them
+VIDEO_FRAME = re.compile(r"frame_(\d+)")  # a video's frames, as CVAT saves them
 
 
 def cvat_files(root: Path) -> list[Path]:
@@ -62,11 +68,11 @@ def read_cvat(path: Path, root: Path, lookup: dict[str, Path | None]
         annotations = ElementTree.parse(path).getroot()
     except (ElementTree.ParseError, OSError) as err:
         raise VisionsuiteError(f"{path}: not a CVAT XML file ({err})") from None
-    if annotations.find("track") is not None:
-        raise VisionsuiteError(f"{path}: CVAT for video (tracks of frames); export the task "
-                               "as 'CVAT for images 1.1' to train on it")
     declared = [label.findtext("name", "").strip() for label in annotations.iter("label")
                 if label.findtext("name") and label.find("parent") is None]
+    if annotations.find("track") is not None:  # CVAT for video: tracks through its frames
+        images, left_out = _video_frames(path, root, annotations)
+        return images, declared, left_out
     images, left_out = [], 0
     for number, element in enumerate(annotations.iter("image")):
         try:
@@ -89,6 +95,35 @@ def read_cvat(path: Path, root: Path, lookup: dict[str, Path | None]
     if not images:
         raise VisionsuiteError(f"{path}: lists no images")
     return images, declared, left_out
+
+
+def _video_frames(path: Path, root: Path, annotations) -> tuple[list[ListedImage], int]:
+    """The frames of a CVAT for video export with the shapes its tracks draw on each: every
+    frame image in images/ (frame_000000.png, ... as CVAT saves a video's frames), a track's
+    shape on the frame it names unless it is `outside` the frame then."""
+    folder = path.parent / "images"
+    frames = {int(match[1]): image for image in sorted(folder.glob("*")) if image.is_file()
+              and (match := VIDEO_FRAME.fullmatch(image.stem))} if folder.is_dir() else {}
+    if not frames:
+        raise VisionsuiteError(f"{path}: CVAT for video without its frames in {folder} "
+                               "(export with 'Save images')")
+    shapes: dict[int, list] = {number: [] for number in frames}
+    sizes = {number: stored_geometry(image)[0] for number, image in frames.items()}
+    left_out = 0
+    for track in annotations.iter("track"):
+        label = track.get("label", "").strip()
+        for shape in track:
+            frame = int(_number(path, f"track {track.get('id')}", shape, "frame"))
+            if shape.get("outside", "0") == "1" or frame not in frames:
+                continue
+            name = frames[frame].name
+            if shape.tag in NO_AREA:
+                left_out += 1
+            elif shape.tag in AREA_SHAPES:
+                shapes[frame].append((label, _area(path, name, shape, sizes[frame]),
+                                      _number(path, name, shape, "z_order", 0)))
+    return [ListedImage(path, inside(root, image.relative_to(root)), sizes[number],
+                        shapes[number]) for number, image in sorted(frames.items())], left_out
 
 
 def _area(path: Path, name: str, shape, size: tuple[int, int]):
