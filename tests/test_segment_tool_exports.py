@@ -245,6 +245,35 @@ def test_via_classes_come_from_a_region_attribute_in_the_projects_order(tmp_path
     assert mask[36, 12] == 4 and mask[32, 16] == 0
 
 
+def test_a_via_csv_export_reads_as_its_json(tmp_path):
+    """VIA's 'Export annotations (as csv)': a row per region, its shape and attributes JSON
+    in their cells; an image without regions a row of its own."""
+    import csv
+
+    from visionsuite.tasks.segment.data import _read_masks, index_pairs
+
+    rows = [["filename", "file_size", "file_attributes", "region_count", "region_id",
+             "region_shape_attributes", "region_attributes"]]
+    for number in range(4):
+        write_image(tmp_path / f"c{number}.jpg", seed=number)
+        rows.append([f"c{number}.jpg", "1000", "{}", "2", "0", json.dumps(BALLOON),
+                     json.dumps({"type": "cell"})])
+        rows.append([f"c{number}.jpg", "1000", "{}", "2", "1", json.dumps(
+            {"name": "rect", "x": 30, "y": 28, "width": 10, "height": 8}),
+            json.dumps({"type": "debris"})])
+    write_image(tmp_path / "empty.jpg")
+    rows.append(["empty.jpg", "1000", "{}", "0", "0", "{}", "{}"])
+    with (tmp_path / "via_export_csv.csv").open("w", newline="") as file:
+        csv.writer(file).writerows(rows)
+    index = index_pairs(tmp_path, val_fraction=0.4)
+    assert index.class_names == ["background", "cell", "debris"]
+    assert index.names_from == "the VIA files' region attribute 'type'"
+    pairs = {p.image.name: p for p in index.splits["train"] + index.splits["val"]}
+    assert len(pairs) == 5 and "nothing drawn on 1 images" in index.folders[0]
+    (mask,) = _read_masks(pairs["c0.jpg"], binary=False)
+    assert mask[10, 10] == 1 and mask[32, 35] == 2
+
+
 def test_bad_via_files_are_one_line_errors_naming_them(tmp_path):
     from visionsuite.tasks.segment.data import index_pairs
 

@@ -102,7 +102,8 @@ def _video_frames(path: Path, root: Path, annotations) -> tuple[list[ListedImage
     frame image in images/ (frame_000000.png, ... as CVAT saves a video's frames), a track's
     shape on the frame it names unless it is `outside` the frame then."""
     folder = path.parent / "images"
-    frames = {int(match[1]): image for image in sorted(folder.glob("*")) if image.is_file()
+    frames = {int(match[1]): inside(root, image.relative_to(root))  # no link out
+              for image in sorted(folder.glob("*")) if image.is_file()
               and (match := VIDEO_FRAME.fullmatch(image.stem))} if folder.is_dir() else {}
     if not frames:
         raise VisionsuiteError(f"{path}: CVAT for video without its frames in {folder} "
@@ -122,8 +123,8 @@ def _video_frames(path: Path, root: Path, annotations) -> tuple[list[ListedImage
             elif shape.tag in AREA_SHAPES:
                 shapes[frame].append((label, _area(path, name, shape, sizes[frame]),
                                       _number(path, name, shape, "z_order", 0)))
-    return [ListedImage(path, inside(root, image.relative_to(root)), sizes[number],
-                        shapes[number]) for number, image in sorted(frames.items())], left_out
+    return [ListedImage(path, image, sizes[number], shapes[number])
+            for number, image in sorted(frames.items())], left_out
 
 
 def _area(path: Path, name: str, shape, size: tuple[int, int]):

@@ -662,8 +662,9 @@ def _listed_index(root: Path, source: str, files: list[Path], val_fraction: floa
     if listed is None:
         by_file, val_fraction = _split_files(root, files, held_out, train, val_fraction,
                                              f"a test/ folder of images and {source} files")
-        listed = {split: [image for image in images if image.file in paths]
-                  for split, paths in by_file.items()}
+        in_split = {split: set(paths) for split, paths in by_file.items()}
+        listed = {split: [image for image in images if image.file in in_split[split]]
+                  for split in by_file}
     names = names_in_order(images, declared)
     values = class_values(names)
     pairs = {split: [Pair(image.image, image.file, shapes=tuple(

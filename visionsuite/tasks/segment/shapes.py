@@ -60,7 +60,7 @@ class ListedImage:
     image: Path
     size: tuple[int, int]  # (width, height) the shapes are drawn at
     # (label, a polygon [x1, y1, ...] or a PlacedMask, its z order: higher drawn over lower)
-    shapes: list[tuple[str, object, int]]
+    shapes: list[tuple[str, object, float]]
     subset: str = ""  # the split the file puts it in (CVAT's Train, Validation), if any
 
 
@@ -113,6 +113,7 @@ def names_in_order(images: list[ListedImage], declared: list[str]) -> list[str]:
         - set(BACKGROUND_LABELS)
     ordered = [name for name in dict.fromkeys(declared) if name in drawn]
     return ["background", *ordered, *sorted(drawn - set(ordered))]
+
 
 def class_values(names: list[str]) -> dict[str, int]:
     """The class index of each label: background's (0) for BACKGROUND_LABELS."""

@@ -8,7 +8,9 @@ balloon example ships `train/via_region_data.json` beside its images): an entry 
                                  "region_attributes": {"class": "cell"}}, ...]}}
 
 or a saved project holding those entries in `_via_img_metadata` and its attributes'
-options in `_via_attributes`. VIA 1 keeps the regions in a dict by number.
+options in `_via_attributes`. VIA 1 keeps the regions in a dict by number. VIA's CSV export
+(`via_export_csv.csv`: a row per region, its shape's and attributes' JSON in two cells) reads
+as those entries.
 
 Polygons, rectangles (x, y, width, height), circles and ellipses (turned by theta radians)
 are filled as their class; polylines and points have no area and are left out and counted.
@@ -36,11 +38,25 @@ CLASS_ATTRIBUTES = ("class", "label", "name", "type", "category")  # taken first
 NO_AREA = ("point", "polyline")
 PROJECT = "_via_img_metadata"  # a saved VIA 2 project's entries
 HEAD = 65536  # bytes read to tell a VIA file from other JSON
+CSV_COLUMNS = ("filename", "file_size", "file_attributes", "region_count", "region_id",
+               "region_shape_attributes", "region_attributes")  # VIA's CSV export, a region
+#                                                                  a row, its cells JSON
 
 
 def via_files(root: Path) -> list[Path]:
-    """The VIA JSON files below `root`, in path order."""
-    return [path for path in data_files(root, "*.json") if is_via_json(path)]
+    """The VIA JSON files below `root`, in path order, else its CSV exports."""
+    return [path for path in data_files(root, "*.json") if is_via_json(path)] \
+        or [path for path in data_files(root, "*.csv") if is_via_csv(path)]
+
+
+def is_via_csv(path: Path) -> bool:
+    """Whether a CSV file is VIA's export, by its header (VIA 1's begins with #)."""
+    try:
+        with path.open(encoding="utf-8", errors="replace") as file:
+            header = file.readline()
+    except OSError:
+        return False
+    return [cell.strip() for cell in header.lstrip("#").split(",")] == list(CSV_COLUMNS)
 
 
 def is_via_json(path: Path) -> bool:
@@ -61,12 +77,13 @@ def read_via(path: Path, root: Path, lookup: dict[str, Path | None]
     without an area. `lookup`: image_lookup(root)."""
     inside(root, path.relative_to(root))  # a link out of the dataset
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
+        document = _csv_entries(path) if path.suffix.lower() == ".csv" \
+            else json.loads(path.read_text(encoding="utf-8"))
         entries = document.get(PROJECT, document)
         regions = {key: _regions(entry) for key, entry in entries.items()}
-    except (OSError, ValueError, AttributeError, TypeError) as err:
-        raise VisionsuiteError(f"{path}: not a VIA JSON file ({type(err).__name__}: {err})"
-                               ) from None
+    except (OSError, ValueError, AttributeError, TypeError, KeyError) as err:
+        raise VisionsuiteError(f"{path}: not a VIA {path.suffix[1:].upper()} file "
+                               f"({type(err).__name__}: {err})") from None
     attribute = _class_attribute([region.get("region_attributes") for found in regions.values()
                                   for region in found])
     declared = list((((document.get("_via_attributes") or {}).get("region") or {})
@@ -91,6 +108,25 @@ def read_via(path: Path, root: Path, lookup: dict[str, Path | None]
     if not images:
         raise VisionsuiteError(f"{path}: lists no images")
     return images, declared, attribute, left_out
+
+
+def _csv_entries(path: Path) -> dict:
+    """VIA's CSV export as the entries of its JSON: a row per region (region_count 0: an
+    image without any), by image."""
+    import csv
+
+    with path.open(encoding="utf-8", newline="") as file:
+        rows = list(csv.reader(line for line in file if not line.startswith("#")))
+    entries: dict[str, dict] = {}
+    for cells in rows[1:] if rows and rows[0][:1] == ["filename"] else rows:  # VIA 2's header
+        row = dict(zip(CSV_COLUMNS, cells))
+        entry = entries.setdefault(row["filename"], {"filename": row["filename"],
+                                                     "regions": []})
+        if row["region_shape_attributes"].strip() not in ("", "{}"):
+            entry["regions"].append({
+                "shape_attributes": json.loads(row["region_shape_attributes"]),
+                "region_attributes": json.loads(row["region_attributes"] or "{}")})
+    return entries
 
 
 def _regions(entry: dict) -> list[dict]:
