@@ -163,6 +163,23 @@ def test_a_test_folder_of_images_without_masks_is_left_out_and_val_split_by_frac
     assert result.exit_code == 0 and "test split:" not in result.output, result.output
 
 
+def test_a_valid_folder_of_images_alone_is_left_out_with_a_warning_as_deepglobe_ships_it(
+        tmp_path, capsys):
+    from visionsuite.tasks.segment.data import index_pairs
+
+    root = camvid(tmp_path / "deepglobe", {"train": 5})
+    for folder in ("valid", "test"):
+        (root / folder).mkdir()
+        for number in range(2):
+            Image.fromarray(scene(number)[0]).save(root / folder / f"{number}_sat.jpg")
+    index = index_pairs(root)
+    assert index.split_by_fraction and len(index.splits["val"]) == 1
+    assert "valid/: images without masks, not read (`visionsuite segment RUN valid/` " \
+        "predicts them)" in index.folders
+    assert "valid: images without any masks, not read; val is split from train/" \
+        in capsys.readouterr().err
+
+
 def test_a_set_inside_an_archives_wrapper_folder_is_found_in_it(tmp_path):
     """BTCV unpacks to RawData/Training/{img,label}/ beside a readme: --data names the
     archive's folder. A lone train/ is a split, not a wrapper, and a table beside the one

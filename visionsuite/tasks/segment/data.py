@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 import re
+import sys
 import zlib
 from collections import Counter
 from dataclasses import dataclass, field
@@ -324,13 +325,16 @@ def _index_pairs(root: Path, val_fraction: float, seed: int, held_out: str,
     train_dir = named_folder(root, TRAIN_FOLDER_NAMES) or root / "train"
     val_dir = named_folder(root, held_out_names(held_out))
     unlabelled = []
-    if val_dir is not None and val_dir.name.lower() in TEST_FOLDER_NAMES \
-            and unlabelled_folder(root, val_dir):  # a competition's test/ of images alone
+    # a competition's test/ of images alone, or its valid/ (DeepGlobe's)
+    if val_dir is not None and unlabelled_folder(root, val_dir):
         if held_out == "test" or not train_dir.is_dir():
             raise VisionsuiteError(f"{val_dir}: images without masks, nothing to score; "
                                    f"`visionsuite segment RUN {val_dir}` predicts them")
         unlabelled = [f"{val_dir.name}/: images without masks, not read (`visionsuite segment "
                       f"RUN {val_dir.name}/` predicts them)"]
+        if val_dir.name.lower() not in TEST_FOLDER_NAMES:  # where a user's masks are missing
+            print(f"warning: {val_dir}: images without any masks, not read; val is split "
+                  f"from {train_dir.name}/", file=sys.stderr)
         val_dir = None
     if held_out == "test":
         if val_dir is None:
@@ -358,9 +362,8 @@ def _index_pairs(root: Path, val_fraction: float, seed: int, held_out: str,
 
 
 def unlabelled_folder(root: Path, folder: Path) -> bool:
-    """Whether a folder holds images and no masks at all, as a competition ships its test/:
-    no masks folder in or beside it, no file named as a mask. (A val/ without masks is taken
-    for a mistake, and pairing it names what is missing.)"""
+    """Whether a folder holds images and no masks at all, as a competition ships its test/
+    (and DeepGlobe its valid/): no masks folder in or beside it, no file named as a mask."""
     if _pair_folders(root, folder)[1] is not None:
         return False
     if any(path.is_dir() and _named_as_masks(path.name)
