@@ -325,8 +325,11 @@ def _index_pairs(root: Path, val_fraction: float, seed: int, held_out: str,
     train_dir = named_folder(root, TRAIN_FOLDER_NAMES) or root / "train"
     val_dir = named_folder(root, held_out_names(held_out))
     unlabelled = []
-    # a competition's test/ of images alone, or its valid/ (DeepGlobe's)
-    if val_dir is not None and unlabelled_folder(root, val_dir):
+    # a competition's test/ of images alone, or its valid/ (DeepGlobe's); not a val/images/
+    # without val/masks/, our own layout with its masks missing (an error, below)
+    if val_dir is not None and unlabelled_folder(root, val_dir) and (
+            val_dir.name.lower() in TEST_FOLDER_NAMES
+            or named_folder(val_dir, IMAGE_FOLDER_NAMES) is None):
         if held_out == "test" or not train_dir.is_dir():
             raise VisionsuiteError(f"{val_dir}: images without masks, nothing to score; "
                                    f"`visionsuite segment RUN {val_dir}` predicts them")
