@@ -180,6 +180,34 @@ def test_a_valid_folder_of_images_alone_is_left_out_with_a_warning_as_deepglobe_
         in capsys.readouterr().err
 
 
+def test_pairs_named_with_their_split_first_are_split_so_as_glas_names_them(tmp_path):
+    """GlaS: train_1.bmp with train_1_anno.bmp, testA_1.bmp, testB_1.bmp ... in one folder
+    (inside the folder its archive unpacks to), the masks numbering the glands."""
+    from visionsuite.tasks.segment.data import index_pairs
+
+    root = tmp_path / "glas" / "Warwick QU Dataset (Released 2016_07_08)"
+    root.mkdir(parents=True)
+    for split, count in (("train", 4), ("testA", 2), ("testB", 1)):
+        for number in range(1, count + 1):
+            image, mask = scene(number)
+            Image.fromarray(image).save(root / f"{split}_{number}.bmp")
+            Image.fromarray((mask > 0).astype(np.uint8) * number).save(
+                root / f"{split}_{number}_anno.bmp")
+    (root / "Grade.csv").write_text("name,patient ID,grade (GlaS)\ntrain_1,1,benign\n")
+    index = index_pairs(tmp_path / "glas")
+    assert not index.split_by_fraction
+    assert sorted(p.image.name for p in index.splits["val"]) == [
+        "testA_1.bmp", "testA_2.bmp", "testB_1.bmp"]
+    assert len(index.splits["train"]) == 4
+    assert "split by the word their names begin with: testA_ (2), testB_ (1), train_ (4); " \
+        "val: test" in index.folders
+    test = index_pairs(tmp_path / "glas", held_out="test")
+    assert len(test.splits["val"]) == 3 and not test.splits["train"]
+    (root / "extra_1.bmp").write_bytes((root / "train_1.bmp").read_bytes())  # a name of none
+    (root / "extra_1_anno.bmp").write_bytes((root / "train_1_anno.bmp").read_bytes())
+    assert index_pairs(tmp_path / "glas").split_by_fraction
+
+
 def test_a_set_inside_an_archives_wrapper_folder_is_found_in_it(tmp_path):
     """BTCV unpacks to RawData/Training/{img,label}/ beside a readme: --data names the
     archive's folder. A lone train/ is a split, not a wrapper, and a table beside the one

@@ -91,6 +91,9 @@ SHOWN_CLASSES = 20  # classes listed by data check
 # and BUSI (benign (1).png with benign (1)_mask.png and, for a second lesion, _mask_1.png);
 # Cellpose's 000_img.png with 000_masks.png (the images' own ending: _without_image_ending).
 SIDE_MASK = re.compile(r"(?P<image>.+)_masks?(?:_\d+)?", re.IGNORECASE)
+# Pairs in one folder named with their split first: GlaS' train_1.bmp, testA_1.bmp, testB_1.bmp
+SPLIT_IN_NAME = re.compile(r"(?P<split>train(?:ing)?|val(?:id(?:ation)?)?|test(?:ing)?)"
+                           r"(?P<part>[A-Za-z]|\d+)?[_\-. ]", re.IGNORECASE)
 # Side-by-side pairs in at least this many folders are split folder by folder: a folder is then
 # one case (LGG's patients), whose slices must not be on both sides. In fewer folders (BUSI's
 # benign/, malignant/, normal/), the split takes the same share of each folder.
@@ -340,6 +343,10 @@ def _index_pairs(root: Path, val_fraction: float, seed: int, held_out: str,
                   f"from {train_dir.name}/", file=sys.stderr)
         val_dir = None
     if held_out == "test":
+        named = _named_test_split(root, odd) \
+            if val_dir is None and not train_dir.is_dir() else None
+        if named is not None:  # GlaS' testA_1.bmp beside train_1.bmp
+            return PairIndex(root, {"train": [], "val": named[0]["val"]}, odd, False, named[1])
         if val_dir is None:
             raise no_test_split(root, "a test/ folder of images and masks")
         return PairIndex(root, {"train": [], "val": _pair_folder(root, val_dir, odd)}, odd,
@@ -360,8 +367,49 @@ def _index_pairs(root: Path, val_fraction: float, seed: int, held_out: str,
     if val_fraction >= 1:  # EVERY_IMAGE: evaluation on another dataset
         return PairIndex(root, {"train": [], "val": pairs}, odd, True,
                          folders + _side_by_side_note(pairs, split=False))
+    named = _named_splits(pairs, held_out) if folder == root else None
+    if named is not None:  # GlaS' train_1.bmp beside testA_1.bmp
+        return PairIndex(root, named[0], odd, False,
+                         folders + named[1] + _side_by_side_note(pairs, split=False))
     return PairIndex(root, _fraction_split(root, pairs, val_fraction, seed), odd, True,
                      folders + _side_by_side_note(pairs, split=True))
+
+
+def _named_test_split(root: Path, odd: list[Path]
+                      ) -> tuple[dict[str, list[Pair]], list[str]] | None:
+    """_named_splits' test split of the pairs in `root`; None where they are none or not so
+    named (no_test_split then says what a test split would be)."""
+    found: list[Path] = []  # files in no image format, for data check where it is so
+    try:
+        pairs = _pair_folder(root, root, found)
+    except VisionsuiteError:
+        return None
+    named = _named_splits(pairs, "test")
+    if named is not None:
+        odd += found
+    return named
+
+
+def _named_splits(pairs: list[Pair], held_out: str
+                  ) -> tuple[dict[str, list[Pair]], list[str]] | None:
+    """The splits of pairs in one folder whose image names each begin with their split's word
+    (SPLIT_IN_NAME), as GlaS names its train_1.bmp, testA_1.bmp and testB_1.bmp: train, and
+    val the val images, else the test ones (`held_out` "test": the test ones); with data
+    check's line. None where a name begins with none, or the held-out split is empty."""
+    words = [SPLIT_IN_NAME.match(pair.image.name) for pair in pairs]
+    if not pairs or not all(words):
+        return None
+    kinds = ["train" if word["split"].lower().startswith("train") else
+             "val" if word["split"].lower().startswith("val") else "test" for word in words]
+    held = ("test",) if held_out == "test" else ("val",) if "val" in kinds else ("test",)
+    splits = {"train": [pair for pair, kind in zip(pairs, kinds) if kind == "train"],
+              "val": [pair for pair, kind in zip(pairs, kinds) if kind in held]}
+    if not splits["val"] or (held_out != "test" and not splits["train"]):
+        return None
+    counts = Counter(word["split"].lower() + (word["part"] or "") for word in words)
+    return splits, ["split by the word their names begin with: " + ", ".join(
+        f"{word}_ ({count})" for word, count in sorted(counts.items()))
+        + f"; val: {held[0]}"]
 
 
 def unlabelled_folder(root: Path, folder: Path) -> bool:
