@@ -545,6 +545,57 @@ def test_mask_values_become_classes():
     assert class_map({0, 1, 2}, ["a", "b"]).lookup[2] == -1  # outside: refused when applied
 
 
+def test_grey_levels_that_code_classes_are_the_classes_in_value_order():
+    refuge = class_map({0, 128, 255}, None)  # 0 cup, 128 disc, 255 background: all classes
+    assert refuge.names == ["value_0", "value_128", "value_255"]
+    assert refuge.levels == [0, 128, 255] and refuge.lookup[[0, 128, 255]].tolist() == [0, 1, 2]
+    assert class_map({0, 85, 170, 255}, None).levels == [0, 85, 170, 255]
+    assert class_map({0, 128}, None).names == ["background", "foreground"]
+    named = class_map({0, 128, 255}, ["cup", "disc", "background"])
+    assert named.names == ["cup", "disc", "background"] and named.lookup[255] == 2
+    given = class_map({0, 128, 255}, ["background", "cup", "disc"], [255, 0, 128])
+    assert given.lookup[[255, 0, 128]].tolist() == [0, 1, 2]
+    with pytest.raises(VisionsuiteError, match=r"names 2 classes, but the masks code 3 as "
+                                               r"grey levels \(\[255, 0, 128\]\)"):
+        class_map({0, 128, 255}, ["a", "b"], [255, 0, 128])
+    # class indices, with or without 255 as void, are no grey levels
+    for values in ({0, 1, 2, 255}, {0, 1, 15, 255}, {0, 255}, {0, 1}, set(range(20))):
+        assert class_map(values, None).levels is None
+    assert class_map({0, 128, 255}, ["a", "b"]).levels is None  # names of other classes
+
+
+def test_a_set_of_grey_coded_masks_trains_and_segments_in_its_grey_levels(tmp_path):
+    """REFUGE's masks: 0 the optic cup, 128 the disc, 255 the background."""
+    from test_cli import invoke
+    from test_segment_cli import TINY_SEGMENT
+
+    rng = np.random.default_rng(0)
+    for split, count in (("train", 4), ("val", 2)):
+        for folder in ("images", "masks"):
+            (tmp_path / "refuge" / split / folder).mkdir(parents=True)
+        for number in range(count):
+            mask = np.full((40, 48), 255, np.uint8)
+            mask[10:30, 12:34], mask[15:25, 18:28] = 128, 0
+            image = np.stack([mask // 2 + rng.integers(0, 30, mask.shape)] * 3, -1)
+            Image.fromarray(image.astype(np.uint8)).save(
+                tmp_path / "refuge" / split / "images" / f"g{number}.jpg")
+            Image.fromarray(mask).save(tmp_path / "refuge" / split / "masks" / f"g{number}.bmp")
+    result = invoke("data", "check", "segment", tmp_path / "refuge")
+    assert "mask values: 0, 128, 255 (grey levels coding 3 classes, in value order: " \
+        "data.mask_values)" in result.output, result.output
+    result = invoke("train", "segment", "--data", tmp_path / "refuge", "--output", tmp_path,
+                    *TINY_SEGMENT, "--set", "data.classes=[cup, disc, background]")
+    assert result.exit_code == 0, result.output
+    run = tmp_path / "segment" / "exp"
+    assert (run / "labels.txt").read_text().split() == ["cup", "disc", "background"]
+    assert "mask_values:\n  - 0\n  - 128\n  - 255" in (run / "config.yaml").read_text()
+    result = invoke("segment", run, tmp_path / "refuge" / "val" / "images", "--output",
+                    tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    written = np.asarray(Image.open(tmp_path / "out" / "g0.png"))
+    assert set(np.unique(written)) <= {0, 128, 255}
+
+
 def test_unexpected_mask_values_name_the_file(tmp_path):
     from visionsuite.config import load_config
     from visionsuite.tasks.segment import TASK

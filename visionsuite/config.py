@@ -64,6 +64,9 @@ class DataConfig:
     # segment, colour masks: the colour ('#rrggbb') of each class, in class order; empty =
     # the colours found, black first (training saves them here in the run's config.yaml)
     colors: list[str] | None = None
+    # segment, grey masks that code classes as a few grey levels (REFUGE's 0, 128, 255): the
+    # value of each class in class order; empty = found (training saves them here)
+    mask_values: list[int] | None = None
     # segment: classes also scored together, as regions (BraTS: whole tumour = necrosis +
     # edema + enhancing tumour), each a name and the classes' names
     regions: dict[str, list[str]] | None = None
@@ -433,7 +436,8 @@ RANGES = {
 # such a key would change nothing without a word: Task.check_settings refuses it.
 TASK_KEYS = {
     **{f"data.{key}": ("segment",) for key in (
-        "binary_masks", "colors", "regions", "surface_tolerance", "crops_per_image",
+        "binary_masks", "colors", "mask_values", "regions", "surface_tolerance",
+        "crops_per_image",
         "tile_overlap", "tta", "max_size", "window", "rle_order")},
     "data.face_detect": ("face",), "data.val_pairs": ("face",),
     "data.val_pairs_images": ("face",),

@@ -208,11 +208,17 @@ class SegmentTask(Task):
         for items in decoded.values():
             for item in items:
                 values |= set(np.unique(item.mask).tolist())
-        mapping = class_map(values, names)
+        mapping = class_map(values, names, config.data.mask_values)
+        if mapping.levels and not config.data.mask_values:  # kept in config.yaml
+            config.data.mask_values = mapping.levels
+            print(f"data: the masks code {len(mapping.levels)} classes as grey levels "
+                  f"{', '.join(map(str, mapping.levels))}: classes in that order "
+                  "(data.mask_values); `segment` writes its masks in them", file=sys.stderr)
         if train:
             _warn_of_mirrored_sides(mapping.names, config)
         if colours is None and labels is None and not config.data.binary_masks \
-                and not config.data.colors and kept["val"]:  # VOC's palette PNGs
+                and not config.data.colors and not mapping.levels \
+                and kept["val"]:  # VOC's palette PNGs
             config.data.colors = palette_colours(kept["val"][0].mask, len(mapping.names))
         splits = {name: to_split(decoded[name], kept[name], skipped[name], mapping)
                   for name in decoded}
@@ -236,11 +242,14 @@ class SegmentTask(Task):
             settings["image_channels"] = data.channel_names
         if config.data.window:  # deep images (16-bit, DICOM, NIfTI) windowed as in training
             settings["window"] = config.data.window
+        if config.data.mask_values:  # grey levels coding the classes: masks written in them
+            settings["mask_values"] = config.data.mask_values
         return settings | ({"mask_colors": config.data.colors} if config.data.colors else {})
 
     def settings_into_config(self, settings: dict, config: Config) -> None:
         config.data.max_size = settings.get("max_size")
         config.data.colors = settings.get("mask_colors")
+        config.data.mask_values = settings.get("mask_values")
         config.data.window = settings.get("window")
         if settings.get("image_channels"):
             config.data.channels = len(settings["image_channels"])
@@ -283,6 +292,14 @@ class SegmentTask(Task):
             raise VisionsuiteError(
                 f"data.classes names {len(config.data.classes)} classes, but "
                 "data.binary_masks=true reads masks as 2 (background, foreground)")
+        levels = config.data.mask_values
+        if levels is not None and (len(levels) < 2 or len(set(levels)) != len(levels)
+                                   or not all(0 <= level <= 255 for level in levels)):
+            raise VisionsuiteError(f"data.mask_values={levels}: expected the grey level "
+                                   "(0..255) of each class, each once, at least 2")
+        if levels and (config.data.binary_masks is True or config.data.colors):
+            raise VisionsuiteError("data.mask_values goes with grey masks of classes, not "
+                                   "with data.binary_masks=true or data.colors")
         if config.data.colors:
             parse_colours(config.data.colors)  # a bad colour is an error before decoding
             if config.data.binary_masks is True:

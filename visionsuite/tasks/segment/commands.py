@@ -76,6 +76,7 @@ def segment_images(run: str, inputs, output: str | Path | None = None, overlay: 
     window = window or source.settings.get("window") or trained.data.window
     # a run trained on colour masks
     colours = source.settings.get("mask_colors") or trained.data.colors
+    levels = source.settings.get("mask_values") or trained.data.mask_values  # grey-coded
     tta = trained.data.tta if tta is None else tta
     predict_tiles = with_symmetries(predictor.predict,
                                     trained_symmetries(trained.augment) if tta else [])
@@ -131,7 +132,7 @@ def segment_images(run: str, inputs, output: str | Path | None = None, overlay: 
                                          class_count, palette))
         else:
             results.append(_write_segmentation(reference, images, predicted, labels, folder,
-                                               stem, overlay, class_count, palette))
+                                               stem, overlay, class_count, palette, levels))
         if grouped:
             results[-1]["channels"] = [str(path) for path in item.paths]
         if probabilities:
@@ -201,26 +202,34 @@ def _palette(colours: list[str] | None, classes: int) -> np.ndarray | None:
 
 def _write_segmentation(path: Path, images: list[np.ndarray], predicted: list[np.ndarray],
                         labels: list[str], folder: Path, stem: str, overlay: bool,
-                        class_count: int, palette: np.ndarray | None = None) -> dict:
+                        class_count: int, palette: np.ndarray | None = None,
+                        levels: list[int] | None = None) -> dict:
     """The mask file(s) of one input, its overlays, and its class areas. With a `palette`
     (the colours a run was trained on), PNG masks are palette PNGs of class indices that show
-    those colours."""
+    those colours; with grey `levels` (data.mask_values), PNG and TIFF masks hold each
+    class's level, as the masks it was trained on."""
     result = {"image": str(path)}
     numbered = len(images) > 1
     binary = class_count == 2
+
+    def stored(classes: np.ndarray, shown: np.ndarray | None) -> np.ndarray:
+        """A mask's values as its file holds them (`shown`: in a palette)."""
+        if levels and len(levels) == class_count:
+            return np.asarray(levels, np.uint8)[classes]
+        return classes * 255 if binary and shown is None else classes
+
     if is_volume(path):
         result["mask"] = str(labels_to_volume(predicted, path,
                                               folder / f"{stem}{volume_suffix(path)}",
                                               class_count))
     elif numbered and not is_medical_file(path):  # a TIFF stack: one mask stack, page by page
-        result["mask"] = str(_save_tiff_stack([c * 255 if binary else c for c in predicted],
+        result["mask"] = str(_save_tiff_stack([stored(c, None) for c in predicted],
                                               folder / f"{stem}.tif"))
     else:
         masks = []
         for index, classes in enumerate(predicted):
             mask_path = folder / (f"{stem}_{index:03d}.png" if numbered else f"{stem}.png")
-            _save_png(classes * 255 if binary and palette is None else classes, mask_path,
-                      palette)
+            _save_png(stored(classes, palette), mask_path, palette)
             masks.append(str(mask_path))
         result["mask" if not numbered else "masks"] = masks[0] if not numbered else masks
     if overlay:

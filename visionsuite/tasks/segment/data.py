@@ -62,6 +62,7 @@ IGNORE = 255  # target value of pixels left out of the loss and the metrics
 # data.binary_masks=auto (numbers_objects): the masks looked at, and how many values running
 # 1..N in a mask make it one that numbers objects
 INSTANCE_SAMPLE, OBJECT_COUNT = 16, 8
+GREY_LEVELS = 16  # grey masks of at most so many levels spread over 0..255 code classes
 # Folder names, as our layout has them first, then as public datasets come: DRIVE
 # (training/, test/ (core.files.named_folder); images/, 1st_manual/ labels, mask/ field of
 # view) and HRF (images/, manual1/, mask/).
@@ -1462,6 +1463,7 @@ class ClassMap:
     names: list[str]
     lookup: np.ndarray  # 256 entries: raw mask value -> class index, IGNORE, or -1 (invalid)
     binary_255: bool  # masks are 0/255
+    levels: list[int] | None = None  # grey masks coding classes: each class's value
 
 
 def numbers_objects(pairs: list[Pair]) -> bool:
@@ -1511,12 +1513,25 @@ def _numbered_objects(mask: np.ndarray) -> int:
     return count if 10 * whole >= 9 * count else 0
 
 
-def class_map(values: set[int], names: list[str] | None) -> ClassMap:
-    """How raw mask values become class indices. With `names` (K classes): values 0..K-1, and
-    255 as the foreground of a 2-class 0/255 mask. Without: 0/255 and 0/1 masks are binary
-    (background, foreground); otherwise values 0..max are classes and 255 is 'ignore'."""
+def class_map(values: set[int], names: list[str] | None,
+              levels: list[int] | None = None) -> ClassMap:
+    """How raw mask values become class indices. Grey `levels` (data.mask_values), or
+    values that are grey levels (grey_levels), are the classes in that order (in value
+    order), named by `names` or by their values. With `names` (K classes): values 0..K-1,
+    and 255 as the foreground of a 2-class 0/255 mask. Without: 0/255 and 0/1 masks are
+    binary (background, foreground); otherwise values 0..max are classes and 255 is
+    'ignore'."""
     lookup = np.full(256, -1, np.int16)
     binary_255 = values <= {0, 255} and 255 in values
+    if levels or grey_levels(values, names):
+        levels = list(levels or sorted(values))
+        if names and len(names) != len(levels):
+            raise VisionsuiteError(f"data.classes names {len(names)} classes, but the masks "
+                                   f"code {len(levels)} as grey levels ({levels})")
+        lookup[levels] = np.arange(len(levels))
+        named = names or (["background", "foreground"] if len(levels) == 2
+                          else [f"value_{level}" for level in levels])
+        return ClassMap(list(named), lookup, False, levels)
     if names:
         count = len(names)
         if count < 2:
@@ -1536,6 +1551,17 @@ def class_map(values: set[int], names: list[str] | None) -> ClassMap:
     lookup[:count] = np.arange(count)
     lookup[IGNORE] = IGNORE
     return ClassMap([f"class_{i}" for i in range(count)], lookup, False)
+
+
+def grey_levels(values: set[int], names: list[str] | None = None) -> bool:
+    """Whether grey mask values are a few levels spread over 0..255 that code classes
+    (REFUGE's 0, 128 and 255; 0, 85, 170, 255), rather than class indices 0..K-1 (255 their
+    void) or a 0/255 or 0/1 mask: at most GREY_LEVELS values, one other than 255 at least
+    64, not 0..K-1; as many as `names` where they are given."""
+    indices = sorted(values - {IGNORE})
+    return (2 <= len(values) <= GREY_LEVELS and not values <= {0, 255}
+            and max(indices, default=0) >= 64 and indices != list(range(len(indices)))
+            and (not names or len(names) == len(values)))
 
 
 def apply_class_map(mask: np.ndarray, mapping: ClassMap, path: Path) -> np.ndarray:
@@ -2139,6 +2165,9 @@ def _mask_classes(every: Counter, inside: Counter, colour: bool, names: list[str
         return line, None, None, str(err)
     if not colour and IGNORE in values and mapping.lookup[IGNORE] == IGNORE:
         line += f" ({IGNORE}: void, left out of the loss and the metrics)"
+    if mapping.levels:
+        line += (f" (grey levels coding {len(mapping.levels)} classes, in value order: "
+                 "data.mask_values)")
     outside = sorted(value for value in values if mapping.lookup[value] < 0)
     if outside:
         return line, None, None, (f"mask values {outside[:8]} are outside the "
