@@ -437,8 +437,7 @@ RANGES = {
 TASK_KEYS = {
     **{f"data.{key}": ("segment",) for key in (
         "binary_masks", "colors", "mask_values", "regions", "surface_tolerance",
-        "crops_per_image",
-        "tile_overlap", "tta", "max_size", "window", "rle_order")},
+        "crops_per_image", "tile_overlap", "tta", "max_size", "window", "rle_order")},
     "data.face_detect": ("face",), "data.val_pairs": ("face",),
     "data.val_pairs_images": ("face",),
     **{f"data.{key}": ("classify",) for key in ("image_column", "label_column")},

@@ -1496,11 +1496,14 @@ def _numbered_objects(mask: np.ndarray) -> int:
     and each of nine in ten is one connected region; else 0."""
     import cv2
 
+    if mask.min(initial=0) < 0:
+        return 0
+    present = np.flatnonzero(np.bincount(mask.ravel(), minlength=1))  # no sort: most masks
+    count = len(present) - (present[0] == 0)                         # stop here
+    if count < OBJECT_COUNT or present[-1] != count:
+        return 0
     order = np.argsort(mask, axis=None, kind="stable")
     values, starts = np.unique(mask.ravel()[order], return_index=True)
-    count = len(values) - (values[0] == 0)
-    if count < OBJECT_COUNT or values[-1] != count:
-        return 0
     rows, columns = np.unravel_index(order, mask.shape)
     whole = 0
     for value, start, end in zip(values, starts, [*starts[1:], order.size]):
