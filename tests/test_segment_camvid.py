@@ -208,6 +208,30 @@ def test_pairs_named_with_their_split_first_are_split_so_as_glas_names_them(tmp_
     assert index_pairs(tmp_path / "glas").split_by_fraction
 
 
+def test_images_in_sub_folders_pair_with_masks_below_theirs_as_refuge_lays_them_out(tmp_path):
+    """REFUGE: Training400/Glaucoma/g0001.jpg with Annotation-Training400/Disc_Cup_Masks/
+    Glaucoma/g0001.bmp, masks grey levels (0 cup, 128 disc, 255 background)."""
+    from visionsuite.tasks.segment.data import _read_masks, index_pairs
+
+    root = tmp_path / "REFUGE"
+    for group, letter in (("Glaucoma", "g"), ("Non-Glaucoma", "n")):
+        for number in range(1, 4):
+            image, _ = scene(number)
+            (root / "Training400" / group).mkdir(parents=True, exist_ok=True)
+            masks = root / "Annotation-Training400" / "Disc_Cup_Masks" / group
+            masks.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(image).save(root / "Training400" / group / f"{letter}{number:04d}.jpg")
+            mask = np.full(image.shape[:2], 255, np.uint8)
+            mask[4:16, 4:16], mask[8:12, 8:12] = 128, 0
+            Image.fromarray(mask).save(masks / f"{letter}{number:04d}.bmp")
+    index = index_pairs(root)
+    pairs = index.splits["train"] + index.splits["val"]
+    assert len(pairs) == 6 and all(p.image.stem == p.mask.stem for p in pairs)
+    assert {p.image.parent.name for p in index.splits["val"]} == {"Glaucoma", "Non-Glaucoma"}
+    (mask,) = _read_masks(pairs[0], binary=False)
+    assert set(np.unique(mask)) == {0, 128, 255}
+
+
 def test_a_set_inside_an_archives_wrapper_folder_is_found_in_it(tmp_path):
     """BTCV unpacks to RawData/Training/{img,label}/ beside a readme: --data names the
     archive's folder. A lone train/ is a split, not a wrapper, and a table beside the one

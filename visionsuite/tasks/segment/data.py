@@ -1090,10 +1090,13 @@ def _pair_dirs(root: Path, images_dir: Path, masks_dir: Path, roi_dir: Path | No
     # errors name the folder of both, else the images' (mmsegmentation's img_dir/train/)
     folder = images_dir.parent if images_dir.parent == masks_dir.parent else images_dir
     images = _by_stem(root, images_dir, odd, series=True)
+    below = not images and any(sub_folders(images_dir))
+    if below:  # images in sub-folders (REFUGE's Training400/Glaucoma/), masks likewise
+        images = _by_stem(root, images_dir, odd, recursive=True)
     if not images:
         others = [path for path in odd if path.parent == images_dir]
         raise VisionsuiteError(f"{images_dir}: no images in the folder{other_files_note(others)}")
-    found = _by_stem(root, masks_dir, odd)
+    found = _by_stem(root, masks_dir, odd, recursive=below)
     classes = {} if found else _class_folder_masks(root, masks_dir, set(images), odd)
     if not found and not classes:
         others = [path for path in odd if path.parent == masks_dir]
@@ -1387,16 +1390,17 @@ def _one_kind_apart(unlabelled: set, labelled: set) -> bool:
     return not any(stem.endswith(ending) for _, stem in labelled)
 
 
-def _by_stem(root: Path, folder: Path, odd: list[Path], series: bool = False
-             ) -> dict[str, Path]:
-    """The image files of `folder` by stem; with `series`, also its sub-folders that hold a
-    DICOM series each, by the sub-folder's name (`images/case1/` for `masks/case1.nii.gz`)."""
+def _by_stem(root: Path, folder: Path, odd: list[Path], series: bool = False,
+             recursive: bool = False) -> dict[str, Path]:
+    """The image files of `folder` (`recursive`: and of its sub-folders) by stem; with
+    `series`, also its sub-folders that hold a DICOM series each, by the sub-folder's name
+    (`images/case1/` for `masks/case1.nii.gz`)."""
     found: dict[str, Path] = {}
     folders = [path for path in sorted(folder.iterdir())
                if series and path.is_dir() and holds_data(path.name)]
     for sub in folders:
         inside(root, sub.relative_to(root))  # a link out of the dataset is refused
-    for path in [*folder_image_files(root, folder, odd),
+    for path in [*folder_image_files(root, folder, odd, recursive=recursive),
                  *(sub for sub in folders if series_folder(sub) is not None)]:
         stem = file_stem(path)
         if stem in found:
