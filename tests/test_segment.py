@@ -287,8 +287,12 @@ def test_a_folder_of_images_beside_one_named_as_masks_pairs_under_any_names(tmp_
     (root / "notes" / "README.txt").write_text("segmented by two readers")
     assert len(index_pairs(root, 0.2).splits["val"]) == 1
     _save_disc(root / "previews" / "1.png", 1, mask=False)  # which images are meant is not told
-    if split_named:  # ... unless the folders' names tell it
+    if split_named:  # ... unless the folders' names tell it: a split's
         assert len(index_pairs(root, 0.2).splits["train"]) == 4
+        return
+    if images in ("Original", "image"):  # ... or the images' (NuInsSeg's tissue images/)
+        assert {p.image.parent.name for s in index_pairs(root, 0.2).splits.values()
+                for p in s} == {images}
         return
     with pytest.raises(VisionsuiteError, match="expected images/ and masks/ folders"):
         index_pairs(root, 0.2)

@@ -232,6 +232,30 @@ def test_images_in_sub_folders_pair_with_masks_below_theirs_as_refuge_lays_them_
     assert set(np.unique(mask)) == {0, 128, 255}
 
 
+def test_the_folder_named_as_images_is_the_images_beside_other_folders_of_images(tmp_path):
+    """NuInsSeg: a folder per organ of tissue images/ beside label masks modify/ (16-bit
+    nuclei), mask binary/, distance maps & weight maps/ and vague areas/."""
+    from visionsuite.tasks.segment.data import index_pairs
+
+    for organ in ("human bladder", "human brain"):
+        folder = tmp_path / "NuInsSeg" / organ
+        for sub in ("tissue images", "label masks modify", "mask binary",
+                    "distance maps & weight maps", "vague areas/mask binary"):
+            (folder / sub).mkdir(parents=True)
+        for number in range(1, 4):
+            image, colours = scene(number)
+            cells = (colours.max(axis=-1) > 0).astype(np.uint8)
+            stem = f"{organ.split()[-1]}_{number}"
+            Image.fromarray(image).save(folder / "tissue images" / f"{stem}.png")
+            Image.fromarray(cells.astype(np.uint16) * number).save(
+                folder / "label masks modify" / f"{stem}.tif")
+            for other in ("mask binary", "distance maps & weight maps", "vague areas/mask binary"):
+                Image.fromarray(cells * 255).save(folder / other / f"{stem}.png")
+    pairs = [p for split in index_pairs(tmp_path / "NuInsSeg").splits.values() for p in split]
+    assert len(pairs) == 6 and {p.image.parent.name for p in pairs} == {"tissue images"}
+    assert {p.mask.parent.name for p in pairs} == {"label masks modify"}
+
+
 def test_a_set_inside_an_archives_wrapper_folder_is_found_in_it(tmp_path):
     """BTCV unpacks to RawData/Training/{img,label}/ beside a readme: --data names the
     archive's folder. A lone train/ is a split, not a wrapper, and a table beside the one

@@ -73,6 +73,7 @@ MASK_FOLDER_NAMES = ("masks", "labels", "1st_manual", "manual1", "groundtruth", 
 IMAGE_FOLDER_NAMES = ("images", "imagestr")
 # Words that name a folder of masks, where the names above are not used: one folder not named
 # with these words (Original/) beside folders named so (Ground Truth/) is images and masks.
+IMAGE_FOLDER_WORDS = {"image", "images", "img", "imgs", "original", "input"}
 MASK_FOLDER_WORDS = {"mask", "masks", "label", "labels", "gt", "groundtruth", "annotation",
                      "annotations", "segmentation", "segmentations", "manual", "ann", "annot"}
 DATASET_JSON = "dataset.json"
@@ -1026,13 +1027,18 @@ def _two_folders(root: Path, folder: Path, images: Path | None, masks: Path | No
     """Image and mask folders of other names, where `folder` holds one folder not named as
     masks, the images (CVC-ClinicDB's Original/, CXR_png/, STARE's stare-images/), beside
     folders named as masks (Ground Truth/, ISIC's ISIC2018_Task1_Training_GroundTruth/): the
-    masks are the first of those (STARE's first observer's labels-ah/, not labels-vk/)."""
+    masks are the first of those (STARE's first observer's labels-ah/, not labels-vk/). Of
+    several folders not named as masks, the one named as images (NuInsSeg's tissue images/
+    beside its distance maps/) is the images."""
     others = [path for path in sub_folders(folder) if path != roi]
     named = sorted((path for path in others if _named_as_masks(path.name)),
                    key=lambda path: _natural(path.name))
     if masks is None and not named:
         return images, masks
     rest = [path for path in others if path not in named and _holds_images(root, path)]
+    worded = [path for path in rest if _words(path.name) & IMAGE_FOLDER_WORDS]
+    if len(rest) > 1 and len(worded) == 1:  # NuInsSeg's tissue images/ beside distance maps/
+        rest = worded
     if masks is None and named and len(rest) == 1:
         masks = named[0]
     if images is None and masks is not None and len(rest) == 1:
