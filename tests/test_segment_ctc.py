@@ -60,6 +60,8 @@ def test_ctc_frames_pair_with_their_segmentation_gold_before_silver(tmp_path):
     assert set(np.unique(mask)) == {0, 255}
     with pytest.raises(VisionsuiteError, match="Cell Tracking Challenge's test sequences"):
         index_pairs(root, held_out="test")
+    every = index_pairs(root, val_fraction=1.0)  # `evaluate RUN --data` on another set
+    assert len(every.splits["val"]) == 6 and not every.splits["train"]
     Image.fromarray(np.zeros((40, 40), np.uint16)).save(root / "01_GT/SEG/man_seg009.tif")
     with pytest.raises(VisionsuiteError, match="man_seg009.tif: segments frame 009, which is "
                                                "not in"):

@@ -477,9 +477,11 @@ def _ctc_index(root: Path, found: CtcSet, val_fraction: float, seed: int,
             + (f"; {found.slice_masks} annotations of single slices (man_seg_T_Z.tif) left "
                "out" if found.slice_masks else "")
             + "; TRA/ markers not read"]
-    index = PairIndex(root, _fraction_split(root, pairs, val_fraction, seed), [], True, note)
-    index.numbered_masks = True
-    return index
+    if val_fraction >= 1:  # EVERY_IMAGE: evaluation on another dataset
+        return PairIndex(root, {"train": [], "val": pairs}, [], False, note,
+                         numbered_masks=True)
+    return PairIndex(root, _fraction_split(root, pairs, val_fraction, seed), [], True, note,
+                     numbered_masks=True)
 
 
 def _wrapper_content(root: Path) -> Path | None:
