@@ -54,14 +54,15 @@ class BoxRuns(PlacedMask):
 
 @dataclass
 class ListedImage:
-    """An image with what a file of many images' annotations draws on it."""
+    """An image with the shapes its annotation file (CVAT's, VIA's, Supervisely's) draws on
+    it."""
 
     file: Path  # the annotation file
     image: Path
     size: tuple[int, int]  # (width, height) the shapes are drawn at
     # (label, a polygon [x1, y1, ...] or a PlacedMask, its z order: higher drawn over lower)
     shapes: list[tuple[str, object, float]]
-    subset: str = ""  # the split the file puts it in (CVAT's Train, Validation), if any
+    subset: str = ""  # its split, where the files give one (CVAT's Train, a Supervisely dataset)
 
 
 def ellipse_ring(centre: tuple[float, float], radii: tuple[float, float],
