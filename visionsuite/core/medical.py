@@ -758,10 +758,14 @@ def _save_itk_volume(voxels: np.ndarray, reference: Path, output: Path) -> Path:
     ITK keeps its voxels z, y, x)."""
     import SimpleITK as sitk
 
-    like = sitk.ReadImage(str(reference))
+    like = sitk.ImageFileReader()  # its header: _volume_like has read its voxels already
+    like.SetFileName(str(reference))
+    like.ReadImageInformation()
     image = sitk.GetImageFromArray(np.ascontiguousarray(
         voxels.T.reshape(tuple(reversed(like.GetSize())))))
-    image.CopyInformation(like)
+    image.SetOrigin(like.GetOrigin())
+    image.SetSpacing(like.GetSpacing())
+    image.SetDirection(like.GetDirection())
     with atomic_path(output, suffix=volume_suffix(output)) as tmp:
         sitk.WriteImage(image, str(tmp), True)  # compressed
     return output

@@ -92,8 +92,8 @@ def index_detection(root: str | Path, val_fraction: float = 0.2, seed: int = 0,
         index = read_coco(root, held_out, train)
     elif found == "voc":
         index = read_voc(_voc_root(root), held_out, train)
-    elif wrapper_content(root) is not None:  # the folder an archive unpacked around the set
-        return index_detection(wrapper_content(root), val_fraction, seed, held_out, train)
+    elif (inner := wrapper_content(root)) is not None:  # an archive's folder around the set
+        return index_detection(inner, val_fraction, seed, held_out, train)
     else:
         raise VisionsuiteError(
             f"{root}: not a detection dataset: expected data.yaml (YOLO), COCO files "

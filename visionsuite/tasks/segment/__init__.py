@@ -40,8 +40,8 @@ from visionsuite.tasks.segment.colours import (check_colour_names, colour_class_
 from visionsuite.tasks.segment.data import (IGNORE, channel_names, check_pairs_fit,
                                             check_segmentation_folders, class_map,
                                             classes_from_colours, decode_pairs, image_channels,
-                                            index_pairs, measured_window, numbers_objects,
-                                            pad_stack, sided_class_names, to_split,
+                                            index_pairs, measured_window, pad_stack,
+                                            read_as_objects, sided_class_names, to_split,
                                             unlabelled_folder)
 from visionsuite.tasks.segment.metrics import predict_classes, segmentation_metrics
 from visionsuite.tasks.segment.model import (OWN_BACKBONES, build_unet, check_unet_settings,
@@ -144,7 +144,7 @@ def _choose_binary_masks(config: Config, index, pairs, labels: list[str] | None)
     if config.data.binary_masks != "auto":
         return
     named = labels or config.data.classes or index.class_names or config.data.colors
-    config.data.binary_masks = not named and (index.numbered_masks or numbers_objects(pairs))
+    config.data.binary_masks = not named and read_as_objects(index, pairs)
     if config.data.binary_masks:
         print("data: the masks number objects 1..N (instance masks): read as foreground, "
               "every value but 0 (data.binary_masks=auto; false keeps each value a class)",

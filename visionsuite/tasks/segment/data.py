@@ -1478,6 +1478,12 @@ class ClassMap:
     levels: list[int] | None = None  # grey masks coding classes: each class's value
 
 
+def read_as_objects(index: PairIndex, pairs: list[Pair]) -> bool:
+    """Whether data.binary_masks=auto reads the masks of `pairs` as foreground: the layout's
+    masks number objects (the CTC's), or they are seen to (numbers_objects)."""
+    return index.numbered_masks or numbers_objects(pairs)
+
+
 def numbers_objects(pairs: list[Pair]) -> bool:
     """Whether the masks number objects rather than classes (instance masks, as Cellpose's
     and StarDist's label images come): of up to INSTANCE_SAMPLE mask files spread over
@@ -2207,9 +2213,9 @@ def check_segmentation_folders(path: str, held_out: str = "val") -> DataReport:
 
     channels = own_channels or 3
     # as training reads them with data.binary_masks=auto
-    binary = not index.class_names and (index.numbered_masks or numbers_objects(
-        [pair for name, pairs in index.splits.items() if name != "train" or not test_set
-         for pair in pairs]))
+    binary = not index.class_names and read_as_objects(
+        index, [pair for name, pairs in index.splits.items() if name != "train" or not test_set
+                for pair in pairs])
 
     rows, sizes, modes, voxels, unreadable = [], Counter(), Counter(), Counter(), []
     # pixels of each (raw mask value or colour code, colour mask?), everywhere and inside the

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from visionsuite.core.files import inside
+from visionsuite.core.image_tables import find_image
 from visionsuite.errors import VisionsuiteError
 
 ELLIPSE_POINTS = 64  # corners of the polygon an ellipse or circle is drawn as
@@ -98,10 +99,9 @@ def listed_image_path(path: Path, name: str, root: Path, lookup: dict[str, Path 
         candidate = inside(root, path.parent.relative_to(root) / folder / named)
         if candidate.is_file():
             return candidate
-    relative = (path.parent.relative_to(root) / named).as_posix()
-    for key in (relative, named, named.rsplit("/", 1)[-1]):
-        if lookup.get(key) is not None:
-            return lookup[key]
+    found = find_image(root, named, lookup)
+    if found is not None:
+        return found
     why = "is in two places" if any(key in lookup for key in (named, named.rsplit("/", 1)[-1])) \
         else "is not in the dataset"
     raise VisionsuiteError(f"{path}: its image {name} {why}")
