@@ -34,7 +34,7 @@ from visionsuite.config import load_config, read_yaml  # noqa: E402
 from visionsuite.core.files import write_json  # noqa: E402
 from visionsuite.core.report import table  # noqa: E402
 from visionsuite.core.train import train  # noqa: E402
-from visionsuite.tasks.segment.data import index_pairs  # noqa: E402
+from visionsuite.tasks.segment.index import index_pairs  # noqa: E402
 
 OUTPUT = Path("runs/benchmark/bit_depth")
 MEMBRANE = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "segment" / "membrane"

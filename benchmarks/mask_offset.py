@@ -31,7 +31,7 @@ from visionsuite.core.files import write_json  # noqa: E402
 from visionsuite.core.models import load_predictor, resolve_model  # noqa: E402
 from visionsuite.core.report import table  # noqa: E402
 from visionsuite.tasks.segment import TASK  # noqa: E402
-from visionsuite.tasks.segment.data import IGNORE  # noqa: E402
+from visionsuite.tasks.segment.mask_classes import IGNORE  # noqa: E402
 from visionsuite.tasks.segment.metrics import segmentation_metrics  # noqa: E402
 
 REACH = 2  # whole-pixel shifts tried, each way

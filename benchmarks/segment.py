@@ -43,7 +43,7 @@ from visionsuite.core.models import (KerasPredictor, TFLitePredictor, load_keras
 from visionsuite.core.report import table  # noqa: E402
 from visionsuite.core.train import compute_policy, dtype_policy, float32_twin  # noqa: E402
 from visionsuite.tasks.segment import TASK  # noqa: E402
-from visionsuite.tasks.segment.data import IGNORE  # noqa: E402
+from visionsuite.tasks.segment.mask_classes import IGNORE  # noqa: E402
 from visionsuite.tasks.segment.tiles import val_tiles  # noqa: E402
 
 

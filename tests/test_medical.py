@@ -174,7 +174,7 @@ def test_a_dicom_series_without_extensions_is_found_by_its_marker(tmp_path):
 def test_slices_named_by_number_pair_with_their_masks_by_whole_name(tmp_path):
     from PIL import Image
 
-    from visionsuite.tasks.segment.data import index_pairs
+    from visionsuite.tasks.segment.index import index_pairs
 
     sample = dicom_sample("CT_small.dcm").read_bytes()
     for split in ("train", "val"):
@@ -221,7 +221,8 @@ def test_a_decathlon_set_reads_as_it_comes_with_its_class_names(tmp_path):
 
     from visionsuite.config import load_config
     from visionsuite.tasks.segment import TASK
-    from visionsuite.tasks.segment.data import check_segmentation_folders, index_pairs
+    from visionsuite.tasks.segment.check import check_segmentation_folders
+    from visionsuite.tasks.segment.index import index_pairs
 
     root = tmp_path / "Task04_Hippocampus"
     for number in range(1, 6):
@@ -262,8 +263,9 @@ def test_nnunet_cases_pair_all_their_channel_files_with_their_label(tmp_path):
     naming it."""
     import json
 
-    from visionsuite.tasks.segment.data import (check_segmentation_folders, image_channels,
-                                                index_pairs)
+    from visionsuite.tasks.segment.channels import image_channels
+    from visionsuite.tasks.segment.check import check_segmentation_folders
+    from visionsuite.tasks.segment.index import index_pairs
 
     root = tmp_path / "Dataset005_Prostate"
     for number in range(1, 4):
@@ -288,7 +290,8 @@ def test_nnunet_cases_pair_all_their_channel_files_with_their_label(tmp_path):
 
 
 def test_images_of_different_channel_counts_are_an_error_naming_them(tmp_path):
-    from visionsuite.tasks.segment.data import Pair, image_channels
+    from visionsuite.tasks.segment.channels import image_channels
+    from visionsuite.tasks.segment.pairs import Pair
 
     three_d, four_d = tmp_path / "a.nii.gz", tmp_path / "b.nii.gz"
     _save_volume(three_d, np.zeros((8, 8, 2), np.float32))

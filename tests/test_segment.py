@@ -9,7 +9,8 @@ import pytest
 from PIL import Image
 
 from visionsuite.errors import VisionsuiteError
-from visionsuite.tasks.segment.data import IGNORE, class_map, index_pairs
+from visionsuite.tasks.segment.index import index_pairs
+from visionsuite.tasks.segment.mask_classes import IGNORE, class_map
 from visionsuite.tasks.segment.metrics import segmentation_metrics
 from visionsuite.tasks.segment.tiles import sliding_window
 
@@ -45,7 +46,7 @@ def test_pairs_by_stem_with_masks_of_another_format(tmp_path):
 
 
 def test_a_folder_without_val_or_with_test_alone_is_all_val_when_evaluated_on(tmp_path):
-    from visionsuite.tasks.segment.data import check_segmentation_folders
+    from visionsuite.tasks.segment.check import check_segmentation_folders
 
     root = make_segment_folder(tmp_path / "d")
     for path in (root / "val").rglob("*.png"):  # one folder of pairs, as a test set comes
@@ -77,7 +78,7 @@ def test_masks_named_with_an_ending_they_share_pair_with_their_images(tmp_path):
 def test_drive_as_it_comes_pairs_by_the_number_in_its_names(tmp_path):
     """DRIVE's own folders: training/ and test/, each with images/, 1st_manual/ (the labels)
     and mask/ (the field of view): 21_training.tif, 21_manual1.gif, 21_training_mask.gif."""
-    from visionsuite.tasks.segment.data import check_segmentation_folders
+    from visionsuite.tasks.segment.check import check_segmentation_folders
 
     root = make_segment_folder(tmp_path / "d", train=3, val=2, roi=True)
     for split, first, kind in (("train", 21, "training"), ("val", 1, "test")):
@@ -107,7 +108,7 @@ def test_drive_as_it_comes_pairs_by_the_number_in_its_names(tmp_path):
 
 def test_pair_folders_are_found_in_any_case(tmp_path):
     """Images/ and Masks/ as some Kaggle sets name them; before, 'images/ is missing'."""
-    from visionsuite.tasks.segment.data import check_segmentation_folders
+    from visionsuite.tasks.segment.check import check_segmentation_folders
 
     root = make_segment_folder(tmp_path / "d", roi=True)
     for split in ("train", "val"):
@@ -150,7 +151,7 @@ def test_masks_beside_their_images_pair_in_each_folder_and_each_patient_stays_on
         tmp_path):
     """LGG MRI as Kaggle ships it: one folder per patient, TCGA_X_1.tif beside TCGA_X_1_mask.tif,
     no train/ or val/. A patient's slices are all train or all val."""
-    from visionsuite.tasks.segment.data import check_segmentation_folders
+    from visionsuite.tasks.segment.check import check_segmentation_folders
 
     root = tmp_path / "kaggle_3m"
     for patient in range(12):
@@ -230,7 +231,7 @@ def test_masks_beside_their_images_merge_a_second_lesions_mask_and_split_each_cl
         tmp_path):
     """BUSI as it comes: benign/, malignant/ and normal/ folders of 'benign (1).png' beside
     'benign (1)_mask.png' and, for a second lesion, 'benign (1)_mask_1.png'."""
-    from visionsuite.tasks.segment.data import _decode_pair
+    from visionsuite.tasks.segment.decode import decode_pair
 
     root = tmp_path / "Dataset_BUSI_with_GT"
     for kind, count in (("benign", 5), ("malignant", 2), ("normal", 3)):
@@ -247,7 +248,7 @@ def test_masks_beside_their_images_merge_a_second_lesions_mask_and_split_each_cl
     first = next(p for p in train + val if p.image.name == "benign (1).png")
     assert first.mask.name == "benign (1)_mask.png"
     assert [m.name for m in first.more_masks] == ["benign (1)_mask_1.png"]
-    mask = _decode_pair(first, 3, None, False)[0].mask
+    mask = decode_pair(first, 3, None, False)[0].mask
     one, other = (np.asarray(Image.open(root / "benign" / f"benign (1)_mask{e}.png")) > 0
                   for e in ("", "_1"))
     assert np.array_equal(mask > 0, one | other) and (one & ~other).any()  # the union
@@ -266,7 +267,7 @@ def test_masks_beside_their_images_merge_a_second_lesions_mask_and_split_each_cl
 ])
 def test_a_folder_of_images_beside_one_named_as_masks_pairs_under_any_names(tmp_path, images,
                                                                             masks, ending):
-    from visionsuite.tasks.segment.data import check_segmentation_folders
+    from visionsuite.tasks.segment.check import check_segmentation_folders
 
     root = tmp_path / "set"
     for number in range(1, 6):
@@ -315,7 +316,7 @@ def test_an_images_folder_linked_from_elsewhere_in_the_dataset_pairs(tmp_path):
 def test_two_observers_label_folders_pair_the_images_with_the_first(tmp_path):
     """STARE as it comes: stare-images/im0001.ppm, labels-ah/im0001.ah.ppm (Hoover's labels, the
     ones results are scored on) and labels-vk/im0001.vk.ppm."""
-    from visionsuite.tasks.segment.data import check_segmentation_folders
+    from visionsuite.tasks.segment.check import check_segmentation_folders
 
     root = tmp_path / "stare"
     for number in range(1, 5):
@@ -333,7 +334,8 @@ def test_a_folder_per_image_with_a_mask_per_object_pairs_each_image_with_their_u
         tmp_path):
     """The 2018 Data Science Bowl's nuclei: stage1_train/<id>/images/<id>.png beside
     stage1_train/<id>/masks/<hash>.png, one file per nucleus."""
-    from visionsuite.tasks.segment.data import _decode_pair, check_segmentation_folders
+    from visionsuite.tasks.segment.check import check_segmentation_folders
+    from visionsuite.tasks.segment.decode import decode_pair
 
     root = tmp_path / "stage1_train"
     for case in range(12):
@@ -344,7 +346,7 @@ def test_a_folder_per_image_with_a_mask_per_object_pairs_each_image_with_their_u
     index = index_pairs(root, 0.2)
     train, val = index.splits["train"], index.splits["val"]
     assert len(train) == 10 and len(val) == 2 and all(len(p.more_masks) == 1 for p in val)
-    mask = _decode_pair(val[0], 3, None, False)[0].mask
+    mask = decode_pair(val[0], 3, None, False)[0].mask
     one, other = (np.asarray(Image.open(path)) > 0 for path in (val[0].mask, *val[0].more_masks))
     assert np.array_equal(mask > 0, one | other) and (one & ~other).any()
     assert "  masks merged: 12 image(s) have several mask files (24 in all, one per object or " \
@@ -356,7 +358,7 @@ def test_a_folder_per_image_with_a_mask_per_object_pairs_each_image_with_their_u
     ("images", "annotations", "training", "validation")])  # ADE20K, mmseg's DRIVE, CHASE_DB1
 def test_split_folders_inside_the_images_and_masks_folders_are_the_splits(tmp_path, images,
                                                                           masks, train, val):
-    from visionsuite.tasks.segment.data import check_segmentation_folders
+    from visionsuite.tasks.segment.check import check_segmentation_folders
 
     root = tmp_path / "set"
     for split, numbers in ((train, range(1, 5)), (val, range(5, 7))):
@@ -380,7 +382,7 @@ def test_idrid_as_it_comes_pairs_its_splits_and_lesion_classes(tmp_path):
     """IDRiD's lesion segmentation: 1. Original Images/a. Training Set/IDRiD_01.jpg, and a
     folder per lesion under 2. All Segmentation Groundtruths/a. Training Set/, each mask named
     with the lesion's ending (IDRiD_01_MA.tif); not every image has every lesion."""
-    from visionsuite.tasks.segment.data import check_segmentation_folders
+    from visionsuite.tasks.segment.check import check_segmentation_folders
 
     root = tmp_path / "A. Segmentation"
     truths = root / "2. All Segmentation Groundtruths"
@@ -408,7 +410,8 @@ def test_a_masks_folder_of_a_folder_per_class_makes_those_classes(tmp_path, caps
     ManualMask/leftMask/ and ManualMask/rightMask/, beside ClinicalReadings/ of text."""
     from visionsuite.config import load_config
     from visionsuite.tasks.segment import TASK
-    from visionsuite.tasks.segment.data import _decode_pair, check_segmentation_folders
+    from visionsuite.tasks.segment.check import check_segmentation_folders
+    from visionsuite.tasks.segment.decode import decode_pair
 
     root = tmp_path / "MontgomerySet"
     for number in range(1, 6):
@@ -422,7 +425,7 @@ def test_a_masks_folder_of_a_folder_per_class_makes_those_classes(tmp_path, caps
     index = index_pairs(root, 0.2)
     assert index.class_names == ["background", "leftMask", "rightMask"]
     pair = index.splits["val"][0]
-    mask = _decode_pair(pair, 3, None, False)[0].mask
+    mask = decode_pair(pair, 3, None, False)[0].mask
     left, right = (np.asarray(Image.open(path)) > 0 for _, path in pair.class_masks)
     assert np.array_equal(mask, np.where(right, 2, np.where(left, 1, 0)))
     assert (left & right).any()  # the discs are alike: the later class is kept where they meet
@@ -430,7 +433,7 @@ def test_a_masks_folder_of_a_folder_per_class_makes_those_classes(tmp_path, caps
     small = np.zeros((30, 40), np.uint8)
     small[13:17, 10:20] = 255
     Image.fromarray(small).save(pair.class_masks[0][1])
-    mask = _decode_pair(pair, 3, None, False)[0].mask
+    mask = decode_pair(pair, 3, None, False)[0].mask
     assert (mask[13:17, 10:20] == 1).all() and ((mask == 2) == (right & ~(small > 0))).all()
     left = small > 0
     report = check_segmentation_folders(str(root))
@@ -475,7 +478,7 @@ def test_a_masks_folder_of_a_folder_per_class_makes_those_classes(tmp_path, caps
 def test_masks_beside_their_images_with_another_ending_pair_with_the_first_observers(tmp_path):
     """CHASE_DB1 as it comes: one folder of Image_01L.jpg beside two observers' labels,
     Image_01L_1stHO.png and Image_01L_2ndHO.png. The first observer's are the masks."""
-    from visionsuite.tasks.segment.data import check_segmentation_folders
+    from visionsuite.tasks.segment.check import check_segmentation_folders
 
     root = tmp_path / "CHASEDB1"
     for number in range(1, 4):
@@ -744,7 +747,7 @@ def test_jpeg_masks_are_read_back_binary_despite_compression(tmp_path):
 def test_instance_masks_train_as_foreground_with_binary_masks(tmp_path, capsys):
     from visionsuite.config import load_config
     from visionsuite.tasks.segment import TASK
-    from visionsuite.tasks.segment.data import check_segmentation_folders
+    from visionsuite.tasks.segment.check import check_segmentation_folders
 
     root = make_segment_folder(tmp_path / "d")
     # Cellpose/StarDist-style 16-bit labels: each cell its own number, up to 300 here.
@@ -777,7 +780,7 @@ def test_instance_masks_train_as_foreground_with_binary_masks(tmp_path, capsys):
 
 
 def test_masks_that_number_objects_1_to_n_are_told_from_class_masks():
-    from visionsuite.tasks.segment.data import _numbered_objects
+    from visionsuite.tasks.segment.mask_classes import _numbered_objects
 
     cells = np.zeros((60, 60), np.uint8)
     for number in range(1, 37):  # 36 cells, one region each
@@ -795,7 +798,7 @@ def test_a_cellpose_set_of_8_bit_numbered_masks_trains_as_foreground_without_set
         tmp_path):
     from visionsuite.config import load_config
     from visionsuite.tasks.segment import TASK
-    from visionsuite.tasks.segment.data import check_segmentation_folders
+    from visionsuite.tasks.segment.check import check_segmentation_folders
 
     rng = np.random.default_rng(0)
     for split, count in (("train", 4), ("val", 2)):
@@ -953,8 +956,10 @@ def test_a_dataset_too_large_for_ram_is_refused_before_decoding(tmp_path, monkey
     from visionsuite.config import load_config
     from visionsuite.core import data
     from visionsuite.tasks.segment import SegmentTask
-    from visionsuite.tasks.segment import data as segment_data
-    from visionsuite.tasks.segment.data import Pair, check_segmentation_folders, slice_sizes
+    from visionsuite.tasks.segment import decode as segment_decode
+    from visionsuite.tasks.segment.check import check_segmentation_folders
+    from visionsuite.tasks.segment.decode import slice_sizes
+    from visionsuite.tasks.segment.pairs import Pair
     from test_segment_cli import write_nifti_pair
 
     root = make_segment_folder(tmp_path / "d", train=2, val=1, size=(400, 300))
@@ -966,7 +971,7 @@ def test_a_dataset_too_large_for_ram_is_refused_before_decoding(tmp_path, monkey
 
     config = load_config("segment", overrides={"data.path": str(root)})
     decoded = []
-    monkeypatch.setattr(segment_data, "_decode_pair", lambda *args: decoded.append(args))
+    monkeypatch.setattr(segment_decode, "decode_pair", lambda *args: decoded.append(args))
     monkeypatch.setattr(data, "available_memory", lambda: 3_000_000)
     with pytest.raises(VisionsuiteError, match=r"3 image slices \(the largest 400x300\) need "
                                                r"about 0.0 GiB of RAM.*set data.max_size"):
@@ -1208,7 +1213,7 @@ def test_regions_score_classes_together_as_brats_ranks_whole_tumour_and_core():
 def test_data_check_says_the_voxel_sizes_that_decide_the_distances_unit():
     from collections import Counter
 
-    from visionsuite.tasks.segment.data import _voxels_line
+    from visionsuite.tasks.segment.check import _voxels_line
 
     assert _voxels_line(Counter({None: 5})) == []  # photos: nothing to say
     ct, xray = (2.5, 0.8, 0.8), (0.0, 0.139, 0.139)
@@ -1222,7 +1227,9 @@ def test_data_check_says_the_voxel_sizes_that_decide_the_distances_unit():
 def test_a_volumes_spacing_comes_with_its_slices_scaled_as_they_are(tmp_path):
     import nibabel as nib
 
-    from visionsuite.tasks.segment.data import Pair, decode_pairs, to_split
+    from visionsuite.tasks.segment.data import to_split
+    from visionsuite.tasks.segment.decode import decode_pairs
+    from visionsuite.tasks.segment.pairs import Pair
 
     labels = np.zeros((40, 36, 3), np.uint8)
     labels[10:20, 10:20] = 1
@@ -1669,7 +1676,7 @@ def make_coco_segment_folder(root: Path, size=(40, 30)) -> Path:
 def test_coco_segmentation_exports_pair_each_image_with_its_drawn_classes(tmp_path):
     import json
 
-    from visionsuite.tasks.segment.data import decode_pairs
+    from visionsuite.tasks.segment.decode import decode_pairs
 
     root = make_coco_segment_folder(tmp_path / "coco")
     index = index_pairs(root)
@@ -1721,7 +1728,7 @@ def make_yolo_segment_folder(root: Path, size=(40, 30)) -> Path:
 
 
 def test_yolo_segmentation_labels_pair_each_image_with_its_drawn_polygons(tmp_path):
-    from visionsuite.tasks.segment.data import decode_pairs
+    from visionsuite.tasks.segment.decode import decode_pairs
 
     root = make_yolo_segment_folder(tmp_path / "yolo")
     index = index_pairs(root)
@@ -1757,7 +1764,7 @@ def test_yolo_image_lists_in_txt_files_are_read_inside_the_dataset(tmp_path):
 def test_a_cvat_coco_export_of_polygons_trains_split_by_fraction(tmp_path):
     """CVAT's COCO export: annotations/instances_default.json, its file names relative to
     images/ (detect and segment find COCO files and their images alike: core/coco.py)."""
-    from visionsuite.tasks.segment.data import decode_pairs
+    from visionsuite.tasks.segment.decode import decode_pairs
 
     root = make_coco_segment_folder(tmp_path / "coco")
     (root / "train").rename(root / "images")

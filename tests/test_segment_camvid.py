@@ -54,7 +54,7 @@ def camvid(root: Path, counts: dict[str, int]) -> Path:
 
 def test_split_folders_beside_their_masks_folders_pair_and_name_classes_from_class_dict(
         tmp_path):
-    from visionsuite.tasks.segment.data import index_pairs
+    from visionsuite.tasks.segment.index import index_pairs
 
     root = camvid(tmp_path / "CamVid", {"train": 4, "val": 2, "test": 2})
     index = index_pairs(root)
@@ -73,7 +73,7 @@ def test_split_folders_beside_their_masks_folders_pair_and_name_classes_from_cla
 
 
 def test_masks_beside_images_that_all_have_an_ending_of_their_own_pair(tmp_path):
-    from visionsuite.tasks.segment.data import index_pairs
+    from visionsuite.tasks.segment.index import index_pairs
 
     class_dict(tmp_path / "deepglobe")
     (tmp_path / "deepglobe" / "train").mkdir()
@@ -94,7 +94,8 @@ def test_masks_beside_images_that_all_have_an_ending_of_their_own_pair(tmp_path)
 def test_cellpose_instance_masks_pair_with_their_images_and_train_as_foreground(tmp_path):
     """Cellpose's sets: 000_img.png beside 000_masks.png, a 16-bit image numbering the cells
     1..N, in train/ and test/."""
-    from visionsuite.tasks.segment.data import _read_masks, index_pairs
+    from visionsuite.tasks.segment.decode import _read_masks
+    from visionsuite.tasks.segment.index import index_pairs
 
     rng = np.random.default_rng(0)
     for split, count in (("train", 4), ("test", 2)):
@@ -114,7 +115,7 @@ def test_cellpose_instance_masks_pair_with_their_images_and_train_as_foreground(
 
 
 def test_a_bad_class_colour_table_is_one_line_naming_its_row(tmp_path):
-    from visionsuite.tasks.segment.data import index_pairs
+    from visionsuite.tasks.segment.index import index_pairs
 
     root = camvid(tmp_path / "set", {"train": 3, "val": 2})
     (root / "class_dict.csv").write_text("name,r,g,b\nSky,128,128,128\nRoad,128,64\n")
@@ -142,7 +143,7 @@ def test_a_camvid_set_trains_and_scores_its_test_split_with_only_data(tmp_path):
 def test_a_test_folder_of_images_without_masks_is_left_out_and_val_split_by_fraction(
         tmp_path):
     """Kaggle's and the challenges' test/ of images alone."""
-    from visionsuite.tasks.segment.data import index_pairs
+    from visionsuite.tasks.segment.index import index_pairs
 
     root = camvid(tmp_path / "set", {"train": 5})
     (root / "test").mkdir()
@@ -165,7 +166,7 @@ def test_a_test_folder_of_images_without_masks_is_left_out_and_val_split_by_frac
 
 def test_a_valid_folder_of_images_alone_is_left_out_with_a_warning_as_deepglobe_ships_it(
         tmp_path, capsys):
-    from visionsuite.tasks.segment.data import index_pairs
+    from visionsuite.tasks.segment.index import index_pairs
 
     root = camvid(tmp_path / "deepglobe", {"train": 5})
     for folder in ("valid", "test"):
@@ -183,7 +184,7 @@ def test_a_valid_folder_of_images_alone_is_left_out_with_a_warning_as_deepglobe_
 def test_pairs_named_with_their_split_first_are_split_so_as_glas_names_them(tmp_path):
     """GlaS: train_1.bmp with train_1_anno.bmp, testA_1.bmp, testB_1.bmp ... in one folder
     (inside the folder its archive unpacks to), the masks numbering the glands."""
-    from visionsuite.tasks.segment.data import index_pairs
+    from visionsuite.tasks.segment.index import index_pairs
 
     root = tmp_path / "glas" / "Warwick QU Dataset (Released 2016_07_08)"
     root.mkdir(parents=True)
@@ -211,7 +212,8 @@ def test_pairs_named_with_their_split_first_are_split_so_as_glas_names_them(tmp_
 def test_images_in_sub_folders_pair_with_masks_below_theirs_as_refuge_lays_them_out(tmp_path):
     """REFUGE: Training400/Glaucoma/g0001.jpg with Annotation-Training400/Disc_Cup_Masks/
     Glaucoma/g0001.bmp, masks grey levels (0 cup, 128 disc, 255 background)."""
-    from visionsuite.tasks.segment.data import _read_masks, index_pairs
+    from visionsuite.tasks.segment.decode import _read_masks
+    from visionsuite.tasks.segment.index import index_pairs
 
     root = tmp_path / "REFUGE"
     for group, letter in (("Glaucoma", "g"), ("Non-Glaucoma", "n")):
@@ -235,7 +237,7 @@ def test_images_in_sub_folders_pair_with_masks_below_theirs_as_refuge_lays_them_
 def test_the_folder_named_as_images_is_the_images_beside_other_folders_of_images(tmp_path):
     """NuInsSeg: a folder per organ of tissue images/ beside label masks modify/ (16-bit
     nuclei), mask binary/, distance maps & weight maps/ and vague areas/."""
-    from visionsuite.tasks.segment.data import index_pairs
+    from visionsuite.tasks.segment.index import index_pairs
 
     for organ in ("human bladder", "human brain"):
         folder = tmp_path / "NuInsSeg" / organ
@@ -260,7 +262,7 @@ def test_a_set_inside_an_archives_wrapper_folder_is_found_in_it(tmp_path):
     """BTCV unpacks to RawData/Training/{img,label}/ beside a readme: --data names the
     archive's folder. A lone train/ is a split, not a wrapper, and a table beside the one
     folder makes it a dataset's own folder."""
-    from visionsuite.tasks.segment.data import index_pairs
+    from visionsuite.tasks.segment.index import index_pairs
 
     inner = camvid(tmp_path / "btcv" / "RawData", {"train": 3, "val": 2})
     (tmp_path / "btcv" / "README.md").write_text("Multi-atlas labelling beyond the cranial vault")
@@ -282,7 +284,7 @@ def test_split_and_kind_named_folders_side_by_side_pair_as_kaggle_and_tn3k_lay_t
         tmp_path):
     """train_images/ with train_masks/ (val_ likewise, a test_images/ of images alone), and
     TN3K's trainval-image/ with trainval-mask/ and test-image/ with test-mask/."""
-    from visionsuite.tasks.segment.data import index_pairs
+    from visionsuite.tasks.segment.index import index_pairs
 
     def folders(root: Path, kinds: dict[str, tuple[str | None, int]]) -> Path:
         """{images folder: (its masks folder or None, how many)}."""

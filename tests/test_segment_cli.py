@@ -517,7 +517,8 @@ def write_series_case(images: Path, masks: Path, case: str, number: int) -> list
 
 
 def test_dicom_series_folders_train_with_label_volumes_in_their_geometry(tmp_path):
-    from visionsuite.tasks.segment.data import decode_pairs, index_pairs
+    from visionsuite.tasks.segment.decode import decode_pairs
+    from visionsuite.tasks.segment.index import index_pairs
 
     root = tmp_path / "ct"
     expected = {}
@@ -548,7 +549,8 @@ def test_dicom_series_train_with_their_dicom_seg_labels_named_by_its_segments(tm
     """TCIA's and 3D Slicer's labels of a series: a DICOM SEG (masks/<case>.dcm), its frames
     referencing the slices they label; two segments, the second on one slice only."""
     from visionsuite.core.medical import labels_to_dicom_seg, series_folder
-    from visionsuite.tasks.segment.data import decode_pairs, index_pairs
+    from visionsuite.tasks.segment.decode import decode_pairs
+    from visionsuite.tasks.segment.index import index_pairs
 
     root = tmp_path / "ct"
     expected = {}
@@ -655,7 +657,8 @@ def test_dicom_series_train_with_rtstruct_contours_filled_on_their_slices(tmp_pa
     one by a contour inside it; the last contour found by its plane, naming no slice) and a
     tumour in it on the first slice, kept over the body."""
     from visionsuite.core.medical import series_folder
-    from visionsuite.tasks.segment.data import decode_pairs, index_pairs
+    from visionsuite.tasks.segment.decode import decode_pairs
+    from visionsuite.tasks.segment.index import index_pairs
 
     root = tmp_path / "rt"
     for number, (split, case) in enumerate((("train", "p1"), ("train", "p2"), ("val", "p3"))):
@@ -747,7 +750,8 @@ def test_kits_case_folders_and_lits_numbered_volumes_pair_with_only_data(tmp_pat
     import nibabel as nib
 
     from visionsuite.errors import VisionsuiteError
-    from visionsuite.tasks.segment.data import decode_pairs, index_pairs
+    from visionsuite.tasks.segment.decode import decode_pairs
+    from visionsuite.tasks.segment.index import index_pairs
 
     rng = np.random.default_rng(0)
 
@@ -796,7 +800,7 @@ def test_acdc_patients_pair_their_labelled_frames_and_leave_their_cines_out(tmp_
     import nibabel as nib
 
     from visionsuite.errors import VisionsuiteError
-    from visionsuite.tasks.segment.data import index_pairs
+    from visionsuite.tasks.segment.index import index_pairs
 
     labels = np.zeros((24, 20, 2), np.uint8)
     labels[6:14, 5:12] = 3
@@ -818,7 +822,7 @@ def test_acdc_patients_pair_their_labelled_frames_and_leave_their_cines_out(tmp_
     assert len(pairs) == 6 and not any("_4d" in p.image.name for p in pairs)
     assert "left out, one image and one mask making a pair: the files ending *_4d (3)" in \
         "\n".join(index.folders)
-    from visionsuite.tasks.segment.data import _one_kind_apart
+    from visionsuite.tasks.segment.folders import _one_kind_apart
 
     assert not _one_kind_apart(set(), {(tmp_path, "patient001_frame01")})  # none apart
     (tmp_path / "acdc" / "training" / "patient002" / "patient002_frame12_gt.nii.gz").unlink()

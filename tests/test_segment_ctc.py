@@ -42,7 +42,8 @@ def write_ctc(root: Path, sequences: dict[str, str], frames: int = 6) -> Path:
 
 
 def test_ctc_frames_pair_with_their_segmentation_gold_before_silver(tmp_path):
-    from visionsuite.tasks.segment.data import _read_masks, index_pairs
+    from visionsuite.tasks.segment.decode import _read_masks
+    from visionsuite.tasks.segment.index import index_pairs
 
     root = write_ctc(tmp_path / "Fluo-N2DH-GOWT1", {"01": "GT", "02": "ST"})
     Image.fromarray(np.zeros((40, 40), np.uint16)).save(root / "01_GT/SEG/man_seg_002_005.tif")

@@ -40,7 +40,8 @@ def shapes_of(seed: int = 0) -> list[dict]:
 
 
 def test_labelme_shapes_are_filled_as_their_labels_classes(tmp_path):
-    from visionsuite.tasks.segment.data import _read_masks, index_pairs
+    from visionsuite.tasks.segment.decode import _read_masks
+    from visionsuite.tasks.segment.index import index_pairs
 
     for split, count in (("train", 3), ("val", 2)):
         for number in range(count):
@@ -71,7 +72,8 @@ def test_labelme_ai_masks_are_placed_at_their_box_and_background_shapes_cut_hole
     import base64
     import io
 
-    from visionsuite.tasks.segment.data import _read_masks, index_pairs
+    from visionsuite.tasks.segment.decode import _read_masks
+    from visionsuite.tasks.segment.index import index_pairs
 
     blob = np.zeros((6, 8), np.uint8)
     blob[1:5, 2:7] = 1  # 20 pixels, as LabelMe encodes a mask: a PNG of its box
@@ -97,7 +99,7 @@ def test_labelme_ai_masks_are_placed_at_their_box_and_background_shapes_cut_hole
 
 
 def test_a_flat_labelme_folder_is_split_by_fraction_and_bad_files_name_themselves(tmp_path):
-    from visionsuite.tasks.segment.data import index_pairs
+    from visionsuite.tasks.segment.index import index_pairs
 
     for number in range(5):
         write_labelme(tmp_path / "set", f"cell{number}", shapes_of(number), seed=number)
@@ -149,7 +151,7 @@ def test_a_labelme_set_trains_evaluates_and_segments_with_only_data(tmp_path):
 
 def test_masks_exported_from_labelme_files_are_taken_and_a_folder_of_them_is_no_masks(
         tmp_path):
-    from visionsuite.tasks.segment.data import index_pairs
+    from visionsuite.tasks.segment.index import index_pairs
 
     for number in range(4):
         write_labelme(tmp_path / "voc" / "images", f"cell{number}", shapes_of(number))
@@ -187,7 +189,7 @@ def test_a_labelme_file_is_told_by_its_ends_however_many_shapes_and_image_bytes_
 
 
 def test_a_labelme_file_linked_from_outside_the_dataset_is_refused(tmp_path):
-    from visionsuite.tasks.segment.data import index_pairs
+    from visionsuite.tasks.segment.index import index_pairs
 
     for number in range(3):
         write_labelme(tmp_path / "set", f"cell{number}", shapes_of(number))

@@ -51,7 +51,8 @@ def qupath_features() -> list[dict]:
 
 
 def test_geojson_polygons_are_filled_as_their_classes_with_holes_cut(tmp_path):
-    from visionsuite.tasks.segment.data import _read_masks, index_pairs
+    from visionsuite.tasks.segment.decode import _read_masks
+    from visionsuite.tasks.segment.index import index_pairs
 
     for split, count in (("train", 3), ("val", 2)):
         for number in range(count):
@@ -87,7 +88,7 @@ def test_a_qupath_export_folder_beside_the_slides_trains_with_only_data(tmp_path
 
 
 def test_bad_geojson_files_are_one_line_errors_naming_them(tmp_path):
-    from visionsuite.tasks.segment.data import index_pairs
+    from visionsuite.tasks.segment.index import index_pairs
 
     for number in range(3):
         write_slide(tmp_path / "set", f"slide{number}", qupath_features(), seed=number)
@@ -124,7 +125,8 @@ def write_aperio(path: Path, layers: dict[str, list[tuple[str, list, bool]]]) ->
 def test_aperio_xml_regions_are_filled_as_their_layers_class_as_monuseg_ships_them(tmp_path):
     """MoNuSeg: Tissue Images/TCGA-*.tif beside Annotations/TCGA-*.xml; a layer of nuclei
     (freehand regions, a hole marked NegativeROA, an ellipse), a ruler left out."""
-    from visionsuite.tasks.segment.data import _read_masks, index_pairs
+    from visionsuite.tasks.segment.decode import _read_masks
+    from visionsuite.tasks.segment.index import index_pairs
 
     root = tmp_path / "MoNuSeg"
     for number in range(4):

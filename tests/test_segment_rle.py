@@ -10,7 +10,8 @@ from conftest import snapshot
 from test_cli import assert_one_line_error, invoke
 from test_segment_cli import TINY_SEGMENT
 from visionsuite.errors import VisionsuiteError
-from visionsuite.tasks.segment.data import decode_pairs, index_pairs
+from visionsuite.tasks.segment.decode import decode_pairs
+from visionsuite.tasks.segment.index import index_pairs
 
 SIZE = (40, 30)  # width, height: not square, so that a wrong pixel order cannot pass
 

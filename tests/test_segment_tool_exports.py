@@ -60,7 +60,8 @@ def write_cvat(folder: Path, images: list[tuple[str, str, str]], labels=("cell",
 
 
 def test_cvat_polygons_masks_boxes_and_ellipses_are_filled_as_their_labels(tmp_path):
-    from visionsuite.tasks.segment.data import _read_masks, index_pairs
+    from visionsuite.tasks.segment.decode import _read_masks
+    from visionsuite.tasks.segment.index import index_pairs
 
     turned = ('<box label="cell" xtl="40" ytl="4" xbr="52" ybr="8" rotation="90" z_order="0"/>'
               '<ellipse label="nucleus" cx="12" cy="30" rx="4" ry="2" rotation="0" '
@@ -82,7 +83,8 @@ def test_cvat_polygons_masks_boxes_and_ellipses_are_filled_as_their_labels(tmp_p
 
 
 def test_cvat_z_order_puts_the_higher_shape_on_top_and_background_cuts_holes(tmp_path):
-    from visionsuite.tasks.segment.data import _read_masks, index_pairs
+    from visionsuite.tasks.segment.decode import _read_masks
+    from visionsuite.tasks.segment.index import index_pairs
 
     shapes = ('<polygon label="nucleus" points="8,8;12,8;12,12;8,12" z_order="0"/>'
               '<polygon label="cell" points="5,5;25,5;25,20;5,20" z_order="1"/>'
@@ -96,7 +98,7 @@ def test_cvat_z_order_puts_the_higher_shape_on_top_and_background_cuts_holes(tmp
 
 
 def test_a_cvat_project_export_is_split_by_its_subsets(tmp_path):
-    from visionsuite.tasks.segment.data import index_pairs
+    from visionsuite.tasks.segment.index import index_pairs
 
     write_cvat(tmp_path, [(f"t{n}.png", "Train", CVAT_SHAPES if n else "") for n in range(4)]
                + [("v0.png", "Validation", CVAT_SHAPES), ("s0.png", "Test", CVAT_SHAPES),
@@ -114,7 +116,7 @@ def test_a_cvat_project_export_is_split_by_its_subsets(tmp_path):
 
 
 def test_bad_cvat_files_are_one_line_errors_naming_them(tmp_path):
-    from visionsuite.tasks.segment.data import index_pairs
+    from visionsuite.tasks.segment.index import index_pairs
 
     def check(shapes: str, message: str, name: str = "f0.png") -> None:
         folder = tmp_path / f"set{len(list(tmp_path.iterdir()))}"
@@ -146,7 +148,8 @@ def test_bad_cvat_files_are_one_line_errors_naming_them(tmp_path):
 
 
 def test_a_cvat_video_export_is_read_as_its_frames_with_what_its_tracks_draw(tmp_path):
-    from visionsuite.tasks.segment.data import _read_masks, index_pairs
+    from visionsuite.tasks.segment.decode import _read_masks
+    from visionsuite.tasks.segment.index import index_pairs
 
     for number in range(5):
         write_image(tmp_path / "images" / f"frame_{number:06d}.PNG", seed=number)
@@ -223,7 +226,8 @@ def test_a_via_set_as_the_balloon_example_ships_it_trains_evaluates_and_segments
 
 
 def test_via_classes_come_from_a_region_attribute_in_the_projects_order(tmp_path):
-    from visionsuite.tasks.segment.data import _read_masks, index_pairs
+    from visionsuite.tasks.segment.decode import _read_masks
+    from visionsuite.tasks.segment.index import index_pairs
 
     regions = [via_region(BALLOON, type="cell", note="x"),
                via_region({"name": "rect", "x": 30, "y": 28, "width": 10, "height": 8},
@@ -250,7 +254,8 @@ def test_a_via_csv_export_reads_as_its_json(tmp_path):
     in their cells; an image without regions a row of its own."""
     import csv
 
-    from visionsuite.tasks.segment.data import _read_masks, index_pairs
+    from visionsuite.tasks.segment.decode import _read_masks
+    from visionsuite.tasks.segment.index import index_pairs
 
     rows = [["filename", "file_size", "file_attributes", "region_count", "region_id",
              "region_shape_attributes", "region_attributes"]]
@@ -275,7 +280,7 @@ def test_a_via_csv_export_reads_as_its_json(tmp_path):
 
 
 def test_bad_via_files_are_one_line_errors_naming_them(tmp_path):
-    from visionsuite.tasks.segment.data import index_pairs
+    from visionsuite.tasks.segment.index import index_pairs
 
     def check(regions: list[dict], message: str) -> None:
         folder = tmp_path / f"set{len(list(tmp_path.iterdir()))}"
@@ -338,7 +343,8 @@ def supervisely_objects() -> list[dict]:
 
 
 def test_a_supervisely_project_trains_with_only_data_its_datasets_its_splits(tmp_path):
-    from visionsuite.tasks.segment.data import _read_masks, index_pairs
+    from visionsuite.tasks.segment.decode import _read_masks
+    from visionsuite.tasks.segment.index import index_pairs
 
     root = write_supervisely(tmp_path / "project", {"train": 4, "test": 2},
                              supervisely_objects())
@@ -360,7 +366,8 @@ def test_a_supervisely_project_trains_with_only_data_its_datasets_its_splits(tmp
 
 
 def test_bad_supervisely_files_are_one_line_errors_naming_them(tmp_path):
-    from visionsuite.tasks.segment.data import _read_masks, index_pairs
+    from visionsuite.tasks.segment.decode import _read_masks
+    from visionsuite.tasks.segment.index import index_pairs
 
     root = write_supervisely(tmp_path / "broken", {"ds0": 3}, [
         {"classTitle": "cell", "geometryType": "bitmap",

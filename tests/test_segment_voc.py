@@ -69,7 +69,9 @@ def voc_set(folder: Path, lists: dict[str, range], cvat: bool = False,
 
 
 def test_a_voc_set_reads_its_lists_palette_indices_void_and_class_names(tmp_path):
-    from visionsuite.tasks.segment.data import IGNORE, class_map, index_pairs, read_mask_slices
+    from visionsuite.core.images import read_mask_slices
+    from visionsuite.tasks.segment.index import index_pairs
+    from visionsuite.tasks.segment.mask_classes import IGNORE, class_map
 
     voc_set(tmp_path / "VOCdevkit" / "VOC2012", {"train": range(5), "val": range(5, 8),
                                                  "trainval": range(8), "test": range(8, 10)})
@@ -89,7 +91,7 @@ def test_a_voc_set_reads_its_lists_palette_indices_void_and_class_names(tmp_path
 
 
 def test_a_voc_set_without_train_and_val_lists_is_split_by_fraction(tmp_path):
-    from visionsuite.tasks.segment.data import index_pairs
+    from visionsuite.tasks.segment.index import index_pairs
 
     voc_set(tmp_path / "mine", {"default": range(10)})  # not named VOC20xx: no VOC names
     index = index_pairs(tmp_path / "mine")
@@ -100,7 +102,7 @@ def test_a_voc_set_without_train_and_val_lists_is_split_by_fraction(tmp_path):
 
 
 def test_bad_voc_sets_get_one_line_errors_naming_the_file(tmp_path):
-    from visionsuite.tasks.segment.data import index_pairs
+    from visionsuite.tasks.segment.index import index_pairs
 
     root = voc_set(tmp_path / "set", {"train": range(3), "val": range(3, 5)})
     (root / "SegmentationClass" / "2007_000001.png").unlink()
@@ -179,7 +181,7 @@ def test_the_post_processing_table_counts_many_foreground_classes_instead_of_nam
 
 def test_a_voc_test_archive_is_read_for_evaluation_alone(tmp_path):
     from visionsuite.core.splits import EVERY_IMAGE
-    from visionsuite.tasks.segment.data import index_pairs
+    from visionsuite.tasks.segment.index import index_pairs
 
     root = voc_set(tmp_path / "VOCdevkit" / "VOC2007", {"test": range(3)})
     with pytest.raises(VisionsuiteError, match="no list of training images .* `--split test` "

@@ -17,7 +17,7 @@ from visionsuite.errors import VisionsuiteError
 from visionsuite.tasks.classify import index_image_folders
 from visionsuite.tasks.detect.data import index_detection
 from visionsuite.tasks.face.data import index_identities
-from visionsuite.tasks.segment.data import index_pairs
+from visionsuite.tasks.segment.index import index_pairs
 
 
 def _names(paths) -> set[str]:

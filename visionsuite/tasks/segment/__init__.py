@@ -15,11 +15,15 @@ MRI (a file per channel as nnU-Net stores it, or 4-D NIfTI) and multi-channel mi
 TIFFs (ImageJ hyperstacks, OME-TIFF) train on all their channels; 16-bit images are read from
 their dataset's bit depth.
 
-Modules: data (pairs, mask classes, decoding, `data check`), colours (colour masks), labelme
-(LabelMe's JSON shapes), rle_tables (Kaggle's run-length CSVs), tiles (tiled whole-image
-inference), model (U-Net, loss, training metric), metrics (Dice, IoU, ROC AUC), surface
-(HD95, ASSD), components (largest-component post-processing), commands (`visionsuite
-segment`); this one plugs them into the core as the task.
+Modules. Reading a dataset: index (its layout or annotation format, and its pairs by split),
+folders (images paired with masks by name), annotations (the pairs of annotation files and
+tables, read by voc, labelme, outlines, cvat, via, supervisely, rle_tables and ctc, drawn
+through shapes), pairs (the pairs and their train/val split), decode (image and mask slices),
+mask_classes (mask values as classes), channels (a file per channel), colours (colour masks),
+check (`data check`) and data (the decoded splits, the crop sampler). Then tiles (tiled
+whole-image inference), model (U-Net, loss, training metric), metrics (Dice, IoU, ROC AUC),
+surface (HD95, ASSD), components (largest-component post-processing) and commands
+(`visionsuite segment`); this one plugs them into the core as the task.
 """
 
 from __future__ import annotations
@@ -37,12 +41,14 @@ from visionsuite.errors import VisionsuiteError
 from visionsuite.tasks.base import DataReport, Split, Task, TaskData
 from visionsuite.tasks.segment.colours import (check_colour_names, colour_class_names,
                                                colour_name, palette_colours, parse_colours)
-from visionsuite.tasks.segment.data import (IGNORE, channel_names, check_pairs_fit,
-                                            check_segmentation_folders, class_map,
-                                            classes_from_colours, decode_pairs, image_channels,
-                                            index_pairs, measured_window, pad_stack,
-                                            read_as_objects, sided_class_names, to_split,
-                                            unlabelled_folder)
+from visionsuite.tasks.segment.channels import channel_names, image_channels
+from visionsuite.tasks.segment.check import check_segmentation_folders
+from visionsuite.tasks.segment.data import pad_stack, to_split
+from visionsuite.tasks.segment.decode import (check_pairs_fit, classes_from_colours, decode_pairs,
+                                              measured_window)
+from visionsuite.tasks.segment.folders import sided_class_names
+from visionsuite.tasks.segment.index import index_pairs, unlabelled_folder
+from visionsuite.tasks.segment.mask_classes import IGNORE, class_map, read_as_objects
 from visionsuite.tasks.segment.metrics import predict_classes, segmentation_metrics
 from visionsuite.tasks.segment.model import (OWN_BACKBONES, build_unet, check_unet_settings,
                                              keras_parts, parse_loss)

@@ -21,7 +21,7 @@ from visionsuite.core.plots import colorize, shown_image
 from visionsuite.errors import VisionsuiteError, first_line
 from visionsuite.tasks.segment.colours import colours_rgb
 from visionsuite.tasks.segment.components import class_numbers, keep_largest_components
-from visionsuite.tasks.segment.data import ChannelFiles, channel_groups, read_channel_files
+from visionsuite.tasks.segment.channels import ChannelFiles, channel_groups, read_channel_files
 from visionsuite.tasks.segment.metrics import predict_classes
 from visionsuite.tasks.segment.tiles import sliding_window, trained_symmetries, with_symmetries
 

@@ -18,7 +18,8 @@ from __future__ import annotations
 import numpy as np
 
 from visionsuite.errors import VisionsuiteError
-from visionsuite.tasks.segment.data import IGNORE, case_members
+from visionsuite.tasks.segment.decode import case_members
+from visionsuite.tasks.segment.mask_classes import IGNORE
 from visionsuite.tasks.segment.metrics import mean_known
 
 

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from visionsuite.tasks.segment.data import IGNORE, case_members, volume_of
+from visionsuite.tasks.segment.decode import case_members, volume_of
+from visionsuite.tasks.segment.mask_classes import IGNORE
 from visionsuite.tasks.segment.surface import measurable, surface_distances
 
 AUC_BINS = 10000  # ROC AUC from probability histograms: exact up to 1e-4 in probability

@@ -6,7 +6,7 @@ import functools
 
 from visionsuite.config import Config
 from visionsuite.errors import VisionsuiteError
-from visionsuite.tasks.segment.data import IGNORE
+from visionsuite.tasks.segment.mask_classes import IGNORE
 
 LOSS_TERMS = ("ce", "dice", "focal")
 

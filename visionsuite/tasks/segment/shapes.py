@@ -1,5 +1,5 @@
 """What annotation tools that list many images (CVAT's XML, VIA's JSON, Supervisely's
-projects) draw, in the forms the masks are filled from (data._drawn_classes): polygons as
+projects) draw, in the forms the masks are filled from (decode._drawn_classes): polygons as
 COCO's flat [x1, y1, x2, y2, ...] in the image's pixels, and masks of part of an image
 (PlacedMask: CVAT's runs within their box, Supervisely's bitmaps). Ellipses, circles and
 turned boxes become polygons here."""

@@ -9,7 +9,7 @@ import math
 import numpy as np
 
 from visionsuite.tasks.base import Split
-from visionsuite.tasks.segment.data import IGNORE
+from visionsuite.tasks.segment.mask_classes import IGNORE
 
 
 def tile_starts(length: int, tile: int, stride: int) -> list[int]:
