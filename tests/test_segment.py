@@ -353,6 +353,40 @@ def test_a_folder_per_image_with_a_mask_per_object_pairs_each_image_with_their_u
         "lesion), read as their union" in check_segmentation_folders(str(root)).text.splitlines()
 
 
+def test_ph2s_case_folders_of_folders_named_after_each_case_pair(tmp_path):
+    """PH2 (dermoscopy) as it unpacks: PH2Dataset/PH2 Dataset images/IMD002/ holding
+    IMD002_Dermoscopic_Image/IMD002.bmp, IMD002_lesion/IMD002_lesion.bmp and IMD002_roi/ (its
+    colour regions), beside PH2_dataset.txt and .xlsx. Before: 'expected images/ and
+    masks/ folders'. The 1-bit BMP masks read as 0/255."""
+    from visionsuite.tasks.segment.check import check_segmentation_folders
+    from visionsuite.tasks.segment.decode import decode_pair
+
+    root = tmp_path / "PH2Dataset"
+    for number in range(2, 14):
+        case = root / "PH2 Dataset images" / f"IMD{number:03d}"
+        _save_disc(case / f"{case.name}_Dermoscopic_Image" / f"{case.name}.bmp", number % 5,
+                   mask=False)
+        lesion = case / f"{case.name}_lesion" / f"{case.name}_lesion.bmp"
+        _save_disc(lesion, number % 5, mask=True)
+        Image.open(lesion).convert("1").save(lesion)
+        _save_disc(case / f"{case.name}_roi" / f"{case.name}_R1_Label4.bmp", 0, mask=True)
+    for document in ("PH2_dataset.txt", "PH2_dataset.xlsx"):
+        (root / document).write_bytes(b"diagnosis")
+    index = index_pairs(root, 0.2)
+    train, val = index.splits["train"], index.splits["val"]
+    assert len(train) == 10 and len(val) == 2  # each case one side
+    pair = val[0]
+    assert pair.image.name == f"{pair.image.parents[1].name}.bmp"
+    assert pair.mask.name == f"{pair.image.parents[1].name}_lesion.bmp"
+    mask = decode_pair(pair, 3, None, False)[0].mask
+    assert set(np.unique(mask)) == {0, 255}
+    assert np.array_equal(mask > 0, np.asarray(Image.open(pair.mask)) > 0)
+    report = check_segmentation_folders(str(root))
+    assert report.usable, report.problem
+    assert "  left out, one image and one mask making a pair: the folders ending _roi (12)" \
+        in report.text.splitlines()
+
+
 @pytest.mark.parametrize("images,masks,train,val", [
     ("img_dir", "ann_dir", "train", "val"),  # mmsegmentation's own layout
     ("images", "annotations", "training", "validation")])  # ADE20K, mmseg's DRIVE, CHASE_DB1

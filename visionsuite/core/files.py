@@ -174,8 +174,8 @@ def holds_data(name: str) -> bool:
 
 
 # Files beside a wrapper folder that make it no dataset folder of its own (wrapper_content).
-DOCUMENT_SUFFIXES = (".txt", ".md", ".rst", ".pdf", ".html", ".htm", ".docx", ".zip", ".gz",
-                     ".tgz", ".tar", ".7z", ".rar")
+DOCUMENT_SUFFIXES = (".txt", ".md", ".rst", ".pdf", ".html", ".htm", ".docx", ".doc", ".odt",
+                     ".xlsx", ".xls", ".ods", ".zip", ".gz", ".tgz", ".tar", ".7z", ".rar")
 
 
 def wrapper_content(root: Path, beside: tuple[str, ...] = ()) -> Path | None:

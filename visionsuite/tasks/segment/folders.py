@@ -28,6 +28,8 @@ IMAGE_FOLDER_NAMES = ("images", "imagestr")
 IMAGE_FOLDER_WORDS = {"image", "images", "img", "imgs", "original", "input"}
 MASK_FOLDER_WORDS = {"mask", "masks", "label", "labels", "gt", "groundtruth", "annotation",
                      "annotations", "segmentation", "segmentations", "manual", "ann", "annot"}
+# What a case's mask folder may be named for, where its sub-folders are named after it (PH2)
+LESION_WORDS = {"lesion", "lesions"}
 # nnU-Net's image per channel: case_0000.nii.gz (, case_0001...) for labelsTr/case.nii.gz.
 CHANNEL_FILE = re.compile(r"(?P<case>.+)_(?P<channel>\d{4})")
 # A case folder's label volume beside a volume per channel (BraTS's <case>_seg.nii.gz)
@@ -57,7 +59,28 @@ def pair_folders(root: Path, folder: Path) -> tuple[Path | None, Path | None, Pa
         sibling = _sibling_masks(root, folder)
         if sibling is not None:  # the split folder is the images
             return folder, sibling, None
+        kinds = _case_kind_folders(folder)
+        if kinds is not None:
+            return (*kinds, None)
     return images, masks, roi
+
+
+def _case_kind_folders(folder: Path) -> tuple[Path, Path] | None:
+    """The image and mask folders of a case folder whose sub-folders are all named after it
+    and their kind, as PH2 lays out each case (IMD002/IMD002_Dermoscopic_Image/IMD002.bmp
+    beside IMD002_lesion/IMD002_lesion.bmp and IMD002_roi/, its colour regions): the one
+    kind worded as images, and the one named as masks or as the lesion they outline; None
+    where the folder is not so."""
+    kinds = {}
+    for path in sub_folders(folder):
+        kind = path.name[len(folder.name):]
+        if not path.name.lower().startswith(folder.name.lower()) or kind[:1] not in ("_", "-"):
+            return None
+        kinds[path] = name_words(kind)
+    images = [path for path, words in kinds.items() if words & IMAGE_FOLDER_WORDS]
+    masks = [path for path, words in kinds.items() if path not in images
+             and words & (MASK_FOLDER_WORDS | LESION_WORDS)]
+    return (images[0], masks[0]) if len(images) == 1 and len(masks) == 1 else None
 
 
 def _sibling_masks(root: Path, folder: Path) -> Path | None:
@@ -212,9 +235,10 @@ def _first_of_classes(classes: dict[str, dict[str, Path]]) -> dict[str, Path]:
 
 def _case_folder_pairs(root: Path, folder: Path, odd: list[Path]) -> list[Pair] | None:
     """A folder per image, each with images/ and masks/, as the 2018 Data Science Bowl's
-    nuclei come (stage1_train/<id>/images/<id>.png, masks/ of one file per nucleus): a case
-    of one image pairs it with all its masks, merged; other cases pair as a split folder
-    does. None where no sub-folder holds images/ and masks/."""
+    nuclei come (stage1_train/<id>/images/<id>.png, masks/ of one file per nucleus), or with
+    folders named after it (PH2: _case_kind_folders): a case of one image pairs it with all
+    its masks, merged, and leaves out its other folders (PH2's <case>_roi/); other cases
+    pair as a split folder does. None where no sub-folder holds images and masks."""
     cases = {path: pair_folders(root, path) for path in sub_folders(folder)}
     cases = {case: found for case, found in cases.items() if all(found[:2])}
     if not cases:
@@ -227,7 +251,9 @@ def _case_folder_pairs(root: Path, folder: Path, odd: list[Path]) -> list[Pair] 
                                             key=lambda item: _natural(item[0]))]
         if len(images) == 1 and masks:
             odd += scratch
-            pairs.append(Pair(next(iter(images.values())), masks[0], more_masks=tuple(masks[1:])))
+            others = tuple(path for path in sub_folders(case) if path not in (images_dir, masks_dir))
+            pairs.append(Pair(next(iter(images.values())), masks[0], more_masks=tuple(masks[1:]),
+                              left_out=others))
         else:
             pairs += pair_folder(root, case, odd)
     return pairs

@@ -157,19 +157,21 @@ def _merged_note(pairs: list[Pair]) -> list[str]:
 
 def _left_out_note(pairs: list[Pair]) -> list[str]:
     """data check's line on the files a pair leaves out: a second observer's labels, the other
-    channels of an nnU-Net case."""
-    endings = Counter()
+    channels of an nnU-Net case, and a case's other folders (PH2's <case>_roi/)."""
+    endings = {"files": Counter(), "folders": Counter()}
     for pair in pairs:
         for path in pair.left_out:
             stem = file_stem(path)
             base = max((file_stem(p) for p in (pair.image, pair.mask)
                         if stem.startswith(file_stem(p))), key=len, default="")
-            endings[stem[len(base):] if base else
-                    f"*{stem[stem.rfind('_'):]}" if "_" in stem else path.name] += 1
-    if not endings:
-        return []
-    listed = ", ".join(f"{ending} ({count})" for ending, count in sorted(endings.items()))
-    return [f"left out, one image and one mask making a pair: the files ending {listed}"]
+            endings["folders" if path.is_dir() else "files"][
+                stem[len(base):] if base else
+                f"*{stem[stem.rfind('_'):]}" if "_" in stem else path.name] += 1
+    listed = [f"the {kind} ending " + ", ".join(f"{ending} ({count})"
+                                                for ending, count in sorted(found.items()))
+              for kind, found in endings.items() if found]
+    return [f"left out, one image and one mask making a pair: {'; '.join(listed)}"] \
+        if listed else []
 
 
 def _index_pairs(root: Path, val_fraction: float, seed: int, held_out: str,
