@@ -292,6 +292,41 @@ def test_data_check_counts_per_split_and_class(shapes_dir):
     assert_one_line_error(invoke("data", "check", "classify", shapes_dir / "missing"), "not found")
 
 
+def test_a_new_classify_run_reads_16_bit_images_from_their_bit_depth(shapes_dir, tmp_path):
+    """A 12-bit camera's 16-bit PNGs (0..4095), read from 0..65535, kept 16 grey levels;
+    data check says how a new run reads them, the run keeps data.window, and it classifies
+    them as it does the same pictures in 8 bits."""
+    import shutil
+
+    import numpy as np
+
+    deep = tmp_path / "twelve-bit"
+    shutil.copytree(shapes_dir, deep)
+    for path in deep.rglob("*.png"):
+        grey = np.asarray(Image.open(path).convert("L"), np.float64)
+        Image.fromarray(np.round(grey * 4095 / 255).astype(np.uint16)).save(path)
+    result = invoke("data", "check", "classify", deep)
+    assert result.exit_code == 0, result.output
+    assert "read as 12-bit, 0..4095 to 0..255 (data.window=[2047.5, 4095.0]) by a new run" \
+        in result.output
+
+    sets = [arg for s in TINY_SETS + ("data.channels=1",) for arg in ("--set", s)]
+    result = invoke("train", "classify", "--data", deep, "--epochs", 1, "--output", tmp_path,
+                    *sets)
+    assert result.exit_code == 0, result.output
+    run = Path(result.stdout.strip().splitlines()[-1])
+    assert yaml.safe_load((run / "config.yaml").read_text())["data"]["window"] == [2047.5, 4095.0]
+    assert json.loads((run / "inference.json").read_text())["window"] == [2047.5, 4095.0]
+    eight_bit = tmp_path / "eight-bit"
+    for path in sorted((deep / "val").rglob("*.png")):
+        grey = np.asarray(Image.open(shapes_dir / path.relative_to(deep)).convert("L"))
+        (eight_bit / path.parent.name).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(grey).save(eight_bit / path.parent.name / path.name)
+    scores = [[image["predictions"] for image in json.loads(invoke(
+        "classify", run, folder, "--json").stdout)] for folder in (deep / "val", eight_bit)]
+    assert scores[0] == scores[1]
+
+
 def test_data_check_reads_a_home_relative_path_as_training_does(shapes_dir, monkeypatch):
     monkeypatch.setenv("HOME", str(shapes_dir.parent))
     result = invoke("data", "check", "classify", f"~/{shapes_dir.name}")

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from visionsuite.core.images import UnreadableImage, inspect_image, read_image
+from visionsuite.core.images import (UnreadableImage, bit_depth_window, deep_maximum,
+                                     inspect_image, read_image)
 from visionsuite.core.progress import progress
 from visionsuite.errors import VisionsuiteError
 
@@ -92,18 +93,62 @@ def check_fits_in_memory(root, needed: int, what: str, advice: str) -> None:
 
 
 def decode_images(
-    paths: list[Path], size: int, channels: int, workers: int = 0, desc: str = "decoding"
+    paths: list[Path], size: int, channels: int, workers: int = 0, desc: str = "decoding",
+    window: list[float] | None = None,
 ) -> DecodedImages:
-    """Decode and resize `paths` in parallel; unreadable files are warned about and left out."""
+    """Decode and resize `paths` in parallel; unreadable files are warned about and left out.
+    `window` ([center, width], data.window): the intensities of deep images read to 0..255."""
     images = np.zeros((len(paths), size, size, channels), np.uint8)
 
     def load(index: int) -> bool:
-        images[index] = read_image(paths[index], size, channels)
+        images[index] = read_image(paths[index], size, channels, window)
         return True
 
     results, skipped = load_in_parallel(load, list(range(len(paths))), workers, desc, "skipped")
     kept = np.array([i for i, ok in enumerate(results) if ok], np.int64)
     return DecodedImages(images[kept] if len(kept) < len(paths) else images, kept, skipped)
+
+
+def measured_window(files: list[Path], workers: int = 0) -> tuple[list[float], str] | None:
+    """data.window for a new run on 16-bit images: the bit_depth_window of the largest value
+    in `files`, and a line saying how they are read; None where they hold no 16-bit image or
+    any is DICOM or NIfTI (whose files carry windows of their own). Files that cannot be read
+    are left to decoding to report."""
+    from visionsuite.core.medical import is_medical_file
+
+    if any(path.is_dir() or is_medical_file(path) for path in files):
+        return None
+    found, _ = load_in_parallel(deep_maximum, files, workers, "measuring bit depth")
+    found = [value for value in found if value is not None]
+    if not found:
+        return None
+    window = bit_depth_window(max(found))
+    top = int(window[1])
+    return window, (f"16-bit images with values up to {max(found)}: read as "
+                    f"{top.bit_length()}-bit, 0..{top} to 0..255 (data.window={window})")
+
+
+def window_of_bit_depth(files: list[Path], config) -> None:
+    """A new run on 16-bit images reads them from the range of its dataset's bit depth (a
+    12-bit camera's 0..4095 read from 0..65535 would keep 16 grey levels): data.window, kept
+    in config.yaml and inference.json for evaluate, export and prediction (measured_window).
+    Measured on every split, so that the folds of a cross-validation read alike."""
+    measured = measured_window(files, config.data.workers)
+    if measured is not None:
+        config.data.window, note = measured
+        print(f"data: {note}, kept in config.yaml", file=sys.stderr)
+
+
+def bit_depth_line(files: list[Path], modes) -> list[str]:
+    """data check's line on how a new run reads the 16-bit images among `files` (`modes`:
+    the image modes data check counted)."""
+    from visionsuite.core.images import DEEP_INTEGER_MODES
+
+    if not any(mode in DEEP_INTEGER_MODES for mode in modes):
+        return []
+    measured = measured_window(files)
+    return [measured[1] + " by a new run; set data.window to read another range"] \
+        if measured else []
 
 
 def inspect_images(paths: list[Path], workers: int = 0):

@@ -161,7 +161,8 @@ def _opened(path: Path) -> Iterator[Image.Image]:
 def read_image(path: str | Path, size: int | None = None, channels: int = 3,
                window: list[float] | None = None) -> np.ndarray:
     """Decode `path` to a uint8 array of shape (H, W, channels), resized to size x size if given.
-    `window` ([center, width]) applies to DICOM and NIfTI intensities."""
+    `window` ([center, width]) maps the values of an image deeper than 8 bits (DICOM, NIfTI,
+    16-bit, float) to 0..255."""
     from visionsuite.core.medical import is_medical_file
 
     if is_medical_file(Path(path)):
@@ -170,7 +171,7 @@ def read_image(path: str | Path, size: int | None = None, channels: int = 3,
         if size and image.format == "JPEG":
             # Let libjpeg decode at 1/2, 1/4 or 1/8 scale: large photos load far faster.
             image.draft("RGB", (size, size))
-        return _upright_uint8(image, channels, size)
+        return _upright_uint8(image, channels, size, window)
 
 
 def _upright_uint8(image: Image.Image, channels: int, size: int | None,

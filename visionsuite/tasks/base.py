@@ -159,13 +159,14 @@ class Task:
         """Settings that inference needs, learned from the val metrics at the end of training
         (face: the verification threshold) or chosen in `config` (segment: data.max_size): saved
         as the run's inference.json, packed into exported files, and handed back to
-        `evaluate`."""
-        return {}
+        `evaluate`. Here: data.window, where deep images (16-bit) are read through one."""
+        return {"window": config.data.window} if config.data.window else {}
 
     def settings_into_config(self, settings: dict, config: Config) -> None:
         """For an exported file, which carries no config: put back into the task's default
         `config` the inference settings that decide what its inputs are (segment: the scale
-        data.max_size)."""
+        data.max_size; every task: data.window)."""
+        config.data.window = settings.get("window")
 
     def serving_fn(self, model, config: Config):
         """What the exported graph computes from a (1, S, S, C) float image."""

@@ -12,7 +12,7 @@ import numpy as np
 
 from visionsuite.config import Config
 from visionsuite.core.class_folders import scan_class_folders
-from visionsuite.core.data import check_cache_fits, decode_images
+from visionsuite.core.data import check_cache_fits, decode_images, window_of_bit_depth
 from visionsuite.core.files import (TRAIN_FOLDER_NAMES, held_out_only, named_folder, sub_folders,
                                     wrapper_content)
 from visionsuite.core.image_tables import image_lookup, image_table_files, natural_order
@@ -293,6 +293,9 @@ class ClassifyTask(Task):
         wanted = ("train", "val") if train else ("val",)
         check_cache_fits(root, sum(len(index.splits[name]) for name in wanted),
                          config.data.image_size, config.data.channels)
+        if train and labels is None and not config.data.window:  # a new run (export: labels)
+            window_of_bit_depth([path for items in index.splits.values() for path, _ in items],
+                                config)
         splits = {}
         for name in wanted:
             splits[name] = self._decode(index.splits[name], config, name, mapping)
@@ -321,7 +324,8 @@ class ClassifyTask(Task):
         paths = [path for path, _ in items]
         targets = np.array([label for _, label in items], np.int32)
         decoded = decode_images(paths, config.data.image_size, config.data.channels,
-                                config.data.workers, desc=f"decoding {name}")
+                                config.data.workers, desc=f"decoding {name}",
+                                window=config.data.window)
         targets = targets[decoded.kept]
         if mapping is not None:
             targets = mapping[targets].astype(np.int32)
@@ -453,7 +457,7 @@ TASK = ClassifyTask()
 def check_image_folders(path: str, held_out: str = "val") -> DataReport:
     from collections import Counter
 
-    from visionsuite.core.data import inspect_images
+    from visionsuite.core.data import bit_depth_line, inspect_images
     from visionsuite.core.report import table
 
     test_set = held_out == "test" or held_out_only(path)
@@ -487,7 +491,9 @@ def check_image_folders(path: str, held_out: str = "val") -> DataReport:
              table(rows), "",
              "sizes: " + ", ".join(f"{s} ({n})" for s, n in sizes.most_common(5))
              + (f", ... {len(sizes)} sizes in all" if len(sizes) > 5 else ""),
-             "modes: " + ", ".join(f"{m} ({n})" for m, n in modes.most_common())]
+             "modes: " + ", ".join(f"{m} ({n})" for m, n in modes.most_common()),
+             *bit_depth_line([path for items in index.splits.values() for path, _ in items],
+                             modes)]
     lines.append(f"unreadable images: {len(unreadable)}")
     lines += [f"  {message}" for message in unreadable]
     lines.append(f"files that are not images (ignored): {len(index.odd_files)}")
@@ -506,7 +512,8 @@ def classify_images(run: str, inputs, top_k: int = 5) -> list[dict]:
     require_task(source, "classify", run)
     predictor = load_predictor(source)
     paths = collect_images(inputs)
-    decoded = decode_images(paths, predictor.image_size, predictor.channels, desc="reading")
+    decoded = decode_images(paths, predictor.image_size, predictor.channels, desc="reading",
+                            window=source.settings.get("window"))
     if not len(decoded.kept):
         raise VisionsuiteError("none of the images could be read")
     outputs = predictor.predict(decoded.images)

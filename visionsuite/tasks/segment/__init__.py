@@ -35,6 +35,7 @@ import numpy as np
 
 from visionsuite.config import Config
 from visionsuite.core.augment import AUGMENTATIONS
+from visionsuite.core.data import window_of_bit_depth
 from visionsuite.core.files import named_folder
 from visionsuite.core.splits import TEST_FOLDER_NAMES, fold_of, fold_source, held_out_share
 from visionsuite.errors import VisionsuiteError
@@ -44,10 +45,10 @@ from visionsuite.tasks.segment.colours import (check_colour_names, colour_class_
 from visionsuite.tasks.segment.channels import channel_names, image_channels
 from visionsuite.tasks.segment.check import check_segmentation_folders
 from visionsuite.tasks.segment.data import pad_stack, to_split
-from visionsuite.tasks.segment.decode import (check_pairs_fit, classes_from_colours, decode_pairs,
-                                              measured_window)
+from visionsuite.tasks.segment.decode import check_pairs_fit, classes_from_colours, decode_pairs
 from visionsuite.tasks.segment.folders import sided_class_names
 from visionsuite.tasks.segment.index import index_pairs, unlabelled_folder
+from visionsuite.tasks.segment.pairs import pair_image_files
 from visionsuite.tasks.segment.mask_classes import IGNORE, class_map, read_as_objects
 from visionsuite.tasks.segment.metrics import predict_classes, segmentation_metrics
 from visionsuite.tasks.segment.model import (OWN_BACKBONES, build_unet, check_unet_settings,
@@ -132,16 +133,6 @@ def _known_structures(tolerance: float | dict[str, float] | None, labels: list[s
     return tolerance
 
 
-def _window_of_bit_depth(pairs, config: Config) -> None:
-    """A new run on 16-bit images reads them from the range of its dataset's bit depth:
-    data.window, kept in config.yaml and inference.json for evaluate, export and segment
-    (see measured_window)."""
-    measured = measured_window(pairs, config.data.workers)
-    if measured is not None:
-        config.data.window, note = measured
-        print(f"data: {note}, kept in config.yaml", file=sys.stderr)
-
-
 def _choose_binary_masks(config: Config, index, pairs, labels: list[str] | None) -> None:
     """data.binary_masks=auto becomes true where the masks number objects (numbers_objects:
     instance masks, read as foreground), false where classes are named (data.classes, the
@@ -192,8 +183,8 @@ class SegmentTask(Task):
         _choose_binary_masks(config, index, [p for name in wanted for p in index.splits[name]],
                              labels)
         if train and labels is None and not config.data.window:  # training (export: labels)
-            # measured on every split: the folds of a cross-validation read alike
-            _window_of_bit_depth([p for pairs in index.splits.values() for p in pairs], config)
+            window_of_bit_depth(pair_image_files(
+                [pair for pairs in index.splits.values() for pair in pairs]), config)
         decoded, kept, skipped = {}, {}, {}
         for name in wanted:
             decoded[name], kept[name], skipped[name] = decode_pairs(

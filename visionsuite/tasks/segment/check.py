@@ -8,7 +8,7 @@ from collections import Counter
 import numpy as np
 
 from visionsuite.core.files import held_out_only
-from visionsuite.core.images import DEEP_INTEGER_MODES, INSTANCE_HINT, inspect_image
+from visionsuite.core.images import INSTANCE_HINT, inspect_image
 from visionsuite.core.medical import is_medical_file
 from visionsuite.core.splits import EVERY_IMAGE, test_set_note
 from visionsuite.errors import VisionsuiteError
@@ -16,22 +16,13 @@ from visionsuite.tasks.base import DataReport
 from visionsuite.tasks.segment.channels import channel_names, image_channels
 from visionsuite.tasks.segment.colours import (colour_class_names, colour_name, grey_colour,
                                                parse_colours)
-from visionsuite.tasks.segment.decode import (MAX_SIZE_ADVICE, decode_pair, measured_window,
-                                              memory_to_train)
+from visionsuite.tasks.segment.decode import MAX_SIZE_ADVICE, decode_pair, memory_to_train
 from visionsuite.tasks.segment.index import index_pairs
 from visionsuite.tasks.segment.mask_classes import IGNORE, class_map, read_as_objects
-from visionsuite.tasks.segment.pairs import Pair, PairIndex
+from visionsuite.tasks.segment.pairs import Pair, PairIndex, pair_image_files
 from visionsuite.tasks.segment.surface import measurable
 
 SHOWN_CLASSES = 20  # classes listed by data check
-
-
-def _bit_depth_line(index: PairIndex, modes: Counter) -> list[str]:
-    if not any(mode in DEEP_INTEGER_MODES for mode in modes):
-        return []
-    measured = measured_window([pair for pairs in index.splits.values() for pair in pairs])
-    return [measured[1] + " by a new run; set data.window to read another range"] \
-        if measured else []
 
 
 def _memory_line(index: PairIndex, channels: int) -> str:
@@ -132,10 +123,11 @@ def check_segmentation_folders(path: str, held_out: str = "val") -> DataReport:
     test_set = held_out == "test" or held_out_only(path)
     try:
         index = index_pairs(path, EVERY_IMAGE if test_set else 0.2, held_out=held_out)
-        own_channels = image_channels([p for pairs in index.splits.values() for p in pairs])
+        every_pair = [pair for pairs in index.splits.values() for pair in pairs]
+        own_channels = image_channels(every_pair)
     except VisionsuiteError as err:
         return DataReport(f"segment dataset {path}", False, str(err))
-    from visionsuite.core.data import load_in_parallel
+    from visionsuite.core.data import bit_depth_line, load_in_parallel
 
     channels = own_channels or 3
     # as training reads them with data.binary_masks=auto
@@ -184,14 +176,14 @@ def check_segmentation_folders(path: str, held_out: str = "val") -> DataReport:
     lines += [f"  {folder}" for folder in index.folders]
     lines += [f"  {test_set_note(held_out)}"] if test_set else []
     if own_channels:  # DICOM and NIfTI channels are windowed each on its own (MRI)
-        medical = any(is_medical_file(p.image) for pairs in index.splits.values() for p in pairs)
+        medical = any(is_medical_file(pair.image) for pair in every_pair)
         lines.append(f"  images of {own_channels} channels"
                      f"{', each windowed on its own' if medical else ''}: "
                      + ", ".join(channel_names(index, own_channels)))
     lines += [table(rows), "",
               "sizes: " + ", ".join(f"{s} ({n})" for s, n in sizes.most_common(5)),
               "modes: " + ", ".join(f"{m} ({n})" for m, n in modes.most_common()),
-              *_bit_depth_line(index, modes),
+              *bit_depth_line(pair_image_files(every_pair), modes),
               *_voxels_line(voxels), values_line]
     if mapping is not None:
         total = max(int(counts.sum()), 1)

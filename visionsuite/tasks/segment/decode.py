@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
-from visionsuite.core.images import (QUARTER_TURNS, bit_depth_window, deep_maximum, fit_within,
-                                     fitted_size, inspect_image, read_mask_slices, stored_geometry,
-                                     tiff_stack_depth, turn_upright, upright_size)
+from visionsuite.core.images import (QUARTER_TURNS, fit_within, fitted_size, inspect_image,
+                                     read_mask_slices, stored_geometry, tiff_stack_depth,
+                                     turn_upright, upright_size)
 from visionsuite.core.medical import (dicom_label_slices, dicom_labels_kind, is_medical_file,
                                       is_volume, label_slices_for, read_header, voxel_spacing)
 from visionsuite.errors import VisionsuiteError
@@ -219,26 +219,6 @@ def _upright_masks(image: Path, masks: list[np.ndarray]) -> list[np.ndarray]:
             or stored[0] == stored[1]:
         return masks
     return [turn_upright(masks[0], orientation)]
-
-
-def measured_window(pairs: list[Pair], workers: int = 0) -> tuple[list[float], str] | None:
-    """data.window for a new run on 16-bit images: the bit_depth_window of the largest value
-    in the image files of `pairs` (every channel file), and a line saying how they are read;
-    None where they hold no 16-bit image or any is DICOM or NIfTI (whose files carry windows
-    of their own). Files that cannot be read are left to decoding to report."""
-    from visionsuite.core.data import load_in_parallel
-
-    files = [path for pair in pairs for path in (pair.image,) + tuple(pair.channels)]
-    if any(path.is_dir() or is_medical_file(path) for path in files):
-        return None
-    found, _ = load_in_parallel(deep_maximum, files, workers, "measuring bit depth")
-    found = [value for value in found if value is not None]
-    if not found:
-        return None
-    window = bit_depth_window(max(found))
-    top = int(window[1])
-    return window, (f"16-bit images with values up to {max(found)}: read as "
-                    f"{top.bit_length()}-bit, 0..{top} to 0..255 (data.window={window})")
 
 
 def decode_pairs(pairs: list[Pair], channels: int, workers: int = 0, desc: str = "decoding",

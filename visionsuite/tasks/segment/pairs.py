@@ -54,6 +54,11 @@ class PairIndex:
     numbered_masks: bool = False  # the layout's masks number objects (the CTC's): foreground
 
 
+def pair_image_files(pairs: list[Pair]) -> list[Path]:
+    """The image files of `pairs`, every channel's file of those stored a file per channel."""
+    return [path for pair in pairs for path in (pair.image, *pair.channels)]
+
+
 def fraction_split(root: Path, pairs: list[Pair], val_fraction: float,
                    seed: int) -> dict[str, list[Pair]]:
     """The train and val splits of a dataset without a val split, by data.val_fraction."""
