@@ -167,14 +167,15 @@ def draw_boxes(image, boxes: list[dict]) -> None:
         draw.text((x + 2 - left, y + 2 - top), text, fill=(255, 255, 255), font=font)
 
 
-def save_drawn(source: Path | np.ndarray, boxes: list[dict], target: Path) -> None:
-    """The image at `source`, as shown upright (or that image decoded already, RGB), with
-    `boxes` drawn (draw_boxes), as a PNG."""
+def save_drawn(source: Path | np.ndarray, boxes: list[dict], target: Path,
+               window: list[float] | None = None) -> None:
+    """The image at `source`, as shown upright and read through `window` (data.window), or
+    that image decoded already (RGB), with `boxes` drawn (draw_boxes), as a PNG."""
     from PIL import Image
 
     from visionsuite.core.images import read_image
 
-    pixels = source if isinstance(source, np.ndarray) else read_image(source, None, 3)
+    pixels = source if isinstance(source, np.ndarray) else read_image(source, None, 3, window)
     image = Image.fromarray(pixels)
     draw_boxes(image, boxes)
     target.parent.mkdir(parents=True, exist_ok=True)

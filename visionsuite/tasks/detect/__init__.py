@@ -47,7 +47,7 @@ class DetectTask(Task):
 
     def load_data(self, config: Config, train: bool = True, labels: list[str] | None = None,
                   held_out: str = "val") -> TaskData:
-        from visionsuite.core.data import check_cache_fits
+        from visionsuite.core.data import check_cache_fits, window_of_bit_depth
         from visionsuite.datasets import resolve_dataset
 
         root = resolve_dataset(config.data.path, "detect")
@@ -66,10 +66,14 @@ class DetectTask(Task):
         wanted = ("train", "val") if train else ("val",)
         check_cache_fits(root, sum(len(getattr(index, name)) for name in wanted),
                          config.data.image_size, 3)
+        if train and labels is None and not config.data.window:  # a new run (export: labels)
+            window_of_bit_depth([annotation.image for name in ("train", "val")
+                                 for annotation in getattr(index, name)], config)
         splits = {}
         for name in wanted:
             splits[name] = _decode_split(getattr(index, name), remap, len(names),
-                                         config.data.image_size, config.data.workers, name)
+                                         config.data.image_size, config.data.workers, name,
+                                         config.data.window)
         if len(splits["val"]) == 0:
             raise VisionsuiteError(f"{root}: the val split holds no readable images")
         return TaskData(list(names), splits["val"], splits.get("train"),
@@ -178,7 +182,7 @@ def _class_remap(found: list[str], names: list[str]) -> np.ndarray:
 
 
 def _decode_split(annotations: list[Annotation], remap: np.ndarray, classes: int, size: int,
-                  workers: int, name: str) -> DetectionSplit:
+                  workers: int, name: str, window: list[float] | None) -> DetectionSplit:
     from visionsuite.core.data import load_in_parallel
     from visionsuite.core.images import read_image, stored_geometry
 
@@ -192,7 +196,7 @@ def _decode_split(annotations: list[Annotation], remap: np.ndarray, classes: int
 
     def load(annotation: Annotation):
         annotation, upright = upright_annotation(annotation, *stored_geometry(annotation.image))
-        image = read_image(annotation.image, size, 3)
+        image = read_image(annotation.image, size, 3, window)
         objects, regions = split_ignored(annotation)
         target, counts = rows(objects, upright)
         return image, target, upright, counts, rows(regions, upright)[0]

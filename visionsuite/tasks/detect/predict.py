@@ -139,6 +139,7 @@ def detect_images(run: str, inputs, conf: float = 0.25, iou: float | None = None
     predictor = load_predictor(source)
     labels = source.labels or []
     size = predictor.image_size
+    window = source.settings.get("window")  # 16-bit images, read as in training
     config.data.image_size = size
     paths = collect_images(list(inputs), outputs=() if output is None else (output,))
     folder = new_run_dir(Path(RUNS) / "detect", None, "predict") if output is None \
@@ -147,7 +148,7 @@ def detect_images(run: str, inputs, conf: float = 0.25, iou: float | None = None
     for path in progress(paths, total=len(paths), desc="detecting"):
         try:
             upright = inspect_image(path, decode=False)[0]  # as read_image shows it
-            image = read_image(path, size, 3)
+            image = read_image(path, size, 3, window)
         except UnreadableImage as err:
             warn(f"{err}; skipped")
             continue
@@ -160,7 +161,7 @@ def detect_images(run: str, inputs, conf: float = 0.25, iou: float | None = None
                       for b, s, c in zip(found["boxes"][keep], found["scores"][keep],
                                          found["classes"][keep])]
         drawn = folder / f"{unique_stem(path.stem, used)}.png"
-        save_drawn(path, detections, drawn)
+        save_drawn(path, detections, drawn, window)
         results.append({"image": str(path), "width": upright[0], "height": upright[1],
                         "detections": detections, "drawn": str(drawn)})
     if not results:
