@@ -190,10 +190,11 @@ def group_photo(path: Path, scales=(1.0, 0.75, 0.55)) -> Path:
 def test_every_face_of_a_group_photo_is_found_largest_first(tmp_path):
     import cv2
 
-    from visionsuite.tasks.face.faces import every_face, find_face, prepare_faces
+    from visionsuite.core.images import read_image
+    from visionsuite.tasks.face.faces import faces_in, find_face, prepare_faces
 
     path = group_photo(tmp_path / "group.png", scales=(0.55, 1.0, 0.75))
-    boxes, crops = every_face(path, 32, 3)
+    boxes, crops = faces_in(read_image(path), 32)
     assert crops.shape == (3, 32, 32, 3) and crops.dtype == np.uint8
     assert [w for _, _, w, _ in boxes] == sorted((w for _, _, w, _ in boxes), reverse=True)
     lefts = sorted(x for x, _, _, _ in boxes)
@@ -203,7 +204,8 @@ def test_every_face_of_a_group_photo_is_found_largest_first(tmp_path):
     assert faces.kept == [0] and faces.crowded == [(0, 3)]
     blank = tmp_path / "blank.png"
     cv2.imwrite(str(blank), np.full((240, 320), 90, np.uint8))
-    assert every_face(blank, 32, 3)[0] == [] and every_face(blank, 32, 3)[1].shape[0] == 0
+    boxes, crops = faces_in(read_image(blank), 32)
+    assert boxes == [] and crops.shape[0] == 0
 
 
 def test_face_modes_crop_keep_or_report(tmp_path):
@@ -587,9 +589,9 @@ def test_a_collapsed_embedding_is_warned_about(capsys):
     data = SimpleNamespace(source="orl", train=None)
     metrics = {"best_threshold": 0.9987, "identities": 10, "images": 100,
                "thresholds_at_far": {"0.01": 0.9991, "0.001": 0.9995}}
-    assert TASK.inference_settings(metrics, data, None)["threshold"] == 0.9987
+    assert TASK.inference_settings(metrics, data, tiny_face_config())["threshold"] == 0.9987
     assert "nearly collapsed" in capsys.readouterr().err
-    TASK.inference_settings({**metrics, "best_threshold": 0.45}, data, None)
+    TASK.inference_settings({**metrics, "best_threshold": 0.45}, data, tiny_face_config())
     assert capsys.readouterr().err == ""
 
 

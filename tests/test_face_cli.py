@@ -681,3 +681,41 @@ def test_data_check_names_twenty_unreadable_images_and_counts_the_rest(faces_dat
     result = invoke("data", "check", "face", data)
     assert result.output.count("broken") == 20, result.output
     assert "... and 3 more images left out" in result.output
+
+
+def test_16_bit_faces_train_and_embed_through_their_sets_bit_depth(face_run, faces_data,
+                                                                   tmp_path):
+    """A 12-bit camera's 16-bit PNGs (0..4095): a new run reads them from 0..4095, as the
+    same faces in 8 bits, and `embed` through the run's window (kept in inference.json)
+    gives the 8-bit faces' embeddings; data check says how a new run reads them."""
+    from visionsuite.config import load_config
+    from visionsuite.tasks.face import TASK
+
+    twelve, eight = tmp_path / "twelve", tmp_path / "eight"
+    for copy, deep in ((twelve, True), (eight, False)):
+        shutil.copytree(faces_data, copy)
+        for path in copy.rglob("*.png"):
+            grey = np.asarray(Image.open(path).convert("L"))
+            Image.fromarray(np.round(grey * (4095 / 255)).astype(np.uint16) if deep
+                            else grey).save(path)
+    result = invoke("data", "check", "face", twelve)
+    assert result.exit_code == 0, result.output
+    assert "read as 12-bit, 0..4095 to 0..255 (data.window=[2047.5, 4095.0]) by a new run" \
+        in result.output
+    configs = [load_config("face", overrides={"data.path": str(copy)},
+                           sets=["data.face_detect=false", "data.image_size=64"])
+               for copy in (twelve, eight)]
+    splits = [TASK.load_data(config).train for config in configs]
+    assert configs[0].data.window == [2047.5, 4095.0] and configs[1].data.window is None
+    assert np.abs(splits[0].images.astype(int) - splits[1].images).max() <= 1
+
+    run = tmp_path / "run"
+    shutil.copytree(face_run, run)  # as if trained on the 12-bit faces
+    settings = json.loads((run / "inference.json").read_text())
+    (run / "inference.json").write_text(json.dumps({**settings, "window": [2047.5, 4095.0]}))
+    names = [path.relative_to(faces_data)
+             for path in sorted(person(faces_data, "val", 0).glob("*.png"))[:3]]
+    vectors = [np.array([row["embedding"] for row in json.loads(invoke(
+        "embed", run, *(copy / name for name in names), "--json").stdout)])
+        for copy in (twelve, eight)]
+    assert vectors[0].shape == (3, 128) and np.allclose(vectors[0], vectors[1], atol=1e-5)

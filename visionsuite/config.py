@@ -95,8 +95,7 @@ class DataConfig:
     # DICOM, NIfTI and 16-bit intensities: [center, width] (CT: [40, 400] soft tissue,
     # [-600, 1500] lung); empty = the file's own window (DICOM WindowCenter/Width, NIfTI
     # cal_min/max), else its 0.5-99.5 percentile range; 16-bit PNG/TIFF: the dataset's bit
-    # depth, which a new segment, classify or detect run measures and keeps here
-    # (images.bit_depth_window)
+    # depth, which a new run of any task measures and keeps here (images.bit_depth_window)
     window: list[float] | None = None
     # face: auto (find faces; a set whose faces fill the frame is used whole) | true (crop
     # each image's face; images without one are skipped) | false (the images are face crops)
@@ -439,7 +438,7 @@ TASK_KEYS = {
     **{f"data.{key}": ("segment",) for key in (
         "binary_masks", "colors", "mask_values", "regions", "surface_tolerance",
         "crops_per_image", "tile_overlap", "tta", "max_size", "rle_order")},
-    "data.window": ("segment", "classify", "detect"),
+    "data.window": ("segment", "classify", "detect", "face"),
     "data.face_detect": ("face",), "data.val_pairs": ("face",),
     "data.val_pairs_images": ("face",),
     **{f"data.{key}": ("classify",) for key in ("image_column", "label_column")},

@@ -45,6 +45,7 @@ class FaceTask(Task):
 
     def load_data(self, config: Config, train: bool = True, labels: list[str] | None = None,
                   held_out: str = "val") -> TaskData:
+        from visionsuite.core.data import window_of_bit_depth
         from visionsuite.datasets import resolve_dataset
         from visionsuite.tasks.face.data import index_identities
 
@@ -65,6 +66,10 @@ class FaceTask(Task):
             index = index_identities(root, share, config.data.split_seed,
                                      train, held_out, everyone_trains=pairs is not None)
             fold = fold_of(share, held_out, index.held_out_by_fraction, root)
+            if train and labels is None and not config.data.window:  # a new run
+                window_of_bit_depth([path for items in index.splits.values()
+                                     for path, _ in items] + (pairs.paths if pairs else []),
+                                    config)
             for name in (["train"] if train else []) + (["val"] if pairs is None else []):
                 _warn_of_single_images(index.single_image_identities(name), index.folders[name])
                 splits[name] = _decode(index.splits[name], index.names[name], config, name)
@@ -169,7 +174,7 @@ class FaceTask(Task):
             settings["crop_shape"] = list(train.typical_shape)
             if train.framing is not None:  # faces found in photos are cut out framed alike
                 settings["crop_framing"] = train.framing.to_json()
-        return settings
+        return settings | super().inference_settings(metrics, data, config)  # data.window
 
     def headline(self, metrics: dict) -> dict[str, float]:
         keys = ("roc_auc", "tar_at_far_0.01", "tar_at_far_0.001", "eer", "rank1", "accuracy",
@@ -267,7 +272,8 @@ def _decode(items, names: list[str], config: Config, split: str) -> FaceSplit:
 
     paths = [path for path, _ in items]
     faces = prepare_faces(paths, config.data.image_size, config.data.channels,
-                          config.data.face_detect, config.data.workers, desc=f"decoding {split}")
+                          config.data.face_detect, config.data.workers, desc=f"decoding {split}",
+                          window=config.data.window)
     warn_some([f"{message}; skipped" for message in faces.skipped],
               f"{{}} more {split} images skipped (`visionsuite data check face` names more)")
     if face_mode(config.data.face_detect) != "false":

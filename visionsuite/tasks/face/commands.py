@@ -46,6 +46,7 @@ class Embedder:
     threshold: float | None
     crop_shape: tuple[int, int] | None = None  # of the face crops it was trained on (faces.py)
     framing: object = None  # faces.Framing of those crops' faces: detected faces are cut alike
+    window: list[float] | None = None  # data.window of a model trained on 16-bit images
 
     @property
     def image_size(self) -> int:
@@ -62,7 +63,8 @@ class Embedder:
         from visionsuite.tasks.face.faces import prepare_faces
 
         faces = prepare_faces(paths, self.image_size, self.channels, self.detect, desc=desc,
-                              crop_shape=self.crop_shape, framing=self.framing)
+                              crop_shape=self.crop_shape, framing=self.framing,
+                              window=self.window)
         # A group photo among one person's; LFW's photos often hold a face behind the first.
         warn_some([f"{paths[index]}: {count} faces found; the largest is used (identify "
                    "--every-face takes each)" for index, count in faces.crowded],
@@ -105,7 +107,8 @@ def load_embedder(run: str | Path, detect: bool | None = None, threshold: float 
     predictor = load_predictor(source)
     crop_shape = source.settings.get("crop_shape")
     return Embedder(predictor, source, mode, threshold, tuple(crop_shape) if crop_shape else None,
-                    Framing.from_json(source.settings.get("crop_framing")))
+                    Framing.from_json(source.settings.get("crop_framing")),
+                    source.settings.get("window"))
 
 
 def _operating_threshold(run, settings: dict, threshold: float | None,
@@ -387,7 +390,7 @@ def _every_face(embedder: Embedder, paths: list[Path], desc: str):
 
     for path in progress(paths, total=len(paths), desc=desc):
         try:
-            photo = read_image(path, None, embedder.channels)
+            photo = read_image(path, None, embedder.channels, embedder.window)
         except UnreadableImage as err:
             yield PhotoFaces(path, error=str(err))
             continue
@@ -527,6 +530,7 @@ def _check_gallery(path: Path, data) -> None:
 def check_face_folders(path: str, held_out: str = "val"):
     """`visionsuite data check face PATH`: identities and images per split, single-image
     identities, unreadable files, and what face finding makes of the images."""
+    from visionsuite.core.data import measured_window
     from visionsuite.core.files import held_out_only
     from visionsuite.core.report import table
     from visionsuite.core.splits import test_set_note
@@ -554,9 +558,13 @@ def check_face_folders(path: str, held_out: str = "val"):
         listed = sum(len(items) for items in index.splits.values())
         lines.append(f"  people named in {index.listed_in.relative_to(index.root)} "
                      f"({listed} images)")
+    measured = measured_window([path for items in index.splits.values() for path, _ in items])
+    if measured:  # faces are found in the images as a new run reads them
+        lines.append(f"  {measured[1]} by a new run; set data.window to read another range")
     for split, items in index.splits.items():
         shown = held_out if split == "val" else split
-        faces = prepare_faces([p for p, _ in items], 112, 1, "auto", desc=f"checking {shown}")
+        faces = prepare_faces([p for p, _ in items], 112, 1, "auto", desc=f"checking {shown}",
+                              window=measured[0] if measured else None)
         single = index.single_image_identities(split)
         rows.append({"split": shown, "identities": len(index.names[split]),
                      "images": len(items), "used": len(faces.kept),

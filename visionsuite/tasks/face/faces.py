@@ -210,12 +210,14 @@ def measured_framing(faces: list[Face]) -> Framing | None:
 
 
 def load_face(path: Path, size: int, channels: int, detect: bool,
-              crop_shape: tuple[int, int] | None = None, framing: Framing = SQUARE) -> Face:
-    """Decode `path` once: its whole image resized, and (with `detect`, unless the image has
-    `crop_shape`) its face crop, framed as `framing` says."""
+              crop_shape: tuple[int, int] | None = None, framing: Framing = SQUARE,
+              window: list[float] | None = None) -> Face:
+    """Decode `path` once (16-bit through `window`, data.window): its whole image resized,
+    and (with `detect`, unless the image has `crop_shape`) its face crop, framed as `framing`
+    says."""
     import cv2
 
-    full = read_image(path, None, channels)
+    full = read_image(path, None, channels, window)
     shape = tuple(full.shape[:2])
     whole = full if shape == (size, size) else cv2.resize(
         full, (size, size), interpolation=cv2.INTER_AREA).reshape(size, size, channels)
@@ -242,17 +244,12 @@ def _gray(image: np.ndarray, channels: int) -> np.ndarray:
     return np.ascontiguousarray(gray)
 
 
-def every_face(path: Path, size: int, channels: int, framing: Framing = SQUARE
-               ) -> tuple[list[tuple], np.ndarray]:
-    """Every face found in the photo at `path` (a group photo): their boxes (x, y, w, h,
-    largest first, on the image as shown upright) and their crops, aligned, framed as
-    `framing` says and resized, (N, size, size, channels) uint8."""
-    return faces_in(read_image(path, None, channels), size, framing)
-
-
 def faces_in(full: np.ndarray, size: int, framing: Framing = SQUARE
              ) -> tuple[list[tuple], np.ndarray]:
-    """every_face of a decoded photo, (H, W, channels) uint8 as read_image gives it."""
+    """Every face found in a decoded photo, (H, W, channels) uint8 as read_image gives it (a
+    group photo): their boxes (x, y, w, h, largest first, on the image as shown upright) and
+    their crops, aligned, framed as `framing` says and resized, (N, size, size, channels)
+    uint8."""
     channels = full.shape[-1]
     gray = _gray(full, channels)
     boxes = find_faces(gray)
@@ -263,7 +260,8 @@ def faces_in(full: np.ndarray, size: int, framing: Framing = SQUARE
 def prepare_faces(paths: list[Path], size: int, channels: int, mode: str = "auto",
                   workers: int = 0, desc: str = "faces",
                   crop_shape: tuple[int, int] | None = None,
-                  framing: Framing | None = None) -> FaceSet:
+                  framing: Framing | None = None,
+                  window: list[float] | None = None) -> FaceSet:
     """The model inputs of `paths` under `mode` (see the module docstring); in auto mode,
     images of `crop_shape` are used whole. Faces found are cropped as `framing` says (the
     model's training crops', else SQUARE). Unreadable images and, when faces are cropped,
@@ -275,7 +273,7 @@ def prepare_faces(paths: list[Path], size: int, channels: int, mode: str = "auto
     detect = mode != "false"
     crop_shape = crop_shape if mode == "auto" else None
     faces, skipped = load_in_parallel(lambda p: load_face(p, size, channels, detect, crop_shape,
-                                                          framing or SQUARE),
+                                                          framing or SQUARE, window),
                                       paths, workers,
                                       desc=f"{desc} (finding faces)" if detect else desc)
     readable = [i for i, f in enumerate(faces) if f is not None]
