@@ -237,17 +237,17 @@ class SegmentTask(Task):
             settings["keep_largest_component"] = metrics["keep_largest_component"]
         if data.channel_names:  # images of their own channels must come so to `segment`
             settings["image_channels"] = data.channel_names
-        if config.data.window:  # deep images (16-bit, DICOM, NIfTI) windowed as in training
-            settings["window"] = config.data.window
+        # deep images (16-bit, DICOM, NIfTI) windowed as in training: data.window (super)
+        settings |= super().inference_settings(metrics, data, config)
         if config.data.mask_values:  # grey levels coding the classes: masks written in them
             settings["mask_values"] = config.data.mask_values
         return settings | ({"mask_colors": config.data.colors} if config.data.colors else {})
 
     def settings_into_config(self, settings: dict, config: Config) -> None:
+        super().settings_into_config(settings, config)  # data.window
         config.data.max_size = settings.get("max_size")
         config.data.colors = settings.get("mask_colors")
         config.data.mask_values = settings.get("mask_values")
-        config.data.window = settings.get("window")
         if settings.get("image_channels"):
             config.data.channels = len(settings["image_channels"])
 
