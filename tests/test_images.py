@@ -266,3 +266,43 @@ def test_images_are_known_by_their_bytes_when_their_extension_does_not_say(tmp_p
                                              "subject01.glasses", "subject01.happy"]
     for path in found:
         assert np.array_equal(read_image(path, channels=1)[..., 0], grey), path.name
+
+
+@pytest.mark.parametrize("suffix", [".png", ".tif"])
+def test_colour_of_16_bits_a_channel_keeps_its_low_bits(tmp_path: Path, suffix):
+    """48-bit PNGs and TIFFs: Pillow kept the top byte of each value, so a 12-bit camera's
+    colour came out as 0..15. Read as 16-bit grey is (from 0..65535, or through a window),
+    its bit depth measured, and named RGB;16 by data check."""
+    import cv2
+
+    from visionsuite.core.data import bit_depth_line
+    from visionsuite.core.images import deep_maximum, inspect_image, read_image_slices
+
+    ramp = np.tile(np.linspace(0, 4095, 32).round().astype(np.uint16), (8, 1))
+    rgb = np.stack([ramp, ramp // 2, ramp // 4], axis=-1)
+    path = tmp_path / f"twelve{suffix}"
+    cv2.imwrite(str(path), rgb[..., ::-1])  # OpenCV writes BGR
+    assert inspect_image(path) == ((32, 8), "RGB;16")
+    assert inspect_image(path, decode=False)[1] == "RGB;16"
+    assert deep_maximum(path) == 4095
+    assert read_image(path)[0, -1].tolist() == [16, 8, 4]  # from 0..65535, as grey
+    window = [2047.5, 4095.0]
+    image = read_image(path, window=window)
+    assert image[0, -1].tolist() == [255, 127, 64] and image[0, 0].tolist() == [0, 0, 0]
+    assert np.array_equal(read_image_slices(path, 3, window)[0], image)
+    assert read_image(path, channels=1, window=window).shape == (8, 32, 1)
+    assert bit_depth_line([path], {"RGB;16": 1}) == [
+        "16-bit images with values up to 4095: read as 12-bit, 0..4095 to 0..255 "
+        "(data.window=[2047.5, 4095.0]) by a new run; set data.window to read another range"]
+
+
+def test_colour_of_16_bits_a_channel_with_alpha_is_composited_on_white(tmp_path: Path):
+    import cv2
+
+    rgba = np.zeros((4, 4, 4), np.uint16)
+    rgba[..., 3] = 65535
+    rgba[0, 0, 3] = 0  # transparent: white
+    path = tmp_path / "sixty-four.png"
+    cv2.imwrite(str(path), rgba[..., [2, 1, 0, 3]])  # BGRA
+    image = read_image(path)
+    assert image[0, 0].tolist() == [255, 255, 255] and image[1, 1].tolist() == [0, 0, 0]

@@ -142,9 +142,9 @@ def window_of_bit_depth(files: list[Path], config) -> None:
 def bit_depth_line(files: list[Path], modes) -> list[str]:
     """data check's line on how a new run reads the 16-bit images among `files` (`modes`:
     the image modes data check counted)."""
-    from visionsuite.core.images import DEEP_INTEGER_MODES
+    from visionsuite.core.images import DEEP_COLOUR_MODES, DEEP_INTEGER_MODES
 
-    if not any(mode in DEEP_INTEGER_MODES for mode in modes):
+    if not any(mode in DEEP_INTEGER_MODES + DEEP_COLOUR_MODES for mode in modes):
         return []
     measured = measured_window(files)
     return [measured[1] + " by a new run; set data.window to read another range"] \

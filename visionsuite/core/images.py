@@ -7,11 +7,13 @@ the classic Yale faces are GIFs named `subject01.happy`, and DICOM series often 
 `IM0001` or `*.IMA`. A name like `face.pgm.bad` was renamed to be left out, and is.
 Modes are converted deliberately:
 - 16-bit grayscale is scaled linearly from its full range to 0..255 (not clipped, which would
-  turn most 16-bit images white); 32-bit integer and float grayscale from the range they fit
-  (floats 0..1), or their own minimum to maximum where they hold negative values. A window
-  (segment's data.window) replaces that range where a reader is given one: segment measures
-  its training set's bit depth (`bit_depth_window`), since a 12-bit camera's 0..4095 scaled
-  from 0..65535 would keep 16 of 256 grey levels;
+  turn most 16-bit images white), and so is colour of 16 bits a channel (48- and 64-bit PNG
+  and TIFF, decoded by OpenCV: Pillow keeps only the top byte of each value); 32-bit integer
+  and float grayscale from the range they fit (floats 0..1), or their own minimum to maximum
+  where they hold negative values. A window (data.window) replaces that range where a reader
+  is given one: a new run of any task measures its training set's bit depth
+  (`bit_depth_window`), since a 12-bit camera's 0..4095 scaled from 0..65535 would keep 16 of
+  256 grey levels;
 - RGBA and LA are composited on white, since colour under transparent pixels is undefined;
 - palette images go through RGBA so that a transparent palette entry is handled the same way;
 - EXIF orientation is applied, so a phone photo is seen upright, as a person sees it.
@@ -59,6 +61,12 @@ ORIENTATION_TAG = 0x0112  # EXIF
 # The EXIF orientations that turn an image a quarter, and Pillow's transposes for them.
 QUARTER_TURNS = {5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270,
                  7: Image.Transpose.TRANSVERSE, 8: Image.Transpose.ROTATE_90}
+# Each EXIF orientation's transpose, as Pillow's exif_transpose applies it
+EXIF_TRANSPOSES = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
+                   4: Image.Transpose.FLIP_TOP_BOTTOM, **QUARTER_TURNS}
+# How inspect_image names colour stored in 16 bits a channel (48- and 64-bit PNG and TIFF),
+# which Pillow would read as the top byte of each value
+DEEP_COLOUR_MODES = ("RGB;16", "RGBA;16")
 
 # A decompression-bomb guard that still admits large microscopy slides.
 Image.MAX_IMAGE_PIXELS = 20000 * 20000
@@ -176,8 +184,47 @@ def read_image(path: str | Path, size: int | None = None, channels: int = 3,
 
 def _upright_uint8(image: Image.Image, channels: int, size: int | None,
                    window: list[float] | None = None) -> np.ndarray:
+    if _deep_colour(image):
+        return _to_uint8(_deep_colour_8bit(image, window), channels, size)
     image.load()
     return _to_uint8(ImageOps.exif_transpose(image), channels, size, window)
+
+
+def _deep_colour(image: Image.Image) -> bool:
+    """Whether `image` is colour stored in 16 bits a channel, which Pillow decodes to 8 bits
+    by keeping each value's top byte: a 12-bit camera's 0..4095 came out as 0..15."""
+    if image.mode not in ("RGB", "RGBA") or not image.tile:
+        return False
+    raw = image.tile[0].args[0] if isinstance(image.tile[0].args, tuple) else image.tile[0].args
+    return isinstance(raw, str) and ";16" in raw
+
+
+def _deep_colour_values(image: Image.Image) -> np.ndarray:
+    """The 16-bit RGB(A) values of a _deep_colour image's file, as stored, through OpenCV
+    (Pillow keeps 8 bits of them)."""
+    import cv2
+
+    path = Path(image.filename)
+    values = cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_UNCHANGED)
+    if values is None or values.dtype != np.uint16 or values.ndim != 3 \
+            or values.shape[2] not in (3, 4):
+        raise UnreadableImage(f"{path}: unreadable image (16-bit colour that OpenCV does not "
+                              "decode)")
+    return cv2.cvtColor(values, cv2.COLOR_BGRA2RGBA if values.shape[2] == 4
+                        else cv2.COLOR_BGR2RGB)
+
+
+def _deep_colour_8bit(image: Image.Image, window: list[float] | None) -> Image.Image:
+    """A _deep_colour image in 8 bits a channel, upright: its values from `window` (else
+    their full 0..65535, as 16-bit grey is read) to 0..255, alpha from its full range."""
+    values = _deep_colour_values(image).astype(np.float64)
+    low, top = window_bounds(window) if window else (0.0, 65535.0)
+    colour = np.clip((values[..., :3] - low) * (255.0 / (top - low)), 0, 255)
+    if values.shape[2] == 4:
+        colour = np.concatenate([colour, values[..., 3:] * (255.0 / 65535.0)], axis=-1)
+    eight = Image.fromarray(colour.round().astype(np.uint8))
+    method = EXIF_TRANSPOSES.get(exif_orientation(image))
+    return eight.transpose(method) if method is not None else eight
 
 
 def read_image_slices(path: str | Path, channels: int = 3,
@@ -265,13 +312,16 @@ def tiff_channels(path: str | Path) -> int:
 
 
 def deep_maximum(path: str | Path) -> int | None:
-    """The largest value of a 2-D image file stored in 16-bit (or 32-bit) integers, over
-    every page of a stack; None for any other file (8-bit, float, colour, DICOM, NIfTI)."""
+    """The largest value of a 2-D image file stored in 16-bit (or 32-bit) integers: grey,
+    over every page of a stack, or colour of 16 bits a channel (alpha aside); None for any
+    other file (8-bit, float, DICOM, NIfTI)."""
     from visionsuite.core.medical import is_medical_file
 
     if Path(path).is_dir() or is_medical_file(Path(path)):
         return None
     with _opened(Path(path)) as image:
+        if _deep_colour(image):
+            return int(_deep_colour_values(image)[..., :3].max(initial=0))
         if image.mode not in DEEP_INTEGER_MODES:
             return None
         pages = _pages(image) if stack_pages(image) > 1 else [image]
@@ -366,9 +416,10 @@ def inspect_image(path: str | Path, decode: bool = True) -> tuple[tuple[int, int
         first = read_slices(path, 3)[0]
         return (first.shape[1], first.shape[0]), describe(path)
     with _opened(Path(path)) as image:
+        mode = f"{image.mode};16" if _deep_colour(image) else image.mode  # before decoding
         if decode:
             image.load()
-        return upright_size(image.size, exif_orientation(image)), image.mode
+        return upright_size(image.size, exif_orientation(image)), mode
 
 
 def exif_orientation(image: Image.Image) -> int:
