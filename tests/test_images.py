@@ -12,7 +12,7 @@ RGB = np.dstack([np.full((20, 30), 200, np.uint8), np.zeros((20, 30), np.uint8),
 
 
 @pytest.mark.parametrize("suffix", [".jpg", ".png", ".bmp", ".gif", ".ppm", ".tif", ".tiff",
-                                    ".webp", ".avif"])
+                                    ".webp", ".avif", ".jp2", ".j2k"])
 def test_every_format_decodes_to_rgb_uint8(tmp_path: Path, suffix):
     path = tmp_path / f"image{suffix}"
     Image.fromarray(RGB).save(path)
@@ -256,14 +256,15 @@ def test_images_are_known_by_their_bytes_when_their_extension_does_not_say(tmp_p
     # The classic Yale faces: GIFs named subject01.happy; a PGM and a WebP named as such too.
     # A file renamed to be left out (Extended Yale B's *.pgm.bad) stays out.
     for name, fmt in (("subject01.happy", "GIF"), ("subject01.glasses", "PNG"),
-                      ("scan.raw", "PPM"), ("photo.webp", "WEBP"), ("old.bin", "BMP")):
+                      ("scan.raw", "PPM"), ("photo.webp", "WEBP"), ("old.bin", "BMP"),
+                      ("tile.img", "JPEG2000")):
         Image.fromarray(grey).save(tmp_path / name, format=fmt, lossless=True)
     Image.fromarray(grey).save(tmp_path / "yaleB11_P00A+050E-40.pgm.bad", format="PPM")
     (tmp_path / "notes.info").write_text("P5 is not how this file starts\n")
     (tmp_path / "labels.txt").write_text("BM......\n")
     found = collect_images([str(tmp_path)])
     assert [path.name for path in found] == ["old.bin", "photo.webp", "scan.raw",
-                                             "subject01.glasses", "subject01.happy"]
+                                             "subject01.glasses", "subject01.happy", "tile.img"]
     for path in found:
         assert np.array_equal(read_image(path, channels=1)[..., 0], grey), path.name
 

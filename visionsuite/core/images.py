@@ -1,8 +1,9 @@
 """Reading images of every common format and mode into uint8 arrays, on purpose.
 
-Pillow decodes JPEG, PNG, BMP, GIF, PGM/PPM, TIFF, WebP and AVIF alike, and HEIC (iPhones' own
-photo format) through pi-heif's Pillow plugin, so every format takes the same path. A file is
-an image by its extension or, when the extension names no image format, by its first bytes:
+Pillow decodes JPEG, PNG, BMP, GIF, PGM/PPM, TIFF, WebP, AVIF and JPEG 2000 (Sentinel-2 tiles,
+archives' exports) alike, and HEIC (iPhones' own photo format) through pi-heif's Pillow plugin,
+so every format takes the same path. A file is an image by its extension or, when the
+extension names no image format, by its first bytes:
 the classic Yale faces are GIFs named `subject01.happy`, and DICOM series often come as
 `IM0001` or `*.IMA`. A name like `face.pgm.bad` was renamed to be left out, and is.
 Modes are converted deliberately:
@@ -42,7 +43,7 @@ from visionsuite.errors import VisionsuiteError
 DEEP_INTEGER_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")  # Pillow's 16- and 32-bit grey
 IMAGE_EXTENSIONS = (
     ".jpg", ".jpeg", ".png", ".bmp", ".gif", ".pgm", ".ppm", ".pbm", ".pnm", ".tif", ".tiff",
-    ".webp", ".heic", ".heif", ".avif",
+    ".webp", ".heic", ".heif", ".avif", ".jp2", ".j2k", ".jpx", ".jpf",
 )
 # Masks whose values number objects (cells 1..N) are no class indices, but can be foreground.
 INSTANCE_HINT = "if they number objects, set data.binary_masks=true"
@@ -50,7 +51,8 @@ LOSSY_FORMATS = ("JPEG", "MPO", "HEIF", "AVIF")  # Pillow's names; masks in them
 COLOUR_CODES = np.uint32  # the dtype of a colour mask's values as read_mask gives them
 # Leading bytes of those formats, for files whose extension does not say (see content_kind).
 _IMAGE_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"II*\x00",
-                     b"MM\x00*")
+                     b"MM\x00*",
+                     b"\x00\x00\x00\x0cjP  \r\n\x87\n", b"\xff\x4f\xff\x51")  # JPEG 2000: JP2, J2K
 # HEIC/HEIF and AVIF are ISO media files: "ftyp" at byte 4, then the brand (MP4 videos differ).
 _HEIF_BRANDS = (b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1", b"avif",
                 b"avis")
