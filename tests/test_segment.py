@@ -353,6 +353,36 @@ def test_a_folder_per_image_with_a_mask_per_object_pairs_each_image_with_their_u
         "lesion), read as their union" in check_segmentation_folders(str(root)).text.splitlines()
 
 
+def test_image_folders_named_alike_but_for_a_number_are_read_as_one(tmp_path):
+    """HAM10000 with its segmentations: HAM10000_images_part_1/ and _part_2/ beside
+    HAM10000_segmentations_lesion_tschandl/ (ISIC_0024306_segmentation.png) and the metadata
+    CSV. Before: 'expected images/ and masks/ folders'. A stem in both parts is an error."""
+    from visionsuite.tasks.segment.check import check_segmentation_folders
+
+    root = tmp_path / "HAM10000"
+    for number in range(12):
+        part = f"HAM10000_images_part_{1 + number // 6}"
+        name = f"ISIC_{24306 + number:07d}"
+        _save_disc(root / part / f"{name}.jpg", number % 5, mask=False)
+        _save_disc(root / "HAM10000_segmentations_lesion_tschandl" / f"{name}_segmentation.png",
+                   number % 5, mask=True)
+    (root / "HAM10000_metadata.csv").write_text("lesion_id,image_id,dx\nHAM_1,ISIC_0024306,bkl\n")
+    index = index_pairs(root, 0.2)
+    pairs = index.splits["train"] + index.splits["val"]
+    assert len(pairs) == 12 and {p.image.parent.name for p in pairs} == {
+        "HAM10000_images_part_1", "HAM10000_images_part_2"}
+    assert all(p.mask.name == f"{p.image.stem}_segmentation.png" for p in pairs)
+    report = check_segmentation_folders(str(root))
+    assert report.usable, report.problem
+    assert "  pairs: ./ (images: HAM10000_images_part_1/ + HAM10000_images_part_2/, masks: " \
+        "HAM10000_segmentations_lesion_tschandl/)" in report.text.splitlines()
+    shutil.copy(root / "HAM10000_images_part_1" / "ISIC_0024306.jpg",
+                root / "HAM10000_images_part_2")
+    with pytest.raises(VisionsuiteError, match="the stem 'ISIC_0024306' is also in "
+                       "HAM10000_images_part_1/; pairing is by stem"):
+        index_pairs(root, 0.2)
+
+
 def test_ph2s_case_folders_of_folders_named_after_each_case_pair(tmp_path):
     """PH2 (dermoscopy) as it unpacks: PH2Dataset/PH2 Dataset images/IMD002/ holding
     IMD002_Dermoscopic_Image/IMD002.bmp, IMD002_lesion/IMD002_lesion.bmp and IMD002_roi/ (its

@@ -104,7 +104,8 @@ def _two_folders(root: Path, folder: Path, images: Path | None, masks: Path | No
     folders named as masks (Ground Truth/, ISIC's ISIC2018_Task1_Training_GroundTruth/): the
     masks are the first of those (STARE's first observer's labels-ah/, not labels-vk/). Of
     several folders not named as masks, the one named as images (NuInsSeg's tissue images/
-    beside its distance maps/) is the images."""
+    beside its distance maps/) is the images, or the first of folders named alike but for a
+    number, which pair_dirs reads together (image_parts)."""
     others = [path for path in sub_folders(folder) if path != roi]
     named = sorted((path for path in others if named_as_masks(path.name)),
                    key=lambda path: _natural(path.name))
@@ -114,11 +115,28 @@ def _two_folders(root: Path, folder: Path, images: Path | None, masks: Path | No
     worded = [path for path in rest if name_words(path.name) & IMAGE_FOLDER_WORDS]
     if len(rest) > 1 and len(worded) == 1:  # NuInsSeg's tissue images/ beside distance maps/
         rest = worded
+    if len(rest) > 1 and len({_numberless(path.name) for path in rest}) == 1:
+        rest = [min(rest, key=lambda path: _natural(path.name))]  # HAM10000's parts: image_parts
     if masks is None and named and len(rest) == 1:
         masks = named[0]
     if images is None and masks is not None and len(rest) == 1:
         images = rest[0]
     return images, masks
+
+
+def image_parts(images_dir: Path) -> list[Path]:
+    """The images folder and those beside it named as it but for a number, in natural order,
+    read as one folder: HAM10000 splits its photos into HAM10000_images_part_1/ and _part_2/
+    beside its one folder of segmentations."""
+    shape = _numberless(images_dir.name)
+    if shape == images_dir.name:
+        return [images_dir]
+    return sorted((path for path in sub_folders(images_dir.parent)
+                   if _numberless(path.name) == shape), key=lambda path: _natural(path.name))
+
+
+def _numberless(name: str) -> str:
+    return re.sub(r"\d+", "#", name.lower())
 
 
 def holds_images(root: Path, folder: Path) -> bool:
@@ -170,7 +188,7 @@ def pair_dirs(root: Path, images_dir: Path, masks_dir: Path, roi_dir: Path | Non
     """The pairs of an images folder and its masks (and ROI) folder, by stem."""
     # errors name the folder of both, else the images' (mmsegmentation's img_dir/train/)
     folder = images_dir.parent if images_dir.parent == masks_dir.parent else images_dir
-    images = _by_stem(root, images_dir, odd, series=True)
+    images = _parts_by_stem(root, image_parts(images_dir), odd)
     below = not images and any(sub_folders(images_dir))
     if below:  # images in sub-folders (REFUGE's Training400/Glaucoma/), masks likewise
         images = _by_stem(root, images_dir, odd, recursive=True)
@@ -207,6 +225,19 @@ def pair_dirs(root: Path, images_dir: Path, masks_dir: Path, roi_dir: Path | Non
                  class_masks=tuple((name, of_class.get(stem))
                                    for name, of_class in classes.items()))
             for stem in sorted(images, key=_natural)]
+
+
+def _parts_by_stem(root: Path, parts: list[Path], odd: list[Path]) -> dict[str, Path]:
+    """_by_stem of the folders of image_parts, as one; a stem in two of them is an error."""
+    images: dict[str, Path] = {}
+    for part in parts:
+        found = _by_stem(root, part, odd, series=True)
+        twice = sorted(set(found) & set(images))
+        if twice:
+            raise VisionsuiteError(f"{part}: the stem '{twice[0]}' is also in "
+                                   f"{images[twice[0]].parent.name}/; pairing is by stem")
+        images.update(found)
+    return images
 
 
 def _class_folder_masks(root: Path, masks_dir: Path, image_stems: set[str], odd: list[Path]

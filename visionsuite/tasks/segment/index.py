@@ -23,8 +23,9 @@ from visionsuite.tasks.segment.annotations import (coco_index, ctc_index, labelm
 from visionsuite.tasks.segment.colours import colour_table
 from visionsuite.tasks.segment.ctc import ctc_sequences, read_ctc
 from visionsuite.tasks.segment.folders import (IMAGE_FOLDER_NAMES, SIDE_MASK, case_volumes,
-                                               holds_images, name_words, named_as_masks, pair_dirs,
-                                               pair_folder, pair_folders)
+                                               holds_images, image_parts, name_words,
+                                               named_as_masks, pair_dirs, pair_folder,
+                                               pair_folders)
 from visionsuite.tasks.segment.labelme import labelme_files
 from visionsuite.tasks.segment.outlines import outline_files
 from visionsuite.tasks.segment.pairs import (Pair, PairIndex, folders_are_cases, fraction_split,
@@ -432,7 +433,9 @@ def _folders_read(root: Path, splits: dict[str, Path]) -> list[str]:
     described = []
     for name, folder in splits.items():
         found = pair_folders(root, folder)
-        parts = [f"{kind}: {path.name}/" for kind, path in zip(("images", "masks", "roi"), found)
+        parts = [f"{kind}: " + " + ".join(f"{part.name}/" for part in (
+                     image_parts(path) if kind == "images" else [path]))
+                 for kind, path in zip(("images", "masks", "roi"), found)
                  if path and path.name != kind and path != folder]
         parts += [f"left out: {path.name}/" for path in sub_folders(folder)
                   if named_as_masks(path.name) and path not in found[1:]]
