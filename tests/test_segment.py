@@ -383,6 +383,39 @@ def test_image_folders_named_alike_but_for_a_number_are_read_as_one(tmp_path):
         index_pairs(root, 0.2)
 
 
+def test_files_named_after_their_image_beside_it_are_left_out_and_counted(tmp_path):
+    """ISIC 2017 as it unpacks: ISIC-2017_Training_Data/ holds each photo's superpixels
+    (ISIC_0000000_superpixels.png beside ISIC_0000000.jpg) and a metadata CSV, beside
+    ISIC-2017_Training_Part1_GroundTruth/. Before: 'unpaired files: 6 image(s) without a
+    mask (ISIC_0000000_superpixels, ...)'. An image of another name without a mask still is."""
+    from visionsuite.tasks.segment.check import check_segmentation_folders
+
+    root = tmp_path / "isic2017"
+    for split, first in (("Training", 0), ("Validation", 100)):
+        for number in range(first, first + 4):
+            name = f"ISIC_{number:07d}"
+            _save_disc(root / f"ISIC-2017_{split}_Data" / f"{name}.jpg", number % 5, mask=False)
+            _save_disc(root / f"ISIC-2017_{split}_Data" / f"{name}_superpixels.png", 0,
+                       mask=False)
+            _save_disc(root / f"ISIC-2017_{split}_Part1_GroundTruth" /
+                       f"{name}_segmentation.png", number % 5, mask=True)
+        (root / f"ISIC-2017_{split}_Data" / f"ISIC-2017_{split}_Data_metadata.csv").write_text(
+            "image_id,age_approximate,sex\n")
+    index = index_pairs(root)
+    assert [len(index.splits[split]) for split in ("train", "val")] == [4, 4]
+    pair = index.splits["val"][0]
+    assert (pair.image.name, pair.mask.name) == ("ISIC_0000100.jpg",
+                                                 "ISIC_0000100_segmentation.png")
+    assert [path.name for path in pair.left_out] == ["ISIC_0000100_superpixels.png"]
+    report = check_segmentation_folders(str(root))
+    assert report.usable, report.problem
+    assert "  left out, one image and one mask making a pair: the files ending _superpixels (8)" \
+        in report.text.splitlines()
+    _save_disc(root / "ISIC-2017_Training_Data" / "ISIC_0000009.jpg", 0, mask=False)
+    with pytest.raises(VisionsuiteError, match=r"1 image\(s\) without a mask \(ISIC_0000009\)"):
+        index_pairs(root)
+
+
 def test_ph2s_case_folders_of_folders_named_after_each_case_pair(tmp_path):
     """PH2 (dermoscopy) as it unpacks: PH2Dataset/PH2 Dataset images/IMD002/ holding
     IMD002_Dermoscopic_Image/IMD002.bmp, IMD002_lesion/IMD002_lesion.bmp and IMD002_roi/ (its

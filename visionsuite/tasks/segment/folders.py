@@ -202,6 +202,10 @@ def pair_dirs(root: Path, images_dir: Path, masks_dir: Path, roi_dir: Path | Non
         raise VisionsuiteError(f"{masks_dir}: no masks in the folder{other_files_note(others)}")
     images, channels = _first_channels(images, set(found))
     masks = _by_image_stem(found, set(images)) if found else _first_of_classes(classes)
+    beside = _files_of_images(set(images) - set(masks), set(masks) & set(images))
+    side_files: dict[str, list[Path]] = {}
+    for stem, base in beside.items():  # ISIC 2017's superpixels, left out
+        side_files.setdefault(base, []).append(images.pop(stem))
     lonely_images = sorted(set(images) - set(masks))
     lonely_masks = sorted(set(masks) - set(images))
     if lonely_images or lonely_masks:
@@ -221,10 +225,23 @@ def pair_dirs(root: Path, images_dir: Path, masks_dir: Path, roi_dir: Path | Non
             raise VisionsuiteError(f"{roi_dir}: no region-of-interest mask for "
                                    f"{len(missing)} image(s) ({_some(missing)})")
     return [Pair(images[stem], masks[stem], rois[stem] if rois else None,
-                 channels=channels.get(stem, ()),
+                 left_out=tuple(side_files.get(stem, ())), channels=channels.get(stem, ()),
                  class_masks=tuple((name, of_class.get(stem))
                                    for name, of_class in classes.items()))
             for stem in sorted(images, key=_natural)]
+
+
+def _files_of_images(unpaired: set[str], paired: set[str]) -> dict[str, str]:
+    """Images without a mask that are files of a paired image, named after it with an ending,
+    as ISIC 2017 keeps each photo's superpixels beside it (ISIC_0000000_superpixels.png beside
+    ISIC_0000000.jpg): each one's paired image (the longest name)."""
+    found = {}
+    for stem in unpaired:
+        bases = [stem[:cut] for cut, char in enumerate(stem)
+                 if char == "_" and stem[:cut] in paired]
+        if bases:
+            found[stem] = bases[-1]
+    return found
 
 
 def _parts_by_stem(root: Path, parts: list[Path], odd: list[Path]) -> dict[str, Path]:
@@ -282,9 +299,9 @@ def _case_folder_pairs(root: Path, folder: Path, odd: list[Path]) -> list[Pair] 
                                             key=lambda item: _natural(item[0]))]
         if len(images) == 1 and masks:
             odd += scratch
-            others = tuple(path for path in sub_folders(case) if path not in (images_dir, masks_dir))
+            others = [path for path in sub_folders(case) if path not in (images_dir, masks_dir)]
             pairs.append(Pair(next(iter(images.values())), masks[0], more_masks=tuple(masks[1:]),
-                              left_out=others))
+                              left_out=tuple(others)))
         else:
             pairs += pair_folder(root, case, odd)
     return pairs
