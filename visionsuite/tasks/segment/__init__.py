@@ -40,19 +40,19 @@ from visionsuite.core.files import named_folder
 from visionsuite.core.splits import TEST_FOLDER_NAMES, fold_of, fold_source, held_out_share
 from visionsuite.errors import VisionsuiteError
 from visionsuite.tasks.base import DataReport, Split, Task, TaskData
-from visionsuite.tasks.segment.colours import (check_colour_names, colour_class_names,
-                                               colour_name, palette_colours, parse_colours)
 from visionsuite.tasks.segment.channels import channel_names, image_channels
 from visionsuite.tasks.segment.check import check_segmentation_folders
+from visionsuite.tasks.segment.colours import (check_colour_names, colour_class_names,
+                                               colour_name, palette_colours, parse_colours)
 from visionsuite.tasks.segment.data import pad_stack, to_split
 from visionsuite.tasks.segment.decode import check_pairs_fit, classes_from_colours, decode_pairs
 from visionsuite.tasks.segment.folders import sided_class_names
 from visionsuite.tasks.segment.index import index_pairs, unlabelled_folder
-from visionsuite.tasks.segment.pairs import pair_image_files
 from visionsuite.tasks.segment.mask_classes import IGNORE, class_map, read_as_objects
 from visionsuite.tasks.segment.metrics import predict_classes, segmentation_metrics
 from visionsuite.tasks.segment.model import (OWN_BACKBONES, build_unet, check_unet_settings,
                                              keras_parts, parse_loss)
+from visionsuite.tasks.segment.pairs import pair_image_files
 from visionsuite.tasks.segment.tiles import (sliding_window, trained_symmetries, val_tiles,
                                              with_symmetries)
 from visionsuite.tasks.segment.voc import read_voc_set, voc_segmentation_folder

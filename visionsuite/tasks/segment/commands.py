@@ -19,9 +19,9 @@ from visionsuite.core.medical import (DicomSeries, dicom_labels_kind, file_stem,
                                       volume_suffix, voxel_volume_mm3)
 from visionsuite.core.plots import colorize, shown_image
 from visionsuite.errors import VisionsuiteError, first_line
+from visionsuite.tasks.segment.channels import ChannelFiles, channel_groups, read_channel_files
 from visionsuite.tasks.segment.colours import colours_rgb
 from visionsuite.tasks.segment.components import class_numbers, keep_largest_components
-from visionsuite.tasks.segment.channels import ChannelFiles, channel_groups, read_channel_files
 from visionsuite.tasks.segment.metrics import predict_classes
 from visionsuite.tasks.segment.tiles import sliding_window, trained_symmetries, with_symmetries
 
