@@ -147,19 +147,22 @@ def test_face_ensembles_choose_their_own_threshold_and_keep_the_members_crop_set
     the framing of the members' training faces (each fold's people) is averaged."""
     from types import SimpleNamespace
 
+    from visionsuite.config import load_config
     from visionsuite.core.ensemble import _settings
     from visionsuite.tasks import get_task
 
     members = [{"threshold": threshold, "threshold_rule": "r", "chosen_on": "x",
                 "thresholds_at_far": {"0.01": threshold + 0.1, "0.001": threshold + 0.2},
-                "crop_shape": [92, 112],
+                "crop_shape": [92, 112], "window": [2047.5, 4095.0],
                 "crop_framing": {"centre": [0.49, centre], "width": 0.83, "aspect": 1.2}}
                for threshold, centre in ((0.7, 0.54), (0.6, 0.56))]
     data = SimpleNamespace(source="orl", train=None)
     metrics = {"best_threshold": 0.55, "identities": 10, "images": 100, "tar_at_far_0.01": 0.9,
                "thresholds_at_far": {"0.01": 0.61234567, "0.001": 0.7}}
-    settings = _settings(members, get_task("face"), metrics, data, None)
+    config = load_config("face", sets=["data.window=[2047.5, 4095.0]"])  # the members' own
+    settings = _settings(members, get_task("face"), metrics, data, config)
     assert settings["threshold"] == 0.55 and settings["crop_shape"] == [92, 112]
+    assert settings["window"] == [2047.5, 4095.0]  # 16-bit faces read as the members read them
     assert settings["thresholds_at_far"] == {"0.01": 0.612346, "0.001": 0.7}
     assert settings["chosen_on"] == "orl: 10 held-out identities, 100 images"
     # measured on each member's training faces: their mean
