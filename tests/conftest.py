@@ -51,6 +51,59 @@ def make_shapes_folder(root: Path, per_class: int = 12, val_per_class: int = 4,
     return root
 
 
+TWELVE_BIT = [2047.5, 4095.0]  # data.window of a 12-bit camera's images in 16 bits
+
+
+def twelve_bit_copies(data: Path, root: Path) -> tuple[Path, Path]:
+    """`data` copied twice under `root`, every PNG in grey: as a 12-bit camera stores it in
+    16 bits (0..4095), and in 8 bits, the same pictures."""
+    import shutil
+
+    from PIL import Image
+
+    twelve, eight = root / "twelve", root / "eight"
+    for copy, deep in ((twelve, True), (eight, False)):
+        shutil.copytree(data, copy)
+        for path in copy.rglob("*.png"):
+            grey = np.asarray(Image.open(path).convert("L"))
+            Image.fromarray(np.round(grey * (4095 / 255)).astype(np.uint16) if deep
+                            else grey).save(path)
+    return twelve, eight
+
+
+def check_read_from_bit_depth(task: str, twelve: Path, eight: Path, sets=()) -> None:
+    """Of twelve_bit_copies: data check of the 12-bit copy says how a new run reads it, and a
+    new run keeps TWELVE_BIT and reads its train split as that of the 8-bit copy."""
+    from click.testing import CliRunner
+
+    from visionsuite.cli import cli
+    from visionsuite.config import load_config
+    from visionsuite.tasks import get_task
+
+    result = CliRunner().invoke(cli, ["data", "check", task, str(twelve)])
+    assert result.exit_code == 0, result.output
+    assert f"read as 12-bit, 0..4095 to 0..255 (data.window={TWELVE_BIT}) by a new run" \
+        in result.output
+    configs = [load_config(task, overrides={"data.path": str(copy)}, sets=list(sets))
+               for copy in (twelve, eight)]
+    splits = [get_task(task).load_data(config).train for config in configs]
+    assert configs[0].data.window == TWELVE_BIT and configs[1].data.window is None
+    assert np.abs(splits[0].images.astype(int) - splits[1].images).max() <= 1
+
+
+def with_twelve_bit_window(run: Path, copy: Path) -> Path:
+    """`run` copied to `copy` as if trained on 12-bit images: TWELVE_BIT in its
+    inference.json."""
+    import json
+    import shutil
+
+    shutil.copytree(run, copy)
+    path = copy / "inference.json"
+    settings = json.loads(path.read_text()) if path.is_file() else {}
+    path.write_text(json.dumps({**settings, "window": TWELVE_BIT}))
+    return copy
+
+
 def resume_in_new_process(task: str, run: Path, epochs: int) -> str:
     """`visionsuite train TASK --resume RUN --epochs EPOCHS` in a new Python process, which has
     made none of the task's Keras classes (those of a test process are already registered),

@@ -11,7 +11,7 @@ import yaml
 from click.testing import CliRunner
 from PIL import Image
 
-from conftest import TINY_SETS, make_shapes_folder, snapshot
+from conftest import TINY_SETS, make_shapes_folder, snapshot, twelve_bit_copies
 from visionsuite.cli import cli
 
 SUBCOMMANDS = [[], ["train"], ["evaluate"], ["classify"], ["export"], ["benchmark"], ["data"],
@@ -296,15 +296,7 @@ def test_a_new_classify_run_reads_16_bit_images_from_their_bit_depth(shapes_dir,
     """A 12-bit camera's 16-bit PNGs (0..4095), read from 0..65535, kept 16 grey levels;
     data check says how a new run reads them, the run keeps data.window, and it classifies
     them as it does the same pictures in 8 bits."""
-    import shutil
-
-    import numpy as np
-
-    deep = tmp_path / "twelve-bit"
-    shutil.copytree(shapes_dir, deep)
-    for path in deep.rglob("*.png"):
-        grey = np.asarray(Image.open(path).convert("L"), np.float64)
-        Image.fromarray(np.round(grey * 4095 / 255).astype(np.uint16)).save(path)
+    deep, eight_bit = twelve_bit_copies(shapes_dir, tmp_path)
     result = invoke("data", "check", "classify", deep)
     assert result.exit_code == 0, result.output
     assert "read as 12-bit, 0..4095 to 0..255 (data.window=[2047.5, 4095.0]) by a new run" \
@@ -317,13 +309,8 @@ def test_a_new_classify_run_reads_16_bit_images_from_their_bit_depth(shapes_dir,
     run = Path(result.stdout.strip().splitlines()[-1])
     assert yaml.safe_load((run / "config.yaml").read_text())["data"]["window"] == [2047.5, 4095.0]
     assert json.loads((run / "inference.json").read_text())["window"] == [2047.5, 4095.0]
-    eight_bit = tmp_path / "eight-bit"
-    for path in sorted((deep / "val").rglob("*.png")):
-        grey = np.asarray(Image.open(shapes_dir / path.relative_to(deep)).convert("L"))
-        (eight_bit / path.parent.name).mkdir(parents=True, exist_ok=True)
-        Image.fromarray(grey).save(eight_bit / path.parent.name / path.name)
     scores = [[image["predictions"] for image in json.loads(invoke(
-        "classify", run, folder, "--json").stdout)] for folder in (deep / "val", eight_bit)]
+        "classify", run, copy / "val", "--json").stdout)] for copy in (deep, eight_bit)]
     assert scores[0] == scores[1]
 
 

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import snapshot
+from conftest import (check_read_from_bit_depth, snapshot, twelve_bit_copies,
+                      with_twelve_bit_window)
 from test_cli import assert_one_line_error, invoke
 from visionsuite.datasets import boxes_dataset
 
@@ -225,31 +226,9 @@ def test_16_bit_images_train_and_detect_through_their_sets_bit_depth(detect_run,
     """A 12-bit camera's 16-bit PNGs (0..4095): a new run reads them from 0..4095, as the
     same pictures in 8 bits, and `detect` through the run's window (kept in inference.json)
     finds what it finds in the 8-bit ones; data check says how a new run reads them."""
-    from visionsuite.config import load_config
-    from visionsuite.tasks.detect import TASK
-
-    twelve, eight = tmp_path / "twelve", tmp_path / "eight"
-    for copy, deep in ((twelve, True), (eight, False)):
-        shutil.copytree(boxes_data, copy)
-        for path in copy.rglob("*.png"):
-            grey = np.asarray(Image.open(path).convert("L"))
-            Image.fromarray(np.round(grey * (4095 / 255)).astype(np.uint16) if deep
-                            else grey).save(path)
-    result = invoke("data", "check", "detect", twelve)
-    assert result.exit_code == 0, result.output
-    assert "read as 12-bit, 0..4095 to 0..255 (data.window=[2047.5, 4095.0]) by a new run" \
-        in result.output
-    configs = [load_config("detect", overrides={"data.path": str(copy)})
-               for copy in (twelve, eight)]
-    splits = [TASK.load_data(config).train for config in configs]
-    assert configs[0].data.window == [2047.5, 4095.0] and configs[1].data.window is None
-    assert np.abs(splits[0].images.astype(int) - splits[1].images).max() <= 1
-
-    run = tmp_path / "run"
-    shutil.copytree(detect_run, run)  # as if trained on the 12-bit images
-    settings = json.loads((run / "inference.json").read_text()) \
-        if (run / "inference.json").is_file() else {}
-    (run / "inference.json").write_text(json.dumps({**settings, "window": [2047.5, 4095.0]}))
+    twelve, eight = twelve_bit_copies(boxes_data, tmp_path)
+    check_read_from_bit_depth("detect", twelve, eight)
+    run = with_twelve_bit_window(detect_run, tmp_path / "run")
     names = [path.relative_to(boxes_data) for path in _busiest(boxes_data, 3)]
     found = [[row["detections"] for row in json.loads(invoke(
         "detect", run, *(copy / name for name in names), "--output", tmp_path / copy.name,

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import snapshot
+from conftest import (check_read_from_bit_depth, snapshot, twelve_bit_copies,
+                      with_twelve_bit_window)
 from test_cli import assert_one_line_error, invoke
 from visionsuite.datasets import cartoon_faces_dataset
 
@@ -688,31 +689,10 @@ def test_16_bit_faces_train_and_embed_through_their_sets_bit_depth(face_run, fac
     """A 12-bit camera's 16-bit PNGs (0..4095): a new run reads them from 0..4095, as the
     same faces in 8 bits, and `embed` through the run's window (kept in inference.json)
     gives the 8-bit faces' embeddings; data check says how a new run reads them."""
-    from visionsuite.config import load_config
-    from visionsuite.tasks.face import TASK
-
-    twelve, eight = tmp_path / "twelve", tmp_path / "eight"
-    for copy, deep in ((twelve, True), (eight, False)):
-        shutil.copytree(faces_data, copy)
-        for path in copy.rglob("*.png"):
-            grey = np.asarray(Image.open(path).convert("L"))
-            Image.fromarray(np.round(grey * (4095 / 255)).astype(np.uint16) if deep
-                            else grey).save(path)
-    result = invoke("data", "check", "face", twelve)
-    assert result.exit_code == 0, result.output
-    assert "read as 12-bit, 0..4095 to 0..255 (data.window=[2047.5, 4095.0]) by a new run" \
-        in result.output
-    configs = [load_config("face", overrides={"data.path": str(copy)},
-                           sets=["data.face_detect=false", "data.image_size=64"])
-               for copy in (twelve, eight)]
-    splits = [TASK.load_data(config).train for config in configs]
-    assert configs[0].data.window == [2047.5, 4095.0] and configs[1].data.window is None
-    assert np.abs(splits[0].images.astype(int) - splits[1].images).max() <= 1
-
-    run = tmp_path / "run"
-    shutil.copytree(face_run, run)  # as if trained on the 12-bit faces
-    settings = json.loads((run / "inference.json").read_text())
-    (run / "inference.json").write_text(json.dumps({**settings, "window": [2047.5, 4095.0]}))
+    twelve, eight = twelve_bit_copies(faces_data, tmp_path)
+    check_read_from_bit_depth("face", twelve, eight,
+                              ["data.face_detect=false", "data.image_size=64"])
+    run = with_twelve_bit_window(face_run, tmp_path / "run")
     names = [path.relative_to(faces_data)
              for path in sorted(person(faces_data, "val", 0).glob("*.png"))[:3]]
     vectors = [np.array([row["embedding"] for row in json.loads(invoke(
