@@ -276,7 +276,7 @@ def test_colour_of_16_bits_a_channel_keeps_its_low_bits(tmp_path: Path, suffix):
     its bit depth measured, and named RGB;16 by data check."""
     import cv2
 
-    from visionsuite.core.data import bit_depth_line
+    from visionsuite.core.data import bit_depth_check
     from visionsuite.core.images import deep_maximum, inspect_image, read_image_slices
 
     ramp = np.tile(np.linspace(0, 4095, 32).round().astype(np.uint16), (8, 1))
@@ -292,9 +292,10 @@ def test_colour_of_16_bits_a_channel_keeps_its_low_bits(tmp_path: Path, suffix):
     assert image[0, -1].tolist() == [255, 127, 64] and image[0, 0].tolist() == [0, 0, 0]
     assert np.array_equal(read_image_slices(path, 3, window)[0], image)
     assert read_image(path, channels=1, window=window).shape == (8, 32, 1)
-    assert bit_depth_line([path], {"RGB;16": 1}) == [
+    assert bit_depth_check([path], {"RGB;16": 1}) == (window, [
         "16-bit images with values up to 4095: read as 12-bit, 0..4095 to 0..255 "
-        "(data.window=[2047.5, 4095.0]) by a new run; set data.window to read another range"]
+        "(data.window=[2047.5, 4095.0]) by a new run; set data.window to read another range"])
+    assert bit_depth_check([path], {"RGB": 1}) == (None, [])  # no 16-bit mode: not measured
 
 
 def test_colour_of_16_bits_a_channel_with_alpha_is_composited_on_white(tmp_path: Path):

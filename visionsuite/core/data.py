@@ -139,16 +139,19 @@ def window_of_bit_depth(files: list[Path], config) -> None:
         print(f"data: {note}, kept in config.yaml", file=sys.stderr)
 
 
-def bit_depth_line(files: list[Path], modes) -> list[str]:
-    """data check's line on how a new run reads the 16-bit images among `files` (`modes`:
-    the image modes data check counted)."""
+def bit_depth_check(files: list[Path], modes=None) -> tuple[list[float] | None, list[str]]:
+    """How a new run reads the 16-bit images among `files`, for data check: the window
+    (measured_window; None for none) and the line that says so. `modes`: the image modes data
+    check counted, where it did; none of them 16-bit, nothing is measured."""
     from visionsuite.core.images import DEEP_COLOUR_MODES, DEEP_INTEGER_MODES
 
-    if not any(mode in DEEP_INTEGER_MODES + DEEP_COLOUR_MODES for mode in modes):
-        return []
+    if modes is not None and not any(mode in DEEP_INTEGER_MODES + DEEP_COLOUR_MODES
+                                     for mode in modes):
+        return None, []
     measured = measured_window(files)
-    return [measured[1] + " by a new run; set data.window to read another range"] \
-        if measured else []
+    if measured is None:
+        return None, []
+    return measured[0], [measured[1] + " by a new run; set data.window to read another range"]
 
 
 def inspect_images(paths: list[Path], workers: int = 0):

@@ -457,7 +457,7 @@ TASK = ClassifyTask()
 def check_image_folders(path: str, held_out: str = "val") -> DataReport:
     from collections import Counter
 
-    from visionsuite.core.data import bit_depth_line, inspect_images
+    from visionsuite.core.data import bit_depth_check, inspect_images
     from visionsuite.core.report import table
 
     test_set = held_out == "test" or held_out_only(path)
@@ -492,8 +492,8 @@ def check_image_folders(path: str, held_out: str = "val") -> DataReport:
              "sizes: " + ", ".join(f"{s} ({n})" for s, n in sizes.most_common(5))
              + (f", ... {len(sizes)} sizes in all" if len(sizes) > 5 else ""),
              "modes: " + ", ".join(f"{m} ({n})" for m, n in modes.most_common()),
-             *bit_depth_line([path for items in index.splits.values() for path, _ in items],
-                             modes)]
+             *bit_depth_check([path for items in index.splits.values() for path, _ in items],
+                              modes)[1]]
     lines.append(f"unreadable images: {len(unreadable)}")
     lines += [f"  {message}" for message in unreadable]
     lines.append(f"files that are not images (ignored): {len(index.odd_files)}")

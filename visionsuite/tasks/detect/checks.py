@@ -16,7 +16,7 @@ SHOWN = 5  # problem lines shown per kind
 def check_detection_folder(path: str, held_out: str = "val") -> DataReport:
     """`visionsuite data check detect PATH`: images and boxes per class in each split, and
     every box problem by file; `held_out` "test": the test split alone."""
-    from visionsuite.core.data import load_in_parallel, measured_window
+    from visionsuite.core.data import bit_depth_check, load_in_parallel
     from visionsuite.core.images import stored_geometry
     from visionsuite.core.splits import test_set_note
     from visionsuite.tasks.detect import TASK
@@ -53,9 +53,8 @@ def check_detection_folder(path: str, held_out: str = "val") -> DataReport:
         lines.append(f"  {shown}: {readable} images ({negatives} without boxes); boxes: "
                      f"{boxes or 'none'}" + (f"; {ignored} difficult or crowd (not trained on, "
                                              "ignored by mAP)" if ignored else ""))
-    measured = measured_window([a.image for a in index.train + index.val])
-    if measured:
-        lines.append(f"  {measured[1]} by a new run; set data.window to read another range")
+    _, depth_lines = bit_depth_check([a.image for a in index.train + index.val])
+    lines += [f"  {line}" for line in depth_lines]
     for message in index.missing:
         lines.append(f"  missing image: {message}")
     if held_out == "val" and TASK.unread_test_split(Path(path)) is None:

@@ -530,7 +530,7 @@ def _check_gallery(path: Path, data) -> None:
 def check_face_folders(path: str, held_out: str = "val"):
     """`visionsuite data check face PATH`: identities and images per split, single-image
     identities, unreadable files, and what face finding makes of the images."""
-    from visionsuite.core.data import measured_window
+    from visionsuite.core.data import bit_depth_check
     from visionsuite.core.files import held_out_only
     from visionsuite.core.report import table
     from visionsuite.core.splits import test_set_note
@@ -558,13 +558,14 @@ def check_face_folders(path: str, held_out: str = "val"):
         listed = sum(len(items) for items in index.splits.values())
         lines.append(f"  people named in {index.listed_in.relative_to(index.root)} "
                      f"({listed} images)")
-    measured = measured_window([path for items in index.splits.values() for path, _ in items])
-    if measured:  # faces are found in the images as a new run reads them
-        lines.append(f"  {measured[1]} by a new run; set data.window to read another range")
+    # faces are found in the images as a new run reads them
+    window, depth_lines = bit_depth_check([path for items in index.splits.values()
+                                           for path, _ in items])
+    lines += [f"  {line}" for line in depth_lines]
     for split, items in index.splits.items():
         shown = held_out if split == "val" else split
         faces = prepare_faces([p for p, _ in items], 112, 1, "auto", desc=f"checking {shown}",
-                              window=measured[0] if measured else None)
+                              window=window)
         single = index.single_image_identities(split)
         rows.append({"split": shown, "identities": len(index.names[split]),
                      "images": len(items), "used": len(faces.kept),

@@ -127,7 +127,7 @@ def check_segmentation_folders(path: str, held_out: str = "val") -> DataReport:
         own_channels = image_channels(every_pair)
     except VisionsuiteError as err:
         return DataReport(f"segment dataset {path}", False, str(err))
-    from visionsuite.core.data import bit_depth_line, load_in_parallel
+    from visionsuite.core.data import bit_depth_check, load_in_parallel
 
     channels = own_channels or 3
     # as training reads them with data.binary_masks=auto
@@ -183,7 +183,7 @@ def check_segmentation_folders(path: str, held_out: str = "val") -> DataReport:
     lines += [table(rows), "",
               "sizes: " + ", ".join(f"{s} ({n})" for s, n in sizes.most_common(5)),
               "modes: " + ", ".join(f"{m} ({n})" for m, n in modes.most_common()),
-              *bit_depth_line(pair_image_files(every_pair), modes),
+              *bit_depth_check(pair_image_files(every_pair), modes)[1],
               *_voxels_line(voxels), values_line]
     if mapping is not None:
         total = max(int(counts.sum()), 1)
