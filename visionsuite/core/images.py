@@ -79,10 +79,13 @@ class UnreadableImage(VisionsuiteError):
 
 
 def is_image_file(path: Path) -> bool:
+    from visionsuite.core.arrays import holds_image, is_array_file
     from visionsuite.core.medical import MEDICAL_SUFFIXES
 
     if path.name.startswith("."):
         return False
+    if is_array_file(path):  # arrays of images, not of labels or ids (core/arrays.py)
+        return holds_image(path)
     if path.suffix.lower() in IMAGE_EXTENSIONS or path.name.lower().endswith(MEDICAL_SUFFIXES):
         return True
     if any(suffix.lower() in IMAGE_EXTENSIONS for suffix in path.suffixes[:-1]):

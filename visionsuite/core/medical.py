@@ -32,6 +32,9 @@ One percentile range per file keeps every slice of a volume windowed alike; a DI
   is resampled onto the series' voxels through the two affines (`label_slices_for`), so a
   label volume stored in another orientation still marks the right pixels; so is a NIfTI
   label volume of another size than its NIfTI image.
+- NumPy, HDF5 and MATLAB arrays (core/arrays.py) take the same road as slices without a
+  geometry: an array's own window is its dtype's (uint8, or floats within 0..1), else the
+  file's percentile range.
 - `labels_to_dicom_seg` writes the masks of DICOM images as a DICOM Segmentation (SEG,
   highdicom) that references them, as PACS and DICOM viewers (OHIF, 3D Slicer) load results.
 """
@@ -46,6 +49,8 @@ from pathlib import Path
 
 import numpy as np
 
+from visionsuite.core.arrays import (ARRAY_SUFFIXES, UnreadableArray, array_format,
+                                     is_array_file, own_window, read_array, slices_shape)
 from visionsuite.core.files import atomic_path
 from visionsuite.core.images import (IMAGE_EXTENSIONS, INSTANCE_HINT, UnreadableImage,
                                      content_kind, window_bounds)
@@ -57,8 +62,10 @@ NIFTI_SUFFIXES = (".nii", ".nii.gz")
 # .seg.nrrd) and MetaImage (.mha, .mhd: grand-challenge.org's and many MICCAI challenges').
 ITK_SUFFIXES = (".nrrd", ".nhdr", ".mha", ".mhd")
 VOLUME_SUFFIXES = NIFTI_SUFFIXES + ITK_SUFFIXES
-DOUBLE_SUFFIXES = (".nii.gz", ".seg.nrrd")  # a file's stem is its name without both
-MEDICAL_SUFFIXES = DICOM_SUFFIXES + VOLUME_SUFFIXES
+# a file's stem is its name without both (Synapse's test volumes are case0001.npy.h5)
+DOUBLE_SUFFIXES = (".nii.gz", ".seg.nrrd", ".npy.h5")
+# arrays (core/arrays.py) are read as slices, as volumes are
+MEDICAL_SUFFIXES = DICOM_SUFFIXES + VOLUME_SUFFIXES + ARRAY_SUFFIXES
 PERCENTILES = (0.5, 99.5)  # the window when neither the config nor the file gives one
 
 
@@ -67,9 +74,9 @@ class UnreadableMedical(UnreadableImage):
 
 
 def is_medical_file(path: Path) -> bool:
-    """DICOM or NIfTI by extension, or a DICOM file (by its "DICM" marker) whose extension names
-    no image format: scanners often write `IM0001` or `*.IMA`; or a folder of one DICOM
-    series (`series_folder`)."""
+    """DICOM, NIfTI or an array file (core/arrays.py) by extension, or a DICOM file (by its
+    "DICM" marker) whose extension names no image format: scanners often write `IM0001` or
+    `*.IMA`; or a folder of one DICOM series (`series_folder`)."""
     if path.is_dir():
         return series_folder(path) is not None
     name = path.name.lower()
@@ -865,6 +872,8 @@ def _folders_of(files: list[Path]) -> str:
 
 
 def _read(path: Path, labels: bool = False, header_only: bool = False) -> Slices:
+    if is_array_file(path):
+        return _read_arrays(path, labels, header_only)
     if is_volume(path):
         return _read_nifti(path, header_only)
     if is_medical_file(path):  # DICOM by its extension or its marker
@@ -908,6 +917,25 @@ def _read_nifti(path: Path, header_only: bool) -> Slices:
     values = np.stack([np.flipud(np.swapaxes(volume[:, :, k], 0, 1))
                        for k in range(volume.shape[2])])
     return Slices(values, own, kind, spacing, channels=channels)
+
+
+def _read_arrays(path: Path, labels: bool, header_only: bool) -> Slices:
+    """An array file's image (or mask) as slices (core/arrays.py), its own window by its
+    values (none from the header alone)."""
+    try:
+        if header_only:
+            shape = slices_shape(path, labels)
+            return Slices(np.zeros((0, 0, 0), np.float32), None, array_format(path),
+                          size=(shape[2], shape[1]), count=shape[0],
+                          channels=shape[3] if len(shape) == 4 else 1)
+        values = read_array(path, labels)
+    except UnreadableArray as err:
+        raise UnreadableMedical(str(err)) from None
+    window = own_window(values)
+    channels = values.shape[-1] if values.ndim == 4 else 1
+    values = np.nan_to_num(values.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+    return Slices(values, window, array_format(path), size=(values.shape[2], values.shape[1]),
+                  count=values.shape[0], channels=channels)
 
 
 def _read_dicom(path: Path, labels: bool, header_only: bool) -> Slices:

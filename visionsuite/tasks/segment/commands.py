@@ -1,5 +1,5 @@
-"""`visionsuite segment`: masks (PNG, or volumes in the input's format) and overlays for images
-of any size."""
+"""`visionsuite segment`: masks (PNG, or volumes and arrays in the input's format) and overlays
+for images of any size."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from visionsuite.core.arrays import is_array_file
 from visionsuite.core.files import RUNS, atomic_path, unique_stem
 from visionsuite.core.images import UnreadableImage, fit_within, read_image_slices
 from visionsuite.core.medical import (DicomSeries, dicom_labels_kind, file_stem,
@@ -222,6 +223,9 @@ def _write_segmentation(path: Path, images: list[np.ndarray], predicted: list[np
         result["mask"] = str(labels_to_volume(predicted, path,
                                               folder / f"{stem}{volume_suffix(path)}",
                                               class_count))
+    elif is_array_file(path):  # a NumPy array as the input's: (H, W), or (S, H, W) slices
+        result["mask"] = str(_save_array([stored(c, None) for c in predicted],
+                                         folder / f"{stem}.npy"))
     elif numbered and not is_medical_file(path):  # a TIFF stack: one mask stack, page by page
         result["mask"] = str(_save_tiff_stack([stored(c, None) for c in predicted],
                                               folder / f"{stem}.tif"))
@@ -245,8 +249,9 @@ def _write_probabilities(maps: list[np.ndarray], reference, labels: list[str], f
                          stem: str) -> dict:
     """Each class's probability but class 0's (1 minus their sum), as the model gave it,
     before any post-processing: `<stem>_prob_<class>`, a float32 NIfTI volume in the geometry
-    of a NIfTI file or DICOM series `reference`, a 16-bit TIFF stack for a TIFF stack, else a
-    16-bit PNG (value / 65535; `_<slice>` for each frame of a multi-frame file)."""
+    of a NIfTI file or DICOM series `reference`, a float32 .npy for an array file, a 16-bit
+    TIFF stack for a TIFF stack, else a 16-bit PNG (value / 65535; `_<slice>` for each frame
+    of a multi-frame file)."""
     numbered = len(maps) > 1
     written = {}
     for number in range(1, maps[0].shape[-1]):
@@ -259,6 +264,9 @@ def _write_probabilities(maps: list[np.ndarray], reference, labels: list[str], f
         elif is_volume(reference):
             written[name] = str(probabilities_to_volume(
                 slices, reference, folder / f"{base}{volume_suffix(reference)}"))
+        elif is_array_file(reference):
+            written[name] = str(_save_array([item.astype(np.float32) for item in slices],
+                                            folder / f"{base}.npy"))
         elif numbered and not is_medical_file(reference):
             written[name] = str(_save_tiff_stack([_sixteen_bit(item) for item in slices],
                                                  folder / f"{base}.tif"))
@@ -322,6 +330,13 @@ def _save_png(array: np.ndarray, path: Path, palette: np.ndarray | None = None) 
         image.putpalette(palette.ravel().tolist())
     with atomic_path(path, suffix=".png") as tmp:
         image.save(tmp, format="PNG")
+
+
+def _save_array(slices: list[np.ndarray], path: Path) -> Path:
+    """Slices as one .npy: (H, W) for one, else (S, H, W), as core/arrays.py reads them."""
+    with atomic_path(path, suffix=".npy") as tmp:
+        np.save(tmp, slices[0] if len(slices) == 1 else np.stack(slices), allow_pickle=False)
+    return path
 
 
 def _save_tiff_stack(pages: list[np.ndarray], path: Path) -> Path:

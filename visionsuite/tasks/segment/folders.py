@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from visionsuite.core.arrays import holds_pair, is_array_file
 from visionsuite.core.files import holds_data, inside, named_folder, sub_folders
 from visionsuite.core.images import folder_image_files, other_files_note
 from visionsuite.core.medical import file_stem, is_volume, series_folder
@@ -169,7 +170,8 @@ def name_words(name: str) -> set[str]:
 def pair_folder(root: Path, folder: Path, odd: list[Path]) -> list[Pair]:
     images_dir, masks_dir, roi_dir = pair_folders(root, folder)
     if images_dir is None and masks_dir is None:
-        pairs = _side_by_side_pairs(root, folder, odd) or _case_folder_pairs(root, folder, odd) \
+        pairs = array_pairs(root, folder, odd) or _side_by_side_pairs(root, folder, odd) \
+            or _case_folder_pairs(root, folder, odd) \
             or _channel_case_pairs(root, folder, odd) or _named_case_pairs(root, folder, odd) \
             or _numbered_pairs(root, folder, odd)
         if pairs:
@@ -417,6 +419,30 @@ def _first_channels(images: dict[str, Path], mask_stems: set[str]
     others = {case: tuple(images[f"{case}_{number}"] for number in numbers[case][1:])
               for case in cases}
     return {case: images[f"{case}_0000"] for case in cases}, others
+
+
+def holds_array_pairs(root: Path, folder: Path) -> bool:
+    """Whether the first image file below `folder` holds an image and its mask (array_pairs
+    reads them all)."""
+    first = next(folder_image_files(root, folder, [], recursive=True), None)
+    return first is not None and is_array_file(first) and holds_pair(first)
+
+
+def array_pairs(root: Path, folder: Path, odd: list[Path]) -> list[Pair] | None:
+    """The array files below `folder` that each hold an image and its mask (core/arrays.py:
+    Synapse's case0005_slice000.npz, Figshare's 1.mat), each its own pair; None where any
+    image file below it is not such a file."""
+    odd_here: list[Path] = []
+    files = []
+    for path in folder_image_files(root, folder, odd_here, recursive=True):
+        if not (is_array_file(path) and holds_pair(path)):
+            return None
+        files.append(path)
+    if not files:
+        return None
+    odd += odd_here
+    return [Pair(path, path) for path in sorted(files, key=lambda path: (
+        str(path.parent), _natural(file_stem(path))))]
 
 
 def _side_by_side_pairs(root: Path, folder: Path, odd: list[Path]) -> list[Pair] | None:

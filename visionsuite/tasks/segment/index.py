@@ -23,13 +23,13 @@ from visionsuite.tasks.segment.annotations import (coco_index, ctc_index, labelm
 from visionsuite.tasks.segment.colours import colour_table
 from visionsuite.tasks.segment.ctc import ctc_sequences, read_ctc
 from visionsuite.tasks.segment.folders import (IMAGE_FOLDER_NAMES, SIDE_MASK, case_volumes,
-                                               holds_images, image_parts, name_words,
-                                               named_as_masks, pair_dirs, pair_folder,
-                                               pair_folders)
+                                               holds_array_pairs, holds_images, image_parts,
+                                               name_words, named_as_masks, pair_dirs,
+                                               pair_folder, pair_folders)
 from visionsuite.tasks.segment.labelme import labelme_files
 from visionsuite.tasks.segment.outlines import outline_files
 from visionsuite.tasks.segment.pairs import (Pair, PairIndex, folders_are_cases, fraction_split,
-                                             labelled_splits, pairs_by_folder)
+                                             labelled_splits, pairs_by_folder, slice_cases)
 from visionsuite.tasks.segment.voc import read_voc_set, voc_segmentation_folder
 
 DATASET_JSON = "dataset.json"
@@ -62,6 +62,10 @@ def index_pairs(root: str | Path, val_fraction: float = 0.2, seed: int = 0,
     if named:  # a DICOM SEG's segments, an RTSTRUCT's structures, a .seg.nrrd's segments
         index.class_names, index.names_from = named
     index.channel_names = _dataset_channel_names(described) or _channel_endings(pairs)
+    cases = slice_cases(pairs) if index.split_by_fraction else None
+    if cases is not None and not folders_are_cases(pairs_by_folder(pairs)):
+        index.folders.append(f"slices named after their case ({pairs[0].image.name}): the val "
+                             f"split takes whole cases ({len(cases)} in all)")
     return index
 
 
@@ -330,8 +334,9 @@ def _worded_splits(root: Path, held_out: str) -> dict[str, tuple[Path, Path]] | 
     """Each split's images and masks folders where they lie side by side at the top, named
     with the split's word and their kind's, as Kaggle lays sets out (train_images/ with
     train_masks/, val_images/ with val_masks/, a test_images/ of images alone) and TN3K
-    (trainval-image/ with trainval-mask/); None where the set is not so (a train/ folder of
-    its own is a split folder)."""
+    (trainval-image/ with trainval-mask/); or a folder of files that each hold an image and
+    its mask (Synapse's train_npz/ and test_vol_h5/), given as (folder, folder); None where
+    the set is not so (a train/ folder of its own is a split folder)."""
     if named_folder(root, TRAIN_FOLDER_NAMES) is not None:
         return None
     folders = sub_folders(root)
@@ -345,6 +350,9 @@ def _worded_splits(root: Path, held_out: str) -> dict[str, tuple[Path, Path]] | 
             if len(images) == 1 and len(masks) == 1:
                 found[split] = (images[0], masks[0])
                 break
+            if len(images) == 1 and not masks and holds_array_pairs(root, images[0]):
+                found[split] = (images[0], images[0])
+                break
     return found if "train" in found or held_out == "test" and "val" in found else None
 
 
@@ -352,10 +360,13 @@ def _worded_index(root: Path, worded: dict[str, tuple[Path, Path]], val_fraction
                   seed: int, held_out: str, odd: list[Path]) -> PairIndex:
     """The pairs of _worded_splits' folders: as listed, the train ones split by val_fraction
     where there is no held-out pair of folders."""
-    pairs = {split: pair_dirs(root, images, masks, None, odd)
+    pairs = {split: pair_folder(root, images, odd) if images == masks
+             else pair_dirs(root, images, masks, None, odd)
              for split, (images, masks) in worded.items()}
-    folders = [f"{held_out if split == 'val' else split}: images: {images.name}/, masks: "
-               f"{masks.name}/" for split, (images, masks) in worded.items()]
+    folders = [f"{held_out if split == 'val' else split}: " + (
+        f"{images.name}/ (each file holds an image and its mask)" if images == masks
+        else f"images: {images.name}/, masks: {masks.name}/")
+        for split, (images, masks) in worded.items()]
     if held_out == "test":
         return PairIndex(root, {"train": [], "val": pairs["val"]}, odd, False, folders[-1:])
     splits, by_fraction = labelled_splits(root, {"train": [], **pairs}, val_fraction, seed)
@@ -391,6 +402,9 @@ def _side_by_side_note(pairs: list[Pair], split: bool) -> list[str]:
         how = "; the val split takes whole folders (each one case, kept on one side)"
     elif split and folders > 1:
         how = "; the val split takes its share of each folder"
+    if pairs[0].image == pairs[0].mask:  # array files (core/arrays.py)
+        return [f"each file holds an image and its mask: {len(pairs)} files in {folders} "
+                f"folder(s){how}"]
     first = pairs[0]
     image, mask = file_stem(first.image), file_stem(first.mask)
     named = "<name>_mask" if SIDE_MASK.fullmatch(mask) else f"<name>{mask[len(image):]}" \

@@ -4,9 +4,11 @@ into train and val by data.val_fraction: seeded, each folder's share, or whole c
 from __future__ import annotations
 
 import random
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from visionsuite.core.medical import file_stem
 from visionsuite.core.splits import Fold
 from visionsuite.errors import VisionsuiteError
 
@@ -14,6 +16,9 @@ from visionsuite.errors import VisionsuiteError
 # one case (LGG's patients), whose slices must not be on both sides. In fewer folders (BUSI's
 # benign/, malignant/, normal/), the split takes the same share of each folder.
 CASE_FOLDERS = 10
+# A slice named after its case (Synapse's case0005_slice012.npz, ACDC's
+# patient001_frame01_slice_3.h5): a case's slices are kept on one side of a split, too.
+SLICE_OF_CASE = re.compile(r"(?P<case>.+?)[_\-. ]*slices?[_\-. ]*\d+", re.IGNORECASE)
 
 
 @dataclass
@@ -106,19 +111,32 @@ def folders_are_cases(by_folder: dict[Path, list[Pair]]) -> bool:
         and all(len(found) == 1 for found in by_folder.values())
 
 
+def slice_cases(pairs: list[Pair]) -> dict[tuple[Path, str], list[Pair]] | None:
+    """The pairs by (folder, case) where every image is named as a slice of a case
+    (SLICE_OF_CASE) and there are two cases or more; else None."""
+    cases: dict[tuple[Path, str], list[Pair]] = {}
+    for pair in pairs:
+        named = SLICE_OF_CASE.fullmatch(file_stem(pair.image))
+        if named is None:
+            return None
+        cases.setdefault((pair.image.parent, named["case"]), []).append(pair)
+    return cases if len(cases) > 1 else None
+
+
 def _split_pairs(pairs: list[Pair], fraction: float, seed: int):
     """A seeded split of pairs into train and val. Pairs of one images/ folder: `fraction` of
-    them. Side-by-side pairs in several folders: see CASE_FOLDERS. A Fold: every fold-th of
-    the shuffled pairs (or cases), each folder's in turn, so each fold takes its share of
-    each folder."""
+    them. Side-by-side pairs in several folders: see CASE_FOLDERS; slices named after their
+    case: whole cases (SLICE_OF_CASE). A Fold: every fold-th of the shuffled pairs (or
+    cases), each folder's in turn, so each fold takes its share of each folder."""
     rng = random.Random(seed)
     by_folder = pairs_by_folder(pairs)
-    if folders_are_cases(by_folder):
-        cases = sorted(by_folder)
+    cases_of = by_folder if folders_are_cases(by_folder) else slice_cases(pairs)
+    if cases_of is not None:
+        cases = sorted(cases_of)
         rng.shuffle(cases)
-        held_out = set(cases[fraction.fold::fraction.folds] if isinstance(fraction, Fold)
-                       else cases[:max(1, round(len(cases) * fraction))])
-        val = [pair for pair in pairs if pair.image.parent in held_out]
+        held_out = cases[fraction.fold::fraction.folds] if isinstance(fraction, Fold) \
+            else cases[:max(1, round(len(cases) * fraction))]
+        val = [pair for case in held_out for pair in cases_of[case]]
     elif isinstance(fraction, Fold):
         dealt = []
         for group in by_folder.values():

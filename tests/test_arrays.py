@@ -1,0 +1,194 @@
+"""Arrays as images and masks (core/arrays.py): NumPy, HDF5 and MATLAB files, read alone, as
+image/mask folders, as files that hold both (Synapse's, Figshare's), and through segment."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import snapshot
+from test_cli import invoke
+from visionsuite.core.arrays import holds_image, holds_pair, read_array
+from visionsuite.core.images import is_image_file, read_image, read_mask_slices
+from visionsuite.core.medical import UnreadableMedical, file_stem, read_slices
+from visionsuite.tasks.segment.index import index_pairs
+from visionsuite.tasks.segment.pairs import slice_cases
+
+TINY_SEGMENT = ("--image-size", 32, "--epochs", 2, "--set", "model.levels=2",
+                "--set", "model.filters=4", "--set", "train.tensorboard=false",
+                "--set", "data.crops_per_image=4")
+
+
+def square_slice(seed: int, height: int = 40, width: int = 32):
+    """A float image in 0..1 and its label (0, and a square of class 1..3), as TransUNet
+    stores Synapse's slices."""
+    rng = np.random.default_rng(seed)
+    label = np.zeros((height, width), np.float32)
+    top, left = rng.integers(4, height - 16), rng.integers(4, width - 16)
+    label[top:top + 12, left:left + 12] = rng.integers(1, 4)
+    image = np.clip(label / 4 + rng.normal(0, 0.05, label.shape), 0, 1).astype(np.float32)
+    return image, label
+
+
+def write_matlab73(path: Path, **arrays) -> None:
+    """A MATLAB 7.3 file of a `cjdata` struct, as Figshare's brain tumour set: HDF5, each
+    array stored column-major (so h5py sees it transposed)."""
+    import h5py
+
+    with h5py.File(path, "w") as file:
+        group = file.create_group("cjdata")
+        for name, values in arrays.items():
+            group[name] = np.asarray(values).T
+
+
+def make_synapse(root: Path, cases=(5, 6, 7, 9), slices: int = 3) -> Path:
+    """TransUNet's Synapse layout: train_npz/case0005_slice000.npz ({image, label}) and
+    test_vol_h5/case0001.npy.h5 (volumes of slices along the first axis)."""
+    import h5py
+
+    (root / "train_npz").mkdir(parents=True)
+    (root / "test_vol_h5").mkdir()
+    for case in cases:
+        for number in range(slices):
+            image, label = square_slice(case * 10 + number)
+            np.savez(root / "train_npz" / f"case{case:04d}_slice{number:03d}.npz",
+                     image=image, label=label)
+    for case in (1, 2):
+        pairs = [square_slice(100 + case * 10 + number) for number in range(4)]
+        with h5py.File(root / "test_vol_h5" / f"case{case:04d}.npy.h5", "w") as file:
+            file["image"] = np.stack([image for image, _ in pairs])
+            file["label"] = np.stack([label for _, label in pairs])
+    return root
+
+
+def test_array_shapes_read_as_slices_and_their_values_by_their_type(tmp_path: Path):
+    """(H, W) one slice, (S, H, W) slices, (H, W, 3) one colour image; uint8 read as it is,
+    floats within 0..1 as 0..1, other values through the file's percentile window."""
+    grey = np.arange(40 * 32, dtype=np.uint8).reshape(40, 32)
+    np.save(tmp_path / "grey.npy", grey)
+    assert np.array_equal(read_image(tmp_path / "grey.npy", channels=1)[..., 0], grey)
+    volume = np.linspace(0, 1, 3 * 40 * 32, dtype=np.float32).reshape(3, 40, 32)
+    np.save(tmp_path / "volume.npy", volume)
+    slices = read_slices(tmp_path / "volume.npy", channels=1)
+    assert len(slices) == 3 and slices[0].shape == (40, 32, 1)
+    assert slices[-1][-1, -1, 0] == 255 and slices[0][0, 0, 0] == 0
+    colour = np.zeros((40, 32, 3), np.uint8)
+    colour[..., 0] = 200
+    np.save(tmp_path / "colour.npy", colour)
+    assert read_image(tmp_path / "colour.npy")[0, 0].tolist() == [200, 0, 0]
+    wide = np.tile(np.arange(32, dtype=np.int16) * 100, (40, 1))  # MRI-like, 0..3100
+    np.save(tmp_path / "mri.npy", wide)
+    read = read_image(tmp_path / "mri.npy", channels=1)[..., 0]
+    assert read[0, 0] == 0 and read[0, -1] == 255  # its own percentile range
+    assert np.all(np.diff(read[0].astype(int)) >= 0)
+
+
+def test_matlab_files_read_in_matlabs_orientation(tmp_path: Path):
+    """MATLAB 7.3 (HDF5, column-major) and MATLAB 5 (scipy) files: a struct's image and its
+    tumour mask, not its 1x1 label, read as MATLAB shows them (not transposed)."""
+    import scipy.io
+
+    image, label = square_slice(0, 40, 32)
+    mask = (label > 0).astype(np.uint8)
+    write_matlab73(tmp_path / "7.mat", image=image * 900, tumorMask=mask, label=[[2.0]],
+                   PID=[[49.0]])
+    struct = {"image": image * 900, "tumorMask": mask, "label": 2.0}
+    scipy.io.savemat(tmp_path / "5.mat", {"cjdata": struct})
+    for name in ("7.mat", "5.mat"):
+        path = tmp_path / name
+        assert is_image_file(path) and holds_pair(path)
+        assert np.allclose(read_array(path)[0], image * 900, atol=1e-3)
+        assert np.array_equal(read_mask_slices(path)[0], mask)
+        assert read_image(path).shape == (40, 32, 3)
+
+
+def test_array_files_of_labels_or_ids_are_no_images(tmp_path: Path):
+    """Annotation files beside images (Oxford Flowers' imagelabels.mat, a .npy of ids) stay
+    other files; a file of pickled objects is refused, not unpickled."""
+    import scipy.io
+
+    scipy.io.savemat(tmp_path / "imagelabels.mat", {"labels": np.arange(1, 50)[None]})
+    np.save(tmp_path / "ids.npy", np.arange(100))
+    np.save(tmp_path / "objects.npy", np.array([{"a": 1}, None], dtype=object))
+    (tmp_path / "broken.npz").write_bytes(b"PK\x03\x04 not a zip")
+    for name in ("imagelabels.mat", "ids.npy", "objects.npy", "broken.npz"):
+        assert not is_image_file(tmp_path / name), name
+    with pytest.raises(UnreadableMedical, match="objects.npy: unreadable NumPy file"):
+        read_slices(tmp_path / "objects.npy")
+    np.savez(tmp_path / "other.npz", weights=np.zeros((64, 64)), bias=np.zeros((64, 64)))
+    with pytest.raises(UnreadableMedical, match=r"other.npz: no array shaped as slices and "
+                                                r"named as an image .* \(bias, weights\)"):
+        read_slices(tmp_path / "other.npz")
+    assert not holds_pair(tmp_path / "other.npz") and not holds_image(tmp_path / "other.npz")
+
+
+def test_synapse_layout_reads_its_split_folders_and_keeps_a_case_on_one_side(tmp_path: Path):
+    root = make_synapse(tmp_path / "Synapse")
+    index = index_pairs(root)
+    assert index.folders == ["train: train_npz/ (each file holds an image and its mask)",
+                             "val: test_vol_h5/ (each file holds an image and its mask)"]
+    assert len(index.splits["train"]) == 12 and len(index.splits["val"]) == 2
+    assert all(pair.image == pair.mask for split in index.splits.values() for pair in split)
+    assert file_stem(index.splits["val"][0].image) == "case0001"
+    assert len(read_slices(index.splits["val"][0].image)) == 4
+    # train_npz alone is split by val_fraction, a case's slices on one side
+    alone = index_pairs(root / "train_npz", val_fraction=0.25)
+    val_cases = {file_stem(pair.image)[:8] for pair in alone.splits["val"]}
+    train_cases = {file_stem(pair.image)[:8] for pair in alone.splits["train"]}
+    assert len(val_cases) == 1 and not val_cases & train_cases
+    assert len(alone.splits["val"]) == 3
+    assert alone.folders[-1] == ("slices named after their case (case0005_slice000.npz): the "
+                                 "val split takes whole cases (4 in all)")
+
+
+def test_slices_are_cases_only_where_every_name_says_so():
+    from visionsuite.tasks.segment.pairs import Pair
+
+    named = [Pair(Path(f"d/patient{p:03d}_frame01_slice_{s}.h5"), Path("m")) for p in (1, 2)
+             for s in (1, 2)]
+    assert sorted(case for _, case in slice_cases(named)) == ["patient001_frame01",
+                                                              "patient002_frame01"]
+    assert slice_cases(named + [Pair(Path("d/other.h5"), Path("m"))]) is None
+    assert slice_cases(named[:2]) is None  # one case: nothing to keep apart
+
+
+def test_image_and_mask_folders_of_npy_files_pair_by_stem(tmp_path: Path):
+    for folder in ("images", "masks"):
+        (tmp_path / folder).mkdir()
+    for number in range(4):
+        image, label = square_slice(number)
+        np.save(tmp_path / "images" / f"{number}.npy", (image * 4095).astype(np.uint16))
+        np.save(tmp_path / "masks" / f"{number}.npy", label.astype(np.uint8))
+    index = index_pairs(tmp_path, val_fraction=0.25)
+    pairs = index.splits["train"] + index.splits["val"]
+    assert sorted(file_stem(pair.mask) for pair in pairs) == ["0", "1", "2", "3"]
+    assert all(file_stem(pair.image) == file_stem(pair.mask) for pair in pairs)
+
+
+@pytest.mark.slow
+def test_synapse_trains_evaluates_and_segments_to_arrays(tmp_path: Path):
+    """The layout trains with only --data; `segment` writes each array input's mask as a
+    .npy of its slices' shape, and its probabilities likewise."""
+    root = make_synapse(tmp_path / "Synapse")
+    before = snapshot(root)
+    result = invoke("train", "segment", "--data", root, "--output", tmp_path / "runs",
+                    *TINY_SEGMENT)
+    assert result.exit_code == 0, result.output
+    assert snapshot(root) == before
+    run = tmp_path / "runs" / "segment" / "exp"
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert 0 <= metrics["dice"] <= 1 and metrics["per_class"]["class_3"]["dice"] is not None
+    result = invoke("evaluate", run, "--data", root)
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "masks"
+    volume = root / "test_vol_h5" / "case0001.npy.h5"
+    one = root / "train_npz" / "case0005_slice000.npz"
+    result = invoke("segment", run, volume, one, "--output", out, "--probabilities", "--json")
+    assert result.exit_code == 0, result.output
+    written = {Path(item["image"]).name: item for item in json.loads(result.stdout)}
+    stack = np.load(written[volume.name]["mask"])
+    assert stack.shape == (4, 40, 32) and stack.dtype == np.uint8 and stack.max() <= 3
+    assert np.load(written[one.name]["mask"]).shape == (40, 32)
+    probability = np.load(written[volume.name]["probabilities"]["class_1"])
+    assert probability.shape == (4, 40, 32) and probability.dtype == np.float32

@@ -1,0 +1,234 @@
+"""NumPy (.npy, .npz), HDF5 (.h5, .hdf5) and MATLAB (.mat) files as images and masks: the
+arrays that preprocessed medical datasets ship. TransUNet's Synapse and ACDC slices are .npz
+and .h5 files that each hold an `image` and its `label`; Figshare's brain tumour MRI are MATLAB
+7.3 files of a `cjdata` struct holding `image` and `tumorMask`.
+
+- A file holds an image and a mask where it has an array named as each (IMAGE_NAMES,
+  LABEL_NAMES; the last part of an HDF5 path or MATLAB struct field, in any case). A file of
+  one array (a .npy) is an image or a mask by the folder it is in, as image files are.
+- Shapes: (H, W) is one slice; (S, H, W) a volume of S slices along its first axis, as NumPy
+  code stacks them; (H, W, C) one image of C <= 4 channels; (S, H, W, C) slices of C channels.
+  MATLAB 7.3 files store arrays column-major, so h5py gives them transposed: turned back here.
+- Intensities: uint8 arrays are read as they are, and bool arrays and floats within 0..1 (the
+  slices TransUNet normalised) as 0..1; other values go through data.window where set, else
+  each file's own percentile range (core.medical's windowing).
+- Files are read with `allow_pickle=False`: arrays of Python objects are refused, not run.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+ARRAY_SUFFIXES = (".npy", ".npz", ".h5", ".hdf5", ".mat")
+IMAGE_NAMES = ("image", "images", "img", "imgs", "data", "x", "input", "volume", "vol", "raw")
+LABEL_NAMES = ("label", "labels", "mask", "masks", "seg", "segmentation", "gt", "y", "target",
+               "tumormask", "annotation")
+MIN_SIDE = 8  # an array narrower than this on either side of a slice is no image (labels, ids)
+MAX_CHANNELS = 4  # a last axis this short holds channels, not columns
+
+
+class UnreadableArray(ValueError):
+    """An array file that holds no image or mask, or cannot be read."""
+
+
+def is_array_file(path: Path) -> bool:
+    return path.name.lower().endswith(ARRAY_SUFFIXES)
+
+
+def array_format(path: Path) -> str:
+    suffix = path.suffix.lower()
+    return "NumPy" if suffix in (".npy", ".npz") else "MATLAB" if suffix == ".mat" else "HDF5"
+
+
+def holds_image(path: Path) -> bool:
+    """Whether an array file holds an image or a mask (see the module): an array named as one,
+    or its one array, shaped as slices. Annotation files of other datasets (Oxford Flowers'
+    imagelabels.mat, WIDER FACE's lists) hold none, and stay other files."""
+    try:
+        shapes = array_shapes(path)
+    except UnreadableArray:
+        return False
+    if _named(shapes, IMAGE_NAMES) or _named(shapes, LABEL_NAMES):
+        return True
+    return len(shapes) == 1 and _slice_shape(next(iter(shapes.values()))) is not None
+
+
+def holds_pair(path: Path) -> bool:
+    """Whether an array file holds both an image and its mask (Synapse's .npz slices)."""
+    try:
+        shapes = array_shapes(path)
+    except UnreadableArray:
+        return False
+    return _named(shapes, IMAGE_NAMES) is not None and _named(shapes, LABEL_NAMES) is not None
+
+
+def array_shapes(path: Path) -> dict[str, tuple[int, ...]]:
+    """The name and shape of every array in the file, read from its headers where the format
+    allows (MATLAB 5 files are small and read whole): '' for a .npy's one array, HDF5 paths
+    ('cjdata/image'), MATLAB struct fields likewise; MATLAB shapes as MATLAB gives them."""
+    try:
+        if path.suffix.lower() == ".npy":
+            return {"": np.load(path, mmap_mode="r", allow_pickle=False).shape}
+        if path.suffix.lower() == ".npz":
+            return _npz_shapes(path)
+        if _is_hdf5(path):
+            return _hdf5_shapes(path)
+        if path.suffix.lower() == ".mat":
+            return {name: np.shape(value) for name, value in _matlab5_arrays(path).items()}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as err:
+        raise UnreadableArray(f"{path}: unreadable {array_format(path)} file ({err})") from None
+    raise UnreadableArray(f"{path}: unreadable HDF5 file (no HDF5 signature)")
+
+
+def read_array(path: Path, labels: bool = False) -> np.ndarray:
+    """The file's image (or with `labels`, its mask) as slices: (S, H, W), or (S, H, W, C)
+    for an image of C > 1 channels, with the values as stored."""
+    name, shape = _array_slices(path, labels)
+    try:
+        values = _array_of(path, name)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as err:
+        raise UnreadableArray(f"{path}: unreadable {array_format(path)} file ({err})") from None
+    values = values.reshape(shape)
+    if values.dtype.kind not in "biuf":
+        raise UnreadableArray(f"{path}: array '{name or path.name}' holds {values.dtype} "
+                              "values, not numbers")
+    return values[..., 0] if values.ndim == 4 and values.shape[-1] == 1 else values
+
+
+def slices_shape(path: Path, labels: bool = False) -> tuple[int, ...]:
+    """The shape read_array gives, from the file's headers."""
+    shape = _array_slices(path, labels)[1]
+    return shape[:3] if len(shape) == 4 and shape[-1] == 1 else shape
+
+
+def _array_slices(path: Path, labels: bool) -> tuple[str, tuple[int, ...]]:
+    """The name of the file's image (or mask) array, and its shape as slices."""
+    shapes = array_shapes(path)
+    name = _named(shapes, LABEL_NAMES if labels else IMAGE_NAMES)
+    if name is None and len(shapes) == 1:
+        name = next(iter(shapes))
+    if name is None:
+        wanted = "a mask (label, mask, ...)" if labels else "an image (image, data, ...)"
+        raise UnreadableArray(f"{path}: no array shaped as slices and named as {wanted} among its "
+                              f"{len(shapes)} ({', '.join(sorted(shapes)[:6]) or 'none'})")
+    shape = _slice_shape(shapes[name])
+    if shape is None:  # a file's one array, shaped as no image
+        raise UnreadableArray(f"{path}: array '{name or path.name}' of shape {shapes[name]} is "
+                              "no image: expected (H, W), (S, H, W), (H, W, C) or (S, H, W, C)")
+    return name, shape
+
+
+def own_window(values: np.ndarray) -> tuple[float, float] | None:
+    """The (center, width) an array's values are read through when data.window is not set:
+    0..255 for uint8, 0..1 for bool and for floats that stay within it; None for others (the
+    file's percentile range)."""
+    if values.dtype == np.uint8:
+        return 127.5, 255.0
+    if values.dtype == bool or values.dtype.kind == "f" and values.size \
+            and np.nanmin(values) >= 0 and np.nanmax(values) <= 1:
+        return 0.5, 1.0
+    return None
+
+
+def _slice_shape(shape: tuple[int, ...]) -> tuple[int, ...] | None:
+    """`shape` as (S, H, W) or (S, H, W, C) slices (see the module); None for no image."""
+    if len(shape) == 2:
+        shape = (1, *shape)
+    elif len(shape) == 3 and shape[-1] <= MAX_CHANNELS < shape[0]:
+        shape = (1, *shape)
+    elif len(shape) != 4 and len(shape) != 3:
+        return None
+    if shape[1] < MIN_SIDE or shape[2] < MIN_SIDE or len(shape) == 4 and \
+            shape[3] > MAX_CHANNELS:
+        return None
+    return shape
+
+
+def _named(shapes: dict[str, tuple[int, ...]], names: tuple[str, ...]) -> str | None:
+    """The first array shaped as slices whose last name part, in any case, comes first in
+    `names` (Figshare's cjdata/tumorMask, not its cjdata/label: the tumour's kind, 1x1)."""
+    by_name = {}
+    for name, shape in shapes.items():
+        if _slice_shape(shape) is not None:
+            by_name.setdefault(name.rsplit("/", 1)[-1].lower(), name)
+    return next((by_name[wanted] for wanted in names if wanted in by_name), None)
+
+
+def _is_hdf5(path: Path) -> bool:
+    """HDF5 by its signature: .h5 and .hdf5 files, and MATLAB 7.3 .mat files."""
+    with open(path, "rb") as file:
+        return file.read(8) == b"\x89HDF\r\n\x1a\n"
+
+
+def _npz_shapes(path: Path) -> dict[str, tuple[int, ...]]:
+    """Each array's shape from its .npy header inside the zip, without reading the array."""
+    shapes = {}
+    with zipfile.ZipFile(path) as archive:
+        for member in archive.namelist():
+            if not member.endswith(".npy"):
+                continue
+            with archive.open(member) as file:
+                version = np.lib.format.read_magic(file)
+                read = np.lib.format.read_array_header_1_0 if version == (1, 0) \
+                    else np.lib.format.read_array_header_2_0
+                shapes[member[:-len(".npy")]] = read(file)[0]
+    return shapes
+
+
+def _hdf5_shapes(path: Path) -> dict[str, tuple[int, ...]]:
+    """Each numeric dataset's path and shape (a MATLAB 7.3 file's turned back)."""
+    import h5py
+
+    matlab = path.suffix.lower() == ".mat"
+    found = {}
+
+    def add(name: str, item) -> None:
+        if isinstance(item, h5py.Dataset) and item.dtype.kind in "biuf":
+            found[name] = item.shape[::-1] if matlab else item.shape
+
+    with h5py.File(path, "r") as file:
+        file.visititems(add)
+    return found
+
+
+def _matlab5_arrays(path: Path) -> dict[str, np.ndarray]:
+    """A MATLAB 5 file's numeric arrays by name, struct fields as 'struct/field'."""
+    import scipy.io
+
+    try:
+        contents = scipy.io.loadmat(path, simplify_cells=True)
+    except NotImplementedError as err:  # scipy's word for a 7.3 file without the signature
+        raise ValueError(str(err)) from None
+    found = {}
+
+    def add(prefix: str, value) -> None:
+        if isinstance(value, dict):
+            for key, inner in value.items():
+                add(f"{prefix}/{key}" if prefix else key, inner)
+        elif isinstance(value, np.ndarray) and value.dtype.kind in "biuf":
+            found[prefix] = value
+
+    for key, value in contents.items():
+        if not key.startswith("__"):
+            add(key, value)
+    return found
+
+
+def _array_of(path: Path, name: str) -> np.ndarray:
+    suffix = path.suffix.lower()
+    if suffix == ".npy":
+        return np.load(path, allow_pickle=False)
+    if suffix == ".npz":
+        with np.load(path, allow_pickle=False) as arrays:
+            return arrays[name]
+    if _is_hdf5(path):
+        import h5py
+
+        with h5py.File(path, "r") as file:
+            values = file[name][()]
+        # MATLAB writes column-major: h5py's axes are MATLAB's reversed
+        return np.transpose(values) if suffix == ".mat" else values
+    return _matlab5_arrays(path)[name]
