@@ -13,7 +13,7 @@ from visionsuite.core.arrays import holds_image, holds_pair, read_array
 from visionsuite.core.images import is_image_file, read_image, read_mask_slices
 from visionsuite.core.medical import UnreadableMedical, file_stem, read_slices
 from visionsuite.tasks.segment.index import index_pairs
-from visionsuite.tasks.segment.pairs import slice_cases
+from visionsuite.tasks.segment.pairs import named_cases
 
 TINY_SEGMENT = ("--image-size", 32, "--epochs", 2, "--set", "model.levels=2",
                 "--set", "model.filters=4", "--set", "train.tensorboard=false",
@@ -33,13 +33,18 @@ def square_slice(seed: int, height: int = 40, width: int = 32):
 
 def write_matlab73(path: Path, **arrays) -> None:
     """A MATLAB 7.3 file of a `cjdata` struct, as Figshare's brain tumour set: HDF5, each
-    array stored column-major (so h5py sees it transposed)."""
+    array stored column-major (so h5py sees it transposed), a string as MATLAB's chars
+    (uint16 codes, its PID '100360')."""
     import h5py
 
     with h5py.File(path, "w") as file:
         group = file.create_group("cjdata")
         for name, values in arrays.items():
-            group[name] = np.asarray(values).T
+            if isinstance(values, str):
+                group[name] = np.array([[ord(char) for char in values]], np.uint16).T
+                group[name].attrs["MATLAB_class"] = np.bytes_("char")
+            else:
+                group[name] = np.asarray(values).T
 
 
 def make_synapse(root: Path, cases=(5, 6, 7, 9), slices: int = 3) -> Path:
@@ -142,15 +147,42 @@ def test_synapse_layout_reads_its_split_folders_and_keeps_a_case_on_one_side(tmp
                                  "val split takes whole cases (4 in all)")
 
 
+def test_figshare_files_are_split_by_the_patient_they_name(tmp_path: Path):
+    """Figshare's brain tumour set: slices of 233 patients in MATLAB files that name their
+    patient (cjdata/PID); a patient's slices are kept on one side of the split."""
+    from visionsuite.core.arrays import case_of
+
+    root = tmp_path / "figshare"
+    for number in range(1, 13):
+        folder = root / ("brainTumorDataPublic_1-6" if number <= 6 else
+                         "brainTumorDataPublic_7-12")
+        folder.mkdir(parents=True, exist_ok=True)
+        image, label = square_slice(number)
+        write_matlab73(folder / f"{number}.mat", image=image * 900, label=[[1.0]],
+                       tumorMask=(label > 0).astype(np.uint8), PID=f"10036{number % 4}")
+    import scipy.io
+    scipy.io.savemat(root / "cvind.mat", {"cvind": np.arange(12)[:, None] % 5 + 1})
+    assert case_of(root / "brainTumorDataPublic_1-6" / "1.mat") == ("cjdata/PID", "100361")
+    index = index_pairs(root, val_fraction=0.25)
+    val = {pair.case[1] for pair in index.splits["val"]}
+    train = {pair.case[1] for pair in index.splits["train"]}
+    assert len(val) == 1 and len(train) == 3 and not val & train
+    assert len(index.splits["val"]) == 3
+    assert index.folders[-1] == ("cases named in the files (cjdata/PID): the val split takes "
+                                 "whole cases (4 in all)")
+    assert index.odd_files == [root / "cvind.mat"]
+
+
 def test_slices_are_cases_only_where_every_name_says_so():
     from visionsuite.tasks.segment.pairs import Pair
 
     named = [Pair(Path(f"d/patient{p:03d}_frame01_slice_{s}.h5"), Path("m")) for p in (1, 2)
              for s in (1, 2)]
-    assert sorted(case for _, case in slice_cases(named)) == ["patient001_frame01",
-                                                              "patient002_frame01"]
-    assert slice_cases(named + [Pair(Path("d/other.h5"), Path("m"))]) is None
-    assert slice_cases(named[:2]) is None  # one case: nothing to keep apart
+    cases, how = named_cases(named)
+    assert sorted(case for _, case in cases) == ["patient001_frame01", "patient002_frame01"]
+    assert how == "slices named after their case (patient001_frame01_slice_1.h5)"
+    assert named_cases(named + [Pair(Path("d/other.h5"), Path("m"))]) is None
+    assert named_cases(named[:2]) is None  # one case: nothing to keep apart
 
 
 def test_image_and_mask_folders_of_npy_files_pair_by_stem(tmp_path: Path):

@@ -26,6 +26,10 @@ ARRAY_SUFFIXES = (".npy", ".npz", ".h5", ".hdf5", ".mat")
 IMAGE_NAMES = ("image", "images", "img", "imgs", "data", "x", "input", "volume", "vol", "raw")
 LABEL_NAMES = ("label", "labels", "mask", "masks", "seg", "segmentation", "gt", "y", "target",
                "tumormask", "annotation")
+# an array that names the file's patient or case (Figshare's cjdata/PID): slices of one case
+# are kept on one side of a split
+CASE_NAMES = ("pid", "patient", "patient_id", "patientid", "case", "case_id", "subject",
+              "subject_id")
 MIN_SIDE = 8  # an array narrower than this on either side of a slice is no image (labels, ids)
 MAX_CHANNELS = 4  # a last axis this short holds channels, not columns
 
@@ -121,6 +125,63 @@ def _array_slices(path: Path, labels: bool) -> tuple[str, tuple[int, ...]]:
     return name, shape
 
 
+def case_of(path: Path) -> tuple[str, str] | None:
+    """The case an array file names itself, as (array name, value): a short array named as a
+    patient or case (CASE_NAMES), a MATLAB string (Figshare's PID '100360') or a number;
+    None where it names none."""
+    try:
+        names = _short_arrays(path)
+        name = next((found for wanted in CASE_NAMES for found in names
+                     if found.rsplit("/", 1)[-1].lower() == wanted), None)
+        if name is None:
+            return None
+        value = _case_value(path, name)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError, UnreadableArray):
+        return None
+    return (name, value) if value else None
+
+
+def _short_arrays(path: Path) -> list[str]:
+    """The names of the file's arrays of at most 64 values (ids, not images)."""
+    if path.suffix.lower() == ".npy":
+        return []
+    if path.suffix.lower() == ".npz":
+        return [name for name, shape in _npz_shapes(path).items() if np.prod(shape) <= 64]
+    if _is_hdf5(path):
+        import h5py
+
+        found = []
+        with h5py.File(path, "r") as file:
+            file.visititems(lambda name, item: found.append(name) if isinstance(
+                item, h5py.Dataset) and item.size <= 64 else None)
+        return found
+    return [name for name, value in _matlab5_values(path).items() if np.size(value) <= 64]
+
+
+def _case_value(path: Path, name: str) -> str:
+    """A case array's value as text: MATLAB 7.3 chars (uint16 codes) decoded, a whole number
+    without its '.0'."""
+    if _is_hdf5(path):
+        import h5py
+
+        with h5py.File(path, "r") as file:
+            item = file[name]
+            values = item[()]
+            if item.attrs.get("MATLAB_class") in (b"char", "char"):
+                return "".join(chr(code) for code in np.ravel(values, order="F"))
+    elif path.suffix.lower() == ".npz":
+        with np.load(path, allow_pickle=False) as arrays:
+            values = arrays[name]
+    else:
+        values = _matlab5_values(path)[name]
+    values = np.ravel(values)
+    if values.dtype.kind in "US":
+        return "".join(str(value) for value in values).strip()
+    if values.dtype.kind in "biuf" and np.all(values == np.round(values)):
+        values = values.astype(np.int64)
+    return "-".join(str(value) for value in values)
+
+
 def own_window(values: np.ndarray) -> tuple[float, float] | None:
     """The (center, width) an array's values are read through when data.window is not set:
     0..255 for uint8, 0..1 for bool and for floats that stay within it; None for others (the
@@ -196,6 +257,13 @@ def _hdf5_shapes(path: Path) -> dict[str, tuple[int, ...]]:
 
 def _matlab5_arrays(path: Path) -> dict[str, np.ndarray]:
     """A MATLAB 5 file's numeric arrays by name, struct fields as 'struct/field'."""
+    return {name: value for name, value in _matlab5_values(path).items()
+            if isinstance(value, np.ndarray) and value.dtype.kind in "biuf"}
+
+
+def _matlab5_values(path: Path) -> dict[str, object]:
+    """A MATLAB 5 file's arrays, numbers and strings by name, struct fields as
+    'struct/field'."""
     import scipy.io
 
     try:
@@ -208,8 +276,8 @@ def _matlab5_arrays(path: Path) -> dict[str, np.ndarray]:
         if isinstance(value, dict):
             for key, inner in value.items():
                 add(f"{prefix}/{key}" if prefix else key, inner)
-        elif isinstance(value, np.ndarray) and value.dtype.kind in "biuf":
-            found[prefix] = value
+        elif isinstance(value, (np.ndarray, np.generic, str, int, float)):
+            found[prefix] = np.asarray(value)
 
     for key, value in contents.items():
         if not key.startswith("__"):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from visionsuite.core.arrays import holds_pair, is_array_file
+from visionsuite.core.arrays import case_of, holds_pair, is_array_file
 from visionsuite.core.files import holds_data, inside, named_folder, sub_folders
 from visionsuite.core.images import folder_image_files, other_files_note
 from visionsuite.core.medical import file_stem, is_volume, series_folder
@@ -430,8 +430,8 @@ def holds_array_pairs(root: Path, folder: Path) -> bool:
 
 def array_pairs(root: Path, folder: Path, odd: list[Path]) -> list[Pair] | None:
     """The array files below `folder` that each hold an image and its mask (core/arrays.py:
-    Synapse's case0005_slice000.npz, Figshare's 1.mat), each its own pair; None where any
-    image file below it is not such a file."""
+    Synapse's case0005_slice000.npz, Figshare's 1.mat), each its own pair with the case it
+    names (Figshare's PID); None where any image file below it is not such a file."""
     odd_here: list[Path] = []
     files = []
     for path in folder_image_files(root, folder, odd_here, recursive=True):
@@ -441,7 +441,7 @@ def array_pairs(root: Path, folder: Path, odd: list[Path]) -> list[Pair] | None:
     if not files:
         return None
     odd += odd_here
-    return [Pair(path, path) for path in sorted(files, key=lambda path: (
+    return [Pair(path, path, case=case_of(path)) for path in sorted(files, key=lambda path: (
         str(path.parent), _natural(file_stem(path))))]
 
 

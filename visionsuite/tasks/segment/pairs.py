@@ -43,6 +43,9 @@ class Pair:
     shapes_size: tuple[int, int] | None = None
     # each shape's z order, where the file gives one (CVAT's): higher drawn over lower
     shape_orders: tuple[float, ...] | None = None
+    # the case (patient) an array file names itself, as (array name, value): Figshare's
+    # ('cjdata/PID', '100360'); a case's slices are kept on one side of a split
+    case: tuple[str, str] | None = None
 
 
 @dataclass
@@ -111,26 +114,36 @@ def folders_are_cases(by_folder: dict[Path, list[Pair]]) -> bool:
         and all(len(found) == 1 for found in by_folder.values())
 
 
-def slice_cases(pairs: list[Pair]) -> dict[tuple[Path, str], list[Pair]] | None:
-    """The pairs by (folder, case) where every image is named as a slice of a case
-    (SLICE_OF_CASE) and there are two cases or more; else None."""
-    cases: dict[tuple[Path, str], list[Pair]] = {}
-    for pair in pairs:
-        named = SLICE_OF_CASE.fullmatch(file_stem(pair.image))
-        if named is None:
-            return None
-        cases.setdefault((pair.image.parent, named["case"]), []).append(pair)
-    return cases if len(cases) > 1 else None
+def named_cases(pairs: list[Pair]) -> tuple[dict[tuple, list[Pair]], str] | None:
+    """The pairs by case where every pair's files say its case, and how they say it (for
+    data check): array files that name their patient (Pair.case, by value), else images
+    named as slices of a case (SLICE_OF_CASE, by folder and name). None where they do not,
+    or all are one case."""
+    if all(pair.case is not None for pair in pairs):
+        cases: dict[tuple, list[Pair]] = {}
+        for pair in pairs:
+            cases.setdefault((pair.case[1],), []).append(pair)
+        how = f"cases named in the files ({pairs[0].case[0]})"
+    else:
+        cases = {}
+        for pair in pairs:
+            named = SLICE_OF_CASE.fullmatch(file_stem(pair.image))
+            if named is None:
+                return None
+            cases.setdefault((str(pair.image.parent), named["case"]), []).append(pair)
+        how = f"slices named after their case ({pairs[0].image.name})"
+    return (cases, how) if len(cases) > 1 else None
 
 
 def _split_pairs(pairs: list[Pair], fraction: float, seed: int):
     """A seeded split of pairs into train and val. Pairs of one images/ folder: `fraction` of
-    them. Side-by-side pairs in several folders: see CASE_FOLDERS; slices named after their
-    case: whole cases (SLICE_OF_CASE). A Fold: every fold-th of the shuffled pairs (or
+    them. Side-by-side pairs in several folders: see CASE_FOLDERS; pairs whose files say their
+    case: whole cases (named_cases). A Fold: every fold-th of the shuffled pairs (or
     cases), each folder's in turn, so each fold takes its share of each folder."""
     rng = random.Random(seed)
     by_folder = pairs_by_folder(pairs)
-    cases_of = by_folder if folders_are_cases(by_folder) else slice_cases(pairs)
+    named = named_cases(pairs)
+    cases_of = by_folder if folders_are_cases(by_folder) else named[0] if named else None
     if cases_of is not None:
         cases = sorted(cases_of)
         rng.shuffle(cases)
