@@ -12,8 +12,10 @@ from test_cli import invoke
 from visionsuite.core.arrays import holds_image, holds_pair, read_array
 from visionsuite.core.images import is_image_file, read_image, read_mask_slices
 from visionsuite.core.medical import UnreadableMedical, file_stem, read_slices
+from visionsuite.errors import VisionsuiteError
+from visionsuite.tasks.segment.channels import image_channels
 from visionsuite.tasks.segment.index import index_pairs
-from visionsuite.tasks.segment.pairs import named_cases
+from visionsuite.tasks.segment.pairs import Pair, named_cases
 
 TINY_SEGMENT = ("--image-size", 32, "--epochs", 2, "--set", "model.levels=2",
                 "--set", "model.filters=4", "--set", "train.tensorboard=false",
@@ -82,6 +84,13 @@ def test_array_shapes_read_as_slices_and_their_values_by_their_type(tmp_path: Pa
     colour[..., 0] = 200
     np.save(tmp_path / "colour.npy", colour)
     assert read_image(tmp_path / "colour.npy")[0, 0].tolist() == [200, 0, 0]
+    bands = np.random.default_rng(0).random((40, 32, 13), dtype=np.float32) * 3000
+    np.save(tmp_path / "sentinel.npy", bands)  # 13 bands: one image of 13 channels
+    assert [image.shape for image in read_slices(tmp_path / "sentinel.npy", 13)] == [
+        (40, 32, 13)]
+    assert image_channels([Pair(tmp_path / "sentinel.npy", tmp_path / "sentinel.npy")]) == 13
+    assert image_channels([Pair(tmp_path / "colour.npy", tmp_path / "colour.npy")]) == 3
+    assert len(read_slices(tmp_path / "volume.npy", 1)) == 3  # (3, 40, 32): slices
     wide = np.tile(np.arange(32, dtype=np.int16) * 100, (40, 1))  # MRI-like, 0..3100
     np.save(tmp_path / "mri.npy", wide)
     read = read_image(tmp_path / "mri.npy", channels=1)[..., 0]
@@ -173,9 +182,66 @@ def test_figshare_files_are_split_by_the_patient_they_name(tmp_path: Path):
     assert index.odd_files == [root / "cvind.mat"]
 
 
-def test_slices_are_cases_only_where_every_name_says_so():
-    from visionsuite.tasks.segment.pairs import Pair
+def make_acdc(root: Path, patients=(1, 2, 3, 4, 5)) -> Path:
+    """SSL4MIS' ACDC: volumes data/patient001_frame01.h5 and their slices
+    data/slices/patient001_frame01_slice_1.h5, each an image and its label; train.list and
+    train_slices.list, val.list and test.list name them."""
+    import h5py
 
+    (root / "data" / "slices").mkdir(parents=True)
+    for patient in patients:
+        case = f"patient{patient:03d}_frame01"
+        pairs = [square_slice(patient * 10 + number) for number in range(3)]
+        with h5py.File(root / "data" / f"{case}.h5", "w") as file:
+            file["image"] = np.stack([image for image, _ in pairs])
+            file["label"] = np.stack([label for _, label in pairs]).astype(np.uint8)
+        for number, (image, label) in enumerate(pairs, start=1):
+            with h5py.File(root / "data" / "slices" / f"{case}_slice_{number}.h5", "w") as file:
+                file["image"], file["label"] = image, label.astype(np.uint8)
+    (root / "train.list").write_text("patient001_frame01\npatient002_frame01\n"
+                                     "patient003_frame01\n")
+    (root / "train_slices.list").write_text("".join(
+        f"patient00{patient}_frame01_slice_{number}\n" for patient in (1, 2, 3)
+        for number in (1, 2, 3)))
+    (root / "val.list").write_text("patient004_frame01\n")
+    (root / "test.list").write_text("patient005_frame01\n")
+    return root
+
+
+def test_acdc_splits_are_read_from_its_lists(tmp_path: Path):
+    """Each split is its list's files (not the volumes and their slices both, mixed)."""
+    root = make_acdc(tmp_path / "ACDC")
+    index = index_pairs(root)
+    assert index.folders == ["train: train.list (3 files)", "val: val.list (1 file)"]
+    assert index.odd_files == []  # the lists are read, not ignored
+    assert [file_stem(pair.image) for pair in index.splits["train"]] == [
+        "patient001_frame01", "patient002_frame01", "patient003_frame01"]
+    assert [file_stem(pair.image) for pair in index.splits["val"]] == ["patient004_frame01"]
+    test = index_pairs(root, held_out="test")
+    assert [file_stem(pair.image) for pair in test.splits["val"]] == ["patient005_frame01"]
+    assert test.splits["train"] == [] and test.folders == ["test: test.list (1 file)"]
+    (root / "train.list").write_text("patient001_frame01\npatient009_frame01\n")
+    index = index_pairs(root)  # train.list names a missing file: train_slices.list is read
+    assert index.folders[0] == "train: train_slices.list (9 files)"
+    (root / "train_slices.list").write_text("patient009_frame01_slice_1\n")
+    with pytest.raises(VisionsuiteError, match=r"train.list: 1 of its 2 names are no file of "
+                                               r"the set \(patient009_frame01\)"):
+        index_pairs(root)
+    (root / "val.list").unlink()
+    (root / "train.list").write_text("patient001_frame01\npatient002_frame01\n"
+                                     "patient003_frame01\npatient004_frame01\n")
+    index = index_pairs(root)  # no val list: the test list serves, as a test/ folder does
+    assert [file_stem(pair.image) for pair in index.splits["val"]] == ["patient005_frame01"]
+    (root / "test.list").unlink()
+    index = index_pairs(root, val_fraction=0.25)  # no held-out list: split by val_fraction
+    assert index.split_by_fraction and len(index.splits["val"]) == 1
+    assert len(index.splits["train"]) == 3
+    with pytest.raises(VisionsuiteError, match="ACDC: no test list .test.list. beside "
+                                               "train.list, train_slices.list"):
+        index_pairs(root, held_out="test")
+
+
+def test_slices_are_cases_only_where_every_name_says_so():
     named = [Pair(Path(f"d/patient{p:03d}_frame01_slice_{s}.h5"), Path("m")) for p in (1, 2)
              for s in (1, 2)]
     cases, how = named_cases(named)

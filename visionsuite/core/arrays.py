@@ -7,7 +7,9 @@ and .h5 files that each hold an `image` and its `label`; Figshare's brain tumour
   LABEL_NAMES; the last part of an HDF5 path or MATLAB struct field, in any case). A file of
   one array (a .npy) is an image or a mask by the folder it is in, as image files are.
 - Shapes: (H, W) is one slice; (S, H, W) a volume of S slices along its first axis, as NumPy
-  code stacks them; (H, W, C) one image of C <= 4 channels; (S, H, W, C) slices of C channels.
+  code stacks them; (H, W, C) one image of C channels where its last axis is its shortest and
+  at most MAX_CHANNELS long (RGB, 4 MRI modalities, 13 Sentinel-2 bands); (S, H, W, C)
+  slices of C channels (a preprocessed BraTS volume's (128, 128, 128, 4)).
   MATLAB 7.3 files store arrays column-major, so h5py gives them transposed: turned back here.
 - Intensities: uint8 arrays are read as they are, and bool arrays and floats within 0..1 (the
   slices TransUNet normalised) as 0..1; other values go through data.window where set, else
@@ -31,7 +33,7 @@ LABEL_NAMES = ("label", "labels", "mask", "masks", "seg", "segmentation", "gt", 
 CASE_NAMES = ("pid", "patient", "patient_id", "patientid", "case", "case_id", "subject",
               "subject_id")
 MIN_SIDE = 8  # an array narrower than this on either side of a slice is no image (labels, ids)
-MAX_CHANNELS = 4  # a last axis this short holds channels, not columns
+MAX_CHANNELS = 16  # a last axis this short, and the shortest, holds channels, not columns
 
 
 class UnreadableArray(ValueError):
@@ -198,7 +200,7 @@ def _slice_shape(shape: tuple[int, ...]) -> tuple[int, ...] | None:
     """`shape` as (S, H, W) or (S, H, W, C) slices (see the module); None for no image."""
     if len(shape) == 2:
         shape = (1, *shape)
-    elif len(shape) == 3 and shape[-1] <= MAX_CHANNELS < shape[0]:
+    elif len(shape) == 3 and shape[-1] <= MAX_CHANNELS and shape[-1] < min(shape[:2]):
         shape = (1, *shape)
     elif len(shape) != 4 and len(shape) != 3:
         return None

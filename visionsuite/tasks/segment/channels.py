@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from visionsuite.core.arrays import is_array_file
 from visionsuite.core.images import UnreadableImage, read_image_slices, tiff_channels
 from visionsuite.core.medical import file_stem, is_volume, read_header
 from visionsuite.errors import VisionsuiteError
@@ -17,14 +18,15 @@ from visionsuite.tasks.segment.pairs import Pair, PairIndex
 
 def image_channels(pairs: list[Pair]) -> int | None:
     """The channels of images that carry their own (a file per channel as nnU-Net stores
-    them, the volumes of 4-D NIfTI files, the channels of multi-channel TIFFs), else None:
+    them, the volumes of 4-D NIfTI files, the channels of multi-channel TIFFs and of arrays),
+    else None:
     data.channels decides (grey or RGB). Images of different channel counts are an error
     naming two of them."""
     first: dict[int, Path] = {}
     for pair in pairs:
         if pair.channels:
             count = 1 + len(pair.channels)
-        elif is_volume(pair.image):
+        elif is_volume(pair.image) or is_array_file(pair.image):
             count = _header_channels(pair.image)
             if count is None:
                 continue  # decoding reports it

@@ -20,6 +20,7 @@ from visionsuite.errors import VisionsuiteError, first_line
 from visionsuite.tasks.segment.annotations import (coco_index, ctc_index, labelme_index,
                                                    listed_index, listing_files, outlines_index,
                                                    rle_index, voc_index, yolo_index)
+from visionsuite.tasks.segment.array_lists import listed_array_index, split_lists
 from visionsuite.tasks.segment.colours import colour_table
 from visionsuite.tasks.segment.ctc import ctc_sequences, read_ctc
 from visionsuite.tasks.segment.folders import (IMAGE_FOLDER_NAMES, SIDE_MASK, case_volumes,
@@ -221,6 +222,9 @@ def _index_pairs(root: Path, val_fraction: float, seed: int, held_out: str,
         if any(root.glob("*.csv")) else None
     if index is not None:
         return index
+    lists = split_lists(root, held_out)  # SSL4MIS' ACDC: train.list, val.list of arrays
+    if lists is not None:
+        return listed_array_index(root, lists, val_fraction, seed, held_out, train)
     inside_kinds = _splits_inside_kinds(root, held_out)
     if inside_kinds:
         splits = {name: pair_dirs(root, *folders, odd) for name, folders in inside_kinds.items()}
