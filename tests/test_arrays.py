@@ -117,6 +117,54 @@ def test_matlab_files_read_in_matlabs_orientation(tmp_path: Path):
         assert read_image(path).shape == (40, 32, 3)
 
 
+def test_one_hot_masks_read_as_class_indices(tmp_path: Path):
+    """The BraTS 2020 .h5 slices: an image of 4 MRI channels and a mask of 3 class layers
+    (necrosis, edema, enhancing): class indices 1..3, the smaller layer's where they overlap;
+    layers of other values are refused, naming the file."""
+    import h5py
+
+    layers = np.zeros((40, 32, 3), np.uint8)
+    layers[5:35, 5:30, 1] = 1  # edema, the largest
+    layers[10:20, 10:20, 0] = 1  # necrosis inside it
+    layers[25:28, 20:23, 2] = 1  # enhancing, inside the edema too
+    path = tmp_path / "volume_1_slice_60.h5"
+    with h5py.File(path, "w") as file:
+        file["image"] = np.random.default_rng(0).random((40, 32, 4), dtype=np.float32)
+        file["mask"] = layers
+    classes = read_mask_slices(path)[0]
+    assert classes[0, 0] == 0 and classes[6, 6] == 2 and classes[15, 15] == 1
+    assert classes[26, 21] == 3 and set(np.unique(classes)) == {0, 1, 2, 3}
+    assert [image.shape for image in read_slices(path, 4)] == [(40, 32, 4)]
+    with h5py.File(tmp_path / "scores.h5", "w") as file:
+        file["image"], file["mask"] = np.zeros((40, 32)), layers * 7
+    with pytest.raises(UnreadableMedical, match="scores.h5: 3 channels, not all 0 and 1"):
+        read_mask_slices(tmp_path / "scores.h5")
+
+
+def test_brats_2020_slices_read_with_their_spreadsheets_beside_them(tmp_path: Path):
+    """Kaggle's BraTS 2020 .h5 slices (volume_1_slice_0.h5: 4 MRI channels, 3 class layers)
+    beside meta_data.csv: pairs of 4 channels, split a volume at a time. Before, the folder
+    was taken for a DICOM series that did not stack."""
+    import h5py
+
+    data = tmp_path / "BraTS2020_training_data" / "content" / "data"
+    data.mkdir(parents=True)
+    layers = np.zeros((40, 32, 3), np.uint8)
+    layers[5:30, 5:25, 1], layers[10:15, 10:15, 0] = 1, 1
+    for volume in (1, 2, 3):
+        for number in range(2):
+            with h5py.File(data / f"volume_{volume}_slice_{number}.h5", "w") as file:
+                file["image"] = np.full((40, 32, 4), volume, np.float32)
+                file["mask"] = layers
+    (data / "meta_data.csv").write_text("slice_path,target,volume,slice\n")
+    index = index_pairs(tmp_path, val_fraction=0.34)
+    assert index.root == data and index.odd_files == [data / "meta_data.csv"]
+    val = {file_stem(pair.image)[:8] for pair in index.splits["val"]}
+    train = {file_stem(pair.image)[:8] for pair in index.splits["train"]}
+    assert len(val) == 1 and len(index.splits["val"]) == 2 and not val & train
+    assert image_channels(index.splits["train"]) == 4
+
+
 def test_array_files_of_labels_or_ids_are_no_images(tmp_path: Path):
     """Annotation files beside images (Oxford Flowers' imagelabels.mat, a .npy of ids) stay
     other files; a file of pickled objects is refused, not unpickled."""
@@ -130,6 +178,17 @@ def test_array_files_of_labels_or_ids_are_no_images(tmp_path: Path):
         assert not is_image_file(tmp_path / name), name
     with pytest.raises(UnreadableMedical, match="objects.npy: unreadable NumPy file"):
         read_slices(tmp_path / "objects.npy")
+    import h5py
+
+    (tmp_path / "raw.bin").write_bytes(bytes(64 * 64 * 4))
+    with h5py.File(tmp_path / "external.h5", "w") as file:  # its pixels in another file
+        outside = [(tmp_path / "raw.bin", 0, 64 * 64 * 4)]
+        file.create_dataset("image", (64, 64), "f4", external=outside)
+        file["label"] = np.zeros((64, 64), np.uint8)
+    assert not holds_pair(tmp_path / "external.h5")
+    with pytest.raises(UnreadableMedical, match="external.h5: no array shaped as slices and "
+                                                r"named as an image .* \(label\)"):
+        read_slices(tmp_path / "external.h5")
     np.savez(tmp_path / "other.npz", weights=np.zeros((64, 64)), bias=np.zeros((64, 64)))
     with pytest.raises(UnreadableMedical, match=r"other.npz: no array shaped as slices and "
                                                 r"named as an image .* \(bias, weights\)"):

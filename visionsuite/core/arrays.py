@@ -11,10 +11,16 @@ and .h5 files that each hold an `image` and its `label`; Figshare's brain tumour
   at most MAX_CHANNELS long (RGB, 4 MRI modalities, 13 Sentinel-2 bands); (S, H, W, C)
   slices of C channels (a preprocessed BraTS volume's (128, 128, 128, 4)).
   MATLAB 7.3 files store arrays column-major, so h5py gives them transposed: turned back here.
+- A mask of C > 1 channels of 0 and 1 is C class layers, one-hot (the BraTS 2020 .h5 slices'
+  (240, 240, 3) mask: necrosis, edema, enhancing tumour): read as class indices 1..C, 0
+  where none is set; where layers overlap, the smaller one's class is kept (a tumour in its
+  organ), as for masks of a folder per class.
 - Intensities: uint8 arrays are read as they are, and bool arrays and floats within 0..1 (the
   slices TransUNet normalised) as 0..1; other values go through data.window where set, else
   each file's own percentile range (core.medical's windowing).
 - Files are read with `allow_pickle=False`: arrays of Python objects are refused, not run.
+  HDF5 datasets stored in other files (external storage, virtual datasets) are not read: a
+  dataset's files never lead reading out of it.
 """
 
 from __future__ import annotations
@@ -104,6 +110,18 @@ def read_array(path: Path, labels: bool = False) -> np.ndarray:
     return values[..., 0] if values.ndim == 4 and values.shape[-1] == 1 else values
 
 
+def one_hot_classes(layers: np.ndarray) -> np.ndarray | None:
+    """(S, H, W, C) class layers of 0 and 1 as (S, H, W) class indices 1..C (0 where none is
+    set, the smaller layer's class where several are); None where the values are not all
+    0 and 1."""
+    if not np.isin(layers, (0, 1)).all():
+        return None
+    classes = np.zeros(layers.shape[:3], np.uint8)
+    for channel in np.argsort(-layers.sum(axis=(0, 1, 2)), kind="stable"):  # largest first
+        classes[layers[..., channel] == 1] = channel + 1
+    return classes
+
+
 def slices_shape(path: Path, labels: bool = False) -> tuple[int, ...]:
     """The shape read_array gives, from the file's headers."""
     shape = _array_slices(path, labels)[1]
@@ -114,8 +132,9 @@ def _array_slices(path: Path, labels: bool) -> tuple[str, tuple[int, ...]]:
     """The name of the file's image (or mask) array, and its shape as slices."""
     shapes = array_shapes(path)
     name = _named(shapes, LABEL_NAMES if labels else IMAGE_NAMES)
-    if name is None and len(shapes) == 1:
-        name = next(iter(shapes))
+    if name is None and len(shapes) == 1 \
+            and _named(shapes, IMAGE_NAMES if labels else LABEL_NAMES) is None:
+        name = next(iter(shapes))  # a file's one array, named as neither
     if name is None:
         wanted = "a mask (label, mask, ...)" if labels else "an image (image, data, ...)"
         raise UnreadableArray(f"{path}: no array shaped as slices and named as {wanted} among its "
@@ -155,7 +174,8 @@ def _short_arrays(path: Path) -> list[str]:
         found = []
         with h5py.File(path, "r") as file:
             file.visititems(lambda name, item: found.append(name) if isinstance(
-                item, h5py.Dataset) and item.size <= 64 else None)
+                item, h5py.Dataset) and item.size <= 64 and not item.external
+                and not item.is_virtual else None)
         return found
     return [name for name, value in _matlab5_values(path).items() if np.size(value) <= 64]
 
@@ -249,7 +269,8 @@ def _hdf5_shapes(path: Path) -> dict[str, tuple[int, ...]]:
     found = {}
 
     def add(name: str, item) -> None:
-        if isinstance(item, h5py.Dataset) and item.dtype.kind in "biuf":
+        if isinstance(item, h5py.Dataset) and item.dtype.kind in "biuf" \
+                and not item.external and not item.is_virtual:
             found[name] = item.shape[::-1] if matlab else item.shape
 
     with h5py.File(path, "r") as file:

@@ -50,7 +50,8 @@ from pathlib import Path
 import numpy as np
 
 from visionsuite.core.arrays import (ARRAY_SUFFIXES, UnreadableArray, array_format,
-                                     is_array_file, own_window, read_array, slices_shape)
+                                     is_array_file, one_hot_classes, own_window, read_array,
+                                     slices_shape)
 from visionsuite.core.files import atomic_path
 from visionsuite.core.images import (IMAGE_EXTENSIONS, INSTANCE_HINT, UnreadableImage,
                                      content_kind, window_bounds)
@@ -83,6 +84,11 @@ def is_medical_file(path: Path) -> bool:
     if name.endswith(MEDICAL_SUFFIXES):
         return True
     return path.suffix.lower() not in IMAGE_EXTENSIONS and content_kind(path) == "dicom"
+
+
+def is_dicom_file(path: Path) -> bool:
+    """A medical file that is neither a volume nor an array: DICOM, by name or marker."""
+    return is_medical_file(path) and not is_volume(path) and not is_array_file(path)
 
 
 def is_volume(path: Path) -> bool:
@@ -155,7 +161,9 @@ def read_label_slices(path: str | Path, binary: bool = False) -> list[np.ndarray
     path = Path(path)
     slices = _read(path, labels=True)
     if slices.values.ndim == 4:
-        found = "colour mask" if slices.colour else f"{slices.channels} volumes (a 4-D NIfTI)"
+        found = "colour mask" if slices.colour else \
+            f"{slices.channels} volumes (a 4-D NIfTI)" if is_volume(path) else \
+            f"{slices.channels} channels, not all 0 and 1 (no class layers)"
         raise UnreadableMedical(f"{path}: {found}; expected one channel of class indices")
     return list(_label_values(slices.values, path, binary))
 
@@ -333,8 +341,7 @@ def stack_dicom_series(paths: list[Path]) -> tuple[list, list[str]]:
     whose slices do not stack into a regular volume (uneven spacing, two slices at one
     position, mixed sizes, no geometry), whose files then stay single slices."""
     headers = {path: header for path in paths
-               if is_medical_file(path) and not is_volume(path)
-               and (header := _slice_header(path)) is not None}
+               if is_dicom_file(path) and (header := _slice_header(path)) is not None}
     members: dict[str, list[Path]] = defaultdict(list)
     for path, header in headers.items():
         members[header.uid].append(path)
@@ -403,7 +410,7 @@ def series_folder(folder: Path) -> DicomSeries | None:
 def _folder_series(folder: str) -> tuple[DicomSeries | None, str]:
     files = [path for path in sorted(Path(folder).iterdir())
              if path.is_file() and not path.name.startswith(".")
-             and is_medical_file(path) and not is_volume(path)]
+             and is_dicom_file(path)]
     if not files:
         return None, ""
     # Files that are no slice of a series (a DICOMDIR, a report) are left out.
@@ -469,7 +476,7 @@ def dicom_labels_kind(path: Path) -> str | None:
     import pydicom
     from pydicom.errors import InvalidDicomError
 
-    if not path.is_file() or not is_medical_file(path) or is_volume(path):
+    if not path.is_file() or not is_dicom_file(path):
         return None
     try:
         header = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["Modality"])
@@ -931,6 +938,9 @@ def _read_arrays(path: Path, labels: bool, header_only: bool) -> Slices:
         values = read_array(path, labels)
     except UnreadableArray as err:
         raise UnreadableMedical(str(err)) from None
+    if labels and values.ndim == 4:  # class layers, one-hot (core/arrays.py)
+        classes = one_hot_classes(values)
+        values = values if classes is None else classes
     window = own_window(values)
     channels = values.shape[-1] if values.ndim == 4 else 1
     values = np.nan_to_num(values.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
