@@ -326,7 +326,7 @@ def test_image_and_mask_folders_of_npy_files_pair_by_stem(tmp_path: Path):
 @pytest.mark.slow
 def test_synapse_trains_evaluates_and_segments_to_arrays(tmp_path: Path):
     """The layout trains with only --data; `segment` writes each array input's mask as a
-    .npy of its slices' shape, and its probabilities likewise."""
+    .npy of its slices' shape, and its probabilities likewise (a DICOM SEG of none)."""
     root = make_synapse(tmp_path / "Synapse")
     before = snapshot(root)
     result = invoke("train", "segment", "--data", root, "--output", tmp_path / "runs",
@@ -341,8 +341,10 @@ def test_synapse_trains_evaluates_and_segments_to_arrays(tmp_path: Path):
     out = tmp_path / "masks"
     volume = root / "test_vol_h5" / "case0001.npy.h5"
     one = root / "train_npz" / "case0005_slice000.npz"
-    result = invoke("segment", run, volume, one, "--output", out, "--probabilities", "--json")
+    result = invoke("segment", run, volume, one, "--output", out, "--probabilities", "--json",
+                    "--dicom-seg")
     assert result.exit_code == 0, result.output
+    assert f"{volume}: not DICOM; no DICOM SEG" in result.stderr
     written = {Path(item["image"]).name: item for item in json.loads(result.stdout)}
     stack = np.load(written[volume.name]["mask"])
     assert stack.shape == (4, 40, 32) and stack.dtype == np.uint8 and stack.max() <= 3

@@ -13,11 +13,11 @@ from visionsuite.core.arrays import is_array_file
 from visionsuite.core.files import RUNS, atomic_path, unique_stem
 from visionsuite.core.images import UnreadableImage, fit_within, read_image_slices
 from visionsuite.core.medical import (DicomSeries, dicom_labels_kind, file_stem,
-                                      is_medical_file, is_volume, labels_to_dicom_seg,
-                                      labels_to_volume, probabilities_to_volume,
-                                      read_series_slices, series_labels_to_nifti,
-                                      series_probabilities_to_nifti, stack_dicom_series,
-                                      volume_suffix, voxel_volume_mm3)
+                                      is_dicom_file, is_medical_file, is_volume,
+                                      labels_to_dicom_seg, labels_to_volume,
+                                      probabilities_to_volume, read_series_slices,
+                                      series_labels_to_nifti, series_probabilities_to_nifti,
+                                      stack_dicom_series, volume_suffix, voxel_volume_mm3)
 from visionsuite.core.plots import colorize, shown_image
 from visionsuite.errors import VisionsuiteError, first_line
 from visionsuite.tasks.segment.channels import ChannelFiles, channel_groups, read_channel_files
@@ -162,7 +162,7 @@ def _write_dicom_seg(item, predicted: list[np.ndarray], labels: list[str], class
         return None
     sources = item.paths if isinstance(item, DicomSeries) else [item]
     name = item.name if isinstance(item, DicomSeries) else str(item)
-    if not is_medical_file(sources[0]) or is_volume(sources[0]):
+    if not is_dicom_file(sources[0]):
         warn(f"{name}: not DICOM; no DICOM SEG")
         return None
     names = labels if len(labels) == class_count else [f"class_{i}" for i in range(class_count)]
