@@ -34,12 +34,12 @@ def square_slice(seed: int, height: int = 40, width: int = 32):
 
 
 def write_matlab73(path: Path, **arrays) -> None:
-    """A MATLAB 7.3 file of a `cjdata` struct, as Figshare's brain tumour set: HDF5, each
-    array stored column-major (so h5py sees it transposed), a string as MATLAB's chars
-    (uint16 codes, its PID '100360')."""
+    """A MATLAB 7.3 file of a `cjdata` struct, as Figshare's brain tumour set: HDF5 after
+    MATLAB's 512-byte header, each array stored column-major (so h5py sees it transposed), a
+    string as MATLAB's chars (uint16 codes, its PID '100360')."""
     import h5py
 
-    with h5py.File(path, "w") as file:
+    with h5py.File(path, "w", userblock_size=512) as file:
         group = file.create_group("cjdata")
         for name, values in arrays.items():
             if isinstance(values, str):
@@ -47,6 +47,9 @@ def write_matlab73(path: Path, **arrays) -> None:
                 group[name].attrs["MATLAB_class"] = np.bytes_("char")
             else:
                 group[name] = np.asarray(values).T
+    with open(path, "r+b") as file:
+        file.write(b"MATLAB 7.3 MAT-file, Platform: GLNXA64, Created on: Mon Jan  1 00:00:00 "
+                   b"2024 HDF5 schema 1.00 .".ljust(116) + bytes(8) + b"\x00\x02IM")
 
 
 def make_synapse(root: Path, cases=(5, 6, 7, 9), slices: int = 3) -> Path:
@@ -109,6 +112,7 @@ def test_matlab_files_read_in_matlabs_orientation(tmp_path: Path):
                    PID=[[49.0]])
     struct = {"image": image * 900, "tumorMask": mask, "label": 2.0}
     scipy.io.savemat(tmp_path / "5.mat", {"cjdata": struct})
+    assert (tmp_path / "7.mat").read_bytes()[:10] == b"MATLAB 7.3"  # HDF5 only at byte 512
     for name in ("7.mat", "5.mat"):
         path = tmp_path / name
         assert is_image_file(path) and holds_pair(path)
@@ -174,8 +178,11 @@ def test_array_files_of_labels_or_ids_are_no_images(tmp_path: Path):
     np.save(tmp_path / "ids.npy", np.arange(100))
     np.save(tmp_path / "objects.npy", np.array([{"a": 1}, None], dtype=object))
     (tmp_path / "broken.npz").write_bytes(b"PK\x03\x04 not a zip")
-    for name in ("imagelabels.mat", "ids.npy", "objects.npy", "broken.npz"):
+    (tmp_path / "broken.mat").write_bytes(b"MATLAB 5.0 MAT-file, cut short")  # IndexError
+    for name in ("imagelabels.mat", "ids.npy", "objects.npy", "broken.npz", "broken.mat"):
         assert not is_image_file(tmp_path / name), name
+    with pytest.raises(UnreadableMedical, match="broken.mat: unreadable MATLAB file"):
+        read_slices(tmp_path / "broken.mat")
     with pytest.raises(UnreadableMedical, match="objects.npy: unreadable NumPy file"):
         read_slices(tmp_path / "objects.npy")
     import h5py

@@ -90,8 +90,9 @@ def array_shapes(path: Path) -> dict[str, tuple[int, ...]]:
             return _hdf5_shapes(path)
         if path.suffix.lower() == ".mat":
             return {name: np.shape(value) for name, value in _matlab5_arrays(path).items()}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as err:
-        raise UnreadableArray(f"{path}: unreadable {array_format(path)} file ({err})") from None
+    except Exception as err:  # the readers raise many kinds on a corrupt file (IndexError ...)
+        raise UnreadableArray(f"{path}: unreadable {array_format(path)} file "
+                              f"({type(err).__name__}: {err})") from None
     raise UnreadableArray(f"{path}: unreadable HDF5 file (no HDF5 signature)")
 
 
@@ -101,8 +102,9 @@ def read_array(path: Path, labels: bool = False) -> np.ndarray:
     name, shape = _array_slices(path, labels)
     try:
         values = _array_of(path, name)
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as err:
-        raise UnreadableArray(f"{path}: unreadable {array_format(path)} file ({err})") from None
+    except Exception as err:  # as in array_shapes
+        raise UnreadableArray(f"{path}: unreadable {array_format(path)} file "
+                              f"({type(err).__name__}: {err})") from None
     values = values.reshape(shape)
     if values.dtype.kind not in "biuf":
         raise UnreadableArray(f"{path}: array '{name or path.name}' holds {values.dtype} "
@@ -157,7 +159,7 @@ def case_of(path: Path) -> tuple[str, str] | None:
         if name is None:
             return None
         value = _case_value(path, name)
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError, UnreadableArray):
+    except Exception:  # as in array_shapes; decoding the file reports it
         return None
     return (name, value) if value else None
 
@@ -240,10 +242,19 @@ def _named(shapes: dict[str, tuple[int, ...]], names: tuple[str, ...]) -> str | 
     return next((by_name[wanted] for wanted in names if wanted in by_name), None)
 
 
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+
 def _is_hdf5(path: Path) -> bool:
-    """HDF5 by its signature: .h5 and .hdf5 files, and MATLAB 7.3 .mat files."""
+    """HDF5 by its signature: .h5 and .hdf5 files, and MATLAB 7.3 .mat files, whose 512-byte
+    user block (MATLAB's text header) comes first: HDF5 looks for its superblock at 0, 512,
+    1024, 2048, ..."""
     with open(path, "rb") as file:
-        return file.read(8) == b"\x89HDF\r\n\x1a\n"
+        for offset in (0, 512, 1024, 2048, 4096):
+            file.seek(offset)
+            if file.read(8) == HDF5_SIGNATURE:
+                return True
+    return False
 
 
 def _npz_shapes(path: Path) -> dict[str, tuple[int, ...]]:
