@@ -19,9 +19,8 @@ from visionsuite.tasks.segment.pairs import Pair, PairIndex
 def image_channels(pairs: list[Pair]) -> int | None:
     """The channels of images that carry their own (a file per channel as nnU-Net stores
     them, the volumes of 4-D NIfTI files, the channels of multi-channel TIFFs and of arrays),
-    else None:
-    data.channels decides (grey or RGB). Images of different channel counts are an error
-    naming two of them."""
+    else None: data.channels decides (grey or RGB). Images of different channel counts are an
+    error naming two of them."""
     first: dict[int, Path] = {}
     for pair in pairs:
         if pair.channels:
