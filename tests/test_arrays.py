@@ -9,6 +9,7 @@ import pytest
 
 from conftest import snapshot
 from test_cli import invoke
+from test_segment_cli import TINY_SEGMENT
 from visionsuite.core.arrays import holds_image, holds_pair, read_array
 from visionsuite.core.images import is_image_file, read_image, read_mask_slices
 from visionsuite.core.medical import UnreadableMedical, file_stem, read_slices
@@ -16,10 +17,6 @@ from visionsuite.errors import VisionsuiteError
 from visionsuite.tasks.segment.channels import image_channels
 from visionsuite.tasks.segment.index import index_pairs
 from visionsuite.tasks.segment.pairs import Pair, named_cases
-
-TINY_SEGMENT = ("--image-size", 32, "--epochs", 2, "--set", "model.levels=2",
-                "--set", "model.filters=4", "--set", "train.tensorboard=false",
-                "--set", "data.crops_per_image=4")
 
 
 def square_slice(seed: int, height: int = 40, width: int = 32):

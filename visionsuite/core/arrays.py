@@ -116,12 +116,13 @@ def one_hot_classes(layers: np.ndarray) -> np.ndarray | None:
     """(S, H, W, C) class layers of 0 and 1 as (S, H, W) class indices 1..C (0 where none is
     set, the smaller layer's class where several are); None where the values are not all
     0 and 1."""
+    from visionsuite.core.images import smaller_on_top
+
     if not np.isin(layers, (0, 1)).all():
         return None
-    classes = np.zeros(layers.shape[:3], np.uint8)
-    for channel in np.argsort(-layers.sum(axis=(0, 1, 2)), kind="stable"):  # largest first
-        classes[layers[..., channel] == 1] = channel + 1
-    return classes
+    return np.stack(smaller_on_top(
+        [(channel + 1, list(layers[..., channel] == 1)) for channel in range(layers.shape[-1])],
+        [layers.shape[1:3]] * len(layers), binary=False))
 
 
 def slices_shape(path: Path, labels: bool = False) -> tuple[int, ...]:

@@ -363,6 +363,22 @@ def read_mask_slices(path: str | Path, binary: bool = False) -> list[np.ndarray]
                 for page in pages]
 
 
+def smaller_on_top(layers: list[tuple[int, list[np.ndarray]]], shapes: list[tuple],
+                   binary: bool, orders: tuple[float, ...] | None = None) -> list[np.ndarray]:
+    """Class indices (255 for every class, `binary`) of each slice from (class value, its
+    slices' bool masks) layers, the smaller layers painted last: where two overlap, what lies
+    inside or over the other (a tumour in its organ) keeps its class. Where the layers have
+    z `orders` (CVAT's), the higher are painted over the lower, and the smaller over the
+    larger among equals."""
+    masks = [np.zeros(shape, np.uint8) for shape in shapes]
+    orders = orders or (0,) * len(layers)
+    for _, (value, found) in sorted(zip(orders, layers), key=lambda layer: (
+            layer[0], -sum(m.sum() for m in layer[1][1]))):
+        for mask, of_class in zip(masks, found):
+            mask[of_class] = 255 if binary and value else value  # 0: a hole (LabelMe's)
+    return masks
+
+
 def stack_pages(image: Image.Image) -> int:
     """How many pages of an opened image are slices of one stack: every page of a multi-page
     TIFF whose pages share the first one's size and mode (an EM or microscopy stack, as ImageJ

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from visionsuite.core.images import (QUARTER_TURNS, fit_within, fitted_size, inspect_image,
-                                     read_mask_slices, stored_geometry, tiff_stack_depth,
-                                     turn_upright, upright_size)
+                                     read_mask_slices, smaller_on_top, stored_geometry,
+                                     tiff_stack_depth, turn_upright, upright_size)
 from visionsuite.core.medical import (dicom_label_slices, dicom_labels_kind, is_medical_file,
                                       is_volume, label_slices_for, read_header, voxel_spacing)
 from visionsuite.errors import VisionsuiteError
@@ -129,29 +129,13 @@ def _class_indices(pair: Pair, binary: bool) -> list[np.ndarray]:
         if [m.shape for m in found] != shapes:
             raise VisionsuiteError(f"{path}: its size or slices differ from {pair.mask.name}, "
                                    "the same image's mask of another class")
-    return _smaller_on_top([(value, found) for value, _, found in layers], shapes, binary)
-
-
-def _smaller_on_top(layers: list[tuple[int, list[np.ndarray]]], shapes: list[tuple],
-                    binary: bool, orders: tuple[float, ...] | None = None) -> list[np.ndarray]:
-    """Class indices (255 for every class, `binary`) of each slice from (class value, its
-    slices' bool masks) layers, the smaller layers painted last: where two overlap, what lies
-    inside or over the other (a tumour in its organ) keeps its class. Where the layers have
-    z `orders` (CVAT's), the higher are painted over the lower, and the smaller over the
-    larger among equals."""
-    masks = [np.zeros(shape, np.uint8) for shape in shapes]
-    orders = orders or (0,) * len(layers)
-    for _, (value, found) in sorted(zip(orders, layers), key=lambda layer: (
-            layer[0], -sum(m.sum() for m in layer[1][1]))):
-        for mask, of_class in zip(masks, found):
-            mask[of_class] = 255 if binary and value else value  # 0: a hole (LabelMe's)
-    return masks
+    return smaller_on_top([(value, found) for value, _, found in layers], shapes, binary)
 
 
 def _drawn_classes(pair: Pair, binary: bool) -> np.ndarray:
     """A COCO image's annotations (polygons, RLE or uncompressed RLE) filled in as class
     indices at the size its file gives, a YOLO image's polygons at its own size, or a CSV's
-    run-length codes at its stored size (smaller annotations on top: _smaller_on_top)."""
+    run-length codes at its stored size (smaller annotations on top: smaller_on_top)."""
     from pycocotools import mask as coco_mask
 
     runs = any(isinstance(segmentation, RunLengths) for _, segmentation in pair.shapes)
@@ -195,7 +179,7 @@ def _drawn_classes(pair: Pair, binary: bool) -> np.ndarray:
                                    f"{drawn.shape[1]}x{drawn.shape[0]}, its image "
                                    f"{width}x{height}")
         layers.append((value, [drawn.astype(bool)]))
-    return _smaller_on_top(layers, [(height, width)], binary, pair.shape_orders)[0]
+    return smaller_on_top(layers, [(height, width)], binary, pair.shape_orders)[0]
 
 
 def _mask_slices(pair: Pair, path: Path, binary: bool) -> list[np.ndarray]:

@@ -29,8 +29,8 @@ from visionsuite.tasks.segment.folders import (IMAGE_FOLDER_NAMES, SIDE_MASK, ca
                                                pair_folder, pair_folders)
 from visionsuite.tasks.segment.labelme import labelme_files
 from visionsuite.tasks.segment.outlines import outline_files
-from visionsuite.tasks.segment.pairs import (Pair, PairIndex, folders_are_cases, fraction_split,
-                                             labelled_splits, named_cases, pairs_by_folder)
+from visionsuite.tasks.segment.pairs import (Pair, PairIndex, fraction_split, labelled_splits,
+                                             pairs_by_folder, split_cases)
 from visionsuite.tasks.segment.voc import read_voc_set, voc_segmentation_folder
 
 DATASET_JSON = "dataset.json"
@@ -63,10 +63,10 @@ def index_pairs(root: str | Path, val_fraction: float = 0.2, seed: int = 0,
     if named:  # a DICOM SEG's segments, an RTSTRUCT's structures, a .seg.nrrd's segments
         index.class_names, index.names_from = named
     index.channel_names = _dataset_channel_names(described) or _channel_endings(pairs)
-    named = named_cases(pairs) if index.split_by_fraction else None
-    if named is not None and not folders_are_cases(pairs_by_folder(pairs)):
-        index.folders.append(f"{named[1]}: the val split takes whole cases "
-                             f"({len(named[0])} in all)")
+    cases = split_cases(pairs) if index.split_by_fraction else None
+    if cases is not None and cases[1]:  # folders as cases: _side_by_side_note says so
+        index.folders.append(f"{cases[1]}: the val split takes whole cases "
+                             f"({len(cases[0])} in all)")
     return index
 
 
@@ -401,10 +401,10 @@ def _side_by_side_note(pairs: list[Pair], split: bool) -> list[str]:
     if not pairs or pairs[0].image.parent != pairs[0].mask.parent:
         return []
     by_folder = pairs_by_folder(pairs)
-    folders, how = len(by_folder), ""
-    if split and folders_are_cases(by_folder):
+    folders, how, cases = len(by_folder), "", split_cases(pairs) if split else None
+    if cases is not None and not cases[1]:
         how = "; the val split takes whole folders (each one case, kept on one side)"
-    elif split and folders > 1 and named_cases(pairs) is None:  # else whole cases (below)
+    elif split and folders > 1 and cases is None:  # named cases: index_pairs' note
         how = "; the val split takes its share of each folder"
     if pairs[0].image == pairs[0].mask:  # array files (core/arrays.py)
         return [f"each file holds an image and its mask: {len(pairs)} files in {folders} "

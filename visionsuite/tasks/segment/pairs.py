@@ -135,15 +135,22 @@ def named_cases(pairs: list[Pair]) -> tuple[dict[tuple, list[Pair]], str] | None
     return (cases, how) if len(cases) > 1 else None
 
 
+def split_cases(pairs: list[Pair]) -> tuple[dict, str] | None:
+    """The cases that a split by fraction keeps whole, and how they were found (for data
+    check): folders that are cases (folders_are_cases; how ""), else named_cases; None where
+    the pairs are split one by one."""
+    by_folder = pairs_by_folder(pairs)
+    return (by_folder, "") if folders_are_cases(by_folder) else named_cases(pairs)
+
+
 def _split_pairs(pairs: list[Pair], fraction: float, seed: int):
     """A seeded split of pairs into train and val. Pairs of one images/ folder: `fraction` of
     them. Side-by-side pairs in several folders: see CASE_FOLDERS; pairs whose files say their
-    case: whole cases (named_cases). A Fold: every fold-th of the shuffled pairs (or
+    case: whole cases (split_cases). A Fold: every fold-th of the shuffled pairs (or
     cases), each folder's in turn, so each fold takes its share of each folder."""
     rng = random.Random(seed)
     by_folder = pairs_by_folder(pairs)
-    named = named_cases(pairs)
-    cases_of = by_folder if folders_are_cases(by_folder) else named[0] if named else None
+    cases_of = (split_cases(pairs) or (None, ""))[0]
     if cases_of is not None:
         cases = sorted(cases_of)
         rng.shuffle(cases)
