@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from conftest import snapshot
-from test_cli import invoke
+from test_cli import assert_one_line_error, invoke
 from test_segment_cli import TINY_SEGMENT
 from visionsuite.core.arrays import holds_image, holds_pair, read_array
 from visionsuite.core.images import is_image_file, read_image, read_mask_slices
@@ -118,6 +118,25 @@ def test_matlab_files_read_in_matlabs_orientation(tmp_path: Path):
         assert read_image(path).shape == (40, 32, 3)
 
 
+def make_brats2020(root: Path) -> Path:
+    """Kaggle's BraTS 2020 slices: BraTS2020_training_data/content/data/volume_1_slice_0.h5
+    ({image: 4 MRI channels, mask: 3 class layers}, volumes 1-3 of 2 slices) beside
+    meta_data.csv; the folder of the slices."""
+    import h5py
+
+    data = root / "BraTS2020_training_data" / "content" / "data"
+    data.mkdir(parents=True)
+    layers = np.zeros((40, 32, 3), np.uint8)
+    layers[5:30, 5:25, 1], layers[10:15, 10:15, 0] = 1, 1
+    for volume in (1, 2, 3):
+        for number in range(2):
+            with h5py.File(data / f"volume_{volume}_slice_{number}.h5", "w") as file:
+                file["image"] = np.full((40, 32, 4), volume, np.float32)
+                file["mask"] = layers
+    (data / "meta_data.csv").write_text("slice_path,target,volume,slice\n")
+    return data
+
+
 def test_one_hot_masks_read_as_class_indices(tmp_path: Path):
     """The BraTS 2020 .h5 slices: an image of 4 MRI channels and a mask of 3 class layers
     (necrosis, edema, enhancing): class indices 1..3, the smaller layer's where they overlap;
@@ -146,18 +165,7 @@ def test_brats_2020_slices_read_with_their_spreadsheets_beside_them(tmp_path: Pa
     """Kaggle's BraTS 2020 .h5 slices (volume_1_slice_0.h5: 4 MRI channels, 3 class layers)
     beside meta_data.csv: pairs of 4 channels, split a volume at a time. Before, the folder
     was taken for a DICOM series that did not stack."""
-    import h5py
-
-    data = tmp_path / "BraTS2020_training_data" / "content" / "data"
-    data.mkdir(parents=True)
-    layers = np.zeros((40, 32, 3), np.uint8)
-    layers[5:30, 5:25, 1], layers[10:15, 10:15, 0] = 1, 1
-    for volume in (1, 2, 3):
-        for number in range(2):
-            with h5py.File(data / f"volume_{volume}_slice_{number}.h5", "w") as file:
-                file["image"] = np.full((40, 32, 4), volume, np.float32)
-                file["mask"] = layers
-    (data / "meta_data.csv").write_text("slice_path,target,volume,slice\n")
+    data = make_brats2020(tmp_path)
     index = index_pairs(tmp_path, val_fraction=0.34)
     assert index.root == data and index.odd_files == [data / "meta_data.csv"]
     val = {file_stem(pair.image)[:8] for pair in index.splits["val"]}
@@ -355,3 +363,23 @@ def test_synapse_trains_evaluates_and_segments_to_arrays(tmp_path: Path):
     assert np.load(written[one.name]["mask"]).shape == (40, 32)
     probability = np.load(written[volume.name]["probabilities"]["class_1"])
     assert probability.shape == (4, 40, 32) and probability.dtype == np.float32
+
+
+@pytest.mark.slow
+def test_arrays_of_channels_train_and_segment(tmp_path: Path):
+    """A model of the BraTS 2020 slices' 4 MRI channels segments such .h5 files, and names
+    an array of other channels with its count. Before, `segment` took every array input for
+    one channel: '...h5: one channel, but the model takes 4 channels'."""
+    data = make_brats2020(tmp_path)
+    result = invoke("train", "segment", "--data", tmp_path, "--output", tmp_path / "runs",
+                    *TINY_SEGMENT)
+    assert result.exit_code == 0, result.output
+    run = tmp_path / "runs" / "segment" / "exp"
+    slice_file = data / "volume_1_slice_0.h5"
+    result = invoke("segment", run, slice_file, "--output", tmp_path / "masks", "--json")
+    assert result.exit_code == 0, result.output
+    mask = np.load(json.loads(result.stdout)[0]["mask"])
+    assert mask.shape == (40, 32) and mask.max() <= 3
+    np.save(tmp_path / "rgb.npy", np.zeros((40, 32, 3), np.uint8))
+    result = invoke("segment", run, tmp_path / "rgb.npy", "--output", tmp_path / "other")
+    assert_one_line_error(result, "rgb.npy: 3 channels, but the model takes 4 channels")

@@ -23,16 +23,9 @@ def image_channels(pairs: list[Pair]) -> int | None:
     error naming two of them."""
     first: dict[int, Path] = {}
     for pair in pairs:
-        if pair.channels:
-            count = 1 + len(pair.channels)
-        elif is_volume(pair.image) or is_array_file(pair.image):
-            count = _header_channels(pair.image)
-            if count is None:
-                continue  # decoding reports it
-        else:
-            count = _tiff_channels_or_none(pair.image)  # a multi-channel TIFF's, else 1
-            if count is None:
-                continue  # decoding reports it
+        count = 1 + len(pair.channels) if pair.channels else _own_channels(pair.image)
+        if count is None:
+            continue  # decoding reports it
         first.setdefault(count, pair.image)
         if len(first) > 1:
             (one, a), (other, b) = sorted(first.items())[:2]
@@ -78,9 +71,9 @@ def channel_groups(inputs: list, names: list[str]) -> tuple[list, list[Path]]:
     """The inputs of a model of multi-channel images (`names`, one a channel) and the label
     files left out: the channel files of one case in one folder (nnU-Net's case_0000.nii.gz,
     case_0001.nii.gz; BraTS's <case>_flair.nii.gz, <case>_t1.nii.gz, ...) as ChannelFiles;
-    a 4-D NIfTI of as many volumes as it is. A case's label file (<case>_seg.nii.gz) is left
-    out. Anything else would show the model one channel for all: a one-line error naming
-    the file."""
+    a 4-D NIfTI of as many volumes, or an array file of as many channels, as it is. A
+    case's label file (<case>_seg.nii.gz) is left out. Anything else would show the model
+    one channel for all: a one-line error naming the file."""
     count, cases, found, labels = len(names), {}, [], []
     wanted = f"{count} channels ({', '.join(names)})"
     for item in inputs:
@@ -89,16 +82,13 @@ def channel_groups(inputs: list, names: list[str]) -> tuple[list, list[Path]]:
             cases.setdefault((item.parent, case[0]), {})[case[1]] = item
         elif isinstance(item, Path) and _label_of(item):
             labels.append(item)
-        elif isinstance(item, Path) and is_volume(item) \
-                and _header_channels(item) in (count, None):
-            found.append(item)
-        elif isinstance(item, Path) and _tiff_channels_or_none(item) in (count, None):
-            found.append(item)  # a multi-channel TIFF of the model's channels
+        elif (own := _own_channels(item)) in (count, None):
+            found.append(item)  # a 4-D NIfTI, an array (BraTS 2020's .h5) or a TIFF of them
         else:
             shown = item.paths[0].parent if hasattr(item, "paths") else item
-            raise VisionsuiteError(f"{shown}: one channel, but the model takes {wanted}: give "
-                                   "each case's files of every channel, 4-D NIfTI volumes "
-                                   f"or multi-channel TIFFs of {count}")
+            raise VisionsuiteError(f"{shown}: {_channels(own)}, but the model takes {wanted}: "
+                                   "give each case's files of every channel, 4-D NIfTI "
+                                   f"volumes, arrays or multi-channel TIFFs of {count}")
     for (folder, case), files in sorted(cases.items()):
         if sorted(files) != list(range(count)):
             raise VisionsuiteError(f"{folder}: case {case} has the channel files of "
@@ -137,6 +127,21 @@ def _label_of(path: Path) -> str | None:
     stem = file_stem(path)
     return next((case for ending in CASE_LABEL_ENDINGS if (case := case_before(stem, ending))),
                 None)
+
+
+def _own_channels(item) -> int | None:
+    """The channels an input holds by itself: a volume's or an array's from its header, a
+    TIFF's, 1 for other files and for series folders; None where it cannot be read (reading
+    it reports it)."""
+    if not isinstance(item, Path):
+        return 1
+    if is_volume(item) or is_array_file(item):
+        return _header_channels(item)
+    return _tiff_channels_or_none(item)
+
+
+def _channels(count: int) -> str:
+    return "one channel" if count == 1 else f"{count} channels"
 
 
 def _header_channels(path: Path) -> int | None:
