@@ -15,6 +15,7 @@ from visionsuite.core.images import is_image_file, read_image, read_mask_slices
 from visionsuite.core.medical import UnreadableMedical, file_stem, read_slices
 from visionsuite.errors import VisionsuiteError
 from visionsuite.tasks.segment.channels import image_channels
+from visionsuite.tasks.segment.decode import decode_pair
 from visionsuite.tasks.segment.index import index_pairs
 from visionsuite.tasks.segment.pairs import Pair, named_cases
 
@@ -96,6 +97,37 @@ def test_array_shapes_read_as_slices_and_their_values_by_their_type(tmp_path: Pa
     read = read_image(tmp_path / "mri.npy", channels=1)[..., 0]
     assert read[0, 0] == 0 and read[0, -1] == 255  # its own percentile range
     assert np.all(np.diff(read[0].astype(int)) >= 0)
+
+
+def test_channels_first_read_where_the_shape_or_the_mask_says_so(tmp_path: Path):
+    """PyTorch's and MONAI's order: (C, S, H, W) is S slices of C channels; (C, H, W) beside
+    a mask of one slice in its file is one image of C channels. Alone, or beside a mask of as
+    many slices (ACDC's volumes), (C, H, W) stays C slices, and a separate mask of one slice
+    is an error that says how to store it. Before, (C, S, H, W) was no image and the pair's
+    (C, H, W) C slices: '1 slice(s) but its image has 3'."""
+    rng = np.random.default_rng(0)
+    image = rng.random((3, 40, 32)).astype(np.float32)
+    label = np.zeros((40, 32), np.uint8)
+    np.savez(tmp_path / "pair.npz", image=image, label=label)
+    read = read_array(tmp_path / "pair.npz")
+    assert read.shape == (1, 40, 32, 3) and np.array_equal(read[0], np.moveaxis(image, 0, -1))
+    assert image_channels([Pair(tmp_path / "pair.npz", tmp_path / "pair.npz")]) == 3
+    assert read_mask_slices(tmp_path / "pair.npz")[0].shape == (40, 32)
+    volume = rng.random((4, 10, 40, 32)).astype(np.float32)
+    np.save(tmp_path / "volume.npy", volume)
+    read = read_array(tmp_path / "volume.npy")
+    assert read.shape == (10, 40, 32, 4) and np.array_equal(read[3, ..., 2], volume[2, 3])
+    np.savez(tmp_path / "acdc.npz", image=rng.random((10, 40, 32)), label=np.zeros((10, 40, 32)))
+    assert read_array(tmp_path / "acdc.npz").shape == (10, 40, 32)
+    (tmp_path / "images").mkdir()
+    (tmp_path / "masks").mkdir()
+    np.save(tmp_path / "images" / "0.npy", image)
+    np.save(tmp_path / "masks" / "0.npy", label)
+    with pytest.raises(VisionsuiteError, match=r"0.npy: 1 slice\(s\) but its image 0.npy has 3 "
+                       r"\(if its first axis holds 3 channels, as PyTorch's \(C, H, W\), store "
+                       r"them last, \(H, W, C\), or the mask beside them in one file\)"):
+        decode_pair(Pair(tmp_path / "images" / "0.npy", tmp_path / "masks" / "0.npy"), 1, None,
+                    False)
 
 
 def test_matlab_files_read_in_matlabs_orientation(tmp_path: Path):

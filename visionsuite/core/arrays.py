@@ -11,6 +11,10 @@ and .h5 files that each hold an `image` and its `label`; Figshare's brain tumour
   at most MAX_CHANNELS long (RGB, 4 MRI modalities, 13 Sentinel-2 bands); (S, H, W, C)
   slices of C channels (a preprocessed BraTS volume's (128, 128, 128, 4)).
   MATLAB 7.3 files store arrays column-major, so h5py gives them transposed: turned back here.
+- Channels first, as PyTorch and MONAI store them: (C, S, H, W) where C is at most
+  MAX_CHANNELS and the last axis longer; and (C, H, W) where the file holds its mask too, of
+  one (H, W) slice (a 2.5-D input of neighbouring slices, or an image's modalities). Alone,
+  (C, H, W) stays C slices: ACDC's volumes are (10, 256, 216).
 - A mask of C > 1 channels of 0 and 1 is C class layers, one-hot (the BraTS 2020 .h5 slices'
   (240, 240, 3) mask: necrosis, edema, enhancing tumour): read as class indices 1..C, 0
   where none is set; where layers overlap, the smaller one's class is kept (a tumour in its
@@ -99,13 +103,13 @@ def array_shapes(path: Path) -> dict[str, tuple[int, ...]]:
 def read_array(path: Path, labels: bool = False) -> np.ndarray:
     """The file's image (or with `labels`, its mask) as slices: (S, H, W), or (S, H, W, C)
     for an image of C > 1 channels, with the values as stored."""
-    name, shape = _array_slices(path, labels)
+    name, shape, channels_first = _array_slices(path, labels)
     try:
         values = _array_of(path, name)
     except Exception as err:  # as in array_shapes
         raise UnreadableArray(f"{path}: unreadable {array_format(path)} file "
                               f"({type(err).__name__}: {err})") from None
-    values = values.reshape(shape)
+    values = (np.moveaxis(values, 0, -1) if channels_first else values).reshape(shape)
     if values.dtype.kind not in "biuf":
         raise UnreadableArray(f"{path}: array '{name or path.name}' holds {values.dtype} "
                               "values, not numbers")
@@ -131,8 +135,9 @@ def slices_shape(path: Path, labels: bool = False) -> tuple[int, ...]:
     return shape[:3] if len(shape) == 4 and shape[-1] == 1 else shape
 
 
-def _array_slices(path: Path, labels: bool) -> tuple[str, tuple[int, ...]]:
-    """The name of the file's image (or mask) array, and its shape as slices."""
+def _array_slices(path: Path, labels: bool) -> tuple[str, tuple[int, ...], bool]:
+    """The name of the file's image (or mask) array, its shape as slices, and whether its
+    channels come first (its first axis moves last)."""
     shapes = array_shapes(path)
     name = _named(shapes, LABEL_NAMES if labels else IMAGE_NAMES)
     if name is None and len(shapes) == 1 \
@@ -142,11 +147,16 @@ def _array_slices(path: Path, labels: bool) -> tuple[str, tuple[int, ...]]:
         wanted = "a mask (label, mask, ...)" if labels else "an image (image, data, ...)"
         raise UnreadableArray(f"{path}: no array shaped as slices and named as {wanted} among its "
                               f"{len(shapes)} ({', '.join(sorted(shapes)[:6]) or 'none'})")
-    shape = _slice_shape(shapes[name])
+    stored = shapes[name]
+    mask = None if labels else shapes.get(_named(shapes, LABEL_NAMES))
+    channels_first = _channels_first(stored) or _channels_beside_mask(stored, mask)
+    shape = (1, *stored[1:], stored[0]) if channels_first and len(stored) == 3 \
+        else _slice_shape(stored)
     if shape is None:  # a file's one array, shaped as no image
-        raise UnreadableArray(f"{path}: array '{name or path.name}' of shape {shapes[name]} is "
-                              "no image: expected (H, W), (S, H, W), (H, W, C) or (S, H, W, C)")
-    return name, shape
+        raise UnreadableArray(f"{path}: array '{name or path.name}' of shape {stored} is no "
+                              "image: expected (H, W), (S, H, W), (H, W, C), (S, H, W, C) or "
+                              "(C, S, H, W)")
+    return name, shape, channels_first
 
 
 def case_of(path: Path) -> tuple[str, str] | None:
@@ -225,12 +235,25 @@ def _slice_shape(shape: tuple[int, ...]) -> tuple[int, ...] | None:
         shape = (1, *shape)
     elif len(shape) == 3 and shape[-1] <= MAX_CHANNELS and shape[-1] < min(shape[:2]):
         shape = (1, *shape)
+    elif _channels_first(shape):
+        shape = (*shape[1:], shape[0])
     elif len(shape) != 4 and len(shape) != 3:
         return None
     if shape[1] < MIN_SIDE or shape[2] < MIN_SIDE or len(shape) == 4 and \
             shape[3] > MAX_CHANNELS:
         return None
     return shape
+
+
+def _channels_first(shape: tuple[int, ...]) -> bool:
+    """(C, S, H, W): a first axis of channels, the last too long for them."""
+    return len(shape) == 4 and shape[0] <= MAX_CHANNELS < shape[3]
+
+
+def _channels_beside_mask(shape: tuple[int, ...], mask: tuple[int, ...] | None) -> bool:
+    """(C, H, W) read as slices, beside a mask of one (H, W) slice: C channels of one image."""
+    return mask is not None and len(shape) == 3 and _slice_shape(shape) == shape \
+        and 1 < shape[0] <= MAX_CHANNELS and _slice_shape(mask) == (1, *shape[1:])
 
 
 def _named(shapes: dict[str, tuple[int, ...]], names: tuple[str, ...]) -> str | None:
