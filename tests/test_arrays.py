@@ -259,21 +259,31 @@ def test_synapse_layout_reads_its_split_folders_and_keeps_a_case_on_one_side(tmp
                                  "val split takes whole cases (4 in all)")
 
 
+def make_figshare(root: Path, count: int = 12, patients: int = 4) -> Path:
+    """Figshare's brain tumour MRI: MATLAB 7.3 files 1.mat, ... in two part folders, each a
+    cjdata struct of an int16-range image, its tumorMask, its label (the tumour's kind, 1-3)
+    and its patient's PID; cvind.mat (cross-validation indices) beside them."""
+    import scipy.io
+
+    half = count // 2
+    for number in range(1, count + 1):
+        folder = root / (f"brainTumorDataPublic_1-{half}" if number <= half else
+                         f"brainTumorDataPublic_{half + 1}-{count}")
+        folder.mkdir(parents=True, exist_ok=True)
+        image, label = square_slice(number)
+        write_matlab73(folder / f"{number}.mat", image=image * 900 * (number % 3 + 1),
+                       label=[[float(number % 3 + 1)]], tumorMask=(label > 0).astype(np.uint8),
+                       PID=f"10036{number % patients}")
+    scipy.io.savemat(root / "cvind.mat", {"cvind": np.arange(count)[:, None] % 5 + 1})
+    return root
+
+
 def test_figshare_files_are_split_by_the_patient_they_name(tmp_path: Path):
     """Figshare's brain tumour set: slices of 233 patients in MATLAB files that name their
     patient (cjdata/PID); a patient's slices are kept on one side of the split."""
     from visionsuite.core.arrays import case_of
 
-    root = tmp_path / "figshare"
-    for number in range(1, 13):
-        folder = root / ("brainTumorDataPublic_1-6" if number <= 6 else
-                         "brainTumorDataPublic_7-12")
-        folder.mkdir(parents=True, exist_ok=True)
-        image, label = square_slice(number)
-        write_matlab73(folder / f"{number}.mat", image=image * 900, label=[[1.0]],
-                       tumorMask=(label > 0).astype(np.uint8), PID=f"10036{number % 4}")
-    import scipy.io
-    scipy.io.savemat(root / "cvind.mat", {"cvind": np.arange(12)[:, None] % 5 + 1})
+    root = make_figshare(tmp_path / "figshare")
     assert case_of(root / "brainTumorDataPublic_1-6" / "1.mat") == ("cjdata/PID", "100361")
     index = index_pairs(root, val_fraction=0.25)
     val = {pair.case[1] for pair in index.splits["val"]}
@@ -283,6 +293,65 @@ def test_figshare_files_are_split_by_the_patient_they_name(tmp_path: Path):
     assert index.folders[-1] == ("cases named in the files (cjdata/PID): the val split takes "
                                  "whole cases (4 in all)")
     assert index.odd_files == [root / "cvind.mat"]
+
+
+def test_figshare_classes_are_read_from_the_files(tmp_path: Path):
+    """classify reads the class each file names (cjdata/label), not the part folders, and
+    keeps a patient's slices on one side. Before, the classes were brainTumorDataPublic_1-6
+    and brainTumorDataPublic_7-12, split image by image."""
+    from visionsuite.core.arrays import class_of
+    from visionsuite.tasks.classify import check_image_folders, index_image_folders
+
+    root = make_figshare(tmp_path / "figshare", count=24, patients=6)
+    assert class_of(root / "brainTumorDataPublic_1-12" / "1.mat") == ("cjdata/label", "2")
+    index = index_image_folders(root, val_fraction=0.34)
+    assert index.classes == ["1", "2", "3"] and index.split_by_fraction
+    assert index.notes == ["classes named in the files (cjdata/label): 1, 2, 3",
+                           "cases named in the files (cjdata/PID): the val split takes whole "
+                           "cases (6 in all)"]
+    val, train = ({read_array_case(path) for path, _ in index.splits[split]}
+                  for split in ("val", "train"))
+    assert len(val) == 2 and len(train) == 4 and not val & train
+    assert sum(len(items) for items in index.splits.values()) == 24
+    assert all(index.classes[label] == str(int(path.stem) % 3 + 1)
+               for items in index.splits.values() for path, label in items)
+    assert index.odd_files == [root / "cvind.mat"]
+    chosen = index_image_folders(root, val_fraction=0.34, classes=["3", "1"])
+    assert chosen.classes == ["3", "1"] and chosen.left_out == ["2"]
+    with pytest.raises(VisionsuiteError, match=r"no image of class\(es\) 4 named in data.classes "
+                                               r"\(the files' classes, cjdata/label: 1, 2, 3\)"):
+        index_image_folders(root, classes=["1", "4"])
+    report = check_image_folders(str(root))
+    assert report.usable and "classes named in the files (cjdata/label): 1, 2, 3" in report.text
+    # a file that names no class: the folders are the classes, as for image files
+    np.save(root / "brainTumorDataPublic_1-12" / "unnamed.npy", np.zeros((40, 32)))
+    assert index_image_folders(root).classes == ["brainTumorDataPublic_1-12",
+                                                 "brainTumorDataPublic_13-24"]
+
+
+def read_array_case(path: Path) -> str:
+    from visionsuite.core.arrays import case_of
+
+    return case_of(path)[1]
+
+
+@pytest.mark.slow
+def test_figshare_trains_a_classifier_that_reads_its_files(tmp_path: Path):
+    """Figshare's files train a classifier with only --data, and `classify` reads one."""
+    from conftest import TINY_SETS
+
+    root = make_figshare(tmp_path / "figshare", count=24, patients=6)
+    before = snapshot(root)
+    sets = [arg for item in TINY_SETS for arg in ("--set", item)]
+    result = invoke("train", "classify", "--data", root, "--output", tmp_path / "runs",
+                    "--epochs", 2, *sets)
+    assert result.exit_code == 0, result.output
+    assert snapshot(root) == before
+    run = tmp_path / "runs" / "classify" / "exp"
+    assert (run / "labels.txt").read_text().split() == ["1", "2", "3"]
+    result = invoke("classify", run, root / "brainTumorDataPublic_1-12" / "1.mat", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)[0]["predictions"][0]["label"] in ("1", "2", "3")
 
 
 def make_acdc(root: Path, patients=(1, 2, 3, 4, 5)) -> Path:

@@ -42,6 +42,9 @@ LABEL_NAMES = ("label", "labels", "mask", "masks", "seg", "segmentation", "gt", 
 # are kept on one side of a split
 CASE_NAMES = ("pid", "patient", "patient_id", "patientid", "case", "case_id", "subject",
               "subject_id")
+# a one-value array that names the file's class, for classification: Figshare's cjdata/label
+# (1 meningioma, 2 glioma, 3 pituitary tumour)
+CLASS_NAMES = ("label", "class", "category", "diagnosis", "dx", "target", "y")
 MIN_SIDE = 8  # an array narrower than this on either side of a slice is no image (labels, ids)
 MAX_CHANNELS = 16  # a last axis this short, and the shortest, holds channels, not columns
 
@@ -163,38 +166,50 @@ def case_of(path: Path) -> tuple[str, str] | None:
     """The case an array file names itself, as (array name, value): a short array named as a
     patient or case (CASE_NAMES), a MATLAB string (Figshare's PID '100360') or a number;
     None where it names none."""
+    return _named_value(path, CASE_NAMES, 64)
+
+
+def class_of(path: Path) -> tuple[str, str] | None:
+    """The class an array file names itself, as (array name, value): a one-value array named
+    as a class (CLASS_NAMES; Figshare's cjdata/label, 1); None where it names none."""
+    return _named_value(path, CLASS_NAMES, 1)
+
+
+def _named_value(path: Path, names: tuple[str, ...], most: int) -> tuple[str, str] | None:
+    """(array name, value as text) of the file's first array of at most `most` values whose
+    last name part comes first in `names`; None where there is none."""
     try:
-        names = _short_arrays(path)
-        name = next((found for wanted in CASE_NAMES for found in names
+        short = _short_arrays(path, most)
+        name = next((found for wanted in names for found in short
                      if found.rsplit("/", 1)[-1].lower() == wanted), None)
         if name is None:
             return None
-        value = _case_value(path, name)
+        value = _value_text(path, name)
     except Exception:  # as in array_shapes; decoding the file reports it
         return None
     return (name, value) if value else None
 
 
-def _short_arrays(path: Path) -> list[str]:
-    """The names of the file's arrays of at most 64 values (ids, not images)."""
+def _short_arrays(path: Path, most: int) -> list[str]:
+    """The names of the file's arrays of at most `most` values (ids, not images)."""
     if path.suffix.lower() == ".npy":
         return []
     if path.suffix.lower() == ".npz":
-        return [name for name, shape in _npz_shapes(path).items() if np.prod(shape) <= 64]
+        return [name for name, shape in _npz_shapes(path).items() if np.prod(shape) <= most]
     if _is_hdf5(path):
         import h5py
 
         found = []
         with h5py.File(path, "r") as file:
             file.visititems(lambda name, item: found.append(name) if isinstance(
-                item, h5py.Dataset) and item.size <= 64 and not item.external
+                item, h5py.Dataset) and item.size <= most and not item.external
                 and not item.is_virtual else None)
         return found
-    return [name for name, value in _matlab5_values(path).items() if np.size(value) <= 64]
+    return [name for name, value in _matlab5_values(path).items() if np.size(value) <= most]
 
 
-def _case_value(path: Path, name: str) -> str:
-    """A case array's value as text: MATLAB 7.3 chars (uint16 codes) decoded, a whole number
+def _value_text(path: Path, name: str) -> str:
+    """A short array's value as text: MATLAB 7.3 chars (uint16 codes) decoded, a whole number
     without its '.0'."""
     if _is_hdf5(path):
         import h5py

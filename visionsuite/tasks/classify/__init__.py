@@ -21,6 +21,7 @@ from visionsuite.core.splits import (EVERY_IMAGE, Fold, fold_of, fold_source, he
 from visionsuite.errors import VisionsuiteError
 from visionsuite.tasks.base import DataReport, Split, Task, TaskData
 from visionsuite.tasks.classify.labels import labelled_by_tables, names_classes, read_label_table
+from visionsuite.tasks.classify.named_classes import classes_in_files, split_by_cases
 
 @dataclass
 class FolderIndex:
@@ -53,6 +54,8 @@ def index_image_folders(root: str | Path, val_fraction: float = 0.2, seed: int =
         raise VisionsuiteError(f"{root}: expected a folder of class folders, got a file")
     index = _index_label_tables(root, val_fraction, seed, classes, held_out, columns) \
         if any(root.glob("*.csv")) else None
+    if index is None:
+        index = _index_named_classes(root, val_fraction, seed, classes, held_out)
     if index is not None:
         return index
     train_dir = named_folder(root, TRAIN_FOLDER_NAMES)
@@ -139,6 +142,25 @@ def _index_label_tables(root: Path, val_fraction: float, seed: int, classes: lis
     train, val = by_column or _split_by_fraction(every, val_fraction, seed, root)
     return FolderIndex(root, chosen, {"train": train, "val": val}, [], True, {}, left_out, notes,
                        f"column {read[next(iter(read))].fold_column}" if by_column else None)
+
+
+def _index_named_classes(root: Path, val_fraction: float, seed: int, classes: list[str] | None,
+                         held_out: str) -> FolderIndex | None:
+    """The splits of a dataset of array files that name their classes (named_classes.py:
+    Figshare's brain tumour MRI), whole cases in val where the files name them; None for
+    others."""
+    named = classes_in_files(root, _chosen_classes(classes), held_out)
+    if named is None:
+        return None
+    if "val" in named.splits:
+        return FolderIndex(root, named.classes, {"train": [], **named.splits}, named.odd_files,
+                           False, named.folders, named.left_out, named.notes)
+    pool = named.splits["train"]
+    by_case = split_by_cases(pool, val_fraction, seed)
+    train, val = by_case[:2] if by_case else _split_by_fraction(pool, val_fraction, seed, root)
+    notes = named.notes + ([by_case[2]] if by_case else [])
+    return FolderIndex(root, named.classes, {"train": train, "val": val}, named.odd_files, True,
+                       named.folders, named.left_out, notes)
 
 
 def _split_by_column_folds(items, fraction: float, read: dict):
