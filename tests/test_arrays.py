@@ -397,7 +397,7 @@ def test_acdc_splits_are_read_from_its_lists(tmp_path: Path):
     assert index.folders[0] == "train: train_slices.list (9 files)"
     (root / "train_slices.list").write_text("patient009_frame01_slice_1\n")
     with pytest.raises(VisionsuiteError, match=r"train.list: 1 of its 2 names are no file of "
-                                               r"the set \(patient009_frame01\)"):
+                                               r"the set, or name several \(patient009_frame01\)"):
         index_pairs(root)
     (root / "val.list").unlink()
     (root / "train.list").write_text("patient001_frame01\npatient002_frame01\n"
@@ -411,6 +411,38 @@ def test_acdc_splits_are_read_from_its_lists(tmp_path: Path):
     with pytest.raises(VisionsuiteError, match="ACDC: no test list .test.list. beside "
                                                "train.list, train_slices.list"):
         index_pairs(root, held_out="test")
+
+
+def test_ssl4mis_lists_name_case_folders_or_end_in_txt(tmp_path: Path):
+    """SSL4MIS' left atrium set lists case folders, each holding one mri_norm2.h5; its BraTS
+    2019 set lists files in train.txt, val.txt and test.txt. Before, the LA set stopped with
+    'two files named mri_norm2', and .txt lists were not read (the volumes split at random)."""
+    import h5py
+
+    root = tmp_path / "LA"
+    cases = [f"{number}RZDK210BSMWAA6467LU" for number in range(6)]
+    for case in cases:
+        folder = root / "2018LA_Seg_Training Set" / case
+        folder.mkdir(parents=True)
+        image, label = square_slice(len(case) + int(case[0]))
+        with h5py.File(folder / "mri_norm2.h5", "w") as file:
+            file["image"], file["label"] = np.stack([image] * 3), np.stack([label] * 3)
+    (root / "train.list").write_text("\n".join(cases[:4]) + "\n")
+    (root / "test.list").write_text("\n".join(cases[4:]) + "\n")
+    index = index_pairs(root)
+    assert index.folders == ["train: train.list (4 files)", "val: test.list (2 files)"]
+    assert [pair.image.parent.name for pair in index.splits["val"]] == cases[4:]
+    (root / "train.list").write_text("mri_norm2\n")  # a name six files share
+    with pytest.raises(VisionsuiteError, match=r"train.list: 1 of its 1 names are no file of "
+                                               r"the set, or name several \(mri_norm2\)"):
+        index_pairs(root)
+    brats = make_acdc(tmp_path / "BraTS2019")
+    for name in ("train", "val", "test"):
+        (brats / f"{name}.list").rename(brats / f"{name}.txt")
+    (brats / "train_slices.list").unlink()
+    index = index_pairs(brats)
+    assert index.folders == ["train: train.txt (3 files)", "val: val.txt (1 file)"]
+    assert index.odd_files == []
 
 
 def test_slices_are_cases_only_where_every_name_says_so():

@@ -379,10 +379,12 @@ def _worded_index(root: Path, worded: dict[str, tuple[Path, Path]], val_fraction
 
 def _wrapper_content(root: Path) -> Path | None:
     """core.files.wrapper_content's folder around the set (BTCV's RawData/), unless it is a
-    part of a set of pairs: the images, the masks, a DICOM series."""
+    part of a set of pairs: the images, the masks, a DICOM series, the arrays that lists
+    beside it name (SSL4MIS' BraTS 2019: data/ beside train.txt, val.txt, test.txt)."""
     inner = wrapper_content(root)
     if inner is None or inner.name.lower() in IMAGE_FOLDER_NAMES \
-            or named_as_masks(inner.name) or series_folder(inner) is not None:
+            or named_as_masks(inner.name) or series_folder(inner) is not None \
+            or split_lists(root, "val") is not None:
         return None
     return inner
 
