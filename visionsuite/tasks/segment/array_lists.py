@@ -47,8 +47,8 @@ def split_lists(root: Path, held_out: str) -> dict[str, list[Path]] | None:
 
 
 def split_list_files(root: Path) -> list[Path]:
-    """The lists at the top of `root` named with a split's word (train.list, val.txt,
-    train_slices.list, test.list), where the set's files are such arrays."""
+    """The files at the top of `root` that may be split lists: ending in .list or .txt, and
+    named with a split's word (train.list, train_slices.list, val.txt, test.list)."""
     words = TRAIN_FOLDER_NAMES + held_out_names("val") + held_out_names("test")
     return sorted(path for path in root.iterdir()
                   if path.is_file() and path.suffix.lower() in LIST_SUFFIXES
