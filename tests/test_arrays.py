@@ -10,7 +10,7 @@ import pytest
 from conftest import snapshot
 from test_cli import assert_one_line_error, invoke
 from test_segment_cli import TINY_SEGMENT
-from visionsuite.core.arrays import holds_image, holds_pair, read_array
+from visionsuite.core.arrays import case_of, class_of, holds_image, holds_pair, read_array
 from visionsuite.core.images import is_image_file, read_image, read_mask_slices
 from visionsuite.core.medical import UnreadableMedical, file_stem, read_slices
 from visionsuite.errors import VisionsuiteError
@@ -281,8 +281,6 @@ def make_figshare(root: Path, count: int = 12, patients: int = 4) -> Path:
 def test_figshare_files_are_split_by_the_patient_they_name(tmp_path: Path):
     """Figshare's brain tumour set: slices of 233 patients in MATLAB files that name their
     patient (cjdata/PID); a patient's slices are kept on one side of the split."""
-    from visionsuite.core.arrays import case_of
-
     root = make_figshare(tmp_path / "figshare")
     assert case_of(root / "brainTumorDataPublic_1-6" / "1.mat") == ("cjdata/PID", "100361")
     index = index_pairs(root, val_fraction=0.25)
@@ -299,7 +297,6 @@ def test_figshare_classes_are_read_from_the_files(tmp_path: Path):
     """classify reads the class each file names (cjdata/label), not the part folders, and
     keeps a patient's slices on one side. Before, the classes were brainTumorDataPublic_1-6
     and brainTumorDataPublic_7-12, split image by image."""
-    from visionsuite.core.arrays import class_of
     from visionsuite.tasks.classify import check_image_folders, index_image_folders
 
     root = make_figshare(tmp_path / "figshare", count=24, patients=6)
@@ -309,7 +306,7 @@ def test_figshare_classes_are_read_from_the_files(tmp_path: Path):
     assert index.notes == ["classes named in the files (cjdata/label): 1, 2, 3",
                            "cases named in the files (cjdata/PID): the val split takes whole "
                            "cases (6 in all)"]
-    val, train = ({read_array_case(path) for path, _ in index.splits[split]}
+    val, train = ({case_of(path)[1] for path, _ in index.splits[split]}
                   for split in ("val", "train"))
     assert len(val) == 2 and len(train) == 4 and not val & train
     assert sum(len(items) for items in index.splits.values()) == 24
@@ -327,12 +324,6 @@ def test_figshare_classes_are_read_from_the_files(tmp_path: Path):
     np.save(root / "brainTumorDataPublic_1-12" / "unnamed.npy", np.zeros((40, 32)))
     assert index_image_folders(root).classes == ["brainTumorDataPublic_1-12",
                                                  "brainTumorDataPublic_13-24"]
-
-
-def read_array_case(path: Path) -> str:
-    from visionsuite.core.arrays import case_of
-
-    return case_of(path)[1]
 
 
 @pytest.mark.slow
