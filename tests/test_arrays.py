@@ -436,6 +436,50 @@ def test_ssl4mis_lists_name_case_folders_or_end_in_txt(tmp_path: Path):
     assert index.odd_files == []
 
 
+def make_hovernet_set(root: Path, types: bool) -> Path:
+    """CoNSeP's layout (and CPM-17's, Kumar's as HoVer-Net prepared them): Train/ and Test/ of
+    Images/*.png and Labels/*.mat (MATLAB 5) holding inst_map, which numbers the nuclei as
+    floats, and with `types` type_map, each nucleus' class, and inst_type; Overlay/ beside."""
+    import scipy.io
+    from PIL import Image
+
+    for split, count in (("Train", 4), ("Test", 2)):
+        for folder in ("Images", "Labels", "Overlay"):
+            (root / split / folder).mkdir(parents=True)
+        for number in range(1, count + 1):
+            nuclei, kinds = np.zeros((48, 40)), np.zeros((48, 40), np.int32)
+            for nucleus in range(1, 9 + number):  # 9, 10, ... nuclei
+                top, left = 2 + (nucleus * 5) % 40, 2 + (nucleus * 11) % 32
+                nuclei[top:top + 4, left:left + 4] = nucleus
+                kinds[top:top + 4, left:left + 4] = 1 + nucleus % 4
+            image = np.where(nuclei[..., None] > 0, 200, 60).astype(np.uint8).repeat(3, -1)
+            name = f"{split.lower()}_{number}"
+            Image.fromarray(image).save(root / split / "Images" / f"{name}.png")
+            Image.fromarray(image).save(root / split / "Overlay" / f"{name}.png")
+            arrays = {"inst_map": nuclei}
+            if types:
+                arrays.update(type_map=kinds, inst_type=np.ones((9 + number, 1)))
+            scipy.io.savemat(root / split / "Labels" / f"{name}.mat", arrays)
+    return root
+
+
+def test_hovernet_labels_read_types_or_nuclei(tmp_path: Path):
+    """CoNSeP's labels are their type_map (classes), not their inst_map; CPM-17's inst_map
+    alone numbers nuclei, read as foreground (data.binary_masks=auto). Before, Labels/ held
+    'no masks' (4 files in no image format, e.g. train_1.mat)."""
+    from visionsuite.tasks.segment.mask_classes import numbers_objects
+
+    consep = index_pairs(make_hovernet_set(tmp_path / "CoNSeP", types=True))
+    assert consep.folders == ["train: Train/ (images: Images/, masks: Labels/)",
+                              "val: Test/ (images: Images/, masks: Labels/)"]
+    mask = read_mask_slices(consep.splits["train"][0].mask)[0]
+    assert set(np.unique(mask)) == {0, 1, 2, 3, 4}
+    assert not numbers_objects(consep.splits["train"])
+    cpm = index_pairs(make_hovernet_set(tmp_path / "CPM-17", types=False))
+    assert numbers_objects(cpm.splits["train"] + cpm.splits["val"])
+    assert read_mask_slices(cpm.splits["train"][0].mask, binary=True)[0].max() == 255
+
+
 def test_slices_are_cases_only_where_every_name_says_so():
     named = [Pair(Path(f"d/patient{p:03d}_frame01_slice_{s}.h5"), Path("m")) for p in (1, 2)
              for s in (1, 2)]

@@ -36,8 +36,10 @@ import numpy as np
 
 ARRAY_SUFFIXES = (".npy", ".npz", ".h5", ".hdf5", ".mat")
 IMAGE_NAMES = ("image", "images", "img", "imgs", "data", "x", "input", "volume", "vol", "raw")
+# HoVer-Net's nuclei labels (CoNSeP, CPM-17, Kumar; Lizard): type_map of classes where there
+# is one, else inst_map, which numbers the nuclei (read as foreground, as instance masks are)
 LABEL_NAMES = ("label", "labels", "mask", "masks", "seg", "segmentation", "gt", "y", "target",
-               "tumormask", "annotation")
+               "tumormask", "annotation", "type_map", "inst_map")
 # an array that names the file's patient or case (Figshare's cjdata/PID): slices of one case
 # are kept on one side of a split
 CASE_NAMES = ("pid", "patient", "patient_id", "patientid", "case", "case_id", "subject",

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from visionsuite.core.arrays import is_array_file, read_array
 from visionsuite.core.images import UnreadableImage, is_colour_mask, mask_values
 from visionsuite.core.medical import is_medical_file
 from visionsuite.errors import VisionsuiteError
@@ -41,22 +42,35 @@ def numbers_objects(pairs: list[Pair]) -> bool:
     or more objects 1..N without a gap, each one region (_numbered_objects), N not the same
     in all. Class-index masks hold a few values, or the same classes, or classes spread over
     several regions (cars, poles), or with gaps, image after image. Drawn, per-class and
-    medical masks are class masks."""
+    medical masks are class masks; arrays are looked at (HoVer-Net's inst_map: CPM-17's,
+    Lizard's nuclei)."""
     files = [pair.mask for pair in pairs if pair.shapes is None and not pair.class_masks
-             and pair.mask.is_file() and not is_medical_file(pair.mask)]
+             and pair.mask.is_file()
+             and (is_array_file(pair.mask) or not is_medical_file(pair.mask))]
     counts = []
     for path in files[::max(1, len(files) // INSTANCE_SAMPLE)][:INSTANCE_SAMPLE]:
         try:
-            values = mask_values(path)
+            values = _raw_values(path)
         except (UnreadableImage, OSError, ValueError):
             continue  # decoding reports it
-        if is_colour_mask(values) or values.ndim != 2:
+        if values is None or is_colour_mask(values) or values.ndim != 2:
             return False
         if values.max(initial=0) > 255:
             return True
         counts.append(_numbered_objects(values))
     numbered = [count for count in counts if count]
     return 2 * len(numbered) > len(counts) and len(set(numbered)) > 1
+
+
+def _raw_values(path: Path) -> np.ndarray | None:
+    """A mask file's raw values: mask_values, or an array file's first slice as integers
+    (HoVer-Net saves inst_map as floats); None for an array of other values."""
+    if not is_array_file(path):
+        return mask_values(path)
+    values = read_array(path, labels=True)[0]
+    if values.dtype.kind in "iu":
+        return values
+    return values.astype(np.int64) if np.array_equal(values, np.round(values)) else None
 
 
 def _numbered_objects(mask: np.ndarray) -> int:
