@@ -324,6 +324,14 @@ def test_figshare_classes_are_read_from_the_files(tmp_path: Path):
     np.save(root / "brainTumorDataPublic_1-12" / "unnamed.npy", np.zeros((40, 32)))
     assert index_image_folders(root).classes == ["brainTumorDataPublic_1-12",
                                                  "brainTumorDataPublic_13-24"]
+    # in folders of one class each, the folders are the classes, by their names
+    by_class = tmp_path / "by_class"
+    for path in make_figshare(tmp_path / "sorted", count=24, patients=6).rglob("*.mat"):
+        if class_of(path):
+            (by_class / class_of(path)[1]).mkdir(parents=True, exist_ok=True)
+            path.rename(by_class / class_of(path)[1] / path.name)
+    (by_class / "1").rename(by_class / "meningioma")
+    assert index_image_folders(by_class).classes == ["2", "3", "meningioma"]
 
 
 @pytest.mark.slow

@@ -1,7 +1,8 @@
 """Classes named inside array files (core/arrays.py): a dataset whose images are NumPy, HDF5
 or MATLAB files that each hold a one-value array naming their class, as Figshare's brain
 tumour MRI ships (cjdata/label: 1 meningioma, 2 glioma, 3 pituitary tumour), in part folders
-that are no classes (brainTumorDataPublic_1-766/, ...). Where the files name their patient
+that are no classes (brainTumorDataPublic_1-766/, ...). Files in folders of one class each
+are read by their class folders, as image files are. Where the files name their patient
 too (cjdata/PID), the val split takes whole patients: a patient's slices on both sides would
 let val score slices the model has nearly seen."""
 
@@ -45,7 +46,7 @@ def classes_in_files(root: Path, chosen: list[str] | None, held_out: str) -> Nam
     odd: list[Path] = []
     named = {split: _files_naming_classes(root, folder, odd)
              for split, folder in folders.items() if folder is not None}
-    if None in named.values():
+    if None in named.values() or _class_folders(named):
         return None
     if held_out == "test" and val_dir is None:
         raise no_test_split(root, "a test/ folder")
@@ -67,6 +68,16 @@ def classes_in_files(root: Path, chosen: list[str] | None, held_out: str) -> Nam
                                           if folder is not None and folder != root},
                         [name for name in found if name not in number], odd,
                         [f"classes named in the files ({array}): {', '.join(found)}"])
+
+
+def _class_folders(named: dict[str, list[tuple[Path, tuple[str, str]]]]) -> bool:
+    """Whether the files are in folders of one class each, several: class folders, whose
+    names name the classes better (glioma/ rather than 2)."""
+    by_folder: dict[Path, set[str]] = {}
+    for files in named.values():
+        for path, (_, name) in files:
+            by_folder.setdefault(path.parent, set()).add(name)
+    return len(by_folder) > 1 and all(len(names) == 1 for names in by_folder.values())
 
 
 def _files_naming_classes(root: Path, folder: Path,
