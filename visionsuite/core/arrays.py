@@ -164,6 +164,16 @@ def _array_slices(path: Path, labels: bool) -> tuple[str, tuple[int, ...], bool]
     return name, shape, channels_first
 
 
+def channels_first_advice(path: Path, image_slices: int, mask_slices: int) -> str:
+    """For the error of an image whose slices its mask's do not match: where a lone
+    (C, H, W) array was read as C slices beside a mask of one, how to have its first axis
+    read as channels (see the module); "" otherwise."""
+    if not is_array_file(path) or mask_slices != 1 or not 1 < image_slices <= MAX_CHANNELS:
+        return ""
+    return (f" (if its first axis holds {image_slices} channels, as PyTorch's (C, H, W), store "
+            "them last, (H, W, C), or the mask beside them in one file)")
+
+
 def case_of(path: Path) -> tuple[str, str] | None:
     """The case an array file names itself, as (array name, value): a short array named as a
     patient or case (CASE_NAMES), a MATLAB string (Figshare's PID '100360') or a number;

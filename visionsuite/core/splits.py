@@ -8,6 +8,7 @@ that is an error (no_test_split), never a silent fall back to val.
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 from visionsuite.core.files import VAL_FOLDER_NAMES, named_folder
@@ -34,6 +35,16 @@ class Fold(float):
 
     def __str__(self) -> str:
         return f"{1 / self.folds:g} (fold {self.fold} of {self.folds})"
+
+
+def held_out_cases(cases: list, fraction: float, seed: int) -> list:
+    """The cases (patients, volumes) a split by `fraction` holds out whole: the sorted cases
+    shuffled by the seed, the first `fraction` of them (at least one), or for a Fold every
+    folds-th, so that the folds of one seed hold each case once."""
+    order = sorted(cases)
+    random.Random(seed).shuffle(order)
+    return order[fraction.fold::fraction.folds] if isinstance(fraction, Fold) \
+        else order[:max(1, round(len(order) * fraction))]
 
 
 def held_out_share(config) -> float:

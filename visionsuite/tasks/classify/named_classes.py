@@ -8,7 +8,6 @@ let val score slices the model has nearly seen."""
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from visionsuite.core.arrays import case_of, class_of, is_array_file
 from visionsuite.core.files import TRAIN_FOLDER_NAMES, named_folder
 from visionsuite.core.image_tables import natural_order
 from visionsuite.core.images import folder_image_files
-from visionsuite.core.splits import Fold, held_out_names, no_test_split
+from visionsuite.core.splits import held_out_cases, held_out_names, no_test_split
 from visionsuite.errors import VisionsuiteError
 
 
@@ -96,7 +95,7 @@ def _files_naming_classes(root: Path, folder: Path,
 
 def split_by_cases(items: list[tuple[Path, int]], fraction: float, seed: int):
     """(train, val, data check's note) of whole cases, where every file names its case and
-    there are several: `fraction` of the shuffled cases (a Fold: every folds-th of them).
+    there are several: core.splits.held_out_cases.
     None otherwise, and for a fraction that splits nothing (the split of single images
     deals with it)."""
     if not 0 < fraction < 1:
@@ -107,12 +106,9 @@ def split_by_cases(items: list[tuple[Path, int]], fraction: float, seed: int):
     cases: dict[str, list[tuple[Path, int]]] = {}
     for item, case in zip(items, named):
         cases.setdefault(case[1], []).append(item)
-    order = sorted(cases)
-    random.Random(seed).shuffle(order)
-    held = order[fraction.fold::fraction.folds] if isinstance(fraction, Fold) \
-        else order[:max(1, round(len(order) * fraction))]
+    held = held_out_cases(cases, fraction, seed)
     taken = set(held)
     train = [item for case in sorted(cases) if case not in taken for item in cases[case]]
     val = [item for case in held for item in cases[case]]
     return train, val, (f"cases named in the files ({named[0][0]}): the val split takes whole "
-                        f"cases ({len(order)} in all)")
+                        f"cases ({len(cases)} in all)")

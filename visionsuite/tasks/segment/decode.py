@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from visionsuite.core.arrays import MAX_CHANNELS, is_array_file
+from visionsuite.core.arrays import channels_first_advice
 from visionsuite.core.images import (QUARTER_TURNS, fit_within, fitted_size, inspect_image,
                                      read_mask_slices, smaller_on_top, stored_geometry,
                                      tiff_stack_depth, turn_upright, upright_size)
@@ -71,7 +71,7 @@ def decode_pair(pair: Pair, channels: int, window: list[float] | None,
         if len(found) != len(images):
             raise VisionsuiteError(f"{path}: {len(found)} slice(s) but its image "
                                    f"{pair.image.name} has {len(images)}"
-                                   f"{_channels_first_hint(pair.image, len(found), images)}")
+                                   f"{channels_first_advice(pair.image, len(images), len(found))}")
     decoded, spacing = [], voxel_spacing(pair.image)
     for index, (image, mask, roi) in enumerate(zip(images, masks, rois)):
         number = index if len(images) > 1 else None
@@ -88,15 +88,6 @@ def decode_pair(pair: Pair, channels: int, window: list[float] | None,
         decoded.append(DecodedPair(fitted, fit_within(mask, max_size, nearest=True), roi,
                                    number, colours, _scaled(spacing, image, fitted)))
     return decoded
-
-
-def _channels_first_hint(image: Path, mask_slices: int, images: list[np.ndarray]) -> str:
-    """Advice where a (C, H, W) array of channels first (PyTorch's order) was read as C
-    slices beside a mask of one: read alone, its first axis is slices (core/arrays.py)."""
-    if not is_array_file(image) or mask_slices != 1 or not 1 < len(images) <= MAX_CHANNELS:
-        return ""
-    return (f" (if its first axis holds {len(images)} channels, as PyTorch's (C, H, W), store "
-            "them last, (H, W, C), or the mask beside them in one file)")
 
 
 def _scaled(spacing: tuple[float, float, float] | None, image: np.ndarray,

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from visionsuite.core.medical import file_stem
-from visionsuite.core.splits import Fold
+from visionsuite.core.splits import Fold, held_out_cases
 from visionsuite.errors import VisionsuiteError
 
 # Side-by-side pairs in at least this many folders are split folder by folder: a folder is then
@@ -152,11 +152,8 @@ def _split_pairs(pairs: list[Pair], fraction: float, seed: int):
     by_folder = pairs_by_folder(pairs)
     cases_of = (split_cases(pairs) or (None, ""))[0]
     if cases_of is not None:
-        cases = sorted(cases_of)
-        rng.shuffle(cases)
-        held_out = cases[fraction.fold::fraction.folds] if isinstance(fraction, Fold) \
-            else cases[:max(1, round(len(cases) * fraction))]
-        val = [pair for case in held_out for pair in cases_of[case]]
+        val = [pair for case in held_out_cases(cases_of, fraction, seed)
+               for pair in cases_of[case]]
     elif isinstance(fraction, Fold):
         dealt = []
         for group in by_folder.values():
