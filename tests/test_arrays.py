@@ -10,7 +10,8 @@ import pytest
 from conftest import snapshot
 from test_cli import assert_one_line_error, invoke
 from test_segment_cli import TINY_SEGMENT
-from visionsuite.core.arrays import case_of, class_of, holds_image, holds_pair, read_array
+from visionsuite.core.arrays import (case_of, class_of, holds_image, holds_pair, labels_only,
+                                     read_array)
 from visionsuite.core.images import is_image_file, read_image, read_mask_slices
 from visionsuite.core.medical import UnreadableMedical, file_stem, read_slices
 from visionsuite.errors import VisionsuiteError
@@ -480,6 +481,8 @@ def test_hovernet_labels_read_types_or_nuclei(tmp_path: Path):
     consep = index_pairs(make_hovernet_set(tmp_path / "CoNSeP", types=True))
     assert consep.folders == ["train: Train/ (images: Images/, masks: Labels/)",
                               "val: Test/ (images: Images/, masks: Labels/)"]
+    assert labels_only(consep.splits["train"][0].mask) == "type_map"
+    assert labels_only(tmp_path / "CoNSeP" / "Train" / "Images" / "train_1.png") is None
     mask = read_mask_slices(consep.splits["train"][0].mask)[0]
     assert set(np.unique(mask)) == {0, 1, 2, 3, 4}
     assert not numbers_objects(consep.splits["train"])
@@ -529,10 +532,14 @@ def test_synapse_trains_evaluates_and_segments_to_arrays(tmp_path: Path):
     out = tmp_path / "masks"
     volume = root / "test_vol_h5" / "case0001.npy.h5"
     one = root / "train_npz" / "case0005_slice000.npz"
-    result = invoke("segment", run, volume, one, "--output", out, "--probabilities", "--json",
-                    "--dicom-seg")
+    labels = tmp_path / "labels.npz"  # as HoVer-Net's Labels/*.mat beside their images
+    np.savez(labels, inst_map=np.zeros((40, 32)), type_map=np.zeros((40, 32), np.int32))
+    result = invoke("segment", run, volume, one, labels, "--output", out, "--probabilities",
+                    "--json", "--dicom-seg")
     assert result.exit_code == 0, result.output
     assert f"{volume}: not DICOM; no DICOM SEG" in result.stderr
+    assert f"{labels}: an array file of labels alone (type_map), not an image; left out" \
+        in result.stderr
     written = {Path(item["image"]).name: item for item in json.loads(result.stdout)}
     stack = np.load(written[volume.name]["mask"])
     assert stack.shape == (4, 40, 32) and stack.dtype == np.uint8 and stack.max() <= 3

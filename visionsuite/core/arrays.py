@@ -86,6 +86,18 @@ def holds_pair(path: Path) -> bool:
     return _named(shapes, IMAGE_NAMES) is not None and _named(shapes, LABEL_NAMES) is not None
 
 
+def labels_only(path: Path) -> str | None:
+    """The name of the labels an array file holds where it holds labels and no image
+    (HoVer-Net's Labels/train_1.mat of inst_map and type_map), for a folder of images and
+    labels given to prediction; None for any other file."""
+    try:
+        shapes = array_shapes(path)
+    except UnreadableArray:
+        return None
+    named = _named(shapes, LABEL_NAMES)
+    return named if named is not None and _named(shapes, IMAGE_NAMES) is None else None
+
+
 def array_shapes(path: Path) -> dict[str, tuple[int, ...]]:
     """The name and shape of every array in the file, read from its headers where the format
     allows (MATLAB 5 files are small and read whole): '' for a .npy's one array, HDF5 paths

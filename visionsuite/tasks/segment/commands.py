@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from visionsuite.core.arrays import is_array_file
+from visionsuite.core.arrays import is_array_file, labels_only
 from visionsuite.core.files import RUNS, atomic_path, unique_stem
 from visionsuite.core.images import UnreadableImage, fit_within, read_image_slices
 from visionsuite.core.medical import (DicomSeries, dicom_labels_kind, file_stem,
@@ -93,9 +93,9 @@ def segment_images(run: str, inputs, output: str | Path | None = None, overlay: 
     for note in notes:
         warn(note)
     label_files = {item: kind for item in items if isinstance(item, Path)
-                   and (kind := dicom_labels_kind(item))}
+                   and (kind := _labels_kind(item))}
     for path, kind in label_files.items():
-        warn(f"{path}: a DICOM {kind} (labels of other images), not an image; left out")
+        warn(f"{path}: {kind}, not an image; left out")
     items = [item for item in items if not (isinstance(item, Path) and item in label_files)]
     if source.settings.get("image_channels"):  # multi-modal MRI: a file per channel, or 4-D
         items, labels_left_out = channel_groups(items, source.settings["image_channels"])
@@ -174,6 +174,17 @@ def _write_dicom_seg(item, predicted: list[np.ndarray], labels: list[str], class
             ValueError) as err:  # highdicom's checks of the sources
         warn(f"{name}: no DICOM SEG: {first_line(str(err))}")
         return None
+
+
+def _labels_kind(path: Path) -> str | None:
+    """What labels a file given among the images holds, where it holds labels and no image:
+    a DICOM SEG or RTSTRUCT, an array file of masks alone (a folder of images and their
+    labels given whole); None for an image."""
+    kind = dicom_labels_kind(path)
+    if kind:
+        return f"a DICOM {kind} (labels of other images)"
+    named = is_array_file(path) and labels_only(path)
+    return f"an array file of labels alone ({named})" if named else None
 
 
 def _read_input(item, channels: int, window: list[float] | None) -> list[np.ndarray]:
