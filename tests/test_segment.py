@@ -1138,6 +1138,10 @@ def test_each_image_is_scored_and_the_worst_are_shown_first():
     title, rows = TASK.detail_tables(metrics)[-1]
     assert title == "val images by mean Dice (worst first; HD95 and ASSD in pixels):"
     assert [row["image"] for row in rows] == ["b.png", "a.png"]
+    tied = segmentation_metrics([probabilities(right)] * 3, [right] * 3, labels,
+                                names=["10.mat", "100.mat", "2.mat"])
+    assert [row["image"] for row in TASK.detail_tables(tied)[-1][1]] == \
+        ["2.mat", "10.mat", "100.mat"]  # ties in the names' order, numbers as numbers
     assert "per_image" not in segmentation_metrics([probabilities(right)], [right], labels)
     assert "per_volume" not in metrics  # 2-D images: no volumes
     # Pooled, a class in neither truth nor prediction has no Dice either, and no part in the mean.

@@ -163,5 +163,9 @@ def find_image(root: Path, reference: str, images: dict[str, Path | None]) -> Pa
 
 def natural_order(names) -> list[str]:
     """Class names sorted with their numbers as numbers: APTOS' grades 0-4, and 2 before 10."""
-    return sorted(names, key=lambda name: [int(part) if part.isdigit() else part.lower()
-                                           for part in re.split(r"(\d+)", name)])
+    return sorted(names, key=natural_key)
+
+
+def natural_key(name: str) -> list:
+    """A name's sort key with its numbers as numbers (2.png before 10.png)."""
+    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name)]

@@ -37,6 +37,7 @@ from visionsuite.config import Config
 from visionsuite.core.augment import AUGMENTATIONS
 from visionsuite.core.data import window_of_bit_depth
 from visionsuite.core.files import named_folder
+from visionsuite.core.image_tables import natural_key
 from visionsuite.core.splits import TEST_FOLDER_NAMES, fold_of, fold_source, held_out_share
 from visionsuite.errors import VisionsuiteError
 from visionsuite.tasks.base import DataReport, Split, Task, TaskData
@@ -451,7 +452,8 @@ class SegmentTask(Task):
         path = folder / f"{prefix}predictions.png"
         scores = metrics["per_image"]
         # the images that need a look: the lowest mean Dice first
-        order = sorted(range(len(scores)), key=lambda i: scores[i]["dice"])[:GRID_ROWS]
+        order = sorted(range(len(scores)), key=lambda i: _by_dice(scores[i], "image"))
+        order = order[:GRID_ROWS]
         kept = metrics.get("keep_largest_component")
         if kept:  # as scored: post-processed, a volume's components in 3-D
             processed, _ = post_process([predict_classes(probs).astype(np.uint8)
@@ -492,6 +494,12 @@ def _shown_structure(name: str) -> str:
     return name if len(parts) <= 3 else f"all {len(parts)} foreground classes"
 
 
+def _by_dice(row: dict, name: str) -> tuple:
+    """A scored image's (or volume's) place, worst first: its mean Dice, ties in the order of
+    its `name` column with numbers as numbers (2.png before 10.png; images of Dice 1 tie)."""
+    return row["dice"], natural_key(str(row[name]))
+
+
 def _worst_first(scored: list[dict], before: tuple[str, ...], after: tuple[str, ...],
                  title: str, unit: str | None = None) -> list[tuple[str, list[dict]]]:
     """A table of the lowest mean Dice first (WORST_IMAGES_SHOWN at most): each row's `before`
@@ -499,7 +507,7 @@ def _worst_first(scored: list[dict], before: tuple[str, ...], after: tuple[str, 
     fewer than two rows. `unit` says the distances' unit."""
     if len(scored) < 2:
         return []
-    worst = sorted(scored, key=lambda row: row["dice"])[:WORST_IMAGES_SHOWN]
+    worst = sorted(scored, key=lambda row: _by_dice(row, before[0]))[:WORST_IMAGES_SHOWN]
     rows = [{**{key: row[key] for key in before}, "dice": row["dice"],
              **{key: row[key] for key in after if key in row},
              **{f"dice_{name}": value for name, value in list(row["dice_per_class"].items())[:6]}}
