@@ -57,6 +57,20 @@ def test_segment_writes_masks_at_the_input_size(segment_run, segment_data, tmp_p
     assert areas["background"]["pixels"] + areas["foreground"]["pixels"] == 50 * 37
 
 
+def test_a_datasets_folder_is_segmented_without_its_masks(segment_run, segment_data, tmp_path):
+    result = invoke("segment", segment_run, segment_data / "val", "--output", tmp_path / "out",
+                    "--json")
+    assert result.exit_code == 0, result.output
+    assert [Path(row["image"]).parent.name for row in json.loads(result.stdout)] == \
+        ["images", "images"]
+    assert f"note: {segment_data / 'val'} is a dataset of images and their masks: its 2 " \
+        "label file(s) left out (name them to segment them)" in result.stderr
+    masks = sorted((segment_data / "val" / "masks").iterdir())
+    result = invoke("segment", segment_run, *masks, "--output", tmp_path / "named", "--json")
+    assert result.exit_code == 0, result.output  # named, a mask is segmented as any image
+    assert len(json.loads(result.stdout)) == 2
+
+
 def test_probability_maps_are_written_beside_the_masks(segment_run, segment_data, tmp_path):
     image = segment_data / "val" / "images" / "0.png"
     result = invoke("segment", segment_run, image, "--output", tmp_path / "out",

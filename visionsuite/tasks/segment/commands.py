@@ -3,6 +3,9 @@ for images of any size."""
 
 from __future__ import annotations
 
+import contextlib
+import io
+import os
 import re
 import sys
 from pathlib import Path
@@ -89,7 +92,10 @@ def segment_images(run: str, inputs, output: str | Path | None = None, overlay: 
     if kept:
         print("keeping the largest connected component only, as training chose on val: of "
               f"{', '.join('+'.join(names) for names in kept)}", file=sys.stderr)
-    items, notes = stack_dicom_series(collect_images(inputs, outputs=(output,) if output else ()))
+    dataset_labels = _dataset_labels(inputs)
+    items, notes = stack_dicom_series(
+        [path for path in collect_images(inputs, outputs=(output,) if output else ())
+         if os.path.abspath(path) not in dataset_labels])
     for note in notes:
         warn(note)
     label_files = {item: kind for item in items if isinstance(item, Path)
@@ -174,6 +180,36 @@ def _write_dicom_seg(item, predicted: list[np.ndarray], labels: list[str], class
             ValueError) as err:  # highdicom's checks of the sources
         warn(f"{name}: no DICOM SEG: {first_line(str(err))}")
         return None
+
+
+def _dataset_labels(inputs) -> set[str]:
+    """The label files (masks, regions of interest) of each folder given that `train` reads
+    as a dataset of images and their masks, as absolute paths: a set's folder segmented whole
+    gives masks of its images, not of its masks. A folder that is no such set gives none."""
+    from visionsuite.tasks.segment.index import index_pairs
+
+    labels = set()
+    for item in inputs:
+        if not Path(item).is_dir():
+            continue
+        try:  # quietly: the index's warnings speak of training on the set
+            with contextlib.redirect_stderr(io.StringIO()):
+                pairs = [pair for split in index_pairs(item).splits.values() for pair in split]
+        except (VisionsuiteError, OSError, ValueError):
+            continue
+        found = {os.path.abspath(path) for pair in pairs for path in _label_files(pair)}
+        if found:
+            print(f"note: {item} is a dataset of images and their masks: its {len(found)} "
+                  "label file(s) left out (name them to segment them)", file=sys.stderr)
+        labels |= found
+    return labels
+
+
+def _label_files(pair) -> list[Path]:
+    """Every file of a pair's labels: its mask(s), region of interest, other observers'."""
+    return [pair.mask, *pair.more_masks, *pair.left_out,
+            *(path for _, path in pair.class_masks if path is not None),
+            *([pair.roi] if pair.roi is not None else [])]
 
 
 def _labels_kind(path: Path) -> str | None:
