@@ -544,6 +544,9 @@ def test_synapse_trains_evaluates_and_segments_to_arrays(tmp_path: Path):
     stack = np.load(written[volume.name]["mask"])
     assert stack.shape == (4, 40, 32) and stack.dtype == np.uint8 and stack.max() <= 3
     assert np.load(written[one.name]["mask"]).shape == (40, 32)
+    result = invoke("segment", run, one.parent, "--output", tmp_path / "whole", "--json")
+    assert result.exit_code == 0, result.output  # files of an image and its mask are images
+    assert len(json.loads(result.stdout)) == len(list(one.parent.iterdir()))
     probability = np.load(written[volume.name]["probabilities"]["class_1"])
     assert probability.shape == (4, 40, 32) and probability.dtype == np.float32
 

@@ -185,7 +185,8 @@ def _write_dicom_seg(item, predicted: list[np.ndarray], labels: list[str], class
 def _dataset_labels(inputs) -> set[str]:
     """The label files (masks, regions of interest) of each folder given that `train` reads
     as a dataset of images and their masks, as absolute paths: a set's folder segmented whole
-    gives masks of its images, not of its masks. A folder that is no such set gives none."""
+    gives masks of its images, not of its masks. A folder that is no such set gives none, nor
+    a file holding an image and its mask (Synapse's .npz slices)."""
     from visionsuite.tasks.segment.index import index_pairs
 
     labels = set()
@@ -195,9 +196,10 @@ def _dataset_labels(inputs) -> set[str]:
         try:  # quietly: the index's warnings speak of training on the set
             with contextlib.redirect_stderr(io.StringIO()):
                 pairs = [pair for split in index_pairs(item).splits.values() for pair in split]
-        except (VisionsuiteError, OSError, ValueError):
+        except Exception:  # a probe: a folder that `train` cannot read is segmented whole
             continue
-        found = {os.path.abspath(path) for pair in pairs for path in _label_files(pair)}
+        found = {os.path.abspath(path) for pair in pairs for path in _label_files(pair)} - {
+            os.path.abspath(path) for pair in pairs for path in (pair.image, *pair.channels)}
         if found:
             print(f"note: {item} is a dataset of images and their masks: its {len(found)} "
                   "label file(s) left out (name them to segment them)", file=sys.stderr)
