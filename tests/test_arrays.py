@@ -491,6 +491,38 @@ def test_hovernet_labels_read_types_or_nuclei(tmp_path: Path):
     assert read_mask_slices(cpm.splits["train"][0].mask, binary=True)[0].max() == 255
 
 
+def test_lizard_reads_each_nucleus_class_from_its_labels(tmp_path: Path):
+    """Lizard: Lizard_Images1/ and Lizard_Images2/ of PNGs beside Lizard_Labels/Labels/*.mat
+    (and info.csv) of inst_map with each nucleus' `class` and `id`. Before, Labels/ was taken
+    for the one class folder of a folder per class: one foreground class named 'Labels'."""
+    import scipy.io
+    from PIL import Image
+
+    root = tmp_path / "Lizard"
+    (root / "Lizard_Labels" / "Labels").mkdir(parents=True)
+    (root / "Lizard_Labels" / "info.csv").write_text("Filename,Source,Split\n")
+    for number in range(1, 7):
+        part = root / f"Lizard_Images{1 + (number > 3)}"
+        part.mkdir(exist_ok=True)
+        nuclei = np.zeros((40, 48), np.int32)
+        for nucleus in range(1, 9):
+            nuclei[4 * nucleus:4 * nucleus + 3, 5 * nucleus:5 * nucleus + 3] = nucleus + 10
+        image = np.where(nuclei[..., None] > 0, 200, 60).astype(np.uint8).repeat(3, -1)
+        Image.fromarray(image).save(part / f"consep_{number}.png")
+        ids = np.arange(11, 19)[:, None]  # ids other than 1..N: the lookup goes by `id`
+        scipy.io.savemat(root / "Lizard_Labels" / "Labels" / f"consep_{number}.mat",
+                         {"inst_map": nuclei, "id": ids, "class": 1 + ids % 6,
+                          "centroid": np.zeros((8, 2)), "bbox": np.zeros((8, 4))})
+    index = index_pairs(root)
+    assert index.folders[0] == "pairs: ./ (images: Lizard_Images1/ + Lizard_Images2/, masks: " \
+        "Lizard_Labels/Labels/)"
+    assert index.class_names is None  # no class folders
+    pair = index.splits["train"][0]
+    mask = read_mask_slices(pair.mask)[0]
+    assert set(np.unique(mask)) == {0, 1, 2, 3, 4, 5, 6}
+    assert mask[4, 5] == 1 + 11 % 6 and mask[32, 40] == 1 + 18 % 6
+
+
 def test_slices_are_cases_only_where_every_name_says_so():
     named = [Pair(Path(f"d/patient{p:03d}_frame01_slice_{s}.h5"), Path("m")) for p in (1, 2)
              for s in (1, 2)]

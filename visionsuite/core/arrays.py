@@ -19,6 +19,8 @@ and .h5 files that each hold an `image` and its `label`; Figshare's brain tumour
   (240, 240, 3) mask: necrosis, edema, enhancing tumour): read as class indices 1..C, 0
   where none is set; where layers overlap, the smaller one's class is kept (a tumour in its
   organ), as for masks of a folder per class.
+- An inst_map that numbers nuclei is read as their classes where the file gives each one's
+  (Lizard's `class` of the nuclei its `id`s number; HoVer-Net's inst_type), else as it is.
 - Intensities: uint8 arrays are read as they are, and bool arrays and floats within 0..1 (the
   slices TransUNet normalised) as 0..1; other values go through data.window where set, else
   each file's own percentile range (core.medical's windowing).
@@ -40,6 +42,10 @@ IMAGE_NAMES = ("image", "images", "img", "imgs", "data", "x", "input", "volume",
 # is one, else inst_map, which numbers the nuclei (read as foreground, as instance masks are)
 LABEL_NAMES = ("label", "labels", "mask", "masks", "seg", "segmentation", "gt", "y", "target",
                "tumormask", "annotation", "type_map", "inst_map")
+# Each nucleus' class beside an inst_map that numbers them (Lizard's `class`, with its `id`s;
+# HoVer-Net's inst_type): the mask is then the map of their classes
+INSTANCE_CLASS_NAMES = ("class", "classes", "inst_type")
+INSTANCE_ID_NAMES = ("id", "ids", "inst_id")
 # an array that names the file's patient or case (Figshare's cjdata/PID): slices of one case
 # are kept on one side of a split
 CASE_NAMES = ("pid", "patient", "patient_id", "patientid", "case", "case_id", "subject",
@@ -130,7 +136,42 @@ def read_array(path: Path, labels: bool = False) -> np.ndarray:
     if values.dtype.kind not in "biuf":
         raise UnreadableArray(f"{path}: array '{name or path.name}' holds {values.dtype} "
                               "values, not numbers")
+    if labels and name.rsplit("/", 1)[-1].lower() == "inst_map":
+        values = _classes_of_instances(path, values)
     return values[..., 0] if values.ndim == 4 and values.shape[-1] == 1 else values
+
+
+def _classes_of_instances(path: Path, instances: np.ndarray) -> np.ndarray:
+    """An inst_map as the map of its nuclei's classes where the file gives each nucleus'
+    class (INSTANCE_CLASS_NAMES: Lizard's `class` of the nuclei its `id`s number, else
+    1..N); the inst_map as it is where it gives none (CPM-17's: foreground)."""
+    try:
+        shapes = array_shapes(path)
+        count = {name: int(np.prod(shape)) for name, shape in shapes.items()}
+        kinds = _last_named(count, INSTANCE_CLASS_NAMES)
+        if kinds is None or count[kinds] == 0:
+            return instances
+        ids = _last_named(count, INSTANCE_ID_NAMES)
+        classes = np.ravel(_array_of(path, kinds))
+        numbers = np.ravel(_array_of(path, ids)) if ids is not None and \
+            count[ids] == count[kinds] else np.arange(1, len(classes) + 1)
+    except Exception:  # as in array_shapes: the inst_map alone is read
+        return instances
+    if not (np.array_equal(classes, np.round(classes)) and np.array_equal(numbers, np.round(
+            numbers)) and numbers.min() > 0 and classes.min() >= 0):
+        return instances
+    whole = instances.astype(np.int64)
+    if whole.min(initial=0) < 0:
+        return instances
+    lookup = np.zeros(max(int(numbers.max()), int(whole.max(initial=0))) + 1, np.int64)
+    lookup[numbers.astype(np.int64)] = classes.astype(np.int64)
+    return lookup[whole]
+
+
+def _last_named(arrays: dict, names: tuple[str, ...]) -> str | None:
+    """The first array whose last name part, in any case, comes first in `names`."""
+    by_name = {name.rsplit("/", 1)[-1].lower(): name for name in arrays}
+    return next((by_name[wanted] for wanted in names if wanted in by_name), None)
 
 
 def one_hot_classes(layers: np.ndarray) -> np.ndarray | None:

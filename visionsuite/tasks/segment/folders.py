@@ -63,7 +63,18 @@ def pair_folders(root: Path, folder: Path) -> tuple[Path | None, Path | None, Pa
         kinds = _case_kind_folders(folder)
         if kinds is not None:
             return (*kinds, None)
-    return images, masks, roi
+    return images, _inner_masks_folder(root, masks) if masks is not None else None, roi
+
+
+def _inner_masks_folder(root: Path, folder: Path) -> Path:
+    """The folder of the masks where `folder` holds no image but one folder, named as masks
+    (Lizard's Lizard_Labels/Labels/, info.csv beside it): their own folder, not one class's
+    of a folder per class; else `folder`."""
+    inner = sub_folders(folder)
+    if len(inner) == 1 and inner[0].name.lower() in MASK_FOLDER_NAMES \
+            and not any(folder_image_files(root, folder, [])):
+        return inner[0]
+    return folder
 
 
 def _case_kind_folders(folder: Path) -> tuple[Path, Path] | None:

@@ -453,14 +453,21 @@ def _folders_read(root: Path, splits: dict[str, Path]) -> list[str]:
     described = []
     for name, folder in splits.items():
         found = pair_folders(root, folder)
-        parts = [f"{kind}: " + " + ".join(f"{part.name}/" for part in (
+        parts = [f"{kind}: " + " + ".join(f"{_below(folder, part)}/" for part in (
                      image_parts(path) if kind == "images" else [path]))
                  for kind, path in zip(("images", "masks", "roi"), found)
                  if path and path.name != kind and path != folder]
         parts += [f"left out: {path.name}/" for path in sub_folders(folder)
-                  if named_as_masks(path.name) and path not in found[1:]]
+                  if named_as_masks(path.name) and not any(
+                      path == read or path in read.parents for read in found[1:] if read)]
         if (folder.name != name and folder != root) or parts:
             inner = f" ({', '.join(parts)})" if parts else ""
             where = "./" if folder == root else f"{folder.relative_to(root)}/"
             described.append(f"{name}: {where}{inner}")
     return described
+
+
+def _below(folder: Path, path: Path) -> str:
+    """A folder read, as data check names it: below `folder` where it is inside (Lizard's
+    Lizard_Labels/Labels), else by its name (CamVid's train_labels beside train/)."""
+    return path.relative_to(folder).as_posix() if folder in path.parents else path.name
