@@ -521,6 +521,10 @@ def test_lizard_reads_each_nucleus_class_from_its_labels(tmp_path: Path):
     mask = read_mask_slices(pair.mask)[0]
     assert set(np.unique(mask)) == {0, 1, 2, 3, 4, 5, 6}
     assert mask[4, 5] == 1 + 11 % 6 and mask[32, 40] == 1 + 18 % 6
+    other = tmp_path / "other.mat"  # a class that is not each nucleus': the inst_map as it is
+    scipy.io.savemat(other, {"inst_map": np.arange(12).reshape(3, 4).repeat(8, 0).repeat(8, 1),
+                             "class": np.array([[2]])})
+    assert set(np.unique(read_mask_slices(other)[0])) == set(range(12))
 
 
 def test_slices_are_cases_only_where_every_name_says_so():

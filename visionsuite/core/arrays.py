@@ -148,10 +148,10 @@ def _classes_of_instances(path: Path, instances: np.ndarray) -> np.ndarray:
     try:
         shapes = array_shapes(path)
         count = {name: int(np.prod(shape)) for name, shape in shapes.items()}
-        kinds = _last_named(count, INSTANCE_CLASS_NAMES)
+        kinds = _by_last_name(count, INSTANCE_CLASS_NAMES)
         if kinds is None or count[kinds] == 0:
             return instances
-        ids = _last_named(count, INSTANCE_ID_NAMES)
+        ids = _by_last_name(count, INSTANCE_ID_NAMES)
         classes = np.ravel(_array_of(path, kinds))
         numbers = np.ravel(_array_of(path, ids)) if ids is not None and \
             count[ids] == count[kinds] else np.arange(1, len(classes) + 1)
@@ -161,14 +161,14 @@ def _classes_of_instances(path: Path, instances: np.ndarray) -> np.ndarray:
             numbers)) and numbers.min() > 0 and classes.min() >= 0):
         return instances
     whole = instances.astype(np.int64)
-    if whole.min(initial=0) < 0:
-        return instances
+    if whole.min(initial=0) < 0 or not np.isin(np.unique(whole), [0, *numbers]).all():
+        return instances  # a nucleus without a class: the classes are of something else
     lookup = np.zeros(max(int(numbers.max()), int(whole.max(initial=0))) + 1, np.int64)
     lookup[numbers.astype(np.int64)] = classes.astype(np.int64)
     return lookup[whole]
 
 
-def _last_named(arrays: dict, names: tuple[str, ...]) -> str | None:
+def _by_last_name(arrays: dict, names: tuple[str, ...]) -> str | None:
     """The first array whose last name part, in any case, comes first in `names`."""
     by_name = {name.rsplit("/", 1)[-1].lower(): name for name in arrays}
     return next((by_name[wanted] for wanted in names if wanted in by_name), None)
