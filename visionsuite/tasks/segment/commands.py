@@ -208,7 +208,8 @@ def _dataset_labels(inputs) -> set[str]:
 
 
 def _label_files(pair) -> list[Path]:
-    """Every file of a pair's labels: its mask(s), region of interest, other observers'."""
+    """Every file of a pair's labels and beside them: its mask(s), region of interest, the
+    files the index left out (a second observer's labels, ISIC 2017's superpixels)."""
     return [pair.mask, *pair.more_masks, *pair.left_out,
             *(path for _, path in pair.class_masks if path is not None),
             *([pair.roi] if pair.roi is not None else [])]
