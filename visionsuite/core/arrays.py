@@ -168,9 +168,12 @@ def _classes_of_instances(path: Path, instances: np.ndarray) -> np.ndarray:
     return lookup[whole]
 
 
-def _by_last_name(arrays: dict, names: tuple[str, ...]) -> str | None:
-    """The first array whose last name part, in any case, comes first in `names`."""
-    by_name = {name.rsplit("/", 1)[-1].lower(): name for name in arrays}
+def _by_last_name(arrays, names: tuple[str, ...]) -> str | None:
+    """The first of the `arrays` (names, in the file's order) whose last name part, in any
+    case, comes first in `names` (an HDF5 path's or MATLAB struct field's: cjdata/PID)."""
+    by_name = {}
+    for name in arrays:
+        by_name.setdefault(name.rsplit("/", 1)[-1].lower(), name)
     return next((by_name[wanted] for wanted in names if wanted in by_name), None)
 
 
@@ -245,8 +248,7 @@ def _named_value(path: Path, names: tuple[str, ...], most: int) -> tuple[str, st
     last name part comes first in `names`; None where there is none."""
     try:
         short = _short_arrays(path, most)
-        name = next((found for wanted in names for found in short
-                     if found.rsplit("/", 1)[-1].lower() == wanted), None)
+        name = _by_last_name(short, names)
         if name is None:
             return None
         value = _value_text(path, name)
@@ -339,11 +341,8 @@ def _channels_beside_mask(shape: tuple[int, ...], mask: tuple[int, ...] | None) 
 def _named(shapes: dict[str, tuple[int, ...]], names: tuple[str, ...]) -> str | None:
     """The first array shaped as slices whose last name part, in any case, comes first in
     `names` (Figshare's cjdata/tumorMask, not its cjdata/label: the tumour's kind, 1x1)."""
-    by_name = {}
-    for name, shape in shapes.items():
-        if _slice_shape(shape) is not None:
-            by_name.setdefault(name.rsplit("/", 1)[-1].lower(), name)
-    return next((by_name[wanted] for wanted in names if wanted in by_name), None)
+    return _by_last_name([name for name, shape in shapes.items()
+                          if _slice_shape(shape) is not None], names)
 
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
