@@ -2,6 +2,7 @@
 image/mask folders, as files that hold both (Synapse's, Figshare's), and through segment."""
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -205,6 +206,34 @@ def test_brats_2020_slices_read_with_their_spreadsheets_beside_them(tmp_path: Pa
     train = {file_stem(pair.image)[:8] for pair in index.splits["train"]}
     assert len(val) == 1 and len(index.splits["val"]) == 2 and not val & train
     assert image_channels(index.splits["train"]) == 4
+
+
+def test_a_files_array_headers_are_read_once_while_it_is_unchanged(tmp_path: Path,
+                                                                   monkeypatch):
+    """Indexing, data check and reading each ask a file's shapes (eight times a file before:
+    a 2,000-slice BraTS 2020 set's data check took twice as long); a file changed since,
+    even to the same size, is read again."""
+    import h5py
+
+    from visionsuite.core import arrays
+
+    make_brats2020(tmp_path)
+    reads = []
+    hdf5_shapes = arrays._hdf5_shapes
+    monkeypatch.setattr(arrays, "_hdf5_shapes", lambda path: reads.append(path) or
+                        hdf5_shapes(path))
+    index = index_pairs(tmp_path, val_fraction=0.34)
+    pairs = index.splits["train"] + index.splits["val"]
+    for pair in pairs:
+        read_array(pair.image), read_array(pair.mask, labels=True)
+    assert sorted(reads) == sorted(pair.image for pair in pairs)  # one read of each file
+    changed = pairs[0].image
+    with h5py.File(changed, "r+") as file:
+        file["image"][0, 0, 0] += 1  # same size and shapes: only its time tells
+    stat = changed.stat()
+    os.utime(changed, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1))
+    read_array(changed)
+    assert reads.count(changed) == 2 and len(reads) == len(pairs) + 1
 
 
 def test_array_files_of_labels_or_ids_are_no_images(tmp_path: Path):

@@ -31,6 +31,7 @@ and .h5 files that each hold an `image` and its `label`; Figshare's brain tumour
 
 from __future__ import annotations
 
+import functools
 import zipfile
 from pathlib import Path
 
@@ -108,6 +109,19 @@ def array_shapes(path: Path) -> dict[str, tuple[int, ...]]:
     """The name and shape of every array in the file, read from its headers where the format
     allows (MATLAB 5 files are small and read whole): '' for a .npy's one array, HDF5 paths
     ('cjdata/image'), MATLAB struct fields likewise; MATLAB shapes as MATLAB gives them."""
+    try:
+        stat = Path(path).stat()
+    except OSError as err:
+        raise UnreadableArray(f"{path}: unreadable {array_format(path)} file "
+                              f"({type(err).__name__}: {err})") from None
+    return dict(_stored_shapes(Path(path), str(Path(path).absolute()),
+                               (stat.st_mtime_ns, stat.st_size, stat.st_ino)))
+
+
+# Pairing, splitting, sizing, data check and reading each ask a file's shapes: read once while
+# the file is unchanged (its time, size and inode), not eight times (BraTS 2020's 57,000 .h5)
+@functools.lru_cache(maxsize=1 << 17)
+def _stored_shapes(path: Path, absolute: str, version: tuple) -> dict[str, tuple[int, ...]]:
     try:
         if path.suffix.lower() == ".npy":
             return {"": np.load(path, mmap_mode="r", allow_pickle=False).shape}
