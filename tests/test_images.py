@@ -229,6 +229,8 @@ def test_collect_images_walks_folders_and_reports_missing(tmp_path: Path):
         (tmp_path / "a" / junk).mkdir()
         Image.fromarray(RGB).save(tmp_path / "a" / junk / "x-checkpoint.png")
     assert collect_images([str(tmp_path)]) == [tmp_path / "a" / "x.png"]
+    named = tmp_path / "a" / ".." / "a" / "x.png"  # named, and in a folder named: read once
+    assert collect_images([str(tmp_path), str(named), str(named)]) == [tmp_path / "a" / "x.png"]
     with pytest.raises(Exception, match="no such file"):
         collect_images([str(tmp_path / "missing.png")])
 
@@ -247,7 +249,7 @@ def test_collect_images_leaves_out_visionsuites_own_outputs_inside_a_searched_fo
     assert collect_images(["masks"], outputs=("masks",)) == [Path("masks/x.png")]
     assert collect_images([str(tmp_path / "photos" / ".."), "photos/x.png"]) == [
         tmp_path / "photos" / ".." / "masks" / "x.png",
-        tmp_path / "photos" / ".." / "photos" / "x.png", Path("photos/x.png")]
+        tmp_path / "photos" / ".." / "photos" / "x.png"]  # photos/x.png: found already
     assert capsys.readouterr().err.count("left out 1 image(s)") == 1
 
 

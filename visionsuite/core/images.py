@@ -553,7 +553,7 @@ def collect_images(inputs: list[str] | tuple[str, ...], outputs: tuple = ()) -> 
     The search skips hidden and __MACOSX folders, and visionsuite's own output folders inside
     a searched folder (./runs and `outputs`): `visionsuite segment RUN .` run twice would
     otherwise segment the first run's masks and overlays, and classify a run's plots. Named
-    directly, such a folder is searched like any other."""
+    directly, such a folder is searched like any other. A file reached twice is given once."""
     found: list[Path] = []
     left_out = 0
     for item in inputs:
@@ -577,7 +577,9 @@ def collect_images(inputs: list[str] | tuple[str, ...], outputs: tuple = ()) -> 
               file=sys.stderr)
     if not found:
         raise VisionsuiteError(f"{', '.join(inputs)}: no image files found")
-    return found
+    seen: set[str] = set()  # a file named and inside a folder named too is read once
+    return [path for path in found
+            if not (os.path.abspath(path) in seen or seen.add(os.path.abspath(path)))]
 
 
 def _output_folders_within(folder: Path, outputs: tuple) -> list[tuple[str, ...]]:
