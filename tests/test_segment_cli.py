@@ -71,6 +71,30 @@ def test_a_datasets_folder_is_segmented_without_its_masks(segment_run, segment_d
     assert len(json.loads(result.stdout)) == 2
 
 
+def test_a_datasets_overlay_pictures_are_not_segmented(segment_run, segment_data, tmp_path):
+    """CoNSeP ships Overlay/ (its images with their nuclei drawn) beside Images/ and Labels/:
+    before, `segment` of its folder wrote test_1_2.png, the overlay's mask, beside test_1.png.
+    Named, an overlay is segmented, once even where its folder is named too."""
+    import shutil
+
+    dataset = shutil.copytree(segment_data / "val", tmp_path / "val")
+    shutil.copytree(dataset / "images", dataset / "Overlay")
+    overlay = sorted((dataset / "Overlay").iterdir())[0]
+    result = invoke("segment", segment_run, dataset, "--output", tmp_path / "out", "--json")
+    assert result.exit_code == 0, result.output
+    assert [Path(row["image"]).parent.name for row in json.loads(result.stdout)] == \
+        ["images", "images"]
+    assert f"note: {dataset} is a dataset of images and their masks: its 2 label file(s) and " \
+        "its 2 overlay picture(s) in Overlay/ left out (name them to segment them)" \
+        in result.stderr
+    result = invoke("segment", segment_run, dataset, overlay, overlay, "--output",
+                    tmp_path / "named", "--json")
+    assert result.exit_code == 0, result.output
+    assert sorted(Path(row["image"]).parent.name for row in json.loads(result.stdout)) == \
+        ["Overlay", "images", "images"]
+    assert "its 1 overlay picture(s) in Overlay/ left out" in result.stderr
+
+
 def test_probability_maps_are_written_beside_the_masks(segment_run, segment_data, tmp_path):
     image = segment_data / "val" / "images" / "0.png"
     result = invoke("segment", segment_run, image, "--output", tmp_path / "out",

@@ -29,6 +29,11 @@ from visionsuite.tasks.segment.components import class_numbers, keep_largest_com
 from visionsuite.tasks.segment.metrics import predict_classes
 from visionsuite.tasks.segment.tiles import sliding_window, trained_symmetries, with_symmetries
 
+# A dataset's pictures of its labels drawn on its images (CoNSeP's Overlay/ beside Images/ and
+# Labels/, NuCLS' visualization/): no images to segment where the dataset's folder is given
+OVERLAY_FOLDERS = ("overlay", "overlays", "visualization", "visualizations", "visualisation",
+                   "visualisations")
+
 
 def _foreground_threshold(threshold: float | None, classes: int) -> float:
     """--threshold: 0.5 unless given; models of more than 2 classes take the most probable
@@ -92,10 +97,8 @@ def segment_images(run: str, inputs, output: str | Path | None = None, overlay: 
     if kept:
         print("keeping the largest connected component only, as training chose on val: of "
               f"{', '.join('+'.join(names) for names in kept)}", file=sys.stderr)
-    dataset_labels = _dataset_labels(inputs)
-    items, notes = stack_dicom_series(
-        [path for path in collect_images(inputs, outputs=(output,) if output else ())
-         if os.path.abspath(path) not in dataset_labels])
+    items, notes = stack_dicom_series(_dataset_images(
+        inputs, collect_images(inputs, outputs=(output,) if output else ())))
     for note in notes:
         warn(note)
     label_files = {item: kind for item in items if isinstance(item, Path)
@@ -182,29 +185,55 @@ def _write_dicom_seg(item, predicted: list[np.ndarray], labels: list[str], class
         return None
 
 
-def _dataset_labels(inputs) -> set[str]:
-    """The label files (masks, regions of interest) of each folder given that `train` reads
-    as a dataset of images and their masks, as absolute paths: a set's folder segmented whole
-    gives masks of its images, not of its masks. A folder that is no such set gives none, nor
-    a file holding an image and its mask (Synapse's .npz slices)."""
+def _dataset_images(inputs, paths: list[Path]) -> list[Path]:
+    """`paths` (the image files found in `inputs`) less, of each folder given that `train`
+    reads as a dataset of images and their masks, its label files (masks, regions of
+    interest) and its pictures of them (OVERLAY_FOLDERS: CoNSeP's Overlay/, its images with
+    their nuclei drawn): a set's folder segmented whole gives masks of its images alone. A
+    folder that is no such set keeps all, and a file holding an image and its mask (Synapse's
+    .npz slices) is an image."""
+    left_out = set()
+    named = {os.path.abspath(item) for item in inputs}  # a file named is segmented
+    for item in inputs:
+        pairs = _dataset_pairs(item)
+        if not pairs:
+            continue
+        kept = named | {os.path.abspath(path) for pair in pairs
+                        for path in (pair.image, *pair.channels)}
+        labels = {os.path.abspath(path) for pair in pairs for path in _label_files(pair)}
+        inside = [path for path in map(os.path.abspath, paths) if path not in kept
+                  and Path(path).is_relative_to(os.path.abspath(item))]
+        found = {path for path in inside if path in labels}
+        overlays = {path for path in inside if _in_overlay_folder(path, item)} - found
+        shown = ", ".join(sorted({Path(path).parent.name + "/" for path in overlays}))
+        parts = [f"its {len(found)} label file(s)"] if found else []
+        parts += [f"its {len(overlays)} overlay picture(s) in {shown}"] if overlays else []
+        if parts:
+            print(f"note: {item} is a dataset of images and their masks: "
+                  f"{' and '.join(parts)} left out (name them to segment them)",
+                  file=sys.stderr)
+        left_out |= found | overlays
+    return [path for path in paths if os.path.abspath(path) not in left_out]
+
+
+def _dataset_pairs(folder) -> list:
+    """The pairs of every split of `folder` where `train` reads it as a dataset; [] for a
+    file, or a folder that it cannot read (then segmented whole)."""
     from visionsuite.tasks.segment.index import index_pairs
 
-    labels = set()
-    for item in inputs:
-        if not Path(item).is_dir():
-            continue
-        try:  # quietly: the index's warnings speak of training on the set
-            with contextlib.redirect_stderr(io.StringIO()):
-                pairs = [pair for split in index_pairs(item).splits.values() for pair in split]
-        except Exception:  # a probe: a folder that `train` cannot read is segmented whole
-            continue
-        found = {os.path.abspath(path) for pair in pairs for path in _label_files(pair)} - {
-            os.path.abspath(path) for pair in pairs for path in (pair.image, *pair.channels)}
-        if found:
-            print(f"note: {item} is a dataset of images and their masks: its {len(found)} "
-                  "label file(s) left out (name them to segment them)", file=sys.stderr)
-        labels |= found
-    return labels
+    if not Path(folder).is_dir():
+        return []
+    try:  # quietly: the index's warnings speak of training on the set
+        with contextlib.redirect_stderr(io.StringIO()):
+            return [pair for split in index_pairs(folder).splits.values() for pair in split]
+    except Exception:  # a probe: a folder that `train` cannot read is segmented whole
+        return []
+
+
+def _in_overlay_folder(path: str, dataset) -> bool:
+    """Whether `path` lies in a folder of the dataset named as overlays (OVERLAY_FOLDERS)."""
+    relative = Path(path).relative_to(os.path.abspath(dataset))
+    return any(part.lower() in OVERLAY_FOLDERS for part in relative.parts[:-1])
 
 
 def _label_files(pair) -> list[Path]:
