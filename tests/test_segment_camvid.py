@@ -177,8 +177,14 @@ def test_a_valid_folder_of_images_alone_is_left_out_with_a_warning_as_deepglobe_
     assert index.split_by_fraction and len(index.splits["val"]) == 1
     assert "valid/: images without masks, not read (`visionsuite segment RUN valid/` " \
         "predicts them)" in index.folders
-    assert "valid: images without any masks, not read; val is split from train/" \
-        in capsys.readouterr().err
+    warning = f"{root / 'valid'}: images without any masks, not read; val is split from train/"
+    assert index.warnings == [warning]
+    assert capsys.readouterr().err == ""  # the index says it; train and data check show it
+    result = invoke("data", "check", "segment", root)
+    assert result.exit_code == 0 and f"warning: {warning}\n" in result.stderr
+    result = invoke("train", "segment", "--data", root, "--output", tmp_path / "runs",
+                    *TINY_SEGMENT)
+    assert result.exit_code == 0 and f"warning: {warning}\n" in result.stderr
 
 
 def test_pairs_named_with_their_split_first_are_split_so_as_glas_names_them(tmp_path):

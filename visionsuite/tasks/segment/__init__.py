@@ -164,6 +164,7 @@ class SegmentTask(Task):
 
     def load_data(self, config: Config, train: bool = True, labels: list[str] | None = None,
                   held_out: str = "val") -> TaskData:
+        from visionsuite.core.progress import warn
         from visionsuite.datasets import resolve_dataset
 
         if config.data.max_size and config.data.max_size < config.data.image_size:
@@ -174,6 +175,8 @@ class SegmentTask(Task):
         share = held_out_share(config)  # data.val_fraction, or data.fold of data.folds
         index = index_pairs(root, share, config.data.split_seed, held_out,
                             config.data.rle_order, train)
+        for message in index.warnings:  # the index's own, where a user's masks are missing
+            warn(message)
         fold = fold_of(share, held_out, index.split_by_fraction, root)
         wanted = ("train", "val") if train else ("val",)
         own_channels = _take_image_channels(index, wanted, config, train)

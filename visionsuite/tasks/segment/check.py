@@ -10,6 +10,7 @@ import numpy as np
 from visionsuite.core.files import held_out_only
 from visionsuite.core.images import INSTANCE_HINT, inspect_image
 from visionsuite.core.medical import is_medical_file
+from visionsuite.core.progress import warn
 from visionsuite.core.splits import EVERY_IMAGE, test_set_note
 from visionsuite.errors import VisionsuiteError
 from visionsuite.tasks.base import DataReport
@@ -123,6 +124,8 @@ def check_segmentation_folders(path: str, held_out: str = "val") -> DataReport:
     test_set = held_out == "test" or held_out_only(path)
     try:
         index = index_pairs(path, EVERY_IMAGE if test_set else 0.2, held_out=held_out)
+        for message in index.warnings:
+            warn(message)
         every_pair = [pair for pairs in index.splits.values() for pair in pairs]
         own_channels = image_channels(every_pair)
     except VisionsuiteError as err:

@@ -3,8 +3,6 @@ for images of any size."""
 
 from __future__ import annotations
 
-import contextlib
-import io
 import os
 import re
 import sys
@@ -223,9 +221,8 @@ def _dataset_pairs(folder) -> list:
 
     if not Path(folder).is_dir():
         return []
-    try:  # quietly: the index's warnings speak of training on the set
-        with contextlib.redirect_stderr(io.StringIO()):
-            return [pair for split in index_pairs(folder).splits.values() for pair in split]
+    try:  # its warnings (index.warnings) speak of training on the set: not shown here
+        return [pair for split in index_pairs(folder).splits.values() for pair in split]
     except Exception:  # a probe: a folder that `train` cannot read is segmented whole
         return []
 

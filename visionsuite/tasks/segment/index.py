@@ -5,7 +5,6 @@ the set gives (MSD's dataset.json, folders per class, CamVid's class_dict.csv, D
 from __future__ import annotations
 
 import re
-import sys
 from collections import Counter
 from pathlib import Path
 
@@ -237,7 +236,7 @@ def _index_pairs(root: Path, val_fraction: float, seed: int, held_out: str,
         return _worded_index(root, worded, val_fraction, seed, held_out, odd)
     train_dir = named_folder(root, TRAIN_FOLDER_NAMES) or root / "train"
     val_dir = named_folder(root, held_out_names(held_out))
-    unlabelled = []
+    unlabelled, warnings = [], []
     # a competition's test/ of images alone, or its valid/ (DeepGlobe's); not a val/images/
     # without val/masks/, our own layout with its masks missing (an error, below)
     if val_dir is not None and unlabelled_folder(root, val_dir) and (
@@ -249,8 +248,8 @@ def _index_pairs(root: Path, val_fraction: float, seed: int, held_out: str,
         unlabelled = [f"{val_dir.name}/: images without masks, not read (`visionsuite segment "
                       f"RUN {val_dir.name}/` predicts them)"]
         if val_dir.name.lower() not in TEST_FOLDER_NAMES:  # where a user's masks are missing
-            print(f"warning: {val_dir}: images without any masks, not read; val is split "
-                  f"from {train_dir.name}/", file=sys.stderr)
+            warnings = [f"{val_dir}: images without any masks, not read; val is split from "
+                        f"{train_dir.name}/"]
         val_dir = None
     if held_out == "test":
         named = _named_test_split(root, odd) \
@@ -274,15 +273,18 @@ def _index_pairs(root: Path, val_fraction: float, seed: int, held_out: str,
     folder = train_dir if train_dir.is_dir() else root
     pairs = pair_folder(root, folder, odd)
     folders = _folders_read(root, {"train" if folder != root else "pairs": folder}) + unlabelled
+    named = None if val_fraction >= 1 or folder != root else _named_splits(pairs, held_out)
     if val_fraction >= 1:  # EVERY_IMAGE: evaluation on another dataset
-        return PairIndex(root, {"train": [], "val": pairs}, odd, True,
-                         folders + _side_by_side_note(pairs, split=False))
-    named = _named_splits(pairs, held_out) if folder == root else None
-    if named is not None:  # GlaS' train_1.bmp beside testA_1.bmp
-        return PairIndex(root, named[0], odd, False,
-                         folders + named[1] + _side_by_side_note(pairs, split=False))
-    return PairIndex(root, fraction_split(root, pairs, val_fraction, seed), odd, True,
-                     folders + _side_by_side_note(pairs, split=True))
+        index = PairIndex(root, {"train": [], "val": pairs}, odd, True,
+                          folders + _side_by_side_note(pairs, split=False))
+    elif named is not None:  # GlaS' train_1.bmp beside testA_1.bmp
+        index = PairIndex(root, named[0], odd, False,
+                          folders + named[1] + _side_by_side_note(pairs, split=False))
+    else:
+        index = PairIndex(root, fraction_split(root, pairs, val_fraction, seed), odd, True,
+                          folders + _side_by_side_note(pairs, split=True))
+    index.warnings = warnings
+    return index
 
 
 def _named_test_split(root: Path, odd: list[Path]

@@ -60,6 +60,7 @@ class PairIndex:
     channel_names: list[str] | None = None  # of multi-channel images (dataset.json's), if any
     class_colours: list[str] | None = None  # of colour masks, where the set gives them (CVAT)
     numbered_masks: bool = False  # the layout's masks number objects (the CTC's): foreground
+    warnings: list[str] = field(default_factory=list)  # for train and data check to print
 
 
 def pair_image_files(pairs: list[Pair]) -> list[Path]:
