@@ -577,9 +577,10 @@ def collect_images(inputs: list[str] | tuple[str, ...], outputs: tuple = ()) -> 
               file=sys.stderr)
     if not found:
         raise VisionsuiteError(f"{', '.join(inputs)}: no image files found")
-    seen: set[str] = set()  # a file named and inside a folder named too is read once
-    return [path for path in found
-            if not (os.path.abspath(path) in seen or seen.add(os.path.abspath(path)))]
+    first_found: dict[str, Path] = {}  # a file named and inside a folder named too: once
+    for path in found:
+        first_found.setdefault(os.path.abspath(path), path)
+    return list(first_found.values())
 
 
 def _output_folders_within(folder: Path, outputs: tuple) -> list[tuple[str, ...]]:

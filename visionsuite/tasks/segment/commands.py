@@ -196,13 +196,14 @@ def _dataset_images(inputs, paths: list[Path]) -> list[Path]:
         pairs = _dataset_pairs(item)
         if not pairs:
             continue
+        root = Path(os.path.abspath(item))
         kept = named | {os.path.abspath(path) for pair in pairs
                         for path in (pair.image, *pair.channels)}
         labels = {os.path.abspath(path) for pair in pairs for path in _label_files(pair)}
         inside = [path for path in map(os.path.abspath, paths) if path not in kept
-                  and Path(path).is_relative_to(os.path.abspath(item))]
+                  and Path(path).is_relative_to(root)]
         found = {path for path in inside if path in labels}
-        overlays = {path for path in inside if _in_overlay_folder(path, item)} - found
+        overlays = {path for path in inside if _in_overlay_folder(path, root)} - found
         shown = ", ".join(sorted({Path(path).parent.name + "/" for path in overlays}))
         parts = [f"its {len(found)} label file(s)"] if found else []
         parts += [f"its {len(overlays)} overlay picture(s) in {shown}"] if overlays else []
@@ -227,10 +228,11 @@ def _dataset_pairs(folder) -> list:
         return []
 
 
-def _in_overlay_folder(path: str, dataset) -> bool:
-    """Whether `path` lies in a folder of the dataset named as overlays (OVERLAY_FOLDERS)."""
-    relative = Path(path).relative_to(os.path.abspath(dataset))
-    return any(part.lower() in OVERLAY_FOLDERS for part in relative.parts[:-1])
+def _in_overlay_folder(path: str, root: Path) -> bool:
+    """Whether `path` lies in a folder named as overlays (OVERLAY_FOLDERS) below the
+    dataset's absolute `root`."""
+    return any(part.lower() in OVERLAY_FOLDERS
+               for part in Path(path).relative_to(root).parts[:-1])
 
 
 def _label_files(pair) -> list[Path]:
