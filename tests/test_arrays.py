@@ -191,7 +191,7 @@ def test_one_hot_masks_read_as_class_indices(tmp_path: Path):
     assert [image.shape for image in read_slices(path, 4)] == [(40, 32, 4)]
     with h5py.File(tmp_path / "scores.h5", "w") as file:
         file["image"], file["mask"] = np.zeros((40, 32)), layers * 7
-    with pytest.raises(UnreadableMedical, match="scores.h5: 3 channels, not all 0 and 1"):
+    with pytest.raises(UnreadableMedical, match="scores.h5: 3 channels, not class layers"):
         read_mask_slices(tmp_path / "scores.h5")
 
 

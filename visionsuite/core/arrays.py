@@ -18,12 +18,16 @@ and .h5 files that each hold an `image` and its `label`; Figshare's brain tumour
 - A mask of C > 1 channels of 0 and 1 is C class layers, one-hot (the BraTS 2020 .h5 slices'
   (240, 240, 3) mask: necrosis, edema, enhancing tumour): read as class indices 1..C, 0
   where none is set; where layers overlap, the smaller one's class is kept (a tumour in its
-  organ), as for masks of a folder per class.
+  organ), as for masks of a folder per class. Layers may also number their class' objects
+  (PanNuke's (N, 256, 256, 6) masks: nuclei of 5 classes), if they do not overlap. A first
+  or last layer set where no other is (a one-hot's background channel, PanNuke's sixth) is
+  background, 0, and the other layers are classes 1..C-1.
 - An inst_map that numbers nuclei is read as their classes where the file gives each one's
   (Lizard's `class` of the nuclei its `id`s number; HoVer-Net's inst_type), else as it is.
-- Intensities: uint8 arrays are read as they are, and bool arrays and floats within 0..1 (the
-  slices TransUNet normalised) as 0..1; other values go through data.window where set, else
-  each file's own percentile range (core.medical's windowing).
+- Intensities: uint8 arrays are read as they are, and so are 8-bit values stored as floats
+  (PanNuke's images); bool arrays and floats within 0..1 (the slices TransUNet normalised) as
+  0..1; other values go through data.window where set, else each file's own percentile range
+  (core.medical's windowing).
 - Files are read with `allow_pickle=False`: arrays of Python objects are refused, not run.
   HDF5 datasets stored in other files (external storage, virtual datasets) are not read: a
   dataset's files never lead reading out of it.
@@ -33,6 +37,7 @@ from __future__ import annotations
 
 import functools
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -192,16 +197,102 @@ def _by_last_name(arrays, names: tuple[str, ...]) -> str | None:
 
 
 def one_hot_classes(layers: np.ndarray) -> np.ndarray | None:
-    """(S, H, W, C) class layers of 0 and 1 as (S, H, W) class indices 1..C (0 where none is
-    set, the smaller layer's class where several are); None where the values are not all
-    0 and 1."""
+    """(S, H, W, C) class layers as (S, H, W) class indices 1..C, 0 where none is set: layers
+    of 0 and 1, one-hot (the smaller layer's class where several are set), or layers that
+    number their class' objects (PanNuke's nuclei: a layer per class), which must not overlap
+    (1% of their pixels aside: the first layer's class kept). A first or last layer set where
+    no other is, a one-hot's background channel (PanNuke's sixth), is background: the others
+    are classes 1..C-1. None where the values are not whole numbers >= 0, or where numbered
+    layers overlap or are an 8-bit colour mask's channels."""
     from visionsuite.core.images import smaller_on_top
 
-    if not np.isin(layers, (0, 1)).all():
+    scan = _scan_layers(layers)
+    if scan is None:
         return None
-    return np.stack(smaller_on_top(
-        [(channel + 1, list(layers[..., channel] == 1)) for channel in range(layers.shape[-1])],
-        [layers.shape[1:3]] * len(layers), binary=False))
+    if scan.binary:
+        kept = [index for index in range(layers.shape[-1]) if index != scan.background]
+        return np.stack(smaller_on_top(
+            [(number, list(layers[..., index] == 1)) for number, index in enumerate(kept, 1)],
+            [layers.shape[1:3]] * len(layers), binary=False))
+    return scan.classes()
+
+
+LAYER_CHUNK = 64  # slices read at a time: a PanNuke fold's masks are 8 GB of float64
+
+
+@dataclass
+class _LayerScan:
+    """What one pass over class layers found (_scan_layers): whether they hold only 0 and 1,
+    the background layer, and each pixel's first set layer (middle: 1 + the index of the first
+    of the layers between the first and the last, 0 where none; first, last: where those are
+    set), from which classes() numbers the classes without reading the layers again."""
+    binary: bool
+    background: int | None
+    count: int
+    middle: np.ndarray
+    first: np.ndarray
+    last: np.ndarray
+
+    def classes(self) -> np.ndarray:
+        """The class indices, the first set layer's where several are (see one_hot_classes),
+        numbered in `middle` itself: called once."""
+        classes = self.middle
+        if self.background == 0:
+            classes[classes > 0] -= 1
+        if self.background != self.count - 1:
+            classes[(classes == 0) & self.last] = self.count - (self.background == 0)
+        if self.background != 0:
+            classes[self.first] = 1
+        return classes
+
+
+def _scan_layers(layers: np.ndarray) -> _LayerScan | None:
+    """One pass over class layers, a chunk of slices at a time into one buffer (a PanNuke
+    fold's are 8 GB, read mapped); None where they are no class layers (one_hot_classes)."""
+    count = layers.shape[-1]
+    shape = layers.shape[:3]
+    middle = np.zeros(shape, np.uint8)
+    first, last = np.zeros(shape, bool), np.zeros(shape, bool)
+    ends = {0: first, count - 1: last} if count > 1 else {}
+    binary = True
+    overlaps = {None: 0, **dict.fromkeys(ends, 0)}  # pixels of two layers, an end left out
+    agree = dict.fromkeys(ends, 0)  # pixels where an end is set just where no other is
+    covered = np.zeros(count, np.int64)
+    buffer = np.empty((min(LAYER_CHUNK, len(layers)), *layers.shape[1:]), layers.dtype)
+    rounded = np.empty_like(buffer) if layers.dtype.kind == "f" else None
+    for start in range(0, len(layers), LAYER_CHUNK):
+        part = slice(start, start + LAYER_CHUNK)
+        chunk = buffer[:len(layers[part])]
+        chunk[...] = layers[part]
+        if chunk.min(initial=0) < 0 or rounded is not None and not np.array_equal(
+                chunk, np.round(chunk, out=rounded[:len(chunk)])):
+            return None
+        binary = binary and chunk.max(initial=0) <= 1
+        set_count = np.zeros(chunk.shape[:3], np.uint8)
+        for layer in range(count - 1, -1, -1):  # the first set layer painted last, kept
+            marked = chunk[..., layer] > 0
+            covered[layer] += np.count_nonzero(marked)
+            set_count += marked
+            if layer == 0:
+                first[part] = marked
+            elif layer == count - 1:
+                last[part] = marked
+            else:
+                middle[part][marked] = layer + 1
+        overlaps[None] += np.count_nonzero(set_count > 1)
+        for end, marks in ends.items():
+            seen = marks[part]
+            others = set_count - seen
+            overlaps[end] += np.count_nonzero(others > 1)
+            agree[end] += np.count_nonzero(seen == (others == 0))
+    # The background: set where no other layer is (99%: a slip of the brush aside). In a
+    # partition every layer is so: the larger end, a one-hot's first, PanNuke's last.
+    candidates = [end for end in ends if agree[end] >= 0.99 * np.prod(shape)]
+    background = max(candidates, key=covered.__getitem__) if candidates else None
+    if not binary and (layers.dtype == np.uint8 and count in (3, 4)
+                       or overlaps[background] > 0.01 * covered.sum()):
+        return None  # a colour mask's channels, or numbered layers that overlap
+    return _LayerScan(binary, background, count, middle, first, last)
 
 
 def slices_shape(path: Path, labels: bool = False) -> tuple[int, ...]:
@@ -315,13 +406,21 @@ def _value_text(path: Path, name: str) -> str:
 
 def own_window(values: np.ndarray) -> tuple[float, float] | None:
     """The (center, width) an array's values are read through when data.window is not set:
-    0..255 for uint8, 0..1 for bool and for floats that stay within it; None for others (the
-    file's percentile range)."""
+    0..255 for uint8 and for 8-bit values stored as floats (PanNuke's float64 images: whole
+    numbers within 0..255, some above 1); 0..1 for bool and for floats that stay within it;
+    None for others (the file's percentile range)."""
     if values.dtype == np.uint8:
         return 127.5, 255.0
-    if values.dtype == bool or values.dtype.kind == "f" and values.size \
-            and np.nanmin(values) >= 0 and np.nanmax(values) <= 1:
+    if values.dtype == bool:
         return 0.5, 1.0
+    if values.dtype.kind != "f" or not values.size or np.nanmin(values) < 0:
+        return None
+    top = np.nanmax(values)
+    if top <= 1:
+        return 0.5, 1.0
+    if top <= 255 and all(np.array_equal(chunk, np.round(chunk)) for chunk in (
+            values[start:start + LAYER_CHUNK] for start in range(0, len(values), LAYER_CHUNK))):
+        return 127.5, 255.0
     return None
 
 
@@ -438,8 +537,8 @@ def _matlab5_values(path: Path) -> dict[str, object]:
 
 def _array_of(path: Path, name: str) -> np.ndarray:
     suffix = path.suffix.lower()
-    if suffix == ".npy":
-        return np.load(path, allow_pickle=False)
+    if suffix == ".npy":  # mapped: a PanNuke fold's masks are 8 GB, read a chunk at a time
+        return np.load(path, mmap_mode="r", allow_pickle=False)
     if suffix == ".npz":
         with np.load(path, allow_pickle=False) as arrays:
             return arrays[name]

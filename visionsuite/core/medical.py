@@ -141,6 +141,8 @@ def read_slices(path: str | Path, channels: int = 3,
         if slices.channels != channels:
             raise UnreadableMedical(f"{path}: {slices.channels} channels (the volumes of a 4-D "
                                     f"NIfTI), but the model takes {channels}")
+        if window or slices.window is not None:  # one window for every channel: at once
+            return list(_windowed(slices.values, slices, window))
         return list(np.stack([_windowed(slices.values[..., channel], slices, window)
                               for channel in range(slices.channels)], axis=-1))
     grey = _windowed(slices.values, slices, window)
@@ -163,7 +165,8 @@ def read_label_slices(path: str | Path, binary: bool = False) -> list[np.ndarray
     if slices.values.ndim == 4:
         found = "colour mask" if slices.colour else \
             f"{slices.channels} volumes (a 4-D NIfTI)" if is_volume(path) else \
-            f"{slices.channels} channels, not all 0 and 1 (no class layers)"
+            f"{slices.channels} channels, not class layers (of 0 and 1, or numbering " \
+            "their objects without overlapping)"
         raise UnreadableMedical(f"{path}: {found}; expected one channel of class indices")
     return list(_label_values(slices.values, path, binary))
 
@@ -943,7 +946,10 @@ def _read_arrays(path: Path, labels: bool, header_only: bool) -> Slices:
         values = values if classes is None else classes
     window = own_window(values)
     channels = values.shape[-1] if values.ndim == 4 else 1
-    values = np.nan_to_num(values.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+    floats = values.dtype.kind == "f"
+    values = values.astype(np.float32)
+    if floats and not np.isfinite(values).all():  # in place: a PanNuke fold's are 2 GB
+        np.nan_to_num(values, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
     return Slices(values, window, array_format(path), size=(values.shape[2], values.shape[1]),
                   count=values.shape[0], channels=channels)
 
