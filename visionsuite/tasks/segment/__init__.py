@@ -230,7 +230,7 @@ class SegmentTask(Task):
             config.data.surface_tolerance, mapping.names, splits["val"].regions)
         splits["val"].choose_largest_component = config.model.keep_largest_component
         return TaskData(mapping.names, splits["val"], splits.get("train"),
-                        fold_source(root, fold, config.data.split_seed),
+                        fold_source(root, fold, config.data.split_seed, index.folds_by),
                         channel_names(index, own_channels) if own_channels else None)
 
     def inference_settings(self, metrics: dict, data: TaskData, config: Config) -> dict:

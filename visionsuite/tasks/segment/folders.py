@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from visionsuite.core.arrays import case_of, holds_pair, is_array_file
+from visionsuite.core.arrays import IMAGE_NAMES, LABEL_NAMES, case_of, holds_pair, is_array_file
 from visionsuite.core.files import holds_data, inside, named_folder, sub_folders
 from visionsuite.core.images import folder_image_files, other_files_note
 from visionsuite.core.medical import file_stem, is_volume, series_folder
@@ -583,10 +583,21 @@ def _by_image_stem(found: dict[str, Path], image_stems: set[str]) -> dict[str, P
     """Masks keyed by the stem of the image each belongs to, by the first rule that pairs them
     all: their own stem; their stem less one ending they all share (ISIC's `_segmentation`,
     Carvana's and DRIVE's field-of-view `_mask`); the first number in their names, where each
-    number is one image's and one mask's (DRIVE's `21_training.tif`, `21_manual1.gif`)."""
+    number is one image's and one mask's (DRIVE's `21_training.tif`, `21_manual1.gif`); a lone
+    array file named as images beside a lone one named as masks (PanNuke's images.npy and
+    masks.npy, each a stack of slices)."""
     if not found or set(found) & image_stems:
         return found
-    return _by_shared_ending(found, image_stems) or _by_number(found, image_stems) or found
+    return _by_shared_ending(found, image_stems) or _by_number(found, image_stems) or \
+        _stacks_by_name(found, image_stems) or found
+
+
+def _stacks_by_name(found: dict[str, Path], image_stems: set[str]) -> dict[str, Path] | None:
+    if len(found) != 1 or len(image_stems) != 1:
+        return None
+    (stem, path), image = *found.items(), next(iter(image_stems))
+    named = image.lower() in IMAGE_NAMES and stem.lower() in LABEL_NAMES
+    return {image: path} if named and is_array_file(path) else None
 
 
 def _by_shared_ending(found: dict[str, Path], image_stems: set[str]) -> dict[str, Path] | None:

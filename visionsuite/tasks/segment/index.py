@@ -21,6 +21,7 @@ from visionsuite.tasks.segment.annotations import (coco_index, ctc_index, labelm
                                                    rle_index, voc_index, yolo_index)
 from visionsuite.tasks.segment.array_lists import listed_array_index, split_lists
 from visionsuite.tasks.segment.colours import colour_table
+from visionsuite.tasks.segment.fold_folders import fold_folders, fold_index
 from visionsuite.tasks.segment.ctc import ctc_sequences, read_ctc
 from visionsuite.tasks.segment.folders import (IMAGE_FOLDER_NAMES, SIDE_MASK, case_volumes,
                                                holds_array_pairs, holds_images, image_parts,
@@ -224,6 +225,9 @@ def _index_pairs(root: Path, val_fraction: float, seed: int, held_out: str,
     lists = split_lists(root, held_out)  # SSL4MIS' ACDC: train.list, val.list of arrays
     if lists is not None:
         return listed_array_index(root, lists, val_fraction, seed, held_out, train)
+    folds = fold_folders(root)  # PanNuke's Fold 1/, Fold 2/, Fold 3/
+    if folds is not None:
+        return fold_index(root, folds, val_fraction, held_out, odd)
     inside_kinds = _splits_inside_kinds(root, held_out)
     if inside_kinds:
         splits = {name: pair_dirs(root, *folders, odd) for name, folders in inside_kinds.items()}
