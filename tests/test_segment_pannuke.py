@@ -125,7 +125,9 @@ def test_fold_folders_are_the_splits(tmp_path: Path):
 @pytest.mark.slow
 def test_pannuke_trains_and_evaluates_its_test_fold(tmp_path: Path):
     """With only --data: trained on fold 1, validated on fold 2, evaluated on fold 3 with
-    --split test; data check names the folds and the 5 classes; the set is left as it was."""
+    --split test; data check names the folds and the 5 classes; `segment` given a fold's
+    folder segments its images alone (before, its masks.npy too: a fold of one stack could
+    not be split, so it was taken for no set); the set is left as it was."""
     root = make_pannuke(tmp_path / "PanNuke")
     before = snapshot(root)
     result = invoke("data", "check", "segment", root)
@@ -144,6 +146,12 @@ def test_pannuke_trains_and_evaluates_its_test_fold(tmp_path: Path):
     scored = json.loads((tmp_path / "test.json").read_text())
     assert scored["split"] == "test" and scored["images"] == 3
     assert scored["per_class"]["class_0"]["pixels"] == background_pixels(3, 3)
+    result = invoke("segment", run, root / "Fold 3", "--output", tmp_path / "masks")
+    assert result.exit_code == 0, result.output  # its masks.npy, a label file, left out
+    assert "its 1 label file(s) left out" in result.stderr
+    written = np.load(tmp_path / "masks" / "images.npy")
+    assert written.shape == (3, SIDE, SIDE) and written.max() <= 5
+    assert sorted(path.name for path in (tmp_path / "masks").iterdir()) == ["images.npy"]
     assert snapshot(root) == before
     result = invoke("train", "segment", "--data", root, "--output", tmp_path / "runs",
                     "--set", "data.folds=5", *TINY_SEGMENT)

@@ -218,12 +218,16 @@ def _dataset_images(inputs, paths: list[Path]) -> list[Path]:
 def _dataset_pairs(folder) -> list:
     """The pairs of every split of `folder` where `train` reads it as a dataset; [] for a
     file, or a folder that it cannot read (then segmented whole)."""
+    from visionsuite.core.splits import EVERY_IMAGE
     from visionsuite.tasks.segment.index import index_pairs
 
     if not Path(folder).is_dir():
         return []
     try:  # its warnings (index.warnings) speak of training on the set: not shown here
-        return [pair for split in index_pairs(folder).splits.values() for pair in split]
+        # read as evaluate --data reads another set, whole: a set of one stack (a PanNuke
+        # fold's images.npy beside its masks.npy) cannot be split, but it is a set
+        index = index_pairs(folder, EVERY_IMAGE)
+        return [pair for split in index.splits.values() for pair in split]
     except Exception:  # a probe: a folder that `train` cannot read is segmented whole
         return []
 
