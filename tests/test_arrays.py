@@ -15,6 +15,7 @@ from visionsuite.core.arrays import (case_of, class_of, holds_image, holds_pair,
                                      read_array)
 from visionsuite.core.images import is_image_file, read_image, read_mask_slices
 from visionsuite.core.medical import UnreadableMedical, file_stem, read_slices
+from visionsuite.core.splits import Fold
 from visionsuite.errors import VisionsuiteError
 from visionsuite.tasks.segment.channels import image_channels
 from visionsuite.tasks.segment.decode import decode_pair
@@ -520,16 +521,15 @@ def test_hovernet_labels_read_types_or_nuclei(tmp_path: Path):
     assert read_mask_slices(cpm.splits["train"][0].mask, binary=True)[0].max() == 255
 
 
-def test_lizard_reads_each_nucleus_class_from_its_labels(tmp_path: Path):
-    """Lizard: Lizard_Images1/ and Lizard_Images2/ of PNGs beside Lizard_Labels/Labels/*.mat
-    (and info.csv) of inst_map with each nucleus' `class` and `id`. Before, Labels/ was taken
-    for the one class folder of a folder per class: one foreground class named 'Labels'."""
+def make_lizard(root: Path, info: str = "Filename,Source,Split\n") -> Path:
+    """Lizard: Lizard_Images1/ and Lizard_Images2/ of PNGs (consep_1 .. consep_6) beside
+    Lizard_Labels/Labels/*.mat of inst_map with each nucleus' `class` and `id`, and
+    Lizard_Labels/info.csv (`info`)."""
     import scipy.io
     from PIL import Image
 
-    root = tmp_path / "Lizard"
     (root / "Lizard_Labels" / "Labels").mkdir(parents=True)
-    (root / "Lizard_Labels" / "info.csv").write_text("Filename,Source,Split\n")
+    (root / "Lizard_Labels" / "info.csv").write_text(info)
     for number in range(1, 7):
         part = root / f"Lizard_Images{1 + (number > 3)}"
         part.mkdir(exist_ok=True)
@@ -542,6 +542,16 @@ def test_lizard_reads_each_nucleus_class_from_its_labels(tmp_path: Path):
         scipy.io.savemat(root / "Lizard_Labels" / "Labels" / f"consep_{number}.mat",
                          {"inst_map": nuclei, "id": ids, "class": 1 + ids % 6,
                           "centroid": np.zeros((8, 2)), "bbox": np.zeros((8, 4))})
+    return root
+
+
+def test_lizard_reads_each_nucleus_class_from_its_labels(tmp_path: Path):
+    """Lizard's labels: inst_map with each nucleus' `class` and `id`. Before, Labels/ was
+    taken for the one class folder of a folder per class: one foreground class named
+    'Labels'."""
+    import scipy.io
+
+    root = make_lizard(tmp_path / "Lizard")
     index = index_pairs(root)
     assert index.folders[0] == "pairs: ./ (images: Lizard_Images1/ + Lizard_Images2/, masks: " \
         "Lizard_Labels/Labels/)"
@@ -554,6 +564,44 @@ def test_lizard_reads_each_nucleus_class_from_its_labels(tmp_path: Path):
     scipy.io.savemat(other, {"inst_map": np.arange(12).reshape(3, 4).repeat(8, 0).repeat(8, 1),
                              "class": np.array([[2]])})
     assert set(np.unique(read_mask_slices(other)[0])) == set(range(12))
+
+
+def test_lizard_is_split_by_its_info_table(tmp_path: Path):
+    """info.csv's Split (1, 2, 3) splits Lizard as fold folders split PanNuke: 1 trains, 2
+    validates, 3 is the test split; data.folds=3 rotates them. A split column of words
+    splits too; an image without a split, or another word, is an error naming the table.
+    Before, info.csv was not read: val was a seeded fifth of the images."""
+    rows = "".join(f"consep_{number},consep,{(number + 1) // 2}\n" for number in range(1, 7))
+    root = make_lizard(tmp_path / "Lizard", "Filename,Source,Split\n" + rows)
+    index = index_pairs(root)
+    assert index.folders[1] == "split by Lizard_Labels/info.csv's column Split: train: 1; " \
+        "val: 2; test: 3"
+    stems = {split: sorted(pair.image.stem for pair in pairs)
+             for split, pairs in index.splits.items()}
+    assert stems == {"train": ["consep_1", "consep_2"], "val": ["consep_3", "consep_4"]}
+    test = index_pairs(root, held_out="test")
+    assert sorted(pair.image.stem for pair in test.splits["val"]) == ["consep_5", "consep_6"]
+    assert sorted(pair.image.stem for pair in index_pairs(root, 1.0, held_out="test").splits[
+        "val"]) == ["consep_5", "consep_6"]  # data check --split test
+    rotated = index_pairs(root, Fold(0, 3))
+    assert sorted(pair.image.stem for pair in rotated.splits["val"]) == ["consep_1", "consep_2"]
+    assert rotated.split_by_fraction and rotated.folds_by == "info.csv's column Split"
+    words = tmp_path / "words"
+    make_lizard(words, "name,split\n" + "".join(
+        f"consep_{number},{'train' if number < 5 else 'test'}\n" for number in range(1, 7)))
+    assert sorted(pair.image.stem for pair in index_pairs(words, held_out="test").splits[
+        "val"]) == ["consep_5", "consep_6"]
+    with pytest.raises(VisionsuiteError, match="no row's split is val"):
+        index_pairs(words)
+    table = words / "Lizard_Labels" / "info.csv"
+    table.write_text("name,split\nconsep_1,train\nconsep_2,holdout\n")
+    with pytest.raises(VisionsuiteError, match="info.csv: its column split gives no split for "
+                                               "4 image"):
+        index_pairs(words)
+    table.write_text("name,split\n" + "".join(
+        f"consep_{number},holdout\n" for number in range(1, 7)))
+    with pytest.raises(VisionsuiteError, match="info.csv: column split holds 'holdout'"):
+        index_pairs(words)
 
 
 def test_slices_are_cases_only_where_every_name_says_so():

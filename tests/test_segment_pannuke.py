@@ -104,6 +104,8 @@ def test_fold_folders_are_the_splits(tmp_path: Path):
     test = index_pairs(root, held_out="test")
     assert test.splits["val"][0].image.parent.name == "fold3"
     assert test.folders[0] == "the set's own folds: train: Fold 1/; test: Fold 3/"
+    checked = index_pairs(root, 1.0, held_out="test")  # data check --split test: the test fold
+    assert [pair.image.parent.name for pair in checked.splits["val"]] == ["fold3"]
     rotated = index_pairs(root, Fold(2, 3))
     assert [pair.image.parent.name for pair in rotated.splits["train"]] == ["fold1", "fold2"]
     assert rotated.splits["val"][0].image.parent.name == "fold3" and rotated.split_by_fraction

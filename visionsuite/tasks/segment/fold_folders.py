@@ -39,8 +39,9 @@ def fold_folders(root: Path) -> list[Path] | None:
 def fold_index(root: Path, folds: list[Path], share: float, held_out: str,
                odd: list[Path]) -> PairIndex:
     """The pairs of each fold folder, by split (see the module); `share` a Fold: rotated;
-    EVERY_IMAGE (another dataset, evaluated whole): every fold in val."""
-    roles = _fold_roles(root, folds, share, held_out)
+    EVERY_IMAGE (another dataset, evaluated whole): every fold in val, or the test fold for
+    the test split."""
+    roles = fold_roles(root, folds, [path.name for path in folds], share, held_out)
     splits = {"train": roles.get("train", []), "val": roles[held_out]}
     splits = {split: [pair for path in paths for pair in pair_folder(root, path, odd)]
               for split, paths in splits.items()}
@@ -51,24 +52,27 @@ def fold_index(root: Path, folds: list[Path], share: float, held_out: str,
     return index
 
 
-def _fold_roles(root: Path, folds: list[Path], share: float, held_out: str
-                ) -> dict[str, list[Path]]:
-    """The folds that train and the one `held_out` reads (and val's, beside test's), by role."""
-    if share == EVERY_IMAGE:
-        return {held_out: folds}
+def fold_roles(where: Path, folds: list, names: list[str], share: float, held_out: str
+               ) -> dict[str, list]:
+    """The folds (in order; `names` in messages) that train and the one `held_out` reads
+    (and val's beside test's), by role: see the module. `where`: the set, in errors."""
+    if share == EVERY_IMAGE and held_out == "val":  # the test fold stays the test split
+        return {"val": folds}
     if isinstance(share, Fold):
         if share.folds != len(folds):
             raise VisionsuiteError(
-                f"{root}: data.folds={share.folds}, but the set comes in {len(folds)} folds of "
-                f"its own ({', '.join(path.name for path in folds)}): set data.folds="
-                f"{len(folds)} to rotate them, or 0 to take them as shipped")
+                f"{where}: data.folds={share.folds}, but the set comes in {len(folds)} folds of "
+                f"its own ({', '.join(names)}): set data.folds={len(folds)} to rotate them, or "
+                "0 to take them as shipped")
         if held_out == "test":
-            raise no_test_split(root, "a test fold (rotating the set's folds leaves none)")
-        return {"train": [path for path in folds if path != folds[share.fold]],
+            raise no_test_split(where, "a test fold (rotating the set's folds leaves none)")
+        return {"train": [fold for fold in folds if fold != folds[share.fold]],
                 "val": [folds[share.fold]]}
     if len(folds) == 2:
         if held_out == "test":
-            raise no_test_split(root, "a third fold folder")
+            raise no_test_split(where, "a third fold")
         return {"train": folds[:1], "val": folds[1:]}
+    if len(folds) < 2:
+        raise VisionsuiteError(f"{where}: one fold ({names[0]}): nothing to validate on")
     roles = {"train": folds[:-2], "val": folds[-2:-1], "test": folds[-1:]}
     return {"train": roles["train"], "test": roles["test"]} if held_out == "test" else roles

@@ -13,7 +13,8 @@ from visionsuite.core.files import (TRAIN_FOLDER_NAMES, held_out_only, named_fol
                                     wrapper_content)
 from visionsuite.core.images import folder_image_files
 from visionsuite.core.medical import file_stem, label_names_of, series_folder
-from visionsuite.core.splits import EVERY_IMAGE, TEST_FOLDER_NAMES, held_out_names, no_test_split
+from visionsuite.core.splits import (EVERY_IMAGE, TEST_FOLDER_NAMES, Fold, held_out_names,
+                                     no_test_split)
 from visionsuite.core.yolo import yolo_yaml
 from visionsuite.errors import VisionsuiteError, first_line
 from visionsuite.tasks.segment.annotations import (coco_index, ctc_index, labelme_index,
@@ -31,6 +32,7 @@ from visionsuite.tasks.segment.labelme import labelme_files
 from visionsuite.tasks.segment.outlines import outline_files
 from visionsuite.tasks.segment.pairs import (Pair, PairIndex, fraction_split, labelled_splits,
                                              pairs_by_folder, split_cases)
+from visionsuite.tasks.segment.split_tables import table_splits
 from visionsuite.tasks.segment.voc import read_voc_set, voc_segmentation_folder
 
 DATASET_JSON = "dataset.json"
@@ -256,7 +258,7 @@ def _index_pairs(root: Path, val_fraction: float, seed: int, held_out: str,
                         f"{train_dir.name}/"]
         val_dir = None
     if held_out == "test":
-        named = _named_test_split(root, odd) \
+        named = _named_test_split(root, val_fraction, odd) \
             if val_dir is None and not train_dir.is_dir() else None
         if named is not None:  # GlaS' testA_1.bmp beside train_1.bmp
             return PairIndex(root, {"train": [], "val": named[0]["val"]}, odd, False, named[1])
@@ -277,10 +279,17 @@ def _index_pairs(root: Path, val_fraction: float, seed: int, held_out: str,
     folder = train_dir if train_dir.is_dir() else root
     pairs = pair_folder(root, folder, odd)
     folders = _folders_read(root, {"train" if folder != root else "pairs": folder}) + unlabelled
-    named = None if val_fraction >= 1 or folder != root else _named_splits(pairs, held_out)
+    tabled = None if val_fraction >= 1 or folder != root else \
+        table_splits(root, pairs, val_fraction, held_out)
+    named = None if val_fraction >= 1 or folder != root or tabled else \
+        _named_splits(pairs, held_out)
     if val_fraction >= 1:  # EVERY_IMAGE: evaluation on another dataset
         index = PairIndex(root, {"train": [], "val": pairs}, odd, True,
                           folders + _side_by_side_note(pairs, split=False))
+    elif tabled is not None:  # Lizard's info.csv: a fold of data.folds is one of its own
+        index = PairIndex(root, tabled[0], odd, isinstance(val_fraction, Fold),
+                          folders + tabled[1] + _side_by_side_note(pairs, split=False))
+        index.folds_by = tabled[2]
     elif named is not None:  # GlaS' train_1.bmp beside testA_1.bmp
         index = PairIndex(root, named[0], odd, False,
                           folders + named[1] + _side_by_side_note(pairs, split=False))
@@ -291,16 +300,18 @@ def _index_pairs(root: Path, val_fraction: float, seed: int, held_out: str,
     return index
 
 
-def _named_test_split(root: Path, odd: list[Path]
+def _named_test_split(root: Path, share: float, odd: list[Path]
                       ) -> tuple[dict[str, list[Pair]], list[str]] | None:
-    """_named_splits' test split of the pairs in `root`; None where they are none or not so
-    named (no_test_split then says what a test split would be)."""
+    """The test split of the pairs in `root` by a split table (table_splits) or their names
+    (_named_splits); None where they are none or split neither way (no_test_split then says
+    what a test split would be)."""
     found: list[Path] = []  # files in no image format, for data check where it is so
     try:
         pairs = pair_folder(root, root, found)
     except VisionsuiteError:
         return None
-    named = _named_splits(pairs, "test")
+    tabled = table_splits(root, pairs, share, "test")
+    named = tabled[:2] if tabled else _named_splits(pairs, "test")
     if named is not None:
         odd += found
     return named
