@@ -593,6 +593,8 @@ def _by_image_stem(found: dict[str, Path], image_stems: set[str]) -> dict[str, P
 
 
 def _stacks_by_name(found: dict[str, Path], image_stems: set[str]) -> dict[str, Path] | None:
+    """The one mask keyed by the one image's stem where they are array files named as images
+    and as masks (IMAGE_NAMES, LABEL_NAMES); None otherwise."""
     if len(found) != 1 or len(image_stems) != 1:
         return None
     (stem, path), image = *found.items(), next(iter(image_stems))

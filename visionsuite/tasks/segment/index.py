@@ -22,8 +22,8 @@ from visionsuite.tasks.segment.annotations import (coco_index, ctc_index, labelm
                                                    rle_index, voc_index, yolo_index)
 from visionsuite.tasks.segment.array_lists import listed_array_index, split_lists
 from visionsuite.tasks.segment.colours import colour_table
-from visionsuite.tasks.segment.fold_folders import fold_folders, fold_index
 from visionsuite.tasks.segment.ctc import ctc_sequences, read_ctc
+from visionsuite.tasks.segment.fold_folders import fold_folders, fold_index
 from visionsuite.tasks.segment.folders import (IMAGE_FOLDER_NAMES, SIDE_MASK, case_volumes,
                                                holds_array_pairs, holds_images, image_parts,
                                                name_words, named_as_masks, pair_dirs,

@@ -61,7 +61,8 @@ class PairIndex:
     class_colours: list[str] | None = None  # of colour masks, where the set gives them (CVAT)
     numbered_masks: bool = False  # the layout's masks number objects (the CTC's): foreground
     warnings: list[str] = field(default_factory=list)  # for train and data check to print
-    folds_by: str | None = None  # what dealt data.folds' folds where not the seed (fold folders)
+    folds_by: str | None = None  # what dealt data.folds' folds where not the seed: the
+    # set's fold folders, a split table's column
 
 
 def pair_image_files(pairs: list[Pair]) -> list[Path]:
