@@ -245,6 +245,36 @@ def test_a_time_budget_speaks_of_a_cut_once_the_tracing_is_left_out(capsys, minu
         assert budget.trained == int(said.split()[1])
 
 
+def test_a_time_budget_cuts_an_epoch_longer_than_its_share_where_the_budget_runs_out(capsys):
+    """An epoch of 4 steps of 25 s against a budget of 60 s: cut after its third step, then
+    validated (its epoch end runs). Before, it ran whole: a PanNuke-sized epoch of 23 minutes
+    ran past train.max_minutes=19 by minutes, and its validation after that."""
+    from visionsuite.core.train import FittedCosineDecay, TimeBudget
+
+    model = _tiny_regression(FittedCosineDecay(0.1, decay_steps=40))
+    clock = _FakeClock(epoch_seconds=0.0)
+    step = keras.callbacks.LambdaCallback(
+        on_train_batch_end=lambda batch, logs: setattr(clock, "now", clock.now + 25.0))
+    budget = TimeBudget(1.0, epochs=10, started=0.0, state={}, steps_per_epoch=4, clock=clock)
+    x = np.ones((16, 2), "float32")
+    history = model.fit(x, x[:, :1], batch_size=4, epochs=10, verbose=0,
+                        validation_data=(x, x[:, :1]), callbacks=[step, budget])
+    assert len(history.history["val_loss"]) == 1 and budget.cut == (3, 4)
+    err = capsys.readouterr().err
+    assert "train.max_minutes=1 spent at step 3 of 4 of an epoch of about 2 minutes" in err
+    assert "trained 1 of 10 epochs, the last 3 of its 4 steps in 1.2 minutes" in err
+    assert "epochs fit" not in err  # no plan to tell
+    # Epochs of 4 steps of 7 s, under a twentieth of 10 minutes, end whole: the budget,
+    # spent at the second step of the first (590 s went before), ends training after it.
+    clock.now, seven = 0.0, keras.callbacks.LambdaCallback(
+        on_train_batch_end=lambda batch, logs: setattr(clock, "now", clock.now + 7.0))
+    short = TimeBudget(10.0, epochs=10, started=-590.0, state={}, steps_per_epoch=4,
+                       clock=clock)
+    history = _tiny_regression(FittedCosineDecay(0.1, decay_steps=40)).fit(
+        x, x[:, :1], batch_size=4, epochs=10, verbose=0, callbacks=[seven, short])
+    assert short.cut is None and len(history.history["loss"]) == 1 and clock.now == 28.0
+
+
 def test_the_fitted_decay_is_saved_with_the_model(tmp_path):
     from visionsuite.core.train import FittedCosineDecay
 
@@ -271,8 +301,9 @@ def test_a_run_stops_at_its_time_budget_and_resuming_it_trains_no_more(
                          sets=TINY_SETS + ("train.epochs=5", "train.max_minutes=0.001"))
     run = train(config, output=tmp_path, name="budget")
     err = capsys.readouterr().err
-    assert "about 1 of 5 epochs fit in train.max_minutes=0.001" in err
-    assert "trained 1 of 5 epochs" in err
+    # Spent at the first step: an epoch longer than a twentieth of the budget is cut there.
+    assert "train.max_minutes=0.001 spent at step 1 of 2 of an epoch" in err
+    assert "trained 1 of 5 epochs, the last 1 of its 2 steps" in err
     assert (run / "model.keras").is_file()
     state = json.loads((run / "state.json").read_text())
     assert state["epoch"] == 0 and state["planned_epochs"] == 1 and state["train_seconds"] > 0

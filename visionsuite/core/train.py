@@ -695,12 +695,20 @@ class TrainingClock(keras.callbacks.Callback):
         self.state["train_seconds"] = round(self.elapsed(), 1)
 
 
+# An epoch longer than this share of train.max_minutes is cut where the budget runs out: its
+# overrun could be that long. Membrane's 16-s epochs of a 19-minute budget (1.4%) end whole.
+LONG_EPOCH = 0.05
+
+
 class TimeBudget(TrainingClock):
     """train.max_minutes: after each epoch, the epochs that still fit in the budget at the mean
     epoch time so far (the first of a session is left out when there are others: it traces
     the graph) set where training stops, and the learning-rate decay is fitted to end there,
     as Ultralytics' `time` does (the training data's `plan_epochs` is told too, where it has
-    one). The run folder's config keeps train.epochs; state.json keeps the epochs that fitted."""
+    one). The run folder's config keeps train.epochs; state.json keeps the epochs that fitted.
+    An epoch longer than LONG_EPOCH of the budget (a PanNuke-sized set's: 20 minutes and more)
+    is cut at the step where the budget runs out, then validated and saved, as Ctrl-C cuts
+    one; shorter ones end whole, as planned."""
 
     def __init__(self, minutes: float, epochs: int, started: float, state: dict,
                  steps_per_epoch: int, on_plan=None, clock=time.monotonic):
@@ -709,6 +717,7 @@ class TimeBudget(TrainingClock):
         self.on_plan = on_plan  # told the planned epochs (detect's last epochs without mosaic)
         self.durations, self.last_end, self.announced, self.trained = [], None, False, 0
         self.planned = state.get("planned_epochs", epochs)
+        self.epoch_began, self.cut = None, None  # cut: (steps trained, of) in the last epoch
 
     def spent(self) -> bool:
         return self.elapsed() >= self.budget
@@ -717,6 +726,22 @@ class TimeBudget(TrainingClock):
         self.last_end = self.clock()
         if self.on_plan:  # a resumed run's plan, from its state
             self.on_plan(self.planned)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch_began = self.clock()
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.cut or self.epoch_began is None or batch + 1 >= self.steps \
+                or not self.spent():
+            return  # its last step ends the epoch anyway
+        epoch_seconds = (self.clock() - self.epoch_began) * self.steps / (batch + 1)
+        if epoch_seconds > LONG_EPOCH * self.budget:
+            self.model.stop_training = True
+            self.cut = (batch + 1, self.steps)
+            self.announced = True  # no plan of epochs to tell after this
+            print(f"\ntime budget: train.max_minutes={self.budget / 60:g} spent at step "
+                  f"{batch + 1} of {self.steps} of an epoch of about {epoch_seconds / 60:.0f} "
+                  "minutes: it stops there, validated and saved", file=sys.stderr)
 
     def on_epoch_end(self, epoch, logs=None):
         super().on_epoch_end(epoch, logs)
@@ -753,8 +778,9 @@ class TimeBudget(TrainingClock):
             self.model.stop_training = True
 
     def on_train_end(self, logs=None):
-        if self.announced:
-            print(f"time budget: trained {self.trained} of {self.epochs} epochs in "
+        if self.announced or self.cut:
+            cut = f", the last {self.cut[0]} of its {self.cut[1]} steps" if self.cut else ""
+            print(f"time budget: trained {self.trained} of {self.epochs} epochs{cut} in "
                   f"{self.elapsed() / 60:.1f} minutes", file=sys.stderr)
 
 
