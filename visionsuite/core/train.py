@@ -778,7 +778,7 @@ class TimeBudget(TrainingClock):
             self.model.stop_training = True
 
     def on_train_end(self, logs=None):
-        if self.announced or self.cut:
+        if self.announced:  # a cut epoch is announced too
             cut = f", the last {self.cut[0]} of its {self.cut[1]} steps" if self.cut else ""
             print(f"time budget: trained {self.trained} of {self.epochs} epochs{cut} in "
                   f"{self.elapsed() / 60:.1f} minutes", file=sys.stderr)
