@@ -17,6 +17,7 @@ from pathlib import Path
 
 from visionsuite.core.files import holds_data, inside
 from visionsuite.core.images import is_image_file
+from visionsuite.core.medical import file_stem
 from visionsuite.errors import VisionsuiteError
 
 SPLIT_TABLE_NAMES = {"train": ("train", "training"), "val": ("val", "valid", "validation"),
@@ -57,19 +58,22 @@ def _names_images(path: Path, images: dict[str, Path | None], usable=None) -> bo
         return False
 
 
-def image_lookup(root: Path) -> dict[str, Path | None]:
-    """Every image below `root` by its path in the dataset, its file name and its stem; None
+def image_lookup(root: Path, paths: list[Path] | None = None) -> dict[str, Path | None]:
+    """Every image below `root` (of `paths`, where given: images below it) by its path in the
+    dataset, its file name and its stem (a `.nii.gz` volume's without either suffix too); None
     for a name or stem that two images share (a row naming it would be ambiguous)."""
     found: dict[str, Path | None] = {}
-    for path in sorted(root.rglob("*")):
-        relative = path.relative_to(root)
-        if not path.is_file() or not all(holds_data(part) for part in relative.parts) \
-                or not is_image_file(path):
-            continue
-        found[relative.as_posix()] = path
-        for key in {path.name, path.stem}:
+    for path in sorted(paths) if paths is not None else _images_below(root):
+        found[path.relative_to(root).as_posix()] = path
+        for key in {path.name, path.stem, file_stem(path)}:
             found[key] = None if key in found and found[key] != path else path
     return found
+
+
+def _images_below(root: Path) -> list[Path]:
+    return [path for path in sorted(root.rglob("*")) if path.is_file()
+            and all(holds_data(part) for part in path.relative_to(root).parts)
+            and is_image_file(path)]
 
 
 @dataclass

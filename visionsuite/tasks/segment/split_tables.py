@@ -15,16 +15,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from visionsuite.core.files import TRAIN_FOLDER_NAMES, holds_data
-from visionsuite.core.image_tables import read_image_table
-from visionsuite.core.medical import file_stem
-from visionsuite.core.splits import TEST_FOLDER_NAMES, Fold, no_test_split
+from visionsuite.core.files import holds_data
+from visionsuite.core.image_tables import SPLIT_TABLE_NAMES, image_lookup, read_image_table
+from visionsuite.core.splits import Fold, no_test_split
 from visionsuite.errors import VisionsuiteError
 from visionsuite.tasks.segment.fold_folders import fold_roles
 from visionsuite.tasks.segment.pairs import Pair
 
 SPLIT_COLUMN = "split"
-VAL_WORDS = ("val", "valid", "validation")
 
 
 def table_splits(root: Path, pairs: list[Pair], share: float, held_out: str
@@ -58,9 +56,8 @@ def _roles(path: Path, column: str, values: set[str], share: float, held_out: st
         folds = sorted(values, key=int)
         return fold_roles(path, folds, [f"{column} {fold}" for fold in folds], share,
                           held_out)
-    words = {"train": TRAIN_FOLDER_NAMES, "val": VAL_WORDS, "test": TEST_FOLDER_NAMES}
     roles = {role: sorted(value for value in values if value.lower() in names)
-             for role, names in words.items()}
+             for role, names in SPLIT_TABLE_NAMES.items()}
     other = sorted(values - {value for kept in roles.values() for value in kept})
     if other:
         raise VisionsuiteError(f"{path}: column {column} holds '{other[0]}', neither a split "
@@ -79,10 +76,7 @@ def _split_table(root: Path, pairs: list[Pair]) -> tuple[Path, str, dict[Path, s
     """(the CSV, its split column, each paired image's value) of the first CSV at the top of
     `root` or one folder below whose rows name the pairs' images and that has a split column;
     None where none does."""
-    images: dict[str, Path | None] = {}
-    for pair in pairs:
-        for key in {pair.image.name, pair.image.stem, file_stem(pair.image)}:
-            images[key] = None if key in images and images[key] != pair.image else pair.image
+    images = image_lookup(root, list({pair.image for pair in pairs}))
     for path in sorted(root.glob("*.csv")) + sorted(root.glob("*/*.csv")):
         if not path.is_file() or not all(holds_data(part) for part in path.relative_to(
                 root).parts):
