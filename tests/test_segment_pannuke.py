@@ -11,7 +11,9 @@ import pytest
 from conftest import snapshot
 from test_cli import assert_one_line_error, invoke
 from test_segment_cli import TINY_SEGMENT
+from visionsuite.core import medical
 from visionsuite.core.arrays import one_hot_classes, own_window
+from visionsuite.core.data import load_in_parallel
 from visionsuite.core.images import read_mask_slices
 from visionsuite.core.medical import read_slices
 from visionsuite.core.splits import Fold
@@ -158,3 +160,29 @@ def test_pannuke_trains_and_evaluates_its_test_fold(tmp_path: Path):
     result = invoke("train", "segment", "--data", root, "--output", tmp_path / "runs",
                     "--set", "data.folds=5", *TINY_SEGMENT)
     assert_one_line_error(result, "data.folds=5, but the set comes in 3 folds of its own")
+
+
+def test_a_stack_is_windowed_in_steps_as_it_was_whole(tmp_path: Path, monkeypatch):
+    """A PanNuke fold's images would be 2 GB of float32 at once: they are windowed a few
+    slices at a time, to the values windowing the whole finite float32 stack gives."""
+    values = np.random.default_rng(0).normal(100, 30, (7, 16, 16))
+    values[2, 3, 4], values[5, 0, 0] = np.nan, np.inf
+    np.save(tmp_path / "scan.npy", values)
+    monkeypatch.setattr(medical, "WINDOWED_BYTES", 2 * 16 * 16 * 4)  # two slices a step
+    finite = np.nan_to_num(values.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+    low, high = np.percentile(finite, medical.PERCENTILES)
+    expected = np.clip(np.round((finite - low) * (255.0 / (high - low))), 0, 255)
+    read = read_slices(tmp_path / "scan.npy", channels=1)
+    assert np.array_equal(np.stack(read)[..., 0], expected.astype(np.uint8))
+
+
+def test_a_stack_read_as_one_item_shows_how_far_it_has_got(tmp_path: Path, monkeypatch,
+                                                           capsys):
+    """A PanNuke fold is one item of its split's bar, a minute to read: its slices read so
+    far show after the bar; a reader outside a bar shows nothing."""
+    np.save(tmp_path / "images.npy", np.zeros((7, 16, 16, 3), np.uint8))
+    monkeypatch.setattr(medical, "WINDOWED_BYTES", 2 * 16 * 16 * 3 * 4)
+    read, _ = load_in_parallel(read_slices, [tmp_path / "images.npy"], 1, "decoding")
+    assert len(read[0]) == 7 and "images 2/7" in capsys.readouterr().err
+    read_slices(tmp_path / "images.npy")
+    assert "images" not in capsys.readouterr().err

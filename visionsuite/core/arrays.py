@@ -42,6 +42,8 @@ from pathlib import Path
 
 import numpy as np
 
+from visionsuite.core.progress import report_part
+
 ARRAY_SUFFIXES = (".npy", ".npz", ".h5", ".hdf5", ".mat")
 IMAGE_NAMES = ("image", "images", "img", "imgs", "data", "x", "input", "volume", "vol", "raw")
 # HoVer-Net's nuclei labels (CoNSeP, CPM-17, Kumar; Lizard): type_map of classes where there
@@ -285,6 +287,7 @@ def _scan_layers(layers: np.ndarray) -> _LayerScan | None:
             others = set_count - seen
             overlaps[end] += np.count_nonzero(others > 1)
             agree[end] += np.count_nonzero(seen == (others == 0))
+        report_part("masks", min(start + LAYER_CHUNK, len(layers)), len(layers))
     # The background: set where no other layer is (99%: a slip of the brush aside). In a
     # partition every layer is so: the larger end, a one-hot's first, PanNuke's last.
     candidates = [end for end in ends if agree[end] >= 0.99 * np.prod(shape)]

@@ -18,7 +18,7 @@ import numpy as np
 
 from visionsuite.core.images import (UnreadableImage, bit_depth_window, deep_maximum,
                                      inspect_image, read_image)
-from visionsuite.core.progress import progress
+from visionsuite.core.progress import parts_shown, progress
 from visionsuite.errors import VisionsuiteError
 
 
@@ -35,15 +35,20 @@ def load_in_parallel(load, items: list, workers: int = 0, desc: str = "decoding"
     with a progress bar. Returns the results in order, None where the item raised
     UnreadableImage, and those messages; with `warn`, each is also printed as
     "warning: MESSAGE; WARN"."""
+    bar = progress(None, total=len(items), desc=desc)
 
     def attempt(item):
-        try:
-            return load(item), None
-        except UnreadableImage as err:
-            return None, str(err)
+        with parts_shown(bar):  # an item of many slices shows how far it has got
+            try:
+                return load(item), None
+            except UnreadableImage as err:
+                return None, str(err)
 
-    with ThreadPoolExecutor(workers or os.cpu_count() or 1) as pool:
-        outcomes = list(progress(pool.map(attempt, items), total=len(items), desc=desc))
+    with bar, ThreadPoolExecutor(workers or os.cpu_count() or 1) as pool:
+        outcomes = []
+        for outcome in pool.map(attempt, items):
+            outcomes.append(outcome)
+            bar.update()
     messages = [message for _, message in outcomes if message]
     if warn:
         for message in messages:

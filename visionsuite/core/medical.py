@@ -55,6 +55,7 @@ from visionsuite.core.arrays import (ARRAY_SUFFIXES, UnreadableArray, array_form
 from visionsuite.core.files import atomic_path
 from visionsuite.core.images import (IMAGE_EXTENSIONS, INSTANCE_HINT, UnreadableImage,
                                      content_kind, window_bounds)
+from visionsuite.core.progress import report_part
 from visionsuite.errors import VisionsuiteError
 
 DICOM_SUFFIXES = (".dcm", ".dicom")
@@ -111,7 +112,8 @@ def file_stem(path: Path) -> str:
 @dataclass
 class Slices:
     values: np.ndarray  # (S, H, W) float32 modality values, (S, H, W, C) of a 4-D NIfTI's C
-    #                     volumes, or (S, H, W, 3) colour display values in 0..1
+    #                     volumes, or (S, H, W, 3) colour display values in 0..1; an array
+    #                     file's image in its own type, maybe mapped (windowed as float32)
     window: tuple[float, float] | None  # the file's own (center, width)
     kind: str  # for reports: "DICOM CT", "NIfTI", ...
     # voxel size in mm along x (columns), y (rows), z (slices): NIfTI's; a single-frame
@@ -149,12 +151,23 @@ def read_slices(path: str | Path, channels: int = 3,
     return [np.repeat(image[..., None], channels, axis=-1) for image in grey]
 
 
+# Values windowed at a time, as float32: a whole PanNuke fold's would be 2 GB, and each new
+# page of memory costs (2 GB took 12 s here to be written the first time, 0.6 s to be read).
+WINDOWED_BYTES = 32 << 20
+
+
 def _windowed(values: np.ndarray, slices: Slices, window) -> np.ndarray:
-    """Modality values through the window (see the module), as uint8; MONOCHROME1 inverted."""
+    """Modality values through the window (see the module), as uint8; MONOCHROME1 inverted.
+    A few slices at a time: temporaries of a whole stack would cost more than the windowing."""
     center, width = _window(values, slices.window, window)
-    low = center - width / 2
-    grey = np.clip(np.round((values - low) * (255.0 / width)), 0, 255).astype(np.uint8)
-    return 255 - grey if slices.kind.endswith("MONOCHROME1") else grey
+    low, scale = center - width / 2, 255.0 / width
+    grey = np.empty(values.shape, np.uint8)
+    step = _slices_per_step(values)
+    for start in range(0, len(values), step):
+        part = _finite_float32(values[start:start + step])
+        grey[start:start + step] = np.clip(np.round((part - low) * scale), 0, 255)
+        report_part("images", min(start + step, len(values)), len(values))
+    return np.subtract(255, grey, out=grey) if slices.kind.endswith("MONOCHROME1") else grey
 
 
 def read_label_slices(path: str | Path, binary: bool = False) -> list[np.ndarray]:
@@ -946,12 +959,27 @@ def _read_arrays(path: Path, labels: bool, header_only: bool) -> Slices:
         values = values if classes is None else classes
     window = own_window(values)
     channels = values.shape[-1] if values.ndim == 4 else 1
-    floats = values.dtype.kind == "f"
-    values = values.astype(np.float32)
-    if floats and not np.isfinite(values).all():  # in place: a PanNuke fold's are 2 GB
-        np.nan_to_num(values, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+    if labels and values.dtype.kind not in "iu":  # images: converted where windowed
+        values = _finite_float32(values)
     return Slices(values, window, array_format(path), size=(values.shape[2], values.shape[1]),
                   count=values.shape[0], channels=channels)
+
+
+def _finite_float32(values: np.ndarray) -> np.ndarray:
+    """`values` as float32 (a copy), NaN and infinities as 0; a few slices at a time."""
+    found = np.empty(values.shape, np.float32)
+    step = _slices_per_step(found)
+    for start in range(0, len(values), step):
+        part = found[start:start + step]
+        part[...] = values[start:start + step]
+        if values.dtype.kind == "f" and not np.isfinite(part).all():
+            np.nan_to_num(part, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+    return found
+
+
+def _slices_per_step(values: np.ndarray) -> int:
+    """Slices of `values` whose float32 copy is about WINDOWED_BYTES."""
+    return max(1, WINDOWED_BYTES // max(1, values[:1].size * 4))
 
 
 def _read_dicom(path: Path, labels: bool, header_only: bool) -> Slices:
@@ -1042,7 +1070,11 @@ def _window(values: np.ndarray, own: tuple[float, float] | None, window
         return (low + high) / 2, high - low
     if own is not None:
         return own
-    low, high = np.percentile(values, PERCENTILES)
+    low, high = np.percentile(values, PERCENTILES) if values.dtype == np.float32 \
+        else (np.nan, np.nan)
+    if not np.isfinite([low, high]).all():  # an array file's values, as read (_read_arrays)
+        values = _finite_float32(values)
+        low, high = np.percentile(values, PERCENTILES)
     if high <= low:
         low, high = float(values.min()), float(values.max())
     return (low + high) / 2, max(high - low, 1e-6)
