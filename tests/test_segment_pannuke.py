@@ -129,15 +129,18 @@ def test_fold_folders_are_the_splits(tmp_path: Path):
 @pytest.mark.slow
 def test_pannuke_trains_and_evaluates_its_test_fold(tmp_path: Path):
     """With only --data: trained on fold 1, validated on fold 2, evaluated on fold 3 with
-    --split test; data check names the folds and the 5 classes; `segment` given a fold's
-    folder segments its images alone (before, its masks.npy too: a fold of one stack could
-    not be split, so it was taken for no set); the set is left as it was."""
+    --split test; data check names the folds, the 5 classes and one window for the RGB
+    channels; `segment` given a fold's folder segments its images alone (before, its
+    masks.npy too: a fold of one stack could not be split, so it was taken for no set); the
+    set is left as it was."""
     root = make_pannuke(tmp_path / "PanNuke")
     before = snapshot(root)
     result = invoke("data", "check", "segment", root)
     assert result.exit_code == 0, result.output
     assert "the set's own folds: train: Fold 1/; val: Fold 2/; test: Fold 3/" in result.stdout
     assert "mask values: 0, 1, 2, 3, 4, 5" in result.stdout
+    # 8-bit RGB, as a PNG: one window for the three channels, not one each as MRI's
+    assert "images of 3 channels: channel 0, channel 1, channel 2" in result.stdout
     result = invoke("train", "segment", "--data", root, "--output", tmp_path / "runs",
                     *TINY_SEGMENT)
     assert result.exit_code == 0, result.output

@@ -7,6 +7,7 @@ from collections import Counter
 
 import numpy as np
 
+from visionsuite.core.arrays import UnreadableArray, is_array_file, own_window, read_array
 from visionsuite.core.files import held_out_only
 from visionsuite.core.images import INSTANCE_HINT, inspect_image
 from visionsuite.core.medical import is_medical_file
@@ -118,6 +119,20 @@ def _mask_classes(every: Counter, inside: Counter, colour: bool, names: list[str
     return line, mapping, counts, ""
 
 
+def _windowed_per_channel(pairs: list[Pair]) -> bool:
+    """Whether the images' channels are windowed each on its own (core/medical.py): DICOM's
+    and NIfTI's (MRI modalities share no intensity scale), an array file's where its values
+    are neither 8-bit nor within 0..1 (core/arrays.own_window; of the set's first array file,
+    as its others are alike: PanNuke's RGB tiles share one window)."""
+    if any(is_medical_file(pair.image) and not is_array_file(pair.image) for pair in pairs):
+        return True
+    arrays = [pair.image for pair in pairs if is_array_file(pair.image)]
+    try:
+        return bool(arrays) and own_window(read_array(arrays[0])) is None
+    except UnreadableArray:
+        return False
+
+
 def check_segmentation_folders(path: str, held_out: str = "val") -> DataReport:
     from visionsuite.core.report import table
 
@@ -178,10 +193,9 @@ def check_segmentation_folders(path: str, held_out: str = "val") -> DataReport:
     lines = [f"segment dataset {index.root}{split_note}"]
     lines += [f"  {folder}" for folder in index.folders]
     lines += [f"  {test_set_note(held_out)}"] if test_set else []
-    if own_channels:  # DICOM and NIfTI channels are windowed each on its own (MRI)
-        medical = any(is_medical_file(pair.image) for pair in every_pair)
-        lines.append(f"  images of {own_channels} channels"
-                     f"{', each windowed on its own' if medical else ''}: "
+    if own_channels:
+        each = ", each windowed on its own" if _windowed_per_channel(every_pair) else ""
+        lines.append(f"  images of {own_channels} channels{each}: "
                      + ", ".join(channel_names(index, own_channels)))
     lines += [table(rows), "",
               "sizes: " + ", ".join(f"{s} ({n})" for s, n in sizes.most_common(5)),
