@@ -153,7 +153,9 @@ def read_slices(path: str | Path, channels: int = 3,
 
 # Values windowed at a time, as float32: a whole PanNuke fold's would be 2 GB, and each new
 # page of memory costs (2 GB took 12 s here to be written the first time, 0.6 s to be read).
-WINDOWED_BYTES = 32 << 20
+# Steps of 4 MB windowed a 300x512x512 CT volume in 0.08 s here, of 32 MB in 0.3 s: smaller
+# temporaries stay in the caches, and the allocator reuses them.
+WINDOWED_BYTES = 4 << 20
 
 
 def _windowed(values: np.ndarray, slices: Slices, window) -> np.ndarray:
