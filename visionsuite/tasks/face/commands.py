@@ -204,12 +204,13 @@ def verify_every_face(run, image_a, image_b, threshold: float | None = None,
     first, second = found
     similarities = first.embeddings @ second.embeddings.T
     a, b = np.unravel_index(int(np.argmax(similarities)), similarities.shape)
-    best = float(similarities[a, b])
-    return {"images": [str(first.path), str(second.path)], "same_person": best >= threshold,
-            "similarity": round(best, 6), "threshold": round(float(threshold), 6),
+    # one rounding for the table and its best: numpy's of float32 values is off by 1e-6
+    table = [[round(float(value), 6) for value in row] for row in similarities]
+    return {"images": [str(first.path), str(second.path)],
+            "same_person": float(similarities[a, b]) >= threshold,
+            "similarity": table[a][b], "threshold": round(float(threshold), 6),
             "face_a": first.boxes[a], "face_b": second.boxes[b], "faces_a": first.boxes,
-            "faces_b": second.boxes,
-            "similarities": np.round(similarities, 6).astype(float).tolist()}
+            "faces_b": second.boxes, "similarities": table}
 
 
 def _verification_threshold(run, embedder: Embedder) -> float:
