@@ -143,12 +143,28 @@ def read_slices(path: str | Path, channels: int = 3,
         if slices.channels != channels:
             raise UnreadableMedical(f"{path}: {slices.channels} channels (the volumes of a 4-D "
                                     f"NIfTI), but the model takes {channels}")
-        if window or slices.window is not None:  # one window for every channel: at once
+        if not channels_windowed_apart(slices, window):  # one window for all: at once
             return list(_windowed(slices.values, slices, window))
         return list(np.stack([_windowed(slices.values[..., channel], slices, window)
                               for channel in range(slices.channels)], axis=-1))
     grey = _windowed(slices.values, slices, window)
     return [np.repeat(image[..., None], channels, axis=-1) for image in grey]
+
+
+def channels_windowed_apart(slices: Slices, window=None) -> bool:
+    """Whether each channel of the file's images goes through a window of its own (MRI
+    modalities share no intensity scale): where neither `window` (data.window) nor the file
+    sets one for all (a NIfTI's cal_min/cal_max; an array file's 8-bit or 0..1 values)."""
+    return slices.channels > 1 and not slices.colour and not window and slices.window is None
+
+
+def file_channels_windowed_apart(path: str | Path, window=None) -> bool:
+    """channels_windowed_apart of a file (or a series folder's first), for `data check`:
+    from its header, but for an array file, whose own window its values decide."""
+    path = Path(path)
+    if path.is_dir():
+        path = _series_of_folder(path).paths[0]
+    return channels_windowed_apart(_read(path, header_only=not is_array_file(path)), window)
 
 
 # Values windowed at a time, as float32: a whole PanNuke fold's would be 2 GB, and each new

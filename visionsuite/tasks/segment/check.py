@@ -7,10 +7,10 @@ from collections import Counter
 
 import numpy as np
 
-from visionsuite.core.arrays import UnreadableArray, is_array_file, own_window, read_array
 from visionsuite.core.files import held_out_only
 from visionsuite.core.images import INSTANCE_HINT, inspect_image
-from visionsuite.core.medical import is_medical_file
+from visionsuite.core.medical import (UnreadableMedical, file_channels_windowed_apart,
+                                      is_medical_file)
 from visionsuite.core.progress import warn
 from visionsuite.core.splits import EVERY_IMAGE, test_set_note
 from visionsuite.errors import VisionsuiteError
@@ -120,17 +120,16 @@ def _mask_classes(every: Counter, inside: Counter, colour: bool, names: list[str
 
 
 def _windowed_per_channel(pairs: list[Pair]) -> bool:
-    """Whether the images' channels are windowed each on its own (core/medical.py): DICOM's
-    and NIfTI's (MRI modalities share no intensity scale), an array file's where its values
-    are neither 8-bit nor within 0..1 (core/arrays.own_window; of the set's first array file,
-    as its others are alike: PanNuke's RGB tiles share one window)."""
-    if any(is_medical_file(pair.image) and not is_array_file(pair.image) for pair in pairs):
-        return True
-    arrays = [pair.image for pair in pairs if is_array_file(pair.image)]
+    """Whether the images' channels are each windowed on its own: a file per channel's
+    (segment/channels.py), or as core/medical.py decides of the set's first DICOM, NIfTI or
+    array file (a set's files are alike: PanNuke's RGB tiles share one window)."""
+    first = next((pair for pair in pairs if pair.channels or is_medical_file(pair.image)), None)
+    if first is None or first.channels:
+        return first is not None
     try:
-        return bool(arrays) and own_window(read_array(arrays[0])) is None
-    except UnreadableArray:
-        return False
+        return file_channels_windowed_apart(first.image)
+    except UnreadableMedical:
+        return False  # decoding reports it
 
 
 def check_segmentation_folders(path: str, held_out: str = "val") -> DataReport:
