@@ -55,6 +55,7 @@ from visionsuite.core.arrays import (ARRAY_SUFFIXES, UnreadableArray, array_form
 from visionsuite.core.files import atomic_path
 from visionsuite.core.images import (IMAGE_EXTENSIONS, INSTANCE_HINT, UnreadableImage,
                                      content_kind, window_bounds)
+from visionsuite.core.percentiles import percentiles
 from visionsuite.core.progress import report_part
 from visionsuite.errors import VisionsuiteError
 
@@ -182,7 +183,9 @@ def _windowed(values: np.ndarray, slices: Slices, window) -> np.ndarray:
     grey = np.empty(values.shape, np.uint8)
     step = _slices_per_step(values)
     for start in range(0, len(values), step):
-        part = _finite_float32(values[start:start + step])
+        part = values[start:start + step]
+        if part.dtype != np.float32 or not np.isfinite(part).all():  # else no copy needed
+            part = _finite_float32(part)
         grey[start:start + step] = np.clip(np.round((part - low) * scale), 0, 255)
         report_part("images", min(start + step, len(values)), len(values))
     return np.subtract(255, grey, out=grey) if slices.kind.endswith("MONOCHROME1") else grey
@@ -1088,11 +1091,11 @@ def _window(values: np.ndarray, own: tuple[float, float] | None, window
         return (low + high) / 2, high - low
     if own is not None:
         return own
-    low, high = np.percentile(values, PERCENTILES) if values.dtype == np.float32 \
+    low, high = percentiles(values, PERCENTILES) if values.dtype == np.float32 \
         else (np.nan, np.nan)
     if not np.isfinite([low, high]).all():  # an array file's values, as read (_read_arrays)
         values = _finite_float32(values)
-        low, high = np.percentile(values, PERCENTILES)
+        low, high = percentiles(values, PERCENTILES)
     if high <= low:
         low, high = float(values.min()), float(values.max())
     return (low + high) / 2, max(high - low, 1e-6)
