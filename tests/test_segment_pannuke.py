@@ -141,6 +141,8 @@ def test_pannuke_trains_and_evaluates_its_test_fold(tmp_path: Path):
     assert "mask values: 0, 1, 2, 3, 4, 5" in result.stdout
     # 8-bit RGB, as a PNG: one window for the three channels, not one each as MRI's
     assert "images of 3 channels: channel 0, channel 1, channel 2" in result.stdout
+    assert "  2 stacks of separate images (7 in all, not a volume's slices), each scored on " \
+        "its own" in result.stdout.splitlines()
     result = invoke("train", "segment", "--data", root, "--output", tmp_path / "runs",
                     *TINY_SEGMENT)
     assert result.exit_code == 0, result.output
@@ -148,6 +150,10 @@ def test_pannuke_trains_and_evaluates_its_test_fold(tmp_path: Path):
     metrics = json.loads((run / "metrics.json").read_text())
     assert sorted(metrics["per_class"]) == [f"class_{number}" for number in range(6)]
     assert metrics["per_class"]["class_0"]["pixels"] == background_pixels(3, 2)
+    # its tiles scored as separate images, not as one volume of the fold
+    assert [row["image"] for row in metrics["per_image"]] == [f"images.npy#{n}" for n in
+                                                              range(3)]
+    assert "per_volume" not in metrics and "volume_dice" not in metrics
     result = invoke("evaluate", run, "--split", "test", "--json", tmp_path / "test.json")
     assert result.exit_code == 0, result.output
     scored = json.loads((tmp_path / "test.json").read_text())
@@ -189,3 +195,31 @@ def test_a_stack_read_as_one_item_shows_how_far_it_has_got(tmp_path: Path, monke
     assert len(read[0]) == 7 and "images 2/7" in capsys.readouterr().err
     read_slices(tmp_path / "images.npy")
     assert "images" not in capsys.readouterr().err
+
+
+def test_a_stack_of_colour_tiles_is_scored_as_separate_images_not_as_a_volume(tmp_path: Path):
+    """PanNuke's tiles are separate images: named images.npy#1, each a case of its own for
+    the metrics and the largest-component post-processing, where a volume's slices
+    (ct.npy[1]) are pooled as one case."""
+    from visionsuite.tasks.segment.decode import case_members, decode_pair, slice_name
+    from visionsuite.tasks.segment.metrics import segmentation_metrics
+
+    root = make_pannuke(tmp_path / "PanNuke")
+    pair = index_pairs(root).splits["val"][0]
+    decoded = decode_pair(pair, 3, None, False)
+    assert [(item.slice, item.separate) for item in decoded] == [(0, True), (1, True),
+                                                                 (2, True)]
+    names = [slice_name(pair.image, item.slice, item.separate).name for item in decoded]
+    assert names == ["images.npy#0", "images.npy#1", "images.npy#2"]
+    assert case_members(names) == [[0], [1], [2]]
+    masks = [np.zeros((4, 4), np.uint8)] * 3
+    probabilities = [np.eye(2, dtype=np.float32)[mask] for mask in masks]
+    tiles = segmentation_metrics(probabilities, masks, ["background", "nucleus"], names=names)
+    assert "per_volume" not in tiles and len(tiles["per_image"]) == 3
+    volume = tmp_path / "ct.npy"  # grey slices: a volume's
+    np.save(volume, np.random.default_rng(0).normal(0, 1, (3, SIDE, SIDE)))
+    np.save(tmp_path / "ct_mask.npy", np.zeros((3, SIDE, SIDE), np.uint8))
+    slices = decode_pair(type(pair)(volume, tmp_path / "ct_mask.npy"), 1, None, False)
+    assert [item.separate for item in slices] == [False] * 3
+    assert slice_name(volume, 1, False).name == "ct.npy[1]"
+    assert not medical.separate_images(volume) and medical.separate_images(pair.image)

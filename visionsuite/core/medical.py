@@ -159,6 +159,17 @@ def channels_windowed_apart(slices: Slices, window=None) -> bool:
     return slices.channels > 1 and not slices.colour and not window and slices.window is None
 
 
+def separate_images(path: str | Path) -> bool:
+    """Whether a file's slices are separate images rather than a volume's: an array file's
+    stack of 3-channel images (PanNuke's RGB tiles; no scanner stores a volume in colour).
+    From the header."""
+    path = Path(path)
+    if not is_array_file(path):
+        return False
+    header = _read(path, header_only=True)
+    return header.count > 1 and header.channels == 3
+
+
 def file_channels_windowed_apart(path: str | Path, window=None) -> bool:
     """channels_windowed_apart of a file (or a series folder's first), for `data check`:
     from its header, but for an array file, whose own window its values decide."""

@@ -40,17 +40,18 @@ def _memory_line(index: PairIndex, channels: int) -> str:
 
 
 def _summarise_pair(pair: Pair, channels: int, binary: bool
-                    ) -> list[tuple[str, Counter, Counter, bool]]:
+                    ) -> list[tuple[str, Counter, Counter, bool, tuple | None, bool]]:
     """For data check, each slice of a pair as its size ("WxH") and the pixel counts of each
     raw mask value (of a colour mask: each colour code; `binary`: 0 or 255), everywhere and
-    inside its region of interest, whether it is a colour mask, and its voxel size."""
+    inside its region of interest, whether it is a colour mask, its voxel size, and whether
+    it is an image of a stack of separate images (decode.py), not a volume's slice."""
     summaries = []
     for item in decode_pair(pair, channels, None, binary):
         inside = item.mask if item.roi is None else item.mask[item.roi]
         keys = item.colours if item.colours is not None else np.arange(256)
         summaries.append((f"{item.image.shape[1]}x{item.image.shape[0]}",
                           _pixel_counts(item.mask, keys), _pixel_counts(inside, keys),
-                          item.colours is not None, item.spacing))
+                          item.colours is not None, item.spacing, item.separate))
     return summaries
 
 
@@ -156,7 +157,7 @@ def check_segmentation_folders(path: str, held_out: str = "val") -> DataReport:
     # pixels of each (raw mask value or colour code, colour mask?), everywhere and inside the
     # regions of interest
     every_value, inside, colour = Counter(), Counter(), False
-    problem, checked_slices = "", 0
+    problem, checked_slices, stacks = "", 0, Counter()  # stacks: their images, by file
     for name, pairs in index.splits.items():
         if test_set and name == "train":
             continue
@@ -173,7 +174,9 @@ def check_segmentation_folders(path: str, held_out: str = "val") -> DataReport:
             if found is None:
                 continue
             voxels.update([found[0][4]] if found else [])  # a file's slices share one size
-            for size, values, values_inside, is_colour, _ in found:
+            if found and found[0][5]:
+                stacks[pair.image] = len(found)
+            for size, values, values_inside, is_colour, _, _ in found:
                 sizes[size] += 1
                 every_value.update({(k, is_colour): n for k, n in values.items()})
                 inside.update({(k, is_colour): n for k, n in values_inside.items()})
@@ -196,6 +199,10 @@ def check_segmentation_folders(path: str, held_out: str = "val") -> DataReport:
         each = ", each windowed on its own" if _windowed_per_channel(every_pair) else ""
         lines.append(f"  images of {own_channels} channels{each}: "
                      + ", ".join(channel_names(index, own_channels)))
+    if stacks:
+        files = f"{len(stacks)} stack" + ("s" if len(stacks) > 1 else "")
+        lines.append(f"  {files} of separate images ({sum(stacks.values())} in all, not a "
+                     "volume's slices), each scored on its own")
     lines += [table(rows), "",
               "sizes: " + ", ".join(f"{s} ({n})" for s, n in sizes.most_common(5)),
               "modes: " + ", ".join(f"{m} ({n})" for m, n in modes.most_common()),

@@ -40,11 +40,13 @@ def to_split(decoded: list[DecodedPair], pairs: list[Pair], skipped: list[str],
              mapping: ClassMap) -> SegmentSplit:
     masks = []
     for item, pair in zip(decoded, pairs):
-        mask = apply_class_map(item.mask, mapping, slice_name(pair.mask, item.slice))
+        mask = apply_class_map(item.mask, mapping,
+                               slice_name(pair.mask, item.slice, item.separate))
         if item.roi is not None:
             mask = np.where(item.roi, mask, IGNORE).astype(np.uint8)
         masks.append(mask)
-    names = [slice_name(_shown_image(pair), item.slice) for item, pair in zip(decoded, pairs)]
+    names = [slice_name(_shown_image(pair), item.slice, item.separate)
+             for item, pair in zip(decoded, pairs)]
     return SegmentSplit([item.image for item in decoded], masks, names, skipped,
                         spacing=[item.spacing for item in decoded])
 

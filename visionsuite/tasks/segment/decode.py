@@ -16,7 +16,8 @@ from visionsuite.core.images import (QUARTER_TURNS, fit_within, fitted_size, ins
                                      read_mask_slices, smaller_on_top, stored_geometry,
                                      tiff_stack_depth, turn_upright, upright_size)
 from visionsuite.core.medical import (dicom_label_slices, dicom_labels_kind, is_medical_file,
-                                      is_volume, label_slices_for, read_header, voxel_spacing)
+                                      is_volume, label_slices_for, read_header,
+                                      separate_images, voxel_spacing)
 from visionsuite.errors import VisionsuiteError
 from visionsuite.tasks.segment.channels import read_channel_files
 from visionsuite.tasks.segment.colours import colour_classes, indexed_colours
@@ -33,20 +34,24 @@ class DecodedPair:
     slice: int | None = None  # the slice of a volume (DICOM frames, NIfTI), None for 2-D files
     colours: np.ndarray | None = None  # a colour mask's own colours, until classes_from_colours
     spacing: tuple[float, float, float] | None = None  # as decoded (SegmentSplit.spacing)
+    separate: bool = False  # `slice` numbers an image of a stack, not a volume's slice
 
 
-def slice_name(path: Path, index: int | None) -> Path:
+def slice_name(path: Path, index: int | None, separate: bool = False) -> Path:
     """How messages and plots name slice `index` of `path`: 'ct.nii.gz[12]' (volume_of's
-    inverse)."""
-    return path if index is None else path.with_name(f"{path.name}[{index}]")
+    inverse); image `index` of a stack of `separate` images 'images.npy#12', a case of its
+    own."""
+    if index is None:
+        return path
+    return path.with_name(f"{path.name}#{index}" if separate else f"{path.name}[{index}]")
 
 
 _SLICE_NAME = re.compile(r"^(.*)\[(\d+)\]$")  # as slice_name writes them
 
 
 def volume_of(name: str) -> str:
-    """The volume (or stack, or DICOM series) that a slice's name (slice_name) belongs to;
-    a 2-D image's name is its own."""
+    """The volume (or DICOM series) that a slice's name (slice_name) belongs to; a 2-D
+    image's name is its own, as is an image's of a stack of separate images."""
     found = _SLICE_NAME.match(name)
     return found.group(1) if found else name
 
@@ -73,20 +78,22 @@ def decode_pair(pair: Pair, channels: int, window: list[float] | None,
                                    f"{pair.image.name} has {len(images)}"
                                    f"{channels_first_advice(pair.image, len(images), len(found))}")
     decoded, spacing = [], voxel_spacing(pair.image)
+    separate = len(images) > 1 and not pair.channels and separate_images(pair.image)
     for index, (image, mask, roi) in enumerate(zip(images, masks, rois)):
         number = index if len(images) > 1 else None
         for path, other, what in ((pair.mask, mask, "mask"),
                                   (pair.roi, roi, "region-of-interest mask")):
             if other is not None and other.shape != image.shape[:2]:
                 raise VisionsuiteError(
-                    f"{slice_name(path, number)}: {what} is {other.shape[1]}x{other.shape[0]} "
-                    f"but its image {pair.image.name} is {image.shape[1]}x{image.shape[0]}")
+                    f"{slice_name(path, number, separate)}: {what} is {other.shape[1]}x"
+                    f"{other.shape[0]} but its image {pair.image.name} is "
+                    f"{image.shape[1]}x{image.shape[0]}")
         if roi is not None:
             roi = fit_within(roi, max_size, nearest=True) > 0
-        mask, colours = indexed_colours(mask, slice_name(pair.mask, number))
+        mask, colours = indexed_colours(mask, slice_name(pair.mask, number, separate))
         fitted = fit_within(image, max_size)
         decoded.append(DecodedPair(fitted, fit_within(mask, max_size, nearest=True), roi,
-                                   number, colours, _scaled(spacing, image, fitted)))
+                                   number, colours, _scaled(spacing, image, fitted), separate))
     return decoded
 
 
@@ -289,7 +296,8 @@ def classes_from_colours(decoded: dict[str, list[DecodedPair]], kept: dict[str, 
     """Where the decoded masks of any split are colour masks, all of them turned into class
     values in place (see colours.colour_classes); the colour of each class, else None."""
     items = [(item, pair) for name in decoded for item, pair in zip(decoded[name], kept[name])]
-    found = colour_classes([(item.mask, item.colours, slice_name(pair.mask, item.slice))
+    found = colour_classes([(item.mask, item.colours,
+                             slice_name(pair.mask, item.slice, item.separate))
                             for item, pair in items], colours)
     if found is None:
         return None
