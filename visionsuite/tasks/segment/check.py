@@ -157,7 +157,7 @@ def check_segmentation_folders(path: str, held_out: str = "val") -> DataReport:
     # pixels of each (raw mask value or colour code, colour mask?), everywhere and inside the
     # regions of interest
     every_value, inside, colour = Counter(), Counter(), False
-    problem, checked_slices, stacks = "", 0, Counter()  # stacks: their images, by file
+    problem, checked_slices, stacks = "", 0, {}  # stacks of separate images: their count
     for name, pairs in index.splits.items():
         if test_set and name == "train":
             continue
