@@ -133,6 +133,8 @@ def test_a_4d_nifti_with_its_own_window_reads_every_channel_through_it(tmp_path)
     """cal_min/cal_max (the file's own window) and data.window are one window for every
     channel, as data check says: it no longer says each is windowed on its own."""
     from visionsuite.core.medical import file_channels_windowed_apart
+    from visionsuite.tasks.segment.check import _windowed_per_channel
+    from visionsuite.tasks.segment.pairs import Pair
 
     volume = np.random.default_rng(0).uniform(0, 1000, (16, 12, 2, 2)).astype(np.float32)
     apart, shared = tmp_path / "apart.nii.gz", tmp_path / "shared.nii.gz"
@@ -145,9 +147,6 @@ def test_a_4d_nifti_with_its_own_window_reads_every_channel_through_it(tmp_path)
     assert not file_channels_windowed_apart(apart, [500, 1000])
     expected = window_by_hand(np.flipud(np.swapaxes(volume[:, :, 1], 0, 1)), 1000, 2000)
     assert np.abs(read_slices(shared, 2)[1].astype(int) - expected).max() <= 1
-    from visionsuite.tasks.segment.check import _windowed_per_channel
-    from visionsuite.tasks.segment.pairs import Pair
-
     assert _windowed_per_channel([Pair(apart, apart)])
     assert not _windowed_per_channel([Pair(shared, apart)])
 
