@@ -50,3 +50,18 @@ def test_a_misleading_sample_and_values_not_finite_fall_back_to_numpy(monkeypatc
     assert np.isnan(percentiles(values, (0.5, 99.5))).all()
     values[3] = np.inf
     assert percentiles(values, (0.5, 99.5)) == tuple(real(values, (0.5, 99.5)))
+
+
+def test_a_volume_windowed_from_its_percentiles_is_windowed_as_before(monkeypatch):
+    """The window's bounds are numpy's float64 scalars, as np.percentile's were: float32
+    values go through it in float64 arithmetic (with Python floats, float32's would round
+    some pixels the other way)."""
+    from visionsuite.core import medical
+
+    monkeypatch.setattr(module, "SMALLEST", 1000)
+    values = np.random.default_rng(5).normal(0, 300, (20, 64, 64)).astype(np.float32)
+    low, high = np.percentile(values, medical.PERCENTILES)
+    expected = np.clip(np.round((values - low) * (255.0 / (high - low))), 0, 255)
+    windowed = medical._windowed(values, medical.Slices(values, None, "NIfTI"), None)
+    assert np.array_equal(windowed, expected.astype(np.uint8))
+    assert all(type(bound) is np.float64 for bound in percentiles(values, (0.5, 99.5)))

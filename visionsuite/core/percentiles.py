@@ -18,9 +18,11 @@ SAMPLE = 1 << 16  # values sampled, evenly spaced
 MARGIN = 2.0  # the bound sits at this many times a tail percentile's share of the sample
 
 
-def percentiles(values: np.ndarray, tails: tuple[float, float]) -> tuple[float, float]:
+def percentiles(values: np.ndarray, tails: tuple[float, float]
+                ) -> tuple[np.float64, np.float64]:
     """np.percentile(values, tails) ('linear', as numpy computes it) of a low percentile
-    under 50 and a high one above, under 100."""
+    under 50 and a high one above, under 100. As numpy's, float64 scalars: a window made of
+    them turns float32 values in float64 arithmetic, Python floats in float32's."""
     flat = values.reshape(-1)
     small = flat.size < SMALLEST or tails[1] >= 100
     if small or not (np.isfinite(flat.min()) and np.isfinite(flat.max())):
@@ -41,13 +43,13 @@ def percentiles(values: np.ndarray, tails: tuple[float, float]) -> tuple[float, 
     at = previous[1] - skipped
     high = np.partition(above, (at, at + 1))[at:at + 2]
     before, after = np.array([low[0], high[0]]), np.array([low[1], high[1]])
-    found = _lerp(before, after, virtual - previous)
-    return float(found[0]), float(found[1])
+    low, high = _lerp(before, after, virtual - previous)
+    return low, high
 
 
-def _numpys(values: np.ndarray, tails: tuple[float, float]) -> tuple[float, float]:
+def _numpys(values: np.ndarray, tails: tuple[float, float]) -> tuple[np.float64, np.float64]:
     low, high = np.percentile(values, tails)
-    return float(low), float(high)
+    return low, high
 
 
 def _lerp(before: np.ndarray, after: np.ndarray, weight: np.ndarray) -> np.ndarray:
