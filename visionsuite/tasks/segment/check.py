@@ -201,7 +201,7 @@ def check_segmentation_folders(path: str, held_out: str = "val") -> DataReport:
                      + ", ".join(channel_names(index, own_channels)))
     if stacks:
         files = f"{len(stacks)} stack" + ("s" if len(stacks) > 1 else "")
-        lines.append(f"  {files} of separate images ({sum(stacks.values())} in all, not a "
+        lines.append(f"  {files} of separate images ({sum(stacks.values()):,} in all, not a "
                      "volume's slices), each scored on its own")
     lines += [table(rows), "",
               "sizes: " + ", ".join(f"{s} ({n})" for s, n in sizes.most_common(5)),
