@@ -357,10 +357,37 @@ def read_mask_slices(path: str | Path, binary: bool = False) -> list[np.ndarray]
 
     if is_medical_file(Path(path)):
         return read_label_slices(path, binary)
-    with _opened(Path(path)) as image:  # opened once: the pages, or the one mask
+    return [_checked_mask(values, Path(path), binary) for values in _page_values(Path(path))]
+
+
+def read_object_slices(path: str | Path) -> list[np.ndarray] | None:
+    """An instance mask's slices (or TIFF pages) as the numbers of its objects (int32, 0
+    the background; any number, 16-bit ones too); None where the file holds no such
+    numbers (colour, negative or fractional values, several channels)."""
+    from visionsuite.core.medical import is_medical_file, read_label_values
+
+    path = Path(path)
+    stack = read_label_values(path) if is_medical_file(path) else _page_values(path)
+    numbered = [object_numbers(values) for values in stack] if stack is not None else [None]
+    return None if any(values is None for values in numbered) else numbered
+
+
+def object_numbers(values: np.ndarray) -> np.ndarray | None:
+    """A grey mask's values as object numbers (int32), where they are whole and not
+    negative; else None."""
+    if values.ndim != 2 or is_colour_mask(values) or values.dtype.kind not in "iuf":
+        return None
+    if values.min(initial=0) < 0 or values.max(initial=0) > np.iinfo(np.int32).max \
+            or (values.dtype.kind == "f" and not np.array_equal(values, np.round(values))):
+        return None
+    return values.astype(np.int32)
+
+
+def _page_values(path: Path) -> list[np.ndarray]:
+    """The raw values of a mask file's slices: its pages, or the one mask (_values_of)."""
+    with _opened(path) as image:  # opened once
         pages = _pages(image) if stack_pages(image) > 1 else [image]
-        return [_checked_mask(_values_of(page, Path(path)), Path(path), binary)
-                for page in pages]
+        return [_values_of(page, path) for page in pages]
 
 
 def smaller_on_top(layers: list[tuple[int, list[np.ndarray]]], shapes: list[tuple],

@@ -216,6 +216,13 @@ def read_label_slices(path: str | Path, binary: bool = False) -> list[np.ndarray
     return list(_label_values(slices.values, path, binary))
 
 
+def read_label_values(path: str | Path) -> np.ndarray | None:
+    """A label file's values as stored, (S, H, W) (read_object_slices checks them); None
+    for several channels or colour."""
+    slices = _read(Path(path), labels=True)
+    return None if slices.values.ndim == 4 else slices.values
+
+
 def read_series_slices(series: DicomSeries, channels: int = 3,
                        window: list[float] | tuple[float, float] | None = None
                        ) -> list[np.ndarray]:

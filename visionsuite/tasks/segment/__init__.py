@@ -134,19 +134,21 @@ def _known_structures(tolerance: float | dict[str, float] | None, labels: list[s
     return tolerance
 
 
-def _choose_binary_masks(config: Config, index, pairs, labels: list[str] | None) -> None:
+def _choose_binary_masks(config: Config, index, pairs, labels: list[str] | None) -> bool:
     """data.binary_masks=auto becomes true where the masks number objects (numbers_objects:
     instance masks, read as foreground), false where classes are named (data.classes, the
     dataset's own names, data.colors, a run's labels) or the masks hold classes; kept in
-    config.yaml, so that evaluate and export read the masks as training did."""
+    config.yaml, so that evaluate and export read the masks as training did. Returns whether
+    the masks are read as foreground and number objects (scored as objects too)."""
     if config.data.binary_masks != "auto":
-        return
+        return config.data.binary_masks is True and read_as_objects(index, pairs)
     named = labels or config.data.classes or index.class_names or config.data.colors
     config.data.binary_masks = not named and read_as_objects(index, pairs)
     if config.data.binary_masks:
         print("data: the masks number objects 1..N (instance masks): read as foreground, "
               "every value but 0 (data.binary_masks=auto; false keeps each value a class)",
               file=sys.stderr)
+    return config.data.binary_masks
 
 
 def _holds_labels(mask: np.ndarray) -> bool:
@@ -184,8 +186,8 @@ class SegmentTask(Task):
             _region_classes(config.data.regions, labels or config.data.classes)
         check_pairs_fit(root, {name: index.splits[name] for name in wanted},
                         config.data.channels, config.data.max_size, config.data.workers)
-        _choose_binary_masks(config, index, [p for name in wanted for p in index.splits[name]],
-                             labels)
+        numbered = _choose_binary_masks(
+            config, index, [pair for name in wanted for pair in index.splits[name]], labels)
         if train and labels is None and not config.data.window:  # training (export: labels)
             window_of_bit_depth(pair_image_files(
                 [pair for pairs in index.splits.values() for pair in pairs]), config)
@@ -194,7 +196,8 @@ class SegmentTask(Task):
             decoded[name], kept[name], skipped[name] = decode_pairs(
                 index.splits[name], config.data.channels, config.data.workers,
                 desc=f"decoding {name}", window=config.data.window,
-                binary=config.data.binary_masks, max_size=config.data.max_size)
+                binary=config.data.binary_masks, max_size=config.data.max_size,
+                objects=numbered and name == "val")  # scored as objects: val's alone
         # Binary masks are background and foreground, whatever classes dataset.json names.
         names = labels or config.data.classes or (
             None if config.data.binary_masks else index.class_names)
@@ -377,6 +380,7 @@ class SegmentTask(Task):
     def evaluate(self, outputs, split: Split, labels: list[str],
                  settings: dict | None = None) -> dict:
         from visionsuite.tasks.segment.components import post_process
+        from visionsuite.tasks.segment.objects import add_object_scores
 
         paths = [str(path) for path in split.paths]
         predicted = [predict_classes(probs).astype(np.uint8) for probs in outputs]
@@ -385,11 +389,12 @@ class SegmentTask(Task):
         else:  # training's val chooses it (None), and inference_settings saves the choice
             chosen = None if split.choose_largest_component else []
         predicted, kept = post_process(predicted, split.targets, paths, labels, chosen)
-        return segmentation_metrics(outputs, split.targets, labels,
-                                    names=[path.name for path in split.paths], paths=paths,
-                                    spacing=split.spacing, regions=split.regions,
-                                    tolerance=split.surface_tolerance,
-                                    predicted=predicted) | kept
+        metrics = segmentation_metrics(outputs, split.targets, labels,
+                                       names=[path.name for path in split.paths], paths=paths,
+                                       spacing=split.spacing, regions=split.regions,
+                                       tolerance=split.surface_tolerance, predicted=predicted)
+        add_object_scores(metrics, predicted, split.targets, split.objects)
+        return metrics | kept
 
     def headline(self, metrics: dict) -> dict[str, float]:
         shown = {key: metrics[key] for key in ("dice", "iou", "pixel_accuracy", "sensitivity",
@@ -404,6 +409,9 @@ class SegmentTask(Task):
             shown["nsd"] = metrics["nsd"]
         for name, values in metrics.get("per_region", {}).items():
             shown[f"dice_{name}"] = values["dice"]
+        if metrics.get("objects", {}).get("f1") is not None:  # instance masks (objects.py)
+            shown["object_f1"] = metrics["objects"]["f1"]
+            shown["panoptic_quality"] = metrics["objects"]["panoptic_quality"]
         return shown
 
     def detail_tables(self, metrics: dict) -> list[tuple[str, list[dict]]]:
@@ -421,6 +429,12 @@ class SegmentTask(Task):
             tables.append((f"per region (case_dice: the mean over the cases; {unit}):",
                            [{"region": name, **values}
                             for name, values in metrics["per_region"].items()]))
+        if "objects" in metrics:
+            tables.append(("objects (the masks' numbered objects against the predicted "
+                           "foreground's connected components; matched at IoU > 0.5; "
+                           "mean_ap: the Data Science Bowl 2018's):",
+                           [{key: value for key, value in metrics["objects"].items()
+                             if key != "iou_threshold"}]))
         if metrics.get("largest_component_trials"):
             tables.append(("post-processing, chosen on val (only the largest connected "
                            "component of the structure; kept where its case Dice rises):",
@@ -430,7 +444,7 @@ class SegmentTask(Task):
                                ("hd95", "assd", "nsd"), "val volumes by mean Dice, slices pooled",
                                unit)
         tables += _worst_first(metrics.get("per_image") or [], ("image",),
-                               ("pixel_accuracy", "hd95", "assd", "nsd"),
+                               ("pixel_accuracy", "object_f1", "hd95", "assd", "nsd"),
                                "val images by mean Dice", unit)
         return tables
 

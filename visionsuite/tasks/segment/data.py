@@ -12,7 +12,7 @@ import numpy as np
 
 from visionsuite.core.medical import file_stem
 from visionsuite.tasks.base import Split
-from visionsuite.tasks.segment.decode import DecodedPair, slice_name
+from visionsuite.tasks.segment.decode import DecodedPair
 from visionsuite.tasks.segment.folders import CHANNEL_FILE
 from visionsuite.tasks.segment.mask_classes import IGNORE, ClassMap, apply_class_map
 from visionsuite.tasks.segment.pairs import Pair
@@ -23,11 +23,14 @@ class SegmentSplit(Split):
     """images and targets: lists of (H, W, C) uint8 images and (H, W) class-index masks
     (IGNORE outside a region of interest), of their own sizes; spacing: each image's voxel
     size in mm (between slices, rows, columns) where its file says (DICOM, NIfTI), else
-    None: surface distances are measured in it. regions, surface_tolerance and
-    choose_largest_component: how the val split's metrics score it, from the config
-    (Task.evaluate sees the split, not the config)."""
+    None: surface distances are measured in it. objects: each image's object numbers
+    where its mask numbers them (instance masks; else None), scored as objects too
+    (objects.py). regions, surface_tolerance and choose_largest_component: how the val
+    split's metrics score it, from the config (Task.evaluate sees the split, not the
+    config)."""
 
     spacing: list[tuple[float, float, float] | None] = field(default_factory=list)
+    objects: list[np.ndarray | None] = field(default_factory=list)
     # data.regions as class indices: classes scored together as well (BraTS' whole tumour)
     regions: dict[str, list[int]] = field(default_factory=dict)
     # data.surface_tolerance: NSD's, or each named structure's
@@ -40,15 +43,14 @@ def to_split(decoded: list[DecodedPair], pairs: list[Pair], skipped: list[str],
              mapping: ClassMap) -> SegmentSplit:
     masks = []
     for item, pair in zip(decoded, pairs):
-        mask = apply_class_map(item.mask, mapping,
-                               slice_name(pair.mask, item.slice, item.separate))
+        mask = apply_class_map(item.mask, mapping, item.named(pair.mask))
         if item.roi is not None:
             mask = np.where(item.roi, mask, IGNORE).astype(np.uint8)
         masks.append(mask)
-    names = [slice_name(_shown_image(pair), item.slice, item.separate)
-             for item, pair in zip(decoded, pairs)]
+    names = [item.named(_shown_image(pair)) for item, pair in zip(decoded, pairs)]
     return SegmentSplit([item.image for item in decoded], masks, names, skipped,
-                        spacing=[item.spacing for item in decoded])
+                        spacing=[item.spacing for item in decoded],
+                        objects=[item.objects for item in decoded])
 
 
 def _shown_image(pair: Pair) -> Path:

@@ -13,8 +13,9 @@ import numpy as np
 
 from visionsuite.core.arrays import channels_first_advice
 from visionsuite.core.images import (QUARTER_TURNS, fit_within, fitted_size, inspect_image,
-                                     read_mask_slices, smaller_on_top, stored_geometry,
-                                     tiff_stack_depth, turn_upright, upright_size)
+                                     read_mask_slices, read_object_slices, smaller_on_top,
+                                     stored_geometry, tiff_stack_depth, turn_upright,
+                                     upright_size)
 from visionsuite.core.medical import (dicom_label_slices, dicom_labels_kind, is_medical_file,
                                       is_volume, label_slices_for, read_header,
                                       separate_images, voxel_spacing)
@@ -35,6 +36,11 @@ class DecodedPair:
     colours: np.ndarray | None = None  # a colour mask's own colours, until classes_from_colours
     spacing: tuple[float, float, float] | None = None  # as decoded (SegmentSplit.spacing)
     separate: bool = False  # `slice` numbers an image of a stack, not a volume's slice
+    objects: np.ndarray | None = None  # an instance mask's object numbers (objects.py)
+
+    def named(self, path: Path) -> Path:
+        """How messages name this slice of `path` (slice_name): its image's or mask's."""
+        return slice_name(path, self.slice, self.separate)
 
 
 def slice_name(path: Path, index: int | None, separate: bool = False) -> Path:
@@ -66,9 +72,17 @@ def case_members(paths: list[str]) -> list[list[int]]:
 
 
 def decode_pair(pair: Pair, channels: int, window: list[float] | None,
-                binary: bool, max_size: int | None = None) -> list[DecodedPair]:
+                binary: bool, max_size: int | None = None,
+                objects: bool = False) -> list[DecodedPair]:
+    """A pair's slices. `objects` (with `binary`): the masks number objects, and each
+    slice keeps their numbers too where its mask file gives them (_object_slices)."""
     images = read_channel_files(pair.image, pair.channels, channels, window)
-    masks = _upright_masks(pair.image, _read_masks(pair, binary))
+    numbers = _object_slices(pair) if objects and binary else None
+    masks = _read_masks(pair, binary) if numbers is None \
+        else [np.where(values > 0, 255, 0).astype(np.uint8) for values in numbers]
+    masks = _upright_masks(pair.image, masks)
+    numbers = _upright_masks(pair.image, numbers) if numbers is not None \
+        else [None] * len(masks)
     # A region of interest is wherever its mask is not 0, whatever it stores there.
     rois = _upright_masks(pair.image, _mask_slices(pair, pair.roi, True)) \
         if pair.roi is not None else [None] * len(images)
@@ -79,7 +93,7 @@ def decode_pair(pair: Pair, channels: int, window: list[float] | None,
                                    f"{channels_first_advice(pair.image, len(images), len(found))}")
     decoded, spacing = [], voxel_spacing(pair.image)
     separate = len(images) > 1 and not pair.channels and separate_images(pair.image)
-    for index, (image, mask, roi) in enumerate(zip(images, masks, rois)):
+    for index, (image, mask, roi, found) in enumerate(zip(images, masks, rois, numbers)):
         number = index if len(images) > 1 else None
         for path, other, what in ((pair.mask, mask, "mask"),
                                   (pair.roi, roi, "region-of-interest mask")):
@@ -92,8 +106,11 @@ def decode_pair(pair: Pair, channels: int, window: list[float] | None,
             roi = fit_within(roi, max_size, nearest=True) > 0
         mask, colours = indexed_colours(mask, slice_name(pair.mask, number, separate))
         fitted = fit_within(image, max_size)
+        if found is not None:
+            found = fit_within(found, max_size, nearest=True)
         decoded.append(DecodedPair(fitted, fit_within(mask, max_size, nearest=True), roi,
-                                   number, colours, _scaled(spacing, image, fitted), separate))
+                                   number, colours, _scaled(spacing, image, fitted), separate,
+                                   found))
     return decoded
 
 
@@ -124,6 +141,15 @@ def _read_masks(pair: Pair, binary: bool) -> list[np.ndarray]:
                                    "the mask it adds to")
         masks = [np.maximum(mask, extra) for mask, extra in zip(masks, more)]
     return masks
+
+
+def _object_slices(pair: Pair) -> list[np.ndarray] | None:
+    """The object numbers of each slice of a pair's mask, where it is one file read as it
+    is stored (not drawn, nor a folder per class, nor joined from several files, nor a label
+    volume resampled onto its image); else None."""
+    if pair.class_masks or pair.shapes is not None or pair.more_masks:
+        return None
+    return _mask_slices(pair, pair.mask, binary=True, objects=True)
 
 
 def _class_indices(pair: Pair, binary: bool) -> list[np.ndarray]:
@@ -191,15 +217,17 @@ def _drawn_classes(pair: Pair, binary: bool) -> np.ndarray:
     return smaller_on_top(layers, [(height, width)], binary, pair.shape_orders)[0]
 
 
-def _mask_slices(pair: Pair, path: Path, binary: bool) -> list[np.ndarray]:
+def _mask_slices(pair: Pair, path: Path, binary: bool,
+                 objects: bool = False) -> list[np.ndarray] | None:
     """A mask file's slices; the label volume of a DICOM series folder, or of a NIfTI volume
-    of another size, is resampled onto the image's slices through the two affines."""
+    of another size, is resampled onto the image's slices through the two affines.
+    `objects`: as object numbers (read_object_slices), None where they are not read so."""
     kind = dicom_labels_kind(path)
     if kind:  # a DICOM SEG or RTSTRUCT of a series or one DICOM image
-        return dicom_label_slices(path, pair.image, kind, binary)
+        return None if objects else dicom_label_slices(path, pair.image, kind, binary)
     if pair.image.is_dir() or (is_volume(pair.image) and is_volume(path)):
-        return label_slices_for(path, pair.image, binary)
-    return read_mask_slices(path, binary)
+        return None if objects else label_slices_for(path, pair.image, binary)
+    return read_object_slices(path) if objects else read_mask_slices(path, binary)
 
 
 def _upright_masks(image: Path, masks: list[np.ndarray]) -> list[np.ndarray]:
@@ -216,17 +244,18 @@ def _upright_masks(image: Path, masks: list[np.ndarray]) -> list[np.ndarray]:
 
 def decode_pairs(pairs: list[Pair], channels: int, workers: int = 0, desc: str = "decoding",
                  window: list[float] | None = None, binary: bool = False,
-                 max_size: int | None = None):
+                 max_size: int | None = None, objects: bool = False):
     """Decode image/mask pairs in parallel, volumes into one pair per slice; a pair whose image
     or mask cannot be decoded is warned about, skipped and counted; a size mismatch stops
     everything (the data is wrong). `binary`: masks are 0 (background) or not (foreground).
     `max_size`: slices whose longer side is larger are scaled down to it, masks nearest.
-    Returns the decoded slices, the Pair of each, the skips."""
+    `objects`: binary masks that number objects keep their numbers (decode_pair). Returns
+    the decoded slices, the Pair of each, the skips."""
     from visionsuite.core.data import load_in_parallel
 
     results, skipped = load_in_parallel(
-        lambda pair: decode_pair(pair, channels, window, binary, max_size), pairs, workers,
-        desc, warn="pair skipped")
+        lambda pair: decode_pair(pair, channels, window, binary, max_size, objects), pairs,
+        workers, desc, warn="pair skipped")
     decoded, kept = [], []
     for slices, pair in zip(results, pairs):
         for item in slices or []:
@@ -296,8 +325,7 @@ def classes_from_colours(decoded: dict[str, list[DecodedPair]], kept: dict[str, 
     """Where the decoded masks of any split are colour masks, all of them turned into class
     values in place (see colours.colour_classes); the colour of each class, else None."""
     items = [(item, pair) for name in decoded for item, pair in zip(decoded[name], kept[name])]
-    found = colour_classes([(item.mask, item.colours,
-                             slice_name(pair.mask, item.slice, item.separate))
+    found = colour_classes([(item.mask, item.colours, item.named(pair.mask))
                             for item, pair in items], colours)
     if found is None:
         return None

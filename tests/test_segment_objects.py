@@ -1,0 +1,151 @@
+"""Object-level scores of instance masks (tasks/segment/objects.py): the truth's numbered
+objects against the predicted foreground's connected components."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from test_cli import invoke
+from test_segment_cli import TINY_SEGMENT
+from visionsuite.tasks.segment.mask_classes import IGNORE
+from visionsuite.tasks.segment.objects import image_object_scores, object_metrics
+
+
+def three_cells() -> np.ndarray:
+    cells = np.zeros((20, 30), np.int32)
+    cells[2:8, 2:8], cells[2:8, 10:16], cells[12:18, 2:8] = 1, 2, 3  # 36 pixels each
+    return cells
+
+
+def test_objects_match_one_to_one_above_half_their_union():
+    cells = three_cells()
+    predicted = np.zeros(cells.shape, np.uint8)
+    predicted[2:8, 2:8] = 1  # cell 1 exactly
+    predicted[2:8, 10:14] = 1  # two thirds of cell 2: IoU 24/36
+    predicted[12:14, 20:25] = 1  # nothing there: a false positive; cell 3 missed
+    score = image_object_scores(predicted, (cells > 0).astype(np.uint8), cells)
+    assert (score["truth"], score["predicted"]) == (3, 3)
+    assert score["matched_ious"] == pytest.approx([1.0, 2 / 3])
+    # matches above 0.5, 0.55, ..., 0.95: both up to 0.65, then cell 1 alone
+    assert score["matches_above"] == [2] * 4 + [1] * 6
+    metrics = object_metrics([score])
+    assert metrics["matched"] == 2
+    assert metrics["precision"] == metrics["recall"] == metrics["f1"] == pytest.approx(2 / 3)
+    assert metrics["segmentation_quality"] == pytest.approx(5 / 6)
+    assert metrics["panoptic_quality"] == pytest.approx(2 / 3 * 5 / 6)
+    # TP / (TP + FP + FN): 2 / 4 at four thresholds, 1 / 5 at six
+    assert metrics["mean_ap"] == pytest.approx((4 * 0.5 + 6 * 0.2) / 10)
+
+
+def test_touching_cells_predicted_as_one_match_neither():
+    cells = np.zeros((10, 20), np.int32)
+    cells[2:8, 2:8], cells[2:8, 8:14] = 1, 2  # side by side
+    predicted = (cells > 0).astype(np.uint8)  # a perfect Dice, one blob
+    metrics = object_metrics([image_object_scores(predicted, predicted, cells)])
+    assert (metrics["truth"], metrics["predicted"], metrics["matched"]) == (2, 1, 0)
+    assert metrics["f1"] == 0.0 and metrics["segmentation_quality"] is None
+    assert metrics["panoptic_quality"] == 0.0 and metrics["mean_ap"] == 0.0
+
+
+def test_objects_outside_the_region_of_interest_count_on_neither_side():
+    cells = three_cells()
+    target = (cells > 0).astype(np.uint8)
+    target[:, 9:] = IGNORE  # cell 2 and the false positive lie outside
+    predicted = np.zeros(cells.shape, np.uint8)
+    predicted[2:8, 2:8], predicted[12:18, 2:8], predicted[12:14, 20:25] = 1, 1, 1
+    metrics = object_metrics([image_object_scores(predicted, target, cells)])
+    assert (metrics["truth"], metrics["predicted"], metrics["matched"]) == (2, 2, 2)
+    assert metrics["f1"] == metrics["panoptic_quality"] == metrics["mean_ap"] == 1.0
+
+
+def cell_set(root, counts=(("train", 4), ("val", 2)), seed=0):
+    """Cellpose-style pairs: 16-bit masks numbering up to 300 cells of 3x3 pixels, apart."""
+    rng = np.random.default_rng(seed)
+    cells_of = {}
+    for split, count in counts:
+        for folder in ("images", "masks"):
+            (root / split / folder).mkdir(parents=True)
+        for index in range(count):
+            image, cells = np.full((64, 64), 20, np.uint8), np.zeros((64, 64), np.uint16)
+            places = rng.permutation(256)[:rng.integers(20, 40)]
+            for number, place in enumerate(places, 290):  # numbers past 8 bits
+                row, column = divmod(int(place), 16)
+                cells[row * 4:row * 4 + 3, column * 4:column * 4 + 3] = number
+            image[cells > 0] = 200
+            Image.fromarray(image).save(root / split / "images" / f"{index}.png")
+            Image.fromarray(cells).save(root / split / "masks" / f"{index}.png")
+            cells_of[split, index] = cells
+    return cells_of
+
+
+def test_instance_masks_keep_their_object_numbers_on_val_and_score_objects(tmp_path):
+    from visionsuite.config import load_config
+    from visionsuite.tasks.segment import TASK
+
+    cells_of = cell_set(tmp_path)
+    for sets in ([], ["data.binary_masks=true"]):  # chosen from the masks, or set
+        data = TASK.load_data(load_config("segment", overrides={"data.path": str(tmp_path)},
+                                          sets=sets))
+        assert data.train.objects == [None] * 4  # training needs no numbers
+        for index, numbers in enumerate(data.val.objects):
+            assert np.array_equal(numbers, cells_of["val", index])
+    perfect = [np.stack([target == 0, target == 1], -1).astype(np.float32)
+               for target in data.val.targets]
+    metrics = TASK.evaluate(perfect, data.val, data.labels, settings={})
+    truth = sum(len(np.unique(cells_of["val", index])) - 1 for index in range(2))
+    assert metrics["objects"] | {"mean_ap": 1.0} == {
+        "iou_threshold": 0.5, "images": 2, "truth": truth, "predicted": truth,
+        "matched": truth, "precision": 1.0, "recall": 1.0, "f1": 1.0,
+        "segmentation_quality": 1.0, "panoptic_quality": 1.0, "mean_ap": 1.0}
+    assert metrics["objects"]["mean_ap"] == 1.0
+    assert [row["object_f1"] for row in metrics["per_image"]] == [1.0, 1.0]
+    assert TASK.headline(metrics)["object_f1"] == TASK.headline(metrics)["panoptic_quality"] == 1
+
+
+def test_scaled_down_images_keep_their_objects_at_their_masks_scale(tmp_path):
+    from visionsuite.config import load_config
+    from visionsuite.tasks.segment import TASK
+
+    cells_of = cell_set(tmp_path)
+    config = load_config("segment", overrides={"data.path": str(tmp_path)},
+                         sets=["data.max_size=32", "data.image_size=32"])
+    data = TASK.load_data(config, train=False)
+    for numbers, target, index in zip(data.val.objects, data.val.targets, range(2)):
+        assert numbers.shape == target.shape == (32, 32)
+        assert np.array_equal(numbers > 0, target == 1)  # scaled as the mask, nearest
+        assert set(np.unique(numbers)) <= set(np.unique(cells_of["val", index]))
+
+
+def test_class_masks_and_binary_masks_of_no_numbered_objects_score_no_objects(tmp_path):
+    from visionsuite.config import load_config
+    from visionsuite.tasks.segment import TASK
+
+    cells_of = cell_set(tmp_path)
+    for (split, index), cells in cells_of.items():  # the same cells, all 255
+        Image.fromarray(np.where(cells > 0, 255, 0).astype(np.uint8)).save(
+            tmp_path / split / "masks" / f"{index}.png")
+    for sets in ([], ["data.binary_masks=true"]):
+        data = TASK.load_data(load_config("segment", overrides={"data.path": str(tmp_path)},
+                                          sets=sets))
+        assert data.val.objects == [None, None]
+        perfect = [np.stack([target == 0, target == 1], -1).astype(np.float32)
+                   for target in data.val.targets]
+        metrics = TASK.evaluate(perfect, data.val, data.labels, settings={})
+        assert "objects" not in metrics and "object_f1" not in TASK.headline(metrics)
+
+
+def test_a_cell_set_trained_reports_its_objects_in_evaluate_and_its_json(tmp_path):
+    cells_of = cell_set(tmp_path / "cells")
+    result = invoke("train", "segment", "--data", tmp_path / "cells", "--output", tmp_path,
+                    *TINY_SEGMENT)
+    assert result.exit_code == 0, result.output
+    result = invoke("evaluate", tmp_path / "segment" / "exp", "--json", tmp_path / "m.json")
+    assert result.exit_code == 0, result.output
+    assert "objects (the masks' numbered objects against the predicted foreground's " \
+           "connected components; matched at IoU > 0.5" in result.output
+    objects = json.loads((tmp_path / "m.json").read_text())["objects"]
+    assert objects["images"] == 2
+    assert objects["truth"] == sum(len(np.unique(cells_of["val", i])) - 1 for i in range(2))
+    assert 0 <= objects["matched"] <= min(objects["truth"], objects["predicted"])
