@@ -149,3 +149,47 @@ def test_a_cell_set_trained_reports_its_objects_in_evaluate_and_its_json(tmp_pat
     assert objects["images"] == 2
     assert objects["truth"] == sum(len(np.unique(cells_of["val", i])) - 1 for i in range(2))
     assert 0 <= objects["matched"] <= min(objects["truth"], objects["predicted"])
+    # segment --objects: masks numbering the predicted cells, a TIFF stack's page by page
+    stack = [np.asarray(Image.open(tmp_path / "cells" / "val" / "images" / f"{i}.png"))
+             for i in range(2)]
+    Image.fromarray(stack[0]).save(tmp_path / "stack.tif", save_all=True,
+                                   append_images=[Image.fromarray(stack[1])])
+    result = invoke("segment", tmp_path / "segment" / "exp", tmp_path / "cells" / "val" /
+                    "images" / "0.png", tmp_path / "stack.tif", "--output", tmp_path / "out",
+                    "--objects", "--json")
+    assert result.exit_code == 0, result.output
+    single, stacked = json.loads(result.stdout)
+    numbers = np.asarray(Image.open(single["mask"]))
+    assert numbers.dtype == np.uint16 and set(np.unique(numbers)) == set(
+        range(single["objects"] + 1))
+    assert single["areas"]["foreground"]["pixels"] == (numbers > 0).sum()
+    with Image.open(stacked["mask"]) as pages:
+        counts = []
+        for page in range(2):
+            pages.seek(page)
+            counts.append(int(np.asarray(pages).max()))
+            assert np.asarray(pages).dtype == np.uint16
+    assert counts[0] == single["objects"] and stacked["objects"] == sum(counts)
+    # a volume's objects are not numbered slice by slice: its class indices are written
+    import nibabel as nib
+
+    nib.save(nib.Nifti1Image(np.stack(stack, axis=-1).astype(np.int16), np.eye(4)),
+             tmp_path / "volume.nii.gz")
+    result = invoke("segment", tmp_path / "segment" / "exp", tmp_path / "volume.nii.gz",
+                    "--output", tmp_path / "out", "--objects", "--json")
+    assert result.exit_code == 0, result.output
+    assert "volume.nii.gz: a volume; --objects numbers the objects of 2-D images and stacks, " \
+           "so its class indices are written" in result.stderr
+    (volume,) = json.loads(result.stdout)
+    assert "objects" not in volume and nib.load(volume["mask"]).get_fdata().max() == 1
+
+
+def test_objects_are_numbered_for_2_class_models_alone():
+    from visionsuite.errors import VisionsuiteError
+    from visionsuite.tasks.segment.commands import _check_objects
+
+    _check_objects(True, 2)
+    _check_objects(False, 4)
+    with pytest.raises(VisionsuiteError, match="--objects: numbers the foreground's objects, "
+                                               "for 2-class models; this one has 4 classes"):
+        _check_objects(True, 4)

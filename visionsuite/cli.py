@@ -287,11 +287,15 @@ def classify_command(run, images, top_k, as_json):
 @click.option("--dicom-seg", is_flag=True,
               help="Also write a DICOM Segmentation (SEG) of each DICOM series or file, "
                    "referencing its images, for PACS and DICOM viewers.")
+@click.option("--objects", is_flag=True,
+              help="Write masks that number the foreground's connected components 1..N "
+                   "(16-bit), as instance masks number cells, and count them (2-class "
+                   "models; 2-D images, TIFF stacks and arrays, each slice on its own).")
 @tta_option
 @click.option("--json", "as_json", is_flag=True, help="Print per-image class areas as JSON.")
 @friendly_errors
 def segment_command(run, images, output, overlay, threshold, window, all_components,
-                    probabilities, dicom_seg, tta, as_json):
+                    probabilities, dicom_seg, objects, tta, as_json):
     """Segment IMAGES (files or folders, any size; DICOM and NIfTI too) with RUN; one mask PNG
     per image at the image's size (0/255 for 2 classes, else class indices); a NIfTI volume
     or a DICOM series gets a NIfTI label volume in its geometry, a TIFF stack a TIFF stack of
@@ -302,13 +306,14 @@ def segment_command(run, images, output, overlay, threshold, window, all_compone
     results = segment_images(run, images, output, overlay, threshold,
                              window=list(window) if window else None,
                              all_components=all_components, probabilities=probabilities,
-                             dicom_seg=dicom_seg, tta=tta)
+                             dicom_seg=dicom_seg, tta=tta, objects=objects)
     if as_json:
         click.echo(json.dumps(results, indent=2))
         return
     rows = [{"image": r["image"], "mask": r.get("mask") or f"{len(r['masks'])} frames",
              **{f"{name} %": f"{100 * area['fraction']:.2f}"
-                for name, area in r["areas"].items()}} for r in results]
+                for name, area in r["areas"].items()},
+             **({"objects": r["objects"]} if "objects" in r else {})} for r in results]
     click.echo(table(rows))
     click.echo(str(Path(results[0].get("mask") or results[0]["masks"][0]).parent))
 

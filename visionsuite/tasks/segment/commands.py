@@ -46,11 +46,19 @@ def _foreground_threshold(threshold: float | None, classes: int) -> float:
     return threshold
 
 
+def _check_objects(objects: bool, classes: int) -> None:
+    """--objects numbers the foreground's components: of 2-class models only."""
+    if objects and classes != 2:
+        raise VisionsuiteError(f"--objects: numbers the foreground's objects, for 2-class "
+                               f"models; this one has {classes} classes")
+
+
 def segment_images(run: str, inputs, output: str | Path | None = None, overlay: bool = False,
                    threshold: float | None = None, tile_overlap: float | None = None,
                    window: list[float] | None = None,
                    all_components: bool = False, probabilities: bool = False,
-                   dicom_seg: bool = False, tta: bool | None = None) -> list[dict]:
+                   dicom_seg: bool = False, tta: bool | None = None,
+                   objects: bool = False) -> list[dict]:
     """Segment each image in `inputs` with RUN; write `<stem>.png` masks at the input's size
     (0/255 for 2 classes, else class indices; palette PNGs of class indices in the colours of
     a run trained on colour masks) and, with `overlay`, `<stem>_overlay.png`.
@@ -65,7 +73,10 @@ def segment_images(run: str, inputs, output: str | Path | None = None, overlay: 
     (_write_probabilities); with `dicom_seg`, a DICOM Segmentation of each DICOM series or
     file (_write_dicom_seg). `tta`: average each tile's predictions over the flips and
     quarter turns the run trained with (tiles.trained_symmetries) [as the run: data.tta].
-    Returns per-image class areas (and volumes in mm^3 for volumes)."""
+    With `objects` (2-class models), masks of 2-D images, TIFF stacks and arrays number the
+    foreground's connected components 1..N instead, each image or slice on its own, as
+    instance masks (Cellpose's, StarDist's) number cells: 16-bit. Returns per-image class
+    areas (and volumes in mm^3 for volumes; with `objects`, the count of objects)."""
     from visionsuite.config import load_config
     from visionsuite.core.evaluate import load_run_config
     from visionsuite.core.files import new_run_dir, writable_folder
@@ -90,6 +101,7 @@ def segment_images(run: str, inputs, output: str | Path | None = None, overlay: 
     palette = _palette(colours, len(labels))
     max_size = source.settings.get("max_size")  # the scale the model was trained at
     threshold = _foreground_threshold(threshold, len(labels))
+    _check_objects(objects, len(labels))
     kept = [] if all_components else source.settings.get("keep_largest_component", [])
     largest = [class_numbers(names, labels) for names in kept]
     if kept:
@@ -135,12 +147,17 @@ def segment_images(run: str, inputs, output: str | Path | None = None, overlay: 
         reference = item if series else item.paths[0] if grouped else item
         stem = unique_stem(item.name if series else item.case if grouped else file_stem(item),
                            used)
+        numbered = objects and not series and not is_volume(reference)
+        if objects and not numbered:
+            warn(f"{item.name if series else reference}: a volume; --objects numbers the "
+                 "objects of 2-D images and stacks, so its class indices are written")
         if series:
             results.append(_write_series(item, images, predicted, labels, folder, stem, overlay,
                                          class_count, palette))
         else:
             results.append(_write_segmentation(reference, images, predicted, labels, folder,
-                                               stem, overlay, class_count, palette, levels))
+                                               stem, overlay, class_count, palette, levels,
+                                               numbered))
         if grouped:
             results[-1]["channels"] = [str(path) for path in item.paths]
         if probabilities:
@@ -286,17 +303,22 @@ def _palette(colours: list[str] | None, classes: int) -> np.ndarray | None:
 def _write_segmentation(path: Path, images: list[np.ndarray], predicted: list[np.ndarray],
                         labels: list[str], folder: Path, stem: str, overlay: bool,
                         class_count: int, palette: np.ndarray | None = None,
-                        levels: list[int] | None = None) -> dict:
+                        levels: list[int] | None = None, objects: bool = False) -> dict:
     """The mask file(s) of one input, its overlays, and its class areas. With a `palette`
     (the colours a run was trained on), PNG masks are palette PNGs of class indices that show
     those colours; with grey `levels` (data.mask_values), PNG and TIFF masks hold each
-    class's level, as the masks it was trained on."""
+    class's level, as the masks it was trained on; with `objects`, masks number the
+    foreground's objects (_numbered_objects), and their count is given."""
     result = {"image": str(path)}
     numbered = len(images) > 1
     binary = class_count == 2
+    found = [_numbered_objects(classes, path) for classes in predicted] if objects else None
 
-    def stored(classes: np.ndarray, shown: np.ndarray | None) -> np.ndarray:
-        """A mask's values as its file holds them (`shown`: in a palette)."""
+    def stored(index: int, shown: np.ndarray | None) -> np.ndarray:
+        """Slice `index`'s mask as its file holds it (`shown`: in a palette)."""
+        if found is not None:
+            return found[index]
+        classes = predicted[index]
         if levels and len(levels) == class_count:
             return np.asarray(levels, np.uint8)[classes]
         return classes * 255 if binary and shown is None else classes
@@ -306,16 +328,16 @@ def _write_segmentation(path: Path, images: list[np.ndarray], predicted: list[np
                                               folder / f"{stem}{volume_suffix(path)}",
                                               class_count))
     elif is_array_file(path):  # a NumPy array as the input's: (H, W), or (S, H, W) slices
-        result["mask"] = str(_save_array([stored(c, None) for c in predicted],
+        result["mask"] = str(_save_array([stored(i, None) for i in range(len(predicted))],
                                          folder / f"{stem}.npy"))
     elif numbered and not is_medical_file(path):  # a TIFF stack: one mask stack, page by page
-        result["mask"] = str(_save_tiff_stack([stored(c, None) for c in predicted],
+        result["mask"] = str(_save_tiff_stack([stored(i, None) for i in range(len(predicted))],
                                               folder / f"{stem}.tif"))
     else:
         masks = []
-        for index, classes in enumerate(predicted):
+        for index in range(len(predicted)):
             mask_path = folder / (f"{stem}_{index:03d}.png" if numbered else f"{stem}.png")
-            _save_png(stored(classes, palette), mask_path, palette)
+            _save_png(stored(index, palette), mask_path, None if objects else palette)
             masks.append(str(mask_path))
         result["mask" if not numbered else "masks"] = masks[0] if not numbered else masks
     if overlay:
@@ -324,7 +346,21 @@ def _write_segmentation(path: Path, images: list[np.ndarray], predicted: list[np
     if numbered:
         result["slices"] = len(images)
     result["areas"] = _areas(np.stack(predicted), labels, class_count, voxel_volume_mm3(path))
+    if found is not None:
+        result["objects"] = sum(int(numbers.max(initial=0)) for numbers in found)
     return result
+
+
+def _numbered_objects(classes: np.ndarray, path: Path) -> np.ndarray:
+    """The foreground's 8-connected components numbered 1..N (0 the background), as 16-bit
+    values (as the objects of an instance mask are scored: objects.py)."""
+    from visionsuite.tasks.segment.objects import predicted_objects
+
+    numbers = predicted_objects(classes > 0)
+    if numbers.max(initial=0) > np.iinfo(np.uint16).max:
+        raise VisionsuiteError(f"{path}: {numbers.max():,} objects, more than a 16-bit mask "
+                               "numbers")
+    return numbers.astype(np.uint16)
 
 
 def _write_probabilities(maps: list[np.ndarray], reference, labels: list[str], folder: Path,
