@@ -39,6 +39,27 @@ def test_objects_match_one_to_one_above_half_their_union():
     assert metrics["mean_ap"] == pytest.approx((4 * 0.5 + 6 * 0.2) / 10)
 
 
+def test_the_iou_of_each_overlapping_pair_is_what_counting_pixels_gives():
+    from visionsuite.tasks.segment.objects import matched_ious, predicted_objects
+
+    rng = np.random.default_rng(3)
+    for _ in range(5):
+        truth, predicted = np.zeros((40, 50), np.int32), np.zeros((40, 50), np.uint8)
+        for number in rng.permutation(np.arange(1, 400))[:12]:  # numbers with gaps
+            y, x, h, w = *rng.integers(0, 35, 2), *rng.integers(2, 9, 2)
+            truth[y:y + h, x:x + w] = number  # later ones cover earlier ones
+            y, x, h, w = *rng.integers(0, 35, 2), *rng.integers(2, 9, 2)
+            predicted[y:y + h, x:x + w] = 1
+        found = predicted_objects(predicted > 0)
+        counted = sorted(((truth == t) & (found == f)).sum() / ((truth == t) | (found == f)).sum()
+                         for t in np.unique(truth[truth > 0])
+                         for f in np.unique(found[found > 0])
+                         if ((truth == t) & (found == f)).any())
+        ious, truths, founds = matched_ious(truth, found)
+        assert sorted(ious) == pytest.approx(counted)
+        assert (truths, founds) == (len(np.unique(truth)) - 1, found.max())
+
+
 def test_touching_cells_predicted_as_one_match_neither():
     cells = np.zeros((10, 20), np.int32)
     cells[2:8, 2:8], cells[2:8, 8:14] = 1, 2  # side by side
