@@ -361,9 +361,9 @@ def read_mask_slices(path: str | Path, binary: bool = False) -> list[np.ndarray]
 
 
 def read_object_slices(path: str | Path) -> list[np.ndarray] | None:
-    """An instance mask's slices (or TIFF pages) as the numbers of its objects (int32, 0
-    the background; any number, 16-bit ones too); None where the file holds no such
-    numbers (colour, negative or fractional values, several channels)."""
+    """An instance mask's slices (or TIFF pages) as the numbers of its objects (0 the
+    background; any number, 16-bit ones too: object_numbers); None where the file holds no
+    such numbers (colour, negative or fractional values, several channels)."""
     from visionsuite.core.medical import is_medical_file, read_label_values
 
     path = Path(path)
@@ -373,14 +373,15 @@ def read_object_slices(path: str | Path) -> list[np.ndarray] | None:
 
 
 def object_numbers(values: np.ndarray) -> np.ndarray | None:
-    """A grey mask's values as object numbers (int32), where they are whole and not
-    negative; else None."""
+    """A grey mask's values as object numbers, where they are whole and not negative (else
+    None): uint16 where they fit (2 bytes a val pixel kept), else int32."""
     if values.ndim != 2 or is_colour_mask(values) or values.dtype.kind not in "iuf":
         return None
-    if values.min(initial=0) < 0 or values.max(initial=0) > np.iinfo(np.int32).max \
+    top = values.max(initial=0)
+    if values.min(initial=0) < 0 or top > np.iinfo(np.int32).max \
             or (values.dtype.kind == "f" and not np.array_equal(values, np.round(values))):
         return None
-    return values.astype(np.int32)
+    return values.astype(np.uint16 if top <= np.iinfo(np.uint16).max else np.int32)
 
 
 def _page_values(path: Path) -> list[np.ndarray]:
