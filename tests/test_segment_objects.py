@@ -70,6 +70,29 @@ def test_touching_cells_predicted_as_one_match_neither():
     assert metrics["panoptic_quality"] == 0.0 and metrics["mean_ap"] == 0.0
 
 
+def test_touching_nuclei_of_two_classes_are_two_objects_and_each_class_is_scored():
+    from visionsuite.tasks.segment.objects import add_object_scores
+
+    nuclei = np.zeros((10, 20), np.int32)
+    nuclei[2:8, 2:8], nuclei[2:8, 8:14] = 1, 2  # side by side, of classes 1 and 2
+    classes = np.where(nuclei == 1, 1, np.where(nuclei == 2, 2, 0)).astype(np.uint8)
+    predicted = classes.copy()
+    predicted[2:8, 8:14] = 1  # the second nucleus right, its class wrong
+    metrics = {"per_image": [{}]}
+    add_object_scores(metrics, [predicted], [classes], [nuclei], ["bg", "tumour", "immune"])
+    objects = metrics["objects"]
+    # all foreground: the two predicted as one blob of class 1, matching neither
+    assert (objects["truth"], objects["predicted"], objects["matched"]) == (2, 1, 0)
+    tumour, immune = objects["per_class"]["tumour"], objects["per_class"]["immune"]
+    assert (tumour["truth"], tumour["predicted"], tumour["matched"]) == (1, 1, 0)
+    assert (immune["truth"], immune["predicted"], immune["f1"]) == (1, 0, 0.0)
+    assert objects["mpq"] == 0.0
+    metrics = {"per_image": [{}]}
+    add_object_scores(metrics, [classes], [classes], [nuclei], ["bg", "tumour", "immune"])
+    assert metrics["objects"]["f1"] == metrics["objects"]["mpq"] == 1.0  # two classes: two
+    assert metrics["per_image"] == [{"object_f1": 1.0}]
+
+
 def test_objects_outside_the_region_of_interest_count_on_neither_side():
     cells = three_cells()
     target = (cells > 0).astype(np.uint8)
@@ -164,8 +187,8 @@ def test_a_cell_set_trained_reports_its_objects_in_evaluate_and_its_json(tmp_pat
     assert result.exit_code == 0, result.output
     result = invoke("evaluate", tmp_path / "segment" / "exp", "--json", tmp_path / "m.json")
     assert result.exit_code == 0, result.output
-    assert "objects (the masks' numbered objects against the predicted foreground's " \
-           "connected components; matched at IoU > 0.5" in result.output
+    assert "objects (the masks' numbered objects against the predicted connected " \
+           "components; matched at IoU > 0.5" in result.output
     objects = json.loads((tmp_path / "m.json").read_text())["objects"]
     assert objects["images"] == 2
     assert objects["truth"] == sum(len(np.unique(cells_of["val", i])) - 1 for i in range(2))
@@ -214,3 +237,35 @@ def test_objects_are_numbered_for_2_class_models_alone():
     with pytest.raises(VisionsuiteError, match="--objects: numbers the foreground's objects, "
                                                "for 2-class models; this one has 4 classes"):
         _check_objects(True, 4)
+
+
+def test_nuclei_numbered_beside_their_classes_are_scored_as_objects_of_their_classes(tmp_path):
+    """CoNSeP's labels: type_map (the classes, trained on) and inst_map (the nuclei) in one
+    .mat; Lizard's: inst_map with each nucleus' class. The val nuclei are scored as objects,
+    all together (HoVer-Net's bPQ) and class by class (mPQ)."""
+    import scipy.io
+
+    from test_arrays import make_hovernet_set, make_lizard
+    from visionsuite.config import load_config
+    from visionsuite.tasks.segment import TASK
+
+    for root in (make_hovernet_set(tmp_path / "CoNSeP", types=True),
+                 make_lizard(tmp_path / "Lizard")):
+        data = TASK.load_data(load_config("segment", overrides={"data.path": str(root)}))
+        assert len(data.labels) > 2 and data.train.objects == [None] * len(data.train)
+        for numbers, path in zip(data.val.objects, data.val.paths):
+            labels = next(root.rglob(f"{path.stem}.mat"))
+            assert np.array_equal(numbers, scipy.io.loadmat(labels)["inst_map"])
+        perfect = [np.eye(len(data.labels), dtype=np.float32)[target]
+                   for target in data.val.targets]
+        metrics = TASK.evaluate(perfect, data.val, data.labels, settings={})
+        objects = metrics["objects"]
+        assert objects["truth"] == sum(len(np.unique(n)) - 1 for n in data.val.objects)
+        assert sum(scores["truth"] for scores in objects["per_class"].values()) == \
+            objects["truth"]
+        assert TASK.headline(metrics)["mpq"] == objects["mpq"] > 0
+    cpm = make_hovernet_set(tmp_path / "CPM-17", types=False)  # inst_map alone: its mask
+    data = TASK.load_data(load_config("segment", overrides={"data.path": str(cpm)}))
+    assert data.labels == ["background", "foreground"]
+    assert np.array_equal(data.val.objects[0], scipy.io.loadmat(
+        cpm / "Test" / "Labels" / "test_1.mat")["inst_map"])

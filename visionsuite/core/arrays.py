@@ -148,6 +148,41 @@ def read_array(path: Path, labels: bool = False) -> np.ndarray:
     """The file's image (or with `labels`, its mask) as slices: (S, H, W), or (S, H, W, C)
     for an image of C > 1 channels, with the values as stored."""
     name, shape, channels_first = _array_slices(path, labels)
+    values = _slices_of(path, name, shape, channels_first)
+    if labels and name.rsplit("/", 1)[-1].lower() == "inst_map":
+        values = _classes_of_instances(path, values)
+    return values[..., 0] if values.ndim == 4 and values.shape[-1] == 1 else values
+
+
+def instances_beside_classes(path: Path) -> str | None:
+    """The name of a label file's inst_map where its mask is the map of their classes
+    (HoVer-Net's: CoNSeP's type_map beside it, Lizard's `class` of each nucleus), whose
+    nuclei are then scored as objects too; None where it has none, or where its mask is the
+    inst_map as stored (CPM-17's, which numbers the objects itself)."""
+    try:
+        shapes = array_shapes(path)
+    except UnreadableArray:
+        return None
+    instances = _named(shapes, ("inst_map",))
+    if instances is None:
+        return None
+    kinds = _by_last_name(shapes, INSTANCE_CLASS_NAMES)
+    classified = kinds is not None and int(np.prod(shapes[kinds])) > 0
+    return instances if classified or _named(shapes, LABEL_NAMES) != instances else None
+
+
+def read_instances(path: Path) -> np.ndarray:
+    """A label file's inst_map (instances_beside_classes) as (S, H, W) slices, as stored."""
+    name = instances_beside_classes(path)
+    if name is None:
+        raise UnreadableArray(f"{path}: no inst_map beside the classes of its nuclei")
+    _, shape, channels_first = _array_slices(path, labels=True, name=name)
+    return _slices_of(path, name, shape, channels_first).reshape(shape[:3])
+
+
+def _slices_of(path: Path, name: str, shape: tuple[int, ...],
+               channels_first: bool) -> np.ndarray:
+    """Array `name` of the file as slices of `shape` (_array_slices)."""
     try:
         values = _array_of(path, name)
     except Exception as err:  # as in array_shapes
@@ -157,9 +192,7 @@ def read_array(path: Path, labels: bool = False) -> np.ndarray:
     if values.dtype.kind not in "biuf":
         raise UnreadableArray(f"{path}: array '{name or path.name}' holds {values.dtype} "
                               "values, not numbers")
-    if labels and name.rsplit("/", 1)[-1].lower() == "inst_map":
-        values = _classes_of_instances(path, values)
-    return values[..., 0] if values.ndim == 4 and values.shape[-1] == 1 else values
+    return values
 
 
 def _classes_of_instances(path: Path, instances: np.ndarray) -> np.ndarray:
@@ -304,11 +337,12 @@ def slices_shape(path: Path, labels: bool = False) -> tuple[int, ...]:
     return shape[:3] if len(shape) == 4 and shape[-1] == 1 else shape
 
 
-def _array_slices(path: Path, labels: bool) -> tuple[str, tuple[int, ...], bool]:
-    """The name of the file's image (or mask) array, its shape as slices, and whether its
-    channels come first (its first axis moves last)."""
+def _array_slices(path: Path, labels: bool,
+                  name: str | None = None) -> tuple[str, tuple[int, ...], bool]:
+    """The name of the file's image (or mask) array (or of array `name`), its shape as
+    slices, and whether its channels come first (its first axis moves last)."""
     shapes = array_shapes(path)
-    name = _named(shapes, LABEL_NAMES if labels else IMAGE_NAMES)
+    name = name or _named(shapes, LABEL_NAMES if labels else IMAGE_NAMES)
     if name is None and len(shapes) == 1 \
             and _named(shapes, IMAGE_NAMES if labels else LABEL_NAMES) is None:
         name = next(iter(shapes))  # a file's one array, named as neither

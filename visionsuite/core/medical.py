@@ -50,8 +50,8 @@ from pathlib import Path
 import numpy as np
 
 from visionsuite.core.arrays import (ARRAY_SUFFIXES, UnreadableArray, array_format,
-                                     is_array_file, one_hot_classes, own_window, read_array,
-                                     slices_shape)
+                                     instances_beside_classes, is_array_file, one_hot_classes,
+                                     own_window, read_array, read_instances, slices_shape)
 from visionsuite.core.files import atomic_path
 from visionsuite.core.images import (IMAGE_EXTENSIONS, INSTANCE_HINT, UnreadableImage,
                                      content_kind, window_bounds)
@@ -217,9 +217,16 @@ def read_label_slices(path: str | Path, binary: bool = False) -> list[np.ndarray
 
 
 def read_label_values(path: str | Path) -> np.ndarray | None:
-    """A label file's values as stored, (S, H, W) (read_object_slices checks them); None
-    for several channels or colour."""
-    slices = _read(Path(path), labels=True)
+    """A label file's values as stored, (S, H, W) (read_object_slices checks them); of a
+    HoVer-Net file whose mask is its nuclei's classes, its inst_map, which numbers them;
+    None for several channels or colour."""
+    path = Path(path)
+    if is_array_file(path) and instances_beside_classes(path):
+        try:
+            return read_instances(path)
+        except UnreadableArray as err:
+            raise UnreadableMedical(str(err)) from None
+    slices = _read(path, labels=True)
     return None if slices.values.ndim == 4 else slices.values
 
 

@@ -197,7 +197,9 @@ class SegmentTask(Task):
                 index.splits[name], config.data.channels, config.data.workers,
                 desc=f"decoding {name}", window=config.data.window,
                 binary=config.data.binary_masks, max_size=config.data.max_size,
-                objects=numbered and name == "val")  # scored as objects: val's alone
+                # val's objects are scored (objects.py): of masks that number objects, or
+                # of nuclei numbered beside their classes (HoVer-Net's inst_map)
+                objects=name == "val" and (numbered or not config.data.binary_masks))
         # Binary masks are background and foreground, whatever classes dataset.json names.
         names = labels or config.data.classes or (
             None if config.data.binary_masks else index.class_names)
@@ -393,7 +395,7 @@ class SegmentTask(Task):
                                        names=[path.name for path in split.paths], paths=paths,
                                        spacing=split.spacing, regions=split.regions,
                                        tolerance=split.surface_tolerance, predicted=predicted)
-        add_object_scores(metrics, predicted, split.targets, split.objects)
+        add_object_scores(metrics, predicted, split.targets, split.objects, labels)
         return metrics | kept
 
     def headline(self, metrics: dict) -> dict[str, float]:
@@ -412,6 +414,8 @@ class SegmentTask(Task):
         if metrics.get("objects", {}).get("f1") is not None:  # instance masks (objects.py)
             shown["object_f1"] = metrics["objects"]["f1"]
             shown["panoptic_quality"] = metrics["objects"]["panoptic_quality"]
+        if metrics.get("objects", {}).get("mpq") is not None:  # classes of objects: nuclei
+            shown["mpq"] = metrics["objects"]["mpq"]
         return shown
 
     def detail_tables(self, metrics: dict) -> list[tuple[str, list[dict]]]:
@@ -430,11 +434,7 @@ class SegmentTask(Task):
                            [{"region": name, **values}
                             for name, values in metrics["per_region"].items()]))
         if "objects" in metrics:
-            tables.append(("objects (the masks' numbered objects against the predicted "
-                           "foreground's connected components; matched at IoU > 0.5; "
-                           "mean_ap: the Data Science Bowl 2018's):",
-                           [{key: value for key, value in metrics["objects"].items()
-                             if key != "iou_threshold"}]))
+            tables.append(_objects_table(metrics["objects"]))
         if metrics.get("largest_component_trials"):
             tables.append(("post-processing, chosen on val (only the largest connected "
                            "component of the structure; kept where its case Dice rises):",
@@ -515,6 +515,20 @@ def _by_dice(row: dict, name: str) -> tuple:
     """A scored image's (or volume's) place, worst first: its mean Dice, ties in the order of
     its `name` column with numbers as numbers (2.png before 10.png; images of Dice 1 tie)."""
     return row["dice"], natural_key(str(row[name]))
+
+
+def _objects_table(objects: dict) -> tuple[str, list[dict]]:
+    """The object scores (objects.py): of all foreground, and of each class where classes
+    of objects are scored."""
+    shown = ("images", "truth", "predicted", "matched", "precision", "recall", "f1",
+             "segmentation_quality", "panoptic_quality", "mean_ap")
+    rows = [{"objects of": name, **{key: scores[key] for key in shown}}
+            for name, scores in {"all foreground": objects,
+                                 **objects.get("per_class", {})}.items()]
+    mean = f"; mpq: the mean of the classes' PQs, {objects['mpq']:.4f}" \
+        if objects.get("mpq") is not None else ""
+    return (f"objects (the masks' numbered objects against the predicted connected components; "
+            f"matched at IoU > 0.5; mean_ap: the Data Science Bowl 2018's{mean}):", rows)
 
 
 def _worst_first(scored: list[dict], before: tuple[str, ...], after: tuple[str, ...],

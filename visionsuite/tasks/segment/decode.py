@@ -11,7 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from visionsuite.core.arrays import channels_first_advice
+from visionsuite.core.arrays import (channels_first_advice, instances_beside_classes,
+                                     is_array_file)
 from visionsuite.core.images import (QUARTER_TURNS, fit_within, fitted_size, inspect_image,
                                      read_mask_slices, read_object_slices, smaller_on_top,
                                      stored_geometry, tiff_stack_depth, turn_upright,
@@ -74,12 +75,12 @@ def case_members(paths: list[str]) -> list[list[int]]:
 def decode_pair(pair: Pair, channels: int, window: list[float] | None,
                 binary: bool, max_size: int | None = None,
                 objects: bool = False) -> list[DecodedPair]:
-    """A pair's slices. `objects` (with `binary`): the masks number objects, and each
-    slice keeps their numbers too where its mask file gives them (_object_slices)."""
+    """A pair's slices. `objects`: each slice keeps the numbers of its objects too, where
+    its mask file gives them (_object_slices); with `binary`, the masks number objects."""
     images = read_channel_files(pair.image, pair.channels, channels, window)
-    numbers = _object_slices(pair) if objects and binary else None
-    masks = _read_masks(pair, binary) if numbers is None \
-        else [np.where(values > 0, 255, 0).astype(np.uint8) for values in numbers]
+    numbers, own = _object_slices(pair, binary) if objects else (None, False)
+    masks = [np.where(values > 0, 255, 0).astype(np.uint8) for values in numbers] if own \
+        else _read_masks(pair, binary)
     masks = _upright_masks(pair.image, masks)
     numbers = _upright_masks(pair.image, numbers) if numbers is not None \
         else [None] * len(masks)
@@ -143,13 +144,20 @@ def _read_masks(pair: Pair, binary: bool) -> list[np.ndarray]:
     return masks
 
 
-def _object_slices(pair: Pair) -> list[np.ndarray] | None:
+def _object_slices(pair: Pair, binary: bool) -> tuple[list[np.ndarray] | None, bool]:
     """The object numbers of each slice of a pair's mask, where it is one file read as it
     is stored (not drawn, nor a folder per class, nor joined from several files, nor a label
-    volume resampled onto its image); else None."""
+    volume resampled onto its image): a HoVer-Net file's inst_map beside the classes of its
+    nuclei (CoNSeP's, Lizard's), or the `binary` mask's own values, which number its objects;
+    and whether they are the mask's own. (None, False) where it gives none."""
     if pair.class_masks or pair.shapes is not None or pair.more_masks:
-        return None
-    return _mask_slices(pair, pair.mask, binary=True, objects=True)
+        return None, False
+    if is_array_file(pair.mask) and instances_beside_classes(pair.mask):
+        return read_object_slices(pair.mask), False
+    if not binary:
+        return None, False
+    numbers = _mask_slices(pair, pair.mask, binary=True, objects=True)
+    return numbers, numbers is not None
 
 
 def _class_indices(pair: Pair, binary: bool) -> list[np.ndarray]:

@@ -2,8 +2,9 @@
 StarDist's label images, the Cell Tracking Challenge's, HoVer-Net's inst_map). Read as
 foreground, they train a semantic model, but their users count and outline cells: a Dice
 of 0.9 can hide touching nuclei predicted as one. So the predicted foreground's connected
-components (8-connected, each image or slice on its own) are matched with the truth's
-numbered objects, as the cell-segmentation benchmarks match them:
+components (8-connected, each image or slice on its own; each class's apart, so that
+touching nuclei of two classes are two) are matched with the truth's numbered objects, as
+the cell-segmentation benchmarks match them:
 
 - at IoU > 0.5 a match is one to one (two objects cannot both overlap one by more than
   half of their union), so no assignment has to be solved;
@@ -12,6 +13,10 @@ numbered objects, as the cell-segmentation benchmarks match them:
   (Kirillov et al. 2019; PanNuke's, Lizard's and HoVer-Net's measure);
 - mean AP of the 2018 Data Science Bowl: per image, TP / (TP + FP + FN) averaged over the
   IoU thresholds 0.5, 0.55, ..., 0.95, then over the images.
+
+With classes of nuclei (CoNSeP's type_map beside its inst_map, Lizard's), all foreground
+classes are matched together (PQ there is HoVer-Net's bPQ), and each class on its own: its
+predicted components against the objects of its class, and mPQ is the mean of their PQs.
 
 Pixels outside the region of interest (IGNORE) belong to no object on either side.
 """
@@ -27,12 +32,19 @@ MATCH_IOU = 0.5
 AP_THRESHOLDS = np.round(np.arange(0.5, 0.96, 0.05), 2)  # the Data Science Bowl 2018's
 
 
-def predicted_objects(foreground: np.ndarray) -> np.ndarray:
-    """Numbers (int32, 0 outside) of the 8-connected components of a (H, W) bool mask."""
+def predicted_objects(classes: np.ndarray) -> np.ndarray:
+    """Numbers (int32, 0 for class 0) of the 8-connected components of each class but 0 of
+    (H, W) class indices (a bool mask: its foreground's): touching nuclei of two classes
+    are two objects."""
     import cv2
 
-    return cv2.connectedComponents(foreground.astype(np.uint8), connectivity=8,
-                                   ltype=cv2.CV_32S)[1]
+    numbers, count = np.zeros(classes.shape, np.int32), 0
+    for number in np.flatnonzero(np.bincount(classes.ravel().astype(np.intp)))[1:]:
+        found, components = cv2.connectedComponents((classes == number).astype(np.uint8),
+                                                    connectivity=8, ltype=cv2.CV_32S)
+        numbers += np.where(components > 0, components + count, 0).astype(np.int32)
+        count += found - 1
+    return numbers
 
 
 def matched_ious(truth: np.ndarray, found: np.ndarray) -> tuple[np.ndarray, int, int]:
@@ -51,14 +63,19 @@ def matched_ious(truth: np.ndarray, found: np.ndarray) -> tuple[np.ndarray, int,
     return overlaps / unions, len(truth_numbers), len(found_numbers)
 
 
-def image_object_scores(predicted: np.ndarray, target: np.ndarray,
-                        objects: np.ndarray) -> dict:
+def image_object_scores(predicted: np.ndarray, target: np.ndarray, objects: np.ndarray,
+                        of_class: int | None = None) -> dict:
     """One image's counts: truth and predicted objects, the IoU of each match above
     MATCH_IOU, and the matches above each AP threshold. `predicted`: class indices (the
     foreground is every class but 0); `target`: class indices with IGNORE outside the
-    region of interest; `objects`: the truth's object numbers."""
+    region of interest; `objects`: the truth's object numbers. `of_class`: that class's
+    objects alone, on both sides."""
     inside = target != IGNORE
-    found = predicted_objects((predicted > 0) & inside)
+    if of_class is None:
+        found = predicted_objects(np.where(inside, predicted, 0))
+    else:
+        found = predicted_objects((predicted == of_class) & inside)
+        inside &= target == of_class
     ious, truths, founds = matched_ious(np.where(inside, objects, 0), found)
     return {"truth": truths, "predicted": founds,
             "matched_ious": ious[ious > MATCH_IOU],
@@ -66,17 +83,26 @@ def image_object_scores(predicted: np.ndarray, target: np.ndarray,
 
 
 def add_object_scores(metrics: dict, predicted: list[np.ndarray], targets: list[np.ndarray],
-                      objects: list[np.ndarray | None]) -> None:
+                      objects: list[np.ndarray | None], labels: list[str]) -> None:
     """metrics["objects"] (object_metrics) of the images whose truth numbers its objects,
-    and each one's F1 in its per_image row ("object_f1")."""
-    scored = {index: image_object_scores(predicted[index], targets[index], numbers)
-              for index, numbers in enumerate(objects) if numbers is not None}
-    if not scored:
+    and each one's F1 in its per_image row ("object_f1"); with classes of objects (more
+    than 2 `labels`), also each class's ("per_class") and the mean of their PQs ("mpq")."""
+    numbered = [index for index, numbers in enumerate(objects) if numbers is not None]
+    if not numbered:
         return
+    scored = {index: image_object_scores(predicted[index], targets[index], objects[index])
+              for index in numbered}
     metrics["objects"] = object_metrics(list(scored.values()))
     for index, row in enumerate(metrics.get("per_image") or []):
         if index in scored:
             row["object_f1"] = image_f1(scored[index])
+    if len(labels) > 2:
+        per_class = {name: object_metrics([image_object_scores(
+            predicted[index], targets[index], objects[index], number) for index in numbered])
+            for number, name in enumerate(labels[1:], start=1)}
+        metrics["objects"]["per_class"] = per_class
+        metrics["objects"]["mpq"] = mean_known(scores["panoptic_quality"]
+                                               for scores in per_class.values())
 
 
 def object_metrics(scores: list[dict]) -> dict:
