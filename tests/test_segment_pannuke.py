@@ -71,6 +71,26 @@ def test_class_layers_numbering_objects_with_a_background_layer():
     assert one_hot_classes(overlapping) is None
 
 
+def test_class_layers_numbering_objects_give_their_objects_from_the_same_pass():
+    """PanNuke's nuclei, numbered within each class's layer, told apart across layers (for
+    the object scores: objects.py); layers of 0 and 1 number no objects."""
+    from visionsuite.core.arrays import numbered_layers
+
+    _, masks = pannuke_stack(2, 0)
+    classes, objects = numbered_layers(masks)
+    assert np.array_equal(classes, one_hot_classes(masks))
+    nuclei = masks[..., :5].max(-1)  # each nucleus' number in its layer
+    layer = masks[..., :5].argmax(-1)
+    assert np.array_equal(objects, np.where(classes > 0, nuclei * 6 + layer, 0))
+    assert [len(np.unique(image)) - 1 for image in objects] == [4, 4]
+    indices = np.zeros((2, 16, 16), np.int64)
+    indices[:, 2:6, 2:6] = 1
+    one_hot = np.eye(2, dtype=np.float32)[indices]
+    classes, objects = numbered_layers(one_hot)
+    assert np.array_equal(classes, indices) and objects is None
+    assert numbered_layers(np.zeros((1, 16, 16, 3), np.float32) - 1) == (None, None)
+
+
 def test_one_hot_masks_with_a_background_channel_read_it_as_background():
     """keras.utils.to_categorical's masks: channel k is class k, channel 0 the background.
     Before, the background channel was class 1 and every pixel had a class."""
@@ -154,11 +174,14 @@ def test_pannuke_trains_and_evaluates_its_test_fold(tmp_path: Path):
     assert [row["image"] for row in metrics["per_image"]] == [f"images.npy#{n}" for n in
                                                               range(3)]
     assert "per_volume" not in metrics and "volume_dice" not in metrics
+    # its nuclei scored as objects too (PanNuke's bPQ and mPQ): 4 an image
+    assert metrics["objects"]["truth"] == 12 and "mpq" in metrics["objects"]
     result = invoke("evaluate", run, "--split", "test", "--json", tmp_path / "test.json")
     assert result.exit_code == 0, result.output
     scored = json.loads((tmp_path / "test.json").read_text())
     assert scored["split"] == "test" and scored["images"] == 3
     assert scored["per_class"]["class_0"]["pixels"] == background_pixels(3, 3)
+    assert scored["objects"]["truth"] == 12
     result = invoke("segment", run, root / "Fold 3", "--output", tmp_path / "masks")
     assert result.exit_code == 0, result.output  # its masks.npy, a label file, left out
     assert "its 1 label file(s) left out" in result.stderr

@@ -239,11 +239,30 @@ def one_hot_classes(layers: np.ndarray) -> np.ndarray | None:
     no other is, a one-hot's background channel (PanNuke's sixth), is background: the others
     are classes 1..C-1. None where the values are not whole numbers >= 0, or where numbered
     layers overlap or are an 8-bit colour mask's channels."""
+    scan = _scan_layers(layers)
+    return None if scan is None else _classes_of(layers, scan)
+
+
+def numbered_layers(layers: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Class layers as one_hot_classes' class indices and, where they number their class'
+    objects (PanNuke's nuclei), the objects' numbers (S, H, W), from one pass: number n of
+    layer l as n x C + l, told apart across layers, 0 where the class is 0. (classes, None)
+    for layers of 0 and 1; (None, None) for no class layers."""
+    scan = _scan_layers(layers, numbers=True)
+    if scan is None:
+        return None, None
+    classes = _classes_of(layers, scan)
+    if scan.binary:
+        return classes, None
+    numbers = scan.numbers
+    numbers[classes == 0] = 0  # in place: a PanNuke fold's are 660 MB, 330 MB as uint16
+    return classes, numbers.astype(np.uint16) if numbers.max(initial=0) <= 0xFFFF else numbers
+
+
+def _classes_of(layers: np.ndarray, scan: _LayerScan) -> np.ndarray:
+    """The class indices of one_hot_classes, from the layers' scan."""
     from visionsuite.core.images import smaller_on_top
 
-    scan = _scan_layers(layers)
-    if scan is None:
-        return None
     if scan.binary:
         kept = [index for index in range(layers.shape[-1]) if index != scan.background]
         return np.stack(smaller_on_top(
@@ -267,6 +286,7 @@ class _LayerScan:
     middle: np.ndarray
     first: np.ndarray
     last: np.ndarray
+    numbers: np.ndarray | None = None  # the first set layer's number n as n x C + layer
 
     def classes(self) -> np.ndarray:
         """The class indices, the first set layer's where several are (see one_hot_classes),
@@ -281,12 +301,14 @@ class _LayerScan:
         return classes
 
 
-def _scan_layers(layers: np.ndarray) -> _LayerScan | None:
+def _scan_layers(layers: np.ndarray, numbers: bool = False) -> _LayerScan | None:
     """One pass over class layers, a chunk of slices at a time into one buffer (a PanNuke
-    fold's are 8 GB, read mapped); None where they are no class layers (one_hot_classes)."""
+    fold's are 8 GB, read mapped); None where they are no class layers (one_hot_classes).
+    `numbers`: also each pixel's object number (numbered_layers)."""
     count = layers.shape[-1]
     shape = layers.shape[:3]
     middle = np.zeros(shape, np.uint8)
+    objects = np.zeros(shape, np.int32) if numbers else None
     first, last = np.zeros(shape, bool), np.zeros(shape, bool)
     ends = {0: first, count - 1: last} if count > 1 else {}
     binary = True
@@ -306,6 +328,8 @@ def _scan_layers(layers: np.ndarray) -> _LayerScan | None:
         set_count = np.zeros(chunk.shape[:3], np.uint8)
         for layer in range(count - 1, -1, -1):  # the first set layer painted last, kept
             marked = chunk[..., layer] > 0
+            if objects is not None:
+                objects[part][marked] = chunk[..., layer][marked].astype(np.int32) * count + layer
             covered[layer] += np.count_nonzero(marked)
             set_count += marked
             if layer == 0:
@@ -328,7 +352,7 @@ def _scan_layers(layers: np.ndarray) -> _LayerScan | None:
     if not binary and (layers.dtype == np.uint8 and count in (3, 4)
                        or overlaps[background] > 0.01 * covered.sum()):
         return None  # a colour mask's channels, or numbered layers that overlap
-    return _LayerScan(binary, background, count, middle, first, last)
+    return _LayerScan(binary, background, count, middle, first, last, objects)
 
 
 def slices_shape(path: Path, labels: bool = False) -> tuple[int, ...]:

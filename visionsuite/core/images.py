@@ -381,7 +381,7 @@ def object_numbers(values: np.ndarray) -> np.ndarray | None:
     if values.min(initial=0) < 0 or top > np.iinfo(np.int32).max \
             or (values.dtype.kind == "f" and not np.array_equal(values, np.round(values))):
         return None
-    return values.astype(np.uint16 if top <= np.iinfo(np.uint16).max else np.int32)
+    return values.astype(np.uint16 if top <= np.iinfo(np.uint16).max else np.int32, copy=False)
 
 
 def _page_values(path: Path) -> list[np.ndarray]:

@@ -50,8 +50,9 @@ from pathlib import Path
 import numpy as np
 
 from visionsuite.core.arrays import (ARRAY_SUFFIXES, UnreadableArray, array_format,
-                                     instances_beside_classes, is_array_file, one_hot_classes,
-                                     own_window, read_array, read_instances, slices_shape)
+                                     instances_beside_classes, is_array_file, numbered_layers,
+                                     one_hot_classes, own_window, read_array, read_instances,
+                                     slices_shape)
 from visionsuite.core.files import atomic_path
 from visionsuite.core.images import (IMAGE_EXTENSIONS, INSTANCE_HINT, UnreadableImage,
                                      content_kind, window_bounds)
@@ -228,6 +229,24 @@ def read_label_values(path: str | Path) -> np.ndarray | None:
             raise UnreadableMedical(str(err)) from None
     slices = _read(path, labels=True)
     return None if slices.values.ndim == 4 else slices.values
+
+
+def read_numbered_layers(path: str | Path, binary: bool = False
+                         ) -> tuple[list[np.ndarray], list[np.ndarray] | None] | None:
+    """An array file's class layers, from one pass over them: its slices' classes, as
+    read_label_slices reads them, and where the layers number their objects (PanNuke's
+    masks), the objects' numbers (numbered_layers); None where the file holds no layers."""
+    path = Path(path)
+    try:
+        if not is_array_file(path) or len(slices_shape(path, labels=True)) != 4:
+            return None
+        classes, numbers = numbered_layers(read_array(path, labels=True))
+    except UnreadableArray as err:
+        raise UnreadableMedical(str(err)) from None
+    if classes is None:
+        return None  # read_label_slices says why
+    return list(_label_values(classes, path, binary)), \
+        None if numbers is None else list(numbers)
 
 
 def read_series_slices(series: DicomSeries, channels: int = 3,

@@ -14,12 +14,12 @@ import numpy as np
 from visionsuite.core.arrays import (channels_first_advice, instances_beside_classes,
                                      is_array_file)
 from visionsuite.core.images import (QUARTER_TURNS, fit_within, fitted_size, inspect_image,
-                                     read_mask_slices, read_object_slices, smaller_on_top,
-                                     stored_geometry, tiff_stack_depth, turn_upright,
-                                     upright_size)
+                                     object_numbers, read_mask_slices, read_object_slices,
+                                     smaller_on_top, stored_geometry, tiff_stack_depth,
+                                     turn_upright, upright_size)
 from visionsuite.core.medical import (dicom_label_slices, dicom_labels_kind, is_medical_file,
                                       is_volume, label_slices_for, read_header,
-                                      separate_images, voxel_spacing)
+                                      read_numbered_layers, separate_images, voxel_spacing)
 from visionsuite.errors import VisionsuiteError
 from visionsuite.tasks.segment.channels import read_channel_files
 from visionsuite.tasks.segment.colours import colour_classes, indexed_colours
@@ -78,10 +78,8 @@ def decode_pair(pair: Pair, channels: int, window: list[float] | None,
     """A pair's slices. `objects`: each slice keeps the numbers of its objects too, where
     its mask file gives them (_object_slices); with `binary`, the masks number objects."""
     images = read_channel_files(pair.image, pair.channels, channels, window)
-    numbers, own = _object_slices(pair, binary) if objects else (None, False)
-    masks = [np.where(values > 0, 255, 0).astype(np.uint8) for values in numbers] if own \
-        else _read_masks(pair, binary)
-    masks = _upright_masks(pair.image, masks)
+    numbers, masks = _object_slices(pair, binary) if objects else (None, None)
+    masks = _upright_masks(pair.image, _read_masks(pair, binary) if masks is None else masks)
     numbers = _upright_masks(pair.image, numbers) if numbers is not None \
         else [None] * len(masks)
     # A region of interest is wherever its mask is not 0, whatever it stores there.
@@ -144,20 +142,29 @@ def _read_masks(pair: Pair, binary: bool) -> list[np.ndarray]:
     return masks
 
 
-def _object_slices(pair: Pair, binary: bool) -> tuple[list[np.ndarray] | None, bool]:
+def _object_slices(pair: Pair, binary: bool
+                   ) -> tuple[list[np.ndarray] | None, list[np.ndarray] | None]:
     """The object numbers of each slice of a pair's mask, where it is one file read as it
     is stored (not drawn, nor a folder per class, nor joined from several files, nor a label
     volume resampled onto its image): a HoVer-Net file's inst_map beside the classes of its
-    nuclei (CoNSeP's, Lizard's), or the `binary` mask's own values, which number its objects;
-    and whether they are the mask's own. (None, False) where it gives none."""
+    nuclei (CoNSeP's, Lizard's), class layers that number their nuclei (PanNuke's), or the
+    `binary` mask's own values, which number its objects; and the mask's slices where they
+    come from the same read. (None, None) where it gives none."""
     if pair.class_masks or pair.shapes is not None or pair.more_masks:
-        return None, False
-    if is_array_file(pair.mask) and instances_beside_classes(pair.mask):
-        return read_object_slices(pair.mask), False
+        return None, None
+    if is_array_file(pair.mask):
+        if instances_beside_classes(pair.mask):
+            return read_object_slices(pair.mask), None
+        layered = read_numbered_layers(pair.mask, binary)
+        if layered is not None:
+            masks, numbers = layered
+            return numbers and [object_numbers(values) for values in numbers], masks
     if not binary:
-        return None, False
+        return None, None
     numbers = _mask_slices(pair, pair.mask, binary=True, objects=True)
-    return numbers, numbers is not None
+    if numbers is None:
+        return None, None
+    return numbers, [np.where(values > 0, 255, 0).astype(np.uint8) for values in numbers]
 
 
 def _class_indices(pair: Pair, binary: bool) -> list[np.ndarray]:

@@ -14,9 +14,10 @@ the cell-segmentation benchmarks match them:
 - mean AP of the 2018 Data Science Bowl: per image, TP / (TP + FP + FN) averaged over the
   IoU thresholds 0.5, 0.55, ..., 0.95, then over the images.
 
-With classes of nuclei (CoNSeP's type_map beside its inst_map, Lizard's), all foreground
-classes are matched together (PQ there is HoVer-Net's bPQ), and each class on its own: its
-predicted components against the objects of its class, and mPQ is the mean of their PQs.
+With classes of nuclei (CoNSeP's type_map beside its inst_map, Lizard's, PanNuke's layers),
+all foreground classes are matched together (PQ there is HoVer-Net's and PanNuke's bPQ), and
+each class on its own: its predicted components against the objects of its class, and mPQ
+is the mean of their PQs.
 
 Pixels outside the region of interest (IGNORE) belong to no object on either side.
 """
