@@ -198,7 +198,7 @@ class SegmentTask(Task):
                 desc=f"decoding {name}", window=config.data.window,
                 binary=config.data.binary_masks, max_size=config.data.max_size,
                 # val's objects are scored (objects.py): of masks that number objects, or
-                # of nuclei numbered beside their classes (HoVer-Net's inst_map)
+                # of nuclei numbered as well as classified (HoVer-Net's, PanNuke's)
                 objects=name == "val" and (numbered or not config.data.binary_masks))
         # Binary masks are background and foreground, whatever classes dataset.json names.
         names = labels or config.data.classes or (

@@ -37,7 +37,7 @@ class DecodedPair:
     colours: np.ndarray | None = None  # a colour mask's own colours, until classes_from_colours
     spacing: tuple[float, float, float] | None = None  # as decoded (SegmentSplit.spacing)
     separate: bool = False  # `slice` numbers an image of a stack, not a volume's slice
-    objects: np.ndarray | None = None  # an instance mask's object numbers (objects.py)
+    objects: np.ndarray | None = None  # the mask's objects' numbers (_object_slices)
 
     def named(self, path: Path) -> Path:
         """How messages name this slice of `path` (slice_name): its image's or mask's."""
@@ -264,8 +264,8 @@ def decode_pairs(pairs: list[Pair], channels: int, workers: int = 0, desc: str =
     or mask cannot be decoded is warned about, skipped and counted; a size mismatch stops
     everything (the data is wrong). `binary`: masks are 0 (background) or not (foreground).
     `max_size`: slices whose longer side is larger are scaled down to it, masks nearest.
-    `objects`: binary masks that number objects keep their numbers (decode_pair). Returns
-    the decoded slices, the Pair of each, the skips."""
+    `objects`: each slice keeps its objects' numbers where its mask gives them (decode_pair).
+    Returns the decoded slices, the Pair of each, the skips."""
     from visionsuite.core.data import load_in_parallel
 
     results, skipped = load_in_parallel(
