@@ -40,10 +40,12 @@ def predicted_objects(classes: np.ndarray) -> np.ndarray:
     import cv2
 
     numbers, count = np.zeros(classes.shape, np.int32), 0
-    for number in np.flatnonzero(np.bincount(classes.ravel().astype(np.intp)))[1:]:
-        found, components = cv2.connectedComponents((classes == number).astype(np.uint8),
+    for number in np.flatnonzero(np.bincount(classes.ravel()))[1:]:
+        found, components = cv2.connectedComponents((classes == number).view(np.uint8),
                                                     connectivity=8, ltype=cv2.CV_32S)
-        numbers += np.where(components > 0, components + count, 0).astype(np.int32)
+        if count:  # numbered on from the classes before: the classes do not overlap
+            components[components > 0] += count
+        numbers += components
         count += found - 1
     return numbers
 
