@@ -171,11 +171,9 @@ def instances_beside_classes(path: Path) -> str | None:
     return instances if classified or _named(shapes, LABEL_NAMES) != instances else None
 
 
-def read_instances(path: Path) -> np.ndarray:
-    """A label file's inst_map (instances_beside_classes) as (S, H, W) slices, as stored."""
-    name = instances_beside_classes(path)
-    if name is None:
-        raise UnreadableArray(f"{path}: no inst_map beside the classes of its nuclei")
+def read_instances(path: Path, name: str) -> np.ndarray:
+    """A label file's inst_map `name` (instances_beside_classes) as (S, H, W) slices, as
+    stored."""
     _, shape, channels_first = _array_slices(path, labels=True, name=name)
     return _slices_of(path, name, shape, channels_first).reshape(shape[:3])
 

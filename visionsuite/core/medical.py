@@ -50,12 +50,11 @@ from pathlib import Path
 import numpy as np
 
 from visionsuite.core.arrays import (ARRAY_SUFFIXES, UnreadableArray, array_format,
-                                     instances_beside_classes, is_array_file, numbered_layers,
-                                     one_hot_classes, own_window, read_array, read_instances,
-                                     slices_shape)
+                                     is_array_file, numbered_layers, one_hot_classes,
+                                     own_window, read_array, read_instances, slices_shape)
 from visionsuite.core.files import atomic_path
 from visionsuite.core.images import (IMAGE_EXTENSIONS, INSTANCE_HINT, UnreadableImage,
-                                     content_kind, window_bounds)
+                                     content_kind, object_numbers, window_bounds)
 from visionsuite.core.percentiles import percentiles
 from visionsuite.core.progress import report_part
 from visionsuite.errors import VisionsuiteError
@@ -218,17 +217,21 @@ def read_label_slices(path: str | Path, binary: bool = False) -> list[np.ndarray
 
 
 def read_label_values(path: str | Path) -> np.ndarray | None:
-    """A label file's values as stored, (S, H, W) (read_object_slices checks them); of a
-    HoVer-Net file whose mask is its nuclei's classes, its inst_map, which numbers them;
-    None for several channels or colour."""
-    path = Path(path)
-    if is_array_file(path) and instances_beside_classes(path):
-        try:
-            return read_instances(path)
-        except UnreadableArray as err:
-            raise UnreadableMedical(str(err)) from None
-    slices = _read(path, labels=True)
+    """A label file's values as stored, (S, H, W) (read_object_slices checks them); None
+    for several channels or colour."""
+    slices = _read(Path(path), labels=True)
     return None if slices.values.ndim == 4 else slices.values
+
+
+def read_instance_slices(path: str | Path, name: str) -> list[np.ndarray] | None:
+    """The numbers of the nuclei of a HoVer-Net label file whose mask is their classes: its
+    inst_map `name` (instances_beside_classes), a slice at a time (object_numbers); None
+    where they are no whole numbers."""
+    try:
+        numbers = [object_numbers(values) for values in read_instances(Path(path), name)]
+    except UnreadableArray as err:
+        raise UnreadableMedical(str(err)) from None
+    return None if any(values is None for values in numbers) else numbers
 
 
 def read_numbered_layers(path: str | Path, binary: bool = False

@@ -19,7 +19,8 @@ from visionsuite.core.images import (QUARTER_TURNS, fit_within, fitted_size, ins
                                      turn_upright, upright_size)
 from visionsuite.core.medical import (dicom_label_slices, dicom_labels_kind, is_medical_file,
                                       is_volume, label_slices_for, read_header,
-                                      read_numbered_layers, separate_images, voxel_spacing)
+                                      read_instance_slices, read_numbered_layers,
+                                      separate_images, voxel_spacing)
 from visionsuite.errors import VisionsuiteError
 from visionsuite.tasks.segment.channels import read_channel_files
 from visionsuite.tasks.segment.colours import colour_classes, indexed_colours
@@ -153,12 +154,15 @@ def _object_slices(pair: Pair, binary: bool
     if pair.class_masks or pair.shapes is not None or pair.more_masks:
         return None, None
     if is_array_file(pair.mask):
-        if instances_beside_classes(pair.mask):
-            return read_object_slices(pair.mask), None
+        instances = instances_beside_classes(pair.mask)
+        if instances is not None:
+            return read_instance_slices(pair.mask, instances), None
         layered = read_numbered_layers(pair.mask, binary)
         if layered is not None:
             masks, numbers = layered
-            return numbers and [object_numbers(values) for values in numbers], masks
+            if numbers is None:
+                return None, masks
+            return [object_numbers(values) for values in numbers], masks
     if not binary:
         return None, None
     numbers = _mask_slices(pair, pair.mask, binary=True, objects=True)
