@@ -2,6 +2,7 @@
 objects against the predicted foreground's connected components."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -188,7 +189,7 @@ def test_a_cell_set_trained_reports_its_objects_in_evaluate_and_its_json(tmp_pat
     result = invoke("evaluate", tmp_path / "segment" / "exp", "--json", tmp_path / "m.json")
     assert result.exit_code == 0, result.output
     assert "objects (the masks' numbered objects against the predicted connected " \
-           "components; matched at IoU > 0.5" in result.output
+           "components, " in result.output and "; matched at IoU > 0.5" in result.output
     objects = json.loads((tmp_path / "m.json").read_text())["objects"]
     assert objects["images"] == 2
     assert objects["truth"] == sum(len(np.unique(cells_of["val", i])) - 1 for i in range(2))
@@ -214,6 +215,14 @@ def test_a_cell_set_trained_reports_its_objects_in_evaluate_and_its_json(tmp_pat
             counts.append(int(np.asarray(pages).max()))
             assert np.asarray(pages).dtype == np.uint16
     assert counts[0] == single["objects"] and stacked["objects"] == sum(counts)
+    # touching objects split as asked: the cells are apart, so there is nothing to split
+    result = invoke("segment", tmp_path / "segment" / "exp", tmp_path / "cells" / "val" /
+                    "images" / "0.png", "--output", tmp_path / "split", "--objects",
+                    "--split-touching", "1", "--json")
+    assert result.exit_code == 0, result.output
+    (split,) = json.loads(result.stdout)
+    assert split["objects"] == single["objects"]
+    assert (np.asarray(Image.open(split["mask"])) > 0).sum() == (numbers > 0).sum()
     # a volume's objects are not numbered slice by slice: its class indices are written
     import nibabel as nib
 
@@ -232,11 +241,17 @@ def test_objects_are_numbered_for_2_class_models_alone():
     from visionsuite.errors import VisionsuiteError
     from visionsuite.tasks.segment.commands import _check_objects
 
-    _check_objects(True, 2)
-    _check_objects(False, 4)
+    _check_objects(True, 2, None)
+    _check_objects(False, 4, None)
+    _check_objects(True, 2, 0.0)
     with pytest.raises(VisionsuiteError, match="--objects: numbers the foreground's objects, "
                                                "for 2-class models; this one has 4 classes"):
-        _check_objects(True, 4)
+        _check_objects(True, 4, None)
+    with pytest.raises(VisionsuiteError, match="--split-touching: splits the objects that "
+                                               "--objects numbers; give --objects too"):
+        _check_objects(False, 2, 1.0)
+    with pytest.raises(VisionsuiteError, match="--split-touching -1: a tolerance in pixels"):
+        _check_objects(True, 2, -1.0)
 
 
 def test_nuclei_numbered_beside_their_classes_are_scored_as_objects_of_their_classes(tmp_path):
@@ -269,3 +284,143 @@ def test_nuclei_numbered_beside_their_classes_are_scored_as_objects_of_their_cla
     assert data.labels == ["background", "foreground"]
     assert np.array_equal(data.val.objects[0], scipy.io.loadmat(
         cpm / "Test" / "Labels" / "test_1.mat")["inst_map"])
+
+
+def discs(shape, circles) -> np.ndarray:
+    """Objects numbered 1..N: discs (row, column, radius), a later one not over an earlier."""
+    rows, columns = np.indices(shape)
+    numbers = np.zeros(shape, np.int32)
+    for number, (row, column, radius) in enumerate(circles, start=1):
+        numbers[((rows - row) ** 2 + (columns - column) ** 2 <= radius ** 2)
+                & (numbers == 0)] = number
+    return numbers
+
+
+# two pairs of touching discs (one pair of unequal sizes), and a disc on its own
+TOUCHING = ((20, 20, 9), (20, 37, 9), (55, 25, 12), (55, 46, 8), (20, 70, 7))
+
+
+def test_touching_round_objects_are_split_along_the_valley_between_them():
+    from visionsuite.tasks.segment.objects import predicted_objects, split_touching
+
+    truth = discs((80, 90), TOUCHING)
+    assert predicted_objects(truth > 0).max() == 3  # the pairs are one component each
+    for tolerance in (0.5, 1.0, 2.0):
+        found = split_touching(truth > 0, tolerance)
+        assert found.max() == 5 and ((found > 0) == (truth > 0)).all()
+        for number in range(1, 6):  # each disc is one object, to a pixel or so
+            values, counts = np.unique(found[truth == number], return_counts=True)
+            assert counts.max() >= (truth == number).sum() - 3
+        assert len(np.unique(found[truth > 0])) == 5
+    # split like predicted_objects numbers: 1..N, all foreground (the whole image too)
+    assert (split_touching(np.ones((6, 9), bool), 1.0) == 1).all()
+    assert (split_touching(np.zeros((6, 9), bool), 1.0) == 0).all()
+
+
+def test_objects_without_two_distinct_peaks_are_not_split():
+    from visionsuite.tasks.segment.objects import predicted_objects, split_touching
+
+    shapes = np.zeros((60, 80), bool)
+    shapes[5:15, 5:75] = True  # a long bar: its ridge is one plateau
+    shapes[25:26, 5:75] = True  # a line a pixel wide
+    peanut = discs((60, 80), ((45, 20, 8), (45, 28, 8))) > 0  # a waist 1.06 px shallower
+    shapes |= peanut
+    assert split_touching(shapes, 2.0).max() == 3
+    assert split_touching(shapes, 0.5).max() == 4  # the peanut's two halves at 0.5 px
+    # each class's objects are split on their own
+    classes = np.array([0, 1, 1, 1, 2, 2], np.uint8)[discs((80, 90), TOUCHING)]
+    assert predicted_objects(classes).max() == 4  # the unequal pair's discs: two classes
+    assert predicted_objects(classes, 1.0).max() == 5
+
+
+def test_training_chooses_to_split_touching_objects_where_panoptic_quality_rises():
+    from visionsuite.tasks.segment.objects import add_object_scores, choose_split
+
+    truth = discs((80, 90), TOUCHING)
+    predicted = (truth > 0).astype(np.uint8)  # a perfect Dice, the pairs each one blob
+    tolerance, trials = choose_split([(predicted, predicted, truth)])
+    assert tolerance == 0.5 and [trial["split_touching"] for trial in trials] == \
+        ["off", 0.5, 1.0, 2.0]
+    # not split: the lone disc, the larger of the unequal pair (IoU 0.69) and, narrowly, the
+    # first of the equal pair (the second lost a pixel column to it) match
+    assert trials[0]["matched"] == 3 and trials[1]["matched"] == 5
+    assert trials[1]["panoptic_quality"] > 0.9 > trials[0]["panoptic_quality"]
+    metrics = {"per_image": [{"image": "a.png"}]}
+    add_object_scores(metrics, [predicted], [predicted], [truth], ["background", "cell"],
+                      "auto")
+    assert metrics["split_touching"] == 0.5 and metrics["objects"]["matched"] == 5
+    assert metrics["per_image"][0]["object_f1"] == 1.0
+    # cells apart: splitting gains nothing, and nothing is split
+    apart = discs((80, 90), ((20, 20, 9), (60, 60, 9)))
+    tolerance, trials = choose_split([((apart > 0).astype(np.uint8), apart > 0, apart)])
+    assert tolerance is None and len({trial["panoptic_quality"] for trial in trials}) == 1
+    metrics = {}
+    add_object_scores(metrics, [predicted], [predicted], [truth], ["background", "cell"],
+                      False)
+    assert "split_touching" not in metrics and "split_touching_trials" not in metrics
+    assert metrics["objects"]["matched"] == 3
+
+
+def test_split_touching_is_auto_false_or_a_tolerance():
+    from visionsuite.config import load_config
+    from visionsuite.errors import VisionsuiteError
+    from visionsuite.tasks.segment import TASK
+
+    for value, expected in (("auto", "auto"), ("false", False), ("1.5", 1.5), ("1", 1.0),
+                            ("0", 0.0)):
+        config = load_config("segment", sets=[f"model.split_touching={value}"])
+        TASK.check_settings(config)
+        assert config.model.split_touching == expected
+    for value in ("true", "-1", "watershed"):
+        config = load_config("segment", sets=[f"model.split_touching={value}"])
+        with pytest.raises(VisionsuiteError, match=r"model.split_touching=.*: expected auto, "
+                                                   r"false or a tolerance in pixels \(e.g. 1; "
+                                                   r"0: not split\)"):
+            TASK.check_settings(config)
+
+
+def test_touching_cells_split_as_the_run_chose_on_val_unless_told(tmp_path, capsys):
+    """segment --objects splits touching cells at the tolerance training chose on val, and
+    --split-touching sets it (0: not split); evaluate applies the run's."""
+    from visionsuite.tasks.segment.commands import _touching_split
+
+    assert _touching_split(None, {"split_touching": 1.0}) == 1.0
+    assert "splitting touching objects, as training chose on val: at 1 px" in \
+        capsys.readouterr().err
+    assert _touching_split(0.0, {"split_touching": 1.0}) is None
+    assert _touching_split(2.0, {}) == 2.0 and _touching_split(None, {}) is None
+
+
+def test_evaluate_splits_touching_objects_as_chosen_on_val_and_saved_in_the_run():
+    from visionsuite.config import load_config
+    from visionsuite.tasks.base import TaskData
+    from visionsuite.tasks.segment import TASK
+    from visionsuite.tasks.segment.data import SegmentSplit
+
+    truth = discs((80, 90), TOUCHING)
+    foreground = (truth > 0).astype(np.float32)
+    outputs = [np.stack([1 - foreground, foreground], axis=-1)]  # the pairs each one blob
+    split = SegmentSplit([np.zeros((80, 90, 3), np.uint8)], [(truth > 0).astype(np.uint8)],
+                         [Path("a.png")], objects=[truth], split_touching="auto")
+    labels = ["background", "cell"]
+    chosen = TASK.evaluate(outputs, split, labels)  # training's: chosen on val
+    assert chosen["split_touching"] == 0.5 and chosen["objects"]["matched"] == 5
+    assert [row["split_touching"] for row in chosen["split_touching_trials"]] == \
+        ["off", 0.5, 1.0, 2.0]
+    tables = TASK.detail_tables(chosen)
+    assert any("touching ones split at 0.5 px" in title for title, _ in tables)
+    (trials,) = [rows for title, rows in tables
+                 if title.startswith("touching objects split, chosen on val")]
+    assert [row["split_touching"] for row in trials] == ["off", "0.5 px", "1 px", "2 px"]
+    settings = TASK.inference_settings(chosen, TaskData(labels, split),
+                                       load_config("segment"))
+    assert settings["split_touching"] == 0.5
+    # a trained run's evaluate applies what it saved, and trials nothing
+    applied = TASK.evaluate(outputs, split, labels, settings)
+    assert applied["objects"]["matched"] == 5 and "split_touching_trials" not in applied
+    plain = TASK.evaluate(outputs, split, labels, {})
+    assert plain["objects"]["matched"] == 3 and "split_touching" not in plain
+    assert any("connected components, not split;" in title
+               for title, _ in TASK.detail_tables(plain))
+    split.split_touching = False  # model.split_touching=false: never split, nothing tried
+    assert "split_touching_trials" not in TASK.evaluate(outputs, split, labels)

@@ -291,11 +291,15 @@ def classify_command(run, images, top_k, as_json):
               help="Write masks that number the foreground's connected components 1..N "
                    "(16-bit), as instance masks number cells, and count them (2-class "
                    "models; 2-D images, TIFF stacks and arrays, each slice on its own).")
+@click.option("--split-touching", type=float, metavar="PX",
+              help="With --objects: split touching objects where the distance map has a "
+                   "peak in each rising PX pixels (0: not split) [as training chose on val, "
+                   "else not split].")
 @tta_option
 @click.option("--json", "as_json", is_flag=True, help="Print per-image class areas as JSON.")
 @friendly_errors
 def segment_command(run, images, output, overlay, threshold, window, all_components,
-                    probabilities, dicom_seg, objects, tta, as_json):
+                    probabilities, dicom_seg, objects, split_touching, tta, as_json):
     """Segment IMAGES (files or folders, any size; DICOM and NIfTI too) with RUN; one mask PNG
     per image at the image's size (0/255 for 2 classes, else class indices); a NIfTI volume
     or a DICOM series gets a NIfTI label volume in its geometry, a TIFF stack a TIFF stack of
@@ -306,7 +310,8 @@ def segment_command(run, images, output, overlay, threshold, window, all_compone
     results = segment_images(run, images, output, overlay, threshold,
                              window=list(window) if window else None,
                              all_components=all_components, probabilities=probabilities,
-                             dicom_seg=dicom_seg, tta=tta, objects=objects)
+                             dicom_seg=dicom_seg, tta=tta, objects=objects,
+                             split_touching=split_touching)
     if as_json:
         click.echo(json.dumps(results, indent=2))
         return

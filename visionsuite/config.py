@@ -157,6 +157,9 @@ class ModelConfig:
     # keep only the largest connected component of a class (and of all foreground classes
     # together) where that raises the val Dice, chosen at the end of training (nnU-Net)
     keep_largest_component: bool = True
+    # touching objects of a class split where the distance map has a peak in each (objects
+    # scored and numbered, not pixels): auto (chosen on val) | false | a tolerance in px
+    split_touching: bool | float | str = "auto"
     # detect: non-max suppression, in evaluation and inside the exported graph
     score_threshold: float = 0.001  # boxes scoring less are dropped before NMS
     nms_iou: float = 0.6  # boxes of a class overlapping a better one more than this go
@@ -442,8 +445,8 @@ TASK_KEYS = {
     "data.face_detect": ("face",), "data.val_pairs": ("face",),
     "data.val_pairs_images": ("face",),
     **{f"data.{key}": ("classify",) for key in ("image_column", "label_column")},
-    **{f"model.{key}": ("segment",) for key in ("levels", "filters", "norm", "upsample",
-                                                 "keep_largest_component")},
+    **{f"model.{key}": ("segment",) for key in (
+        "levels", "filters", "norm", "upsample", "keep_largest_component", "split_touching")},
     "model.dropout": ("classify", "face", "segment"),
     **{f"model.{key}": ("detect",) for key in ("score_threshold", "nms_iou", "max_detections")},
     "model.embedding_size": ("face",), "model.flip_average": ("face",),

@@ -162,7 +162,7 @@ class SegmentTask(Task):
     monitor = "val_dice"
     images_own_channels = True
     augmentations = AUGMENTATIONS + ("foreground_crops",)
-    learned_settings = ("keep_largest_component",)
+    learned_settings = ("keep_largest_component", "split_touching")
 
     def load_data(self, config: Config, train: bool = True, labels: list[str] | None = None,
                   held_out: str = "val") -> TaskData:
@@ -234,6 +234,7 @@ class SegmentTask(Task):
         splits["val"].surface_tolerance = _known_structures(
             config.data.surface_tolerance, mapping.names, splits["val"].regions)
         splits["val"].choose_largest_component = config.model.keep_largest_component
+        splits["val"].split_touching = config.model.split_touching
         return TaskData(mapping.names, splits["val"], splits.get("train"),
                         fold_source(root, fold, config.data.split_seed, index.folds_by),
                         channel_names(index, own_channels) if own_channels else None)
@@ -244,6 +245,8 @@ class SegmentTask(Task):
         settings = {"max_size": config.data.max_size} if config.data.max_size else {}
         if metrics.get("keep_largest_component"):  # chosen on val (components.py)
             settings["keep_largest_component"] = metrics["keep_largest_component"]
+        if metrics.get("split_touching"):  # objects' (objects.py): given, or chosen on val
+            settings["split_touching"] = metrics["split_touching"]
         if data.channel_names:  # images of their own channels must come so to `segment`
             settings["image_channels"] = data.channel_names
         # deep images (16-bit, DICOM, NIfTI) windowed as in training: data.window (super)
@@ -290,6 +293,11 @@ class SegmentTask(Task):
                         f"model.{key}={getattr(config.model, key)}: it scales a backbone "
                         "encoder (model.backbone=resnet18, ...); the U-Net's own size is "
                         "model.filters and model.levels")
+        touching = config.model.split_touching
+        if touching not in (False, "auto") and (isinstance(touching, (bool, str))
+                                                or touching < 0):  # 0 == False: not split
+            raise VisionsuiteError(f"model.split_touching={touching}: expected auto, false "
+                                   "or a tolerance in pixels (e.g. 1; 0: not split)")
         if config.data.binary_masks not in (True, False, "auto"):
             raise VisionsuiteError(f"data.binary_masks={config.data.binary_masks}: expected "
                                    "auto, true or false")
@@ -388,14 +396,16 @@ class SegmentTask(Task):
         predicted = [predict_classes(probs).astype(np.uint8) for probs in outputs]
         if settings is not None:  # a trained model's: they say what to apply
             chosen = settings.get("keep_largest_component", [])
-        else:  # training's val chooses it (None), and inference_settings saves the choice
+            split_at = settings.get("split_touching", False)
+        else:  # training's val chooses them (None, auto); inference_settings saves them
             chosen = None if split.choose_largest_component else []
+            split_at = split.split_touching
         predicted, kept = post_process(predicted, split.targets, paths, labels, chosen)
         metrics = segmentation_metrics(outputs, split.targets, labels,
                                        names=[path.name for path in split.paths], paths=paths,
                                        spacing=split.spacing, regions=split.regions,
                                        tolerance=split.surface_tolerance, predicted=predicted)
-        add_object_scores(metrics, predicted, split.targets, split.objects, labels)
+        add_object_scores(metrics, predicted, split.targets, split.objects, labels, split_at)
         return metrics | kept
 
     def headline(self, metrics: dict) -> dict[str, float]:
@@ -434,7 +444,13 @@ class SegmentTask(Task):
                            [{"region": name, **values}
                             for name, values in metrics["per_region"].items()]))
         if "objects" in metrics:
-            tables.append(_objects_table(metrics["objects"]))
+            tables.append(_objects_table(metrics["objects"], metrics.get("split_touching")))
+        if metrics.get("split_touching_trials"):
+            tables.append(("touching objects split, chosen on val (model.split_touching: "
+                           "the distance map's peaks that rise this many pixels; kept where "
+                           "the panoptic quality rises):",
+                           [{**trial, "split_touching": _shown_tolerance(trial["split_touching"])}
+                            for trial in metrics["split_touching_trials"]]))
         if metrics.get("largest_component_trials"):
             tables.append(("post-processing, chosen on val (only the largest connected "
                            "component of the structure; kept where its case Dice rises):",
@@ -517,9 +533,14 @@ def _by_dice(row: dict, name: str) -> tuple:
     return row["dice"], natural_key(str(row[name]))
 
 
-def _objects_table(objects: dict) -> tuple[str, list[dict]]:
+def _shown_tolerance(tolerance: float | str) -> str:
+    """A split_touching trial's tolerance as the table shows it: "0.5 px", or "off"."""
+    return tolerance if isinstance(tolerance, str) else f"{tolerance:g} px"
+
+
+def _objects_table(objects: dict, split: float | None) -> tuple[str, list[dict]]:
     """The object scores (objects.py): of all foreground, and of each class where classes
-    of objects are scored."""
+    of objects are scored; `split`: the tolerance touching objects were split at."""
     shown = ("images", "truth", "predicted", "matched", "precision", "recall", "f1",
              "segmentation_quality", "panoptic_quality", "mean_ap")
     rows = [{"objects of": name, **{key: scores[key] for key in shown}}
@@ -527,8 +548,10 @@ def _objects_table(objects: dict) -> tuple[str, list[dict]]:
                                  **objects.get("per_class", {})}.items()]
     mean = f"; mpq: the mean of the classes' PQs, {objects['mpq']:.4f}" \
         if objects.get("mpq") is not None else ""
-    return (f"objects (the masks' numbered objects against the predicted connected components; "
-            f"matched at IoU > 0.5; mean_ap: the Data Science Bowl 2018's{mean}):", rows)
+    found = f"touching ones split at {split:g} px" if split else "not split"
+    return (f"objects (the masks' numbered objects against the predicted connected components, "
+            f"{found}; matched at IoU > 0.5; mean_ap: the Data Science Bowl 2018's{mean}):",
+            rows)
 
 
 def _worst_first(scored: list[dict], before: tuple[str, ...], after: tuple[str, ...],

@@ -46,11 +46,28 @@ def _foreground_threshold(threshold: float | None, classes: int) -> float:
     return threshold
 
 
-def _check_objects(objects: bool, classes: int) -> None:
-    """--objects numbers the foreground's components: of 2-class models only."""
+def _check_objects(objects: bool, classes: int, split_touching: float | None) -> None:
+    """--objects numbers the foreground's components: of 2-class models only;
+    --split-touching splits them."""
     if objects and classes != 2:
         raise VisionsuiteError(f"--objects: numbers the foreground's objects, for 2-class "
                                f"models; this one has {classes} classes")
+    if split_touching is not None and not objects:
+        raise VisionsuiteError("--split-touching: splits the objects that --objects numbers; "
+                               "give --objects too")
+    if split_touching is not None and split_touching < 0:
+        raise VisionsuiteError(f"--split-touching {split_touching:g}: a tolerance in pixels, "
+                               "0 or more (0: not split)")
+
+
+def _touching_split(split_touching: float | None, settings: dict) -> float | None:
+    """The tolerance --objects splits touching objects at (objects.split_touching): the one
+    given (0: none), else the run's (model.split_touching, chosen on val), else none."""
+    chosen = settings.get("split_touching") if split_touching is None else split_touching
+    if chosen and split_touching is None:
+        print(f"splitting touching objects, as training chose on val: at {chosen:g} px "
+              "(--split-touching 0: not split)", file=sys.stderr)
+    return chosen or None
 
 
 def segment_images(run: str, inputs, output: str | Path | None = None, overlay: bool = False,
@@ -58,7 +75,7 @@ def segment_images(run: str, inputs, output: str | Path | None = None, overlay: 
                    window: list[float] | None = None,
                    all_components: bool = False, probabilities: bool = False,
                    dicom_seg: bool = False, tta: bool | None = None,
-                   objects: bool = False) -> list[dict]:
+                   objects: bool = False, split_touching: float | None = None) -> list[dict]:
     """Segment each image in `inputs` with RUN; write `<stem>.png` masks at the input's size
     (0/255 for 2 classes, else class indices; palette PNGs of class indices in the colours of
     a run trained on colour masks) and, with `overlay`, `<stem>_overlay.png`.
@@ -75,8 +92,10 @@ def segment_images(run: str, inputs, output: str | Path | None = None, overlay: 
     quarter turns the run trained with (tiles.trained_symmetries) [as the run: data.tta].
     With `objects` (2-class models), masks of 2-D images, TIFF stacks and arrays number the
     foreground's connected components 1..N instead, each image or slice on its own, as
-    instance masks (Cellpose's, StarDist's) number cells: 16-bit. Returns per-image class
-    areas (and volumes in mm^3 for volumes; with `objects`, the count of objects)."""
+    instance masks (Cellpose's, StarDist's) number cells: 16-bit; touching objects split
+    at the tolerance `split_touching` (px; 0: not split) [as the run chose on val:
+    model.split_touching]. Returns per-image class areas (and volumes in mm^3 for volumes;
+    with `objects`, the count of objects)."""
     from visionsuite.config import load_config
     from visionsuite.core.evaluate import load_run_config
     from visionsuite.core.files import new_run_dir, writable_folder
@@ -101,7 +120,8 @@ def segment_images(run: str, inputs, output: str | Path | None = None, overlay: 
     palette = _palette(colours, len(labels))
     max_size = source.settings.get("max_size")  # the scale the model was trained at
     threshold = _foreground_threshold(threshold, len(labels))
-    _check_objects(objects, len(labels))
+    _check_objects(objects, len(labels), split_touching)
+    split = _touching_split(split_touching, source.settings) if objects else None
     kept = [] if all_components else source.settings.get("keep_largest_component", [])
     largest = [class_numbers(names, labels) for names in kept]
     if kept:
@@ -157,7 +177,7 @@ def segment_images(run: str, inputs, output: str | Path | None = None, overlay: 
         else:
             results.append(_write_segmentation(reference, images, predicted, labels, folder,
                                                stem, overlay, class_count, palette, levels,
-                                               numbered))
+                                               numbered, split))
         if grouped:
             results[-1]["channels"] = [str(path) for path in item.paths]
         if probabilities:
@@ -303,16 +323,19 @@ def _palette(colours: list[str] | None, classes: int) -> np.ndarray | None:
 def _write_segmentation(path: Path, images: list[np.ndarray], predicted: list[np.ndarray],
                         labels: list[str], folder: Path, stem: str, overlay: bool,
                         class_count: int, palette: np.ndarray | None = None,
-                        levels: list[int] | None = None, objects: bool = False) -> dict:
+                        levels: list[int] | None = None, objects: bool = False,
+                        split: float | None = None) -> dict:
     """The mask file(s) of one input, its overlays, and its class areas. With a `palette`
     (the colours a run was trained on), PNG masks are palette PNGs of class indices that show
     those colours; with grey `levels` (data.mask_values), PNG and TIFF masks hold each
     class's level, as the masks it was trained on; with `objects`, masks number the
-    foreground's objects (_numbered_objects), and their count is given."""
+    foreground's objects (_numbered_objects; touching ones split at the tolerance `split`),
+    and their count is given."""
     result = {"image": str(path)}
     numbered = len(images) > 1
     binary = class_count == 2
-    found = [_numbered_objects(classes, path) for classes in predicted] if objects else None
+    found = [_numbered_objects(classes, path, split) for classes in predicted] \
+        if objects else None
 
     def stored(index: int, shown: np.ndarray | None) -> np.ndarray:
         """Slice `index`'s mask as its file holds it (`shown`: in a palette)."""
@@ -351,12 +374,13 @@ def _write_segmentation(path: Path, images: list[np.ndarray], predicted: list[np
     return result
 
 
-def _numbered_objects(classes: np.ndarray, path: Path) -> np.ndarray:
-    """The foreground's 8-connected components numbered 1..N (0 the background), as 16-bit
-    values (as the objects of an instance mask are scored: objects.py)."""
+def _numbered_objects(classes: np.ndarray, path: Path, split: float | None) -> np.ndarray:
+    """The foreground's 8-connected components numbered 1..N (0 the background), touching
+    ones split at the tolerance `split`, as 16-bit values (as the objects of an instance
+    mask are scored: objects.py)."""
     from visionsuite.tasks.segment.objects import predicted_objects
 
-    numbers = predicted_objects(classes > 0)
+    numbers = predicted_objects(classes > 0, split)
     if numbers.max(initial=0) > np.iinfo(np.uint16).max:
         raise VisionsuiteError(f"{path}: {numbers.max():,} objects, more than a 16-bit mask "
                                "numbers")

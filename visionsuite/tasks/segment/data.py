@@ -25,9 +25,9 @@ class SegmentSplit(Split):
     size in mm (between slices, rows, columns) where its file says (DICOM, NIfTI), else
     None: surface distances are measured in it. objects: each image's object numbers
     where its mask numbers them (instance masks; else None), scored as objects too
-    (objects.py). regions, surface_tolerance and choose_largest_component: how the val
-    split's metrics score it, from the config (Task.evaluate sees the split, not the
-    config)."""
+    (objects.py). regions, surface_tolerance, choose_largest_component and split_touching:
+    how the val split's metrics score it, from the config (Task.evaluate sees the split,
+    not the config)."""
 
     spacing: list[tuple[float, float, float] | None] = field(default_factory=list)
     objects: list[np.ndarray | None] = field(default_factory=list)
@@ -37,6 +37,8 @@ class SegmentSplit(Split):
     surface_tolerance: float | dict[str, float] | None = None
     # model.keep_largest_component: training's evaluation chooses that post-processing
     choose_largest_component: bool = False
+    # model.split_touching: auto (training's evaluation chooses it), false, or a tolerance
+    split_touching: bool | float | str = False
 
 
 def to_split(decoded: list[DecodedPair], pairs: list[Pair], skipped: list[str],
