@@ -218,11 +218,17 @@ def test_a_cell_set_trained_reports_its_objects_in_evaluate_and_its_json(tmp_pat
     # touching objects split as asked: the cells are apart, so there is nothing to split
     result = invoke("segment", tmp_path / "segment" / "exp", tmp_path / "cells" / "val" /
                     "images" / "0.png", "--output", tmp_path / "split", "--objects",
-                    "--split-touching", "1", "--json")
+                    "--split-touching", "1", "--overlay", "--json")
     assert result.exit_code == 0, result.output
     (split,) = json.loads(result.stdout)
     assert split["objects"] == single["objects"]
-    assert (np.asarray(Image.open(split["mask"])) > 0).sum() == (numbers > 0).sum()
+    numbered = np.asarray(Image.open(split["mask"]))
+    assert (numbered > 0).sum() == (numbers > 0).sum()
+    # the overlay tints each object its own colour
+    tinted = np.asarray(Image.open(split["overlay"]))
+    medians = {tuple(np.median(tinted[numbered == number], axis=0))
+               for number in range(1, split["objects"] + 1)}
+    assert len(medians) == split["objects"] > 1
     # a volume's objects are not numbered slice by slice: its class indices are written
     import nibabel as nib
 
@@ -424,3 +430,13 @@ def test_evaluate_splits_touching_objects_as_chosen_on_val_and_saved_in_the_run(
                for title, _ in TASK.detail_tables(plain))
     split.split_touching = False  # model.split_touching=false: never split, nothing tried
     assert "split_touching_trials" not in TASK.evaluate(outputs, split, labels)
+
+
+def test_each_object_has_its_own_colour_and_neighbours_differ():
+    from visionsuite.core.plots import object_colours
+
+    colours = object_colours(500).astype(int)
+    assert colours.shape == (501, 3) and (colours[0] == 0).all()
+    assert len(np.unique(colours[1:], axis=0)) == 500
+    # objects numbered one after the other, often neighbours, are far apart in colour
+    assert np.abs(np.diff(colours[1:], axis=0)).sum(axis=1).min() > 60

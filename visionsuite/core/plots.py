@@ -101,6 +101,17 @@ def colorize(classes: np.ndarray) -> np.ndarray:
     return colors[classes]
 
 
+def object_colours(count: int) -> np.ndarray:
+    """(count + 1, 3) uint8 RGB colours of objects numbered 1..count (0 black): hues a golden
+    angle apart, so that neighbours, numbered one after the other, differ."""
+    import colorsys
+
+    hues = (np.arange(count) * 0.618034) % 1.0
+    rgb = [colorsys.hsv_to_rgb(hue, 0.75, 1.0) for hue in hues]
+    return np.concatenate([np.zeros((1, 3)), np.array(rgb).reshape(-1, 3) * 255]).astype(
+        np.uint8)
+
+
 def shown_image(image: np.ndarray) -> np.ndarray:
     """What a person sees of an (H, W, C) image: RGB as it is, else its first channel as
     (H, W) grey (a grey image; the first modality of a multi-channel MRI)."""

@@ -19,7 +19,7 @@ from visionsuite.core.medical import (DicomSeries, dicom_labels_kind, file_stem,
                                       probabilities_to_volume, read_series_slices,
                                       series_labels_to_nifti, series_probabilities_to_nifti,
                                       stack_dicom_series, volume_suffix, voxel_volume_mm3)
-from visionsuite.core.plots import colorize, shown_image
+from visionsuite.core.plots import colorize, object_colours, shown_image
 from visionsuite.errors import VisionsuiteError, first_line
 from visionsuite.tasks.segment.channels import ChannelFiles, channel_groups, read_channel_files
 from visionsuite.tasks.segment.colours import colours_rgb
@@ -330,7 +330,7 @@ def _write_segmentation(path: Path, images: list[np.ndarray], predicted: list[np
     those colours; with grey `levels` (data.mask_values), PNG and TIFF masks hold each
     class's level, as the masks it was trained on; with `objects`, masks number the
     foreground's objects (_numbered_objects; touching ones split at the tolerance `split`),
-    and their count is given."""
+    their count is given, and overlays tint each object its own colour."""
     result = {"image": str(path)}
     numbered = len(images) > 1
     binary = class_count == 2
@@ -363,8 +363,10 @@ def _write_segmentation(path: Path, images: list[np.ndarray], predicted: list[np
             _save_png(stored(index, palette), mask_path, None if objects else palette)
             masks.append(str(mask_path))
         result["mask" if not numbered else "masks"] = masks[0] if not numbered else masks
-    if overlay:
-        overlays = _write_overlays(images, predicted, folder, stem, palette)
+    if overlay:  # with objects, each object its own colour
+        shown, colours = (predicted, palette) if found is None else (
+            found, object_colours(max(int(numbers.max(initial=0)) for numbers in found)))
+        overlays = _write_overlays(images, shown, folder, stem, colours)
         result["overlay" if not numbered else "overlays"] = overlays if numbered else overlays[0]
     if numbered:
         result["slices"] = len(images)
