@@ -16,10 +16,8 @@ writes JSON (default benchmarks/results/largest_component.json).
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -30,13 +28,13 @@ import_tensorflow_quietly()  # first: TensorFlow's C++ start-up notices stay off
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from visionsuite.config import load_config  # noqa: E402
 from visionsuite.core.files import write_json  # noqa: E402
 from visionsuite.core.models import KerasPredictor, load_keras_model, read_settings  # noqa: E402
 from visionsuite.core.report import table  # noqa: E402
-from visionsuite.core.train import train  # noqa: E402
 from visionsuite.datasets import cells_dataset  # noqa: E402
 from visionsuite.tasks.segment import TASK  # noqa: E402
+
+from common import small_unet_arguments, train_small_unet  # noqa: E402
 
 OUTPUT = Path("runs/benchmark/largest_component")
 SIZE = 160
@@ -80,23 +78,14 @@ def scored(run: Path, config) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--epochs", type=int, default=15)
-    parser.add_argument("--json", type=Path)
-    args = parser.parse_args()
+    args = small_unet_arguments(__doc__)
     shutil.rmtree(OUTPUT, ignore_errors=True)  # this benchmark's own folder, made anew
     sets = {"organs": make_organs(OUTPUT / "data"), "nuclei": cells_dataset()}
     rows = []
     for name, data in sets.items():
         for seed in range(args.seeds):
-            config = load_config("segment", overrides={"data.path": str(data)}, sets=[
-                "data.image_size=64", f"train.epochs={args.epochs}", "model.levels=3",
-                "model.filters=8", "train.tensorboard=false", "data.crops_per_image=4",
-                f"train.seed={seed}"])
-            started = time.perf_counter()
-            run = train(config, output=OUTPUT / "runs", name=f"{name}_seed{seed}")
-            seconds = time.perf_counter() - started
+            run, config, seconds = train_small_unet(data, seed, args.epochs, OUTPUT / "runs",
+                                                    f"{name}_seed{seed}")
             found = scored(run, config)
             without, kept = found["without"], found["with"]
             structure = list(without["per_class"])[1]  # the foreground class

@@ -15,7 +15,6 @@ Prints tables, writes JSON (default benchmarks/results/split_touching.json).
 
 from __future__ import annotations
 
-import argparse
 import math
 import shutil
 import sys
@@ -34,11 +33,12 @@ from visionsuite.config import load_config  # noqa: E402
 from visionsuite.core.files import write_json  # noqa: E402
 from visionsuite.core.models import KerasPredictor, load_keras_model, read_settings  # noqa: E402
 from visionsuite.core.report import table  # noqa: E402
-from visionsuite.core.train import train  # noqa: E402
 from visionsuite.tasks.segment import TASK  # noqa: E402
 from visionsuite.tasks.segment.metrics import predict_classes  # noqa: E402
 from visionsuite.tasks.segment.objects import (SPLIT_TOLERANCES, image_object_scores,  # noqa: E402
                                                object_metrics, predicted_objects)
+
+from common import small_unet_arguments, train_small_unet  # noqa: E402
 
 OUTPUT = Path("runs/benchmark/split_touching")
 SIZE = 160
@@ -107,11 +107,7 @@ def numbering_seconds(predicted: list[np.ndarray], split) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--epochs", type=int, default=15)
-    parser.add_argument("--json", type=Path)
-    args = parser.parse_args()
+    args = small_unet_arguments(__doc__)
     shutil.rmtree(OUTPUT, ignore_errors=True)  # this benchmark's own folder, made anew
     data = make_set(OUTPUT / "data")
     base = load_config("segment", overrides={"data.path": str(data)})
@@ -122,13 +118,8 @@ def main() -> None:
              for tolerance in (None,) + SPLIT_TOLERANCES]
     rows, timings = [], []
     for seed in range(args.seeds):
-        config = load_config("segment", overrides={"data.path": str(data)}, sets=[
-            "data.image_size=64", f"train.epochs={args.epochs}", "model.levels=3",
-            "model.filters=8", "train.tensorboard=false", "data.crops_per_image=4",
-            f"train.seed={seed}"])
-        started = time.perf_counter()
-        run = train(config, output=OUTPUT / "runs", name=f"seed{seed}")
-        seconds = time.perf_counter() - started
+        run, config, seconds = train_small_unet(data, seed, args.epochs, OUTPUT / "runs",
+                                                f"seed{seed}")
         chosen = read_settings(run / "inference.json").get("split_touching")
         outputs = TASK.predict(KerasPredictor(load_keras_model(run / "model.keras")), val,
                                config)
