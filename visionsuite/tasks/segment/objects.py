@@ -74,7 +74,7 @@ def split_touching(mask: np.ndarray, tolerance: float) -> np.ndarray:
 
     count, components = cv2.connectedComponents(mask.view(np.uint8), connectivity=8,
                                                 ltype=cv2.CV_32S)
-    distance = cv2.distanceTransform(mask.view(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    distance = _distance_map(mask)
     # In 1/16 px, whole numbers (float32 holds them exactly), so that plateaus are equal
     levels = np.round(distance * 16)
     # Only a component of two or more local maxima can hold two peaks: the others are left
@@ -101,6 +101,22 @@ def split_touching(mask: np.ndarray, tolerance: float) -> np.ndarray:
     present = np.zeros(int(parts.max()) + 1, bool)
     present[parts] = True  # numbered 1..N by a table: np.unique sorts, 5x slower
     return (np.cumsum(present, dtype=np.int32) - present[0])[parts]
+
+
+def _distance_map(mask: np.ndarray) -> np.ndarray:
+    """Each pixel's Euclidean distance to the nearest pixel out of the bool `mask` (float32),
+    the same from run to run. OpenCV's exact transform is a few float32 steps off, by amounts
+    that change between runs (and with them the watershed's ties); the squares of its
+    distances, rounded, are the exact squared distances while they are below 360 px. Farther,
+    scipy's exact transform (10x slower)."""
+    import cv2
+
+    distance = cv2.distanceTransform(mask.view(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    if distance.max(initial=0) < 360:
+        return np.sqrt(np.round(np.square(distance, dtype=np.float64))).astype(np.float32)
+    from scipy import ndimage
+
+    return ndimage.distance_transform_edt(mask).astype(np.float32)
 
 
 def _blobs_per_component(blobs: np.ndarray, components: np.ndarray, count: int
