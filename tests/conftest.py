@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import visionsuite  # noqa: E402,F401  first: its TensorFlow settings hold in every test
 
 SHARED_DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
 SIGN_DIGITS = SHARED_DATASETS / "classify" / "sign-digits"
