@@ -121,6 +121,8 @@ def test_int8_export_runs_in_mediapipe_with_the_keras_boxes(detect_run, boxes_da
         sides = keras_found["boxes"][:, 2:] - keras_found["boxes"][:, :2]
         keep = (keras_found["scores"] >= 0.5) & (sides.min(1) >= 16)
         phone = mediapipe_detections(tmp_path / "exp-int8.tflite", image, score_threshold=0.2)
+        if not keep.any():  # nothing to find: the tiny model's scores there may all be < 0.02
+            continue
         assert phone, path
         phone_boxes = np.array([p["box"] for p in phone], np.float32)
         for box, label in zip(keras_found["boxes"][keep], keras_found["classes"][keep]):
