@@ -89,14 +89,14 @@ def median_seconds(task_name: str, steps: int, rounds: int) -> tuple[dict, dict]
                   pooled[setting].items()} for setting in SETTINGS)
 
 
-def cpu_flags() -> list[str]:
-    """The flags that decide TensorFlow's own choice, and AVX2/AVX-512 for scale."""
-    try:
-        text = Path("/proc/cpuinfo").read_text(errors="replace")
-    except OSError:
-        return []
-    flags = next((line.partition(":")[2].split() for line in text.splitlines()
-                  if line.startswith("flags")), [])
+def decisive_flags() -> list[str]:
+    """The CPU flags that decide TensorFlow's own choice, and AVX2/AVX-512 for scale."""
+    from visionsuite.quiet import import_tensorflow_quietly
+
+    import_tensorflow_quietly()  # core.train loads it: its start-up notices off the table
+    from visionsuite.core.train import cpu_flags
+
+    flags = cpu_flags()
     return [flag for flag in ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16")
             if flag in flags]
 
@@ -127,7 +127,7 @@ def main():
                      "predict_speedup": round(off["predict_s"] / on["predict_s"], 2)})
         print(f"{task_name}: train step {off['train_step_s']:.3f} s with oneDNN off, "
               f"{on['train_step_s']:.3f} s on", file=sys.stderr, flush=True)
-    flags = cpu_flags()
+    flags = decisive_flags()
     print(f"\nseconds per batch (median), float32, CPU flags: {' '.join(flags) or 'none'}\n"
           + table(rows))
     write_json(args.output, {"cpus": os.cpu_count(), "cpu_flags": flags,

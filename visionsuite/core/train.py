@@ -96,13 +96,18 @@ def bfloat16_units(cpuinfo: Path = Path("/proc/cpuinfo")) -> list[str]:
 
     if tf.config.list_physical_devices("GPU"):
         return []
+    flags = cpu_flags(cpuinfo)
+    return [unit for unit in BFLOAT16_UNIT_NAMES if unit in flags]
+
+
+def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> list[str]:
+    """The CPU's flags as Linux lists them in `cpuinfo`; empty where it cannot be read."""
     try:
         text = cpuinfo.read_text(errors="replace")
     except OSError:
         return []
-    flags = next((line.partition(":")[2].split() for line in text.splitlines()
-                  if line.startswith("flags")), [])
-    return [unit for unit in BFLOAT16_UNIT_NAMES if unit in flags]
+    return next((line.partition(":")[2].split() for line in text.splitlines()
+                 if line.startswith("flags")), [])
 
 
 def float32_twin(model):
