@@ -499,3 +499,50 @@ def test_compiled_average_matches_keras_ops_and_leaves_training_untouched():
     for ours, theirs, weight in zip(averages, keras_averages, weights):
         np.testing.assert_allclose(ours, theirs, rtol=1e-6, atol=1e-7)
         assert not np.allclose(ours, weight)  # a real average, not the weights
+
+
+@pytest.mark.parametrize("optimizer_class, options", [
+    ("WarmingEMAAdamW", {"weight_decay": 0.05}),
+    ("WarmingEMASGD", {"weight_decay": 0.05, "momentum": 0.9, "nesterov": True}),
+    ("WarmingEMASGD", {"momentum": 0.9}),
+])
+def test_the_step_traced_with_its_scalars_once_trains_as_keras_step_to_the_bit(optimizer_class,
+                                                                                options):
+    """The optimizer's step with the schedule and Adam's bias corrections computed once a step
+    (fewer ops to trace) moves the weights and its slots exactly as Keras' own step."""
+    import tensorflow as tf
+    from keras.src.backend.tensorflow.optimizer import TFOptimizer
+
+    from visionsuite.core import train as core_train
+
+    rng = np.random.default_rng(0)
+    shapes = {"kernel": (3, 3, 4, 8), "bias": (8,), "gamma": (5,), "dense": (7, 3)}
+    gradients = [[rng.normal(size=shape).astype("float32") * 10.0 ** rng.uniform(-4, 1)
+                  for shape in shapes.values()] for _ in range(12)]
+
+    def trained(keras_step: bool):
+        variables = [keras.Variable(np.random.default_rng(1).normal(size=shape), name=name,
+                                    dtype="float32") for name, shape in shapes.items()]
+        schedule = core_train.FittedCosineDecay(1e-3, 20, warmup_target=1e-2, warmup_steps=3)
+        optimizer = getattr(core_train, optimizer_class)(schedule, use_ema=True, **options)
+        optimizer.exclude_from_weight_decay(var_names=["gamma", "bias"])
+        if keras_step:  # the methods of Keras' classes, as without _ScalarsOncePerStep
+            keras_update = type(optimizer).__mro__[3].update_step
+            for name, method in (("_apply_weight_decay", TFOptimizer._apply_weight_decay),
+                                 ("_backend_update_step", TFOptimizer._backend_update_step),
+                                 ("update_step", keras_update)):
+                setattr(optimizer, name, method.__get__(optimizer))
+        optimizer.build(variables)
+        step = tf.function(lambda grads: optimizer.apply(grads, variables))
+        for grads in gradients:
+            step([tf.constant(g) for g in grads])
+        return [v.numpy() for v in variables + list(optimizer.variables)], \
+            len(step.get_concrete_function([tf.constant(g) for g in gradients[0]])
+                .graph.get_operations())
+
+    (ours, our_ops), (theirs, their_ops) = trained(False), trained(True)
+    for mine, keras_value in zip(ours, theirs):
+        np.testing.assert_array_equal(mine, keras_value)
+    assert not np.array_equal(ours[0], np.random.default_rng(1).normal(size=shapes["kernel"])
+                              .astype("float32"))  # trained
+    assert our_ops < their_ops
