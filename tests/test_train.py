@@ -506,8 +506,8 @@ def test_compiled_average_matches_keras_ops_and_leaves_training_untouched():
     ("WarmingEMASGD", {"weight_decay": 0.05, "momentum": 0.9, "nesterov": True}),
     ("WarmingEMASGD", {"momentum": 0.9}),
 ])
-def test_the_step_traced_with_its_scalars_once_trains_as_keras_step_to_the_bit(optimizer_class,
-                                                                                options):
+def test_the_step_traced_with_its_scalars_once_trains_as_keras_step_to_the_bit(
+        optimizer_class, options):
     """The optimizer's step with the schedule and Adam's bias corrections computed once a step
     (fewer ops to trace) moves the weights and its slots exactly as Keras' own step."""
     import tensorflow as tf
@@ -536,9 +536,9 @@ def test_the_step_traced_with_its_scalars_once_trains_as_keras_step_to_the_bit(o
         step = tf.function(lambda grads: optimizer.apply(grads, variables))
         for grads in gradients:
             step([tf.constant(g) for g in grads])
+        graph = step.get_concrete_function([tf.constant(g) for g in gradients[0]]).graph
         return [v.numpy() for v in variables + list(optimizer.variables)], \
-            len(step.get_concrete_function([tf.constant(g) for g in gradients[0]])
-                .graph.get_operations())
+            len(graph.get_operations())
 
     (ours, our_ops), (theirs, their_ops) = trained(False), trained(True)
     for mine, keras_value in zip(ours, theirs):
