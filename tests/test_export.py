@@ -103,8 +103,9 @@ def test_unknown_quantization_and_missing_calibration_are_errors(tiny_run):
 
 
 def test_keras_predictor_traces_once_for_every_batch_size(caplog):
-    """A short last batch or a single image reuses the one graph, and predictors of several
-    models in one process (a benchmark's four exports) print no retracing warning."""
+    """After its eager batches, a short last batch or a single image reuses the one graph,
+    and predictors of several models in one process (a benchmark's four exports) print no
+    retracing warning."""
     model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(2, 3),
                               keras.layers.GlobalAveragePooling2D()])
     predictor = KerasPredictor(model, batch_size=4)
@@ -112,8 +113,24 @@ def test_keras_predictor_traces_once_for_every_batch_size(caplog):
         assert predictor.predict(np.zeros((count, 8, 8, 3), np.uint8)).shape == (count, 2)
     assert predictor._call.experimental_get_tracing_count() == 1
     for _ in range(6):
-        KerasPredictor(keras.models.clone_model(model)).predict(np.zeros((2, 8, 8, 3), np.uint8))
+        KerasPredictor(keras.models.clone_model(model), eager_batches=0).predict(
+            np.zeros((2, 8, 8, 3), np.uint8))
     assert "retracing" not in caplog.text
+
+
+def test_keras_predictor_runs_its_first_batches_eagerly_as_the_graph_does():
+    """A command on one photo answers without tracing the model; the graph that runs the
+    batches after gives the same outputs."""
+    model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(4, 3),
+                              keras.layers.BatchNormalization(), keras.layers.ReLU(),
+                              keras.layers.GlobalAveragePooling2D()])
+    images = np.random.default_rng(0).integers(0, 256, (6, 8, 8, 3)).astype(np.uint8)
+    one_photo = KerasPredictor(model, batch_size=4)
+    one_photo.predict(images[:1])
+    assert one_photo._call is None
+    eager = KerasPredictor(model, batch_size=2).predict(images)  # 2 eager batches, 1 traced
+    traced = KerasPredictor(model, batch_size=2, eager_batches=0).predict(images)
+    np.testing.assert_allclose(eager, traced, rtol=1e-5, atol=1e-6)
 
 
 def _fake_run(folder):
