@@ -207,7 +207,8 @@ def head_outputs(model):
 
     finals = [model.get_layer(f"head{s}_box") for s in STRIDES] + \
         [model.get_layer(f"head{s}_cls") for s in STRIDES]
-    features = keras.Model(model.inputs, [layer.input for layer in finals], name=NETWORK_NAME)
+    # model.input, not the list model.inputs: called on one tensor, the list warned in Keras.
+    features = keras.Model(model.input, [layer.input for layer in finals], name=NETWORK_NAME)
 
     def heads(x, training=False):
         return [layer(f) for layer, f in zip(finals, features(x, training=training))]
