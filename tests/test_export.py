@@ -133,6 +133,26 @@ def test_keras_predictor_runs_its_first_batches_eagerly_as_the_graph_does():
     np.testing.assert_allclose(eager, traced, rtol=1e-5, atol=1e-6)
 
 
+def test_a_keras_file_is_loaded_once_until_it_changes(tmp_path):
+    """load_predictor keeps the last files' predictors: a second command on a run in the same
+    process does not load it again; a file written again is loaded again."""
+    from visionsuite.core.models import ModelSource, load_predictor
+
+    model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(2, 3),
+                              keras.layers.GlobalAveragePooling2D()])
+    path = tmp_path / "m.keras"
+    model.save(path)
+    source = ModelSource(path, "keras", None, None)
+    first = load_predictor(source)
+    assert load_predictor(source) is first
+    model.layers[0].kernel.assign(model.layers[0].kernel + 1.0)
+    model.save(tmp_path / "new.keras")
+    (tmp_path / "new.keras").replace(path)  # as training writes it: a new file renamed
+    again = load_predictor(source)
+    assert again is not first
+    assert not np.allclose(again.model.get_weights()[0], first.model.get_weights()[0])
+
+
 def _fake_run(folder):
     folder.mkdir(parents=True)
     (folder / "config.yaml").write_text("task: classify\n")
