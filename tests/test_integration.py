@@ -68,7 +68,8 @@ def test_another_image_folder_dataset_with_the_same_commands(tmp_path):
     from visionsuite.cli import cli
 
     root = require(SHARED_DATASETS / "face" / "orl") / "train"
-    sets = [a for s in QUICK_SETS + ("train.epochs=25", "train.batch_size=16")
+    # 12 epochs: val accuracy 0.92 after 8 of a 25-epoch run on a Zen 3 (1.00 after 16).
+    sets = [a for s in QUICK_SETS + ("train.epochs=12", "train.batch_size=16")
             for a in ("--set", s)]
     result = CliRunner().invoke(cli, ["train", "classify", "--data", str(root), "--output",
                                       str(tmp_path), *sets])

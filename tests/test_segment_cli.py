@@ -181,12 +181,14 @@ def test_tta_predicts_every_tile_in_each_trained_view(segment_run, segment_data,
 
 
 def test_the_embedded_default_learns_its_nuclei_inside_the_field_of_view(tmp_path):
-    """`visionsuite train segment` without --data: the generated cells, their own recipe."""
+    """`visionsuite train segment` without --data: the generated cells, their own recipe (in 6
+    of its 12 epochs)."""
     from visionsuite.datasets import CELLS_IMAGES, CELLS_SIZE, cells_dataset
 
     data = cells_dataset()  # the test-private cache's, as training finds it
     before = snapshot(data)
-    result = invoke("train", "segment", "--output", tmp_path, "--set", "train.tensorboard=false")
+    result = invoke("train", "segment", "--output", tmp_path, "--epochs", 6,
+                    "--set", "train.tensorboard=false")
     assert result.exit_code == 0, result.output
     assert snapshot(data) == before
     metrics = json.loads((tmp_path / "segment" / "exp" / "metrics.json").read_text())
@@ -194,7 +196,8 @@ def test_the_embedded_default_learns_its_nuclei_inside_the_field_of_view(tmp_pat
     # the corners outside the round field of view are not scored
     whole = CELLS_IMAGES["val"] * CELLS_SIZE[0] * CELLS_SIZE[1]
     assert 0.85 * whole < metrics["pixels"] < whole
-    # about 0.98 here after 12 epochs; an untrained model calls everything background (0)
+    # 0.97 after 6 epochs (0.98 after 12) on a Zen 3; an untrained model calls everything
+    # background (0)
     assert metrics["per_class"]["nucleus"]["dice"] > 0.9, metrics
 
 
