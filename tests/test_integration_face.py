@@ -50,15 +50,15 @@ def orl_run(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def test_people_scores(orl_run):
+def all_pairs_scores(orl_run):
     """The run's metrics on every pair of the 100 test photos (its test split)."""
     from visionsuite.core.evaluate import evaluate
 
     return evaluate(orl_run, split="test")
 
 
-def test_a_short_training_verifies_unseen_people(orl_run, test_people_scores):
-    metrics = test_people_scores
+def test_a_short_training_verifies_unseen_people(orl_run, all_pairs_scores):
+    metrics = all_pairs_scores
     # The README's protocol: all pairs of the 100 test images.
     assert (metrics["images"], metrics["identities"]) == (100, 10)
     assert (metrics["same_pairs"], metrics["different_pairs"]) == (450, 4500)
@@ -121,7 +121,7 @@ def test_int8_embeddings_in_mediapipe_match_keras(orl_run, tmp_path):
 
 
 def test_lfw_style_pairs_of_the_test_people_score_as_all_their_pairs_do(
-        orl_run, test_people_scores, tmp_path):
+        orl_run, all_pairs_scores, tmp_path):
     """`evaluate --pairs`: every pair of the 100 test photos, listed, gives the AUC of
     `evaluate --split test`; LFW's layout of them (5 folds of 45 same- and 45 different-person
     pairs, ORL's numbered files found as `s31 1 2` names them) gives LFW's accuracy."""
@@ -136,7 +136,7 @@ def test_lfw_style_pairs_of_the_test_people_score_as_all_their_pairs_do(
     (tmp_path / "all.txt").write_text("\n".join(listed))
     every = evaluate_pairs(orl_run, tmp_path / "all.txt", test)
     assert (every["same_pairs"], every["different_pairs"]) == (450, 4500)
-    assert every["roc_auc"] == pytest.approx(test_people_scores["roc_auc"], abs=1e-4)
+    assert every["roc_auc"] == pytest.approx(all_pairs_scores["roc_auc"], abs=1e-4)
 
     _write_lfw_layout_of_the_test_people(tmp_path / "pairs.txt")
     lfw = evaluate_pairs(orl_run, tmp_path / "pairs.txt", test)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import zipfile
 import json
 from dataclasses import dataclass, field
@@ -240,23 +241,19 @@ def load_predictor(source: ModelSource, threads: int | None = None):
     return _loaded_keras_predictor(Path(source.path))
 
 
-_KERAS_PREDICTORS: dict[tuple, KerasPredictor] = {}  # the last KEEP_LOADED, oldest first
-KEEP_LOADED = 2
-
-
 def _loaded_keras_predictor(path: Path) -> KerasPredictor:
-    """A .keras file's predictor, loaded once per version of the file in a process: loading
-    costs 1.7-3 s here, so a program (or a test) that calls verify, identify or evaluate again
-    and again pays it once, and its later calls run the traced graph. Keyed by the file's
-    identity (inode, size, modification time): a run trained again, or a file replaced, is
-    loaded again. Predictors only read their model."""
     try:
         stat = path.stat()
     except OSError:  # load_keras_model says what is wrong with the path
         return KerasPredictor(load_keras_model(path))
-    key = (str(path.resolve()), stat.st_ino, stat.st_size, stat.st_mtime_ns)
-    predictor = _KERAS_PREDICTORS.pop(key, None) or KerasPredictor(load_keras_model(path))
-    _KERAS_PREDICTORS[key] = predictor  # now the newest
-    while len(_KERAS_PREDICTORS) > KEEP_LOADED:
-        del _KERAS_PREDICTORS[next(iter(_KERAS_PREDICTORS))]
-    return predictor
+    return _keras_predictor_of(str(path.resolve()), (stat.st_mtime_ns, stat.st_size, stat.st_ino))
+
+
+@functools.lru_cache(maxsize=2)
+def _keras_predictor_of(path: str, version: tuple) -> KerasPredictor:
+    """A .keras file's predictor, loaded once per version of the file (its time, size and
+    inode) in a process: loading costs 1.7-3 s here, so a program (or a test) that calls
+    verify, identify or evaluate again and again pays it once, and its later calls run the
+    traced graph; a run trained again, or a file replaced, is loaded again. The last two files
+    are kept. Predictors only read their model."""
+    return KerasPredictor(load_keras_model(Path(path)))
