@@ -173,7 +173,8 @@ def machine_facts() -> dict:
     except OSError:
         pass
     return {"cpus": os.cpu_count(), "cpu": model, "amx": "amx_tile" in flags,
-            "avx512_bf16": "avx512_bf16" in flags, "avx512_vnni": "avx512_vnni" in flags}
+            "avx512_bf16": "avx512_bf16" in flags, "avx512_vnni": "avx512_vnni" in flags,
+            "avx512f": "avx512f" in flags, "avx_vnni": "avx_vnni" in flags, "avx2": "avx2" in flags}
 
 
 def train_small_unet(data, seed: int, epochs: int, output, name: str):

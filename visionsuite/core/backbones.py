@@ -149,9 +149,12 @@ class PReLU(layers.Layer):
     """max(x, 0) + a * min(x, 0) with one learned slope `a` per channel (He et al. 2015;
     initial 0.25), kept in [0, 1] and computed as max(x, a * x). Why not keras.layers.PReLU:
     it becomes TFLite's PRELU op, which LiteRT's XNNPACK delegate does not run in int8, and an
-    int8 MobileFaceNet then ran 13x slower than its float32 file here (3.2 vs 0.25 ms; written
-    with RELU ops instead: 4 ms). As MUL and MAXIMUM the whole int8 graph stays in XNNPACK
-    (0.22 ms)."""
+    int8 MobileFaceNet then ran 13x slower than its float32 file (3.2 vs 0.25 ms; written with
+    RELU ops instead: 4 ms). XNNPACK does not take int8 MAXIMUM either (LiteRT 2.1 and 2.3:
+    the shipped face embedder runs as 36 XNNPACK partitions, its 66 MAXIMUMs in LiteRT's own
+    kernels between them), yet it ran fastest so: a * x + relu((1 - a) * x), which XNNPACK
+    takes whole, ran 1.44 against 1.27 ms in int8 and 1.19 against 1.09 ms in float32
+    (AMD Zen 3, 1 thread)."""
 
     def build(self, input_shape):
         self.slope = self.add_weight(shape=(input_shape[-1],), name="slope",
