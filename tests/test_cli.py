@@ -376,3 +376,15 @@ def test_a_run_with_balanced_class_weights_resumes_in_a_new_process(shapes_dir, 
     weights = yaml.safe_load((run / "config.yaml").read_text())["train"]["class_weights"]
     assert weights == [1.0] * 3  # shapes_dir: 3 classes of 12 train images each
     resume_in_new_process("classify", run, epochs=2)
+
+
+def test_export_says_why_when_int8_is_no_faster_than_float32():
+    from visionsuite.cli import int8_speed_note
+
+    def reports(**latency):
+        return [{"quantize": name, "latency_ms_1_thread": ms} for name, ms in latency.items()]
+
+    assert "int8 dot products" in int8_speed_note(reports(none=1.31, int8=1.36))
+    assert int8_speed_note(reports(none=0.41, int8=0.26)) is None
+    assert int8_speed_note(reports(int8=1.36)) is None  # nothing to compare with
+    assert int8_speed_note(reports(none=1.31, float16=1.4)) is None

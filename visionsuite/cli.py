@@ -598,8 +598,22 @@ def print_export_reports(reports: list[dict]) -> None:
     if reports[0].get("agreement") is not None:
         legend += f"; agreement: with Keras ({reports[0]['agreement_meaning']})"
     click.echo(legend)
+    note = int8_speed_note(reports)
+    if note:
+        click.echo(note)
     for report in reports:
         click.echo(report["file"])
+
+
+def int8_speed_note(reports: list[dict]) -> str | None:
+    """Why int8 can be the slower file here: users expect it to be faster, and on x86 CPUs
+    without int8 dot products it is not (README, Classification)."""
+    latency = {report["quantize"]: report["latency_ms_1_thread"] for report in reports}
+    if "int8" not in latency or "none" not in latency or latency["int8"] < latency["none"]:
+        return None
+    return ("note: int8 ran no faster than float32 on this CPU; LiteRT's int8 kernels gain "
+            "where the CPU has int8 dot products (ARM phones, x86 with AVX512-VNNI): time the "
+            "files where they will run (visionsuite benchmark FILE...)")
 
 
 def export_rows(reports: list[dict]) -> list[dict]:
