@@ -94,7 +94,7 @@ def decisive_flags() -> list[str]:
     from visionsuite.quiet import import_tensorflow_quietly
 
     import_tensorflow_quietly()  # core.train loads it: its start-up notices off the table
-    from visionsuite.core.train import cpu_flags
+    from visionsuite.core.benchmark import cpu_flags
 
     flags = cpu_flags()
     return [flag for flag in ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16")

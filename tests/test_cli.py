@@ -384,7 +384,22 @@ def test_export_says_why_when_int8_is_no_faster_than_float32():
     def reports(**latency):
         return [{"quantize": name, "latency_ms_1_thread": ms} for name, ms in latency.items()]
 
-    assert "int8 dot products" in int8_speed_note(reports(none=1.31, int8=1.36))
-    assert int8_speed_note(reports(none=0.41, int8=0.26)) is None
-    assert int8_speed_note(reports(int8=1.36)) is None  # nothing to compare with
-    assert int8_speed_note(reports(none=1.31, float16=1.4)) is None
+    slower = reports(none=1.31, int8=1.36)
+    assert "no int8 dot products" in int8_speed_note(slower, dot_products=[])
+    assert "though this CPU has AVX512-VNNI" in int8_speed_note(slower, ["AVX512-VNNI"])
+    assert int8_speed_note(reports(none=0.41, int8=0.26), []) is None
+    assert int8_speed_note(reports(int8=1.36), []) is None  # nothing to compare with
+    assert int8_speed_note(reports(none=1.31, float16=1.4), []) is None
+
+
+def test_int8_dot_products_are_read_from_x86_flags_and_arm_features(tmp_path):
+    from visionsuite.core.benchmark import int8_dot_products
+
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("model name\t: AMD EPYC\nflags\t\t: fpu sse avx2 fma\n")
+    assert int8_dot_products(cpuinfo) == []
+    cpuinfo.write_text("flags\t\t: avx2 avx512f avx512_vnni avx512_bf16\n")
+    assert int8_dot_products(cpuinfo) == ["AVX512-VNNI"]
+    cpuinfo.write_text("processor\t: 0\nFeatures\t: fp asimd asimddp sve\n")
+    assert int8_dot_products(cpuinfo) == ["ARM dot product"]
+    assert int8_dot_products(tmp_path / "missing") == []

@@ -605,15 +605,21 @@ def print_export_reports(reports: list[dict]) -> None:
         click.echo(report["file"])
 
 
-def int8_speed_note(reports: list[dict]) -> str | None:
-    """Why int8 can be the slower file here: users expect it to be faster, and on x86 CPUs
-    without int8 dot products it is not (README, Classification)."""
+def int8_speed_note(reports: list[dict], dot_products: list[str] | None = None) -> str | None:
+    """Why int8 can be the slower file here: users expect it to be faster, and on CPUs without
+    int8 dot products it is not (README, Classification)."""
+    from visionsuite.core.benchmark import int8_dot_products
+
     latency = {report["quantize"]: report["latency_ms_1_thread"] for report in reports}
     if "int8" not in latency or "none" not in latency or latency["int8"] < latency["none"]:
         return None
-    return ("note: int8 ran no faster than float32 on this CPU; LiteRT's int8 kernels gain "
-            "where the CPU has int8 dot products (ARM phones, x86 with AVX512-VNNI): time the "
-            "files where they will run (visionsuite benchmark FILE...)")
+    dot_products = int8_dot_products() if dot_products is None else dot_products
+    why = (f"though this CPU has {' and '.join(dot_products)}: some of the model's ops may have "
+           "no int8 kernel in LiteRT" if dot_products else
+           "this CPU has no int8 dot products (AVX512-VNNI, ARM's on phones), without which "
+           "LiteRT's int8 kernels gain little")
+    return (f"note: int8 ran no faster than float32 here, {why}; time the files where they "
+            "will run (visionsuite benchmark FILE...)")
 
 
 def export_rows(reports: list[dict]) -> list[dict]:
@@ -635,7 +641,7 @@ def export_rows(reports: list[dict]) -> list[dict]:
 @friendly_errors
 def benchmark(models, threads, runs, json_path):
     """Latency (p50/p90 ms), images/s and size of each MODEL (.tflite, .keras, run folder)."""
-    from visionsuite.core.benchmark import benchmark_models
+    from visionsuite.core.benchmark import benchmark_models, int8_dot_products
     from visionsuite.core.files import writable_file, write_json
     from visionsuite.core.report import table
 
@@ -650,6 +656,10 @@ def benchmark(models, threads, runs, json_path):
         writable_file(json_path, "the results file", "--json")
     rows = benchmark_models(models, counts, runs)
     click.echo(table(rows))
+    if any(row["format"] == "tflite" for row in rows):
+        click.echo(f"int8 dot products of this CPU: {' and '.join(int8_dot_products()) or 'none'}"
+                   " (without them int8 .tflite files run little faster, or slower, than "
+                   "float32 ones)")
     if json_path:
         write_json(json_path, rows)
 

@@ -23,6 +23,7 @@ import keras
 import visionsuite.core.backbones  # noqa: F401  registers the custom layers for loading
 
 from visionsuite.config import Config, save_config
+from visionsuite.core.benchmark import cpu_flags
 from visionsuite.core.files import (atomic_path, atomic_write_text, check_new_run, new_run_dir,
                                     write_json)
 from visionsuite.errors import VisionsuiteError
@@ -98,16 +99,6 @@ def bfloat16_units(cpuinfo: Path = Path("/proc/cpuinfo")) -> list[str]:
         return []
     flags = cpu_flags(cpuinfo)
     return [unit for unit in BFLOAT16_UNIT_NAMES if unit in flags]
-
-
-def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> list[str]:
-    """The CPU's flags as Linux lists them in `cpuinfo`; empty where it cannot be read."""
-    try:
-        text = cpuinfo.read_text(errors="replace")
-    except OSError:
-        return []
-    return next((line.partition(":")[2].split() for line in text.splitlines()
-                 if line.startswith("flags")), [])
 
 
 def float32_twin(model):
