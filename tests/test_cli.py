@@ -385,7 +385,9 @@ def test_export_says_why_when_int8_is_no_faster_than_float32():
         return [{"quantize": name, "latency_ms_1_thread": ms} for name, ms in latency.items()]
 
     slower = reports(none=1.31, int8=1.36)
-    assert "no int8 dot products" in int8_speed_note(slower, dot_products=[])
+    assert "no int8 dot products" in int8_speed_note(slower, [])
+    assert int8_speed_note(slower, None).startswith(  # a CPU Linux does not name
+        "note: int8 ran no faster than float32 here; time the files")
     assert "though this CPU has AVX512-VNNI" in int8_speed_note(slower, ["AVX512-VNNI"])
     assert int8_speed_note(reports(none=0.41, int8=0.26), []) is None
     assert int8_speed_note(reports(int8=1.36), []) is None  # nothing to compare with
@@ -402,4 +404,4 @@ def test_int8_dot_products_are_read_from_x86_flags_and_arm_features(tmp_path):
     assert int8_dot_products(cpuinfo) == ["AVX512-VNNI"]
     cpuinfo.write_text("processor\t: 0\nFeatures\t: fp asimd asimddp sve\n")
     assert int8_dot_products(cpuinfo) == ["ARM dot product"]
-    assert int8_dot_products(tmp_path / "missing") == []
+    assert int8_dot_products(tmp_path / "missing") is None  # macOS, Windows: unknown

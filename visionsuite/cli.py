@@ -591,6 +591,7 @@ def export(run, quantize, output, calibration, data):
 
 
 def print_export_reports(reports: list[dict]) -> None:
+    from visionsuite.core.benchmark import int8_dot_products
     from visionsuite.core.report import table
 
     click.echo(table(export_rows(reports)))
@@ -598,28 +599,30 @@ def print_export_reports(reports: list[dict]) -> None:
     if reports[0].get("agreement") is not None:
         legend += f"; agreement: with Keras ({reports[0]['agreement_meaning']})"
     click.echo(legend)
-    note = int8_speed_note(reports)
+    note = int8_speed_note(reports, int8_dot_products())
     if note:
         click.echo(note)
     for report in reports:
         click.echo(report["file"])
 
 
-def int8_speed_note(reports: list[dict], dot_products: list[str] | None = None) -> str | None:
+def int8_speed_note(reports: list[dict], dot_products: list[str] | None) -> str | None:
     """Why int8 can be the slower file here: users expect it to be faster, and on CPUs without
-    int8 dot products it is not (README, Classification)."""
-    from visionsuite.core.benchmark import int8_dot_products
-
+    int8 dot products it is not (README, Classification). `dot_products`: the CPU's
+    (core.benchmark.int8_dot_products), None where unknown."""
     latency = {report["quantize"]: report["latency_ms_1_thread"] for report in reports}
     if "int8" not in latency or "none" not in latency or latency["int8"] < latency["none"]:
         return None
-    dot_products = int8_dot_products() if dot_products is None else dot_products
-    why = (f"though this CPU has {' and '.join(dot_products)}: some of the model's ops may have "
-           "no int8 kernel in LiteRT" if dot_products else
-           "this CPU has no int8 dot products (AVX512-VNNI, ARM's on phones), without which "
-           "LiteRT's int8 kernels gain little")
-    return (f"note: int8 ran no faster than float32 here, {why}; time the files where they "
-            "will run (visionsuite benchmark FILE...)")
+    if dot_products:
+        why = (f", though this CPU has {' and '.join(dot_products)}: some of the model's ops "
+               "may have no int8 kernel in LiteRT")
+    elif dot_products == []:
+        why = (": this CPU has no int8 dot products (AVX512-VNNI, ARM's on phones), without "
+               "which LiteRT's int8 kernels gain little")
+    else:  # the CPU's instructions are unknown
+        why = ""
+    return (f"note: int8 ran no faster than float32 here{why}; time the files where they will "
+            "run (visionsuite benchmark FILE...)")
 
 
 def export_rows(reports: list[dict]) -> list[dict]:
@@ -656,9 +659,10 @@ def benchmark(models, threads, runs, json_path):
         writable_file(json_path, "the results file", "--json")
     rows = benchmark_models(models, counts, runs)
     click.echo(table(rows))
-    if any(row["format"] == "tflite" for row in rows):
-        click.echo(f"int8 dot products of this CPU: {' and '.join(int8_dot_products()) or 'none'}"
-                   " (without them int8 .tflite files run little faster, or slower, than "
+    dot_products = int8_dot_products()
+    if dot_products is not None and any(row["format"] == "tflite" for row in rows):
+        click.echo(f"int8 dot products of this CPU: {' and '.join(dot_products) or 'none'} "
+                   "(without them int8 .tflite files run little faster, or slower, than "
                    "float32 ones)")
     if json_path:
         write_json(json_path, rows)

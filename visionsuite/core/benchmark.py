@@ -35,9 +35,12 @@ def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> list[str]:
                  if line.startswith(("flags", "Features"))), [])
 
 
-def int8_dot_products(cpuinfo: Path = Path("/proc/cpuinfo")) -> list[str]:
-    """INT8_DOT_PRODUCTS' names of those this CPU has; empty where it has none or cannot say."""
+def int8_dot_products(cpuinfo: Path = Path("/proc/cpuinfo")) -> list[str] | None:
+    """INT8_DOT_PRODUCTS' names of those this CPU has; None where Linux does not say (macOS,
+    Windows)."""
     flags = set(cpu_flags(cpuinfo))
+    if not flags:
+        return None
     return [name for flag, name in INT8_DOT_PRODUCTS.items() if flag in flags]
 
 
