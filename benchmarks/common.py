@@ -159,22 +159,22 @@ def timed_training(task_name: str, data: str, workdir: str, summary,
 
 def machine_facts() -> dict:
     """The CPU a benchmark ran on: its figures depend on it (bfloat16 training where the CPU
-    has AMX or AVX512-BF16, int8 kernels by its vector instructions), so the JSON says which
+    has AMX or AVX512-BF16, int8 kernels by its int8 dot products), so the JSON says which
     it was."""
-    flags, model = set(), platform.processor() or platform.machine()
+    from visionsuite.core.benchmark import cpu_flags, int8_dot_products
+
+    model = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as file:
-            for line in file:
-                key, _, value = line.partition(":")
-                if key.strip() == "model name":
-                    model = value.strip()
-                elif key.strip() == "flags":
-                    flags = set(value.split())
+            model = next((line.partition(":")[2].strip() for line in file
+                          if line.startswith("model name")), model)
     except OSError:
         pass
+    flags = set(cpu_flags())
     return {"cpus": os.cpu_count(), "cpu": model, "amx": "amx_tile" in flags,
             "avx512_bf16": "avx512_bf16" in flags, "avx512_vnni": "avx512_vnni" in flags,
-            "avx512f": "avx512f" in flags, "avx_vnni": "avx_vnni" in flags, "avx2": "avx2" in flags}
+            "avx512f": "avx512f" in flags, "avx2": "avx2" in flags,
+            "int8_dot_products": int8_dot_products()}
 
 
 def train_small_unet(data, seed: int, epochs: int, output, name: str):
