@@ -678,11 +678,12 @@ def test_training_names_ten_images_it_skips_and_counts_the_rest(monkeypatch, cap
 
 
 def test_flip_averaging_sums_in_float32_under_a_mixed_precision_policy():
-    from visionsuite.core.train import dtype_policy
+    from visionsuite.core.train import dtype_policy, float32_inference_twin
     from visionsuite.tasks.face.model import build_training_model, inference_embedder
 
     model = build_training_model(tiny_face_config(), identities=3)
     with dtype_policy("mixed_bfloat16"):  # as while a bfloat16 training verifies each epoch
-        averaged = inference_embedder(model, flip_average=True)
+        _, averaged = float32_inference_twin(
+            model, lambda twin: inference_embedder(twin, flip_average=True))
     for name in ("mirror", "sum", "embedding"):
         assert averaged.get_layer(name).dtype_policy.name == "float32", name

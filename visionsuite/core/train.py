@@ -109,6 +109,16 @@ def float32_twin(model):
                         lambda node: {**node, "config": {**node["config"], "name": "float32"}})
 
 
+def float32_inference_twin(model, inference_model):
+    """float32_twin of `model` and `inference_model(twin)` (the task's part of it that is saved
+    and evaluated), both computing in float32: a training holds its dtype policy until its end,
+    and the layers an inference model adds around the twin (face: the flip averaging's mirror
+    and sum) would compute in it (in bfloat16 a sum of two embeddings keeps 8 bits)."""
+    twin = float32_twin(model)
+    with dtype_policy("float32"):
+        return twin, inference_model(twin)
+
+
 def rebuilt_with(model, class_name: str, replace):
     """An uncompiled copy of `model` from its config, every object of `class_name` in it (a
     layer, a dtype policy) serialized as `replace(its serialized dict)`."""
@@ -613,8 +623,8 @@ class BestCheckpoint(keras.callbacks.Callback):
         if self.best_weights is None:
             return
         if self.twin is None:
-            self.twin = float32_twin(self.model)
-            self.inference_model = self.to_inference_model(self.twin)
+            self.twin, self.inference_model = float32_inference_twin(self.model,
+                                                                     self.to_inference_model)
         self.wait()  # one save at a time, in epoch order
         self.pending = self.writer.submit(self._save, self.best_weights)
         self.best_weights = None

@@ -83,10 +83,8 @@ def inference_embedder(model: keras.Model, flip_average: bool) -> keras.Model:
     if not flip_average:
         return embedder
     inputs = keras.Input(embedder.input_shape[1:], name="image")
-    # float32 whatever the global policy: built during a bfloat16 training (the per-epoch
-    # verification), the sum would otherwise round the embeddings to 8 bits.
-    mirrored = WithMirrors(dtype="float32", name="mirror")(inputs)
-    both = SumOfHalves(dtype="float32", name="sum")(embedder(mirrored))
+    mirrored = WithMirrors(name="mirror")(inputs)
+    both = SumOfHalves(name="sum")(embedder(mirrored))
     outputs = layers.UnitNormalization(axis=-1, dtype="float32", name=EMBEDDING)(both)
     return keras.Model(inputs, outputs, name=embedder.name)
 

@@ -30,11 +30,12 @@ class VerificationCallback(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         from visionsuite.core.models import KerasPredictor
-        from visionsuite.core.train import averaged_weights, float32_twin
+        from visionsuite.core.train import averaged_weights, float32_inference_twin
 
         if self.twin is None:  # built once: its traced function serves every epoch
-            self.twin = float32_twin(self.model)
-            self.predictor = KerasPredictor(self.task.inference_model(self.twin, self.config))
+            self.twin, embedder = float32_inference_twin(
+                self.model, lambda twin: self.task.inference_model(twin, self.config))
+            self.predictor = KerasPredictor(embedder)
         self.twin.set_weights(averaged_weights(self.model))
         outputs = self.predictor.predict(self.data.val.images)
         metrics = self.task.evaluate(outputs, self.data.val, self.data.labels)
