@@ -34,7 +34,7 @@ def test_every_registered_family_has_a_tiny_instance_here():
 def test_tiny_backbone_trains_and_exports_int8(name, width, depth, size):
     import keras
 
-    from conftest import quick_adam
+    from conftest import compile_quickly
     from visionsuite.core.export import convert
     from visionsuite.core.models import TFLitePredictor
     from visionsuite.tasks.classify import TASK
@@ -43,7 +43,7 @@ def test_tiny_backbone_trains_and_exports_int8(name, width, depth, size):
                                            f"model.depth={depth}", f"data.image_size={size}"])
     labels = ["a", "b", "c"]
     model = TASK.build_model(config, labels)
-    model.compile(quick_adam(), "categorical_crossentropy")
+    compile_quickly(model, "categorical_crossentropy")
     images = np.random.default_rng(0).integers(0, 256, (8, size, size, 3)).astype(np.float32)
     model.fit(images, keras.utils.to_categorical(np.arange(8) % 3, 3), epochs=1, verbose=0)
 

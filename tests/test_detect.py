@@ -111,7 +111,7 @@ def test_a_box_at_iou_0_58_counts_at_two_of_the_ten_thresholds():
 def test_loss_falls_when_a_tiny_detector_fits_one_batch():
     import keras
 
-    from conftest import quick_adam
+    from conftest import compile_quickly
     from visionsuite.tasks.detect.model import _keras_loss, build_detector
 
     keras.utils.set_random_seed(0)
@@ -122,7 +122,7 @@ def test_loss_falls_when_a_tiny_detector_fits_one_batch():
     images[:, 10:40, 10:40] = 255.0
     targets = np.full((4, 3, 5), -1, np.float32)
     targets[:, 0] = [1, 10, 10, 40, 40]
-    model.compile(quick_adam(3e-3), loss)
+    compile_quickly(model, loss, 3e-3)
     first = model.train_on_batch(images, targets)
     for _ in range(15):
         last = model.train_on_batch(images, targets)

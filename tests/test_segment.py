@@ -1600,7 +1600,7 @@ def test_the_unets_batchnorm_statistics_catch_up_within_a_short_run():
     (a 14-image set's val Dice was 0.07 after 3 epochs, with train Dice 0.93)."""
     import keras
 
-    from conftest import quick_adam
+    from conftest import compile_quickly
     from visionsuite.config import load_config
     from visionsuite.tasks.segment.model import build_unet
 
@@ -1609,7 +1609,7 @@ def test_the_unets_batchnorm_statistics_catch_up_within_a_short_run():
                                                     "model.filters=4"]), 2)
     images = np.random.default_rng(0).uniform(0, 255, (8, 32, 32, 3)).astype("float32")
     masks = (images[..., :1] > 128).astype("int32")
-    model.compile(quick_adam(), "sparse_categorical_crossentropy")
+    compile_quickly(model, "sparse_categorical_crossentropy")
     model.fit(images, masks, batch_size=8, epochs=40, verbose=0)
     inference = model(images, training=False).numpy().argmax(-1)
     training = model(images, training=True).numpy().argmax(-1)
