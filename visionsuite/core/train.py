@@ -378,12 +378,19 @@ class _WarmingEMA:
         return cache[key]
 
     def _average(self, trainable_variables):
+        import tensorflow as tf
+
         step = keras.ops.cast(self.iterations, "float32")
         momentum = keras.ops.minimum(self.ema_momentum, (1.0 + step) / (10.0 + step))
+        weights = {}  # dtype -> (kept, 1 - kept): once, not once a variable (fewer ops to trace)
         for variable, average in zip(trainable_variables, self._model_variables_moving_average):
             if average is not None:
-                kept = keras.ops.cast(momentum, variable.dtype)
-                average.assign(kept * average + (1 - kept) * variable)
+                variable, average = _tf_variable(variable), _tf_variable(average)
+                if variable.dtype not in weights:
+                    kept = tf.cast(momentum, variable.dtype)
+                    weights[variable.dtype] = kept, 1 - kept
+                kept, added = weights[variable.dtype]
+                average.assign(kept * average + added * variable)
 
 
 class GraphSwapEMAWeights(keras.callbacks.SwapEMAWeights):
@@ -435,11 +442,15 @@ class _ScalarsOncePerStep:
         if self.weight_decay is None or tf.distribute.has_strategy():
             return super()._apply_weight_decay(variables)
         learning_rate = self.learning_rate  # the schedule, evaluated once
+        scalars = {}  # dtype -> (decay, learning rate), also made once
         for variable in variables:
             if self._use_weight_decay(variable):
                 value = _tf_variable(variable)
-                decay = tf.cast(self.weight_decay, value.dtype)
-                value.assign_sub(value * decay * tf.cast(learning_rate, value.dtype))
+                if value.dtype not in scalars:
+                    scalars[value.dtype] = (tf.cast(self.weight_decay, value.dtype),
+                                            tf.cast(learning_rate, value.dtype))
+                decay, rate = scalars[value.dtype]
+                value.assign_sub(value * decay * rate)
 
     def _backend_update_step(self, grads, trainable_variables, learning_rate):
         import tensorflow as tf
@@ -462,8 +473,9 @@ def _tf_variable(variable):
 @keras.saving.register_keras_serializable("visionsuite")
 class WarmingEMAAdamW(_ScalarsOncePerStep, _WarmingEMA, keras.optimizers.AdamW):
     def update_step(self, gradient, variable, learning_rate):
-        """Keras' Adam step (keras/src/optimizers/adam.py), its step size computed once a step
-        for all variables of a dtype (_ScalarsOncePerStep)."""
+        """Keras' Adam step (keras/src/optimizers/adam.py) in TensorFlow's ops, which trace
+        faster than keras.ops' wrappers of the same ops, with its step size and constants made
+        once a step for all variables of a dtype (_ScalarsOncePerStep)."""
         import tensorflow as tf
 
         scalars = getattr(self, "_step_scalars", None)
@@ -474,16 +486,17 @@ class WarmingEMAAdamW(_ScalarsOncePerStep, _WarmingEMA, keras.optimizers.AdamW):
             local_step = ops.cast(self.iterations + 1, dtype)
             beta_1_power = ops.power(ops.cast(self.beta_1, dtype), local_step)
             beta_2_power = ops.power(ops.cast(self.beta_2, dtype), local_step)
-            scalars[dtype] = (ops.cast(learning_rate, dtype) * ops.sqrt(1 - beta_2_power)
-                              / (1 - beta_1_power))
-        alpha = scalars[dtype]
-        gradient = ops.cast(gradient, dtype)
+            alpha = (ops.cast(learning_rate, dtype) * ops.sqrt(1 - beta_2_power)
+                     / (1 - beta_1_power))
+            scalars[dtype] = (alpha, tf.constant(1 - self.beta_1, dtype),
+                              tf.constant(1 - self.beta_2, dtype), tf.constant(self.epsilon, dtype))
+        alpha, new_m_share, new_v_share, epsilon = scalars[dtype]
+        gradient = tf.cast(gradient, dtype)
         index = self._get_variable_index(variable)
-        m, v = self._momentums[index], self._velocities[index]
-        self.assign_add(m, ops.multiply(ops.subtract(gradient, m), 1 - self.beta_1))
-        self.assign_add(v, ops.multiply(ops.subtract(ops.square(gradient), v), 1 - self.beta_2))
-        self.assign_sub(variable, ops.divide(ops.multiply(m, alpha),
-                                             ops.add(ops.sqrt(v), self.epsilon)))
+        m, v = self._momentums[index].value, self._velocities[index].value
+        m.assign_add((gradient - m) * new_m_share)
+        v.assign_add((tf.square(gradient) - v) * new_v_share)
+        variable.assign_sub(m * alpha / (tf.sqrt(v) + epsilon))
 
 
 @keras.saving.register_keras_serializable("visionsuite")
