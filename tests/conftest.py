@@ -145,7 +145,7 @@ def snapshot(root: Path) -> dict:
             for p in sorted(root.rglob("*")) if p.is_file()}
 
 
-# The files of longest run first (seconds on a 2-core Zen 3 in brackets): pytest-xdist's
+# The files of longest run first (seconds on a 2-core Zen 3 in parentheses): pytest-xdist's
 # loadfile hands files to the workers in collection order, and in alphabetical order the long
 # test_segment_cli (364) and test_train (169) came last, one worker finishing them alone.
 LONGEST_FIRST = ("test_detect_cli", "test_segment_cli", "test_face_cli",  # (409, 364, 309)
