@@ -145,20 +145,6 @@ def snapshot(root: Path) -> dict:
             for p in sorted(root.rglob("*")) if p.is_file()}
 
 
-# The files of longest run first (seconds on a 2-core Zen 3 in parentheses): pytest-xdist's
-# loadfile hands files to the workers in collection order, and in alphabetical order the long
-# test_segment_cli (364) and test_train (169) came last, one worker finishing them alone.
-LONGEST_FIRST = ("test_detect_cli", "test_segment_cli", "test_face_cli",  # (409, 364, 309)
-                 "test_integration_face", "test_backbones", "test_train",  # (237, 190, 169)
-                 "test_integration", "test_integration_detect",  # (158, 142)
-                 "test_integration_segment", "test_cli", "test_segment")  # (138, 134, 127)
-
-
-def pytest_collection_modifyitems(items):
-    rank = {name: index for index, name in enumerate(LONGEST_FIRST)}
-    items.sort(key=lambda item: rank.get(item.path.stem, len(rank)))  # stable: files stay whole
-
-
 @pytest.fixture(scope="session")
 def shapes_dir(tmp_path_factory) -> Path:
     return make_shapes_folder(tmp_path_factory.mktemp("shapes"))
