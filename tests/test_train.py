@@ -466,20 +466,27 @@ def test_last_checkpoint_counts_the_epochs_own_seconds_not_the_time_between():
     assert saved == [2, 5]
 
 
-def test_compiled_average_matches_keras_ops_and_leaves_training_untouched():
-    """The XLA-compiled update of the average gives Keras' average (to rounding) and the weights
-    train bit for bit as with the uncompiled update, validations between epochs included: the
-    average feeds nothing back into training."""
-    from visionsuite.core.train import GraphSwapEMAWeights, WarmingEMAAdamW
+def test_fused_average_matches_keras_ops_and_leaves_training_untouched():
+    """The average updated by one fused kernel a variable gives the average of Keras' ops (to
+    rounding), and the weights train bit for bit as with Keras' ops, validations between epochs
+    included: the average feeds nothing back into training."""
+    from visionsuite.core.train import GraphSwapEMAWeights, WarmingEMAAdamW, _tf_variable
 
-    def trained(compiled: bool):
+    def keras_average(optimizer, variables):
+        step = keras.ops.cast(optimizer.iterations, "float32")
+        kept = keras.ops.minimum(optimizer.ema_momentum, (1.0 + step) / (10.0 + step))
+        for variable, average in zip(variables, optimizer._model_variables_moving_average):
+            _tf_variable(average).assign(kept * average + (1.0 - kept) * variable)
+
+    def trained(fused: bool):
         keras.utils.set_random_seed(0)
         inputs = keras.Input((3,))
         hidden = keras.layers.Dense(4, activation="relu")(inputs)
         model = keras.Model(inputs, keras.layers.Dense(2)(hidden))
         optimizer = WarmingEMAAdamW(0.05, weight_decay=0.01, use_ema=True, ema_momentum=0.9)
-        if not compiled:
-            optimizer.__dict__["_compiled_average"] = lambda variables: None
+        if not fused:
+            optimizer._update_model_variables_moving_average = \
+                lambda variables: keras_average(optimizer, variables)
         model.compile(optimizer, "mse")
         rng = np.random.default_rng(0)
         x = rng.normal(size=(40, 3)).astype("float32")
@@ -490,7 +497,6 @@ def test_compiled_average_matches_keras_ops_and_leaves_training_untouched():
             averages=[a.numpy() for a in optimizer._model_variables_moving_average]))
         model.fit(x, y, batch_size=8, epochs=3, shuffle=False, verbose=0, validation_data=(x, y),
                   callbacks=[GraphSwapEMAWeights(swap_on_epoch=False), keep])
-        assert bool(optimizer.__dict__.get("_compiled_averages")) == compiled
         return raw["weights"], raw["averages"]
 
     (weights, averages), (keras_weights, keras_averages) = trained(True), trained(False)
@@ -501,15 +507,19 @@ def test_compiled_average_matches_keras_ops_and_leaves_training_untouched():
         assert not np.allclose(ours, weight)  # a real average, not the weights
 
 
-@pytest.mark.parametrize("optimizer_class, options", [
-    ("WarmingEMAAdamW", {"weight_decay": 0.05}),
-    ("WarmingEMASGD", {"weight_decay": 0.05, "momentum": 0.9, "nesterov": True}),
-    ("WarmingEMASGD", {"momentum": 0.9}),
+@pytest.mark.parametrize("optimizer_class, options, tolerance", [
+    # TensorFlow's Adam kernel computes 1 - beta in float32 (1 - 0.999: 0.00099998713, Keras
+    # 0.001): its second moments differ from Keras' by 1.3e-5 (relative), the weights by up
+    # to 7e-7 after 12 steps; epsilon 10% off, or beta_1 0.9001, fails these tolerances.
+    ("WarmingEMAAdamW", {"weight_decay": 0.05}, (3e-5, 1.5e-6)),
+    ("WarmingEMASGD", {"weight_decay": 0.05, "momentum": 0.9, "nesterov": True}, (0, 0)),
+    ("WarmingEMASGD", {"momentum": 0.9}, (0, 0)),
 ])
-def test_the_step_traced_with_its_scalars_once_trains_as_keras_step_to_the_bit(
-        optimizer_class, options):
+def test_the_step_traced_with_its_scalars_once_trains_as_keras_step(
+        optimizer_class, options, tolerance):
     """The optimizer's step with the schedule and Adam's bias corrections computed once a step
-    (fewer ops to trace) moves the weights and its slots exactly as Keras' own step."""
+    and fused kernels (fewer ops to trace) moves the weights and its slots as Keras' own step:
+    to the bit, or for Adam to the rounding of its kernel."""
     import tensorflow as tf
     from keras.src.backend.tensorflow.optimizer import TFOptimizer
 
@@ -542,7 +552,7 @@ def test_the_step_traced_with_its_scalars_once_trains_as_keras_step_to_the_bit(
 
     (ours, our_ops), (theirs, their_ops) = trained(False), trained(True)
     for mine, keras_value in zip(ours, theirs):
-        np.testing.assert_array_equal(mine, keras_value)
+        np.testing.assert_allclose(mine, keras_value, *tolerance)
     assert not np.array_equal(ours[0], np.random.default_rng(1).normal(size=shapes["kernel"])
                               .astype("float32"))  # trained
     assert our_ops < their_ops

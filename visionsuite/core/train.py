@@ -330,8 +330,8 @@ def xla_compiled(function):
     """`function` compiled by XLA, which fuses its many small ops into a few passes. Here, a
     batch of 8 256-px crops: segment's loss (forward and backward) took 4.8 ms instead of 15.6,
     each of its metric updates 3.3 ms instead of 9.0 as a one-hot product (1.4 ms now as a pair
-    count), and the weights' moving average (below) 5 ms less of a 0.31 s bfloat16 U-Net step.
-    The TensorFlow backend's; elsewhere `function` as it is."""
+    count). XLA compiles anew in every run (some 2 s for the weights' average, which is one
+    fused kernel a variable now). The TensorFlow backend's; elsewhere `function` as it is."""
     if keras.backend.backend() != "tensorflow":
         return function
     import tensorflow as tf
@@ -349,47 +349,28 @@ class _WarmingEMA:
     def _update_model_variables_moving_average(self, trainable_variables):
         if not self.use_ema:
             return
-        compiled = self._compiled_average(trainable_variables)
-        if compiled is None:
-            self._average(trainable_variables)
-        else:
-            compiled()
-
-    def _compiled_average(self, trainable_variables):
-        """The average's update compiled by XLA as one function (Keras runs some five small ops a
-        variable): steps of 309 ms instead of 314 (segment) and 110 instead of 113 (face) here.
-        Only the average: it feeds nothing back into training (the swap around validation
-        copies, GraphSwapEMAWeights), so the weights train as with Keras' update, to the bit.
-        The optimizer's step compiled too gave face a lower ORL AUC on four seeds of five, mean
-        0.953 against 0.964. TensorFlow only, and not under a tf.distribute strategy, whose
-        per-replica updates XLA does not take."""
-        if keras.backend.backend() != "tensorflow":
-            return None
-        import tensorflow as tf
-
-        if tf.distribute.has_strategy():
-            return None
-        variables = list(trainable_variables)
-        # One function per list of variables: traced once per training function.
-        key = tuple(id(variable) for variable in variables)
-        cache = self.__dict__.setdefault("_compiled_averages", {})
-        if key not in cache:
-            cache[key] = xla_compiled(lambda: self._average(variables))
-        return cache[key]
-
-    def _average(self, trainable_variables):
         import tensorflow as tf
 
         step = keras.ops.cast(self.iterations, "float32")
         momentum = keras.ops.minimum(self.ema_momentum, (1.0 + step) / (10.0 + step))
-        weights = {}  # dtype -> (kept, 1 - kept): once, not once a variable (fewer ops to trace)
+        shares = {}  # dtype -> (kept, 1 - kept): once, not once a variable (fewer ops to trace)
+        fused = not tf.distribute.has_strategy()
         for variable, average in zip(trainable_variables, self._model_variables_moving_average):
-            if average is not None:
-                variable, average = _tf_variable(variable), _tf_variable(average)
-                if variable.dtype not in weights:
-                    kept = tf.cast(momentum, variable.dtype)
-                    weights[variable.dtype] = kept, 1 - kept
-                kept, added = weights[variable.dtype]
+            if average is None:
+                continue
+            variable, average = _tf_variable(variable), _tf_variable(average)
+            if variable.dtype not in shares:
+                kept = tf.cast(momentum, variable.dtype)
+                shares[variable.dtype] = kept, 1 - kept
+            kept, added = shares[variable.dtype]
+            if fused:
+                # average -= (1 - kept) * (average - weight) in one kernel: 4 graph ops a
+                # variable instead of 6. Not compiled by XLA: the step time is the same within
+                # this machine's noise, and XLA compiled it anew in every run, 1.5-2 s before
+                # the shipped U-Net's first step.
+                tf.raw_ops.ResourceApplyGradientDescent(
+                    var=average.handle, alpha=added, delta=average.read_value() - variable)
+            else:  # a strategy's distributed variables have no single handle
                 average.assign(kept * average + added * variable)
 
 
@@ -432,9 +413,10 @@ class _ScalarsOncePerStep:
     Keras' TensorFlow optimizer evaluates the learning-rate schedule again for each decayed
     variable and Adam's bias corrections for each variable, each a few graph ops; tracing
     those ops for some 200 variables was most of a train step's tracing (face: 17 of 22 s in
-    a profile; the first step of every run, resumes too, waits for it). The same arithmetic in
-    the same order, so the weights train to the bit as with Keras' step. Under a
-    tf.distribute strategy, Keras' own per-replica update."""
+    a profile; the first step of every run, resumes too, waits for it). Each variable's update
+    is then one of TensorFlow's fused optimizer kernels where one computes it (Adam's, and
+    plain descent for the weight decay). Under a tf.distribute strategy, Keras' own
+    per-replica update."""
 
     def _apply_weight_decay(self, variables):
         import tensorflow as tf
@@ -450,7 +432,10 @@ class _ScalarsOncePerStep:
                     scalars[value.dtype] = (tf.cast(self.weight_decay, value.dtype),
                                             tf.cast(learning_rate, value.dtype))
                 decay, rate = scalars[value.dtype]
-                value.assign_sub(value * decay * rate)
+                # value -= rate * (value * decay) in one kernel: Keras' value * decay * rate,
+                # to the bit, with one op fewer.
+                tf.raw_ops.ResourceApplyGradientDescent(var=value.handle, alpha=rate,
+                                                        delta=value * decay)
 
     def _backend_update_step(self, grads, trainable_variables, learning_rate):
         import tensorflow as tf
@@ -473,30 +458,34 @@ def _tf_variable(variable):
 @keras.saving.register_keras_serializable("visionsuite")
 class WarmingEMAAdamW(_ScalarsOncePerStep, _WarmingEMA, keras.optimizers.AdamW):
     def update_step(self, gradient, variable, learning_rate):
-        """Keras' Adam step (keras/src/optimizers/adam.py) in TensorFlow's ops, which trace
-        faster than keras.ops' wrappers of the same ops, with its step size and constants made
-        once a step for all variables of a dtype (_ScalarsOncePerStep)."""
+        """Keras' Adam step (keras/src/optimizers/adam.py) as TensorFlow's fused Adam kernel
+        (ResourceApplyAdam, tf.keras' Adam), one graph op a variable instead of some 15: a
+        YOLO detector's train step (207 variables) traced and ran its first step in 13.5-17 s
+        instead of 18.5-23, the step time the same within this machine's noise. The kernel's
+        arithmetic is Keras' in the same order, but for 1 - beta, which it computes in the
+        variable's dtype (float32: 1 - 0.999 is 0.00099998713, Keras' 0.001): the second
+        moments differ from Keras' by 1.3e-5 of their value, as if beta_2 were 0.99900001.
+        The step size and constants are made once a step for all variables of a dtype
+        (_ScalarsOncePerStep)."""
         import tensorflow as tf
 
         scalars = getattr(self, "_step_scalars", None)
         if scalars is None or self.amsgrad or isinstance(gradient, tf.IndexedSlices):
             return super().update_step(gradient, variable, learning_rate)
-        ops, dtype = keras.ops, variable.dtype
+        dtype = variable.dtype
         if dtype not in scalars:
-            local_step = ops.cast(self.iterations + 1, dtype)
-            beta_1_power = ops.power(ops.cast(self.beta_1, dtype), local_step)
-            beta_2_power = ops.power(ops.cast(self.beta_2, dtype), local_step)
-            alpha = (ops.cast(learning_rate, dtype) * ops.sqrt(1 - beta_2_power)
-                     / (1 - beta_1_power))
-            scalars[dtype] = (alpha, tf.constant(1 - self.beta_1, dtype),
-                              tf.constant(1 - self.beta_2, dtype), tf.constant(self.epsilon, dtype))
-        alpha, new_m_share, new_v_share, epsilon = scalars[dtype]
-        gradient = tf.cast(gradient, dtype)
+            local_step = keras.ops.cast(self.iterations + 1, dtype)
+            beta_1, beta_2 = tf.constant(self.beta_1, dtype), tf.constant(self.beta_2, dtype)
+            scalars[dtype] = (tf.pow(beta_1, local_step), tf.pow(beta_2, local_step),
+                              tf.cast(learning_rate, dtype), beta_1, beta_2,
+                              tf.constant(self.epsilon, dtype))
+        beta_1_power, beta_2_power, rate, beta_1, beta_2, epsilon = scalars[dtype]
         index = self._get_variable_index(variable)
-        m, v = self._momentums[index].value, self._velocities[index].value
-        m.assign_add((gradient - m) * new_m_share)
-        v.assign_add((tf.square(gradient) - v) * new_v_share)
-        variable.assign_sub(m * alpha / (tf.sqrt(v) + epsilon))
+        tf.raw_ops.ResourceApplyAdam(
+            var=variable.handle, m=self._momentums[index].value.handle,
+            v=self._velocities[index].value.handle, beta1_power=beta_1_power,
+            beta2_power=beta_2_power, lr=rate, beta1=beta_1, beta2=beta_2, epsilon=epsilon,
+            grad=tf.cast(gradient, dtype))
 
 
 @keras.saving.register_keras_serializable("visionsuite")
