@@ -216,15 +216,27 @@ def test_a_file_exported_into_its_run_is_evaluated_without_naming_the_data(tiny_
         evaluate(copied)
 
 
-def test_export_of_several_quantizations_prints_one_table_and_the_files_last(tiny_run,
-                                                                               tmp_path):
+def test_export_of_several_quantizations_prints_one_table_and_the_files_last(
+        tiny_run, tmp_path, monkeypatch):
+    """Also: the graph is written once for both conversions (writing it is most of a
+    conversion's time)."""
     from click.testing import CliRunner
 
+    import visionsuite.core.export as export_module
     from visionsuite.cli import cli
 
+    written = []
+    real_serving_graph = export_module.serving_graph
+
+    def counted_serving_graph(*args, **kwargs):
+        written.append(args)
+        return real_serving_graph(*args, **kwargs)
+
+    monkeypatch.setattr(export_module, "serving_graph", counted_serving_graph)
     result = CliRunner().invoke(cli, ["export", str(tiny_run), "--quantize", "none,dynamic",
                                       "--output", str(tmp_path)])
     assert result.exit_code == 0, result.output
+    assert len(written) == 1 and result.stderr.count("writing the graph to convert") == 1
     lines = result.stdout.strip().splitlines()
     assert lines[-2:] == [str(tmp_path / "tiny-none.tflite"), str(tmp_path / "tiny-dynamic.tflite")]
     header = lines[0].split()
