@@ -29,10 +29,11 @@ TINY_SETS = ("model.backbone=resnet18", "model.width=0.125", "data.image_size=32
 
 def compile_quickly(model, loss, learning_rate: float = 1e-3) -> None:
     """`model` compiled with Adam as the project trains with (no weight decay, no average),
-    its slots built now as core.train builds them. Keras' Adam has the same arithmetic, but
-    TensorFlow traces its step several times slower (a tiny detector's test took 140 s with it,
-    53 s with this; core.train._ScalarsOncePerStep); and slots made inside the first step
-    make TensorFlow trace it twice (a one-step fit of EfficientNet-B0: 23 s, 8 s built)."""
+    its slots built now as core.train builds them. Keras' Adam computes the same update (to
+    the rounding of TensorFlow's fused kernel), but TensorFlow traces its step several times
+    slower (a tiny detector's test took 140 s with it, 53 s with the project's before the
+    kernel; core.train._ScalarsOncePerStep); and slots made inside the first step make
+    TensorFlow trace it twice (a one-step fit of EfficientNet-B0: 23 s, 8 s built)."""
     from visionsuite.core.train import WarmingEMAAdamW
 
     model.compile(WarmingEMAAdamW(learning_rate, weight_decay=0.0), loss)

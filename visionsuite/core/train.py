@@ -330,8 +330,9 @@ def xla_compiled(function):
     """`function` compiled by XLA, which fuses its many small ops into a few passes. Here, a
     batch of 8 256-px crops: segment's loss (forward and backward) took 4.8 ms instead of 15.6,
     each of its metric updates 3.3 ms instead of 9.0 as a one-hot product (1.4 ms now as a pair
-    count). XLA compiles anew in every run (some 2 s for the weights' average, which is one
-    fused kernel a variable now). The TensorFlow backend's; elsewhere `function` as it is."""
+    count). XLA compiles anew in every run, so it serves where it saves more than that (the
+    weights' average, compiled before, cost 1.5-2 s a run for no step time measurable here).
+    The TensorFlow backend's; elsewhere `function` as it is."""
     if keras.backend.backend() != "tensorflow":
         return function
     import tensorflow as tf
