@@ -339,26 +339,36 @@ def test_objects_without_two_distinct_peaks_are_not_split():
     assert predicted_objects(classes, 1.0).max() == 5
 
 
-def test_training_chooses_to_split_touching_objects_where_panoptic_quality_rises():
+def test_training_chooses_to_split_touching_objects_where_panoptic_quality_rises(monkeypatch):
+    from visionsuite.tasks.segment import objects
     from visionsuite.tasks.segment.objects import add_object_scores, choose_split
 
     truth = discs((80, 90), TOUCHING)
     predicted = (truth > 0).astype(np.uint8)  # a perfect Dice, the pairs each one blob
-    tolerance, trials = choose_split([(predicted, predicted, truth)])
+    tolerance, trials, chosen = choose_split([(predicted, predicted, truth)])
     assert tolerance == 0.5 and [trial["split_touching"] for trial in trials] == \
         ["off", 0.5, 1.0, 2.0]
     # not split: the lone disc, the larger of the unequal pair (IoU 0.69) and, narrowly, the
     # first of the equal pair (the second lost a pixel column to it) match
     assert trials[0]["matched"] == 3 and trials[1]["matched"] == 5
     assert trials[1]["panoptic_quality"] > 0.9 > trials[0]["panoptic_quality"]
-    metrics = {"per_image": [{"image": "a.png"}]}
+    assert len(chosen[0]["matched_ious"]) == 5  # the chosen trial's own image scores
+    metrics, scorings = {"per_image": [{"image": "a.png"}]}, []
+    score = objects.image_object_scores
+    monkeypatch.setattr(objects, "image_object_scores",
+                        lambda *args, **kwargs: scorings.append(1) or score(*args, **kwargs))
     add_object_scores(metrics, [predicted], [predicted], [truth], ["background", "cell"],
                       "auto")
     assert metrics["split_touching"] == 0.5 and metrics["objects"]["matched"] == 5
     assert metrics["per_image"][0]["object_f1"] == 1.0
+    # the chosen trial's scores are kept, not computed again: those of the tolerance given
+    assert len(scorings) == len(trials)
+    given = {"per_image": [{"image": "a.png"}]}
+    add_object_scores(given, [predicted], [predicted], [truth], ["background", "cell"], 0.5)
+    assert metrics["objects"] == given["objects"] and metrics["per_image"] == given["per_image"]
     # cells apart: splitting gains nothing, and nothing is split
     apart = discs((80, 90), ((20, 20, 9), (60, 60, 9)))
-    tolerance, trials = choose_split([((apart > 0).astype(np.uint8), apart > 0, apart)])
+    tolerance, trials, _ = choose_split([((apart > 0).astype(np.uint8), apart > 0, apart)])
     assert tolerance is None and len({trial["panoptic_quality"] for trial in trials}) == 1
     metrics = {}
     add_object_scores(metrics, [predicted], [predicted], [truth], ["background", "cell"],

@@ -201,15 +201,19 @@ def add_object_scores(metrics: dict, predicted: list[np.ndarray], targets: list[
     numbered = [index for index, numbers in enumerate(objects) if numbers is not None]
     if not numbered:
         return
+    classes = len(labels) if len(labels) > 2 else 0
+    scored = None
     if split == "auto":
-        split, metrics["split_touching_trials"] = choose_split(
+        split, metrics["split_touching_trials"], chosen = choose_split(
             [(predicted[index], targets[index], objects[index]) for index in numbered])
+        if not classes:  # the chosen trial scored them already
+            scored = dict(zip(numbered, chosen))
     split = float(split) if split else None
     if split:
         metrics["split_touching"] = split
-    classes = len(labels) if len(labels) > 2 else 0
-    scored = {index: image_object_scores(predicted[index], targets[index], objects[index],
-                                         split, classes) for index in numbered}
+    if scored is None:
+        scored = {index: image_object_scores(predicted[index], targets[index], objects[index],
+                                             split, classes) for index in numbered}
     metrics["objects"] = object_metrics(list(scored.values()))
     for index, row in enumerate(metrics.get("per_image") or []):
         if index in scored:
@@ -224,21 +228,22 @@ def add_object_scores(metrics: dict, predicted: list[np.ndarray], targets: list[
 
 
 def choose_split(images: list[tuple[np.ndarray, np.ndarray, np.ndarray]]
-                 ) -> tuple[float | None, list[dict]]:
+                 ) -> tuple[float | None, list[dict], list[dict]]:
     """The tolerance of SPLIT_TOLERANCES, or None (not split), whose panoptic quality of all
     foreground is highest on (predicted, target, objects) `images`; None unless one beats
-    it. With each trial's scores, in the order tried."""
+    it. With each trial's scores, in the order tried, and the chosen trial's
+    image_object_scores of each image (all foreground: no per_class)."""
     trials, best = [], None
     for tolerance in (None,) + SPLIT_TOLERANCES:
-        scores = object_metrics([image_object_scores(*image, split=tolerance)
-                                 for image in images])
+        per_image = [image_object_scores(*image, split=tolerance) for image in images]
+        scores = object_metrics(per_image)
         trials.append({"split_touching": tolerance or "off",
                        **{key: scores[key] for key in ("predicted", "matched", "f1",
                                                        "panoptic_quality", "mean_ap")}})
         quality = scores["panoptic_quality"] or 0.0
         if best is None or quality > best[1]:
-            best = (tolerance, quality)
-    return best[0], trials
+            best = (tolerance, quality, per_image)
+    return best[0], trials, best[2]
 
 
 def object_metrics(scores: list[dict]) -> dict:
