@@ -234,8 +234,7 @@ def export_all(run: str | Path, quantizations: list[str], output: str | Path | N
     A conversion that fails does not stop the others (their converters take other paths):
     ExportFailed is raised after the last one, with the reports of those written."""
     from visionsuite.core.evaluate import load_run_config
-    from visionsuite.core.models import (KerasPredictor, TFLitePredictor, load_keras_model,
-                                         resolve_model)
+    from visionsuite.core.models import load_keras_model, resolve_model
     from visionsuite.tasks import get_task
 
     quantizations = known_quantizations(quantizations)
@@ -257,7 +256,7 @@ def export_all(run: str | Path, quantizations: list[str], output: str | Path | N
             else dataset.val
         calibration_images = task.calibration_images(pool, count, config.train.seed,
                                                      model.input_shape[1])
-    keras_out, reports, failures = None, [], {}
+    check, reports, failures = _ParityCheck(model, task, dataset, config, labels, source), [], {}
     print("writing the graph to convert ...", file=sys.stderr)
     with serving_graph(model, task.serving_fn(model, config)) as graph:
         for quantize in quantizations:
@@ -275,32 +274,45 @@ def export_all(run: str | Path, quantizations: list[str], output: str | Path | N
                 continue
             seconds = time.perf_counter() - started
             print(f"checking {target.name} against the Keras model on val ...", file=sys.stderr)
-            if keras_out is None:
-                keras_out = task.predict(KerasPredictor(model), dataset.val, config)
-                keras_metrics = task.headline(task.evaluate(keras_out, dataset.val, labels,
-                                                            source.settings))
-            tflite_out = task.predict(TFLitePredictor(target), dataset.val, config)
-            report = {
-                "quantize": quantize,
-                "file": str(target),
-                "source": str(source.path.resolve()),
-                "size_bytes": target.stat().st_size,
-                "convert_seconds": round(seconds, 2),
-                "calibration_images": len(calibration_images) if quantize == "int8" else 0,
-                "val_images": len(dataset.val),
-                "keras": keras_metrics,
-                "tflite": task.headline(task.evaluate(tflite_out, dataset.val, labels,
-                                                      source.settings)),
-                "agreement": task.agreement(keras_out, tflite_out),
-                "agreement_meaning": task.agreement_meaning,
-                "latency_ms_1_thread": _median_latency(target),
-            }
-            del tflite_out
+            report = {"quantize": quantize, "file": str(target),
+                      "source": str(source.path.resolve()),
+                      "size_bytes": target.stat().st_size,
+                      "convert_seconds": round(seconds, 2),
+                      "calibration_images": len(calibration_images) if quantize == "int8" else 0,
+                      **check.report(target)}
             write_json(target.with_suffix(".json"), report)
             reports.append(report)
     if failures:
         raise ExportFailed(reports, failures)
     return reports
+
+
+class _ParityCheck:
+    """A .tflite file's metrics on val beside the Keras model's, their agreement and the
+    file's latency; the Keras model runs on val once, when the first file is checked."""
+
+    def __init__(self, model, task, dataset, config, labels: list[str], source):
+        self.model, self.task, self.val, self.config = model, task, dataset.val, config
+        self.labels, self.settings = labels, source.settings
+        self.keras_out = self.keras_metrics = None
+
+    def report(self, target: Path) -> dict:
+        from visionsuite.core.models import KerasPredictor, TFLitePredictor
+
+        if self.keras_out is None:
+            self.keras_out = self.task.predict(KerasPredictor(self.model), self.val, self.config)
+            self.keras_metrics = self._headline(self.keras_out)
+        tflite_out = self.task.predict(TFLitePredictor(target), self.val, self.config)
+        return {"val_images": len(self.val),
+                "keras": self.keras_metrics,
+                "tflite": self._headline(tflite_out),
+                "agreement": self.task.agreement(self.keras_out, tflite_out),
+                "agreement_meaning": self.task.agreement_meaning,
+                "latency_ms_1_thread": _median_latency(target)}
+
+    def _headline(self, outputs) -> dict:
+        return self.task.headline(self.task.evaluate(outputs, self.val, self.labels,
+                                                     self.settings))
 
 
 def _write_tflite(target: Path, model, quantize: str, calibration_images, task, config,
