@@ -32,8 +32,9 @@ def compile_quickly(model, loss, learning_rate: float = 1e-3) -> None:
     its slots built now as core.train builds them. Keras' Adam computes the same update (to
     the rounding of TensorFlow's fused kernel), but TensorFlow traces its step several times
     slower (a tiny detector's test took 140 s with it, 53 s with the project's before the
-    kernel; core.train._ScalarsOncePerStep); and slots made inside the first step make
-    TensorFlow trace it twice (a one-step fit of EfficientNet-B0: 23 s, 8 s built)."""
+    kernel, 16 s with it; core.train._ScalarsOncePerStep); and slots made inside the first
+    step make TensorFlow trace it twice (a one-step fit of EfficientNet-B0: 23 s, 8 s
+    built)."""
     from visionsuite.core.train import WarmingEMAAdamW
 
     model.compile(WarmingEMAAdamW(learning_rate, weight_decay=0.0), loss)
