@@ -173,13 +173,18 @@ def test_a_link_out_of_the_dataset_is_refused(tmp_path: Path):
 
 
 def test_unreadable_images_are_skipped_counted_and_warned(tmp_path: Path, capsys):
-    good = tmp_path / "good.png"
+    from visionsuite.core.data import TF_ALIGNMENT
+
+    good, other = tmp_path / "good.png", tmp_path / "other.png"
     Image.new("RGB", (8, 8), (10, 20, 30)).save(good)
+    Image.new("RGB", (8, 8), (40, 50, 60)).save(other)
     bad = tmp_path / "bad.jpg"
     bad.write_text("not a jpeg")
-    decoded = decode_images([good, bad, good], size=4, channels=3, workers=2)
+    decoded = decode_images([good, bad, other], size=4, channels=3, workers=2)
     assert decoded.images.shape == (2, 4, 4, 3)
     assert decoded.kept.tolist() == [0, 2]
+    assert decoded.images[:, 0, 0].tolist() == [[10, 20, 30], [40, 50, 60]]  # moved up in order
+    assert decoded.images.ctypes.data % TF_ALIGNMENT == 0  # a tensor can share it (below)
     assert len(decoded.skipped) == 1 and str(bad) in decoded.skipped[0]
     assert f"warning: {bad}" in capsys.readouterr().err
 
@@ -204,6 +209,36 @@ def test_pipeline_batches_augments_and_one_hots():
     val = list(make_dataset(images, targets, 4, training=False))
     assert sum(len(b[0]) for b in val) == 10
     assert np.array_equal(val[0][0].numpy(), images[:4].astype(np.float32))
+
+
+def test_a_dataset_gathers_from_its_arrays_memory_and_tensorflow_gets_aligned_memory():
+    """make_dataset's tensors share the arrays' memory (no copy of the dataset), which stays
+    read-only from then on, and tf.data's rewrites that would copy it are off. Memory that
+    TensorFlow's kernels abort on (not aligned) or cannot share (strided) is copied once."""
+    import tensorflow as tf
+
+    from visionsuite.core.data import TF_ALIGNMENT, aligned_empty, make_dataset, shared_tensor
+
+    images = aligned_empty((6, 8, 8, 3), np.uint8)
+    images[...] = np.arange(6, dtype=np.uint8)[:, None, None, None]
+    targets = aligned_empty((6,), np.int32)
+    targets[...] = np.arange(6)
+    dataset = make_dataset(images, targets, 3, training=False)
+    assert not images.flags.writeable and not targets.flags.writeable
+    assert not dataset.options().experimental_optimization.apply_default_optimizations
+    images.flags.writeable = True  # only to show that the dataset reads this very memory
+    images[1] = 200
+    x, y = next(iter(dataset))
+    assert x.numpy()[:, 0, 0, 0].tolist() == [0, 200, 2] and y.numpy().tolist() == [0, 1, 2]
+
+    buffer = np.zeros(6 * 8 * 8 * 3 + 1, np.uint8)
+    unaligned = buffer[1:].reshape(6, 8, 8, 3)
+    unaligned[...] = 7
+    assert unaligned.ctypes.data % TF_ALIGNMENT  # shared as it is, a gather would abort
+    for array in (unaligned, np.full((6, 8, 16, 3), 7, np.uint8)[:, :, ::2]):
+        tensor = shared_tensor(array)
+        array[...] = 9  # still writeable: the tensor holds its own copy
+        assert tf.reduce_max(tf.gather(tensor, [5])) == 7 and tensor.shape == (6, 8, 8, 3)
 
 
 def test_identity_batches_hold_k_images_of_each_of_p_people():

@@ -1007,6 +1007,24 @@ def test_tta_averages_over_exactly_the_views_training_showed(flip, vflip, turn):
     assert np.allclose(averaged, tile)  # so each view was turned back exactly
 
 
+def test_val_tiles_cover_each_image_reflected_at_its_borders_with_ignored_masks():
+    from visionsuite.core.data import TF_ALIGNMENT
+    from visionsuite.tasks.base import Split
+    from visionsuite.tasks.segment.tiles import val_tiles
+
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 256, size, np.uint8) for size in ((20, 30, 3), (40, 16, 3))]
+    masks = [np.ones((20, 30), np.uint8), np.full((40, 16), 2, np.uint8)]
+    tiles, tile_masks = val_tiles(Split(images, masks, []), 16)
+    assert tiles.shape == (2 * 2 + 3, 16, 16, 3) and tile_masks.shape == (7, 16, 16)
+    first = np.pad(images[0], [(0, 12), (0, 2), (0, 0)], mode="symmetric")
+    second = np.pad(images[1], [(0, 8), (0, 0), (0, 0)], mode="symmetric")
+    assert np.array_equal(tiles[3], first[16:, 16:]) and np.array_equal(tiles[6], second[32:])
+    assert tile_masks[3, 4:, :].max() == IGNORE and tile_masks[3, :4, :14].max() == 1
+    assert set(np.unique(tile_masks[6])) == {2, IGNORE}
+    assert tiles.ctypes.data % TF_ALIGNMENT == 0 and tile_masks.ctypes.data % TF_ALIGNMENT == 0
+
+
 def test_tiled_inference_with_tta_keeps_a_per_pixel_model_unchanged():
     from visionsuite.config import AugmentConfig
     from visionsuite.tasks.segment.tiles import trained_symmetries, with_symmetries
@@ -1382,12 +1400,18 @@ def test_crops_cover_images_of_different_sizes():
 
     from visionsuite.config import AugmentConfig
     from visionsuite.core.augment import make_augment
+    from visionsuite.core.data import TF_ALIGNMENT
     from visionsuite.tasks.segment.data import pad_stack
 
-    images = [np.full((20, 30, 3), 100, np.uint8), np.full((40, 12, 3), 200, np.uint8)]
+    images = [np.full((20, 30, 3), 100, np.uint8),
+              (np.arange(40 * 12 * 3) % 251).reshape(40, 12, 3).astype(np.uint8)]
     masks = [np.ones((20, 30), np.uint8), np.full((40, 12), 2, np.uint8)]
     stacked, stacked_masks = pad_stack(images, None), pad_stack(masks, IGNORE)
     assert stacked.shape == (2, 40, 30, 3) and stacked_masks[0, 30, 0] == IGNORE
+    assert np.array_equal(stacked[1], np.pad(images[1], [(0, 0), (0, 18), (0, 0)], "symmetric"))
+    assert stacked.ctypes.data % TF_ALIGNMENT == 0  # shared by training's tensor, not copied
+    with pytest.raises(ValueError, match="cannot stack"):
+        pad_stack([images[0], images[0][..., :1]], None)
     augment = make_augment(AugmentConfig(rotate=90, zoom=0.2, vflip=0.5), crop_size=16)
     crops, crop_masks = augment(tf.constant(stacked, tf.float32),
                                 tf.constant(stacked_masks, tf.int32))

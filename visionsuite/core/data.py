@@ -56,8 +56,41 @@ def load_in_parallel(load, items: list, workers: int = 0, desc: str = "decoding"
     return [result for result, _ in outcomes], messages
 
 
-# The uint8 cache, then tf.data's own copy of it while training: about twice the cache.
+# The uint8 cache, which training's tensors share (shared_tensor), and as much again for
+# TensorFlow, the model and the batches in flight (1.5 GiB and more): twice the cache.
 CACHE_COPIES = 2
+
+# TensorFlow's kernels abort the process (a failed check, not an exception) on a tensor whose
+# memory does not start on this boundary (EIGEN_MAX_ALIGN_BYTES).
+TF_ALIGNMENT = 64
+
+
+def aligned_empty(shape: tuple[int, ...], dtype) -> np.ndarray:
+    """An uninitialised C-contiguous array whose memory starts on a TF_ALIGNMENT boundary, so
+    that a tensor can share it (shared_tensor) rather than copy it."""
+    dtype = np.dtype(dtype)
+    size = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    buffer = np.empty(size + TF_ALIGNMENT, np.uint8)
+    start = -buffer.ctypes.data % TF_ALIGNMENT
+    return buffer[start:start + size].view(dtype).reshape(shape)
+
+
+def shared_tensor(array: np.ndarray):
+    """A tensor over `array`'s own memory (through DLPack, no copy), `array` made read-only
+    so that it cannot change under the tensor. tf.constant would hold two more copies of a
+    dataset's images. An array that is not C-contiguous, aligned (aligned_empty) and
+    writeable is first copied once into one that is."""
+    import tensorflow as tf
+
+    array = np.asarray(array)
+    if not (array.flags.c_contiguous and array.flags.writeable
+            and array.ctypes.data % TF_ALIGNMENT == 0):
+        copy = aligned_empty(array.shape, array.dtype)
+        copy[...] = array
+        array = copy
+    tensor = tf.experimental.dlpack.from_dlpack(array.__dlpack__())
+    array.flags.writeable = False
+    return tensor
 
 
 def available_memory() -> int | None:
@@ -103,7 +136,7 @@ def decode_images(
 ) -> DecodedImages:
     """Decode and resize `paths` in parallel; unreadable files are warned about and left out.
     `window` ([center, width], data.window): the intensities of deep images read to 0..255."""
-    images = np.zeros((len(paths), size, size, channels), np.uint8)
+    images = aligned_empty((len(paths), size, size, channels), np.uint8)  # see make_dataset
 
     def load(index: int) -> bool:
         images[index] = read_image(paths[index], size, channels, window)
@@ -111,7 +144,10 @@ def decode_images(
 
     results, skipped = load_in_parallel(load, list(range(len(paths))), workers, desc, "skipped")
     kept = np.array([i for i, ok in enumerate(results) if ok], np.int64)
-    return DecodedImages(images[kept] if len(kept) < len(paths) else images, kept, skipped)
+    for slot, index in enumerate(kept):  # the decoded ones moved up, in place: still aligned
+        if slot != index:
+            images[slot] = images[index]
+    return DecodedImages(images[:len(kept)], kept, skipped)
 
 
 def measured_window(files: list[Path], workers: int = 0) -> tuple[list[float], str] | None:
@@ -193,7 +229,7 @@ def make_dataset(
     """
     import tensorflow as tf
 
-    images_t, targets_t = tf.constant(images), tf.constant(targets)
+    images_t, targets_t = shared_tensor(images), shared_tensor(targets)
     count = len(images) * repeat
     if index_batches is not None:
         dataset = tf.data.Dataset.from_generator(
@@ -226,6 +262,9 @@ def make_dataset(
 
     dataset = dataset.map(prepare, num_parallel_calls=2, deterministic=True)
     options = tf.data.Options()
+    # tf.data's default graph rewrites write the tensors its functions capture (the whole
+    # dataset) into a graph of constants: one more copy of it in RAM, for no speed here.
+    options.experimental_optimization.apply_default_optimizations = False
     options.autotune.enabled = False
     options.threading.max_intra_op_parallelism = 1
     options.threading.private_threadpool_size = 2

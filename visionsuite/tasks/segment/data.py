@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from visionsuite.core.data import aligned_empty
 from visionsuite.core.medical import file_stem
 from visionsuite.tasks.base import Split
 from visionsuite.tasks.segment.decode import DecodedPair
@@ -66,18 +67,26 @@ def _shown_image(pair: Pair) -> Path:
 
 def pad_stack(arrays: list[np.ndarray], fill: int | None) -> np.ndarray:
     """Stack arrays of different heights and widths, padded at the bottom and right to the
-    largest: images by reflection (fill None), masks with `fill` (IGNORE)."""
+    largest: images by reflection (fill None), masks with `fill` (IGNORE). The stack is
+    written in place, in memory a tensor can share (core.data.aligned_empty): the dataset is
+    held once more, not twice."""
     height = max(a.shape[0] for a in arrays)
     width = max(a.shape[1] for a in arrays)
-    out = []
-    for array in arrays:
+    rest = arrays[0].shape[2:]
+    if any(array.shape[2:] != rest for array in arrays):
+        raise ValueError(f"cannot stack arrays of shapes {sorted({a.shape for a in arrays})}")
+    dtype = np.result_type(*{array.dtype for array in arrays})
+    out = aligned_empty((len(arrays), height, width, *rest), dtype)
+    for slot, array in zip(out, arrays):
         pad = [(0, height - array.shape[0]), (0, width - array.shape[1])]
         pad += [(0, 0)] * (array.ndim - 2)
-        if fill is None:
-            out.append(np.pad(array, pad, mode="symmetric"))
+        if not any(after for _, after in pad):
+            slot[...] = array
+        elif fill is None:
+            slot[...] = np.pad(array, pad, mode="symmetric")
         else:
-            out.append(np.pad(array, pad, constant_values=fill))
-    return np.stack(out)
+            slot[...] = np.pad(array, pad, constant_values=fill)
+    return out
 
 
 def labelled_crop_batches(labelled: np.ndarray, repeat: int, share: float, batch_size: int,

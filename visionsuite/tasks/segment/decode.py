@@ -321,8 +321,9 @@ def memory_to_train(splits: dict[str, list[Pair]], channels: int, max_size: int 
                     workers: int = 0) -> tuple[int, list[tuple[int, int]]]:
     """About how many bytes training on `splits` holds, from the headers, and the slice sizes:
     each slice is kept decoded with its masks; the train slices are stacked again, padded to
-    the largest, and tf.data copies that stack; the val slices are tiled, and their predicted
-    probabilities (float32, 2 classes or more) are kept for the metrics."""
+    the largest (tf.data gathers from that stack's memory: core.data.shared_tensor); the val
+    slices are tiled, and their predicted probabilities (float32, 2 classes or more) are kept
+    for the metrics."""
     needed, sizes = 0, []
     for name, pairs in splits.items():
         found = slice_sizes(pairs, max_size, workers)
@@ -332,7 +333,7 @@ def memory_to_train(splits: dict[str, list[Pair]], channels: int, max_size: int 
         needed += pixels * (channels + 3)  # image, mask, region of interest, class-index mask
         if name == "train":
             padded = max(h for h, _ in found) * max(w for _, w in found)
-            needed += 2 * len(found) * padded * (channels + 1)
+            needed += len(found) * padded * (channels + 1)
         else:
             needed += pixels * (channels + 1 + 8)
         sizes += found

@@ -105,17 +105,28 @@ def sliding_window(predict_tiles, image: np.ndarray, tile: int, overlap: float,
 
 def val_tiles(split: Split, tile: int) -> tuple[np.ndarray, np.ndarray]:
     """Non-overlapping tiles covering every val image (reflected at the borders, with IGNORE
-    masks there), for the quick val metrics Keras reports each epoch."""
-    images, masks = [], []
-    for image, mask in zip(split.images, split.targets):
+    masks there), for the quick val metrics Keras reports each epoch; written in place, in
+    memory a tensor can share (core.data.aligned_empty)."""
+    from visionsuite.core.data import aligned_empty
+
+    grids = [(math.ceil(mask.shape[0] / tile), math.ceil(mask.shape[1] / tile))
+             for mask in split.targets]
+    count = sum(rows * columns for rows, columns in grids)
+    image_type = np.result_type(*{image.dtype for image in split.images})
+    mask_type = np.result_type(*{mask.dtype for mask in split.targets})
+    images = aligned_empty((count, tile, tile, split.images[0].shape[-1]), image_type)
+    masks = aligned_empty((count, tile, tile), mask_type)
+    index = 0
+    for image, mask, (rows, columns) in zip(split.images, split.targets, grids):
         height, width = mask.shape
-        full_h, full_w = math.ceil(height / tile) * tile, math.ceil(width / tile) * tile
+        full_h, full_w = rows * tile, columns * tile
         padded = np.pad(image, [(0, full_h - height), (0, full_w - width), (0, 0)],
                         mode="symmetric")
         padded_mask = np.pad(mask, [(0, full_h - height), (0, full_w - width)],
                              constant_values=IGNORE)
         for y in range(0, full_h, tile):
             for x in range(0, full_w, tile):
-                images.append(padded[y:y + tile, x:x + tile])
-                masks.append(padded_mask[y:y + tile, x:x + tile])
-    return np.stack(images), np.stack(masks)
+                images[index] = padded[y:y + tile, x:x + tile]
+                masks[index] = padded_mask[y:y + tile, x:x + tile]
+                index += 1
+    return images, masks
