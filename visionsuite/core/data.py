@@ -77,9 +77,9 @@ def aligned_empty(shape: tuple[int, ...], dtype) -> np.ndarray:
 
 def shared_tensor(array: np.ndarray):
     """A tensor over `array`'s own memory (through DLPack, no copy), `array` made read-only
-    so that it cannot change under the tensor. tf.constant would hold two more copies of a
-    dataset's images. An array that is not C-contiguous, aligned (aligned_empty) and
-    writeable is first copied once into one that is."""
+    so that it cannot change under the tensor (tf.constant would copy a dataset's images).
+    An array that is not C-contiguous, aligned (aligned_empty) and writeable is first copied
+    once into one that is."""
     import tensorflow as tf
 
     array = np.asarray(array)
@@ -217,15 +217,16 @@ def make_dataset(
     """A tf.data pipeline over in-memory arrays: shuffle, batch, augment in parallel, prefetch.
 
     Indices are shuffled and batched, and each batch is gathered from the arrays in one op (as
-    Keras does for NumPy input): per-image work in tf.data costs more than the gather. With
-    `repeat`, each image appears that many times an epoch (segmentation: several random crops
-    of each image); with `spatial_targets` (masks), augment_fn transforms images and targets
-    together. augment_fn gets each batch's seed (`seed=`) from a seeded sequence, and batches
-    come out in order, so that the same `seed` gives the same epochs. `index_batches` (a task's
-    sampler: face's identity_batches) replaces shuffling and batching: a generator of one
-    epoch's batches of indices, called once an epoch. With `labelled_flags` (segment's
-    labelled_crop_batches), an index -(i + 1) is image i, its crop to be centred on its labels
-    (augment_fn's `on_labels`).
+    Keras does for NumPy input): per-image work in tf.data costs more than the gather. The
+    arrays are not copied: tensors share their memory, and they are read-only from then on
+    (shared_tensor). With `repeat`, each image appears that many times an epoch
+    (segmentation: several random crops of each image); with `spatial_targets` (masks),
+    augment_fn transforms images and targets together. augment_fn gets each batch's seed
+    (`seed=`) from a seeded sequence, and batches come out in order, so that the same `seed`
+    gives the same epochs. `index_batches` (a task's sampler: face's identity_batches)
+    replaces shuffling and batching: a generator of one epoch's batches of indices, called
+    once an epoch. With `labelled_flags` (segment's labelled_crop_batches), an index -(i + 1)
+    is image i, its crop to be centred on its labels (augment_fn's `on_labels`).
     """
     import tensorflow as tf
 
