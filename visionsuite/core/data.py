@@ -56,8 +56,8 @@ def load_in_parallel(load, items: list, workers: int = 0, desc: str = "decoding"
     return [result for result, _ in outcomes], messages
 
 
-# The uint8 cache, which training's tensors share (shared_tensor), and as much again for
-# TensorFlow, the model and the batches in flight (1.5 GiB and more): twice the cache.
+# The uint8 cache, which training's tensors share (shared_tensor), and as much again as room
+# for TensorFlow (0.6 GiB once imported), the model and the batches in flight.
 CACHE_COPIES = 2
 
 # TensorFlow's kernels abort the process (a failed check, not an exception) on a tensor whose

@@ -67,9 +67,9 @@ def _shown_image(pair: Pair) -> Path:
 
 def pad_stack(arrays: list[np.ndarray], fill: int | None) -> np.ndarray:
     """Stack arrays of different heights and widths, padded at the bottom and right to the
-    largest: images by reflection (fill None), masks with `fill` (IGNORE). The stack is
-    written in place, in memory a tensor can share (core.data.aligned_empty): the dataset is
-    held once more, not twice."""
+    largest: images by reflection (fill None), masks with `fill` (IGNORE). Each is written
+    into its place (no padded copies of them all first), in memory that training's tensor
+    shares (core.data.aligned_empty)."""
     height = max(a.shape[0] for a in arrays)
     width = max(a.shape[1] for a in arrays)
     rest = arrays[0].shape[2:]
