@@ -183,7 +183,7 @@ def _class_remap(found: list[str], names: list[str]) -> np.ndarray:
 
 def _decode_split(annotations: list[Annotation], remap: np.ndarray, classes: int, size: int,
                   workers: int, name: str, window: list[float] | None) -> DetectionSplit:
-    from visionsuite.core.data import load_in_parallel
+    from visionsuite.core.data import aligned_empty, load_in_parallel
     from visionsuite.core.images import read_image, stored_geometry
 
     def rows(annotation: Annotation, upright: tuple[int, int]):
@@ -207,7 +207,9 @@ def _decode_split(annotations: list[Annotation], remap: np.ndarray, classes: int
     counts = sum((r[3] for _, r in kept), Counter())
     if counts:
         print(f"warning: {name}: bad boxes: {describe_counts(counts)}", file=sys.stderr)
-    images = np.stack([r[0] for _, r in kept]) if kept else np.zeros((0, size, size, 3), np.uint8)
+    images = aligned_empty((len(kept), size, size, 3), np.uint8)  # val_batches shares it
+    for slot, (_, result) in zip(images, kept):
+        slot[...] = result[0]
     return DetectionSplit(images, [r[1] for _, r in kept], [a.image for a, _ in kept], skipped,
                           sizes=[r[2] for _, r in kept], ignored=[r[4] for _, r in kept])
 
